@@ -1,0 +1,348 @@
+"""`ratchet`: serve the MCP server, and let a human review, approve, complain and inspect.
+
+Each command is a docstring and one call into the engine. Errors are translated here once: a
+RatchetError prints `ratchet: error: ...` on stderr and exits 2; listings take `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+
+from .engine import Engine
+from .errors import InvalidRequest, RatchetError
+from .levels import LEVEL_NAMES, Level
+from .policy import load_policy, resolve_policy_dir, starter_policy_dir
+from .results import DraftView
+
+Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
+
+
+def _print_json(value: Any) -> None:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    print(json.dumps(value, indent=2, default=str))
+
+
+async def _engine(args: argparse.Namespace) -> Engine:
+    return await Engine.open(Path(args.workspace), policies=args.policies, db=args.db, session=False)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _line(d: DraftView) -> str:
+    return f"{d.action_id:>6}  {d.status:<11} {d.action_class:<20} {d.tool:<11} {d.target}"
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the governed tools over stdio (or streamable HTTP on loopback with --http)."""
+    from .mcp_server import ServerConfig, build_server
+
+    workspace = Path(args.workspace).resolve()
+
+    async def check() -> None:
+        # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
+        engine = await Engine.open(workspace, policies=args.policies, db=args.db, session=False)
+        await engine.close()
+
+    anyio.run(check)
+    server = build_server(ServerConfig(workspace, args.policies, args.db))
+    if args.http:
+        server.run("streamable-http", host=args.host, port=args.port)
+    else:
+        server.run()
+    return 0
+
+
+async def cmd_lint(args: argparse.Namespace) -> int:
+    """Validate a policy directory: keys, levels, globs, and that every example lands in its class."""
+    directory = args.directory or resolve_policy_dir(Path(args.workspace).resolve(), args.policies)
+    policy = load_policy(directory)
+    examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
+    print(f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold")
+    for cls in sorted(policy.classes.values(), key=lambda c: c.name):
+        print(f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})"
+              f"  {cls.rule}")
+    return 0
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    """Copy the starter policies into <workspace>/.ratchet/policies for the team to commit and edit."""
+    target = Path(args.workspace).resolve() / ".ratchet" / "policies"
+    if target.exists():
+        raise InvalidRequest(f"{target} already exists; edit it, or remove it to start over")
+    shutil.copytree(starter_policy_dir(), target)
+    gitignore = target.parent / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("# the trust database is per machine; the policies are shared\nratchet.db*\n")
+    print(f"wrote {target}; commit it and review changes to it like code")
+    return 0
+
+
+async def cmd_queue(args: argparse.Namespace) -> int:
+    """List drafts waiting for a human, oldest first."""
+    engine = await _engine(args)
+    try:
+        drafts = await engine.queue()
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(drafts)
+    elif not drafts:
+        print("no drafts waiting")
+    else:
+        for d in drafts:
+            print(f"{_line(d)}  ({_when(d.created_at)})" + (f"  intent: {d.intent}" if d.intent else ""))
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    """Show one action or draft in full: class, rule, level, triggers, preview, outcome."""
+    engine = await _engine(args)
+    try:
+        d = await engine.view(args.id)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(d)
+        return 0
+    print(f"action {d.action_id}: {d.tool} {d.target} [{d.status}]")
+    print(f"class {d.action_class} ({d.rule}) at {d.class_level}; this call: {d.level}")
+    for t in d.triggers:
+        print(f"  trigger {t.name}: {t.detail}")
+    if d.intent:
+        print(f"intent: {d.intent}")
+    if d.reviewer:
+        print(f"reviewed by {d.reviewer}" + (f" after {d.review_seconds:.0f}s" if d.review_seconds else "")
+              + (f": {d.review_note}" if d.review_note else ""))
+    if d.error:
+        print(f"error: {d.error}")
+    print(d.preview)
+    return 0
+
+
+async def cmd_approve(args: argparse.Namespace) -> int:
+    """Run a queued draft now, exactly as drafted (once). --content FILE approves with your edit instead."""
+    content = Path(args.content).read_text(encoding="utf-8") if args.content else None
+    engine = await _engine(args)
+    try:
+        d = await engine.approve(args.id, content=content, note=args.note)
+    finally:
+        await engine.close()
+    print(f"draft {d.action_id}: {d.status}" + (f" ({d.error})" if d.error else ""))
+    return 0 if d.status == "executed" else 1
+
+
+async def cmd_reject(args: argparse.Namespace) -> int:
+    """Reject a queued draft; nothing runs and the class's window records a failure."""
+    engine = await _engine(args)
+    try:
+        d = await engine.reject(args.id, args.reason)
+    finally:
+        await engine.close()
+    print(f"draft {d.action_id}: rejected")
+    return 0
+
+
+async def cmd_complain(args: argparse.Namespace) -> int:
+    """Record that an action which ran was wrong; its class is demoted or charged a failure."""
+    engine = await _engine(args)
+    try:
+        moved = await engine.complain(args.action_id, args.reason)
+    finally:
+        await engine.close()
+    print(f"complaint recorded on action {args.action_id}" + (f"; {moved.line()}" if moved else ""))
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    """Where every class stands: level, window, evidence, and what a call would do now."""
+    engine = await _engine(args)
+    try:
+        levels = await engine.trust_levels()
+        queued = len(await engine.queue())
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(levels)
+        return 0
+    print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
+    for c in levels.classes:
+        pin = f" pinned {c.pinned}" if c.pinned else ""
+        rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
+        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
+    return 0
+
+
+async def cmd_history(args: argparse.Namespace) -> int:
+    """Recent actions, newest first, with their outcome."""
+    engine = await _engine(args)
+    try:
+        rows = await engine.history(args.limit, args.cls)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        for d in rows:
+            print(f"{_line(d)}  {_when(d.created_at)}")
+    return 0
+
+
+async def cmd_transitions(args: argparse.Namespace) -> int:
+    """Promotions, demotions and pins, newest first, each with the evidence that caused it."""
+    engine = await _engine(args)
+    try:
+        rows = await engine.transitions(args.cls)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{_when(r['at'])}  {r['class']}: {r['from_level']} -> {r['to_level']} [{r['kind']} by "
+                  f"{r['actor']}] {r['reason']}")
+    return 0
+
+
+async def cmd_demote(args: argparse.Namespace) -> int:
+    """Lower a class one rung (or --to LEVEL), not below its floor. Nothing promotes by command."""
+    engine = await _engine(args)
+    try:
+        moved = await engine.demote(args.cls, args.reason, Level.parse(args.to) if args.to else None)
+    finally:
+        await engine.close()
+    print(moved.line())
+    return 0
+
+
+async def cmd_pin(args: argparse.Namespace) -> int:
+    """Hold a class at or below LEVEL (any level, blocked included) until unpinned."""
+    engine = await _engine(args)
+    try:
+        moved = await engine.pin(args.cls, Level.parse(args.level), args.reason)
+    finally:
+        await engine.close()
+    print(moved.line())
+    return 0
+
+
+async def cmd_unpin(args: argparse.Namespace) -> int:
+    """Lift a pin: the class returns to the level it earned (never higher)."""
+    engine = await _engine(args)
+    try:
+        moved = await engine.pin(args.cls, None, args.reason)
+    finally:
+        await engine.close()
+    print(moved.line())
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """A scripted agent session in a scratch workspace: every level, a CLI approval, a promotion, a demotion."""
+    from .demo import run_demo
+
+    await run_demo(Path(args.dir) if args.dir else None)
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; `ratchet COMMAND --help` is the manual."""
+    parser = argparse.ArgumentParser(prog="ratchet", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", default=".", help="the workspace directory (default: .)")
+    common.add_argument("--policies", type=Path, default=None,
+                        help="policy directory (default: $RATCHET_POLICIES, <workspace>/.ratchet/policies, "
+                             "else the starter set)")
+    common.add_argument("--db", type=Path, default=None,
+                        help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, *, json_flag: bool = False) -> argparse.ArgumentParser:
+        doc = (handler.__doc__ or "").strip()
+        p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0], description=doc)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("serve", cmd_serve)
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
+    p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
+    p = add("lint", cmd_lint)
+    p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
+    add("init", cmd_init)
+    add("queue", cmd_queue, json_flag=True)
+    p = add("show", cmd_show, json_flag=True)
+    p.add_argument("id", type=int, help="action or draft id")
+    p = add("approve", cmd_approve)
+    p.add_argument("id", type=int, help="draft id")
+    p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (counts as rework)")
+    p.add_argument("--note", help="a note kept with the review")
+    p = add("reject", cmd_reject)
+    p.add_argument("id", type=int, help="draft id")
+    p.add_argument("--reason", required=True, help="why (kept with the review)")
+    p = add("complain", cmd_complain)
+    p.add_argument("action_id", type=int, help="the action that ran and was wrong")
+    p.add_argument("--reason", required=True, help="what was wrong")
+    add("status", cmd_status, json_flag=True)
+    p = add("history", cmd_history, json_flag=True)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--class", dest="cls", help="only this class")
+    p = add("transitions", cmd_transitions, json_flag=True)
+    p.add_argument("--class", dest="cls", help="only this class")
+    p = add("demote", cmd_demote)
+    p.add_argument("cls", metavar="CLASS")
+    p.add_argument("--to", choices=LEVEL_NAMES, help="demote to this level (default: one rung)")
+    p.add_argument("--reason", required=True)
+    p = add("pin", cmd_pin)
+    p.add_argument("cls", metavar="CLASS")
+    p.add_argument("level", choices=LEVEL_NAMES)
+    p.add_argument("--reason", required=True)
+    p = add("unpin", cmd_unpin)
+    p.add_argument("cls", metavar="CLASS")
+    p.add_argument("--reason", required=True)
+    p = add("demo", cmd_demo)
+    p.add_argument("--dir", help="scratch directory to use (default: a new temporary directory)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ratchet` console script."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.handler is cmd_serve:
+            return cmd_serve(args)
+        code: int = anyio.run(args.handler, args)
+    except RatchetError as exc:
+        print(f"ratchet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

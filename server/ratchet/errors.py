@@ -1,0 +1,95 @@
+"""Every error Ratchet raises on purpose, in one small hierarchy.
+
+    RatchetError                      base: a message a human or a model can act on
+    ├── PolicyError                   a policy file is malformed (names file, key, problem)
+    ├── InvalidRequest                the caller's arguments are wrong (names what, and what was expected)
+    │   ├── PathRefused               a path is outside the workspace or protected (names the rule)
+    │   ├── EditNotFound              an edit's old_text does not occur in the file
+    │   └── EditAmbiguous             an edit's old_text occurs more times than the edit allows
+    ├── ExecutionFailed               an executor ran and the action did not succeed
+    ├── DraftError                    a draft cannot be acted on
+    │   ├── DraftNotFound             no draft with that id
+    │   ├── DraftAlreadyResolved      approved, rejected or expired before
+    │   └── DraftStale                its target changed since it was drafted
+    └── StoreError                    the trust database is unusable (names the file)
+
+Edges translate once: the CLI turns a RatchetError into a message and exit code 2; the MCP server
+turns it into a ToolError the model can read. Anything else is a bug and surfaces as one.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DraftAlreadyResolved",
+    "DraftError",
+    "DraftNotFound",
+    "DraftStale",
+    "EditAmbiguous",
+    "EditNotFound",
+    "ExecutionFailed",
+    "InvalidRequest",
+    "PathRefused",
+    "PolicyError",
+    "RatchetError",
+    "StoreError",
+]
+
+
+class RatchetError(Exception):
+    """Base class: the message says what was wrong and what was expected."""
+
+
+class PolicyError(RatchetError):
+    """A policy file is malformed. Serving refuses to start half-configured."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {problem}")
+
+
+class InvalidRequest(RatchetError):
+    """The caller's arguments cannot be acted on as given."""
+
+
+class PathRefused(InvalidRequest):
+    """A path escapes the workspace or names something the tools may never touch."""
+
+    def __init__(self, path: str, rule: str, detail: str) -> None:
+        self.path = path
+        self.rule = rule
+        super().__init__(f"path {path!r} refused by rule {rule!r}: {detail}")
+
+
+class EditNotFound(InvalidRequest):
+    """An exact-match edit's old_text is not in the file."""
+
+
+class EditAmbiguous(InvalidRequest):
+    """An exact-match edit's old_text occurs more often than the edit allows."""
+
+
+class ExecutionFailed(RatchetError):
+    """The executor ran and the action did not succeed (the outcome is recorded as failed)."""
+
+
+class DraftError(RatchetError):
+    """A draft cannot be acted on."""
+
+
+class DraftNotFound(DraftError):
+    """No draft has that id."""
+
+
+class DraftAlreadyResolved(DraftError):
+    """The draft was approved, rejected or expired before; it runs at most once."""
+
+
+class DraftStale(DraftError):
+    """The draft's target changed since it was drafted; approving it would overwrite that change."""
+
+
+class StoreError(RatchetError):
+    """The trust database cannot be opened or has an unknown schema."""

@@ -1,0 +1,109 @@
+"""The gate: from a class's level and this call's circumstances to what happens now. Pure.
+
+The class level is the most a call can get; triggers only lower it, each with a stated reason:
+
+- `confidence` (agent-reported, optional): at or above `autonomous_at` the level stands; above
+  `flag_at` it stands but the action is flagged for review; above `escalate_at` it drops to
+  `confirm`; at or below `escalate_at` it is refused with an escalation packet.
+- `repeated-failure`: after `max_consecutive_failures` failures of the class in this session the
+  class halts for the session (drift is not persistence).
+- `pinned`: a human capped the class below its earned level.
+- `cli-approval-required`: the class does not accept in-chat confirmation; it drafts instead.
+- `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .levels import Level
+from .policy import ActionClass
+
+
+class Route(StrEnum):
+    """What the server does with the call."""
+
+    EXECUTE = "execute"
+    CONFIRM = "confirm"
+    DRAFT = "draft"
+    BLOCK = "block"
+
+
+ROUTE_OF_LEVEL = {Level.AUTONOMOUS: Route.EXECUTE, Level.CONFIRM: Route.CONFIRM,
+                  Level.DRAFT: Route.DRAFT, Level.BLOCKED: Route.BLOCK}
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One reason this call got less than the class level (or was flagged)."""
+
+    name: str
+    detail: str
+    cap: Level
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {"name": self.name, "detail": self.detail, "cap": self.cap.label}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the gate decided for one call, and every reason behind it."""
+
+    class_name: str
+    rule: str
+    class_level: Level
+    level: Level
+    route: Route
+    triggers: tuple[Trigger, ...]
+    flagged: bool
+
+    def why(self) -> str:
+        """A one-line explanation: class, rule, level, triggers."""
+        parts = [f"class {self.class_name} ({self.rule}) is at {self.class_level.label}"]
+        parts += [f"{t.name}: {t.detail}" for t in self.triggers]
+        return "; ".join(parts) + f" -> {self.route.value}"
+
+
+def decide(
+    cls: ActionClass,
+    class_level: Level,
+    *,
+    pinned: Level | None = None,
+    confidence: float | None = None,
+    session_failures: int = 0,
+    can_elicit: bool = True,
+) -> Decision:
+    """Decide one call. Every trigger can only lower the level."""
+    triggers: list[Trigger] = []
+    flagged = False
+    if pinned is not None and pinned < class_level:
+        triggers.append(Trigger("pinned", f"a human pinned the class at {pinned.label}", pinned))
+    limit = cls.trust.max_consecutive_failures
+    if session_failures >= limit:
+        triggers.append(Trigger("repeated-failure",
+                                f"{session_failures} consecutive failures of this class in this session "
+                                f"(limit {limit}); halted for the session", Level.BLOCKED))
+    if confidence is not None:
+        thresholds = cls.confidence
+        if confidence <= thresholds.escalate_at:
+            triggers.append(Trigger("confidence", f"{confidence:.2f} <= escalate_at {thresholds.escalate_at}",
+                                    Level.BLOCKED))
+        elif confidence <= thresholds.flag_at:
+            triggers.append(Trigger("confidence", f"{confidence:.2f} <= flag_at {thresholds.flag_at}: "
+                                    "needs a human's confirmation", Level.CONFIRM))
+        elif confidence < thresholds.autonomous_at:
+            flagged = True
+            triggers.append(Trigger("confidence", f"{confidence:.2f} < autonomous_at {thresholds.autonomous_at}: "
+                                    "runs at the class level, flagged for review", Level.AUTONOMOUS))
+    level = min([class_level, *(t.cap for t in triggers)])
+    route = ROUTE_OF_LEVEL[level]
+    if route is Route.CONFIRM and cls.require_cli_approval:
+        triggers.append(Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT))
+        route = Route.DRAFT
+    elif route is Route.CONFIRM and not can_elicit:
+        triggers.append(Trigger("no-elicitation", "the client cannot ask its human; queued as a draft",
+                                Level.DRAFT))
+        route = Route.DRAFT
+    return Decision(cls.name, cls.rule, class_level, level, route, tuple(triggers), flagged)

@@ -1,0 +1,301 @@
+"""MCP wiring only: tools, their schemas and annotations, elicitation, and error translation.
+
+The human is asked through resolver parameters (`Annotated[..., Resolve(fn)]`), which the SDK
+carries over both protocol styles: a standalone `elicitation/create` request on 2025-11-25 and
+earlier, and an `input_required` round trip on 2026-07-28. A resolver may run again on every
+round, so the gate's evaluation in a resolver only reads; everything is recorded in the tool body.
+No tool here approves, rejects or changes policy on the agent's word: approval comes from the
+human's answer to an elicitation, shown by the client's own UI, or from the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    CancelledElicitation,
+    Context,
+    Elicit,
+    ElicitationResult,
+    MCPServer,
+    Resolve,
+)
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from .engine import Engine, Evaluation, HumanAnswer
+from .errors import RatchetError
+from .gate import Route
+from .operations import EditSpec
+from .redact import redact
+from .results import DraftView, ReviewResult, ToolOutcome, TrustLevels
+
+log = logging.getLogger("ratchet")
+
+REVIEW_BATCH = 5
+ELICIT_DIFF_CHARS = 6000
+
+INSTRUCTIONS = """\
+Ratchet governs file changes in this workspace. Use write_file and edit_file for every file change.
+Each call is sorted into an action class with an autonomy level earned from evidence: it may run at
+once, ask the human to confirm, be queued as a draft for later review (carry on with other work and
+check get_draft), or be refused with an escalation packet explaining why. Pass `intent` (what the
+change is for) and, when unsure, `confidence` (0-1). trust_levels shows where each class stands.
+"""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server finds its workspace, policy and database."""
+
+    workspace: Path
+    policies: Path | None = None
+    db: Path | None = None
+
+
+class _FlatForm(BaseModel):
+    """An elicitation form: flat primitives and no top-level title (some clients refuse extras)."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema, _: _strip_top_level(schema))
+
+
+def _strip_top_level(schema: dict[str, Any]) -> None:
+    # The spec's requestedSchema is {type, properties, required}; Codex cancels forms with more.
+    schema.pop("title", None)
+    schema.pop("description", None)
+
+
+class ConfirmChange(_FlatForm):
+    """The human's answer to one proposed change."""
+
+    approve: bool = Field(title="Apply this change?", description="Yes applies exactly the change shown.")
+
+
+class ReviewDraft(_FlatForm):
+    """The human's answer to one queued draft."""
+
+    approve: bool = Field(title="Approve this draft?", description="Yes runs it now; no rejects it.")
+    reason: str = Field("", title="Reason (optional)", description="Why, if you reject it.")
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """A resolver's plain result: the evaluation to carry out, or the error that stopped it."""
+
+    evaluation: Evaluation | None
+    error: RatchetError | None
+    asked_at: float
+
+
+def _engine(ctx: Context) -> Engine:
+    engine: Engine = ctx.request_context.lifespan_context
+    return engine
+
+
+def _can_elicit(ctx: Context) -> bool:
+    caps = ctx.client_capabilities
+    return caps is not None and caps.elicitation is not None
+
+
+def _confirm_message(ev: Evaluation) -> str:
+    p, d = ev.prepared, ev.decision
+    diff = p.preview if len(p.preview) <= ELICIT_DIFF_CHARS else (
+        p.preview[:ELICIT_DIFF_CHARS] + f"\n… ({len(p.preview) - ELICIT_DIFF_CHARS} more characters)")
+    why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
+    return redact(f"Ratchet: allow {p.tool} {p.target}?\nWhy you are asked: {why}\n\n{diff}")
+
+
+async def _gate(ctx: Context, tool: str, args: dict[str, Any], confidence: float | None
+                ) -> Elicit[ConfirmChange] | _Gated:
+    try:
+        ev = await _engine(ctx).evaluate(tool, args, confidence=confidence, can_elicit=_can_elicit(ctx))
+    except RatchetError as exc:
+        return _Gated(None, exc, time.time())
+    if ev.decision.route is Route.CONFIRM:
+        return Elicit(_confirm_message(ev), ConfirmChange)
+    return _Gated(ev, None, time.time())
+
+
+async def _gate_write(path: str, content: str, confidence: float | None, ctx: Context
+                      ) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "write_file", {"path": path, "content": content}, confidence)
+
+
+async def _gate_edit(path: str, edits: list[EditSpec], confidence: float | None, ctx: Context
+                     ) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "edit_file", {"path": path, "edits": [e.model_dump() for e in edits]}, confidence)
+
+
+async def _carry_out(ctx: Context, tool: str, args: dict[str, Any], review: ElicitationResult[Any],
+                     intent: str | None, confidence: float | None) -> CallToolResult:
+    engine = _engine(ctx)
+    gated = review.data if isinstance(review, AcceptedElicitation) else None
+    answer: HumanAnswer | None = None
+    if isinstance(gated, _Gated):
+        if gated.error is not None:
+            await engine.refuse(tool, args, gated.error, intent=intent, confidence=confidence)
+            raise ToolError(str(gated.error))
+        assert gated.evaluation is not None
+        ev = gated.evaluation
+    else:
+        # The human answered: re-evaluate now (the class may have moved while they read) and carry
+        # out the fresh decision; the answer counts only if the call still needs a confirmation.
+        try:
+            ev = await engine.evaluate(tool, args, confidence=confidence, can_elicit=True)
+        except RatchetError as exc:
+            await engine.refuse(tool, args, exc, intent=intent, confidence=confidence)
+            raise ToolError(str(exc)) from exc
+        if not isinstance(review, CancelledElicitation):
+            approved = isinstance(gated, ConfirmChange) and gated.approve
+            answer = HumanAnswer(approved, "elicitation")
+        # A cancelled dialog is no decision: the change waits in the queue as a draft.
+    outcome = await engine.carry_out(ev, intent=intent, confidence=confidence, answer=answer)
+    return _result(outcome)
+
+
+def _result(outcome: ToolOutcome) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=outcome.message)],
+                          structured_content=outcome.model_dump(mode="json"),
+                          is_error=outcome.status == "failed")
+
+
+def build_server(config: ServerConfig) -> MCPServer:
+    """The Ratchet MCP server for one workspace; each client connection gets its own session."""
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
+        engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
+        log.info("ratchet: workspace %s, policy %s, database %s, session %s", engine.workspace.root,
+                 engine.policy.directory, engine.store.path, engine.session_id)
+        try:
+            yield engine
+        finally:
+            await engine.close()
+
+    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                             open_world_hint=False)
+    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                            open_world_hint=False)
+
+    @mcp.tool(title="Write a file (governed)", annotations=writes)
+    async def write_file(
+        path: Annotated[str, Field(description="file path, relative to the workspace")],
+        content: Annotated[str, Field(description="the complete new file content")],
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_write)],
+        intent: Annotated[str | None, Field(description="what this change is for")] = None,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """Create or overwrite a file through Ratchet's gate (atomic; mode and line endings kept).
+
+        The result's status says what happened: executed, draft (queued for a human; carry on),
+        declined, blocked (with an escalation packet) or failed.
+        """
+        return await _carry_out(ctx, "write_file", {"path": path, "content": content}, review, intent, confidence)
+
+    @mcp.tool(title="Edit a file (governed)", annotations=writes)
+    async def edit_file(
+        path: Annotated[str, Field(description="file path, relative to the workspace")],
+        edits: Annotated[list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")],
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
+        intent: Annotated[str | None, Field(description="what this change is for")] = None,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """Edit a file with exact, literal replacements through Ratchet's gate.
+
+        Each old_text must occur exactly once (or exactly `count` times). Same statuses as write_file.
+        """
+        args = {"path": path, "edits": [e.model_dump() for e in edits]}
+        return await _carry_out(ctx, "edit_file", args, review, intent, confidence)
+
+    @mcp.tool(title="Trust levels", annotations=reads)
+    async def trust_levels(ctx: Context) -> TrustLevels:
+        """Each action class: its level, its evidence window, and what a call of it would do now."""
+        return await _engine(ctx).trust_levels()
+
+    @mcp.tool(title="Get a draft", annotations=reads)
+    async def get_draft(draft_id: int, ctx: Context) -> DraftView:
+        """The current state of a draft (or any action) by id: queued, executed, rejected, stale..."""
+        try:
+            return await _engine(ctx).view(draft_id)
+        except RatchetError as exc:
+            raise ToolError(str(exc)) from exc
+
+    _register_review(mcp)
+    return mcp
+
+
+async def _pick_drafts(ctx: Context) -> list[DraftView]:
+    engine = _engine(ctx)
+    queued = [d for d in await engine.queue() if not engine._class_of(d.action_class).require_cli_approval]
+    return queued[:REVIEW_BATCH]
+
+
+def _asker(index: int) -> Callable[..., Any]:
+    async def ask(ctx: Context, drafts: Annotated[list[DraftView], Resolve(_pick_drafts)]
+                  ) -> Elicit[ReviewDraft] | None:
+        if index >= len(drafts) or not _can_elicit(ctx):
+            return None
+        d = drafts[index]
+        preview = d.preview[:ELICIT_DIFF_CHARS]
+        return Elicit(redact(f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}\n"
+                             f"Class {d.action_class}; intent: {d.intent or '(none given)'}\n\n{preview}"), ReviewDraft)
+
+    ask.__name__ = f"ask_review_{index}"
+    return ask
+
+
+# One resolver per offered draft, so each question is asked (and answered) on its own. Module-level:
+# the SDK reads the annotations below by name.
+_ASKERS = [_asker(i) for i in range(REVIEW_BATCH)]
+
+
+def _register_review(mcp: MCPServer) -> None:
+    @mcp.tool(title="Review queued drafts with the human",
+              annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
+                                          open_world_hint=False))
+    async def review_drafts(
+        ctx: Context,
+        drafts: Annotated[list[DraftView], Resolve(_pick_drafts)],
+        a0: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[0])],
+        a1: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[1])],
+        a2: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[2])],
+        a3: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[3])],
+        a4: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[4])],
+    ) -> ReviewResult:
+        """Put queued drafts (up to five per call) to the human in the client's own dialog.
+
+        The human approves (the draft runs now), rejects, or dismisses (it stays queued). The agent
+        cannot answer for the human. Drafts of classes that require CLI approval are not offered.
+        """
+        engine = _engine(ctx)
+        reviewed: list[DraftView] = []
+        for draft, answer in zip(drafts, (a0, a1, a2, a3, a4), strict=False):
+            if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
+                continue
+            try:
+                if answer.data.approve:
+                    reviewed.append(await engine.approve(draft.action_id, reviewer="elicitation"))
+                else:
+                    reviewed.append(await engine.reject(draft.action_id, answer.data.reason or "rejected in chat",
+                                                        reviewer="elicitation"))
+            except RatchetError as exc:
+                reviewed.append((await engine.view(draft.action_id)).model_copy(update={"error": str(exc)}))
+        remaining = len(await engine.queue())
+        if not drafts:
+            message = "no drafts are waiting for review"
+        elif not _can_elicit(ctx):
+            message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
+        else:
+            message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
+        return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)

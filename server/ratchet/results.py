@@ -1,0 +1,111 @@
+"""What tools and CLI commands return: pydantic models, published as MCP output schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .escalation import EscalationPacket
+
+Status = Literal["executed", "draft", "declined", "blocked", "failed"]
+
+
+class TriggerInfo(BaseModel):
+    """A trigger that lowered (or flagged) this call."""
+
+    name: str
+    detail: str
+    cap: str
+
+
+class ClassMove(BaseModel):
+    """A promotion or demotion this call caused."""
+
+    action_class: str
+    from_level: str
+    to_level: str
+    kind: str
+    reason: str
+
+
+class ToolOutcome(BaseModel):
+    """The result of every governed tool call."""
+
+    status: Status = Field(description="executed | draft | declined | blocked | failed")
+    action_id: int
+    action_class: str
+    rule: str = Field(description="policy file:line of the class that matched")
+    class_level: str = Field(description="the class's standing level")
+    level: str = Field(description="the level this call got after triggers")
+    triggers: list[TriggerInfo] = []
+    flagged: bool = False
+    message: str
+    preview: str | None = None
+    result: dict[str, Any] | None = None
+    draft_id: int | None = None
+    packet: EscalationPacket | None = None
+    moved: ClassMove | None = None
+
+
+class ClassStatus(BaseModel):
+    """Where a class stands and what a call of it would do now."""
+
+    action_class: str
+    description: str
+    rule: str
+    level: str
+    earned_level: str
+    pinned: str | None
+    floor: str
+    ceiling: str
+    window_size: int
+    samples: int
+    successes: int
+    rate: float | None
+    lower_bound: float | None
+    drift: float
+    promote_at: float
+    next_promotion: str
+    would: str = Field(description="what a call of this class does now: execute | confirm | draft | block")
+    since: float
+
+
+class TrustLevels(BaseModel):
+    """Every class's standing."""
+
+    classes: list[ClassStatus]
+    policy: str
+    policy_fingerprint: str
+
+
+class DraftView(BaseModel):
+    """A draft (or any recorded action) as a human or the agent sees it."""
+
+    action_id: int
+    status: str
+    tool: str
+    target: str
+    action_class: str
+    rule: str
+    class_level: str
+    level: str
+    intent: str | None
+    confidence: float | None
+    preview: str
+    triggers: list[TriggerInfo]
+    created_at: float
+    session_id: str
+    reviewer: str | None = None
+    review_seconds: float | None = None
+    review_note: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class ReviewResult(BaseModel):
+    """What the human decided in an in-chat review of queued drafts."""
+
+    reviewed: list[DraftView]
+    remaining: int
+    message: str

@@ -1,0 +1,276 @@
+"""The trust database: one SQLite file (WAL) through aiosqlite, a versioned schema, no policy logic.
+
+Rows are written so that nothing is lost: an action's intent is inserted (status `running`,
+with the writing process's pid) before its executor starts, and its outcome is written after.
+A process that dies in between leaves a `running` row that `recover_interrupted` turns into
+`interrupted` the next time any Ratchet process opens the file. Several server processes may
+share one file: writes run in `BEGIN IMMEDIATE` transactions with a busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .errors import StoreError
+
+DB_ENV = "RATCHET_DB"
+
+# Each entry migrates from version i to i + 1. Append only; never edit a released step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY, started_at REAL NOT NULL, client TEXT, pid INTEGER NOT NULL
+    );
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        tool TEXT NOT NULL,
+        target TEXT NOT NULL,
+        class TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        args_json TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        fingerprint TEXT,
+        intent TEXT,
+        confidence REAL,
+        class_level TEXT NOT NULL,
+        level TEXT NOT NULL,
+        route TEXT NOT NULL,
+        triggers_json TEXT NOT NULL,
+        flagged INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        result_json TEXT,
+        error TEXT,
+        finished_at REAL,
+        reviewer TEXT,
+        review_seconds REAL,
+        review_note TEXT,
+        sample TEXT
+    );
+    CREATE INDEX actions_by_session ON actions (session_id, id);
+    CREATE INDEX actions_by_class ON actions (class, id);
+    CREATE INDEX actions_open ON actions (status) WHERE status IN ('running', 'drafted', 'approving');
+    CREATE TABLE class_state (
+        name TEXT PRIMARY KEY,
+        level TEXT NOT NULL,
+        policy_start TEXT NOT NULL,
+        pinned TEXT,
+        window_json TEXT NOT NULL DEFAULT '[]',
+        level_since REAL NOT NULL,
+        transition_id INTEGER
+    );
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        class TEXT NOT NULL,
+        at REAL NOT NULL,
+        from_level TEXT NOT NULL,
+        to_level TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        evidence_json TEXT NOT NULL,
+        action_id INTEGER
+    );
+    CREATE INDEX transitions_by_class ON transitions (class, id);
+    CREATE TABLE complaints (
+        id INTEGER PRIMARY KEY, action_id INTEGER NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL,
+        actor TEXT NOT NULL
+    );
+    CREATE TABLE streaks (
+        session_id TEXT NOT NULL, class TEXT NOT NULL, failures INTEGER NOT NULL,
+        PRIMARY KEY (session_id, class)
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """A class's persisted standing."""
+
+    name: str
+    level: str
+    policy_start: str
+    pinned: str | None
+    window: list[tuple[int, bool]]
+    level_since: float
+    transition_id: int | None
+
+
+def default_db_path(workspace: Path) -> Path:
+    """`$RATCHET_DB` if set, else `<workspace>/.ratchet/ratchet.db`."""
+    env = os.environ.get(DB_ENV)
+    return Path(env) if env else workspace / ".ratchet" / "ratchet.db"
+
+
+class Store:
+    """Async access to the trust database. Open with `await Store.open(path)`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating if needed) and migrate the database; StoreError names the file on failure."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open trust database {path}: {exc}") from exc
+        db.row_factory = aiosqlite.Row
+        store = cls(db, path)
+        try:
+            await db.execute("PRAGMA busy_timeout = 15000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await store._migrate()
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(f"trust database {path} is unusable: {exc}") from exc
+        except StoreError:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.db.close()
+
+    async def _migrate(self) -> None:
+        async with self.transaction():
+            version = (await self.one("PRAGMA user_version"))[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"trust database {self.path} has schema version {version}; this Ratchet "
+                                 f"knows up to {SCHEMA_VERSION}: upgrade Ratchet")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A write transaction that takes the lock up front, so concurrent writers queue, not fail."""
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
+
+    async def one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row:
+        """Exactly one row (raises StoreError if none)."""
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise StoreError(f"expected a row from: {sql.split()[0:4]}")
+        return row
+
+    async def maybe(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        """At most one row."""
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """Every row."""
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run an INSERT and return the new rowid."""
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            rowid = cursor.lastrowid
+        assert rowid is not None
+        return rowid
+
+    async def update(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run an UPDATE/DELETE and return how many rows changed."""
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return cursor.rowcount
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def start_session(self, session_id: str, client: str | None) -> None:
+        """Record a new agent session."""
+        async with self.transaction():
+            await self.insert("INSERT INTO sessions (id, started_at, client, pid) VALUES (?, ?, ?, ?)",
+                              (session_id, time.time(), client, os.getpid()))
+
+    # -- class state ----------------------------------------------------------------------------
+
+    async def class_row(self, name: str) -> ClassRow | None:
+        """A class's standing, or None before it was first seen."""
+        row = await self.maybe("SELECT * FROM class_state WHERE name = ?", (name,))
+        return _class_row(row) if row is not None else None
+
+    async def class_rows(self) -> dict[str, ClassRow]:
+        """Every class's standing."""
+        return {row["name"]: _class_row(row) for row in await self.all("SELECT * FROM class_state")}
+
+    async def put_class(self, row: ClassRow) -> None:
+        """Insert or replace a class's standing (inside the caller's transaction)."""
+        await self.db.execute(
+            "INSERT OR REPLACE INTO class_state (name, level, policy_start, pinned, window_json, level_since, "
+            "transition_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row.name, row.level, row.policy_start, row.pinned,
+             json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":")),
+             row.level_since, row.transition_id),
+        )
+
+    async def add_transition(self, cls: str, from_level: str, to_level: str, kind: str, actor: str,
+                             reason: str, evidence: dict[str, Any], action_id: int | None) -> int:
+        """Store a transition with its evidence (inside the caller's transaction)."""
+        return await self.insert(
+            "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json, "
+            "action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (cls, time.time(), from_level, to_level, kind, actor, reason, json.dumps(evidence), action_id),
+        )
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def recover_interrupted(self) -> list[aiosqlite.Row]:
+        """Mark `running`/`approving` rows whose process is gone as `interrupted`; return them."""
+        rows = await self.all("SELECT * FROM actions WHERE status IN ('running', 'approving')")
+        dead = [row for row in rows if row["pid"] != os.getpid() and not _alive(row["pid"])]
+        if dead:
+            async with self.transaction():
+                for row in dead:
+                    await self.update(
+                        "UPDATE actions SET status = 'interrupted', finished_at = ?, error = ? "
+                        "WHERE id = ? AND status = ?",
+                        (time.time(), f"the process (pid {row['pid']}) ended before the outcome was recorded",
+                         row["id"], row["status"]))
+        return dead
+
+
+def _class_row(row: aiosqlite.Row) -> ClassRow:
+    return ClassRow(row["name"], row["level"], row["policy_start"], row["pinned"],
+                    [(aid, bool(ok)) for aid, ok in json.loads(row["window_json"])],
+                    row["level_since"], row["transition_id"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

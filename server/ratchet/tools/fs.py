@@ -1,0 +1,366 @@
+"""The filesystem executor: plan a write or an exact-match edit, then apply it atomically.
+
+Planning is pure reading: ``plan_write``/``plan_edit`` confine the path, read the current file and
+return a ``WritePlan`` carrying its fingerprint, the full new text and a diff to preview.
+``apply_plan`` refuses if the file changed since (``DraftStale``), then writes a temp file beside the
+target and renames it into place, so readers see the old bytes or the new ones, never half of each.
+
+Every open below the workspace root goes through directory descriptors opened with
+``O_DIRECTORY | O_NOFOLLOW``, walked one component at a time from the root: a parent swapped for a
+symlink after ``Workspace.relpath`` checked it cannot redirect the write. Because the target is
+replaced by rename, a hard link to a file outside the workspace is unlinked, never written through.
+
+Test seam: if the environment variable ``RATCHET_TEST_HOLD_WRITE`` names a directory when
+``apply_plan`` runs, then after the temp file is fully written and fsynced and before the rename it
+creates ``<dir>/held`` (containing the temp file's path) and sleeps for up to 120 s, so a crash test
+can SIGKILL the process mid-write. It is read at call time and costs one dict lookup when unset.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import hashlib
+import os
+import re
+import stat
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from ratchet.errors import (
+    DraftStale,
+    EditAmbiguous,
+    EditNotFound,
+    ExecutionFailed,
+    InvalidRequest,
+    PathRefused,
+)
+from ratchet.workspace import Workspace
+
+__all__ = [
+    "Edit",
+    "FileState",
+    "WritePlan",
+    "WriteResult",
+    "apply_plan",
+    "fingerprint",
+    "plan_edit",
+    "plan_write",
+    "read_state",
+    "temp_path_for",
+]
+
+HOLD_ENV = "RATCHET_TEST_HOLD_WRITE"
+_HOLD_SECONDS = 120.0
+_MAX_DIFF_LINES = 2000
+_MAX_DIFF_CHARS = 200_000
+_NAME_MAX = 255  # bytes per path component on every filesystem we care about
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a path held when it was read."""
+
+    exists: bool
+    fingerprint: str  # "sha256:<hex>" of the bytes, or "absent"
+    text: str | None  # decoded UTF-8 text (None if absent)
+    newline: str  # "\r\n" if most line endings are CRLF, else "\n"
+    mode: int | None  # permission bits if it exists
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace literal ``old_text`` with ``new_text``: once (``count=None``) or exactly ``count`` times."""
+
+    old_text: str
+    new_text: str
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """A previewable write: apply it only while the file still matches ``before``."""
+
+    rel: str
+    before: FileState
+    new_text: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``apply_plan`` did."""
+
+    rel: str
+    created: bool
+    bytes_written: int
+    fingerprint: str
+
+
+def fingerprint(data: bytes | None) -> str:
+    """Return ``"sha256:<hex>"`` of ``data``, or ``"absent"`` for a missing file."""
+    return "absent" if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def read_state(ws: Workspace, rel: str) -> FileState:
+    """Read the file at workspace path ``rel`` (confined again here) without following links."""
+    rel = ws.relpath(rel)
+    try:
+        with ExitStack() as stack:
+            parent, missing, leaf = _walk(ws, rel, stack)
+            data, mode = (None, None) if missing else _read_leaf(parent, leaf, rel)
+    except OSError as exc:
+        raise InvalidRequest(f"{rel} cannot be read: {exc.strerror}") from exc
+    if data is None:
+        return FileState(exists=False, fingerprint="absent", text=None, newline="\n", mode=None)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{rel} is not UTF-8 text (byte {exc.start}); it cannot be edited") from exc
+    crlf = text.count("\r\n")
+    newline = "\r\n" if crlf > text.count("\n") - crlf else "\n"
+    return FileState(exists=True, fingerprint=fingerprint(data), text=text, newline=newline, mode=mode)
+
+
+def plan_write(ws: Workspace, path: str, content: str) -> WritePlan:
+    """Plan replacing (or creating) ``path`` with ``content``, keeping an existing file's CRLF endings."""
+    rel = ws.relpath(path)
+    before = read_state(ws, rel)
+    new_text = content
+    # Only convert content that carries no CR at all: if the agent wrote CRs, it meant them.
+    if before.newline == "\r\n" and "\r" not in content:
+        new_text = content.replace("\n", "\r\n")
+    return _plan(rel, before, new_text)
+
+
+def plan_edit(ws: Workspace, path: str, edits: Sequence[Edit]) -> WritePlan:
+    """Plan applying exact-match ``edits`` in order, each to the result of the previous one."""
+    rel = ws.relpath(path)
+    if not edits:
+        raise InvalidRequest("edits is empty; pass at least one {old_text, new_text}")
+    before = read_state(ws, rel)
+    if before.text is None:
+        raise InvalidRequest(f"{rel} does not exist; create it with a write instead of an edit")
+    crlf = before.newline == "\r\n"
+    # Agents quote files with LF; match against LF text so their old_text finds a CRLF file's lines.
+    text = before.text.replace("\r\n", "\n") if crlf else before.text
+    for index, edit in enumerate(edits):
+        old, new = edit.old_text, edit.new_text
+        if crlf:
+            old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
+        if not old:
+            raise InvalidRequest(f"edits[{index}]: old_text is empty; quote the text to replace")
+        if edit.count is not None and edit.count < 1:
+            raise InvalidRequest(f"edits[{index}]: count must be at least 1, got {edit.count}")
+        found = text.count(old)
+        wanted = 1 if edit.count is None else edit.count
+        if found == 0:
+            raise EditNotFound(
+                f"edits[{index}]: old_text {_excerpt(old)} does not occur in {rel}"
+                + (" (after earlier edits)" if index else "")
+                + "; re-read the file and quote it exactly, including whitespace"
+            )
+        if found > wanted:
+            raise EditAmbiguous(
+                f"edits[{index}]: old_text {_excerpt(old)} occurs {found} times in {rel}, expected {wanted};"
+                f" pass count={found} to replace every occurrence, or a longer old_text that occurs once"
+            )
+        if found < wanted:
+            raise EditNotFound(
+                f"edits[{index}]: old_text {_excerpt(old)} occurs {found} times in {rel}, expected {wanted}"
+            )
+        text = text.replace(old, new)  # str.replace is literal: "\1" and "$&" stay as written
+    return _plan(rel, before, text.replace("\n", "\r\n") if crlf else text)
+
+
+def temp_path_for(ws: Workspace, rel: str, token: str) -> Path:
+    """Where ``apply_plan`` stages ``rel``: ``.{name}.ratchet-{token}.tmp`` in the same directory."""
+    parent, _, leaf = rel.rpartition("/")
+    return ws.root / parent / _temp_name(leaf, token)
+
+
+def apply_plan(ws: Workspace, plan: WritePlan, *, token: str) -> WriteResult:
+    """Write ``plan`` atomically if the file still matches what was previewed.
+
+    ``token`` (letters, digits, ``-``, ``_``) names the temp file, so concurrent drafts never collide.
+    Raises ``DraftStale`` (nothing written) if the file changed since planning, ``PathRefused`` if
+    the path is now refused or a link appeared, ``ExecutionFailed`` if the filesystem said no.
+    """
+    if ws.relpath(plan.rel) != plan.rel:
+        raise DraftStale(f"{plan.rel}: its location changed since it was previewed; preview it again")
+    data = plan.new_text.encode("utf-8")
+    tmp_name = _temp_name(plan.rel.rpartition("/")[2], token)
+    try:
+        with ExitStack() as stack:
+            parent, missing, leaf = _walk(ws, plan.rel, stack)
+            current, mode = (None, None) if missing else _read_leaf(parent, leaf, plan.rel)
+            if fingerprint(current) != plan.before.fingerprint:
+                raise DraftStale(
+                    f"{plan.rel} changed since it was previewed ({plan.before.fingerprint} is now"
+                    f" {fingerprint(current)}); nothing was written, preview it again"
+                )
+            for name in missing:
+                with suppress(FileExistsError):  # a concurrent creator; the open below re-checks it
+                    os.mkdir(name, 0o777, dir_fd=parent)
+                parent = _open_dir(name, parent, plan.rel, stack)
+            _stage_and_rename(parent, tmp_name, leaf, data, mode, temp_path_for(ws, plan.rel, token))
+    except OSError as exc:
+        raise ExecutionFailed(f"writing {plan.rel} failed: {exc.strerror or exc}") from exc
+    return WriteResult(
+        plan.rel, created=current is None, bytes_written=len(data), fingerprint=fingerprint(data)
+    )
+
+
+def _plan(rel: str, before: FileState, new_text: str) -> WritePlan:
+    try:
+        new_text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates survive JSON decoding but not the disk
+        raise InvalidRequest(f"the new content for {rel} is not encodable as UTF-8: {exc.reason}") from exc
+    return WritePlan(rel=rel, before=before, new_text=new_text, diff=_diff(rel, before.text, new_text))
+
+
+def _stage_and_rename(
+    parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None, shown: Path
+) -> None:
+    """Write ``data`` to a fresh temp file in ``parent``, fsync it, rename it over ``leaf``."""
+    # O_EXCL|O_NOFOLLOW: never reuse or follow something already sitting at the temp name.
+    fd = os.open(
+        tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
+    )
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if mode is not None:
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _hold_for_crash_test(shown)
+        os.replace(tmp_name, leaf, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp_name, dir_fd=parent)
+        raise
+    os.fsync(parent)  # make the rename itself durable
+
+
+def _hold_for_crash_test(tmp: Path) -> None:
+    hold_dir = os.environ.get(HOLD_ENV)
+    if not hold_dir:
+        return
+    Path(hold_dir, "held").write_text(str(tmp), encoding="utf-8")
+    deadline = time.monotonic() + _HOLD_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _walk(ws: Workspace, rel: str, stack: ExitStack) -> tuple[int, list[str], str]:
+    """Open the deepest existing directory on the way to ``rel``, one O_NOFOLLOW hop at a time.
+
+    Returns its descriptor, the directory names still missing below it, and the leaf name. Every
+    descriptor opened is closed by ``stack``.
+    """
+    *dirs, leaf = rel.split("/")
+    fd = os.open(ws.root, _DIR_FLAGS)
+    stack.callback(os.close, fd)
+    for index, name in enumerate(dirs):
+        try:
+            fd = _open_dir(name, fd, rel, stack)
+        except FileNotFoundError:
+            return fd, dirs[index:], leaf
+    return fd, [], leaf
+
+
+def _open_dir(name: str, parent: int, rel: str, stack: ExitStack) -> int:
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        # Linux reports a symlink opened with O_DIRECTORY|O_NOFOLLOW as ENOTDIR, others as ELOOP.
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise PathRefused(
+                rel, "symlink-parent", f"{name!r} is a symbolic link; writes never follow links"
+            ) from exc
+        raise InvalidRequest(f"{rel}: {name!r} is not a directory") from exc
+    stack.callback(os.close, fd)
+    return fd
+
+
+def _read_leaf(parent: int, leaf: str, rel: str) -> tuple[bytes | None, int | None]:
+    """Bytes and permission bits of regular file ``leaf`` in ``parent``; (None, None) if absent."""
+    try:
+        # lstat before open: opening a device or FIFO can itself have effects, so refuse them unopened.
+        _require_regular(os.stat(leaf, dir_fd=parent, follow_symlinks=False).st_mode, rel)
+        # O_NOFOLLOW/O_NONBLOCK: if it was swapped since the lstat, fail rather than follow or hang.
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PathRefused(
+                rel, "symlink-leaf", "it is a symbolic link; writes never follow links"
+            ) from exc
+        raise
+    with open(fd, "rb") as handle:  # takes ownership of fd
+        mode = os.fstat(fd).st_mode
+        _require_regular(mode, rel)
+        return handle.read(), stat.S_IMODE(mode)
+
+
+def _require_regular(mode: int, rel: str) -> None:
+    if stat.S_ISLNK(mode):
+        raise PathRefused(rel, "symlink-leaf", "it is a symbolic link; writes never follow links")
+    if stat.S_ISDIR(mode):
+        raise InvalidRequest(f"{rel} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise InvalidRequest(f"{rel} is not a regular file")
+
+
+def _temp_name(leaf: str, token: str) -> str:
+    if not _TOKEN.fullmatch(token):
+        raise InvalidRequest(f"write token {token!r} must be 1-64 letters, digits, '-' or '_'")
+    suffix = f".ratchet-{token}.tmp"
+    # Keep the name under NAME_MAX even for a 255-byte leaf, cutting on a character boundary.
+    room = _NAME_MAX - 1 - len(suffix)
+    stem = leaf.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return f".{stem}{suffix}"
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _diff(rel: str, before: str | None, after: str) -> str:
+    """Unified diff with git-style headers, capped at a line and size budget with a marker."""
+    lines = difflib.unified_diff(
+        _lines(before or ""), _lines(after), "/dev/null" if before is None else f"a/{rel}", f"b/{rel}"
+    )
+    out: list[str] = []
+    if before is None and after == "":
+        out.append(f"--- /dev/null\n+++ b/{rel}\n")  # difflib emits nothing for an empty new file
+    size = 0
+    for count, line in enumerate(lines):
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        if count >= _MAX_DIFF_LINES or size + len(line) > _MAX_DIFF_CHARS:
+            rest = sum(1 for _ in lines) + 1
+            out.append(f"[diff truncated: {rest} more lines not shown]\n")
+            break
+        out.append(line)
+        size += len(line)
+    return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    # Split on "\n" only: str.splitlines also breaks on \x0c, \x1c, U+2028 and friends, which would
+    # turn one source line into several and misnumber every hunk after it.
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])

@@ -1,0 +1,161 @@
+"""Workspace confinement: decide whether a path the agent names may be written, and where it lands.
+
+Every tool that touches the filesystem asks ``Workspace.relpath`` first. It resolves ``..`` and the
+symlinks of every existing component itself (one ``lstat`` per component, no ``realpath`` shortcuts)
+so that what it checks is where the bytes would actually go, and then applies the rules below. The
+answer is a normalized workspace-relative POSIX path that contains no symlinks and no ``..``, which
+the executor walks again with ``O_NOFOLLOW`` directory descriptors at write time (see tools/fs.py);
+this module is the policy, that walk is the race guard.
+
+Rules, in the order they are checked (the first that applies names the refusal):
+
+    invalid-path       empty, NUL byte, ends in ``..``, names the root itself, or cannot be resolved
+    protected          inside or equal to a protected path (policy dir, trust db and its siblings)
+    outside-workspace  not inside the root once every existing component is resolved
+    symlink-leaf       the final component is a symlink: writes never follow links, even inward
+    git-internals      a ``.git`` component, case-insensitively, as given or as resolved
+    ratchet-state      a ``.ratchet`` component, likewise
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from ratchet.errors import InvalidRequest, PathRefused
+
+__all__ = ["Workspace"]
+
+# Linux gives up after 40 link hops (MAXSYMLINKS); a longer chain is a loop or an attack.
+_MAX_SYMLINK_HOPS = 40
+
+# Components no tool may ever name, compared casefolded: on case-insensitive filesystems
+# (macOS, Windows shares) ".GIT/config" opens the very same file as ".git/config".
+_FORBIDDEN_COMPONENTS = {".git": "git-internals", ".ratchet": "ratchet-state"}
+
+
+class Workspace:
+    """The directory tree an agent may write in, minus the paths it may never touch."""
+
+    def __init__(self, root: Path, protected: Sequence[Path] = ()) -> None:
+        """Resolve ``root`` (must be an existing directory) and the ``protected`` paths.
+
+        Relative protected paths are taken relative to the root. Protected paths need not exist
+        (a ``-wal`` file appears and disappears with the database) and may lie outside the root.
+        """
+        given = Path(os.path.normpath(Path(root).absolute()))
+        self.root: Path = Path(os.path.realpath(given))
+        if not self.root.is_dir():
+            raise InvalidRequest(f"workspace root {str(root)!r} is not an existing directory")
+        # Kept so that absolute paths spelled through a symlinked root still get the lexical
+        # .git/.ratchet check on the components the caller actually wrote.
+        self._given_root = given
+        guarded: dict[Path, None] = {}
+        for item in map(Path, protected):
+            spelled = Path(os.path.normpath(item if item.is_absolute() else self.root / item))
+            # Both spellings: the resolved one catches writes through any alias, the lexical one
+            # keeps the name protected even if it is (or becomes) a link to somewhere else.
+            guarded[_resolve(spelled, str(item))] = None
+            guarded[spelled] = None
+        self.protected: tuple[Path, ...] = tuple(guarded)
+
+    def relpath(self, path: str) -> str:
+        """Return ``path`` as a normalized workspace-relative POSIX path, or raise ``PathRefused``.
+
+        ``path`` may be relative to the root or absolute. The leaf and its parents need not exist.
+        The result never contains a symlink: symlinked parents inside the workspace are replaced by
+        their targets, and a symlink leaf is refused (rule ``symlink-leaf``).
+        """
+        if not path or "\0" in path:
+            raise PathRefused(path, "invalid-path", "the path is empty or contains a NUL byte")
+        given = PurePosixPath(path)
+        if not given.parts or given.name in ("", ".."):
+            raise PathRefused(path, "invalid-path", "the path must end in a file name")
+
+        base = given if given.is_absolute() else PurePosixPath(self.root) / given
+        # Resolve the parent fully but not the leaf: the leaf is what gets replaced, so a link there
+        # is refused rather than followed.
+        location = _resolve(Path(base.parent), path) / given.name
+
+        for guarded in self.protected:
+            if _casefold_parts(location)[: len(guarded.parts)] == _casefold_parts(guarded):
+                raise PathRefused(path, "protected", f"{guarded} is managed by Ratchet itself")
+        if location == self.root:
+            raise PathRefused(path, "invalid-path", "the path names the workspace root itself")
+        if not location.is_relative_to(self.root):  # component-wise, so /ws-evil is not inside /ws
+            raise PathRefused(path, "outside-workspace", f"it resolves to {location}, outside {self.root}")
+        if _is_symlink(location, path):
+            raise PathRefused(path, "symlink-leaf", "it is a symbolic link; writes never follow links")
+
+        rel = location.relative_to(self.root)
+        for part in (*self._lexical_parts(given), *rel.parts):
+            rule = _FORBIDDEN_COMPONENTS.get(part.casefold())
+            if rule is not None:
+                raise PathRefused(path, rule, f"{part!r} holds state that only its owner may change")
+        return rel.as_posix()
+
+    def resolve(self, path: str) -> Path:
+        """Return the absolute location of ``path`` inside the workspace (see ``relpath``)."""
+        return self.root / self.relpath(path)
+
+    def _lexical_parts(self, given: PurePosixPath) -> tuple[str, ...]:
+        """The components the caller wrote, below the root, before any resolution."""
+        if not given.is_absolute():
+            return given.parts
+        normal = PurePosixPath(os.path.normpath(given))
+        for root in (self.root, self._given_root):
+            if normal.is_relative_to(root):
+                return normal.relative_to(root).parts
+        return ()
+
+
+def _resolve(path: Path, original: str) -> Path:
+    """Resolve every existing component of absolute ``path``, appending the missing rest verbatim.
+
+    Unlike ``os.path.realpath`` (which, non-strict, silently stops on a loop and hands back a path
+    that still contains a link) this either returns a link-free path or refuses.
+    """
+    pending = list(path.parts[1:])
+    resolved = Path(path.anchor)
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            resolved = resolved.parent
+            continue
+        candidate = resolved / name
+        if not _is_symlink(candidate, original):
+            # A missing component (or one under a file) is appended as is; the write creates it
+            # or fails, and the executor's O_NOFOLLOW walk re-checks it either way.
+            resolved = candidate
+            continue
+        hops += 1
+        if hops > _MAX_SYMLINK_HOPS:
+            raise PathRefused(original, "invalid-path", "too many levels of symbolic links")
+        target = candidate.readlink()
+        if target.is_absolute():
+            resolved = Path(target.anchor)
+        pending[:0] = target.parts[1:] if target.is_absolute() else target.parts
+    return resolved
+
+
+def _is_symlink(path: Path, original: str) -> bool:
+    """``lstat`` one component; a missing one is not a link, an unreadable one is refused."""
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        # Not knowing whether a component is a link means not knowing where the write lands.
+        raise PathRefused(original, "invalid-path", f"cannot inspect {path}: {exc.strerror}") from exc
+
+
+def _casefold_parts(path: Path) -> tuple[str, ...]:
+    # Protected paths are compared casefolded: over-refusing "RATCHET.DB" on a case-sensitive
+    # filesystem is harmless, letting it through on a case-insensitive one would overwrite the db.
+    return tuple(part.casefold() for part in path.parts)

@@ -1,0 +1,100 @@
+"""Shared fixtures: a real workspace directory, a policy directory written for the test, and the
+elicitation callbacks that play the human (the one seam we fake: the client's dialog)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import mcp.types as types
+import pytest
+from mcp.client.session import ClientRequestContext
+
+# Every level side by side, and one class with a tiny window to watch the ratchet move.
+LEVELS_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+unmatched = "draft"
+
+[classes.auto]
+tools = ["write_file", "edit_file"]
+paths = ["auto/**"]
+start = "autonomous"
+
+[classes.ask]
+tools = ["write_file", "edit_file"]
+paths = ["ask/**"]
+start = "confirm"
+ceiling = "confirm"
+
+[classes.queue]
+tools = ["write_file", "edit_file"]
+paths = ["queue/**"]
+start = "draft"
+ceiling = "draft"
+
+[classes.stop]
+tools = ["write_file", "edit_file"]
+paths = ["stop/**"]
+start = "blocked"
+
+[classes.climb]
+tools = ["write_file", "edit_file"]
+paths = ["climb/**"]
+start = "draft"
+ceiling = "autonomous"
+"""
+
+Elicitor = Callable[[ClientRequestContext, types.ElicitRequestParams], Awaitable[types.ElicitResult]]
+
+
+def write_policy(directory: Path, text: str, name: str = "policy.toml") -> Path:
+    """Write one policy file into `directory` (created) and return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
+    return directory
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace directory (inside its own parent, so outside paths are real too)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    return ws
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    """A policy directory holding LEVELS_POLICY, outside the workspace."""
+    return write_policy(tmp_path / "policies", LEVELS_POLICY)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """The trust database path, outside the workspace."""
+    return tmp_path / "state" / "ratchet.db"
+
+
+class Human:
+    """Plays the human at the client's elicitation dialog and remembers what it was shown."""
+
+    def __init__(self, action: str = "accept", approve: bool = True) -> None:
+        self.action = action
+        self.approve = approve
+        self.seen: list[types.ElicitRequestParams] = []
+
+    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.seen.append(params)
+        if self.action != "accept":
+            return types.ElicitResult(action=self.action)  # type: ignore[arg-type]
+        return types.ElicitResult(action="accept", content={"approve": self.approve})
+
+
+@pytest.fixture
+def ratchet_bin() -> Path:
+    """The installed console script."""
+    return Path(sys.executable).parent / "ratchet"
