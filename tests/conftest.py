@@ -87,7 +87,9 @@ class Human:
         self.approve = approve
         self.seen: list[types.ElicitRequestParams] = []
 
-    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+    async def __call__(
+        self, ctx: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
         self.seen.append(params)
         if self.action != "accept":
             return types.ElicitResult(action=self.action)  # type: ignore[arg-type]

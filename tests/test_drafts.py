@@ -1,4 +1,4 @@
-"""Drafts: approved exactly once, exactly as drafted; stale drafts refused; in-chat review by the human only."""
+"""Drafts: approved once, exactly as drafted; stale drafts refused; in-chat review by the human only."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ async def test_approving_twice_runs_once(workspace: Path, policies: Path, db: Pa
 
 
 @pytest.mark.asyncio
-async def test_a_stale_draft_is_refused_and_changes_nothing(workspace: Path, policies: Path, db: Path) -> None:
+async def test_a_stale_draft_is_refused_and_changes_nothing(
+    workspace: Path, policies: Path, db: Path
+) -> None:
     (workspace / "queue").mkdir()
     (workspace / "queue/b.txt").write_text("original\n")
     draft_id = await _draft(workspace, policies, db, "queue/b.txt", "agent's version\n")
@@ -66,7 +68,9 @@ async def test_a_stale_draft_is_refused_and_changes_nothing(workspace: Path, pol
 
 
 @pytest.mark.asyncio
-async def test_approve_with_edits_counts_as_rework(workspace: Path, policies: Path, db: Path, tmp_path: Path) -> None:
+async def test_approve_with_edits_counts_as_rework(
+    workspace: Path, policies: Path, db: Path, tmp_path: Path
+) -> None:
     draft_id = await _draft(workspace, policies, db, "climb/c.txt", "agent\n")
     engine = await Engine.open(workspace, policies=policies, db=db, session=False)
     try:
@@ -81,13 +85,15 @@ async def test_approve_with_edits_counts_as_rework(workspace: Path, policies: Pa
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_review_drafts_asks_the_human_in_the_client(workspace: Path, policies: Path, db: Path,
-                                                          mode: str) -> None:
+async def test_review_drafts_asks_the_human_in_the_client(
+    workspace: Path, policies: Path, db: Path, mode: str
+) -> None:
     first = await _draft(workspace, policies, db, "queue/1.txt", "first\n")
     second = await _draft(workspace, policies, db, "queue/2.txt", "second\n")
     human = Human(approve=True)
-    async with Client(build_server(ServerConfig(workspace, policies, db)), mode=mode,
-                      elicitation_callback=human) as client:
+    async with Client(
+        build_server(ServerConfig(workspace, policies, db)), mode=mode, elicitation_callback=human
+    ) as client:
         result = await client.call_tool("review_drafts", {})
     out = result.structured_content
     assert [r["action_id"] for r in out["reviewed"]] == [first, second]
@@ -111,15 +117,17 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
     assert smuggled.structured_content["status"] == "drafted"
     assert not (workspace / "queue/self.txt").exists()
     # Decline in the client's dialog leaves the draft queued for later.
-    async with Client(build_server(ServerConfig(workspace, policies, db)),
-                      elicitation_callback=Human(action="decline")) as client:
+    async with Client(
+        build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human(action="decline")
+    ) as client:
         review = await client.call_tool("review_drafts", {})
     assert review.structured_content["remaining"] == 1
 
 
 @pytest.mark.asyncio
-async def test_cli_queue_show_reject(workspace: Path, policies: Path, db: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+async def test_cli_queue_show_reject(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ratchet.cli import main
 
     draft_id = await _draft(workspace, policies, db, "queue/r.txt", "nope\n")

@@ -66,7 +66,7 @@ def test_fingerprint() -> None:
 def test_read_state_absent_and_present(ws: Workspace) -> None:
     assert read_state(ws, "no/such.txt").exists is False
     (ws.root / "a.txt").write_bytes(b"x\r\ny\r\nz\n")
-    os.chmod(ws.root / "a.txt", 0o640)
+    (ws.root / "a.txt").chmod(0o640)
     state = read_state(ws, "a.txt")
     assert state.exists and state.text == "x\r\ny\r\nz\n"
     assert state.newline == "\r\n" and state.mode == 0o640
@@ -310,9 +310,9 @@ def test_edit_ambiguous_names_count(ws: Workspace, code: Path) -> None:
 
 def test_edit_with_count(ws: Workspace, code: Path) -> None:
     assert plan_edit(ws, "code.py", [Edit("= 1", "= 9", count=2)]).new_text == "a = 9\nb = 9\nc = 2\n"
-    with pytest.raises(EditNotFound, match="occurs 2 times.*expected 3"):
+    with pytest.raises(EditNotFound, match=r"occurs 2 times.*expected 3"):
         plan_edit(ws, "code.py", [Edit("= 1", "= 9", count=3)])
-    with pytest.raises(EditAmbiguous, match="occurs 2 times.*expected 1"):
+    with pytest.raises(EditAmbiguous, match=r"occurs 2 times.*expected 1"):
         plan_edit(ws, "code.py", [Edit("= 1", "= 9", count=1)])
     with pytest.raises(InvalidRequest, match="count must be at least 1"):
         plan_edit(ws, "code.py", [Edit("= 1", "= 9", count=0)])

@@ -18,8 +18,9 @@ from ratchet.mcp_server import ServerConfig, build_server
 from .conftest import LEVELS_POLICY, write_policy
 
 
-async def _cli(capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path,
-               *args: str) -> tuple[int, str]:
+async def _cli(
+    capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str
+) -> tuple[int, str]:
     """The real CLI entry point, in a worker thread (it runs its own event loop), on the same database."""
     argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
     code = await anyio.to_thread.run_sync(main, argv)
@@ -44,7 +45,8 @@ def _transitions(db: Path) -> list[sqlite3.Row]:
 
 @pytest.mark.asyncio
 async def test_climbs_on_cli_approvals_and_a_complaint_demotes(
-        workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     server = build_server(ServerConfig(workspace, policies, db))
     statuses: list[str] = []
     # No elicitation in this client: confirm falls back to draft, so every approval is the CLI's.
@@ -67,7 +69,9 @@ async def test_climbs_on_cli_approvals_and_a_complaint_demotes(
 
     moves = _transitions(db)
     assert [(m["from_level"], m["to_level"], m["kind"]) for m in moves] == [
-        ("draft", "confirm", "promote"), ("confirm", "autonomous", "promote")]
+        ("draft", "confirm", "promote"),
+        ("confirm", "autonomous", "promote"),
+    ]
     evidence = json.loads(moves[0]["evidence_json"])
     assert evidence["n"] == 3 and evidence["successes"] == 3 and evidence["lower"] >= 0.4
     assert len(evidence["action_ids"]) == 3
@@ -75,32 +79,42 @@ async def test_climbs_on_cli_approvals_and_a_complaint_demotes(
     # One complaint on an autonomous action demotes at once, and the move is stored with its reason.
     code, text = await _cli(capsys, workspace, policies, db, "history", "--class", "climb", "--json")
     last_action = json.loads(text)[0]["action_id"]
-    code, text = await _cli(capsys, workspace, policies, db, "complain", str(last_action), "--reason", "broke the build")
+    code, text = await _cli(
+        capsys, workspace, policies, db, "complain", str(last_action), "--reason", "broke the build"
+    )
     assert code == 0 and "autonomous -> confirm" in text
     moves = _transitions(db)
-    assert (moves[-1]["kind"], moves[-1]["to_level"], moves[-1]["action_id"]) == ("complaint", "confirm",
-                                                                                  last_action)
+    assert (moves[-1]["kind"], moves[-1]["to_level"], moves[-1]["action_id"]) == (
+        "complaint",
+        "confirm",
+        last_action,
+    )
     code, text = await _cli(capsys, workspace, policies, db, "status", "--json")
     climb = next(c for c in json.loads(text)["classes"] if c["action_class"] == "climb")
     assert climb["level"] == "confirm" and climb["samples"] == 0  # fresh evidence at the new level
 
 
 @pytest.mark.asyncio
-async def test_rejections_never_promote(workspace: Path, policies: Path, db: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+async def test_rejections_never_promote(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for n in range(6):
         # A session per draft: three rejections in one session would halt the class for it.
         async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
-        code, _ = await _cli(capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no")
+        code, _ = await _cli(
+            capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no"
+        )
         assert code == 0
     assert _transitions(db) == []
     assert not (workspace / "climb").exists()
 
 
 @pytest.mark.asyncio
-async def test_no_command_promotes(workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_no_command_promotes(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     assert not {"promote", "raise", "trust", "set-level"} & commands
     # A pin can only hold a class down; demote only lowers and stops at the floor.
@@ -108,7 +122,9 @@ async def test_no_command_promotes(workspace: Path, policies: Path, db: Path, ca
     assert code == 2 and "only hold it at or below" in text
     code, text = await _cli(capsys, workspace, policies, db, "demote", "climb", "--reason", "try")
     assert code == 2 and "floor" in text
-    code, text = await _cli(capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "careful")
+    code, text = await _cli(
+        capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "careful"
+    )
     assert code == 0 and "autonomous -> draft" in text
     code, text = await _cli(capsys, workspace, policies, db, "pin", "auto", "blocked", "--reason", "incident")
     assert code == 0
@@ -119,12 +135,18 @@ async def test_no_command_promotes(workspace: Path, policies: Path, db: Path, ca
 
 
 @pytest.mark.asyncio
-async def test_a_reviewed_start_change_is_the_other_way_up(tmp_path: Path, workspace: Path, db: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_reviewed_start_change_is_the_other_way_up(
+    tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policies = write_policy(tmp_path / "p", LEVELS_POLICY)
     code, _ = await _cli(capsys, workspace, policies, db, "status")
     assert code == 0
-    write_policy(policies, LEVELS_POLICY.replace('paths = ["queue/**"]\nstart = "draft"\nceiling = "draft"',
-                                                 'paths = ["queue/**"]\nstart = "confirm"\nceiling = "confirm"'))
+    write_policy(
+        policies,
+        LEVELS_POLICY.replace(
+            'paths = ["queue/**"]\nstart = "draft"\nceiling = "draft"',
+            'paths = ["queue/**"]\nstart = "confirm"\nceiling = "confirm"',
+        ),
+    )
     code, text = await _cli(capsys, workspace, policies, db, "transitions", "--class", "queue")
     assert code == 0 and "draft -> confirm [policy by policy]" in text

@@ -38,7 +38,10 @@ def ws(tmp_path: Path) -> Workspace:
     (root / "gitlink").symlink_to(".git")
     (root / "loop").symlink_to("loop")
     db = root / "state" / "trust.db"
-    protected = [tmp_path / "policies", *(Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm", "-journal"))]
+    protected = [
+        tmp_path / "policies",
+        *(Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")),
+    ]
     return Workspace(root, protected=protected)
 
 
@@ -49,7 +52,7 @@ def snapshot(top: Path) -> dict[str, tuple[str, bytes | str]]:
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             if path.is_symlink():
-                tree[str(path)] = ("link", os.readlink(path))
+                tree[str(path)] = ("link", str(path.readlink()))
             elif path.is_file():
                 tree[str(path)] = ("file", path.read_bytes())
             else:
@@ -93,6 +96,7 @@ REFUSED = [
     ("\0", "invalid-path"),
     (".", "invalid-path"),
     ("sub/..", "invalid-path"),
+    ("docs/", "invalid-path"),
     ("loop/x", "invalid-path"),
 ]
 

@@ -78,8 +78,10 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
     print(f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold")
     for cls in sorted(policy.classes.values(), key=lambda c: c.name):
-        print(f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})"
-              f"  {cls.rule}")
+        print(
+            f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})"
+            f"  {cls.rule}"
+        )
     return 0
 
 
@@ -130,8 +132,11 @@ async def cmd_show(args: argparse.Namespace) -> int:
     if d.intent:
         print(f"intent: {d.intent}")
     if d.reviewer:
-        print(f"reviewed by {d.reviewer}" + (f" after {d.review_seconds:.0f}s" if d.review_seconds else "")
-              + (f": {d.review_note}" if d.review_note else ""))
+        print(
+            f"reviewed by {d.reviewer}"
+            + (f" after {d.review_seconds:.0f}s" if d.review_seconds else "")
+            + (f": {d.review_note}" if d.review_note else "")
+        )
     if d.error:
         print(f"error: {d.error}")
     print(d.preview)
@@ -186,7 +191,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
     for c in levels.classes:
         pin = f" pinned {c.pinned}" if c.pinned else ""
-        rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
+        rate = f"{c.successes}/{c.samples} ok" + (
+            f", lower bound {c.lower_bound:.3f}" if c.lower_bound else ""
+        )
         print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
     return 0
 
@@ -217,8 +224,10 @@ async def cmd_transitions(args: argparse.Namespace) -> int:
         _print_json(rows)
     else:
         for r in rows:
-            print(f"{_when(r['at'])}  {r['class']}: {r['from_level']} -> {r['to_level']} [{r['kind']} by "
-                  f"{r['actor']}] {r['reason']}")
+            print(
+                f"{_when(r['at'])}  {r['class']}: {r['from_level']} -> {r['to_level']} [{r['kind']} by "
+                f"{r['actor']}] {r['reason']}"
+            )
     return 0
 
 
@@ -256,7 +265,7 @@ async def cmd_unpin(args: argparse.Namespace) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    """A scripted agent session in a scratch workspace: every level, a CLI approval, a promotion, a demotion."""
+    """A scripted agent session in a scratch workspace: every level, a CLI approval, promotion, demotion."""
     from .demo import run_demo
 
     await run_demo(Path(args.dir) if args.dir else None)
@@ -271,11 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ratchet", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", default=".", help="the workspace directory (default: .)")
-    common.add_argument("--policies", type=Path, default=None,
-                        help="policy directory (default: $RATCHET_POLICIES, <workspace>/.ratchet/policies, "
-                             "else the starter set)")
-    common.add_argument("--db", type=Path, default=None,
-                        help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)")
+    common.add_argument(
+        "--policies",
+        type=Path,
+        default=None,
+        help="policy directory (default: $RATCHET_POLICIES, <workspace>/.ratchet/policies, "
+        "else the starter set)",
+    )
+    common.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, *, json_flag: bool = False) -> argparse.ArgumentParser:
@@ -291,14 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
     p = add("lint", cmd_lint)
-    p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
+    p.add_argument(
+        "directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)"
+    )
     add("init", cmd_init)
     add("queue", cmd_queue, json_flag=True)
     p = add("show", cmd_show, json_flag=True)
     p.add_argument("id", type=int, help="action or draft id")
     p = add("approve", cmd_approve)
     p.add_argument("id", type=int, help="draft id")
-    p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (counts as rework)")
+    p.add_argument(
+        "--content", metavar="FILE", help="approve with this file's text instead (counts as rework)"
+    )
     p.add_argument("--note", help="a note kept with the review")
     p = add("reject", cmd_reject)
     p.add_argument("id", type=int, help="draft id")
@@ -333,9 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     args = build_parser().parse_args(argv)
     try:
-        if args.handler is cmd_serve:
+        if args.command == "serve":  # serve runs its own event loop
             return cmd_serve(args)
-        code: int = anyio.run(args.handler, args)
+        code = int(anyio.run(args.handler, args))
     except RatchetError as exc:
         print(f"ratchet: error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ trust rules are pure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -65,13 +66,24 @@ class Engine:
         self.session_id = session_id
 
     @classmethod
-    async def open(cls, workspace: Path, *, policies: Path | None = None, db: Path | None = None,
-                   client: str | None = None, session: bool = True) -> Engine:
+    async def open(
+        cls,
+        workspace: Path,
+        *,
+        policies: Path | None = None,
+        db: Path | None = None,
+        client: str | None = None,
+        session: bool = True,
+    ) -> Engine:
         """Load the policy (fail closed), open the database, recover interrupted actions, sync standings."""
         workspace = workspace.resolve()
         policy = load_policy(resolve_policy_dir(workspace, policies))
         db_path = (db or default_db_path(workspace)).absolute()
-        protected = [policy.directory, db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
+        protected = [
+            policy.directory,
+            db_path,
+            *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
+        ]
         ws = Workspace(workspace, protected)
         store = await Store.open(db_path)
         try:
@@ -96,15 +108,14 @@ class Engine:
         for row in await self.store.recover_interrupted():
             if row["tool"] in ("write_file", "edit_file"):
                 # The executor writes to a temp file named after the action; the target is untouched.
-                try:
+                with contextlib.suppress(OSError, RatchetError):
                     temp_path_for(self.workspace, row["target"], str(row["id"])).unlink(missing_ok=True)
-                except (OSError, RatchetError):
-                    pass
 
     # -- the agent's side ------------------------------------------------------------------------
 
-    async def evaluate(self, tool: str, args: dict[str, Any], *, confidence: float | None = None,
-                       can_elicit: bool = True) -> Evaluation:
+    async def evaluate(
+        self, tool: str, args: dict[str, Any], *, confidence: float | None = None, can_elicit: bool = True
+    ) -> Evaluation:
         """Prepare and classify a call and let the gate decide. Reads only; safe to repeat."""
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
@@ -113,14 +124,27 @@ class Engine:
         row = await self.store.class_row(cls.name)
         level = Level.parse(row.level) if row else cls.start
         pinned = Level.parse(row.pinned) if row and row.pinned else None
-        streak = await self.store.maybe("SELECT failures FROM streaks WHERE session_id = ? AND class = ?",
-                                        (self.session_id, cls.name))
-        decision = decide(cls, level, pinned=pinned, confidence=confidence,
-                          session_failures=streak[0] if streak else 0, can_elicit=can_elicit)
+        streak = await self.store.maybe(
+            "SELECT failures FROM streaks WHERE session_id = ? AND class = ?", (self.session_id, cls.name)
+        )
+        decision = decide(
+            cls,
+            level,
+            pinned=pinned,
+            confidence=confidence,
+            session_failures=streak[0] if streak else 0,
+            can_elicit=can_elicit,
+        )
         return Evaluation(prepared, cls, decision)
 
-    async def carry_out(self, ev: Evaluation, *, intent: str | None = None, confidence: float | None = None,
-                        answer: HumanAnswer | None = None) -> ToolOutcome:
+    async def carry_out(
+        self,
+        ev: Evaluation,
+        *,
+        intent: str | None = None,
+        confidence: float | None = None,
+        answer: HumanAnswer | None = None,
+    ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
         if route is Route.CONFIRM and answer is None:
@@ -137,8 +161,15 @@ class Engine:
                 moved = await self._sample(ev.cls, action_id, ok=False, session_id=self.session_id)
         return await self._outcome(ev, action_id, status, intent, confidence, moved=moved)
 
-    async def refuse(self, tool: str, args: dict[str, Any], error: RatchetError, *, intent: str | None,
-                     confidence: float | None) -> int:
+    async def refuse(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        error: RatchetError,
+        *,
+        intent: str | None,
+        confidence: float | None,
+    ) -> int:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
         async with self.store.transaction():
             return await self.store.insert(
@@ -146,12 +177,25 @@ class Engine:
                 "preview, intent, confidence, class_level, level, route, triggers_json, status, pid, error, "
                 "finished_at) VALUES (?, ?, ?, ?, ?, '', ?, ?, '', ?, ?, '', '', 'refuse', '[]', 'refused', ?, "
                 "?, ?)",
-                (self.session_id, time.time(), tool, str(args.get("path", ""))[:500], UNCLASSIFIED,
-                 self.policy.fingerprint, json.dumps({"path": args.get("path")}), intent, confidence,
-                 os.getpid(), str(error), time.time()))
+                (
+                    self.session_id,
+                    time.time(),
+                    tool,
+                    str(args.get("path", ""))[:500],
+                    UNCLASSIFIED,
+                    self.policy.fingerprint,
+                    json.dumps({"path": args.get("path")}),
+                    intent,
+                    confidence,
+                    os.getpid(),
+                    str(error),
+                    time.time(),
+                ),
+            )
 
-    async def _execute(self, ev: Evaluation, intent: str | None, confidence: float | None,
-                       answer: HumanAnswer | None) -> ToolOutcome:
+    async def _execute(
+        self, ev: Evaluation, intent: str | None, confidence: float | None, answer: HumanAnswer | None
+    ) -> ToolOutcome:
         async with self.store.transaction():
             action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
         status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls)
@@ -160,11 +204,13 @@ class Engine:
             if answer is not None:
                 await self._review(action_id, answer, sample=ok)
             moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
-        return await self._outcome(ev, action_id, status, intent, confidence, result=result, error=error,
-                                   moved=moved)
+        return await self._outcome(
+            ev, action_id, status, intent, confidence, result=result, error=error, moved=moved
+        )
 
-    async def _run(self, prepared: Prepared, action_id: int, cls: ActionClass
-                   ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
+    async def _run(
+        self, prepared: Prepared, action_id: int, cls: ActionClass
+    ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
         """Execute; return (status, result, error, sample) where sample None means 'no evidence'."""
         try:
             result = await operation(prepared.tool).execute(self.workspace, prepared, str(action_id))
@@ -179,42 +225,78 @@ class Engine:
             raise
         return "executed", result, None, True
 
-    async def _insert(self, ev: Evaluation, intent: str | None, confidence: float | None, status: str,
-                      route: Route) -> int:
+    async def _insert(
+        self, ev: Evaluation, intent: str | None, confidence: float | None, status: str, route: Route
+    ) -> int:
         p, d = ev.prepared, ev.decision
         return await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.session_id, time.time(), p.tool, p.target, d.class_name, d.rule, self.policy.fingerprint,
-             json.dumps(p.args), p.preview, p.fingerprint, intent, confidence, d.class_level.label,
-             d.level.label, route.value, json.dumps([t.as_dict() for t in d.triggers]), int(d.flagged), status,
-             os.getpid()))
+            (
+                self.session_id,
+                time.time(),
+                p.tool,
+                p.target,
+                d.class_name,
+                d.rule,
+                self.policy.fingerprint,
+                json.dumps(p.args),
+                p.preview,
+                p.fingerprint,
+                intent,
+                confidence,
+                d.class_level.label,
+                d.level.label,
+                route.value,
+                json.dumps([t.as_dict() for t in d.triggers]),
+                int(d.flagged),
+                status,
+                os.getpid(),
+            ),
+        )
 
-    async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+    async def _finish(
+        self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None
+    ) -> None:
         await self.store.update(
             "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ? WHERE id = ?",
-            (status, json.dumps(result) if result is not None else None, error, time.time(), action_id))
+            (status, json.dumps(result) if result is not None else None, error, time.time(), action_id),
+        )
 
     async def _review(self, action_id: int, answer: HumanAnswer, sample: bool | None) -> None:
         await self.store.update(
             "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
-            (answer.reviewer, answer.seconds, answer.note, action_id))
+            (answer.reviewer, answer.seconds, answer.note, action_id),
+        )
 
-    async def _sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> standing.Transition | None:
+    async def _sample(
+        self, cls: ActionClass, action_id: int, ok: bool, session_id: str
+    ) -> standing.Transition | None:
         """One piece of evidence: the window, the session's failure streak, and any move it causes."""
-        await self.store.update("UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure",
-                                                                              action_id))
+        await self.store.update(
+            "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
+        )
         if session_id != CLI_SESSION:
             await self.store.update(
                 "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
                 "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
-                (session_id, cls.name, 0 if ok else 1, ok))
+                (session_id, cls.name, 0 if ok else 1, ok),
+            )
         return await standing.apply_sample(self.store, cls, action_id, ok)
 
-    async def _outcome(self, ev: Evaluation, action_id: int, status: str, intent: str | None,
-                       confidence: float | None, *, result: dict[str, Any] | None = None,
-                       error: str | None = None, moved: standing.Transition | None = None) -> ToolOutcome:
+    async def _outcome(
+        self,
+        ev: Evaluation,
+        action_id: int,
+        status: str,
+        intent: str | None,
+        confidence: float | None,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        moved: standing.Transition | None = None,
+    ) -> ToolOutcome:
         d, p = ev.decision, ev.prepared
         packet = None
         if status == "blocked":
@@ -224,8 +306,10 @@ class Engine:
             "executed": f"{p.tool} {p.target}: done",
             "failed": f"{p.tool} {p.target} failed: {error}",
             "declined": f"the human declined {p.tool} {p.target}; nothing was changed",
-            "draft": (f"queued as draft {action_id} for human review; nothing was changed yet. Carry on with "
-                      f"other work; get_draft({action_id}) shows its state"),
+            "draft": (
+                f"queued as draft {action_id} for human review; nothing was changed yet. Carry on with "
+                f"other work; get_draft({action_id}) shows its state"
+            ),
             "blocked": packet.markdown() if packet else "blocked",
         }[public]
         message = f"{message} [class {d.class_name} at {d.class_level.label}]"
@@ -233,34 +317,74 @@ class Engine:
             message += " (flagged for later review: confidence below autonomous_at)"
         move = None
         if moved is not None:
-            move = ClassMove(action_class=moved.action_class, from_level=moved.from_level, to_level=moved.to_level,
-                             kind=moved.kind, reason=moved.reason)
-            message += f"\nClass {moved.action_class} moved {moved.from_level} -> {moved.to_level}: {moved.reason}"
+            move = ClassMove(
+                action_class=moved.action_class,
+                from_level=moved.from_level,
+                to_level=moved.to_level,
+                kind=moved.kind,
+                reason=moved.reason,
+            )
+            message += (
+                f"\nClass {moved.action_class} moved {moved.from_level} -> {moved.to_level}: {moved.reason}"
+            )
         return ToolOutcome(
-            status=public,  # type: ignore[arg-type]
-            action_id=action_id, action_class=d.class_name, rule=d.rule, class_level=d.class_level.label,
-            level=d.level.label, triggers=[TriggerInfo(**t.as_dict()) for t in d.triggers], flagged=d.flagged,
-            message=message, preview=p.preview, result=result, draft_id=action_id if public == "draft" else None,
-            packet=packet, moved=move)
+            status=public,
+            action_id=action_id,
+            action_class=d.class_name,
+            rule=d.rule,
+            class_level=d.class_level.label,
+            level=d.level.label,
+            triggers=[TriggerInfo(**t.as_dict()) for t in d.triggers],
+            flagged=d.flagged,
+            message=message,
+            preview=p.preview,
+            result=result,
+            draft_id=action_id if public == "draft" else None,
+            packet=packet,
+            moved=move,
+        )
 
-    async def _packet(self, ev: Evaluation, action_id: int, intent: str | None,
-                      confidence: float | None) -> EscalationPacket:
-        rows = await self.store.all("SELECT id, tool, target, class, status FROM actions WHERE session_id = ? "
-                                    "AND id < ? ORDER BY id DESC LIMIT 10", (self.session_id, action_id))
-        history = [HistoryEntry(action_id=r["id"], tool=r["tool"], target=r["target"], action_class=r["class"],
-                                status=r["status"]) for r in reversed(rows)]
+    async def _packet(
+        self, ev: Evaluation, action_id: int, intent: str | None, confidence: float | None
+    ) -> EscalationPacket:
+        rows = await self.store.all(
+            "SELECT id, tool, target, class, status FROM actions WHERE session_id = ? "
+            "AND id < ? ORDER BY id DESC LIMIT 10",
+            (self.session_id, action_id),
+        )
+        history = [
+            HistoryEntry(
+                action_id=r["id"],
+                tool=r["tool"],
+                target=r["target"],
+                action_class=r["class"],
+                status=r["status"],
+            )
+            for r in reversed(rows)
+        ]
         d = ev.decision
         return build_packet(
-            action_id=action_id, session_id=self.session_id, tool=ev.prepared.tool, target=ev.prepared.target,
-            action_class=d.class_name, rule=d.rule, class_level=d.class_level.label, level=d.level.label,
-            intent=intent, draft=ev.prepared.preview, confidence=confidence,
-            triggers=[PacketTrigger(name=t.name, detail=t.detail) for t in d.triggers], history=history,
-            created_at=time.time())
+            action_id=action_id,
+            session_id=self.session_id,
+            tool=ev.prepared.tool,
+            target=ev.prepared.target,
+            action_class=d.class_name,
+            rule=d.rule,
+            class_level=d.class_level.label,
+            level=d.level.label,
+            intent=intent,
+            draft=ev.prepared.preview,
+            confidence=confidence,
+            triggers=[PacketTrigger(name=t.name, detail=t.detail) for t in d.triggers],
+            history=history,
+            created_at=time.time(),
+        )
 
     # -- the human's side ------------------------------------------------------------------------
 
-    async def approve(self, action_id: int, *, reviewer: str = "cli", content: str | None = None,
-                      note: str | None = None) -> DraftView:
+    async def approve(
+        self, action_id: int, *, reviewer: str = "cli", content: str | None = None, note: str | None = None
+    ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
         row = await self._claim(action_id)
         cls = self._class_of(row["class"])
@@ -268,23 +392,34 @@ class Engine:
         op = operation(row["tool"])
         try:
             if await op.fingerprint(self.workspace, args) != row["fingerprint"]:
-                raise DraftStale(f"draft {action_id}: {row['target']} changed since it was drafted; "
-                                 "nothing was written. Ask the agent to redo it")
+                raise DraftStale(
+                    f"draft {action_id}: {row['target']} changed since it was drafted; "
+                    "nothing was written. Ask the agent to redo it"
+                )
             edited = content is not None
             if edited:
                 if row["tool"] not in ("write_file", "edit_file"):
-                    raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
-                prepared = await operation("write_file").prepare(self.workspace, {"path": args["path"],
-                                                                                 "content": content})
+                    raise InvalidRequest(
+                        f"--content applies to file drafts; draft {action_id} is {row['tool']}"
+                    )
+                prepared = await operation("write_file").prepare(
+                    self.workspace, {"path": args["path"], "content": content}
+                )
             else:
                 prepared = await op.prepare(self.workspace, args)
         except RatchetError as exc:
             async with self.store.transaction():
-                await self._finish(action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc))
+                await self._finish(
+                    action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc)
+                )
             raise
         status, result, error, ok = await self._run(prepared, action_id, cls)
-        answer = HumanAnswer(True, reviewer, ("edited before approval: " if edited else "") + (note or ""),
-                             time.time() - row["created_at"])
+        answer = HumanAnswer(
+            True,
+            reviewer,
+            ("edited before approval: " if edited else "") + (note or ""),
+            time.time() - row["created_at"],
+        )
         async with self.store.transaction():
             await self._finish(action_id, status, result, error)
             await self._review(action_id, answer, sample=ok)
@@ -299,12 +434,14 @@ class Engine:
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             changed = await self.store.update(
                 "UPDATE actions SET status = 'rejected', finished_at = ? WHERE id = ? AND status = 'drafted'",
-                (time.time(), action_id))
+                (time.time(), action_id),
+            )
             if not changed:
                 raise self._not_queued(action_id, row)
             assert row is not None
-            await self._review(action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]),
-                               sample=False)
+            await self._review(
+                action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]), sample=False
+            )
             await self._sample(self._class_of(row["class"]), action_id, False, row["session_id"])
         return await self.view(action_id)
 
@@ -313,7 +450,8 @@ class Engine:
         async with self.store.transaction():
             changed = await self.store.update(
                 "UPDATE actions SET status = 'approving', pid = ? WHERE id = ? AND status = 'drafted'",
-                (os.getpid(), action_id))
+                (os.getpid(), action_id),
+            )
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
         if not changed:
             raise self._not_queued(action_id, row)
@@ -323,8 +461,9 @@ class Engine:
     def _not_queued(action_id: int, row: Any) -> RatchetError:
         if row is None:
             return DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
-        return DraftAlreadyResolved(f"action {action_id} is {row['status']}, not a queued draft; "
-                                    "a draft runs at most once")
+        return DraftAlreadyResolved(
+            f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once"
+        )
 
     def _class_of(self, name: str) -> ActionClass:
         # A class removed from the policy since drafting is judged as unclassified: conservative.
@@ -336,10 +475,14 @@ class Engine:
         if row is None:
             raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
         if row["status"] != "executed":
-            raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
+            raise InvalidRequest(
+                f"action {action_id} is {row['status']}; complaints are about actions that ran"
+            )
         async with self.store.transaction():
-            await self.store.insert("INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
-                                    (action_id, time.time(), reason))
+            await self.store.insert(
+                "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
+                (action_id, time.time(), reason),
+            )
             await self.store.update("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
             return await standing.complain(self.store, self._class_of(row["class"]), action_id, reason)
 
@@ -374,16 +517,38 @@ class Engine:
             pinned = Level.parse(row.pinned) if row.pinned else None
             decision = decide(cls, earned, pinned=pinned)
             needed = samples_to_promote(window, cls.trust) if earned < cls.ceiling else None
-            nxt = (f"at ceiling {cls.ceiling.label}" if earned >= cls.ceiling
-                   else f"{needed} more successes in a row would promote" if needed is not None
-                   else "cannot promote from this window; needs more successes")
-            out.append(ClassStatus(
-                action_class=cls.name, description=cls.description, rule=cls.rule, level=decision.level.label,
-                earned_level=earned.label, pinned=pinned.label if pinned else None, floor=cls.floor.label,
-                ceiling=cls.ceiling.label, window_size=cls.trust.window_size, samples=ev.n, successes=ev.successes,
-                rate=ev.rate, lower_bound=ev.lower, drift=round(ev.drift, 3), promote_at=cls.trust.promote_at,
-                next_promotion=nxt, would=decision.route.value, since=row.level_since))
-        return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)
+            nxt = (
+                f"at ceiling {cls.ceiling.label}"
+                if earned >= cls.ceiling
+                else f"{needed} more successes in a row would promote"
+                if needed is not None
+                else "cannot promote from this window; needs more successes"
+            )
+            out.append(
+                ClassStatus(
+                    action_class=cls.name,
+                    description=cls.description,
+                    rule=cls.rule,
+                    level=decision.level.label,
+                    earned_level=earned.label,
+                    pinned=pinned.label if pinned else None,
+                    floor=cls.floor.label,
+                    ceiling=cls.ceiling.label,
+                    window_size=cls.trust.window_size,
+                    samples=ev.n,
+                    successes=ev.successes,
+                    rate=ev.rate,
+                    lower_bound=ev.lower,
+                    drift=round(ev.drift, 3),
+                    promote_at=cls.trust.promote_at,
+                    next_promotion=nxt,
+                    would=decision.route.value,
+                    since=row.level_since,
+                )
+            )
+        return TrustLevels(
+            classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint
+        )
 
     async def view(self, action_id: int) -> DraftView:
         """One recorded action (draft or not)."""
@@ -400,25 +565,43 @@ class Engine:
     async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
         """Recent actions, newest first."""
         if action_class:
-            rows = await self.store.all("SELECT * FROM actions WHERE class = ? ORDER BY id DESC LIMIT ?",
-                                        (action_class, limit))
+            rows = await self.store.all(
+                "SELECT * FROM actions WHERE class = ? ORDER BY id DESC LIMIT ?", (action_class, limit)
+            )
         else:
             rows = await self.store.all("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,))
         return [_view(r) for r in rows]
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""
-        sql = "SELECT * FROM transitions " + ("WHERE class = ? " if action_class else "") + "ORDER BY id DESC LIMIT ?"
+        sql = (
+            "SELECT * FROM transitions "
+            + ("WHERE class = ? " if action_class else "")
+            + "ORDER BY id DESC LIMIT ?"
+        )
         rows = await self.store.all(sql, (action_class, limit) if action_class else (limit,))
         return [{**dict(r), "evidence": json.loads(r["evidence_json"])} for r in rows]
 
 
 def _view(row: Any) -> DraftView:
     return DraftView(
-        action_id=row["id"], status=row["status"], tool=row["tool"], target=row["target"],
-        action_class=row["class"], rule=row["rule"], class_level=row["class_level"], level=row["level"],
-        intent=row["intent"], confidence=row["confidence"], preview=row["preview"],
-        triggers=[TriggerInfo(**t) for t in json.loads(row["triggers_json"])], created_at=row["created_at"],
-        session_id=row["session_id"], reviewer=row["reviewer"], review_seconds=row["review_seconds"],
-        review_note=row["review_note"], error=row["error"],
-        result=json.loads(row["result_json"]) if row["result_json"] else None)
+        action_id=row["id"],
+        status=row["status"],
+        tool=row["tool"],
+        target=row["target"],
+        action_class=row["class"],
+        rule=row["rule"],
+        class_level=row["class_level"],
+        level=row["level"],
+        intent=row["intent"],
+        confidence=row["confidence"],
+        preview=row["preview"],
+        triggers=[TriggerInfo(**t) for t in json.loads(row["triggers_json"])],
+        created_at=row["created_at"],
+        session_id=row["session_id"],
+        reviewer=row["reviewer"],
+        review_seconds=row["review_seconds"],
+        review_note=row["review_note"],
+        error=row["error"],
+        result=json.loads(row["result_json"]) if row["result_json"] else None,
+    )

@@ -82,7 +82,9 @@ class EscalationPacket(BaseModel):
             lines.append(f"- {flag.name}: {flag.detail}")
         draft_lines = self.draft.splitlines()
         shown = "\n".join(draft_lines[:PREVIEW_LINES])
-        more = f"\n… {len(draft_lines) - PREVIEW_LINES} more lines" if len(draft_lines) > PREVIEW_LINES else ""
+        more = (
+            f"\n… {len(draft_lines) - PREVIEW_LINES} more lines" if len(draft_lines) > PREVIEW_LINES else ""
+        )
         lines += ["", "```diff", shown + more, "```"]
         if self.history:
             recent = ", ".join(f"#{h.action_id} {h.tool} {h.target} → {h.status}" for h in self.history[-5:])
@@ -117,21 +119,37 @@ def build_packet(
     else:
         summary = f"class `{action_class}` is at blocked: actions of this class never run without a human"
     options = [
-        Option(name="take over", how=f"make the change yourself; the agent can read this packet (action {action_id})"),
+        Option(
+            name="take over",
+            how=f"make the change yourself; the agent can read this packet (action {action_id})",
+        ),
         Option(name="change the approach", how="tell the agent what to do instead"),
     ]
     if action_class != "unclassified" and not triggers:
-        options.append(Option(name="change the policy",
-                              how=f"if `{action_class}` should run at all, change its start in {rule.split(':')[0]}"
-                              " through review"))
-    recommended = ("check what the agent was unsure of before it retries" if any(t.name == "confidence" for t in triggers)
-                   else "take over, or tell the agent a different approach")
+        options.append(
+            Option(
+                name="change the policy",
+                how=f"if `{action_class}` should run at all, change its start in {rule.split(':')[0]}"
+                " through review",
+            )
+        )
+    recommended = (
+        "check what the agent was unsure of before it retries"
+        if any(t.name == "confidence" for t in triggers)
+        else "take over, or tell the agent a different approach"
+    )
     return EscalationPacket(
         action_id=action_id,
         intent=redact(intent) if intent else None,
         summary=redact(summary),
-        action=PacketAction(tool=tool, target=redact(target), action_class=action_class, rule=rule,
-                            class_level=class_level, level=level),
+        action=PacketAction(
+            tool=tool,
+            target=redact(target),
+            action_class=action_class,
+            rule=rule,
+            class_level=class_level,
+            level=level,
+        ),
         draft=redact(draft),
         confidence=confidence,
         flags=[PacketTrigger(name=t.name, detail=redact(t.detail)) for t in triggers],

@@ -30,8 +30,12 @@ class Route(StrEnum):
     BLOCK = "block"
 
 
-ROUTE_OF_LEVEL = {Level.AUTONOMOUS: Route.EXECUTE, Level.CONFIRM: Route.CONFIRM,
-                  Level.DRAFT: Route.DRAFT, Level.BLOCKED: Route.BLOCK}
+ROUTE_OF_LEVEL = {
+    Level.AUTONOMOUS: Route.EXECUTE,
+    Level.CONFIRM: Route.CONFIRM,
+    Level.DRAFT: Route.DRAFT,
+    Level.BLOCKED: Route.BLOCK,
+}
 
 
 @dataclass(frozen=True)
@@ -82,28 +86,50 @@ def decide(
         triggers.append(Trigger("pinned", f"a human pinned the class at {pinned.label}", pinned))
     limit = cls.trust.max_consecutive_failures
     if session_failures >= limit:
-        triggers.append(Trigger("repeated-failure",
-                                f"{session_failures} consecutive failures of this class in this session "
-                                f"(limit {limit}); halted for the session", Level.BLOCKED))
+        triggers.append(
+            Trigger(
+                "repeated-failure",
+                f"{session_failures} consecutive failures of this class in this session "
+                f"(limit {limit}); halted for the session",
+                Level.BLOCKED,
+            )
+        )
     if confidence is not None:
         thresholds = cls.confidence
         if confidence <= thresholds.escalate_at:
-            triggers.append(Trigger("confidence", f"{confidence:.2f} <= escalate_at {thresholds.escalate_at}",
-                                    Level.BLOCKED))
+            triggers.append(
+                Trigger(
+                    "confidence", f"{confidence:.2f} <= escalate_at {thresholds.escalate_at}", Level.BLOCKED
+                )
+            )
         elif confidence <= thresholds.flag_at:
-            triggers.append(Trigger("confidence", f"{confidence:.2f} <= flag_at {thresholds.flag_at}: "
-                                    "needs a human's confirmation", Level.CONFIRM))
+            triggers.append(
+                Trigger(
+                    "confidence",
+                    f"{confidence:.2f} <= flag_at {thresholds.flag_at}: needs a human's confirmation",
+                    Level.CONFIRM,
+                )
+            )
         elif confidence < thresholds.autonomous_at:
             flagged = True
-            triggers.append(Trigger("confidence", f"{confidence:.2f} < autonomous_at {thresholds.autonomous_at}: "
-                                    "runs at the class level, flagged for review", Level.AUTONOMOUS))
+            triggers.append(
+                Trigger(
+                    "confidence",
+                    f"{confidence:.2f} < autonomous_at {thresholds.autonomous_at}: "
+                    "runs at the class level, flagged for review",
+                    Level.AUTONOMOUS,
+                )
+            )
     level = min([class_level, *(t.cap for t in triggers)])
     route = ROUTE_OF_LEVEL[level]
     if route is Route.CONFIRM and cls.require_cli_approval:
-        triggers.append(Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT))
+        triggers.append(
+            Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT)
+        )
         route = Route.DRAFT
     elif route is Route.CONFIRM and not can_elicit:
-        triggers.append(Trigger("no-elicitation", "the client cannot ask its human; queued as a draft",
-                                Level.DRAFT))
+        triggers.append(
+            Trigger("no-elicitation", "the client cannot ask its human; queued as a draft", Level.DRAFT)
+        )
         route = Route.DRAFT
     return Decision(cls.name, cls.rule, class_level, level, route, tuple(triggers), flagged)

@@ -96,7 +96,8 @@ class _Gated:
 
 
 def _engine(ctx: Context) -> Engine:
-    engine: Engine = ctx.request_context.lifespan_context
+    engine = ctx.request_context.lifespan_context
+    assert isinstance(engine, Engine)
     return engine
 
 
@@ -107,14 +108,18 @@ def _can_elicit(ctx: Context) -> bool:
 
 def _confirm_message(ev: Evaluation) -> str:
     p, d = ev.prepared, ev.decision
-    diff = p.preview if len(p.preview) <= ELICIT_DIFF_CHARS else (
-        p.preview[:ELICIT_DIFF_CHARS] + f"\n… ({len(p.preview) - ELICIT_DIFF_CHARS} more characters)")
+    diff = (
+        p.preview
+        if len(p.preview) <= ELICIT_DIFF_CHARS
+        else (p.preview[:ELICIT_DIFF_CHARS] + f"\n… ({len(p.preview) - ELICIT_DIFF_CHARS} more characters)")
+    )
     why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
     return redact(f"Ratchet: allow {p.tool} {p.target}?\nWhy you are asked: {why}\n\n{diff}")
 
 
-async def _gate(ctx: Context, tool: str, args: dict[str, Any], confidence: float | None
-                ) -> Elicit[ConfirmChange] | _Gated:
+async def _gate(
+    ctx: Context, tool: str, args: dict[str, Any], confidence: float | None
+) -> Elicit[ConfirmChange] | _Gated:
     try:
         ev = await _engine(ctx).evaluate(tool, args, confidence=confidence, can_elicit=_can_elicit(ctx))
     except RatchetError as exc:
@@ -124,18 +129,26 @@ async def _gate(ctx: Context, tool: str, args: dict[str, Any], confidence: float
     return _Gated(ev, None, time.time())
 
 
-async def _gate_write(path: str, content: str, confidence: float | None, ctx: Context
-                      ) -> Elicit[ConfirmChange] | _Gated:
+async def _gate_write(
+    path: str, content: str, confidence: float | None, ctx: Context
+) -> Elicit[ConfirmChange] | _Gated:
     return await _gate(ctx, "write_file", {"path": path, "content": content}, confidence)
 
 
-async def _gate_edit(path: str, edits: list[EditSpec], confidence: float | None, ctx: Context
-                     ) -> Elicit[ConfirmChange] | _Gated:
+async def _gate_edit(
+    path: str, edits: list[EditSpec], confidence: float | None, ctx: Context
+) -> Elicit[ConfirmChange] | _Gated:
     return await _gate(ctx, "edit_file", {"path": path, "edits": [e.model_dump() for e in edits]}, confidence)
 
 
-async def _carry_out(ctx: Context, tool: str, args: dict[str, Any], review: ElicitationResult[Any],
-                     intent: str | None, confidence: float | None) -> CallToolResult:
+async def _carry_out(
+    ctx: Context,
+    tool: str,
+    args: dict[str, Any],
+    review: ElicitationResult[Any],
+    intent: str | None,
+    confidence: float | None,
+) -> CallToolResult:
     engine = _engine(ctx)
     gated = review.data if isinstance(review, AcceptedElicitation) else None
     answer: HumanAnswer | None = None
@@ -162,9 +175,11 @@ async def _carry_out(ctx: Context, tool: str, args: dict[str, Any], review: Elic
 
 
 def _result(outcome: ToolOutcome) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=outcome.message)],
-                          structured_content=outcome.model_dump(mode="json"),
-                          is_error=outcome.status == "failed")
+    return CallToolResult(
+        content=[TextContent(type="text", text=outcome.message)],
+        structured_content=outcome.model_dump(mode="json"),
+        is_error=outcome.status == "failed",
+    )
 
 
 def build_server(config: ServerConfig) -> MCPServer:
@@ -173,18 +188,25 @@ def build_server(config: ServerConfig) -> MCPServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
         engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
-        log.info("ratchet: workspace %s, policy %s, database %s, session %s", engine.workspace.root,
-                 engine.policy.directory, engine.store.path, engine.session_id)
+        log.info(
+            "ratchet: workspace %s, policy %s, database %s, session %s",
+            engine.workspace.root,
+            engine.policy.directory,
+            engine.store.path,
+            engine.session_id,
+        )
         try:
             yield engine
         finally:
             await engine.close()
 
     mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
-    writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
-                             open_world_hint=False)
-    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
-                            open_world_hint=False)
+    writes = ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+    )
+    reads = ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
 
     @mcp.tool(title="Write a file (governed)", annotations=writes)
     async def write_file(
@@ -200,12 +222,16 @@ def build_server(config: ServerConfig) -> MCPServer:
         The result's status says what happened: executed, draft (queued for a human; carry on),
         declined, blocked (with an escalation packet) or failed.
         """
-        return await _carry_out(ctx, "write_file", {"path": path, "content": content}, review, intent, confidence)
+        return await _carry_out(
+            ctx, "write_file", {"path": path, "content": content}, review, intent, confidence
+        )
 
     @mcp.tool(title="Edit a file (governed)", annotations=writes)
     async def edit_file(
         path: Annotated[str, Field(description="file path, relative to the workspace")],
-        edits: Annotated[list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")],
+        edits: Annotated[
+            list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")
+        ],
         ctx: Context,
         review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
         intent: Annotated[str | None, Field(description="what this change is for")] = None,
@@ -242,14 +268,20 @@ async def _pick_drafts(ctx: Context) -> list[DraftView]:
 
 
 def _asker(index: int) -> Callable[..., Any]:
-    async def ask(ctx: Context, drafts: Annotated[list[DraftView], Resolve(_pick_drafts)]
-                  ) -> Elicit[ReviewDraft] | None:
+    async def ask(
+        ctx: Context, drafts: Annotated[list[DraftView], Resolve(_pick_drafts)]
+    ) -> Elicit[ReviewDraft] | None:
         if index >= len(drafts) or not _can_elicit(ctx):
             return None
         d = drafts[index]
         preview = d.preview[:ELICIT_DIFF_CHARS]
-        return Elicit(redact(f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}\n"
-                             f"Class {d.action_class}; intent: {d.intent or '(none given)'}\n\n{preview}"), ReviewDraft)
+        return Elicit(
+            redact(
+                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}\n"
+                f"Class {d.action_class}; intent: {d.intent or '(none given)'}\n\n{preview}"
+            ),
+            ReviewDraft,
+        )
 
     ask.__name__ = f"ask_review_{index}"
     return ask
@@ -261,9 +293,12 @@ _ASKERS = [_asker(i) for i in range(REVIEW_BATCH)]
 
 
 def _register_review(mcp: MCPServer) -> None:
-    @mcp.tool(title="Review queued drafts with the human",
-              annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
-                                          open_world_hint=False))
+    @mcp.tool(
+        title="Review queued drafts with the human",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
+    )
     async def review_drafts(
         ctx: Context,
         drafts: Annotated[list[DraftView], Resolve(_pick_drafts)],
@@ -287,15 +322,20 @@ def _register_review(mcp: MCPServer) -> None:
                 if answer.data.approve:
                     reviewed.append(await engine.approve(draft.action_id, reviewer="elicitation"))
                 else:
-                    reviewed.append(await engine.reject(draft.action_id, answer.data.reason or "rejected in chat",
-                                                        reviewer="elicitation"))
+                    reviewed.append(
+                        await engine.reject(
+                            draft.action_id, answer.data.reason or "rejected in chat", reviewer="elicitation"
+                        )
+                    )
             except RatchetError as exc:
                 reviewed.append((await engine.view(draft.action_id)).model_copy(update={"error": str(exc)}))
         remaining = len(await engine.queue())
         if not drafts:
             message = "no drafts are waiting for review"
         elif not _can_elicit(ctx):
-            message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
+            message = (
+                "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
+            )
         else:
             message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
         return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)

@@ -69,8 +69,9 @@ async def _prepare_edit(ws: Workspace, args: dict[str, Any]) -> Prepared:
 
 def _file_prepared(tool: str, args: dict[str, Any], plan: fs.WritePlan) -> Prepared:
     preview = plan.diff if plan.diff else f"(no change to {plan.rel})"
-    return Prepared(tool, args, Subject(tool=tool, paths=(plan.rel,)), plan.rel, preview,
-                    plan.before.fingerprint, plan)
+    return Prepared(
+        tool, args, Subject(tool=tool, paths=(plan.rel,)), plan.rel, preview, plan.before.fingerprint, plan
+    )
 
 
 async def _file_fingerprint(ws: Workspace, args: dict[str, Any]) -> str | None:
@@ -79,8 +80,12 @@ async def _file_fingerprint(ws: Workspace, args: dict[str, Any]) -> str | None:
 
 async def _execute_file(ws: Workspace, prepared: Prepared, token: str) -> dict[str, Any]:
     result = fs.apply_plan(ws, prepared.plan, token=token)
-    return {"path": result.rel, "created": result.created, "bytes_written": result.bytes_written,
-            "fingerprint": result.fingerprint}
+    return {
+        "path": result.rel,
+        "created": result.created,
+        "bytes_written": result.bytes_written,
+        "fingerprint": result.fingerprint,
+    }
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -94,4 +99,6 @@ def operation(tool: str) -> Operation:
     try:
         return OPERATIONS[tool]
     except KeyError:
-        raise InvalidRequest(f"unknown tool {tool!r}; governed tools are: {', '.join(sorted(OPERATIONS))}") from None
+        raise InvalidRequest(
+            f"unknown tool {tool!r}; governed tools are: {', '.join(sorted(OPERATIONS))}"
+        ) from None

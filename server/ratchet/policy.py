@@ -153,7 +153,9 @@ class ClassSpec(_Strict):
     def _ladder(self) -> Self:
         floor, start, ceiling = self.floor_level, Level.parse(self.start), Level.parse(self.ceiling)
         if not floor <= start <= ceiling:
-            raise ValueError(f"expected floor <= start <= ceiling, got {floor.label} / {start.label} / {ceiling.label}")
+            raise ValueError(
+                f"expected floor <= start <= ceiling, got {floor.label} / {start.label} / {ceiling.label}"
+            )
         return self
 
 
@@ -205,15 +207,19 @@ class ActionClass:
         if self.paths is not None:
             if not subject.paths:
                 return None
-            best = [max((g.specificity for g in self.paths if g.matches(p)), default=-1) for p in subject.paths]
+            best = [
+                max((g.specificity for g in self.paths if g.matches(p)), default=-1) for p in subject.paths
+            ]
             if min(best) < 0:
                 return None
             score += min(best)
         if self.argv is not None:
             if not subject.commands:
                 return None
-            lengths = [max((len(pre) for pre in self.argv if tuple(cmd[: len(pre)]) == pre), default=-1)
-                       for cmd in subject.commands]
+            lengths = [
+                max((len(pre) for pre in self.argv if tuple(cmd[: len(pre)]) == pre), default=-1)
+                for cmd in subject.commands
+            ]
             if min(lengths) < 0:
                 return None
             score += 100 * min(lengths)
@@ -270,11 +276,24 @@ class Policy:
         """The conservative class for actions no rule names."""
         level = Level.parse(self.defaults.unmatched)
         return ActionClass(
-            name=UNCLASSIFIED, description="actions no policy class matches", tools=frozenset(),
-            paths=None, argv=None, branches=None, remotes=None, start=level, floor=Level.BLOCKED,
-            ceiling=level, priority=0, demote_on_complaint=True, count_execution_failures=True,
-            require_cli_approval=False, trust=TrustParams(**_trust_fields(self.defaults)),
-            confidence=self.defaults.confidence, file="(built-in)", line=0,
+            name=UNCLASSIFIED,
+            description="actions no policy class matches",
+            tools=frozenset(),
+            paths=None,
+            argv=None,
+            branches=None,
+            remotes=None,
+            start=level,
+            floor=Level.BLOCKED,
+            ceiling=level,
+            priority=0,
+            demote_on_complaint=True,
+            count_execution_failures=True,
+            require_cli_approval=False,
+            trust=TrustParams(**_trust_fields(self.defaults)),
+            confidence=self.defaults.confidence,
+            file="(built-in)",
+            line=0,
         )
 
     def get(self, name: str) -> ActionClass | None:
@@ -306,7 +325,9 @@ def load_policy(directory: Path) -> Policy:
             raise PolicyError(path.name, "", f"TOML syntax error: {exc}") from exc
         unknown = set(data) - {"defaults", "classes"}
         if unknown:
-            raise PolicyError(path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults' or 'classes'")
+            raise PolicyError(
+                path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults' or 'classes'"
+            )
         if "defaults" in data:
             if defaults is not None:
                 raise PolicyError(path.name, "defaults", f"defaults are already set in {defaults_file}")
@@ -320,8 +341,12 @@ def load_policy(directory: Path) -> Policy:
     compiled: dict[str, ActionClass] = {}
     for file, name, spec_data, text in raw_classes:
         if not CLASS_NAME.match(name) or name == UNCLASSIFIED:
-            raise PolicyError(file, f"classes.{name}", "class names are lower-case letters, digits, '-', '_' or '.'"
-                              f" (and '{UNCLASSIFIED}' is reserved)")
+            raise PolicyError(
+                file,
+                f"classes.{name}",
+                "class names are lower-case letters, digits, '-', '_' or '.'"
+                f" (and '{UNCLASSIFIED}' is reserved)",
+            )
         if name in compiled:
             raise PolicyError(file, f"classes.{name}", f"class already declared in {compiled[name].file}")
         spec = _validate(ClassSpec, spec_data, file, f"classes.{name}")
@@ -334,12 +359,16 @@ def load_policy(directory: Path) -> Policy:
 def check_examples(policy: Policy) -> None:
     """Every example must land in its own class (or, for not_match, elsewhere)."""
     for cls in policy.classes.values():
-        for kind, examples, want in (("match", cls.examples.match, True), ("not_match", cls.examples.not_match, False)):
+        for kind, examples, want in (
+            ("match", cls.examples.match, True),
+            ("not_match", cls.examples.not_match, False),
+        ):
             for index, example in enumerate(examples):
                 got = policy.classify(example_subject(example)).cls.name
                 if (got == cls.name) != want:
-                    problem = (f"example {example.model_dump(exclude_none=True)} is classified as {got!r}"
-                               + ("" if want else f", but it must not be {cls.name!r}"))
+                    problem = f"example {example.model_dump(exclude_none=True)} is classified as {got!r}" + (
+                        "" if want else f", but it must not be {cls.name!r}"
+                    )
                     raise PolicyError(cls.file, f"classes.{cls.name}.examples.{kind}[{index}]", problem)
 
 
@@ -375,21 +404,33 @@ def _validate(model: type[M], data: Any, file: str, prefix: str) -> M:
 
 def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: int) -> ActionClass:
     trust_data = _trust_fields(defaults)
-    trust_data.update({k: v for k, v in spec.model_dump().items() if k in TrustParams.model_fields and v is not None})
+    trust_data.update(
+        {k: v for k, v in spec.model_dump().items() if k in TrustParams.model_fields and v is not None}
+    )
     key = f"classes.{name}"
     try:
         trust = TrustParams(**trust_data)
     except ValidationError as exc:
         raise PolicyError(file, key, exc.errors()[0]["msg"]) from exc
     return ActionClass(
-        name=name, description=spec.description, tools=frozenset(spec.tools),
-        paths=_globs(spec.paths, file, f"{key}.paths"), argv=_argv(spec.argv),
+        name=name,
+        description=spec.description,
+        tools=frozenset(spec.tools),
+        paths=_globs(spec.paths, file, f"{key}.paths"),
+        argv=_argv(spec.argv),
         branches=_globs(spec.branches, file, f"{key}.branches"),
         remotes=tuple(spec.remotes) if spec.remotes is not None else None,
-        start=Level.parse(spec.start), floor=spec.floor_level, ceiling=Level.parse(spec.ceiling),
-        priority=spec.priority, demote_on_complaint=spec.demote_on_complaint,
-        count_execution_failures=spec.count_execution_failures, require_cli_approval=spec.require_cli_approval,
-        trust=trust, confidence=spec.confidence or defaults.confidence, file=file, line=line,
+        start=Level.parse(spec.start),
+        floor=spec.floor_level,
+        ceiling=Level.parse(spec.ceiling),
+        priority=spec.priority,
+        demote_on_complaint=spec.demote_on_complaint,
+        count_execution_failures=spec.count_execution_failures,
+        require_cli_approval=spec.require_cli_approval,
+        trust=trust,
+        confidence=spec.confidence or defaults.confidence,
+        file=file,
+        line=line,
         examples=spec.examples,
     )
 

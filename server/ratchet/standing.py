@@ -47,12 +47,24 @@ def fresh_row(cls: ActionClass) -> ClassRow:
     return ClassRow(cls.name, cls.start.label, cls.start.label, None, [], time.time(), None)
 
 
-async def _move(store: Store, cls: ActionClass, row: ClassRow, to: Level, kind: str, actor: str, reason: str,
-                ev: dict[str, Any], action_id: int | None, *, policy_start: str | None = None) -> Transition:
+async def _move(
+    store: Store,
+    cls: ActionClass,
+    row: ClassRow,
+    to: Level,
+    kind: str,
+    actor: str,
+    reason: str,
+    ev: dict[str, Any],
+    action_id: int | None,
+    *,
+    policy_start: str | None = None,
+) -> Transition:
     tid = await store.add_transition(cls.name, row.level, to.label, kind, actor, reason, ev, action_id)
     # A move always starts a fresh window: evidence is earned at the level it is about.
-    await store.put_class(ClassRow(cls.name, to.label, policy_start or row.policy_start, row.pinned, [],
-                                   time.time(), tid))
+    await store.put_class(
+        ClassRow(cls.name, to.label, policy_start or row.policy_start, row.pinned, [], time.time(), tid)
+    )
     return Transition(tid, cls.name, row.level, to.label, kind, actor, reason, ev)
 
 
@@ -66,11 +78,28 @@ async def apply_sample(store: Store, cls: ActionClass, action_id: int, ok: bool)
     if verdict.move == "promote" and pinned is not None and pinned <= level:
         verdict = judge(window, level, cls.floor, level, cls.trust)  # held by the pin: no promotion
     if verdict.move is not None:
-        return await _move(store, cls, row, verdict.to_level, verdict.move, "ratchet", verdict.reason,
-                           asdict(verdict.evidence), action_id)
-    await store.put_class(ClassRow(row.name, row.level, row.policy_start, row.pinned,
-                                   [(s.action_id, s.ok) for s in window.samples], row.level_since,
-                                   row.transition_id))
+        return await _move(
+            store,
+            cls,
+            row,
+            verdict.to_level,
+            verdict.move,
+            "ratchet",
+            verdict.reason,
+            asdict(verdict.evidence),
+            action_id,
+        )
+    await store.put_class(
+        ClassRow(
+            row.name,
+            row.level,
+            row.policy_start,
+            row.pinned,
+            [(s.action_id, s.ok) for s in window.samples],
+            row.level_since,
+            row.transition_id,
+        )
+    )
     return None
 
 
@@ -83,18 +112,44 @@ async def complain(store: Store, cls: ActionClass, action_id: int, reason: str) 
     if cls.demote_on_complaint:
         if level <= cls.floor:
             return None
-        return await _move(store, cls, row, level.down(), "complaint", "human",
-                           f"complaint on action {action_id}: {reason}", ev, action_id)
+        return await _move(
+            store,
+            cls,
+            row,
+            level.down(),
+            "complaint",
+            "human",
+            f"complaint on action {action_id}: {reason}",
+            ev,
+            action_id,
+        )
     flipped = flip_sample(window, action_id)
     if flipped is None:
         return None
     verdict = judge(flipped, level, cls.floor, cls.ceiling, cls.trust)
     if verdict.move == "demote":
-        return await _move(store, cls, row, verdict.to_level, "demote", "ratchet", verdict.reason,
-                           asdict(verdict.evidence), action_id)
-    await store.put_class(ClassRow(row.name, row.level, row.policy_start, row.pinned,
-                                   [(s.action_id, s.ok) for s in flipped.samples], row.level_since,
-                                   row.transition_id))
+        return await _move(
+            store,
+            cls,
+            row,
+            verdict.to_level,
+            "demote",
+            "ratchet",
+            verdict.reason,
+            asdict(verdict.evidence),
+            action_id,
+        )
+    await store.put_class(
+        ClassRow(
+            row.name,
+            row.level,
+            row.policy_start,
+            row.pinned,
+            [(s.action_id, s.ok) for s in flipped.samples],
+            row.level_since,
+            row.transition_id,
+        )
+    )
     return None
 
 
@@ -104,11 +159,15 @@ async def human_demote(store: Store, cls: ActionClass, reason: str, to: Level | 
     level = Level.parse(row.level)
     target = level.down() if to is None else to
     if target >= level:
-        raise InvalidRequest(f"class {cls.name} is at {level.label}; demote only lowers "
-                             "(there is no command that promotes: the ratchet promotes on evidence)")
+        raise InvalidRequest(
+            f"class {cls.name} is at {level.label}; demote only lowers "
+            "(there is no command that promotes: the ratchet promotes on evidence)"
+        )
     if target < cls.floor:
-        raise InvalidRequest(f"class {cls.name} has floor {cls.floor.label}; to hold it lower, use "
-                             f"`ratchet pin {cls.name} {target.label}`")
+        raise InvalidRequest(
+            f"class {cls.name} has floor {cls.floor.label}; to hold it lower, use "
+            f"`ratchet pin {cls.name} {target.label}`"
+        )
     ev = asdict(evidence(window_of(row), cls.trust))
     return await _move(store, cls, row, target, "human-demote", "human", reason, ev, None)
 
@@ -119,14 +178,40 @@ async def pin(store: Store, cls: ActionClass, level: Level | None, reason: str) 
     current = Level.parse(row.level)
     effective_before = min(current, Level.parse(row.pinned)) if row.pinned else current
     if level is not None and level > current:
-        raise InvalidRequest(f"class {cls.name} is at {current.label}; a pin can only hold it at or below that")
-    tid = await store.add_transition(cls.name, effective_before.label, (level or current).label,
-                                     "pin" if level is not None else "unpin", "human", reason,
-                                     {"earned_level": current.label}, None)
-    await store.put_class(ClassRow(row.name, row.level, row.policy_start, level.label if level else None,
-                                   row.window, row.level_since, row.transition_id))
-    return Transition(tid, cls.name, effective_before.label, (level or current).label,
-                      "pin" if level else "unpin", "human", reason, {"earned_level": current.label})
+        raise InvalidRequest(
+            f"class {cls.name} is at {current.label}; a pin can only hold it at or below that"
+        )
+    tid = await store.add_transition(
+        cls.name,
+        effective_before.label,
+        (level or current).label,
+        "pin" if level is not None else "unpin",
+        "human",
+        reason,
+        {"earned_level": current.label},
+        None,
+    )
+    await store.put_class(
+        ClassRow(
+            row.name,
+            row.level,
+            row.policy_start,
+            level.label if level else None,
+            row.window,
+            row.level_since,
+            row.transition_id,
+        )
+    )
+    return Transition(
+        tid,
+        cls.name,
+        effective_before.label,
+        (level or current).label,
+        "pin" if level else "unpin",
+        "human",
+        reason,
+        {"earned_level": current.label},
+    )
 
 
 async def sync_policy(store: Store, policy: Policy) -> list[Transition]:
@@ -141,12 +226,33 @@ async def sync_policy(store: Store, policy: Policy) -> list[Transition]:
         level = Level.parse(row.level)
         if row.policy_start != cls.start.label:
             # A reviewed change of `start` is the policy of record: the class restarts there.
-            moves.append(await _move(store, cls, row, cls.start, "policy", "policy",
-                                     f"start changed from {row.policy_start} to {cls.start.label} in {cls.file}",
-                                     {}, None, policy_start=cls.start.label))
+            moves.append(
+                await _move(
+                    store,
+                    cls,
+                    row,
+                    cls.start,
+                    "policy",
+                    "policy",
+                    f"start changed from {row.policy_start} to {cls.start.label} in {cls.file}",
+                    {},
+                    None,
+                    policy_start=cls.start.label,
+                )
+            )
         elif not cls.floor <= level <= cls.ceiling:
             bounded = min(max(level, cls.floor), cls.ceiling)
-            moves.append(await _move(store, cls, row, bounded, "policy", "policy",
-                                     f"bounds are now {cls.floor.label}..{cls.ceiling.label} in {cls.file}", {},
-                                     None))
+            moves.append(
+                await _move(
+                    store,
+                    cls,
+                    row,
+                    bounded,
+                    "policy",
+                    "policy",
+                    f"bounds are now {cls.floor.label}..{cls.ceiling.label} in {cls.file}",
+                    {},
+                    None,
+                )
+            )
     return moves

@@ -156,8 +156,10 @@ class Store:
         async with self.transaction():
             version = (await self.one("PRAGMA user_version"))[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(f"trust database {self.path} has schema version {version}; this Ratchet "
-                                 f"knows up to {SCHEMA_VERSION}: upgrade Ratchet")
+                raise StoreError(
+                    f"trust database {self.path} has schema version {version}; this Ratchet "
+                    f"knows up to {SCHEMA_VERSION}: upgrade Ratchet"
+                )
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
@@ -210,8 +212,10 @@ class Store:
     async def start_session(self, session_id: str, client: str | None) -> None:
         """Record a new agent session."""
         async with self.transaction():
-            await self.insert("INSERT INTO sessions (id, started_at, client, pid) VALUES (?, ?, ?, ?)",
-                              (session_id, time.time(), client, os.getpid()))
+            await self.insert(
+                "INSERT INTO sessions (id, started_at, client, pid) VALUES (?, ?, ?, ?)",
+                (session_id, time.time(), client, os.getpid()),
+            )
 
     # -- class state ----------------------------------------------------------------------------
 
@@ -229,13 +233,28 @@ class Store:
         await self.db.execute(
             "INSERT OR REPLACE INTO class_state (name, level, policy_start, pinned, window_json, level_since, "
             "transition_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row.name, row.level, row.policy_start, row.pinned,
-             json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":")),
-             row.level_since, row.transition_id),
+            (
+                row.name,
+                row.level,
+                row.policy_start,
+                row.pinned,
+                json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":")),
+                row.level_since,
+                row.transition_id,
+            ),
         )
 
-    async def add_transition(self, cls: str, from_level: str, to_level: str, kind: str, actor: str,
-                             reason: str, evidence: dict[str, Any], action_id: int | None) -> int:
+    async def add_transition(
+        self,
+        cls: str,
+        from_level: str,
+        to_level: str,
+        kind: str,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any],
+        action_id: int | None,
+    ) -> int:
         """Store a transition with its evidence (inside the caller's transaction)."""
         return await self.insert(
             "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json, "
@@ -255,15 +274,26 @@ class Store:
                     await self.update(
                         "UPDATE actions SET status = 'interrupted', finished_at = ?, error = ? "
                         "WHERE id = ? AND status = ?",
-                        (time.time(), f"the process (pid {row['pid']}) ended before the outcome was recorded",
-                         row["id"], row["status"]))
+                        (
+                            time.time(),
+                            f"the process (pid {row['pid']}) ended before the outcome was recorded",
+                            row["id"],
+                            row["status"],
+                        ),
+                    )
         return dead
 
 
 def _class_row(row: aiosqlite.Row) -> ClassRow:
-    return ClassRow(row["name"], row["level"], row["policy_start"], row["pinned"],
-                    [(aid, bool(ok)) for aid, ok in json.loads(row["window_json"])],
-                    row["level_since"], row["transition_id"])
+    return ClassRow(
+        row["name"],
+        row["level"],
+        row["policy_start"],
+        row["pinned"],
+        [(aid, bool(ok)) for aid, ok in json.loads(row["window_json"])],
+        row["level_since"],
+        row["transition_id"],
+    )
 
 
 def _alive(pid: int) -> bool:

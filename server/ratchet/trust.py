@@ -71,8 +71,10 @@ class Evidence:
         """One line a human can read: `48/50 ok (96.0%), 95% bounds 0.866-0.989, drift 0.00`."""
         if self.n == 0 or self.rate is None:
             return "no samples at this level yet"
-        return (f"{self.successes}/{self.n} ok ({self.rate:.1%}), 95% bounds "
-                f"{self.lower:.3f}-{self.upper:.3f}, drift {self.drift:.2f}")
+        return (
+            f"{self.successes}/{self.n} ok ({self.rate:.1%}), 95% bounds "
+            f"{self.lower:.3f}-{self.upper:.3f}, drift {self.drift:.2f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,9 @@ def flip_sample(window: Window, action_id: int) -> Window | None:
     """Turn an action's success into a failure (a complaint); None when it is not in the window."""
     if all(sample.action_id != action_id for sample in window.samples):
         return None
-    return Window(tuple(Sample(s.action_id, False) if s.action_id == action_id else s for s in window.samples))
+    return Window(
+        tuple(Sample(s.action_id, False) if s.action_id == action_id else s for s in window.samples)
+    )
 
 
 def evidence(window: Window, params: TrustParams) -> Evidence:
@@ -130,22 +134,45 @@ def evidence(window: Window, params: TrustParams) -> Evidence:
     if window.n == 0:
         return Evidence(0, 0, None, None, None, value, [])
     lower, upper = wilson_bounds(window.successes, window.n)
-    return Evidence(window.n, window.successes, window.successes / window.n, lower, upper, value,
-                    [s.action_id for s in window.samples])
+    return Evidence(
+        window.n,
+        window.successes,
+        window.successes / window.n,
+        lower,
+        upper,
+        value,
+        [s.action_id for s in window.samples],
+    )
 
 
 def judge(window: Window, level: Level, floor: Level, ceiling: Level, params: TrustParams) -> Verdict:
     """Decide whether the class moves one rung, from its window alone."""
     ev = evidence(window, params)
     if ev.drift >= params.drift_threshold and level > floor:
-        return Verdict("demote", level.down(), (
-            f"drift detector reached {ev.drift:.2f} >= {params.drift_threshold} "
-            f"(failures are outrunning a {params.demote_below:.0%} class)"), ev)
-    if (level < ceiling and ev.lower is not None and window.n >= params.min_samples
-            and ev.lower >= params.promote_at):
-        return Verdict("promote", level.up(), (
-            f"Wilson lower bound {ev.lower:.3f} >= promote_at {params.promote_at} "
-            f"over {window.n} samples (min {params.min_samples})"), ev)
+        return Verdict(
+            "demote",
+            level.down(),
+            (
+                f"drift detector reached {ev.drift:.2f} >= {params.drift_threshold} "
+                f"(failures are outrunning a {params.demote_below:.0%} class)"
+            ),
+            ev,
+        )
+    if (
+        level < ceiling
+        and ev.lower is not None
+        and window.n >= params.min_samples
+        and ev.lower >= params.promote_at
+    ):
+        return Verdict(
+            "promote",
+            level.up(),
+            (
+                f"Wilson lower bound {ev.lower:.3f} >= promote_at {params.promote_at} "
+                f"over {window.n} samples (min {params.min_samples})"
+            ),
+            ev,
+        )
     return Verdict(None, level, _standing(window, level, ceiling, params, ev), ev)
 
 

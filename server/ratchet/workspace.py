@@ -9,7 +9,7 @@ this module is the policy, that walk is the race guard.
 
 Rules, in the order they are checked (the first that applies names the refusal):
 
-    invalid-path       empty, NUL byte, ends in ``..``, names the root itself, or cannot be resolved
+    invalid-path       empty, NUL byte, ends in ``..`` or ``/``, names the root, or cannot be resolved
     protected          inside or equal to a protected path (policy dir, trust db and its siblings)
     outside-workspace  not inside the root once every existing component is resolved
     symlink-leaf       the final component is a symlink: writes never follow links, even inward
@@ -72,7 +72,8 @@ class Workspace:
         if not path or "\0" in path:
             raise PathRefused(path, "invalid-path", "the path is empty or contains a NUL byte")
         given = PurePosixPath(path)
-        if not given.parts or given.name in ("", ".."):
+        # PurePosixPath drops a trailing "/", but the caller meant a directory, which is not writable.
+        if not given.parts or given.name in ("", "..") or path.endswith("/"):
             raise PathRefused(path, "invalid-path", "the path must end in a file name")
 
         base = given if given.is_absolute() else PurePosixPath(self.root) / given

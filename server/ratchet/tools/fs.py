@@ -41,6 +41,7 @@ from ratchet.errors import (
 from ratchet.workspace import Workspace
 
 __all__ = [
+    "HOLD_ENV",
     "Edit",
     "FileState",
     "WritePlan",
@@ -59,6 +60,7 @@ _MAX_DIFF_LINES = 2000
 _MAX_DIFF_CHARS = 200_000
 _NAME_MAX = 255  # bytes per path component on every filesystem we care about
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NO_FOLLOW = "it is a symbolic link; writes never follow links"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -262,11 +264,9 @@ def _hold_for_crash_test(tmp: Path) -> None:
 
 
 def _walk(ws: Workspace, rel: str, stack: ExitStack) -> tuple[int, list[str], str]:
-    """Open the deepest existing directory on the way to ``rel``, one O_NOFOLLOW hop at a time.
+    """Open the deepest existing directory towards ``rel`` hop by hop (closed by ``stack``).
 
-    Returns its descriptor, the directory names still missing below it, and the leaf name. Every
-    descriptor opened is closed by ``stack``.
-    """
+    Returns its descriptor, the directory names still missing below it, and the leaf name."""
     *dirs, leaf = rel.split("/")
     fd = os.open(ws.root, _DIR_FLAGS)
     stack.callback(os.close, fd)
@@ -286,9 +286,7 @@ def _open_dir(name: str, parent: int, rel: str, stack: ExitStack) -> int:
         if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
             raise
         if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
-            raise PathRefused(
-                rel, "symlink-parent", f"{name!r} is a symbolic link; writes never follow links"
-            ) from exc
+            raise PathRefused(rel, "symlink-parent", f"{name!r}: {_NO_FOLLOW}") from exc
         raise InvalidRequest(f"{rel}: {name!r} is not a directory") from exc
     stack.callback(os.close, fd)
     return fd
@@ -305,9 +303,7 @@ def _read_leaf(parent: int, leaf: str, rel: str) -> tuple[bytes | None, int | No
         return None, None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise PathRefused(
-                rel, "symlink-leaf", "it is a symbolic link; writes never follow links"
-            ) from exc
+            raise PathRefused(rel, "symlink-leaf", _NO_FOLLOW) from exc
         raise
     with open(fd, "rb") as handle:  # takes ownership of fd
         mode = os.fstat(fd).st_mode
@@ -317,7 +313,7 @@ def _read_leaf(parent: int, leaf: str, rel: str) -> tuple[bytes | None, int | No
 
 def _require_regular(mode: int, rel: str) -> None:
     if stat.S_ISLNK(mode):
-        raise PathRefused(rel, "symlink-leaf", "it is a symbolic link; writes never follow links")
+        raise PathRefused(rel, "symlink-leaf", _NO_FOLLOW)
     if stat.S_ISDIR(mode):
         raise InvalidRequest(f"{rel} is a directory, not a file")
     if not stat.S_ISREG(mode):

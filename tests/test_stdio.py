@@ -1,0 +1,167 @@
+"""`ratchet serve` as a real subprocess over stdio: every level, and a crash mid-write."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from .conftest import Human
+
+
+def _params(
+    ratchet_bin: Path, workspace: Path, policies: Path, db: Path, **env: str
+) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=str(ratchet_bin),
+        args=["serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)],
+        env={"PATH": os.environ["PATH"], **env},
+    )
+
+
+@pytest.mark.asyncio
+async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
+    (workspace / "ask").mkdir()
+    (workspace / "ask/keep.txt").write_text("keep\n")
+    results: dict[str, Any] = {}
+    yes, no = Human(approve=True), Human(action="decline")
+    async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=yes) as client:
+        for path in ("auto/a.txt", "ask/yes.txt", "queue/q.txt", "stop/s.txt"):
+            results[path] = (
+                await client.call_tool("write_file", {"path": path, "content": "x\n"})
+            ).structured_content
+    async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=no) as client:
+        declined = await client.call_tool("write_file", {"path": "ask/keep.txt", "content": "changed\n"})
+    assert {p: r["status"] for p, r in results.items()} == {
+        "auto/a.txt": "executed",
+        "ask/yes.txt": "executed",
+        "queue/q.txt": "draft",
+        "stop/s.txt": "blocked",
+    }
+    assert declined.structured_content["status"] == "declined"
+    assert (workspace / "auto/a.txt").read_text() == "x\n" and (
+        workspace / "ask/yes.txt"
+    ).read_text() == "x\n"
+    assert not (workspace / "queue/q.txt").exists() and not (workspace / "stop/s.txt").exists()
+    assert (workspace / "ask/keep.txt").read_text() == "keep\n"
+    assert len(yes.seen) == 1 and len(no.seen) == 1
+
+    approved = await anyio.run_process(
+        [
+            str(ratchet_bin),
+            "approve",
+            str(results["queue/q.txt"]["draft_id"]),
+            "--workspace",
+            str(workspace),
+            "--policies",
+            str(policies),
+            "--db",
+            str(db),
+        ],
+        check=False,
+    )
+    assert approved.returncode == 0, approved.stderr.decode()
+    assert (workspace / "queue/q.txt").read_text() == "x\n"
+
+
+def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+
+
+def test_killed_mid_write_leaves_an_interrupted_record_and_no_partial_file(
+    ratchet_bin: Path, tmp_path: Path, workspace: Path, policies: Path, db: Path
+) -> None:
+    (workspace / "auto").mkdir()
+    target = workspace / "auto/big.txt"
+    target.write_text("the old content\n")
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    env = {**os.environ, "RATCHET_TEST_HOLD_WRITE": str(hold)}
+    argv = [
+        str(ratchet_bin),
+        "serve",
+        "--workspace",
+        str(workspace),
+        "--policies",
+        str(policies),
+        "--db",
+        str(db),
+    ]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        _rpc(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "crash", "version": "0"},
+                },
+            },
+        )
+        assert proc.stdout is not None
+        assert '"id":1' in proc.stdout.readline().replace(" ", "")
+        _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _rpc(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {
+                    "name": "write_file",
+                    "arguments": {"path": "auto/big.txt", "content": "new " * 100_000},
+                },
+            },
+        )
+        deadline = time.monotonic() + 30
+        while not (hold / "held").exists():
+            assert time.monotonic() < deadline, "the server never reached the write"
+            time.sleep(0.02)
+        temp = Path((hold / "held").read_text().strip())
+        assert temp.exists() and temp.parent == target.parent  # staged beside the target, not yet renamed
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert target.read_text() == "the old content\n"
+
+    shown = subprocess.run(
+        [
+            str(ratchet_bin),
+            "history",
+            "--json",
+            "--workspace",
+            str(workspace),
+            "--policies",
+            str(policies),
+            "--db",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (row,) = json.loads(shown.stdout)
+    assert row["status"] == "interrupted" and row["target"] == "auto/big.txt"
+    assert "ended before the outcome was recorded" in row["error"]
+    assert not temp.exists()  # recovery removed the staged temp file
+    assert target.read_text() == "the old content\n"
