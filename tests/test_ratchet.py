@@ -150,3 +150,34 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
     )
     code, text = await _cli(capsys, workspace, policies, db, "transitions", "--class", "queue")
     assert code == 0 and "draft -> confirm [policy by policy]" in text
+
+
+@pytest.mark.asyncio
+async def test_the_tool_result_tells_the_agent_when_its_class_moved(tmp_path: Path, workspace: Path, db: Path) -> None:
+    from .conftest import Human
+
+    policies = write_policy(tmp_path / "p", LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"'))
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as client:
+        outs = [
+            (await client.call_tool("write_file", {"path": f"ask/{n}.txt", "content": "x"})).structured_content
+            for n in range(4)
+        ]
+    assert [o["moved"] for o in outs[:2]] == [None, None]
+    assert outs[2]["moved"]["from_level"] == "confirm" and outs[2]["moved"]["to_level"] == "autonomous"
+    assert outs[3]["class_level"] == "autonomous" and outs[3]["status"] == "executed"
+
+
+@pytest.mark.asyncio
+async def test_database_location_from_the_environment(
+    workspace: Path, policies: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ratchet.engine import Engine
+
+    monkeypatch.setenv("RATCHET_DB", str(tmp_path / "env.db"))
+    engine = await Engine.open(workspace, policies=policies)
+    await engine.close()
+    assert (tmp_path / "env.db").exists() and not (workspace / ".ratchet").exists()
+    monkeypatch.delenv("RATCHET_DB")
+    engine = await Engine.open(workspace, policies=policies)
+    await engine.close()
+    assert (workspace / ".ratchet/ratchet.db").exists()

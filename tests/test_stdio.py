@@ -165,3 +165,50 @@ def test_killed_mid_write_leaves_an_interrupted_record_and_no_partial_file(
     assert "ended before the outcome was recorded" in row["error"]
     assert not temp.exists()  # recovery removed the staged temp file
     assert target.read_text() == "the old content\n"
+
+
+def test_serve_refuses_a_broken_policy_before_speaking_mcp(ratchet_bin: Path, tmp_path: Path, workspace: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "team.toml").write_text('[classes.docs]\ntools = ["write_file"]\npaths = ["docs/**"]\nstart = "sometimes"\n')
+    done = subprocess.run(
+        [str(ratchet_bin), "serve", "--workspace", str(workspace), "--policies", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert "team.toml: classes.docs.start" in done.stderr and "unknown level 'sometimes'" in done.stderr
+    assert not (workspace / ".ratchet").exists()  # nothing was created half-configured
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.asyncio
+async def test_http_on_loopback(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
+    port = _free_port()
+    argv = [str(ratchet_bin), "serve", "--http", "--port", str(port), "--workspace", str(workspace)]
+    proc = subprocess.Popen([*argv, "--policies", str(policies), "--db", str(db)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                    result = await client.call_tool("write_file", {"path": "auto/h.txt", "content": "via http\n"})
+                break
+            except Exception:
+                assert time.monotonic() < deadline and proc.poll() is None, "the HTTP server never answered"
+                await anyio.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert result.structured_content["status"] == "executed"
+    assert (workspace / "auto/h.txt").read_text() == "via http\n"
