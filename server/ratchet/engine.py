@@ -11,7 +11,6 @@ trust rules are pure.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -103,13 +102,12 @@ class Engine:
         await self.store.close()
 
     async def _recover(self) -> None:
-        from .tools.fs import temp_path_for
+        from .tools.fs import discard_temp
 
         for row in await self.store.recover_interrupted():
             if row["tool"] in ("write_file", "edit_file"):
-                # The executor writes to a temp file named after the action; the target is untouched.
-                with contextlib.suppress(OSError, RatchetError):
-                    temp_path_for(self.workspace, row["target"], str(row["id"])).unlink(missing_ok=True)
+                # The executor stages into a temp file named after the action; the target is untouched.
+                discard_temp(self.workspace, row["target"], str(row["id"]))
 
     # -- the agent's side ------------------------------------------------------------------------
 

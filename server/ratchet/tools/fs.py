@@ -186,6 +186,23 @@ def temp_path_for(ws: Workspace, rel: str, token: str) -> Path:
     return ws.root / parent / _temp_name(leaf, token)
 
 
+def discard_temp(ws: Workspace, rel: str, token: str) -> bool:
+    """Remove the temp file a crashed ``apply_plan`` left for ``rel``; True if one was removed.
+
+    Walks the parents with ``O_NOFOLLOW`` like a write does, so a parent swapped for a link since
+    the crash cannot make recovery delete a file elsewhere.
+    """
+    try:
+        with ExitStack() as stack:
+            parent, missing, leaf = _walk(ws, ws.relpath(rel), stack)
+            if missing:
+                return False
+            os.unlink(_temp_name(leaf, token), dir_fd=parent)
+    except (OSError, InvalidRequest):
+        return False
+    return True
+
+
 def apply_plan(ws: Workspace, plan: WritePlan, *, token: str) -> WriteResult:
     """Write ``plan`` atomically if the file still matches what was previewed.
 
