@@ -43,6 +43,7 @@ class Evaluation:
     prepared: Prepared
     cls: ActionClass
     decision: Decision
+    level_transition: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Engine:
             session_failures=streak[0] if streak else 0,
             can_elicit=can_elicit,
         )
-        return Evaluation(prepared, cls, decision)
+        return Evaluation(prepared, cls, decision, row.transition_id if row else None)
 
     async def carry_out(
         self,
@@ -202,9 +203,7 @@ class Engine:
             if answer is not None:
                 await self._review(action_id, answer, sample=ok)
             moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
-        return await self._outcome(
-            ev, action_id, status, intent, confidence, result=result, error=error, moved=moved
-        )
+        return await self._outcome(ev, action_id, status, intent, confidence, result=result, error=error, moved=moved)
 
     async def _run(
         self, prepared: Prepared, action_id: int, cls: ActionClass
@@ -229,8 +228,8 @@ class Engine:
         p, d = ev.prepared, ev.decision
         return await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
-            "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
+            "subject_json, level_transition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.session_id,
                 time.time(),
@@ -251,12 +250,12 @@ class Engine:
                 int(d.flagged),
                 status,
                 os.getpid(),
+                json.dumps(p.subject.as_dict()),
+                ev.level_transition,
             ),
         )
 
-    async def _finish(
-        self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None
-    ) -> None:
+    async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
         await self.store.update(
             "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ? WHERE id = ?",
             (status, json.dumps(result) if result is not None else None, error, time.time(), action_id),
@@ -268,9 +267,7 @@ class Engine:
             (answer.reviewer, answer.seconds, answer.note, action_id),
         )
 
-    async def _sample(
-        self, cls: ActionClass, action_id: int, ok: bool, session_id: str
-    ) -> standing.Transition | None:
+    async def _sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> standing.Transition | None:
         """One piece of evidence: the window, the session's failure streak, and any move it causes."""
         await self.store.update(
             "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
@@ -322,9 +319,7 @@ class Engine:
                 kind=moved.kind,
                 reason=moved.reason,
             )
-            message += (
-                f"\nClass {moved.action_class} moved {moved.from_level} -> {moved.to_level}: {moved.reason}"
-            )
+            message += f"\nClass {moved.action_class} moved {moved.from_level} -> {moved.to_level}: {moved.reason}"
         return ToolOutcome(
             status=public,
             action_id=action_id,
@@ -397,9 +392,7 @@ class Engine:
             edited = content is not None
             if edited:
                 if row["tool"] not in ("write_file", "edit_file"):
-                    raise InvalidRequest(
-                        f"--content applies to file drafts; draft {action_id} is {row['tool']}"
-                    )
+                    raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
                 prepared = await operation("write_file").prepare(
                     self.workspace, {"path": args["path"], "content": content}
                 )
@@ -407,9 +400,7 @@ class Engine:
                 prepared = await op.prepare(self.workspace, args)
         except RatchetError as exc:
             async with self.store.transaction():
-                await self._finish(
-                    action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc)
-                )
+                await self._finish(action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc))
             raise
         status, result, error, ok = await self._run(prepared, action_id, cls)
         answer = HumanAnswer(
@@ -473,9 +464,7 @@ class Engine:
         if row is None:
             raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
         if row["status"] != "executed":
-            raise InvalidRequest(
-                f"action {action_id} is {row['status']}; complaints are about actions that ran"
-            )
+            raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
         async with self.store.transaction():
             await self.store.insert(
                 "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
@@ -544,9 +533,7 @@ class Engine:
                     since=row.level_since,
                 )
             )
-        return TrustLevels(
-            classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint
-        )
+        return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)
 
     async def view(self, action_id: int) -> DraftView:
         """One recorded action (draft or not)."""
@@ -572,11 +559,7 @@ class Engine:
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""
-        sql = (
-            "SELECT * FROM transitions "
-            + ("WHERE class = ? " if action_class else "")
-            + "ORDER BY id DESC LIMIT ?"
-        )
+        sql = "SELECT * FROM transitions " + ("WHERE class = ? " if action_class else "") + "ORDER BY id DESC LIMIT ?"
         rows = await self.store.all(sql, (action_class, limit) if action_class else (limit,))
         return [{**dict(r), "evidence": json.loads(r["evidence_json"])} for r in rows]
 

@@ -153,9 +153,7 @@ class ClassSpec(_Strict):
     def _ladder(self) -> Self:
         floor, start, ceiling = self.floor_level, Level.parse(self.start), Level.parse(self.ceiling)
         if not floor <= start <= ceiling:
-            raise ValueError(
-                f"expected floor <= start <= ceiling, got {floor.label} / {start.label} / {ceiling.label}"
-            )
+            raise ValueError(f"expected floor <= start <= ceiling, got {floor.label} / {start.label} / {ceiling.label}")
         return self
 
 
@@ -168,6 +166,27 @@ class Subject:
     commands: tuple[tuple[str, ...], ...] = ()
     branch: str | None = None
     remote: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, stored with each action so history can be re-classified."""
+        return {
+            "tool": self.tool,
+            "paths": list(self.paths),
+            "commands": [list(c) for c in self.commands],
+            "branch": self.branch,
+            "remote": self.remote,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Subject:
+        """The inverse of `as_dict`."""
+        return cls(
+            tool=data["tool"],
+            paths=tuple(data.get("paths", ())),
+            commands=tuple(tuple(c) for c in data.get("commands", ())),
+            branch=data.get("branch"),
+            remote=data.get("remote"),
+        )
 
 
 @dataclass(frozen=True)
@@ -207,9 +226,7 @@ class ActionClass:
         if self.paths is not None:
             if not subject.paths:
                 return None
-            best = [
-                max((g.specificity for g in self.paths if g.matches(p)), default=-1) for p in subject.paths
-            ]
+            best = [max((g.specificity for g in self.paths if g.matches(p)), default=-1) for p in subject.paths]
             if min(best) < 0:
                 return None
             score += min(best)
@@ -325,9 +342,7 @@ def load_policy(directory: Path) -> Policy:
             raise PolicyError(path.name, "", f"TOML syntax error: {exc}") from exc
         unknown = set(data) - {"defaults", "classes"}
         if unknown:
-            raise PolicyError(
-                path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults' or 'classes'"
-            )
+            raise PolicyError(path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults' or 'classes'")
         if "defaults" in data:
             if defaults is not None:
                 raise PolicyError(path.name, "defaults", f"defaults are already set in {defaults_file}")
@@ -344,8 +359,7 @@ def load_policy(directory: Path) -> Policy:
             raise PolicyError(
                 file,
                 f"classes.{name}",
-                "class names are lower-case letters, digits, '-', '_' or '.'"
-                f" (and '{UNCLASSIFIED}' is reserved)",
+                f"class names are lower-case letters, digits, '-', '_' or '.' (and '{UNCLASSIFIED}' is reserved)",
             )
         if name in compiled:
             raise PolicyError(file, f"classes.{name}", f"class already declared in {compiled[name].file}")
@@ -404,9 +418,7 @@ def _validate(model: type[M], data: Any, file: str, prefix: str) -> M:
 
 def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: int) -> ActionClass:
     trust_data = _trust_fields(defaults)
-    trust_data.update(
-        {k: v for k, v in spec.model_dump().items() if k in TrustParams.model_fields and v is not None}
-    )
+    trust_data.update({k: v for k, v in spec.model_dump().items() if k in TrustParams.model_fields and v is not None})
     key = f"classes.{name}"
     try:
         trust = TrustParams(**trust_data)

@@ -94,6 +94,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (session_id, class)
     );
     """,
+    # v2: what the matcher saw (so a candidate policy can re-classify history) and the transition
+    # that set the class level the call was decided at (so `explain` can say why it stood there).
+    """
+    ALTER TABLE actions ADD COLUMN subject_json TEXT;
+    ALTER TABLE actions ADD COLUMN level_transition INTEGER
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
