@@ -78,11 +78,32 @@ class TrustParams(_Strict):
         return self
 
 
+DEFAULT_ENV_ALLOW = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "TMPDIR",
+                     "SHELL", "VIRTUAL_ENV", "PYTHONPATH", "GOPATH", "GOCACHE", "CARGO_HOME", "RUSTUP_HOME",
+                     "NODE_PATH", "JAVA_HOME"]
+
+
+class CommandSettings(_Strict):
+    """How commands run: what environment they see, how long they may take, how much output comes back."""
+
+    env_allow: list[str] = Field(default_factory=lambda: list(DEFAULT_ENV_ALLOW))
+    timeout_s: float = Field(120.0, gt=0)
+    max_timeout_s: float = Field(1800.0, gt=0)
+    output_cap: int = Field(64_000, ge=1024)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.timeout_s > self.max_timeout_s:
+            raise ValueError("expected timeout_s <= max_timeout_s")
+        return self
+
+
 class Defaults(TrustParams):
     """The `[defaults]` table."""
 
     unmatched: str = "draft"
     confidence: ConfidenceThresholds = ConfidenceThresholds()
+    commands: CommandSettings = CommandSettings()
 
     @field_validator("unmatched")
     @classmethod
@@ -100,6 +121,7 @@ class ExampleAction(_Strict):
     argv: list[str] | None = None
     branch: str | None = None
     remote: str | None = None
+    force: bool | None = None
 
 
 class Examples(_Strict):
@@ -116,6 +138,7 @@ class ClassSpec(_Strict):
     argv: list[list[str]] | None = None
     branches: list[str] | None = None
     remotes: list[str] | None = None
+    force: bool | None = None
     start: str
     floor: str | None = None  # default: draft, or the start if that is lower
     ceiling: str = "autonomous"
@@ -123,6 +146,7 @@ class ClassSpec(_Strict):
     demote_on_complaint: bool = True
     count_execution_failures: bool = True
     require_cli_approval: bool = False
+    allow_shell: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -166,6 +190,7 @@ class Subject:
     commands: tuple[tuple[str, ...], ...] = ()
     branch: str | None = None
     remote: str | None = None
+    force: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, stored with each action so history can be re-classified."""
@@ -175,6 +200,7 @@ class Subject:
             "commands": [list(c) for c in self.commands],
             "branch": self.branch,
             "remote": self.remote,
+            "force": self.force,
         }
 
     @classmethod
@@ -186,6 +212,7 @@ class Subject:
             commands=tuple(tuple(c) for c in data.get("commands", ())),
             branch=data.get("branch"),
             remote=data.get("remote"),
+            force=data.get("force"),
         )
 
 
@@ -200,6 +227,7 @@ class ActionClass:
     argv: tuple[tuple[str, ...], ...] | None
     branches: tuple[PathGlob, ...] | None
     remotes: tuple[str, ...] | None
+    force: bool | None
     start: Level
     floor: Level
     ceiling: Level
@@ -207,6 +235,7 @@ class ActionClass:
     demote_on_complaint: bool
     count_execution_failures: bool
     require_cli_approval: bool
+    allow_shell: bool
     trust: TrustParams
     confidence: ConfidenceThresholds
     file: str
@@ -249,6 +278,10 @@ class ActionClass:
             score += max(matching)
         if self.remotes is not None:
             if subject.remote not in self.remotes:
+                return None
+            score += 1
+        if self.force is not None:
+            if bool(subject.force) != self.force:
                 return None
             score += 1
         return score
@@ -300,6 +333,7 @@ class Policy:
             argv=None,
             branches=None,
             remotes=None,
+            force=None,
             start=level,
             floor=Level.BLOCKED,
             ceiling=level,
@@ -307,6 +341,7 @@ class Policy:
             demote_on_complaint=True,
             count_execution_failures=True,
             require_cli_approval=False,
+            allow_shell=False,
             trust=TrustParams(**_trust_fields(self.defaults)),
             confidence=self.defaults.confidence,
             file="(built-in)",
@@ -394,6 +429,7 @@ def example_subject(example: ExampleAction) -> Subject:
         commands=(tuple(example.argv),) if example.argv else (),
         branch=example.branch,
         remote=example.remote,
+        force=example.force,
     )
 
 
@@ -432,6 +468,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         argv=_argv(spec.argv),
         branches=_globs(spec.branches, file, f"{key}.branches"),
         remotes=tuple(spec.remotes) if spec.remotes is not None else None,
+        force=spec.force,
         start=Level.parse(spec.start),
         floor=spec.floor_level,
         ceiling=Level.parse(spec.ceiling),
@@ -439,6 +476,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         demote_on_complaint=spec.demote_on_complaint,
         count_execution_failures=spec.count_execution_failures,
         require_cli_approval=spec.require_cli_approval,
+        allow_shell=spec.allow_shell,
         trust=trust,
         confidence=spec.confidence or defaults.confidence,
         file=file,

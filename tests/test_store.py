@@ -1,0 +1,88 @@
+"""The trust database: versioned schema, migrations, refusal of the unknown, concurrent writers."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ratchet.errors import StoreError
+from ratchet.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+
+def _version(path: Path) -> int:
+    con = sqlite3.connect(path)
+    try:
+        return int(con.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        con.close()
+
+
+@pytest.mark.asyncio
+async def test_a_new_database_is_at_the_current_version_in_wal_mode(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "a" / "r.db")
+    try:
+        mode = (await store.one("PRAGMA journal_mode"))[0]
+    finally:
+        await store.close()
+    assert mode == "wal" and _version(tmp_path / "a" / "r.db") == SCHEMA_VERSION
+
+
+@pytest.mark.asyncio
+async def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(MIGRATIONS[0] + ";PRAGMA user_version = 1;")
+    con.execute("INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+                "VALUES ('docs', 1.0, 'draft', 'confirm', 'promote', 'ratchet', 'earned', '{}')")
+    con.commit()
+    con.close()
+    store = await Store.open(path)
+    try:
+        columns = {row[1] for row in await store.all("PRAGMA table_info(actions)")}
+        kept = await store.all("SELECT class FROM transitions")
+    finally:
+        await store.close()
+    assert {"subject_json", "level_transition"} <= columns
+    assert [row[0] for row in kept] == ["docs"]
+    assert _version(path) == SCHEMA_VERSION
+
+
+@pytest.mark.asyncio
+async def test_a_database_from_a_newer_ratchet_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="upgrade Ratchet"):
+        await Store.open(path)
+
+
+@pytest.mark.asyncio
+async def test_a_file_that_is_not_a_database_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=r"junk\.db"):
+        await Store.open(path)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    stores = [await Store.open(path) for _ in range(4)]
+
+    async def write(store: Store, n: int) -> None:
+        for i in range(50):
+            async with store.transaction():
+                await store.insert("INSERT INTO sessions (id, started_at, client, pid) VALUES (?, 0, 'x', 1)",
+                                   (f"{n}-{i}",))
+
+    async with anyio.create_task_group() as tg:
+        for n, store in enumerate(stores):
+            tg.start_soon(write, store, n)
+    count = (await stores[0].one("SELECT count(*) FROM sessions"))[0]
+    for store in stores:
+        await store.close()
+    assert count == 200
