@@ -123,7 +123,7 @@ async def test_blocked_refuses_with_a_packet(workspace: Path, policies: Path, db
     packet = out["packet"]
     assert packet["action"]["action_class"] == "stop" and packet["action"]["level"] == "blocked"
     assert [h["target"] for h in packet["history"]] == ["auto/first.txt"]
-    assert {o["name"] for o in packet["options"]} >= {"take over"}
+    assert {o["name"] for o in packet["options"]} >= {"take-over", "approach"}
     assert "abcd1234secret" not in str(packet) and "[REDACTED]" in packet["draft"]
     assert "### Stopped" in result.content[0].text
     assert not (workspace / "stop/s.txt").exists()

@@ -272,6 +272,76 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_explain(args: argparse.Namespace) -> int:
+    """Why one action went as it did: class and rule, the level and the transition behind it, triggers,
+    who answered and how fast, the outcome and any complaint."""
+    from .explain import explain_action, render_explanation
+
+    engine = await _engine(args)
+    try:
+        explanation = await explain_action(engine.store, args.id, engine.policy)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(explanation)
+    else:
+        print(render_explanation(explanation))
+    return 0
+
+
+async def cmd_metrics(args: argparse.Namespace) -> int:
+    """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
+    time, time between human interventions, rubber stamps (docs/evidence.md defines each)."""
+    from .metrics import class_metrics, render_metrics
+
+    engine = await _engine(args)
+    try:
+        report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(report)
+    else:
+        print(render_metrics(report))
+    return 0
+
+
+async def cmd_simulate(args: argparse.Namespace) -> int:
+    """Replay the recorded history against a candidate policy (--policies CANDIDATE_DIR) before merging
+    it: route changes, the moves it would make, interventions added or saved. Writes nothing."""
+    from .simulate import render_simulation, simulate_candidate
+    from .store import default_db_path
+
+    workspace = Path(args.workspace).resolve()
+    report = await simulate_candidate(
+        (args.db or default_db_path(workspace)).absolute(), resolve_policy_dir(workspace, args.policies)
+    )
+    if args.json:
+        _print_json(report)
+    else:
+        print(render_simulation(report))
+    return 0
+
+
+async def cmd_report(args: argparse.Namespace) -> int:
+    """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
+    self-contained page with a plot per class, to open offline or attach to a review)."""
+    from .report import evidence_report, render_report, write_html
+
+    engine = await _engine(args)
+    try:
+        report = await evidence_report(engine, since=args.since, until=args.until)
+    finally:
+        await engine.close()
+    if args.html:
+        print(f"wrote {write_html(report, Path(args.html))}")
+    elif args.json:
+        _print_json(report)
+    else:
+        print(render_report(report))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -346,6 +416,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p = add("demo", cmd_demo)
     p.add_argument("--dir", help="scratch directory to use (default: a new temporary directory)")
+    p = add("explain", cmd_explain, json_flag=True)
+    p.add_argument("id", type=int, help="action or draft id")
+
+    def add_period(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", help="from this ISO date/time, or this long ago: 90m, 12h, 7d, 2w")
+        p.add_argument("--until", help="up to (not including) this ISO date/time, or this long ago")
+
+    p = add("metrics", cmd_metrics, json_flag=True)
+    add_period(p)
+    p.add_argument("--class", dest="cls", help="only this class")
+    add("simulate", cmd_simulate, json_flag=True).epilog = (
+        "Here --policies names the CANDIDATE directory (default: the one serve would use, e.g. your "
+        "branch's .ratchet/policies); --db is the recorded history."
+    )
+    p = add("report", cmd_report, json_flag=True)
+    add_period(p)
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a plot per class")
     return parser
 
 

@@ -21,13 +21,15 @@ from typing import Any
 
 import anyio
 
-from . import standing
+from . import contracts, standing
 from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
-from .escalation import EscalationPacket, HistoryEntry, PacketTrigger, build_packet
-from .gate import Decision, Route, decide
+from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
+from .gate import Decision, Route, Trigger, decide
 from .levels import Level
 from .operations import Prepared, operation
-from .policy import UNCLASSIFIED, ActionClass, Policy, load_policy, resolve_policy_dir
+from .notify import notify
+from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
+from .redact import redact
 from .results import ClassMove, ClassStatus, DraftView, ToolOutcome, TriggerInfo, TrustLevels
 from .store import Store, default_db_path
 from .trust import evidence, samples_to_promote
@@ -126,6 +128,7 @@ class Engine:
         streak = await self.store.maybe(
             "SELECT failures FROM streaks WHERE session_id = ? AND class = ?", (self.session_id, cls.name)
         )
+        extra = await self._context_triggers(cls, level, (prepared.subject,))
         decision = decide(
             cls,
             level,
@@ -133,8 +136,25 @@ class Engine:
             confidence=confidence,
             session_failures=streak[0] if streak else 0,
             can_elicit=can_elicit,
+            extra=tuple(extra),
         )
         return Evaluation(prepared, cls, decision, row.transition_id if row else None)
+
+    async def _context_triggers(self, cls: ActionClass, level: Level, subjects: tuple[Subject, ...]) -> list[Trigger]:
+        """Triggers from the session's run contract and from what the class has seen before."""
+        found: list[Trigger] = []
+        task = await contracts.open_task(self.store, self.session_id)
+        if task is not None:
+            found += task.triggers(subjects, cls.name)
+        if cls.novelty:
+            keys = [k for s in subjects for k in contracts.novelty_keys(s)]
+            marks = ", ".join("?" * len(keys))
+            rows = await self.store.all(f"SELECT key FROM seen WHERE class = ? AND key IN ({marks})", (cls.name, *keys))
+            seen = {r[0] for r in rows}
+            novel = contracts.novelty_trigger(cls, level, [k for k in keys if k not in seen])
+            if novel is not None:
+                found.append(novel)
+        return found
 
     async def carry_out(
         self,
@@ -143,6 +163,7 @@ class Engine:
         intent: str | None = None,
         confidence: float | None = None,
         answer: HumanAnswer | None = None,
+        uncertainty: str | None = None,
     ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
@@ -151,14 +172,34 @@ class Engine:
         if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
             return await self._execute(ev, intent, confidence, answer)
         status = {Route.CONFIRM: "declined", Route.DRAFT: "drafted", Route.BLOCK: "blocked"}[route]
+        packet = None
+        moved = None
         async with self.store.transaction():
             action_id = await self._insert(ev, intent, confidence, status, route)
-            moved = None
             if status == "declined":
                 assert answer is not None
                 await self._review(action_id, answer, sample=False)
                 moved = await self._sample(ev.cls, action_id, ok=False, session_id=self.session_id)
-        return await self._outcome(ev, action_id, status, intent, confidence, moved=moved)
+            elif status == "blocked":
+                packet = await self._packet(ev, action_id, intent, confidence, uncertainty)
+                await self.store.update(
+                    "UPDATE actions SET packet_json = ? WHERE id = ?", (packet.model_dump_json(), action_id)
+                )
+        if status in ("blocked", "drafted"):
+            self._notify(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+
+    def _notify(self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None) -> None:
+        notify(
+            self.policy.defaults.notify,
+            {
+                "id": action_id,
+                "status": status,
+                "tool": tool,
+                "target": redact(target),
+                "packet": packet.model_dump(mode="json") if packet else None,
+            },
+        )
 
     async def refuse(
         self,
@@ -203,7 +244,12 @@ class Engine:
             if answer is not None:
                 await self._review(action_id, answer, sample=ok)
             moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
-        return await self._outcome(ev, action_id, status, intent, confidence, result=result, error=error, moved=moved)
+            if status == "executed" and ev.cls.novelty:
+                await self.store.db.executemany(
+                    "INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)",
+                    [(ev.cls.name, key) for key in contracts.novelty_keys(ev.prepared.subject)],
+                )
+        return await self._outcome(ev, action_id, status, result=result, error=error, moved=moved)
 
     async def _run(
         self, prepared: Prepared, action_id: int, cls: ActionClass
@@ -226,7 +272,7 @@ class Engine:
         self, ev: Evaluation, intent: str | None, confidence: float | None, status: str, route: Route
     ) -> int:
         p, d = ev.prepared, ev.decision
-        return await self.store.insert(
+        action_id = await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
             "subject_json, level_transition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -254,6 +300,17 @@ class Engine:
                 ev.level_transition,
             ),
         )
+        # Every governed action of an open run contract counts against its budget, whatever became of it.
+        charged = await self.store.update(
+            "UPDATE tasks SET actions_used = actions_used + 1 WHERE session_id = ? AND ended_at IS NULL",
+            (self.session_id,),
+        )
+        if charged:
+            await self.store.update(
+                "UPDATE actions SET task_id = (SELECT max(id) FROM tasks WHERE session_id = ?) WHERE id = ?",
+                (self.session_id, action_id),
+            )
+        return action_id
 
     async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
         await self.store.update(
@@ -285,17 +342,13 @@ class Engine:
         ev: Evaluation,
         action_id: int,
         status: str,
-        intent: str | None,
-        confidence: float | None,
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
         moved: standing.Transition | None = None,
+        packet: EscalationPacket | None = None,
     ) -> ToolOutcome:
         d, p = ev.decision, ev.prepared
-        packet = None
-        if status == "blocked":
-            packet = await self._packet(ev, action_id, intent, confidence)
         public = {"drafted": "draft"}.get(status, status)
         message = {
             "executed": f"{p.tool} {p.target}: done",
@@ -338,39 +391,58 @@ class Engine:
         )
 
     async def _packet(
-        self, ev: Evaluation, action_id: int, intent: str | None, confidence: float | None
+        self, ev: Evaluation, action_id: int, intent: str | None, confidence: float | None, uncertainty: str | None
     ) -> EscalationPacket:
-        rows = await self.store.all(
-            "SELECT id, tool, target, class, status FROM actions WHERE session_id = ? "
-            "AND id < ? ORDER BY id DESC LIMIT 10",
-            (self.session_id, action_id),
-        )
-        history = [
-            HistoryEntry(
-                action_id=r["id"],
-                tool=r["tool"],
-                target=r["target"],
-                action_class=r["class"],
-                status=r["status"],
-            )
-            for r in reversed(rows)
-        ]
         d = ev.decision
-        return build_packet(
-            action_id=action_id,
-            session_id=self.session_id,
+        triggers = [PacketTrigger(name=t.name, detail=t.detail) for t in d.triggers]
+        action = PacketAction(
             tool=ev.prepared.tool,
             target=ev.prepared.target,
             action_class=d.class_name,
             rule=d.rule,
             class_level=d.class_level.label,
             level=d.level.label,
+        )
+        return await self.packet_for(
+            action_id,
+            kind="stopped",
+            action=action,
             intent=intent,
             draft=ev.prepared.preview,
             confidence=confidence,
-            triggers=[PacketTrigger(name=t.name, detail=t.detail) for t in d.triggers],
+            triggers=triggers,
+            uncertainty=uncertainty,
+            options=stopped_options(action_id, d.class_name, d.rule, triggers),
+        )
+
+    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
+        """A packet with this session's context: history, task, cost of delay, escalation budget."""
+        rows = await self.store.all(
+            "SELECT id, tool, target, class, status FROM actions WHERE session_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT 10",
+            (self.session_id, action_id),
+        )
+        history = [
+            HistoryEntry(
+                action_id=r["id"], tool=r["tool"], target=r["target"], action_class=r["class"], status=r["status"]
+            )
+            for r in reversed(rows)
+        ]
+        counts = await self.store.one(
+            "SELECT sum(status = 'drafted'), sum(status IN ('blocked', 'escalated')) FROM actions "
+            "WHERE session_id = ? AND id < ?",
+            (self.session_id, action_id),
+        )
+        task = await contracts.open_task(self.store, self.session_id)
+        return build_packet(
+            action_id=action_id,
+            session_id=self.session_id,
             history=history,
             created_at=time.time(),
+            task=task.goal if task else None,
+            queued_behind=counts[0] or 0,
+            over_budget=(counts[1] or 0) >= self.policy.defaults.escalation_budget,
+            **fields,
         )
 
     # -- the human's side ------------------------------------------------------------------------

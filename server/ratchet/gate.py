@@ -10,6 +10,8 @@ The class level is the most a call can get; triggers only lower it, each with a 
 - `pinned`: a human capped the class below its earned level.
 - `cli-approval-required`: the class does not accept in-chat confirmation; it drafts instead.
 - `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
+- `novelty`, `out-of-scope`, `budget-exhausted`: computed by the engine (see contracts.py) and
+  passed in as `extra`.
 """
 
 from __future__ import annotations
@@ -78,9 +80,14 @@ def decide(
     confidence: float | None = None,
     session_failures: int = 0,
     can_elicit: bool = True,
+    extra: tuple[Trigger, ...] = (),
 ) -> Decision:
-    """Decide one call. Every trigger can only lower the level."""
-    triggers: list[Trigger] = []
+    """Decide one call. Every trigger can only lower the level.
+
+    `extra` carries triggers the caller computed from state the gate does not see (novelty, the
+    session's run contract); they cap the level like any other.
+    """
+    triggers: list[Trigger] = list(extra)
     flagged = False
     if pinned is not None and pinned < class_level:
         triggers.append(Trigger("pinned", f"a human pinned the class at {pinned.label}", pinned))

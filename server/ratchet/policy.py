@@ -104,6 +104,17 @@ class Defaults(TrustParams):
     unmatched: str = "draft"
     confidence: ConfidenceThresholds = ConfidenceThresholds()
     commands: CommandSettings = CommandSettings()
+    # Escalations (stopped actions and handoffs) a session may raise before they are flagged.
+    escalation_budget: int = Field(10, ge=0)
+    # A command run with the packet as JSON on stdin whenever something lands in the inbox.
+    notify: list[str] | None = None
+
+    @field_validator("notify")
+    @classmethod
+    def _argv(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("notify is an argv list such as [\"notify-send\", \"Ratchet\"]; omit it to disable")
+        return value
 
     @field_validator("unmatched")
     @classmethod
@@ -147,6 +158,7 @@ class ClassSpec(_Strict):
     count_execution_failures: bool = True
     require_cli_approval: bool = False
     allow_shell: bool = False
+    novelty: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -236,6 +248,7 @@ class ActionClass:
     count_execution_failures: bool
     require_cli_approval: bool
     allow_shell: bool
+    novelty: bool
     trust: TrustParams
     confidence: ConfidenceThresholds
     file: str
@@ -342,6 +355,7 @@ class Policy:
             count_execution_failures=True,
             require_cli_approval=False,
             allow_shell=False,
+            novelty=False,
             trust=TrustParams(**_trust_fields(self.defaults)),
             confidence=self.defaults.confidence,
             file="(built-in)",
@@ -477,6 +491,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         count_execution_failures=spec.count_execution_failures,
         require_cli_approval=spec.require_cli_approval,
         allow_shell=spec.allow_shell,
+        novelty=spec.novelty,
         trust=trust,
         confidence=spec.confidence or defaults.confidence,
         file=file,

@@ -100,6 +100,29 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN subject_json TEXT;
     ALTER TABLE actions ADD COLUMN level_transition INTEGER
     """,
+    # v3: escalations a human resolves (packets, answers), run contracts, and what each class has seen.
+    """
+    ALTER TABLE actions ADD COLUMN packet_json TEXT;
+    ALTER TABLE actions ADD COLUMN task_id INTEGER;
+    ALTER TABLE actions ADD COLUMN resolution TEXT;
+    ALTER TABLE actions ADD COLUMN resolution_note TEXT;
+    ALTER TABLE actions ADD COLUMN resolved_at REAL;
+    CREATE INDEX actions_unresolved ON actions (status) WHERE resolved_at IS NULL;
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        goal TEXT NOT NULL,
+        scope_json TEXT NOT NULL,
+        non_goals_json TEXT NOT NULL,
+        budget_json TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        summary TEXT,
+        actions_used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_open ON tasks (session_id) WHERE ended_at IS NULL;
+    CREATE TABLE seen (class TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (class, key))
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,387 @@
+"""What a command really runs, so a policy's argv-prefix classes cannot be dodged by wrapping it.
+
+`analyse_argv` / `analyse_shell` return every simple command that would execute, normalized, and
+`opaque=True` when we cannot tell (the classifier must then be conservative). Rules, in order:
+
+1. Program paths become basenames: `/usr/bin/pytest` -> `pytest`, `./node_modules/.bin/jest` -> `jest`
+   (noted in reasons: a relative path points into the workspace, which the agent can write).
+2. Wrappers are peeled and their command analysed: `env [-i] [-u N] [N=V...]`, `nice`, `nohup`,
+   `timeout DURATION`, `time`, `stdbuf`, `command`, `exec`, `builtin`, `setsid`, `ionice`, `busybox`.
+   Leading `N=V` assignments in shell strings are skipped the same way. An unknown wrapper option, or
+   `env -S`, makes the result opaque. Alone (`env`, `nice`) the wrapper is itself the command.
+3. Assigning a variable that changes what runs (PATH, LD_*, DYLD_*, BASH_ENV, PYTHONPATH,
+   NODE_OPTIONS, ...) by `env`, a prefix assignment or `export` makes the result opaque.
+4. `sudo`/`doas`/`pkexec`/`run0`/`su`: opaque (elevated privileges are not the plain command), but the
+   inner command is still analysed and listed so deny rules can see it.
+5. `sh|bash|zsh|dash|ksh|mksh|ash -c SCRIPT` (flags may be combined: `-lc`, `-ec`, `-o pipefail -c`)
+   -> `analyse_shell(SCRIPT)`. A shell reading commands from stdin (no operand, `-s`) is opaque;
+   `bash script.sh` stays `bash script.sh`, like `python script.py`.
+6. `xargs [opts] prog args` -> `prog args` (xargs appends input words; noted). Without a program: `echo`.
+7. `find ... -exec|-execdir|-ok|-okdir prog args {} ;|+` -> `find ...` without the exec part, plus
+   `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it.
+8. Code on the command line is opaque (`python -c`, `node -e/-p/--eval/--print`, `perl -e`,
+   `ruby -e`, `php -r`, `lua -e`, `Rscript -e`, `deno eval`, any `awk` program without `-f`), as is
+   an interpreter reading code from stdin. `python -m X args` -> `X args`; `python script.py` stays.
+9. `eval`, `source`, `.`, `trap`, `alias`, `hash`, `enable`, `fc` run or rebind code: opaque.
+10. Shell strings are tokenised by a small POSIX lexer (quotes, escapes, comments, line
+   continuations, fd redirects like `2>`) and split on `;`, `&&`, `||`, `|`, `|&`, `&`, newlines.
+   Structure words (`if then else elif fi while until do done { } !`) are skipped, so every command
+   inside `if`/`while` bodies is still listed. Opaque: `$(...)` and backticks (anywhere, even quoted
+   in double quotes), process substitution, heredocs, subshells/function definitions (`(`),
+   `for`/`case`/`select`/`function`/`coproc`, unterminated quotes, and a program word that the shell
+   would compute (`$X`, globs, braces). Redirections are not commands; each write target is kept in
+   `redirects` with the reason "writes via redirection to X".
+11. Unwrapping is recursive and bounded: deeper than `MAX_DEPTH` is opaque.
+
+Not peeled (classified by their own name, which fails closed for allow rules): package runners
+(`npx`, `uv run`, `poetry run`), tracers (`strace`), `watch`, `ssh`. Programs that run commands
+themselves (`make`, `sed` with `e`, `git` aliases, `python script.py`) are classified by their own
+argv: allowing them allows what they can run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import NamedTuple
+
+from ratchet.errors import InvalidRequest
+
+__all__ = ["MAX_DEPTH", "CommandAnalysis", "analyse_argv", "analyse_shell"]
+
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class CommandAnalysis:
+    """Every simple command that would execute; `opaque` when that cannot be known."""
+
+    commands: list[list[str]]
+    opaque: bool
+    reasons: list[str]
+    redirects: list[str] = field(default_factory=list)  # files written by shell redirection
+
+
+def analyse_argv(argv: Sequence[str]) -> CommandAnalysis:
+    """Analyse an argv that would be exec'd directly (no shell). Empty argv is InvalidRequest."""
+    if isinstance(argv, str) or not argv or not argv[0]:
+        raise InvalidRequest("argv must be a non-empty list whose first item names a program")
+    acc = _Acc()
+    _argv(acc, list(argv), 0)
+    return acc.result()
+
+
+def analyse_shell(script: str) -> CommandAnalysis:
+    """Analyse a shell script string (for classes that allow one). A blank script is InvalidRequest."""
+    if not script.strip():
+        raise InvalidRequest("shell script is empty: expected at least one command")
+    acc = _Acc()
+    _shell(acc, script, 0)
+    return acc.result()
+
+
+@dataclass
+class _Acc:
+    commands: list[list[str]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    redirects: list[str] = field(default_factory=list)
+    opaque: bool = False
+
+    def dark(self, reason: str) -> None:
+        self.opaque = True
+        self.reasons.append(reason)
+
+    def result(self) -> CommandAnalysis:
+        return CommandAnalysis(self.commands, self.opaque, self.reasons, self.redirects)
+
+
+# ---- argv analysis -------------------------------------------------------------------------------
+
+
+class _Opts(NamedTuple):
+    flags: frozenset[str] = frozenset()  # options without an argument (long ones may take `=V`)
+    valued: frozenset[str] = frozenset()  # options taking an argument, attached or the next word
+    attached: frozenset[str] = frozenset()  # options whose optional argument can only be attached
+    stop: frozenset[str] = frozenset()  # valued options that end option parsing (python -c/-m)
+    numeric: bool = False  # accepts `-N` (nice -5)
+
+
+def _o(flags: str = "", valued: str = "", attached: str = "", stop: str = "", numeric: bool = False) -> _Opts:
+    return _Opts(*(frozenset(s.split()) for s in (flags, valued, attached, stop)), numeric)
+
+
+def _parse(args: list[str], spec: _Opts) -> tuple[int, dict[str, str]] | None:
+    """Skip leading options; return (index of the first operand, options seen), None if unknown."""
+    seen: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            return i + 1, seen
+        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        if name in spec.flags:
+            seen[name] = value
+        elif tok.startswith("--"):
+            if name not in spec.valued or (not eq and i + 1 >= len(args)):
+                return None
+            if not eq:
+                i += 1
+                value = args[i]
+            seen[name] = value
+        elif spec.numeric and re.fullmatch(r"-[+-]?\d+", tok):
+            pass
+        elif not tok.startswith("-") or tok == "-":
+            return i, seen
+        else:
+            for j in range(1, len(tok)):  # a cluster of short options: -iu NAME, -lc
+                opt, rest = "-" + tok[j], tok[j + 1 :]
+                if opt in spec.valued or opt in spec.attached:
+                    if not rest and opt in spec.valued:
+                        if i + 1 >= len(args):
+                            return None
+                        i += 1
+                        rest = args[i]
+                    seen[opt] = rest
+                    if opt in spec.stop:
+                        return i + 1, seen
+                    break
+                if opt not in spec.flags:
+                    return None
+                seen[opt] = ""
+        i += 1
+    return i, seen
+
+
+_WRAPPERS: dict[str, tuple[_Opts, int]] = {  # name -> (options, operands before the command)
+    "env": (
+        _o(
+            "-i - --ignore-environment -0 --null -v --debug --default-signal --ignore-signal "
+            "--block-signal --list-signal-handling",
+            "-u --unset -C --chdir -S --split-string",
+        ),
+        0,
+    ),
+    "nice": (_o(valued="-n --adjustment", numeric=True), 0),
+    "nohup": (_o(), 0),
+    "timeout": (_o("--foreground --preserve-status -v --verbose", "-s --signal -k --kill-after"), 1),
+    "time": (_o("-p -a --append -v --verbose --portability -q --quiet", "-f --format -o --output"), 0),
+    "stdbuf": (_o(valued="-i -o -e --input --output --error"), 0),
+    "command": (_o("-p -v -V"), 0),
+    "exec": (_o("-c -l", "-a"), 0),
+    "builtin": (_o(), 0),
+    "setsid": (_o("-c --ctty -f --fork -w --wait"), 0),
+    "ionice": (_o("-t --ignore", "-c --class -n --classdata"), 0),
+    "busybox": (_o(), 0),
+}
+_PRIVILEGED = frozenset({"sudo", "doas", "pkexec", "run0", "su"})
+_SUDO_OPTS = _o(
+    "-A -b -E -e -H -i -k -K -n -P -S -s --preserve-env --login --shell --non-interactive "
+    "--background --askpass --stdin --set-home --reset-timestamp",
+    "-u -g -C -D -h -p -r -t -T -U --user --group --chdir --host --prompt --role --type "
+    "--close-from --command-timeout --other-user",
+)
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash"})
+_XARGS_OPTS = _o(
+    "-0 --null -r --no-run-if-empty -t --verbose -p --interactive -x --exit -o --open-tty "
+    "--replace --eof --max-lines",
+    "-a --arg-file -d --delimiter -E -I -L -n --max-args -P --max-procs -s --max-chars --process-slot-var",
+    "-i -e -l",
+)
+_PYTHON = re.compile(r"(python|pypy)[\d.]*")
+_PYTHON_OPTS = _o("-b -B -d -E -h -i -I -O -P -q -s -S -u -v -V -x -R -? --help --version", "-W -X -c -m", stop="-c -m")
+_CODE_FLAGS: dict[str, frozenset[str]] = {  # long flags match exactly or with `=`; short ones in clusters
+    name: frozenset(flags.split())
+    for names, flags in [
+        ("node nodejs bun", "-e -p --eval --print"),
+        ("perl ruby", "-e -E"),
+        ("php", "-r -R -B -E -a"),
+        ("lua luajit Rscript osascript", "-e"),
+    ]
+    for name in names.split()
+}
+_AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+_RUNS_CODE = frozenset({"eval", "source", ".", "trap", "alias", "hash", "enable", "fc"})
+_DECLARES = frozenset({"export", "declare", "typeset", "readonly", "local"})
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+_RISKY_VARS = frozenset(
+    "PATH BASH_ENV ENV SHELLOPTS PYTHONPATH PYTHONHOME PYTHONSTARTUP NODE_OPTIONS NODE_PATH "
+    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS".split()
+)
+_COMPUTED = re.compile(r"[$`*?\[{]")  # a program word the shell would expand into something else
+
+
+def _assignment(acc: _Acc, word: str) -> bool:
+    """If `word` is NAME=VALUE, check it (risky names make the result opaque) and return True."""
+    match = _ASSIGN.match(word)
+    if match is None:
+        return False
+    name = match.group(1)
+    if name in _RISKY_VARS or name.startswith(("LD_", "DYLD_")):
+        acc.dark(f"assignment to {name} changes which program or code runs")
+    return True
+
+
+def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        acc.dark(f"commands nested deeper than {MAX_DEPTH} levels: not analysed further")
+        return
+    raw, args = argv[0], argv[1:]
+    prog = PurePosixPath(raw).name
+    if not prog or _COMPUTED.search(raw):
+        acc.dark(f"program {raw!r} is computed at run time (expansion, glob or placeholder)")
+        acc.commands.append(argv)
+        return
+    if prog != raw:
+        acc.reasons.append(f"program path {raw!r} classified as {prog!r}")
+    cmd = [prog, *args]
+    handler = _HANDLERS.get(prog)
+    if handler is None and _PYTHON.fullmatch(prog):
+        handler = _python
+    if handler is not None:
+        handler(acc, cmd, depth)
+    elif prog in _CODE_FLAGS or prog in _AWKS or prog == "deno":
+        _interpreter(acc, cmd)
+    elif prog in _RUNS_CODE:
+        acc.dark(f"{prog} runs or rebinds code we cannot see")
+        acc.commands.append(cmd)
+    else:
+        if prog in _DECLARES:
+            for arg in args:
+                _assignment(acc, arg)
+        acc.commands.append(cmd)
+
+
+def _wrapper(acc: _Acc, cmd: list[str], depth: int) -> None:
+    prog, args = cmd[0], cmd[1:]
+    spec, operands = (_SUDO_OPTS, 0) if prog in _PRIVILEGED else _WRAPPERS[prog]
+    if prog in _PRIVILEGED:
+        acc.dark(f"{prog} runs its command with other privileges: not the plain command")
+        if prog == "su":
+            acc.commands.append(cmd)
+            return
+    parsed = _parse(args, spec)
+    if parsed is None:
+        acc.dark(f"{prog}: unrecognised option, cannot tell which command it runs")
+        acc.commands.append(cmd)
+        return
+    i, seen = parsed
+    if prog == "env":
+        if "-S" in seen or "--split-string" in seen:
+            acc.dark("env -S splits a string into a command: not analysed")
+            acc.commands.append(cmd)
+            return
+        while i < len(args) and _assignment(acc, args[i]):
+            i += 1
+    inner = args[i + operands :]
+    if prog == "command" and ("-v" in seen or "-V" in seen):
+        inner = []  # `command -v X` only looks X up
+    if not inner:
+        if prog not in ("exec", "command", "builtin", "time"):  # alone, those run nothing
+            acc.commands.append(cmd)
+        return
+    acc.reasons.append(f"{prog} runs {inner[0]!r}: analysed as that command")
+    _argv(acc, inner, depth + 1)
+
+
+def _shell_c(acc: _Acc, cmd: list[str], depth: int) -> None:
+    prog, args = cmd[0], cmd[1:]
+    i, script_mode, from_stdin = 0, False, False
+    while i < len(args) and args[i][:1] in ("-", "+") and args[i] not in ("-", "+"):
+        tok = args[i]
+        i += 1
+        if tok == "--":
+            break
+        if tok.startswith("--"):
+            i += tok in ("--rcfile", "--init-file")  # the only long options taking a word
+            continue
+        script_mode |= tok[0] == "-" and "c" in tok
+        from_stdin |= "s" in tok
+        i += tok.count("o") + tok.count("O")  # -o NAME / -O NAME take the next word
+    operands = args[i:]
+    if script_mode and operands:
+        acc.reasons.append(f"{prog} -c: analysing its script")
+        _shell(acc, operands[0], depth + 1)
+    elif script_mode or from_stdin or not operands or operands[0] == "-":
+        acc.dark(f"{prog} reads commands from stdin or has no script: cannot tell what it runs")
+        acc.commands.append(cmd)
+    else:
+        acc.commands.append(cmd)  # `bash script.sh`: classified as itself
+
+
+def _xargs(acc: _Acc, cmd: list[str], depth: int) -> None:
+    parsed = _parse(cmd[1:], _XARGS_OPTS)
+    if parsed is None:
+        acc.dark("xargs: unrecognised option, cannot tell which command it runs")
+        acc.commands.append(cmd)
+        return
+    inner = cmd[1 + parsed[0] :] or ["echo"]
+    acc.reasons.append(f"xargs runs {inner[0]!r} with arguments appended from its input")
+    _argv(acc, inner, depth + 1)
+
+
+def _find(acc: _Acc, cmd: list[str], depth: int) -> None:
+    own: list[str] = []
+    runs: list[list[str]] = []
+    i = 0
+    while i < len(cmd):
+        if cmd[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(i + 1, len(cmd)) if cmd[j] in (";", "+")), len(cmd))
+            runs.append([arg for arg in cmd[i + 1 : end] if arg != "{}"])
+            acc.reasons.append(f"find {cmd[i]} runs a command on each found path")
+            i = end + 1
+        else:
+            own.append(cmd[i])
+            i += 1
+    acc.commands.append(own)
+    for inner in runs:
+        if inner:
+            _argv(acc, inner, depth + 1)
+        else:
+            acc.dark("find -exec runs each found file itself")
+
+
+def _python(acc: _Acc, cmd: list[str], depth: int) -> None:
+    parsed = _parse(cmd[1:], _PYTHON_OPTS)
+    if parsed is None:
+        acc.dark(f"{cmd[0]}: unrecognised option, cannot tell what it runs")
+    elif "-c" in parsed[1]:
+        acc.dark(f"{cmd[0]} -c runs code given on the command line")
+    elif "-m" in parsed[1]:
+        module = parsed[1]["-m"]
+        acc.reasons.append(f"{cmd[0]} -m {module} classified as {module!r}")
+        acc.commands.append([module, *cmd[1 + parsed[0] :]])
+        return
+    elif parsed[0] + 1 >= len(cmd) or cmd[1 + parsed[0]] == "-":
+        acc.dark(f"{cmd[0]} reads code from stdin")
+    acc.commands.append(cmd)
+
+
+def _interpreter(acc: _Acc, cmd: list[str]) -> None:
+    prog, args = cmd[0], cmd[1:]
+    flags = _CODE_FLAGS.get(prog, frozenset())
+    # Scans every word, not just leading options: over-flagging `node app.js -e` is the safe error.
+    short = {f[1] for f in flags if len(f) == 2}
+    code = any(
+        a.partition("=")[0] in flags if a.startswith("--") else a[:1] == "-" and bool(short & set(a[1:]))
+        for a in args
+    )
+    operands = [a for a in args if not a.startswith("-")]
+    if prog in _AWKS and not any(a.startswith("-f") or a.startswith("--file") for a in args):
+        acc.dark(f"{prog} program text on the command line can run commands (system())")
+    elif prog == "deno" and (not operands or operands[0] in ("eval", "repl")):
+        acc.dark("deno eval/repl runs code we cannot see")
+    elif code:
+        acc.dark(f"{prog} runs code given on the command line")
+    elif not operands and prog not in _AWKS:
+        acc.dark(f"{prog} reads code from stdin")
+    acc.commands.append(cmd)
+
+
+_HANDLERS: dict[str, Callable[[_Acc, list[str], int], None]] = {
+    **{name: _wrapper for name in (*_WRAPPERS, *_PRIVILEGED)},
+    **{name: _shell_c for name in _SHELLS},
+    "xargs": _xargs,
+    "find": _find,
+}

@@ -1,0 +1,261 @@
+"""`ratchet explain ACTION_ID`: why one recorded action went the way it did, from the record alone.
+
+It answers, in order: which class and policy rule matched (file and line, as recorded when the call
+was decided); the level the class stood at and which transition put it there (the action's
+`level_transition`, with that transition's evidence) or that it was still at its policy start; the
+triggers that lowered or flagged the call; who or what answered and how long the review took; the
+outcome and the sample it gave the class; any complaint since; and any move this action caused.
+Nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import DraftNotFound
+from .metrics import diff_lines as count_diff_lines
+from .metrics import disposition, fmt_seconds, reading_seconds
+from .policy import Policy
+from .results import TriggerInfo
+from .store import Store
+
+REVIEWERS = {
+    "cli": "a human at the CLI (`ratchet approve` / `ratchet reject`)",
+    "elicitation": "the client's own dialog (proves a client said yes or no, not which human)",
+}
+
+
+class TransitionView(BaseModel):
+    """A recorded move of a class, with the evidence it rested on."""
+
+    id: int
+    action_class: str
+    at: float
+    from_level: str
+    to_level: str
+    kind: str
+    actor: str
+    reason: str
+    evidence: dict[str, Any]
+    action_id: int | None
+
+
+class LevelSource(BaseModel):
+    """Why the class stood where it did when the call was decided."""
+
+    kind: str = Field(description="transition | policy-start | unrecorded")
+    summary: str
+    transition: TransitionView | None = None
+
+
+class Review(BaseModel):
+    """The human's answer, when there was one."""
+
+    decision: str = Field(description="approved | edited | rejected | declined")
+    reviewer: str
+    who: str
+    seconds: float | None
+    note: str | None
+    reading_seconds: float = Field(description="the least time the reading rule allows for this draft")
+    rubber_stamp: bool | None
+
+
+class Complaint(BaseModel):
+    """A complaint recorded against the action."""
+
+    id: int
+    at: float
+    reason: str
+    actor: str
+
+
+class Explanation(BaseModel):
+    """Everything the record says about one action's decision and what followed."""
+
+    action_id: int
+    tool: str
+    target: str
+    session_id: str
+    created_at: float
+    intent: str | None
+    confidence: float | None
+    action_class: str
+    rule: str = Field(description="policy file:line of the class that matched, as recorded")
+    rule_file: str | None
+    rule_line: int | None
+    policy_fingerprint: str
+    rule_now: str | None = Field(description="set when the current policy declares the class elsewhere, or not")
+    class_level: str
+    level: str
+    route: str
+    level_source: LevelSource
+    triggers: list[TriggerInfo]
+    flagged: bool
+    pin: TransitionView | None = Field(description="the pin behind a `pinned` trigger")
+    disposition: str
+    review: Review | None
+    status: str
+    sample: str | None
+    error: str | None
+    finished_at: float | None
+    complaints: list[Complaint]
+    moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
+
+
+def _transition(row: Any) -> TransitionView:
+    return TransitionView(
+        id=row["id"],
+        action_class=row["class"],
+        at=row["at"],
+        from_level=row["from_level"],
+        to_level=row["to_level"],
+        kind=row["kind"],
+        actor=row["actor"],
+        reason=row["reason"],
+        evidence=json.loads(row["evidence_json"]),
+        action_id=row["action_id"],
+    )
+
+
+def _split_rule(rule: str) -> tuple[str | None, int | None]:
+    file, _, line = rule.rpartition(":")
+    return (file, int(line)) if file and line.isdigit() else (None, None)
+
+
+async def _level_source(store: Store, row: Any) -> LevelSource:
+    if row["level_transition"] is not None:
+        t = await store.maybe("SELECT * FROM transitions WHERE id = ?", (row["level_transition"],))
+        if t is not None:
+            view = _transition(t)
+            cause = f" by action {view.action_id}" if view.action_id is not None else ""
+            return LevelSource(
+                kind="transition",
+                summary=f"transition {view.id}: {view.from_level} -> {view.to_level} ({view.kind}{cause}, "
+                f"by {view.actor}): {view.reason}",
+                transition=view,
+            )
+    if row["subject_json"] is None:
+        return LevelSource(kind="unrecorded", summary="not recorded (refused before the gate, or a schema v1 row)")
+    return LevelSource(kind="policy-start", summary=f"the class's policy start ({row['class_level']}): no move yet")
+
+
+async def explain_action(store: Store, action_id: int, policy: Policy | None = None) -> Explanation:
+    """Explain one recorded action; DraftNotFound if there is none. `policy`, when given, is the
+    current policy: the explanation notes when it declares the class somewhere else now."""
+    row = await store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+    if row is None:
+        raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
+    triggers = [TriggerInfo(**t) for t in json.loads(row["triggers_json"])]
+    pin = None
+    if any(t.name == "pinned" for t in triggers):
+        found = await store.maybe(
+            "SELECT * FROM transitions WHERE class = ? AND kind = 'pin' AND at <= ? ORDER BY id DESC LIMIT 1",
+            (row["class"], row["created_at"]),
+        )
+        pin = _transition(found) if found else None
+    rule_now = None
+    if policy is not None and row["rule"]:
+        cls = policy.get(row["class"])
+        if cls is None:
+            rule_now = f"class {row['class']} is no longer in the current policy"
+        elif cls.rule != row["rule"]:
+            rule_now = f"the current policy declares {row['class']} at {cls.rule}"
+    kind = disposition(row["status"], row["route"], row["reviewer"], row["review_note"])
+    review = None
+    if row["reviewer"] is not None:
+        lines = count_diff_lines(row["preview"])
+        seconds = row["review_seconds"]
+        review = Review(
+            decision=kind,
+            reviewer=row["reviewer"],
+            who=REVIEWERS.get(row["reviewer"], row["reviewer"]),
+            seconds=seconds,
+            note=row["review_note"],
+            reading_seconds=reading_seconds(lines),
+            rubber_stamp=(seconds < reading_seconds(lines)) if kind == "approved" and seconds is not None else None,
+        )
+    complaints = await store.all("SELECT * FROM complaints WHERE action_id = ? ORDER BY id", (action_id,))
+    moves = await store.all("SELECT * FROM transitions WHERE action_id = ? ORDER BY id", (action_id,))
+    file, line = _split_rule(row["rule"])
+    return Explanation(
+        action_id=row["id"],
+        tool=row["tool"],
+        target=row["target"],
+        session_id=row["session_id"],
+        created_at=row["created_at"],
+        intent=row["intent"],
+        confidence=row["confidence"],
+        action_class=row["class"],
+        rule=row["rule"],
+        rule_file=file,
+        rule_line=line,
+        policy_fingerprint=row["policy"],
+        rule_now=rule_now,
+        class_level=row["class_level"],
+        level=row["level"],
+        route=row["route"],
+        level_source=await _level_source(store, row),
+        triggers=triggers,
+        flagged=bool(row["flagged"]),
+        pin=pin,
+        disposition=kind,
+        review=review,
+        status=row["status"],
+        sample=row["sample"],
+        error=row["error"],
+        finished_at=row["finished_at"],
+        complaints=[Complaint(id=c["id"], at=c["at"], reason=c["reason"], actor=c["actor"]) for c in complaints],
+        moves=[_transition(m) for m in moves],
+    )
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def render_explanation(e: Explanation) -> str:
+    """The explanation as a few lines a reviewer can read."""
+    out = [f"action {e.action_id}: {e.tool} {e.target} ({_when(e.created_at)}, session {e.session_id})"]
+    if e.route == "refuse":
+        out.append(f"refused before the gate: {e.error}")
+        return "\n".join(out)
+    out.append(f"class:    {e.action_class}, rule {e.rule} (policy {e.policy_fingerprint})")
+    if e.rule_now:
+        out.append(f"          now: {e.rule_now}")
+    out.append(f"level:    the class stood at {e.class_level}; why: {e.level_source.summary}")
+    if e.level_source.transition is not None:
+        ev = e.level_source.transition.evidence
+        if "n" in ev:
+            ids = ", ".join(str(i) for i in ev.get("action_ids", []))
+            out.append(
+                f"          evidence: {ev['successes']}/{ev['n']} ok, lower bound {ev.get('lower')}, drift "
+                f"{ev.get('drift')}; window actions [{ids}]"
+            )
+        elif ev:
+            out.append(f"          evidence: {json.dumps(ev)}")
+    out.append(f"decision: this call got {e.level} -> {e.route}" + (" (flagged for review)" if e.flagged else ""))
+    out += [f"  trigger {t.name}: {t.detail}" for t in e.triggers] or ["  no trigger fired"]
+    if e.pin is not None:
+        out.append(f"  pinned by {e.pin.actor} at {_when(e.pin.at)}: {e.pin.reason}")
+    if e.intent or e.confidence is not None:
+        out.append(f"intent:   {e.intent or '(none)'}; confidence {e.confidence if e.confidence is not None else '-'}")
+    if e.review is not None:
+        r = e.review
+        stamp = " (faster than the reading rule: a rubber stamp?)" if r.rubber_stamp else ""
+        out.append(f"review:   {r.decision} by {r.who} after {fmt_seconds(r.seconds)}{stamp}")
+        if r.note:
+            out.append(f"          note: {r.note}")
+    elif e.disposition == "autonomous":
+        out.append("review:   none: it ran at the class level without a human")
+    out.append(
+        f"outcome:  {e.status}" + (f" at {_when(e.finished_at)}" if e.finished_at else "")
+        + (f"; sample {e.sample}" if e.sample else "; no sample for the class")
+        + (f"; error: {e.error}" if e.error else "")
+    )
+    out += [f"complaint {c.id} by {c.actor} at {_when(c.at)}: {c.reason}" for c in e.complaints]
+    out += [f"moved:    {m.action_class} {m.from_level} -> {m.to_level} ({m.kind}): {m.reason}" for m in e.moves]
+    return "\n".join(out)

@@ -1,0 +1,386 @@
+"""Evidence a team can read: per-class, per-level figures over a period, computed from the trust database.
+
+Which actions count: those created in the period (`since` inclusive, `until` exclusive), except
+calls refused before they reached the gate (status `refused`: bad path or arguments, no class).
+Everything that happened *to* an action (its review, its complaints) goes with the action, even
+when it came after `until`. Actions are grouped by class and by `class_level`, the rung the class
+stood on when the call was decided (a trigger may have given the call itself less).
+
+Each action has one *disposition*:
+
+- `autonomous`: the gate let it run with no human (route `execute`), whatever the result;
+- `approved`: a human accepted it unchanged: a draft approved (CLI or in-chat review) or a
+  confirmation accepted in the client's dialog;
+- `edited`: a draft approved with the human's own content (`ratchet approve --content`);
+- `rejected`: a draft rejected; `declined`: a confirmation declined;
+- `blocked`: refused by the gate with an escalation packet;
+- `pending`: a draft still waiting; `unresolved`: a draft that went stale, failed before it could
+  run, or an action interrupted before its outcome was recorded.
+
+A *human intervention* is an approval, an edited approval, a rejection, a decline (each answer to
+a confirmation is one of those) or a complaint. Its time is when it was recorded: the action's
+`finished_at` for a review (its `created_at` for a decline, which records none) and the
+complaint's own time for a complaint.
+
+Reading-speed rule for the rubber-stamp indicator: a human needs at least
+`READ_BASE_SECONDS + READ_SECONDS_PER_LINE x diff_lines` (2 s + 0.25 s per line) to read a draft,
+where `diff_lines` counts the preview's added and removed lines (not the `---`/`+++` headers)
+plus the lines a truncated preview did not show.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from .errors import InvalidRequest
+from .levels import LEVEL_NAMES
+from .store import Store
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+READ_BASE_SECONDS = 2.0
+READ_SECONDS_PER_LINE = 0.25
+READING_RULE = (
+    f"an approval is a rubber stamp when it came faster than {READ_BASE_SECONDS:g} s + "
+    f"{READ_SECONDS_PER_LINE:g} s per changed line of the draft"
+)
+# engine.approve writes this prefix into review_note when the human approved their own content.
+EDITED_NOTE = "edited before approval: "
+DISPOSITIONS = ("autonomous", "approved", "edited", "rejected", "declined", "blocked", "pending", "unresolved")
+HUMAN_DECISIONS = frozenset({"approved", "edited", "rejected", "declined"})
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_TRUNCATED = re.compile(r"^\[diff truncated: (\d+) more lines not shown\]$")
+
+
+def parse_when(value: str | float | None, now: float | None = None) -> float | None:
+    """A period bound as a Unix time: an ISO date or date-time (local time unless it names a zone),
+    a duration back from `now` (`90m`, `12h`, `7d`, `2w`), a plain number (a Unix time) or None."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    text = value.strip().lower()
+    if not text:
+        return None
+    if _NUMBER.match(text):
+        return float(text)
+    found = _DURATION.match(text)
+    if found:
+        return (time.time() if now is None else now) - float(found[1]) * _UNITS[found[2]]
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidRequest(
+            f"cannot read {value!r} as a time; expected an ISO date (2025-06-01, 2025-06-01T14:30), "
+            "a duration back from now (90m, 12h, 7d, 2w) or a Unix time"
+        ) from None
+    return (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
+
+
+def disposition(status: str, route: str, reviewer: str | None, review_note: str | None) -> str:
+    """What became of one recorded action; see the module docstring."""
+    if route == "execute":
+        return "autonomous"
+    if status in ("blocked", "declined", "rejected"):
+        return status
+    if reviewer is not None:
+        return "edited" if (review_note or "").startswith(EDITED_NOTE) else "approved"
+    return "pending" if status in ("drafted", "approving") else "unresolved"
+
+
+def diff_lines(preview: str) -> int:
+    """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus any truncated rest."""
+    count = 0
+    for line in preview.splitlines():
+        truncated = _TRUNCATED.match(line)
+        if truncated:
+            count += int(truncated[1])
+        elif line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
+            count += 1
+    return count
+
+
+def reading_seconds(lines: int) -> float:
+    """The least time a human needs to read a draft of `lines` changed lines (the reading rule)."""
+    return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
+
+
+@dataclass(frozen=True)
+class ActionFacts:
+    """What the figures need to know about one recorded action."""
+
+    action_id: int
+    action_class: str
+    class_level: str
+    disposition: str
+    created_at: float
+    decided_at: float | None  # when the human decided (reviewed dispositions only)
+    review_seconds: float | None
+    diff_lines: int
+    complaint_times: tuple[float, ...] = ()
+
+    @property
+    def rubber_stamp(self) -> bool | None:
+        """An unchanged approval faster than the reading rule (None: not an approval, or no time)."""
+        if self.disposition != "approved" or self.review_seconds is None:
+            return None
+        return self.review_seconds < reading_seconds(self.diff_lines)
+
+
+class Figures(BaseModel):
+    """The figures for one group of actions (a class at a level, a class, or everything)."""
+
+    actions: int = Field(description="actions decided by the gate in the period")
+    counts: dict[str, int] = Field(description="actions per disposition: " + ", ".join(DISPOSITIONS))
+    complaints: int = Field(description="complaints recorded on these actions")
+    interventions: int = Field(description="approvals, edited approvals, rejections, declines and complaints")
+    autonomous_share: float | None = Field(description="autonomous / actions")
+    approved_share: float | None = Field(description="approved unchanged / actions")
+    edited_share: float | None = Field(description="edited approvals / actions")
+    rejected_share: float | None = Field(description="rejected (drafts) and declined (confirmations) / actions")
+    escalation_rate: float | None = Field(description="blocked / actions")
+    rework_rate: float | None = Field(description="edited / (approved + edited)")
+    defect_escape_rate: float | None = Field(
+        description="autonomous actions with at least one complaint / autonomous actions"
+    )
+    mean_seconds_between_interventions: float | None = Field(
+        description="(last intervention - first) / (interventions - 1); None below two"
+    )
+    median_review_seconds: float | None = Field(
+        description="median review_seconds of approvals (unchanged or edited) that recorded one"
+    )
+    actions_per_decision: float | None = Field(description="actions / interventions")
+    rubber_stamp_share: float | None = Field(
+        description="unchanged approvals faster than the reading rule / unchanged approvals with a review time"
+    )
+    rubber_stamp_checked: int = Field(description="unchanged approvals with a review time (the share's denominator)")
+
+
+class ClassMetrics(BaseModel):
+    """One class: its figures over all levels and at each level it stood on."""
+
+    action_class: str
+    overall: Figures
+    levels: dict[str, Figures] = Field(description="by class level, blocked to autonomous, only levels seen")
+
+
+class MetricsReport(BaseModel):
+    """Figures per class and per level over a period, and for all classes together."""
+
+    since: float | None
+    until: float | None
+    generated_at: float
+    reading_rule: str = READING_RULE
+    total: Figures
+    classes: list[ClassMetrics]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def figures(facts: Iterable[ActionFacts]) -> Figures:
+    """The figures of a group of actions. Pure: every definition is in `Figures`' field descriptions.
+
+    - mean time between human interventions: the mean gap between consecutive interventions of the
+      group, i.e. (last - first) / (n - 1) over their recorded times; None with fewer than two;
+    - shares: each disposition's count / all actions; `rejected_share` counts rejected drafts and
+      declined confirmations together (both are a human saying no);
+    - escalation rate: blocked / all actions;
+    - rework rate: edited / all approvals (unchanged + edited);
+    - defect escape rate: autonomous actions with at least one complaint / autonomous actions;
+    - median review time per accepted change: the median `review_seconds` of approvals (unchanged or
+      edited). For a draft this is the time from drafting to approval (queue time included); an
+      in-chat confirmation records none and is left out;
+    - agent actions per human decision: actions / human interventions;
+    - rubber-stamp share: unchanged approvals faster than the reading rule / unchanged approvals
+      with a recorded review time.
+    """
+    items = list(facts)
+    counts = dict.fromkeys(DISPOSITIONS, 0)
+    for f in items:
+        counts[f.disposition] += 1
+    moments = sorted(
+        [f.decided_at for f in items if f.disposition in HUMAN_DECISIONS and f.decided_at is not None]
+        + [t for f in items for t in f.complaint_times]
+    )
+    interventions = sum(1 for f in items if f.disposition in HUMAN_DECISIONS) + sum(
+        len(f.complaint_times) for f in items
+    )
+    approvals = counts["approved"] + counts["edited"]
+    reviews = [
+        f.review_seconds for f in items if f.disposition in ("approved", "edited") and f.review_seconds is not None
+    ]
+    stamps = [f.rubber_stamp for f in items if f.rubber_stamp is not None]
+    escaped = sum(1 for f in items if f.disposition == "autonomous" and f.complaint_times)
+    n = len(items)
+    return Figures(
+        actions=n,
+        counts=counts,
+        complaints=sum(len(f.complaint_times) for f in items),
+        interventions=interventions,
+        autonomous_share=_share(counts["autonomous"], n),
+        approved_share=_share(counts["approved"], n),
+        edited_share=_share(counts["edited"], n),
+        rejected_share=_share(counts["rejected"] + counts["declined"], n),
+        escalation_rate=_share(counts["blocked"], n),
+        rework_rate=_share(counts["edited"], approvals),
+        defect_escape_rate=_share(escaped, counts["autonomous"]),
+        mean_seconds_between_interventions=(moments[-1] - moments[0]) / (len(moments) - 1) if moments[1:] else None,
+        median_review_seconds=statistics.median(reviews) if reviews else None,
+        actions_per_decision=n / interventions if interventions else None,
+        rubber_stamp_share=_share(sum(stamps), len(stamps)),
+        rubber_stamp_checked=len(stamps),
+    )
+
+
+def summarize(facts: Iterable[ActionFacts], since: float | None, until: float | None) -> MetricsReport:
+    """Group facts by class and class level and compute each group's figures."""
+    items = list(facts)
+    by_class: dict[str, list[ActionFacts]] = {}
+    for f in items:
+        by_class.setdefault(f.action_class, []).append(f)
+    classes = []
+    for name in sorted(by_class):
+        group = by_class[name]
+        levels = {
+            level: figures(f for f in group if f.class_level == level)
+            for level in LEVEL_NAMES
+            if any(f.class_level == level for f in group)
+        }
+        classes.append(ClassMetrics(action_class=name, overall=figures(group), levels=levels))
+    return MetricsReport(since=since, until=until, generated_at=time.time(), total=figures(items), classes=classes)
+
+
+async def load_facts(
+    store: Store, since: float | None = None, until: float | None = None, action_class: str | None = None
+) -> list[ActionFacts]:
+    """Read the period's actions (refused calls left out) and their complaints, oldest first."""
+    where = ["status != 'refused'"]
+    params: list[object] = []
+    for clause, value in (("created_at >= ?", since), ("created_at < ?", until), ("class = ?", action_class)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = " AND ".join(where)
+    rows = await store.all(
+        "SELECT id, class, class_level, route, status, reviewer, review_note, review_seconds, created_at, "
+        f"finished_at, preview FROM actions WHERE {sql} ORDER BY id",
+        params,
+    )
+    complaints: dict[int, list[float]] = {}
+    for c in await store.all(
+        f"SELECT action_id, at FROM complaints WHERE action_id IN (SELECT id FROM actions WHERE {sql}) ORDER BY id",
+        params,
+    ):
+        complaints.setdefault(c["action_id"], []).append(c["at"])
+    facts = []
+    for r in rows:
+        kind = disposition(r["status"], r["route"], r["reviewer"], r["review_note"])
+        decided = (r["finished_at"] or r["created_at"]) if kind in HUMAN_DECISIONS else None
+        facts.append(
+            ActionFacts(
+                action_id=r["id"],
+                action_class=r["class"],
+                class_level=r["class_level"],
+                disposition=kind,
+                created_at=r["created_at"],
+                decided_at=decided,
+                review_seconds=r["review_seconds"],
+                diff_lines=diff_lines(r["preview"]),
+                complaint_times=tuple(complaints.get(r["id"], ())),
+            )
+        )
+    return facts
+
+
+async def class_metrics(
+    source: Engine | Store,
+    *,
+    since: str | float | None = None,
+    until: str | float | None = None,
+    action_class: str | None = None,
+    now: float | None = None,
+) -> MetricsReport:
+    """Read-only figures per class and per level over a period: what a team reads to judge its classes.
+
+    `source` is an `Engine` or a `Store`; nothing is written. `since`/`until` take an ISO date or
+    date-time (local time unless zoned), a duration back from now (`7d`, `12h`) or a Unix time; the
+    period includes `since` and excludes `until`; None leaves that side open. `action_class`
+    restricts the report to one class. Each figure is defined in `figures` and in the `Figures`
+    field descriptions (which an MCP client sees as the output schema); an empty group gives None
+    for every rate. InvalidRequest on a bound it cannot read.
+    """
+    store = source if isinstance(source, Store) else source.store
+    start, end = parse_when(since, now), parse_when(until, now)
+    if start is not None and end is not None and start >= end:
+        raise InvalidRequest("the period is empty: --since must come before --until")
+    return summarize(await load_facts(store, start, end, action_class), start, end)
+
+
+# -- terminal --------------------------------------------------------------------------------------
+
+
+def fmt_seconds(value: float | None) -> str:
+    """`850ms`, `42s`, `7.5min`, `3.2h`, `1.5d`, or `-`."""
+    if value is None:
+        return "-"
+    for limit, unit, size in ((1, "ms", 0.001), (120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if value < limit:
+            return f"{value / size:.0f}{unit}" if unit in ("ms", "s") else f"{value / size:.1f}{unit}"
+    return f"{value / 86400:.1f}d"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+HEADER = (
+    f"{'class / level':<28}{'acts':>5}{'auto':>6}{'appr':>6}{'edit':>6}{'rej':>6}{'esc':>6}{'rework':>7}"
+    f"{'escape':>7}{'MTBI':>8}{'review':>8}{'act/dec':>8}{'stamp':>6}"
+)
+
+
+def figures_line(label: str, f: Figures) -> str:
+    """One table row (see HEADER) for a group's figures."""
+    per = "-" if f.actions_per_decision is None else f"{f.actions_per_decision:.1f}"
+    return (
+        f"{label:<28}{f.actions:>5}{_pct(f.autonomous_share):>6}{_pct(f.approved_share):>6}"
+        f"{_pct(f.edited_share):>6}{_pct(f.rejected_share):>6}{_pct(f.escalation_rate):>6}"
+        f"{_pct(f.rework_rate):>7}{_pct(f.defect_escape_rate):>7}"
+        f"{fmt_seconds(f.mean_seconds_between_interventions):>8}{fmt_seconds(f.median_review_seconds):>8}"
+        f"{per:>8}{_pct(f.rubber_stamp_share):>6}"
+    )
+
+
+def _bound(value: float | None, open_side: str) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value is not None else open_side
+
+
+def render_metrics(report: MetricsReport) -> str:
+    """The report as a terminal table, one row per class and per level, with a legend."""
+    lines = [
+        f"period {_bound(report.since, 'the beginning')} .. {_bound(report.until, 'now')}; "
+        f"{report.total.actions} actions, {report.total.interventions} human interventions",
+        HEADER,
+        figures_line("all classes", report.total),
+    ]
+    for c in report.classes:
+        lines.append(figures_line(c.action_class, c.overall))
+        lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
+    lines.append(
+        "auto/appr/edit/rej: share of actions run autonomously, approved unchanged, edited, rejected or "
+        "declined; esc: blocked share; rework: edited / approvals; escape: complained-about autonomous "
+        "runs / autonomous runs; MTBI: mean time between human interventions; review: median review time "
+        f"of approvals; act/dec: actions per human intervention; stamp: rubber stamps ({report.reading_rule})"
+    )
+    return "\n".join(lines)

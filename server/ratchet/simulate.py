@@ -1,0 +1,363 @@
+"""`ratchet simulate`: what a candidate policy would have done with the history already recorded.
+
+Use it before merging a policy change. Every recorded action is re-classified under the candidate
+(`Subject.from_dict(subject_json)` -> `Policy.classify`), each candidate class's trust window is
+replayed from the recorded outcomes with the real `ratchet.trust` rules, and the real gate
+(`gate.decide`) decides each action at the level its class would have stood at. The report lists
+the actions whose route changes, the promotions and demotions that would have happened and at which
+action (beside the action at which the record shows the same move), and the human interventions the
+candidate would have added or saved. Nothing is written; the candidate is not synced into the
+database. The assumptions are in `ASSUMPTIONS` and printed with every report.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import InvalidRequest
+from .gate import Route, decide
+from .levels import Level
+from .metrics import EDITED_NOTE
+from .policy import ActionClass, Policy, Subject, load_policy
+from .store import Store
+from .trust import Sample, Window, add_sample, flip_sample, judge
+
+ASSUMPTIONS = (
+    "The candidate policy is in force from the first recorded action: its `start` levels apply from there, and "
+    "recorded policy transitions (a changed start or bounds) are not replayed.",
+    "Actions are decided in id order. A sample lands when it landed in the record: at once for a simulated run "
+    "or confirmation, at the recorded review time for a simulated draft. A complaint lands at its recorded time.",
+    "An action's recorded outcome stands in for its outcome at the simulated level: approved unchanged or ran "
+    "cleanly is a success; rejected, declined, edited or failed is a failure; a complaint is replayed wherever "
+    "the action would still have run. An action that would have been stopped gives no sample, and one recorded "
+    "as blocked or still pending has no outcome to replay, so it gives none at any level.",
+    "Confidence triggers are replayed from the recorded confidence and the session failure streak from the "
+    "simulated samples. A session whose client could not ask its human (a recorded `no-elicitation` trigger) "
+    "cannot under the candidate either, and a confirmation dialog the human cancelled is cancelled again.",
+    "Human demotions and pins are replayed at their recorded time onto the candidate class of the same name. "
+    "A trigger the gate cannot recompute from the record (one the engine derived from other state) caps the "
+    "call at its recorded cap.",
+    "A simulated confirmation is one human decision; a simulated draft is one when the record shows it decided, "
+    "or when the action ran or was blocked in the record; a complaint counts where the action would still run.",
+)
+MOVE_KINDS = ("promote", "demote", "complaint", "human-demote")
+HUMAN_KINDS = ("human-demote", "pin", "unpin")
+_NOT_ELICITED = {"no-elicitation", "cli-approval-required"}
+GATE_TRIGGERS = frozenset({"pinned", "repeated-failure", "confidence", *_NOT_ELICITED})  # what `decide` computes
+
+
+class RouteChange(BaseModel):
+    """One action the candidate would have routed differently."""
+
+    action_id: int
+    tool: str
+    target: str
+    recorded_class: str
+    simulated_class: str
+    recorded_route: str
+    simulated_route: str
+    simulated_class_level: str
+    triggers: list[str] = Field(description="names of the triggers in the simulated decision")
+
+
+class SimulatedMove(BaseModel):
+    """A promotion or demotion, simulated or recorded, and where the other side had it."""
+
+    action_class: str
+    from_level: str
+    to_level: str
+    kind: str
+    action_id: int | None = Field(description="the action whose sample or complaint caused it under the candidate")
+    reason: str
+    recorded_action_id: int | None = Field(None, description="the action at which the record shows the same move")
+    recorded: bool = Field(False, description="the record shows the same move (same class, levels and occurrence)")
+
+
+class SimulationReport(BaseModel):
+    """What the candidate policy would have done with the recorded history."""
+
+    candidate: str
+    candidate_fingerprint: str
+    replayed: int
+    skipped: list[int] = Field(description="actions with no recorded subject (refused calls, schema v1 rows)")
+    reclassified: int = Field(description="actions that fall into a differently named class")
+    changes: list[RouteChange]
+    stopped: list[int] = Field(description="actions that ran or were queued, and would have been blocked")
+    held: list[int] = Field(description="actions that ran without review, and would have needed a human")
+    released: list[int] = Field(description="actions that needed a human or were blocked, and would have run")
+    unreviewed_failures: list[int] = Field(
+        description="released actions whose recorded outcome was a failure or a complaint"
+    )
+    moves: list[SimulatedMove]
+    moves_not_simulated: list[SimulatedMove] = Field(description="recorded moves the candidate would not make")
+    interventions_recorded: int
+    interventions_simulated: int
+    interventions_added: int
+    interventions_saved: int
+    assumptions: list[str] = list(ASSUMPTIONS)
+
+
+@dataclass
+class _Standing:
+    cls: ActionClass
+    level: Level
+    pinned: Level | None = None
+    window: Window = field(default_factory=Window)
+
+
+@dataclass
+class _Replay:
+    """The candidate's standings, streaks and pending events while history replays."""
+
+    policy: Policy
+    standings: dict[str, _Standing] = field(default_factory=dict)
+    streaks: dict[tuple[str, str], int] = field(default_factory=dict)
+    moves: list[SimulatedMove] = field(default_factory=list)
+    pending: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    order: Iterator[int] = field(default_factory=itertools.count)
+
+    def standing(self, cls: ActionClass) -> _Standing:
+        return self.standings.setdefault(cls.name, _Standing(cls, cls.start))
+
+    def later(self, at: float, run: Callable[[], None]) -> None:
+        heapq.heappush(self.pending, (at, next(self.order), run))  # ties keep the order they were scheduled
+
+    def flush(self, until: float) -> None:
+        while self.pending and self.pending[0][0] <= until:
+            heapq.heappop(self.pending)[2]()
+
+    def _move(self, st: _Standing, to: Level, kind: str, action_id: int | None, reason: str) -> None:
+        self.moves.append(SimulatedMove(
+            action_class=st.cls.name, from_level=st.level.label, to_level=to.label, kind=kind,
+            action_id=action_id, reason=reason,
+        ))
+        st.level, st.window = to, Window()
+
+    def sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> None:
+        """As `standing.apply_sample` and the engine's streak update do, on the candidate's standings."""
+        if session_id != "cli":
+            key = (session_id, cls.name)
+            self.streaks[key] = 0 if ok else self.streaks.get(key, 0) + 1
+        st = self.standing(cls)
+        window = add_sample(st.window, Sample(action_id, ok), cls.trust)
+        verdict = judge(window, st.level, cls.floor, cls.ceiling, cls.trust)
+        if verdict.move == "promote" and st.pinned is not None and st.pinned <= st.level:
+            verdict = judge(window, st.level, cls.floor, st.level, cls.trust)
+        if verdict.move is not None:
+            self._move(st, verdict.to_level, verdict.move, action_id, verdict.reason)
+        else:
+            st.window = window
+
+    def complain(self, cls: ActionClass, action_id: int) -> None:
+        """As `standing.complain` does."""
+        st = self.standing(cls)
+        if cls.demote_on_complaint:
+            if st.level > cls.floor:
+                self._move(st, st.level.down(), "complaint", action_id, f"complaint on action {action_id}")
+            return
+        flipped = flip_sample(st.window, action_id)
+        if flipped is None:
+            return
+        verdict = judge(flipped, st.level, cls.floor, cls.ceiling, cls.trust)
+        if verdict.move == "demote":
+            self._move(st, verdict.to_level, "demote", action_id, verdict.reason)
+        else:
+            st.window = flipped
+
+    def human(self, row: Any) -> None:
+        """A recorded human demotion, pin or unpin, onto the candidate class of the same name."""
+        cls = self.policy.classes.get(row["class"])
+        if cls is None:
+            return
+        st = self.standing(cls)
+        to = Level.parse(row["to_level"])
+        if row["kind"] == "pin":
+            st.pinned = to
+        elif row["kind"] == "unpin":
+            st.pinned = None
+        elif max(to, cls.floor) < st.level:
+            self._move(st, max(to, cls.floor), "human-demote", None, row["reason"])
+
+
+def _recorded_ok(row: Any, cls: ActionClass) -> bool | None:
+    sample = row["sample"]
+    if sample == "success":
+        return True
+    if sample == "complained":  # a complaint overwrote the sample; an edited approval had been a failure
+        return not (row["review_note"] or "").startswith(EDITED_NOTE)
+    if sample == "failure":
+        return None if row["status"] == "failed" and not cls.count_execution_failures else False
+    return None
+
+
+def _cancelled(row: Any, triggers: set[str]) -> bool:
+    """The record shows a confirmation the human cancelled (it became a draft with no trigger saying why)."""
+    return row["level"] == "confirm" and row["route"] == "draft" and not triggers & _NOT_ELICITED
+
+
+def _decisions(route: Route, row: Any) -> int:
+    if route is Route.CONFIRM:
+        return 1
+    if route is Route.DRAFT:
+        return 1 if row["reviewer"] is not None or row["route"] in ("execute", "block") else 0
+    return 0
+
+
+def _match_moves(simulated: list[SimulatedMove], transitions: list[Any]) -> list[SimulatedMove]:
+    """Pair simulated and recorded moves by class, levels and occurrence; return the recorded-only ones."""
+    recorded: dict[tuple[str, str, str], list[Any]] = {}
+    for t in transitions:
+        if t["kind"] in MOVE_KINDS:
+            recorded.setdefault((t["class"], t["from_level"], t["to_level"]), []).append(t)
+    for move in simulated:
+        queue = recorded.get((move.action_class, move.from_level, move.to_level))
+        if queue:
+            t = queue.pop(0)
+            move.recorded, move.recorded_action_id = True, t["action_id"]
+    return [
+        SimulatedMove(
+            action_class=t["class"], from_level=t["from_level"], to_level=t["to_level"], kind=t["kind"],
+            action_id=None, reason=t["reason"], recorded_action_id=t["action_id"], recorded=True,
+        )
+        for queue in recorded.values()
+        for t in queue
+    ]
+
+
+async def simulate(store: Store, candidate: Policy) -> SimulationReport:
+    """Replay every recorded action against `candidate`; see the module docstring and ASSUMPTIONS."""
+    rows = await store.all("SELECT * FROM actions ORDER BY id")
+    transitions = await store.all("SELECT * FROM transitions ORDER BY id")
+    complaints: dict[int, list[float]] = {}
+    for c in await store.all("SELECT action_id, at FROM complaints ORDER BY id"):
+        complaints.setdefault(c["action_id"], []).append(c["at"])
+    triggers = {r["id"]: {t["name"] for t in json.loads(r["triggers_json"])} for r in rows}
+    mute = {r["session_id"] for r in rows if "no-elicitation" in triggers[r["id"]]}
+    replay = _Replay(candidate)
+    for t in transitions:
+        if t["kind"] in HUMAN_KINDS:
+            replay.later(t["at"], partial(replay.human, t))
+    report = SimulationReport(
+        candidate=str(candidate.directory), candidate_fingerprint=candidate.fingerprint, replayed=0, skipped=[],
+        reclassified=0, changes=[], stopped=[], held=[], released=[], unreviewed_failures=[], moves=[],
+        moves_not_simulated=[], interventions_recorded=0, interventions_simulated=0, interventions_added=0,
+        interventions_saved=0,
+    )
+    for row in rows:
+        if row["subject_json"] is None:
+            report.skipped.append(row["id"])
+            continue
+        replay.flush(row["created_at"])
+        aid, session = row["id"], row["session_id"]
+        cls = candidate.classify(Subject.from_dict(json.loads(row["subject_json"]))).cls
+        st = replay.standing(cls)
+        # Triggers the engine computed from state the gate does not see are replayed as recorded caps.
+        caps = [Level.parse(t["cap"]) for t in json.loads(row["triggers_json"]) if t["name"] not in GATE_TRIGGERS]
+        decision = decide(
+            cls, min([st.level, *caps]), pinned=st.pinned, confidence=row["confidence"],
+            session_failures=replay.streaks.get((session, cls.name), 0), can_elicit=session not in mute,
+        )
+        route = decision.route
+        if route is Route.CONFIRM and _cancelled(row, triggers[aid]):
+            route = Route.DRAFT
+        ok = _recorded_ok(row, cls)
+        if route is not Route.BLOCK:
+            if ok is not None and route is Route.DRAFT:
+                at = row["finished_at"] or row["created_at"]
+                replay.later(at, partial(replay.sample, cls, aid, ok, session))
+            elif ok is not None:
+                replay.sample(cls, aid, ok, session)
+            for at in complaints.get(aid, ()):
+                replay.later(at, partial(replay.complain, cls, aid))
+        report.replayed += 1
+        report.reclassified += cls.name != row["class"]
+        recorded_n = (row["reviewer"] is not None) + len(complaints.get(aid, ()))
+        simulated_n = _decisions(route, row) + (len(complaints.get(aid, ())) if route is not Route.BLOCK else 0)
+        report.interventions_recorded += recorded_n
+        report.interventions_simulated += simulated_n
+        report.interventions_added += max(0, simulated_n - recorded_n)
+        report.interventions_saved += max(0, recorded_n - simulated_n)
+        if route.value == row["route"]:
+            continue
+        report.changes.append(RouteChange(
+            action_id=aid, tool=row["tool"], target=row["target"], recorded_class=row["class"],
+            simulated_class=cls.name, recorded_route=row["route"], simulated_route=route.value,
+            simulated_class_level=st.level.label, triggers=[t.name for t in decision.triggers],
+        ))
+        if route is Route.BLOCK:
+            report.stopped.append(aid)
+        elif route is not Route.EXECUTE and row["route"] == "execute":
+            report.held.append(aid)
+        elif route is Route.EXECUTE:
+            report.released.append(aid)
+            if row["sample"] in ("failure", "complained") or row["status"] in ("rejected", "declined"):
+                report.unreviewed_failures.append(aid)
+    replay.flush(math.inf)
+    report.moves = replay.moves
+    report.moves_not_simulated = _match_moves(report.moves, transitions)
+    return report
+
+
+def render_simulation(r: SimulationReport) -> str:
+    """The report as text: route changes, moves, interventions, assumptions."""
+    out = [
+        f"candidate {r.candidate} ({r.candidate_fingerprint}): {r.replayed} actions replayed"
+        + (f", {len(r.skipped)} skipped (no recorded subject)" if r.skipped else "")
+        + f", {r.reclassified} in a different class",
+        f"route changes: {len(r.changes)} (stopped {len(r.stopped)}, held for a human {len(r.held)}, "
+        f"released to run unreviewed {len(r.released)})",
+    ]
+    out += [
+        f"  action {c.action_id:>5}  {c.target:<40} {c.recorded_route:>7} -> {c.simulated_route:<7} "
+        f"{c.recorded_class}{' -> ' + c.simulated_class if c.simulated_class != c.recorded_class else ''}"
+        f" at {c.simulated_class_level}" + (f" ({', '.join(c.triggers)})" if c.triggers else "")
+        for c in r.changes
+    ]
+    if r.unreviewed_failures:
+        out.append(f"  would have run unreviewed although a human refused or complained: {r.unreviewed_failures}")
+    out.append(f"moves under the candidate: {len(r.moves)}")
+    for m in r.moves:
+        where = f"at action {m.action_id}" if m.action_id is not None else "by a human"
+        was = (
+            f"recorded at action {m.recorded_action_id}" if m.recorded and m.recorded_action_id is not None
+            else "recorded" if m.recorded else "not in the record"
+        )
+        out.append(f"  {m.action_class}: {m.from_level} -> {m.to_level} ({m.kind}) {where}; {was}")
+    out += [
+        f"  not under the candidate: {m.action_class} {m.from_level} -> {m.to_level} ({m.kind}), recorded at "
+        f"action {m.recorded_action_id}"
+        for m in r.moves_not_simulated
+    ]
+    out.append(
+        f"human interventions: {r.interventions_recorded} recorded, {r.interventions_simulated} simulated "
+        f"(+{r.interventions_added} added, -{r.interventions_saved} saved)"
+    )
+    out.append("assumptions:")
+    out += [f"  - {a}" for a in r.assumptions]
+    return "\n".join(out)
+
+
+async def simulate_candidate(db: Path, candidate_dir: Path) -> SimulationReport:
+    """Load the candidate policy (fail closed), open the recorded database read-only in effect, replay.
+
+    The database is opened as a `Store`, not an `Engine`: an engine would sync the candidate's starts
+    and bounds into the trust database, and a simulation must change nothing.
+    """
+    candidate = load_policy(candidate_dir)
+    if not db.exists():
+        raise InvalidRequest(f"no trust database at {db}: there is no history to replay")
+    store = await Store.open(db)
+    try:
+        return await simulate(store, candidate)
+    finally:
+        await store.close()

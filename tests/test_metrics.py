@@ -1,0 +1,184 @@
+"""Metrics from a history built by driving the real server (in-process MCP client, human dialog played by
+the elicitation callback) and the real CLI on the same database, checked against counts made by hand."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from ratchet.cli import main
+from ratchet.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
+from ratchet.mcp_server import ServerConfig, build_server
+
+from .conftest import Human
+
+
+async def cli(capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str) -> tuple[int, str]:
+    """The real CLI entry point in a worker thread (it runs its own event loop), on the same database."""
+    argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
+    code = await anyio.to_thread.run_sync(main, argv)
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+async def write(client: Client, path: str, content: str = "x\n") -> dict[str, Any]:
+    """One governed write through the MCP client; the structured result."""
+    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
+    return out
+
+
+async def drive_history(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, int]:
+    """Every disposition once or more, through the server and the CLI. Returns action ids by name."""
+    ids: dict[str, int] = {}
+    server = build_server(ServerConfig(workspace, policies, db))
+    async with Client(server, elicitation_callback=Human(approve=True)) as client:
+        for name in ("a1", "a2", "a3"):
+            ids[name] = (await write(client, f"auto/{name}.txt"))["action_id"]  # autonomous
+        out = await write(client, "ask/k1.txt")
+        assert out["status"] == "executed"  # confirmed in the dialog
+        ids["k1"] = out["action_id"]
+        out = await write(client, "stop/s1.txt")
+        assert out["status"] == "blocked"
+        ids["s1"] = out["action_id"]
+        for name in ("q1", "q2", "q3", "q4"):
+            out = await write(client, f"queue/{name}.txt", "one\ntwo\n")
+            assert out["status"] == "draft"
+            ids[name] = out["action_id"]
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human("decline")) as c:
+        out = await write(c, "ask/k2.txt")
+        assert out["status"] == "declined"
+        ids["k2"] = out["action_id"]
+    mine = tmp_path / "mine.txt"
+    mine.write_text("my version\n")
+    for args in (
+        ("approve", str(ids["q1"])),
+        ("approve", str(ids["q2"]), "--content", str(mine)),
+        ("reject", str(ids["q3"]), "--reason", "wrong file"),
+        ("complain", str(ids["a2"]), "--reason", "broke the docs build"),
+    ):
+        code, text = await cli(capsys, workspace, policies, db, *args)
+        assert code == 0, text
+    # The complaint demoted `auto` to confirm: the next write is asked for and accepted.
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as client:
+        out = await write(client, "auto/a4.txt")
+        assert (out["status"], out["class_level"]) == ("executed", "confirm")
+        ids["a4"] = out["action_id"]
+    return ids
+
+
+def _rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.asyncio
+async def test_metrics_match_counts_by_hand(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = await drive_history(tmp_path, workspace, policies, db, capsys)
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--json", "--since", "1d")
+    assert code == 0, text
+    report = json.loads(text)
+    classes = {c["action_class"]: c for c in report["classes"]}
+    assert set(classes) == {"auto", "ask", "queue", "stop"}
+
+    auto = classes["auto"]
+    assert set(auto["levels"]) == {"autonomous", "confirm"}
+    at_auto = auto["levels"]["autonomous"]
+    assert (at_auto["actions"], at_auto["counts"]["autonomous"], at_auto["complaints"]) == (3, 3, 1)
+    assert at_auto["defect_escape_rate"] == pytest.approx(1 / 3)
+    assert at_auto["autonomous_share"] == 1.0 and at_auto["interventions"] == 1
+    assert at_auto["actions_per_decision"] == 3.0 and at_auto["mean_seconds_between_interventions"] is None
+    at_confirm = auto["levels"]["confirm"]
+    assert (at_confirm["actions"], at_confirm["counts"]["approved"], at_confirm["interventions"]) == (1, 1, 1)
+    # A confirmation answered in the dialog records no review time: no rubber-stamp judgement either.
+    assert at_confirm["median_review_seconds"] is None and at_confirm["rubber_stamp_checked"] == 0
+    overall = auto["overall"]
+    assert (overall["actions"], overall["interventions"], overall["actions_per_decision"]) == (4, 2, 2.0)
+    assert overall["autonomous_share"] == 0.75 and overall["approved_share"] == 0.25
+    complaint_at = _rows(db, "SELECT at FROM complaints")[0]["at"]
+    a4_done = _rows(db, "SELECT finished_at FROM actions WHERE id = ?", ids["a4"])[0]["finished_at"]
+    assert overall["mean_seconds_between_interventions"] == pytest.approx(a4_done - complaint_at)
+
+    ask = classes["ask"]["levels"]["confirm"]
+    assert (ask["actions"], ask["counts"]["approved"], ask["counts"]["declined"]) == (2, 1, 1)
+    assert ask["rejected_share"] == 0.5 and ask["interventions"] == 2
+
+    queue = classes["queue"]["levels"]["draft"]
+    counts = queue["counts"]
+    assert (counts["approved"], counts["edited"], counts["rejected"], counts["pending"]) == (1, 1, 1, 1)
+    assert queue["rework_rate"] == 0.5 and queue["rejected_share"] == 0.25 and queue["edited_share"] == 0.25
+    assert queue["interventions"] == 3 and queue["actions_per_decision"] == pytest.approx(4 / 3)
+    reviews = _rows(db, "SELECT review_seconds FROM actions WHERE id IN (?, ?)", ids["q1"], ids["q2"])
+    assert queue["median_review_seconds"] == pytest.approx(statistics.median(r[0] for r in reviews))
+    # q1 was approved within milliseconds of drafting: faster than anyone reads two lines.
+    assert (queue["rubber_stamp_checked"], queue["rubber_stamp_share"]) == (1, 1.0)
+
+    stop = classes["stop"]["levels"]["blocked"]
+    assert (stop["actions"], stop["escalation_rate"], stop["interventions"], stop["actions_per_decision"]) == (
+        1, 1.0, 0, None
+    )
+    total = report["total"]
+    assert (total["actions"], total["interventions"], total["complaints"]) == (11, 7, 1)
+    assert total["escalation_rate"] == pytest.approx(1 / 11) and total["autonomous_share"] == pytest.approx(3 / 11)
+    # Approvals overall: q1, q2 (edited), k1 and a4 (confirmed in the dialog).
+    assert total["defect_escape_rate"] == pytest.approx(1 / 3) and total["rework_rate"] == 0.25
+
+    code, text = await cli(capsys, workspace, policies, db, "metrics")
+    assert code == 0 and "queue" in text and "  at draft" in text and "rubber stamps" in text
+
+
+@pytest.mark.asyncio
+async def test_the_period_selects_actions(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = await drive_history(tmp_path, workspace, policies, db, capsys)
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--json", "--until", "2000-01-01")
+    assert code == 0 and json.loads(text)["total"]["actions"] == 0
+    assert json.loads(text)["total"]["autonomous_share"] is None
+    cut = _rows(db, "SELECT created_at FROM actions WHERE id = ?", ids["k2"])[0]["created_at"]
+    since = str(cut)  # a Unix time is read as one; here: from the decline on
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--json", "--since", since, "--class", "ask")
+    ask = json.loads(text)["classes"]
+    assert [c["action_class"] for c in ask] == ["ask"] and ask[0]["overall"]["counts"]["declined"] == 1
+    assert ask[0]["overall"]["actions"] == 1
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--since", "1d", "--until", "2d")
+    assert code == 2 and "period is empty" in text
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--since", "last tuesday")
+    assert code == 2 and "ISO date" in text
+
+
+def test_period_bounds_and_the_reading_rule() -> None:
+    assert parse_when("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
+    assert parse_when("90m", now=10_000.0) == 10_000.0 - 5400
+    assert parse_when("2025-01-01T00:00:00+00:00") == 1735689600.0
+    assert parse_when(None) is None
+    diff = "--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n"
+    assert diff_lines(diff) == 2 and reading_seconds(2) == 2.5
+    assert diff_lines("--- a/x\n+++ b/x\n-a\n+b\n c\n[diff truncated: 40 more lines not shown]\n") == 42
+
+
+def _fact(i: int, kind: str, seconds: float | None = None, lines: int = 4, **extra: Any) -> ActionFacts:
+    return ActionFacts(i, "c", "draft", kind, float(i), float(i) + 1, seconds, lines, **extra)
+
+
+def test_rubber_stamps_are_approvals_faster_than_reading() -> None:
+    # 4 changed lines: 3 s to read. 1 s is a stamp, 5 s is not; edited approvals are never stamps.
+    f = figures([_fact(1, "approved", 1.0), _fact(2, "approved", 5.0), _fact(3, "edited", 0.5), _fact(4, "rejected")])
+    assert (f.rubber_stamp_checked, f.rubber_stamp_share) == (2, 0.5)
+    assert f.median_review_seconds == 1.0 and f.rework_rate == pytest.approx(1 / 3)
+    assert f.mean_seconds_between_interventions == pytest.approx(1.0)  # decided at 2, 3, 4, 5
+    assert figures([]).autonomous_share is None and figures([]).actions == 0

@@ -1,0 +1,350 @@
+"""The ratchet's statistics: Wilson bounds, the drift detector, the window, and exactly when `judge` moves.
+
+With the default TrustParams (window 100, min 40, promote_at 0.93, demote_below 0.80, drift 2.0):
+
+- The Wilson lower bound of n/n simplifies to n / (n + z^2), z = 1.959964 (z^2 = 3.841459). It reaches
+  0.93 when n >= 0.93 * z^2 / 0.07 = 51.04, so an all-success run first promotes at sample 52
+  (51 / 54.84 = 0.92995 < 0.93 <= 52 / 55.84 = 0.93121). min_samples (40) is not the binding limit.
+- With one failure (at sample 10) the window is (n-1)/n: the lower bound is 0.92916 at n = 76 and
+  0.93004 at n = 77, so it first promotes at sample 77.
+- The drift detector adds log(0.80 / 0.93) = -0.15057 per success and log(0.20 / 0.07) = +1.04982 per
+  failure, floored at 0. For S,S,F,S,F,F: 0, 0, 1.04982, 0.89925, 1.94907, 2.99889 -> the first value
+  >= 2.0 is at sample 6. F,F demotes at sample 2 (2.09964); F,S,F never does (1.94907).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+
+import pytest
+
+from ratchet.levels import Level
+from ratchet.policy import TrustParams
+from ratchet.trust import (
+    Z_95,
+    Sample,
+    Verdict,
+    Window,
+    add_sample,
+    drift,
+    drift_steps,
+    evidence,
+    flip_sample,
+    judge,
+    samples_to_promote,
+    wilson_bounds,
+)
+
+DEFAULT = TrustParams()
+S, F = True, False
+
+
+def window_of(outcomes: Iterable[bool], first_id: int = 1) -> Window:
+    """A window holding these outcomes, action ids counting from `first_id`."""
+    return Window(tuple(Sample(first_id + i, ok) for i, ok in enumerate(outcomes)))
+
+
+def first_move(
+    outcomes: Iterable[bool],
+    *,
+    level: Level = Level.CONFIRM,
+    floor: Level = Level.DRAFT,
+    ceiling: Level = Level.AUTONOMOUS,
+    params: TrustParams = DEFAULT,
+) -> tuple[int, Verdict] | None:
+    """Feed outcomes one at a time into a fresh window; the 1-based index and verdict of the first move."""
+    window = Window()
+    for index, ok in enumerate(outcomes, start=1):
+        window = add_sample(window, Sample(index, ok), params)
+        verdict = judge(window, level, floor, ceiling, params)
+        if verdict.move is not None:
+            return index, verdict
+        assert verdict.to_level == level
+    return None
+
+
+def wilson_by_quadratic(successes: int, n: int, z: float) -> tuple[float, float]:
+    """Wilson's interval as the roots of (p_hat - p)^2 = z^2 p (1 - p) / n, solved for p."""
+    p_hat = successes / n
+    k = z * z / n
+    a = 1 + k
+    b = -(2 * p_hat + k)
+    c = p_hat * p_hat
+    root = math.sqrt(b * b - 4 * a * c)
+    return (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+
+# -- Wilson bounds ----------------------------------------------------------------------------
+
+
+def test_z_is_the_two_sided_95_percent_quantile() -> None:
+    assert math.erf(Z_95 / math.sqrt(2)) == pytest.approx(0.95, abs=1e-12)
+
+
+def test_wilson_without_samples_is_uninformative() -> None:
+    assert wilson_bounds(0, 0) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize(("successes", "n"), [(10, 10), (50, 50), (45, 50), (0, 10), (1, 2), (93, 100), (48, 50)])
+def test_wilson_matches_the_formula(successes: int, n: int) -> None:
+    lower, upper = wilson_bounds(successes, n)
+    want_lower, want_upper = wilson_by_quadratic(successes, n, Z_95)
+    assert lower == pytest.approx(want_lower, abs=1e-9)
+    assert upper == pytest.approx(want_upper, abs=1e-9)
+    assert 0.0 <= lower <= successes / n <= upper + 1e-12 <= 1.0 + 1e-12
+
+
+@pytest.mark.parametrize("n", [10, 50, 52, 100])
+def test_wilson_of_a_perfect_record(n: int) -> None:
+    lower, upper = wilson_bounds(n, n)
+    assert lower == pytest.approx(n / (n + Z_95**2), abs=1e-9)
+    assert upper == pytest.approx(1.0, abs=1e-12)
+
+
+def test_wilson_known_values() -> None:
+    # Published 95% Wilson intervals: 10/10 -> 0.7225-1, 45/50 -> 0.7864-0.9565.
+    assert wilson_bounds(10, 10)[0] == pytest.approx(0.72246, abs=1e-5)
+    assert wilson_bounds(45, 50) == pytest.approx((0.78640, 0.95652), abs=1e-5)
+    assert wilson_bounds(0, 10) == pytest.approx((0.0, Z_95**2 / (10 + Z_95**2)), abs=1e-9)
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+UP = math.log(0.20 / 0.07)  # per failure
+DOWN = math.log(0.80 / 0.93)  # per success (negative)
+
+
+def test_drift_steps() -> None:
+    on_success, on_failure = drift_steps(DEFAULT)
+    assert on_success == pytest.approx(DOWN, abs=1e-12)
+    assert on_failure == pytest.approx(UP, abs=1e-12)
+    assert on_success == pytest.approx(-0.150573, abs=1e-6)
+    assert on_failure == pytest.approx(1.049822, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([], 0.0),
+        ([S] * 10, 0.0),
+        ([F], UP),
+        ([F, F], 2 * UP),
+        ([F, S, S, S], UP + 3 * DOWN),
+        ([F] + [S] * 10, 0.0),  # floored at zero, not negative
+        ([S] * 50 + [F], UP),  # a long good record is no credit against a new failure
+        ([S, S, F, S, F, F], 3 * UP + DOWN),
+        ([F, S, F], 2 * UP + DOWN),
+    ],
+)
+def test_drift_replays_the_window(outcomes: list[bool], expected: float) -> None:
+    assert drift(window_of(outcomes), DEFAULT) == pytest.approx(expected, abs=1e-12)
+
+
+# -- the window --------------------------------------------------------------------------------
+
+
+def test_add_sample_keeps_at_most_window_size() -> None:
+    params = TrustParams(window_size=5, min_samples=3)
+    window = Window()
+    for action_id in range(1, 9):
+        before = window
+        window = add_sample(window, Sample(action_id, action_id % 2 == 0), params)
+        assert before.n == min(action_id - 1, 5)  # the old window is untouched
+        assert window.n == min(action_id, 5)
+    assert [s.action_id for s in window.samples] == [4, 5, 6, 7, 8]
+    assert window.successes == 3
+
+
+def test_flip_sample() -> None:
+    window = window_of([S, S, F, S])
+    flipped = flip_sample(window, 2)
+    assert flipped is not None
+    assert [s.ok for s in flipped.samples] == [S, F, F, S]
+    assert [s.action_id for s in flipped.samples] == [1, 2, 3, 4]
+    assert window.successes == 3  # unchanged
+    again = flip_sample(flipped, 3)  # already a failure: stays one
+    assert again is not None
+    assert [s.ok for s in again.samples] == [S, F, F, S]
+    assert flip_sample(window, 99) is None
+
+
+def test_evidence_summary() -> None:
+    ev = evidence(window_of([F, F] + [S] * 48), DEFAULT)
+    assert (ev.n, ev.successes, ev.rate) == (50, 48, 0.96)
+    assert ev.action_ids == list(range(1, 51))
+    assert ev.summary() == "48/50 ok (96.0%), 95% bounds 0.865-0.989, drift 0.00"
+    empty = evidence(Window(), DEFAULT)
+    assert (empty.n, empty.rate, empty.lower) == (0, None, None)
+    assert empty.summary() == "no samples at this level yet"
+
+
+# -- judge: exactly when the class moves ----------------------------------------------------------
+
+
+def test_all_successes_promote_at_sample_52() -> None:
+    assert wilson_bounds(51, 51)[0] < 0.93 <= wilson_bounds(52, 52)[0]
+    moved = first_move([S] * 100)
+    assert moved is not None
+    index, verdict = moved
+    assert index == 52
+    assert (verdict.move, verdict.to_level) == ("promote", Level.AUTONOMOUS)
+    assert verdict.evidence.n == 52
+    assert "over 52 samples" in verdict.reason
+
+
+def test_one_failure_at_sample_10_promotes_at_sample_77() -> None:
+    outcomes = [index != 10 for index in range(1, 101)]
+    assert wilson_bounds(75, 76)[0] < 0.93 <= wilson_bounds(76, 77)[0]
+    moved = first_move(outcomes)
+    assert moved is not None
+    index, verdict = moved
+    assert index == 77
+    assert verdict.move == "promote"
+    assert (verdict.evidence.n, verdict.evidence.successes) == (77, 76)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "index"),
+    [
+        ([S, S, F, S, F, F], 6),
+        ([F, F], 2),
+        ([S] * 30 + [F, F], 32),
+        ([F, S, F, S, F], 5),  # 1.0498 -> 0.8993 -> 1.9491 -> 1.7985 -> 2.8483
+    ],
+)
+def test_fresh_window_demotes_at(outcomes: list[bool], index: int) -> None:
+    moved = first_move([*outcomes, *([S] * 20)])
+    assert moved is not None
+    got, verdict = moved
+    assert got == index
+    assert (verdict.move, verdict.to_level) == ("demote", Level.DRAFT)
+    assert verdict.evidence.drift >= DEFAULT.drift_threshold
+    assert "drift detector" in verdict.reason
+
+
+@pytest.mark.parametrize("outcomes", [[F, S, F], [F, S, S, F], [S, F, *([S] * 6), F], [F] + [S] * 10 + [F]])
+def test_isolated_failures_do_not_demote(outcomes: list[bool]) -> None:
+    assert first_move(outcomes) is None
+
+
+def test_never_promotes_before_min_samples() -> None:
+    # Lower bar: the bound of n/n passes 0.5 from n = 4, but 40 samples are required.
+    lenient = TrustParams(promote_at=0.5, demote_below=0.3)
+    assert wilson_bounds(4, 4)[0] >= 0.5
+    moved = first_move([S] * 100, params=lenient)
+    assert moved is not None
+    assert moved[0] == 40
+    # And with the default bar, a min_samples above 52 is what binds.
+    patient = TrustParams(min_samples=60)
+    moved = first_move([S] * 100, params=patient)
+    assert moved is not None
+    assert moved[0] == 60
+
+
+def test_standing_reason_counts_down_to_min_samples() -> None:
+    verdict = judge(
+        window_of([S] * 39), Level.DRAFT, Level.DRAFT, Level.AUTONOMOUS, TrustParams(promote_at=0.5, demote_below=0.3)
+    )
+    assert verdict.move is None
+    assert verdict.reason == "1 more samples before promotion can be considered"
+
+
+@pytest.mark.parametrize("level", [Level.DRAFT, Level.CONFIRM, Level.AUTONOMOUS])
+def test_never_promotes_past_the_ceiling(level: Level) -> None:
+    assert first_move([S] * 300, level=level, floor=Level.BLOCKED, ceiling=level) is None
+    verdict = judge(window_of([S] * 100), level, Level.BLOCKED, level, DEFAULT)
+    assert verdict.reason == f"at its ceiling ({level.label})"
+
+
+def test_promotion_is_one_rung() -> None:
+    moved = first_move([S] * 100, level=Level.DRAFT)
+    assert moved is not None
+    assert moved[1].to_level == Level.CONFIRM
+
+
+@pytest.mark.parametrize("level", [Level.BLOCKED, Level.DRAFT, Level.CONFIRM])
+def test_never_demotes_below_the_floor(level: Level) -> None:
+    assert first_move([F] * 100, level=level, floor=level) is None
+    verdict = judge(window_of([F] * 10), level, level, Level.AUTONOMOUS, DEFAULT)
+    assert verdict.evidence.drift >= DEFAULT.drift_threshold  # the detector fired; the floor held
+    assert (verdict.move, verdict.to_level) == (None, level)
+
+
+def test_demotion_is_one_rung() -> None:
+    moved = first_move([F, F], level=Level.AUTONOMOUS, floor=Level.BLOCKED)
+    assert moved is not None
+    assert moved[1].to_level == Level.CONFIRM
+
+
+def test_demotion_is_checked_before_promotion() -> None:
+    # With a 200-sample window, 198 successes then F,F still clear the promotion bar, but the drift
+    # detector has reached 2 * 1.04982 = 2.09964 >= 2.0: demotion wins.
+    wide = TrustParams(window_size=200)
+    window = window_of([S] * 198 + [F, F])
+    assert wilson_bounds(198, 200)[0] >= wide.promote_at
+    verdict = judge(window, Level.CONFIRM, Level.DRAFT, Level.AUTONOMOUS, wide)
+    assert (verdict.move, verdict.to_level) == ("demote", Level.DRAFT)
+
+
+def test_samples_to_promote() -> None:
+    assert samples_to_promote(Window(), DEFAULT) == 52
+    assert samples_to_promote(window_of([S] * 10), DEFAULT) == 42
+    assert samples_to_promote(window_of([S] * 52), DEFAULT) == 0
+    assert samples_to_promote(window_of([F]), DEFAULT) == 76  # n = 77 with one failure, as above
+    # 30 failures must slide out of the 100-sample window until one is left: 98/100 has a lower
+    # bound of 0.92999 (< 0.93), 99/100 has 0.94551, so 99 more successes are needed.
+    assert wilson_bounds(98, 100)[0] < 0.93 <= wilson_bounds(99, 100)[0]
+    assert samples_to_promote(window_of([F] * 30), DEFAULT) == 99
+
+
+def _drive(seed: int, rate: float, count: int) -> tuple[list[tuple[int, str]], Level]:
+    """Drive a class from confirm (floor draft) with `count` outcomes of the given success rate.
+
+    Each move applies one rung and starts a fresh window, as the engine does. Returns the moves made
+    (1-based sample index and direction) and the final level.
+    """
+    rng = random.Random(seed)
+    level, floor, ceiling = Level.CONFIRM, Level.DRAFT, Level.AUTONOMOUS
+    window = Window()
+    moves: list[tuple[int, str]] = []
+    for index in range(1, count + 1):
+        window = add_sample(window, Sample(index, rng.random() < rate), DEFAULT)
+        verdict = judge(window, level, floor, ceiling, DEFAULT)
+        if verdict.move is not None:
+            moves.append((index, verdict.move))
+            level = verdict.to_level
+            window = Window()
+    return moves, level
+
+
+def test_an_85_percent_class_never_promotes() -> None:
+    moves, level = _drive(seed=0, rate=0.85, count=1000)
+    assert all(direction != "promote" for _, direction in moves)
+    # With seed 0 the drift detector catches it at sample 18; at its floor it stays.
+    assert moves == [(18, "demote")]
+    assert level == Level.DRAFT
+
+
+def test_an_85_percent_window_never_reaches_the_bar() -> None:
+    # The harshest version: no resets, the window slides over all 1000 samples at the floor.
+    rng = random.Random(0)
+    window = Window()
+    best = 0.0
+    for index in range(1, 1001):
+        window = add_sample(window, Sample(index, rng.random() < 0.85), DEFAULT)
+        verdict = judge(window, Level.DRAFT, Level.DRAFT, Level.AUTONOMOUS, DEFAULT)
+        assert verdict.move is None, index
+        if window.n >= DEFAULT.min_samples:
+            best = max(best, wilson_bounds(window.successes, window.n)[0])
+    assert window.n == DEFAULT.window_size
+    assert 0.8 < best < DEFAULT.promote_at
+
+
+def test_a_99_percent_class_promotes_and_holds() -> None:
+    # Seed 1 draws one early failure, so promotion comes at 77 (as for a failure at sample 10);
+    # after that the detector never fires.
+    moves, level = _drive(seed=1, rate=0.99, count=1000)
+    assert moves == [(77, "promote")]
+    assert level == Level.AUTONOMOUS
