@@ -48,9 +48,7 @@ async def test_approving_twice_runs_once(workspace: Path, policies: Path, db: Pa
 
 
 @pytest.mark.asyncio
-async def test_a_stale_draft_is_refused_and_changes_nothing(
-    workspace: Path, policies: Path, db: Path
-) -> None:
+async def test_a_stale_draft_is_refused_and_changes_nothing(workspace: Path, policies: Path, db: Path) -> None:
     (workspace / "queue").mkdir()
     (workspace / "queue/b.txt").write_text("original\n")
     draft_id = await _draft(workspace, policies, db, "queue/b.txt", "agent's version\n")
@@ -68,9 +66,7 @@ async def test_a_stale_draft_is_refused_and_changes_nothing(
 
 
 @pytest.mark.asyncio
-async def test_approve_with_edits_counts_as_rework(
-    workspace: Path, policies: Path, db: Path, tmp_path: Path
-) -> None:
+async def test_approve_with_edits_counts_as_rework(workspace: Path, policies: Path, db: Path, tmp_path: Path) -> None:
     draft_id = await _draft(workspace, policies, db, "climb/c.txt", "agent\n")
     engine = await Engine.open(workspace, policies=policies, db=db, session=False)
     try:
@@ -85,9 +81,7 @@ async def test_approve_with_edits_counts_as_rework(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_review_drafts_asks_the_human_in_the_client(
-    workspace: Path, policies: Path, db: Path, mode: str
-) -> None:
+async def test_review_drafts_asks_the_human_in_the_client(workspace: Path, policies: Path, db: Path, mode: str) -> None:
     first = await _draft(workspace, policies, db, "queue/1.txt", "first\n")
     second = await _draft(workspace, policies, db, "queue/2.txt", "second\n")
     human = Human(approve=True)
@@ -111,7 +105,9 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
         review = await client.call_tool("review_drafts", {})
         # Arguments the agent might try to smuggle in are not part of any schema.
         smuggled = await client.call_tool("get_draft", {"draft_id": draft_id, "approve": True})
-    assert tools == {"write_file", "edit_file", "trust_levels", "get_draft", "review_drafts"}
+    # No tool approves, rejects, resolves or changes policy: review_drafts only relays the human's answer.
+    assert tools == {"write_file", "edit_file", "trust_levels", "get_draft", "review_drafts", "request_handoff",
+                     "get_handoff", "start_task", "end_task"}
     assert review.structured_content["reviewed"] == []
     assert "cannot ask its human" in review.structured_content["message"]
     assert smuggled.structured_content["status"] == "drafted"

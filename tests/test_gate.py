@@ -125,8 +125,10 @@ def test_confidence_never_raises_the_level(docs: ActionClass, class_level: Level
 def test_medium_confidence_on_a_draft_class_still_drafts(docs: ActionClass) -> None:
     d = decide(docs, Level.DRAFT, confidence=0.6)
     assert (d.level, d.route) == (Level.DRAFT, Route.DRAFT)
+    assert d.triggers == ()  # confidence lowered nothing here, so it is not reported as a trigger
     flagged = decide(docs, Level.DRAFT, confidence=0.8)
-    assert (flagged.level, flagged.route, flagged.flagged) == (Level.DRAFT, Route.DRAFT, True)
+    # A flag marks a call that runs unreviewed; a draft is reviewed anyway.
+    assert (flagged.level, flagged.route, flagged.flagged) == (Level.DRAFT, Route.DRAFT, False)
 
 
 # -- repeated failure --------------------------------------------------------------------------
@@ -240,9 +242,11 @@ def test_every_trigger_that_fired_is_named(docs: ActionClass) -> None:
 
 def test_pin_and_flag_together(docs: ActionClass) -> None:
     d = decide(docs, Level.AUTONOMOUS, pinned=Level.CONFIRM, confidence=0.8, can_elicit=False)
-    assert names(d) == ["pinned", "confidence", "no-elicitation"]
-    assert d.flagged
-    assert d.route is Route.DRAFT
+    assert names(d) == ["pinned", "no-elicitation"]
+    assert not d.flagged  # it does not run unreviewed, so there is nothing to flag
+    assert (d.level, d.route) == (Level.DRAFT, Route.DRAFT)
+    runs = decide(docs, Level.AUTONOMOUS, confidence=0.8)
+    assert names(runs) == ["confidence"] and runs.flagged and runs.route is Route.EXECUTE
 
 
 def test_why_mentions_class_rule_level_triggers_and_route(docs: ActionClass) -> None:

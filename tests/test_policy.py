@@ -208,10 +208,6 @@ def test_file_order_does_not_matter(tmp_path: Path) -> None:
     assert forward.classify(Subject(tool="delete_file")).cls.name == UNCLASSIFIED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Classification.also_matched lists the losers in file/declaration order, so it depends on file order",
-)
 def test_also_matched_order_does_not_depend_on_file_order(tmp_path: Path) -> None:
     forward, flipped = _two_orders(tmp_path)
     # b/y: "capped" wins over "open" (lower ceiling) and "wide"; the losers are the same two classes
@@ -425,10 +421,6 @@ def test_class_without_confidence_inherits_defaults(tmp_path: Path) -> None:
     assert policy.classes["own"].confidence == ConfidenceThresholds(autonomous_at=0.99, flag_at=0.9, escalate_at=0.7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a class's partial [confidence] table falls back to built-in defaults, not [defaults.confidence]",
-)
 def test_partial_class_confidence_inherits_the_rest_from_defaults(tmp_path: Path) -> None:
     policy = load(
         tmp_path,
@@ -448,10 +440,6 @@ def test_rule_names_file_and_line(tmp_path: Path) -> None:
     assert policy.classes["second"].rule == "rules.toml:5"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: policy._line_of's `^\\s*` swallows the blank lines before a [classes.X] header (rule line too low)",
-)
 def test_rule_line_after_blank_lines(tmp_path: Path) -> None:
     text = "# header\n\n" + cls_toml("first", paths=["f/**"]) + cls_toml("second", paths=["s/**"])
     policy = load(tmp_path, text, name="rules.toml")

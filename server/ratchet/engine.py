@@ -186,10 +186,11 @@ class Engine:
                     "UPDATE actions SET packet_json = ? WHERE id = ?", (packet.model_dump_json(), action_id)
                 )
         if status in ("blocked", "drafted"):
-            self._notify(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+            self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
         return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
 
-    def _notify(self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None) -> None:
+    def notify_inbox(self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None) -> None:
+        """Run the policy's notify command (if any) for something that just landed in the inbox."""
         notify(
             self.policy.defaults.notify,
             {
@@ -607,12 +608,18 @@ class Engine:
             )
         return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)
 
-    async def view(self, action_id: int) -> DraftView:
-        """One recorded action (draft or not)."""
-        row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
-        if row is None:
-            raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
-        return _view(row)
+    async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
+        """One recorded action (draft or not); with `wait_s`, wait up to that long for a draft to be decided."""
+        if not 0 <= wait_s <= 600:
+            raise InvalidRequest(f"wait_s {wait_s} is out of range; expected 0 to 600 seconds")
+        deadline = time.monotonic() + wait_s
+        while True:
+            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+            if row is None:
+                raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+            if row["status"] not in ("drafted", "approving") or time.monotonic() >= deadline:
+                return _view(row)
+            await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
     async def queue(self) -> list[DraftView]:
         """Drafts waiting for a human, oldest first."""

@@ -128,15 +128,15 @@ def decide(
                 )
             )
     level = min([class_level, *(t.cap for t in triggers)])
-    route = ROUTE_OF_LEVEL[level]
-    if route is Route.CONFIRM and cls.require_cli_approval:
-        triggers.append(
-            Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT)
-        )
-        route = Route.DRAFT
-    elif route is Route.CONFIRM and not can_elicit:
+    if level is Level.CONFIRM and cls.require_cli_approval:
+        triggers.append(Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT))
+        level = Level.DRAFT
+    elif level is Level.CONFIRM and not can_elicit:
         triggers.append(
             Trigger("no-elicitation", "the client cannot ask its human; queued as a draft", Level.DRAFT)
         )
-        route = Route.DRAFT
-    return Decision(cls.name, cls.rule, class_level, level, route, tuple(triggers), flagged)
+        level = Level.DRAFT
+    flagged = flagged and level is Level.AUTONOMOUS
+    # Only what changed this call is reported: a trigger that lowered it, or the flag on a call that runs.
+    kept = tuple(t for t in triggers if t.cap < class_level or (flagged and t.cap is Level.AUTONOMOUS))
+    return Decision(cls.name, cls.rule, class_level, level, ROUTE_OF_LEVEL[level], kept, flagged)

@@ -52,7 +52,11 @@ def compile_glob(pattern: str) -> PathGlob:
         if "**" in segment:
             raise GlobError("'**' must be a whole path segment, as in 'docs/**' or '**/*.md'")
         parts.append(_segment_regex(segment, pattern) + ("" if last else "/"))
-    return PathGlob(pattern, re.compile("".join(parts)), _specificity(pattern))
+    try:
+        regex = re.compile("".join(parts))
+    except re.error as exc:  # e.g. a reversed range such as [z-a]
+        raise GlobError(f"invalid pattern {pattern!r}: {exc}") from exc
+    return PathGlob(pattern, regex, _specificity(pattern))
 
 
 def _segment_regex(segment: str, pattern: str) -> str:
@@ -65,15 +69,18 @@ def _segment_regex(segment: str, pattern: str) -> str:
         elif char == "?":
             out.append("[^/]")
         elif char == "[":
-            end = segment.find("]", i + 2 if segment[i + 1 : i + 2] in ("!", "]") else i + 1)
+            start = i + 1
+            negate = segment[start : start + 1] == "!"
+            if negate:
+                start += 1
+            # A ']' first in the class is a member, as in fnmatch: '[]a]' and '[!]a]'.
+            end = segment.find("]", start + 1 if segment[start : start + 1] == "]" else start)
             if end == -1:
                 raise GlobError(f"unclosed '[' in {pattern!r}")
-            body = segment[i + 1 : end]
-            negate = body.startswith("!")
-            body = body[1:] if negate else body
+            body = segment[start:end]
             if not body:
                 raise GlobError(f"empty character class in {pattern!r}")
-            escaped = body.replace("\\", "\\\\").replace("^", "\\^")
+            escaped = body.replace("\\", "\\\\").replace("^", "\\^").replace("]", "\\]").replace("[", "\\[")
             out.append(f"[^/{escaped}]" if negate else f"[{escaped}]")
             i = end
         elif char == "]":
@@ -84,8 +91,11 @@ def _segment_regex(segment: str, pattern: str) -> str:
     return "".join(out)
 
 
+_CLASS = re.compile(r"\[!?\]?[^\]]*\]")
+
+
 def _specificity(pattern: str) -> int:
-    """Literal characters count; an exact path (no wildcard) outranks any wildcard pattern."""
-    literal = sum(1 for char in pattern if char not in _WILDCARDS and char != "]")
+    """Literal characters count (a character class counts for nothing); an exact path outranks any wildcard."""
+    literal = sum(1 for char in _CLASS.sub("", pattern) if char not in _WILDCARDS)
     exact = not any(char in _WILDCARDS for char in pattern)
     return literal + (10_000 if exact else 0)

@@ -31,16 +31,20 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import contracts, handoffs
+from .contracts import TaskBudget, TaskScope
 from .engine import Engine, Evaluation, HumanAnswer
+from .handoffs import HandoffRequest, HandoffView
 from .errors import RatchetError
 from .gate import Route
 from .operations import EditSpec
 from .redact import redact
-from .results import DraftView, ReviewResult, ToolOutcome, TrustLevels
+from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
 
 log = logging.getLogger("ratchet")
 
 REVIEW_BATCH = 5
+UNCERTAINTY = "what you are unsure of (shown to the human if the call is stopped)"
 ELICIT_DIFF_CHARS = 6000
 
 INSTRUCTIONS = """\
@@ -148,6 +152,7 @@ async def _carry_out(
     review: ElicitationResult[Any],
     intent: str | None,
     confidence: float | None,
+    uncertainty: str | None = None,
 ) -> CallToolResult:
     engine = _engine(ctx)
     gated = review.data if isinstance(review, AcceptedElicitation) else None
@@ -170,7 +175,7 @@ async def _carry_out(
             approved = isinstance(gated, ConfirmChange) and gated.approve
             answer = HumanAnswer(approved, "elicitation")
         # A cancelled dialog is no decision: the change waits in the queue as a draft.
-    outcome = await engine.carry_out(ev, intent=intent, confidence=confidence, answer=answer)
+    outcome = await engine.carry_out(ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty)
     return _result(outcome)
 
 
@@ -204,6 +209,9 @@ def build_server(config: ServerConfig) -> MCPServer:
     writes = ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
     )
+    # Recording a handoff or a contract changes no file: not destructive, not read-only either.
+    hands_off = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                open_world_hint=False)
     reads = ToolAnnotations(
         read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
     )
@@ -216,6 +224,7 @@ def build_server(config: ServerConfig) -> MCPServer:
         review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_write)],
         intent: Annotated[str | None, Field(description="what this change is for")] = None,
         confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
     ) -> Annotated[CallToolResult, ToolOutcome]:
         """Create or overwrite a file through Ratchet's gate (atomic; mode and line endings kept).
 
@@ -236,13 +245,14 @@ def build_server(config: ServerConfig) -> MCPServer:
         review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
         intent: Annotated[str | None, Field(description="what this change is for")] = None,
         confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
     ) -> Annotated[CallToolResult, ToolOutcome]:
         """Edit a file with exact, literal replacements through Ratchet's gate.
 
         Each old_text must occur exactly once (or exactly `count` times). Same statuses as write_file.
         """
         args = {"path": path, "edits": [e.model_dump() for e in edits]}
-        return await _carry_out(ctx, "edit_file", args, review, intent, confidence)
+        return await _carry_out(ctx, "edit_file", args, review, intent, confidence, uncertainty)
 
     @mcp.tool(title="Trust levels", annotations=reads)
     async def trust_levels(ctx: Context) -> TrustLevels:
@@ -250,12 +260,75 @@ def build_server(config: ServerConfig) -> MCPServer:
         return await _engine(ctx).trust_levels()
 
     @mcp.tool(title="Get a draft", annotations=reads)
-    async def get_draft(draft_id: int, ctx: Context) -> DraftView:
-        """The current state of a draft (or any action) by id: queued, executed, rejected, stale..."""
+    async def get_draft(
+        draft_id: int,
+        ctx: Context,
+        wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for a decision")] = 0,
+    ) -> DraftView:
+        """The current state of a draft (or any action) by id: drafted, executed, rejected, stale..."""
         try:
-            return await _engine(ctx).view(draft_id)
+            return await _engine(ctx).view(draft_id, wait_s)
         except RatchetError as exc:
             raise ToolError(str(exc)) from exc
+
+    @mcp.tool(title="Hand a decision to the human", annotations=hands_off)
+    async def request_handoff(
+        what_tried: Annotated[str, Field(description="what you tried so far, and what happened")],
+        uncertainty: Annotated[str, Field(description="exactly what you are unsure of")],
+        options: Annotated[list[str], Field(description="the choices you see (at least one)")],
+        ctx: Context,
+        recommended: Annotated[str | None, Field(description="the option you would pick")] = None,
+        task: Annotated[str | None, Field(description="the task this is part of")] = None,
+        blocking: Annotated[bool, Field(description="true if you cannot go on without an answer")] = True,
+    ) -> HandoffView:
+        """Ask the human to decide something, with the context they need to do it in a minute.
+
+        Refused without what you tried, what you are unsure of, and at least one option. The answer
+        comes back through get_handoff(id, wait_s).
+        """
+        request = HandoffRequest(what_tried=what_tried, uncertainty=uncertainty, options=options,
+                                 recommended=recommended, task=task, blocking=blocking)
+        try:
+            return await handoffs.request_handoff(_engine(ctx), request)
+        except RatchetError as exc:
+            raise ToolError(str(exc)) from exc
+
+    @mcp.tool(title="Get a handoff's answer", annotations=reads)
+    async def get_handoff(
+        handoff_id: int,
+        ctx: Context,
+        wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for the answer")] = 0,
+    ) -> HandoffView:
+        """A handoff or stopped action by id, with the human's answer once they have given it."""
+        try:
+            return await handoffs.get_handoff(_engine(ctx), handoff_id, wait_s)
+        except RatchetError as exc:
+            raise ToolError(str(exc)) from exc
+
+    @mcp.tool(title="Start a task (run contract)", annotations=hands_off)
+    async def start_task(
+        goal: Annotated[str, Field(description="what the task is for")],
+        scope: TaskScope,
+        budget: TaskBudget,
+        ctx: Context,
+        non_goals: Annotated[list[str] | None, Field(description="what the task will not do")] = None,
+    ) -> TaskView:
+        """Declare what you are about to do: actions outside the scope escalate, an exhausted budget halts."""
+        engine = _engine(ctx)
+        try:
+            task = await contracts.start_task(engine.store, engine.session_id, goal, scope, non_goals or [], budget)
+        except RatchetError as exc:
+            raise ToolError(str(exc)) from exc
+        return TaskView.of(task, "task started; actions outside its scope will be escalated")
+
+    @mcp.tool(title="End the current task", annotations=hands_off)
+    async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
+        """Close the session's run contract."""
+        engine = _engine(ctx)
+        task = await contracts.end_task(engine.store, engine.session_id, summary)
+        if task is None:
+            raise ToolError("no task is open in this session; start_task opens one")
+        return TaskView.of(task, "task ended")
 
     _register_review(mcp)
     return mcp

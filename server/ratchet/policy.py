@@ -59,6 +59,14 @@ class ConfidenceThresholds(_Strict):
         return self
 
 
+class PartialConfidence(_Strict):
+    """A class's own confidence thresholds; the ones it leaves out come from `[defaults.confidence]`."""
+
+    autonomous_at: float | None = Field(None, ge=0, le=1)
+    flag_at: float | None = Field(None, ge=0, le=1)
+    escalate_at: float | None = Field(None, ge=0, le=1)
+
+
 class TrustParams(_Strict):
     """How a class earns and loses a rung. See trust.py for the statistics."""
 
@@ -165,7 +173,7 @@ class ClassSpec(_Strict):
     demote_below: float | None = Field(None, gt=0, lt=1)
     drift_threshold: float | None = Field(None, gt=0)
     max_consecutive_failures: int | None = Field(None, ge=1)
-    confidence: ConfidenceThresholds | None = None
+    confidence: PartialConfidence | None = None
     examples: Examples = Examples()
 
     @field_validator("start", "floor", "ceiling")
@@ -332,7 +340,7 @@ class Policy:
                 best = (key, cls, score)
         if best is None:
             return Classification(self.unclassified, 0, ())
-        return Classification(best[1], best[2], tuple(n for n in matched if n != best[1].name))
+        return Classification(best[1], best[2], tuple(sorted(n for n in matched if n != best[1].name)))
 
     @property
     def unclassified(self) -> ActionClass:
@@ -462,8 +470,23 @@ def _validate(model: type[M], data: Any, file: str, prefix: str) -> M:
         key = ".".join([prefix, *(str(part) for part in error["loc"])])
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = f"unknown key; expected one of: {', '.join(sorted(model.model_fields))}"
+            message = f"unknown key; expected one of: {', '.join(sorted(_fields_at(model, error['loc'][:-1])))}"
         raise PolicyError(file, key, message) from exc
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys valid in the (nested) table at `loc`, for an unknown-key message."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            break
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            break
+        current = nested
+    return list(current.model_fields)
 
 
 def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: int) -> ActionClass:
@@ -493,11 +516,21 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         allow_shell=spec.allow_shell,
         novelty=spec.novelty,
         trust=trust,
-        confidence=spec.confidence or defaults.confidence,
+        confidence=_confidence(spec, defaults, file, key),
         file=file,
         line=line,
         examples=spec.examples,
     )
+
+
+def _confidence(spec: ClassSpec, defaults: Defaults, file: str, key: str) -> ConfidenceThresholds:
+    if spec.confidence is None:
+        return defaults.confidence
+    merged = {**defaults.confidence.model_dump(), **spec.confidence.model_dump(exclude_none=True)}
+    try:
+        return ConfidenceThresholds(**merged)
+    except ValidationError as exc:
+        raise PolicyError(file, f"{key}.confidence", exc.errors()[0]["msg"]) from exc
 
 
 def _globs(patterns: Sequence[str] | None, file: str, key: str) -> tuple[PathGlob, ...] | None:
@@ -517,7 +550,7 @@ def _argv(prefixes: list[list[str]] | None) -> tuple[tuple[str, ...], ...] | Non
 
 
 def _line_of(text: str, name: str) -> int:
-    header = re.compile(rf"^\s*\[\s*classes\s*\.\s*[\"']?{re.escape(name)}[\"']?\s*\]", re.MULTILINE)
+    header = re.compile(rf"^[ \t]*\[[ \t]*classes[ \t]*\.[ \t]*[\"']?{re.escape(name)}[\"']?[ \t]*\]", re.MULTILINE)
     found = header.search(text) or re.search(rf"classes\s*\.\s*[\"']?{re.escape(name)}\b", text)
     return text.count("\n", 0, found.start()) + 1 if found else 1
 

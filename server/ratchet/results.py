@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .contracts import Task
 from .escalation import EscalationPacket
 
 Status = Literal["executed", "draft", "declined", "blocked", "failed"]
@@ -109,3 +110,23 @@ class ReviewResult(BaseModel):
     reviewed: list[DraftView]
     remaining: int
     message: str
+
+
+class TaskView(BaseModel):
+    """A run contract as the agent sees it."""
+
+    task_id: int
+    goal: str
+    scope_paths: list[str]
+    scope_classes: list[str]
+    budget_actions: int | None
+    budget_minutes: float | None
+    actions_used: int
+    message: str
+
+    @classmethod
+    def of(cls, task: Task, message: str) -> TaskView:
+        """From a contracts.Task."""
+        return cls(task_id=task.id, goal=task.goal, scope_paths=task.scope.paths, scope_classes=task.scope.classes,
+                   budget_actions=task.budget.actions, budget_minutes=task.budget.minutes,
+                   actions_used=task.actions_used, message=message)

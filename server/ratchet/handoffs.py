@@ -1,0 +1,220 @@
+"""One inbox for the human: drafts, stopped actions and the agent's own handoffs, and the human's answers.
+
+An agent may hand off on its own (`request_handoff`), but only with context: what it tried, what
+exactly it is unsure of, and at least one option. A session has an escalation budget from the
+policy; past it, handoffs are still accepted but flagged. The human answers with
+`ratchet resolve ID`; the agent reads the answer with `get_handoff(id)` and may wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pydantic import BaseModel, Field
+
+from .errors import DraftNotFound, InvalidRequest
+from .escalation import EscalationPacket, Option
+from .redact import redact
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
+MAX_WAIT_S = 600.0
+
+
+class HandoffRequest(BaseModel):
+    """What an agent must say to hand a decision to the human."""
+
+    what_tried: str = Field(description="what you tried so far, and what happened")
+    uncertainty: str = Field(description="exactly what you are unsure of")
+    options: list[str] = Field(description="the choices you see, at least one")
+    recommended: str | None = Field(None, description="the option you would pick (one of options)")
+    task: str | None = Field(None, description="the task this is part of")
+    blocking: bool = Field(True, description="true if you cannot go on without an answer")
+
+    def missing(self) -> list[str]:
+        """What the request lacks, in words the agent can act on."""
+        gaps = []
+        if len(self.what_tried.strip()) < 10:
+            gaps.append("what_tried (what you tried and what happened)")
+        if len(self.uncertainty.strip()) < 10:
+            gaps.append("uncertainty (exactly what you are unsure of)")
+        if not [o for o in self.options if o.strip()]:
+            gaps.append("options (at least one choice the human can pick)")
+        if self.recommended is not None and self.recommended not in self.options:
+            gaps.append("recommended must be one of options")
+        return gaps
+
+
+class HandoffView(BaseModel):
+    """An escalation (stopped action or handoff) and the human's answer, if any."""
+
+    id: int
+    kind: str
+    status: str
+    resolved: bool
+    resolution: str | None = None
+    note: str | None = None
+    resolved_at: float | None = None
+    packet: EscalationPacket | None = None
+    message: str
+
+
+class InboxItem(BaseModel):
+    """One thing waiting for the human."""
+
+    id: int
+    kind: str  # draft | stopped | handoff
+    summary: str
+    action_class: str
+    session_id: str
+    created_at: float
+    age_s: float
+    blocking: bool
+
+
+class EscalationStats(BaseModel):
+    """Escalations per session and class: a health figure."""
+
+    session_id: str
+    action_class: str
+    actions: int
+    escalations: int
+    rate: float
+
+
+async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffView:
+    """Record the agent's handoff in the inbox; InvalidRequest names what context is missing."""
+    gaps = request.missing()
+    if gaps:
+        raise InvalidRequest("request_handoff needs " + "; ".join(gaps))
+    options = [
+        Option(name=o.strip(), how="the agent's option", recommended=o == request.recommended)
+        for o in request.options
+        if o.strip()
+    ]
+    options.append(Option(name="take-over", how="you do it; tell the agent in the note"))
+    if not any(o.recommended for o in options):
+        options[0] = options[0].model_copy(update={"recommended": True})
+    store = engine.store
+    args = request.model_dump()
+    async with store.transaction():
+        handoff_id = await store.insert(
+            "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+            "intent, class_level, level, route, triggers_json, status, pid) VALUES "
+            "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', 'escalated', ?)",
+            (
+                engine.session_id,
+                time.time(),
+                redact(request.uncertainty)[:200],
+                engine.policy.fingerprint,
+                redact(json.dumps(args)),
+                redact(request.task) if request.task else None,
+                os.getpid(),
+            ),
+        )
+        packet = await engine.packet_for(
+            handoff_id, kind="handoff", action=None, intent=None, draft="", confidence=None, triggers=[],
+            options=options, what_tried=request.what_tried, uncertainty=request.uncertainty,
+        )
+        if request.task:
+            packet = packet.model_copy(update={"task": redact(request.task)})
+        await store.update("UPDATE actions SET packet_json = ? WHERE id = ?", (packet.model_dump_json(), handoff_id))
+    engine.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
+    note = " (over this session's escalation budget: flagged)" if packet.over_budget else ""
+    return HandoffView(
+        id=handoff_id, kind="handoff", status="escalated", resolved=False, packet=packet,
+        message=f"handoff {handoff_id} is in the human's inbox{note}; get_handoff({handoff_id}, wait_s=...) "
+        "returns their answer",
+    )
+
+
+async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> HandoffView:
+    """An escalation and its answer; with `wait_s`, wait up to that long for the human to answer."""
+    if not 0 <= wait_s <= MAX_WAIT_S:
+        raise InvalidRequest(f"wait_s {wait_s} is out of range; expected 0 to {MAX_WAIT_S:g} seconds")
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = await engine.store.maybe("SELECT * FROM actions WHERE id = ?", (handoff_id,))
+        if row is None or row["packet_json"] is None:
+            raise DraftNotFound(f"no escalation {handoff_id}; `ratchet inbox` lists them")
+        if row["resolved_at"] is not None or time.monotonic() >= deadline:
+            return _view(row)
+        await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+async def resolve(engine: Engine, item_id: int, option: str | None, note: str | None) -> HandoffView:
+    """Record the human's answer to a stopped action or a handoff (drafts use approve/reject)."""
+    row = await engine.store.maybe("SELECT * FROM actions WHERE id = ?", (item_id,))
+    if row is None:
+        raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")
+    if row["status"] == "drafted":
+        raise InvalidRequest(f"{item_id} is a draft: use `ratchet approve {item_id}` or `ratchet reject {item_id}`")
+    if row["packet_json"] is None:
+        raise InvalidRequest(f"action {item_id} is {row['status']}; only stopped actions and handoffs are resolved")
+    packet = EscalationPacket.model_validate_json(row["packet_json"])
+    names = [o.name for o in packet.options]
+    if option is None and not note:
+        raise InvalidRequest(f"say what to do: --option one of {', '.join(names)}, and/or --note TEXT")
+    if option is not None and option not in names:
+        raise InvalidRequest(f"unknown option {option!r}; this packet offers: {', '.join(names)}")
+    async with engine.store.transaction():
+        changed = await engine.store.update(
+            "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = 'cli', "
+            "review_seconds = ? - created_at, status = CASE status WHEN 'escalated' THEN 'resolved' ELSE status END "
+            "WHERE id = ? AND resolved_at IS NULL",
+            (option or "note", note, time.time(), time.time(), item_id),
+        )
+    if not changed:
+        raise InvalidRequest(f"{item_id} was already resolved")
+    return await get_handoff(engine, item_id)
+
+
+async def inbox(engine: Engine) -> list[InboxItem]:
+    """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
+    rows = await engine.store.all(
+        f"SELECT * FROM actions WHERE status = 'drafted' OR ({OPEN_ESCALATION}) ORDER BY id"
+    )
+    now = time.time()
+    items = []
+    for r in rows:
+        kind = {"drafted": "draft", "blocked": "stopped", "escalated": "handoff"}[r["status"]]
+        blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
+        summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
+        items.append(InboxItem(
+            id=r["id"], kind=kind, summary=summary, action_class=r["class"], session_id=r["session_id"],
+            created_at=r["created_at"], age_s=round(now - r["created_at"], 1), blocking=blocking,
+        ))
+    # What stops an agent costs more per minute than a draft it already moved past; then oldest first.
+    return sorted(items, key=lambda i: (not i.blocking, i.created_at))
+
+
+async def escalation_stats(engine: Engine) -> list[EscalationStats]:
+    """How often each session escalated, per class (stopped actions and handoffs over all actions)."""
+    rows = await engine.store.all(
+        "SELECT session_id, class, count(*) AS n, sum(status IN ('blocked', 'escalated', 'resolved')) AS e "
+        "FROM actions WHERE session_id != 'cli' GROUP BY session_id, class ORDER BY session_id, class"
+    )
+    return [
+        EscalationStats(session_id=r["session_id"], action_class=r["class"], actions=r["n"], escalations=r["e"],
+                        rate=round(r["e"] / r["n"], 4))
+        for r in rows
+    ]
+
+
+def _view(row: Any) -> HandoffView:
+    packet = EscalationPacket.model_validate_json(row["packet_json"])
+    resolved = row["resolved_at"] is not None
+    if resolved:
+        message = f"the human answered: {row['resolution']}" + (f" — {row['resolution_note']}" if row["resolution_note"] else "")
+    else:
+        message = "no answer yet; the human sees it in `ratchet inbox`"
+    return HandoffView(
+        id=row["id"], kind=packet.kind, status=row["status"], resolved=resolved, resolution=row["resolution"],
+        note=row["resolution_note"], resolved_at=row["resolved_at"], packet=packet, message=message,
+    )
