@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
+from . import handoffs
 from .engine import Engine
 from .errors import InvalidRequest, RatchetError
 from .levels import LEVEL_NAMES, Level
@@ -79,8 +80,7 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     print(f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold")
     for cls in sorted(policy.classes.values(), key=lambda c: c.name):
         print(
-            f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})"
-            f"  {cls.rule}"
+            f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})  {cls.rule}"
         )
     return 0
 
@@ -120,10 +120,14 @@ async def cmd_show(args: argparse.Namespace) -> int:
     engine = await _engine(args)
     try:
         d = await engine.view(args.id)
+        packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
     finally:
         await engine.close()
     if args.json:
-        _print_json(d)
+        _print_json({**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None})
+        return 0
+    if packet is not None:
+        print(packet.markdown())
         return 0
     print(f"action {d.action_id}: {d.tool} {d.target} [{d.status}]")
     print(f"class {d.action_class} ({d.rule}) at {d.class_level}; this call: {d.level}")
@@ -140,6 +144,52 @@ async def cmd_show(args: argparse.Namespace) -> int:
     if d.error:
         print(f"error: {d.error}")
     print(d.preview)
+    return 0
+
+
+async def cmd_inbox(args: argparse.Namespace) -> int:
+    """Everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
+    engine = await _engine(args)
+    try:
+        items = await handoffs.inbox(engine)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(items)
+    elif not items:
+        print("inbox empty")
+    else:
+        for i in items:
+            print(
+                f"{i.id:>6}  {i.kind:<8} {'BLOCKING ' if i.blocking else ''}{i.summary}  "
+                f"[{i.action_class}, waiting {i.age_s:.0f}s]"
+            )
+    return 0
+
+
+async def cmd_resolve(args: argparse.Namespace) -> int:
+    """Answer a stopped action or a handoff: --option NAME from its packet, and/or --note TEXT."""
+    engine = await _engine(args)
+    try:
+        view = await handoffs.resolve(engine, args.id, args.option, args.note)
+    finally:
+        await engine.close()
+    print(f"{view.id}: {view.message}")
+    return 0
+
+
+async def cmd_escalations(args: argparse.Namespace) -> int:
+    """Escalation counts and rates per session and class (a health figure)."""
+    engine = await _engine(args)
+    try:
+        stats = await handoffs.escalation_stats(engine)
+    finally:
+        await engine.close()
+    if args.json:
+        _print_json(stats)
+    else:
+        for st in stats:
+            print(f"{st.session_id:<14} {st.action_class:<22} {st.escalations:>4}/{st.actions:<5} {st.rate:.1%}")
     return 0
 
 
@@ -191,9 +241,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
     for c in levels.classes:
         pin = f" pinned {c.pinned}" if c.pinned else ""
-        rate = f"{c.successes}/{c.samples} ok" + (
-            f", lower bound {c.lower_bound:.3f}" if c.lower_bound else ""
-        )
+        rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
     return 0
 
@@ -354,8 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--policies",
         type=Path,
         default=None,
-        help="policy directory (default: $RATCHET_POLICIES, <workspace>/.ratchet/policies, "
-        "else the starter set)",
+        help="policy directory (default: $RATCHET_POLICIES, <workspace>/.ratchet/policies, else the starter set)",
     )
     common.add_argument(
         "--db",
@@ -378,18 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
     p = add("lint", cmd_lint)
-    p.add_argument(
-        "directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)"
-    )
+    p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)
     add("queue", cmd_queue, json_flag=True)
     p = add("show", cmd_show, json_flag=True)
     p.add_argument("id", type=int, help="action or draft id")
     p = add("approve", cmd_approve)
     p.add_argument("id", type=int, help="draft id")
-    p.add_argument(
-        "--content", metavar="FILE", help="approve with this file's text instead (counts as rework)"
-    )
+    p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
     p = add("reject", cmd_reject)
     p.add_argument("id", type=int, help="draft id")
@@ -397,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("complain", cmd_complain)
     p.add_argument("action_id", type=int, help="the action that ran and was wrong")
     p.add_argument("--reason", required=True, help="what was wrong")
+    add("inbox", cmd_inbox, json_flag=True)
+    p = add("resolve", cmd_resolve)
+    p.add_argument("id", type=int, help="a stopped action or handoff id (see `ratchet inbox`)")
+    p.add_argument("--option", help="one of the options in its packet (e.g. approach, take-over)")
+    p.add_argument("--note", help="what the agent should know or do")
+    add("escalations", cmd_escalations, json_flag=True)
     add("status", cmd_status, json_flag=True)
     p = add("history", cmd_history, json_flag=True)
     p.add_argument("--limit", type=int, default=50)

@@ -26,8 +26,8 @@ from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequ
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide
 from .levels import Level
-from .operations import Prepared, operation
 from .notify import notify
+from .operations import Prepared, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, ClassStatus, DraftView, ToolOutcome, TriggerInfo, TrustLevels
@@ -189,7 +189,9 @@ class Engine:
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
         return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
 
-    def notify_inbox(self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None) -> None:
+    def notify_inbox(
+        self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
+    ) -> None:
         """Run the policy's notify command (if any) for something that just landed in the inbox."""
         notify(
             self.policy.defaults.notify,
@@ -245,12 +247,17 @@ class Engine:
             if answer is not None:
                 await self._review(action_id, answer, sample=ok)
             moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
-            if status == "executed" and ev.cls.novelty:
-                await self.store.db.executemany(
-                    "INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)",
-                    [(ev.cls.name, key) for key in contracts.novelty_keys(ev.prepared.subject)],
-                )
+            if status == "executed":
+                await self._remember(ev.cls, ev.prepared)
         return await self._outcome(ev, action_id, status, result=result, error=error, moved=moved)
+
+    async def _remember(self, cls: ActionClass, prepared: Prepared) -> None:
+        """Record what a class has now run, for its novelty trigger."""
+        if cls.novelty:
+            await self.store.db.executemany(
+                "INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)",
+                [(cls.name, key) for key in contracts.novelty_keys(prepared.subject)],
+            )
 
     async def _run(
         self, prepared: Prepared, action_id: int, cls: ActionClass
@@ -285,8 +292,9 @@ class Engine:
                 d.class_name,
                 d.rule,
                 self.policy.fingerprint,
-                json.dumps(p.args),
-                p.preview,
+                # Raw arguments are kept only while a draft waits to be run; everything else is redacted.
+                json.dumps(p.args) if status == "drafted" else redact(json.dumps(p.args)),
+                redact(p.preview),
                 p.fingerprint,
                 intent,
                 confidence,
@@ -314,9 +322,17 @@ class Engine:
         return action_id
 
     async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+        # A finished action never runs again, so its arguments need not be kept in the clear.
         await self.store.update(
-            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ? WHERE id = ?",
-            (status, json.dumps(result) if result is not None else None, error, time.time(), action_id),
+            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, args_json = "
+            "redact(args_json) WHERE id = ?",
+            (
+                status,
+                redact(json.dumps(result)) if result is not None else None,
+                error and redact(error),
+                time.time(),
+                action_id,
+            ),
         )
 
     async def _review(self, action_id: int, answer: HumanAnswer, sample: bool | None) -> None:
@@ -384,7 +400,7 @@ class Engine:
             triggers=[TriggerInfo(**t.as_dict()) for t in d.triggers],
             flagged=d.flagged,
             message=message,
-            preview=p.preview,
+            preview=redact(p.preview),
             result=result,
             draft_id=action_id if public == "draft" else None,
             packet=packet,
@@ -488,6 +504,8 @@ class Engine:
             if ok is not None:
                 # Approval with edits is rework: the draft was not good enough as it stood.
                 await self._sample(cls, action_id, ok and not edited, row["session_id"])
+            if status == "executed":
+                await self._remember(cls, prepared)
         return await self.view(action_id)
 
     async def reject(self, action_id: int, reason: str, *, reviewer: str = "cli") -> DraftView:
@@ -495,7 +513,8 @@ class Engine:
         async with self.store.transaction():
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             changed = await self.store.update(
-                "UPDATE actions SET status = 'rejected', finished_at = ? WHERE id = ? AND status = 'drafted'",
+                "UPDATE actions SET status = 'rejected', finished_at = ?, args_json = redact(args_json) "
+                "WHERE id = ? AND status = 'drafted'",
                 (time.time(), action_id),
             )
             if not changed:
@@ -664,4 +683,5 @@ def _view(row: Any) -> DraftView:
         review_note=row["review_note"],
         error=row["error"],
         result=json.loads(row["result_json"]) if row["result_json"] else None,
+        has_packet=row["packet_json"] is not None,
     )

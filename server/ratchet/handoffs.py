@@ -119,8 +119,16 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
             ),
         )
         packet = await engine.packet_for(
-            handoff_id, kind="handoff", action=None, intent=None, draft="", confidence=None, triggers=[],
-            options=options, what_tried=request.what_tried, uncertainty=request.uncertainty,
+            handoff_id,
+            kind="handoff",
+            action=None,
+            intent=None,
+            draft="",
+            confidence=None,
+            triggers=[],
+            options=options,
+            what_tried=request.what_tried,
+            uncertainty=request.uncertainty,
         )
         if request.task:
             packet = packet.model_copy(update={"task": redact(request.task)})
@@ -128,7 +136,11 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
     engine.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
     note = " (over this session's escalation budget: flagged)" if packet.over_budget else ""
     return HandoffView(
-        id=handoff_id, kind="handoff", status="escalated", resolved=False, packet=packet,
+        id=handoff_id,
+        kind="handoff",
+        status="escalated",
+        resolved=False,
+        packet=packet,
         message=f"handoff {handoff_id} is in the human's inbox{note}; get_handoff({handoff_id}, wait_s=...) "
         "returns their answer",
     )
@@ -177,19 +189,25 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
 
 async def inbox(engine: Engine) -> list[InboxItem]:
     """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
-    rows = await engine.store.all(
-        f"SELECT * FROM actions WHERE status = 'drafted' OR ({OPEN_ESCALATION}) ORDER BY id"
-    )
+    rows = await engine.store.all(f"SELECT * FROM actions WHERE status = 'drafted' OR ({OPEN_ESCALATION}) ORDER BY id")
     now = time.time()
     items = []
     for r in rows:
         kind = {"drafted": "draft", "blocked": "stopped", "escalated": "handoff"}[r["status"]]
         blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
         summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
-        items.append(InboxItem(
-            id=r["id"], kind=kind, summary=summary, action_class=r["class"], session_id=r["session_id"],
-            created_at=r["created_at"], age_s=round(now - r["created_at"], 1), blocking=blocking,
-        ))
+        items.append(
+            InboxItem(
+                id=r["id"],
+                kind=kind,
+                summary=summary,
+                action_class=r["class"],
+                session_id=r["session_id"],
+                created_at=r["created_at"],
+                age_s=round(now - r["created_at"], 1),
+                blocking=blocking,
+            )
+        )
     # What stops an agent costs more per minute than a draft it already moved past; then oldest first.
     return sorted(items, key=lambda i: (not i.blocking, i.created_at))
 
@@ -201,8 +219,13 @@ async def escalation_stats(engine: Engine) -> list[EscalationStats]:
         "FROM actions WHERE session_id != 'cli' GROUP BY session_id, class ORDER BY session_id, class"
     )
     return [
-        EscalationStats(session_id=r["session_id"], action_class=r["class"], actions=r["n"], escalations=r["e"],
-                        rate=round(r["e"] / r["n"], 4))
+        EscalationStats(
+            session_id=r["session_id"],
+            action_class=r["class"],
+            actions=r["n"],
+            escalations=r["e"],
+            rate=round(r["e"] / r["n"], 4),
+        )
         for r in rows
     ]
 
@@ -211,10 +234,19 @@ def _view(row: Any) -> HandoffView:
     packet = EscalationPacket.model_validate_json(row["packet_json"])
     resolved = row["resolved_at"] is not None
     if resolved:
-        message = f"the human answered: {row['resolution']}" + (f" — {row['resolution_note']}" if row["resolution_note"] else "")
+        message = f"the human answered: {row['resolution']}" + (
+            f" — {row['resolution_note']}" if row["resolution_note"] else ""
+        )
     else:
         message = "no answer yet; the human sees it in `ratchet inbox`"
     return HandoffView(
-        id=row["id"], kind=packet.kind, status=row["status"], resolved=resolved, resolution=row["resolution"],
-        note=row["resolution_note"], resolved_at=row["resolved_at"], packet=packet, message=message,
+        id=row["id"],
+        kind=packet.kind,
+        status=row["status"],
+        resolved=resolved,
+        resolution=row["resolution"],
+        note=row["resolution_note"],
+        resolved_at=row["resolved_at"],
+        packet=packet,
+        message=message,
     )

@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import contracts, handoffs
 from .contracts import TaskBudget, TaskScope
 from .engine import Engine, Evaluation, HumanAnswer
-from .handoffs import HandoffRequest, HandoffView
 from .errors import RatchetError
 from .gate import Route
+from .handoffs import HandoffRequest, HandoffView
 from .operations import EditSpec
 from .redact import redact
 from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
@@ -206,15 +206,12 @@ def build_server(config: ServerConfig) -> MCPServer:
             await engine.close()
 
     mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
-    writes = ToolAnnotations(
-        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
-    )
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
     # Recording a handoff or a contract changes no file: not destructive, not read-only either.
-    hands_off = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                                open_world_hint=False)
-    reads = ToolAnnotations(
-        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    hands_off = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
     )
+    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
     @mcp.tool(title="Write a file (governed)", annotations=writes)
     async def write_file(
@@ -231,16 +228,13 @@ def build_server(config: ServerConfig) -> MCPServer:
         The result's status says what happened: executed, draft (queued for a human; carry on),
         declined, blocked (with an escalation packet) or failed.
         """
-        return await _carry_out(
-            ctx, "write_file", {"path": path, "content": content}, review, intent, confidence
-        )
+        args = {"path": path, "content": content}
+        return await _carry_out(ctx, "write_file", args, review, intent, confidence, uncertainty)
 
     @mcp.tool(title="Edit a file (governed)", annotations=writes)
     async def edit_file(
         path: Annotated[str, Field(description="file path, relative to the workspace")],
-        edits: Annotated[
-            list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")
-        ],
+        edits: Annotated[list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")],
         ctx: Context,
         review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
         intent: Annotated[str | None, Field(description="what this change is for")] = None,
@@ -286,8 +280,14 @@ def build_server(config: ServerConfig) -> MCPServer:
         Refused without what you tried, what you are unsure of, and at least one option. The answer
         comes back through get_handoff(id, wait_s).
         """
-        request = HandoffRequest(what_tried=what_tried, uncertainty=uncertainty, options=options,
-                                 recommended=recommended, task=task, blocking=blocking)
+        request = HandoffRequest(
+            what_tried=what_tried,
+            uncertainty=uncertainty,
+            options=options,
+            recommended=recommended,
+            task=task,
+            blocking=blocking,
+        )
         try:
             return await handoffs.request_handoff(_engine(ctx), request)
         except RatchetError as exc:
@@ -406,9 +406,7 @@ def _register_review(mcp: MCPServer) -> None:
         if not drafts:
             message = "no drafts are waiting for review"
         elif not _can_elicit(ctx):
-            message = (
-                "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
-            )
+            message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
         else:
             message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
         return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)

@@ -102,6 +102,7 @@ class DraftView(BaseModel):
     review_note: str | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
+    has_packet: bool = False
 
 
 class ReviewResult(BaseModel):
@@ -127,6 +128,13 @@ class TaskView(BaseModel):
     @classmethod
     def of(cls, task: Task, message: str) -> TaskView:
         """From a contracts.Task."""
-        return cls(task_id=task.id, goal=task.goal, scope_paths=task.scope.paths, scope_classes=task.scope.classes,
-                   budget_actions=task.budget.actions, budget_minutes=task.budget.minutes,
-                   actions_used=task.actions_used, message=message)
+        return cls(
+            task_id=task.id,
+            goal=task.goal,
+            scope_paths=task.scope.paths,
+            scope_classes=task.scope.classes,
+            budget_actions=task.budget.actions,
+            budget_minutes=task.budget.minutes,
+            actions_used=task.actions_used,
+            message=message,
+        )

@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 from .errors import StoreError
+from .redact import redact
 
 DB_ENV = "RATCHET_DB"
 
@@ -165,6 +166,8 @@ class Store:
         db.row_factory = aiosqlite.Row
         store = cls(db, path)
         try:
+            # SQL can redact in place (a draft's arguments, once it has run or been refused).
+            await db.create_function("redact", 1, redact, deterministic=True)
             await db.execute("PRAGMA busy_timeout = 15000")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
