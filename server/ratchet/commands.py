@@ -3,8 +3,9 @@
 `analyse_argv` / `analyse_shell` return every simple command that would execute, normalized, and
 `opaque=True` when we cannot tell (the classifier must then be conservative). Rules, in order:
 
-1. Program paths become basenames: `/usr/bin/pytest` -> `pytest`, `./node_modules/.bin/jest` -> `jest`
-   (noted in reasons: a relative path points into the workspace, which the agent can write).
+1. Program paths outside the workspace become basenames: `/usr/bin/pytest` -> `pytest`. A relative
+   path (`./pytest`, `node_modules/.bin/jest`) or one inside the workspace keeps its path: the agent
+   can write those files, so they are never taken for the program they are named after.
 2. Wrappers are peeled and their command analysed: `env [-i] [-u N] [N=V...]`, `nice`, `nohup`,
    `timeout DURATION`, `time`, `stdbuf`, `command`, `exec`, `builtin`, `setsid`, `ionice`, `busybox`.
    Leading `N=V` assignments in shell strings are skipped the same way. An unknown wrapper option, or
@@ -25,6 +26,7 @@
 9. `eval`, `source`, `.`, `trap`, `alias`, `hash`, `enable`, `fc` run or rebind code: opaque.
 10. Shell strings are tokenised by a small POSIX lexer (quotes, escapes, comments, line
    continuations, fd redirects like `2>`) and split on `;`, `&&`, `||`, `|`, `|&`, `&`, newlines.
+   Not shlex: it reads newlines as blanks and `#` inside a word as a comment, hiding commands.
    Structure words (`if then else elif fi while until do done { } !`) are skipped, so every command
    inside `if`/`while` bodies is still listed. Opaque: `$(...)` and backticks (anywhere, even quoted
    in double quotes), process substitution, heredocs, subshells/function definitions (`(`),
@@ -64,26 +66,30 @@ class CommandAnalysis:
     redirects: list[str] = field(default_factory=list)  # files written by shell redirection
 
 
-def analyse_argv(argv: Sequence[str]) -> CommandAnalysis:
-    """Analyse an argv that would be exec'd directly (no shell). Empty argv is InvalidRequest."""
+def analyse_argv(argv: Sequence[str], workspace: str | None = None) -> CommandAnalysis:
+    """Analyse an argv that would be exec'd directly (no shell). Empty argv is InvalidRequest.
+
+    Program paths under `workspace` (and relative ones) keep their path: the agent can write there.
+    """
     if isinstance(argv, str) or not argv or not argv[0]:
         raise InvalidRequest("argv must be a non-empty list whose first item names a program")
-    acc = _Acc()
+    acc = _Acc(workspace)
     _argv(acc, list(argv), 0)
     return acc.result()
 
 
-def analyse_shell(script: str) -> CommandAnalysis:
+def analyse_shell(script: str, workspace: str | None = None) -> CommandAnalysis:
     """Analyse a shell script string (for classes that allow one). A blank script is InvalidRequest."""
     if not script.strip():
         raise InvalidRequest("shell script is empty: expected at least one command")
-    acc = _Acc()
+    acc = _Acc(workspace)
     _shell(acc, script, 0)
     return acc.result()
 
 
 @dataclass
 class _Acc:
+    workspace: str | None = None
     commands: list[list[str]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     redirects: list[str] = field(default_factory=list)
@@ -108,8 +114,12 @@ class _Opts(NamedTuple):
     numeric: bool = False  # accepts `-N` (nice -5)
 
 
+def _set(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
 def _o(flags: str = "", valued: str = "", attached: str = "", stop: str = "", numeric: bool = False) -> _Opts:
-    return _Opts(*(frozenset(s.split()) for s in (flags, valued, attached, stop)), numeric)
+    return _Opts(_set(flags), _set(valued), _set(attached), _set(stop), numeric)
 
 
 def _parse(args: list[str], spec: _Opts) -> tuple[int, dict[str, str]] | None:
@@ -175,39 +185,43 @@ _WRAPPERS: dict[str, tuple[_Opts, int]] = {  # name -> (options, operands before
     "ionice": (_o("-t --ignore", "-c --class -n --classdata"), 0),
     "busybox": (_o(), 0),
 }
-_PRIVILEGED = frozenset({"sudo", "doas", "pkexec", "run0", "su"})
+_PRIVILEGED = _set("sudo doas pkexec run0 su")
 _SUDO_OPTS = _o(
     "-A -b -E -e -H -i -k -K -n -P -S -s --preserve-env --login --shell --non-interactive "
     "--background --askpass --stdin --set-home --reset-timestamp",
     "-u -g -C -D -h -p -r -t -T -U --user --group --chdir --host --prompt --role --type "
     "--close-from --command-timeout --other-user",
 )
-_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash"})
+_SHELLS = _set("sh bash zsh dash ksh mksh ash")
 _XARGS_OPTS = _o(
-    "-0 --null -r --no-run-if-empty -t --verbose -p --interactive -x --exit -o --open-tty "
-    "--replace --eof --max-lines",
+    "-0 --null -r --no-run-if-empty -t --verbose -p --interactive -x --exit -o --open-tty --replace --eof --max-lines",
     "-a --arg-file -d --delimiter -E -I -L -n --max-args -P --max-procs -s --max-chars --process-slot-var",
     "-i -e -l",
 )
 _PYTHON = re.compile(r"(python|pypy)[\d.]*")
-_PYTHON_OPTS = _o("-b -B -d -E -h -i -I -O -P -q -s -S -u -v -V -x -R -? --help --version", "-W -X -c -m", stop="-c -m")
+_PYTHON_OPTS = _o(
+    "-b -B -d -E -h -i -I -O -P -q -s -S -u -v -V -x -R -? --help --version",
+    "-W -X -c -m --check-hash-based-pycs",
+    stop="-c -m",
+)
 _CODE_FLAGS: dict[str, frozenset[str]] = {  # long flags match exactly or with `=`; short ones in clusters
-    name: frozenset(flags.split())
+    name: _set(flags)
     for names, flags in [
         ("node nodejs bun", "-e -p --eval --print"),
         ("perl ruby", "-e -E"),
         ("php", "-r -R -B -E -a"),
         ("lua luajit Rscript osascript", "-e"),
+        ("awk gawk mawk nawk", "-e --source"),
     ]
     for name in names.split()
 }
-_AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
-_RUNS_CODE = frozenset({"eval", "source", ".", "trap", "alias", "hash", "enable", "fc"})
-_DECLARES = frozenset({"export", "declare", "typeset", "readonly", "local"})
+_AWKS = _set("awk gawk mawk nawk")
+_RUNS_CODE = _set("eval source . trap alias hash enable fc")
+_DECLARES = _set("export declare typeset readonly local")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
-_RISKY_VARS = frozenset(
+_RISKY_VARS = _set(
     "PATH BASH_ENV ENV SHELLOPTS PYTHONPATH PYTHONHOME PYTHONSTARTUP NODE_OPTIONS NODE_PATH "
-    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS".split()
+    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS GIT_SSH GIT_SSH_COMMAND GIT_EXTERNAL_DIFF GIT_EXEC_PATH"
 )
 _COMPUTED = re.compile(r"[$`*?\[{]")  # a program word the shell would expand into something else
 
@@ -218,9 +232,19 @@ def _assignment(acc: _Acc, word: str) -> bool:
     if match is None:
         return False
     name = match.group(1)
-    if name in _RISKY_VARS or name.startswith(("LD_", "DYLD_")):
+    if name in _RISKY_VARS or name.startswith(("LD_", "DYLD_", "GIT_CONFIG")):
         acc.dark(f"assignment to {name} changes which program or code runs")
     return True
+
+
+def _agent_writable(raw: str, workspace: str | None) -> bool:
+    """A program named by a relative path, or an absolute one inside the workspace, is the agent's own
+    file: `./pytest` is not `pytest`, so it keeps its path and no class for the real program matches it."""
+    if "/" not in raw:
+        return False
+    if not raw.startswith("/"):
+        return True
+    return workspace is not None and (raw == workspace or raw.startswith(workspace.rstrip("/") + "/"))
 
 
 def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
@@ -228,8 +252,8 @@ def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
         acc.dark(f"commands nested deeper than {MAX_DEPTH} levels: not analysed further")
         return
     raw, args = argv[0], argv[1:]
-    prog = PurePosixPath(raw).name
-    if not prog or _COMPUTED.search(raw):
+    prog = raw if raw == "." or _agent_writable(raw, acc.workspace) else PurePosixPath(raw).name
+    if not prog or (_COMPUTED.search(raw) and raw not in ("[", "[[")):
         acc.dark(f"program {raw!r} is computed at run time (expansion, glob or placeholder)")
         acc.commands.append(argv)
         return
@@ -276,7 +300,8 @@ def _wrapper(acc: _Acc, cmd: list[str], depth: int) -> None:
             i += 1
     inner = args[i + operands :]
     if prog == "command" and ("-v" in seen or "-V" in seen):
-        inner = []  # `command -v X` only looks X up
+        acc.commands.append(cmd)  # `command -v X` only looks X up
+        return
     if not inner:
         if prog not in ("exec", "command", "builtin", "time"):  # alone, those run nothing
             acc.commands.append(cmd)
@@ -364,8 +389,7 @@ def _interpreter(acc: _Acc, cmd: list[str]) -> None:
     # Scans every word, not just leading options: over-flagging `node app.js -e` is the safe error.
     short = {f[1] for f in flags if len(f) == 2}
     code = any(
-        a.partition("=")[0] in flags if a.startswith("--") else a[:1] == "-" and bool(short & set(a[1:]))
-        for a in args
+        a.partition("=")[0] in flags if a.startswith("--") else a[:1] == "-" and bool(short & set(a[1:])) for a in args
     )
     operands = [a for a in args if not a.startswith("-")]
     if prog in _AWKS and not any(a.startswith("-f") or a.startswith("--file") for a in args):
@@ -385,3 +409,166 @@ _HANDLERS: dict[str, Callable[[_Acc, list[str], int], None]] = {
     "xargs": _xargs,
     "find": _find,
 }
+
+
+# ---- shell analysis ------------------------------------------------------------------------------
+
+
+class _Word(NamedTuple):
+    text: str  # after quote removal; expansions like $X are kept literally
+    plain: int  # how many leading characters were unquoted (== len(text) for a fully plain word)
+
+
+class _Dark(Exception):
+    """The script uses a construct whose effect we cannot follow."""
+
+
+_OPS = sorted(
+    _set("&& || ;;& ;; ;& |& &>> &> <<< <<- << <> >> >| >& <& <( >( ; & | < > ( )") | {"\n"},
+    key=len,
+    reverse=True,  # longest first, so `&&` is not read as `&` `&`
+)
+_SEPARATORS = _set("; && || | |& &") | {"\n"}
+_WRITES = _set("> >> >| &> &>> <> >&")
+_REDIRECTS = _WRITES | {"<", "<&", "<<<"}
+_DARK_OPS = {
+    **dict.fromkeys(["(", ")"], "a subshell or function definition"),
+    **dict.fromkeys(["<<", "<<-"], "a heredoc"),
+    **dict.fromkeys(["<(", ">("], "process substitution"),
+    **dict.fromkeys([";;", ";&", ";;&"], "a case clause"),
+}
+_STRUCTURE = _set("! { } if then else elif fi while until do done")
+_COMPOUND = _set("for case select function coproc")
+
+
+def _lex(script: str) -> list[_Word | str]:
+    """Split a script into words and operators the way a POSIX shell would; raise _Dark if unsure."""
+    tokens: list[_Word | str] = []
+    buf: list[str] = []
+    plain = -1  # where quoting started in the current word; -1 while it is all plain
+    started = False
+    i, n = 0, len(script)
+
+    def end_word() -> None:
+        nonlocal plain, started
+        if started:
+            text = "".join(buf)
+            tokens.append(_Word(text, len(text) if plain < 0 else plain))
+        buf.clear()
+        plain, started = -1, False
+
+    def quoted() -> None:
+        nonlocal plain, started
+        plain = len("".join(buf)) if plain < 0 else plain
+        started = True
+
+    while i < n:
+        c = script[i]
+        if c == "\\":
+            if not script.startswith("\n", i + 1):  # backslash-newline is a line continuation
+                quoted()
+                buf.append(script[i + 1 : i + 2])
+            i += 2
+        elif c == "'":
+            end = script.find("'", i + 1)
+            if end < 0:
+                raise _Dark("an unterminated quote")
+            quoted()
+            buf.append(script[i + 1 : end])
+            i = end + 1
+        elif c == '"':
+            quoted()
+            i = _double_quoted(script, i + 1, buf)
+        elif c == "`" or script.startswith("$(", i):
+            raise _Dark("command substitution")
+        elif c == "#" and not started:  # a comment only at the start of a word
+            end = script.find("\n", i)
+            i = n if end < 0 else end
+        elif c in " \t":  # not \r: to a shell it is part of the word (`pytest\r` is not pytest)
+            end_word()
+            i += 1
+        elif (op := next((o for o in _OPS if script.startswith(o, i)), None)) is not None:
+            if op[0] in "<>" and plain < 0 and "".join(buf).isdigit():
+                buf.clear()  # `2>`: the digits name a file descriptor, they are not a word
+                started = False
+            end_word()
+            tokens.append(op)
+            i += len(op)
+        else:
+            buf.append(c)
+            started = True
+            i += 1
+    end_word()
+    return tokens
+
+
+def _double_quoted(script: str, i: int, buf: list[str]) -> int:
+    """Read a double-quoted string starting after its quote; return the index after the closing one."""
+    while i < len(script):
+        c = script[i]
+        if c == '"':
+            return i + 1
+        if c == "`" or script.startswith("$(", i):
+            raise _Dark("command substitution")
+        if c == "\\" and i + 1 < len(script):
+            nxt = script[i + 1]
+            if nxt != "\n":
+                buf.append(nxt if nxt in '$`"\\' else c + nxt)  # inside "", \ escapes only these
+            i += 2
+            continue
+        buf.append(c)
+        i += 1
+    raise _Dark("an unterminated quote")
+
+
+def _shell(acc: _Acc, script: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        acc.dark(f"commands nested deeper than {MAX_DEPTH} levels: not analysed further")
+        return
+    try:
+        tokens = _lex(script)
+    except _Dark as exc:
+        acc.dark(f"shell script uses {exc}: cannot tell what it runs")
+        return
+    words: list[_Word] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if isinstance(tok, _Word):
+            words.append(tok)
+        elif tok in _DARK_OPS:
+            acc.dark(f"shell script uses {_DARK_OPS[tok]}: cannot tell what it runs")
+            return
+        elif tok in _REDIRECTS:
+            target = tokens[i] if i < len(tokens) else None
+            if not isinstance(target, _Word):
+                acc.dark(f"redirection {tok!r} has no target")
+                return
+            i += 1
+            if tok in _WRITES and not (tok == ">&" and (target.text.isdigit() or target.text == "-")):
+                acc.redirects.append(target.text)
+                acc.reasons.append(f"writes via redirection to {target.text}")
+        else:
+            assert tok in _SEPARATORS
+            _simple(acc, words, depth)
+            words = []
+    _simple(acc, words, depth)
+
+
+def _simple(acc: _Acc, words: list[_Word], depth: int) -> None:
+    """One simple command: skip structure words and assignments, analyse the rest as an argv."""
+
+    def bare(word: _Word) -> bool:  # reserved words only count when unquoted
+        return word.plain == len(word.text)
+
+    while words and bare(words[0]) and words[0].text in _STRUCTURE:
+        words = words[1:]
+    if words and bare(words[0]) and words[0].text in _COMPOUND:
+        acc.dark(f"shell {words[0].text!r} construct is not analysed")
+        return
+    while words and (m := _ASSIGN.match(words[0].text)) and m.end() <= words[0].plain:
+        _assignment(acc, words[0].text)
+        words = words[1:]
+    if words:
+        _argv(acc, [w.text for w in words], depth)

@@ -22,16 +22,16 @@ from typing import Any
 import anyio
 
 from . import contracts, standing
-from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
+from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide
 from .levels import Level
 from .notify import notify
-from .operations import Prepared, operation
+from .operations import OpContext, Prepared, ProgressCallback, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, ClassStatus, DraftView, ToolOutcome, TriggerInfo, TrustLevels
-from .store import Store, default_db_path
+from .store import ClassRow, Store, default_db_path
 from .trust import evidence, samples_to_promote
 from .workspace import Workspace
 
@@ -114,21 +114,33 @@ class Engine:
 
     # -- the agent's side ------------------------------------------------------------------------
 
+    def op_context(self, progress: ProgressCallback | None = None) -> OpContext:
+        """What operations get: the confined workspace, the policy's command settings, a progress sink."""
+        return OpContext(self.workspace, self.policy.defaults.commands, progress)
+
     async def evaluate(
         self, tool: str, args: dict[str, Any], *, confidence: float | None = None, can_elicit: bool = True
     ) -> Evaluation:
         """Prepare and classify a call and let the gate decide. Reads only; safe to repeat."""
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
-        prepared = await operation(tool).prepare(self.workspace, args)
-        cls = self.policy.classify(prepared.subject).cls
-        row = await self.store.class_row(cls.name)
+        prepared = await operation(tool).prepare(self.op_context(), args)
+        own = [s for s in prepared.subjects if s.tool == prepared.tool]
+        cls, row = await self._most_conservative([self.policy.classify(s).cls for s in own])
+        if prepared.shell:
+            refusing = sorted({c.name for c in (self.policy.classify(s).cls for s in own) if not c.allow_shell})
+            if refusing:
+                raise InvalidRequest(
+                    f"class {', '.join(refusing)} does not accept shell strings; pass argv "
+                    "(a list) instead, or ask for a class with allow_shell = true"
+                )
         level = Level.parse(row.level) if row else cls.start
         pinned = Level.parse(row.pinned) if row and row.pinned else None
         streak = await self.store.maybe(
             "SELECT failures FROM streaks WHERE session_id = ? AND class = ?", (self.session_id, cls.name)
         )
-        extra = await self._context_triggers(cls, level, (prepared.subject,))
+        extra = await self._context_triggers(cls, level, prepared.subjects)
+        extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
         decision = decide(
             cls,
             level,
@@ -139,6 +151,37 @@ class Engine:
             extra=tuple(extra),
         )
         return Evaluation(prepared, cls, decision, row.transition_id if row else None)
+
+    async def _effective(self, cls: ActionClass) -> tuple[Level, ClassRow | None]:
+        row = await self.store.class_row(cls.name)
+        level = Level.parse(row.level) if row else cls.start
+        if row and row.pinned:
+            level = min(level, Level.parse(row.pinned))
+        return level, row
+
+    async def _most_conservative(self, classes: list[ActionClass]) -> tuple[ActionClass, ClassRow | None]:
+        """Of the classes a compound action falls into, the one standing lowest (then the lowest ceiling)."""
+        if len({c.name for c in classes}) == 1:
+            return classes[0], await self.store.class_row(classes[0].name)
+        ranked = []
+        for cls in {c.name: c for c in classes}.values():
+            level, row = await self._effective(cls)
+            ranked.append(((level, cls.ceiling, cls.start, cls.name), cls, row))
+        _, cls, row = min(ranked, key=lambda r: r[0])
+        return cls, row
+
+    async def _side_effect_triggers(self, subjects: list[Subject]) -> list[Trigger]:
+        """A command that also writes files (shell redirection) is held to the file's class as well."""
+        found = []
+        for subject in subjects:
+            cls = self.policy.classify(subject).cls
+            level, _ = await self._effective(cls)
+            found.append(
+                Trigger(
+                    "side-effect", f"also writes {', '.join(subject.paths)} (class {cls.name} at {level.label})", level
+                )
+            )
+        return found
 
     async def _context_triggers(self, cls: ActionClass, level: Level, subjects: tuple[Subject, ...]) -> list[Trigger]:
         """Triggers from the session's run contract and from what the class has seen before."""
@@ -164,13 +207,14 @@ class Engine:
         confidence: float | None = None,
         answer: HumanAnswer | None = None,
         uncertainty: str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
         if route is Route.CONFIRM and answer is None:
             route = Route.DRAFT
         if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
-            return await self._execute(ev, intent, confidence, answer)
+            return await self._execute(ev, intent, confidence, answer, progress)
         status = {Route.CONFIRM: "declined", Route.DRAFT: "drafted", Route.BLOCK: "blocked"}[route]
         packet = None
         moved = None
@@ -237,11 +281,16 @@ class Engine:
             )
 
     async def _execute(
-        self, ev: Evaluation, intent: str | None, confidence: float | None, answer: HumanAnswer | None
+        self,
+        ev: Evaluation,
+        intent: str | None,
+        confidence: float | None,
+        answer: HumanAnswer | None,
+        progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
         async with self.store.transaction():
             action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
-        status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls)
+        status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
         async with self.store.transaction():
             await self._finish(action_id, status, result, error)
             if answer is not None:
@@ -260,13 +309,15 @@ class Engine:
             )
 
     async def _run(
-        self, prepared: Prepared, action_id: int, cls: ActionClass
+        self, prepared: Prepared, action_id: int, cls: ActionClass, progress: ProgressCallback | None = None
     ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
         """Execute; return (status, result, error, sample) where sample None means 'no evidence'."""
         try:
-            result = await operation(prepared.tool).execute(self.workspace, prepared, str(action_id))
+            result = await operation(prepared.tool).execute(self.op_context(progress), prepared, str(action_id))
         except DraftStale as exc:
             return "failed", None, str(exc), None  # the target moved under us: nobody's mistake to count
+        except ExecutionFailed as exc:
+            return "failed", exc.result, str(exc), (False if cls.count_execution_failures else None)
         except RatchetError as exc:
             return "failed", None, str(exc), (False if cls.count_execution_failures else None)
         except anyio.get_cancelled_exc_class():
@@ -377,7 +428,7 @@ class Engine:
             ),
             "blocked": packet.markdown() if packet else "blocked",
         }[public]
-        message = f"{message} [class {d.class_name} at {d.class_level.label}]"
+        message = f"{message} [class {d.class_name} at {d.class_level.label}]" + _result_text(result)
         if d.flagged:
             message += " (flagged for later review: confidence below autonomous_at)"
         move = None
@@ -473,7 +524,7 @@ class Engine:
         args = json.loads(row["args_json"])
         op = operation(row["tool"])
         try:
-            if await op.fingerprint(self.workspace, args) != row["fingerprint"]:
+            if await op.fingerprint(self.op_context(), args) != row["fingerprint"]:
                 raise DraftStale(
                     f"draft {action_id}: {row['target']} changed since it was drafted; "
                     "nothing was written. Ask the agent to redo it"
@@ -483,10 +534,10 @@ class Engine:
                 if row["tool"] not in ("write_file", "edit_file"):
                     raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
                 prepared = await operation("write_file").prepare(
-                    self.workspace, {"path": args["path"], "content": content}
+                    self.op_context(), {"path": args["path"], "content": content}
                 )
             else:
-                prepared = await op.prepare(self.workspace, args)
+                prepared = await op.prepare(self.op_context(), args)
         except RatchetError as exc:
             async with self.store.transaction():
                 await self._finish(action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc))
@@ -660,6 +711,25 @@ class Engine:
         sql = "SELECT * FROM transitions " + ("WHERE class = ? " if action_class else "") + "ORDER BY id DESC LIMIT ?"
         rows = await self.store.all(sql, (action_class, limit) if action_class else (limit,))
         return [{**dict(r), "evidence": json.loads(r["evidence_json"])} for r in rows]
+
+
+def _result_text(result: dict[str, Any] | None) -> str:
+    """What the agent needs to read of a result in the text content (the structured result has it all)."""
+    if not result:
+        return ""
+    if "exit_code" in result:
+        parts = [
+            f"\nexit code {result['exit_code']} after {result['duration_s']}s"
+            + (" (timed out)" if result["timed_out"] else "")
+        ]
+        for stream in ("stdout", "stderr"):
+            if result[stream]:
+                parts.append(f"--- {stream} ({result[stream + '_bytes']} bytes) ---\n{result[stream]}")
+        return "\n".join(parts)
+    for key in ("output", "diff", "summary"):
+        if result.get(key):
+            return "\n" + str(result[key])
+    return ""
 
 
 def _view(row: Any) -> DraftView:

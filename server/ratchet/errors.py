@@ -19,6 +19,8 @@ turns it into a ToolError the model can read. Anything else is a bug and surface
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "DraftAlreadyResolved",
     "DraftError",
@@ -72,7 +74,14 @@ class EditAmbiguous(InvalidRequest):
 
 
 class ExecutionFailed(RatchetError):
-    """The executor ran and the action did not succeed (the outcome is recorded as failed)."""
+    """The executor ran and the action did not succeed (the outcome is recorded as failed).
+
+    `result` keeps what the run produced (a command's exit code and output) for the record.
+    """
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        self.result = result
+        super().__init__(message)
 
 
 class DraftError(RatchetError):

@@ -48,7 +48,8 @@ UNCERTAINTY = "what you are unsure of (shown to the human if the call is stopped
 ELICIT_DIFF_CHARS = 6000
 
 INSTRUCTIONS = """\
-Ratchet governs file changes in this workspace. Use write_file and edit_file for every file change.
+Ratchet governs changes in this workspace. Use write_file and edit_file for every file change,
+run_command for commands, and git_commit / git_push for git.
 Each call is sorted into an action class with an autonomy level earned from evidence: it may run at
 once, ask the human to confirm, be queued as a draft for later review (carry on with other work and
 check get_draft), or be refused with an escalation packet explaining why. Pass `intent` (what the
@@ -145,6 +146,44 @@ async def _gate_edit(
     return await _gate(ctx, "edit_file", {"path": path, "edits": [e.model_dump() for e in edits]}, confidence)
 
 
+def _run_args(
+    argv: list[str] | None, command: str | None, cwd: str | None, timeout_s: float | None, stdin: str | None
+) -> dict[str, Any]:
+    return {"argv": argv, "command": command, "cwd": cwd, "timeout_s": timeout_s, "stdin": stdin}
+
+
+async def _gate_run(
+    argv: list[str] | None,
+    command: str | None,
+    cwd: str | None,
+    timeout_s: float | None,
+    stdin: str | None,
+    confidence: float | None,
+    ctx: Context,
+) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "run_command", _run_args(argv, command, cwd, timeout_s, stdin), confidence)
+
+
+async def _gate_status(ctx: Context) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "git_status", {}, None)
+
+
+async def _gate_diff(staged: bool, paths: list[str] | None, ctx: Context) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "git_diff", {"staged": staged, "paths": paths}, None)
+
+
+async def _gate_commit(
+    message: str, paths: list[str] | None, confidence: float | None, ctx: Context
+) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "git_commit", {"message": message, "paths": paths}, confidence)
+
+
+async def _gate_push(
+    remote: str | None, branch: str | None, force: bool, confidence: float | None, ctx: Context
+) -> Elicit[ConfirmChange] | _Gated:
+    return await _gate(ctx, "git_push", {"remote": remote, "branch": branch, "force": force}, confidence)
+
+
 async def _carry_out(
     ctx: Context,
     tool: str,
@@ -175,7 +214,13 @@ async def _carry_out(
             approved = isinstance(gated, ConfirmChange) and gated.approve
             answer = HumanAnswer(approved, "elicitation")
         # A cancelled dialog is no decision: the change waits in the queue as a draft.
-    outcome = await engine.carry_out(ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty)
+
+    async def progress(elapsed: float, message: str) -> None:
+        await ctx.report_progress(elapsed, None, message)
+
+    outcome = await engine.carry_out(
+        ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
+    )
     return _result(outcome)
 
 
@@ -207,6 +252,11 @@ def build_server(config: ServerConfig) -> MCPServer:
 
     mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+    runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+    commits = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+    )
+    pushes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
     # Recording a handoff or a contract changes no file: not destructive, not read-only either.
     hands_off = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -247,6 +297,73 @@ def build_server(config: ServerConfig) -> MCPServer:
         """
         args = {"path": path, "edits": [e.model_dump() for e in edits]}
         return await _carry_out(ctx, "edit_file", args, review, intent, confidence, uncertainty)
+
+    @mcp.tool(title="Run a command (governed)", annotations=runs)
+    async def run_command(
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_run)],
+        argv: Annotated[list[str] | None, Field(description="program and arguments, run without a shell")] = None,
+        command: Annotated[str | None, Field(description="a shell string, only for classes that allow one")] = None,
+        cwd: Annotated[str | None, Field(description="working directory, relative to the workspace")] = None,
+        timeout_s: Annotated[float | None, Field(description="seconds before the process group is killed")] = None,
+        stdin: Annotated[str | None, Field(description="text fed to the command's standard input")] = None,
+        intent: Annotated[str | None, Field(description="what this command is for")] = None,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """Run a command through Ratchet's gate: classified by what really runs, time- and output-capped.
+
+        The result holds the exit code, stdout and stderr (head and tail kept past the cap, with a
+        marker), the duration and whether it timed out. Long runs send progress notifications.
+        """
+        args = _run_args(argv, command, cwd, timeout_s, stdin)
+        return await _carry_out(ctx, "run_command", args, review, intent, confidence, uncertainty)
+
+    @mcp.tool(title="git status", annotations=reads)
+    async def git_status(
+        ctx: Context, review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_status)]
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """The repository's status (porcelain, with the branch line)."""
+        return await _carry_out(ctx, "git_status", {}, review, None, None)
+
+    @mcp.tool(title="git diff", annotations=reads)
+    async def git_diff(
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_diff)],
+        staged: Annotated[bool, Field(description="the index against HEAD instead of the work tree")] = False,
+        paths: Annotated[list[str] | None, Field(description="limit to these paths")] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """The working tree's (or the index's) diff."""
+        return await _carry_out(ctx, "git_diff", {"staged": staged, "paths": paths}, review, None, None)
+
+    @mcp.tool(title="git commit (governed)", annotations=commits)
+    async def git_commit(
+        message: Annotated[str, Field(description="the commit message")],
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_commit)],
+        paths: Annotated[list[str] | None, Field(description="commit exactly these paths (default: the index)")] = None,
+        intent: Annotated[str | None, Field(description="what this commit is for")] = None,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """Commit the given paths (or the index); the preview is the staged diff. No hooks run."""
+        args = {"message": message, "paths": paths}
+        return await _carry_out(ctx, "git_commit", args, review, intent, confidence, uncertainty)
+
+    @mcp.tool(title="git push (governed)", annotations=pushes)
+    async def git_push(
+        ctx: Context,
+        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_push)],
+        remote: Annotated[str | None, Field(description="a configured remote (default: origin)")] = None,
+        branch: Annotated[str | None, Field(description="the branch to push (default: the current one)")] = None,
+        force: Annotated[bool, Field(description="force-with-lease: overwrite the remote branch")] = False,
+        intent: Annotated[str | None, Field(description="what this push is for")] = None,
+        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+    ) -> Annotated[CallToolResult, ToolOutcome]:
+        """Push a branch to a configured remote; the preview lists the commits and their diffstat."""
+        args = {"remote": remote, "branch": branch, "force": force}
+        return await _carry_out(ctx, "git_push", args, review, intent, confidence, uncertainty)
 
     @mcp.tool(title="Trust levels", annotations=reads)
     async def trust_levels(ctx: Context) -> TrustLevels:

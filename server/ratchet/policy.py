@@ -26,7 +26,7 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -86,9 +86,27 @@ class TrustParams(_Strict):
         return self
 
 
-DEFAULT_ENV_ALLOW = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "TMPDIR",
-                     "SHELL", "VIRTUAL_ENV", "PYTHONPATH", "GOPATH", "GOCACHE", "CARGO_HOME", "RUSTUP_HOME",
-                     "NODE_PATH", "JAVA_HOME"]
+DEFAULT_ENV_ALLOW = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TERM",
+    "TZ",
+    "TMPDIR",
+    "SHELL",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "GOPATH",
+    "GOCACHE",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "NODE_PATH",
+    "JAVA_HOME",
+]
 
 
 class CommandSettings(_Strict):
@@ -121,7 +139,7 @@ class Defaults(TrustParams):
     @classmethod
     def _argv(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
-            raise ValueError("notify is an argv list such as [\"notify-send\", \"Ratchet\"]; omit it to disable")
+            raise ValueError('notify is an argv list such as ["notify-send", "Ratchet"]; omit it to disable')
         return value
 
     @field_validator("unmatched")
@@ -435,7 +453,7 @@ def check_examples(policy: Policy) -> None:
             ("not_match", cls.examples.not_match, False),
         ):
             for index, example in enumerate(examples):
-                got = policy.classify(example_subject(example)).cls.name
+                got = classify_example(policy, example).name
                 if (got == cls.name) != want:
                     problem = f"example {example.model_dump(exclude_none=True)} is classified as {got!r}" + (
                         "" if want else f", but it must not be {cls.name!r}"
@@ -443,16 +461,28 @@ def check_examples(policy: Policy) -> None:
                     raise PolicyError(cls.file, f"classes.{cls.name}.examples.{kind}[{index}]", problem)
 
 
-def example_subject(example: ExampleAction) -> Subject:
-    """The matcher's view of a policy example."""
-    return Subject(
+def example_subjects(example: ExampleAction) -> list[Subject]:
+    """The matcher's view of a policy example: an argv is unwrapped exactly as a real command is."""
+    base = Subject(
         tool=example.tool,
         paths=(example.path,) if example.path else (),
-        commands=(tuple(example.argv),) if example.argv else (),
         branch=example.branch,
         remote=example.remote,
         force=example.force,
     )
+    if not example.argv:
+        return [base]
+    from .commands import analyse_argv  # commands.py knows nothing of policies; imported where needed
+
+    analysis = analyse_argv(example.argv)
+    subjects = [replace(base, commands=(tuple(cmd),)) for cmd in analysis.commands]
+    return subjects + [base] if analysis.opaque or not subjects else subjects
+
+
+def classify_example(policy: Policy, example: ExampleAction) -> ActionClass:
+    """The class a fresh workspace would give the example: of several parts, the most conservative."""
+    classes = [policy.classify(s).cls for s in example_subjects(example)]
+    return min(classes, key=lambda c: (c.start, c.ceiling, c.name))
 
 
 def _read(path: Path) -> str:

@@ -148,7 +148,8 @@ async def run_argv(
     """
     args = _check_args(argv, cwd, timeout_s, output_cap, progress_every_s)
     started = anyio.current_time()
-    proc = await _spawn(args, cwd, env, with_stdin=stdin is not None)
+    with anyio.CancelScope(shield=True):  # a cancel mid-spawn would leak a child we never saw
+        proc = await _spawn(args, cwd, env, with_stdin=stdin is not None)
     out, err = _HeadTail(output_cap), _HeadTail(output_cap)
     try:
         async with anyio.create_task_group() as helpers:

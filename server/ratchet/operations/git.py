@@ -1,0 +1,162 @@
+"""git_status, git_diff, git_commit, git_push: classes by what they touch, previews a reviewer can judge.
+
+The workspace root is the repository. A commit's preview is the staged diff it would record, and
+its fingerprint is that diff plus HEAD, so a draft commit goes stale when either moves. A push's
+preview lists the commits that would land and their diffstat; its fingerprint is the local and
+remote-tracking heads. The matcher sees the branch and remote, and whether the push is forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..policy import Subject
+from ..tools import git
+from . import OpContext, Operation, Prepared
+
+
+def _repo(ctx: OpContext) -> Path:
+    root = ctx.workspace.root
+    if not (root / ".git").exists():
+        raise InvalidRequest(f"the workspace {root} is not a git repository (no .git at its root)")
+    return root
+
+
+def _paths(ctx: OpContext, paths: list[str] | None) -> list[str]:
+    return [ctx.workspace.relpath(p) for p in paths or []]
+
+
+async def _prepare_status(ctx: OpContext, args: dict[str, Any]) -> Prepared:
+    _repo(ctx)
+    return Prepared("git_status", {}, (Subject(tool="git_status"),), "git status", "git status", None)
+
+
+async def _execute_status(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+    return {"output": await git.git_status(_repo(ctx))}
+
+
+async def _prepare_diff(ctx: OpContext, args: dict[str, Any]) -> Prepared:
+    _repo(ctx)
+    paths = _paths(ctx, args.get("paths"))
+    staged = bool(args.get("staged"))
+    shown = "git diff" + (" --staged" if staged else "") + ("".join(f" {p}" for p in paths))
+    return Prepared(
+        "git_diff",
+        {"staged": staged, "paths": paths},
+        (Subject(tool="git_diff", paths=tuple(paths)),),
+        shown,
+        shown,
+        None,
+    )
+
+
+async def _execute_diff(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+    args = prepared.args
+    return {"diff": await git.git_diff(_repo(ctx), staged=args["staged"], paths=args["paths"])}
+
+
+async def _commit_state(ctx: OpContext, paths: list[str]) -> tuple[str, str]:
+    repo = _repo(ctx)
+    diff = await git.staged_diff(repo, paths)
+    head = await git.git_status(repo)  # branch header and index state both move the fingerprint
+    return diff, "sha256:" + hashlib.sha256((diff + "\0" + head).encode()).hexdigest()
+
+
+async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
+    message = args.get("message") or ""
+    if not message.strip():
+        raise InvalidRequest("message is empty; expected a commit message")
+    paths = _paths(ctx, args.get("paths"))
+    branch = await git.current_branch(_repo(ctx))
+    diff, fingerprint = await _commit_state(ctx, paths)
+    if not diff.strip():
+        raise InvalidRequest("nothing to commit: " + ("those paths have no changes" if paths else "nothing is staged"))
+    touched = tuple(p for p in paths) or tuple(_diff_paths(diff))
+    preview = f"commit on {branch}: {message}\n\n{diff}"
+    return Prepared(
+        "git_commit",
+        {"message": message, "paths": paths},
+        (Subject(tool="git_commit", paths=touched, branch=branch),),
+        f"{branch}: {message[:80]}",
+        preview,
+        fingerprint,
+    )
+
+
+def _diff_paths(diff: str) -> list[str]:
+    return [
+        line[len("diff --git a/") :].split(" b/", 1)[0]
+        for line in diff.splitlines()
+        if line.startswith("diff --git a/")
+    ]
+
+
+async def _fingerprint_commit(ctx: OpContext, args: dict[str, Any]) -> str | None:
+    return (await _commit_state(ctx, _paths(ctx, args.get("paths"))))[1]
+
+
+async def _execute_commit(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+    done = await git.git_commit(_repo(ctx), prepared.args["message"], prepared.args["paths"])
+    return {"sha": done.sha, "summary": done.summary, "files": list(done.files)}
+
+
+async def _push_target(ctx: OpContext, args: dict[str, Any]) -> tuple[str, str, bool]:
+    repo = _repo(ctx)
+    remote = args.get("remote") or "origin"
+    branch = args.get("branch") or await git.current_branch(repo)
+    return remote, git.check_ref_name(branch, "branch"), bool(args.get("force"))
+
+
+async def _prepare_push(ctx: OpContext, args: dict[str, Any]) -> Prepared:
+    remote, branch, force = await _push_target(ctx, args)
+    preview = await git.push_preview(_repo(ctx), remote, branch)
+    lines = [
+        f"git push{' --force-with-lease' if force else ''} {remote} {branch}"
+        f"  ({preview.local_sha[:10]} onto {preview.remote_sha[:10] if preview.remote_sha else 'a new branch'})"
+    ]
+    if preview.non_fast_forward:
+        lines.append(
+            f"NOT a fast-forward: {len(preview.overwritten)} commit(s) on the remote would be "
+            + ("overwritten" if force else "rejected")
+        )
+        lines += [f"  - {c.sha[:10]} {c.subject}" for c in preview.overwritten]
+    lines.append(f"{preview.commit_count} commit(s) to push:")
+    lines += [f"  {c.sha[:10]} {c.subject}" for c in preview.commits]
+    lines += ["", preview.diffstat]
+    fingerprint = f"{preview.local_sha}:{preview.remote_sha}"
+    subject = Subject(tool="git_push", branch=branch, remote=remote, force=force)
+    return Prepared(
+        "git_push",
+        {"remote": remote, "branch": branch, "force": force},
+        (subject,),
+        f"{remote} {branch}",
+        "\n".join(lines),
+        fingerprint,
+    )
+
+
+async def _fingerprint_push(ctx: OpContext, args: dict[str, Any]) -> str | None:
+    remote, branch, _ = await _push_target(ctx, args)
+    preview = await git.push_preview(_repo(ctx), remote, branch)
+    return f"{preview.local_sha}:{preview.remote_sha}"
+
+
+async def _execute_push(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+    a = prepared.args
+    done = await git.git_push(_repo(ctx), a["remote"], a["branch"], force=a["force"])
+    return {"output": (done.stdout + done.stderr).strip()}
+
+
+async def _none(ctx: OpContext, args: dict[str, Any]) -> str | None:
+    return None
+
+
+OPERATIONS = (
+    Operation("git_status", _prepare_status, _none, _execute_status),
+    Operation("git_diff", _prepare_diff, _none, _execute_diff),
+    Operation("git_commit", _prepare_commit, _fingerprint_commit, _execute_commit),
+    Operation("git_push", _prepare_push, _fingerprint_push, _execute_push),
+)
