@@ -15,8 +15,8 @@ classes whose true success rate is known, many seeded trials each, and reports:
 Scenarios (each trial starts with a fresh, empty window, as after a transition):
 
 * `climb`: the class sits at its floor (draft, floor draft, ceiling autonomous), so it can only be
-  promoted; the trial ends at the first promotion or after the horizon. Starting at the floor is
-  the worst case for false promotion: no demotion ever resets the window.
+  promoted; the trial ends at the first promotion or after the horizon. At the floor no demotion
+  ever resets the window, so one window slides over every action of the trial.
 * `held`: the class has just been promoted to confirm (floor draft) and confirm is its ceiling, so it
   can only be demoted; the trial ends at the first demotion or after the horizon. (At a true rate of
   0.70 a promotion is impossible in practice anyway: it needs 52 successes in a row.)
@@ -369,8 +369,18 @@ def tasks_for(config: Config, found: Iterable[Experiment]) -> list[Task]:
         for first in range(0, exp.trials, CHUNK):
             count = min(CHUNK, exp.trials - first)
             tasks.append(
-                Task(exp.key, exp.rule, exp.params, exp.scenario, exp.p_true, config.horizon, first, count,
-                     config.seed, weight * count)
+                Task(
+                    exp.key,
+                    exp.rule,
+                    exp.params,
+                    exp.scenario,
+                    exp.p_true,
+                    config.horizon,
+                    first,
+                    count,
+                    config.seed,
+                    weight * count,
+                )
             )
     tasks.sort(key=lambda t: -t.cost)
     return tasks
@@ -416,8 +426,14 @@ def check_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
         met = fig["rate"] <= target
         lower, upper = fig["ci95"]
         checks.append(
-            {"figure": figure, "statistic": "rate", "target": target, "value": fig["rate"], "ci95": fig["ci95"],
-             **_verdict(met, upper <= target if met else lower > target)}
+            {
+                "figure": figure,
+                "statistic": "rate",
+                "target": target,
+                "value": fig["rate"],
+                "ci95": fig["ci95"],
+                **_verdict(met, upper <= target if met else lower > target),
+            }
         )
     for figure, stat, target in (
         ("time_to_earn_099", "median", TARGET_EARN_MEDIAN),
@@ -432,8 +448,14 @@ def check_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
         lower, upper = fig[f"{stat}_ci95"]
         conclusive = (upper is not None and upper <= target) if met else (lower is None or lower > target)
         checks.append(
-            {"figure": figure, "statistic": stat, "target": target, "value": value, "ci95": fig[f"{stat}_ci95"],
-             **_verdict(met, conclusive)}
+            {
+                "figure": figure,
+                "statistic": stat,
+                "target": target,
+                "value": value,
+                "ci95": fig[f"{stat}_ci95"],
+                **_verdict(met, conclusive),
+            }
         )
     return checks
 
@@ -664,13 +686,20 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--trials", type=int, default=None,
-                        help=f"trials per headline false-promotion estimate (default {DEFAULT_TRIALS}; "
-                             "other counts scale from it)")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help=f"trials per headline false-promotion estimate (default {DEFAULT_TRIALS}; other counts scale from it)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"base seed (default {DEFAULT_SEED})")
     parser.add_argument("--quick", action="store_true", help=f"a fast smoke run ({QUICK_TRIALS} trials)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="worker processes (default: 2, or 1 on a single core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes (default: 2, or 1 on a single core)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where calibration.json/.md go")
     return parser.parse_args(argv)
 

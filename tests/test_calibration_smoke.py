@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "calibration.py"
-FIGURES = {"false_promotion_085", "false_promotion_090", "time_to_earn_099", "time_to_demote_070",
-           "false_demotion_099"}
+FIGURES = {"false_promotion_085", "false_promotion_090", "time_to_earn_099", "time_to_demote_070", "false_demotion_099"}
 
 
 def _load() -> ModuleType:
@@ -104,8 +103,16 @@ def test_main_writes_results(calibration: ModuleType, tmp_path: Path, capsys: py
 
 def test_seeded_and_independent_of_workers(calibration: ModuleType) -> None:
     config = calibration.Config(
-        trials=30, seed=5, workers=1, earn_trials=30, demote_trials=30, hold_trials=0, alt_trials=0,
-        alt_earn_trials=0, alt_demote_trials=0, alternatives=(),
+        trials=30,
+        seed=5,
+        workers=1,
+        earn_trials=30,
+        demote_trials=30,
+        hold_trials=0,
+        alt_trials=0,
+        alt_earn_trials=0,
+        alt_demote_trials=0,
+        alternatives=(),
     )
     config = calibration.Config(**{**config.__dict__, "horizon": 150})
     first = calibration.run(config)["rules"]

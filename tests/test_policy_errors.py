@@ -150,7 +150,7 @@ CASES = [
     ),
     Case(
         "defaults-in-two-files",
-        {"a.toml": "[defaults]\nwindow_size = 50\n", "b.toml": "[defaults]\nmin_samples = 10\n" + DOCS},
+        {"a.toml": "[defaults]\nwindow_size = 60\n", "b.toml": "[defaults]\nmin_samples = 10\n" + DOCS},
         "b.toml",
         "defaults",
         "defaults are already set in a.toml",
@@ -370,7 +370,7 @@ def test_lint_starter_policies(capsys: pytest.CaptureFixture[str]) -> None:
     starter = Path(__file__).resolve().parents[1] / "policies"
     assert main(["lint", str(starter)]) == 0
     out = capsys.readouterr().out
-    assert "ok: 7 classes" in out
+    assert "ok: 21 classes" in out
     for name in ("docs-write", "tests-write", "secrets-write", "agent-config-write"):
         assert f"  {name} " in out
 
@@ -397,3 +397,11 @@ def test_console_script_fails_closed_on_unknown_level(tmp_path: Path) -> None:
         "expected one of: blocked, draft, confirm, autonomous"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_window_that_can_never_promote_is_refused(tmp_path: Path) -> None:
+    directory = make_dir(tmp_path, {"p.toml": "[defaults]\nwindow_size = 50\n" + DOCS})
+    with pytest.raises(PolicyError) as caught:
+        load_policy(directory)
+    assert caught.value.key.startswith("defaults")
+    assert "can never promote" in caught.value.problem and "at least 52" in caught.value.problem

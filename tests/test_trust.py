@@ -146,7 +146,7 @@ def test_drift_replays_the_window(outcomes: list[bool], expected: float) -> None
 
 
 def test_add_sample_keeps_at_most_window_size() -> None:
-    params = TrustParams(window_size=5, min_samples=3)
+    params = TrustParams(window_size=5, min_samples=3, promote_at=0.4, demote_below=0.2)
     window = Window()
     for action_id in range(1, 9):
         before = window

@@ -22,6 +22,7 @@ An action no class matches falls into the built-in `unclassified` class, held at
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -83,6 +84,11 @@ class TrustParams(_Strict):
             raise ValueError(f"min_samples ({self.min_samples}) exceeds window_size ({self.window_size})")
         if self.demote_below >= self.promote_at:
             raise ValueError("expected demote_below < promote_at")
+        # Even a window of nothing but successes has a Wilson lower bound of n / (n + z^2).
+        needed = math.ceil(1.959963984540054**2 * self.promote_at / (1 - self.promote_at))
+        if self.window_size < needed:
+            raise ValueError(f"window_size {self.window_size} can never promote at promote_at {self.promote_at}: "
+                             f"even all successes need a window of at least {needed}")
         return self
 
 
@@ -476,7 +482,7 @@ def example_subjects(example: ExampleAction) -> list[Subject]:
 
     analysis = analyse_argv(example.argv)
     subjects = [replace(base, commands=(tuple(cmd),)) for cmd in analysis.commands]
-    return subjects + [base] if analysis.opaque or not subjects else subjects
+    return [*subjects, base] if analysis.opaque or not subjects else subjects
 
 
 def classify_example(policy: Policy, example: ExampleAction) -> ActionClass:

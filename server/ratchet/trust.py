@@ -14,7 +14,8 @@ Demotion: a Bernoulli CUSUM drift detector. It accumulates the log-likelihood ra
 is as good as it was promoted for" (failure rate 1 - promote_at) against "it has fallen to
 demote_below" (failure rate 1 - demote_below), floored at zero, and demotes one rung when the sum
 reaches `drift_threshold`. With the defaults two failures in a row, or three close together,
-demote; a steady 99%-good class practically never does. A complaint demotes at once where the
+demote. A steady 99%-good class loses its rung about once in 9,000 actions (see docs/trust.md);
+the price of catching a class that has fallen to 70% within eight actions. A complaint demotes at once where the
 class says so. Cost per sample is O(window_size), independent of how much history exists.
 """
 
