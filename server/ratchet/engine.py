@@ -75,9 +75,13 @@ class Engine:
         policies: Path | None = None,
         db: Path | None = None,
         client: str | None = None,
-        session: bool = True,
+        session: bool | str = True,
     ) -> Engine:
-        """Load the policy (fail closed), open the database, recover interrupted actions, sync standings."""
+        """Load the policy (fail closed), open the database, recover interrupted actions, sync standings.
+
+        `session`: True starts a new session, a string joins (or starts) that session (a client's own
+        session id, for hooks), False acts as the human's CLI.
+        """
         workspace = workspace.resolve()
         policy = load_policy(resolve_policy_dir(workspace, policies))
         db_path = (db or default_db_path(workspace)).absolute()
@@ -89,7 +93,8 @@ class Engine:
         ws = Workspace(workspace, protected)
         store = await Store.open(db_path)
         try:
-            engine = cls(ws, policy, store, uuid.uuid4().hex[:12] if session else CLI_SESSION)
+            session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
+            engine = cls(ws, policy, store, session_id)
             await engine._recover()
             async with store.transaction():
                 await standing.sync_policy(store, policy)
@@ -119,15 +124,25 @@ class Engine:
         return OpContext(self.workspace, self.policy.defaults.commands, progress)
 
     async def evaluate(
-        self, tool: str, args: dict[str, Any], *, confidence: float | None = None, can_elicit: bool = True
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        confidence: float | None = None,
+        can_elicit: bool = True,
+        shell_rule: bool = True,
     ) -> Evaluation:
-        """Prepare and classify a call and let the gate decide. Reads only; safe to repeat."""
+        """Prepare and classify a call and let the gate decide. Reads only; safe to repeat.
+
+        `shell_rule=False` is for shell strings Ratchet does not run itself (a client's built-in shell
+        tool, seen through its hook): they are classified by what they run, like any other.
+        """
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
         prepared = await operation(tool).prepare(self.op_context(), args)
         own = [s for s in prepared.subjects if s.tool == prepared.tool]
         cls, row = await self._most_conservative([self.policy.classify(s).cls for s in own])
-        if prepared.shell:
+        if prepared.shell and shell_rule:
             refusing = sorted({c.name for c in (self.policy.classify(s).cls for s in own) if not c.allow_shell})
             if refusing:
                 raise InvalidRequest(
@@ -247,6 +262,55 @@ class Engine:
                 "packet": packet.model_dump(mode="json") if packet else None,
             },
         )
+
+    async def record_external(self, ev: Evaluation, external_id: str, *, intent: str | None = None) -> ToolOutcome:
+        """Record the decision on a call a client runs itself (its built-in tool, seen through a hook).
+
+        At execute or confirm the client runs it (confirm: after its own dialog), so the row waits,
+        as `allowed` or `asked`, for `record_external_outcome`. A draft is queued like any Ratchet draft
+        (approving it runs it through Ratchet's executor) and a block gets its packet.
+        """
+        route = ev.decision.route
+        if route in (Route.EXECUTE, Route.CONFIRM):
+            status = "allowed" if route is Route.EXECUTE else "asked"
+            async with self.store.transaction():
+                action_id = await self._insert(ev, intent, None, status, route)
+                await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, action_id))
+            return await self._outcome(ev, action_id, "executed" if route is Route.EXECUTE else "declined")
+        outcome = await self.carry_out(ev, intent=intent)
+        await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, outcome.action_id))
+        return outcome
+
+    async def record_external_outcome(self, external_id: str, *, ran: bool, ok: bool) -> standing.Transition | None:
+        """The client reports what became of a call it was allowed or asked to run.
+
+        An asked call that ran was approved by the human in the client's dialog (a success, unless it
+        failed where the class counts failures); one that never ran was declined. None if nothing waits.
+        """
+        row = await self.store.maybe(
+            "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
+            (external_id,),
+        )
+        if row is None:
+            return None
+        cls = self._class_of(row["class"])
+        asked = row["status"] == "asked"
+        status = ("executed" if ok else "failed") if ran else "declined"
+        sample: bool | None
+        if not ran:
+            sample = False if asked else None  # declined in the client's dialog
+        elif ok or asked and not cls.count_execution_failures:
+            sample = True  # ran as shown (an asked call that ran was approved unchanged)
+        else:
+            sample = False if cls.count_execution_failures else None
+        async with self.store.transaction():
+            await self._finish(row["id"], status, None, None if ran else "not run (the client reported it denied)")
+            if asked:
+                seconds = time.time() - row["created_at"]
+                await self._review(row["id"], HumanAnswer(ran, "client", None, seconds), sample=sample)
+            if sample is None:
+                return None
+            return await self._sample(cls, row["id"], sample, row["session_id"])
 
     async def refuse(
         self,

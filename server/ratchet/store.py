@@ -124,6 +124,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tasks_open ON tasks (session_id) WHERE ended_at IS NULL;
     CREATE TABLE seen (class TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (class, key))
     """,
+    # v4: the id a client gives a call it runs itself (a hook's tool_use_id), to match its outcome.
+    """
+    ALTER TABLE actions ADD COLUMN external_id TEXT;
+    CREATE INDEX actions_by_external ON actions (external_id) WHERE external_id IS NOT NULL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -242,10 +247,10 @@ class Store:
     # -- sessions -------------------------------------------------------------------------------
 
     async def start_session(self, session_id: str, client: str | None) -> None:
-        """Record a new agent session."""
+        """Record an agent session (once: a client's session id may come back in every hook call)."""
         async with self.transaction():
             await self.insert(
-                "INSERT INTO sessions (id, started_at, client, pid) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO sessions (id, started_at, client, pid) VALUES (?, ?, ?, ?)",
                 (session_id, time.time(), client, os.getpid()),
             )
 
