@@ -37,7 +37,9 @@ async def test_autonomous_runs_at_once(workspace: Path, policies: Path, db: Path
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_confirm_shows_the_diff_and_runs_on_accept(workspace: Path, policies: Path, db: Path, mode: str) -> None:
+async def test_confirm_shows_the_diff_and_runs_on_accept(
+    workspace: Path, policies: Path, db: Path, mode: str
+) -> None:
     (workspace / "ask").mkdir()
     (workspace / "ask/notes.txt").write_text("old line\n")
     human = Human(approve=True)
@@ -80,7 +82,9 @@ async def test_confirm_cancelled_dialog_becomes_a_draft(workspace: Path, policie
 
 
 @pytest.mark.asyncio
-async def test_confirm_without_elicitation_falls_back_to_draft(workspace: Path, policies: Path, db: Path) -> None:
+async def test_confirm_without_elicitation_falls_back_to_draft(
+    workspace: Path, policies: Path, db: Path
+) -> None:
     async with Client(_server(workspace, policies, db)) as client:  # no callback: no elicitation capability
         result = await _write(client, "ask/n.txt")
     out = result.structured_content
@@ -91,7 +95,9 @@ async def test_confirm_without_elicitation_falls_back_to_draft(workspace: Path, 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_draft_is_queued_and_the_agent_goes_on(workspace: Path, policies: Path, db: Path, mode: str) -> None:
+async def test_draft_is_queued_and_the_agent_goes_on(
+    workspace: Path, policies: Path, db: Path, mode: str
+) -> None:
     human = Human()
     async with Client(_server(workspace, policies, db), mode=mode, elicitation_callback=human) as client:
         result = await _write(client, "queue/q.txt", "drafted\n", intent="add q")
@@ -141,7 +147,9 @@ async def test_edit_file_runs_exact_literal_edits(workspace: Path, policies: Pat
 
 
 @pytest.mark.asyncio
-async def test_low_confidence_lowers_the_level_for_one_call(workspace: Path, policies: Path, db: Path) -> None:
+async def test_low_confidence_lowers_the_level_for_one_call(
+    workspace: Path, policies: Path, db: Path
+) -> None:
     async with Client(_server(workspace, policies, db)) as client:
         low = await _write(client, "auto/low.txt", confidence=0.3)
         mid = await _write(client, "auto/mid.txt", confidence=0.6)
@@ -155,7 +163,9 @@ async def test_low_confidence_lowers_the_level_for_one_call(workspace: Path, pol
 
 
 @pytest.mark.asyncio
-async def test_repeated_failures_halt_the_class_for_the_session(workspace: Path, policies: Path, db: Path) -> None:
+async def test_repeated_failures_halt_the_class_for_the_session(
+    workspace: Path, policies: Path, db: Path
+) -> None:
     human = Human(action="decline")
     async with Client(_server(workspace, policies, db), elicitation_callback=human) as client:
         statuses = [(await _write(client, f"ask/{i}.txt")).structured_content for i in range(4)]
