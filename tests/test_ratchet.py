@@ -181,3 +181,18 @@ async def test_database_location_from_the_environment(
     engine = await Engine.open(workspace, policies=policies)
     await engine.close()
     assert (workspace / ".ratchet/ratchet.db").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_pinned_class_earns_evidence_but_does_not_climb(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = await _cli(capsys, workspace, policies, db, "pin", "climb", "draft", "--reason", "audit week")
+    assert code == 0
+    for n in range(4):
+        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+            out = await _climb_write(client, n)
+        assert out["status"] == "draft" and out["class_level"] == "draft"
+        code, text = await _cli(capsys, workspace, policies, db, "approve", str(out["draft_id"]))
+        assert code == 0, text
+    assert [m["kind"] for m in _transitions(db)] == ["pin"]

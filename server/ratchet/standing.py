@@ -9,7 +9,7 @@ reviewed change of a class's `start` in the policy files (`sync_policy`); humans
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .errors import InvalidRequest
@@ -71,36 +71,7 @@ async def _move(
 async def apply_sample(store: Store, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
     """Add one sample to the class's window and promote or demote if the window says so."""
     row = await store.class_row(cls.name) or fresh_row(cls)
-    window = add_sample(window_of(row), Sample(action_id, ok), cls.trust)
-    level = Level.parse(row.level)
-    verdict = judge(window, level, cls.floor, cls.ceiling, cls.trust)
-    pinned = Level.parse(row.pinned) if row.pinned else None
-    if verdict.move == "promote" and pinned is not None and pinned <= level:
-        verdict = judge(window, level, cls.floor, level, cls.trust)  # held by the pin: no promotion
-    if verdict.move is not None:
-        return await _move(
-            store,
-            cls,
-            row,
-            verdict.to_level,
-            verdict.move,
-            "ratchet",
-            verdict.reason,
-            asdict(verdict.evidence),
-            action_id,
-        )
-    await store.put_class(
-        ClassRow(
-            row.name,
-            row.level,
-            row.policy_start,
-            row.pinned,
-            [(s.action_id, s.ok) for s in window.samples],
-            row.level_since,
-            row.transition_id,
-        )
-    )
-    return None
+    return await _settle(store, cls, row, add_sample(window_of(row), Sample(action_id, ok), cls.trust), action_id)
 
 
 async def complain(store: Store, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
@@ -108,48 +79,28 @@ async def complain(store: Store, cls: ActionClass, action_id: int, reason: str) 
     row = await store.class_row(cls.name) or fresh_row(cls)
     level = Level.parse(row.level)
     window = window_of(row)
-    ev = asdict(evidence(window, cls.trust))
     if cls.demote_on_complaint:
         if level <= cls.floor:
             return None
-        return await _move(
-            store,
-            cls,
-            row,
-            level.down(),
-            "complaint",
-            "human",
-            f"complaint on action {action_id}: {reason}",
-            ev,
-            action_id,
-        )
+        ev = asdict(evidence(window, cls.trust))
+        reason = f"complaint on action {action_id}: {reason}"
+        return await _move(store, cls, row, level.down(), "complaint", "human", reason, ev, action_id)
     flipped = flip_sample(window, action_id)
-    if flipped is None:
-        return None
-    verdict = judge(flipped, level, cls.floor, cls.ceiling, cls.trust)
-    if verdict.move == "demote":
-        return await _move(
-            store,
-            cls,
-            row,
-            verdict.to_level,
-            "demote",
-            "ratchet",
-            verdict.reason,
-            asdict(verdict.evidence),
-            action_id,
-        )
-    await store.put_class(
-        ClassRow(
-            row.name,
-            row.level,
-            row.policy_start,
-            row.pinned,
-            [(s.action_id, s.ok) for s in flipped.samples],
-            row.level_since,
-            row.transition_id,
-        )
-    )
+    return None if flipped is None else await _settle(store, cls, row, flipped, action_id)
+
+
+async def _settle(store: Store, cls: ActionClass, row: ClassRow, window: Window, action_id: int) -> Transition | None:
+    """Judge the new window: move the class if it says so, else keep the window."""
+    level = Level.parse(row.level)
+    pinned = Level.parse(row.pinned) if row.pinned else None
+    # A pin at or below the current level holds promotion back: judge against it as the ceiling.
+    ceiling = level if pinned is not None and pinned <= level else cls.ceiling
+    verdict = judge(window, level, cls.floor, ceiling, cls.trust)
+    if verdict.move is not None:
+        ev = asdict(verdict.evidence)
+        return await _move(store, cls, row, verdict.to_level, verdict.move, "ratchet", verdict.reason, ev, action_id)
+    samples = [(s.action_id, s.ok) for s in window.samples]
+    await store.put_class(replace(row, window=samples))
     return None
 
 
