@@ -1,0 +1,639 @@
+"""The core of the engine: evaluate a call, carry it out at its level, record everything.
+
+See engine.py for the whole picture; review.py (the human's side) and reading.py build on this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import anyio
+
+from . import contracts, standing
+from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
+from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
+from .gate import Decision, Route, Trigger, decide
+from .levels import Level
+from .notify import notify
+from .operations import OpContext, Prepared, ProgressCallback, operation
+from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
+from .redact import redact
+from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
+from .store import ClassRow, Store, default_db_path
+from .workspace import Workspace
+
+CLI_SESSION = "cli"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A prepared call, its class and the gate's decision: everything needed to carry it out."""
+
+    prepared: Prepared
+    cls: ActionClass
+    decision: Decision
+    level_transition: int | None = None
+
+
+@dataclass(frozen=True)
+class HumanAnswer:
+    """A human's answer to a confirmation or a draft."""
+
+    accepted: bool
+    reviewer: str
+    note: str | None = None
+    seconds: float | None = None
+
+
+class Core:
+    """One workspace, one policy, one trust database, one session: the agent's side of the gate."""
+
+    def __init__(self, workspace: Workspace, policy: Policy, store: Store, session_id: str) -> None:
+        self.workspace = workspace
+        self.policy = policy
+        self.store = store
+        self.session_id = session_id
+
+    @classmethod
+    async def open(
+        cls,
+        workspace: Path,
+        *,
+        policies: Path | None = None,
+        db: Path | None = None,
+        client: str | None = None,
+        session: bool | str = True,
+    ) -> Self:
+        """Load the policy (fail closed), open the database, recover interrupted actions, sync standings.
+
+        `session`: True starts a new session, a string joins (or starts) that session (a client's own
+        session id, for hooks), False acts as the human's CLI.
+        """
+        workspace = workspace.resolve()
+        policy = load_policy(resolve_policy_dir(workspace, policies))
+        db_path = (db or default_db_path(workspace)).absolute()
+        protected = [
+            policy.directory,
+            db_path,
+            *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
+        ]
+        ws = Workspace(workspace, protected)
+        store = await Store.open(db_path)
+        try:
+            session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
+            engine = cls(ws, policy, store, session_id)
+            await engine._recover()
+            async with store.transaction():
+                await standing.sync_policy(store, policy)
+            if session:
+                await store.start_session(engine.session_id, client)
+        except BaseException:
+            await store.close()
+            raise
+        return engine
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self.store.close()
+
+    async def _recover(self) -> None:
+        from .tools.fs import discard_temp
+
+        for row in await self.store.recover_interrupted():
+            if row["tool"] in ("write_file", "edit_file"):
+                # The executor stages into a temp file named after the action; the target is untouched.
+                discard_temp(self.workspace, row["target"], str(row["id"]))
+
+    # -- the agent's side ------------------------------------------------------------------------
+
+    def op_context(self, progress: ProgressCallback | None = None) -> OpContext:
+        """What operations get: the confined workspace, the policy's command settings, a progress sink."""
+        return OpContext(self.workspace, self.policy.defaults.commands, progress)
+
+    async def evaluate(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        confidence: float | None = None,
+        can_elicit: bool = True,
+        shell_rule: bool = True,
+    ) -> Evaluation:
+        """Prepare and classify a call and let the gate decide. Reads only; safe to repeat.
+
+        `shell_rule=False` is for shell strings Ratchet does not run itself (a client's built-in shell
+        tool, seen through its hook): they are classified by what they run, like any other.
+        """
+        if confidence is not None and not 0.0 <= confidence <= 1.0:
+            raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
+        prepared = await operation(tool).prepare(self.op_context(), args)
+        own = [s for s in prepared.subjects if s.tool == prepared.tool]
+        cls, row = await self._most_conservative([self.policy.classify(s).cls for s in own])
+        if prepared.shell and shell_rule:
+            refusing = sorted({c.name for c in (self.policy.classify(s).cls for s in own) if not c.allow_shell})
+            if refusing:
+                raise InvalidRequest(
+                    f"class {', '.join(refusing)} does not accept shell strings; pass argv "
+                    "(a list) instead, or ask for a class with allow_shell = true"
+                )
+        level = Level.parse(row.level) if row else cls.start
+        pinned = Level.parse(row.pinned) if row and row.pinned else None
+        streak = await self.store.maybe(
+            "SELECT failures FROM streaks WHERE session_id = ? AND class = ?", (self.session_id, cls.name)
+        )
+        extra = await self._context_triggers(cls, level, prepared.subjects)
+        extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
+        decision = decide(
+            cls,
+            level,
+            pinned=pinned,
+            confidence=confidence,
+            session_failures=streak[0] if streak else 0,
+            can_elicit=can_elicit,
+            extra=tuple(extra),
+        )
+        return Evaluation(prepared, cls, decision, row.transition_id if row else None)
+
+    async def _effective(self, cls: ActionClass) -> tuple[Level, ClassRow | None]:
+        row = await self.store.class_row(cls.name)
+        level = Level.parse(row.level) if row else cls.start
+        if row and row.pinned:
+            level = min(level, Level.parse(row.pinned))
+        return level, row
+
+    async def _most_conservative(self, classes: list[ActionClass]) -> tuple[ActionClass, ClassRow | None]:
+        """Of the classes a compound action falls into, the one standing lowest (then the lowest ceiling)."""
+        if len({c.name for c in classes}) == 1:
+            return classes[0], await self.store.class_row(classes[0].name)
+        ranked = []
+        for cls in {c.name: c for c in classes}.values():
+            level, row = await self._effective(cls)
+            ranked.append(((level, cls.ceiling, cls.start, cls.name), cls, row))
+        _, cls, row = min(ranked, key=lambda r: r[0])
+        return cls, row
+
+    async def _side_effect_triggers(self, subjects: list[Subject]) -> list[Trigger]:
+        """A command that also writes files (shell redirection) is held to the file's class as well."""
+        found = []
+        for subject in subjects:
+            cls = self.policy.classify(subject).cls
+            level, _ = await self._effective(cls)
+            found.append(
+                Trigger(
+                    "side-effect", f"also writes {', '.join(subject.paths)} (class {cls.name} at {level.label})", level
+                )
+            )
+        return found
+
+    async def _context_triggers(self, cls: ActionClass, level: Level, subjects: tuple[Subject, ...]) -> list[Trigger]:
+        """Triggers from the session's run contract and from what the class has seen before."""
+        found: list[Trigger] = []
+        task = await contracts.open_task(self.store, self.session_id)
+        if task is not None:
+            found += task.triggers(subjects, cls.name)
+        if cls.novelty:
+            keys = [k for s in subjects for k in contracts.novelty_keys(s)]
+            marks = ", ".join("?" * len(keys))
+            rows = await self.store.all(f"SELECT key FROM seen WHERE class = ? AND key IN ({marks})", (cls.name, *keys))
+            seen = {r[0] for r in rows}
+            novel = contracts.novelty_trigger(cls, level, [k for k in keys if k not in seen])
+            if novel is not None:
+                found.append(novel)
+        return found
+
+    async def carry_out(
+        self,
+        ev: Evaluation,
+        *,
+        intent: str | None = None,
+        confidence: float | None = None,
+        answer: HumanAnswer | None = None,
+        uncertainty: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
+        """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
+        route = ev.decision.route
+        if route is Route.CONFIRM and answer is None:
+            route = Route.DRAFT
+        if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
+            return await self._execute(ev, intent, confidence, answer, progress)
+        status = {Route.CONFIRM: "declined", Route.DRAFT: "drafted", Route.BLOCK: "blocked"}[route]
+        packet = None
+        moved = None
+        async with self.store.transaction():
+            action_id = await self._insert(ev, intent, confidence, status, route)
+            if status == "declined":
+                assert answer is not None
+                await self._review(action_id, answer, sample=False)
+                moved = await self._sample(ev.cls, action_id, ok=False, session_id=self.session_id)
+            elif status == "blocked":
+                packet = await self._packet(ev, action_id, intent, confidence, uncertainty)
+                await self.store.update(
+                    "UPDATE actions SET packet_json = ? WHERE id = ?", (packet.model_dump_json(), action_id)
+                )
+        if status in ("blocked", "drafted"):
+            self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+
+    def notify_inbox(
+        self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
+    ) -> None:
+        """Run the policy's notify command (if any) for something that just landed in the inbox."""
+        notify(
+            self.policy.defaults.notify,
+            {
+                "id": action_id,
+                "status": status,
+                "tool": tool,
+                "target": redact(target),
+                "packet": packet.model_dump(mode="json") if packet else None,
+            },
+        )
+
+    async def record_external(self, ev: Evaluation, external_id: str, *, intent: str | None = None) -> ToolOutcome:
+        """Record the decision on a call a client runs itself (its built-in tool, seen through a hook).
+
+        At execute or confirm the client runs it (confirm: after its own dialog), so the row waits,
+        as `allowed` or `asked`, for `record_external_outcome`. A draft is queued like any Ratchet draft
+        (approving it runs it through Ratchet's executor) and a block gets its packet.
+        """
+        route = ev.decision.route
+        if route in (Route.EXECUTE, Route.CONFIRM):
+            status = "allowed" if route is Route.EXECUTE else "asked"
+            async with self.store.transaction():
+                action_id = await self._insert(ev, intent, None, status, route)
+                await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, action_id))
+            return await self._outcome(ev, action_id, "executed" if route is Route.EXECUTE else "declined")
+        outcome = await self.carry_out(ev, intent=intent)
+        await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, outcome.action_id))
+        return outcome
+
+    async def record_external_outcome(self, external_id: str, *, ran: bool, ok: bool) -> standing.Transition | None:
+        """The client reports what became of a call it was allowed or asked to run.
+
+        An asked call that ran was approved by the human in the client's dialog (a success, unless it
+        failed where the class counts failures); one that never ran was declined. None if nothing waits.
+        """
+        row = await self.store.maybe(
+            "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
+            (external_id,),
+        )
+        if row is None:
+            return None
+        cls = self._class_of(row["class"])
+        asked = row["status"] == "asked"
+        status = ("executed" if ok else "failed") if ran else "declined"
+        sample: bool | None
+        if not ran:
+            sample = False if asked else None  # declined in the client's dialog
+        elif ok or (asked and not cls.count_execution_failures):
+            sample = True  # ran as shown (an asked call that ran was approved unchanged)
+        else:
+            sample = False if cls.count_execution_failures else None
+        async with self.store.transaction():
+            await self._finish(row["id"], status, None, None if ran else "not run (the client reported it denied)")
+            if asked:
+                seconds = time.time() - row["created_at"]
+                await self._review(row["id"], HumanAnswer(ran, "client", None, seconds), sample=sample)
+            if sample is None:
+                return None
+            return await self._sample(cls, row["id"], sample, row["session_id"])
+
+    async def refuse(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        error: RatchetError,
+        *,
+        intent: str | None,
+        confidence: float | None,
+    ) -> int:
+        """Record a call refused before it could be classified (bad path, bad arguments)."""
+        async with self.store.transaction():
+            return await self.store.insert(
+                "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, "
+                "preview, intent, confidence, class_level, level, route, triggers_json, status, pid, error, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, '', ?, ?, '', ?, ?, '', '', 'refuse', '[]', 'refused', ?, "
+                "?, ?)",
+                (
+                    self.session_id,
+                    time.time(),
+                    tool,
+                    str(args.get("path", ""))[:500],
+                    UNCLASSIFIED,
+                    self.policy.fingerprint,
+                    json.dumps({"path": args.get("path")}),
+                    intent,
+                    confidence,
+                    os.getpid(),
+                    str(error),
+                    time.time(),
+                ),
+            )
+
+    async def _execute(
+        self,
+        ev: Evaluation,
+        intent: str | None,
+        confidence: float | None,
+        answer: HumanAnswer | None,
+        progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
+        async with self.store.transaction():
+            action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
+        status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
+        async with self.store.transaction():
+            await self._finish(action_id, status, result, error)
+            if answer is not None:
+                await self._review(action_id, answer, sample=ok)
+            moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
+            if status == "executed":
+                await self._remember(ev.cls, ev.prepared)
+        return await self._outcome(ev, action_id, status, result=result, error=error, moved=moved)
+
+    async def _remember(self, cls: ActionClass, prepared: Prepared) -> None:
+        """Record what a class has now run, for its novelty trigger."""
+        if cls.novelty:
+            await self.store.db.executemany(
+                "INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)",
+                [(cls.name, key) for key in contracts.novelty_keys(prepared.subject)],
+            )
+
+    async def _run(
+        self, prepared: Prepared, action_id: int, cls: ActionClass, progress: ProgressCallback | None = None
+    ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
+        """Execute; return (status, result, error, sample) where sample None means 'no evidence'."""
+        try:
+            result = await operation(prepared.tool).execute(self.op_context(progress), prepared, str(action_id))
+        except DraftStale as exc:
+            return "failed", None, str(exc), None  # the target moved under us: nobody's mistake to count
+        except ExecutionFailed as exc:
+            return "failed", exc.result, str(exc), (False if cls.count_execution_failures else None)
+        except RatchetError as exc:
+            return "failed", None, str(exc), (False if cls.count_execution_failures else None)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                async with self.store.transaction():
+                    await self._finish(action_id, "interrupted", None, "the call was cancelled by the client")
+            raise
+        return "executed", result, None, True
+
+    async def _insert(
+        self, ev: Evaluation, intent: str | None, confidence: float | None, status: str, route: Route
+    ) -> int:
+        p, d = ev.prepared, ev.decision
+        action_id = await self.store.insert(
+            "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+            "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
+            "subject_json, level_transition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.session_id,
+                time.time(),
+                p.tool,
+                p.target,
+                d.class_name,
+                d.rule,
+                self.policy.fingerprint,
+                # Raw arguments are kept only while a draft waits to be run; everything else is redacted.
+                json.dumps(p.args) if status == "drafted" else redact(json.dumps(p.args)),
+                redact(p.preview),
+                p.fingerprint,
+                intent,
+                confidence,
+                d.class_level.label,
+                d.level.label,
+                route.value,
+                json.dumps([t.as_dict() for t in d.triggers]),
+                int(d.flagged),
+                status,
+                os.getpid(),
+                json.dumps(p.subject.as_dict()),
+                ev.level_transition,
+            ),
+        )
+        # Every governed action of an open run contract counts against its budget, whatever became of it.
+        charged = await self.store.update(
+            "UPDATE tasks SET actions_used = actions_used + 1 WHERE session_id = ? AND ended_at IS NULL",
+            (self.session_id,),
+        )
+        if charged:
+            await self.store.update(
+                "UPDATE actions SET task_id = (SELECT max(id) FROM tasks WHERE session_id = ?) WHERE id = ?",
+                (self.session_id, action_id),
+            )
+        return action_id
+
+    async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+        # A finished action never runs again, so its arguments need not be kept in the clear.
+        await self.store.update(
+            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, args_json = "
+            "redact(args_json) WHERE id = ?",
+            (
+                status,
+                redact(json.dumps(result)) if result is not None else None,
+                error and redact(error),
+                time.time(),
+                action_id,
+            ),
+        )
+
+    async def _review(self, action_id: int, answer: HumanAnswer, sample: bool | None) -> None:
+        await self.store.update(
+            "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
+            (answer.reviewer, answer.seconds, answer.note, action_id),
+        )
+
+    async def _sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> standing.Transition | None:
+        """One piece of evidence: the window, the session's failure streak, and any move it causes."""
+        await self.store.update(
+            "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
+        )
+        if session_id != CLI_SESSION:
+            await self.store.update(
+                "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
+                "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
+                (session_id, cls.name, 0 if ok else 1, ok),
+            )
+        return await standing.apply_sample(self.store, cls, action_id, ok)
+
+    async def _outcome(
+        self,
+        ev: Evaluation,
+        action_id: int,
+        status: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        moved: standing.Transition | None = None,
+        packet: EscalationPacket | None = None,
+    ) -> ToolOutcome:
+        d, p = ev.decision, ev.prepared
+        public = {"drafted": "draft"}.get(status, status)
+        message = {
+            "executed": f"{p.tool} {p.target}: done",
+            "failed": f"{p.tool} {p.target} failed: {error}",
+            "declined": f"the human declined {p.tool} {p.target}; nothing was changed",
+            "draft": (
+                f"queued as draft {action_id} for human review; nothing was changed yet. Carry on with "
+                f"other work; get_draft({action_id}) shows its state"
+            ),
+            "blocked": packet.markdown() if packet else "blocked",
+        }[public]
+        message = f"{message} [class {d.class_name} at {d.class_level.label}]" + _result_text(result)
+        if d.flagged:
+            message += " (flagged for later review: confidence below autonomous_at)"
+        move = None
+        if moved is not None:
+            move = ClassMove(
+                action_class=moved.action_class,
+                from_level=moved.from_level,
+                to_level=moved.to_level,
+                kind=moved.kind,
+                reason=moved.reason,
+            )
+            message += f"\nClass {moved.action_class} moved {moved.from_level} -> {moved.to_level}: {moved.reason}"
+        return ToolOutcome(
+            status=public,
+            action_id=action_id,
+            action_class=d.class_name,
+            rule=d.rule,
+            class_level=d.class_level.label,
+            level=d.level.label,
+            triggers=[TriggerInfo(**t.as_dict()) for t in d.triggers],
+            flagged=d.flagged,
+            message=message,
+            preview=redact(p.preview),
+            result=result,
+            draft_id=action_id if public == "draft" else None,
+            packet=packet,
+            moved=move,
+        )
+
+    async def _packet(
+        self, ev: Evaluation, action_id: int, intent: str | None, confidence: float | None, uncertainty: str | None
+    ) -> EscalationPacket:
+        d = ev.decision
+        triggers = [PacketTrigger(name=t.name, detail=t.detail) for t in d.triggers]
+        action = PacketAction(
+            tool=ev.prepared.tool,
+            target=ev.prepared.target,
+            action_class=d.class_name,
+            rule=d.rule,
+            class_level=d.class_level.label,
+            level=d.level.label,
+        )
+        return await self.packet_for(
+            action_id,
+            kind="stopped",
+            action=action,
+            intent=intent,
+            draft=ev.prepared.preview,
+            confidence=confidence,
+            triggers=triggers,
+            uncertainty=uncertainty,
+            options=stopped_options(action_id, d.class_name, d.rule, triggers),
+        )
+
+    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
+        """A packet with this session's context: history, task, cost of delay, escalation budget."""
+        rows = await self.store.all(
+            "SELECT id, tool, target, class, status FROM actions WHERE session_id = ? AND id < ? "
+            "ORDER BY id DESC LIMIT 10",
+            (self.session_id, action_id),
+        )
+        history = [
+            HistoryEntry(
+                action_id=r["id"], tool=r["tool"], target=r["target"], action_class=r["class"], status=r["status"]
+            )
+            for r in reversed(rows)
+        ]
+        counts = await self.store.one(
+            "SELECT sum(status = 'drafted'), sum(status IN ('blocked', 'escalated')) FROM actions "
+            "WHERE session_id = ? AND id < ?",
+            (self.session_id, action_id),
+        )
+        task = await contracts.open_task(self.store, self.session_id)
+        return build_packet(
+            action_id=action_id,
+            session_id=self.session_id,
+            history=history,
+            created_at=time.time(),
+            task=task.goal if task else None,
+            queued_behind=counts[0] or 0,
+            over_budget=(counts[1] or 0) >= self.policy.defaults.escalation_budget,
+            **fields,
+        )
+
+    def _class_of(self, name: str) -> ActionClass:
+        # A class removed from the policy since drafting is judged as unclassified: conservative.
+        return self.policy.get(name) or self.policy.unclassified
+
+    def _named(self, name: str) -> ActionClass:
+        cls = self.policy.get(name)
+        if cls is None:
+            known = ", ".join(sorted([*self.policy.classes, UNCLASSIFIED]))
+            raise InvalidRequest(f"unknown class {name!r}; classes are: {known}")
+        return cls
+
+    async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
+        """One recorded action (draft or not); with `wait_s`, wait up to that long for a draft to be decided."""
+        if not 0 <= wait_s <= 600:
+            raise InvalidRequest(f"wait_s {wait_s} is out of range; expected 0 to 600 seconds")
+        deadline = time.monotonic() + wait_s
+        while True:
+            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+            if row is None:
+                raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+            if row["status"] not in ("drafted", "approving") or time.monotonic() >= deadline:
+                return _view(row)
+            await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def _result_text(result: dict[str, Any] | None) -> str:
+    """What the agent needs to read of a result in the text content (the structured result has it all)."""
+    if not result:
+        return ""
+    if "exit_code" in result:
+        parts = [
+            f"\nexit code {result['exit_code']} after {result['duration_s']}s"
+            + (" (timed out)" if result["timed_out"] else "")
+        ]
+        for stream in ("stdout", "stderr"):
+            if result[stream]:
+                parts.append(f"--- {stream} ({result[stream + '_bytes']} bytes) ---\n{result[stream]}")
+        return "\n".join(parts)
+    for key in ("output", "diff", "summary"):
+        if result.get(key):
+            return "\n" + str(result[key])
+    return ""
+
+
+def _view(row: Any) -> DraftView:
+    return DraftView(
+        action_id=row["id"],
+        status=row["status"],
+        tool=row["tool"],
+        target=row["target"],
+        action_class=row["class"],
+        rule=row["rule"],
+        class_level=row["class_level"],
+        level=row["level"],
+        intent=row["intent"],
+        confidence=row["confidence"],
+        preview=row["preview"],
+        triggers=[TriggerInfo(**t) for t in json.loads(row["triggers_json"])],
+        created_at=row["created_at"],
+        session_id=row["session_id"],
+        reviewer=row["reviewer"],
+        review_seconds=row["review_seconds"],
+        review_note=row["review_note"],
+        error=row["error"],
+        result=json.loads(row["result_json"]) if row["result_json"] else None,
+        has_packet=row["packet_json"] is not None,
+    )

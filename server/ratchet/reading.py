@@ -1,0 +1,81 @@
+"""Reading the record: class standings, the draft queue, history and transitions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import standing
+from .core import Core, _view
+from .gate import decide
+from .levels import Level
+from .results import ClassStatus, DraftView, TrustLevels
+from .trust import evidence, samples_to_promote
+
+
+class Reading(Core):
+    """Read-only views of what the engine has recorded."""
+
+    async def trust_levels(self) -> TrustLevels:
+        """Every class, where it stands, its window, and what a call of it would do now."""
+        rows = await self.store.class_rows()
+        out = []
+        for cls in (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified):
+            row = rows.get(cls.name) or standing.fresh_row(cls)
+            window = standing.window_of(row)
+            ev = evidence(window, cls.trust)
+            earned = Level.parse(row.level)
+            pinned = Level.parse(row.pinned) if row.pinned else None
+            decision = decide(cls, earned, pinned=pinned)
+            needed = samples_to_promote(window, cls.trust) if earned < cls.ceiling else None
+            nxt = (
+                f"at ceiling {cls.ceiling.label}"
+                if earned >= cls.ceiling
+                else f"{needed} more successes in a row would promote"
+                if needed is not None
+                else "cannot promote from this window; needs more successes"
+            )
+            out.append(
+                ClassStatus(
+                    action_class=cls.name,
+                    description=cls.description,
+                    rule=cls.rule,
+                    level=decision.level.label,
+                    earned_level=earned.label,
+                    pinned=pinned.label if pinned else None,
+                    floor=cls.floor.label,
+                    ceiling=cls.ceiling.label,
+                    window_size=cls.trust.window_size,
+                    samples=ev.n,
+                    successes=ev.successes,
+                    rate=ev.rate,
+                    lower_bound=ev.lower,
+                    drift=round(ev.drift, 3),
+                    promote_at=cls.trust.promote_at,
+                    next_promotion=nxt,
+                    would=decision.route.value,
+                    since=row.level_since,
+                )
+            )
+        return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)
+
+    async def queue(self) -> list[DraftView]:
+        """Drafts waiting for a human, oldest first."""
+        rows = await self.store.all("SELECT * FROM actions WHERE status = 'drafted' ORDER BY id")
+        return [_view(r) for r in rows]
+
+    async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
+        """Recent actions, newest first."""
+        if action_class:
+            rows = await self.store.all(
+                "SELECT * FROM actions WHERE class = ? ORDER BY id DESC LIMIT ?", (action_class, limit)
+            )
+        else:
+            rows = await self.store.all("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,))
+        return [_view(r) for r in rows]
+
+    async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Recorded transitions with their evidence, newest first."""
+        sql = "SELECT * FROM transitions " + ("WHERE class = ? " if action_class else "") + "ORDER BY id DESC LIMIT ?"
+        rows = await self.store.all(sql, (action_class, limit) if action_class else (limit,))
+        return [{**dict(r), "evidence": json.loads(r["evidence_json"])} for r in rows]

@@ -1,0 +1,126 @@
+"""The human's side of the engine: approve, reject, complain, demote, pin. Nothing here promotes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from . import standing
+from .core import Core, HumanAnswer
+from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
+from .levels import Level
+from .operations import operation
+from .results import DraftView
+
+
+class HumanSide(Core):
+    """What a human (through the CLI or the client's dialog) does to drafts, actions and classes."""
+
+    async def approve(
+        self, action_id: int, *, reviewer: str = "cli", content: str | None = None, note: str | None = None
+    ) -> DraftView:
+        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
+        row = await self._claim(action_id)
+        cls = self._class_of(row["class"])
+        args = json.loads(row["args_json"])
+        op = operation(row["tool"])
+        try:
+            if await op.fingerprint(self.op_context(), args) != row["fingerprint"]:
+                raise DraftStale(
+                    f"draft {action_id}: {row['target']} changed since it was drafted; "
+                    "nothing was written. Ask the agent to redo it"
+                )
+            edited = content is not None
+            if edited:
+                if row["tool"] not in ("write_file", "edit_file"):
+                    raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
+                prepared = await operation("write_file").prepare(
+                    self.op_context(), {"path": args["path"], "content": content}
+                )
+            else:
+                prepared = await op.prepare(self.op_context(), args)
+        except RatchetError as exc:
+            async with self.store.transaction():
+                await self._finish(action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc))
+            raise
+        status, result, error, ok = await self._run(prepared, action_id, cls)
+        answer = HumanAnswer(
+            True,
+            reviewer,
+            ("edited before approval: " if edited else "") + (note or ""),
+            time.time() - row["created_at"],
+        )
+        async with self.store.transaction():
+            await self._finish(action_id, status, result, error)
+            await self._review(action_id, answer, sample=ok)
+            if ok is not None:
+                # Approval with edits is rework: the draft was not good enough as it stood.
+                await self._sample(cls, action_id, ok and not edited, row["session_id"])
+            if status == "executed":
+                await self._remember(cls, prepared)
+        return await self.view(action_id)
+
+    async def reject(self, action_id: int, reason: str, *, reviewer: str = "cli") -> DraftView:
+        """Reject a queued draft: nothing runs, and the class's window records a failure."""
+        async with self.store.transaction():
+            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+            changed = await self.store.update(
+                "UPDATE actions SET status = 'rejected', finished_at = ?, args_json = redact(args_json) "
+                "WHERE id = ? AND status = 'drafted'",
+                (time.time(), action_id),
+            )
+            if not changed:
+                raise self._not_queued(action_id, row)
+            assert row is not None
+            await self._review(
+                action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]), sample=False
+            )
+            await self._sample(self._class_of(row["class"]), action_id, False, row["session_id"])
+        return await self.view(action_id)
+
+    async def _claim(self, action_id: int) -> Any:
+        """Take a draft for execution atomically: a draft approved twice runs once."""
+        async with self.store.transaction():
+            changed = await self.store.update(
+                "UPDATE actions SET status = 'approving', pid = ? WHERE id = ? AND status = 'drafted'",
+                (os.getpid(), action_id),
+            )
+            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+        if not changed:
+            raise self._not_queued(action_id, row)
+        return row
+
+    @staticmethod
+    def _not_queued(action_id: int, row: Any) -> RatchetError:
+        if row is None:
+            return DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+        return DraftAlreadyResolved(
+            f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once"
+        )
+
+    async def complain(self, action_id: int, reason: str) -> standing.Transition | None:
+        """Record that an action that ran was wrong; the class pays for it."""
+        row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+        if row is None:
+            raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
+        if row["status"] != "executed":
+            raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
+        async with self.store.transaction():
+            await self.store.insert(
+                "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
+                (action_id, time.time(), reason),
+            )
+            await self.store.update("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
+            return await standing.complain(self.store, self._class_of(row["class"]), action_id, reason)
+
+    async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
+        """A human lowers a class."""
+        async with self.store.transaction():
+            return await standing.human_demote(self.store, self._named(name), reason, to)
+
+    async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
+        """A human caps a class (or lifts the cap with None)."""
+        async with self.store.transaction():
+            return await standing.pin(self.store, self._named(name), level, reason)
