@@ -212,8 +212,8 @@ async def test_the_notify_command_gets_the_packet_and_its_failure_never_blocks(
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
     with anyio.fail_after(10):
-        while not sink.exists() or not sink.read_text():  # the notifier is another process: poll its file
-            await anyio.sleep(0.05)  # noqa: ASYNC110
+        while not sink.exists() or not sink.read_text():  # noqa: ASYNC110 (another process writes the file)
+            await anyio.sleep(0.05)
     payload: dict[str, Any] = json.loads(sink.read_text())
     assert payload["status"] == "blocked" and payload["packet"]["action"]["target"] == "stop/x.txt"
 

@@ -156,7 +156,8 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
 async def test_the_tool_result_tells_the_agent_when_its_class_moved(tmp_path: Path, workspace: Path, db: Path) -> None:
     from .conftest import Human
 
-    policies = write_policy(tmp_path / "p", LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"'))
+    promotable = LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"')
+    policies = write_policy(tmp_path / "p", promotable)
     async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as client:
         outs = [
             (await client.call_tool("write_file", {"path": f"ask/{n}.txt", "content": "x"})).structured_content
