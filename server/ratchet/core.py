@@ -25,7 +25,7 @@ from .operations import OpContext, Prepared, ProgressCallback, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
-from .store import ClassRow, Store, default_db_path
+from .store import Store, default_db_path
 from .workspace import Workspace
 
 CLI_SESSION = "cli"
@@ -39,6 +39,7 @@ class Evaluation:
     cls: ActionClass
     decision: Decision
     level_transition: int | None = None
+    task_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,56 +135,58 @@ class Core:
             raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
         prepared = await operation(tool).prepare(self.op_context(), args)
         own = [s for s in prepared.subjects if s.tool == prepared.tool]
-        cls, row = await self._most_conservative([self.policy.classify(s).cls for s in own])
+        classes = {c.name: c for c in (self.policy.classify(s).cls for s in own)}
         if prepared.shell and shell_rule:
-            refusing = sorted({c.name for c in (self.policy.classify(s).cls for s in own) if not c.allow_shell})
+            refusing = sorted(name for name, c in classes.items() if not c.allow_shell)
             if refusing:
                 raise InvalidRequest(
                     f"class {', '.join(refusing)} does not accept shell strings; pass argv "
                     "(a list) instead, or ask for a class with allow_shell = true"
                 )
-        level = Level.parse(row.level) if row else cls.start
-        pinned = Level.parse(row.pinned) if row and row.pinned else None
-        streak = await self.store.maybe(
-            "SELECT failures FROM streaks WHERE session_id = ? AND class = ?", (self.session_id, cls.name)
+        cls = await self._most_conservative(list(classes.values()))
+        # Everything the gate needs from the database, in one round trip.
+        state = await self.store.one(
+            "SELECT c.level, c.pinned, c.transition_id, "
+            "(SELECT failures FROM streaks WHERE session_id = ? AND class = ?), "
+            "(SELECT id FROM tasks WHERE session_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1) "
+            "FROM (SELECT 1) LEFT JOIN class_state c ON c.name = ?",
+            (self.session_id, cls.name, self.session_id, cls.name),
         )
-        extra = await self._context_triggers(cls, level, prepared.subjects)
+        level = Level.parse(state[0]) if state[0] else cls.start
+        pinned = Level.parse(state[1]) if state[1] else None
+        extra = await self._context_triggers(cls, level, prepared.subjects, state[4])
         extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
         decision = decide(
             cls,
             level,
             pinned=pinned,
             confidence=confidence,
-            session_failures=streak[0] if streak else 0,
+            session_failures=state[3] or 0,
             can_elicit=can_elicit,
             extra=tuple(extra),
         )
-        return Evaluation(prepared, cls, decision, row.transition_id if row else None)
+        return Evaluation(prepared, cls, decision, state[2], state[4])
 
-    async def _effective(self, cls: ActionClass) -> tuple[Level, ClassRow | None]:
+    async def _effective(self, cls: ActionClass) -> Level:
         row = await self.store.class_row(cls.name)
         level = Level.parse(row.level) if row else cls.start
         if row and row.pinned:
             level = min(level, Level.parse(row.pinned))
-        return level, row
+        return level
 
-    async def _most_conservative(self, classes: list[ActionClass]) -> tuple[ActionClass, ClassRow | None]:
+    async def _most_conservative(self, classes: list[ActionClass]) -> ActionClass:
         """Of the classes a compound action falls into, the one standing lowest (then the lowest ceiling)."""
-        if len({c.name for c in classes}) == 1:
-            return classes[0], await self.store.class_row(classes[0].name)
-        ranked = []
-        for cls in {c.name: c for c in classes}.values():
-            level, row = await self._effective(cls)
-            ranked.append(((level, cls.ceiling, cls.start, cls.name), cls, row))
-        _, cls, row = min(ranked, key=lambda r: r[0])
-        return cls, row
+        if len(classes) == 1:
+            return classes[0]
+        ranked = [((await self._effective(c), c.ceiling, c.start, c.name), c) for c in classes]
+        return min(ranked, key=lambda r: r[0])[1]
 
     async def _side_effect_triggers(self, subjects: list[Subject]) -> list[Trigger]:
         """A command that also writes files (shell redirection) is held to the file's class as well."""
         found = []
         for subject in subjects:
             cls = self.policy.classify(subject).cls
-            level, _ = await self._effective(cls)
+            level = await self._effective(cls)
             found.append(
                 Trigger(
                     "side-effect", f"also writes {', '.join(subject.paths)} (class {cls.name} at {level.label})", level
@@ -191,10 +194,12 @@ class Core:
             )
         return found
 
-    async def _context_triggers(self, cls: ActionClass, level: Level, subjects: tuple[Subject, ...]) -> list[Trigger]:
+    async def _context_triggers(
+        self, cls: ActionClass, level: Level, subjects: tuple[Subject, ...], task_id: int | None
+    ) -> list[Trigger]:
         """Triggers from the session's run contract and from what the class has seen before."""
         found: list[Trigger] = []
-        task = await contracts.open_task(self.store, self.session_id)
+        task = await contracts.open_task(self.store, self.session_id) if task_id is not None else None
         if task is not None:
             found += task.triggers(subjects, cls.name)
         if cls.novelty:
@@ -230,7 +235,7 @@ class Core:
             action_id = await self._insert(ev, intent, confidence, status, route)
             if status == "declined":
                 assert answer is not None
-                await self._review(action_id, answer, sample=False)
+                await self._review(action_id, answer)
                 moved = await self._sample(ev.cls, action_id, ok=False, session_id=self.session_id)
             elif status == "blocked":
                 packet = await self._packet(ev, action_id, intent, confidence, uncertainty)
@@ -296,14 +301,13 @@ class Core:
             sample = True  # ran as shown (an asked call that ran was approved unchanged)
         else:
             sample = False if cls.count_execution_failures else None
+        answer = HumanAnswer(ran, "client", None, time.time() - row["created_at"]) if asked else None
+        error = None if ran else "not run (the client reported it denied)"
         async with self.store.transaction():
-            await self._finish(row["id"], status, None, None if ran else "not run (the client reported it denied)")
-            if asked:
-                seconds = time.time() - row["created_at"]
-                await self._review(row["id"], HumanAnswer(ran, "client", None, seconds), sample=sample)
+            await self._finish(row["id"], status, None, error, answer=answer, sample=sample)
             if sample is None:
                 return None
-            return await self._sample(cls, row["id"], sample, row["session_id"])
+            return await self._sample(cls, row["id"], sample, row["session_id"], mark=False)
 
     async def refuse(
         self,
@@ -345,14 +349,15 @@ class Core:
         answer: HumanAnswer | None,
         progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
-        async with self.store.transaction():
-            action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
+        if ev.task_id is None:
+            action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)  # one statement
+        else:
+            async with self.store.transaction():
+                action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
         status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
         async with self.store.transaction():
-            await self._finish(action_id, status, result, error)
-            if answer is not None:
-                await self._review(action_id, answer, sample=ok)
-            moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id)
+            await self._finish(action_id, status, result, error, answer=answer, sample=ok)
+            moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id, mark=False)
             if status == "executed":
                 await self._remember(ev.cls, ev.prepared)
         return await self._outcome(ev, action_id, status, result=result, error=error, moved=moved)
@@ -391,7 +396,8 @@ class Core:
         action_id = await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
-            "subject_json, level_transition) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "subject_json, level_transition, task_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.session_id,
                 time.time(),
@@ -415,45 +421,57 @@ class Core:
                 os.getpid(),
                 json.dumps(p.subject.as_dict()),
                 ev.level_transition,
+                ev.task_id,
             ),
         )
-        # Every governed action of an open run contract counts against its budget, whatever became of it.
-        charged = await self.store.update(
-            "UPDATE tasks SET actions_used = actions_used + 1 WHERE session_id = ? AND ended_at IS NULL",
-            (self.session_id,),
-        )
-        if charged:
-            await self.store.update(
-                "UPDATE actions SET task_id = (SELECT max(id) FROM tasks WHERE session_id = ?) WHERE id = ?",
-                (self.session_id, action_id),
-            )
+        if ev.task_id is not None:
+            # Every governed action of an open run contract counts against its budget, whatever became of it.
+            await self.store.update("UPDATE tasks SET actions_used = actions_used + 1 WHERE id = ?", (ev.task_id,))
         return action_id
 
-    async def _finish(self, action_id: int, status: str, result: dict[str, Any] | None, error: str | None) -> None:
+    async def _finish(
+        self,
+        action_id: int,
+        status: str,
+        result: dict[str, Any] | None,
+        error: str | None,
+        *,
+        answer: HumanAnswer | None = None,
+        sample: bool | None = None,
+    ) -> None:
+        """The outcome, the review and the sample label in one statement (each statement is a round trip)."""
         # A finished action never runs again, so its arguments need not be kept in the clear.
         await self.store.update(
-            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, args_json = "
-            "redact(args_json) WHERE id = ?",
+            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
+            "args_json = redact(args_json), reviewer = coalesce(?, reviewer), review_seconds = coalesce(?, review_seconds), "
+            "review_note = coalesce(?, review_note), sample = coalesce(?, sample) WHERE id = ?",
             (
                 status,
                 redact(json.dumps(result)) if result is not None else None,
                 error and redact(error),
                 time.time(),
+                answer.reviewer if answer else None,
+                answer.seconds if answer else None,
+                answer.note if answer else None,
+                None if sample is None else "success" if sample else "failure",
                 action_id,
             ),
         )
 
-    async def _review(self, action_id: int, answer: HumanAnswer, sample: bool | None) -> None:
+    async def _review(self, action_id: int, answer: HumanAnswer) -> None:
         await self.store.update(
             "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
             (answer.reviewer, answer.seconds, answer.note, action_id),
         )
 
-    async def _sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> standing.Transition | None:
+    async def _sample(
+        self, cls: ActionClass, action_id: int, ok: bool, session_id: str, *, mark: bool = True
+    ) -> standing.Transition | None:
         """One piece of evidence: the window, the session's failure streak, and any move it causes."""
-        await self.store.update(
-            "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
-        )
+        if mark:
+            await self.store.update(
+                "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
+            )
         if session_id != CLI_SESSION:
             await self.store.update(
                 "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "

@@ -52,12 +52,12 @@ class HumanSide(Core):
             ("edited before approval: " if edited else "") + (note or ""),
             time.time() - row["created_at"],
         )
+        # Approval with edits is rework: the draft was not good enough as it stood.
+        sample = None if ok is None else ok and not edited
         async with self.store.transaction():
-            await self._finish(action_id, status, result, error)
-            await self._review(action_id, answer, sample=ok)
-            if ok is not None:
-                # Approval with edits is rework: the draft was not good enough as it stood.
-                await self._sample(cls, action_id, ok and not edited, row["session_id"])
+            await self._finish(action_id, status, result, error, answer=answer, sample=sample)
+            if sample is not None:
+                await self._sample(cls, action_id, sample, row["session_id"], mark=False)
             if status == "executed":
                 await self._remember(cls, prepared)
         return await self.view(action_id)
@@ -74,9 +74,7 @@ class HumanSide(Core):
             if not changed:
                 raise self._not_queued(action_id, row)
             assert row is not None
-            await self._review(
-                action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]), sample=False
-            )
+            await self._review(action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]))
             await self._sample(self._class_of(row["class"]), action_id, False, row["session_id"])
         return await self.view(action_id)
 
