@@ -480,7 +480,24 @@ def test_starter_policy_loads(starter: Policy) -> None:
         "ci-config-write",
         "agent-config-write",
         "secrets-write",
+        "read-only-run",
+        "tests-run",
+        "lint-format-run",
+        "build-run",
+        "package-install",
+        "file-delete",
+        "network-run",
+        "git-via-shell",
+        "command-other",
+        "git-read",
+        "git-commit",
+        "push-branch",
+        "push-protected",
+        "push-force",
     }
+    assert starter.classes["push-force"].ceiling == Level.BLOCKED and starter.classes["push-force"].priority == 100
+    assert starter.classes["package-install"].ceiling == Level.CONFIRM
+    assert starter.classes["command-other"].argv is None  # the catch-all for what cannot be analysed
     secrets = starter.classes["secrets-write"]
     assert (secrets.floor, secrets.start, secrets.ceiling) == (Level.BLOCKED, Level.BLOCKED, Level.BLOCKED)
     assert starter.classes["ci-config-write"].require_cli_approval
