@@ -390,6 +390,49 @@ async def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_hook(args: argparse.Namespace) -> int:
+    """Answer one hook event of a client's own tools (Claude Code): the event as JSON on stdin, the
+    decision on stdout. Bash, Write, Edit, MultiEdit and NotebookEdit get allow, ask or deny from their
+    class's level (deny queues a draft, or carries the escalation packet); outcome events feed the trust
+    window. Other tools get no answer, so the client's own rules apply. Anything that goes wrong
+    while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
+    from .hooks import HookOptions, claude_code
+
+    options = HookOptions(
+        workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
+    )
+    answer = await claude_code(sys.stdin.buffer.read(), options)
+    if answer:
+        print(answer, flush=True)
+    return 0
+
+
+async def cmd_install(args: argparse.Namespace) -> int:
+    """Set Ratchet up in a client in one command: its MCP server entry and, for Claude Code, the hooks
+    that put its built-in Bash/Write/Edit behind the same gate. Shows a diff of what would change; with
+    --apply writes it, keeping everything already there and backing each file up first."""
+    from . import install
+
+    if args.client != "claude-code" and (args.scope or args.deny_builtins):
+        raise InvalidRequest("--scope and --deny-builtins apply to claude-code only")
+    workspace = Path(args.workspace)
+    if args.client == "claude-code":
+        plan = install.plan_claude_code(
+            workspace,
+            scope=args.scope or "project",
+            command=args.ratchet_command,
+            policies=args.policies,
+            db=args.db,
+            deny_builtins=args.deny_builtins,
+        )
+    elif args.client == "codex":
+        plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db)
+    else:
+        plan = install.plan_claude_desktop(workspace, command=args.ratchet_command, policies=args.policies, db=args.db)
+    print(install.render(plan, install.apply(plan) if args.apply else None))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -482,6 +525,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, json_flag=True)
     add_period(p)
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a plot per class")
+    # hook: the workspace defaults to the event's cwd, so it does not share the common --workspace default.
+    doc = (cmd_hook.__doc__ or "").strip()
+    p = sub.add_parser("hook", help=doc.splitlines()[0], description=doc)
+    p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
+    p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
+    p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
+    p.add_argument("--db", type=Path, default=None, help="trust database (default: as for serve)")
+    p.set_defaults(handler=cmd_hook)
+    p = add("install", cmd_install)
+    p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"])
+    p.add_argument(
+        "--scope",
+        choices=["project", "user", "local"],
+        default=None,
+        help="claude-code: project (.mcp.json, .claude/settings.json; the default), user (~/.claude.json, "
+        "~/.claude/settings.json) or local (~/.claude.json for this project, .claude/settings.local.json)",
+    )
+    p.add_argument("--apply", action="store_true", help="write the changes (default: only show the diff)")
+    p.add_argument(
+        "--deny-builtins",
+        action="store_true",
+        help="claude-code: deny Bash/Write/Edit/MultiEdit/NotebookEdit in permissions instead of hooking them",
+    )
+    p.add_argument(
+        "--command", dest="ratchet_command", help="how the client should start ratchet (default: this installation)"
+    )
+    p.epilog = (
+        "Files: Codex $CODEX_HOME/config.toml (default ~/.codex/config.toml); Claude Desktop "
+        "~/.config/Claude/claude_desktop_config.json on Linux, ~/Library/Application Support/Claude/"
+        "claude_desktop_config.json on macOS."
+    )
     return parser
 
 

@@ -279,6 +279,15 @@ class Core:
         await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, outcome.action_id))
         return outcome
 
+    async def waiting_external(self) -> set[str]:
+        """The external ids of this session's calls still waiting for the client to report their outcome."""
+        rows = await self.store.all(
+            "SELECT DISTINCT external_id FROM actions WHERE session_id = ? AND status IN ('allowed', 'asked') "
+            "AND external_id IS NOT NULL",
+            (self.session_id,),
+        )
+        return {str(r[0]) for r in rows}
+
     async def record_external_outcome(self, external_id: str, *, ran: bool, ok: bool) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
@@ -443,8 +452,9 @@ class Core:
         # A finished action never runs again, so its arguments need not be kept in the clear.
         await self.store.update(
             "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
-            "args_json = redact(args_json), reviewer = coalesce(?, reviewer), review_seconds = coalesce(?, review_seconds), "
-            "review_note = coalesce(?, review_note), sample = coalesce(?, sample) WHERE id = ?",
+            "args_json = redact(args_json), reviewer = coalesce(?, reviewer), "
+            "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
+            "sample = coalesce(?, sample) WHERE id = ?",
             (
                 status,
                 redact(json.dumps(result)) if result is not None else None,

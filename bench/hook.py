@@ -1,0 +1,167 @@
+"""What `ratchet hook claude-code` costs per tool call: the whole process (start, decide, answer).
+
+Claude Code starts the hook command once per tool call and waits for its answer, so the figure that
+matters is wall time from spawn to exit. Each case runs the real console script with a hook event on
+stdin against a workspace that already has its database (the everyday case), on the starter
+policies; the baseline is a trivial Python script on the same interpreter that only reads stdin and
+prints an allow. Runs are interleaved (one of each case per round, the order rotating) so a noisy
+neighbour slows every case alike; one discarded warm-up round first.
+
+    .venv/bin/python -m bench.hook [--runs 30] [--importtime]
+
+Prints median and p90 per case and each as a ratio of the baseline's median. `--importtime` adds
+where `import ratchet.cli` spends its time (`python -X importtime`), the floor under every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BASELINE = """\
+import json, sys
+sys.stdin.read()
+print(json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow",
+                                         "permissionDecisionReason": "baseline"}}))
+"""
+
+
+def ratchet_bin() -> Path:
+    """This interpreter's `ratchet` console script."""
+    return Path(sys.executable).parent / "ratchet"
+
+
+def event(workspace: Path, name: str, tool: str, tool_input: dict[str, Any], n: int) -> str:
+    """A hook event in Claude Code's shape."""
+    return json.dumps(
+        {
+            "session_id": "bench",
+            "transcript_path": str(workspace.parent / "bench.jsonl"),
+            "cwd": str(workspace),
+            "permission_mode": "default",
+            "hook_event_name": name,
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "tool_use_id": f"toolu_bench_{n}",
+        }
+    )
+
+
+def cases(workspace: Path, baseline: Path) -> dict[str, tuple[list[str], Any]]:
+    """name -> (argv, stdin maker taking the run number)."""
+    hook = [str(ratchet_bin()), "hook", "claude-code"]
+    docs = workspace / "docs" / "guide.md"
+    return {
+        "baseline (python: read stdin, print allow)": ([sys.executable, str(baseline)], lambda n: "{}"),
+        "python -c 'import ratchet.cli'": ([sys.executable, "-c", "import ratchet.cli"], lambda n: ""),
+        "hook: Read (not governed, no answer)": (
+            hook,
+            lambda n: event(workspace, "PreToolUse", "Read", {"file_path": str(docs)}, n),
+        ),
+        "hook: Bash `ls -la` -> allow (recorded)": (
+            hook,
+            lambda n: event(workspace, "PreToolUse", "Bash", {"command": "ls -la", "description": "list"}, n),
+        ),
+        "hook: Write docs/guide.md -> ask (diff, recorded)": (
+            hook,
+            lambda n: event(workspace, "PreToolUse", "Write", {"file_path": str(docs), "content": f"v{n}\n"}, n),
+        ),
+        "hook: PostToolUse (outcome -> window)": (
+            hook,
+            lambda n: event(workspace, "PostToolUse", "Bash", {"command": "ls -la"}, n),
+        ),
+    }
+
+
+def measure(runs: int, tmp: Path) -> dict[str, list[float]]:
+    """Interleaved wall times (ms) per case."""
+    workspace = tmp / "ws"
+    (workspace / "docs").mkdir(parents=True)
+    (workspace / "docs" / "guide.md").write_text("v0\n")
+    baseline = tmp / "baseline.py"
+    baseline.write_text(BASELINE)
+    table = cases(workspace, baseline)
+    names = list(table)
+    env = {k: v for k, v in os.environ.items() if k not in ("RATCHET_POLICIES", "RATCHET_DB")}  # starter set
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_no in range(runs + 1):
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
+        for name in order:
+            argv, stdin = table[name]
+            n = round_no * len(names) + names.index(name)
+            started = time.perf_counter()
+            done = subprocess.run(argv, input=stdin(n), capture_output=True, text=True, env=env, cwd=workspace)
+            elapsed = (time.perf_counter() - started) * 1000
+            if done.returncode != 0:
+                raise SystemExit(f"{name}: exit {done.returncode}: {done.stderr}")
+            if name.startswith("hook: Bash") and '"allow"' not in done.stdout:
+                raise SystemExit(f"{name}: expected an allow, got {done.stdout!r}")
+            if round_no:  # round 0 warms the page cache, the .pyc files and creates the database
+                times[name].append(elapsed)
+    return times
+
+
+def p90(values: list[float]) -> float:
+    """90th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(0.9 * len(ordered)) - 1))]
+
+
+def render(times: dict[str, list[float]]) -> str:
+    """The table: median, p90 and the ratio of each median to the baseline's."""
+    base = statistics.median(next(iter(times.values())))
+    width = max(len(n) for n in times)
+    lines = [f"{'case':<{width}}  {'median ms':>9}  {'p90 ms':>8}  {'x baseline':>10}", "-" * (width + 33)]
+    for name, values in times.items():
+        med = statistics.median(values)
+        lines.append(f"{name:<{width}}  {med:>9.1f}  {p90(values):>8.1f}  {med / base:>10.1f}")
+    return "\n".join(lines)
+
+
+def importtime(top: int = 12) -> str:
+    """The slowest imports under `import ratchet.cli` (cumulative microseconds), from -X importtime."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import ratchet.cli"], capture_output=True, text=True, check=True
+    )
+    rows: list[tuple[int, int, str]] = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        fields = [part.strip() for part in line[len("import time:") :].split("|")]
+        rows.append((int(fields[1]), int(fields[0]), fields[2]))
+    total = max(rows)[0]
+    lines = [f"import ratchet.cli: {total / 1000:.0f} ms cumulative; slowest modules (cumulative / own ms):"]
+    for cumulative, own, name in sorted(rows, reverse=True)[:top]:
+        lines.append(f"  {cumulative / 1000:7.1f} {own / 1000:7.1f}  {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=30, help="measured runs per case (default 30)")
+    parser.add_argument("--importtime", action="store_true", help="also show where import time goes")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ratchet-hook-bench-") as tmp:
+        times = measure(args.runs, Path(tmp))
+    print(
+        f"ratchet hook claude-code, whole process per call, {args.runs} runs each, interleaved "
+        f"(Python {sys.version.split()[0]})"
+    )
+    print(render(times))
+    if args.importtime:
+        print()
+        print(importtime())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""`ratchet hook claude-code`: Claude Code's own tools behind the same gate as Ratchet's.
+
+Claude Code runs this command once per hook event: one JSON object on stdin, the answer on stdout.
+Its built-in Bash, Write, Edit, MultiEdit and NotebookEdit are translated into the Ratchet call they
+amount to (run_command, write_file, edit_file), classified by the team's policy and decided by the
+class's level, in the client's own session (`claude-<session_id>`):
+
+    autonomous -> allow   the client runs it; PostToolUse / PostToolUseFailure report how it went
+    confirm    -> ask     Claude Code's own dialog is the human's answer, recorded as evidence
+    draft      -> deny    the change is queued in Ratchet's inbox; approving it from the CLI makes it
+                          through Ratchet's executor; the agent is told where it went, not to retry
+    blocked    -> deny    with the escalation packet as the reason
+
+Tools Ratchet does not govern (Read, Grep, Glob, WebFetch, Task, mcp__*, ...) get no answer at all
+(exit 0, empty stdout), so the client's own permission rules apply to them; Ratchet's MCP tools are
+gated inside Ratchet's server. Anything that goes wrong while deciding a governed call - unreadable
+input, a broken policy, an unusable database, any exception, running out of time - is answered with
+a deny that says why: never an allow by default.
+
+Shapes relied on, checked in November 2026 against the hooks reference
+(https://code.claude.com/docs/en/hooks: common input fields, PreToolUse input and decision control,
+PostToolUse, PostToolUseFailure, PermissionDenied) and, where the reference is silent, Claude Code's
+source (services/tools/toolExecution.ts, toolHooks.ts, hooks/useCanUseTool.tsx):
+
+- every event: session_id, transcript_path, cwd, permission_mode, hook_event_name.
+- PreToolUse adds tool_name, tool_input, tool_use_id. Answer: {"hookSpecificOutput": {"hookEventName":
+  "PreToolUse", "permissionDecision": "allow" | "ask" | "deny", "permissionDecisionReason": "..."}}.
+  `allow` skips the dialog but not the settings' deny/ask rules; `ask` forces the dialog whatever the
+  permission mode (its reason is shown to the human); a `deny` reason is shown to the model.
+- tool_input: Bash {command, description, timeout (ms), run_in_background}; Write {file_path,
+  content}; Edit {file_path, old_string, new_string, replace_all}; MultiEdit {file_path, edits:
+  [{old_string, new_string, replace_all}]}; NotebookEdit {notebook_path, cell_id, new_source,
+  cell_type, edit_mode}. File paths are absolute (relative ones are taken from `cwd`).
+- PostToolUse (adds tool_response) follows a call that ran; PostToolUseFailure (adds error,
+  is_interrupt) one that failed; both run before the tool's result enters the transcript.
+- PermissionDenied (adds reason) fires only after auto mode's classifier denied a call.
+- A command hook that exits 0 is read from stdout; exit 2 blocks (stderr is the reason); any other
+  exit, or a timeout, is a non-blocking error and the call goes ahead. That is why `ratchet install`
+  runs the PreToolUse command as `... || exit 2`, and why this module answers within a deadline.
+
+A human who declines Claude Code's dialog fires no event: the call just never runs. So on Stop,
+UserPromptSubmit and SessionEnd this module settles the session's asked (and allowed) calls that
+have a result in the session's transcript but no reported outcome: they did not run, and an asked one
+counts as declined, like a declined confirmation over MCP. A call whose result is not in the
+transcript yet is left waiting for a later event.
+
+No MCP import here, and the engine is imported only once a governed event needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from .engine import Engine, Evaluation
+
+GOVERNED_TOOLS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
+OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
+SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
+DEFAULT_DEADLINE_S = 20.0
+CLIENT = "claude-code"
+
+
+@dataclass(frozen=True)
+class HookOptions:
+    """Where to decide: the workspace (default: the event's cwd), policy directory, database, deadline."""
+
+    workspace: Path | None = None
+    policies: Path | None = None
+    db: Path | None = None
+    deadline_s: float = DEFAULT_DEADLINE_S
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A built-in tool call as the Ratchet call it amounts to."""
+
+    tool: str
+    args: dict[str, Any]
+    intent: str | None = None
+    # NotebookEdit: classified as an edit of the notebook, recorded as what it really is.
+    notebook: dict[str, Any] | None = None
+
+
+async def claude_code(raw: bytes | str, options: HookOptions) -> str:
+    """Answer one Claude Code hook event: the text to print on stdout ('' for no answer). Never raises.
+
+    A governed PreToolUse gets a decision; outcome events feed the trust window; Stop,
+    UserPromptSubmit and SessionEnd settle calls the human declined; everything else gets ''.
+    """
+    try:
+        event = _parse(raw)
+    except Exception as exc:
+        return _decision("deny", f"Ratchet could not read the hook event ({exc}); nothing was run.")
+    name, tool = event["hook_event_name"], event.get("tool_name")
+    try:
+        with anyio.fail_after(options.deadline_s):
+            if name == "PreToolUse":
+                return await _pre_tool_use(event, options) if tool in GOVERNED_TOOLS else ""
+            if name in OUTCOME_EVENTS and tool in GOVERNED_TOOLS:
+                await _outcome(event, options)
+            elif name in SETTLE_EVENTS:
+                await _settle(event, options)
+            return ""
+    except Exception as exc:
+        why = (
+            f"Ratchet did not decide within {options.deadline_s:g}s"
+            if isinstance(exc, TimeoutError)
+            else f"Ratchet could not decide: {_describe(exc)}"
+        )
+        if name == "PreToolUse":
+            return _decision("deny", f"{why}. Nothing was run; tell the human (fail closed).")
+        print(f"ratchet hook: {name}: {why}", file=sys.stderr)
+        return ""
+
+
+def _parse(raw: bytes | str) -> dict[str, Any]:
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if not text.strip():
+        raise InvalidRequest("stdin was empty; expected one JSON object")
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"stdin is not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise InvalidRequest("stdin is not a JSON object")
+    if not isinstance(event.get("hook_event_name"), str):
+        raise InvalidRequest("hook_event_name is missing")
+    return event
+
+
+def _describe(exc: BaseException) -> str:
+    from .errors import RatchetError
+
+    return str(exc) if isinstance(exc, RatchetError) else f"{type(exc).__name__}: {exc}"
+
+
+def _decision(decision: str, reason: str) -> str:
+    from .redact import redact
+
+    return json.dumps(
+        {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": decision,
+                "permissionDecisionReason": redact(reason),
+            }
+        }
+    )
+
+
+# -- opening the engine ------------------------------------------------------------------------
+
+
+def _workspace(event: dict[str, Any], options: HookOptions) -> Path:
+    if options.workspace is not None:
+        return options.workspace
+    cwd = event.get("cwd")
+    if not isinstance(cwd, str) or not cwd:
+        raise InvalidRequest("the event has no cwd and no --workspace was given")
+    return Path(cwd)
+
+
+def _session(event: dict[str, Any]) -> str:
+    sid = event.get("session_id")
+    return f"claude-{sid if isinstance(sid, str) and sid else 'unknown'}"
+
+
+async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
+    from .engine import Engine
+
+    return await Engine.open(
+        _workspace(event, options), policies=options.policies, db=options.db, client=CLIENT, session=_session(event)
+    )
+
+
+# -- PreToolUse --------------------------------------------------------------------------------
+
+
+async def _pre_tool_use(event: dict[str, Any], options: HookOptions) -> str:
+    from .errors import RatchetError
+
+    engine = await _open(event, options)
+    try:
+        call: _Call | None = None
+        try:
+            call = _translate(engine, event)
+            ev = await engine.evaluate(call.tool, call.args, shell_rule=False)
+        except RatchetError as exc:
+            tool, args = _refusal(event, call)
+            await engine.refuse(tool, args, exc, intent=call.intent if call else None, confidence=None)
+            return _decision("deny", f"Ratchet refused {event['tool_name']}: {exc}. Nothing was run.")
+        return await _decide(engine, event, call, ev)
+    finally:
+        await engine.close()
+
+
+async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evaluation) -> str:
+    from .gate import Route
+
+    d, route = ev.decision, ev.decision.route
+    why = f"class {d.class_name} ({d.rule}) is at {d.class_level.label}" + "".join(
+        f"; {t.name}: {t.detail}" for t in d.triggers
+    )
+    what = f"{event['tool_name']} {ev.prepared.target}"
+    if call.notebook is not None:
+        if route is Route.DRAFT:
+            msg = (
+                f"Ratchet: {what} would be queued as a draft ({why}), but a notebook edit cannot be drafted "
+                "for Ratchet to apply, so nothing was changed or queued. Do not retry it: ask the human to make "
+                "this change, or write the whole notebook with Write, which can be drafted."
+            )
+            await engine.refuse(
+                "edit_file", {"path": ev.prepared.target}, InvalidRequest(msg), intent=None, confidence=None
+            )
+            return _decision("deny", msg)
+        preview = (
+            f"NotebookEdit {ev.prepared.target}: {call.notebook.get('edit_mode') or 'replace'} cell "
+            f"{call.notebook.get('cell_id') or '(new)'}\n{call.notebook.get('new_source') or ''}"
+        )
+        ev = dataclasses.replace(ev, prepared=dataclasses.replace(ev.prepared, args=call.notebook, preview=preview))
+    tool_use_id = event.get("tool_use_id")
+    external_id = tool_use_id if isinstance(tool_use_id, str) and tool_use_id else f"missing-{uuid.uuid4().hex}"
+    outcome = await engine.record_external(ev, external_id, intent=call.intent)
+    if route is Route.EXECUTE:
+        return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.")
+    if route is Route.CONFIRM:
+        return _decision("ask", f"Ratchet asks: {what}. Why: {why}. Your answer is recorded as evidence for the class.")
+    if route is Route.DRAFT:
+        n = outcome.draft_id
+        return _decision(
+            "deny",
+            f"Ratchet queued this as draft {n} for human review ({why}); nothing was changed yet. Do not retry "
+            "it or make the same change another way: a human reviews it with `ratchet show "
+            f"{n}` and approves it with `ratchet approve {n}` (or review_drafts in the chat), which makes "
+            f"exactly this change. Carry on with other work; get_draft({n}) shows its state.",
+        )
+    return _decision("deny", f"Ratchet stopped this call; nothing was run. Do not retry it.\n\n{outcome.message}")
+
+
+def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
+    """What to record for a call refused before it could be classified."""
+    from .redact import redact
+
+    raw = event.get("tool_input")
+    tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    name = event["tool_name"]
+    if name == "Bash":
+        return "run_command", {"path": redact(str(tool_input.get("command", "")))[:200]}
+    path = tool_input.get("notebook_path" if name == "NotebookEdit" else "file_path", "")
+    tool = call.tool if call else ("write_file" if name == "Write" else "edit_file")
+    return tool, {"path": str(path)}
+
+
+def _translate(engine: Engine, event: dict[str, Any]) -> _Call:
+    """The Ratchet call a built-in tool call amounts to (InvalidRequest if its input is malformed)."""
+    tool_input = event.get("tool_input")
+    if not isinstance(tool_input, dict):
+        raise InvalidRequest("tool_input is missing or not an object")
+    cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
+    name = event["tool_name"]
+    if name == "Bash":
+        return _bash(engine, tool_input, cwd)
+    if name == "Write":
+        return _Call(
+            "write_file", {"path": _path(tool_input, "file_path", cwd), "content": _str(tool_input, "content")}
+        )
+    if name == "Edit":
+        edit = (_str(tool_input, "old_string"), _str(tool_input, "new_string"), tool_input.get("replace_all") is True)
+        return _edits(engine, _path(tool_input, "file_path", cwd), [edit])
+    if name == "MultiEdit":
+        raw = tool_input.get("edits")
+        if not isinstance(raw, list) or not raw or not all(isinstance(e, dict) for e in raw):
+            raise InvalidRequest("MultiEdit edits must be a non-empty list of objects")
+        edits = [(_str(e, "old_string"), _str(e, "new_string"), e.get("replace_all") is True) for e in raw]
+        return _edits(engine, _path(tool_input, "file_path", cwd), edits)
+    return _notebook(engine, tool_input, cwd)
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{key} must be a string")
+    return value
+
+
+def _path(tool_input: dict[str, Any], key: str, cwd: str | None) -> str:
+    path = _str(tool_input, key)
+    if path and not path.startswith("/") and cwd:
+        path = f"{cwd.rstrip('/')}/{path}"  # joined as text: Workspace.relpath resolves it, links and all
+    return path
+
+
+def _bash(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
+    command = _str(tool_input, "command")
+    if not command.strip():
+        raise InvalidRequest("the Bash command is empty")
+    args: dict[str, Any] = {"command": command}
+    if cwd:
+        root, here = engine.workspace.root, Path(cwd).resolve()
+        if here != root:
+            if not here.is_relative_to(root):
+                raise InvalidRequest(f"Bash runs in {cwd}, outside the workspace {root}; Ratchet governs the workspace")
+            args["cwd"] = here.relative_to(root).as_posix()
+    timeout = tool_input.get("timeout")
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        # Claude Code counts milliseconds; a draft runs under the policy's longest timeout at most.
+        args["timeout_s"] = min(timeout / 1000, engine.policy.defaults.commands.max_timeout_s)
+    description = tool_input.get("description")
+    return _Call("run_command", args, description if isinstance(description, str) and description else None)
+
+
+def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Call:
+    """Edit/MultiEdit as edit_file; `replace_all` becomes the number of occurrences at that point."""
+    from .tools import fs
+
+    state = fs.read_state(engine.workspace, path)
+    if edits[0][0] == "" and not state.text:
+        # Claude Code creates a file from an empty old_string (when the file is missing or empty).
+        text = edits[0][1]
+        for old, new, replace_all in edits[1:]:
+            text = text.replace(old, new) if replace_all else text.replace(old, new, 1)
+        return _Call("write_file", {"path": path, "content": text})
+    # Counted exactly as fs.plan_edit will match: in order, on LF text when the file is CRLF.
+    crlf = state.newline == "\r\n"
+    text = (state.text or "").replace("\r\n", "\n") if crlf else state.text or ""
+    specs: list[dict[str, Any]] = []
+    for old, new, replace_all in edits:
+        o, n = (old.replace("\r\n", "\n"), new.replace("\r\n", "\n")) if crlf else (old, new)
+        count = None
+        if o and replace_all:
+            count = text.count(o) or None
+            text = text.replace(o, n)
+        elif o:
+            text = text.replace(o, n, 1)
+        specs.append({"old_text": old, "new_text": new, "count": count})
+    return _Call("edit_file", {"path": path, "edits": specs})
+
+
+def _notebook(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
+    """NotebookEdit is judged as an edit of the notebook: its class is edit_file's class of that path."""
+    from .tools import fs
+
+    path = _path(tool_input, "notebook_path", cwd)
+    state = fs.read_state(engine.workspace, path)
+    if not state.text:
+        raise InvalidRequest(f"{path} does not exist or is empty; NotebookEdit edits an existing notebook")
+    # A no-op edit of the whole file: classified, triggered and fingerprinted like any edit of it.
+    unchanged = [{"old_text": state.text, "new_text": state.text, "count": None}]
+    notebook = {k: tool_input.get(k) for k in ("cell_id", "cell_type", "edit_mode", "new_source")}
+    notebook["path"] = engine.workspace.relpath(path)
+    return _Call("edit_file", {"path": path, "edits": unchanged}, notebook=notebook)
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+
+async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
+    """PostToolUse, PostToolUseFailure and PermissionDenied: the window hears how an allowed or asked call went."""
+    tool_use_id = event.get("tool_use_id")
+    if not isinstance(tool_use_id, str) or not tool_use_id:
+        raise InvalidRequest("tool_use_id is missing")
+    name = event["hook_event_name"]
+    response = event.get("tool_response")
+    interrupted = isinstance(response, dict) and response.get("interrupted") is True
+    ran = name != "PermissionDenied"
+    ok = name == "PostToolUse" and not interrupted
+    engine = await _open(event, options)
+    try:
+        await engine.record_external_outcome(tool_use_id, ran=ran, ok=ok)
+    finally:
+        await engine.close()
+
+
+async def _settle(event: dict[str, Any], options: HookOptions) -> None:
+    """Calls with a result in the transcript but no reported outcome did not run (asked: declined)."""
+    from .store import default_db_path
+
+    workspace = _workspace(event, options)
+    db = options.db or default_db_path(workspace.resolve())
+    if not db.exists():
+        return  # nothing was ever recorded here; do not create a database for a Stop
+    engine = await _open(event, options)
+    try:
+        waiting = await engine.waiting_external()
+        path = event.get("transcript_path")
+        if not waiting or not isinstance(path, str) or not path:
+            return
+        for external_id in sorted(answered_in_transcript(Path(path), waiting)):
+            await engine.record_external_outcome(external_id, ran=False, ok=False)
+    finally:
+        await engine.close()
+
+
+def answered_in_transcript(path: Path, ids: set[str]) -> set[str]:
+    """Which of `ids` have a tool_result in a Claude Code transcript (JSON lines); unreadable -> none."""
+    found: set[str] = set()
+    try:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if '"tool_result"' not in line or not any(i in line for i in ids - found):
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                message = entry.get("message") if isinstance(entry, dict) else None
+                content = message.get("content") if isinstance(message, dict) else None
+                for block in content if isinstance(content, list) else []:
+                    if (
+                        isinstance(block, dict)
+                        and block.get("type") == "tool_result"
+                        and block.get("tool_use_id") in ids
+                    ):
+                        found.add(block["tool_use_id"])
+    except OSError:
+        return found
+    return found

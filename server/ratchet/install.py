@@ -1,0 +1,506 @@
+"""`ratchet install`: set Ratchet up where agents live, in one command.
+
+Each client's plan is a list of file changes computed from what is there now: by default they are
+shown as a diff and nothing is written; with `--apply` each changed file gets a timestamped backup
+beside it and is replaced atomically. Everything already in those files is kept, and a second run
+changes nothing (and says so).
+
+- Claude Code: the MCP server entry (`.mcp.json` for project scope, `~/.claude.json` for user scope,
+  `~/.claude.json` under `projects.<workspace>` for local scope) and the hooks that put its built-in
+  Bash/Write/Edit/MultiEdit/NotebookEdit behind Ratchet's gate (`.claude/settings.json`,
+  `~/.claude/settings.json`, `.claude/settings.local.json`), or with `--deny-builtins` a
+  `permissions.deny` of those tools instead. Scopes and files as in the Claude Code settings and MCP
+  documentation (code.claude.com/docs/en/settings, /mcp, /hooks), checked November 2026.
+- Codex: a well-delimited `[mcp_servers.ratchet]` block in `$CODEX_HOME/config.toml` (default
+  `~/.codex/config.toml`), with a per-tool `approval_mode` (`mcp_servers.<id>.tools.<tool>.approval_mode`,
+  openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
+  byte; the result is validated with tomllib before anything is written. Codex's own shell and
+  apply_patch are not routed through Ratchet (see CODEX_NOTE).
+- Claude Desktop: the entry of claude_desktop_config.example.json in its config file.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidRequest
+
+SCOPES = ("project", "user", "local")
+BUILTINS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
+MATCHER = "|".join(BUILTINS)
+HOOK_MARK = " hook claude-code"  # how a hook entry is recognised as Ratchet's own
+HOOK_TIMEOUT_S = 60  # Claude Code's timeout for the hook command; the hook itself answers within 20 s
+TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied")
+SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
+SERVER_NAME = "ratchet"
+BLOCK_BEGIN = "# >>> ratchet: managed by `ratchet install codex`; this block is replaced on every install >>>"
+BLOCK_END = "# <<< ratchet <<<"
+
+CODEX_NOTE = """\
+What Codex does not route through Ratchet: its own tools. Codex's built-in shell and its apply_patch
+edits run under Codex's sandbox and approval policy, not Ratchet's classes, and they earn or lose no
+trust here. Codex has experimental hooks (`[features] codex_hooks = true`, hooks.json), but in the
+versions checked (0.153 to 0.283) a PreToolUse hook may only deny: it cannot ask the human or allow
+(openai/codex#21753, #28437), and a deny of apply_patch was not always enforced (#27833). So
+Ratchet installs no Codex hook.
+To keep the agent on Ratchet's tools, run Codex with a read-only sandbox (`codex --sandbox read-only`,
+or sandbox_mode = "read-only"), and decline its requests to escalate: file changes and commands then
+go through write_file, edit_file and run_command, which Ratchet governs."""
+
+
+@dataclass
+class Change:
+    """One file as it is now (`before`, None if absent) and as the plan would leave it."""
+
+    path: Path
+    before: str | None
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        """Whether applying the plan would write this file."""
+        return self.before != self.after
+
+    def diff(self) -> str:
+        """A unified diff from the current file (or /dev/null) to the planned one."""
+        lines = difflib.unified_diff(
+            (self.before or "").splitlines(keepends=True),
+            self.after.splitlines(keepends=True),
+            fromfile=str(self.path) if self.before is not None else "/dev/null",
+            tofile=str(self.path),
+        )
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+@dataclass
+class Plan:
+    """What `ratchet install CLIENT` would change, and what to tell the human about it."""
+
+    client: str
+    changes: list[Change]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[Change]:
+        """The changes that would write a file."""
+        return [c for c in self.changes if c.changed]
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def ratchet_command(explicit: str | None = None, *, absolute: bool = False) -> str:
+    """How a client should start this Ratchet: `ratchet` when that is on PATH and is this one, else its path."""
+    if explicit:
+        return explicit
+    here = Path(sys.executable).parent / "ratchet"  # this installation's console script
+    on_path = shutil.which("ratchet")
+    if here.exists():
+        if not absolute and on_path and Path(on_path).resolve() == here.resolve():
+            return "ratchet"
+        return str(here)
+    return on_path if on_path and absolute else "ratchet"
+
+
+def serve_args(workspace: str, policies: Path | None, db: Path | None) -> list[str]:
+    """`ratchet serve` arguments for a client's MCP entry."""
+    args = ["serve", "--workspace", workspace]
+    if policies is not None:
+        args += ["--policies", str(policies.resolve())]
+    if db is not None:
+        args += ["--db", str(db.absolute())]
+    return args
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc}") from exc
+
+
+def _json_change(path: Path, mutate: Callable[[dict[str, Any]], None]) -> Change:
+    """Apply `mutate` to the JSON object in `path`; an unchanged object leaves the file's text as it is."""
+    before = _read(path)
+    try:
+        data = json.loads(before) if before and before.strip() else {}
+    except ValueError as exc:
+        raise InvalidRequest(f"{path} is not valid JSON ({exc}); fix it first, nothing was changed") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{path}: expected a JSON object at the top level; nothing was changed")
+    new = copy.deepcopy(data)
+    mutate(new)
+    if new == data and before is not None:
+        return Change(path, before, before)
+    return Change(path, before, json.dumps(new, indent=2, ensure_ascii=False) + "\n")
+
+
+def _table(parent: dict[str, Any], key: str, where: Path) -> dict[str, Any]:
+    value = parent.setdefault(key, {})
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: {key} is not an object; nothing was changed")
+    return value
+
+
+def _list(parent: dict[str, Any], key: str, where: Path) -> list[Any]:
+    value = parent.setdefault(key, [])
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where}: {key} is not a list; nothing was changed")
+    return value
+
+
+def apply(plan: Plan) -> list[tuple[Path, Path | None]]:
+    """Write every changed file (backup first, then an atomic replace); returns (file, backup) pairs."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    done = []
+    for change in plan.changed:
+        path = change.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backup = None
+        mode = None
+        if path.exists():
+            backup = path.with_name(f"{path.name}.ratchet-backup-{stamp}")
+            n = 1
+            while backup.exists():
+                n += 1
+                backup = path.with_name(f"{path.name}.ratchet-backup-{stamp}-{n}")
+            shutil.copy2(path, backup)
+            mode = path.stat().st_mode & 0o7777
+        tmp = path.with_name(f".{path.name}.ratchet-{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                out.write(change.after)
+                out.flush()
+                os.fsync(out.fileno())
+            if mode is not None:
+                tmp.chmod(mode)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        done.append((path, backup))
+    return done
+
+
+# -- Claude Code -------------------------------------------------------------------------------
+
+
+def claude_code_paths(scope: str, workspace: Path) -> tuple[Path, Path]:
+    """(the file holding the MCP entry, the settings file holding the hooks) for a scope."""
+    home = Path.home()
+    if scope == "project":
+        return workspace / ".mcp.json", workspace / ".claude" / "settings.json"
+    if scope == "user":
+        return home / ".claude.json", home / ".claude" / "settings.json"
+    if scope == "local":
+        return home / ".claude.json", workspace / ".claude" / "settings.local.json"
+    raise InvalidRequest(f"unknown scope {scope!r}; expected one of: {', '.join(SCOPES)}")
+
+
+def hook_command(command: str, policies: Path | None, db: Path | None) -> str:
+    """The shell command Claude Code runs for each hook event."""
+    line = f'{shlex.quote(command)} hook claude-code --workspace "$CLAUDE_PROJECT_DIR"'
+    if policies is not None:
+        line += f" --policies {shlex.quote(str(policies.resolve()))}"
+    if db is not None:
+        line += f" --db {shlex.quote(str(db.absolute()))}"
+    return line
+
+
+def _is_ours(hook: Any) -> bool:
+    return isinstance(hook, dict) and HOOK_MARK in str(hook.get("command", ""))
+
+
+def _without_ours(groups: list[Any]) -> tuple[list[Any], int | None]:
+    """The event's matcher groups minus Ratchet's hooks, and where the first of them stood."""
+    kept: list[Any] = []
+    first: int | None = None
+    for group in groups:
+        hooks = group.get("hooks") if isinstance(group, dict) else None
+        if not isinstance(hooks, list) or not any(_is_ours(h) for h in hooks):
+            kept.append(group)
+            continue
+        first = len(kept) if first is None else first
+        rest = [h for h in hooks if not _is_ours(h)]
+        if rest:
+            kept.append({**group, "hooks": rest})
+    return kept, first
+
+
+def _set_hooks(settings: dict[str, Any], where: Path, wanted: dict[str, dict[str, Any]]) -> None:
+    """Put exactly `wanted` (event -> group) as Ratchet's hooks, in place of any earlier ones."""
+    hooks = settings.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise InvalidRequest(f"{where}: hooks is not an object; nothing was changed")
+    for event in (*TOOL_EVENTS, *SETTLE_EVENTS):
+        groups = hooks.get(event, [])
+        if not isinstance(groups, list):
+            raise InvalidRequest(f"{where}: hooks.{event} is not a list; nothing was changed")
+        kept, first = _without_ours(groups)
+        if event in wanted:
+            kept.insert(len(kept) if first is None else first, wanted[event])
+        if kept:
+            hooks[event] = kept
+        else:
+            hooks.pop(event, None)
+    if hooks:
+        settings["hooks"] = hooks
+    else:
+        settings.pop("hooks", None)
+
+
+def plan_claude_code(
+    workspace: Path,
+    *,
+    scope: str = "project",
+    command: str | None = None,
+    policies: Path | None = None,
+    db: Path | None = None,
+    deny_builtins: bool = False,
+) -> Plan:
+    """The MCP entry and the hooks (or the deny rules) for Claude Code at `scope`."""
+    ws = workspace.resolve()
+    mcp_file, settings_file = claude_code_paths(scope, ws)
+    exe = ratchet_command(command)
+    server = {"type": "stdio", "command": exe, "args": serve_args(".", policies, db)}
+
+    def add_server(data: dict[str, Any]) -> None:
+        holder = data
+        if scope == "local":
+            holder = _table(_table(data, "projects", mcp_file), str(ws), mcp_file)
+        _table(holder, "mcpServers", mcp_file)[SERVER_NAME] = server
+
+    base = hook_command(exe, policies, db)
+    wanted: dict[str, dict[str, Any]] = {}
+    if not deny_builtins:
+        for event in TOOL_EVENTS:
+            # A PreToolUse hook that cannot start (not found, crashed) must block, not let the call through.
+            line = f"{base} || exit 2" if event == "PreToolUse" else base
+            wanted[event] = {
+                "matcher": MATCHER,
+                "hooks": [{"type": "command", "command": line, "timeout": HOOK_TIMEOUT_S}],
+            }
+        for event in SETTLE_EVENTS:
+            wanted[event] = {"hooks": [{"type": "command", "command": base, "timeout": HOOK_TIMEOUT_S}]}
+
+    def add_settings(data: dict[str, Any]) -> None:
+        _set_hooks(data, settings_file, wanted)
+        if deny_builtins:
+            deny = _list(_table(data, "permissions", settings_file), "deny", settings_file)
+            deny.extend(t for t in BUILTINS if t not in deny)
+
+    changes = [_json_change(mcp_file, add_server), _json_change(settings_file, add_settings)]
+    notes = []
+    if deny_builtins:
+        notes.append(
+            f"Claude Code's {', '.join(BUILTINS)} are denied in {settings_file}: the agent changes files and runs "
+            "commands only through Ratchet's tools (write_file, edit_file, run_command). Any Ratchet hooks there "
+            "are removed."
+        )
+    else:
+        notes.append(
+            f"Claude Code's {', '.join(BUILTINS)} go through Ratchet's gate: autonomous runs, confirm asks in "
+            "Claude Code's dialog (your answer is evidence), draft is queued for `ratchet approve`, blocked is "
+            "refused. "
+            "Other tools (Read, Grep, WebFetch, Task, mcp__*, ...) get no answer from the hook: Claude Code's own "
+            "permission rules apply to them."
+        )
+    if scope != "project":
+        notes.append(f"{mcp_file} is rewritten by Claude Code while it runs: apply this with Claude Code closed.")
+    notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")
+    return Plan("claude-code", changes, notes)
+
+
+# -- Codex -------------------------------------------------------------------------------------
+
+
+def codex_config_path() -> Path:
+    """Codex's config.toml: `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`."""
+    home = os.environ.get("CODEX_HOME")
+    return (Path(home) if home else Path.home() / ".codex") / "config.toml"
+
+
+async def tool_approvals() -> list[tuple[str, str, str]]:
+    """(tool, Codex approval_mode, why) for each of Ratchet's MCP tools, from their annotations."""
+    from .mcp_server import ServerConfig, build_server
+    from .operations import OPERATIONS, operation
+
+    operation("write_file")  # fills the registry of governed operations
+    # Building the server reads no policy and opens no database; only the tool list is wanted.
+    tools = await build_server(ServerConfig(Path.cwd(), None, None)).list_tools()
+    out = []
+    for tool in tools:
+        hints = tool.annotations
+        if hints is not None and hints.read_only_hint:
+            why = "read-only"
+        elif tool.name in OPERATIONS:
+            why = "governed: Ratchet's gate decides, and asks the human itself at confirm"
+        elif hints is not None and hints.destructive_hint:
+            why = "acts only on the human's answer in the client's dialog"
+        else:
+            why = "records only"
+        # Every tool is approved in Codex: the decisions that matter are Ratchet's, and a second
+        # prompt from Codex would ask the human twice for one change and record nothing.
+        out.append((tool.name, "approve", why))
+    return out
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string (validated below)
+
+
+def codex_block(command: str, args: list[str], approvals: list[tuple[str, str, str]], newline: str = "\n") -> str:
+    """The managed `[mcp_servers.ratchet]` block, markers included."""
+    lines = [
+        BLOCK_BEGIN,
+        f"[mcp_servers.{SERVER_NAME}]",
+        f"command = {_toml_str(command)}",
+        f"args = [{', '.join(_toml_str(a) for a in args)}]",
+    ]
+    for tool, mode, why in approvals:
+        lines += ["", f"[mcp_servers.{SERVER_NAME}.tools.{tool}]", f"approval_mode = {_toml_str(mode)}  # {why}"]
+    lines.append(BLOCK_END)
+    return newline.join(lines) + newline
+
+
+def _split_block(text: str, path: Path) -> tuple[str, str, str] | None:
+    """(before, block, after) of the managed block in `text`, or None if there is none."""
+    begin, end = text.find(BLOCK_BEGIN), text.find(BLOCK_END)
+    if begin == -1 and end == -1:
+        return None
+    if begin == -1 or end == -1 or end < begin or text.count(BLOCK_BEGIN) > 1 or text.count(BLOCK_END) > 1:
+        raise InvalidRequest(
+            f"{path}: Ratchet's managed block is damaged (its markers are missing, repeated or out of order); "
+            "remove what is left of it and run again. Nothing was changed"
+        )
+    stop = end + len(BLOCK_END)
+    if text.startswith("\r\n", stop):
+        stop += 2
+    elif text.startswith("\n", stop):
+        stop += 1
+    return text[:begin], text[begin:stop], text[stop:]
+
+
+async def plan_codex(*, command: str | None = None, policies: Path | None = None, db: Path | None = None) -> Plan:
+    """The managed `[mcp_servers.ratchet]` block in Codex's config.toml."""
+    path = codex_config_path()
+    before = _read(path)
+    text = before or ""
+    exe = ratchet_command(command)
+    args = serve_args(".", policies, db)
+    approvals = await tool_approvals()
+    newline = "\r\n" if "\r\n" in text else "\n"
+    block = codex_block(exe, args, approvals, newline)
+    parts = _split_block(text, path)
+    rest = text if parts is None else parts[0] + parts[2]
+    try:
+        existing = tomllib.loads(rest)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequest(f"{path} is not valid TOML ({exc}); fix it first, nothing was changed") from None
+    servers = existing.get("mcp_servers")
+    if isinstance(servers, dict) and SERVER_NAME in servers:
+        raise InvalidRequest(
+            f"{path} already defines mcp_servers.{SERVER_NAME} outside Ratchet's managed block (from "
+            f"`codex mcp add`?); remove it (`codex mcp remove {SERVER_NAME}`) and run again. Nothing was changed"
+        )
+    if parts is not None:
+        after = parts[0] + block + parts[2]
+    else:
+        sep = "" if not text else newline if text.endswith("\n") else newline * 2
+        after = text + sep + block
+    try:
+        written = tomllib.loads(after).get("mcp_servers", {}).get(SERVER_NAME)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequest(
+            f"{path}: adding Ratchet's block would not be valid TOML ({exc}); nothing was changed"
+        ) from None
+    expected = {"command": exe, "args": args, "tools": {t: {"approval_mode": m} for t, m, _ in approvals}}
+    if written != expected:
+        raise InvalidRequest(
+            f"{path}: Ratchet's block does not read back as written (is mcp_servers defined inline?); "
+            "nothing was changed"
+        )
+    notes = [CODEX_NOTE]
+    version = _codex_version()
+    notes.append(f"Installed Codex: {version}." if version else "No `codex` found on PATH.")
+    notes.append(
+        "If this Codex cannot show MCP elicitation dialogs, confirm-level calls are queued as drafts: review them "
+        "with `ratchet queue` / `ratchet approve ID`. Restart Codex to load the server (`/mcp` lists it)."
+    )
+    return Plan("codex", [Change(path, before, after)], notes)
+
+
+def _codex_version() -> str | None:
+    exe = shutil.which("codex")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return f"{exe} (its version could not be read)"
+    return (done.stdout or done.stderr).strip() or exe
+
+
+# -- Claude Desktop ----------------------------------------------------------------------------
+
+
+def claude_desktop_config_path() -> Path:
+    """Claude Desktop's config: ~/Library/Application Support/Claude on macOS, ~/.config/Claude elsewhere."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+    return Path.home() / ".config" / "Claude" / "claude_desktop_config.json"
+
+
+def plan_claude_desktop(
+    workspace: Path, *, command: str | None = None, policies: Path | None = None, db: Path | None = None
+) -> Plan:
+    """The `ratchet` entry of claude_desktop_config.example.json, for this workspace."""
+    path = claude_desktop_config_path()
+    # Claude Desktop starts servers with a minimal PATH and no project directory: absolute paths only.
+    entry = {
+        "command": ratchet_command(command, absolute=True),
+        "args": serve_args(str(workspace.resolve()), policies, db),
+    }
+
+    def add_server(data: dict[str, Any]) -> None:
+        _table(data, "mcpServers", path)[SERVER_NAME] = entry
+
+    notes = ["Restart Claude Desktop to load the server."]
+    return Plan("claude-desktop", [_json_change(path, add_server)], notes)
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def render(plan: Plan, written: list[tuple[Path, Path | None]] | None) -> str:
+    """What `ratchet install` prints: each file's diff (or "unchanged"), what was written, the notes."""
+    backups = dict(written or [])
+    out = [f"ratchet install {plan.client}:"]
+    for change in plan.changes:
+        if not change.changed:
+            out.append(f"{change.path}: unchanged")
+            continue
+        out.append(change.diff().rstrip("\n"))
+        if written is not None:
+            backup = backups.get(change.path)
+            out.append(f"wrote {change.path}" + (f" (backup: {backup})" if backup else " (new file)"))
+    if not plan.changed:
+        out.append(f"Ratchet is already installed for {plan.client}: nothing to change.")
+    elif written is None:
+        out.append("Nothing was written: run again with --apply to make these changes (each file is backed up first).")
+    out += ["", *plan.notes]
+    return "\n".join(out)

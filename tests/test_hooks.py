@@ -1,0 +1,515 @@
+"""Claude Code's own tools through `ratchet hook claude-code`: the real console script, with hook
+events in the client's documented shapes on stdin, decided by the class's level; drafts land in the
+queue and run when approved from the CLI; asks feed the window exactly like MCP confirmations; and
+anything broken is a deny, never an allow."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from ratchet import hooks
+from ratchet.hooks import HookOptions
+from ratchet.mcp_server import ServerConfig, build_server
+
+from .conftest import Human, write_policy
+
+# Every level for files and for commands, and one class that can climb from confirm.
+HOOK_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+unmatched = "draft"
+
+[classes.auto]
+tools = ["write_file", "edit_file"]
+paths = ["auto/**"]
+start = "autonomous"
+
+[classes.ask]
+tools = ["write_file", "edit_file"]
+paths = ["ask/**"]
+start = "confirm"
+ceiling = "confirm"
+
+[classes.queue]
+tools = ["write_file", "edit_file"]
+paths = ["queue/**"]
+start = "draft"
+ceiling = "draft"
+
+[classes.stop]
+tools = ["write_file", "edit_file"]
+paths = ["stop/**"]
+start = "blocked"
+
+[classes.climb]
+tools = ["write_file", "edit_file"]
+paths = ["climb/**"]
+start = "confirm"
+ceiling = "autonomous"
+
+[classes.echo-run]
+tools = ["run_command"]
+argv = [["echo"]]
+start = "autonomous"
+
+[classes.ls-run]
+tools = ["run_command"]
+argv = [["ls"]]
+start = "confirm"
+ceiling = "confirm"
+floor = "confirm"
+
+[classes.touch-run]
+tools = ["run_command"]
+argv = [["touch"]]
+start = "draft"
+ceiling = "draft"
+
+[classes.rm-run]
+tools = ["run_command"]
+argv = [["rm"]]
+start = "blocked"
+"""
+
+Decision = dict[str, Any] | None
+
+
+@pytest.fixture
+def hook_policies(tmp_path: Path) -> Path:
+    """HOOK_POLICY, outside the workspace."""
+    return write_policy(tmp_path / "hook-policies", HOOK_POLICY)
+
+
+class Claude:
+    """Plays Claude Code: sends hook events to the real `ratchet hook claude-code` and reads the answers."""
+
+    def __init__(self, ratchet_bin: Path, workspace: Path, policies: Path, db: Path, session: str = "s1") -> None:
+        self.bin, self.workspace, self.policies, self.db, self.session = ratchet_bin, workspace, policies, db, session
+        self.transcript = workspace.parent / f"{session}.jsonl"
+        self.n = 0
+
+    def run(self, stdin: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        """Run the hook command with `stdin`; it must always exit 0."""
+        argv = [str(self.bin), "hook", "claude-code", "--policies", str(self.policies), "--db", str(self.db), *extra]
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def send(self, event: dict[str, Any], *extra: str) -> Decision:
+        """One event; the decision (hookSpecificOutput) or None when the hook gave no answer."""
+        done = self.run(json.dumps(event), *extra)
+        if not done.stdout.strip():
+            return None
+        out = json.loads(done.stdout)
+        decision: dict[str, Any] = out["hookSpecificOutput"]
+        assert decision["hookEventName"] == "PreToolUse"
+        assert decision["permissionDecision"] in ("allow", "ask", "deny")
+        return decision
+
+    def event(self, name: str, **fields: Any) -> dict[str, Any]:
+        """The common input fields of every event."""
+        return {
+            "session_id": self.session,
+            "transcript_path": str(self.transcript),
+            "cwd": str(self.workspace),
+            "permission_mode": "default",
+            "hook_event_name": name,
+            **fields,
+        }
+
+    def pre(self, tool: str, tool_input: dict[str, Any], *extra: str, **fields: Any) -> tuple[Decision, str]:
+        """A PreToolUse for a new tool_use_id; returns (decision, tool_use_id)."""
+        self.n += 1
+        tool_use_id = f"toolu_{self.session}_{self.n:03d}"
+        ev = self.event("PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=tool_use_id, **fields)
+        return self.send(ev, *extra), tool_use_id
+
+    def post(self, tool: str, tool_use_id: str, name: str = "PostToolUse", **fields: Any) -> Decision:
+        """PostToolUse (the call ran), PostToolUseFailure or PermissionDenied for an earlier call."""
+        return self.send(self.event(name, tool_name=tool, tool_input={}, tool_use_id=tool_use_id, **fields))
+
+    def write(self, rel: str, content: str) -> tuple[Decision, str]:
+        """Write, with Claude Code's absolute file_path."""
+        return self.pre("Write", {"file_path": str(self.workspace / rel), "content": content})
+
+    def bash(self, command: str, *extra: str, **fields: Any) -> tuple[Decision, str]:
+        """Bash, as Claude Code sends it."""
+        return self.pre(
+            "Bash", {"command": command, "description": f"run {command}", "timeout": 120000}, *extra, **fields
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The human's side: `ratchet COMMAND` on the same workspace, policy and database."""
+        argv = [str(self.bin), args[0], "--workspace", str(self.workspace), "--policies", str(self.policies)]
+        argv += ["--db", str(self.db), *args[1:]]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+    def queue(self) -> list[dict[str, Any]]:
+        """`ratchet queue --json`."""
+        done = self.cli("queue", "--json")
+        assert done.returncode == 0, done.stderr
+        drafts: list[dict[str, Any]] = json.loads(done.stdout)
+        return drafts
+
+    def status(self, cls: str) -> dict[str, Any]:
+        """One class from `ratchet status --json`."""
+        done = self.cli("status", "--json")
+        assert done.returncode == 0, done.stderr
+        found: dict[str, Any] = next(c for c in json.loads(done.stdout)["classes"] if c["action_class"] == cls)
+        return found
+
+
+@pytest.fixture
+def claude(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:
+    """Claude Code in `workspace`, with HOOK_POLICY."""
+    return Claude(ratchet_bin, workspace, hook_policies, db)
+
+
+def _decided(d: Decision) -> str:
+    assert d is not None, "expected a decision"
+    return str(d["permissionDecision"])
+
+
+def _draft_id(d: Decision) -> int:
+    assert d is not None and d["permissionDecision"] == "deny"
+    reason = str(d["permissionDecisionReason"])
+    assert "queued this as draft" in reason and "Do not retry" in reason
+    return int(reason.split("as draft ")[1].split()[0])
+
+
+def _rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+# -- the levels decide ---------------------------------------------------------------------------
+
+
+def test_write_edit_and_bash_are_decided_by_their_class_level(claude: Claude, workspace: Path) -> None:
+    for d in ("auto", "queue", "stop"):
+        (workspace / d).mkdir()
+        (workspace / d / "e.txt").write_text("one two two\n")
+
+    assert _decided(claude.write("auto/a.txt", "a\n")[0]) == "allow"
+    assert _decided(claude.write("ask/a.txt", "a\n")[0]) == "ask"
+    write_draft = _draft_id(claude.write("queue/a.txt", "drafted\n")[0])
+    blocked, _ = claude.write("stop/a.txt", "no\n")
+    assert _decided(blocked) == "deny" and blocked is not None
+    assert "Stopped: write_file `stop/a.txt`" in blocked["permissionDecisionReason"]
+    assert "class `stop`" in blocked["permissionDecisionReason"]
+
+    edit = {"old_string": "two", "new_string": "2", "replace_all": True}
+    assert _decided(claude.pre("Edit", {"file_path": str(workspace / "auto/e.txt"), **edit})[0]) == "allow"
+    edit_draft = _draft_id(claude.pre("Edit", {"file_path": str(workspace / "queue/e.txt"), **edit})[0])
+    assert _decided(claude.pre("Edit", {"file_path": str(workspace / "stop/e.txt"), **edit})[0]) == "deny"
+
+    assert _decided(claude.bash("echo hello")[0]) == "allow"
+    asked, _ = claude.bash("ls -la")
+    assert _decided(asked) == "ask" and asked is not None and "class ls-run" in asked["permissionDecisionReason"]
+    bash_draft = _draft_id(claude.bash("touch made.txt")[0])
+    assert _decided(claude.bash("rm -rf auto")[0]) == "deny"
+
+    # The hook itself changed nothing: the client runs allowed calls, drafts wait for the human.
+    assert not (workspace / "queue/a.txt").exists() and not (workspace / "made.txt").exists()
+    assert (workspace / "queue/e.txt").read_text() == "one two two\n"
+    queued = {d["action_id"]: (d["tool"], d["target"], d["action_class"]) for d in claude.queue()}
+    assert queued == {
+        write_draft: ("write_file", "queue/a.txt", "queue"),
+        edit_draft: ("edit_file", "queue/e.txt", "queue"),
+        bash_draft: ("run_command", "touch made.txt", "touch-run"),
+    }
+
+    # Approving from the CLI performs each one through Ratchet's executor.
+    for draft in (write_draft, edit_draft, bash_draft):
+        done = claude.cli("approve", str(draft))
+        assert done.returncode == 0 and "executed" in done.stdout, done.stdout + done.stderr
+    assert (workspace / "queue/a.txt").read_text() == "drafted\n"
+    assert (workspace / "queue/e.txt").read_text() == "one 2 2\n"  # replace_all became count=2
+    assert (workspace / "made.txt").exists()
+    assert claude.queue() == []
+
+
+def test_ungoverned_tools_get_no_answer(claude: Claude) -> None:
+    for tool, tool_input in [
+        ("Read", {"file_path": "/etc/passwd"}),
+        ("Grep", {"pattern": "x"}),
+        ("WebFetch", {"url": "https://example.com", "prompt": "p"}),
+        ("mcp__ratchet__write_file", {"path": "queue/a.txt", "content": "x"}),
+    ]:
+        done = claude.run(
+            json.dumps(claude.event("PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id="t"))
+        )
+        assert done.stdout == ""
+    # Events Ratchet does not use get no answer either.
+    assert claude.run(json.dumps(claude.event("Notification", message="hi"))).stdout == ""
+    assert not claude.db.exists()  # nothing governed happened, so nothing was opened or created
+
+
+def test_a_shell_string_is_classified_by_what_it_runs_and_writes(claude: Claude, workspace: Path) -> None:
+    (workspace / "sub").mkdir()
+    # echo is autonomous, but the redirection writes stop/out.txt, whose class is blocked.
+    d, _ = claude.bash("echo hi > stop/out.txt")
+    assert _decided(d) == "deny" and d is not None and "side-effect" in d["permissionDecisionReason"]
+    assert _decided(claude.bash("echo a && touch b")[0]) == "deny"  # the most conservative part decides
+    # A draft keeps the directory Claude Code was in, and runs there when approved.
+    draft = _draft_id(claude.bash("touch here.txt", "--workspace", str(workspace), cwd=str(workspace / "sub"))[0])
+    assert claude.cli("approve", str(draft)).returncode == 0
+    assert (workspace / "sub/here.txt").exists()
+
+
+def test_multiedit_and_file_creation_through_edit(claude: Claude, workspace: Path) -> None:
+    (workspace / "queue").mkdir()
+    target = workspace / "queue/m.txt"
+    target.write_text("a b a b a\r\nend\r\n")  # CRLF: counted as the executor will match it
+    edits = [
+        {"old_string": "a", "new_string": "x", "replace_all": True},
+        {"old_string": "x b x", "new_string": "y", "replace_all": False},
+        {"old_string": "end\n", "new_string": "fin\n", "replace_all": False},
+    ]
+    multi = _draft_id(claude.pre("MultiEdit", {"file_path": str(target), "edits": edits})[0])
+    created = _draft_id(
+        claude.pre("Edit", {"file_path": str(workspace / "queue/new.txt"), "old_string": "", "new_string": "new\n"})[0]
+    )
+    assert {d["tool"] for d in claude.queue()} == {"edit_file", "write_file"}
+    for draft in (multi, created):
+        assert claude.cli("approve", str(draft)).returncode == 0
+    assert target.read_bytes() == b"y b x\r\nfin\r\n"
+    assert (workspace / "queue/new.txt").read_text() == "new\n"
+
+
+def test_notebook_edits_use_the_edit_class_and_are_never_drafted(claude: Claude, workspace: Path) -> None:
+    notebook = json.dumps({"cells": [{"id": "c1", "cell_type": "code", "source": ["1"]}], "nbformat": 4})
+    for d in ("ask", "queue", "stop"):
+        (workspace / d).mkdir()
+        (workspace / d / "n.ipynb").write_text(notebook)
+
+    def edit(d: str) -> Decision:
+        tool_input = {"notebook_path": str(workspace / d / "n.ipynb"), "cell_id": "c1", "new_source": "2"}
+        return claude.pre("NotebookEdit", {**tool_input, "edit_mode": "replace"})[0]
+
+    assert _decided(edit("ask")) == "ask"
+    queued = edit("queue")
+    assert _decided(queued) == "deny" and queued is not None
+    assert "cannot be drafted" in queued["permissionDecisionReason"]
+    assert _decided(edit("stop")) == "deny"
+    assert claude.queue() == []  # nothing was queued that approving could not honour
+    statuses = [r["status"] for r in _rows(claude.db, "SELECT status FROM actions ORDER BY id")]
+    assert statuses == ["asked", "refused", "blocked"]
+    assert all((workspace / d / "n.ipynb").read_text() == notebook for d in ("ask", "queue", "stop"))
+
+
+# -- the window ------------------------------------------------------------------------------------
+
+
+def _moves(db: Path, cls: str) -> list[tuple[str, str, str, int, int]]:
+    rows = _rows(db, "SELECT * FROM transitions WHERE class = ? AND kind != 'policy' ORDER BY id", cls)
+    out = []
+    for r in rows:
+        evidence = json.loads(r["evidence_json"])
+        out.append((r["from_level"], r["to_level"], r["kind"], evidence["n"], evidence["successes"]))
+    return out
+
+
+def test_approved_asks_promote_the_class_exactly_like_mcp_confirmations(
+    claude: Claude, tmp_path: Path, hook_policies: Path
+) -> None:
+    # Claude Code's dialog: ask, the human accepts, the tool runs, PostToolUse reports it.
+    seen = []
+    for i in range(5):
+        d, tool_use_id = claude.write(f"climb/f{i}.txt", f"{i}\n")
+        seen.append(_decided(d))
+        if seen[-1] == "ask":
+            assert claude.post("Write", tool_use_id, tool_response={"filePath": "x", "success": True}) is None
+    assert seen == ["ask", "ask", "ask", "allow", "allow"]
+
+    # The same calls over MCP, answered in the elicitation dialog.
+    mcp_ws, mcp_db = tmp_path / "mcp-ws", tmp_path / "mcp.db"
+    mcp_ws.mkdir()
+
+    async def over_mcp() -> list[str]:
+        async with Client(build_server(ServerConfig(mcp_ws, hook_policies, mcp_db)), elicitation_callback=Human()) as c:
+            return [
+                (await c.call_tool("write_file", {"path": f"climb/f{i}.txt", "content": f"{i}\n"})).structured_content[
+                    "class_level"
+                ]
+                for i in range(5)
+            ]
+
+    levels = anyio.run(over_mcp)
+    assert levels == ["confirm", "confirm", "confirm", "autonomous", "autonomous"]
+    assert _moves(claude.db, "climb") == _moves(mcp_db, "climb") == [("confirm", "autonomous", "promote", 3, 3)]
+    asked = _rows(claude.db, "SELECT status, reviewer, sample FROM actions WHERE class = 'climb' ORDER BY id")
+    assert [tuple(r) for r in asked[:3]] == [("executed", "client", "success")] * 3
+    assert [r["status"] for r in asked[3:]] == ["allowed", "allowed"]  # their PostToolUse has not come yet
+
+
+def test_a_permission_denied_counts_against_the_class(claude: Claude) -> None:
+    d, tool_use_id = claude.write("climb/f0.txt", "0\n")
+    assert _decided(d) == "ask"
+    claude.post("Write", tool_use_id, name="PermissionDenied", reason="auto mode denied it")
+    climb = claude.status("climb")
+    assert (climb["samples"], climb["successes"]) == (1, 0)
+    row = _rows(claude.db, "SELECT status, sample FROM actions WHERE external_id = ?", tool_use_id)[0]
+    assert (row["status"], row["sample"]) == ("declined", "failure")
+    # Three approvals that would promote a clean window (see above) do not promote this one: 3/4 is not enough.
+    for i in range(1, 4):
+        d, tool_use_id = claude.write(f"climb/f{i}.txt", f"{i}\n")
+        assert _decided(d) == "ask"
+        claude.post("Write", tool_use_id)
+    assert _decided(claude.write("climb/f9.txt", "9\n")[0]) == "ask"
+    assert claude.status("climb")["level"] == "confirm"
+
+
+def test_a_failed_run_and_a_declined_dialog_are_evidence(claude: Claude) -> None:
+    d, failed = claude.bash("ls missing")
+    assert _decided(d) == "ask"
+    claude.post("Bash", failed, name="PostToolUseFailure", error="Exit code 2", is_interrupt=False)
+    # Declined in Claude Code's dialog: no event at all, only a tool_result in the transcript.
+    d, declined = claude.bash("ls -l")
+    assert _decided(d) == "ask"
+    d, waiting = claude.bash("ls -a")  # still in the dialog: no result in the transcript yet
+    assert _decided(d) == "ask"
+    rejection = {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": declined,
+                    "is_error": True,
+                    "content": "The user doesn't want to proceed with this tool use.",
+                }
+            ],
+        },
+    }
+    claude.transcript.write_text(json.dumps({"type": "summary"}) + "\n" + json.dumps(rejection) + "\n")
+    assert claude.send(claude.event("Stop", stop_hook_active=False)) is None
+    rows = {r["external_id"]: r for r in _rows(claude.db, "SELECT * FROM actions WHERE class = 'ls-run'")}
+    assert (rows[failed]["status"], rows[failed]["sample"]) == ("failed", "failure")
+    assert (rows[declined]["status"], rows[declined]["sample"], rows[declined]["reviewer"]) == (
+        "declined",
+        "failure",
+        "client",
+    )
+    assert rows[waiting]["status"] == "asked"
+    assert claude.status("ls-run")["samples"] == 2
+
+
+# -- fails closed ----------------------------------------------------------------------------------
+
+
+def _denied(d: Decision, *needles: str) -> None:
+    assert _decided(d) == "deny"
+    assert d is not None
+    for needle in needles:
+        assert needle in d["permissionDecisionReason"], d["permissionDecisionReason"]
+
+
+def test_a_broken_policy_denies(ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path) -> None:
+    broken = write_policy(tmp_path / "broken", "[classes.docs\nstart = 'autonomous'\n")
+    claude = Claude(ratchet_bin, workspace, broken, db)
+    _denied(claude.write("auto/a.txt", "a\n")[0], "Ratchet could not decide", "policy.toml")
+    _denied(claude.bash("echo hi")[0], "policy.toml")
+    unknown_level = write_policy(tmp_path / "unknown", "[classes.x]\ntools = ['write_file']\nstart = 'sometimes'\n")
+    _denied(Claude(ratchet_bin, workspace, unknown_level, db).write("a.txt", "a\n")[0], "sometimes")
+    # An ungoverned tool still gets no answer, and an outcome event never blocks anything.
+    assert claude.run(json.dumps(claude.event("PreToolUse", tool_name="Read", tool_input={}))).stdout == ""
+    done = claude.run(json.dumps(claude.event("PostToolUse", tool_name="Write", tool_input={}, tool_use_id="t")))
+    assert done.stdout == "" and "policy.toml" in done.stderr
+
+
+def test_a_database_that_is_not_sqlite_denies(
+    ratchet_bin: Path, workspace: Path, hook_policies: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "not-a.db"
+    bad.write_bytes(b"this is not a database\x00" * 200)
+    claude = Claude(ratchet_bin, workspace, hook_policies, bad)
+    _denied(claude.write("auto/a.txt", "a\n")[0], "Ratchet could not decide", str(bad))
+    _denied(claude.bash("echo hi")[0], str(bad))
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        "",
+        "garbage",
+        "{not json",
+        "[1, 2]",
+        '{"tool_name": "Write", "tool_input": {}}',
+        '{"hook_event_name": 7}',
+    ],
+)
+def test_unreadable_input_denies(claude: Claude, stdin: str) -> None:
+    done = claude.run(stdin)
+    _denied(json.loads(done.stdout)["hookSpecificOutput"], "could not read the hook event")
+
+
+def test_malformed_tool_input_and_unsafe_paths_deny(claude: Claude, workspace: Path, tmp_path: Path) -> None:
+    _denied(claude.pre("Bash", {})[0], "command must be a string")
+    _denied(claude.pre("Write", {"file_path": str(workspace / "auto/a.txt")})[0], "content must be a string")
+    _denied(claude.pre("MultiEdit", {"file_path": str(workspace / "auto/a.txt"), "edits": []})[0], "edits")
+    send = claude.send(claude.event("PreToolUse", tool_name="Edit", tool_input="nope", tool_use_id="t"))
+    _denied(send, "tool_input")
+    _denied(claude.write(str(tmp_path / "outside.txt"), "x")[0], "outside-workspace")
+    _denied(claude.write(".git/config", "x")[0], "git-internals")
+    _denied(
+        claude.pre("Edit", {"file_path": str(workspace / "auto/none.txt"), "old_string": "a", "new_string": "b"})[0],
+        "does not exist",
+    )
+    _denied(claude.bash("echo hi", "--workspace", str(workspace), cwd=str(tmp_path))[0], "outside the workspace")
+    refused = _rows(claude.db, "SELECT status FROM actions")
+    assert refused and all(r["status"] == "refused" for r in refused)
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_any_exception_denies(workspace: Path, hook_policies: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await anyio.sleep(5)
+
+    event = {
+        "session_id": "s",
+        "cwd": str(workspace),
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Write",
+        "tool_input": {"file_path": str(workspace / "auto/a.txt"), "content": "a"},
+        "tool_use_id": "t",
+    }
+    options = HookOptions(policies=hook_policies, db=db)
+    monkeypatch.setattr(hooks, "_pre_tool_use", explode)
+    out = json.loads(anyio.run(hooks.claude_code, json.dumps(event), options))["hookSpecificOutput"]
+    _denied(out, "RuntimeError: disk on fire", "fail closed")
+    monkeypatch.setattr(hooks, "_pre_tool_use", slow)
+    quick = HookOptions(policies=hook_policies, db=db, deadline_s=0.2)
+    out = json.loads(anyio.run(hooks.claude_code, json.dumps(event).encode(), quick))["hookSpecificOutput"]
+    _denied(out, "did not decide within 0.2s")
+
+
+def test_transcript_scan_finds_only_tool_results(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.jsonl"
+    lines = [
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "a", "name": "Bash"}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "a", "content": "x"}]}},
+        {"type": "user", "message": {"content": "mentions b and tool_result in text"}},
+    ]
+    transcript.write_text("\n".join(json.dumps(x) for x in lines) + '\nnot json but "tool_result" b\n')
+    assert hooks.answered_in_transcript(transcript, {"a", "b", "c"}) == {"a"}
+    assert hooks.answered_in_transcript(tmp_path / "missing.jsonl", {"a"}) == set()

@@ -1,0 +1,317 @@
+"""`ratchet install`: one command sets Ratchet up in Claude Code, Codex and Claude Desktop, keeping
+everything already in their files, backing each file up, and changing nothing the second time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ratchet.cli import main
+
+from .conftest import write_policy
+from .test_hooks import HOOK_POLICY
+
+BUILTINS = ["Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"]
+
+OTHER_SETTINGS: dict[str, Any] = {
+    "model": "opus",
+    "permissions": {"allow": ["Read"], "deny": ["WebFetch"]},
+    "hooks": {
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./lint.sh"}]}],
+        "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
+    },
+}
+OTHER_SERVERS: dict[str, Any] = {"mcpServers": {"other": {"command": "other-server", "args": ["--x"]}}, "extra": 1}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $HOME (Path.home() follows it), no $CODEX_HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    return home
+
+
+def _install(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["install", *args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def _backups(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.name}.ratchet-backup-*"))
+
+
+def _ours(settings: dict[str, Any], event: str) -> list[dict[str, Any]]:
+    return [
+        h for g in settings.get("hooks", {}).get(event, []) for h in g["hooks"] if "hook claude-code" in h["command"]
+    ]
+
+
+def _write_json(path: Path, data: Any) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=4) + "\n")  # not our indentation: kept as is when nothing changes
+    return path.read_bytes()
+
+
+def test_claude_code_keeps_what_is_there_backs_up_and_is_idempotent(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path
+) -> None:
+    mcp_file, settings_file = workspace / ".mcp.json", workspace / ".claude" / "settings.json"
+    mcp_before, settings_before = _write_json(mcp_file, OTHER_SERVERS), _write_json(settings_file, OTHER_SETTINGS)
+
+    # By default: a diff, and nothing written.
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace))
+    assert code == 0 and f"+++ {settings_file}" in out and "--apply" in out and '"PreToolUse"' in out
+    assert mcp_file.read_bytes() == mcp_before and settings_file.read_bytes() == settings_before
+    assert not _backups(mcp_file) and not _backups(settings_file)
+
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
+    assert code == 0 and f"wrote {settings_file}" in out
+    servers = json.loads(mcp_file.read_text())
+    assert servers["mcpServers"]["other"] == OTHER_SERVERS["mcpServers"]["other"] and servers["extra"] == 1
+    ratchet = servers["mcpServers"]["ratchet"]
+    assert ratchet["type"] == "stdio" and ratchet["args"] == ["serve", "--workspace", "."]
+    assert Path(ratchet["command"]).name == "ratchet"
+    settings = json.loads(settings_file.read_text())
+    assert settings["model"] == "opus" and settings["permissions"] == OTHER_SETTINGS["permissions"]
+    assert settings["hooks"]["PreToolUse"][0] == OTHER_SETTINGS["hooks"]["PreToolUse"][0]  # theirs first, kept
+    assert settings["hooks"]["Stop"][0] == OTHER_SETTINGS["hooks"]["Stop"][0]
+    for event in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied"):
+        group = next(g for g in settings["hooks"][event] if _ours({"hooks": {event: [g]}}, event))
+        assert group["matcher"] == "|".join(BUILTINS)
+    for event in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied", "Stop", "UserPromptSubmit"):
+        assert len(_ours(settings, event)) == 1
+        assert '--workspace "$CLAUDE_PROJECT_DIR"' in _ours(settings, event)[0]["command"]
+    assert _ours(settings, "PreToolUse")[0]["command"].endswith("|| exit 2")  # a hook that cannot start blocks
+    assert not _ours(settings, "PostToolUse")[0]["command"].endswith("|| exit 2")
+    # Each file was backed up first, byte for byte.
+    assert [b.read_bytes() for b in _backups(mcp_file)] == [mcp_before]
+    assert [b.read_bytes() for b in _backups(settings_file)] == [settings_before]
+
+    # A second run changes nothing, and says so.
+    written = mcp_file.read_bytes(), settings_file.read_bytes()
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
+    assert code == 0 and "already installed" in out and "unchanged" in out and "wrote" not in out
+    assert (mcp_file.read_bytes(), settings_file.read_bytes()) == written
+    assert len(_backups(mcp_file)) == 1 and len(_backups(settings_file)) == 1
+    # Reformatted by someone else (Claude Code rewrites its files) but holding the same: still unchanged.
+    reformatted = _write_json(settings_file, json.loads(settings_file.read_text()))
+    assert "already installed" in _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")[1]
+    assert settings_file.read_bytes() == reformatted
+
+
+def test_a_changed_installation_replaces_only_its_own_hooks(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, tmp_path: Path
+) -> None:
+    settings_file = workspace / ".claude" / "settings.json"
+    _write_json(settings_file, OTHER_SETTINGS)
+    assert _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")[0] == 0
+    db = tmp_path / "elsewhere.db"
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--db", str(db), "--apply")
+    assert code == 0 and f"wrote {settings_file}" in out
+    settings = json.loads(settings_file.read_text())
+    assert len(_ours(settings, "PreToolUse")) == 1 and f"--db {db}" in _ours(settings, "PreToolUse")[0]["command"]
+    assert settings["hooks"]["PreToolUse"][0] == OTHER_SETTINGS["hooks"]["PreToolUse"][0]
+    assert json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["ratchet"]["args"][-2:] == ["--db", str(db)]
+
+
+def test_user_and_local_scopes(capsys: pytest.CaptureFixture[str], home: Path, workspace: Path) -> None:
+    claude_json = home / ".claude.json"
+    state = {"numStartups": 12, "mcpServers": {"other": {"command": "x"}}, "projects": {"/elsewhere": {"a": 1}}}
+    _write_json(claude_json, state)
+
+    assert _install(capsys, "claude-code", "--scope", "user", "--workspace", str(workspace), "--apply")[0] == 0
+    data = json.loads(claude_json.read_text())
+    assert data["numStartups"] == 12 and data["projects"] == state["projects"]
+    assert set(data["mcpServers"]) == {"other", "ratchet"}
+    assert _ours(json.loads((home / ".claude" / "settings.json").read_text()), "PreToolUse")
+
+    assert _install(capsys, "claude-code", "--scope", "local", "--workspace", str(workspace), "--apply")[0] == 0
+    data = json.loads(claude_json.read_text())
+    assert data["projects"]["/elsewhere"] == {"a": 1}
+    assert data["projects"][str(workspace.resolve())]["mcpServers"]["ratchet"]["args"][0] == "serve"
+    assert _ours(json.loads((workspace / ".claude" / "settings.local.json").read_text()), "PreToolUse")
+    assert not (workspace / ".mcp.json").exists() and not (workspace / ".claude" / "settings.json").exists()
+    assert len(_backups(claude_json)) == 2
+
+
+def test_deny_builtins_instead_of_hooks(capsys: pytest.CaptureFixture[str], home: Path, workspace: Path) -> None:
+    settings_file = workspace / ".claude" / "settings.json"
+    _write_json(settings_file, {**OTHER_SETTINGS, "permissions": {"deny": ["WebFetch", "Bash"]}})
+    assert _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")[0] == 0
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--deny-builtins", "--apply")
+    assert code == 0 and "denied" in out
+    settings = json.loads(settings_file.read_text())
+    assert settings["permissions"]["deny"] == ["WebFetch", *BUILTINS]  # kept, no duplicates
+    assert not any(_ours(settings, e) for e in settings["hooks"])  # Ratchet's hooks removed ...
+    assert settings["hooks"] == OTHER_SETTINGS["hooks"]  # ... theirs kept
+    assert (
+        _install(capsys, "claude-code", "--workspace", str(workspace), "--deny-builtins", "--apply")[1].count(
+            "unchanged"
+        )
+        == 2
+    )
+
+
+def test_unreadable_settings_are_never_overwritten(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path
+) -> None:
+    settings_file = workspace / ".claude" / "settings.json"
+    settings_file.parent.mkdir()
+    settings_file.write_text('{"hooks": {"PreToolUse": [}')
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
+    assert code == 2 and "not valid JSON" in out
+    assert settings_file.read_text() == '{"hooks": {"PreToolUse": [}' and not (workspace / ".mcp.json").exists()
+    settings_file.write_text('{"hooks": []}')
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
+    assert code == 2 and "hooks is not an object" in out
+
+
+def test_the_installed_hook_command_decides_and_fails_closed(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, tmp_path: Path
+) -> None:
+    policies = write_policy(tmp_path / "p", HOOK_POLICY)
+    db = tmp_path / "state" / "ratchet.db"
+    args = ["claude-code", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), "--apply"]
+    assert _install(capsys, *args)[0] == 0
+    settings = json.loads((workspace / ".claude" / "settings.json").read_text())
+    command = _ours(settings, "PreToolUse")[0]["command"]
+
+    def run(cmd: str, tool: str, tool_input: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        event = {
+            "session_id": "s",
+            "cwd": str(workspace / "sub"),  # Claude Code's cwd moved; the workspace stays the project
+            "hook_event_name": "PreToolUse",
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "tool_use_id": "toolu_1",
+        }
+        env = {**os.environ, "CLAUDE_PROJECT_DIR": str(workspace)}
+        return subprocess.run(
+            ["sh", "-c", cmd], input=json.dumps(event), capture_output=True, text=True, env=env, timeout=120
+        )
+
+    (workspace / "sub").mkdir()
+    done = run(command, "Write", {"file_path": str(workspace / "auto/a.txt"), "content": "a"})
+    assert done.returncode == 0 and json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"
+    done = run(command, "Bash", {"command": "touch x"})
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert db.exists() and not (workspace / "sub" / ".ratchet").exists()
+    # Ratchet missing or broken: the shell's own failure becomes exit 2, which blocks the call.
+    exe = json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["ratchet"]["command"]
+    broken = command.replace(exe, str(tmp_path / "no-such-ratchet"), 1)
+    assert broken != command
+    done = run(broken, "Write", {"file_path": str(workspace / "auto/a.txt"), "content": "a"})
+    assert done.returncode == 2 and done.stdout == ""
+
+
+# -- Codex ---------------------------------------------------------------------------------------
+
+CODEX_CONFIG = """\
+# my Codex settings
+model = "gpt-5.2"
+approval_policy = "on-request"
+
+[mcp_servers.docs]
+command = "docs-server"
+args = ["--port", "1"]   # keep this comment
+
+[profiles.fast]
+model = "gpt-5.2-mini\""""  # no newline at the end, on purpose
+
+
+def test_codex_appends_a_managed_block_and_keeps_the_rest_byte_for_byte(
+    capsys: pytest.CaptureFixture[str], home: Path
+) -> None:
+    config = home / ".codex" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(CODEX_CONFIG)
+
+    code, out = _install(capsys, "codex")
+    assert code == 0 and "+[mcp_servers.ratchet]" in out and config.read_text() == CODEX_CONFIG
+    assert "does not route through Ratchet" in out and "built-in shell" in out
+
+    code, out = _install(capsys, "codex", "--apply")
+    assert code == 0 and f"wrote {config}" in out
+    text = config.read_text()
+    assert text.startswith(CODEX_CONFIG + "\n")  # everything before is untouched
+    data = tomllib.loads(text)
+    assert data["model"] == "gpt-5.2" and data["mcp_servers"]["docs"] == {
+        "command": "docs-server",
+        "args": ["--port", "1"],
+    }
+    ratchet = data["mcp_servers"]["ratchet"]
+    assert Path(ratchet["command"]).name == "ratchet" and ratchet["args"] == ["serve", "--workspace", "."]
+    modes = {tool: v["approval_mode"] for tool, v in ratchet["tools"].items()}
+    assert {"write_file", "edit_file", "run_command", "trust_levels", "review_drafts"} <= set(modes)
+    assert set(modes.values()) == {"approve"}
+    assert "# read-only" in text and "# governed" in text
+    assert [b.read_text() for b in _backups(config)] == [CODEX_CONFIG]
+
+    code, out = _install(capsys, "codex", "--apply")
+    assert code == 0 and "already installed" in out and config.read_text() == text and len(_backups(config)) == 1
+
+    # A new installation replaces its own block in place; what follows it is kept too.
+    config.write_text(text + "\n[tui]\nnotifications = true\n")
+    code, out = _install(capsys, "codex", "--command", "/opt/ratchet/bin/ratchet", "--apply")
+    assert code == 0
+    new = config.read_text()
+    assert new.startswith(CODEX_CONFIG + "\n") and new.endswith("\n[tui]\nnotifications = true\n")
+    assert new.count("[mcp_servers.ratchet]") == 1
+    assert tomllib.loads(new)["mcp_servers"]["ratchet"]["command"] == "/opt/ratchet/bin/ratchet"
+
+
+def test_codex_refuses_what_it_cannot_merge_safely(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    config = tmp_path / "codex-home" / "config.toml"
+    config.parent.mkdir()
+    unmanaged = '[mcp_servers.ratchet]\ncommand = "ratchet"\nargs = ["serve"]\n'
+    for text, why in [
+        (unmanaged, "outside Ratchet's managed block"),
+        ("model = \n", "not valid TOML"),
+        ('mcp_servers = { docs = { command = "d" } }\n', "not be valid TOML"),
+        ("# >>> ratchet: managed by `ratchet install codex`; this block is replaced on every install >>>\n", "damaged"),
+    ]:
+        config.write_text(text)
+        code, out = _install(capsys, "codex", "--apply")
+        assert code == 2 and why in out, out
+        assert config.read_text() == text and not _backups(config)
+    assert not (home / ".codex").exists()
+
+
+# -- Claude Desktop -------------------------------------------------------------------------------
+
+
+def test_claude_desktop_writes_the_example_entry(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path
+) -> None:
+    config = home / ".config" / "Claude" / "claude_desktop_config.json"
+    before = _write_json(config, {"mcpServers": {"other": {"command": "x"}}, "globalShortcut": "Ctrl+Space"})
+    code, out = _install(capsys, "claude-desktop", "--workspace", str(workspace))
+    assert code == 0 and config.read_bytes() == before and "+++" in out
+    assert _install(capsys, "claude-desktop", "--workspace", str(workspace), "--apply")[0] == 0
+    data = json.loads(config.read_text())
+    example = json.loads((Path(__file__).parent.parent / "claude_desktop_config.example.json").read_text())
+    entry = data["mcpServers"]["ratchet"]
+    assert set(entry) == set(example["mcpServers"]["ratchet"])
+    assert Path(entry["command"]).is_absolute() and entry["args"] == ["serve", "--workspace", str(workspace.resolve())]
+    assert data["mcpServers"]["other"] == {"command": "x"} and data["globalShortcut"] == "Ctrl+Space"
+    assert "already installed" in _install(capsys, "claude-desktop", "--workspace", str(workspace), "--apply")[1]
+
+
+def test_options_that_belong_to_claude_code_only(capsys: pytest.CaptureFixture[str], home: Path) -> None:
+    code, out = _install(capsys, "codex", "--scope", "user")
+    assert code == 2 and "claude-code only" in out
+    code, out = _install(capsys, "claude-desktop", "--deny-builtins")
+    assert code == 2 and "claude-code only" in out
