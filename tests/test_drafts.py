@@ -107,8 +107,8 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
         smuggled = await client.call_tool("get_draft", {"draft_id": draft_id, "approve": True})
     # No tool approves, rejects, resolves or changes policy: review_drafts only relays the human's answer.
     assert tools == {"write_file", "edit_file", "run_command", "git_status", "git_diff", "git_commit", "git_push",
-                     "trust_levels", "get_draft", "review_drafts", "request_handoff", "get_handoff", "start_task",
-                     "end_task"}
+                     "trust_levels", "class_metrics", "get_draft", "review_drafts", "request_handoff", "get_handoff",
+                     "start_task", "end_task"}
     assert review.structured_content["reviewed"] == []
     assert "cannot ask its human" in review.structured_content["message"]
     assert smuggled.structured_content["status"] == "drafted"

@@ -31,12 +31,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import contracts, handoffs
+from . import contracts, handoffs, metrics
 from .contracts import TaskBudget, TaskScope
 from .engine import Engine, Evaluation, HumanAnswer
 from .errors import RatchetError
 from .gate import Route
 from .handoffs import HandoffRequest, HandoffView
+from .metrics import MetricsReport
 from .operations import EditSpec
 from .redact import redact
 from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
@@ -369,6 +370,19 @@ def build_server(config: ServerConfig) -> MCPServer:
     async def trust_levels(ctx: Context) -> TrustLevels:
         """Each action class: its level, its evidence window, and what a call of it would do now."""
         return await _engine(ctx).trust_levels()
+
+    @mcp.tool(title="Autonomy metrics", annotations=reads)
+    async def class_metrics(
+        ctx: Context,
+        since: Annotated[str | None, Field(description="ISO date, or a duration back from now such as 7d")] = None,
+        action_class: Annotated[str | None, Field(description="only this class")] = None,
+    ) -> MetricsReport:
+        """How each class is doing, per level: autonomy share, approvals, edits, rejections, escalations,
+        complaints on unreviewed actions, review times and rubber-stamp approvals. Read-only."""
+        try:
+            return await metrics.class_metrics(_engine(ctx), since=since, action_class=action_class)
+        except RatchetError as exc:
+            raise ToolError(str(exc)) from exc
 
     @mcp.tool(title="Get a draft", annotations=reads)
     async def get_draft(
