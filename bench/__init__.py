@@ -52,22 +52,25 @@ class Config:
     # 1. the gate in process
     gate_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)
     gate_warmup: int = 100
-    gate_rounds: int = 8
-    gate_block: int = 250
+    gate_rounds: int = 16
+    gate_block: int = 125
     gate_pure_calls: int = 20_000
     gate_profile_calls: int = 1_000
     # 2. stdio round trip
     rt_warmup: int = 50
-    rt_rounds: int = 10
-    rt_block: int = 60
+    rt_rounds: int = 12
+    rt_block: int = 50
     # 3. many sessions, one database
     sessions: int = 4
     session_actions: int = 10_000  # in all, split between the sessions
     # 4. start-up
     startup_reps: int = 10
+    startup_warmup: int = 1
+    startup_big_history: bool = True  # also start on the gate bench's largest database
     # 5. memory
     memory_actions: int = 10_000
     memory_checkpoints: int = 5
+    memory_bare: bool = True  # also drive the bare server, for a ratio
     # profile of the server process over stdio
     server_profile_calls: int = 1_000
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,18 +84,18 @@ def config(mode: str, *, external: bool = True) -> Config:
         return Config(
             "quick",
             external,
-            gate_sizes=(1_000, 100_000, 1_000_000),
+            gate_sizes=(1_000, 100_000),
             gate_warmup=50,
-            gate_rounds=4,
-            gate_block=100,
+            gate_rounds=6,
+            gate_block=60,
             gate_pure_calls=5_000,
             gate_profile_calls=300,
             rt_warmup=20,
-            rt_rounds=4,
-            rt_block=30,
-            session_actions=2_000,
-            startup_reps=3,
-            memory_actions=2_000,
+            rt_rounds=6,
+            rt_block=25,
+            session_actions=1_000,
+            startup_reps=2,
+            memory_actions=500,
             server_profile_calls=300,
         )
     if mode == "tiny":
@@ -111,8 +114,11 @@ def config(mode: str, *, external: bool = True) -> Config:
             sessions=2,
             session_actions=100,
             startup_reps=1,
+            startup_warmup=0,
+            startup_big_history=False,
             memory_actions=50,
             memory_checkpoints=2,
+            memory_bare=False,
             server_profile_calls=0,
         )
     raise ValueError(f"unknown mode {mode!r}; expected full, quick or tiny")
@@ -202,6 +208,34 @@ def seed_files(root: Path, files: int = 100) -> None:
 # -- processes -------------------------------------------------------------------------------------
 
 
+def child_env() -> dict[str, str]:
+    """The environment a bench server gets: enough to run, nothing that points Ratchet elsewhere."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def stdio_params(command: str | Path, args: Sequence[str], *, cwd: Path | None = None) -> Any:
+    """StdioServerParameters for a server the bench starts (the same way for every server)."""
+    from mcp.client.stdio import StdioServerParameters
+
+    return StdioServerParameters(
+        command=str(command), args=[str(a) for a in args], env=child_env(), cwd=str(cwd) if cwd else None
+    )
+
+
+def client(params: Any, errlog: Any) -> Any:
+    """An `mcp.Client` over stdio with the server's stderr going to `errlog` (an open file)."""
+    from mcp import Client
+    from mcp.client.stdio import stdio_client
+
+    return Client(stdio_client(params, errlog=errlog))
+
+
+def ratchet_args(workspace: Path, policies: Path, db: Path) -> list[str]:
+    """`ratchet serve` for a bench workspace, policy directory and database."""
+    return ["serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
+
+
 def child_pid(marker: str) -> int | None:
     """The pid of this process's child whose command line contains `marker` (a unique path)."""
     me = os.getpid()
@@ -247,10 +281,37 @@ def fs_type(path: Path) -> str:
         return kind
     for line in mounts:
         parts = line.split()
-        if len(parts) >= 3 and (resolved == parts[1] or resolved.startswith(parts[1].rstrip("/") + "/")):
-            if len(parts[1]) > len(best):
-                best, kind = parts[1], parts[2]
+        inside = len(parts) >= 3 and (resolved == parts[1] or resolved.startswith(parts[1].rstrip("/") + "/"))
+        if inside and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
     return kind
+
+
+def _ratchet_source() -> dict[str, Any]:
+    """Which Ratchet was measured: the package's location and, for this checkout, its commit and state."""
+    import subprocess
+
+    import ratchet
+
+    path = Path(ratchet.__file__).resolve().parent
+    out: dict[str, Any] = {"package": str(path)}
+    try:
+        out["repo_head"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        if path.is_relative_to(REPO):
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--", "server"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.strip()
+            out["server_dirty"] = bool(dirty)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 def machine(tmp: Path) -> dict[str, Any]:
@@ -266,6 +327,7 @@ def machine(tmp: Path) -> dict[str, Any]:
         mcp_version = getattr(mcp, "__version__", "?")
         aiosqlite_version = "?"
     return {
+        "ratchet": _ratchet_source(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -50,7 +50,9 @@ def grow_history(db: Path, policy: Any, upto: int, *, session_rows: int = 1_000)
     result_t = json.dumps(
         {"path": path_marker, "created": False, "bytes_written": 40, "fingerprint": f"sha256:{n_marker}"}
     )
-    rules = {name: (policy.get(name) or policy.unclassified).rule for name in (BENCH_CLASS, "source-write", "docs-write")}
+    rules = {
+        name: (policy.get(name) or policy.unclassified).rule for name in (BENCH_CLASS, "source-write", "docs-write")
+    }
     t0 = time.time() - upto * 0.05
     con = sqlite3.connect(db, isolation_level=None)
     try:
@@ -267,6 +269,8 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
         cprof = await profiling.gate_cprofile(largest.engine, cfg.gate_profile_calls, largest.calls)
         largest.calls += cfg.gate_profile_calls
         hop = await profiling.hop_cost(tmp / "hop.db", 2_000 if cfg.mode != "tiny" else 50)
+        micro = profiling.micro_costs(largest.engine, 2_000 if cfg.mode != "tiny" else 50)
+        store_hops = await profiling.store_hops(tmp / "store-hops.db")
         plans = profiling.outside_plans(largest.db)
     finally:
         for s in sized:
@@ -299,6 +303,8 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
         "statements": statements,
         "cprofile": cprof,
         "hop": hop,
+        "micro_us": micro,
+        "store_hops": store_hops,
         "outside_gate_plans": plans,
         "workspace_fs": os.fspath(tmp),
     }
