@@ -189,7 +189,11 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
 
 async def inbox(engine: Engine) -> list[InboxItem]:
     """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
-    rows = await engine.store.all(f"SELECT * FROM actions WHERE status = 'drafted' OR ({OPEN_ESCALATION}) ORDER BY id")
+    # Two index lookups rather than one OR, which would read the whole history.
+    rows = await engine.store.all(
+        "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') AND status = 'drafted' "
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} ORDER BY id"
+    )
     now = time.time()
     items = []
     for r in rows:

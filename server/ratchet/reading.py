@@ -61,7 +61,10 @@ class Reading(Core):
 
     async def queue(self) -> list[DraftView]:
         """Drafts waiting for a human, oldest first."""
-        rows = await self.store.all("SELECT * FROM actions WHERE status = 'drafted' ORDER BY id")
+        rows = await self.store.all(
+            "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') AND status = 'drafted' "
+            "ORDER BY id"  # the first condition is the partial index's: no scan of the whole history
+        )
         return [_view(r) for r in rows]
 
     async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:

@@ -304,7 +304,11 @@ class Store:
 
     async def recover_interrupted(self) -> list[aiosqlite.Row]:
         """Mark `running`/`approving` rows whose process is gone as `interrupted`; return them."""
-        rows = await self.all("SELECT * FROM actions WHERE status IN ('running', 'approving')")
+        # The first condition repeats the partial index's own, so SQLite uses it instead of scanning.
+        rows = await self.all(
+            "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') "
+            "AND status IN ('running', 'approving')"
+        )
         dead = [row for row in rows if row["pid"] != os.getpid() and not _alive(row["pid"])]
         if dead:
             async with self.transaction():

@@ -61,6 +61,8 @@ class Workspace:
             guarded[_resolve(spelled, str(item))] = None
             guarded[spelled] = None
         self.protected: tuple[Path, ...] = tuple(guarded)
+        # Folded once here, not on every check: relpath runs on every call of every tool.
+        self._folded_protected = tuple((guarded, _casefold_parts(guarded)) for guarded in self.protected)
 
     def relpath(self, path: str) -> str:
         """Return ``path`` as a normalized workspace-relative POSIX path, or raise ``PathRefused``.
@@ -81,8 +83,9 @@ class Workspace:
         # is refused rather than followed.
         location = _resolve(Path(base.parent), path) / given.name
 
-        for guarded in self.protected:
-            if _casefold_parts(location)[: len(guarded.parts)] == _casefold_parts(guarded):
+        folded = _casefold_parts(location)
+        for guarded, folded_guard in self._folded_protected:
+            if folded[: len(folded_guard)] == folded_guard:
                 raise PathRefused(path, "protected", f"{guarded} is managed by Ratchet itself")
         if location == self.root:
             raise PathRefused(path, "invalid-path", "the path names the workspace root itself")

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..errors import InvalidRequest
 from ..policy import CommandSettings, Subject
+from ..redact import redact
 from ..workspace import Workspace
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
@@ -46,11 +48,18 @@ class Prepared:
     fingerprint: str | None
     plan: Any = field(repr=False, default=None)
     shell: bool = False
+    # What the record keeps of the arguments once the call can no longer run (None: the arguments).
+    record: dict[str, Any] | None = None
 
     @property
     def subject(self) -> Subject:
         """The primary subject (the first)."""
         return self.subjects[0]
+
+    @cached_property
+    def shown(self) -> str:
+        """The preview with secrets redacted: what is stored and shown (computed once per call)."""
+        return redact(self.preview)
 
 
 @dataclass(frozen=True)
