@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -90,8 +91,7 @@ class Core:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             engine = cls(ws, policy, store, session_id)
             await engine._recover()
-            async with store.transaction():
-                await standing.sync_policy(store, policy)
+            await store.run(lambda conn: standing.sync_policy(conn, policy))
             if session:
                 await store.start_session(engine.session_id, client)
         except BaseException:
@@ -364,20 +364,21 @@ class Core:
             async with self.store.transaction():
                 action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
         status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
-        async with self.store.transaction():
-            await self._finish(action_id, status, result, error, answer=answer, sample=ok)
-            moved = None if ok is None else await self._sample(ev.cls, action_id, ok, self.session_id, mark=False)
+
+        def settle(conn: sqlite3.Connection) -> standing.Transition | None:
+            _finish_on(conn, action_id, status, result, error, answer=answer, sample=ok)
+            moved = None if ok is None else _sample_on(conn, ev.cls, action_id, ok, self.session_id, mark=False)
             if status == "executed":
-                await self._remember(ev.cls, ev.prepared)
+                _remember_on(conn, ev.cls, ev.prepared)
+            return moved
+
+        # Outcome, sample, streak, window and any transition: one transaction, one round trip.
+        moved = await self.store.run(settle)
         return await self._outcome(ev, action_id, status, result=result, error=error, moved=moved)
 
     async def _remember(self, cls: ActionClass, prepared: Prepared) -> None:
-        """Record what a class has now run, for its novelty trigger."""
-        if cls.novelty:
-            await self.store.db.executemany(
-                "INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)",
-                [(cls.name, key) for key in contracts.novelty_keys(prepared.subject)],
-            )
+        """Record what a class has now run, for its novelty trigger (inside the caller's transaction)."""
+        await self.store.call(lambda c: _remember_on(c, cls, prepared))
 
     async def _run(
         self, prepared: Prepared, action_id: int, cls: ActionClass, progress: ProgressCallback | None = None
@@ -448,25 +449,8 @@ class Core:
         answer: HumanAnswer | None = None,
         sample: bool | None = None,
     ) -> None:
-        """The outcome, the review and the sample label in one statement (each statement is a round trip)."""
-        # A finished action never runs again, so its arguments need not be kept in the clear.
-        await self.store.update(
-            "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
-            "args_json = redact(args_json), reviewer = coalesce(?, reviewer), "
-            "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
-            "sample = coalesce(?, sample) WHERE id = ?",
-            (
-                status,
-                redact(json.dumps(result)) if result is not None else None,
-                error and redact(error),
-                time.time(),
-                answer.reviewer if answer else None,
-                answer.seconds if answer else None,
-                answer.note if answer else None,
-                None if sample is None else "success" if sample else "failure",
-                action_id,
-            ),
-        )
+        """Record an outcome (inside the caller's transaction); see `_finish_on`."""
+        await self.store.call(lambda c: _finish_on(c, action_id, status, result, error, answer=answer, sample=sample))
 
     async def _review(self, action_id: int, answer: HumanAnswer) -> None:
         await self.store.update(
@@ -477,18 +461,8 @@ class Core:
     async def _sample(
         self, cls: ActionClass, action_id: int, ok: bool, session_id: str, *, mark: bool = True
     ) -> standing.Transition | None:
-        """One piece of evidence: the window, the session's failure streak, and any move it causes."""
-        if mark:
-            await self.store.update(
-                "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id)
-            )
-        if session_id != CLI_SESSION:
-            await self.store.update(
-                "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
-                "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
-                (session_id, cls.name, 0 if ok else 1, ok),
-            )
-        return await standing.apply_sample(self.store, cls, action_id, ok)
+        """One piece of evidence (inside the caller's transaction); see `_sample_on`."""
+        return await self.store.call(lambda c: _sample_on(c, cls, action_id, ok, session_id, mark=mark))
 
     async def _outcome(
         self,
@@ -621,6 +595,59 @@ class Core:
             if row["status"] not in ("drafted", "approving") or time.monotonic() >= deadline:
                 return _view(row)
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def _finish_on(
+    conn: sqlite3.Connection,
+    action_id: int,
+    status: str,
+    result: dict[str, Any] | None,
+    error: str | None,
+    *,
+    answer: HumanAnswer | None = None,
+    sample: bool | None = None,
+) -> None:
+    """The outcome, the review and the sample label of an action, in one statement."""
+    # A finished action never runs again, so its arguments need not be kept in the clear.
+    conn.execute(
+        "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
+        "args_json = redact(args_json), reviewer = coalesce(?, reviewer), "
+        "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
+        "sample = coalesce(?, sample) WHERE id = ?",
+        (
+            status,
+            redact(json.dumps(result)) if result is not None else None,
+            error and redact(error),
+            time.time(),
+            answer.reviewer if answer else None,
+            answer.seconds if answer else None,
+            answer.note if answer else None,
+            None if sample is None else "success" if sample else "failure",
+            action_id,
+        ),
+    )
+
+
+def _sample_on(
+    conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool, session_id: str, *, mark: bool = True
+) -> standing.Transition | None:
+    """One piece of evidence: the window, the session's failure streak, and any move it causes."""
+    if mark:
+        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id))
+    if session_id != CLI_SESSION:
+        conn.execute(
+            "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
+            "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
+            (session_id, cls.name, 0 if ok else 1, ok),
+        )
+    return standing.apply_sample(conn, cls, action_id, ok)
+
+
+def _remember_on(conn: sqlite3.Connection, cls: ActionClass, prepared: Prepared) -> None:
+    """Record what a class has now run, for its novelty trigger."""
+    if cls.novelty:
+        keys = [(cls.name, key) for key in contracts.novelty_keys(prepared.subject)]
+        conn.executemany("INSERT OR IGNORE INTO seen (class, key) VALUES (?, ?)", keys)
 
 
 def _result_text(result: dict[str, Any] | None) -> str:

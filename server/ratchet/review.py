@@ -111,14 +111,15 @@ class HumanSide(Core):
                 (action_id, time.time(), reason),
             )
             await self.store.update("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
-            return await standing.complain(self.store, self._class_of(row["class"]), action_id, reason)
+            cls = self._class_of(row["class"])
+            return await self.store.call(lambda c: standing.complain(c, cls, action_id, reason))
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""
-        async with self.store.transaction():
-            return await standing.human_demote(self.store, self._named(name), reason, to)
+        cls = self._named(name)
+        return await self.store.run(lambda c: standing.human_demote(c, cls, reason, to))
 
     async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
         """A human caps a class (or lifts the cap with None)."""
-        async with self.store.transaction():
-            return await standing.pin(self.store, self._named(name), level, reason)
+        cls = self._named(name)
+        return await self.store.run(lambda c: standing.pin(c, cls, level, reason))
