@@ -1,0 +1,95 @@
+"""run_command's overhead: a trivial program through the gate at `autonomous`, against running it directly.
+
+    .venv/bin/python -m bench.run_command [--calls 200]
+
+Both sides run the same program (`true`) as a child process from the same event loop, interleaved
+in rounds so a noisy neighbour slows both alike: directly with `anyio.run_process`, and through
+`Engine.evaluate` + `Engine.carry_out` (classify the argv, decide, record the intent, spawn with a
+scrubbed environment, a process group and a timeout, record the outcome and the sample). Reports
+medians and p90 in milliseconds, their ratio, and the absolute overhead per call. Writes
+bench/results/run_command.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ratchet.engine import Engine
+
+POLICY = """
+[classes.trivial]
+tools = ["run_command"]
+argv = [["true"]]
+start = "autonomous"
+"""
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(calls: int) -> dict[str, Any]:
+    """Interleaved timings of the direct and the gated run; figures in milliseconds."""
+    with tempfile.TemporaryDirectory(prefix="ratchet-bench-cmd-") as tmp:
+        root = Path(tmp)
+        (root / "ws").mkdir()
+        (root / "policies").mkdir()
+        (root / "policies" / "p.toml").write_text(POLICY)
+        engine = await Engine.open(root / "ws", policies=root / "policies", db=root / "r.db")
+        direct: list[float] = []
+        gated: list[float] = []
+        try:
+            for warm in range(5):
+                await anyio.run_process(["true"])
+                await engine.carry_out(await engine.evaluate("run_command", {"argv": ["true"]}))
+                _ = warm
+            for n in range(calls):
+                order = (0, 1) if n % 2 == 0 else (1, 0)
+                for side in order:
+                    started = time.perf_counter()
+                    if side == 0:
+                        await anyio.run_process(["true"])
+                        direct.append((time.perf_counter() - started) * 1000)
+                    else:
+                        outcome = await engine.carry_out(await engine.evaluate("run_command", {"argv": ["true"]}))
+                        gated.append((time.perf_counter() - started) * 1000)
+                        assert outcome.status == "executed", outcome.message
+        finally:
+            await engine.close()
+    d_med, g_med = statistics.median(direct), statistics.median(gated)
+    return {
+        "calls": calls,
+        "direct_ms": {"median": d_med, "p90": _quantile(direct, 0.9)},
+        "gated_ms": {"median": g_med, "p90": _quantile(gated, 0.9)},
+        "ratio_median": g_med / d_med,
+        "overhead_ms_median": g_med - d_med,
+    }
+
+
+def main() -> None:
+    """Run the comparison, print a table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    result = anyio.run(measure, args.calls)
+    out = Path(__file__).parent / "results" / "run_command.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"| run of `true` ({result['calls']} calls each) | median ms | p90 ms |")
+    print("|---|---:|---:|")
+    print(f"| directly (anyio.run_process) | {result['direct_ms']['median']:.2f} | {result['direct_ms']['p90']:.2f} |")
+    print(f"| run_command through the gate | {result['gated_ms']['median']:.2f} | {result['gated_ms']['p90']:.2f} |")
+    print(f"\nratio x{result['ratio_median']:.2f}, overhead {result['overhead_ms_median']:.2f} ms per call (median)")
+
+
+if __name__ == "__main__":
+    main()
