@@ -107,6 +107,7 @@ async def test_explain_notes_when_the_policy_has_moved_the_class(
     recorded = _rule(policies, "auto")
     (policies / "policy.toml").write_text("# a comment line moves every class down one\n" + LEVELS_POLICY)
     code, text = await cli(capsys, workspace, policies, db, "explain", str(out["action_id"]), "--json")
+    assert code == 0, text
     e = json.loads(text)
     assert e["rule"] == recorded  # as recorded when it was decided
     assert e["rule_now"] == f"the current policy declares auto at {_rule(policies, 'auto')}"
