@@ -213,3 +213,17 @@ async def test_http_on_loopback(ratchet_bin: Path, workspace: Path, policies: Pa
         proc.wait(timeout=10)
     assert result.structured_content["status"] == "executed"
     assert (workspace / "auto/h.txt").read_text() == "via http\n"
+
+
+def test_init_writes_the_starter_policies_and_keeps_the_database_out_of_git(ratchet_bin: Path, workspace: Path) -> None:
+    done = subprocess.run([str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (workspace / ".ratchet/policies/files.toml").exists()
+    assert "ratchet.db*" in (workspace / ".ratchet/.gitignore").read_text()
+    linted = subprocess.run([str(ratchet_bin), "lint", "--workspace", str(workspace)], capture_output=True,
+                            text=True, timeout=60)
+    assert linted.returncode == 0 and ".ratchet/policies: ok" in linted.stdout
+    again = subprocess.run([str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -20,6 +20,7 @@ import anyio
 from pydantic import BaseModel
 
 from . import handoffs
+from .core import keep_database_out_of_git
 from .engine import Engine
 from .errors import InvalidRequest, RatchetError
 from .levels import LEVEL_NAMES, Level
@@ -91,9 +92,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     if target.exists():
         raise InvalidRequest(f"{target} already exists; edit it, or remove it to start over")
     shutil.copytree(starter_policy_dir(), target)
-    gitignore = target.parent / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text("# the trust database is per machine; the policies are shared\nratchet.db*\n")
+    keep_database_out_of_git(target.parent / "ratchet.db")
     print(f"wrote {target}; commit it and review changes to it like code")
     return 0
 

@@ -5,6 +5,7 @@ See engine.py for the whole picture; review.py (the human's side) and reading.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -87,6 +88,7 @@ class Core:
         ]
         ws = Workspace(workspace, protected)
         store = await Store.open(db_path)
+        keep_database_out_of_git(db_path)
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             engine = cls(ws, policy, store, session_id)
@@ -595,6 +597,14 @@ class Core:
             if row["status"] not in ("drafted", "approving") or time.monotonic() >= deadline:
                 return _view(row)
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+def keep_database_out_of_git(db_path: Path) -> None:
+    """Keep the per-machine database out of the team's repository (the policies in .ratchet/ are shared)."""
+    ignore = db_path.parent / ".gitignore"
+    if db_path.parent.name == ".ratchet" and not ignore.exists():
+        with contextlib.suppress(OSError):
+            ignore.write_text("# the trust database is per machine; policies/ here is shared\nratchet.db*\n")
 
 
 def _finish_on(
