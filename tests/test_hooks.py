@@ -19,45 +19,14 @@ from ratchet import hooks
 from ratchet.hooks import HookOptions
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, write_policy
+from .conftest import LEVELS_POLICY, Human, write_policy
 
 # Every level for files and for commands, and one class that can climb from confirm.
-HOOK_POLICY = """
-[defaults]
-window_size = 10
-min_samples = 3
-promote_at = 0.4
-demote_below = 0.2
-unmatched = "draft"
-
-[classes.auto]
-tools = ["write_file", "edit_file"]
-paths = ["auto/**"]
-start = "autonomous"
-
-[classes.ask]
-tools = ["write_file", "edit_file"]
-paths = ["ask/**"]
-start = "confirm"
-ceiling = "confirm"
-
-[classes.queue]
-tools = ["write_file", "edit_file"]
-paths = ["queue/**"]
-start = "draft"
-ceiling = "draft"
-
-[classes.stop]
-tools = ["write_file", "edit_file"]
-paths = ["stop/**"]
-start = "blocked"
-
-[classes.climb]
-tools = ["write_file", "edit_file"]
-paths = ["climb/**"]
-start = "confirm"
-ceiling = "autonomous"
-
+# Every level for files (the shared LEVELS_POLICY, with climb starting at confirm so asks can promote it)
+# and for commands.
+HOOK_POLICY = LEVELS_POLICY.replace(
+    'paths = ["climb/**"]\nstart = "draft"', 'paths = ["climb/**"]\nstart = "confirm"'
+) + """
 [classes.echo-run]
 tools = ["run_command"]
 argv = [["echo"]]
