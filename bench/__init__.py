@@ -294,7 +294,9 @@ def _ratchet_source() -> dict[str, Any]:
     import ratchet
 
     path = Path(ratchet.__file__).resolve().parent
-    out: dict[str, Any] = {"package": str(path)}
+    # Relative to the checkout when it is this checkout's: results are committed, machine paths are not.
+    shown = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    out: dict[str, Any] = {"package": shown}
     try:
         out["repo_head"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
