@@ -11,7 +11,6 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -98,7 +97,6 @@ class _Gated:
 
     evaluation: Evaluation | None
     error: RatchetError | None
-    asked_at: float
 
 
 def _engine(ctx: Context) -> Engine:
@@ -129,10 +127,10 @@ async def _gate(
     try:
         ev = await _engine(ctx).evaluate(tool, args, confidence=confidence, can_elicit=_can_elicit(ctx))
     except RatchetError as exc:
-        return _Gated(None, exc, time.time())
+        return _Gated(None, exc)
     if ev.decision.route is Route.CONFIRM:
         return Elicit(_confirm_message(ev), ConfirmChange)
-    return _Gated(ev, None, time.time())
+    return _Gated(ev, None)
 
 
 async def _gate_write(
