@@ -184,3 +184,32 @@ def test_rubber_stamps_are_approvals_faster_than_reading() -> None:
     assert f.median_review_seconds == 1.0 and f.rework_rate == pytest.approx(1 / 3)
     assert f.mean_seconds_between_interventions == pytest.approx(1.0)  # decided at 2, 3, 4, 5
     assert figures([]).autonomous_share is None and figures([]).actions == 0
+
+
+@pytest.mark.asyncio
+async def test_a_resolved_escalation_is_an_intervention_and_a_handoff_is_not_an_action(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        stopped = (await write(client, "stop/s.txt"))["action_id"]
+        handoff = await client.call_tool(
+            "request_handoff",
+            {"what_tried": "tried both migrations on a copy", "uncertainty": "which one to keep", "options": ["a"]},
+        )
+        assert not handoff.is_error
+    for item in (stopped, handoff.structured_content["id"]):
+        code, text = await cli(capsys, workspace, policies, db, "resolve", str(item), "--note", "do it by hand")
+        assert code == 0, text
+    code, text = await cli(capsys, workspace, policies, db, "metrics", "--json")
+    report = json.loads(text)
+    assert [c["action_class"] for c in report["classes"]] == ["stop"]  # the handoff is no governed action
+    stop = report["classes"][0]["levels"]["blocked"]
+    assert (stop["actions"], stop["counts"]["blocked"], stop["interventions"]) == (1, 1, 1)
+    code, text = await cli(capsys, workspace, policies, db, "simulate", "--json")
+    sim = json.loads(text)
+    assert sim["replayed"] == 1 and sim["changes"] == [] and sim["skipped"] == []
+    assert (sim["interventions_recorded"], sim["interventions_added"], sim["interventions_saved"]) == (1, 0, 0)
+    code, text = await cli(capsys, workspace, policies, db, "explain", str(stopped))
+    assert code == 0 and "review:   resolved: note by a human at the CLI" in text and "do it by hand" in text
+    code, text = await cli(capsys, workspace, policies, db, "explain", str(handoff.structured_content["id"]))
+    assert code == 0 and "a handoff the agent asked for" in text and "answered resolved: note" in text

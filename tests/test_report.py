@@ -1,4 +1,4 @@
-"""`ratchet report`: a terminal summary, JSON, and a self-contained HTML page with one plot per class."""
+"""`ratchet report`: the metrics and every class's trajectory, in a terminal, as JSON, and as one offline page."""
 
 from __future__ import annotations
 
@@ -6,52 +6,76 @@ import json
 import re
 from pathlib import Path
 
-import anyio
 import pytest
-from mcp import Client
 
-from ratchet.cli import main
-from ratchet.mcp_server import ServerConfig, build_server
+from .test_metrics import cli, drive_history
+from .test_simulate import _history
 
-
-async def _cli(capsys: pytest.CaptureFixture[str], base: list[str], *argv: str) -> tuple[int, str]:
-    code = await anyio.to_thread.run_sync(main, [*argv, *base])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+CLASSES = ["ask", "auto", "climb", "queue", "stop", "unclassified"]  # LEVELS_POLICY's, then the built-in one
 
 
 @pytest.mark.asyncio
-async def test_report_terminal_json_and_an_offline_html_page(
-    workspace: Path, policies: Path, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+async def test_report_html_is_one_offline_page_with_a_plot_per_class(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        for n in range(3):  # three approvals promote `climb` (min_samples 3, promote_at 0.4)
-            out = (await client.call_tool("write_file", {"path": f"climb/{n}.txt", "content": "x"})).structured_content
-            code, _ = await _cli(capsys, base, "approve", str(out["draft_id"]))
-            assert code == 0
-        auto = (await client.call_tool("write_file", {"path": "auto/a.txt", "content": "x"})).structured_content
-        await client.call_tool("write_file", {"path": "stop/s.txt", "content": "x"})
-    code, _ = await _cli(capsys, base, "complain", str(auto["action_id"]), "--reason", "wrong")
-    assert code == 0
+    await drive_history(tmp_path, workspace, policies, db, capsys)
+    ids = await _history(workspace, policies, db, capsys)
+    page = tmp_path / "out" / "report.html"
+    code, text = await cli(capsys, workspace, policies, db, "report", "--html", str(page))
+    assert code == 0 and str(page) in text
+    doc = page.read_text(encoding="utf-8")
+    assert doc.startswith("<!doctype html>") and doc.rstrip().endswith("</html>")
+    # Nothing fetched: no remote src/href, no script at all, no @import or url() in the CSS.
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", doc, re.IGNORECASE)
+    assert "http://" not in doc and "https://" not in doc
+    assert "<script" not in doc.lower() and "@import" not in doc and "url(" not in doc
+    plots = re.findall(r'<svg [^>]*aria-label="Trust trajectory of ([^"]+)"', doc)
+    assert plots == CLASSES and doc.count("<svg") == len(CLASSES)
+    climb = doc.split('aria-label="Trust trajectory of climb"')[1].split("</svg>")[0]
+    # Two promotions (green triangles) and the complaint's demotion (red triangle), each with its action.
+    assert climb.count('fill="#15803d"><title>') == 2 and climb.count('fill="#b91c1c"><title>') == 1
+    assert f"promote (action {ids['climb'][2]})" in climb and f"complaint-demote (action {ids['climb'][11]})" in climb
 
-    code, text = await _cli(capsys, base, "report")
-    assert code == 0 and "climb" in text and "draft -> confirm" in text and "autonomous -> confirm" in text
 
-    code, text = await _cli(capsys, base, "report", "--json")
-    assert code == 0
+@pytest.mark.asyncio
+async def test_report_json_rebuilds_each_trajectory_from_the_record(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = await _history(workspace, policies, db, capsys)
+    code, text = await cli(capsys, workspace, policies, db, "report", "--json")
+    assert code == 0, text
     report = json.loads(text)
+    assert report["metrics"]["total"]["actions"] == 15
     trajectories = {t["action_class"]: t for t in report["trajectories"]}
-    assert {"auto", "ask", "queue", "stop", "climb"} <= set(trajectories)
+    assert list(trajectories) == CLASSES
+    climb = trajectories["climb"]
+    assert (climb["promotions"], climb["demotions"], climb["level_now"]) == (2, 1, "confirm")
+    moves = [(p["event"], p["level"], p["action_id"]) for p in climb["points"] if p["event"] != "sample"]
+    assert moves == [
+        ("promote", "confirm", ids["climb"][2]),
+        ("promote", "autonomous", ids["climb"][5]),
+        ("complaint", "autonomous", ids["climb"][11]),
+        ("complaint-demote", "confirm", ids["climb"][11]),
+    ]
+    samples = [p for p in climb["points"] if p["event"] == "sample"]
+    assert len(samples) == 12 and all(p["ok"] for p in samples)
+    assert [p["n"] for p in samples[:4]] == [1, 2, 3, 1]  # a promotion starts a fresh window
+    # The rebuilt window ends where the live one stands.
+    code, text = await cli(capsys, workspace, policies, db, "status", "--json")
+    live = {c["action_class"]: c for c in json.loads(text)["classes"]}
+    for name, t in trajectories.items():
+        last = t["points"][-1] if t["points"] else None
+        assert (last["n"] if last else 0) == live[name]["samples"], name
+        assert t["level_now"] == live[name]["earned_level"]
 
-    page = tmp_path / "report.html"
-    code, _ = await _cli(capsys, base, "report", "--html", str(page))
+    code, text = await cli(capsys, workspace, policies, db, "report")
     assert code == 0
-    html = page.read_text()
-    # Opens offline: nothing fetched from the network, no script from anywhere.
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
-    assert "<script src" not in html and "@import" not in html
-    # One plot per class of the policy (and the built-in unclassified one).
-    assert html.count("<svg") == len(trajectories)
-    for name in trajectories:
-        assert name in html
+    climb_line = next(line for line in text.splitlines() if line.strip().startswith("climb ") and "up" in line)
+    assert (
+        f"draft -> confirm (@{ids['climb'][2]}) -> autonomous (@{ids['climb'][5]}) -> confirm (@{ids['climb'][11]})"
+        in climb_line
+    )
+    # A period after everything: no actions, no points, and the level the class stood at before it.
+    code, text = await cli(capsys, workspace, policies, db, "report", "--json", "--since", "2999-01-01")
+    late = {t["action_class"]: t for t in json.loads(text)["trajectories"]}
+    assert late["climb"]["points"] == [] and late["climb"]["level_before"] == "confirm"

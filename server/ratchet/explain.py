@@ -26,6 +26,7 @@ from .store import Store
 REVIEWERS = {
     "cli": "a human at the CLI (`ratchet approve` / `ratchet reject`)",
     "elicitation": "the client's own dialog (proves a client said yes or no, not which human)",
+    "client": "the client's own permission prompt, reported through its hook (not which human)",
 }
 
 
@@ -55,7 +56,7 @@ class LevelSource(BaseModel):
 class Review(BaseModel):
     """The human's answer, when there was one."""
 
-    decision: str = Field(description="approved | edited | rejected | declined")
+    decision: str = Field(description="approved | edited | rejected | declined | resolved: OPTION (a blocked call)")
     reviewer: str
     who: str
     seconds: float | None
@@ -170,11 +171,11 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         lines = count_diff_lines(row["preview"])
         seconds = row["review_seconds"]
         review = Review(
-            decision=kind,
+            decision=f"resolved: {row['resolution']}" if row["resolution"] else kind,
             reviewer=row["reviewer"],
             who=REVIEWERS.get(row["reviewer"], row["reviewer"]),
             seconds=seconds,
-            note=row["review_note"],
+            note=row["review_note"] or row["resolution_note"],
             reading_seconds=reading_seconds(lines),
             rubber_stamp=(seconds < reading_seconds(lines)) if kind == "approved" and seconds is not None else None,
         )
@@ -220,8 +221,10 @@ def _when(ts: float) -> str:
 def render_explanation(e: Explanation) -> str:
     """The explanation as a few lines a reviewer can read."""
     out = [f"action {e.action_id}: {e.tool} {e.target} ({_when(e.created_at)}, session {e.session_id})"]
-    if e.route == "refuse":
-        out.append(f"refused before the gate: {e.error}")
+    if e.route in ("refuse", "escalate"):
+        answer = f"; answered {e.review.decision}" if e.review else "; not answered yet"
+        handoff = f"a handoff the agent asked for (`ratchet show {e.action_id}` has its packet){answer}"
+        out.append(f"refused before the gate: {e.error}" if e.route == "refuse" else handoff)
         return "\n".join(out)
     out.append(f"class:    {e.action_class}, rule {e.rule} (policy {e.policy_fingerprint})")
     if e.rule_now:

@@ -1,7 +1,8 @@
 """Evidence a team can read: per-class, per-level figures over a period, computed from the trust database.
 
-Which actions count: those created in the period (`since` inclusive, `until` exclusive), except
-calls refused before they reached the gate (status `refused`: bad path or arguments, no class).
+Which actions count: those created in the period (`since` inclusive, `until` exclusive) that the
+gate decided, i.e. that have a policy rule: calls refused before the gate (bad path or arguments)
+and handoffs the agent asked for (`request_handoff`, not a governed action) are left out.
 Everything that happened *to* an action (its review, its complaints) goes with the action, even
 when it came after `until`. Actions are grouped by class and by `class_level`, the rung the class
 stood on when the call was decided (a trigger may have given the call itself less).
@@ -10,17 +11,20 @@ Each action has one *disposition*:
 
 - `autonomous`: the gate let it run with no human (route `execute`), whatever the result;
 - `approved`: a human accepted it unchanged: a draft approved (CLI or in-chat review) or a
-  confirmation accepted in the client's dialog;
+  confirmation accepted in the client's dialog (or, for a client's own tool seen through a hook,
+  in the client's permission prompt);
 - `edited`: a draft approved with the human's own content (`ratchet approve --content`);
 - `rejected`: a draft rejected; `declined`: a confirmation declined;
 - `blocked`: refused by the gate with an escalation packet;
-- `pending`: a draft still waiting; `unresolved`: a draft that went stale, failed before it could
-  run, or an action interrupted before its outcome was recorded.
+- `pending`: a draft still waiting, or a client's own call whose outcome has not been reported;
+  `unresolved`: a draft that went stale, failed before it could run, or an action interrupted
+  before its outcome was recorded.
 
 A *human intervention* is an approval, an edited approval, a rejection, a decline (each answer to
-a confirmation is one of those) or a complaint. Its time is when it was recorded: the action's
-`finished_at` for a review (its `created_at` for a decline, which records none) and the
-complaint's own time for a complaint.
+a confirmation is one of those) or a complaint; and also a human's answer to a blocked action's
+escalation packet (`ratchet resolve`), which came after this definition was first written. Its time
+is when it was recorded: the action's `finished_at` for a review (its `created_at` when none was
+recorded), `resolved_at` for a resolution and the complaint's own time for a complaint.
 
 Reading-speed rule for the rubber-stamp indicator: a human needs at least
 `READ_BASE_SECONDS + READ_SECONDS_PER_LINE x diff_lines` (2 s + 0.25 s per line) to read a draft,
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,7 +99,7 @@ def disposition(status: str, route: str, reviewer: str | None, review_note: str 
         return status
     if reviewer is not None:
         return "edited" if (review_note or "").startswith(EDITED_NOTE) else "approved"
-    return "pending" if status in ("drafted", "approving") else "unresolved"
+    return "pending" if status in ("drafted", "approving", "asked", "allowed") else "unresolved"
 
 
 def diff_lines(preview: str) -> int:
@@ -127,6 +132,7 @@ class ActionFacts:
     review_seconds: float | None
     diff_lines: int
     complaint_times: tuple[float, ...] = ()
+    resolved_at: float | None = None  # a human answered the blocked action's escalation packet
 
     @property
     def rubber_stamp(self) -> bool | None:
@@ -142,7 +148,9 @@ class Figures(BaseModel):
     actions: int = Field(description="actions decided by the gate in the period")
     counts: dict[str, int] = Field(description="actions per disposition: " + ", ".join(DISPOSITIONS))
     complaints: int = Field(description="complaints recorded on these actions")
-    interventions: int = Field(description="approvals, edited approvals, rejections, declines and complaints")
+    interventions: int = Field(
+        description="approvals, edited approvals, rejections, declines, complaints and resolved escalations"
+    )
     autonomous_share: float | None = Field(description="autonomous / actions")
     approved_share: float | None = Field(description="approved unchanged / actions")
     edited_share: float | None = Field(description="edited approvals / actions")
@@ -191,16 +199,17 @@ def _share(part: int, whole: int) -> float | None:
 def figures(facts: Iterable[ActionFacts]) -> Figures:
     """The figures of a group of actions. Pure: every definition is in `Figures`' field descriptions.
 
-    - mean time between human interventions: the mean gap between consecutive interventions of the
-      group, i.e. (last - first) / (n - 1) over their recorded times; None with fewer than two;
+    - mean time between human interventions (reviews, complaints and resolved escalations, see the
+      module docstring): the mean gap between consecutive interventions of the group, i.e.
+      (last - first) / (n - 1) over their recorded times; None with fewer than two;
     - shares: each disposition's count / all actions; `rejected_share` counts rejected drafts and
       declined confirmations together (both are a human saying no);
     - escalation rate: blocked / all actions;
     - rework rate: edited / all approvals (unchanged + edited);
     - defect escape rate: autonomous actions with at least one complaint / autonomous actions;
     - median review time per accepted change: the median `review_seconds` of approvals (unchanged or
-      edited). For a draft this is the time from drafting to approval (queue time included); an
-      in-chat confirmation records none and is left out;
+      edited). For a draft this is the time from drafting to approval (queue time included); a
+      confirmation answered in an MCP client's dialog records none and is left out;
     - agent actions per human decision: actions / human interventions;
     - rubber-stamp share: unchanged approvals faster than the reading rule / unchanged approvals
       with a recorded review time.
@@ -212,10 +221,9 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
     moments = sorted(
         [f.decided_at for f in items if f.disposition in HUMAN_DECISIONS and f.decided_at is not None]
         + [t for f in items for t in f.complaint_times]
+        + [f.resolved_at for f in items if f.resolved_at is not None]
     )
-    interventions = sum(1 for f in items if f.disposition in HUMAN_DECISIONS) + sum(
-        len(f.complaint_times) for f in items
-    )
+    interventions = len(moments) + sum(1 for f in items if f.disposition in HUMAN_DECISIONS and f.decided_at is None)
     approvals = counts["approved"] + counts["edited"]
     reviews = [
         f.review_seconds for f in items if f.disposition in ("approved", "edited") and f.review_seconds is not None
@@ -264,8 +272,8 @@ def summarize(facts: Iterable[ActionFacts], since: float | None, until: float | 
 async def load_facts(
     store: Store, since: float | None = None, until: float | None = None, action_class: str | None = None
 ) -> list[ActionFacts]:
-    """Read the period's actions (refused calls left out) and their complaints, oldest first."""
-    where = ["status != 'refused'"]
+    """Read the period's gated actions (refused calls and handoffs left out) and their complaints, oldest first."""
+    where = ["rule != ''"]
     params: list[object] = []
     for clause, value in (("created_at >= ?", since), ("created_at < ?", until), ("class = ?", action_class)):
         if value is not None:
@@ -274,7 +282,7 @@ async def load_facts(
     sql = " AND ".join(where)
     rows = await store.all(
         "SELECT id, class, class_level, route, status, reviewer, review_note, review_seconds, created_at, "
-        f"finished_at, preview FROM actions WHERE {sql} ORDER BY id",
+        f"finished_at, resolved_at, preview FROM actions WHERE {sql} ORDER BY id",
         params,
     )
     complaints: dict[int, list[float]] = {}
@@ -298,6 +306,7 @@ async def load_facts(
                 review_seconds=r["review_seconds"],
                 diff_lines=diff_lines(r["preview"]),
                 complaint_times=tuple(complaints.get(r["id"], ())),
+                resolved_at=r["resolved_at"] if kind == "blocked" else None,
             )
         )
     return facts
@@ -366,6 +375,16 @@ def _bound(value: float | None, open_side: str) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value is not None else open_side
 
 
+def legend(reading_rule: str) -> str:
+    """What each column of the table means, in one sentence."""
+    return (
+        "auto/appr/edit/rej: share of actions run autonomously, approved unchanged, edited, rejected or "
+        "declined; esc: blocked share; rework: edited / approvals; escape: complained-about autonomous "
+        "runs / autonomous runs; MTBI: mean time between human interventions; review: median review time "
+        f"of approvals; act/dec: actions per human intervention; stamp: rubber stamps ({reading_rule})"
+    )
+
+
 def render_metrics(report: MetricsReport) -> str:
     """The report as a terminal table, one row per class and per level, with a legend."""
     lines = [
@@ -377,10 +396,5 @@ def render_metrics(report: MetricsReport) -> str:
     for c in report.classes:
         lines.append(figures_line(c.action_class, c.overall))
         lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
-    lines.append(
-        "auto/appr/edit/rej: share of actions run autonomously, approved unchanged, edited, rejected or "
-        "declined; esc: blocked share; rework: edited / approvals; escape: complained-about autonomous "
-        "runs / autonomous runs; MTBI: mean time between human interventions; review: median review time "
-        f"of approvals; act/dec: actions per human intervention; stamp: rubber stamps ({report.reading_rule})"
-    )
+    lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
     return "\n".join(lines)

@@ -20,7 +20,16 @@ from pydantic import BaseModel
 
 from .engine import Engine
 from .levels import Level
-from .metrics import EDITED_NOTE, HEADER, MetricsReport, class_metrics, figures_line, fmt_seconds, render_metrics
+from .metrics import (
+    EDITED_NOTE,
+    HEADER,
+    MetricsReport,
+    class_metrics,
+    figures_line,
+    fmt_seconds,
+    legend,
+    render_metrics,
+)
 from .policy import ActionClass
 from .trust import Sample, Window, add_sample, evidence, flip_sample
 
@@ -304,15 +313,16 @@ def render_html(r: EvidenceReport) -> str:
         f'<tr class="{k}">' + "".join(f"<td>{esc(x)}</td>" for x in _cells(figures_line(name, f))) + "</tr>"
         for k, name, f in rows
     )
-    defs = render_metrics(m).splitlines()[-1]
+    defs = legend(m.reading_rule)
     sections = []
     for t in r.trajectories:
         last = t.points[-1] if t.points else None
         window = f"window {last.n} samples, rate {last.rate:.0%}" if last and last.rate is not None else "window empty"
         sections.append(
             f"<section><h3>{esc(t.action_class)} <span class='meta'>now {esc(t.level_now)}</span></h3>"
-            f"<p class='meta'>{esc(t.description)} · rule {esc(t.rule)} · start {esc(t.start)}, floor {esc(t.floor)}, "
-            f"ceiling {esc(t.ceiling)} · {t.promotions} promotions, {t.demotions} demotions · {esc(window)}</p>"
+            f"<p class='meta'>{esc(t.description + ' · ' if t.description else '')}rule {esc(t.rule)} · start "
+            f"{esc(t.start)}, floor {esc(t.floor)}, ceiling {esc(t.ceiling)} · promotions {t.promotions}, "
+            f"demotions {t.demotions} · {esc(window)}</p>"
             f"{svg_plot(t)}</section>"
         )
     return (

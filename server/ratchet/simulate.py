@@ -48,7 +48,8 @@ ASSUMPTIONS = (
     "A trigger the gate cannot recompute from the record (one the engine derived from other state) caps the "
     "call at its recorded cap.",
     "A simulated confirmation is one human decision; a simulated draft is one when the record shows it decided, "
-    "or when the action ran or was blocked in the record; a complaint counts where the action would still run.",
+    "or when the action ran or was blocked in the record; a simulated block is one when the record shows a human "
+    "resolving that block; a complaint counts where the action would still run. Handoffs are not replayed.",
 )
 MOVE_KINDS = ("promote", "demote", "complaint", "human-demote")
 HUMAN_KINDS = ("human-demote", "pin", "unpin")
@@ -149,14 +150,7 @@ class _Replay:
             key = (session_id, cls.name)
             self.streaks[key] = 0 if ok else self.streaks.get(key, 0) + 1
         st = self.standing(cls)
-        window = add_sample(st.window, Sample(action_id, ok), cls.trust)
-        verdict = judge(window, st.level, cls.floor, cls.ceiling, cls.trust)
-        if verdict.move == "promote" and st.pinned is not None and st.pinned <= st.level:
-            verdict = judge(window, st.level, cls.floor, st.level, cls.trust)
-        if verdict.move is not None:
-            self._move(st, verdict.to_level, verdict.move, action_id, verdict.reason)
-        else:
-            st.window = window
+        self._settle(st, add_sample(st.window, Sample(action_id, ok), cls.trust), action_id)
 
     def complain(self, cls: ActionClass, action_id: int) -> None:
         """As `standing.complain` does."""
@@ -166,13 +160,18 @@ class _Replay:
                 self._move(st, st.level.down(), "complaint", action_id, f"complaint on action {action_id}")
             return
         flipped = flip_sample(st.window, action_id)
-        if flipped is None:
-            return
-        verdict = judge(flipped, st.level, cls.floor, cls.ceiling, cls.trust)
-        if verdict.move == "demote":
-            self._move(st, verdict.to_level, "demote", action_id, verdict.reason)
+        if flipped is not None:
+            self._settle(st, flipped, action_id)
+
+    def _settle(self, st: _Standing, window: Window, action_id: int) -> None:
+        """As `standing._settle`: judge the window (a pin at or below the level holds promotion back)."""
+        cls = st.cls
+        ceiling = st.level if st.pinned is not None and st.pinned <= st.level else cls.ceiling
+        verdict = judge(window, st.level, cls.floor, ceiling, cls.trust)
+        if verdict.move is not None:
+            self._move(st, verdict.to_level, verdict.move, action_id, verdict.reason)
         else:
-            st.window = flipped
+            st.window = window
 
     def human(self, row: Any) -> None:
         """A recorded human demotion, pin or unpin, onto the candidate class of the same name."""
@@ -206,6 +205,8 @@ def _cancelled(row: Any, triggers: set[str]) -> bool:
 
 
 def _decisions(route: Route, row: Any) -> int:
+    if route is Route.BLOCK:  # a human answered the escalation in the record, and would again
+        return 1 if row["route"] == "block" and row["resolved_at"] is not None else 0
     if route is Route.CONFIRM:
         return 1
     if route is Route.DRAFT:
@@ -236,7 +237,7 @@ def _match_moves(simulated: list[SimulatedMove], transitions: list[Any]) -> list
 
 async def simulate(store: Store, candidate: Policy) -> SimulationReport:
     """Replay every recorded action against `candidate`; see the module docstring and ASSUMPTIONS."""
-    rows = await store.all("SELECT * FROM actions ORDER BY id")
+    rows = await store.all("SELECT * FROM actions WHERE route != 'escalate' ORDER BY id")  # handoffs: no call
     transitions = await store.all("SELECT * FROM transitions ORDER BY id")
     complaints: dict[int, list[float]] = {}
     for c in await store.all("SELECT action_id, at FROM complaints ORDER BY id"):
