@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import mcp.types as types
 import pytest
 from mcp.client.session import ClientRequestContext
@@ -94,6 +95,18 @@ class Human:
         if self.action != "accept":
             return types.ElicitResult(action=self.action)  # type: ignore[arg-type]
         return types.ElicitResult(action="accept", content={"approve": self.approve})
+
+
+async def run_cli(
+    capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str
+) -> tuple[int, str]:
+    """The real CLI entry point, in a worker thread (it runs its own event loop), on the same database."""
+    from ratchet.cli import main
+
+    argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
+    code = await anyio.to_thread.run_sync(main, argv)
+    out = capsys.readouterr()
+    return code, out.out + out.err
 
 
 @pytest.fixture

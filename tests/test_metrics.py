@@ -9,25 +9,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
-from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
 
 from .conftest import Human
-
-
-async def cli(
-    capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str
-) -> tuple[int, str]:
-    """The real CLI entry point in a worker thread (it runs its own event loop), on the same database."""
-    argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
-    code = await anyio.to_thread.run_sync(main, argv)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+from .conftest import run_cli as cli
 
 
 async def write(client: Client, path: str, content: str = "x\n") -> dict[str, Any]:

@@ -8,24 +8,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
-from ratchet.cli import build_parser, main
+from ratchet.cli import build_parser
 from ratchet.mcp_server import ServerConfig, build_server
 
 from .conftest import LEVELS_POLICY, write_policy
-
-
-async def _cli(
-    capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str
-) -> tuple[int, str]:
-    """The real CLI entry point, in a worker thread (it runs its own event loop), on the same database."""
-    argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
-    code = await anyio.to_thread.run_sync(main, argv)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+from .conftest import run_cli as _cli
 
 
 async def _climb_write(client: Client, n: int) -> dict[str, Any]:
