@@ -311,7 +311,9 @@ def test_claude_desktop_writes_the_example_entry(
 
 
 def test_options_that_belong_to_claude_code_only(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, out = _install(capsys, "codex", "--scope", "user")
+    code, out = _install(capsys, "codex", "--scope", "local")
     assert code == 2 and "claude-code only" in out
+    code, out = _install(capsys, "claude-desktop", "--scope", "user")
+    assert code == 2 and "one config file" in out
     code, out = _install(capsys, "claude-desktop", "--deny-builtins")
     assert code == 2 and "claude-code only" in out

@@ -26,6 +26,7 @@ from .errors import InvalidRequest, RatchetError
 from .levels import LEVEL_NAMES, Level
 from .policy import load_policy, resolve_policy_dir, starter_policy_dir
 from .results import DraftView
+from .workspace import find_project_root
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
 
@@ -412,8 +413,12 @@ async def cmd_install(args: argparse.Namespace) -> int:
     --apply writes it, keeping everything already there and backing each file up first."""
     from . import install
 
-    if args.client != "claude-code" and (args.scope or args.deny_builtins):
-        raise InvalidRequest("--scope and --deny-builtins apply to claude-code only")
+    if args.client != "claude-code" and args.deny_builtins:
+        raise InvalidRequest("--deny-builtins applies to claude-code only")
+    if args.client == "claude-desktop" and args.scope:
+        raise InvalidRequest("--scope applies to claude-code and codex only; Claude Desktop has one config file")
+    if args.client == "codex" and args.scope == "local":
+        raise InvalidRequest("--scope local applies to claude-code only; for codex use project or user")
     workspace = Path(args.workspace)
     if args.client == "claude-code":
         plan = install.plan_claude_code(
@@ -425,7 +430,8 @@ async def cmd_install(args: argparse.Namespace) -> int:
             deny_builtins=args.deny_builtins,
         )
     elif args.client == "codex":
-        plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db)
+        project = Path(args.workspace) / ".codex" / "config.toml" if args.scope == "project" else None
+        plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db, path=project)
     else:
         plan = install.plan_claude_desktop(workspace, command=args.ratchet_command, policies=args.policies, db=args.db)
     print(install.render(plan, install.apply(plan) if args.apply else None))
@@ -439,7 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; `ratchet COMMAND --help` is the manual."""
     parser = argparse.ArgumentParser(prog="ratchet", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", default=".", help="the workspace directory (default: .)")
+    common.add_argument(
+        "--workspace",
+        default=".",
+        help="the workspace directory; a relative one (the default, .) means the project root at or above it: "
+        "the nearest directory holding .ratchet/ or .git",
+    )
     common.add_argument(
         "--policies",
         type=Path,
@@ -539,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["project", "user", "local"],
         default=None,
         help="claude-code: project (.mcp.json, .claude/settings.json; the default), user (~/.claude.json, "
-        "~/.claude/settings.json) or local (~/.claude.json for this project, .claude/settings.local.json)",
+        "~/.claude/settings.json) or local (~/.claude.json for this project, .claude/settings.local.json); "
+        "codex: user (~/.codex/config.toml; the default) or project (the project's .codex/config.toml)",
     )
     p.add_argument("--apply", action="store_true", help="write the changes (default: only show the diff)")
     p.add_argument(
@@ -558,10 +570,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def project_workspace(given: str) -> Path:
+    """The workspace a `--workspace` value names: an absolute path as it is; a relative one (the
+    default `.` included) is the project root at or above it, said on stderr when that is elsewhere."""
+    path = Path(given)
+    if path.is_absolute():
+        return path
+    start = path.resolve()
+    root = find_project_root(start)
+    if root != start:
+        print(
+            f"ratchet: workspace {root} (the project root above {start}, found by its .ratchet/ or .git; "
+            "pass an absolute --workspace to choose another)",
+            file=sys.stderr,
+        )
+    return root
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ratchet` console script."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     args = build_parser().parse_args(argv)
+    if args.command != "hook" and getattr(args, "workspace", None) is not None:
+        args.workspace = str(project_workspace(args.workspace))
     try:
         if args.command == "serve":  # serve runs its own event loop
             return cmd_serve(args)

@@ -395,9 +395,13 @@ def _split_block(text: str, path: Path) -> tuple[str, str, str] | None:
     return text[:begin], text[begin:stop], text[stop:]
 
 
-async def plan_codex(*, command: str | None = None, policies: Path | None = None, db: Path | None = None) -> Plan:
-    """The managed `[mcp_servers.ratchet]` block in Codex's config.toml."""
-    path = codex_config_path()
+async def plan_codex(
+    *, command: str | None = None, policies: Path | None = None, db: Path | None = None, path: Path | None = None
+) -> Plan:
+    """The managed `[mcp_servers.ratchet]` block in Codex's config.toml (`path`: a project's
+    `.codex/config.toml`; default: the user's). The server's `--workspace .` is the project root at or
+    above wherever Codex starts it, so one entry serves every start directory of a project."""
+    path = path or codex_config_path()
     before = _read(path)
     text = before or ""
     exe = ratchet_command(command)
@@ -438,8 +442,13 @@ async def plan_codex(*, command: str | None = None, policies: Path | None = None
     version = _codex_version()
     notes.append(f"Installed Codex: {version}." if version else "No `codex` found on PATH.")
     notes.append(
-        "If this Codex cannot show MCP elicitation dialogs, confirm-level calls are queued as drafts: review them "
-        "with `ratchet queue` / `ratchet approve ID`. Restart Codex to load the server (`/mcp` lists it)."
+        "Ratchet's server starts in whatever directory Codex runs in and uses the project root above it (the "
+        "nearest directory holding .ratchet/ or .git), so a run from proj/src uses proj's policies and database."
+    )
+    notes.append(
+        "Headless Codex (`codex exec`, or approvalPolicy never) answers Ratchet's questions itself, at once; Ratchet "
+        "counts no answer that fast as a human's: a confirm-level call it declines is queued as a draft for "
+        "`ratchet queue` / `ratchet approve ID`. Restart Codex to load the server (`/mcp` lists it)."
     )
     return Plan("codex", [Change(path, before, after)], notes)
 

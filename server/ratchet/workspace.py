@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from ratchet.errors import InvalidRequest, PathRefused
 
-__all__ = ["Workspace"]
+__all__ = ["PROJECT_MARKERS", "Workspace", "find_project_root"]
 
 # Linux gives up after 40 link hops (MAXSYMLINKS); a longer chain is a loop or an attack.
 _MAX_SYMLINK_HOPS = 40
@@ -35,6 +35,24 @@ _MAX_SYMLINK_HOPS = 40
 # Components no tool may ever name, compared casefolded: on case-insensitive filesystems
 # (macOS, Windows shares) ".GIT/config" opens the very same file as ".git/config".
 _FORBIDDEN_COMPONENTS = {".git": "git-internals", ".ratchet": "ratchet-state"}
+
+
+# What marks a project's root: the team's Ratchet directory, or the repository (a `.git` directory,
+# or the `.git` file of a worktree or submodule).
+PROJECT_MARKERS = (".ratchet", ".git")
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory at or above `start` that holds `.ratchet/` or `.git`; `start` if none does.
+
+    A client that launches Ratchet from a subdirectory (`proj/src`) still gets the project's
+    policies and database (`proj/.ratchet/`), not a second set beside the launch directory.
+    """
+    start = Path(os.path.realpath(start))
+    for directory in (start, *start.parents):
+        if (directory / ".ratchet").is_dir() or (directory / ".git").exists():
+            return directory
+    return start
 
 
 class Workspace:
