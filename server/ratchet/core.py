@@ -42,6 +42,14 @@ class Evaluation:
     decision: Decision
     level_transition: int | None = None
     task_id: int | None = None
+    # The class whose level decided the call, when a side effect (a file the command also writes)
+    # stands lower than the call's own class: the human's answer and the outcome are its evidence.
+    side_effect_cls: ActionClass | None = None
+
+    @property
+    def evidence(self) -> ActionClass:
+        """The class a sample of this call counts for (see `side_effect_cls`)."""
+        return self.side_effect_cls or self.cls
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,13 @@ class Core:
         level = Level.parse(state[0]) if state[0] else cls.start
         pinned = Level.parse(state[1]) if state[1] else None
         extra = await self._context_triggers(cls, level, prepared.subjects, state[4])
-        extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
+        side = await self._side_effects([s for s in prepared.subjects if s.tool != prepared.tool])
+        extra += [trigger for trigger, _ in side]
+        standing_level = level if pinned is None else min(level, pinned)
+        lowest = min(side, key=lambda found: found[0].cap, default=None)
+        # Evidence goes to the class whose level decided: a side effect standing below the call's own
+        # class (ties stay with the call's class; of several, the lowest, then the first).
+        deciding = lowest[1] if lowest is not None and lowest[0].cap < standing_level else None
         decision = decide(
             cls,
             level,
@@ -167,7 +181,7 @@ class Core:
             can_elicit=can_elicit,
             extra=tuple(extra),
         )
-        return Evaluation(prepared, cls, decision, state[2], state[4])
+        return Evaluation(prepared, cls, decision, state[2], state[4], deciding)
 
     async def _effective(self, cls: ActionClass) -> Level:
         row = await self.store.class_row(cls.name)
@@ -183,17 +197,16 @@ class Core:
         ranked = [((await self._effective(c), c.ceiling, c.start, c.name), c) for c in classes]
         return min(ranked, key=lambda r: r[0])[1]
 
-    async def _side_effect_triggers(self, subjects: list[Subject]) -> list[Trigger]:
+    async def _side_effects(self, subjects: list[Subject]) -> list[tuple[Trigger, ActionClass]]:
         """A command that also writes files (shell redirection) is held to the file's class as well."""
         found = []
         for subject in subjects:
             cls = self.policy.classify(subject).cls
             level = await self._effective(cls)
-            found.append(
-                Trigger(
-                    "side-effect", f"also writes {', '.join(subject.paths)} (class {cls.name} at {level.label})", level
-                )
+            trigger = Trigger(
+                "side-effect", f"also writes {', '.join(subject.paths)} (class {cls.name} at {level.label})", level
             )
+            found.append((trigger, cls))
         return found
 
     async def _context_triggers(
@@ -238,7 +251,7 @@ class Core:
             if status == "declined":
                 assert answer is not None
                 await self._review(action_id, answer)
-                moved = await self._sample(ev.cls, action_id, ok=False, session_id=self.session_id)
+                moved = await self._sample(ev.evidence, action_id, ok=False, session_id=self.session_id)
             elif status == "blocked":
                 packet = await self._packet(ev, action_id, intent, confidence, uncertainty)
                 await self.store.update(
@@ -290,11 +303,15 @@ class Core:
         )
         return {str(r[0]) for r in rows}
 
-    async def record_external_outcome(self, external_id: str, *, ran: bool, ok: bool) -> standing.Transition | None:
+    async def record_external_outcome(
+        self, external_id: str, *, ran: bool, ok: bool, answered: bool = True
+    ) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
         An asked call that ran was approved by the human in the client's dialog (a success, unless it
-        failed where the class counts failures); one that never ran was declined. None if nothing waits.
+        failed where the class counts failures); one that never ran was declined, unless nobody could
+        have answered (`answered=False`: the client denied it unasked), which is `unanswered` and no
+        evidence at all. None if nothing waits.
         """
         row = await self.store.maybe(
             "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
@@ -302,18 +319,26 @@ class Core:
         )
         if row is None:
             return None
-        cls = self._class_of(row["class"])
+        cls = self._class_of(row["evidence_class"] or row["class"])
         asked = row["status"] == "asked"
-        status = ("executed" if ok else "failed") if ran else "declined"
+        status = ("executed" if ok else "failed") if ran else "declined" if answered else "unanswered"
         sample: bool | None
-        if not ran:
+        if not ran and not answered:
+            sample = None  # no human saw it: no evidence either way
+        elif not ran:
             sample = False if asked else None  # declined in the client's dialog
         elif ok or (asked and not cls.count_execution_failures):
             sample = True  # ran as shown (an asked call that ran was approved unchanged)
         else:
             sample = False if cls.count_execution_failures else None
-        answer = HumanAnswer(ran, "client", None, time.time() - row["created_at"]) if asked else None
-        error = None if ran else "not run (the client reported it denied)"
+        answer = HumanAnswer(ran, "client", None, time.time() - row["created_at"]) if asked and answered else None
+        error = (
+            None
+            if ran
+            else "not run (the client reported it denied)"
+            if answered
+            else "not answered: the client denied it without asking anyone (unattended session)"
+        )
         async with self.store.transaction():
             await self._finish(row["id"], status, None, error, answer=answer, sample=sample)
             if sample is None:
@@ -369,7 +394,7 @@ class Core:
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
             _finish_on(conn, action_id, status, result, error, answer=answer, sample=ok)
-            moved = None if ok is None else _sample_on(conn, ev.cls, action_id, ok, self.session_id, mark=False)
+            moved = None if ok is None else _sample_on(conn, ev.evidence, action_id, ok, self.session_id, mark=False)
             if status == "executed":
                 _remember_on(conn, ev.cls, ev.prepared)
             return moved
@@ -408,8 +433,8 @@ class Core:
         action_id = await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
-            "subject_json, level_transition, task_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "subject_json, level_transition, task_id, evidence_class) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.session_id,
                 time.time(),
@@ -434,6 +459,7 @@ class Core:
                 json.dumps(p.subject.as_dict()),
                 ev.level_transition,
                 ev.task_id,
+                ev.side_effect_cls.name if ev.side_effect_cls else None,
             ),
         )
         if ev.task_id is not None:

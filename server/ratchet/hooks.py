@@ -44,6 +44,16 @@ have a result in the session's transcript but no reported outcome: they did not 
 counts as declined, like a declined confirmation over MCP. A call whose result is not in the
 transcript yet is left waiting for a later event.
 
+No answer is no evidence. An unattended session cannot answer an `ask`: `claude -p` denies it
+without showing anyone. So when the session is unattended a confirm-level call is queued as a draft
+(denied with the draft's id and "a human will review it"), exactly as over MCP when the client cannot
+elicit. The signals, read from the hook's environment (Claude Code passes its own to hooks):
+`CLAUDE_CODE_SESSION_ATTENDED=0` (newer Claude Code), or `CLAUDE_CODE_ENTRYPOINT=sdk-cli` (`-p` mode,
+every version seen). `RATCHET_HOOK_ATTENDED=1` overrides both, for an SDK host that does put the
+question to a person (its `canUseTool` callback); `=0` forces unattended. If an ask is denied anyway
+and the transcript's tool_result is this module's own `ask` reason (which no human decline produces:
+Claude Code's decline text is its own), the call is settled as `unanswered`: no sample, no streak.
+
 No MCP import here, and the engine is imported only once a governed event needs it.
 """
 
@@ -51,6 +61,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -69,6 +80,16 @@ OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
 SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
 DEFAULT_DEADLINE_S = 20.0
 CLIENT = "claude-code"
+ASK_PREFIX = "Ratchet asks: "  # the start of every `ask` reason; a tool_result carrying it was never answered
+
+
+def unattended(environ: dict[str, str] | None = None) -> bool:
+    """Whether no human can answer the client's permission dialog in this session (see the module doc)."""
+    env = os.environ if environ is None else environ
+    override = env.get("RATCHET_HOOK_ATTENDED")
+    if override in ("0", "1"):
+        return override == "0"
+    return env.get("CLAUDE_CODE_SESSION_ATTENDED") == "0" or env.get("CLAUDE_CODE_ENTRYPOINT") == "sdk-cli"
 
 
 @dataclass(frozen=True)
@@ -188,21 +209,26 @@ async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
 
 
 async def _pre_tool_use(event: dict[str, Any], options: HookOptions) -> str:
-    from .errors import RatchetError
-
     engine = await _open(event, options)
     try:
-        call: _Call | None = None
-        try:
-            call = _translate(engine, event)
-            ev = await engine.evaluate(call.tool, call.args, shell_rule=False)
-        except RatchetError as exc:
-            tool, args = _refusal(event, call)
-            await engine.refuse(tool, args, exc, intent=call.intent if call else None, confidence=None)
-            return _decision("deny", f"Ratchet refused {event['tool_name']}: {exc}. Nothing was run.")
-        return await _decide(engine, event, call, ev)
+        return await _decide_event(engine, event, attended=not unattended())
     finally:
         await engine.close()
+
+
+async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
+    """Classify and decide one governed PreToolUse; with nobody to answer, a confirm becomes a draft."""
+    from .errors import RatchetError
+
+    call: _Call | None = None
+    try:
+        call = _translate(engine, event)
+        ev = await engine.evaluate(call.tool, call.args, shell_rule=False, can_elicit=attended)
+    except RatchetError as exc:
+        tool, args = _refusal(event, call)
+        await engine.refuse(tool, args, exc, intent=call.intent if call else None, confidence=None)
+        return _decision("deny", f"Ratchet refused {event['tool_name']}: {exc}. Nothing was run.")
+    return await _decide(engine, event, call, ev)
 
 
 async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evaluation) -> str:
@@ -235,12 +261,12 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
     if route is Route.EXECUTE:
         return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.")
     if route is Route.CONFIRM:
-        return _decision("ask", f"Ratchet asks: {what}. Why: {why}. Your answer is recorded as evidence for the class.")
+        return _decision("ask", f"{ASK_PREFIX}{what}. Why: {why}. Your answer is recorded as evidence for the class.")
     if route is Route.DRAFT:
         n = outcome.draft_id
         return _decision(
             "deny",
-            f"Ratchet queued this as draft {n} for human review ({why}); nothing was changed yet. Do not retry "
+            f"Ratchet queued this as draft {n} ({why}); a human will review it. Nothing was changed yet. Do not retry "
             "it or make the same change another way: a human reviews it with `ratchet show "
             f"{n}` and approves it with `ratchet approve {n}` (or review_drafts in the chat), which makes "
             f"exactly this change. Carry on with other work; get_draft({n}) shows its state.",
@@ -396,19 +422,34 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
         path = event.get("transcript_path")
         if not waiting or not isinstance(path, str) or not path:
             return
-        for external_id in sorted(answered_in_transcript(Path(path), waiting)):
-            await engine.record_external_outcome(external_id, ran=False, ok=False)
+        for external_id, answered in sorted(transcript_answers(Path(path), waiting).items()):
+            await engine.record_external_outcome(external_id, ran=False, ok=False, answered=answered)
     finally:
         await engine.close()
 
 
 def answered_in_transcript(path: Path, ids: set[str]) -> set[str]:
     """Which of `ids` have a tool_result in a Claude Code transcript (JSON lines); unreadable -> none."""
-    found: set[str] = set()
+    return set(transcript_answers(path, ids))
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else []
+    return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+
+
+def transcript_answers(path: Path, ids: set[str]) -> dict[str, bool]:
+    """The `ids` with a tool_result in a Claude Code transcript, each True when a human could have
+    answered it and False when the result is Ratchet's own `ask` reason (the client denied the ask
+    without asking anyone: no answer). Unreadable -> none."""
+    found: dict[str, bool] = {}
     try:
         with path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
-                if '"tool_result"' not in line or not any(i in line for i in ids - found):
+                if '"tool_result"' not in line or not any(i in line for i in ids - found.keys()):
                     continue
                 try:
                     entry = json.loads(line)
@@ -422,7 +463,48 @@ def answered_in_transcript(path: Path, ids: set[str]) -> set[str]:
                         and block.get("type") == "tool_result"
                         and block.get("tool_use_id") in ids
                     ):
-                        found.add(block["tool_use_id"])
+                        found[block["tool_use_id"]] = ASK_PREFIX not in _result_text(block)
     except OSError:
         return found
     return found
+
+
+# -- Claude Code's --permission-prompt-tool ------------------------------------------------------
+
+OWN_TOOL_PREFIX = "mcp__ratchet__"  # Ratchet's own MCP tools, as Claude Code names them (server "ratchet")
+
+
+async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, tool_use_id: str | None) -> dict[str, Any]:
+    """Answer Claude Code's `--permission-prompt-tool` for a headless run, from the class's level alone.
+
+    Claude Code (`claude -p`) calls it when one of its tools needs permission and nobody is at the
+    terminal. The answer is what Claude Code's permission tool contract expects: `{"behavior": "allow",
+    "updatedInput": {...}}` or `{"behavior": "deny", "message": "..."}`. Governed tools are decided as
+    the PreToolUse hook decides them with no human present: autonomous -> allow; confirm and draft ->
+    a queued draft and a deny naming its id; blocked -> a deny carrying the packet. Ratchet's own MCP
+    tools are allowed (Ratchet's gate decides inside them); any other tool is denied (fail closed),
+    with a message saying how to allow it in Claude Code's own settings.
+    """
+    if tool_name.startswith(OWN_TOOL_PREFIX):
+        return {"behavior": "allow", "updatedInput": tool_input if isinstance(tool_input, dict) else {}}
+    if tool_name not in GOVERNED_TOOLS:
+        return {
+            "behavior": "deny",
+            "message": (
+                f"Ratchet answers permission prompts for {', '.join(GOVERNED_TOOLS)} and its own tools only; "
+                f"{tool_name} was not allowed. To let headless runs use it, add it to permissions.allow in Claude "
+                "Code's settings."
+            ),
+        }
+    event: dict[str, Any] = {
+        "hook_event_name": "PreToolUse",
+        "session_id": engine.session_id,
+        "cwd": str(engine.workspace.root),
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": tool_use_id or f"missing-{uuid.uuid4().hex}",
+    }
+    answer = json.loads(await _decide_event(engine, event, attended=False))["hookSpecificOutput"]
+    if answer["permissionDecision"] == "allow":
+        return {"behavior": "allow", "updatedInput": tool_input}
+    return {"behavior": "deny", "message": answer["permissionDecisionReason"]}

@@ -10,6 +10,7 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import contracts, handoffs, metrics
+from . import contracts, handoffs, hooks, metrics
 from .contracts import TaskBudget, TaskScope
 from .engine import Engine, Evaluation, HumanAnswer
 from .errors import RatchetError
@@ -368,6 +369,22 @@ def build_server(config: ServerConfig) -> MCPServer:
     async def trust_levels(ctx: Context) -> TrustLevels:
         """Each action class: its level, its evidence window, and what a call of it would do now."""
         return await _engine(ctx).trust_levels()
+
+    @mcp.tool(title="Permission prompt for headless Claude Code", annotations=hands_off)
+    async def permission_prompt(
+        tool_name: Annotated[str, Field(description="the Claude Code tool asking for permission")],
+        input: Annotated[dict[str, Any], Field(description="that tool's input")],
+        ctx: Context,
+        tool_use_id: Annotated[str | None, Field(description="the tool call's id")] = None,
+    ) -> str:
+        """For `claude -p --permission-prompt-tool mcp__ratchet__permission_prompt`: answers a headless run's
+        permission prompts from the class's level (autonomous: allow; confirm and draft: a queued draft,
+        denied with its id; blocked: denied with the packet). Other tools are denied. Returns Claude Code's
+        permission JSON. Not for agents to call: it approves nothing that the level does not already allow."""
+        try:
+            return json.dumps(await hooks.permission_prompt(_engine(ctx), tool_name, input, tool_use_id))
+        except RatchetError as exc:
+            return json.dumps({"behavior": "deny", "message": f"Ratchet could not decide: {exc}. Nothing was run."})
 
     @mcp.tool(title="Autonomy metrics", annotations=reads)
     async def class_metrics(

@@ -24,6 +24,7 @@ class HumanSide(Core):
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
         row = await self._claim(action_id)
         cls = self._class_of(row["class"])
+        evidence = self._class_of(row["evidence_class"] or row["class"])
         args = json.loads(row["args_json"])
         op = operation(row["tool"])
         try:
@@ -57,7 +58,7 @@ class HumanSide(Core):
         async with self.store.transaction():
             await self._finish(action_id, status, result, error, answer=answer, sample=sample)
             if sample is not None:
-                await self._sample(cls, action_id, sample, row["session_id"], mark=False)
+                await self._sample(evidence, action_id, sample, row["session_id"], mark=False)
             if status == "executed":
                 await self._remember(cls, prepared)
         return await self.view(action_id)
@@ -75,7 +76,8 @@ class HumanSide(Core):
                 raise self._not_queued(action_id, row)
             assert row is not None
             await self._review(action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]))
-            await self._sample(self._class_of(row["class"]), action_id, False, row["session_id"])
+            evidence = self._class_of(row["evidence_class"] or row["class"])
+            await self._sample(evidence, action_id, False, row["session_id"])
         return await self.view(action_id)
 
     async def _claim(self, action_id: int) -> Any:
@@ -111,7 +113,7 @@ class HumanSide(Core):
                 (action_id, time.time(), reason),
             )
             await self.store.update("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
-            cls = self._class_of(row["class"])
+            cls = self._class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
             return await self.store.call(lambda c: standing.complain(c, cls, action_id, reason))
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:

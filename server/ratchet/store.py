@@ -130,6 +130,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN external_id TEXT;
     CREATE INDEX actions_by_external ON actions (external_id) WHERE external_id IS NOT NULL
     """,
+    # v5: sessions: the class a human's answer and the outcome are evidence for, when a side effect
+    # (a redirect into a file of a class standing lower) set the call's level; NULL means `class`.
+    """
+    ALTER TABLE actions ADD COLUMN evidence_class TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
