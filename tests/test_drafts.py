@@ -105,10 +105,30 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
         review = await client.call_tool("review_drafts", {})
         # Arguments the agent might try to smuggle in are not part of any schema.
         smuggled = await client.call_tool("get_draft", {"draft_id": draft_id, "approve": True})
+        # The headless permission tool answers from the level: asking it about the same change queues
+        # another draft, it never runs or approves the first.
+        prompt = {"file_path": str(workspace / "queue/self.txt"), "content": "mine\n"}
+        answer = await client.call_tool("permission_prompt", {"tool_name": "Write", "input": prompt})
     # No tool approves, rejects, resolves or changes policy: review_drafts only relays the human's answer.
-    assert tools == {"write_file", "edit_file", "run_command", "git_status", "git_diff", "git_commit", "git_push",
-                     "trust_levels", "class_metrics", "get_draft", "review_drafts", "request_handoff", "get_handoff",
-                     "start_task", "end_task"}
+    assert tools == {
+        "write_file",
+        "edit_file",
+        "run_command",
+        "git_status",
+        "git_diff",
+        "git_commit",
+        "git_push",
+        "trust_levels",
+        "class_metrics",
+        "get_draft",
+        "review_drafts",
+        "request_handoff",
+        "get_handoff",
+        "start_task",
+        "end_task",
+        "permission_prompt",
+    }
+    assert answer.content[0].type == "text" and '"behavior": "deny"' in answer.content[0].text
     assert review.structured_content["reviewed"] == []
     assert "cannot ask its human" in review.structured_content["message"]
     assert smuggled.structured_content["status"] == "drafted"
@@ -118,7 +138,7 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
         build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human(action="decline")
     ) as client:
         review = await client.call_tool("review_drafts", {})
-    assert review.structured_content["remaining"] == 1
+    assert review.structured_content["remaining"] == 2
 
 
 @pytest.mark.asyncio
