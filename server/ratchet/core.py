@@ -130,9 +130,7 @@ class Core:
         and the deciding class's sandbox settings."""
         if cls is None:
             return OpContext(self.workspace, self.policy.defaults.commands, progress)
-        return OpContext(
-            self.workspace, self.policy.defaults.commands, progress, cls.sandbox, cls.network, on_spawn
-        )
+        return OpContext(self.workspace, self.policy.defaults.commands, progress, cls.sandbox, cls.network, on_spawn)
 
     async def evaluate(
         self,
@@ -405,6 +403,7 @@ class Core:
         self, prepared: Prepared, action_id: int, cls: ActionClass, progress: ProgressCallback | None = None
     ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
         """Execute; return (status, result, error, sample) where sample None means 'no evidence'."""
+
         async def spawned(pid: int) -> None:
             # Before the command can do anything worth recovering: a crash from here on leaves a record
             # that names the process group, which the next open kills (see _recover).

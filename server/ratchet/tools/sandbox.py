@@ -26,12 +26,12 @@ Writable (the only places):
 Read-only:
   - everything else of the host's filesystem (`/`, `$HOME`, `/etc`, `/usr`, `/proc/sys`,
     `/proc/sysrq-trigger`, `/sys`, other mounts);
-  - the policy directory and the trust database with its `-wal`, `-shm` and `-journal`, wherever
-    they are. Outside the workspace each existing one is bound read-only again after the private
-    `/tmp` is laid, so it stays visible and unwritable even when it lives under `/tmp`. Inside the
-    workspace a protected file's whole directory is bound read-only (a `-wal` that does not exist yet
-    must not become creatable); a database directly in the workspace root cannot be protected that
-    way, and the sandbox refuses to start;
+  - the policy directory, and the directory of the trust database (so its `-wal`, `-shm` and
+    `-journal` are unwritable even before they exist), wherever they are: bound read-only again after
+    the private `/tmp` is laid, so they stay visible and unwritable even under `/tmp`. A database
+    directly in the workspace root cannot be protected that way, and the sandbox refuses to start;
+    one directly in `/tmp` is bound alone (a missing sibling is then created in the private `/tmp`,
+    never on the host);
   - the workspace's `.ratchet/` (created, empty, when absent: otherwise a command could create
     `.ratchet/policies/` and make itself the team's policy);
   - the repository's `.git/config`, `.git/config.worktree`, `.git/commondir` and `.git/hooks/`
@@ -99,6 +99,8 @@ DB_SIBLINGS = ("-wal", "-shm", "-journal")
 # Entries of a git directory that decide which programs git runs.
 _GIT_CONTROL_FILES = ("config", "config.worktree", "commondir")
 _PROBE_TIMEOUT_S = 10.0
+# Directories never bound read-only as a whole for a protected file in them.
+_NEVER_WHOLE = (Path("/"), Path("/tmp"))
 
 
 @dataclass(frozen=True)
@@ -204,20 +206,20 @@ def plan(
 
     for item in protected:
         path = Path(os.path.realpath(item))
-        if not path.is_relative_to(root):
-            if path.exists():
-                outside[path] = None
-            continue
-        if path.is_dir():
-            inside[path] = None
-            continue
-        folder = path.parent
+        # A protected file is protected with its directory, so that a sibling that does not exist yet
+        # (a -journal) cannot be created either.
+        folder = path if path.is_dir() else path.parent
         if folder == root:
             raise ExecutionFailed(
                 f"{path.name} lies directly in the workspace root, so its {'/'.join(DB_SIBLINGS)} siblings cannot "
                 "be protected from commands: keep the trust database in .ratchet/ or outside the workspace"
             )
-        inside[folder] = None
+        if folder in _NEVER_WHOLE:
+            # Binding all of / or /tmp read-only would take the private /tmp away: the file alone.
+            if path.exists():
+                outside[path] = None
+            continue
+        (inside if folder.is_relative_to(root) else outside)[folder] = None
 
     state = _own_dir(root / ".ratchet")
     inside[state] = None
