@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -78,14 +77,18 @@ async def _run(client: Client, **args: Any) -> dict[str, Any]:
     return out
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A killed orphan may linger as a zombie if nothing reaps it; it runs nothing.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ", 1)[1].startswith("Z")
+def _running_with(arg: str) -> list[int]:
+    """Live processes (not zombies: a killed orphan may linger unreaped, running nothing) with `arg` in argv."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if arg.encode() in argv and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 @pytest.mark.asyncio
@@ -109,7 +112,9 @@ async def test_a_command_past_its_timeout_is_killed_with_its_children(
     workspace: Path, cmd_policies: Path, db: Path
 ) -> None:
     (workspace / "out").mkdir()
-    script = "sleep 30 & echo $! > out/child.pid; sleep 30"
+    # The child's pid as the command sees it is its sandbox's (a PID namespace), so the background
+    # child is found on the host by an argument no other process has.
+    script = "sleep 30.0417 & echo started > out/child.started; sleep 30"
     async with Client(build_server(ServerConfig(workspace, cmd_policies, db))) as client:
         started = time.monotonic()
         out = await _run(client, argv=["sh", "-c", script], timeout_s=1)
@@ -117,7 +122,8 @@ async def test_a_command_past_its_timeout_is_killed_with_its_children(
         alive = await _run(client, argv=["echo", "still here"])
     assert out["status"] == "failed" and out["result"]["timed_out"] and "timed out" in out["text"]
     assert elapsed < 15
-    assert _gone(int((workspace / "out/child.pid").read_text()))
+    assert (workspace / "out/child.started").exists()
+    assert _running_with("30.0417") == []
     assert alive["status"] == "executed"
 
 

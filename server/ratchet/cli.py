@@ -24,7 +24,7 @@ from .core import keep_database_out_of_git
 from .engine import Engine
 from .errors import InvalidRequest, RatchetError
 from .levels import LEVEL_NAMES, Level
-from .policy import load_policy, resolve_policy_dir, starter_policy_dir
+from .policy import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 from .results import DraftView
 from .workspace import find_project_root
 
@@ -84,6 +84,8 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         print(
             f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})  {cls.rule}"
         )
+    for warning in lint_warnings(policy):
+        print(warning)
     return 0
 
 
@@ -239,10 +241,14 @@ async def cmd_status(args: argparse.Namespace) -> int:
         _print_json(levels)
         return 0
     print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
+    print(f"command sandbox: {levels.sandbox}")
     for c in levels.classes:
         pin = f" pinned {c.pinned}" if c.pinned else ""
         rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
+        for t in c.capped_by:
+            if t.name != "pinned":
+                print(f"      capped at {t.cap} by {t.name}: {t.detail}")
     return 0
 
 

@@ -20,14 +20,15 @@ import anyio
 from . import contracts, standing
 from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
-from .gate import Decision, Route, Trigger, decide
+from .gate import Decision, Route, Trigger, decide, no_sandbox_trigger
 from .levels import Level
 from .notify import notify
-from .operations import OpContext, Prepared, ProgressCallback, operation
+from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
 from .store import Store, default_db_path
+from .tools.sandbox import sandbox_status
 from .workspace import Workspace
 
 CLI_SESSION = "cli"
@@ -115,17 +116,29 @@ class Core:
 
     async def _recover(self) -> None:
         from .tools.fs import discard_temp
+        from .tools.shell import kill_leftovers
 
         for row in await self.store.recover_interrupted():
+            if row["child_pid"] is not None:
+                # What is left of a command whose server died (the record already says it may have run).
+                kill_leftovers(row["child_pid"], f"RATCHET_ACTION={row['id']}")
             if row["tool"] in ("write_file", "edit_file"):
                 # The executor stages into a temp file named after the action; the target is untouched.
                 discard_temp(self.workspace, row["target"], str(row["id"]))
 
     # -- the agent's side ------------------------------------------------------------------------
 
-    def op_context(self, progress: ProgressCallback | None = None) -> OpContext:
-        """What operations get: the confined workspace, the policy's command settings, a progress sink."""
-        return OpContext(self.workspace, self.policy.defaults.commands, progress)
+    def op_context(
+        self,
+        progress: ProgressCallback | None = None,
+        cls: ActionClass | None = None,
+        on_spawn: SpawnCallback | None = None,
+    ) -> OpContext:
+        """What operations get: the confined workspace, the policy's command settings, a progress sink,
+        and the deciding class's sandbox settings."""
+        if cls is None:
+            return OpContext(self.workspace, self.policy.defaults.commands, progress)
+        return OpContext(self.workspace, self.policy.defaults.commands, progress, cls.sandbox, cls.network, on_spawn)
 
     async def evaluate(
         self,
@@ -172,6 +185,10 @@ class Core:
         # Evidence goes to the class whose level decided: a side effect standing below the call's own
         # class (ties stay with the call's class; of several, the lowest, then the first).
         deciding = lowest[1] if lowest is not None and lowest[0].cap < standing_level else None
+        if prepared.tool == "run_command" and shell_rule:  # Ratchet runs it (not a client through its hook)
+            sandbox = sandbox_status()
+            capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
+            extra += [capped] if capped is not None else []
         decision = decide(
             cls,
             level,
@@ -411,8 +428,17 @@ class Core:
         self, prepared: Prepared, action_id: int, cls: ActionClass, progress: ProgressCallback | None = None
     ) -> tuple[str, dict[str, Any] | None, str | None, bool | None]:
         """Execute; return (status, result, error, sample) where sample None means 'no evidence'."""
+
+        async def spawned(pid: int) -> None:
+            # Before the command can do anything worth recovering: a crash from here on leaves a record
+            # that names the process group, which the next open kills (see _recover).
+            await self.store.update(
+                "UPDATE actions SET child_pid = ?, child_started_at = ? WHERE id = ?", (pid, time.time(), action_id)
+            )
+
         try:
-            result = await operation(prepared.tool).execute(self.op_context(progress), prepared, str(action_id))
+            context = self.op_context(progress, cls, spawned)
+            result = await operation(prepared.tool).execute(context, prepared, str(action_id))
         except DraftStale as exc:
             return "failed", None, str(exc), None  # the target moved under us: nobody's mistake to count
         except ExecutionFailed as exc:

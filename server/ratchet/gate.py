@@ -10,6 +10,8 @@ The class level is the most a call can get; triggers only lower it, each with a 
 - `pinned`: a human capped the class below its earned level.
 - `cli-approval-required`: the class does not accept in-chat confirmation; it drafts instead.
 - `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
+- `no-sandbox`: a command class that wants the OS sandbox (the default) on a host where none can be
+  had runs at `confirm` at most: a human sees each command (see `no_sandbox_trigger`).
 - `novelty`, `out-of-scope`, `budget-exhausted`: computed by the engine (see contracts.py) and
   passed in as `extra`.
 """
@@ -70,6 +72,17 @@ class Decision:
         parts = [f"class {self.class_name} ({self.rule}) is at {self.class_level.label}"]
         parts += [f"{t.name}: {t.detail}" for t in self.triggers]
         return "; ".join(parts) + f" -> {self.route.value}"
+
+
+def no_sandbox_trigger(cls: ActionClass, available: bool, detail: str) -> Trigger | None:
+    """The cap for a class whose commands should be sandboxed where no sandbox can be had; else None."""
+    if available or not cls.sandbox or "run_command" not in cls.tools:
+        return None
+    return Trigger(
+        "no-sandbox",
+        f"commands cannot run in the OS sandbox here ({detail}), so a human confirms each one",
+        Level.CONFIRM,
+    )
 
 
 def decide(

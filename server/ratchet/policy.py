@@ -191,6 +191,10 @@ class ClassSpec(_Strict):
     require_cli_approval: bool = False
     allow_shell: bool = False
     novelty: bool = False
+    # run_command: run inside the OS sandbox (see tools/sandbox.py); `false` is an opt-out lint flags.
+    sandbox: bool = True
+    # run_command: may the sandboxed command reach the network?
+    network: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -286,6 +290,8 @@ class ActionClass:
     file: str
     line: int
     examples: Examples = field(default_factory=Examples)
+    sandbox: bool = True
+    network: bool = False
 
     @property
     def rule(self) -> str:
@@ -451,6 +457,23 @@ def load_policy(directory: Path) -> Policy:
     return policy
 
 
+def lint_warnings(policy: Policy) -> list[str]:
+    """What `ratchet lint` flags without failing: settings a reviewer should see, each naming class and file."""
+    warnings = []
+    for cls in sorted(policy.classes.values(), key=lambda c: c.name):
+        if "run_command" in cls.tools and not cls.sandbox:
+            warnings.append(
+                f"warning: class {cls.name} ({cls.rule}) sets sandbox = false: its commands run outside the "
+                "sandbox and can write the policy, the trust database, .git/hooks and anything outside the workspace"
+            )
+        if "run_command" in cls.tools and cls.network and cls.ceiling >= Level.AUTONOMOUS:
+            warnings.append(
+                f"warning: class {cls.name} ({cls.rule}) sets network = true and may reach autonomous: "
+                "its commands can send what they read to the network without a human"
+            )
+    return warnings
+
+
 def check_examples(policy: Policy) -> None:
     """Every example must land in its own class (or, for not_match, elsewhere)."""
     for cls in policy.classes.values():
@@ -556,6 +579,8 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         file=file,
         line=line,
         examples=spec.examples,
+        sandbox=spec.sandbox,
+        network=spec.network,
     )
 
 

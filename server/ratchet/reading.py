@@ -7,9 +7,10 @@ from typing import Any
 
 from . import standing
 from .core import Core, _view
-from .gate import decide
+from .gate import decide, no_sandbox_trigger
 from .levels import Level
-from .results import ClassStatus, DraftView, TrustLevels
+from .results import ClassStatus, DraftView, TriggerInfo, TrustLevels
+from .tools.sandbox import sandbox_status
 from .trust import evidence, samples_to_promote
 
 
@@ -19,6 +20,7 @@ class Reading(Core):
     async def trust_levels(self) -> TrustLevels:
         """Every class, where it stands, its window, and what a call of it would do now."""
         rows = await self.store.class_rows()
+        sandbox = sandbox_status()
         out = []
         for cls in (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified):
             row = rows.get(cls.name) or standing.fresh_row(cls)
@@ -26,7 +28,8 @@ class Reading(Core):
             ev = evidence(window, cls.trust)
             earned = Level.parse(row.level)
             pinned = Level.parse(row.pinned) if row.pinned else None
-            decision = decide(cls, earned, pinned=pinned)
+            capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
+            decision = decide(cls, earned, pinned=pinned, extra=(capped,) if capped is not None else ())
             needed = samples_to_promote(window, cls.trust) if earned < cls.ceiling else None
             nxt = (
                 f"at ceiling {cls.ceiling.label}"
@@ -55,9 +58,16 @@ class Reading(Core):
                     next_promotion=nxt,
                     would=decision.route.value,
                     since=row.level_since,
+                    capped_by=[TriggerInfo(**t.as_dict()) for t in decision.triggers],
                 )
             )
-        return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)
+        shown = f"on ({sandbox.detail})" if sandbox.available else f"unavailable: {sandbox.detail}"
+        return TrustLevels(
+            classes=out,
+            policy=str(self.policy.directory),
+            policy_fingerprint=self.policy.fingerprint,
+            sandbox=shown,
+        )
 
     async def queue(self) -> list[DraftView]:
         """Drafts waiting for a human, oldest first."""

@@ -70,6 +70,9 @@ class ClassStatus(BaseModel):
     next_promotion: str
     would: str = Field(description="what a call of this class does now: execute | confirm | draft | block")
     since: float
+    capped_by: list[TriggerInfo] = Field(
+        default_factory=list, description="standing triggers that hold the class below its level (e.g. no-sandbox)"
+    )
 
 
 class TrustLevels(BaseModel):
@@ -78,6 +81,7 @@ class TrustLevels(BaseModel):
     classes: list[ClassStatus]
     policy: str
     policy_fingerprint: str
+    sandbox: str = Field("", description="whether run_command's commands run in the OS sandbox here, and why not")
 
 
 class DraftView(BaseModel):

@@ -135,6 +135,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE actions ADD COLUMN evidence_class TEXT
     """,
+    # v6: sandbox: the process a command started (its pid is its process group) and when, so the
+    # next open after a crash can kill what is left and say the command may have run.
+    """
+    ALTER TABLE actions ADD COLUMN child_pid INTEGER;
+    ALTER TABLE actions ADD COLUMN child_started_at REAL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -311,15 +317,17 @@ class Store:
         if dead:
             async with self.transaction():
                 for row in dead:
+                    error = f"the process (pid {row['pid']}) ended before the outcome was recorded"
+                    if row["child_pid"] is not None:
+                        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["child_started_at"]))
+                        error = (
+                            f"interrupted: may have run: {error}, while its command (pid {row['child_pid']}, "
+                            f"started {started}) was running; what was left of it was killed"
+                        )
                     await self.update(
                         "UPDATE actions SET status = 'interrupted', finished_at = ?, error = ? "
                         "WHERE id = ? AND status = ?",
-                        (
-                            time.time(),
-                            f"the process (pid {row['pid']}) ended before the outcome was recorded",
-                            row["id"],
-                            row["status"],
-                        ),
+                        (time.time(), error, row["id"], row["status"]),
                     )
         return dead
 

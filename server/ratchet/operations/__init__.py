@@ -21,15 +21,23 @@ from ..redact import redact
 from ..workspace import Workspace
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
+SpawnCallback = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class OpContext:
-    """What an operation may use: the confined workspace, the command settings, a progress sink."""
+    """What an operation may use: the confined workspace, the command settings, a progress sink.
+
+    `sandbox` and `network` are the deciding class's: whether a command runs in the OS sandbox and
+    whether it may reach the network there. `on_spawn` is told a command's process id once it exists.
+    """
 
     workspace: Workspace
     commands: CommandSettings
     progress: ProgressCallback | None = None
+    sandbox: bool = True
+    network: bool = False
+    on_spawn: SpawnCallback | None = None
 
 
 @dataclass(frozen=True)
@@ -93,4 +101,4 @@ def operation(tool: str) -> Operation:
 
 from .files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
 
-__all__ = ["EditSpec", "OpContext", "Operation", "Prepared", "ProgressCallback", "operation"]
+__all__ = ["EditSpec", "OpContext", "Operation", "Prepared", "ProgressCallback", "SpawnCallback", "operation"]

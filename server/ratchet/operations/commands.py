@@ -5,6 +5,12 @@ The matcher sees one subject per simple command the call would execute (after un
 known (only classes without an `argv` rule match it: the conservative catch-all), and a write
 subject per file a shell redirection writes. Commands have no fingerprint: a draft of a command
 runs as drafted whatever changed meanwhile.
+
+Every command runs in the OS sandbox (tools/sandbox.py: only the workspace, minus `.ratchet/`,
+`.git/config`, `.git/hooks/` and the other protected paths, and a private `/tmp` are writable; no
+network unless the class says `network = true`) unless its class says `sandbox = false`. Where no
+sandbox can be had the gate holds command classes to `confirm` (trigger `no-sandbox`) and the
+approved command runs unsandboxed, with a parent-death signal so it dies with the server.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Any
 from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
 from ..policy import Subject
+from ..tools.sandbox import plan as sandbox_plan
+from ..tools.sandbox import remove_planted, sandbox_status
 from ..tools.shell import run_argv, scrub_env
 from . import OpContext, Operation, Prepared
 
@@ -76,15 +84,36 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
 async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     plan, settings = prepared.plan, ctx.commands
     env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
-    done = await run_argv(
-        plan["argv"],
-        cwd=plan["cwd"],
-        env=env,
-        timeout_s=plan["timeout_s"],
-        stdin=prepared.args.get("stdin"),
-        output_cap=settings.output_cap,
-        on_progress=ctx.progress,
-    )
+    argv: list[str] = plan["argv"]
+    guarded: tuple[Path, ...] = ()
+    sandboxed = ctx.sandbox and sandbox_status().available
+    # Sandboxed where the class wants it and the host can; otherwise the gate has already held the
+    # call to a human's confirmation (trigger no-sandbox) or the policy opted the class out.
+    if sandboxed:
+        boxed = sandbox_plan(
+            argv,
+            workspace=ctx.workspace.root,
+            cwd=plan["cwd"],
+            protected=ctx.workspace.protected,
+            network=ctx.network,
+            env=env,
+        )
+        argv, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
+    try:
+        done = await run_argv(
+            argv,
+            cwd=plan["cwd"],
+            env=env,
+            timeout_s=plan["timeout_s"],
+            stdin=prepared.args.get("stdin"),
+            output_cap=settings.output_cap,
+            on_progress=ctx.progress,
+            on_spawn=ctx.on_spawn,
+            die_with_parent=not sandboxed,  # bubblewrap's --die-with-parent covers the sandboxed case
+        )
+    except BaseException:
+        remove_planted(guarded)
+        raise
     result = {
         "exit_code": done.exit_code,
         "stdout": done.stdout,
@@ -95,6 +124,14 @@ async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, 
         "timed_out": done.timed_out,
         "duration_s": round(done.duration_s, 3),
     }
+    planted = remove_planted(guarded)
+    if planted:
+        names = ", ".join(p.relative_to(ctx.workspace.root).as_posix() for p in planted)
+        raise ExecutionFailed(
+            f"the command created {names}, which would decide what programs git runs; Ratchet removed it. "
+            "Create repositories and their configuration outside run_command",
+            result,
+        )
     if done.timed_out:
         raise ExecutionFailed(f"timed out after {plan['timeout_s']:g}s; the process group was killed", result)
     if done.exit_code != 0:

@@ -14,6 +14,12 @@ Guarantees:
 - Both pipes are read continuously, so a flooding command never blocks on a full pipe; each stream
   keeps only its first and last `output_cap / 2` bytes, so memory stays bounded whatever the volume.
 - stdin is the given text (then closed) or /dev/null, so a command can never wait on our stdin.
+- With `die_with_parent` (Linux), the child gets a parent-death signal (SIGKILL when the server dies,
+  even by `kill -9`) through a tiny exec trampoline that sets `PR_SET_PDEATHSIG` before it execs the
+  program. It reaches the direct child only; what that child started stays in its process group,
+  which `on_spawn` reports so that the next open of the record can kill what is left
+  (`kill_leftovers`). Sandboxed commands get the same from bubblewrap's `--die-with-parent`, for
+  every process in the sandbox.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +40,29 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
 
-__all__ = ["CommandResult", "ProgressCallback", "run_argv", "scrub_env"]
+__all__ = [
+    "CommandResult",
+    "ProgressCallback",
+    "SpawnCallback",
+    "check_program",
+    "kill_leftovers",
+    "run_argv",
+    "scrub_env",
+]
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
+# Told the child's pid (also its process group id) as soon as it exists.
+SpawnCallback = Callable[[int], Awaitable[None]]
+
+# Sets a parent-death signal, checks the parent did not die before that, then becomes the program.
+# argv: [python, -c, this, parent pid, program, args...]. PR_SET_PDEATHSIG is 1.
+_PDEATHSIG_TRAMPOLINE = (
+    "import ctypes, os, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(125)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 # Time a terminated group gets to exit on SIGTERM (flush, clean up) before SIGKILL.
 _TERM_GRACE_S = 0.5
@@ -138,6 +166,8 @@ async def run_argv(
     output_cap: int = 64_000,
     on_progress: ProgressCallback | None = None,
     progress_every_s: float = 2.0,
+    on_spawn: SpawnCallback | None = None,
+    die_with_parent: bool = False,
 ) -> CommandResult:
     """Run `argv` in `cwd` with exactly `env`, and return what it did.
 
@@ -147,11 +177,17 @@ async def run_argv(
     task is cancelled the group is killed and the cancellation propagates.
     """
     args = _check_args(argv, cwd, timeout_s, output_cap, progress_every_s)
+    spawned = args
+    if die_with_parent and sys.platform == "linux":
+        check_program(args[0], cwd, env)  # the trampoline would only report it as exit status 1
+        spawned = [sys.executable, "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *args]
     started = anyio.current_time()
     with anyio.CancelScope(shield=True):  # a cancel mid-spawn would leak a child we never saw
-        proc = await _spawn(args, cwd, env, with_stdin=stdin is not None)
+        proc = await _spawn(spawned, cwd, env, with_stdin=stdin is not None)
     out, err = _HeadTail(output_cap), _HeadTail(output_cap)
     try:
+        if on_spawn is not None:
+            await on_spawn(proc.pid)
         async with anyio.create_task_group() as helpers:
             if proc.stdin is not None:
                 helpers.start_soon(_feed, proc.stdin, stdin or "")
@@ -230,6 +266,48 @@ async def _spawn(args: list[str], cwd: Path, env: Mapping[str, str], *, with_std
         raise ExecutionFailed(f"program {args[0]!r} cannot be executed: permission denied") from exc
     except OSError as exc:
         raise ExecutionFailed(f"program {args[0]!r} could not be started: {exc}") from exc
+
+
+def check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """Raise the error `_spawn` would raise for a program that cannot be found or executed."""
+    if "/" in program:
+        path = cwd / program
+        if not path.exists():
+            raise ExecutionFailed(f"program {program!r} not found")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise ExecutionFailed(f"program {program!r} cannot be executed: permission denied")
+        return
+    search = env.get("PATH", os.defpath)
+    if shutil.which(program, path=search) is None:
+        raise ExecutionFailed(f"program {program!r} not found (searched PATH={search!r})")
+
+
+def kill_leftovers(pgid: int, marker: str) -> int:
+    """SIGKILL every live process of group `pgid` whose environment holds `marker` (NAME=VALUE).
+
+    For the next open after a crash: the group of a command whose server died. The marker (the
+    action's RATCHET_ACTION) makes sure a group id reused by an unrelated program is left alone.
+    Returns how many processes were killed; 0 where /proc cannot be read.
+    """
+    needle = b"\0" + marker.encode() + b"\0"
+    killed = 0
+    proc_root = Path("/proc")
+    if not (proc_root / "self" / "stat").exists():
+        return 0
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if len(fields) < 3 or fields[2] != str(pgid) or fields[0] in ("Z", "X"):
+                continue
+            if needle not in b"\0" + (entry / "environ").read_bytes() + b"\0":
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError):
+            continue  # exited while we looked, or not ours to read
+    return killed
 
 
 async def _drain(stream: ByteReceiveStream, sink: _HeadTail) -> None:

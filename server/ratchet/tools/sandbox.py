@@ -1,0 +1,306 @@
+"""Run a command where it physically cannot write what Ratchet protects: a bubblewrap sandbox.
+
+The executor half of `run_command`'s confinement. It knows nothing about MCP or policies: given an
+argv, the workspace root, the protected paths (policy directory, trust database and its siblings)
+and whether the network is allowed, `plan` returns the argv that runs the command inside a sandbox,
+and `sandbox_status` says whether a sandbox can be had on this host at all (probed once, for real).
+
+Why bubblewrap and not Landlock
+-------------------------------
+Landlock (the kernel's unprivileged access-control LSM) grants rights by whole hierarchies: once a
+directory is writable, everything below it is, and no rule can take a sub-path back. The workspace
+must be writable while holes inside it must not be (`.ratchet/`, `.git/config`, `.git/hooks/`), so
+Landlock cannot express the policy. Bubblewrap builds a private mount namespace in which later bind
+mounts lie over earlier ones: the workspace is bound writable and the holes are bound read-only on
+top of it. A mount point also cannot be removed or renamed from inside (EBUSY), so `mv .git x` and
+`rm -r .ratchet` fail too. Bubblewrap is a small, audited setuid-free tool packaged by every
+distribution (`apt-get install bubblewrap`) and needs no daemon.
+
+What the command sees
+---------------------
+Writable (the only places):
+  - the workspace root, recursively, except the holes below;
+  - `/tmp`: a private tmpfs per call (also `$TMPDIR`, and `$XDG_CACHE_HOME` unless the environment
+    names one), discarded when the call ends;
+  - a private `/dev` (null, zero, random, urandom, tty, pts, shm) with no disks in it.
+Read-only:
+  - everything else of the host's filesystem (`/`, `$HOME`, `/etc`, `/usr`, `/proc/sys`,
+    `/proc/sysrq-trigger`, `/sys`, other mounts);
+  - the policy directory, and the directory of the trust database (so its `-wal`, `-shm` and
+    `-journal` are unwritable even before they exist), wherever they are: bound read-only again after
+    the private `/tmp` is laid, so they stay visible and unwritable even under `/tmp`. A database
+    directly in the workspace root cannot be protected that way, and the sandbox refuses to start;
+    one directly in `/tmp` is bound alone (a missing sibling is then created in the private `/tmp`,
+    never on the host);
+  - the workspace's `.ratchet/` (created, empty, when absent: otherwise a command could create
+    `.ratchet/policies/` and make itself the team's policy);
+  - the repository's `.git/config`, `.git/config.worktree`, `.git/commondir` and `.git/hooks/`
+    (created when absent), and the `.git` file of a linked worktree or submodule. These are what
+    git reads to decide which programs to run (`core.fsmonitor`, `core.hooksPath`, aliases,
+    `include.path`, hooks, and `commondir`, which moves where the config is read from). Objects,
+    refs, logs, the index and `HEAD` stay writable, so `git add` and `git commit` work. The git
+    directory is also bound onto itself, so it cannot be renamed away and replaced by a forged one.
+    `.git/info/attributes` stays writable: attributes only select filter and diff drivers, which are
+    defined in the (read-only) config.
+Hidden or separate:
+  - other processes: a new PID namespace, so the Ratchet server cannot be seen, signalled or read
+    through `/proc/PID/root`, and killing the sandbox's first process kills every process in it;
+  - the network, unless the class says `network = true`: a new network namespace with only its own
+    loopback, so neither the host's listeners (loopback included) nor abstract Unix sockets are
+    reachable;
+  - System V IPC and the hostname (IPC and UTS namespaces);
+  - every capability: the command runs with none, even when Ratchet runs as root, so it cannot
+    remount or unmount anything (a capability-less root can still write sysctls, hence the
+    read-only `/proc/sys`).
+Must not appear: when the workspace has no `.git`, or the git directory has no `commondir`, nothing
+can be bound over a path that does not exist, so those paths are checked after the call: one the
+command created is removed and the call fails, naming it (see `remove_planted`).
+
+What the sandbox does not protect against
+-----------------------------------------
+  - Anything in the workspace the human later runs: a Makefile, a test, a `conftest.py`, a package
+    script, a nested repository (`sub/.git/config`) that the human's `git` enters, or the
+    configuration of a submodule under `.git/modules/`. Those are ordinary workspace files.
+  - Reading: the command can read whatever the user can (`$HOME`, keys, the trust database). With
+    the network off it cannot send them anywhere except into the workspace or its output.
+  - Unix sockets in the filesystem (a container daemon's, a session bus) remain connectable.
+  - Resource use: CPU, memory and disk within the workspace and the tmpfs are not limited here (the
+    call's timeout bounds time).
+  - A kernel or bubblewrap vulnerability.
+  - Git in a linked worktree whose git directory lies outside the workspace: it is read-only, so
+    commits through `run_command` fail there (the git tools work).
+
+Exit status: a command killed by signal N shows as status 128 + N (bubblewrap reports it so).
+
+`RATCHET_SANDBOX=off` in the server's environment makes `sandbox_status` report no sandbox, exactly
+as on a host without bubblewrap or user namespaces: for testing that path, and for hosts where
+the probe would be misleading.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ratchet.errors import ExecutionFailed
+from ratchet.tools.shell import check_program
+
+__all__ = ["SANDBOX_ENV", "SandboxPlan", "SandboxStatus", "plan", "remove_planted", "sandbox_status"]
+
+SANDBOX_ENV = "RATCHET_SANDBOX"
+BWRAP = "bwrap"
+# Files beside the database that SQLite creates and trusts.
+DB_SIBLINGS = ("-wal", "-shm", "-journal")
+# Entries of a git directory that decide which programs git runs.
+_GIT_CONTROL_FILES = ("config", "config.worktree", "commondir")
+_PROBE_TIMEOUT_S = 10.0
+# Directories never bound read-only as a whole for a protected file in them.
+_NEVER_WHOLE = (Path("/"), Path("/tmp"))
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """Whether commands can be sandboxed here, and a one-line why."""
+
+    available: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """A sandboxed command: the argv to spawn, the environment it needs, and paths that must not appear."""
+
+    argv: list[str]
+    env: dict[str, str]
+    must_not_appear: tuple[Path, ...]
+
+
+def sandbox_status() -> SandboxStatus:
+    """Whether a sandbox can be had: `RATCHET_SANDBOX=off` says no, else a real probe (run once)."""
+    if os.environ.get(SANDBOX_ENV, "").strip().lower() == "off":
+        return SandboxStatus(False, f"{SANDBOX_ENV}=off in the server's environment")
+    return _probe()
+
+
+@functools.cache
+def _probe() -> SandboxStatus:
+    """Run `true` under the very options every command gets; anything short of exit 0 means no sandbox."""
+    bwrap = shutil.which(BWRAP)
+    if bwrap is None:
+        return SandboxStatus(False, "bubblewrap (bwrap) is not installed; on Debian: apt-get install bubblewrap")
+    true = shutil.which("true") or "/bin/true"
+    argv = [bwrap, *_base_options(network=False), "--", true]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return SandboxStatus(False, f"bubblewrap could not be run: {exc}")
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return SandboxStatus(False, f"bubblewrap cannot build a sandbox here: {why[-1] if why else done.returncode}")
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return SandboxStatus(True, version or "bubblewrap")
+
+
+def _base_options(*, network: bool) -> list[str]:
+    options = [
+        "--die-with-parent",  # SIGKILL to the sandbox when the server (its parent) dies
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--ro-bind",
+        "/proc/sys",
+        "/proc/sys",
+        "--ro-bind-try",
+        "/proc/sysrq-trigger",
+        "/proc/sysrq-trigger",
+        "--tmpfs",
+        "/tmp",
+    ]
+    if not network:
+        options.append("--unshare-net")
+    return options
+
+
+def plan(
+    argv: Sequence[str],
+    *,
+    workspace: Path,
+    cwd: Path,
+    protected: Sequence[Path],
+    network: bool,
+    env: Mapping[str, str],
+) -> SandboxPlan:
+    """The bubblewrap argv that runs `argv` in `cwd` with only the workspace (minus its holes) writable.
+
+    Creates `.ratchet/` and the git directory's `hooks/` when they are missing (empty directories) so
+    they can be bound read-only. Raises ExecutionFailed when the layout cannot be protected (a
+    `.ratchet` or `.git` that is a symbolic link, a database directly in the workspace root) or the
+    program does not exist.
+    """
+    bwrap = shutil.which(BWRAP)
+    if bwrap is None:
+        raise ExecutionFailed("bubblewrap (bwrap) is not installed, so the command cannot be sandboxed")
+    root = Path(os.path.realpath(workspace))
+    check_program(argv[0], cwd, env)  # bubblewrap would only say so in its stderr
+    outside: dict[Path, None] = {}
+    inside: dict[Path, None] = {}
+    writable: dict[Path, None] = {}
+    must_not_appear: list[Path] = []
+
+    for item in protected:
+        path = Path(os.path.realpath(item))
+        # A protected file is protected with its directory, so that a sibling that does not exist yet
+        # (a -journal) cannot be created either.
+        folder = path if path.is_dir() else path.parent
+        if folder == root:
+            raise ExecutionFailed(
+                f"{path.name} lies directly in the workspace root, so its {'/'.join(DB_SIBLINGS)} siblings cannot "
+                "be protected from commands: keep the trust database in .ratchet/ or outside the workspace"
+            )
+        if folder in _NEVER_WHOLE:
+            # Binding all of / or /tmp read-only would take the private /tmp away: the file alone.
+            if path.exists():
+                outside[path] = None
+            continue
+        (inside if folder.is_relative_to(root) else outside)[folder] = None
+
+    state = _own_dir(root / ".ratchet")
+    inside[state] = None
+
+    git = root / ".git"
+    if git.is_symlink():
+        raise ExecutionFailed(
+            ".git in the workspace is a symbolic link, which a command could replace; Ratchet cannot protect it"
+        )
+    if not git.exists():
+        must_not_appear.append(git)
+    else:
+        for gitdir, pin in _git_dirs(root):
+            if pin is not None:
+                inside[pin] = None  # the `.git` file of a linked worktree or submodule
+            if not gitdir.is_relative_to(root):
+                continue  # outside the workspace: read-only already
+            writable[gitdir] = None
+            inside[_own_dir(gitdir / "hooks")] = None
+            for name in _GIT_CONTROL_FILES:
+                control = gitdir / name
+                if control.exists() or control.is_symlink():
+                    inside[control] = None
+                else:
+                    must_not_appear.append(control)
+
+    options = [bwrap, *_base_options(network=network)]
+    for path in outside:
+        options += ["--ro-bind", str(path), str(path)]
+    options += ["--bind", str(root), str(root)]
+    for path in sorted(writable, key=lambda p: len(p.parts)):
+        options += ["--bind", str(path), str(path)]
+    for path in sorted(inside, key=lambda p: len(p.parts)):
+        options += ["--ro-bind", str(path), str(path)]
+    options += ["--chdir", str(cwd), "--", *argv]
+    inner = dict(env)
+    inner["TMPDIR"] = "/tmp"
+    inner.setdefault("XDG_CACHE_HOME", "/tmp/.cache")
+    return SandboxPlan(options, inner, tuple(must_not_appear))
+
+
+def remove_planted(paths: Sequence[Path]) -> list[Path]:
+    """Remove those of `paths` a command created (it had no right to); return what was removed."""
+    removed = []
+    for path in paths:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _own_dir(path: Path) -> Path:
+    """`path` as a real directory (created when missing), or ExecutionFailed if it is anything else."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ExecutionFailed(
+            f"{path} is not a plain directory (a link or a file), which a command could replace; "
+            "Ratchet cannot protect it"
+        )
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _git_dirs(root: Path) -> list[tuple[Path, Path | None]]:
+    """The repository's git directory (and its common directory), each with the `.git` file naming it."""
+    dot_git = root / ".git"
+    pin: Path | None = None
+    if dot_git.is_dir():
+        gitdir = dot_git
+    else:
+        text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+        if not text.startswith("gitdir:"):
+            raise ExecutionFailed(f"{dot_git} is a file but not a git link ('gitdir: PATH'); Ratchet cannot protect it")
+        gitdir = Path(os.path.realpath(root / text.removeprefix("gitdir:").strip()))
+        pin = dot_git
+    found = [(gitdir, pin)]
+    common = gitdir / "commondir"
+    if common.is_file():
+        target = common.read_text(encoding="utf-8", errors="replace").strip()
+        found.append((Path(os.path.realpath(gitdir / target)), None))
+    return found
