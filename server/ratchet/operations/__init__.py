@@ -10,12 +10,15 @@ Operations never import MCP.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..limits import Ceiling, Limits
 from ..policy import CommandSettings, Subject
 from ..redact import redact
 from ..workspace import Workspace
@@ -25,11 +28,13 @@ ProgressCallback = Callable[[float, str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class OpContext:
-    """What an operation may use: the confined workspace, the command settings, a progress sink."""
+    """What an operation may use: the confined workspace, the command settings, a progress sink, and
+    the loosest limits the policy allows (checked before any work; the class's come after classifying)."""
 
     workspace: Workspace
     commands: CommandSettings
     progress: ProgressCallback | None = None
+    ceiling: Ceiling = field(default_factory=lambda: Ceiling(Limits(), (), "00-defaults.toml"))
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Prepared:
     shell: bool = False
     # What the record keeps of the arguments once the call can no longer run (None: the arguments).
     record: dict[str, Any] | None = None
+    # The call's measured sizes, by limit key, checked against its class's limits once classified.
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def subject(self) -> Subject:
@@ -70,6 +77,26 @@ class Operation:
     prepare: Callable[[OpContext, dict[str, Any]], Awaitable[Prepared]]
     fingerprint: Callable[[OpContext, dict[str, Any]], Awaitable[str | None]]
     execute: Callable[[OpContext, Prepared, str], Awaitable[dict[str, Any]]]
+
+
+def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a call's arguments once it can no longer run: never a file's content.
+
+    A write keeps its path, the content's hash and size; an edit its path, the number of edits and
+    their hash and size. Other tools keep their (small, size-limited) arguments.
+    """
+    if tool == "write_file" and "content" in args:
+        data = str(args["content"]).encode("utf-8", "surrogatepass")
+        return {"path": args.get("path"), "content_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    if tool == "edit_file" and "edits" in args:
+        data = json.dumps(args["edits"], sort_keys=True).encode("utf-8", "surrogatepass")
+        return {
+            "path": args.get("path"),
+            "edits": len(args["edits"]),
+            "edits_sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+    return args
 
 
 def _registry() -> dict[str, Operation]:
@@ -93,4 +120,4 @@ def operation(tool: str) -> Operation:
 
 from .files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
 
-__all__ = ["EditSpec", "OpContext", "Operation", "Prepared", "ProgressCallback", "operation"]
+__all__ = ["EditSpec", "OpContext", "Operation", "Prepared", "ProgressCallback", "kept_args", "operation"]
