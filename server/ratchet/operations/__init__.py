@@ -85,10 +85,10 @@ def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
     A write keeps its path, the content's hash and size; an edit its path, the number of edits and
     their hash and size. Other tools keep their (small, size-limited) arguments.
     """
-    if tool == "write_file" and "content" in args:
+    if tool == "write_file" and isinstance(args.get("content"), str):
         data = str(args["content"]).encode("utf-8", "surrogatepass")
         return {"path": args.get("path"), "content_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    if tool == "edit_file" and "edits" in args:
+    if tool == "edit_file" and isinstance(args.get("edits"), list):
         data = json.dumps(args["edits"], sort_keys=True).encode("utf-8", "surrogatepass")
         return {
             "path": args.get("path"),
