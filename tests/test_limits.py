@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -407,3 +408,73 @@ def test_bad_limits_fail_closed_naming_the_key(tmp_path: Path, text: str, key: s
     with pytest.raises(PolicyError) as info:
         load_policy(write_policy(tmp_path / "p", text))
     assert info.value.key == key and problem in info.value.problem
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.asyncio
+async def test_an_interrupted_approval_drops_the_content_at_the_next_open(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waiting = "DRAFTED-" + uuid.uuid4().hex
+    async with _server(workspace, policies, db) as client:
+        draft = (await _call(client, "write_file", {"path": "queue/i.txt", "content": waiting}))[2]
+    assert draft is not None
+    pid = _dead_pid()
+    con = sqlite3.connect(db)
+    try:  # an approval whose process died between the claim and the outcome
+        con.execute("UPDATE actions SET status = 'approving', pid = ? WHERE id = ?", (pid, draft["action_id"]))
+        con.commit()
+    finally:
+        con.close()
+    base = ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
+    assert await anyio.to_thread.run_sync(main, ["status", *base]) == 0  # any open recovers
+    capsys.readouterr()
+    con = sqlite3.connect(db)
+    try:
+        status, args = con.execute(
+            "SELECT status, args_json FROM actions WHERE id = ?", (draft["action_id"],)
+        ).fetchone()
+    finally:
+        con.close()
+    assert status == "interrupted" and waiting not in args and json.loads(args)["path"] == "queue/i.txt"
+
+
+def test_the_hook_denies_a_huge_command_by_its_size(ratchet_bin: Path, workspace: Path, small: Path, db: Path) -> None:
+    event = {
+        "session_id": "s1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "echo " + "a" * 1_000_000},
+        "tool_use_id": "t1",
+        "cwd": str(workspace),
+    }
+    done = subprocess.run(
+        [
+            str(ratchet_bin),
+            "hook",
+            "claude-code",
+            "--workspace",
+            str(workspace),
+            "--policies",
+            str(small),
+            "--db",
+            str(db),
+        ],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    answer = json.loads(done.stdout)["hookSpecificOutput"]
+    assert done.returncode == 0 and answer["permissionDecision"] == "deny"
+    assert (
+        "max_shell_bytes" in answer["permissionDecisionReason"]
+        and "1000005 bytes" in answer["permissionDecisionReason"]
+    )
