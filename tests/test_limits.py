@@ -478,3 +478,17 @@ def test_the_hook_denies_a_huge_command_by_its_size(ratchet_bin: Path, workspace
         "max_shell_bytes" in answer["permissionDecisionReason"]
         and "1000005 bytes" in answer["permissionDecisionReason"]
     )
+
+
+@pytest.mark.asyncio
+async def test_an_executed_command_keeps_its_stdin_as_hash_and_size(workspace: Path, small: Path, db: Path) -> None:
+    fed = "S-" + uuid.uuid4().hex[:20]
+    async with _server(workspace, small, db) as client:
+        out = _ran(await _call(client, "run_command", {"argv": ["true"], "stdin": fed}))
+    con = sqlite3.connect(db)
+    try:
+        args = con.execute("SELECT args_json FROM actions WHERE id = ?", (out["action_id"],)).fetchone()[0]
+    finally:
+        con.close()
+    assert fed not in args
+    assert json.loads(args)["stdin"] == {"sha256": hashlib.sha256(fed.encode()).hexdigest(), "bytes": len(fed)}

@@ -83,7 +83,7 @@ def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
     """What the record keeps of a call's arguments once it can no longer run: never a file's content.
 
     A write keeps its path, the content's hash and size; an edit its path, the number of edits and
-    their hash and size. Other tools keep their (small, size-limited) arguments.
+    their hash and size; a command its stdin's hash and size. Other arguments are small (size-limited).
     """
     if tool == "write_file" and isinstance(args.get("content"), str):
         data = str(args["content"]).encode("utf-8", "surrogatepass")
@@ -96,6 +96,9 @@ def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
             "edits_sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
         }
+    if tool == "run_command" and isinstance(args.get("stdin"), str):
+        data = args["stdin"].encode("utf-8", "surrogatepass")
+        return {**args, "stdin": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
     return args
 
 

@@ -20,7 +20,7 @@ from ..errors import ExecutionFailed, InvalidRequest
 from ..limits import argv_bytes, utf8_len
 from ..policy import Subject
 from ..tools.shell import run_argv, scrub_env
-from . import OpContext, Operation, Prepared
+from . import OpContext, Operation, Prepared, kept_args
 
 SHELL = "/bin/sh"
 
@@ -65,6 +65,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         None,
         plan,
         shell=script is not None,
+        record=kept_args("run_command", clean),
         sizes=sizes,
     )
 
