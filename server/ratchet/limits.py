@@ -130,7 +130,7 @@ class Ceiling:
                 key,
                 value,
                 limit,
-                f"{tool}: {what} is {value} {WHAT[key]}, over the limit {key} = {limit}; "
+                f"{tool}: {_amount(what, value, key)}, over the limit {key} = {limit}; "
                 + where_to_raise(key, self.defaults_file),
             )
         return value
@@ -152,7 +152,7 @@ def check_class(tool: str, sizes: dict[str, int], classes: Iterable[ActionClass]
                     key,
                     value,
                     limit,
-                    f"{tool}: {_WHAT_IT_IS.get(key, key)} is {value} {WHAT[key]}, over class {cls.name}'s limit "
+                    f"{tool}: {_amount(_WHAT_IT_IS[key], value, key)}, over class {cls.name}'s limit "
                     f"{key} = {limit}; " + where_to_raise(key, defaults_file, cls.name),
                 )
 
@@ -165,6 +165,10 @@ _WHAT_IT_IS = {
     "max_stdin_bytes": "stdin",
     "max_text_bytes": "a text argument",
 }
+
+
+def _amount(what: str, value: int, key: str) -> str:
+    return f"{value} edits in one call" if key == "max_edits" else f"{what} is {value} {WHAT[key]}"
 
 
 def rate_refusal(
