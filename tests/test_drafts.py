@@ -159,6 +159,6 @@ async def test_cli_queue_show_reject(
     assert await cli("show", str(draft_id)) == 0
     assert "+nope" in capsys.readouterr().out
     assert await cli("reject", str(draft_id), "--reason", "wrong file") == 0
-    assert await cli("approve", str(draft_id)) == 2
+    assert await cli("approve", str(draft_id)) == 1
     assert "rejected, not a queued draft" in capsys.readouterr().err
     assert not (workspace / "queue/r.txt").exists()

@@ -95,7 +95,7 @@ async def test_explain_shows_a_complaint_and_the_demotion_it_caused(
     assert "complaint 1 by human" in text and ": wrong" in text
     assert "moved:    auto autonomous -> confirm (complaint)" in text
     code, text = await cli(capsys, workspace, policies, db, "explain", "999")
-    assert code == 2 and "no action 999" in text
+    assert code == 1 and "no action 999" in text
 
 
 @pytest.mark.asyncio

@@ -107,7 +107,7 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
     view = waited.structured_content
     assert view["resolved"] and view["resolution"] == "delete orphans" and view["note"] == "they are test data"
     code, text = await _cli(capsys, base, "resolve", str(handoff_id), "--option", "delete orphans")
-    assert code == 2 and "already resolved" in text
+    assert code == 1 and "already resolved" in text
     code, text = await _cli(capsys, base, "inbox")
     assert "inbox empty" in text
 

@@ -169,11 +169,11 @@ def test_unreadable_settings_are_never_overwritten(
     settings_file.parent.mkdir()
     settings_file.write_text('{"hooks": {"PreToolUse": [}')
     code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
-    assert code == 2 and "not valid JSON" in out
+    assert code == 1 and "not valid JSON" in out
     assert settings_file.read_text() == '{"hooks": {"PreToolUse": [}' and not (workspace / ".mcp.json").exists()
     settings_file.write_text('{"hooks": []}')
     code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
-    assert code == 2 and "hooks is not an object" in out
+    assert code == 1 and "hooks is not an object" in out
 
 
 def test_the_installed_hook_command_decides_and_fails_closed(
@@ -285,7 +285,7 @@ def test_codex_refuses_what_it_cannot_merge_safely(
     ]:
         config.write_text(text)
         code, out = _install(capsys, "codex", "--apply")
-        assert code == 2 and why in out, out
+        assert code == 1 and why in out, out
         assert config.read_text() == text and not _backups(config)
     assert not (home / ".codex").exists()
 

@@ -306,11 +306,11 @@ def test_load_policy_names_file_key_and_problem(tmp_path: Path, case: Case) -> N
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_lint_exits_2_with_the_same_message(tmp_path: Path, case: Case, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lint_exits_1_with_the_same_message(tmp_path: Path, case: Case, capsys: pytest.CaptureFixture[str]) -> None:
     directory = make_dir(tmp_path, case.files)
     with pytest.raises(PolicyError) as caught:
         load_policy(directory)
-    assert main(["lint", str(directory)]) == 2
+    assert main(["lint", str(directory)]) == 1
     captured = capsys.readouterr()
     assert f"ratchet: error: {caught.value}" in captured.err.splitlines()
     assert captured.out == ""
@@ -390,7 +390,7 @@ def test_console_script_fails_closed_on_unknown_level(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(ratchet_script()), "lint", str(directory)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.strip().splitlines()[-1] == (
         "ratchet: error: p.toml: classes.docs-write.start: Value error, unknown level 'sometimes'; "

@@ -109,9 +109,9 @@ async def test_no_command_promotes(
     assert not {"promote", "raise", "trust", "set-level"} & commands
     # A pin can only hold a class down; demote only lowers and stops at the floor.
     code, text = await _cli(capsys, workspace, policies, db, "pin", "climb", "autonomous", "--reason", "try")
-    assert code == 2 and "only hold it at or below" in text
+    assert code == 1 and "only hold it at or below" in text
     code, text = await _cli(capsys, workspace, policies, db, "demote", "climb", "--reason", "try")
-    assert code == 2 and "floor" in text
+    assert code == 1 and "floor" in text
     code, text = await _cli(
         capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "careful"
     )
@@ -129,7 +129,7 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
     tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policies = write_policy(tmp_path / "p", LEVELS_POLICY)
-    code, _ = await _cli(capsys, workspace, policies, db, "status")
+    code, _ = await _cli(capsys, workspace, policies, db, "init")  # creates the database under this policy
     assert code == 0
     write_policy(
         policies,

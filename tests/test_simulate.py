@@ -151,7 +151,7 @@ async def test_released_failures_are_called_out(
     assert report["released"] == report["unreviewed_failures"] == [out["action_id"]]
     assert report["interventions_saved"] == 1
     code, text = await cli(capsys, workspace, tmp_path / "missing", db, "simulate")
-    assert code == 2 and "policy directory not found" in text
+    assert code == 1 and "policy directory not found" in text
 
 
 @pytest.mark.asyncio

@@ -178,7 +178,7 @@ def test_serve_refuses_a_broken_policy_before_speaking_mcp(ratchet_bin: Path, tm
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 1 and done.stdout == ""
     assert "team.toml: classes.docs.start" in done.stderr and "unknown level 'sometimes'" in done.stderr
     assert not (workspace / ".ratchet").exists()  # nothing was created half-configured
 
@@ -226,4 +226,4 @@ def test_init_writes_the_starter_policies_and_keeps_the_database_out_of_git(ratc
     assert linted.returncode == 0 and ".ratchet/policies: ok" in linted.stdout
     again = subprocess.run([str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True,
                            timeout=60)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 1 and "already exists" in again.stderr

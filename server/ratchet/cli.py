@@ -1,20 +1,23 @@
 """`ratchet`: serve the MCP server, and let a human review, approve, complain and inspect.
 
-Each command is a docstring and one call into the engine. Errors are translated here once: a
-RatchetError prints `ratchet: error: ...` on stderr and exits 2; listings take `--json`.
+Each command is a docstring and one call into the engine; listings take `--json`. Errors are
+translated here once, into ONE line on stderr and an exit code (see EXIT_CODES): never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 from pydantic import BaseModel
@@ -22,10 +25,11 @@ from pydantic import BaseModel
 from . import handoffs
 from .core import keep_database_out_of_git
 from .engine import Engine
-from .errors import InvalidRequest, RatchetError
+from .errors import InvalidRequest, RatchetError, StoreError, UsageError
 from .levels import LEVEL_NAMES, Level
 from .policy import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 from .results import DraftView
+from .store import default_db_path
 from .workspace import find_project_root
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
@@ -39,7 +43,43 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+EXIT_CODES = """\
+exit codes: 0 success; 1 a runtime error (no database, an unknown id, a broken policy, a file that
+cannot be read or written, a draft that failed); 2 a usage error (the command line itself is wrong);
+130 interrupted (Ctrl-C); 141 the output pipe was closed (as `ratchet history | head`). Every error
+is one line on stderr, `ratchet: error: ...`; RATCHET_TRACEBACK=1 shows the traceback of an
+internal error."""
+TRACEBACK_ENV = "RATCHET_TRACEBACK"
+# Commands that act on what is recorded: where no database exists they say so and create none.
+NEEDS_DATABASE = frozenset(
+    {
+        "queue", "status", "inbox", "metrics", "report", "explain", "history", "show", "transitions",
+        "escalations", "approve", "reject", "complain", "resolve",
+    }
+)  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def existing_db(args: argparse.Namespace) -> Path:
+    """The database a command that reads the record would open; StoreError if there is none yet."""
+    path = (args.db or default_db_path(Path(args.workspace).resolve())).absolute()
+    if not path.is_file():
+        raise StoreError(
+            f"no trust database at {path}; `ratchet serve` creates it on first start (or `ratchet init` "
+            "in the workspace), or pass --db / set $RATCHET_DB to the one your server uses"
+        )
+    return path
+
+
 async def _engine(args: argparse.Namespace) -> Engine:
+    if args.command in NEEDS_DATABASE:
+        existing_db(args)  # never create a database just to read an empty one
     return await Engine.open(Path(args.workspace), policies=args.policies, db=args.db, session=False)
 
 
@@ -90,13 +130,19 @@ async def cmd_lint(args: argparse.Namespace) -> int:
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    """Copy the starter policies into <workspace>/.ratchet/policies for the team to commit and edit."""
-    target = Path(args.workspace).resolve() / ".ratchet" / "policies"
+    """Copy the starter policies into <workspace>/.ratchet/policies for the team to commit and edit,
+    and create the trust database (--db, else $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)."""
+    workspace = Path(args.workspace).resolve()
+    target = workspace / ".ratchet" / "policies"
     if target.exists():
         raise InvalidRequest(f"{target} already exists; edit it, or remove it to start over")
     shutil.copytree(starter_policy_dir(), target)
     keep_database_out_of_git(target.parent / "ratchet.db")
+    engine = await Engine.open(workspace, policies=args.policies or target, db=args.db, session=False)
+    path = engine.store.path
+    await engine.close()
     print(f"wrote {target}; commit it and review changes to it like code")
+    print(f"trust database: {path}")
     return 0
 
 
@@ -420,11 +466,11 @@ async def cmd_install(args: argparse.Namespace) -> int:
     from . import install
 
     if args.client != "claude-code" and args.deny_builtins:
-        raise InvalidRequest("--deny-builtins applies to claude-code only")
+        raise UsageError("--deny-builtins applies to claude-code only")
     if args.client == "claude-desktop" and args.scope:
-        raise InvalidRequest("--scope applies to claude-code and codex only; Claude Desktop has one config file")
+        raise UsageError("--scope applies to claude-code and codex only; Claude Desktop has one config file")
     if args.client == "codex" and args.scope == "local":
-        raise InvalidRequest("--scope local applies to claude-code only; for codex use project or user")
+        raise UsageError("--scope local applies to claude-code only; for codex use project or user")
     workspace = Path(args.workspace)
     if args.client == "claude-code":
         plan = install.plan_claude_code(
@@ -449,8 +495,13 @@ async def cmd_install(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; `ratchet COMMAND --help` is the manual."""
-    parser = argparse.ArgumentParser(prog="ratchet", description=__doc__.splitlines()[0])
-    common = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(
+        prog="ratchet",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = _Parser(add_help=False)
     common.add_argument(
         "--workspace",
         default=".",
@@ -594,21 +645,63 @@ def project_workspace(given: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `ratchet` console script."""
+    """Entry point of the `ratchet` console script: every error is one line on stderr (EXIT_CODES)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    args = build_parser().parse_args(argv)
-    if args.command != "hook" and getattr(args, "workspace", None) is not None:
-        args.workspace = str(project_workspace(args.workspace))
     try:
-        if args.command == "serve":  # serve runs its own event loop
-            return cmd_serve(args)
-        code = int(anyio.run(args.handler, args))
-    except RatchetError as exc:
-        print(f"ratchet: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        args = build_parser().parse_args(argv)
+        if args.command != "hook" and getattr(args, "workspace", None) is not None:
+            args.workspace = str(project_workspace(args.workspace))
+        # serve runs its own event loop
+        code = cmd_serve(args) if args.command == "serve" else int(anyio.run(args.handler, args))
+        sys.stdout.flush()  # a closed pipe surfaces here, not at exit
+    except BaseException as exc:  # the one place every error becomes a line and a code
+        return _failed(_leaf(exc))
     return code
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The error that matters in an exception group (a task group's), else the error itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = next((e for e in exc.exceptions if not isinstance(e, KeyboardInterrupt)), exc.exceptions[0])
+    return exc
+
+
+def _failed(exc: BaseException) -> int:
+    """One line on stderr and the exit code for an error that ended a command."""
+    if isinstance(exc, SystemExit):  # --help, or argparse's one-line usage error
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`| head`): say nothing, and keep the exit flush from failing again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    if isinstance(exc, KeyboardInterrupt):
+        _say("ratchet: interrupted")
+        return 130
+    if isinstance(exc, UsageError):
+        _say(f"ratchet: error: {exc}")
+        return 2
+    if isinstance(exc, RatchetError):
+        message = str(exc)
+    elif isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        message = f"cannot use{where}: {exc.strerror or exc}"
+    elif isinstance(exc, sqlite3.Error):
+        message = f"the trust database failed: {exc}"
+    elif isinstance(exc, UnicodeDecodeError):
+        message = f"not UTF-8 text: {exc}"
+    else:
+        if os.environ.get(TRACEBACK_ENV):
+            raise exc
+        message = f"internal error: {type(exc).__name__}: {exc} (set {TRACEBACK_ENV}=1 for the traceback)"
+    _say(f"ratchet: error: {message}")
+    return 1
+
+
+def _say(line: str) -> None:
+    """Write one line to stderr, whatever it contains."""
+    with contextlib.suppress(OSError, ValueError):
+        print(" ".join(line.split()), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

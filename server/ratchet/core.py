@@ -6,6 +6,8 @@ See engine.py for the whole picture; review.py (the human's side) and reading.py
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import sqlite3
@@ -22,8 +24,9 @@ from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, 
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide, no_sandbox_trigger
 from .levels import Level
-from .notify import notify
-from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, operation
+from .limits import Ceiling, check_class
+from .notify import flush_notifications, notify
+from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, kept_args, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
@@ -111,7 +114,8 @@ class Core:
         return engine
 
     async def close(self) -> None:
-        """Close the database."""
+        """Close the database, and deliver any notifications held back by the rate limit."""
+        flush_notifications()
         await self.store.close()
 
     async def _recover(self) -> None:
@@ -125,6 +129,8 @@ class Core:
             if row["tool"] in ("write_file", "edit_file"):
                 # The executor stages into a temp file named after the action; the target is untouched.
                 discard_temp(self.workspace, row["target"], str(row["id"]))
+                # An approval cut short left the queue with the draft's content: keep only its digest.
+                await self.store.run(functools.partial(keep_args_on, action_id=int(row["id"])))
 
     # -- the agent's side ------------------------------------------------------------------------
 
@@ -135,10 +141,23 @@ class Core:
         on_spawn: SpawnCallback | None = None,
     ) -> OpContext:
         """What operations get: the confined workspace, the policy's command settings, a progress sink,
-        and the deciding class's sandbox settings."""
+        the loosest limits any class allows (a call over them is refused before any work), and the
+        deciding class's sandbox settings."""
+        base = OpContext(self.workspace, self.policy.defaults.commands, progress, ceiling=self.ceiling())
         if cls is None:
-            return OpContext(self.workspace, self.policy.defaults.commands, progress)
-        return OpContext(self.workspace, self.policy.defaults.commands, progress, cls.sandbox, cls.network, on_spawn)
+            return base
+        return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn)
+
+    def ceiling(self) -> Ceiling:
+        """The first limit check (limits.py): the loosest size limits the policy allows per tool."""
+        p = self.policy
+        return Ceiling(p.defaults.limits, p.classes.values(), p.defaults_file)
+
+    def check_texts(self, tool: str, **texts: str | None) -> None:
+        """Hold the call's free-text arguments (intent, uncertainty) to max_text_bytes."""
+        ceiling = self.ceiling()
+        for name, value in texts.items():
+            ceiling.text(tool, name, value)
 
     async def evaluate(
         self,
@@ -166,6 +185,8 @@ class Core:
                     f"class {', '.join(refusing)} does not accept shell strings; pass argv "
                     "(a list) instead, or ask for a class with allow_shell = true"
                 )
+        # The second limit check: the call's sizes against every class it fell into.
+        check_class(prepared.tool, prepared.sizes, classes.values(), self.policy.defaults_file)
         cls = await self._most_conservative(list(classes.values()))
         # Everything the gate needs from the database, in one round trip.
         state = await self.store.one(
@@ -284,6 +305,7 @@ class Core:
         """Run the policy's notify command (if any) for something that just landed in the inbox."""
         notify(
             self.policy.defaults.notify,
+            self.policy.defaults.limits.notifications_per_minute,
             {
                 "id": action_id,
                 "status": status,
@@ -669,11 +691,12 @@ def _finish_on(
     answer: HumanAnswer | None = None,
     sample: bool | None = None,
 ) -> None:
-    """The outcome, the review and the sample label of an action, in one statement."""
-    # A finished action never runs again, so its arguments need not be kept in the clear.
+    """The outcome, the review and the sample label of an action."""
+    # A finished action never runs again: its arguments are kept redacted, and a file's content not at all.
+    keep_args_on(conn, action_id=action_id)
     conn.execute(
         "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
-        "args_json = redact(args_json), reviewer = coalesce(?, reviewer), "
+        "reviewer = coalesce(?, reviewer), "
         "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
         "sample = coalesce(?, sample) WHERE id = ?",
         (
@@ -688,6 +711,22 @@ def _finish_on(
             action_id,
         ),
     )
+
+
+def keep_args_on(conn: sqlite3.Connection, *, action_id: int) -> None:
+    """Replace an action's arguments by what the record keeps once it cannot run: redacted, and for a
+    write or an edit its path, hash and size instead of the content (operations.kept_args)."""
+    row = conn.execute("SELECT tool, args_json FROM actions WHERE id = ?", (action_id,)).fetchone()
+    if row is None:
+        return
+    tool, raw = row[0], row[1]
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        args = None
+    kept = redact(json.dumps(kept_args(tool, args))) if isinstance(args, dict) else redact(raw)
+    if kept != raw:
+        conn.execute("UPDATE actions SET args_json = ? WHERE id = ?", (kept, action_id))
 
 
 def _sample_on(

@@ -5,7 +5,9 @@
     ├── InvalidRequest                the caller's arguments are wrong (names what, and what was expected)
     │   ├── PathRefused               a path is outside the workspace or protected (names the rule)
     │   ├── EditNotFound              an edit's old_text does not occur in the file
-    │   └── EditAmbiguous             an edit's old_text occurs more times than the edit allows
+    │   ├── EditAmbiguous             an edit's old_text occurs more times than the edit allows
+    │   ├── LimitExceeded             a call is over a policy limit (names it, the value, how to raise it)
+    │   └── UsageError                a command line that cannot be right whatever the state (CLI exit 2)
     ├── ExecutionFailed               an executor ran and the action did not succeed
     ├── DraftError                    a draft cannot be acted on
     │   ├── DraftNotFound             no draft with that id
@@ -13,7 +15,8 @@
     │   └── DraftStale                its target changed since it was drafted
     └── StoreError                    the trust database is unusable (names the file)
 
-Edges translate once: the CLI turns a RatchetError into a message and exit code 2; the MCP server
+Edges translate once: the CLI turns a RatchetError into a one-line message and exit code 1 (a
+UsageError, like a malformed command line, exits 2); the MCP server
 turns it into a ToolError the model can read. Anything else is a bug and surfaces as one.
 """
 
@@ -30,10 +33,12 @@ __all__ = [
     "EditNotFound",
     "ExecutionFailed",
     "InvalidRequest",
+    "LimitExceeded",
     "PathRefused",
     "PolicyError",
     "RatchetError",
     "StoreError",
+    "UsageError",
 ]
 
 
@@ -71,6 +76,20 @@ class EditNotFound(InvalidRequest):
 
 class EditAmbiguous(InvalidRequest):
     """An exact-match edit's old_text occurs more often than the edit allows."""
+
+
+class LimitExceeded(InvalidRequest):
+    """A call is over one of the policy's limits: `key` is the limit, `value` the call's, `limit` the bound."""
+
+    def __init__(self, key: str, value: int, limit: int, message: str) -> None:
+        self.key = key
+        self.value = value
+        self.limit = limit
+        super().__init__(message)
+
+
+class UsageError(InvalidRequest):
+    """A command line that cannot be right whatever the state (the CLI exits 2, like argparse)."""
 
 
 class ExecutionFailed(RatchetError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from .errors import DraftNotFound, InvalidRequest
 from .escalation import EscalationPacket, Option
+from .limits import rate_refusal
 from .redact import redact
 
 if TYPE_CHECKING:
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
 MAX_WAIT_S = 600.0
+# `[defaults.limits] handoffs_per_minute` counts a session's handoffs over this sliding window.
+HANDOFF_WINDOW_S = 60.0
+# The seam tests own: the clock that stamps a handoff and reads the window.
+clock: Callable[[], float] = time.time
 
 
 class HandoffRequest(BaseModel):
@@ -89,7 +95,12 @@ class EscalationStats(BaseModel):
 
 
 async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffView:
-    """Record the agent's handoff in the inbox; InvalidRequest names what context is missing."""
+    """Record the agent's handoff in the inbox; InvalidRequest names what context is missing, and
+    LimitExceeded refuses a handoff past the session's `handoffs_per_minute`."""
+    ceiling = engine.ceiling()
+    for name in ("what_tried", "uncertainty", "recommended", "task"):
+        ceiling.text("request_handoff", name, getattr(request, name))
+    ceiling.text("request_handoff", "options", "\n".join(request.options))
     gaps = request.missing()
     if gaps:
         raise InvalidRequest("request_handoff needs " + "; ".join(gaps))
@@ -104,13 +115,15 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
     store = engine.store
     args = request.model_dump()
     async with store.transaction():
+        now = clock()
+        await _within_rate(engine, now)
         handoff_id = await store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "intent, class_level, level, route, triggers_json, status, pid) VALUES "
             "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', 'escalated', ?)",
             (
                 engine.session_id,
-                time.time(),
+                now,
                 redact(request.uncertainty)[:200],
                 engine.policy.fingerprint,
                 redact(json.dumps(args)),
@@ -144,6 +157,28 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
         message=f"handoff {handoff_id} is in the human's inbox{note}; get_handoff({handoff_id}, wait_s=...) "
         "returns their answer",
     )
+
+
+async def _within_rate(engine: Engine, now: float) -> None:
+    """Refuse a handoff past the session's `handoffs_per_minute` (inside the caller's transaction)."""
+    limits = engine.policy.defaults.limits
+    limit = limits.handoffs_per_minute
+    rows = await engine.store.all(
+        "SELECT created_at FROM actions WHERE session_id = ? AND tool = 'request_handoff' AND created_at > ? "
+        "ORDER BY id DESC LIMIT ?",
+        (engine.session_id, now - HANDOFF_WINDOW_S, limit),
+    )
+    if len(rows) >= limit:
+        oldest = min(r[0] for r in rows)
+        raise rate_refusal(
+            "handoffs_per_minute",
+            len(rows),
+            limit,
+            HANDOFF_WINDOW_S,
+            oldest + HANDOFF_WINDOW_S - now,
+            engine.policy.defaults_file,
+            "request_handoff refused: this session's handoffs",
+        )
 
 
 async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> HandoffView:

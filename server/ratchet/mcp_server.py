@@ -194,6 +194,11 @@ async def _carry_out(
     uncertainty: str | None = None,
 ) -> CallToolResult:
     engine = _engine(ctx)
+    try:
+        engine.check_texts(tool, intent=intent, uncertainty=uncertainty)
+    except RatchetError as exc:
+        await engine.refuse(tool, args, exc, intent=None, confidence=confidence)
+        raise ToolError(str(exc)) from exc
     gated = review.data if isinstance(review, AcceptedElicitation) else None
     answer: HumanAnswer | None = None
     if isinstance(gated, _Gated):

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import PolicyError
 from .globs import GlobError, PathGlob, compile_glob
 from .levels import Level
+from .limits import ClassLimits, Limits, SizeLimits
 
 M = TypeVar("M", bound=BaseModel)
 UNCLASSIFIED = "unclassified"
@@ -140,6 +141,8 @@ class Defaults(TrustParams):
     escalation_budget: int = Field(10, ge=0)
     # A command run with the packet as JSON on stdin whenever something lands in the inbox.
     notify: list[str] | None = None
+    # Sizes and rates every call is held to (limits.py); classes may override the sizes.
+    limits: Limits = Limits()
 
     @field_validator("notify")
     @classmethod
@@ -202,6 +205,7 @@ class ClassSpec(_Strict):
     drift_threshold: float | None = Field(None, gt=0)
     max_consecutive_failures: int | None = Field(None, ge=1)
     confidence: PartialConfidence | None = None
+    limits: ClassLimits | None = None
     examples: Examples = Examples()
 
     @field_validator("start", "floor", "ceiling")
@@ -292,6 +296,7 @@ class ActionClass:
     examples: Examples = field(default_factory=Examples)
     sandbox: bool = True
     network: bool = False
+    limits: SizeLimits = field(default_factory=SizeLimits)
 
     @property
     def rule(self) -> str:
@@ -355,6 +360,8 @@ class Policy:
     defaults: Defaults
     classes: dict[str, ActionClass]
     fingerprint: str
+    # The file holding [defaults] (named in limit refusals: where to raise a limit).
+    defaults_file: str = "00-defaults.toml"
 
     def classify(self, subject: Subject) -> Classification:
         """Find the class for an action; see the module docstring for how overlaps resolve."""
@@ -398,6 +405,7 @@ class Policy:
             confidence=self.defaults.confidence,
             file="(built-in)",
             line=0,
+            limits=SizeLimits(**{k: getattr(self.defaults.limits, k) for k in SizeLimits.model_fields}),
         )
 
     def get(self, name: str) -> ActionClass | None:
@@ -452,7 +460,7 @@ def load_policy(directory: Path) -> Policy:
             raise PolicyError(file, f"classes.{name}", f"class already declared in {compiled[name].file}")
         spec = _validate(ClassSpec, spec_data, file, f"classes.{name}")
         compiled[name] = _compile(name, spec, defaults, file, _line_of(text, name))
-    policy = Policy(directory, defaults, compiled, digest.hexdigest()[:16])
+    policy = Policy(directory, defaults, compiled, digest.hexdigest()[:16], defaults_file or "00-defaults.toml")
     check_examples(policy)
     return policy
 
@@ -581,6 +589,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         examples=spec.examples,
         sandbox=spec.sandbox,
         network=spec.network,
+        limits=(spec.limits or ClassLimits()).over(defaults.limits),
     )
 
 

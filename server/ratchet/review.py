@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from . import standing
-from .core import Core, HumanAnswer
+from .core import Core, HumanAnswer, keep_args_on
 from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from .levels import Level
 from .operations import operation
@@ -68,13 +68,13 @@ class HumanSide(Core):
         async with self.store.transaction():
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             changed = await self.store.update(
-                "UPDATE actions SET status = 'rejected', finished_at = ?, args_json = redact(args_json) "
-                "WHERE id = ? AND status = 'drafted'",
+                "UPDATE actions SET status = 'rejected', finished_at = ? WHERE id = ? AND status = 'drafted'",
                 (time.time(), action_id),
             )
             if not changed:
                 raise self._not_queued(action_id, row)
             assert row is not None
+            await self.store.call(lambda c: keep_args_on(c, action_id=action_id))  # the content leaves with the queue
             await self._review(action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]))
             evidence = self._class_of(row["evidence_class"] or row["class"])
             await self._sample(evidence, action_id, False, row["session_id"])

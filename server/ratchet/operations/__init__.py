@@ -10,12 +10,15 @@ Operations never import MCP.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..limits import Ceiling, Limits
 from ..policy import CommandSettings, Subject
 from ..redact import redact
 from ..workspace import Workspace
@@ -26,7 +29,8 @@ SpawnCallback = Callable[[int], Awaitable[None]]
 
 @dataclass(frozen=True)
 class OpContext:
-    """What an operation may use: the confined workspace, the command settings, a progress sink.
+    """What an operation may use: the confined workspace, the command settings, a progress sink, and
+    the loosest limits the policy allows (checked before any work; the class's come after classifying).
 
     `sandbox` and `network` are the deciding class's: whether a command runs in the OS sandbox and
     whether it may reach the network there. `on_spawn` is told a command's process id once it exists.
@@ -35,6 +39,7 @@ class OpContext:
     workspace: Workspace
     commands: CommandSettings
     progress: ProgressCallback | None = None
+    ceiling: Ceiling = field(default_factory=lambda: Ceiling(Limits(), (), "00-defaults.toml"))
     sandbox: bool = True
     network: bool = False
     on_spawn: SpawnCallback | None = None
@@ -58,6 +63,8 @@ class Prepared:
     shell: bool = False
     # What the record keeps of the arguments once the call can no longer run (None: the arguments).
     record: dict[str, Any] | None = None
+    # The call's measured sizes, by limit key, checked against its class's limits once classified.
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def subject(self) -> Subject:
@@ -78,6 +85,29 @@ class Operation:
     prepare: Callable[[OpContext, dict[str, Any]], Awaitable[Prepared]]
     fingerprint: Callable[[OpContext, dict[str, Any]], Awaitable[str | None]]
     execute: Callable[[OpContext, Prepared, str], Awaitable[dict[str, Any]]]
+
+
+def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the record keeps of a call's arguments once it can no longer run: never a file's content.
+
+    A write keeps its path, the content's hash and size; an edit its path, the number of edits and
+    their hash and size; a command its stdin's hash and size. Other arguments are small (size-limited).
+    """
+    if tool == "write_file" and isinstance(args.get("content"), str):
+        data = str(args["content"]).encode("utf-8", "surrogatepass")
+        return {"path": args.get("path"), "content_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    if tool == "edit_file" and isinstance(args.get("edits"), list):
+        data = json.dumps(args["edits"], sort_keys=True).encode("utf-8", "surrogatepass")
+        return {
+            "path": args.get("path"),
+            "edits": len(args["edits"]),
+            "edits_sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+    if tool == "run_command" and isinstance(args.get("stdin"), str):
+        data = args["stdin"].encode("utf-8", "surrogatepass")
+        return {**args, "stdin": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
+    return args
 
 
 def _registry() -> dict[str, Operation]:
@@ -101,4 +131,13 @@ def operation(tool: str) -> Operation:
 
 from .files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
 
-__all__ = ["EditSpec", "OpContext", "Operation", "Prepared", "ProgressCallback", "SpawnCallback", "operation"]
+__all__ = [
+    "EditSpec",
+    "OpContext",
+    "Operation",
+    "Prepared",
+    "ProgressCallback",
+    "SpawnCallback",
+    "kept_args",
+    "operation",
+]

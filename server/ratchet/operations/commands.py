@@ -23,11 +23,12 @@ from typing import Any
 
 from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
+from ..limits import argv_bytes, utf8_len
 from ..policy import Subject
 from ..tools.sandbox import plan as sandbox_plan
 from ..tools.sandbox import remove_planted, sandbox_status
 from ..tools.shell import run_argv, scrub_env
-from . import OpContext, Operation, Prepared
+from . import OpContext, Operation, Prepared, kept_args
 
 SHELL = "/bin/sh"
 
@@ -37,6 +38,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     script: str | None = args.get("command")
     if (argv is None) == (script is None):
         raise InvalidRequest("give exactly one of argv (a list: program and arguments) or command (a shell string)")
+    sizes = _sizes(ctx, argv, script, args.get("stdin"))  # before the lexer sees anything
     ws, settings = ctx.workspace, ctx.commands
     root = str(ws.root)
     analysis = analyse_argv(argv, root) if argv is not None else analyse_shell(script or "", root)
@@ -63,8 +65,36 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
     return Prepared(
-        "run_command", clean, tuple(subjects), shown[:200], "\n".join(lines), None, plan, shell=script is not None
+        "run_command",
+        clean,
+        tuple(subjects),
+        shown[:200],
+        "\n".join(lines),
+        None,
+        plan,
+        shell=script is not None,
+        record=kept_args("run_command", clean),
+        sizes=sizes,
     )
+
+
+def _sizes(ctx: OpContext, argv: Any, script: Any, stdin: Any) -> dict[str, int]:
+    """Measure and check the call's sizes against the loosest limits (the class's come later)."""
+    sizes: dict[str, int] = {}
+    ceiling = ctx.ceiling
+    if argv is not None:
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise InvalidRequest("argv must be a list of strings: the program and its arguments")
+        sizes["max_argv_bytes"] = ceiling.check("run_command", "max_argv_bytes", argv_bytes(argv), "the argv")
+    if script is not None:
+        if not isinstance(script, str):
+            raise InvalidRequest("command must be a shell string")
+        sizes["max_shell_bytes"] = ceiling.check("run_command", "max_shell_bytes", utf8_len(script), "the shell string")
+    if stdin is not None:
+        if not isinstance(stdin, str):
+            raise InvalidRequest("stdin must be text")
+        sizes["max_stdin_bytes"] = ceiling.check("run_command", "max_stdin_bytes", utf8_len(stdin), "stdin")
+    return sizes
 
 
 def _cwd(ctx: OpContext, cwd: str | None) -> Path:

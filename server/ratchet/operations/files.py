@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidRequest
+from ..limits import utf8_len
 from ..policy import Subject
 from ..tools import fs
-from . import OpContext, Operation, Prepared
+from . import OpContext, Operation, Prepared, kept_args
 
 
 class EditSpec(BaseModel):
@@ -23,22 +24,50 @@ class EditSpec(BaseModel):
 
 
 async def _prepare_write(ctx: OpContext, args: dict[str, Any]) -> Prepared:
-    plan = fs.plan_write(ctx.workspace, args["path"], args["content"])
-    return _prepared("write_file", {"path": plan.rel, "content": args["content"]}, plan)
+    content = args["content"]
+    if not isinstance(content, str):
+        raise InvalidRequest(f"content must be text, got {type(content).__name__}")
+    # Sizes first: nothing is read, diffed or redacted for a call over the policy's limits.
+    size = ctx.ceiling.check("write_file", "max_write_bytes", utf8_len(content), "the content")
+    plan = fs.plan_write(ctx.workspace, args["path"], content)
+    return _prepared("write_file", {"path": plan.rel, "content": content}, plan, {"max_write_bytes": size})
 
 
 async def _prepare_edit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
-    edits = [EditSpec.model_validate(e) for e in args["edits"]]
+    raw = args["edits"]
+    if not isinstance(raw, list):
+        raise InvalidRequest("edits must be a list of {old_text, new_text}")
+    count = ctx.ceiling.check("edit_file", "max_edits", len(raw), "the number of edits")
+    edits = [EditSpec.model_validate(e) for e in raw]
     if not edits:
         raise InvalidRequest("edits is empty; expected at least one {old_text, new_text}")
-    plan = fs.plan_edit(ctx.workspace, args["path"], [fs.Edit(e.old_text, e.new_text, e.count) for e in edits])
-    return _prepared("edit_file", {"path": plan.rel, "edits": [e.model_dump() for e in edits]}, plan)
+    # What the edits could add bounds the edited file before any replacement runs.
+    text = sum(utf8_len(e.old_text) + utf8_len(e.new_text) * (e.count or 1) for e in edits)
+    ctx.ceiling.check("edit_file", "max_write_bytes", text, "the edits' text (old_text plus new_text times count)")
+    result: list[int] = []
+
+    def before_diff(new_text: str) -> None:
+        result.append(ctx.ceiling.check("edit_file", "max_write_bytes", utf8_len(new_text), "the edited file"))
+
+    plan = fs.plan_edit(
+        ctx.workspace, args["path"], [fs.Edit(e.old_text, e.new_text, e.count) for e in edits], before_diff
+    )
+    sizes = {"max_edits": count, "max_write_bytes": max(text, *result)}
+    return _prepared("edit_file", {"path": plan.rel, "edits": [e.model_dump() for e in edits]}, plan, sizes)
 
 
-def _prepared(tool: str, args: dict[str, Any], plan: fs.WritePlan) -> Prepared:
+def _prepared(tool: str, args: dict[str, Any], plan: fs.WritePlan, sizes: dict[str, int]) -> Prepared:
     preview = plan.diff if plan.diff else f"(no change to {plan.rel})"
     return Prepared(
-        tool, args, (Subject(tool=tool, paths=(plan.rel,)),), plan.rel, preview, plan.before.fingerprint, plan
+        tool,
+        args,
+        (Subject(tool=tool, paths=(plan.rel,)),),
+        plan.rel,
+        preview,
+        plan.before.fingerprint,
+        plan,
+        record=kept_args(tool, args),
+        sizes=sizes,
     )
 
 

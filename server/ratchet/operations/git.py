@@ -67,6 +67,7 @@ async def _commit_state(ctx: OpContext, paths: list[str]) -> tuple[str, str]:
 
 async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     message = args.get("message") or ""
+    size = ctx.ceiling.text("git_commit", "the commit message", message)
     if not message.strip():
         raise InvalidRequest("message is empty; expected a commit message")
     paths = _paths(ctx, args.get("paths"))
@@ -83,6 +84,7 @@ async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         f"{branch}: {message[:80]}",
         preview,
         fingerprint,
+        sizes={"max_text_bytes": size},
     )
 
 

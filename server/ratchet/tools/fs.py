@@ -25,7 +25,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +140,13 @@ def plan_write(ws: Workspace, path: str, content: str) -> WritePlan:
     return _plan(rel, before, new_text)
 
 
-def plan_edit(ws: Workspace, path: str, edits: Sequence[Edit]) -> WritePlan:
-    """Plan applying exact-match ``edits`` in order, each to the result of the previous one."""
+def plan_edit(
+    ws: Workspace, path: str, edits: Sequence[Edit], before_diff: Callable[[str], None] | None = None
+) -> WritePlan:
+    """Plan applying exact-match ``edits`` in order, each to the result of the previous one.
+
+    ``before_diff`` sees the edited text before it is diffed (and may refuse it, e.g. for its size).
+    """
     rel = ws.relpath(path)
     if not edits:
         raise InvalidRequest("edits is empty; pass at least one {old_text, new_text}")
@@ -177,7 +182,10 @@ def plan_edit(ws: Workspace, path: str, edits: Sequence[Edit]) -> WritePlan:
                 f"edits[{index}]: old_text {_excerpt(old)} occurs {found} times in {rel}, expected {wanted}"
             )
         text = text.replace(old, new)  # str.replace is literal: "\1" and "$&" stay as written
-    return _plan(rel, before, text.replace("\n", "\r\n") if crlf else text)
+    new_text = text.replace("\n", "\r\n") if crlf else text
+    if before_diff is not None:
+        before_diff(new_text)
+    return _plan(rel, before, new_text)
 
 
 def temp_path_for(ws: Workspace, rel: str, token: str) -> Path:
