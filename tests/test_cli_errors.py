@@ -80,7 +80,7 @@ def test_commands_that_read_the_record_never_create_a_database(
         (["show", "seven"], ["invalid int value", "ratchet show --help"]),
         ([], ["required: COMMAND"]),
         (["pin", "docs-write", "sometimes", "--reason", "x"], ["invalid choice"]),
-        (["install", "codex", "--scope", "user"], ["claude-code only"]),
+        (["install", "codex", "--scope", "local"], ["claude-code only"]),
     ],
 )
 def test_usage_errors_exit_2_in_one_line(ratchet_bin: Path, workspace: Path, argv: list[str], words: list[str]) -> None:
