@@ -455,3 +455,37 @@ def _recorded_pid(db: Path) -> int | None:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         row = conn.execute("SELECT child_pid FROM actions WHERE tool = 'run_command'").fetchone()
     return None if row is None else row[0]
+
+
+@pytest.mark.asyncio
+async def test_a_linked_worktree_keeps_its_git_link_and_its_repository_read_only(tmp_path: Path, db: Path) -> None:
+    # The workspace is a linked worktree: `.git` is a file naming a git directory outside the workspace.
+    main = tmp_path / "main"
+    main.mkdir()
+    _repo(main)
+    workspace = tmp_path / "wt"
+    _git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
+    policies = write_policy(tmp_path / "policies", ANYTHING)
+    link = (workspace / ".git").read_text()
+    config = (main / ".git/config").read_bytes()
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        status = await _run(client, argv=["git", "status", "--short"])
+        repoint = await _run(client, argv=_sh(workspace, "echo 'gitdir: evil' > .git"))
+        remove = await _run(client, argv=_sh(workspace, "rm -f .git && mkdir .git"))
+        config_write = await _run(client, argv=["git", "config", "core.fsmonitor", "touch /tmp/x"])
+    assert status["status"] == "executed", status["text"]
+    assert repoint["status"] == "failed" and remove["status"] == "failed" and config_write["status"] == "failed"
+    assert (workspace / ".git").read_text() == link and (main / ".git/config").read_bytes() == config
+
+
+@pytest.mark.asyncio
+async def test_a_git_directory_that_is_a_symbolic_link_is_refused(tmp_path: Path, workspace: Path, db: Path) -> None:
+    # A link could be swapped between calls for one whose config runs code; Ratchet cannot pin it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _repo(elsewhere)
+    (workspace / ".git").symlink_to(elsewhere / ".git")
+    policies = write_policy(tmp_path / "policies", ANYTHING)
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _run(client, argv=["git", "status"])
+    assert out["status"] == "failed" and ".git in the workspace is a symbolic link" in out["text"]
