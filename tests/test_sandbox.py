@@ -23,6 +23,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.tools.sandbox import SANDBOX_ENV, sandbox_status
+from ratchet.tools.shell import kill_leftovers
 
 from .conftest import Human, run_cli, write_policy
 
@@ -489,3 +490,25 @@ async def test_a_git_directory_that_is_a_symbolic_link_is_refused(tmp_path: Path
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
         out = await _run(client, argv=["git", "status"])
     assert out["status"] == "failed" and ".git in the workspace is a symbolic link" in out["text"]
+
+
+def test_recovery_kills_only_the_processes_of_its_own_action() -> None:
+    # A process group id can be reused by an unrelated program: only processes that carry the
+    # action's RATCHET_ACTION in their environment are killed.
+    tag = f"{os.getpid()}{uuid.uuid4().int % 1000}"  # digits only: sleep takes 200.<tag> as a number
+    script = f"RATCHET_ACTION=42 sleep 200.{tag} & exec env RATCHET_ACTION=41 sleep 201.{tag}"
+    leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (_running_with(f"200.{tag}") and _running_with(f"201.{tag}")):
+            assert time.monotonic() < deadline, "the processes never started"
+            time.sleep(0.05)
+        assert kill_leftovers(leader.pid, "RATCHET_ACTION=4") == 0  # a prefix of both is neither
+        assert kill_leftovers(leader.pid, "RATCHET_ACTION=41") == 1
+        leader.wait(timeout=10)
+        assert _running_with(f"201.{tag}") == [] and len(_running_with(f"200.{tag}")) == 1
+    finally:
+        for pid in _running_with(f"200.{tag}") + _running_with(f"201.{tag}"):
+            os.kill(pid, signal.SIGKILL)
+        if leader.poll() is None:
+            leader.kill()

@@ -61,8 +61,9 @@ Must not appear: when the workspace has no `.git`, or the git directory has no `
 `config`, `config.worktree`), nothing can be bound over a path that does not exist, so those paths
 are checked after the call: one the command created is removed and the call fails, naming it (see
 `remove_planted`). So `git init` through `run_command` fails; the human initialises repositories.
-Refused outright (the call fails before anything runs): a `.ratchet` or `.git` that is a symbolic
-link, or a `.ratchet` that is a file, since a command could swap what it points to between calls.
+Refused outright (the call fails before anything runs): a `.ratchet`, `.git`, `.git/hooks` or git
+control file that is a symbolic link, or a `.ratchet` that is a file, since a command could swap
+what it points to between calls.
 
 What the sandbox does not protect against
 -----------------------------------------
@@ -75,6 +76,10 @@ What the sandbox does not protect against
     without the network; a socket that grants root on the host (Docker's) is the user's own risk.
   - Resource use: CPU, memory and disk within the workspace and the tmpfs are not limited here (the
     call's timeout bounds time).
+  - A hard link to a protected file made outside the sandbox beforehand: the binds protect paths,
+    not inodes. (Inside the sandbox a new hard link to a protected file fails: EXDEV.)
+  - A path that must not appear exists on the host until the call ends, and a call running at the
+    same time sees it.
   - A kernel or bubblewrap vulnerability.
   - Git in a linked worktree whose git directory lies outside the workspace: that directory is
     bound read-only (so `git status` and `git diff` work), and commits through `run_command` fail
@@ -252,7 +257,11 @@ def plan(
             inside[_own_dir(gitdir / "hooks")] = None
             for name in _GIT_CONTROL_FILES:
                 control = gitdir / name
-                if control.exists() or control.is_symlink():
+                if control.is_symlink():
+                    raise ExecutionFailed(
+                        f"{control} is a symbolic link, which a command could replace; Ratchet cannot protect it"
+                    )
+                if control.exists():
                     inside[control] = None
                 else:
                     must_not_appear.append(control)
