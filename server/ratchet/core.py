@@ -28,7 +28,7 @@ from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, res
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
 from .store import Store, default_db_path
-from .tools.sandbox import sandbox_status
+from .tools.sandbox import sandbox_status_async
 from .workspace import Workspace
 
 CLI_SESSION = "cli"
@@ -172,7 +172,7 @@ class Core:
         extra = await self._context_triggers(cls, level, prepared.subjects, state[4])
         extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
         if prepared.tool == "run_command" and shell_rule:  # Ratchet runs it (not a client through its hook)
-            sandbox = sandbox_status()
+            sandbox = await sandbox_status_async()
             capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
             extra += [capped] if capped is not None else []
         decision = decide(

@@ -94,7 +94,6 @@ the probe would be misleading.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
@@ -102,10 +101,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from ratchet.errors import ExecutionFailed
 from ratchet.tools.shell import check_program
 
-__all__ = ["SANDBOX_ENV", "SandboxPlan", "SandboxStatus", "plan", "remove_planted", "sandbox_status"]
+__all__ = [
+    "SANDBOX_ENV",
+    "SandboxPlan",
+    "SandboxStatus",
+    "plan",
+    "remove_planted",
+    "sandbox_status",
+    "sandbox_status_async",
+]
 
 SANDBOX_ENV = "RATCHET_SANDBOX"
 BWRAP = "bwrap"
@@ -135,14 +144,26 @@ class SandboxPlan:
     must_not_appear: tuple[Path, ...]
 
 
+_probed: SandboxStatus | None = None  # the probe's answer, once known (the host does not change)
+
+
 def sandbox_status() -> SandboxStatus:
     """Whether a sandbox can be had: `RATCHET_SANDBOX=off` says no, else a real probe (run once)."""
     if os.environ.get(SANDBOX_ENV, "").strip().lower() == "off":
         return SandboxStatus(False, f"{SANDBOX_ENV}=off in the server's environment")
-    return _probe()
+    global _probed
+    if _probed is None:
+        _probed = _probe()
+    return _probed
 
 
-@functools.cache
+async def sandbox_status_async() -> SandboxStatus:
+    """`sandbox_status` for the event loop: the one-time probe (a subprocess) runs in a worker thread."""
+    if _probed is None and os.environ.get(SANDBOX_ENV, "").strip().lower() != "off":
+        return await anyio.to_thread.run_sync(sandbox_status)
+    return sandbox_status()
+
+
 def _probe() -> SandboxStatus:
     """Run `true` under the very options every command gets; anything short of exit 0 means no sandbox."""
     bwrap = shutil.which(BWRAP)
