@@ -512,3 +512,30 @@ def test_recovery_kills_only_the_processes_of_its_own_action() -> None:
             os.kill(pid, signal.SIGKILL)
         if leader.poll() is None:
             leader.kill()
+
+
+@pytest.mark.asyncio
+async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
+    workspace: Path, ratchet_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The human's CLI and SQLite itself, run by the agent's command against the default layout.
+    queued = '\n[classes.queued]\ntools = ["write_file"]\npaths = ["q/**"]\nstart = "draft"\nceiling = "draft"\n'
+    policies = write_policy(workspace / ".ratchet" / "policies", ANYTHING + queued)
+    db = workspace / ".ratchet" / "ratchet.db"
+    edit = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute(\"UPDATE class_state SET level = 'autonomous'\"); c.commit()"
+    )
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        draft = (await client.call_tool("write_file", {"path": "q/x.txt", "content": "x\n"})).structured_content
+        assert draft is not None and draft["status"] == "draft"
+        where = ["--workspace", ".", "--policies", str(policies), "--db", str(db)]
+        approve = await _run(client, argv=[str(ratchet_bin), "approve", str(draft["draft_id"]), *where])
+        sql = await _run(client, argv=["python3", "-c", edit, str(db)])
+    assert approve["status"] == "failed" and sql["status"] == "failed"
+    assert "readonly" in sql["result"]["stderr"] or "Read-only" in sql["result"]["stderr"]
+    assert not (workspace / "q/x.txt").exists()
+    code, text = await run_cli(capsys, workspace, policies, db, "queue")
+    assert code == 0 and f"{draft['draft_id']:>6}  drafted" in text
+    code, text = await run_cli(capsys, workspace, policies, db, "status")
+    assert "queued                 draft" in text
