@@ -126,8 +126,7 @@ class Core:
         cls: ActionClass | None = None,
         on_spawn: SpawnCallback | None = None,
     ) -> OpContext:
-        """What operations get: the confined workspace, the policy's command settings, a progress sink,
-        and the deciding class's sandbox settings."""
+        """What operations get: the workspace, command settings, a progress sink, the deciding class's sandbox."""
         if cls is None:
             return OpContext(self.workspace, self.policy.defaults.commands, progress)
         return OpContext(self.workspace, self.policy.defaults.commands, progress, cls.sandbox, cls.network, on_spawn)
