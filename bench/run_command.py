@@ -5,9 +5,11 @@
 Both sides run the same program (`true`) as a child process from the same event loop, interleaved
 in rounds so a noisy neighbour slows both alike: directly with `anyio.run_process`, and through
 `Engine.evaluate` + `Engine.carry_out` (classify the argv, decide, record the intent, spawn with a
-scrubbed environment, a process group and a timeout, record the outcome and the sample). Reports
-medians and p90 in milliseconds, their ratio, and the absolute overhead per call. Writes
-bench/results/run_command.json.
+scrubbed environment, a process group and a timeout, in the OS sandbox, record the outcome and the
+sample). A third side runs the same call in a class with `sandbox = false`, so the sandbox's own cost
+(building a bubblewrap sandbox per call) is measured apart; that side pays for the parent-death
+trampoline instead. Reports medians and p90 in milliseconds, their ratio, and the absolute overhead
+per call. Writes bench/results/run_command.json.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ POLICY = """
 tools = ["run_command"]
 argv = [["true"]]
 start = "autonomous"
+
+[classes.trivial-unsandboxed]
+tools = ["run_command"]
+argv = [["true", "unsandboxed"]]
+start = "autonomous"
+sandbox = false
 """
 
 
@@ -47,31 +55,35 @@ async def measure(calls: int) -> dict[str, Any]:
         engine = await Engine.open(root / "ws", policies=root / "policies", db=root / "r.db")
         direct: list[float] = []
         gated: list[float] = []
+        open_: list[float] = []
+        sides = (["true"], ["true", "unsandboxed"])
         try:
-            for warm in range(5):
+            for _warm in range(5):
                 await anyio.run_process(["true"])
-                await engine.carry_out(await engine.evaluate("run_command", {"argv": ["true"]}))
-                _ = warm
+                for argv in sides:
+                    await engine.carry_out(await engine.evaluate("run_command", {"argv": argv}))
             for n in range(calls):
-                order = (0, 1) if n % 2 == 0 else (1, 0)
+                order = (0, 1, 2) if n % 2 == 0 else (2, 1, 0)
                 for side in order:
                     started = time.perf_counter()
                     if side == 0:
                         await anyio.run_process(["true"])
                         direct.append((time.perf_counter() - started) * 1000)
-                    else:
-                        outcome = await engine.carry_out(await engine.evaluate("run_command", {"argv": ["true"]}))
-                        gated.append((time.perf_counter() - started) * 1000)
-                        assert outcome.status == "executed", outcome.message
+                        continue
+                    outcome = await engine.carry_out(await engine.evaluate("run_command", {"argv": sides[side - 1]}))
+                    (gated if side == 1 else open_).append((time.perf_counter() - started) * 1000)
+                    assert outcome.status == "executed", outcome.message
         finally:
             await engine.close()
-    d_med, g_med = statistics.median(direct), statistics.median(gated)
+    d_med, g_med, o_med = statistics.median(direct), statistics.median(gated), statistics.median(open_)
     return {
         "calls": calls,
         "direct_ms": {"median": d_med, "p90": _quantile(direct, 0.9)},
         "gated_ms": {"median": g_med, "p90": _quantile(gated, 0.9)},
+        "gated_unsandboxed_ms": {"median": o_med, "p90": _quantile(open_, 0.9)},
         "ratio_median": g_med / d_med,
         "overhead_ms_median": g_med - d_med,
+        "sandbox_ms_median": g_med - o_med,
     }
 
 
@@ -88,7 +100,10 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| directly (anyio.run_process) | {result['direct_ms']['median']:.2f} | {result['direct_ms']['p90']:.2f} |")
     print(f"| run_command through the gate | {result['gated_ms']['median']:.2f} | {result['gated_ms']['p90']:.2f} |")
+    unsandboxed = result["gated_unsandboxed_ms"]
+    print(f"| the same, class with sandbox = false | {unsandboxed['median']:.2f} | {unsandboxed['p90']:.2f} |")
     print(f"\nratio x{result['ratio_median']:.2f}, overhead {result['overhead_ms_median']:.2f} ms per call (median)")
+    print(f"the sandbox against the unsandboxed class: {result['sandbox_ms_median']:+.2f} ms per call (median)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.tools.sandbox import SANDBOX_ENV, sandbox_status
+from ratchet.tools.shell import kill_leftovers
 
 from .conftest import Human, run_cli, write_policy
 
@@ -455,3 +456,86 @@ def _recorded_pid(db: Path) -> int | None:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         row = conn.execute("SELECT child_pid FROM actions WHERE tool = 'run_command'").fetchone()
     return None if row is None else row[0]
+
+
+@pytest.mark.asyncio
+async def test_a_linked_worktree_keeps_its_git_link_and_its_repository_read_only(tmp_path: Path, db: Path) -> None:
+    # The workspace is a linked worktree: `.git` is a file naming a git directory outside the workspace.
+    main = tmp_path / "main"
+    main.mkdir()
+    _repo(main)
+    workspace = tmp_path / "wt"
+    _git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
+    policies = write_policy(tmp_path / "policies", ANYTHING)
+    link = (workspace / ".git").read_text()
+    config = (main / ".git/config").read_bytes()
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        status = await _run(client, argv=["git", "status", "--short"])
+        repoint = await _run(client, argv=_sh(workspace, "echo 'gitdir: evil' > .git"))
+        remove = await _run(client, argv=_sh(workspace, "rm -f .git && mkdir .git"))
+        config_write = await _run(client, argv=["git", "config", "core.fsmonitor", "touch /tmp/x"])
+    assert status["status"] == "executed", status["text"]
+    assert repoint["status"] == "failed" and remove["status"] == "failed" and config_write["status"] == "failed"
+    assert (workspace / ".git").read_text() == link and (main / ".git/config").read_bytes() == config
+
+
+@pytest.mark.asyncio
+async def test_a_git_directory_that_is_a_symbolic_link_is_refused(tmp_path: Path, workspace: Path, db: Path) -> None:
+    # A link could be swapped between calls for one whose config runs code; Ratchet cannot pin it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _repo(elsewhere)
+    (workspace / ".git").symlink_to(elsewhere / ".git")
+    policies = write_policy(tmp_path / "policies", ANYTHING)
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _run(client, argv=["git", "status"])
+    assert out["status"] == "failed" and ".git in the workspace is a symbolic link" in out["text"]
+
+
+def test_recovery_kills_only_the_processes_of_its_own_action() -> None:
+    # A process group id can be reused by an unrelated program: only processes that carry the
+    # action's RATCHET_ACTION in their environment are killed.
+    tag = f"{os.getpid()}{uuid.uuid4().int % 1000}"  # digits only: sleep takes 200.<tag> as a number
+    script = f"RATCHET_ACTION=42 sleep 200.{tag} & exec env RATCHET_ACTION=41 sleep 201.{tag}"
+    leader = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (_running_with(f"200.{tag}") and _running_with(f"201.{tag}")):
+            assert time.monotonic() < deadline, "the processes never started"
+            time.sleep(0.05)
+        assert kill_leftovers(leader.pid, "RATCHET_ACTION=4") == 0  # a prefix of both is neither
+        assert kill_leftovers(leader.pid, "RATCHET_ACTION=41") == 1
+        leader.wait(timeout=10)
+        assert _running_with(f"201.{tag}") == [] and len(_running_with(f"200.{tag}")) == 1
+    finally:
+        for pid in _running_with(f"200.{tag}") + _running_with(f"201.{tag}"):
+            os.kill(pid, signal.SIGKILL)
+        if leader.poll() is None:
+            leader.kill()
+
+
+@pytest.mark.asyncio
+async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
+    workspace: Path, ratchet_bin: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The human's CLI and SQLite itself, run by the agent's command against the default layout.
+    queued = '\n[classes.queued]\ntools = ["write_file"]\npaths = ["q/**"]\nstart = "draft"\nceiling = "draft"\n'
+    policies = write_policy(workspace / ".ratchet" / "policies", ANYTHING + queued)
+    db = workspace / ".ratchet" / "ratchet.db"
+    edit = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute(\"UPDATE class_state SET level = 'autonomous'\"); c.commit()"
+    )
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        draft = (await client.call_tool("write_file", {"path": "q/x.txt", "content": "x\n"})).structured_content
+        assert draft is not None and draft["status"] == "draft"
+        where = ["--workspace", ".", "--policies", str(policies), "--db", str(db)]
+        approve = await _run(client, argv=[str(ratchet_bin), "approve", str(draft["draft_id"]), *where])
+        sql = await _run(client, argv=["python3", "-c", edit, str(db)])
+    assert approve["status"] == "failed" and sql["status"] == "failed"
+    assert "readonly" in sql["result"]["stderr"] or "Read-only" in sql["result"]["stderr"]
+    assert not (workspace / "q/x.txt").exists()
+    code, text = await run_cli(capsys, workspace, policies, db, "queue")
+    assert code == 0 and f"{draft['draft_id']:>6}  drafted" in text
+    code, text = await run_cli(capsys, workspace, policies, db, "status")
+    assert "queued                 draft" in text

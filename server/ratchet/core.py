@@ -31,7 +31,7 @@ from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, res
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
 from .store import Store, default_db_path
-from .tools.sandbox import sandbox_status
+from .tools.sandbox import sandbox_status_async
 from .workspace import Workspace
 
 CLI_SESSION = "cli"
@@ -207,7 +207,7 @@ class Core:
         # class (ties stay with the call's class; of several, the lowest, then the first).
         deciding = lowest[1] if lowest is not None and lowest[0].cap < standing_level else None
         if prepared.tool == "run_command" and shell_rule:  # Ratchet runs it (not a client through its hook)
-            sandbox = sandbox_status()
+            sandbox = await sandbox_status_async()
             capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
             extra += [capped] if capped is not None else []
         decision = decide(

@@ -10,7 +10,7 @@ from .core import Core, _view
 from .gate import decide, no_sandbox_trigger
 from .levels import Level
 from .results import ClassStatus, DraftView, TriggerInfo, TrustLevels
-from .tools.sandbox import sandbox_status
+from .tools.sandbox import sandbox_status_async
 from .trust import evidence, samples_to_promote
 
 
@@ -20,7 +20,7 @@ class Reading(Core):
     async def trust_levels(self) -> TrustLevels:
         """Every class, where it stands, its window, and what a call of it would do now."""
         rows = await self.store.class_rows()
-        sandbox = sandbox_status()
+        sandbox = await sandbox_status_async()
         out = []
         for cls in (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified):
             row = rows.get(cls.name) or standing.fresh_row(cls)

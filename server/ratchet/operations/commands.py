@@ -26,7 +26,7 @@ from ..errors import ExecutionFailed, InvalidRequest
 from ..limits import argv_bytes, utf8_len
 from ..policy import Subject
 from ..tools.sandbox import plan as sandbox_plan
-from ..tools.sandbox import remove_planted, sandbox_status
+from ..tools.sandbox import remove_planted, sandbox_status_async
 from ..tools.shell import run_argv, scrub_env
 from . import OpContext, Operation, Prepared, kept_args
 
@@ -116,7 +116,7 @@ async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, 
     env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
     argv: list[str] = plan["argv"]
     guarded: tuple[Path, ...] = ()
-    sandboxed = ctx.sandbox and sandbox_status().available
+    sandboxed = ctx.sandbox and (await sandbox_status_async()).available
     # Sandboxed where the class wants it and the host can; otherwise the gate has already held the
     # call to a human's confirmation (trigger no-sandbox) or the policy opted the class out.
     if sandboxed:

@@ -13,8 +13,10 @@ must be writable while holes inside it must not be (`.ratchet/`, `.git/config`, 
 Landlock cannot express the policy. Bubblewrap builds a private mount namespace in which later bind
 mounts lie over earlier ones: the workspace is bound writable and the holes are bound read-only on
 top of it. A mount point also cannot be removed or renamed from inside (EBUSY), so `mv .git x` and
-`rm -r .ratchet` fail too. Bubblewrap is a small, audited setuid-free tool packaged by every
-distribution (`apt-get install bubblewrap`) and needs no daemon.
+`rm -r .ratchet` fail too. Bubblewrap is small, widely reviewed (Flatpak runs on it), packaged by
+every major distribution (`apt-get install bubblewrap`), and needs no daemon. Run as root it keeps
+every capability unless told otherwise, so the sandbox always drops them all (`--cap-drop ALL`);
+with them, a command could simply remount the read-only binds writable.
 
 What the command sees
 ---------------------
@@ -35,7 +37,8 @@ Read-only:
   - the workspace's `.ratchet/` (created, empty, when absent: otherwise a command could create
     `.ratchet/policies/` and make itself the team's policy);
   - the repository's `.git/config`, `.git/config.worktree`, `.git/commondir` and `.git/hooks/`
-    (created when absent), and the `.git` file of a linked worktree or submodule. These are what
+    (created when absent), and the `.git` file of a linked worktree or submodule (the git directory
+    it names, when outside the workspace, is read-only as a whole). These are what
     git reads to decide which programs to run (`core.fsmonitor`, `core.hooksPath`, aliases,
     `include.path`, hooks, and `commondir`, which moves where the config is read from). Objects,
     refs, logs, the index and `HEAD` stay writable, so `git add` and `git commit` work. The git
@@ -43,6 +46,8 @@ Read-only:
     `.git/info/attributes` stays writable: attributes only select filter and diff drivers, which are
     defined in the (read-only) config.
 Hidden or separate:
+  - the host's `/tmp`, replaced by the private one: a file there outside the workspace is not seen,
+    and writing one creates it in the private copy only;
   - other processes: a new PID namespace, so the Ratchet server cannot be seen, signalled or read
     through `/proc/PID/root`, and killing the sandbox's first process kills every process in it;
   - the network, unless the class says `network = true`: a new network namespace with only its own
@@ -52,9 +57,13 @@ Hidden or separate:
   - every capability: the command runs with none, even when Ratchet runs as root, so it cannot
     remount or unmount anything (a capability-less root can still write sysctls, hence the
     read-only `/proc/sys`).
-Must not appear: when the workspace has no `.git`, or the git directory has no `commondir`, nothing
-can be bound over a path that does not exist, so those paths are checked after the call: one the
-command created is removed and the call fails, naming it (see `remove_planted`).
+Must not appear: when the workspace has no `.git`, or the git directory has no `commondir` (or
+`config`, `config.worktree`), nothing can be bound over a path that does not exist, so those paths
+are checked after the call: one the command created is removed and the call fails, naming it (see
+`remove_planted`). So `git init` through `run_command` fails; the human initialises repositories.
+Refused outright (the call fails before anything runs): a `.ratchet`, `.git`, `.git/hooks` or git
+control file that is a symbolic link, or a `.ratchet` that is a file, since a command could swap
+what it points to between calls.
 
 What the sandbox does not protect against
 -----------------------------------------
@@ -63,12 +72,18 @@ What the sandbox does not protect against
     configuration of a submodule under `.git/modules/`. Those are ordinary workspace files.
   - Reading: the command can read whatever the user can (`$HOME`, keys, the trust database). With
     the network off it cannot send them anywhere except into the workspace or its output.
-  - Unix sockets in the filesystem (a container daemon's, a session bus) remain connectable.
+  - Unix sockets in the filesystem (a container daemon's, a session bus) remain connectable, with or
+    without the network; a socket that grants root on the host (Docker's) is the user's own risk.
   - Resource use: CPU, memory and disk within the workspace and the tmpfs are not limited here (the
     call's timeout bounds time).
+  - A hard link to a protected file made outside the sandbox beforehand: the binds protect paths,
+    not inodes. (Inside the sandbox a new hard link to a protected file fails: EXDEV.)
+  - A path that must not appear exists on the host until the call ends, and a call running at the
+    same time sees it.
   - A kernel or bubblewrap vulnerability.
-  - Git in a linked worktree whose git directory lies outside the workspace: it is read-only, so
-    commits through `run_command` fail there (the git tools work).
+  - Git in a linked worktree whose git directory lies outside the workspace: that directory is
+    bound read-only (so `git status` and `git diff` work), and commits through `run_command` fail
+    there (the git tools work).
 
 Exit status: a command killed by signal N shows as status 128 + N (bubblewrap reports it so).
 
@@ -79,7 +94,6 @@ the probe would be misleading.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
@@ -87,10 +101,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from ratchet.errors import ExecutionFailed
 from ratchet.tools.shell import check_program
 
-__all__ = ["SANDBOX_ENV", "SandboxPlan", "SandboxStatus", "plan", "remove_planted", "sandbox_status"]
+__all__ = [
+    "SANDBOX_ENV",
+    "SandboxPlan",
+    "SandboxStatus",
+    "plan",
+    "remove_planted",
+    "sandbox_status",
+    "sandbox_status_async",
+]
 
 SANDBOX_ENV = "RATCHET_SANDBOX"
 BWRAP = "bwrap"
@@ -120,14 +144,26 @@ class SandboxPlan:
     must_not_appear: tuple[Path, ...]
 
 
+_probed: SandboxStatus | None = None  # the probe's answer, once known (the host does not change)
+
+
 def sandbox_status() -> SandboxStatus:
     """Whether a sandbox can be had: `RATCHET_SANDBOX=off` says no, else a real probe (run once)."""
     if os.environ.get(SANDBOX_ENV, "").strip().lower() == "off":
         return SandboxStatus(False, f"{SANDBOX_ENV}=off in the server's environment")
-    return _probe()
+    global _probed
+    if _probed is None:
+        _probed = _probe()
+    return _probed
 
 
-@functools.cache
+async def sandbox_status_async() -> SandboxStatus:
+    """`sandbox_status` for the event loop: the one-time probe (a subprocess) runs in a worker thread."""
+    if _probed is None and os.environ.get(SANDBOX_ENV, "").strip().lower() != "off":
+        return await anyio.to_thread.run_sync(sandbox_status)
+    return sandbox_status()
+
+
 def _probe() -> SandboxStatus:
     """Run `true` under the very options every command gets; anything short of exit 0 means no sandbox."""
     bwrap = shutil.which(BWRAP)
@@ -236,12 +272,17 @@ def plan(
             if pin is not None:
                 inside[pin] = None  # the `.git` file of a linked worktree or submodule
             if not gitdir.is_relative_to(root):
-                continue  # outside the workspace: read-only already
+                outside[gitdir] = None  # read-only, and visible even under the private /tmp
+                continue
             writable[gitdir] = None
             inside[_own_dir(gitdir / "hooks")] = None
             for name in _GIT_CONTROL_FILES:
                 control = gitdir / name
-                if control.exists() or control.is_symlink():
+                if control.is_symlink():
+                    raise ExecutionFailed(
+                        f"{control} is a symbolic link, which a command could replace; Ratchet cannot protect it"
+                    )
+                if control.exists():
                     inside[control] = None
                 else:
                     must_not_appear.append(control)

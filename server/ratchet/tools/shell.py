@@ -55,7 +55,8 @@ ProgressCallback = Callable[[float, str], Awaitable[None]]
 SpawnCallback = Callable[[int], Awaitable[None]]
 
 # Sets a parent-death signal, checks the parent did not die before that, then becomes the program.
-# argv: [python, -c, this, parent pid, program, args...]. PR_SET_PDEATHSIG is 1.
+# argv: [python, -I, -S, -c, this, parent pid, program, args...] (isolated, no site imports: the quickest start).
+# PR_SET_PDEATHSIG is 1.
 _PDEATHSIG_TRAMPOLINE = (
     "import ctypes, os, signal, sys\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
@@ -180,7 +181,7 @@ async def run_argv(
     spawned = args
     if die_with_parent and sys.platform == "linux":
         check_program(args[0], cwd, env)  # the trampoline would only report it as exit status 1
-        spawned = [sys.executable, "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *args]
+        spawned = [sys.executable, "-I", "-S", "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *args]
     started = anyio.current_time()
     with anyio.CancelScope(shield=True):  # a cancel mid-spawn would leak a child we never saw
         proc = await _spawn(spawned, cwd, env, with_stdin=stdin is not None)
