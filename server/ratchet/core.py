@@ -158,6 +158,7 @@ class Core:
         pinned = Level.parse(state[1]) if state[1] else None
         extra = await self._context_triggers(cls, level, prepared.subjects, state[4])
         extra += await self._side_effect_triggers([s for s in prepared.subjects if s.tool != prepared.tool])
+        extra += [Trigger(name, detail, Level.BLOCKED) for name, detail in prepared.refusals]
         decision = decide(
             cls,
             level,

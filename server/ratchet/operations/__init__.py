@@ -50,6 +50,8 @@ class Prepared:
     shell: bool = False
     # What the record keeps of the arguments once the call can no longer run (None: the arguments).
     record: dict[str, Any] | None = None
+    # Built-in refusals, whatever the policy says: (trigger name, detail); the gate blocks the call.
+    refusals: tuple[tuple[str, str], ...] = ()
 
     @property
     def subject(self) -> Subject:

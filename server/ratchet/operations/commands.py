@@ -3,8 +3,14 @@
 The matcher sees one subject per simple command the call would execute (after unwrapping `env`,
 `sh -c`, `xargs`, `find -exec`...; see commands.py), an argv-less subject when what runs cannot be
 known (only classes without an `argv` rule match it: the conservative catch-all), and a write
-subject per file a shell redirection writes. Commands have no fingerprint: a draft of a command
-runs as drafted whatever changed meanwhile.
+subject per file a shell redirection or a program's own option or operand writes (`sort -o F`,
+`uniq IN OUT`, `git diff --output=F`; see commands.py rules 12-15). A command that runs Ratchet's
+own CLI is refused whatever the policy says (rule 16): the CLI is how the human decides. Commands
+have no fingerprint: a draft of a command runs as drafted whatever changed meanwhile.
+
+Every command runs with git's configuration neutralized as for the git tools (tools/git.py
+`command_env`), so a git it starts, directly or from a script, runs no fsmonitor, hook, external
+diff, textconv, filter, pager, editor or alias planted in the repository's config.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
 from ..policy import Subject
+from ..tools.git import command_env
 from ..tools.shell import run_argv, scrub_env
 from . import OpContext, Operation, Prepared
 
@@ -44,7 +51,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     subjects = [Subject(tool="run_command", commands=(tuple(cmd),)) for cmd in analysis.commands]
     if analysis.opaque or not subjects:
         subjects.append(Subject(tool="run_command"))  # only argv-free (catch-all) classes match this
-    for target in analysis.redirects:
+    for target in [*analysis.redirects, *analysis.writes]:
         if target not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
@@ -54,9 +61,24 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         lines.append(f"stdin: {len(args['stdin'])} characters")
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
+    refusals: tuple[tuple[str, str], ...] = (("human-cli", _HUMAN_CLI),) if analysis.human_cli else ()
     return Prepared(
-        "run_command", clean, tuple(subjects), shown[:200], "\n".join(lines), None, plan, shell=script is not None
+        "run_command",
+        clean,
+        tuple(subjects),
+        shown[:200],
+        "\n".join(lines),
+        None,
+        plan,
+        shell=script is not None,
+        refusals=refusals,
     )
+
+
+_HUMAN_CLI = (
+    "this command runs `ratchet`, the human's own CLI (approve, pin, reset, ...: how the human decides "
+    "what the agent may do); the agent never runs it. Ask the human to run it themself if it is needed"
+)
 
 
 def _cwd(ctx: OpContext, cwd: str | None) -> Path:
@@ -76,6 +98,7 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
 async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     plan, settings = prepared.plan, ctx.commands
     env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
+    env = await command_env(env, plan["cwd"], process_timeout=min(plan["timeout_s"], 30.0))
     done = await run_argv(
         plan["argv"],
         cwd=plan["cwd"],
