@@ -275,6 +275,19 @@ def test_writes_by_options_and_operands_are_listed(analysis: CommandAnalysis, wr
         ["sh", "-c", "sort -o $HOME/x y"],  # an option's value the shell expands
         ["sh", "-c", "uniq - ~/x"],
         ["sh", "-c", "git diff --output=$(echo x)"],
+        ["find", ".", "-exec", "sort", "-o", "{}", "x", ";"],  # without {}, -o would seem to name x
+        # Variables that give these programs options or programs (rule 3).
+        ["env", "RIPGREP_CONFIG_PATH=rg.conf", "rg", "foo"],
+        ["env", "GIT_EXTERNAL_DIFF=./x", "git", "diff"],
+        ["env", "GIT_TRACE=.git/hooks/pre-commit", "git", "status"],
+        ["env", "GIT_DIR=/elsewhere", "git", "log"],
+        ["env", "PAGER=./x", "git", "log"],
+        ["env", "PYTEST_ADDOPTS=-p evil", "pytest"],
+        ["env", "MAKEFLAGS=--eval=x", "make", "test"],
+        ["env", "GOFLAGS=-toolexec=./x", "go", "test"],
+        ["env", "npm_config_script_shell=./x", "npm", "test"],
+        ["sh", "-c", "GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.fsmonitor GIT_CONFIG_VALUE_0=./x git status"],
+        ["sh", "-c", "export GIT_PAGER=./x; git log"],
     ],
 )
 def test_options_that_run_programs_or_change_git_are_opaque(argv: list[str]) -> None:
@@ -465,6 +478,9 @@ def test_quoted_literal_targets_stay_literal(script: str, target: str) -> None:
         pytest.param(S("'rat''chet' approve 1"), id="shell quotes"),
         pytest.param(S("exec -a x ratchet approve 1"), id="exec -a"),
         pytest.param(S("if true; then ratchet approve 1; fi"), id="if body"),
+        pytest.param(A(["strace", "-f", "ratchet", "approve", "1"]), id="strace"),
+        pytest.param(A(["watch", "-n1", "ratchet approve 1"]), id="watch"),
+        pytest.param(A(["sudo", "ratchet", "approve", "1"]), id="sudo"),
     ],
 )
 def test_every_spelling_of_the_human_cli_is_found(analysis: CommandAnalysis) -> None:

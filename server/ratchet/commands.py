@@ -12,7 +12,8 @@
    Leading `N=V` assignments in shell strings are skipped the same way. An unknown wrapper option, or
    `env -S`, makes the result opaque. Alone (`env`, `nice`) the wrapper is itself the command.
 3. Assigning a variable that changes what runs (PATH, LD_*, DYLD_*, BASH_ENV, PYTHONPATH,
-   NODE_OPTIONS, ...) by `env`, a prefix assignment or `export` makes the result opaque.
+   NODE_OPTIONS, any GIT_*, PAGER, EDITOR, RIPGREP_CONFIG_PATH, PYTEST_ADDOPTS, MAKEFLAGS, GOFLAGS,
+   npm_config_*, TMPDIR, ...) by `env`, a prefix assignment or `export` makes the result opaque.
 4. `sudo`/`doas`/`pkexec`/`run0`/`su`: opaque (elevated privileges are not the plain command), but the
    inner command is still analysed and listed so deny rules can see it.
 5. `sh|bash|zsh|dash|ksh|mksh|ash -c SCRIPT` (flags may be combined: `-lc`, `-ec`, `-o pipefail -c`)
@@ -22,8 +23,8 @@
 7. `find ... -exec|-execdir|-ok|-okdir prog args {} ;|+` -> `find ...` without the exec part, plus
    `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it.
    A program given arguments this way (rules 6, 7) is opaque when its operands can be written (`uniq`,
-   `tee`, `cp`, `mv`, ...), when it is `git` or `dd`, or, under xargs (whose input words can be
-   options), when it has any option that writes or runs (`sort -o`, `rg --pre`).
+   `tee`, `cp`, `mv`, ...), when it has any option that writes or runs (`sort -o`, `rg --pre`: xargs
+   input words can be options, and a removed `{}` shifts the words after it), or is `git` or `dd`.
 8. Code on the command line is opaque (`python -c`, `node -e/-p/--eval/--print`, `perl -e`,
    `ruby -e`, `php -r`, `lua -e`, `Rscript -e`, `deno eval`, any `awk` program without `-f`), as is
    an interpreter reading code from stdin. `python -m X args` -> `X args`; `python script.py` stays.
@@ -271,8 +272,13 @@ _DECLARES = _set("export declare typeset readonly local")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _RISKY_VARS = _set(
     "PATH BASH_ENV ENV SHELLOPTS PYTHONPATH PYTHONHOME PYTHONSTARTUP NODE_OPTIONS NODE_PATH "
-    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS GIT_SSH GIT_SSH_COMMAND GIT_EXTERNAL_DIFF GIT_EXEC_PATH"
+    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS "
+    # variables that add options or programs to programs with option tables (rules 12-14)
+    "PAGER MANPAGER EDITOR VISUAL LESSOPEN LESSCLOSE RIPGREP_CONFIG_PATH TAR_OPTIONS TMPDIR "
+    "PYTEST_ADDOPTS PYTEST_PLUGINS MAKEFLAGS MFLAGS GNUMAKEFLAGS GOFLAGS RUSTC_WRAPPER "
+    "CARGO_BUILD_RUSTC_WRAPPER"
 )
+_RISKY_PREFIXES = ("LD_", "DYLD_", "GIT_", "npm_config_", "NPM_CONFIG_")
 _COMPUTED = re.compile(r"[$`*?\[{]")  # a program word the shell would expand into something else
 
 
@@ -282,7 +288,7 @@ def _assignment(acc: _Acc, word: str) -> bool:
     if match is None:
         return False
     name = match.group(1)
-    if name in _RISKY_VARS or name.startswith(("LD_", "DYLD_", "GIT_CONFIG")):
+    if name in _RISKY_VARS or name.startswith(_RISKY_PREFIXES):
         acc.dark(f"assignment to {name} changes which program or code runs")
     return True
 
@@ -330,7 +336,10 @@ def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
 # ---- what a program's own arguments do (rules 12-16) ---------------------------------------------
 
 _SHELL_ESCAPES = _set("less more most man pg vi vim nvim view ex ed nano emacs pico mg joe")
-_RUNNERS = _set("uv uvx poetry pdm hatch rye pipx conda mamba pixi npx pnpx bunx")
+_RUNNERS = _set(
+    "uv uvx poetry pdm hatch rye pipx conda mamba pixi npx pnpx bunx strace ltrace watch gdb valgrind "
+    "chroot flock unshare nsenter firejail bwrap systemd-run tmux screen parallel script"
+)
 _LIST_MODE = _set("-l --list --contains --no-contains --merged --no-merged --points-at -v --verbose")
 
 
@@ -348,19 +357,16 @@ def _human_cli(acc: _Acc, cmd: list[str]) -> None:
 def _program(acc: _Acc, cmd: list[str]) -> None:
     """A program that is not a wrapper: apply what its arguments do, then list it."""
     prog, args = cmd[0], cmd[1:]
-    if _is_ratchet(prog) or (prog in _RUNNERS and any(_is_ratchet(a) for a in args if not a.startswith("-"))):
+    if _is_ratchet(prog) or (
+        prog in _RUNNERS and any(a.split() and _is_ratchet(a.split()[0]) for a in args if not a.startswith("-"))
+    ):
         _human_cli(acc, cmd)
     spec = PROGRAMS.get(prog)
     if acc.fed and (
         prog in ("git", "dd")
         or (
             spec is not None
-            and (
-                spec.output_operand is not None
-                or spec.operands_written
-                or spec.last_operand_written
-                or (acc.fed == "xargs" and bool(spec.risky))
-            )
+            and (spec.output_operand is not None or spec.operands_written or spec.last_operand_written or spec.risky)
         )
     ):
         acc.dark(f"{prog} gets arguments from {acc.fed}: what it writes or runs cannot be known")
