@@ -33,6 +33,7 @@ SIDE_EFFECTS: dict[str, list[tuple[list[str], str]]] = {
         (["sort", "-o", "out.txt", "in"], "out.txt"),
         (["sort", "in", "--output=out.txt"], "out.txt"),  # GNU permutes: options after operands count
         (["sort", "--out=out.txt", "in"], "out.txt"),  # getopt_long abbreviation
+        (["sort", "--o=out.txt", "in"], "out.txt"),  # the shortest one
         (["sort", "-uo", "out.txt", "in"], "out.txt"),  # in a cluster
         (["sort", "-oout.txt", "in"], "out.txt"),  # attached
         (["sort", "--compress-program=sh", "in"], "opaque"),
@@ -57,7 +58,10 @@ SIDE_EFFECTS: dict[str, list[tuple[list[str], str]]] = {
         (["pytest", "-p", "evil_plugin"], "opaque"),
         (["pytest", "-vp", "evil_plugin"], "opaque"),
         (["pytest", "-o", "cache_dir=.git/x"], "opaque"),
+        (["pytest", "--cov-report=xml:.git/hooks/pre-commit"], "opaque"),
         (["pytest", "--rootdir=.ratchet"], "opaque"),
+        (["pytest", "--junitx=report.xml"], "report.xml"),  # argparse abbreviation (loose table)
+        (["pytest", "--b", "build/tmp"], "build/tmp"),
     ],
     "tox": [(["tox", "-c", "other.ini"], "opaque")],
     "nox": [(["nox", "-f", "other.py"], "opaque")],
@@ -375,6 +379,15 @@ def test_mutating_git_never_falls_into_an_autonomous_starter_class(argv: list[st
         ["ruff", "check", "--fix", "."],
         ["mypy", "--strict", "server"],
         ["make", "test", "-j4"],
+        ["pytest", "--co", "-q"],
+        ["pytest", "--cov=src", "--cov-report=term-missing"],
+        ["pytest", "-ktest_foo", "--tb=short"],
+        ["tox", "-elint-docs"],
+        ["mvn", "test", "-DskipTests", "-q"],
+        ["gradle", "test", "-Pprofile=ci"],
+        ["eslint", "--cache", "src"],
+        ["prettier", "--cache", "--check", "."],
+        ["pylint", "--output-format=json", "src"],
         ["go", "test", "-run", "TestX", "./..."],
         ["xargs", "grep", "-l", "foo"],
         ["find", ".", "-name", "*.py", "-exec", "grep", "-l", "x", "{}", "+"],

@@ -388,10 +388,18 @@ def _program(acc: _Acc, cmd: list[str]) -> None:
     acc.commands.append(cmd)
 
 
+def _harmless(what: str, option: str, value: str) -> bool:
+    """Values that make a risky option harmless: `pytest -p no:NAME` disables a plugin, and
+    `--cov-report term` (no `:PATH`) only prints."""
+    if what == "pytest" and option == "-p":
+        return value.startswith("no:")
+    return what == "pytest" and option == "--cov-report" and ":" not in value
+
+
 def _apply(acc: _Acc, what: str, spec: Spec, found: Scan) -> None:
     for path, option, word in found.writes:
         acc.write(path, f"{what} {option}", word)
-    runs = [f"{name} {value}".strip() for name, value in found.runs if not (name == "-p" and value.startswith("no:"))]
+    runs = [f"{name} {value}".strip() for name, value in found.runs if not _harmless(what, name, value)]
     if runs:
         acc.dark(f"{what} {', '.join(runs)} runs a program or writes where we cannot tell")
     if found.unknown and spec.strict:

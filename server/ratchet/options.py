@@ -114,12 +114,14 @@ def _long(spec: Spec, name: str) -> str | None:
     table = {fold(n): n for n in known}
     if fold(name) in table:
         return table[fold(name)]
-    if len(name) < 4:  # `--x`: too short to be read as an abbreviation with any confidence
+    if len(name) < 3:
         return None
-    candidates = sorted(n for f, n in table.items() if f.startswith("-") and f.startswith(fold(name)))
+    candidates = sorted(n for f, n in table.items() if len(f) > 2 and f.startswith(fold(name)))
     risky = [n for n in candidates if n in spec.risky]
-    if risky:
+    if risky:  # `sort --o=F` is `--output=F` to getopt; a prefix of anything risky is taken for it
         return risky[0]
+    if len(name) < 4:  # `--x`: too short to be read as an abbreviation of a harmless option
+        return None
     if len(candidates) == 1:
         return candidates[0]
     return None  # unknown or ambiguous: the program would refuse it or pick something we cannot tell
@@ -368,11 +370,17 @@ PROGRAMS: dict[str, Spec] = {
     ),
     # Programs that run the project's own code (loose: only what reaches outside that code is named).
     "pytest": spec(
+        # Known harmless options: an exact name wins over a risky prefix (`--co` is not `--config-file`).
+        "--co --collect-only --lf --last-failed --ff --failed-first --nf --new-first --sw --stepwise --pdb "
+        "--cov --cov-append --cov-branch --cov-fail-under --cache-show --cache-clear --durations --maxfail "
+        "--strict-markers --disable-warnings --runxfail --capture --showlocals --no-header --import-mode "
+        "--deselect --ignore --ignore-glob --tb --color --verbose --quiet --exitfirst",
+        "-k -m -n -r -W",
         writes="--junitxml --junit-xml --result-log --resultlog --report-log --basetemp --html --json-report-file",
         runs="-p -o --override-ini -c --config-file --rootdir --confcutdir --debug --pdbcls --cov-report --pastebin",
         strict=False,
     ),
-    "tox": spec(runs="-c --conf --workdir --root -x --override --installpkg", strict=False),
+    "tox": spec(valued="-e", runs="-c --conf --workdir --root -x --override --installpkg", strict=False),
     "nox": spec(runs="-f --noxfile --envdir", strict=False),
     "jest": spec(
         writes="--outputFile --output-file --coverageDirectory --coverage-directory",
@@ -399,11 +407,17 @@ PROGRAMS: dict[str, Spec] = {
     ),
     "pyright": spec(runs="-p --project --pythonpath", strict=False),
     "eslint": spec(
+        "--cache --fix --fix-dry-run --quiet --max-warnings",
         writes="-o --output-file --cache-location",
         runs="-c --config --rulesdir --plugin --resolve-plugins-relative-to --format -f",
         strict=False,
     ),
-    "prettier": spec(writes="--cache-location", runs="--config --plugin --plugin-search-dir", strict=False),
+    "prettier": spec(
+        "--cache --check --write --list-different",
+        writes="--cache-location",
+        runs="--config --plugin --plugin-search-dir",
+        strict=False,
+    ),
     "tsc": spec(
         writes="--outDir --outFile --out --declarationDir --tsBuildInfoFile",
         runs="-p --project --plugins",
@@ -423,8 +437,10 @@ PROGRAMS: dict[str, Spec] = {
     "npm": spec(runs="--prefix --userconfig --globalconfig --script-shell -C", strict=False),
     "yarn": spec(runs="--cwd --use-yarnrc", strict=False),
     "pnpm": spec(runs="-C --dir --config", strict=False),
-    "mvn": spec(runs="-f --file -s --settings", strict=False),
-    "gradle": spec(runs="-b --build-file -c --settings-file -I --init-script -p --project-dir", strict=False),
+    "mvn": spec(valued="-D -P -T -pl -rf", runs="-f --file -s --settings", strict=False),
+    "gradle": spec(
+        valued="-P -D -x", runs="-b --build-file -c --settings-file -I --init-script -p --project-dir", strict=False
+    ),
     "build": spec(writes="-o --outdir", runs="-C --config-setting", strict=False),  # python -m build
 }
 
