@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["GIT_GLOBAL", "GIT_SUBCOMMANDS", "PROGRAMS", "Scan", "Spec", "scan"]
 
@@ -48,10 +49,16 @@ class Spec:
     single_dash_long: bool = False  # `-name` / `-name=V` are long options (go)
     casefold: bool = False  # option names are case-insensitive (tsc)
 
-    @property
+    @cached_property
     def risky(self) -> frozenset[str]:
         """Options that write or run."""
         return self.writes | self.runs
+
+    @cached_property
+    def table(self) -> dict[str, str]:
+        """Every option by its (case-folded, for `casefold`) name."""
+        known = self.flags | self.valued | self.optional | self.risky
+        return {n.lower() if self.casefold else n: n for n in known}
 
     def takes_value(self, name: str) -> bool:
         """Whether `name` consumes a value (the next word when not attached)."""
@@ -109,14 +116,13 @@ _NUMERIC = re.compile(r"-\d+")
 
 def _long(spec: Spec, name: str) -> str | None:
     """The option `name` stands for, allowing unambiguous (or risky) prefixes; None when unknown."""
-    known = spec.flags | spec.valued | spec.optional | spec.risky
-    fold = str.lower if spec.casefold else str
-    table = {fold(n): n for n in known}
-    if fold(name) in table:
-        return table[fold(name)]
+    table = spec.table
+    key = name.lower() if spec.casefold else name
+    if key in table:
+        return table[key]
     if len(name) < 3:
         return None
-    candidates = sorted(n for f, n in table.items() if len(f) > 2 and f.startswith(fold(name)))
+    candidates = sorted(n for f, n in table.items() if len(f) > 2 and f.startswith(key))
     risky = [n for n in candidates if n in spec.risky]
     if risky:  # `sort --o=F` is `--output=F` to getopt; a prefix of anything risky is taken for it
         return risky[0]
