@@ -483,6 +483,8 @@ def test_quoted_literal_targets_stay_literal(script: str, target: str) -> None:
         pytest.param(A(["python", "-m", "ratchet", "approve", "1"]), id="python -m ratchet"),
         pytest.param(A(["python3.12", "-m", "ratchet.cli", "approve", "1"]), id="python -m ratchet.cli"),
         pytest.param(A(["python", "server/ratchet/cli.py", "approve", "1"]), id="python cli.py"),
+        pytest.param(A(["python", "-m", "server.ratchet.cli", "approve", "1"]), id="python -m package path"),
+        pytest.param(A(["python", "server/ratchet", "approve", "1"]), id="python package directory"),
         pytest.param(A(["python", ".venv/bin/ratchet", "approve", "1"]), id="python console script"),
         pytest.param(A(["python", "-c", "import ratchet.cli; ratchet.cli.main(['approve', '1'])"]), id="python -c"),
         pytest.param(A(["uv", "run", "ratchet", "approve", "1"]), id="uv run"),

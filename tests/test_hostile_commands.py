@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,23 @@ async def test_the_issue_examples_no_longer_run_at_autonomous(
     assert repo.protected() == before
     assert repo.branches() == branches and "victim" in branches
     assert after_levels == levels
+
+
+@pytest.mark.asyncio
+async def test_option_writes_to_the_trust_database_are_refused(repo: Repo) -> None:
+    async with repo.server() as client:
+        levels = await _levels(client)
+        outs = [
+            await _run(client, argv=["sort", "-o", str(repo.db), "notes.txt"]),
+            await _run(client, argv=["uniq", "-", f"{repo.db}-wal"], stdin="junk"),
+            await _run(client, argv=["sh", "-c", f"sort notes.txt --output=../state/{repo.db.name}"]),
+        ]
+        after = await _levels(client)
+    for out in outs:
+        assert out["status"] == "error" and "managed by Ratchet" in out["text"], out
+    assert repo.db.read_bytes()[:16] == b"SQLite format 3\x00" and after == levels
+    with sqlite3.connect(repo.db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 @pytest.mark.asyncio

@@ -344,9 +344,10 @@ _LIST_MODE = _set("-l --list --contains --no-contains --merged --no-merged --poi
 
 
 def _is_ratchet(word: str) -> bool:
-    """`ratchet`, `/x/bin/ratchet`, `.venv/bin/RATCHET` (case-insensitive filesystems), `ratchet.cli`."""
+    """`ratchet`, `/x/bin/ratchet`, `.venv/bin/RATCHET` (case-insensitive filesystems), and module names
+    with a `ratchet` part (`ratchet.cli`, `server.ratchet.cli`, as `python -m` gets them)."""
     name = PurePosixPath(word).name.casefold()
-    return name == "ratchet" or (name.startswith("ratchet.") and "/" not in word and not name.endswith(".py"))
+    return name == "ratchet" or ("/" not in word and not name.endswith(".py") and "ratchet" in name.split("."))
 
 
 def _human_cli(acc: _Acc, cmd: list[str]) -> None:
