@@ -217,6 +217,27 @@ def _clear(repo: Repo) -> None:
 
 
 @pytest.mark.asyncio
+async def test_git_through_run_command_works_in_an_ordinary_repository(repo: Repo) -> None:
+    """The neutralized configuration must not break everyday git: diff, log, show, status, branch."""
+    (repo.ws / "notes.txt").write_text("changed\n")
+    async with repo.server() as client:
+        outs = {
+            name: await _run(client, argv=argv)
+            for name, argv in {
+                "diff": ["git", "diff"],
+                "log": ["git", "log", "-p", "-1"],
+                "show": ["git", "show", "--stat", "HEAD"],
+                "status": ["git", "status", "--short"],
+                "branch": ["git", "branch", "-a"],
+            }.items()
+        }
+    for name, out in outs.items():
+        assert out["status"] == "executed" and out["level"] == "autonomous", (name, out["text"])
+    assert "+changed" in outs["diff"]["result"]["stdout"]
+    assert "victim" in outs["branch"]["result"]["stdout"]
+
+
+@pytest.mark.asyncio
 async def test_git_through_run_command_does_not_run_planted_repository_config(
     repo: Repo, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -248,6 +269,24 @@ async def test_git_through_run_command_does_not_run_planted_repository_config(
     await anyio.to_thread.run_sync(repo.cli, "approve", str(alias["draft_id"]))  # the emptied alias fails
     capsys.readouterr()
     assert "through-ratchet" in repo.branches()  # the checkout really ran
+    assert _marks(repo) == set()
+
+
+@pytest.mark.asyncio
+async def test_a_planted_external_diff_or_pager_does_not_run(repo: Repo) -> None:
+    mark = repo.ws.parent / "marks"
+    mark.mkdir()
+    with (repo.ws / ".git" / "config").open("a") as f:
+        f.write(f"[diff]\n\texternal = touch {mark}/external\n[core]\n\tpager = touch {mark}/pager\n")
+    (repo.ws / "notes.txt").write_text("changed\n")
+    git(repo.ws, "diff")
+    assert _marks(repo) == {"external"}  # the plant works outside Ratchet
+    _clear(repo)
+    async with repo.server() as client:
+        diff = await _run(client, argv=["git", "diff"])
+        log = await _run(client, argv=["git", "log", "-p", "-1"])
+    assert diff["level"] == "autonomous" and diff["status"] == "failed"  # emptied: git refuses to run it
+    assert log["status"] == "executed"
     assert _marks(repo) == set()
 
 

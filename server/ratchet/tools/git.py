@@ -316,7 +316,8 @@ async def command_env(env: Mapping[str, str], cwd: Path, *, process_timeout: flo
     """`env` hardened so that any git a command started in `cwd` runs (directly, or from a script or
     a Makefile) gets these tools' neutralized configuration: the fixed environment (no system or
     global config, no prompts, pager and editor fixed) and the command-scope overrides of the module
-    docstring, computed from the effective config of the repository at `cwd`; in addition
+    docstring, computed from the effective config of the repository at `cwd` (``diff.external`` is
+    emptied only where the repository sets it, as an empty one fails every diff); in addition
     ``gpg.*program`` are reset to git's defaults and repository aliases are emptied (an alias can run
     shell code under an innocent name; an empty alias fails). Inherited ``GIT_*`` variables other
     than the identity are dropped. ``LC_ALL`` and literal pathspecs are left to the command.
@@ -331,7 +332,11 @@ async def command_env(env: Mapping[str, str], cwd: Path, *, process_timeout: flo
         )
         if code == 0:  # outside a repository with no config, git lists nothing (and may exit 1)
             names = [n for n in listing.decode("utf-8", "replace").split("\0") if n]
-    overrides = _config_overrides(names) + list(_COMMAND_CONFIG)
+    # diff.external="" makes git try to run "" (the tools pass --no-ext-diff; commands do not), so it is
+    # emptied only when the repository sets it: a planted external diff then fails instead of running.
+    planted = any(n.lower() == "diff.external" for n in names)
+    overrides = [kv for kv in _config_overrides(names) if planted or kv[0] != "diff.external"]
+    overrides += list(_COMMAND_CONFIG)
     overrides += [(name, "") for name in dict.fromkeys(names) if _split_key(name)[0] == "alias"]
     out["GIT_CONFIG_COUNT"] = str(len(overrides))
     for i, (key, value) in enumerate(overrides):
