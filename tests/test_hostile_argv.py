@@ -237,6 +237,8 @@ def test_every_autonomous_program_has_its_side_effect_options_caught(program: st
         pytest.param(A(["ln", "-sf", "x", ".git/hooks/pre-commit"]), [".git/hooks/pre-commit"], id="ln"),
         pytest.param(A(["install", "-m", "755", "x", "bin/x"]), ["bin/x"], id="install"),
         pytest.param(A(["dd", "if=x", "of=.git/config"]), [".git/config"], id="dd of="),
+        pytest.param(A(["find", ".", "-fprint", ".git/config"]), [".git/config"], id="find -fprint"),
+        pytest.param(A(["find", ".", "-fprintf", "out", "%p"]), ["out"], id="find -fprintf"),
         pytest.param(A(["env", "nice", "sort", "-o", "x", "y"]), ["x"], id="through wrappers"),
         pytest.param(A(["sh", "-c", "sort -o x y"]), ["x"], id="through sh -c"),
         pytest.param(A(["python3", "-m", "pytest", "--junitxml=j.xml"]), ["j.xml"], id="python -m"),

@@ -21,7 +21,8 @@
    `bash script.sh` stays `bash script.sh`, like `python script.py`.
 6. `xargs [opts] prog args` -> `prog args` (xargs appends input words; noted). Without a program: `echo`.
 7. `find ... -exec|-execdir|-ok|-okdir prog args {} ;|+` -> `find ...` without the exec part, plus
-   `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it.
+   `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it;
+   `-fprint|-fprint0|-fprintf|-fls FILE` write FILE (rule 12).
    A program given arguments this way (rules 6, 7) is opaque when its operands can be written (`uniq`,
    `tee`, `cp`, `mv`, ...), when it has any option that writes or runs (`sort -o`, `rg --pre`: xargs
    input words can be options, and a removed `{}` shifts the words after it), or is `git` or `dd`.
@@ -519,6 +520,10 @@ def _find(acc: _Acc, cmd: list[str], depth: int) -> None:
             runs.append([arg for arg in cmd[i + 1 : end] if arg != "{}"])
             acc.reasons.append(f"find {cmd[i]} runs a command on each found path")
             i = end + 1
+        elif cmd[i] in ("-fprint", "-fprint0", "-fprintf", "-fls") and i + 1 < len(cmd):
+            acc.write(cmd[i + 1], f"find {cmd[i]}", cmd[i + 1])  # the rest stays in find's argv
+            own.append(cmd[i])
+            i += 1
         else:
             own.append(cmd[i])
             i += 1
