@@ -71,7 +71,8 @@ CASES: list[tuple[str, CommandAnalysis, list[list[str]], bool, str]] = [
     ("sh -c $@", A(["sh", "-c", '"$@"', "sh", "rm", "x"]), [["$@"]], True, "computed"),
     # 6. xargs
     ("xargs", A(["xargs", "-0", "-n1", "-P", "4", "rm", "-f"]), [["rm", "-f"]], False, "appended"),
-    ("xargs -I", A(["xargs", "-I{}", "sh", "-c", "mv {} x"]), [["mv", "{}", "x"]], False, ""),
+    # mv removes its source, whose name xargs substitutes from input: not a literal path (rules 12, 15).
+    ("xargs -I", A(["xargs", "-I{}", "sh", "-c", "mv {} x"]), [["mv", "{}", "x"]], True, "which the shell expands"),
     ("xargs default", A(["xargs"]), [["echo"]], False, ""),
     ("xargs unknown", A(["xargs", "--frob", "rm"]), [["xargs", "--frob", "rm"]], True, ""),
     # 7. find

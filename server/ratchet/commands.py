@@ -1,7 +1,8 @@
 """What a command really runs, so a policy's argv-prefix classes cannot be dodged by wrapping it.
 
 `analyse_argv` / `analyse_shell` return every simple command that would execute, normalized, and
-`opaque=True` when we cannot tell (the classifier must then be conservative). Rules, in order:
+`opaque=True` when we cannot tell (the classifier must then be conservative), the files it writes
+(`redirects`, `writes`) and whether it runs Ratchet's own CLI (`human_cli`). Rules, in order:
 
 1. Program paths outside the workspace become basenames: `/usr/bin/pytest` -> `pytest`. A relative
    path (`./pytest`, `node_modules/.bin/jest`) or one inside the workspace keeps its path: the agent
@@ -11,7 +12,8 @@
    Leading `N=V` assignments in shell strings are skipped the same way. An unknown wrapper option, or
    `env -S`, makes the result opaque. Alone (`env`, `nice`) the wrapper is itself the command.
 3. Assigning a variable that changes what runs (PATH, LD_*, DYLD_*, BASH_ENV, PYTHONPATH,
-   NODE_OPTIONS, ...) by `env`, a prefix assignment or `export` makes the result opaque.
+   NODE_OPTIONS, any GIT_*, PAGER, EDITOR, RIPGREP_CONFIG_PATH, PYTEST_ADDOPTS, MAKEFLAGS, GOFLAGS,
+   npm_config_*, TMPDIR, ...) by `env`, a prefix assignment or `export` makes the result opaque.
 4. `sudo`/`doas`/`pkexec`/`run0`/`su`: opaque (elevated privileges are not the plain command), but the
    inner command is still analysed and listed so deny rules can see it.
 5. `sh|bash|zsh|dash|ksh|mksh|ash -c SCRIPT` (flags may be combined: `-lc`, `-ec`, `-o pipefail -c`)
@@ -19,7 +21,11 @@
    `bash script.sh` stays `bash script.sh`, like `python script.py`.
 6. `xargs [opts] prog args` -> `prog args` (xargs appends input words; noted). Without a program: `echo`.
 7. `find ... -exec|-execdir|-ok|-okdir prog args {} ;|+` -> `find ...` without the exec part, plus
-   `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it.
+   `prog args` without the `{}` placeholders. `-delete` stays in find's argv so a policy can match it;
+   `-fprint|-fprint0|-fprintf|-fls FILE` write FILE (rule 12).
+   A program given arguments this way (rules 6, 7) is opaque when its operands can be written (`uniq`,
+   `tee`, `cp`, `mv`, ...), when it has any option that writes or runs (`sort -o`, `rg --pre`: xargs
+   input words can be options, and a removed `{}` shifts the words after it), or is `git` or `dd`.
 8. Code on the command line is opaque (`python -c`, `node -e/-p/--eval/--print`, `perl -e`,
    `ruby -e`, `php -r`, `lua -e`, `Rscript -e`, `deno eval`, any `awk` program without `-f`), as is
    an interpreter reading code from stdin. `python -m X args` -> `X args`; `python script.py` stays.
@@ -34,6 +40,37 @@
    would compute (`$X`, globs, braces). Redirections are not commands; each write target is kept in
    `redirects` with the reason "writes via redirection to X".
 11. Unwrapping is recursive and bounded: deeper than `MAX_DEPTH` is opaque.
+12. Arguments that write are subjects: a program with an option table (options.py) lists the files
+   its options or operands write in `writes` (`sort -o F`/`--output=F`, `uniq IN OUT`, `tee F`,
+   `tree -o F`, `git diff|log|show --output=F`, `cp`/`mv`/`ln`/`install` destinations (and `mv`'s
+   sources), `dd of=F`, `pytest --junitxml=F`, ...), so the caller holds the call to each written
+   file's class as well. Long options are matched by unambiguous prefix, as GNU getopt and git do
+   (`sort --out=F`), and a prefix of an option that writes or runs is taken for it.
+13. Arguments that run a program are opaque: `sort --compress-program`, `rg --pre`/`--pre-glob`/
+   `-z`/`--hostname-bin`, `git diff --ext-diff`/`--textconv`, `git log --show-signature` or a
+   `--format` with `%G`, `tar -I`/`-F`/`--to-command`/`--use-compress-program`/`--checkpoint-action`,
+   `file -z`/`-C`, `tree -R`, `pytest -p` (but `-p no:NAME`), `make VAR=V`, `go -exec`/`-toolexec`,
+   and any interactive program with shell escapes (`less`, `more`, `man`, `vi`, `ed`, ...).
+14. Every program of a starter class that starts at `autonomous` (read-only-run) has a *strict*
+   option table: an option not in it makes the command opaque, so a forgotten option, or one a later
+   version adds, fails closed. Programs that run the project's own code anyway (test runners,
+   linters, builds, whose starter classes can only be promoted to autonomous) have *loose* tables
+   naming the options that write or run outside that code. `git`: global options that change the
+   repository, configuration or programs (`-c`, `-C`, `--git-dir`, `--work-tree`, `--exec-path`,
+   `--config-env`, `-p`, ...) are opaque, harmless ones (`--no-pager`, ...) are dropped so
+   `git --no-pager log` is `git log`; `status`/`diff`/`log`/`show`/`branch` have strict tables, so
+   `branch -D/-m/-c/-f/-u/--track`, and `git branch NAME` (which creates a branch) outside the
+   listing forms (`--list`, `--contains`, `--merged`, `-v`, ...), are opaque. Other subcommands keep
+   their own argv (`git reset`, `git config`, `git tag -d` fall to the git classes).
+15. Words the shell would expand are not literal paths: a redirection target, or a value of an
+   option or operand that writes (rule 12), with an unquoted `$`, `~` (at the start or after `=`/`:`),
+   `*`, `?`, `[`, `{`, or `$'...'`, or a `$` inside double quotes, makes the analysis opaque. Quoted
+   literal targets (`> 'a*b'`) stay literal. Backquotes and `$(...)` are opaque anyway (rule 10).
+16. Ratchet's own CLI is the human's: a program named `ratchet` (any path, any case: case-insensitive
+   filesystems find `RATCHET` too), a module `ratchet`/`ratchet.*` run with `python -m`, a script
+   `ratchet` or `.../ratchet/cli.py`/`__main__.py` run by python, `python -c` code naming ratchet, or
+   `ratchet` as the command of a package runner (`uv run`, `pipx run`, `npx`, ...) sets `human_cli`,
+   whatever wraps it (`env`, `sh -c`, `xargs`, `nohup`, ...). The caller refuses such calls outright.
 
 Not peeled (classified by their own name, which fails closed for allow rules): package runners
 (`npx`, `uv run`, `poetry run`), tracers (`strace`), `watch`, `ssh`. Programs that run commands
@@ -50,6 +87,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from ratchet.errors import InvalidRequest
+from ratchet.options import GIT_GLOBAL, GIT_SUBCOMMANDS, PROGRAMS, Scan, Spec, scan
 
 __all__ = ["MAX_DEPTH", "CommandAnalysis", "analyse_argv", "analyse_shell"]
 
@@ -64,6 +102,8 @@ class CommandAnalysis:
     opaque: bool
     reasons: list[str]
     redirects: list[str] = field(default_factory=list)  # files written by shell redirection
+    writes: list[str] = field(default_factory=list)  # files written by options and operands (rule 12)
+    human_cli: bool = False  # runs Ratchet's own CLI, the human's tool (rule 16)
 
 
 def analyse_argv(argv: Sequence[str], workspace: str | None = None) -> CommandAnalysis:
@@ -93,6 +133,10 @@ class _Acc:
     commands: list[list[str]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     redirects: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    expanding: set[str] = field(default_factory=set)  # shell words the shell would expand (rule 15)
+    fed: str = ""  # "xargs" or "find" while analysing a command that gets arguments from them
+    human_cli: bool = False
     opaque: bool = False
 
     def dark(self, reason: str) -> None:
@@ -100,7 +144,15 @@ class _Acc:
         self.reasons.append(reason)
 
     def result(self) -> CommandAnalysis:
-        return CommandAnalysis(self.commands, self.opaque, self.reasons, self.redirects)
+        return CommandAnalysis(self.commands, self.opaque, self.reasons, self.redirects, self.writes, self.human_cli)
+
+    def write(self, path: str, how: str, word: str) -> None:
+        """`path` is written (rule 12); a value the shell would expand is no path we can name (rule 15)."""
+        if word in self.expanding or path in self.expanding:
+            self.dark(f"{how} writes {path!r}, which the shell expands: not a literal path")
+        else:
+            self.writes.append(path)
+            self.reasons.append(f"{how} writes {path}")
 
 
 # ---- argv analysis -------------------------------------------------------------------------------
@@ -221,8 +273,13 @@ _DECLARES = _set("export declare typeset readonly local")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _RISKY_VARS = _set(
     "PATH BASH_ENV ENV SHELLOPTS PYTHONPATH PYTHONHOME PYTHONSTARTUP NODE_OPTIONS NODE_PATH "
-    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS GIT_SSH GIT_SSH_COMMAND GIT_EXTERNAL_DIFF GIT_EXEC_PATH"
+    "PERL5OPT PERL5LIB RUBYOPT RUBYLIB IFS "
+    # variables that add options or programs to programs with option tables (rules 12-14)
+    "PAGER MANPAGER EDITOR VISUAL LESSOPEN LESSCLOSE RIPGREP_CONFIG_PATH TAR_OPTIONS TMPDIR "
+    "PYTEST_ADDOPTS PYTEST_PLUGINS MAKEFLAGS MFLAGS GNUMAKEFLAGS GOFLAGS RUSTC_WRAPPER "
+    "CARGO_BUILD_RUSTC_WRAPPER"
 )
+_RISKY_PREFIXES = ("LD_", "DYLD_", "GIT_", "npm_config_", "NPM_CONFIG_")
 _COMPUTED = re.compile(r"[$`*?\[{]")  # a program word the shell would expand into something else
 
 
@@ -232,7 +289,7 @@ def _assignment(acc: _Acc, word: str) -> bool:
     if match is None:
         return False
     name = match.group(1)
-    if name in _RISKY_VARS or name.startswith(("LD_", "DYLD_", "GIT_CONFIG")):
+    if name in _RISKY_VARS or name.startswith(_RISKY_PREFIXES):
         acc.dark(f"assignment to {name} changes which program or code runs")
     return True
 
@@ -274,7 +331,112 @@ def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
         if prog in _DECLARES:
             for arg in args:
                 _assignment(acc, arg)
+        _program(acc, cmd)
+
+
+# ---- what a program's own arguments do (rules 12-16) ---------------------------------------------
+
+_SHELL_ESCAPES = _set("less more most man pg vi vim nvim view ex ed nano emacs pico mg joe")
+_RUNNERS = _set(
+    "uv uvx poetry pdm hatch rye pipx conda mamba pixi npx pnpx bunx strace ltrace watch gdb valgrind "
+    "chroot flock unshare nsenter firejail bwrap systemd-run tmux screen parallel script"
+)
+_LIST_MODE = _set("-l --list --contains --no-contains --merged --no-merged --points-at -v --verbose")
+
+
+def _is_ratchet(word: str) -> bool:
+    """`ratchet`, `/x/bin/ratchet`, `.venv/bin/RATCHET` (case-insensitive filesystems), and module names
+    with a `ratchet` part (`ratchet.cli`, `server.ratchet.cli`, as `python -m` gets them)."""
+    name = PurePosixPath(word).name.casefold()
+    return name == "ratchet" or ("/" not in word and not name.endswith(".py") and "ratchet" in name.split("."))
+
+
+def _human_cli(acc: _Acc, cmd: list[str]) -> None:
+    acc.human_cli = True
+    acc.reasons.append(f"{cmd[0]} is Ratchet's own CLI: only the human runs it")
+
+
+def _program(acc: _Acc, cmd: list[str]) -> None:
+    """A program that is not a wrapper: apply what its arguments do, then list it."""
+    prog, args = cmd[0], cmd[1:]
+    if _is_ratchet(prog) or (
+        prog in _RUNNERS and any(a.split() and _is_ratchet(a.split()[0]) for a in args if not a.startswith("-"))
+    ):
+        _human_cli(acc, cmd)
+    spec = PROGRAMS.get(prog)
+    if acc.fed and (
+        prog in ("git", "dd")
+        or (
+            spec is not None
+            and (spec.output_operand is not None or spec.operands_written or spec.last_operand_written or spec.risky)
+        )
+    ):
+        acc.dark(f"{prog} gets arguments from {acc.fed}: what it writes or runs cannot be known")
+    if prog == "git":
+        _git(acc, cmd)
+        return
+    if prog in _SHELL_ESCAPES:
+        acc.dark(f"{prog} is interactive and can run shell commands (!cmd, :!, a pager's escapes)")
+    elif prog == "tar" and args and re.fullmatch(r"[A-Za-z]*[IF][A-Za-z]*", args[0]):
+        acc.dark("tar old-style options I or F run a program given on its command line")
+    elif prog == "dd":
+        for arg in args:
+            if arg.startswith("of="):
+                acc.write(arg[3:], "dd of=", arg)
+    elif spec is not None:
+        _apply(acc, prog, spec, scan(args, spec))
+        if prog == "make" and any("=" in a and not a.startswith("-") for a in args):
+            acc.dark("make VAR=value overrides the Makefile's variables (SHELL, CC, ...): cannot tell what it runs")
+    acc.commands.append(cmd)
+
+
+def _harmless(what: str, option: str, value: str) -> bool:
+    """Values that make a risky option harmless: `pytest -p no:NAME` disables a plugin, and
+    `--cov-report term` (no `:PATH`) only prints."""
+    if what == "pytest" and option == "-p":
+        return value.startswith("no:")
+    return what == "pytest" and option == "--cov-report" and ":" not in value
+
+
+def _apply(acc: _Acc, what: str, spec: Spec, found: Scan) -> None:
+    for path, option, word in found.writes:
+        acc.write(path, f"{what} {option}", word)
+    runs = [f"{name} {value}".strip() for name, value in found.runs if not _harmless(what, name, value)]
+    if runs:
+        acc.dark(f"{what} {', '.join(runs)} runs a program or writes where we cannot tell")
+    if found.unknown and spec.strict:
+        acc.dark(f"{what}: option {', '.join(found.unknown)} is not in its option table (unknown options fail closed)")
+
+
+def _git(acc: _Acc, cmd: list[str]) -> None:
+    """git: global options that change the repository, config or program are opaque; the listed
+    read-only subcommands are held to their option tables (rule 14); the command is normalized to
+    `git SUBCOMMAND ...` without harmless global options."""
+    args = cmd[1:]
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        found = scan([args[i]], GIT_GLOBAL)
+        if found.unknown or found.runs or not found.seen:
+            acc.dark(f"git {args[i]}: changes git's repository, configuration or programs (or is unknown)")
+            acc.commands.append(cmd)
+            return
+        i += 1
+    if i >= len(args):
         acc.commands.append(cmd)
+        return
+    sub, rest = args[i], args[i + 1 :]
+    if i:
+        acc.reasons.append(f"git {' '.join(args[:i])}: global options without effect on what runs; dropped")
+    spec = GIT_SUBCOMMANDS.get(sub)
+    if spec is not None:
+        found = scan(rest, spec)
+        _apply(acc, f"git {sub}", spec, found)
+        formats = [found.values.get(k, "") for k in ("--format", "--pretty")]
+        if any("%G" in f for f in formats):
+            acc.dark(f"git {sub} --format with %G verifies signatures, which runs gpg.program")
+        if sub == "branch" and found.operands and not _LIST_MODE & set(found.seen):
+            acc.dark("git branch NAME creates or changes a branch: only the listing forms are read-only")
+    acc.commands.append(["git", sub, *rest])
 
 
 def _wrapper(acc: _Acc, cmd: list[str], depth: int) -> None:
@@ -343,7 +505,9 @@ def _xargs(acc: _Acc, cmd: list[str], depth: int) -> None:
         return
     inner = cmd[1 + parsed[0] :] or ["echo"]
     acc.reasons.append(f"xargs runs {inner[0]!r} with arguments appended from its input")
+    fed, acc.fed = acc.fed, "xargs"
     _argv(acc, inner, depth + 1)
+    acc.fed = fed
 
 
 def _find(acc: _Acc, cmd: list[str], depth: int) -> None:
@@ -356,15 +520,21 @@ def _find(acc: _Acc, cmd: list[str], depth: int) -> None:
             runs.append([arg for arg in cmd[i + 1 : end] if arg != "{}"])
             acc.reasons.append(f"find {cmd[i]} runs a command on each found path")
             i = end + 1
+        elif cmd[i] in ("-fprint", "-fprint0", "-fprintf", "-fls") and i + 1 < len(cmd):
+            acc.write(cmd[i + 1], f"find {cmd[i]}", cmd[i + 1])  # the rest stays in find's argv
+            own.append(cmd[i])
+            i += 1
         else:
             own.append(cmd[i])
             i += 1
     acc.commands.append(own)
+    fed, acc.fed = acc.fed, acc.fed or "find"
     for inner in runs:
         if inner:
             _argv(acc, inner, depth + 1)
         else:
             acc.dark("find -exec runs each found file itself")
+    acc.fed = fed
 
 
 def _python(acc: _Acc, cmd: list[str], depth: int) -> None:
@@ -373,13 +543,21 @@ def _python(acc: _Acc, cmd: list[str], depth: int) -> None:
         acc.dark(f"{cmd[0]}: unrecognised option, cannot tell what it runs")
     elif "-c" in parsed[1]:
         acc.dark(f"{cmd[0]} -c runs code given on the command line")
+        if re.search(r"\bratchet\b", parsed[1]["-c"], re.IGNORECASE):
+            _human_cli(acc, cmd)
     elif "-m" in parsed[1]:
         module = parsed[1]["-m"]
         acc.reasons.append(f"{cmd[0]} -m {module} classified as {module!r}")
-        acc.commands.append([module, *cmd[1 + parsed[0] :]])
+        _program(acc, [module, *cmd[1 + parsed[0] :]])  # options analysed; never unwrapped as a wrapper
         return
     elif parsed[0] + 1 >= len(cmd) or cmd[1 + parsed[0]] == "-":
         acc.dark(f"{cmd[0]} reads code from stdin")
+    else:
+        script = PurePosixPath(cmd[1 + parsed[0]])
+        if _is_ratchet(str(script)) or (
+            script.parent.name.casefold() == "ratchet" and script.name in ("cli.py", "__main__.py")
+        ):
+            _human_cli(acc, cmd)
     acc.commands.append(cmd)
 
 
@@ -417,6 +595,7 @@ _HANDLERS: dict[str, Callable[[_Acc, list[str], int], None]] = {
 class _Word(NamedTuple):
     text: str  # after quote removal; expansions like $X are kept literally
     plain: int  # how many leading characters were unquoted (== len(text) for a fully plain word)
+    expands: bool = False  # the shell would expand it: unquoted $ ~ * ? [ {, or $ inside "..."
 
 
 class _Dark(Exception):
@@ -446,16 +625,16 @@ def _lex(script: str) -> list[_Word | str]:
     tokens: list[_Word | str] = []
     buf: list[str] = []
     plain = -1  # where quoting started in the current word; -1 while it is all plain
-    started = False
+    started = expands = False
     i, n = 0, len(script)
 
     def end_word() -> None:
-        nonlocal plain, started
+        nonlocal plain, started, expands
         if started:
             text = "".join(buf)
-            tokens.append(_Word(text, len(text) if plain < 0 else plain))
+            tokens.append(_Word(text, len(text) if plain < 0 else plain, expands))
         buf.clear()
-        plain, started = -1, False
+        plain, started, expands = -1, False, False
 
     def quoted() -> None:
         nonlocal plain, started
@@ -478,7 +657,8 @@ def _lex(script: str) -> list[_Word | str]:
             i = end + 1
         elif c == '"':
             quoted()
-            i = _double_quoted(script, i + 1, buf)
+            i, dollar = _double_quoted(script, i + 1, buf)
+            expands |= dollar
         elif c == "`" or script.startswith("$(", i):
             raise _Dark("command substitution")
         elif c == "#" and not started:  # a comment only at the start of a word
@@ -495,6 +675,8 @@ def _lex(script: str) -> list[_Word | str]:
             tokens.append(op)
             i += len(op)
         else:
+            # `~` expands at the start of a word and after `=` or `:` (assignments); `$'..'` is `$`.
+            expands |= c in "$*?[{" or (c == "~" and (not buf or buf[-1] in "=:"))
             buf.append(c)
             started = True
             i += 1
@@ -502,12 +684,15 @@ def _lex(script: str) -> list[_Word | str]:
     return tokens
 
 
-def _double_quoted(script: str, i: int, buf: list[str]) -> int:
-    """Read a double-quoted string starting after its quote; return the index after the closing one."""
+def _double_quoted(script: str, i: int, buf: list[str]) -> tuple[int, bool]:
+    """Read a double-quoted string starting after its quote; return the index after the closing one
+    and whether it holds an expansion (`$`: parameters and arithmetic still expand inside "...")."""
+    dollar = False
     while i < len(script):
         c = script[i]
         if c == '"':
-            return i + 1
+            return i + 1, dollar
+        dollar |= c == "$"
         if c == "`" or script.startswith("$(", i):
             raise _Dark("command substitution")
         if c == "\\" and i + 1 < len(script):
@@ -547,8 +732,11 @@ def _shell(acc: _Acc, script: str, depth: int) -> None:
                 return
             i += 1
             if tok in _WRITES and not (tok == ">&" and (target.text.isdigit() or target.text == "-")):
-                acc.redirects.append(target.text)
-                acc.reasons.append(f"writes via redirection to {target.text}")
+                if target.expands:
+                    acc.dark(f"redirection target {target.text!r} is expanded by the shell: not a literal path")
+                else:
+                    acc.redirects.append(target.text)
+                    acc.reasons.append(f"writes via redirection to {target.text}")
         else:
             assert tok in _SEPARATORS
             _simple(acc, words, depth)
@@ -571,4 +759,5 @@ def _simple(acc: _Acc, words: list[_Word], depth: int) -> None:
         _assignment(acc, words[0].text)
         words = words[1:]
     if words:
+        acc.expanding |= {w.text for w in words if w.expands}
         _argv(acc, [w.text for w in words], depth)

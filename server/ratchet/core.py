@@ -178,7 +178,7 @@ class Core:
         prepared = await operation(tool).prepare(self.op_context(), args)
         own = [s for s in prepared.subjects if s.tool == prepared.tool]
         classes = {c.name: c for c in (self.policy.classify(s).cls for s in own)}
-        if prepared.shell and shell_rule:
+        if prepared.shell and shell_rule and not prepared.refusals:  # a refusal outranks the shell rule
             refusing = sorted(name for name, c in classes.items() if not c.allow_shell)
             if refusing:
                 raise InvalidRequest(
@@ -210,6 +210,7 @@ class Core:
             sandbox = await sandbox_status_async()
             capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
             extra += [capped] if capped is not None else []
+        extra += [Trigger(name, detail, Level.BLOCKED) for name, detail in prepared.refusals]
         decision = decide(
             cls,
             level,

@@ -65,6 +65,8 @@ class Prepared:
     record: dict[str, Any] | None = None
     # The call's measured sizes, by limit key, checked against its class's limits once classified.
     sizes: dict[str, int] = field(default_factory=dict)
+    # Built-in refusals, whatever the policy says: (trigger name, detail); the gate blocks the call.
+    refusals: tuple[tuple[str, str], ...] = ()
 
     @property
     def subject(self) -> Subject:

@@ -3,8 +3,14 @@
 The matcher sees one subject per simple command the call would execute (after unwrapping `env`,
 `sh -c`, `xargs`, `find -exec`...; see commands.py), an argv-less subject when what runs cannot be
 known (only classes without an `argv` rule match it: the conservative catch-all), and a write
-subject per file a shell redirection writes. Commands have no fingerprint: a draft of a command
-runs as drafted whatever changed meanwhile.
+subject per file a shell redirection or a program's own option or operand writes (`sort -o F`,
+`uniq IN OUT`, `git diff --output=F`; see commands.py rules 12-15). A command that runs Ratchet's
+own CLI is refused whatever the policy says (rule 16): the CLI is how the human decides. Commands
+have no fingerprint: a draft of a command runs as drafted whatever changed meanwhile.
+
+Every command runs with git's configuration neutralized as for the git tools (tools/git.py
+`command_env`), so a git it starts, directly or from a script, runs no fsmonitor, hook, external
+diff, textconv, filter, pager, editor or alias planted in the repository's config.
 
 Every command runs in the OS sandbox (tools/sandbox.py: only the workspace, minus `.ratchet/`,
 `.git/config`, `.git/hooks/` and the other protected paths, and a private `/tmp` are writable; no
@@ -25,6 +31,7 @@ from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
 from ..limits import argv_bytes, utf8_len
 from ..policy import Subject
+from ..tools.git import command_env
 from ..tools.sandbox import plan as sandbox_plan
 from ..tools.sandbox import remove_planted, sandbox_status_async
 from ..tools.shell import run_argv, scrub_env
@@ -54,7 +61,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     subjects = [Subject(tool="run_command", commands=(tuple(cmd),)) for cmd in analysis.commands]
     if analysis.opaque or not subjects:
         subjects.append(Subject(tool="run_command"))  # only argv-free (catch-all) classes match this
-    for target in analysis.redirects:
+    for target in [*analysis.redirects, *analysis.writes]:
         if target not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
@@ -64,6 +71,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         lines.append(f"stdin: {len(args['stdin'])} characters")
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
+    refusals: tuple[tuple[str, str], ...] = (("human-cli", _HUMAN_CLI),) if analysis.human_cli else ()
     return Prepared(
         "run_command",
         clean,
@@ -75,7 +83,14 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         shell=script is not None,
         record=kept_args("run_command", clean),
         sizes=sizes,
+        refusals=refusals,
     )
+
+
+_HUMAN_CLI = (
+    "this command runs `ratchet`, the human's own CLI (approve, pin, reset, ...: how the human decides "
+    "what the agent may do); the agent never runs it. Ask the human to run it themself if it is needed"
+)
 
 
 def _sizes(ctx: OpContext, argv: Any, script: Any, stdin: Any) -> dict[str, int]:
@@ -114,6 +129,7 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
 async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     plan, settings = prepared.plan, ctx.commands
     env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
+    env = await command_env(env, plan["cwd"], process_timeout=min(plan["timeout_s"], 30.0))
     argv: list[str] = plan["argv"]
     guarded: tuple[Path, ...] = ()
     sandboxed = ctx.sandbox and (await sandbox_status_async()).available

@@ -71,6 +71,7 @@ __all__ = [
     "GitResult",
     "PushPreview",
     "check_ref_name",
+    "command_env",
     "configured_remotes",
     "current_branch",
     "git_commit",
@@ -298,6 +299,49 @@ def _base_env(repo: Path) -> dict[str, str]:
     env["GIT_CEILING_DIRECTORIES"] = str(repo.parent)  # never discover a parent's repository
     env["GIT_WORK_TREE"] = str(repo)  # core.worktree could otherwise point the tools elsewhere
     return env
+
+
+# For git started by a command Ratchet runs: signature verification (`git log --format=%G?`) runs
+# gpg.*program, and a repository alias can run shell code under a builtin-looking name.
+_COMMAND_CONFIG: tuple[tuple[str, str], ...] = (
+    ("gpg.program", "gpg"),
+    ("gpg.openpgp.program", "gpg"),
+    ("gpg.x509.program", "gpgsm"),
+    ("gpg.ssh.program", "ssh-keygen"),
+    ("gpg.ssh.defaultKeyCommand", ""),
+)
+
+
+async def command_env(env: Mapping[str, str], cwd: Path, *, process_timeout: float = DEFAULT_TIMEOUT) -> dict[str, str]:
+    """`env` hardened so that any git a command started in `cwd` runs (directly, or from a script or
+    a Makefile) gets these tools' neutralized configuration: the fixed environment (no system or
+    global config, no prompts, pager and editor fixed) and the command-scope overrides of the module
+    docstring, computed from the effective config of the repository at `cwd` (``diff.external`` is
+    emptied only where the repository sets it, as an empty one fails every diff); in addition
+    ``gpg.*program`` are reset to git's defaults and repository aliases are emptied (an alias can run
+    shell code under an innocent name; an empty alias fails). Inherited ``GIT_*`` variables other
+    than the identity are dropped. ``LC_ALL`` and literal pathspecs are left to the command.
+    InvalidRequest if the config defines hooks (``hook.*``), as for the tools.
+    """
+    out = {k: v for k, v in env.items() if (not k.startswith("GIT_") or k in _KEPT_GIT_VARS)}
+    out.update({k: v for k, v in _FIXED_ENV.items() if k not in ("LC_ALL", "GIT_LITERAL_PATHSPECS")})
+    names: list[str] = []
+    with contextlib.suppress(FileNotFoundError):  # no git: no git config can run either
+        code, listing, _ = await _spawn(
+            ["git", "config", "--null", "--name-only", "--list"], cwd=cwd, env=out, process_timeout=process_timeout
+        )
+        if code == 0:  # outside a repository with no config, git lists nothing (and may exit 1)
+            names = [n for n in listing.decode("utf-8", "replace").split("\0") if n]
+    # diff.external="" makes git try to run "" (the tools pass --no-ext-diff; commands do not), so it is
+    # emptied only when the repository sets it: a planted external diff then fails instead of running.
+    planted = any(n.lower() == "diff.external" for n in names)
+    overrides = [kv for kv in _config_overrides(names) if planted or kv[0] != "diff.external"]
+    overrides += list(_COMMAND_CONFIG)
+    overrides += [(name, "") for name in dict.fromkeys(names) if _split_key(name)[0] == "alias"]
+    out["GIT_CONFIG_COUNT"] = str(len(overrides))
+    for i, (key, value) in enumerate(overrides):
+        out[f"GIT_CONFIG_KEY_{i}"], out[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return out
 
 
 def _kill_group(pid: int) -> None:
