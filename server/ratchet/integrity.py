@@ -1,0 +1,270 @@
+"""The standing of record: a class's level, pin and window as the transitions say, and tampering.
+
+Only the recorded transitions (a hash chain, see chain.py) and the samples say where a class
+stands. `class_state` (level, pinned, window_json, policy_start, transition_id) is a cache of them:
+
+- the earned level is the `to_level` of the class's last level-moving transition (`LEVEL_KINDS`),
+  or the policy's `start` when the class never moved; the gate clamps it to floor and ceiling;
+- the pin is the last `pin`/`unpin` transition of the class;
+- a freeze is the last transition of the pseudo-class `*` (`freeze`/`unfreeze`), which caps every
+  class until it is lifted or its `until` passes;
+- the window is the last `window_size` rows of `samples` for the class since its last
+  level-moving transition (the `epoch`), oldest first.
+
+When the cache disagrees with that (a level, pin or window changed outside Ratchet, or a row
+deleted), it is tampering: `report` stores a `tamper-detected` transition naming each difference,
+logs a warning and rewrites the cache from the record. The decision always uses the record. This
+is checked at every open (`standing.sync_policy`), on every decision (core.evaluate reads the cache
+row and the record's pieces in one query) and on every outcome (`standing.apply_sample`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .gate import Trigger
+from .levels import Level
+from .policy import ActionClass
+from .store import ClassRow, add_transition, put_class
+from .trust import Sample, Window
+
+log = logging.getLogger("ratchet")
+
+LEVEL_KINDS = ("promote", "demote", "complaint", "human-demote", "policy")
+PIN_KINDS = ("pin", "unpin")
+FREEZE_KINDS = ("freeze", "unfreeze")
+TAMPER = "tamper-detected"
+CAP_KINDS = (*PIN_KINDS, *FREEZE_KINDS, TAMPER)  # recorded, but they do not move the earned level
+ALL_CLASSES = "*"
+_KINDS_SQL = ", ".join(f"'{k}'" for k in LEVEL_KINDS)
+_PINS_SQL = ", ".join(f"'{k}'" for k in PIN_KINDS)
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """A human's cap on every class at once (`ratchet freeze`)."""
+
+    transition_id: int
+    at: float
+    level: Level
+    reason: str
+    until: float | None
+
+    def active(self, now: float | None = None) -> bool:
+        """In force now (not yet past its `until`)."""
+        return self.until is None or (time.time() if now is None else now) < self.until
+
+    def detail(self) -> str:
+        """What the trigger and `status` say."""
+        until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.until))}" if self.until else ""
+        return f"a human froze every class at {self.level.label}{until}: {self.reason}"
+
+    def trigger(self) -> Trigger:
+        """The gate's cap."""
+        return Trigger("freeze", self.detail(), self.level)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A class's standing as the record says."""
+
+    level: Level
+    transition_id: int | None
+    pinned: Level | None
+    window: Window
+    start: str | None  # the policy start the record knows of (None: the class never moved)
+
+    def row(self, cls: ActionClass, cache: ClassRow | None) -> ClassRow:
+        """The cache row this record implies."""
+        return ClassRow(
+            cls.name,
+            self.level.label,
+            self.start or cls.start.label,
+            None if self.pinned is None else self.pinned.label,
+            [(s.action_id, s.ok) for s in self.window.samples],
+            cache.level_since if cache is not None else time.time(),
+            self.transition_id,
+        )
+
+
+def _freeze_from(row: Any) -> Freeze | None:
+    if row is None or row[0] is None or row[1] != "freeze":
+        return None
+    return Freeze(int(row[0]), float(row[2]), Level.parse(row[3]), str(row[4]), json.loads(row[5]).get("until"))
+
+
+def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
+    """The last freeze, unless it was lifted (whether or not its `until` has passed)."""
+    row = conn.execute(
+        "SELECT id, kind, at, to_level, reason, evidence_json FROM transitions WHERE class = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (ALL_CLASSES,),
+    ).fetchone()
+    return _freeze_from(row)
+
+
+def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
+    """Where the class stands by the record (see the module docstring)."""
+    last = conn.execute(
+        f"SELECT id, to_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1",
+        (cls.name,),
+    ).fetchone()
+    pin = conn.execute(
+        f"SELECT kind, to_level FROM transitions WHERE class = ? AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1",
+        (cls.name,),
+    ).fetchone()
+    epoch = 0 if last is None else int(last[0])
+    rows = conn.execute(
+        "SELECT action_id, ok FROM samples WHERE class = ? AND epoch = ? ORDER BY id DESC LIMIT ?",
+        (cls.name, epoch, cls.trust.window_size),
+    ).fetchall()
+    window = Window(tuple(Sample(int(aid), bool(ok)) for aid, ok in reversed(rows)))
+    return Recorded(
+        cls.start if last is None else Level.parse(last[1]),
+        None if last is None else epoch,
+        Level.parse(pin[1]) if pin is not None and pin[0] == "pin" else None,
+        window,
+        None if last is None else recorded_start(conn, cls.name),
+    )
+
+
+def recorded_start(conn: sqlite3.Connection, name: str) -> str | None:
+    """The policy start of record: the last reviewed start change, else the level before the first move."""
+    change = conn.execute(
+        "SELECT evidence_json, to_level FROM transitions WHERE class = ? AND kind = 'policy' "
+        "AND reason LIKE 'start changed%' ORDER BY id DESC LIMIT 1",
+        (name,),
+    ).fetchone()
+    if change is not None:
+        return str(json.loads(change[0]).get("policy_start", change[1]))
+    first = conn.execute(
+        f"SELECT from_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id LIMIT 1",
+        (name,),
+    ).fetchone()
+    return None if first is None else str(first[0])
+
+
+def differences(cache: ClassRow | None, rec: Recorded, *, ordered: bool = True) -> list[str]:
+    """How the cache row differs from the record, one phrase each (empty: they agree).
+
+    `ordered=False` compares the windows as sets (the gate's single query cannot promise an order).
+    """
+    found: list[str] = []
+    if cache is None:
+        if rec.transition_id is not None or rec.pinned is not None or rec.window.n:
+            found.append("its class_state row is missing")
+        return found
+    if cache.level != rec.level.label:
+        found.append(f"class_state.level says {cache.level}, the record {rec.level.label}")
+    pinned = None if rec.pinned is None else rec.pinned.label
+    if cache.pinned != pinned:
+        said, says = ("none" if p is None else p for p in (cache.pinned, pinned))
+        found.append(f"class_state.pinned says {said}, the record {says}")
+    if cache.transition_id != rec.transition_id:
+        found.append(f"class_state.transition_id says {cache.transition_id}, the record {rec.transition_id}")
+    if rec.start is not None and cache.policy_start != rec.start:
+        found.append(f"class_state.policy_start says {cache.policy_start}, the record {rec.start}")
+    mine = [(s.action_id, s.ok) for s in rec.window.samples]
+    theirs = list(cache.window)
+    if (theirs if ordered else sorted(theirs)) != (mine if ordered else sorted(mine)):
+        ok = sum(1 for _, good in theirs if good)
+        found.append(
+            f"class_state.window_json holds {ok}/{len(theirs)} ok, the record {rec.window.successes}/{rec.window.n}"
+        )
+    return found
+
+
+def report(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, rec: Recorded, found: list[str]) -> int:
+    """Record tampering (a `tamper-detected` transition), log it, and restore the cache from the record."""
+    reason = f"changed outside Ratchet and not honoured: {'; '.join(found)}; the class stands at {rec.level.label}" + (
+        f" pinned {rec.pinned.label}" if rec.pinned is not None else ""
+    )
+    evidence = {
+        "cache": None
+        if cache is None
+        else {"level": cache.level, "pinned": cache.pinned, "window": cache.window, "policy_start": cache.policy_start},
+        "record": {"level": rec.level.label, "pinned": None if rec.pinned is None else rec.pinned.label},
+    }
+    was = rec.level.label if cache is None else cache.level
+    tid = add_transition(conn, cls.name, was, rec.level.label, TAMPER, "ratchet", reason, evidence, None)
+    put_class(conn, rec.row(cls, cache))
+    log.warning("ratchet: tampering detected in class %s: %s", cls.name, reason)
+    return tid
+
+
+def checked(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None) -> Recorded:
+    """The record for `cls`, reporting (and repairing) a cache that disagrees with it."""
+    rec = recorded(conn, cls)
+    found = differences(cache, rec)
+    if found:
+        report(conn, cls, cache, rec, found)
+    return rec
+
+
+def effective(cls: ActionClass, level: Level, pinned: Level | None, freeze: Freeze | None) -> Level:
+    """The most a call of the class can get: the earned level within floor and ceiling, under pin and freeze."""
+    out = min(max(level, cls.floor), cls.ceiling)
+    if pinned is not None:
+        out = min(out, pinned)
+    if freeze is not None and freeze.active():
+        out = min(out, freeze.level)
+    return out
+
+
+def tamper_records(conn: sqlite3.Connection, limit: int = 5) -> tuple[int, list[str]]:
+    """How many tamper records there are, and the newest few as lines."""
+    total = conn.execute("SELECT count(*) FROM transitions WHERE kind = ?", (TAMPER,)).fetchone()[0]
+    rows = conn.execute(
+        "SELECT at, class, reason FROM transitions WHERE kind = ? ORDER BY id DESC LIMIT ?", (TAMPER, limit)
+    ).fetchall()
+    lines = [f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} {name}: {reason}" for at, name, reason in rows]
+    return int(total), lines
+
+
+# -- the gate's single query -------------------------------------------------------------------------
+
+GATE_COLUMNS = f"""
+    c.name, c.level, c.policy_start, c.pinned, c.window_json, c.level_since, c.transition_id,
+    (SELECT id || ' ' || to_level FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL})
+        ORDER BY id DESC LIMIT 1),
+    (SELECT kind || ' ' || to_level FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL})
+        ORDER BY id DESC LIMIT 1),
+    (SELECT group_concat(action_id || ':' || ok) FROM (SELECT action_id, ok FROM samples
+        WHERE class = :cls AND epoch = coalesce((SELECT id FROM transitions WHERE class = :cls
+        AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1), 0) ORDER BY id DESC LIMIT :window)),
+    (SELECT json_array(id, kind, at, to_level, reason, evidence_json) FROM transitions WHERE class = '*'
+        ORDER BY id DESC LIMIT 1)
+"""
+"""Columns for core.evaluate's one query (named parameters `cls`, `window`; `class_state c` LEFT JOINed)."""
+GATE_WIDTH = 11
+
+
+def from_gate_row(row: Any, cls: ActionClass) -> tuple[ClassRow | None, Recorded, Freeze | None]:
+    """The cache row, the record (its start left unknown) and the freeze, from `GATE_COLUMNS`."""
+    cache = None
+    if row[0] is not None:
+        cache = ClassRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            [(int(a), bool(ok)) for a, ok in json.loads(row[4])],
+            row[5],
+            row[6],
+        )
+    last = None if row[7] is None else str(row[7]).split(" ", 1)
+    pin = None if row[8] is None else str(row[8]).split(" ", 1)
+    samples = [] if not row[9] else [part.split(":") for part in str(row[9]).split(",")]
+    rec = Recorded(
+        cls.start if last is None else Level.parse(last[1]),
+        None if last is None else int(last[0]),
+        Level.parse(pin[1]) if pin is not None and pin[0] == "pin" else None,
+        Window(tuple(Sample(int(a), ok == "1") for a, ok in samples)),
+        None,
+    )
+    return cache, rec, _freeze_from(None if row[10] is None else json.loads(row[10]))
