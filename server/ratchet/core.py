@@ -27,7 +27,7 @@ from .operations import OpContext, Prepared, ProgressCallback, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
-from .store import Store, default_db_path
+from .store import Store, class_row, default_db_path
 from .workspace import Workspace
 
 CLI_SESSION = "cli"
@@ -159,8 +159,8 @@ class Core:
         )
         cache, rec, freeze = integrity.from_gate_row(state, cls)
         found = integrity.differences(cache, rec, ordered=False)
-        if found:  # changed outside Ratchet: reported, and the record decides
-            await self.store.run(lambda conn: integrity.report(conn, cls, cache, rec, found))
+        if found:  # changed outside Ratchet: reported (checked again inside the write), and the record decides
+            await self.store.run(lambda conn: integrity.checked(conn, cls, class_row(conn, cls.name)))
         level = min(max(rec.level, cls.floor), cls.ceiling)
         pinned = rec.pinned
         failures, task_id = state[width], state[width + 1]
