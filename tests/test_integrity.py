@@ -332,3 +332,75 @@ async def test_a_record_from_before_the_chain_is_chained_at_first_open(
     finally:
         await engine.close()
     assert hashes[0][0] == chain.GENESIS and hashes[1][0] == hashes[0][1]
+
+
+# -- the rows a decision rests on are checked against their own hash --------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_transition_and_the_cache_edited_together_are_not_honoured(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The consistent forgery: the last move's to_level and class_state both say autonomous. The row no
+    longer matches its hash, so the class is held at its floor, and that is reported once, not per call."""
+    code, _ = await _cli(capsys, workspace, policies, db, "demote", "auto", "--to", "confirm", "--reason", "r")
+    assert code == 0
+    _sql(db, "UPDATE transitions SET to_level = 'autonomous' WHERE class = 'auto' AND kind = 'human-demote'")
+    _sql(db, "UPDATE class_state SET level = 'autonomous' WHERE name = 'auto'")
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        outs = [await _write(client, f"auto/{n}.txt") for n in range(2)]
+    assert [(o["class_level"], o["status"]) for o in outs] == [("draft", "draft")] * 2
+    assert not (workspace / "auto/0.txt").exists()
+    [tamper] = _tampers(db, "auto")
+    assert "(its level) does not match its hash; held at floor draft" in tamper["reason"]
+
+
+@pytest.mark.asyncio
+async def test_a_forged_promotion_inserted_by_hand_is_not_honoured(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _status(capsys, workspace, policies, db)
+    _sql(
+        db,
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('climb', 0, 'draft', 'autonomous', 'promote', 'ratchet', 'earned', '{}')",
+    )
+    _sql(db, "UPDATE class_state SET level = 'autonomous', transition_id = (SELECT max(id) FROM transitions)")
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _write(client, "climb/a.txt")
+    assert out["status"] == "draft" and not (workspace / "climb/a.txt").exists()
+    assert _tampers(db, "climb") != []
+
+
+@pytest.mark.asyncio
+async def test_a_pin_turned_into_an_unpin_by_hand_still_holds(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = await _cli(capsys, workspace, policies, db, "pin", "auto", "blocked", "--reason", "incident")
+    assert code == 0
+    _sql(db, "UPDATE transitions SET kind = 'unpin' WHERE class = 'auto' AND kind = 'pin'")
+    _sql(db, "UPDATE class_state SET pinned = NULL WHERE name = 'auto'")
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _write(client, "auto/a.txt")
+    assert out["status"] == "blocked" and not (workspace / "auto/a.txt").exists()
+    # The human clears it by acting again: a fresh, intact pin row decides from then on.
+    code, _ = await _cli(capsys, workspace, policies, db, "pin", "auto", "confirm", "--reason", "re-pinned")
+    assert code == 0
+    assert _cls(await _status(capsys, workspace, policies, db), "auto")["pinned"] == "confirm"
+
+
+@pytest.mark.asyncio
+async def test_a_lifted_freeze_forged_by_hand_keeps_every_class_held(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = await _cli(capsys, workspace, policies, db, "freeze", "--level", "draft", "--reason", "incident")
+    assert code == 0
+    _sql(db, "UPDATE transitions SET kind = 'unfreeze' WHERE class = '*'")
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _write(client, "auto/a.txt")
+    assert out["status"] == "blocked" and [t["name"] for t in out["triggers"]] == ["freeze"]
+    assert "changed outside Ratchet" in out["triggers"][0]["detail"]
+    code, text = await _cli(capsys, workspace, policies, db, "unfreeze", "--reason", "checked")
+    assert code == 0, text
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        assert (await _write(client, "auto/b.txt"))["status"] == "executed"

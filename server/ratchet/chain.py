@@ -18,8 +18,9 @@ What `verify` proves, and what it does not:
   band: `ratchet verify --head` prints it; `ratchet verify --expect HASH` later fails unless the
   record still extends to exactly that head (rows appended since are fine; see `verify`).
 - It covers transitions and reviews (accepts, refusals, complaints). It does not cover the
-  action rows themselves or their sample labels, nor `class_state` (a cache, checked against the
-  transitions by integrity.py on every decision).
+  action rows themselves, their sample labels or the `samples` table (a window rebuilt from forged
+  samples is believed), nor `class_state` (a cache, checked against the transitions by
+  integrity.py on every decision, which also checks the hash of each row a decision rests on).
 """
 
 from __future__ import annotations
@@ -77,20 +78,26 @@ def add_review(
     )
 
 
+PENDING = "pending"
+
+
 def backfill(conn: sqlite3.Connection) -> int:
     """Chain the rows of a record written before the chain existed; how many rows were hashed.
 
-    Only a table whose first row has no hash is backfilled (a record that predates the chain). Once
-    a table is chained, a row without a hash is a row written outside Ratchet, and `verify` says so.
+    The migration that added the chain marked the rows that existed then as `PENDING`; they are
+    chained here, in order, once. A row without a hash written later (by hand, outside Ratchet) is
+    never chained: `verify` and the gate report it.
     """
     done = 0
     for table, names in CHAINS.items():
         first = conn.execute(f"SELECT hash FROM {table} ORDER BY id LIMIT 1").fetchone()
-        if first is None or first[0] is not None:
+        if first is None or first[0] != PENDING:
             continue
         prev = GENESIS
-        for row in conn.execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY id").fetchall():
-            facts = dict(zip(names, row, strict=True))
+        for row in conn.execute(f"SELECT {', '.join(names)}, hash FROM {table} ORDER BY id").fetchall():
+            if row[len(names)] != PENDING:
+                break
+            facts = dict(zip(names, row[: len(names)], strict=True))
             digest = link(prev, facts)
             conn.execute(f"UPDATE {table} SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, facts["id"]))
             prev = digest

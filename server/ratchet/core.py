@@ -154,7 +154,7 @@ class Core:
             f"SELECT {integrity.GATE_COLUMNS}, "
             "(SELECT failures FROM streaks WHERE session_id = :session AND class = :cls), "
             "(SELECT id FROM tasks WHERE session_id = :session AND ended_at IS NULL ORDER BY id DESC LIMIT 1) "
-            "FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls",
+            f"FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls {integrity.GATE_JOINS}",
             {"session": self.session_id, "cls": cls.name, "window": cls.trust.window_size},
         )
         cache, rec, freeze = integrity.from_gate_row(state, cls)

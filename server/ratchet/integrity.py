@@ -11,9 +11,16 @@ stands. `class_state` (level, pinned, window_json, policy_start, transition_id) 
 - the window is the last `window_size` rows of `samples` for the class since its last
   level-moving transition (the `epoch`), oldest first.
 
-When the cache disagrees with that (a level, pin or window changed outside Ratchet, or a row
-deleted), it is tampering: `report` stores a `tamper-detected` transition naming each difference,
-logs a warning and rewrites the cache from the record. The decision always uses the record. This
+The rows a standing rests on (the last level-moving transition, the last pin, the last freeze) are
+each checked against their own hash (chain.py), so that a transition edited in place, or inserted
+by hand without its hash, is not honoured even when the cache was edited to match: a broken level
+row holds the class at its floor, a broken pin row holds it blocked, a broken freeze row holds every
+class blocked, until a human acts again (demote, pin or unpin, freeze or unfreeze write fresh rows).
+Someone who recomputes the hashes gets past this check; see chain.py for what the chain proves.
+
+When the cache disagrees with the record (a level, pin or window changed outside Ratchet, or a row
+deleted), or a row fails its hash, it is tampering: `report` stores a `tamper-detected` transition
+naming each difference, logs a warning and rewrites the cache from the record. The decision always uses the record. This
 is checked at every open (`standing.sync_policy`), on every decision (core.evaluate reads the cache
 row and the record's pieces in one query) and on every outcome (`standing.apply_sample`).
 """
@@ -27,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import chain
 from .gate import Trigger
 from .levels import Level
 from .policy import ActionClass
@@ -78,6 +86,7 @@ class Recorded:
     pinned: Level | None
     window: Window
     start: str | None  # the policy start the record knows of (None: the class never moved)
+    broken: tuple[str, ...] = ()  # rows the standing rests on that no longer match their hash
 
     def row(self, cls: ActionClass, cache: ClassRow | None) -> ClassRow:
         """The cache row this record implies."""
@@ -92,30 +101,70 @@ class Recorded:
         )
 
 
-def _freeze_from(row: Any) -> Freeze | None:
-    if row is None or row[0] is None or row[1] != "freeze":
+_COLS = (*chain.TRANSITION_FACTS, "prev_hash", "hash")
+_SELECT = ", ".join(_COLS)
+
+
+def _as_dict(values: Any) -> dict[str, Any] | None:
+    """A transition row (`_COLS` in order) as a dict, None for an absent (all-NULL) row."""
+    row = dict(zip(_COLS, values, strict=True))
+    return None if row["id"] is None else row
+
+
+def intact(row: dict[str, Any]) -> bool:
+    """Whether a transition row still matches its own hash (it was not edited, or inserted, by hand)."""
+    facts = {name: row[name] for name in chain.TRANSITION_FACTS}
+    if row["hash"] is None or row["prev_hash"] is None:
+        return False
+    return bool(chain.link(row["prev_hash"], facts) == row["hash"])
+
+
+def _freeze_from(row: dict[str, Any] | None) -> Freeze | None:
+    if row is None:
         return None
-    return Freeze(int(row[0]), float(row[2]), Level.parse(row[3]), str(row[4]), json.loads(row[5]).get("until"))
+    if not intact(row):
+        # The record of the freeze was edited: hold every class blocked until a human freezes or unfreezes.
+        reason = f"transition {row['id']} (a freeze record) was changed outside Ratchet; held until a human acts"
+        return Freeze(int(row["id"]), float(row["at"]), Level.BLOCKED, reason, None)
+    if row["kind"] != "freeze":
+        return None
+    until = json.loads(row["evidence_json"]).get("until")
+    return Freeze(int(row["id"]), float(row["at"]), Level.parse(row["to_level"]), str(row["reason"]), until)
 
 
 def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
     """The last freeze, unless it was lifted (whether or not its `until` has passed)."""
     row = conn.execute(
-        "SELECT id, kind, at, to_level, reason, evidence_json FROM transitions WHERE class = ? "
-        "ORDER BY id DESC LIMIT 1",
-        (ALL_CLASSES,),
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? ORDER BY id DESC LIMIT 1", (ALL_CLASSES,)
     ).fetchone()
-    return _freeze_from(row)
+    return None if row is None else _freeze_from(_as_dict(tuple(row)))
+
+
+def _standing(
+    cls: ActionClass, last: dict[str, Any] | None, pin: dict[str, Any] | None, window: Window, start: str | None
+) -> Recorded:
+    """The record from the class's last level-moving and last pin transitions (each checked against its hash)."""
+    broken = []
+    level = cls.start if last is None else Level.parse(last["to_level"])
+    if last is not None and not intact(last):
+        # The row the level rests on was edited or forged: fail closed, at the class's floor.
+        broken.append(f"transition {last['id']} (its level) does not match its hash; held at floor {cls.floor.label}")
+        level = cls.floor
+    pinned = None if pin is None or pin["kind"] != "pin" else Level.parse(pin["to_level"])
+    if pin is not None and not intact(pin):
+        broken.append(f"transition {pin['id']} (its pin) does not match its hash; held blocked")
+        pinned = Level.BLOCKED
+    return Recorded(level, None if last is None else int(last["id"]), pinned, window, start, tuple(broken))
 
 
 def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
     """Where the class stands by the record (see the module docstring)."""
     last = conn.execute(
-        f"SELECT id, to_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1",
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1",
         (cls.name,),
     ).fetchone()
     pin = conn.execute(
-        f"SELECT kind, to_level FROM transitions WHERE class = ? AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1",
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1",
         (cls.name,),
     ).fetchone()
     epoch = 0 if last is None else int(last[0])
@@ -124,10 +173,10 @@ def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
         (cls.name, epoch, cls.trust.window_size),
     ).fetchall()
     window = Window(tuple(Sample(int(aid), bool(ok)) for aid, ok in reversed(rows)))
-    return Recorded(
-        cls.start if last is None else Level.parse(last[1]),
-        None if last is None else epoch,
-        Level.parse(pin[1]) if pin is not None and pin[0] == "pin" else None,
+    return _standing(
+        cls,
+        None if last is None else _as_dict(tuple(last)),
+        None if pin is None else _as_dict(tuple(pin)),
         window,
         None if last is None else recorded_start(conn, cls.name),
     )
@@ -154,7 +203,7 @@ def differences(cache: ClassRow | None, rec: Recorded, *, ordered: bool = True) 
 
     `ordered=False` compares the windows as sets (the gate's single query cannot promise an order).
     """
-    found: list[str] = []
+    found: list[str] = list(rec.broken)
     if cache is None:
         if rec.transition_id is not None or rec.pinned is not None or rec.window.n:
             found.append("its class_state row is missing")
@@ -190,9 +239,14 @@ def report(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, r
         else {"level": cache.level, "pinned": cache.pinned, "window": cache.window, "policy_start": cache.policy_start},
         "record": {"level": rec.level.label, "pinned": None if rec.pinned is None else rec.pinned.label},
     }
+    put_class(conn, rec.row(cls, cache))
+    last = conn.execute(
+        "SELECT id, reason FROM transitions WHERE class = ? AND kind = ? ORDER BY id DESC LIMIT 1", (cls.name, TAMPER)
+    ).fetchone()
+    if last is not None and not found[len(rec.broken) :] and all(note in last[1] for note in rec.broken):
+        return int(last[0])  # a broken row already reported: once, not on every call
     was = rec.level.label if cache is None else cache.level
     tid = add_transition(conn, cls.name, was, rec.level.label, TAMPER, "ratchet", reason, evidence, None)
-    put_class(conn, rec.row(cls, cache))
     log.warning("ratchet: tampering detected in class %s: %s", cls.name, reason)
     return tid
 
@@ -228,20 +282,28 @@ def tamper_records(conn: sqlite3.Connection, limit: int = 5) -> tuple[int, list[
 
 # -- the gate's single query -------------------------------------------------------------------------
 
+
+def _joined(alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in _COLS)
+
+
 GATE_COLUMNS = f"""
     c.name, c.level, c.policy_start, c.pinned, c.window_json, c.level_since, c.transition_id,
-    (SELECT id || ' ' || to_level FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL})
-        ORDER BY id DESC LIMIT 1),
-    (SELECT kind || ' ' || to_level FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL})
-        ORDER BY id DESC LIMIT 1),
     (SELECT group_concat(action_id || ':' || ok) FROM (SELECT action_id, ok FROM samples
-        WHERE class = :cls AND epoch = coalesce((SELECT id FROM transitions WHERE class = :cls
-        AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1), 0) ORDER BY id DESC LIMIT :window)),
-    (SELECT json_array(id, kind, at, to_level, reason, evidence_json) FROM transitions WHERE class = '*'
+        WHERE class = :cls AND epoch = coalesce(t.id, 0) ORDER BY id DESC LIMIT :window)),
+    {_joined("t")}, {_joined("p")}, {_joined("f")}
+"""
+"""Columns for core.evaluate's one query (named parameters `cls`, `window`), with `GATE_JOINS` after
+`FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls`."""
+GATE_JOINS = f"""
+    LEFT JOIN transitions t ON t.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL})
+        ORDER BY id DESC LIMIT 1)
+    LEFT JOIN transitions p ON p.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL})
+        ORDER BY id DESC LIMIT 1)
+    LEFT JOIN transitions f ON f.id = (SELECT id FROM transitions WHERE class = '{ALL_CLASSES}'
         ORDER BY id DESC LIMIT 1)
 """
-"""Columns for core.evaluate's one query (named parameters `cls`, `window`; `class_state c` LEFT JOINed)."""
-GATE_WIDTH = 11
+GATE_WIDTH = 8 + 3 * len(_COLS)
 
 
 def from_gate_row(row: Any, cls: ActionClass) -> tuple[ClassRow | None, Recorded, Freeze | None]:
@@ -257,14 +319,8 @@ def from_gate_row(row: Any, cls: ActionClass) -> tuple[ClassRow | None, Recorded
             row[5],
             row[6],
         )
-    last = None if row[7] is None else str(row[7]).split(" ", 1)
-    pin = None if row[8] is None else str(row[8]).split(" ", 1)
-    samples = [] if not row[9] else [part.split(":") for part in str(row[9]).split(",")]
-    rec = Recorded(
-        cls.start if last is None else Level.parse(last[1]),
-        None if last is None else int(last[0]),
-        Level.parse(pin[1]) if pin is not None and pin[0] == "pin" else None,
-        Window(tuple(Sample(int(a), ok == "1") for a, ok in samples)),
-        None,
-    )
-    return cache, rec, _freeze_from(None if row[10] is None else json.loads(row[10]))
+    samples = [] if row[7] is None else [part.split(":") for part in str(row[7]).split(",")]
+    window = Window(tuple(Sample(int(a), ok == "1") for a, ok in samples))
+    n = len(_COLS)
+    last, pin, frozen = (_as_dict(tuple(row[8 + i * n : 8 + (i + 1) * n])) for i in range(3))
+    return cache, _standing(cls, last, pin, window, None), _freeze_from(frozen)

@@ -137,6 +137,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE transitions ADD COLUMN prev_hash TEXT;
     ALTER TABLE transitions ADD COLUMN hash TEXT;
+    UPDATE transitions SET hash = 'pending';
     CREATE TABLE reviews (
         id INTEGER PRIMARY KEY,
         action_id INTEGER NOT NULL,
@@ -158,6 +159,7 @@ MIGRATIONS: tuple[str, ...] = (
         UNION ALL
         SELECT action_id, at, 'complaint', actor, NULL, reason FROM complaints
     ) ORDER BY at, action_id;
+    UPDATE reviews SET hash = 'pending';
     CREATE TABLE samples (
         id INTEGER PRIMARY KEY,
         class TEXT NOT NULL,
