@@ -14,15 +14,17 @@ stands. `class_state` (level, pinned, window_json, policy_start, transition_id) 
 The rows a standing rests on (the last level-moving transition, the last pin, the last freeze) are
 each checked against their own hash (chain.py), so that a transition edited in place, or inserted
 by hand without its hash, is not honoured even when the cache was edited to match: a broken level
-row holds the class at its floor, a broken pin row holds it blocked, a broken freeze row holds every
-class blocked, until a human acts again (demote, pin or unpin, freeze or unfreeze write fresh rows).
-Someone who recomputes the hashes gets past this check; see chain.py for what the chain proves.
+row holds the class at its floor (it climbs again from there on evidence, like any class), a broken
+pin row holds it blocked until a human pins or unpins it again, a broken freeze row holds every
+class blocked until a human freezes or unfreezes again. Someone who recomputes the hashes gets
+past this check; see chain.py for what the chain proves.
 
 When the cache disagrees with the record (a level, pin or window changed outside Ratchet, or a row
 deleted), or a row fails its hash, it is tampering: `report` stores a `tamper-detected` transition
-naming each difference, logs a warning and rewrites the cache from the record. The decision always uses the record. This
-is checked at every open (`standing.sync_policy`), on every decision (core.evaluate reads the cache
-row and the record's pieces in one query) and on every outcome (`standing.apply_sample`).
+naming each difference (once), logs a warning and rewrites the cache from the record. The decision
+always uses the record. This is checked at every open (`standing.sync_policy`), on every decision
+(core.evaluate reads the cache row and the record's rows in one query) and on every outcome
+(`standing.apply_sample`).
 """
 
 from __future__ import annotations
