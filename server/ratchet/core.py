@@ -157,8 +157,7 @@ class Core:
             f"FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls {integrity.GATE_JOINS}",
             {"session": self.session_id, "cls": cls.name, "window": cls.trust.window_size},
         )
-        cache, rec, freeze = integrity.from_gate_row(state, cls)
-        found = integrity.differences(cache, rec, ordered=False)
+        rec, freeze, found = integrity.from_gate_row(state, cls)
         if found:  # changed outside Ratchet: reported (checked again inside the write), and the record decides
             await self.store.run(lambda conn: integrity.checked(conn, cls, class_row(conn, cls.name)))
         level = min(max(rec.level, cls.floor), cls.ceiling)

@@ -29,6 +29,7 @@ always uses the record. This is checked at every open (`standing.sync_policy`), 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -115,9 +116,16 @@ def _as_dict(values: Any) -> dict[str, Any] | None:
 
 def intact(row: dict[str, Any]) -> bool:
     """Whether a transition row still matches its own hash (it was not edited, or inserted, by hand)."""
-    facts = {name: row[name] for name in chain.TRANSITION_FACTS}
+    return _intact(tuple(row[name] for name in _COLS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _intact(values: tuple[Any, ...]) -> bool:
+    # Keyed on every column, hashes included: an edited row is a different key, so it is recomputed.
+    row = dict(zip(_COLS, values, strict=True))
     if row["hash"] is None or row["prev_hash"] is None:
         return False
+    facts = {name: row[name] for name in chain.TRANSITION_FACTS}
     return bool(chain.link(row["prev_hash"], facts) == row["hash"])
 
 
@@ -200,11 +208,8 @@ def recorded_start(conn: sqlite3.Connection, name: str) -> str | None:
     return None if first is None else str(first[0])
 
 
-def differences(cache: ClassRow | None, rec: Recorded, *, ordered: bool = True) -> list[str]:
-    """How the cache row differs from the record, one phrase each (empty: they agree).
-
-    `ordered=False` compares the windows as sets (the gate's single query cannot promise an order).
-    """
+def differences(cache: ClassRow | None, rec: Recorded) -> list[str]:
+    """How the cache row differs from the record, one phrase each (empty: they agree)."""
     found: list[str] = list(rec.broken)
     if cache is None:
         if rec.transition_id is not None or rec.pinned is not None or rec.window.n:
@@ -222,7 +227,7 @@ def differences(cache: ClassRow | None, rec: Recorded, *, ordered: bool = True) 
         found.append(f"class_state.policy_start says {cache.policy_start}, the record {rec.start}")
     mine = [(s.action_id, s.ok) for s in rec.window.samples]
     theirs = list(cache.window)
-    if (theirs if ordered else sorted(theirs)) != (mine if ordered else sorted(mine)):
+    if theirs != mine:
         ok = sum(1 for _, good in theirs if good)
         found.append(
             f"class_state.window_json holds {ok}/{len(theirs)} ok, the record {rec.window.successes}/{rec.window.n}"
@@ -289,14 +294,20 @@ def _joined(alias: str) -> str:
     return ", ".join(f"{alias}.{name}" for name in _COLS)
 
 
+_EPOCH_SAMPLES = "FROM samples WHERE class = :cls AND epoch = coalesce(t.id, 0) ORDER BY id DESC"
 GATE_COLUMNS = f"""
-    c.name, c.level, c.policy_start, c.pinned, c.window_json, c.level_since, c.transition_id,
-    (SELECT group_concat(action_id || ':' || ok) FROM (SELECT action_id, ok FROM samples
-        WHERE class = :cls AND epoch = coalesce(t.id, 0) ORDER BY id DESC LIMIT :window)),
+    c.name, c.level, c.pinned, c.transition_id,
+    json_array_length(c.window_json), json_extract(c.window_json, '$[#-1][0]'),
+    json_extract(c.window_json, '$[#-1][1]'),
+    (SELECT count(*) FROM (SELECT 1 {_EPOCH_SAMPLES} LIMIT :window)),
+    (SELECT action_id || ',' || ok {_EPOCH_SAMPLES} LIMIT 1),
     {_joined("t")}, {_joined("p")}, {_joined("f")}
 """
 """Columns for core.evaluate's one query (named parameters `cls`, `window`), with `GATE_JOINS` after
-`FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls`."""
+`FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls`.
+
+The window is compared cheaply here (its size and newest sample, both sides computed by SQLite):
+the decision does not use the window, and every outcome compares it in full before using it."""
 GATE_JOINS = f"""
     LEFT JOIN transitions t ON t.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL})
         ORDER BY id DESC LIMIT 1)
@@ -305,24 +316,30 @@ GATE_JOINS = f"""
     LEFT JOIN transitions f ON f.id = (SELECT id FROM transitions WHERE class = '{ALL_CLASSES}'
         ORDER BY id DESC LIMIT 1)
 """
-GATE_WIDTH = 8 + 3 * len(_COLS)
+_HEAD = 9
+GATE_WIDTH = _HEAD + 3 * len(_COLS)
 
 
-def from_gate_row(row: Any, cls: ActionClass) -> tuple[ClassRow | None, Recorded, Freeze | None]:
-    """The cache row, the record (its start left unknown) and the freeze, from `GATE_COLUMNS`."""
-    cache = None
-    if row[0] is not None:
-        cache = ClassRow(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            [(int(a), bool(ok)) for a, ok in json.loads(row[4])],
-            row[5],
-            row[6],
-        )
-    samples = [] if row[7] is None else [part.split(":") for part in str(row[7]).split(",")]
-    window = Window(tuple(Sample(int(a), ok == "1") for a, ok in samples))
+def from_gate_row(row: Any, cls: ActionClass) -> tuple[Recorded, Freeze | None, list[str]]:
+    """The record (its window and start left out), the freeze, and how the cache seems to differ.
+
+    A difference found here is confirmed with `checked` (exact, inside a write) before it is reported.
+    """
     n = len(_COLS)
-    last, pin, frozen = (_as_dict(tuple(row[8 + i * n : 8 + (i + 1) * n])) for i in range(3))
-    return cache, _standing(cls, last, pin, window, None), _freeze_from(frozen)
+    last, pin, frozen = (_as_dict(tuple(row[_HEAD + i * n : _HEAD + (i + 1) * n])) for i in range(3))
+    rec = _standing(cls, last, pin, Window(), None)
+    found = list(rec.broken)
+    if row[0] is None:
+        if last is not None or pin is not None or row[7]:
+            found.append("its class_state row is missing")
+        return rec, _freeze_from(frozen), found
+    if row[1] != rec.level.label:
+        found.append(f"class_state.level says {row[1]}, the record {rec.level.label}")
+    if row[2] != (None if rec.pinned is None else rec.pinned.label):
+        found.append("class_state.pinned differs from the record")
+    if row[3] != rec.transition_id:
+        found.append("class_state.transition_id differs from the record")
+    newest = None if row[5] is None else f"{row[5]},{row[6]}"
+    if row[4] != row[7] or newest != row[8]:
+        found.append("class_state.window_json differs from the record")
+    return rec, _freeze_from(frozen), found
