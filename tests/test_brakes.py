@@ -294,3 +294,55 @@ async def test_a_second_complaint_on_one_action_is_refused(
     assert re.search(rf"action {aid} already has a complaint \(recorded \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\)", text)
     assert len(_rows(db, "SELECT * FROM complaints WHERE action_id = ?", (int(aid),))) == 1
     assert _cls(await _status(capsys, workspace, policies, db), "auto")["level"] == "confirm"  # one rung, once
+
+
+@pytest.mark.asyncio
+async def test_two_complaints_at_once_on_one_action_record_one(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        out = await _write(client, "auto/a.txt")
+    engines = [await Engine.open(workspace, policies=policies, db=db, session=False) for _ in range(2)]
+    results: list[str] = []
+
+    async def complain(engine: Engine) -> None:
+        try:
+            await engine.complain(out["action_id"], "wrong")
+            results.append("recorded")
+        except InvalidRequest as exc:
+            results.append(str(exc))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for engine in engines:
+                tg.start_soon(complain, engine)
+    finally:
+        for engine in engines:
+            await engine.close()
+    assert sorted(results)[-1] == "recorded" and "already has a complaint" in sorted(results)[0]
+    assert len(_rows(db, "SELECT * FROM complaints")) == 1
+    assert len(_rows(db, "SELECT * FROM transitions WHERE kind = 'complaint'")) == 1
+
+
+def test_pin_blocked_and_freeze_hold_through_the_claude_code_hook(
+    ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path
+) -> None:
+    """The same brakes on a client's own Bash, through the real `ratchet hook claude-code` process."""
+    from .test_hooks import HOOK_POLICY, Claude
+
+    claude = Claude(ratchet_bin, workspace, write_policy(tmp_path / "hp", HOOK_POLICY), db)
+    first, _ = claude.bash("echo one")
+    assert first is not None and first["permissionDecision"] == "allow"
+    done = claude.cli("pin", "echo-run", "blocked", "--reason", "incident")
+    assert done.returncode == 0, done.stderr
+    denied, _ = claude.bash("echo two")
+    assert denied is not None and denied["permissionDecision"] == "deny"
+    assert "pinned" in denied["permissionDecisionReason"]
+    assert claude.cli("unpin", "echo-run", "--reason", "over").returncode == 0
+    assert claude.cli("freeze", "--level", "draft", "--reason", "week").returncode == 0
+    drafted, _ = claude.bash("echo three")
+    assert drafted is not None and drafted["permissionDecision"] == "deny"
+    assert "queued this as draft" in drafted["permissionDecisionReason"]
+    assert claude.cli("unfreeze", "--reason", "done").returncode == 0
+    last, _ = claude.bash("echo four")
+    assert last is not None and last["permissionDecision"] == "allow"
