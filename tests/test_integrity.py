@@ -76,6 +76,8 @@ async def test_a_level_raised_in_class_state_mid_session_is_not_honoured(
     code, text = await _cli(capsys, workspace, policies, db, "status")
     assert "TAMPERING: the stored standings were changed outside Ratchet 1 time(s)" in text
     assert "climb: changed outside Ratchet and not honoured" in text
+    code, text = await _cli(capsys, workspace, policies, db, "inbox")
+    assert code == 0 and "TAMPERING: 1 record(s)" in text and "climb: changed outside Ratchet" in text
     code, text = await _cli(capsys, workspace, policies, db, "verify")
     assert code == 0  # the tamper record is itself part of the chain
 

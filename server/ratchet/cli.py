@@ -150,14 +150,22 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """Everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
+    from . import integrity
+
     engine = await _engine(args)
     try:
         items = await handoffs.inbox(engine)
+        tampers, lines = await engine.store.call(integrity.tamper_records)
     finally:
         await engine.close()
     if args.json:
         _print_json(items)
-    elif not items:
+        return 0
+    if tampers:
+        print(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
+        for line in lines:
+            print(f"  {line}")
+    if not items:
         print("inbox empty")
     else:
         for i in items:
