@@ -402,6 +402,9 @@ async def test_a_lifted_freeze_forged_by_hand_keeps_every_class_held(
         out = await _write(client, "auto/a.txt")
     assert out["status"] == "blocked" and [t["name"] for t in out["triggers"]] == ["freeze"]
     assert "changed outside Ratchet" in out["triggers"][0]["detail"]
+    [tamper] = _tampers(db, "*")  # reported once, for the pseudo-class of every class
+    assert "a freeze record" in tamper["reason"]
+    assert (await _status(capsys, workspace, policies, db))["tamper_records"] == 1
     code, text = await _cli(capsys, workspace, policies, db, "unfreeze", "--reason", "checked")
     assert code == 0, text
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:

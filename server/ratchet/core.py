@@ -160,6 +160,9 @@ class Core:
         rec, freeze, found = integrity.from_gate_row(state, cls)
         if found:  # changed outside Ratchet: reported (checked again inside the write), and the record decides
             await self.store.run(lambda conn: integrity.checked(conn, cls, class_row(conn, cls.name)))
+        if freeze is not None and freeze.broken:
+            held = freeze
+            await self.store.run(lambda conn: integrity.report_freeze(conn, held))
         level = min(max(rec.level, cls.floor), cls.ceiling)
         pinned = rec.pinned
         failures, task_id = state[width], state[width + 1]

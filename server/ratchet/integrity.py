@@ -54,6 +54,7 @@ CAP_KINDS = (*PIN_KINDS, *FREEZE_KINDS, TAMPER)  # recorded, but they do not mov
 ALL_CLASSES = "*"
 _KINDS_SQL = ", ".join(f"'{k}'" for k in LEVEL_KINDS)
 _PINS_SQL = ", ".join(f"'{k}'" for k in PIN_KINDS)
+_FREEZES_SQL = ", ".join(f"'{k}'" for k in FREEZE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Freeze:
     level: Level
     reason: str
     until: float | None
+    broken: bool = False  # its row no longer matches its hash: held blocked until a human acts
 
     def active(self, now: float | None = None) -> bool:
         """In force now (not yet past its `until`)."""
@@ -135,7 +137,7 @@ def _freeze_from(row: dict[str, Any] | None) -> Freeze | None:
     if not intact(row):
         # The record of the freeze was edited: hold every class blocked until a human freezes or unfreezes.
         reason = f"transition {row['id']} (a freeze record) was changed outside Ratchet; held until a human acts"
-        return Freeze(int(row["id"]), float(row["at"]), Level.BLOCKED, reason, None)
+        return Freeze(int(row["id"]), float(row["at"]), Level.BLOCKED, reason, None, broken=True)
     if row["kind"] != "freeze":
         return None
     until = json.loads(row["evidence_json"]).get("until")
@@ -145,7 +147,8 @@ def _freeze_from(row: dict[str, Any] | None) -> Freeze | None:
 def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
     """The last freeze, unless it was lifted (whether or not its `until` has passed)."""
     row = conn.execute(
-        f"SELECT {_SELECT} FROM transitions WHERE class = ? ORDER BY id DESC LIMIT 1", (ALL_CLASSES,)
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1",
+        (ALL_CLASSES,),
     ).fetchone()
     return None if row is None else _freeze_from(_as_dict(tuple(row)))
 
@@ -258,6 +261,20 @@ def report(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, r
     return tid
 
 
+def report_freeze(conn: sqlite3.Connection, frozen: Freeze) -> int | None:
+    """Record (once) that the freeze record was changed outside Ratchet; the new tamper row's id."""
+    later = conn.execute(
+        "SELECT 1 FROM transitions WHERE class = ? AND kind = ? AND id > ?", (ALL_CLASSES, TAMPER, frozen.transition_id)
+    ).fetchone()
+    if later is not None:
+        return None
+    reason = f"changed outside Ratchet and not honoured: {frozen.reason}"
+    evidence = {"transition": frozen.transition_id}
+    tid = add_transition(conn, ALL_CLASSES, "blocked", "blocked", TAMPER, "ratchet", reason, evidence, None)
+    log.warning("ratchet: tampering detected in the freeze record: %s", reason)
+    return tid
+
+
 def checked(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None) -> Recorded:
     """The record for `cls`, reporting (and repairing) a cache that disagrees with it."""
     rec = recorded(conn, cls)
@@ -314,7 +331,7 @@ GATE_JOINS = f"""
     LEFT JOIN transitions p ON p.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL})
         ORDER BY id DESC LIMIT 1)
     LEFT JOIN transitions f ON f.id = (SELECT id FROM transitions WHERE class = '{ALL_CLASSES}'
-        ORDER BY id DESC LIMIT 1)
+        AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1)
 """
 _HEAD = 9
 GATE_WIDTH = _HEAD + 3 * len(_COLS)

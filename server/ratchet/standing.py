@@ -296,6 +296,8 @@ def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
                 )
             )
     frozen = integrity.freeze_of(conn)
+    if frozen is not None and frozen.broken:
+        integrity.report_freeze(conn, frozen)
     if frozen is not None and not frozen.active():
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frozen.until or 0))
         moves += unfreeze(conn, policy, f"the freeze expired at {when}", actor="ratchet", expired=True)
