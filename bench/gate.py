@@ -9,7 +9,8 @@ rotating the order each round), so a noisy neighbour slows every size alike inst
 
 Big histories are bulk-inserted with plain sqlite3 (one INSERT ... SELECT over a recursive CTE): rows
 shaped exactly as `Engine._insert`/`_finish`/`_sample` leave them, sessions and streak rows to go with
-them, and the bench class's `class_state` window pointing at its last recorded samples.
+them, and the bench class's `class_state` window (and its `samples` of record) pointing at its last
+recorded samples.
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ def grow_history(db: Path, policy: Any, upto: int, *, session_rows: int = 1_000)
                 (json.dumps(window, separators=(",", ":")), BENCH_CLASS),
             ).rowcount
             assert changed == 1, "the bench class has no class_state row: open the database with Engine first"
+            # The window of record (integrity.py): the same samples, since the class never moved (epoch 0).
+            con.executemany(
+                "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, 1, 0)",
+                ((BENCH_CLASS, aid) for aid, _ in window),
+            )
         con.execute("COMMIT")
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

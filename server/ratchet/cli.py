@@ -11,11 +11,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -197,14 +199,22 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """Everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
+    from . import integrity
+
     engine = await _engine(args)
     try:
         items = await handoffs.inbox(engine)
+        tampers, lines = await engine.store.call(integrity.tamper_records)
     finally:
         await engine.close()
     if args.json:
         _print_json(items)
-    elif not items:
+        return 0
+    if tampers:
+        print(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
+        for line in lines:
+            print(f"  {line}")
+    if not items:
         print("inbox empty")
     else:
         for i in items:
@@ -268,10 +278,10 @@ async def cmd_complain(args: argparse.Namespace) -> int:
     """Record that an action which ran was wrong; its class is demoted or charged a failure."""
     engine = await _engine(args)
     try:
-        moved = await engine.complain(args.action_id, args.reason)
+        outcome = await engine.complain(args.action_id, args.reason)
     finally:
         await engine.close()
-    print(f"complaint recorded on action {args.action_id}" + (f"; {moved.line()}" if moved else ""))
+    print(outcome.line())
     return 0
 
 
@@ -288,8 +298,17 @@ async def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
     print(f"command sandbox: {levels.sandbox}")
+    if levels.freeze is not None:
+        print(f"FROZEN: {levels.freeze} (`ratchet unfreeze` lifts it)")
+    if levels.tamper_records:
+        print(
+            f"TAMPERING: the stored standings were changed outside Ratchet {levels.tamper_records} time(s); "
+            "not honoured (`ratchet transitions` and `ratchet verify` show more):"
+        )
+        for line in levels.tampering:
+            print(f"  {line}")
     for c in levels.classes:
-        pin = f" pinned {c.pinned}" if c.pinned else ""
+        pin = "" if c.pinned is None else f" pinned {c.pinned}"
         rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
         for t in c.capped_by:
@@ -335,7 +354,7 @@ async def cmd_demote(args: argparse.Namespace) -> int:
     """Lower a class one rung (or --to LEVEL), not below its floor. Nothing promotes by command."""
     engine = await _engine(args)
     try:
-        moved = await engine.demote(args.cls, args.reason, Level.parse(args.to) if args.to else None)
+        moved = await engine.demote(args.cls, args.reason, None if args.to is None else Level.parse(args.to))
     finally:
         await engine.close()
     print(moved.line())
@@ -362,6 +381,77 @@ async def cmd_unpin(args: argparse.Namespace) -> int:
         await engine.close()
     print(moved.line())
     return 0
+
+
+_UNTIL = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_UNTIL_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_until(value: str, now: float | None = None) -> float:
+    """`--until`: a duration from now (`90m`, `2h`, `1d`, `1w`) or an ISO date-time (local time unless it
+    names a zone), as a Unix time in the future; InvalidRequest otherwise."""
+    now = time.time() if now is None else now
+    text = value.strip()
+    found = _UNTIL.match(text.lower())
+    if found:
+        moment = now + float(found[1]) * _UNTIL_UNITS[found[2]]
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidRequest(
+                f"cannot read --until {value!r}; expected a duration from now (90m, 2h, 1d, 1w) or an ISO "
+                "date-time (2025-06-01T18:00)"
+            ) from None
+        moment = (parsed.astimezone() if parsed.tzinfo is None else parsed).timestamp()
+    if moment <= now:
+        raise InvalidRequest(f"--until {value!r} is not in the future; expected a later time or a duration (2h)")
+    return moment
+
+
+async def cmd_freeze(args: argparse.Namespace) -> int:
+    """Cap every class at LEVEL at once (the autonomy slider), until `ratchet unfreeze` or --until. Earned
+    levels are kept; each class whose level changes gets a transition."""
+    until = None if args.until is None else parse_until(args.until)
+    engine = await _engine(args)
+    try:
+        moves = await engine.freeze(Level.parse(args.level), args.reason, until)
+    finally:
+        await engine.close()
+    for move in moves:
+        print(move.line())
+    return 0
+
+
+async def cmd_unfreeze(args: argparse.Namespace) -> int:
+    """Lift a freeze: every class returns to the level it earned (under its pin), never higher."""
+    engine = await _engine(args)
+    try:
+        moves = await engine.unfreeze(args.reason)
+    finally:
+        await engine.close()
+    for move in moves:
+        print(move.line())
+    return 0
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    """Walk the hash chain over transitions and reviews: exit 0 if intact, 1 naming the first broken row.
+    It proves no chained row was edited or deleted in the middle by someone who did not recompute the
+    chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
+    check it later with --expect."""
+    from . import chain
+
+    engine = await _engine(args)
+    try:
+        result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
+    finally:
+        await engine.close()
+    if args.head:
+        print(result.head)
+        return 0 if result.ok else 1
+    print(result.line())
+    return 0 if result.ok else 1
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -573,6 +663,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("unpin", cmd_unpin)
     p.add_argument("cls", metavar="CLASS")
     p.add_argument("--reason", required=True)
+    p = add("freeze", cmd_freeze)
+    p.add_argument("--level", required=True, choices=LEVEL_NAMES[:-1], help="the most any class may get")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--until", help="lift by itself then: a duration from now (90m, 2h, 1d) or an ISO date-time")
+    p = add("unfreeze", cmd_unfreeze)
+    p.add_argument("--reason", required=True)
+    p = add("verify", cmd_verify)
+    p.add_argument("--head", action="store_true", help="print the head hash, to keep out of band")
+    p.add_argument("--expect", metavar="HASH", help="also fail unless the record still contains this head")
     p = add("demo", cmd_demo)
     p.add_argument("--dir", help="scratch directory to use (default: a new temporary directory)")
     p = add("explain", cmd_explain, json_flag=True)

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import anyio
 
-from . import contracts, standing
+from . import chain, contracts, integrity, standing
 from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide, no_sandbox_trigger
@@ -30,7 +30,7 @@ from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, ke
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
 from .redact import redact
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
-from .store import Store, default_db_path
+from .store import Store, class_row, default_db_path
 from .tools.sandbox import sandbox_status_async
 from .workspace import Workspace
 
@@ -105,6 +105,7 @@ class Core:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             engine = cls(ws, policy, store, session_id)
             await engine._recover()
+            await store.run(chain.backfill)
             await store.run(lambda conn: standing.sync_policy(conn, policy))
             if session:
                 await store.start_session(engine.session_id, client)
@@ -188,17 +189,27 @@ class Core:
         # The second limit check: the call's sizes against every class it fell into.
         check_class(prepared.tool, prepared.sizes, classes.values(), self.policy.defaults_file)
         cls = await self._most_conservative(list(classes.values()))
-        # Everything the gate needs from the database, in one round trip.
+        # Everything the gate needs from the database, in one round trip: the class_state cache and
+        # the record it caches (integrity.py), the session's streak and its open task.
+        width = integrity.GATE_WIDTH
         state = await self.store.one(
-            "SELECT c.level, c.pinned, c.transition_id, "
-            "(SELECT failures FROM streaks WHERE session_id = ? AND class = ?), "
-            "(SELECT id FROM tasks WHERE session_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1) "
-            "FROM (SELECT 1) LEFT JOIN class_state c ON c.name = ?",
-            (self.session_id, cls.name, self.session_id, cls.name),
+            f"SELECT {integrity.GATE_COLUMNS}, "
+            "(SELECT failures FROM streaks WHERE session_id = :session AND class = :cls), "
+            "(SELECT id FROM tasks WHERE session_id = :session AND ended_at IS NULL ORDER BY id DESC LIMIT 1) "
+            f"FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls {integrity.GATE_JOINS}",
+            {"session": self.session_id, "cls": cls.name, "window": cls.trust.window_size},
         )
-        level = Level.parse(state[0]) if state[0] else cls.start
-        pinned = Level.parse(state[1]) if state[1] else None
-        extra = await self._context_triggers(cls, level, prepared.subjects, state[4])
+        rec, freeze, found = integrity.from_gate_row(state, cls)
+        if found:  # changed outside Ratchet: reported (checked again inside the write), and the record decides
+            await self.store.run(lambda conn: integrity.checked(conn, cls, class_row(conn, cls.name)))
+        if freeze is not None and freeze.broken:
+            held = freeze
+            await self.store.run(lambda conn: integrity.report_freeze(conn, held))
+        level = min(max(rec.level, cls.floor), cls.ceiling)
+        pinned = rec.pinned
+        failures, task_id = state[width], state[width + 1]
+        extra = [freeze.trigger()] if freeze is not None and freeze.active() else []
+        extra += await self._context_triggers(cls, level, prepared.subjects, task_id)
         side = await self._side_effects([s for s in prepared.subjects if s.tool != prepared.tool])
         extra += [trigger for trigger, _ in side]
         standing_level = level if pinned is None else min(level, pinned)
@@ -216,18 +227,20 @@ class Core:
             level,
             pinned=pinned,
             confidence=confidence,
-            session_failures=state[3] or 0,
+            session_failures=failures or 0,
             can_elicit=can_elicit,
             extra=tuple(extra),
         )
-        return Evaluation(prepared, cls, decision, state[2], state[4], deciding)
+        return Evaluation(prepared, cls, decision, rec.transition_id, task_id, deciding)
 
     async def _effective(self, cls: ActionClass) -> Level:
-        row = await self.store.class_row(cls.name)
-        level = Level.parse(row.level) if row else cls.start
-        if row and row.pinned:
-            level = min(level, Level.parse(row.pinned))
-        return level
+        """The class's level by the record, under its pin and any freeze (one round trip)."""
+
+        def read(conn: sqlite3.Connection) -> Level:
+            rec = integrity.recorded(conn, cls)
+            return integrity.effective(cls, rec.level, rec.pinned, integrity.freeze_of(conn))
+
+        return await self.store.call(read)
 
     async def _most_conservative(self, classes: list[ActionClass]) -> ActionClass:
         """Of the classes a compound action falls into, the one standing lowest (then the lowest ceiling)."""
@@ -534,6 +547,7 @@ class Core:
             "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
             (answer.reviewer, answer.seconds, answer.note, action_id),
         )
+        await self.store.call(lambda c: _chain_review(c, action_id, answer))
 
     async def _sample(
         self, cls: ActionClass, action_id: int, ok: bool, session_id: str, *, mark: bool = True
@@ -712,6 +726,14 @@ def _finish_on(
             action_id,
         ),
     )
+    if answer is not None:
+        _chain_review(conn, action_id, answer)
+
+
+def _chain_review(conn: sqlite3.Connection, action_id: int, answer: HumanAnswer) -> None:
+    """A human's answer goes into the hash chain of reviews (chain.py)."""
+    kind = "accept" if answer.accepted else "refuse"
+    chain.add_review(conn, action_id, time.time(), kind, answer.reviewer, answer.seconds, answer.note)
 
 
 def keep_args_on(conn: sqlite3.Connection, *, action_id: int) -> None:

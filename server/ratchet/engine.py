@@ -22,5 +22,5 @@ class Engine(HumanSide, Reading):
     """One workspace, one policy, one trust database, one session.
 
     The agent's side (evaluate, carry_out, handoffs' packets) is in core.py, the human's side
-    (approve, reject, complain, demote, pin) in review.py, and the read-only views in reading.py.
+    (approve, reject, complain, demote, pin, freeze) in review.py, and the read-only views in reading.py.
     """

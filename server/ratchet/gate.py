@@ -8,6 +8,7 @@ The class level is the most a call can get; triggers only lower it, each with a 
 - `repeated-failure`: after `max_consecutive_failures` failures of the class in this session the
   class halts for the session (drift is not persistence).
 - `pinned`: a human capped the class below its earned level.
+- `freeze`: a human capped every class at once (`ratchet freeze`); passed in as `extra`.
 - `cli-approval-required`: the class does not accept in-chat confirmation; it drafts instead.
 - `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
 - `no-sandbox`: a command class that wants the OS sandbox (the default) on a host where none can be

@@ -13,6 +13,15 @@ class Level(IntEnum):
     CONFIRM = 2
     AUTONOMOUS = 3
 
+    def __bool__(self) -> bool:
+        """Always True: a level is never "absent".
+
+        As an IntEnum, BLOCKED would be 0 and so falsy, and `level or default` / `if level:` would
+        silently turn a human's `pin CLASS blocked` into "no pin". Compare with `is None` for an
+        optional level; this guard makes the mistake harmless if it is made anyway.
+        """
+        return True
+
     @property
     def label(self) -> str:
         """The lower-case name used in policy files, the database and every output."""

@@ -223,7 +223,7 @@ class ClassSpec(_Strict):
     @property
     def floor_level(self) -> Level:
         """The floor as written, or draft (the start if lower): automatic demotion stops there."""
-        return Level.parse(self.floor) if self.floor else min(Level.parse(self.start), Level.DRAFT)
+        return Level.parse(self.floor) if self.floor is not None else min(Level.parse(self.start), Level.DRAFT)
 
     @model_validator(mode="after")
     def _ladder(self) -> Self:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
-from . import standing
+from . import integrity, standing
 from .core import Core, _view
 from .gate import decide, no_sandbox_trigger
+from .integrity import Freeze
 from .levels import Level
 from .results import ClassStatus, DraftView, TriggerInfo, TrustLevels
+from .store import ClassRow
 from .tools.sandbox import sandbox_status_async
 from .trust import evidence, samples_to_promote
 
@@ -19,17 +22,25 @@ class Reading(Core):
 
     async def trust_levels(self) -> TrustLevels:
         """Every class, where it stands, its window, and what a call of it would do now."""
-        rows = await self.store.class_rows()
+        classes = (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[ClassRow], Freeze | None, tuple[int, list[str]]]:
+            # The record, not the cache: a cache changed outside Ratchet is reported here too.
+            found = [standing.current(conn, cls)[0] for cls in classes]
+            return found, integrity.freeze_of(conn), integrity.tamper_records(conn)
+
+        rows, freeze, (tampers, tamper_lines) = await self.store.run(read)
+        frozen = freeze if freeze is not None and freeze.active() else None
         sandbox = await sandbox_status_async()
         out = []
-        for cls in (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified):
-            row = rows.get(cls.name) or standing.fresh_row(cls)
+        for cls, row in zip(classes, rows, strict=True):
             window = standing.window_of(row)
             ev = evidence(window, cls.trust)
             earned = Level.parse(row.level)
-            pinned = Level.parse(row.pinned) if row.pinned else None
+            pinned = None if row.pinned is None else Level.parse(row.pinned)
             capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
-            decision = decide(cls, earned, pinned=pinned, extra=(capped,) if capped is not None else ())
+            extra = (() if frozen is None else (frozen.trigger(),)) + (() if capped is None else (capped,))
+            decision = decide(cls, min(max(earned, cls.floor), cls.ceiling), pinned=pinned, extra=extra)
             needed = samples_to_promote(window, cls.trust) if earned < cls.ceiling else None
             nxt = (
                 f"at ceiling {cls.ceiling.label}"
@@ -45,7 +56,7 @@ class Reading(Core):
                     rule=cls.rule,
                     level=decision.level.label,
                     earned_level=earned.label,
-                    pinned=pinned.label if pinned else None,
+                    pinned=None if pinned is None else pinned.label,
                     floor=cls.floor.label,
                     ceiling=cls.ceiling.label,
                     window_size=cls.trust.window_size,
@@ -67,6 +78,9 @@ class Reading(Core):
             policy=str(self.policy.directory),
             policy_fingerprint=self.policy.fingerprint,
             sandbox=shown,
+            freeze=None if frozen is None else frozen.detail(),
+            tamper_records=tampers,
+            tampering=tamper_lines,
         )
 
     async def queue(self) -> list[DraftView]:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .engine import Engine
+from .integrity import CAP_KINDS
 from .levels import Level
 from .metrics import (
     EDITED_NOTE,
@@ -34,7 +35,7 @@ from .policy import ActionClass
 from .trust import Sample, Window, add_sample, evidence, flip_sample
 
 UP, DOWN = "promote", "down"
-HUMAN_PINS = ("pin", "unpin")
+HUMAN_PINS = CAP_KINDS  # recorded caps and tamper records: they do not move the earned level
 _ORDER = {"sample": 0, "complaint": 1, "transition": 2}
 
 
@@ -102,7 +103,7 @@ async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, unt
     events += [(m["at"], _ORDER["transition"], m["id"], "transition", m) for m in moves]
     events.sort(key=lambda e: e[:3])
     row = await store.class_row(cls.name)
-    first = next((m for m in moves if m["kind"] not in ("pin", "unpin")), None)
+    first = next((m for m in moves if m["kind"] not in HUMAN_PINS), None)
     level = initial = first["from_level"] if first else (row.level if row else cls.start.label)
     pinned: str | None = None
     window = Window()
@@ -115,13 +116,15 @@ async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, unt
             window = add_sample(window, Sample(ident, ok_value), cls.trust)
             name, detail = "sample", "success" if ok_value else "failure"
         elif kind == "complaint":
-            window = flip_sample(window, ident) or window
+            # A complaint turns the action's sample into a failure, or adds one (standing.complain).
+            window = flip_sample(window, ident) or add_sample(window, Sample(ident, False), cls.trust)
             name, detail = "complaint", str(data)
         else:
             name = "complaint-demote" if data["kind"] == "complaint" else data["kind"]
             detail, action_id = f"{data['from_level']} -> {data['to_level']}: {data['reason']}", data["action_id"]
-            if data["kind"] in ("pin", "unpin"):
-                pinned = data["to_level"] if data["kind"] == "pin" else None
+            if data["kind"] in HUMAN_PINS:
+                if data["kind"] in ("pin", "unpin"):
+                    pinned = data["to_level"] if data["kind"] == "pin" else None
             else:
                 level, window = data["to_level"], Window()
         ev = evidence(window, cls.trust)
@@ -268,7 +271,7 @@ def svg_plot(t: Trajectory) -> str:
         elif p.event == "complaint":
             parts.append(_mark(x, MT + PH - 8, "complaint", title))
         elif p.event in ("pin", "unpin"):
-            parts.append(_mark(x, _y_level(p.pinned or p.level), "pin", title))
+            parts.append(_mark(x, _y_level(p.pinned if p.pinned is not None else p.level), "pin", title))
         elif p.ok is False:
             parts.append(f'<circle cx="{x:.1f}" cy="{MT + PH - 3}" r="2.5" fill="{COLORS[DOWN]}"><title>'
                          f'{html.escape(title)}</title></circle>')

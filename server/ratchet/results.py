@@ -82,6 +82,11 @@ class TrustLevels(BaseModel):
     policy: str
     policy_fingerprint: str
     sandbox: str = Field("", description="whether run_command's commands run in the OS sandbox here, and why not")
+    freeze: str | None = Field(default=None, description="the freeze in force, if a human froze every class")
+    tamper_records: int = Field(
+        default=0, description="how many times the stored standings were found changed outside Ratchet"
+    )
+    tampering: list[str] = Field(default=[], description="the newest tamper records, newest first")
 
 
 class DraftView(BaseModel):

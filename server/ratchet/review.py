@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from . import standing
+from . import chain, standing
 from .core import Core, HumanAnswer, keep_args_on
 from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from .levels import Level
 from .operations import operation
 from .results import DraftView
+
+
+@dataclass(frozen=True)
+class ComplaintOutcome:
+    """What a complaint did: a demotion (`failure` False), or a failure sample in the class's window."""
+
+    action_id: int
+    action_class: str
+    moved: standing.Transition | None
+    failure: bool
+
+    def line(self) -> str:
+        """What the CLI prints."""
+        text = f"complaint recorded on action {self.action_id}"
+        if self.failure:
+            text += f"; its sample now counts as a failure in class {self.action_class}'s window"
+        return text + (f"; {self.moved.line()}" if self.moved is not None else "")
 
 
 class HumanSide(Core):
@@ -100,21 +119,49 @@ class HumanSide(Core):
             f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once"
         )
 
-    async def complain(self, action_id: int, reason: str) -> standing.Transition | None:
-        """Record that an action that ran was wrong; the class pays for it."""
+    async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
+        """Record that an action that ran was wrong; the class pays for it (once per action).
+
+        Where the class demotes on complaint and stands above its floor, it drops a rung; otherwise
+        the action's sample becomes a failure in the class's window (see standing.complain).
+        """
         row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
         if row is None:
             raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
         if row["status"] != "executed":
             raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
-        async with self.store.transaction():
-            await self.store.insert(
+        cls = self._class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
+
+        def record(conn: sqlite3.Connection) -> ComplaintOutcome:
+            first = conn.execute(
+                "SELECT at FROM complaints WHERE action_id = ? ORDER BY id LIMIT 1", (action_id,)
+            ).fetchone()
+            if first is not None:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(first[0]))
+                raise InvalidRequest(
+                    f"action {action_id} already has a complaint (recorded {when}); an action is complained "
+                    "about once. `ratchet explain` shows it"
+                )
+            now = time.time()
+            conn.execute(
                 "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
-                (action_id, time.time(), reason),
+                (action_id, now, reason),
             )
-            await self.store.update("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
-            cls = self._class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
-            return await self.store.call(lambda c: standing.complain(c, cls, action_id, reason))
+            chain.add_review(conn, action_id, now, "complaint", "human", None, reason)
+            conn.execute("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
+            moved = standing.complain(conn, cls, action_id, reason)
+            demoted = moved is not None and moved.kind == "complaint"
+            return ComplaintOutcome(action_id, cls.name, moved, failure=not demoted)
+
+        return await self.store.run(record)
+
+    async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
+        """A human caps every class at `level` at once (until `until`, or until unfreeze)."""
+        return await self.store.run(lambda c: standing.freeze(c, self.policy, level, reason, until))
+
+    async def unfreeze(self, reason: str) -> list[standing.Transition]:
+        """A human lifts the freeze: every class returns to its earned level, never above."""
+        return await self.store.run(lambda c: standing.unfreeze(c, self.policy, reason))
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""

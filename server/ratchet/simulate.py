@@ -155,13 +155,13 @@ class _Replay:
     def complain(self, cls: ActionClass, action_id: int) -> None:
         """As `standing.complain` does."""
         st = self.standing(cls)
-        if cls.demote_on_complaint:
-            if st.level > cls.floor:
-                self._move(st, st.level.down(), "complaint", action_id, f"complaint on action {action_id}")
+        if cls.demote_on_complaint and st.level > cls.floor:
+            self._move(st, st.level.down(), "complaint", action_id, f"complaint on action {action_id}")
             return
         flipped = flip_sample(st.window, action_id)
-        if flipped is not None:
-            self._settle(st, flipped, action_id)
+        if flipped is None:  # not in the window: the complaint adds a failure
+            flipped = add_sample(st.window, Sample(action_id, False), cls.trust)
+        self._settle(st, flipped, action_id)
 
     def _settle(self, st: _Standing, window: Window, action_id: int) -> None:
         """As `standing._settle`: judge the window (a pin at or below the level holds promotion back)."""

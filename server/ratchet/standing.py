@@ -4,7 +4,11 @@ This is where the pure rules of trust.py meet the store. The functions are synch
 the SQLite connection: callers run them on the database thread with `store.run` (one transaction,
 one round trip) or `store.call` (inside a transaction the caller holds), so an outcome, its sample
 and any transition it causes commit together or not at all. The only ways up are evidence (`apply_sample`) and a
-reviewed change of a class's `start` in the policy files (`sync_policy`); humans can only lower.
+reviewed change of a class's `start` in the policy files (`sync_policy`); humans can only lower
+(demote, pin, freeze), and lift what they set (unpin, unfreeze), never above the earned level.
+
+Every function starts from the record (integrity.py: the transitions and samples), not from the
+`class_state` cache, and reports a cache that disagrees as tampering.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from . import integrity
 from .errors import InvalidRequest
+from .integrity import ALL_CLASSES, Freeze, Recorded
 from .levels import Level
 from .policy import ActionClass, Policy
 from .store import ClassRow, add_transition, class_row, class_row_from, put_class
@@ -49,6 +55,13 @@ def fresh_row(cls: ActionClass) -> ClassRow:
     return ClassRow(cls.name, cls.start.label, cls.start.label, None, [], time.time(), None)
 
 
+def current(conn: sqlite3.Connection, cls: ActionClass) -> tuple[ClassRow, Recorded]:
+    """The class's standing by the record, as a row (tampering with the cache is reported first)."""
+    cache = class_row(conn, cls.name)
+    rec = integrity.checked(conn, cls, cache)
+    return rec.row(cls, cache), rec
+
+
 def _move(
     conn: sqlite3.Connection,
     cls: ActionClass,
@@ -64,29 +77,46 @@ def _move(
 ) -> Transition:
     tid = add_transition(conn, cls.name, row.level, to.label, kind, actor, reason, ev, action_id)
     # A move always starts a fresh window: evidence is earned at the level it is about.
-    put_class(conn, ClassRow(cls.name, to.label, policy_start or row.policy_start, row.pinned, [], time.time(), tid))
+    start = row.policy_start if policy_start is None else policy_start
+    put_class(conn, ClassRow(cls.name, to.label, start, row.pinned, [], time.time(), tid))
     return Transition(tid, cls.name, row.level, to.label, kind, actor, reason, ev)
+
+
+def _add_sample_row(conn: sqlite3.Connection, cls: ActionClass, row: ClassRow, action_id: int, ok: bool) -> None:
+    conn.execute(
+        "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, ?, ?)",
+        (cls.name, action_id, 1 if ok else 0, row.transition_id or 0),
+    )
 
 
 def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
     """Add one sample to the class's window and promote or demote if the window says so."""
-    row = class_row(conn, cls.name) or fresh_row(cls)
-    return _settle(conn, cls, row, add_sample(window_of(row), Sample(action_id, ok), cls.trust), action_id)
+    row, rec = current(conn, cls)
+    _add_sample_row(conn, cls, row, action_id, ok)
+    return _settle(conn, cls, row, add_sample(rec.window, Sample(action_id, ok), cls.trust), action_id)
 
 
 def complain(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
-    """A complaint: demote at once where the class says so, else count it against the window."""
-    row = class_row(conn, cls.name) or fresh_row(cls)
-    level = Level.parse(row.level)
-    window = window_of(row)
-    if cls.demote_on_complaint:
-        if level <= cls.floor:
-            return None
-        ev = asdict(evidence(window, cls.trust))
+    """A complaint: demote at once where the class says so (above its floor); otherwise the action's
+    sample becomes a failure (in the window if it is there, else a failure is added) and the window
+    is judged."""
+    row, rec = current(conn, cls)
+    level = rec.level
+    if cls.demote_on_complaint and level > cls.floor:
+        ev = asdict(evidence(rec.window, cls.trust))
         reason = f"complaint on action {action_id}: {reason}"
         return _move(conn, cls, row, level.down(), "complaint", "human", reason, ev, action_id)
-    flipped = flip_sample(window, action_id)
-    return None if flipped is None else _settle(conn, cls, row, flipped, action_id)
+    flipped = flip_sample(rec.window, action_id)
+    if flipped is not None:
+        conn.execute(
+            "UPDATE samples SET ok = 0 WHERE id = (SELECT id FROM samples WHERE class = ? AND epoch = ? "
+            "AND action_id = ? ORDER BY id DESC LIMIT 1)",
+            (cls.name, row.transition_id or 0, action_id),
+        )
+    else:
+        _add_sample_row(conn, cls, row, action_id, False)
+        flipped = add_sample(rec.window, Sample(action_id, False), cls.trust)
+    return _settle(conn, cls, row, flipped, action_id)
 
 
 def _settle(
@@ -94,8 +124,11 @@ def _settle(
 ) -> Transition | None:
     """Judge the new window: move the class if it says so, else keep the window."""
     level = Level.parse(row.level)
-    pinned = Level.parse(row.pinned) if row.pinned else None
-    # A pin at or below the current level holds promotion back: judge against it as the ceiling.
+    pinned = None if row.pinned is None else Level.parse(row.pinned)
+    frozen = integrity.freeze_of(conn)
+    if frozen is not None and frozen.active() and (pinned is None or frozen.level < pinned):
+        pinned = frozen.level
+    # A pin (or freeze) at or below the current level holds promotion back: judge against it as the ceiling.
     ceiling = level if pinned is not None and pinned <= level else cls.ceiling
     verdict = judge(window, level, cls.floor, ceiling, cls.trust)
     if verdict.move is not None:
@@ -108,8 +141,8 @@ def _settle(
 
 def human_demote(conn: sqlite3.Connection, cls: ActionClass, reason: str, to: Level | None = None) -> Transition:
     """A human lowers a class (one rung, or to `to`), never below its floor; InvalidRequest otherwise."""
-    row = class_row(conn, cls.name) or fresh_row(cls)
-    level = Level.parse(row.level)
+    row, rec = current(conn, cls)
+    level = rec.level
     target = level.down() if to is None else to
     if target >= level:
         raise InvalidRequest(
@@ -121,63 +154,117 @@ def human_demote(conn: sqlite3.Connection, cls: ActionClass, reason: str, to: Le
             f"class {cls.name} has floor {cls.floor.label}; to hold it lower, use "
             f"`ratchet pin {cls.name} {target.label}`"
         )
-    ev = asdict(evidence(window_of(row), cls.trust))
+    ev = asdict(evidence(rec.window, cls.trust))
     return _move(conn, cls, row, target, "human-demote", "human", reason, ev, None)
 
 
 def pin(conn: sqlite3.Connection, cls: ActionClass, level: Level | None, reason: str) -> Transition:
     """Cap a class at `level` (any level, blocked included) or lift the cap (None). Never raises a level."""
-    row = class_row(conn, cls.name) or fresh_row(cls)
-    current = Level.parse(row.level)
-    effective_before = min(current, Level.parse(row.pinned)) if row.pinned else current
-    if level is not None and level > current:
-        raise InvalidRequest(f"class {cls.name} is at {current.label}; a pin can only hold it at or below that")
-    tid = add_transition(
-        conn,
-        cls.name,
-        effective_before.label,
-        (level or current).label,
-        "pin" if level is not None else "unpin",
-        "human",
-        reason,
-        {"earned_level": current.label},
-        None,
-    )
-    put_class(
-        conn,
-        ClassRow(
-            row.name,
-            row.level,
-            row.policy_start,
-            level.label if level else None,
-            row.window,
-            row.level_since,
-            row.transition_id,
-        ),
-    )
-    return Transition(
-        tid,
-        cls.name,
-        effective_before.label,
-        (level or current).label,
-        "pin" if level else "unpin",
-        "human",
-        reason,
-        {"earned_level": current.label},
-    )
+    row, rec = current(conn, cls)
+    current_level = rec.level
+    effective_before = current_level if rec.pinned is None else min(current_level, rec.pinned)
+    if level is not None and level > current_level:
+        raise InvalidRequest(f"class {cls.name} is at {current_level.label}; a pin can only hold it at or below that")
+    if level is None and rec.pinned is None:
+        raise InvalidRequest(f"class {cls.name} is not pinned; nothing to unpin")
+    to = current_level if level is None else level
+    kind = "unpin" if level is None else "pin"
+    ev = {"earned_level": current_level.label}
+    tid = add_transition(conn, cls.name, effective_before.label, to.label, kind, "human", reason, ev, None)
+    put_class(conn, replace(row, pinned=None if level is None else level.label))
+    return Transition(tid, cls.name, effective_before.label, to.label, kind, "human", reason, ev)
+
+
+def _effective_all(conn: sqlite3.Connection, policy: Policy, freeze: Freeze | None) -> dict[str, Level]:
+    out = {}
+    for cls in (*policy.classes.values(), policy.unclassified):
+        _, rec = current(conn, cls)
+        out[cls.name] = integrity.effective(cls, rec.level, rec.pinned, freeze)
+    return out
+
+
+def _cap_moves(
+    conn: sqlite3.Connection,
+    policy: Policy,
+    before: dict[str, Level],
+    after: dict[str, Level],
+    kind: str,
+    actor: str,
+    reason: str,
+    ev: dict[str, Any],
+) -> list[Transition]:
+    """A transition for each class whose effective level a freeze or unfreeze changed."""
+    moves = []
+    for name, was in sorted(before.items()):
+        now = after[name]
+        if now != was:
+            tid = add_transition(conn, name, was.label, now.label, kind, actor, reason, ev, None)
+            moves.append(Transition(tid, name, was.label, now.label, kind, actor, reason, ev))
+    return moves
+
+
+def freeze(
+    conn: sqlite3.Connection, policy: Policy, level: Level, reason: str, until: float | None
+) -> list[Transition]:
+    """Cap every class at `level` at once (until `until`, a Unix time, or until `unfreeze`).
+
+    Recorded as a `freeze` transition of the pseudo-class `*` and one for each class whose effective
+    level it changes. A new freeze replaces the one in force. The earned levels are untouched, and
+    evidence keeps being gathered; unfreeze returns every class to them.
+    """
+    now = time.time()
+    if level >= Level.AUTONOMOUS:
+        raise InvalidRequest("a freeze at autonomous caps nothing; expected blocked, draft or confirm")
+    if until is not None and until <= now:
+        raise InvalidRequest(f"--until {until:.0f} is not in the future; expected a later time or a duration (2h)")
+    old = integrity.freeze_of(conn)
+    old = old if old is not None and old.active(now) else None
+    before = _effective_all(conn, policy, old)
+    ev: dict[str, Any] = {"until": until}
+    was = Level.AUTONOMOUS if old is None else old.level
+    tid = add_transition(conn, ALL_CLASSES, was.label, level.label, "freeze", "human", reason, ev, None)
+    moves = [Transition(tid, ALL_CLASSES, was.label, level.label, "freeze", "human", reason, ev)]
+    after = _effective_all(conn, policy, Freeze(tid, now, level, reason, until))
+    return moves + _cap_moves(conn, policy, before, after, "freeze", "human", reason, {**ev, "freeze": tid})
+
+
+def unfreeze(
+    conn: sqlite3.Connection, policy: Policy, reason: str, *, actor: str = "human", expired: bool = False
+) -> list[Transition]:
+    """Lift the freeze: every class returns to its earned level (under its pin), never above."""
+    old = integrity.freeze_of(conn)
+    if old is None or (not expired and not old.active()):
+        raise InvalidRequest("nothing is frozen; `ratchet status` shows any freeze")
+    held = Freeze(old.transition_id, old.at, old.level, old.reason, None)  # as it stood, expired or not
+    before = _effective_all(conn, policy, held)
+    ev: dict[str, Any] = {"freeze": old.transition_id}
+    tid = add_transition(conn, ALL_CLASSES, old.level.label, "autonomous", "unfreeze", actor, reason, ev, None)
+    moves = [Transition(tid, ALL_CLASSES, old.level.label, "autonomous", "unfreeze", actor, reason, ev)]
+    after = _effective_all(conn, policy, None)
+    return moves + _cap_moves(conn, policy, before, after, "unfreeze", actor, reason, ev)
 
 
 def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
-    """Bring stored standings in line with the policy: new classes, a changed start, changed bounds."""
+    """Bring stored standings in line with the record and the policy: tampering reported, new classes,
+    a changed start, changed bounds, a freeze whose time is up."""
     moves: list[Transition] = []
     rows = {r.name: r for r in map(class_row_from, conn.execute("SELECT * FROM class_state").fetchall())}
     for cls in (*policy.classes.values(), policy.unclassified):
-        row = rows.get(cls.name)
-        if row is None:
+        cache = rows.get(cls.name)
+        rec = integrity.recorded(conn, cls)
+        if rec.start is None and cache is not None and cache.level == cache.policy_start != cls.start.label:
+            # Never moved, and the policy's start changed: the move below records it; nothing was tampered.
+            rec = replace(rec, level=Level.parse(cache.level))
+        found = integrity.differences(cache, rec)
+        if found:
+            integrity.report(conn, cls, cache, rec, found)
+        elif cache is None:
             put_class(conn, fresh_row(cls))
             continue
-        level = Level.parse(row.level)
-        if row.policy_start != cls.start.label:
+        row = rec.row(cls, cache)
+        level = rec.level
+        start = rec.start if rec.start is not None else (cache.policy_start if cache else cls.start.label)
+        if start != cls.start.label:
             # A reviewed change of `start` is the policy of record: the class restarts there.
             moves.append(
                 _move(
@@ -187,8 +274,8 @@ def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
                     cls.start,
                     "policy",
                     "policy",
-                    f"start changed from {row.policy_start} to {cls.start.label} in {cls.file}",
-                    {},
+                    f"start changed from {start} to {cls.start.label} in {cls.file}",
+                    {"policy_start": cls.start.label},
                     None,
                     policy_start=cls.start.label,
                 )
@@ -208,4 +295,10 @@ def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
                     None,
                 )
             )
+    frozen = integrity.freeze_of(conn)
+    if frozen is not None and frozen.broken:
+        integrity.report_freeze(conn, frozen)
+    if frozen is not None and not frozen.active():
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frozen.until or 0))
+        moves += unfreeze(conn, policy, f"the freeze expired at {when}", actor="ratchet", expired=True)
     return moves

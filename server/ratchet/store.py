@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from . import chain
 from .errors import StoreError
 from .redact import redact
 
@@ -141,6 +142,47 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN child_pid INTEGER;
     ALTER TABLE actions ADD COLUMN child_started_at REAL
     """,
+    # v7: brakes: a hash chain over transitions and human reviews (chain.py), and the samples each
+    # class's window is recomputed from (integrity.py); existing windows and reviews are carried over
+    # here and chained at the first open.
+    """
+    ALTER TABLE transitions ADD COLUMN prev_hash TEXT;
+    ALTER TABLE transitions ADD COLUMN hash TEXT;
+    UPDATE transitions SET hash = 'pending';
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        seconds REAL,
+        note TEXT,
+        prev_hash TEXT,
+        hash TEXT
+    );
+    CREATE INDEX reviews_by_action ON reviews (action_id, id);
+    INSERT INTO reviews (action_id, at, kind, actor, seconds, note)
+    SELECT action_id, at, kind, actor, seconds, note FROM (
+        SELECT id AS action_id, coalesce(finished_at, created_at) AS at,
+            CASE WHEN status IN ('rejected', 'declined') THEN 'refuse' ELSE 'accept' END AS kind,
+            reviewer AS actor, review_seconds AS seconds, review_note AS note
+        FROM actions WHERE reviewer IS NOT NULL
+        UNION ALL
+        SELECT action_id, at, 'complaint', actor, NULL, reason FROM complaints
+    ) ORDER BY at, action_id;
+    UPDATE reviews SET hash = 'pending';
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        class TEXT NOT NULL,
+        action_id INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        epoch INTEGER NOT NULL
+    );
+    CREATE INDEX samples_by_class ON samples (class, epoch, id);
+    INSERT INTO samples (class, action_id, ok, epoch)
+    SELECT c.name, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), coalesce(c.transition_id, 0)
+    FROM class_state c, json_each(c.window_json) j ORDER BY c.name, j.key
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -230,16 +272,16 @@ class Store:
     # than the SQL it carries (about 90 µs against a few µs, measured in bench/), so these use the
     # single-hop forms rather than cursor objects (execute + fetch + close is three).
 
-    async def one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row:
+    async def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> aiosqlite.Row:
         """Exactly one row (raises StoreError if none)."""
         row = await self.maybe(sql, params)
         if row is None:
             raise StoreError(f"expected a row from: {sql.split()[0:4]}")
         return row
 
-    async def maybe(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        """At most one row."""
-        rows = await self.db.execute_fetchall(sql, tuple(params))
+    async def maybe(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> aiosqlite.Row | None:
+        """At most one row (positional parameters, or named ones from a mapping)."""
+        rows = await self.db.execute_fetchall(sql, params if isinstance(params, Mapping) else tuple(params))
         return next(iter(rows), None)
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
@@ -359,14 +401,19 @@ def add_transition(
     evidence: dict[str, Any],
     action_id: int | None,
 ) -> int:
-    """Store a transition with its evidence (inside the caller's transaction); its id."""
-    cursor = conn.execute(
-        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json, action_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (cls, time.time(), from_level, to_level, kind, actor, reason, json.dumps(evidence), action_id),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    """Store a transition with its evidence at the end of the hash chain (inside the caller's transaction); its id."""
+    facts = {
+        "class": cls,
+        "at": time.time(),
+        "from_level": from_level,
+        "to_level": to_level,
+        "kind": kind,
+        "actor": actor,
+        "reason": reason,
+        "evidence_json": json.dumps(evidence),
+        "action_id": action_id,
+    }
+    return chain.append(conn, "transitions", facts)
 
 
 def class_row_from(row: sqlite3.Row) -> ClassRow:

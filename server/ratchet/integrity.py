@@ -1,0 +1,362 @@
+"""The standing of record: a class's level, pin and window as the transitions say, and tampering.
+
+Only the recorded transitions (a hash chain, see chain.py) and the samples say where a class
+stands. `class_state` (level, pinned, window_json, policy_start, transition_id) is a cache of them:
+
+- the earned level is the `to_level` of the class's last level-moving transition (`LEVEL_KINDS`),
+  or the policy's `start` when the class never moved; the gate clamps it to floor and ceiling;
+- the pin is the last `pin`/`unpin` transition of the class;
+- a freeze is the last transition of the pseudo-class `*` (`freeze`/`unfreeze`), which caps every
+  class until it is lifted or its `until` passes;
+- the window is the last `window_size` rows of `samples` for the class since its last
+  level-moving transition (the `epoch`), oldest first.
+
+The rows a standing rests on (the last level-moving transition, the last pin, the last freeze) are
+each checked against their own hash (chain.py), so that a transition edited in place, or inserted
+by hand without its hash, is not honoured even when the cache was edited to match: a broken level
+row holds the class at its floor (it climbs again from there on evidence, like any class), a broken
+pin row holds it blocked until a human pins or unpins it again, a broken freeze row holds every
+class blocked until a human freezes or unfreezes again. Someone who recomputes the hashes gets
+past this check; see chain.py for what the chain proves.
+
+When the cache disagrees with the record (a level, pin or window changed outside Ratchet, or a row
+deleted), or a row fails its hash, it is tampering: `report` stores a `tamper-detected` transition
+naming each difference (once), logs a warning and rewrites the cache from the record. The decision
+always uses the record. This is checked at every open (`standing.sync_policy`), on every decision
+(core.evaluate reads the cache row and the record's rows in one query) and on every outcome
+(`standing.apply_sample`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import chain
+from .gate import Trigger
+from .levels import Level
+from .policy import ActionClass
+from .store import ClassRow, add_transition, put_class
+from .trust import Sample, Window
+
+log = logging.getLogger("ratchet")
+
+LEVEL_KINDS = ("promote", "demote", "complaint", "human-demote", "policy")
+PIN_KINDS = ("pin", "unpin")
+FREEZE_KINDS = ("freeze", "unfreeze")
+TAMPER = "tamper-detected"
+CAP_KINDS = (*PIN_KINDS, *FREEZE_KINDS, TAMPER)  # recorded, but they do not move the earned level
+ALL_CLASSES = "*"
+_KINDS_SQL = ", ".join(f"'{k}'" for k in LEVEL_KINDS)
+_PINS_SQL = ", ".join(f"'{k}'" for k in PIN_KINDS)
+_FREEZES_SQL = ", ".join(f"'{k}'" for k in FREEZE_KINDS)
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """A human's cap on every class at once (`ratchet freeze`)."""
+
+    transition_id: int
+    at: float
+    level: Level
+    reason: str
+    until: float | None
+    broken: bool = False  # its row no longer matches its hash: held blocked until a human acts
+
+    def active(self, now: float | None = None) -> bool:
+        """In force now (not yet past its `until`)."""
+        return self.until is None or (time.time() if now is None else now) < self.until
+
+    def detail(self) -> str:
+        """What the trigger and `status` say."""
+        until = f" until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.until))}" if self.until else ""
+        return f"a human froze every class at {self.level.label}{until}: {self.reason}"
+
+    def trigger(self) -> Trigger:
+        """The gate's cap."""
+        return Trigger("freeze", self.detail(), self.level)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A class's standing as the record says."""
+
+    level: Level
+    transition_id: int | None
+    pinned: Level | None
+    window: Window
+    start: str | None  # the policy start the record knows of (None: the class never moved)
+    broken: tuple[str, ...] = ()  # rows the standing rests on that no longer match their hash
+
+    def row(self, cls: ActionClass, cache: ClassRow | None) -> ClassRow:
+        """The cache row this record implies."""
+        return ClassRow(
+            cls.name,
+            self.level.label,
+            self.start or cls.start.label,
+            None if self.pinned is None else self.pinned.label,
+            [(s.action_id, s.ok) for s in self.window.samples],
+            cache.level_since if cache is not None else time.time(),
+            self.transition_id,
+        )
+
+
+_COLS = (*chain.TRANSITION_FACTS, "prev_hash", "hash")
+_SELECT = ", ".join(_COLS)
+
+
+def _as_dict(values: Any) -> dict[str, Any] | None:
+    """A transition row (`_COLS` in order) as a dict, None for an absent (all-NULL) row."""
+    row = dict(zip(_COLS, values, strict=True))
+    return None if row["id"] is None else row
+
+
+def intact(row: dict[str, Any]) -> bool:
+    """Whether a transition row still matches its own hash (it was not edited, or inserted, by hand)."""
+    return _intact(tuple(row[name] for name in _COLS))
+
+
+@functools.lru_cache(maxsize=1024)
+def _intact(values: tuple[Any, ...]) -> bool:
+    # Keyed on every column, hashes included: an edited row is a different key, so it is recomputed.
+    row = dict(zip(_COLS, values, strict=True))
+    if row["hash"] is None or row["prev_hash"] is None:
+        return False
+    facts = {name: row[name] for name in chain.TRANSITION_FACTS}
+    return bool(chain.link(row["prev_hash"], facts) == row["hash"])
+
+
+def _freeze_from(row: dict[str, Any] | None) -> Freeze | None:
+    if row is None:
+        return None
+    if not intact(row):
+        # The record of the freeze was edited: hold every class blocked until a human freezes or unfreezes.
+        reason = f"transition {row['id']} (a freeze record) was changed outside Ratchet; held until a human acts"
+        return Freeze(int(row["id"]), float(row["at"]), Level.BLOCKED, reason, None, broken=True)
+    if row["kind"] != "freeze":
+        return None
+    until = json.loads(row["evidence_json"]).get("until")
+    return Freeze(int(row["id"]), float(row["at"]), Level.parse(row["to_level"]), str(row["reason"]), until)
+
+
+def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
+    """The last freeze, unless it was lifted (whether or not its `until` has passed)."""
+    row = conn.execute(
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1",
+        (ALL_CLASSES,),
+    ).fetchone()
+    return None if row is None else _freeze_from(_as_dict(tuple(row)))
+
+
+def _standing(
+    cls: ActionClass, last: dict[str, Any] | None, pin: dict[str, Any] | None, window: Window, start: str | None
+) -> Recorded:
+    """The record from the class's last level-moving and last pin transitions (each checked against its hash)."""
+    broken = []
+    level = cls.start if last is None else Level.parse(last["to_level"])
+    if last is not None and not intact(last):
+        # The row the level rests on was edited or forged: fail closed, at the class's floor.
+        broken.append(f"transition {last['id']} (its level) does not match its hash; held at floor {cls.floor.label}")
+        level = cls.floor
+    pinned = None if pin is None or pin["kind"] != "pin" else Level.parse(pin["to_level"])
+    if pin is not None and not intact(pin):
+        broken.append(f"transition {pin['id']} (its pin) does not match its hash; held blocked")
+        pinned = Level.BLOCKED
+    return Recorded(level, None if last is None else int(last["id"]), pinned, window, start, tuple(broken))
+
+
+def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
+    """Where the class stands by the record (see the module docstring)."""
+    last = conn.execute(
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1",
+        (cls.name,),
+    ).fetchone()
+    pin = conn.execute(
+        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1",
+        (cls.name,),
+    ).fetchone()
+    epoch = 0 if last is None else int(last[0])
+    rows = conn.execute(
+        "SELECT action_id, ok FROM samples WHERE class = ? AND epoch = ? ORDER BY id DESC LIMIT ?",
+        (cls.name, epoch, cls.trust.window_size),
+    ).fetchall()
+    window = Window(tuple(Sample(int(aid), bool(ok)) for aid, ok in reversed(rows)))
+    return _standing(
+        cls,
+        None if last is None else _as_dict(tuple(last)),
+        None if pin is None else _as_dict(tuple(pin)),
+        window,
+        None if last is None else recorded_start(conn, cls.name),
+    )
+
+
+def recorded_start(conn: sqlite3.Connection, name: str) -> str | None:
+    """The policy start of record: the last reviewed start change, else the level before the first move."""
+    change = conn.execute(
+        "SELECT evidence_json, to_level FROM transitions WHERE class = ? AND kind = 'policy' "
+        "AND reason LIKE 'start changed%' ORDER BY id DESC LIMIT 1",
+        (name,),
+    ).fetchone()
+    if change is not None:
+        return str(json.loads(change[0]).get("policy_start", change[1]))
+    first = conn.execute(
+        f"SELECT from_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id LIMIT 1",
+        (name,),
+    ).fetchone()
+    return None if first is None else str(first[0])
+
+
+def differences(cache: ClassRow | None, rec: Recorded) -> list[str]:
+    """How the cache row differs from the record, one phrase each (empty: they agree)."""
+    found: list[str] = list(rec.broken)
+    if cache is None:
+        if rec.transition_id is not None or rec.pinned is not None or rec.window.n:
+            found.append("its class_state row is missing")
+        return found
+    if cache.level != rec.level.label:
+        found.append(f"class_state.level says {cache.level}, the record {rec.level.label}")
+    pinned = None if rec.pinned is None else rec.pinned.label
+    if cache.pinned != pinned:
+        said, says = ("none" if p is None else p for p in (cache.pinned, pinned))
+        found.append(f"class_state.pinned says {said}, the record {says}")
+    if cache.transition_id != rec.transition_id:
+        found.append(f"class_state.transition_id says {cache.transition_id}, the record {rec.transition_id}")
+    if rec.start is not None and cache.policy_start != rec.start:
+        found.append(f"class_state.policy_start says {cache.policy_start}, the record {rec.start}")
+    mine = [(s.action_id, s.ok) for s in rec.window.samples]
+    theirs = list(cache.window)
+    if theirs != mine:
+        ok = sum(1 for _, good in theirs if good)
+        found.append(
+            f"class_state.window_json holds {ok}/{len(theirs)} ok, the record {rec.window.successes}/{rec.window.n}"
+        )
+    return found
+
+
+def report(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, rec: Recorded, found: list[str]) -> int:
+    """Record tampering (a `tamper-detected` transition), log it, and restore the cache from the record."""
+    reason = f"changed outside Ratchet and not honoured: {'; '.join(found)}; the class stands at {rec.level.label}" + (
+        f" pinned {rec.pinned.label}" if rec.pinned is not None else ""
+    )
+    evidence = {
+        "cache": None
+        if cache is None
+        else {"level": cache.level, "pinned": cache.pinned, "window": cache.window, "policy_start": cache.policy_start},
+        "record": {"level": rec.level.label, "pinned": None if rec.pinned is None else rec.pinned.label},
+    }
+    put_class(conn, rec.row(cls, cache))
+    last = conn.execute(
+        "SELECT id, reason FROM transitions WHERE class = ? AND kind = ? ORDER BY id DESC LIMIT 1", (cls.name, TAMPER)
+    ).fetchone()
+    if last is not None and not found[len(rec.broken) :] and all(note in last[1] for note in rec.broken):
+        return int(last[0])  # a broken row already reported: once, not on every call
+    was = rec.level.label if cache is None else cache.level
+    tid = add_transition(conn, cls.name, was, rec.level.label, TAMPER, "ratchet", reason, evidence, None)
+    log.warning("ratchet: tampering detected in class %s: %s", cls.name, reason)
+    return tid
+
+
+def report_freeze(conn: sqlite3.Connection, frozen: Freeze) -> int | None:
+    """Record (once) that the freeze record was changed outside Ratchet; the new tamper row's id."""
+    later = conn.execute(
+        "SELECT 1 FROM transitions WHERE class = ? AND kind = ? AND id > ?", (ALL_CLASSES, TAMPER, frozen.transition_id)
+    ).fetchone()
+    if later is not None:
+        return None
+    reason = f"changed outside Ratchet and not honoured: {frozen.reason}"
+    evidence = {"transition": frozen.transition_id}
+    tid = add_transition(conn, ALL_CLASSES, "blocked", "blocked", TAMPER, "ratchet", reason, evidence, None)
+    log.warning("ratchet: tampering detected in the freeze record: %s", reason)
+    return tid
+
+
+def checked(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None) -> Recorded:
+    """The record for `cls`, reporting (and repairing) a cache that disagrees with it."""
+    rec = recorded(conn, cls)
+    found = differences(cache, rec)
+    if found:
+        report(conn, cls, cache, rec, found)
+    return rec
+
+
+def effective(cls: ActionClass, level: Level, pinned: Level | None, freeze: Freeze | None) -> Level:
+    """The most a call of the class can get: the earned level within floor and ceiling, under pin and freeze."""
+    out = min(max(level, cls.floor), cls.ceiling)
+    if pinned is not None:
+        out = min(out, pinned)
+    if freeze is not None and freeze.active():
+        out = min(out, freeze.level)
+    return out
+
+
+def tamper_records(conn: sqlite3.Connection, limit: int = 5) -> tuple[int, list[str]]:
+    """How many tamper records there are, and the newest few as lines."""
+    total = conn.execute("SELECT count(*) FROM transitions WHERE kind = ?", (TAMPER,)).fetchone()[0]
+    rows = conn.execute(
+        "SELECT at, class, reason FROM transitions WHERE kind = ? ORDER BY id DESC LIMIT ?", (TAMPER, limit)
+    ).fetchall()
+    lines = [f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))} {name}: {reason}" for at, name, reason in rows]
+    return int(total), lines
+
+
+# -- the gate's single query -------------------------------------------------------------------------
+
+
+def _joined(alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in _COLS)
+
+
+_EPOCH_SAMPLES = "FROM samples WHERE class = :cls AND epoch = coalesce(t.id, 0) ORDER BY id DESC"
+GATE_COLUMNS = f"""
+    c.name, c.level, c.pinned, c.transition_id,
+    json_array_length(c.window_json), json_extract(c.window_json, '$[#-1][0]'),
+    json_extract(c.window_json, '$[#-1][1]'),
+    (SELECT count(*) FROM (SELECT 1 {_EPOCH_SAMPLES} LIMIT :window)),
+    (SELECT action_id || ',' || ok {_EPOCH_SAMPLES} LIMIT 1),
+    {_joined("t")}, {_joined("p")}, {_joined("f")}
+"""
+"""Columns for core.evaluate's one query (named parameters `cls`, `window`), with `GATE_JOINS` after
+`FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls`.
+
+The window is compared cheaply here (its size and newest sample, both sides computed by SQLite):
+the decision does not use the window, and every outcome compares it in full before using it."""
+GATE_JOINS = f"""
+    LEFT JOIN transitions t ON t.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL})
+        ORDER BY id DESC LIMIT 1)
+    LEFT JOIN transitions p ON p.id = (SELECT id FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL})
+        ORDER BY id DESC LIMIT 1)
+    LEFT JOIN transitions f ON f.id = (SELECT id FROM transitions WHERE class = '{ALL_CLASSES}'
+        AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1)
+"""
+_HEAD = 9
+GATE_WIDTH = _HEAD + 3 * len(_COLS)
+
+
+def from_gate_row(row: Any, cls: ActionClass) -> tuple[Recorded, Freeze | None, list[str]]:
+    """The record (its window and start left out), the freeze, and how the cache seems to differ.
+
+    A difference found here is confirmed with `checked` (exact, inside a write) before it is reported.
+    """
+    n = len(_COLS)
+    last, pin, frozen = (_as_dict(tuple(row[_HEAD + i * n : _HEAD + (i + 1) * n])) for i in range(3))
+    rec = _standing(cls, last, pin, Window(), None)
+    found = list(rec.broken)
+    if row[0] is None:
+        if last is not None or pin is not None or row[7]:
+            found.append("its class_state row is missing")
+        return rec, _freeze_from(frozen), found
+    if row[1] != rec.level.label:
+        found.append(f"class_state.level says {row[1]}, the record {rec.level.label}")
+    if row[2] != (None if rec.pinned is None else rec.pinned.label):
+        found.append("class_state.pinned differs from the record")
+    if row[3] != rec.transition_id:
+        found.append("class_state.transition_id differs from the record")
+    newest = None if row[5] is None else f"{row[5]},{row[6]}"
+    if row[4] != row[7] or newest != row[8]:
+        found.append("class_state.window_json differs from the record")
+    return rec, _freeze_from(frozen), found
