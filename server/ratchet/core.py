@@ -6,6 +6,7 @@ See engine.py for the whole picture; review.py (the human's side) and reading.py
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from typing import Any, Self
 
 import anyio
 
-from . import contracts, standing
+from . import contracts, provenance, standing
 from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide
@@ -46,12 +47,37 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class HumanAnswer:
-    """A human's answer to a confirmation or a draft."""
+    """A human's answer to a confirmation or a draft, and its provenance (see provenance.py).
+
+    `channel` is how it was given (cli, elicitation, hook-dialog, web; None: unknown, never CLI
+    evidence); `seconds` how long it took (None: untimed, never evidence of reading); `dismissed` a
+    dialog closed without an answer; `evidence` is filled in by the engine when it is recorded.
+    """
 
     accepted: bool
     reviewer: str
     note: str | None = None
     seconds: float | None = None
+    channel: str | None = None
+    dismissed: bool = False
+    evidence: str | None = None
+
+    def judged(self, cls: ActionClass, preview: str) -> HumanAnswer:
+        """This answer with its evidence: counted, unverified or unanswered."""
+        evidence = provenance.assess(
+            accepted=self.accepted,
+            channel=self.channel,
+            seconds=self.seconds,
+            preview=preview,
+            promotion_evidence=cls.promotion_evidence,
+            dismissed=self.dismissed,
+        )
+        return dataclasses.replace(self, evidence=evidence)
+
+    @property
+    def counts(self) -> bool:
+        """Whether this answer's success may be a sample for the class (failures always may)."""
+        return self.evidence in (None, provenance.COUNTED)
 
 
 class Core:
@@ -62,6 +88,8 @@ class Core:
         self.policy = policy
         self.store = store
         self.session_id = session_id
+        # When each question was put to a client, and the clock that times human answers.
+        self.answers = provenance.AnswerClock()
 
     @classmethod
     async def open(
@@ -226,6 +254,13 @@ class Core:
     ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
+        unanswered = None
+        if route is Route.CONFIRM and answer is not None:
+            answer = answer.judged(ev.cls, ev.prepared.shown)
+            if answer.evidence == provenance.UNANSWERED:
+                # No human answered (too fast to have read it, or dismissed): queued, as when the client
+                # cannot ask; not a sample.
+                route, unanswered, answer = Route.DRAFT, answer, None
         if route is Route.CONFIRM and answer is None:
             route = Route.DRAFT
         if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
@@ -235,6 +270,11 @@ class Core:
         moved = None
         async with self.store.transaction():
             action_id = await self._insert(ev, intent, confidence, status, route)
+            if unanswered is not None:
+                await self.store.update(
+                    "UPDATE actions SET review_channel = ?, review_seconds = ?, evidence = ? WHERE id = ?",
+                    (unanswered.channel, unanswered.seconds, unanswered.evidence, action_id),
+                )
             if status == "declined":
                 assert answer is not None
                 await self._review(action_id, answer)
@@ -246,7 +286,11 @@ class Core:
                 )
         if status in ("blocked", "drafted"):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
-        return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+        outcome = await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+        if unanswered is not None:
+            why = provenance.describe(unanswered.evidence, unanswered.channel, unanswered.seconds, ev.prepared.shown)
+            outcome = outcome.model_copy(update={"message": f"{outcome.message}\n{why}; queued for a human instead"})
+        return outcome
 
     def notify_inbox(
         self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
@@ -312,7 +356,13 @@ class Core:
             sample = True  # ran as shown (an asked call that ran was approved unchanged)
         else:
             sample = False if cls.count_execution_failures else None
-        answer = HumanAnswer(ran, "client", None, time.time() - row["created_at"]) if asked else None
+        answer = None
+        if asked:
+            # Timed from the PreToolUse to this report: an approved call's time includes its run.
+            seconds = max(0.0, self.answers.now() - row["created_at"])
+            answer = HumanAnswer(ran, "client", None, seconds, channel="hook-dialog").judged(cls, row["preview"])
+            if answer.evidence == provenance.UNANSWERED or (sample is True and not answer.counts):
+                sample = None  # an answer no human could have read is no evidence (a failed run still is)
         error = None if ran else "not run (the client reported it denied)"
         async with self.store.transaction():
             await self._finish(row["id"], status, None, error, answer=answer, sample=sample)
@@ -366,6 +416,8 @@ class Core:
             async with self.store.transaction():
                 action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
         status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
+        if ok and answer is not None and not answer.counts:
+            ok = None  # ran on an answer that is no evidence of a human's reading: not a sample
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
             _finish_on(conn, action_id, status, result, error, answer=answer, sample=ok)
@@ -456,8 +508,9 @@ class Core:
 
     async def _review(self, action_id: int, answer: HumanAnswer) -> None:
         await self.store.update(
-            "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
-            (answer.reviewer, answer.seconds, answer.note, action_id),
+            "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ?, review_channel = ?, evidence = ? "
+            "WHERE id = ?",
+            (answer.reviewer, answer.seconds, answer.note, answer.channel, answer.evidence, action_id),
         )
 
     async def _sample(
@@ -623,6 +676,7 @@ def _finish_on(
         "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
         "args_json = redact(args_json), reviewer = coalesce(?, reviewer), "
         "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
+        "review_channel = coalesce(?, review_channel), evidence = coalesce(?, evidence), "
         "sample = coalesce(?, sample) WHERE id = ?",
         (
             status,
@@ -632,6 +686,8 @@ def _finish_on(
             answer.reviewer if answer else None,
             answer.seconds if answer else None,
             answer.note if answer else None,
+            answer.channel if answer else None,
+            answer.evidence if answer else None,
             None if sample is None else "success" if sample else "failure",
             action_id,
         ),

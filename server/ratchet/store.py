@@ -130,6 +130,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN external_id TEXT;
     CREATE INDEX actions_by_external ON actions (external_id) WHERE external_id IS NOT NULL
     """,
+    # v5: provenance: how a human answer was given (cli, elicitation, hook-dialog, web) and whether it
+    # was evidence for the class (counted, unverified, unanswered); review_seconds already exists.
+    """
+    ALTER TABLE actions ADD COLUMN review_channel TEXT;
+    ALTER TABLE actions ADD COLUMN evidence TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
