@@ -111,9 +111,7 @@ class Human:
         self.clock = clock
         self.seen: list[types.ElicitRequestParams] = []
 
-    async def __call__(
-        self, ctx: ClientRequestContext, params: types.ElicitRequestParams
-    ) -> types.ElicitResult:
+    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.seen.append(params)
         if self.clock is not None:
             self.clock.advance(self.delay)

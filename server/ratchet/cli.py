@@ -241,7 +241,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
     for c in levels.classes:
         pin = f" pinned {c.pinned}" if c.pinned else ""
         rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
-        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
+        unheard = ""
+        if c.unverified or c.unanswered:
+            unheard = f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
+        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}{unheard}")
     return 0
 
 

@@ -19,6 +19,13 @@ class Reading(Core):
     async def trust_levels(self) -> TrustLevels:
         """Every class, where it stands, its window, and what a call of it would do now."""
         rows = await self.store.class_rows()
+        not_evidence = {
+            r[0]: (r[1] or 0, r[2] or 0)
+            for r in await self.store.all(
+                "SELECT class, sum(evidence = 'unverified'), sum(evidence = 'unanswered') FROM actions "
+                "WHERE evidence IN ('unverified', 'unanswered') GROUP BY class"
+            )
+        }
         out = []
         for cls in (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified):
             row = rows.get(cls.name) or standing.fresh_row(cls)
@@ -55,6 +62,8 @@ class Reading(Core):
                     next_promotion=nxt,
                     would=decision.route.value,
                     since=row.level_since,
+                    unverified=not_evidence.get(cls.name, (0, 0))[0],
+                    unanswered=not_evidence.get(cls.name, (0, 0))[1],
                 )
             )
         return TrustLevels(classes=out, policy=str(self.policy.directory), policy_fingerprint=self.policy.fingerprint)

@@ -70,6 +70,12 @@ class ClassStatus(BaseModel):
     next_promotion: str
     would: str = Field(description="what a call of this class does now: execute | confirm | draft | block")
     since: float
+    unverified: int = Field(
+        0,
+        description="approvals that ran but were no evidence (faster than the reading rule, or not from the CLI "
+        "where the class requires it)",
+    )
+    unanswered: int = Field(0, description="confirmations or drafts no human answered (too fast, or dismissed)")
 
 
 class TrustLevels(BaseModel):

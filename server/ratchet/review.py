@@ -95,9 +95,9 @@ class HumanSide(Core):
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             if row is not None and row["status"] == "drafted":
                 via = _channel(reviewer, channel)
-                answer = HumanAnswer(
-                    False, reviewer, reason, self._review_time(row, seconds, via), channel=via
-                ).judged(self._class_of(row["class"]), row["preview"])
+                answer = HumanAnswer(False, reviewer, reason, self._review_time(row, seconds, via), channel=via).judged(
+                    self._class_of(row["class"]), row["preview"]
+                )
                 if answer.evidence == provenance.UNANSWERED:
                     await self.store.update(
                         "UPDATE actions SET review_channel = ?, review_seconds = ?, evidence = ? WHERE id = ?",

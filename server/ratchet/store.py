@@ -134,7 +134,8 @@ MIGRATIONS: tuple[str, ...] = (
     # was evidence for the class (counted, unverified, unanswered); review_seconds already exists.
     """
     ALTER TABLE actions ADD COLUMN review_channel TEXT;
-    ALTER TABLE actions ADD COLUMN evidence TEXT
+    ALTER TABLE actions ADD COLUMN evidence TEXT;
+    CREATE INDEX actions_not_evidence ON actions (class) WHERE evidence IN ('unverified', 'unanswered')
     """,
 )
 

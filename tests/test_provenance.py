@@ -1,0 +1,338 @@
+"""Provenance of human answers: an answer no human could have given is no evidence.
+
+Driven through a real MCP client in-process (both protocol styles) and the real CLI. The human's
+reading time is played on a hand-moved clock the server times answers with (`ServerConfig.clock`),
+so seventy confirmations need no seventy minutes; one test waits for real.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from ratchet.engine import Engine
+from ratchet.errors import PolicyError
+from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.policy import load_policy, starter_policy_dir
+from ratchet.provenance import AnswerClock
+
+from .conftest import Clock, Human, run_cli, write_policy
+
+MODES = ["auto", "legacy"]  # 2026-07-28 (question and answer in different rounds) and 2025-11-25
+READ = 6.0  # seconds a human takes over a one-line change: above the rule's 2 s + 0.25 s per line
+
+
+def _rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+async def _write(client: Client, path: str, content: str = "a line\n") -> dict[str, Any]:
+    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
+    return out
+
+
+async def _classes(client: Client) -> dict[str, dict[str, Any]]:
+    levels = (await client.call_tool("trust_levels", {})).structured_content
+    return {c["action_class"]: c for c in levels["classes"]}
+
+
+@pytest.mark.asyncio
+async def test_seventy_instant_acceptances_leave_docs_write_at_confirm(
+    workspace: Path, db: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starter = starter_policy_dir()
+    human = Human(delay=0.0, clock=clock)  # a client that accepts everything it is asked, at once
+    async with Client(build_server(ServerConfig(workspace, starter, db, clock=clock)), elicitation_callback=human) as c:
+        outs = [await _write(c, f"docs/n{i}.md", f"note {i}\n") for i in range(70)]
+        docs = (await _classes(c))["docs-write"]
+    assert [o["status"] for o in outs] == ["executed"] * 70
+    assert all((workspace / f"docs/n{i}.md").read_text() == f"note {i}\n" for i in range(70))
+    assert len(human.seen) == 70  # every call was still asked: the class never moved
+    assert (docs["level"], docs["samples"], docs["unverified"], docs["unanswered"]) == ("confirm", 0, 70, 0)
+    assert _rows(db, "SELECT count(*) FROM transitions WHERE class = 'docs-write'")[0][0] == 0
+    rows = _rows(db, "SELECT review_channel, evidence, sample, review_seconds FROM actions WHERE class = 'docs-write'")
+    assert {(r["review_channel"], r["evidence"], r["sample"]) for r in rows} == {("elicitation", "unverified", None)}
+    assert all(r["review_seconds"] == 0.0 for r in rows)
+
+    code, text = await run_cli(capsys, workspace, starter, db, "status")
+    assert code == 0 and "not evidence: 70 unverified, 0 unanswered" in text
+    code, text = await run_cli(capsys, workspace, starter, db, "metrics", "--json")
+    assert code == 0 and json.loads(text)["total"]["unverified"] == 70
+    code, text = await run_cli(capsys, workspace, starter, db, "explain", str(outs[0]["action_id"]))
+    assert code == 0 and "answered in 0.00 s (elicitation): faster than the reading-time rule" in text
+    assert "not counted" in text
+
+
+@pytest.mark.asyncio
+async def test_the_same_seventy_with_a_human_reading_time_promote(workspace: Path, db: Path, clock: Clock) -> None:
+    starter = starter_policy_dir()
+    human = Human(delay=READ, clock=clock)
+    async with Client(build_server(ServerConfig(workspace, starter, db, clock=clock)), elicitation_callback=human) as c:
+        outs = [await _write(c, f"docs/n{i}.md", f"note {i}\n") for i in range(70)]
+        docs = (await _classes(c))["docs-write"]
+    assert docs["level"] == "autonomous"
+    asked = len(human.seen)
+    assert 40 <= asked < 70  # min_samples 40: promoted on the evidence, then no more questions
+    assert [o["class_level"] for o in outs[asked:]] == ["autonomous"] * (70 - asked)
+    moves = _rows(db, "SELECT from_level, to_level, evidence_json FROM transitions WHERE class = 'docs-write'")
+    assert [(m["from_level"], m["to_level"]) for m in moves] == [("confirm", "autonomous")]
+    assert json.loads(moves[0]["evidence_json"])["n"] == asked
+    counted = _rows(db, "SELECT count(*) FROM actions WHERE evidence = 'counted' AND review_seconds = ?", READ)
+    assert counted[0][0] == asked
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", MODES)
+async def test_clients_that_answer_by_themselves_move_no_class(
+    workspace: Path, db: Path, clock: Clock, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    starter = starter_policy_dir()
+    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
+    async with Client(server, mode=mode) as c:
+        before = {name: c["level"] for name, c in (await _classes(c)).items()}
+    # Codex headless: declines every question within a millisecond. Five docs writes, five test writes.
+    decliner = Human("decline", delay=0.001, clock=clock)
+    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
+    async with Client(server, mode=mode, elicitation_callback=decliner) as c:
+        declined = [await _write(c, f"docs/d{i}.md") for i in range(3)] + [
+            await _write(c, f"tests/test_d{i}.py") for i in range(2)
+        ]
+    # A client that accepts everything within milliseconds, in a second session.
+    accepter = Human(delay=0.002, clock=clock)
+    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
+    async with Client(server, mode=mode, elicitation_callback=accepter) as c:
+        accepted = [await _write(c, f"docs/a{i}.md") for i in range(3)] + [
+            await _write(c, f"tests/test_a{i}.py") for i in range(2)
+        ]
+        after = await _classes(c)
+    assert len(decliner.seen) == 5 and len(accepter.seen) == 5
+    # The declines are no answer: each change waits as a draft, nothing was written, no class paid.
+    assert [d["status"] for d in declined] == ["draft"] * 5
+    assert all("no human answered" in d["message"] for d in declined)
+    assert not (workspace / "docs/d0.md").exists() and not (workspace / "tests/test_d1.py").exists()
+    queued = {r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'drafted' AND evidence = 'unanswered'")}
+    assert queued == {d["draft_id"] for d in declined}
+    # The acceptances ran, and are no evidence either.
+    assert [a["status"] for a in accepted] == ["executed"] * 5
+    assert (workspace / "docs/a2.md").exists() and (workspace / "tests/test_a1.py").exists()
+    assert {name: c["level"] for name, c in after.items()} == before
+    assert all(c["samples"] == 0 for c in after.values())
+    assert (after["docs-write"]["unanswered"], after["docs-write"]["unverified"]) == (3, 3)
+    assert (after["tests-write"]["unanswered"], after["tests-write"]["unverified"]) == (2, 2)
+    assert _rows(db, "SELECT count(*) FROM transitions")[0][0] == 0
+    assert _rows(db, "SELECT count(*) FROM streaks WHERE failures > 0")[0][0] == 0
+
+    code, text = await run_cli(capsys, workspace, starter, db, "explain", str(declined[0]["action_id"]))
+    assert code == 0 and "no human answered (elicitation)" in text
+    code, text = await run_cli(capsys, workspace, starter, db, "explain", str(accepted[0]["action_id"]), "--json")
+    assert json.loads(text)["review"]["evidence"] == "unverified" and "not counted" in json.loads(text)["answer"]
+    # A human approves a queued draft at the terminal later: that is an answer, and evidence.
+    code, text = await run_cli(capsys, workspace, starter, db, "approve", str(declined[0]["draft_id"]))
+    assert code == 0, text
+    assert (workspace / "docs/d0.md").exists()
+    row = _rows(db, "SELECT review_channel, evidence, sample FROM actions WHERE id = ?", declined[0]["draft_id"])[0]
+    assert (row["review_channel"], row["evidence"], row["sample"]) == ("cli", "counted", "success")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_answer_is_timed_from_the_question_across_rounds(
+    workspace: Path, policies: Path, db: Path, clock: Clock, mode: str
+) -> None:
+    # On 2026-07-28 the gate's resolver runs again in the answer's round: timing that round alone
+    # would give 0 s. The time must run from the first round's question to the answer.
+    human = Human(delay=7.5, clock=clock)
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, mode=mode, elicitation_callback=human) as c:
+        out = await _write(c, "ask/t.txt")
+    assert out["status"] == "executed"
+    sql = "SELECT review_seconds, review_channel, evidence, sample FROM actions WHERE id = ?"
+    row = _rows(db, sql, out["action_id"])
+    assert tuple(row[0]) == (7.5, "elicitation", "counted", "success")
+
+
+@pytest.mark.asyncio
+async def test_a_real_human_pause_counts_on_the_wall_clock(workspace: Path, policies: Path, db: Path) -> None:
+    # No clock seam: the server's own clock, and a client that really waits before answering.
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human(delay=2.4)) as c:
+        slow = await _write(c, "ask/slow.txt")
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as c:
+        fast = await _write(c, "ask/fast.txt")
+    rows = {r["id"]: r for r in _rows(db, "SELECT id, review_seconds, evidence FROM actions")}
+    assert rows[slow["action_id"]]["evidence"] == "counted" and rows[slow["action_id"]]["review_seconds"] >= 2.4
+    assert rows[fast["action_id"]]["evidence"] == "unverified"
+    assert rows[fast["action_id"]]["review_seconds"] < rows[slow["action_id"]]["review_seconds"]
+
+
+def test_a_question_asked_anew_is_timed_anew() -> None:
+    now = [100.0]
+    answers = AnswerClock(lambda: now[0])
+    answers.asked("q", fresh=True)
+    now[0] = 103.0
+    answers.asked("q", fresh=False)  # the answer's round of the same call keeps the first moment
+    now[0] = 104.0
+    assert answers.answered("q") == 4.0
+    assert answers.answered("q") is None  # an answer is timed once
+    # A question left unanswered long ago does not make a later instant answer look slow.
+    answers.asked("old", fresh=True)
+    now[0] = 10_000.0
+    answers.asked("old", fresh=True)  # the agent calls again: a new first round
+    assert answers.answered("old") == 0.0
+    assert answers.answered("never-asked") is None
+
+
+COMMAND_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+unmatched = "draft"
+
+[classes.notes]
+tools = ["write_file"]
+paths = ["notes/**"]
+start = "draft"
+ceiling = "draft"
+
+[classes.echo-run]
+tools = ["run_command"]
+argv = [["echo"]]
+start = "draft"
+ceiling = "draft"
+"""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("chat_approval", [False, True])
+async def test_review_drafts_skips_a_command_draft_unless_chat_approval(
+    tmp_path: Path, workspace: Path, db: Path, clock: Clock, chat_approval: bool
+) -> None:
+    text = COMMAND_POLICY + ("chat_approval = true\n" if chat_approval else "")
+    policies = write_policy(tmp_path / "p", text)
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:  # cannot ask: drafts
+        note = await _write(c, "notes/n.txt")
+        run = (await c.call_tool("run_command", {"argv": ["echo", "hi"]})).structured_content
+        odd = (await c.call_tool("run_command", {"argv": ["printf", "x"]})).structured_content  # unclassified
+    assert (note["status"], run["status"], odd["status"]) == ("draft", "draft", "draft")
+    human = Human(delay=READ, clock=clock)
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as c:
+        out = (await c.call_tool("review_drafts", {})).structured_content
+    reviewed = {r["action_id"]: r["status"] for r in out["reviewed"]}
+    shown = " ".join(s.message for s in human.seen)
+    assert reviewed[note["draft_id"]] == "executed" and (workspace / "notes/n.txt").exists()
+    # A program whose class is not declared is never offered in the chat.
+    assert odd["draft_id"] not in reviewed and f"draft {odd['draft_id']}: it runs a program" in out["message"]
+    if chat_approval:
+        assert reviewed[run["draft_id"]] == "executed" and "echo hi" in shown
+    else:
+        assert run["draft_id"] not in reviewed and "echo hi" not in shown
+        assert f"draft {run['draft_id']}: it runs a program" in out["message"]
+        assert "ratchet approve" in out["message"] and "chat_approval = true" in out["message"]
+        assert _rows(db, "SELECT status FROM actions WHERE id = ?", run["draft_id"])[0][0] == "drafted"
+
+
+@pytest.mark.asyncio
+async def test_a_fast_no_in_review_drafts_is_no_answer(workspace: Path, policies: Path, db: Path, clock: Clock) -> None:
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+        first = await _write(c, "queue/1.txt")
+        second = await _write(c, "queue/2.txt")
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=Human(approve=False, delay=0.01, clock=clock)) as c:
+        out = (await c.call_tool("review_drafts", {})).structured_content
+    assert out["reviewed"] == [] and out["remaining"] == 2 and "not taken as an answer" in out["message"]
+    rows = _rows(
+        db, "SELECT status, evidence, sample FROM actions WHERE id IN (?, ?)", first["action_id"], second["action_id"]
+    )
+    assert {tuple(r) for r in rows} == {("drafted", "unanswered", None)}
+    # An instant yes runs the draft but is no evidence; a considered yes is.
+    async with Client(server, elicitation_callback=Human(delay=0.01, clock=clock)) as c:
+        out = (await c.call_tool("review_drafts", {})).structured_content
+    assert [r["status"] for r in out["reviewed"]] == ["executed", "executed"]
+    rows = _rows(
+        db,
+        "SELECT review_channel, evidence, sample FROM actions WHERE id IN (?, ?)",
+        first["action_id"],
+        second["action_id"],
+    )
+    assert {tuple(r) for r in rows} == {("elicitation", "unverified", None)}
+
+
+PROMOTION_CLI_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+unmatched = "draft"
+
+[classes.guarded]
+tools = ["write_file", "edit_file"]
+paths = ["guarded/**"]
+start = "confirm"
+floor = "draft"
+ceiling = "autonomous"
+promotion_evidence = "cli"
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_class_taking_cli_evidence_only_is_promoted_by_the_cli_not_the_chat(
+    tmp_path: Path, workspace: Path, db: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = write_policy(tmp_path / "p", PROMOTION_CLI_POLICY)
+    human = Human(delay=30.0, clock=clock)  # a human who reads carefully, in the chat
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as c:
+        chat = [await _write(c, f"guarded/c{i}.txt") for i in range(6)]
+        guarded = (await _classes(c))["guarded"]
+    assert [o["status"] for o in chat] == ["executed"] * 6 and len(human.seen) == 6
+    assert (guarded["level"], guarded["samples"], guarded["unverified"]) == ("confirm", 0, 6)
+    code, text = await run_cli(capsys, workspace, policies, db, "explain", str(chat[0]["action_id"]))
+    assert "takes promotion evidence only from the CLI" in text
+
+    # The same changes drafted (this client cannot ask) and approved at the terminal.
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+        drafts = [await _write(c, f"guarded/d{i}.txt") for i in range(3)]
+    assert [d["status"] for d in drafts] == ["draft"] * 3
+    code, text = await run_cli(capsys, workspace, policies, db, "approve", str(drafts[0]["draft_id"]))
+    assert code == 0, text
+    engine = await Engine.open(workspace, policies=policies, db=db, session=False)
+    try:
+        engine.answers.now = lambda: clock() + 120  # read for two minutes after drafting
+        for d in drafts[1:]:
+            assert (await engine.approve(d["draft_id"])).status == "executed"
+        levels = {c.action_class: c for c in (await engine.trust_levels()).classes}
+    finally:
+        await engine.close()
+    assert levels["guarded"].level == "autonomous"
+    moves = _rows(db, "SELECT from_level, to_level, evidence_json FROM transitions WHERE class = 'guarded'")
+    assert [(m["from_level"], m["to_level"]) for m in moves] == [("confirm", "autonomous")]
+    assert json.loads(moves[0]["evidence_json"])["action_ids"] == [d["draft_id"] for d in drafts]
+    rows = _rows(
+        db,
+        "SELECT reviewer, review_channel, evidence, sample FROM actions WHERE id IN (?, ?, ?)",
+        *(d["draft_id"] for d in drafts),
+    )
+    assert {tuple(r) for r in rows} == {("cli", "cli", "counted", "success")}
+
+
+def test_promotion_evidence_must_be_any_or_cli(tmp_path: Path) -> None:
+    bad = PROMOTION_CLI_POLICY.replace('promotion_evidence = "cli"', 'promotion_evidence = "chat"')
+    with pytest.raises(PolicyError, match="promotion_evidence") as err:
+        load_policy(write_policy(tmp_path / "p", bad))
+    assert "'any'" in str(err.value) and "'cli'" in str(err.value) and "'chat'" in str(err.value)
+    flag = PROMOTION_CLI_POLICY.replace('promotion_evidence = "cli"', 'chat_approval = "sometimes"')
+    with pytest.raises(PolicyError, match="chat_approval"):
+        load_policy(write_policy(tmp_path / "q", flag))
