@@ -336,3 +336,29 @@ def test_promotion_evidence_must_be_any_or_cli(tmp_path: Path) -> None:
     flag = PROMOTION_CLI_POLICY.replace('promotion_evidence = "cli"', 'chat_approval = "sometimes"')
     with pytest.raises(PolicyError, match="chat_approval"):
         load_policy(write_policy(tmp_path / "q", flag))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("evidence", "expected"), [("any", ("counted", "success")), ("cli", ("unverified", None))])
+async def test_a_hook_dialog_answer_records_its_channel(
+    tmp_path: Path, workspace: Path, db: Path, evidence: str, expected: tuple[str, str | None]
+) -> None:
+    from ratchet.hooks import HookOptions, claude_code
+
+    policies = write_policy(tmp_path / "p", PROMOTION_CLI_POLICY.replace('"cli"', f'"{evidence}"'))
+    options = HookOptions(policies=policies, db=db)
+    common = {"session_id": "s1", "transcript_path": str(tmp_path / "t.jsonl"), "cwd": str(workspace)}
+    pre = {
+        **common,
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Write",
+        "tool_use_id": "toolu_1",
+        "tool_input": {"file_path": str(workspace / "guarded/h.txt"), "content": "x\n"},
+    }
+    answer = json.loads(await claude_code(json.dumps(pre), options))
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "ask"
+    post = {**common, "hook_event_name": "PostToolUse", "tool_name": "Write", "tool_use_id": "toolu_1"}
+    assert await claude_code(json.dumps({**post, "tool_input": {}, "tool_response": {"success": True}}), options) == ""
+    row = _rows(db, "SELECT reviewer, review_channel, evidence, sample, review_seconds FROM actions")[0]
+    assert (row["reviewer"], row["review_channel"]) == ("client", "hook-dialog")
+    assert (row["evidence"], row["sample"]) == expected and row["review_seconds"] is not None
