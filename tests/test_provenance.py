@@ -68,6 +68,9 @@ async def test_seventy_instant_acceptances_leave_docs_write_at_confirm(
     assert code == 0 and "not evidence: 70 unverified, 0 unanswered" in text
     code, text = await run_cli(capsys, workspace, starter, db, "metrics", "--json")
     assert code == 0 and json.loads(text)["total"]["unverified"] == 70
+    code, text = await run_cli(capsys, workspace, starter, db, "metrics")
+    assert code == 0 and "70 approvals not counted as evidence (unverified)" in text
+    assert "not evidence: 70 unverified approvals, 0 unanswered calls" in text
     code, text = await run_cli(capsys, workspace, starter, db, "explain", str(outs[0]["action_id"]))
     assert code == 0 and "answered in 0.00 s (elicitation): faster than the reading-time rule" in text
     assert "not counted" in text
@@ -362,3 +365,44 @@ async def test_a_hook_dialog_answer_records_its_channel(
     row = _rows(db, "SELECT reviewer, review_channel, evidence, sample, review_seconds FROM actions")[0]
     assert (row["reviewer"], row["review_channel"]) == ("client", "hook-dialog")
     assert (row["evidence"], row["sample"]) == expected and row["review_seconds"] is not None
+
+
+@pytest.mark.asyncio
+async def test_cli_answers_record_their_channel(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+        drafted = [await _write(c, f"queue/{n}.txt") for n in range(2)]
+        blocked = await _write(c, "stop/s.txt")
+    assert [d["status"] for d in drafted] == ["draft", "draft"] and blocked["status"] == "blocked"
+    for args in (
+        ("approve", str(drafted[0]["draft_id"])),
+        ("reject", str(drafted[1]["draft_id"]), "--reason", "not this"),
+        ("resolve", str(blocked["action_id"]), "--note", "I will do it myself"),
+    ):
+        code, text = await run_cli(capsys, workspace, policies, db, *args)
+        assert code == 0, text
+    rows = _rows(db, "SELECT id, status, reviewer, review_channel, evidence FROM actions ORDER BY id")
+    assert [tuple(r)[1:] for r in rows] == [
+        ("executed", "cli", "cli", "counted"),
+        ("rejected", "cli", "cli", "counted"),  # a "no" at the terminal is the human's, however quick
+        ("blocked", "cli", "cli", None),  # a resolution is an answer, not a sample
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("action", "approve"), [("decline", True), ("accept", False), ("cancel", True)])
+async def test_every_instant_no_is_no_answer(
+    workspace: Path, policies: Path, db: Path, clock: Clock, action: str, approve: bool
+) -> None:
+    # A "no" in any form (decline, an unticked box, a dismissed dialog) within milliseconds.
+    human = Human(action=action, approve=approve, delay=0.005, clock=clock)
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as c:
+        outs = [await _write(c, f"ask/{i}.txt") for i in range(4)]
+        ask = (await _classes(c))["ask"]
+    # Four in a row would have halted the class for the session (three failures) if they counted.
+    assert [o["status"] for o in outs] == ["draft"] * 4 and len(human.seen) == 4
+    assert (ask["samples"], ask["unanswered"]) == (0, 4)
+    rows = _rows(db, "SELECT status, reviewer, review_channel, evidence, sample FROM actions")
+    assert {tuple(r) for r in rows} == {("drafted", None, "elicitation", "unanswered", None)}
