@@ -158,10 +158,12 @@ async def test_an_answer_is_timed_from_the_question_across_rounds(
     server = build_server(ServerConfig(workspace, policies, db, clock=clock))
     async with Client(server, mode=mode, elicitation_callback=human) as c:
         out = await _write(c, "ask/t.txt")
-    assert out["status"] == "executed"
-    sql = "SELECT review_seconds, review_channel, evidence, sample FROM actions WHERE id = ?"
-    row = _rows(db, sql, out["action_id"])
-    assert tuple(row[0]) == (7.5, "elicitation", "counted", "success")
+        edit = {"path": "ask/t.txt", "edits": [{"old_text": "a line", "new_text": "an edited line"}]}
+        edited = (await c.call_tool("edit_file", edit)).structured_content
+    assert out["status"] == "executed" and edited["status"] == "executed"
+    sql = "SELECT review_seconds, review_channel, evidence, sample FROM actions WHERE id IN (?, ?)"
+    rows = _rows(db, sql, out["action_id"], edited["action_id"])
+    assert [tuple(r) for r in rows] == [(7.5, "elicitation", "counted", "success")] * 2
 
 
 @pytest.mark.asyncio
