@@ -408,3 +408,18 @@ async def test_every_instant_no_is_no_answer(
     assert (ask["samples"], ask["unanswered"]) == (0, 4)
     rows = _rows(db, "SELECT status, reviewer, review_channel, evidence, sample FROM actions")
     assert {tuple(r) for r in rows} == {("drafted", None, "elicitation", "unanswered", None)}
+
+
+@pytest.mark.asyncio
+async def test_a_hook_answer_is_timed_to_the_moment_the_caller_knows(workspace: Path, policies: Path, db: Path) -> None:
+    engine = await Engine.open(workspace, policies=policies, db=db, session="claude-s9")
+    try:
+        ev = await engine.evaluate("write_file", {"path": "ask/h.txt", "content": "x\n"}, shell_rule=False)
+        asked = await engine.record_external(ev, "toolu_9")
+        created = _rows(db, "SELECT created_at FROM actions WHERE id = ?", asked.action_id)[0][0]
+        # Declined in the client's dialog 4 s after the PreToolUse (the transcript's timestamp), settled later.
+        await engine.record_external_outcome("toolu_9", ran=False, ok=False, answered_at=created + 4.0)
+    finally:
+        await engine.close()
+    row = _rows(db, "SELECT status, review_seconds, review_channel, evidence, sample FROM actions")[0]
+    assert tuple(row) == ("declined", 4.0, "hook-dialog", "counted", "failure")

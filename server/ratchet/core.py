@@ -334,11 +334,15 @@ class Core:
         )
         return {str(r[0]) for r in rows}
 
-    async def record_external_outcome(self, external_id: str, *, ran: bool, ok: bool) -> standing.Transition | None:
+    async def record_external_outcome(
+        self, external_id: str, *, ran: bool, ok: bool, answered_at: float | None = None
+    ) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
         An asked call that ran was approved by the human in the client's dialog (a success, unless it
         failed where the class counts failures); one that never ran was declined. None if nothing waits.
+        `answered_at` (Unix time) is when the human answered, when the caller knows it (a transcript's
+        timestamp); otherwise the answer is timed to now, an upper bound.
         """
         row = await self.store.maybe(
             "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
@@ -359,7 +363,7 @@ class Core:
         answer = None
         if asked:
             # Timed from the PreToolUse to this report: an approved call's time includes its run.
-            seconds = max(0.0, self.answers.now() - row["created_at"])
+            seconds = max(0.0, (self.answers.now() if answered_at is None else answered_at) - row["created_at"])
             answer = HumanAnswer(ran, "client", None, seconds, channel="hook-dialog").judged(cls, row["preview"])
             if answer.evidence == provenance.UNANSWERED or (sample is True and not answer.counts):
                 sample = None  # an answer no human could have read is no evidence (a failed run still is)
