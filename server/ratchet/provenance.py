@@ -23,8 +23,9 @@ and its *review time* in seconds:
   a fast one as a possible rubber stamp);
 - hook-dialog: from the PreToolUse to the event that reports the outcome (PostToolUse,
   PostToolUseFailure, PermissionDenied, or the settling event that finds the call's result in the
-  transcript). An approved call's time includes the tool's run and a declined one runs to the
-  settling event, so the figure is an upper bound and the rule below does not judge it: Claude
+  transcript), or to the moment of the answer when the hook can read it (`answered_at`, e.g. a
+  transcript timestamp). An approved call's time includes the tool's run and a declined one runs to
+  the settling event, so the figure is an upper bound and the rule below does not judge it: Claude
   Code's `ask` is answered by the person at its terminal, not by the client (a session with nobody
   there is recognised by the hook from the client's own signals). It is still subject to
   `promotion_evidence = "cli"`.
