@@ -423,3 +423,37 @@ async def test_a_hook_answer_is_timed_to_the_moment_the_caller_knows(workspace: 
         await engine.close()
     row = _rows(db, "SELECT status, review_seconds, review_channel, evidence, sample FROM actions")[0]
     assert tuple(row) == ("declined", 4.0, "hook-dialog", "counted", "failure")
+
+
+class Reader(Human):
+    """A human who takes a different time over each question, in order."""
+
+    def __init__(self, delays: list[float], clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.delays = delays
+
+    async def __call__(self, ctx: Any, params: Any) -> Any:
+        self.delay = self.delays[len(self.seen)]
+        return await super().__call__(ctx, params)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", MODES)
+async def test_review_drafts_times_each_answer(
+    workspace: Path, policies: Path, db: Path, clock: Clock, mode: str
+) -> None:
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+        first = await _write(c, "climb/1.txt")
+        second = await _write(c, "climb/2.txt")
+    reader = Reader([0.01, 6.0], clock)  # waves the first through, reads the second
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, mode=mode, elicitation_callback=reader) as c:
+        out = (await c.call_tool("review_drafts", {})).structured_content
+    assert [r["status"] for r in out["reviewed"]] == ["executed", "executed"]
+    sql = "SELECT id, review_seconds, evidence FROM actions WHERE id IN (?, ?) ORDER BY id"
+    rows = _rows(db, sql, first["action_id"], second["action_id"])
+    times, evidence = [r["review_seconds"] for r in rows], [r["evidence"] for r in rows]
+    if mode == "legacy":  # one question after another: each answer timed on its own
+        assert times == [pytest.approx(0.01), pytest.approx(6.0)] and evidence == ["unverified", "counted"]
+    else:  # 2026-07-28 asks both in one round and gets both answers together: the batch's time
+        assert times == [pytest.approx(6.01)] * 2 and evidence == ["counted", "counted"]

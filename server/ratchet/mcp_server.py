@@ -547,8 +547,16 @@ def _register_review(mcp: MCPServer) -> None:
         engine = _engine(ctx)
         reviewed: list[DraftView] = []
         unanswered = 0
-        for draft, answer in zip(drafts, (a0, a1, a2, a3, a4), strict=False):
-            seconds = engine.answers.answered(provenance.question_key("draft", draft.action_id))
+        keys = [provenance.question_key("draft", d.action_id) for d in drafts]
+        asked = [engine.answers.asked_at(k) for k in keys]
+        # Before 2026-07-28 each question is put once the previous one is answered: its answer came
+        # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
+        one_by_one = ctx.request_state is None
+        for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
+            seconds = engine.answers.answered(keys[i])
+            after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
+            if one_by_one and seconds is not None and after is not None and this is not None:
+                seconds = max(0.0, after - this)
             if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
                 continue
             try:

@@ -15,8 +15,9 @@ and its *review time* in seconds:
   the tool. On protocol 2025-11-25 the question and the answer are one request; on 2026-07-28 they
   arrive in different rounds of the same call, so the moment of asking is kept by the engine, keyed
   by the call's tool and arguments (or the draft's id), and is reset whenever the call starts anew
-  (a round that carries no answers); see `AnswerClock`. Where several drafts are asked in one round
-  (2026-07-28 batches them), each answer is timed from the batch's question to the answers' round;
+  (a round that carries no answers); see `AnswerClock`. `review_drafts` asks up to five drafts: on
+  2025-11-25 one after another (each timed from its question to the next question, which follows
+  its answer), on 2026-07-28 in one batch (each timed from the batch's question to the answers);
 - cli: from drafting to the approval (the queue time included: the human reads `ratchet show`).
   That is not reading time, so the rule below does not judge it: an answer at the CLI is the
   human's own command, which the agent cannot run, and always counts (`ratchet metrics` still shows
@@ -161,6 +162,10 @@ class AnswerClock:
             self._asked[key] = self.now()
             while len(self._asked) > _MAX_WAITING:
                 del self._asked[next(iter(self._asked))]
+
+    def asked_at(self, key: str) -> float | None:
+        """When the question was put to the client (None if it was not), without forgetting it."""
+        return self._asked.get(key)
 
     def answered(self, key: str) -> float | None:
         """Seconds from asking to now, forgetting the question; None if it was never asked here."""
