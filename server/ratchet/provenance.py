@@ -15,7 +15,8 @@ and its *review time* in seconds:
   the tool. On protocol 2025-11-25 the question and the answer are one request; on 2026-07-28 they
   arrive in different rounds of the same call, so the moment of asking is kept by the engine, keyed
   by the call's tool and arguments (or the draft's id), and is reset whenever the call starts anew
-  (a round that carries no answers); see `AnswerClock`. `review_drafts` asks up to five drafts: on
+  (a round that carries no answers); see `AnswerClock`. An answer round that reaches an engine
+  which did not ask (another server process) is untimed, and an untimed answer is never evidence. `review_drafts` asks up to five drafts: on
   2025-11-25 one after another (each timed from its question to the next question, which follows
   its answer), on 2026-07-28 in one batch (each timed from the batch's question to the answers);
 - cli: from drafting to the approval (the queue time included: the human reads `ratchet show`).
