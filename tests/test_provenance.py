@@ -96,55 +96,55 @@ async def test_the_same_seventy_with_a_human_reading_time_promote(workspace: Pat
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("action", ["decline", "accept"])
 async def test_clients_that_answer_by_themselves_move_no_class(
-    workspace: Path, db: Path, clock: Clock, mode: str, capsys: pytest.CaptureFixture[str]
+    workspace: Path, db: Path, clock: Clock, mode: str, action: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     starter = starter_policy_dir()
-    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
-    async with Client(server, mode=mode) as c:
+    async with Client(build_server(ServerConfig(workspace, starter, db, clock=clock)), mode=mode) as c:
         before = {name: c["level"] for name, c in (await _classes(c)).items()}
-    # Codex headless: declines every question within a millisecond. Five docs writes, five test writes.
-    decliner = Human("decline", delay=0.001, clock=clock)
-    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
-    async with Client(server, mode=mode, elicitation_callback=decliner) as c:
-        declined = [await _write(c, f"docs/d{i}.md") for i in range(3)] + [
-            await _write(c, f"tests/test_d{i}.py") for i in range(2)
-        ]
-    # A client that accepts everything within milliseconds, in a second session.
-    accepter = Human(delay=0.002, clock=clock)
-    server = build_server(ServerConfig(workspace, starter, db, clock=clock))
-    async with Client(server, mode=mode, elicitation_callback=accepter) as c:
-        accepted = [await _write(c, f"docs/a{i}.md") for i in range(3)] + [
-            await _write(c, f"tests/test_a{i}.py") for i in range(2)
-        ]
-        after = await _classes(c)
-    assert len(decliner.seen) == 5 and len(accepter.seen) == 5
-    # The declines are no answer: each change waits as a draft, nothing was written, no class paid.
-    assert [d["status"] for d in declined] == ["draft"] * 5
-    assert all("no human answered" in d["message"] for d in declined)
-    assert not (workspace / "docs/d0.md").exists() and not (workspace / "tests/test_d1.py").exists()
-    queued = {r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'drafted' AND evidence = 'unanswered'")}
-    assert queued == {d["draft_id"] for d in declined}
-    # The acceptances ran, and are no evidence either.
-    assert [a["status"] for a in accepted] == ["executed"] * 5
-    assert (workspace / "docs/a2.md").exists() and (workspace / "tests/test_a1.py").exists()
+    # Codex headless declines every question within a millisecond; another client accepts them all as
+    # fast. Ten calls in two sessions: docs and test writes, both confirm-level starter classes.
+    bot = Human(action, delay=0.001, clock=clock)
+    outs = []
+    for session in range(2):
+        server = build_server(ServerConfig(workspace, starter, db, clock=clock))
+        async with Client(server, mode=mode, elicitation_callback=bot) as c:
+            outs += [await _write(c, f"docs/s{session}-{i}.md") for i in range(3)]
+            outs += [await _write(c, f"tests/test_s{session}_{i}.py") for i in range(2)]
+            after = await _classes(c)
+    assert len(bot.seen) == 10
     assert {name: c["level"] for name, c in after.items()} == before
     assert all(c["samples"] == 0 for c in after.values())
-    assert (after["docs-write"]["unanswered"], after["docs-write"]["unverified"]) == (3, 3)
-    assert (after["tests-write"]["unanswered"], after["tests-write"]["unverified"]) == (2, 2)
     assert _rows(db, "SELECT count(*) FROM transitions")[0][0] == 0
     assert _rows(db, "SELECT count(*) FROM streaks WHERE failures > 0")[0][0] == 0
-
-    code, text = await run_cli(capsys, workspace, starter, db, "explain", str(declined[0]["action_id"]))
-    assert code == 0 and "no human answered (elicitation)" in text
-    code, text = await run_cli(capsys, workspace, starter, db, "explain", str(accepted[0]["action_id"]), "--json")
-    assert json.loads(text)["review"]["evidence"] == "unverified" and "not counted" in json.loads(text)["answer"]
-    # A human approves a queued draft at the terminal later: that is an answer, and evidence.
-    code, text = await run_cli(capsys, workspace, starter, db, "approve", str(declined[0]["draft_id"]))
-    assert code == 0, text
-    assert (workspace / "docs/d0.md").exists()
-    row = _rows(db, "SELECT review_channel, evidence, sample FROM actions WHERE id = ?", declined[0]["draft_id"])[0]
-    assert (row["review_channel"], row["evidence"], row["sample"]) == ("cli", "counted", "success")
+    written = [(workspace / f"docs/s{s}-{i}.md").exists() for s in range(2) for i in range(3)]
+    explained = []
+    for out in (outs[0], outs[9]):
+        code, text = await run_cli(capsys, workspace, starter, db, "explain", str(out["action_id"]))
+        assert code == 0, text
+        explained.append(text)
+    if action == "decline":
+        # No answer: each change waits as a draft; nothing was written and no class paid for it.
+        assert [o["status"] for o in outs] == ["draft"] * 10
+        assert all("no human answered" in o["message"] for o in outs)
+        assert not any(written)
+        queued = {
+            r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'drafted' AND evidence = 'unanswered'")
+        }
+        assert queued == {o["draft_id"] for o in outs}
+        assert (after["docs-write"]["unanswered"], after["tests-write"]["unanswered"]) == (6, 4)
+        assert all("no human answered (elicitation)" in text for text in explained)
+        # A human approves one at the terminal later: that is an answer, and evidence.
+        code, text = await run_cli(capsys, workspace, starter, db, "approve", str(outs[0]["draft_id"]))
+        assert code == 0, text
+        row = _rows(db, "SELECT review_channel, evidence, sample FROM actions WHERE id = ?", outs[0]["draft_id"])[0]
+        assert tuple(row) == ("cli", "counted", "success") and (workspace / "docs/s0-0.md").exists()
+    else:
+        # The changes ran, and are no evidence either.
+        assert [o["status"] for o in outs] == ["executed"] * 10 and all(written)
+        assert (after["docs-write"]["unverified"], after["tests-write"]["unverified"]) == (6, 4)
+        assert all("faster than the reading-time rule" in t and "not counted" in t for t in explained)
 
 
 @pytest.mark.asyncio
