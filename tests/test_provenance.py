@@ -457,3 +457,36 @@ async def test_review_drafts_times_each_answer(
         assert times == [pytest.approx(0.01), pytest.approx(6.0)] and evidence == ["unverified", "counted"]
     else:  # 2026-07-28 asks both in one round and gets both answers together: the batch's time
         assert times == [pytest.approx(6.01)] * 2 and evidence == ["counted", "counted"]
+
+
+FAILING_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+unmatched = "draft"
+
+[classes.checks]
+tools = ["run_command"]
+argv = [["false"], ["true"]]
+start = "confirm"
+floor = "draft"
+ceiling = "autonomous"
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_fast_yes_is_no_evidence_of_success_but_the_failure_still_counts(
+    tmp_path: Path, workspace: Path, db: Path, clock: Clock
+) -> None:
+    policies = write_policy(tmp_path / "p", FAILING_POLICY)
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=Human(delay=0.01, clock=clock)) as c:
+        ok = (await c.call_tool("run_command", {"argv": ["true"]})).structured_content
+        failed = (await c.call_tool("run_command", {"argv": ["false"]})).structured_content
+        checks = (await _classes(c))["checks"]
+    assert (ok["status"], failed["status"]) == ("executed", "failed")
+    rows = _rows(db, "SELECT evidence, sample FROM actions ORDER BY id")
+    assert [tuple(r) for r in rows] == [("unverified", None), ("unverified", "failure")]
+    assert (checks["samples"], checks["successes"], checks["unverified"]) == (1, 0, 2)
