@@ -4,6 +4,7 @@ elicitation callbacks that play the human (the one seam we fake: the client's di
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -80,18 +81,42 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "ratchet.db"
 
 
-class Human:
-    """Plays the human at the client's elicitation dialog and remembers what it was shown."""
+class Clock:
+    """A clock the test moves by hand: given to the server (`ServerConfig.clock`) it times the human's
+    answers, so a test can play a human who reads for a minute without waiting a minute."""
 
-    def __init__(self, action: str = "accept", approve: bool = True) -> None:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Human:
+    """Plays the human at the client's elicitation dialog and remembers what it was shown.
+
+    `delay` is how long the human takes to answer: on `clock` (moved by hand, no waiting) when one is
+    given, else really slept. The default answers at once, like a client that answers by itself.
+    """
+
+    def __init__(
+        self, action: str = "accept", approve: bool = True, delay: float = 0.0, clock: Clock | None = None
+    ) -> None:
         self.action = action
         self.approve = approve
+        self.delay = delay
+        self.clock = clock
         self.seen: list[types.ElicitRequestParams] = []
 
-    async def __call__(
-        self, ctx: ClientRequestContext, params: types.ElicitRequestParams
-    ) -> types.ElicitResult:
+    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.seen.append(params)
+        if self.clock is not None:
+            self.clock.advance(self.delay)
+        elif self.delay:
+            await anyio.sleep(self.delay)
         if self.action != "accept":
             return types.ElicitResult(action=self.action)  # type: ignore[arg-type]
         return types.ElicitResult(action="accept", content={"approve": self.approve})
@@ -107,6 +132,12 @@ async def run_cli(
     code = await anyio.to_thread.run_sync(main, argv)
     out = capsys.readouterr()
     return code, out.out + out.err
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-moved clock for timing the human's answers."""
+    return Clock()
 
 
 @pytest.fixture

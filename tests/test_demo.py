@@ -14,7 +14,8 @@ def test_demo_shows_the_whole_ladder(ratchet_bin: Path, tmp_path: Path) -> None:
     out = done.stdout
     for expected in (
         "ratchet: executed",
-        "[the human clicks: accept]",
+        "[the human clicks: accept, at once",
+        "not evidence: 1 unverified",
         "ratchet: draft",
         "ratchet: blocked",
         "draft 3: executed",

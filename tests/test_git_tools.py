@@ -11,7 +11,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, write_policy
+from .conftest import Clock, Human, write_policy
 
 POLICY = """
 [classes.read]
@@ -103,14 +103,14 @@ async def test_commit_and_push_a_feature_branch_lands_on_the_remote(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_push_to_main_shows_the_commits_and_declining_leaves_the_remote_alone(
-    repo: tuple[Path, Path], git_policies: Path, db: Path, mode: str
+    repo: tuple[Path, Path], git_policies: Path, db: Path, mode: str, clock: Clock
 ) -> None:
     workspace, bare = repo
     before = git(bare, "rev-parse", "refs/heads/main")
     (workspace / "README.md").write_text("hello, world\n")
-    human = Human(action="decline")
+    human = Human(action="decline", delay=20.0, clock=clock)  # read the push, then said no
     async with Client(
-        build_server(ServerConfig(workspace, git_policies, db)), mode=mode, elicitation_callback=human
+        build_server(ServerConfig(workspace, git_policies, db, clock=clock)), mode=mode, elicitation_callback=human
     ) as client:
         commit = await _call(client, "git_commit", message="Greet the world", paths=["README.md"])
         push = await _call(client, "git_push")

@@ -19,7 +19,7 @@ from ratchet import hooks
 from ratchet.hooks import HookOptions
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, Human, write_policy
+from .conftest import LEVELS_POLICY, Clock, Human, write_policy
 
 # Every level for files and for commands, and one class that can climb from confirm.
 # Every level for files (the shared LEVELS_POLICY, with climb starting at confirm so asks can promote it)
@@ -311,7 +311,9 @@ def test_approved_asks_promote_the_class_exactly_like_mcp_confirmations(
     mcp_ws.mkdir()
 
     async def over_mcp() -> list[str]:
-        async with Client(build_server(ServerConfig(mcp_ws, hook_policies, mcp_db)), elicitation_callback=Human()) as c:
+        clock = Clock()  # the human reads each change for a few seconds (an instant answer is no evidence)
+        server = build_server(ServerConfig(mcp_ws, hook_policies, mcp_db, clock=clock))
+        async with Client(server, elicitation_callback=Human(delay=5.0, clock=clock)) as c:
             return [
                 (await c.call_tool("write_file", {"path": f"climb/f{i}.txt", "content": f"{i}\n"})).structured_content[
                     "class_level"

@@ -10,7 +10,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human
+from .conftest import Clock, Human
 
 MODES = ["auto", "legacy"]  # 2026-07-28 (input_required round trips) and 2025-11-25 (elicitation/create)
 
@@ -58,12 +58,13 @@ async def test_confirm_shows_the_diff_and_runs_on_accept(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("action", "approve"), [("decline", True), ("accept", False)])
 async def test_confirm_declined_changes_nothing(
-    workspace: Path, policies: Path, db: Path, mode: str, action: str, approve: bool
+    workspace: Path, policies: Path, db: Path, mode: str, action: str, approve: bool, clock: Clock
 ) -> None:
     (workspace / "ask").mkdir()
     (workspace / "ask/notes.txt").write_text("old line\n")
-    human = Human(action=action, approve=approve)
-    async with Client(_server(workspace, policies, db), mode=mode, elicitation_callback=human) as client:
+    human = Human(action=action, approve=approve, delay=8.0, clock=clock)  # a human who read it, then said no
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, mode=mode, elicitation_callback=human) as client:
         result = await _write(client, "ask/notes.txt", "new line\n")
         draft_list = await client.call_tool("trust_levels", {})
     assert result.structured_content["status"] == "declined"
@@ -164,10 +165,11 @@ async def test_low_confidence_lowers_the_level_for_one_call(
 
 @pytest.mark.asyncio
 async def test_repeated_failures_halt_the_class_for_the_session(
-    workspace: Path, policies: Path, db: Path
+    workspace: Path, policies: Path, db: Path, clock: Clock
 ) -> None:
-    human = Human(action="decline")
-    async with Client(_server(workspace, policies, db), elicitation_callback=human) as client:
+    human = Human(action="decline", delay=10.0, clock=clock)  # read, then declined
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as client:
         statuses = [(await _write(client, f"ask/{i}.txt")).structured_content for i in range(4)]
     # Default max_consecutive_failures is 3: three declines, then the class halts for this session.
     assert [s["status"] for s in statuses] == ["declined", "declined", "declined", "blocked"]

@@ -15,7 +15,7 @@ from mcp import Client
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
 
-from .conftest import Human
+from .conftest import Clock, Human
 from .conftest import run_cli as cli
 
 
@@ -44,7 +44,9 @@ async def drive_history(
             out = await write(client, f"queue/{name}.txt", "one\ntwo\n")
             assert out["status"] == "draft"
             ids[name] = out["action_id"]
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human("decline")) as c:
+    clock = Clock()  # the decline comes after a human's reading time; an instant one would be no answer
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=Human("decline", delay=9.0, clock=clock)) as c:
         out = await write(c, "ask/k2.txt")
         assert out["status"] == "declined"
         ids["k2"] = out["action_id"]
@@ -95,8 +97,9 @@ async def test_metrics_match_counts_by_hand(
     assert at_auto["actions_per_decision"] == 3.0 and at_auto["mean_seconds_between_interventions"] is None
     at_confirm = auto["levels"]["confirm"]
     assert (at_confirm["actions"], at_confirm["counts"]["approved"], at_confirm["interventions"]) == (1, 1, 1)
-    # A confirmation answered in the dialog records no review time: no rubber-stamp judgement either.
-    assert at_confirm["median_review_seconds"] is None and at_confirm["rubber_stamp_checked"] == 0
+    # A confirmation accepted at once in the dialog is timed, a rubber stamp, and no evidence (unverified).
+    assert at_confirm["rubber_stamp_checked"] == 1 and at_confirm["rubber_stamp_share"] == 1.0
+    assert at_confirm["unverified"] == 1 and at_confirm["unanswered"] == 0
     overall = auto["overall"]
     assert (overall["actions"], overall["interventions"], overall["actions_per_decision"]) == (4, 2, 2.0)
     assert overall["autonomous_share"] == 0.75 and overall["approved_share"] == 0.25

@@ -144,11 +144,13 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
 
 @pytest.mark.asyncio
 async def test_the_tool_result_tells_the_agent_when_its_class_moved(tmp_path: Path, workspace: Path, db: Path) -> None:
-    from .conftest import Human
+    from .conftest import Clock, Human
 
     promotable = LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"')
     policies = write_policy(tmp_path / "p", promotable)
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as client:
+    clock = Clock()
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=Human(delay=6.0, clock=clock)) as client:
         outs = [
             (await client.call_tool("write_file", {"path": f"ask/{n}.txt", "content": "x"})).structured_content
             for n in range(4)

@@ -14,7 +14,7 @@ from mcp import Client
 from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, write_policy
+from .conftest import Clock, Human, write_policy
 
 POLICY = """
 [defaults]
@@ -251,7 +251,9 @@ async def test_a_command_class_climbs_and_falls_like_any_other(
 ) -> None:
     base = ["--workspace", str(workspace), "--policies", str(cmd_policies), "--db", str(db)]
     levels = []
-    async with Client(build_server(ServerConfig(workspace, cmd_policies, db)), elicitation_callback=Human()) as client:
+    clock = Clock()  # the human reads each confirmation for a few seconds (an instant yes is no evidence)
+    server = build_server(ServerConfig(workspace, cmd_policies, db, clock=clock))
+    async with Client(server, elicitation_callback=Human(delay=5.0, clock=clock)) as client:
         for _ in range(7):
             out = await _run(client, argv=["true"])
             levels.append(f"{out['class_level']}:{out['status']}")

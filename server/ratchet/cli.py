@@ -310,7 +310,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
     for c in levels.classes:
         pin = "" if c.pinned is None else f" pinned {c.pinned}"
         rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
-        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}")
+        unheard = ""
+        if c.unverified or c.unanswered:
+            unheard = f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
+        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}{unheard}")
         for t in c.capped_by:
             if t.name != "pinned":
                 print(f"      capped at {t.cap} by {t.name}: {t.detail}")

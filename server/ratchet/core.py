@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import anyio
 
-from . import chain, contracts, integrity, standing
+from . import chain, contracts, integrity, provenance, standing
 from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
 from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
 from .gate import Decision, Route, Trigger, decide, no_sandbox_trigger
@@ -58,12 +58,37 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class HumanAnswer:
-    """A human's answer to a confirmation or a draft."""
+    """A human's answer to a confirmation or a draft, and its provenance (see provenance.py).
+
+    `channel` is how it was given (cli, elicitation, hook-dialog, web; None: unknown, never CLI
+    evidence); `seconds` how long it took (None: untimed, never evidence of reading); `dismissed` a
+    dialog closed without an answer; `evidence` is filled in by the engine when it is recorded.
+    """
 
     accepted: bool
     reviewer: str
     note: str | None = None
     seconds: float | None = None
+    channel: str | None = None
+    dismissed: bool = False
+    evidence: str | None = None
+
+    def judged(self, cls: ActionClass, preview: str) -> HumanAnswer:
+        """This answer with its evidence: counted, unverified or unanswered."""
+        evidence = provenance.assess(
+            accepted=self.accepted,
+            channel=self.channel,
+            seconds=self.seconds,
+            preview=preview,
+            promotion_evidence=cls.promotion_evidence,
+            dismissed=self.dismissed,
+        )
+        return dataclasses.replace(self, evidence=evidence)
+
+    @property
+    def counts(self) -> bool:
+        """Whether this answer's success may be a sample for the class (failures always may)."""
+        return self.evidence in (None, provenance.COUNTED)
 
 
 class Core:
@@ -74,6 +99,8 @@ class Core:
         self.policy = policy
         self.store = store
         self.session_id = session_id
+        # When each question was put to a client, and the clock that times human answers.
+        self.answers = provenance.AnswerClock()
 
     @classmethod
     async def open(
@@ -291,6 +318,13 @@ class Core:
     ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
+        unanswered = None
+        if route is Route.CONFIRM and answer is not None:
+            answer = answer.judged(ev.cls, ev.prepared.shown)
+            if answer.evidence == provenance.UNANSWERED:
+                # No human answered (too fast to have read it, or dismissed): queued, as when the client
+                # cannot ask; not a sample.
+                route, unanswered, answer = Route.DRAFT, answer, None
         if route is Route.CONFIRM and answer is None:
             route = Route.DRAFT
         if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
@@ -300,6 +334,11 @@ class Core:
         moved = None
         async with self.store.transaction():
             action_id = await self._insert(ev, intent, confidence, status, route)
+            if unanswered is not None:
+                await self.store.update(
+                    "UPDATE actions SET review_channel = ?, review_seconds = ?, evidence = ? WHERE id = ?",
+                    (unanswered.channel, unanswered.seconds, unanswered.evidence, action_id),
+                )
             if status == "declined":
                 assert answer is not None
                 await self._review(action_id, answer)
@@ -311,7 +350,11 @@ class Core:
                 )
         if status in ("blocked", "drafted"):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
-        return await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+        outcome = await self._outcome(ev, action_id, status, moved=moved, packet=packet)
+        if unanswered is not None:
+            why = provenance.describe(unanswered.evidence, unanswered.channel, unanswered.seconds, ev.prepared.shown)
+            outcome = outcome.model_copy(update={"message": f"{outcome.message}\n{why}; queued for a human instead"})
+        return outcome
 
     def notify_inbox(
         self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
@@ -357,7 +400,7 @@ class Core:
         return {str(r[0]) for r in rows}
 
     async def record_external_outcome(
-        self, external_id: str, *, ran: bool, ok: bool, answered: bool = True
+        self, external_id: str, *, ran: bool, ok: bool, answered: bool = True, answered_at: float | None = None
     ) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
@@ -365,6 +408,8 @@ class Core:
         failed where the class counts failures); one that never ran was declined, unless nobody could
         have answered (`answered=False`: the client denied it unasked), which is `unanswered` and no
         evidence at all. None if nothing waits.
+        `answered_at` (Unix time) is when the human answered, when the caller knows it (a transcript's
+        timestamp); otherwise the answer is timed to now, an upper bound.
         """
         row = await self.store.maybe(
             "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
@@ -384,7 +429,13 @@ class Core:
             sample = True  # ran as shown (an asked call that ran was approved unchanged)
         else:
             sample = False if cls.count_execution_failures else None
-        answer = HumanAnswer(ran, "client", None, time.time() - row["created_at"]) if asked and answered else None
+        answer = None
+        if asked and answered:
+            # Timed from the PreToolUse to this report: an approved call's time includes its run.
+            seconds = max(0.0, (self.answers.now() if answered_at is None else answered_at) - row["created_at"])
+            answer = HumanAnswer(ran, "client", None, seconds, channel="hook-dialog").judged(cls, row["preview"])
+            if answer.evidence == provenance.UNANSWERED or (sample is True and not answer.counts):
+                sample = None  # an answer no human could have read is no evidence (a failed run still is)
         error = (
             None
             if ran
@@ -444,6 +495,8 @@ class Core:
             async with self.store.transaction():
                 action_id = await self._insert(ev, intent, confidence, "running", ev.decision.route)
         status, result, error, ok = await self._run(ev.prepared, action_id, ev.cls, progress)
+        if ok and answer is not None and not answer.counts:
+            ok = None  # ran on an answer that is no evidence of a human's reading: not a sample
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
             _finish_on(conn, action_id, status, result, error, answer=answer, sample=ok)
@@ -544,8 +597,9 @@ class Core:
 
     async def _review(self, action_id: int, answer: HumanAnswer) -> None:
         await self.store.update(
-            "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ? WHERE id = ?",
-            (answer.reviewer, answer.seconds, answer.note, action_id),
+            "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ?, review_channel = ?, evidence = ? "
+            "WHERE id = ?",
+            (answer.reviewer, answer.seconds, answer.note, answer.channel, answer.evidence, action_id),
         )
         await self.store.call(lambda c: _chain_review(c, action_id, answer))
 
@@ -713,6 +767,7 @@ def _finish_on(
         "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
         "reviewer = coalesce(?, reviewer), "
         "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
+        "review_channel = coalesce(?, review_channel), evidence = coalesce(?, evidence), "
         "sample = coalesce(?, sample) WHERE id = ?",
         (
             status,
@@ -722,6 +777,8 @@ def _finish_on(
             answer.reviewer if answer else None,
             answer.seconds if answer else None,
             answer.note if answer else None,
+            answer.channel if answer else None,
+            answer.evidence if answer else None,
             None if sample is None else "success" if sample else "failure",
             action_id,
         ),

@@ -63,7 +63,7 @@ async def _human_accepts(
 ) -> types.ElicitResult:
     print("   [the client shows its human:]")
     print(textwrap.indent(params.message, "   | "))
-    print("   [the human clicks: accept]")
+    print("   [the human clicks: accept, at once: it runs, but an answer that fast is not evidence]")
     return types.ElicitResult(action="accept", content={"approve": True})
 
 

@@ -17,9 +17,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .errors import DraftNotFound
-from .metrics import diff_lines as count_diff_lines
-from .metrics import disposition, fmt_seconds, reading_seconds
+from .metrics import disposition, fmt_seconds
 from .policy import Policy
+from .provenance import describe, reading_seconds
+from .provenance import diff_lines as count_diff_lines
 from .results import TriggerInfo
 from .store import Store
 
@@ -27,6 +28,7 @@ REVIEWERS = {
     "cli": "a human at the CLI (`ratchet approve` / `ratchet reject`)",
     "elicitation": "the client's own dialog (proves a client said yes or no, not which human)",
     "client": "the client's own permission prompt, reported through its hook (not which human)",
+    "web": "a review page",
 }
 
 
@@ -63,6 +65,8 @@ class Review(BaseModel):
     note: str | None
     reading_seconds: float = Field(description="the least time the reading rule allows for this draft")
     rubber_stamp: bool | None
+    channel: str | None = Field(None, description="cli | elicitation | hook-dialog | web; None before it was recorded")
+    evidence: str | None = Field(None, description="counted | unverified | unanswered; None before it was recorded")
 
 
 class Complaint(BaseModel):
@@ -99,6 +103,10 @@ class Explanation(BaseModel):
     pin: TransitionView | None = Field(description="the pin behind a `pinned` trigger")
     disposition: str
     review: Review | None
+    answer: str | None = Field(
+        description="whether a human's answer was evidence, in words: counted, unverified (too fast, or not "
+        "from the CLI where the class requires it) or no human answered"
+    )
     status: str
     sample: str | None
     error: str | None
@@ -178,6 +186,8 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
             note=row["review_note"] or row["resolution_note"],
             reading_seconds=reading_seconds(lines),
             rubber_stamp=(seconds < reading_seconds(lines)) if kind == "approved" and seconds is not None else None,
+            channel=row["review_channel"],
+            evidence=row["evidence"],
         )
     complaints = await store.all("SELECT * FROM complaints WHERE action_id = ? ORDER BY id", (action_id,))
     moves = await store.all("SELECT * FROM transitions WHERE action_id = ? ORDER BY id", (action_id,))
@@ -205,6 +215,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         pin=pin,
         disposition=kind,
         review=review,
+        answer=describe(row["evidence"], row["review_channel"], row["review_seconds"], row["preview"]),
         status=row["status"],
         sample=row["sample"],
         error=row["error"],
@@ -254,8 +265,11 @@ def render_explanation(e: Explanation) -> str:
             out.append(f"          note: {r.note}")
     elif e.disposition == "autonomous":
         out.append("review:   none: it ran at the class level without a human")
+    if e.answer:
+        out.append(f"evidence: {e.answer}")
     out.append(
-        f"outcome:  {e.status}" + (f" at {_when(e.finished_at)}" if e.finished_at else "")
+        f"outcome:  {e.status}"
+        + (f" at {_when(e.finished_at)}" if e.finished_at else "")
         + (f"; sample {e.sample}" if e.sample else "; no sample for the class")
         + (f"; error: {e.error}" if e.error else "")
     )

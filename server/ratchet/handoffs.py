@@ -213,7 +213,8 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
     async with engine.store.transaction():
         changed = await engine.store.update(
             "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = 'cli', "
-            "review_seconds = ? - created_at, status = CASE status WHEN 'escalated' THEN 'resolved' ELSE status END "
+            "review_channel = 'cli', review_seconds = ? - created_at, "
+            "status = CASE status WHEN 'escalated' THEN 'resolved' ELSE status END "
             "WHERE id = ? AND resolved_at IS NULL",
             (option or "note", note, time.time(), time.time(), item_id),
         )

@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import contracts, handoffs, hooks, metrics
+from . import contracts, handoffs, hooks, metrics, provenance
 from .contracts import TaskBudget, TaskScope
 from .engine import Engine, Evaluation, HumanAnswer
 from .errors import RatchetError
@@ -65,6 +65,8 @@ class ServerConfig:
     workspace: Path
     policies: Path | None = None
     db: Path | None = None
+    # The clock that times the human's answers (provenance.py); None: the wall clock. A test seam.
+    clock: Callable[[], float] | None = None
 
 
 class _FlatForm(BaseModel):
@@ -130,8 +132,15 @@ async def _gate(
     except RatchetError as exc:
         return _Gated(None, exc)
     if ev.decision.route is Route.CONFIRM:
+        _asking(ctx, provenance.question_key(tool, args))
         return Elicit(_confirm_message(ev), ConfirmChange)
     return _Gated(ev, None)
+
+
+def _asking(ctx: Context, key: str) -> None:
+    """Note when a question goes to the client. A resolver runs on every round of a call; only a
+    round without `request_state` (the call's first on 2026-07-28, every one before) asks anew."""
+    _engine(ctx).answers.asked(key, fresh=ctx.request_state is None)
 
 
 async def _gate_write(
@@ -215,10 +224,14 @@ async def _carry_out(
         except RatchetError as exc:
             await engine.refuse(tool, args, exc, intent=intent, confidence=confidence)
             raise ToolError(str(exc)) from exc
-        if not isinstance(review, CancelledElicitation):
-            approved = isinstance(gated, ConfirmChange) and gated.approve
-            answer = HumanAnswer(approved, "elicitation")
-        # A cancelled dialog is no decision: the change waits in the queue as a draft.
+        # Timed from the question to this answer; the engine judges whether it is evidence (a
+        # dismissed dialog, or a decline too fast to have been read, leaves the change queued as a draft).
+        seconds = engine.answers.answered(provenance.question_key(tool, args))
+        approved = isinstance(gated, ConfirmChange) and gated.approve
+        dismissed = isinstance(review, CancelledElicitation)
+        answer = HumanAnswer(
+            approved and not dismissed, "elicitation", seconds=seconds, channel="elicitation", dismissed=dismissed
+        )
 
     async def progress(elapsed: float, message: str) -> None:
         await ctx.report_progress(elapsed, None, message)
@@ -243,6 +256,8 @@ def build_server(config: ServerConfig) -> MCPServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
         engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
+        if config.clock is not None:
+            engine.answers.now = config.clock
         log.info(
             "ratchet: workspace %s, policy %s, database %s, session %s",
             engine.workspace.root,
@@ -485,9 +500,20 @@ def build_server(config: ServerConfig) -> MCPServer:
     return mcp
 
 
+def _cli_only(engine: Engine, draft: DraftView) -> str | None:
+    """Why a draft is not offered in the chat (it needs `ratchet approve`), or None if it may be."""
+    cls = engine._class_of(draft.action_class)
+    if cls.require_cli_approval:
+        return "its class requires CLI approval"
+    runs = draft.tool == "run_command" or "run_command" in cls.tools
+    if runs and not cls.chat_approval:
+        return "it runs a program (a class that allows it in chat says chat_approval = true)"
+    return None
+
+
 async def _pick_drafts(ctx: Context) -> list[DraftView]:
     engine = _engine(ctx)
-    queued = [d for d in await engine.queue() if not engine._class_of(d.action_class).require_cli_approval]
+    queued = [d for d in await engine.queue() if _cli_only(engine, d) is None]
     return queued[:REVIEW_BATCH]
 
 
@@ -499,6 +525,7 @@ def _asker(index: int) -> Callable[..., Any]:
             return None
         d = drafts[index]
         preview = d.preview[:ELICIT_DIFF_CHARS]
+        _asking(ctx, provenance.question_key("draft", d.action_id))
         return Elicit(
             redact(
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}\n"
@@ -535,29 +562,59 @@ def _register_review(mcp: MCPServer) -> None:
         """Put queued drafts (up to five per call) to the human in the client's own dialog.
 
         The human approves (the draft runs now), rejects, or dismisses (it stays queued). The agent
-        cannot answer for the human. Drafts of classes that require CLI approval are not offered.
+        cannot answer for the human. Drafts of classes that require CLI approval, and drafts that run
+        a program (run_command) unless their class says chat_approval = true, are not offered: the
+        result names them, for `ratchet approve` at the terminal.
         """
         engine = _engine(ctx)
         reviewed: list[DraftView] = []
-        for draft, answer in zip(drafts, (a0, a1, a2, a3, a4), strict=False):
+        unanswered = 0
+        keys = [provenance.question_key("draft", d.action_id) for d in drafts]
+        asked = [engine.answers.asked_at(k) for k in keys]
+        # Before 2026-07-28 each question is put once the previous one is answered: its answer came
+        # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
+        one_by_one = ctx.request_state is None
+        for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
+            seconds = engine.answers.answered(keys[i])
+            after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
+            if one_by_one and seconds is not None and after is not None and this is not None:
+                seconds = max(0.0, after - this)
             if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
                 continue
             try:
                 if answer.data.approve:
-                    reviewed.append(await engine.approve(draft.action_id, reviewer="elicitation"))
-                else:
-                    reviewed.append(
-                        await engine.reject(
-                            draft.action_id, answer.data.reason or "rejected in chat", reviewer="elicitation"
-                        )
+                    view = await engine.approve(
+                        draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
                     )
+                else:
+                    reason = answer.data.reason or "rejected in chat"
+                    view = await engine.reject(
+                        draft.action_id, reason, reviewer="elicitation", seconds=seconds, channel="elicitation"
+                    )
+                    if view.status == "drafted":
+                        unanswered += 1  # too fast to have been read: no answer, it stays queued
+                        continue
+                reviewed.append(view)
             except RatchetError as exc:
                 reviewed.append((await engine.view(draft.action_id)).model_copy(update={"error": str(exc)}))
-        remaining = len(await engine.queue())
+        queue = await engine.queue()
+        skipped = [(d.action_id, why) for d in queue if (why := _cli_only(engine, d)) is not None]
+        remaining = len(queue)
         if not drafts:
-            message = "no drafts are waiting for review"
+            message = "no drafts are waiting for review in the chat"
         elif not _can_elicit(ctx):
             message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
         else:
             message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
+            if unanswered:
+                message += (
+                    f"; {unanswered} rejection(s) came faster than anyone could read the draft and were not "
+                    "taken as an answer (the drafts stay queued)"
+                )
+        if skipped:
+            listed = "; ".join(f"draft {i}: {why}" for i, why in skipped[:10])
+            message += (
+                f". Not offered here ({len(skipped)}), review at the terminal with `ratchet show ID` and "
+                f"`ratchet approve ID`: {listed}"
+            )
         return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)

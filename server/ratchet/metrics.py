@@ -29,7 +29,10 @@ recorded), `resolved_at` for a resolution and the complaint's own time for a com
 Reading-speed rule for the rubber-stamp indicator: a human needs at least
 `READ_BASE_SECONDS + READ_SECONDS_PER_LINE x diff_lines` (2 s + 0.25 s per line) to read a draft,
 where `diff_lines` counts the preview's added and removed lines (not the `---`/`+++` headers)
-plus the lines a truncated preview did not show.
+plus the lines a truncated preview did not show. The rule lives in provenance.py, which also uses
+it to decide whether an answer is evidence: `unverified` approvals (accepted faster than the rule,
+or outside the class's promotion channel) and `unanswered` calls (no human answered) are counted
+separately.
 """
 
 from __future__ import annotations
@@ -47,17 +50,14 @@ from pydantic import BaseModel, Field
 
 from .errors import InvalidRequest
 from .levels import LEVEL_NAMES
+from .provenance import READING_RULE, UNANSWERED, UNVERIFIED
+from .provenance import diff_lines as diff_lines  # re-exported: the rule's one home is provenance.py
+from .provenance import reading_seconds as reading_seconds
 from .store import Store
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-READ_BASE_SECONDS = 2.0
-READ_SECONDS_PER_LINE = 0.25
-READING_RULE = (
-    f"an approval is a rubber stamp when it came faster than {READ_BASE_SECONDS:g} s + "
-    f"{READ_SECONDS_PER_LINE:g} s per changed line of the draft"
-)
 # engine.approve writes this prefix into review_note when the human approved their own content.
 EDITED_NOTE = "edited before approval: "
 DISPOSITIONS = ("autonomous", "approved", "edited", "rejected", "declined", "blocked", "pending", "unresolved")
@@ -65,7 +65,6 @@ HUMAN_DECISIONS = frozenset({"approved", "edited", "rejected", "declined"})
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_TRUNCATED = re.compile(r"^\[diff truncated: (\d+) more lines not shown\]$")
 
 
 def parse_when(value: str | float | None, now: float | None = None) -> float | None:
@@ -102,23 +101,6 @@ def disposition(status: str, route: str, reviewer: str | None, review_note: str 
     return "pending" if status in ("drafted", "approving", "asked", "allowed") else "unresolved"
 
 
-def diff_lines(preview: str) -> int:
-    """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus any truncated rest."""
-    count = 0
-    for line in preview.splitlines():
-        truncated = _TRUNCATED.match(line)
-        if truncated:
-            count += int(truncated[1])
-        elif line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
-            count += 1
-    return count
-
-
-def reading_seconds(lines: int) -> float:
-    """The least time a human needs to read a draft of `lines` changed lines (the reading rule)."""
-    return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
-
-
 @dataclass(frozen=True)
 class ActionFacts:
     """What the figures need to know about one recorded action."""
@@ -133,6 +115,7 @@ class ActionFacts:
     diff_lines: int
     complaint_times: tuple[float, ...] = ()
     resolved_at: float | None = None  # a human answered the blocked action's escalation packet
+    evidence: str | None = None  # counted | unverified | unanswered (provenance.py), None: no answer
 
     @property
     def rubber_stamp(self) -> bool | None:
@@ -171,6 +154,14 @@ class Figures(BaseModel):
         description="unchanged approvals faster than the reading rule / unchanged approvals with a review time"
     )
     rubber_stamp_checked: int = Field(description="unchanged approvals with a review time (the share's denominator)")
+    unverified: int = Field(
+        0,
+        description="approvals that let the action run but were not evidence: faster than the reading rule, "
+        "or outside the class's promotion channel",
+    )
+    unanswered: int = Field(
+        0, description="calls no human answered: a decline faster than the reading rule, or a dismissed dialog"
+    )
 
 
 class ClassMetrics(BaseModel):
@@ -208,11 +199,13 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
     - rework rate: edited / all approvals (unchanged + edited);
     - defect escape rate: autonomous actions with at least one complaint / autonomous actions;
     - median review time per accepted change: the median `review_seconds` of approvals (unchanged or
-      edited). For a draft this is the time from drafting to approval (queue time included); a
-      confirmation answered in an MCP client's dialog records none and is left out;
+      edited). For a draft approved at the CLI this is the time from drafting to approval (queue time
+      included); for an answer in the client's dialog, from the question to the answer (provenance.py);
     - agent actions per human decision: actions / human interventions;
     - rubber-stamp share: unchanged approvals faster than the reading rule / unchanged approvals
-      with a recorded review time.
+      with a recorded review time;
+    - unverified / unanswered: answers that were not evidence (provenance.py): approvals that let the
+      action run without counting, and calls no human answered.
     """
     items = list(facts)
     counts = dict.fromkeys(DISPOSITIONS, 0)
@@ -248,6 +241,8 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
         actions_per_decision=n / interventions if interventions else None,
         rubber_stamp_share=_share(sum(stamps), len(stamps)),
         rubber_stamp_checked=len(stamps),
+        unverified=sum(1 for f in items if f.evidence == UNVERIFIED),
+        unanswered=sum(1 for f in items if f.evidence == UNANSWERED),
     )
 
 
@@ -282,7 +277,7 @@ async def load_facts(
     sql = " AND ".join(where)
     rows = await store.all(
         "SELECT id, class, class_level, route, status, reviewer, review_note, review_seconds, created_at, "
-        f"finished_at, resolved_at, preview FROM actions WHERE {sql} ORDER BY id",
+        f"finished_at, resolved_at, preview, evidence FROM actions WHERE {sql} ORDER BY id",
         params,
     )
     complaints: dict[int, list[float]] = {}
@@ -307,6 +302,7 @@ async def load_facts(
                 diff_lines=diff_lines(r["preview"]),
                 complaint_times=tuple(complaints.get(r["id"], ())),
                 resolved_at=r["resolved_at"] if kind == "blocked" else None,
+                evidence=r["evidence"],
             )
         )
     return facts
@@ -389,12 +385,18 @@ def render_metrics(report: MetricsReport) -> str:
     """The report as a terminal table, one row per class and per level, with a legend."""
     lines = [
         f"period {_bound(report.since, 'the beginning')} .. {_bound(report.until, 'now')}; "
-        f"{report.total.actions} actions, {report.total.interventions} human interventions",
+        f"{report.total.actions} actions, {report.total.interventions} human interventions; "
+        f"{report.total.unverified} approvals not counted as evidence (unverified), "
+        f"{report.total.unanswered} calls no human answered (unanswered)",
         HEADER,
         figures_line("all classes", report.total),
     ]
     for c in report.classes:
         lines.append(figures_line(c.action_class, c.overall))
+        if c.overall.unverified or c.overall.unanswered:
+            lines.append(
+                f"  not evidence: {c.overall.unverified} unverified approvals, {c.overall.unanswered} unanswered calls"
+            )
         lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
     lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
     return "\n".join(lines)

@@ -37,6 +37,7 @@ from .errors import PolicyError
 from .globs import GlobError, PathGlob, compile_glob
 from .levels import Level
 from .limits import ClassLimits, Limits, SizeLimits
+from .provenance import PROMOTION_EVIDENCE
 
 M = TypeVar("M", bound=BaseModel)
 UNCLASSIFIED = "unclassified"
@@ -198,6 +199,8 @@ class ClassSpec(_Strict):
     sandbox: bool = True
     # run_command: may the sandboxed command reach the network?
     network: bool = False
+    promotion_evidence: str = "any"
+    chat_approval: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -212,6 +215,16 @@ class ClassSpec(_Strict):
     @classmethod
     def _level(cls, value: str | None) -> str | None:
         return None if value is None else Level.parse(value).label
+
+    @field_validator("promotion_evidence")
+    @classmethod
+    def _evidence(cls, value: str) -> str:
+        if value not in PROMOTION_EVIDENCE:
+            raise ValueError(
+                f"unknown promotion_evidence {value!r}; expected 'any' (every channel, timed by the reading "
+                "rule) or 'cli' (only approvals given with `ratchet approve` count toward promotion)"
+            )
+        return value
 
     @field_validator("argv")
     @classmethod
@@ -297,6 +310,10 @@ class ActionClass:
     sandbox: bool = True
     network: bool = False
     limits: SizeLimits = field(default_factory=SizeLimits)
+    # Which answers count toward promotion (provenance.py): "any" channel, or only the "cli".
+    promotion_evidence: str = "any"
+    # Whether review_drafts may offer this class's drafts in the chat (run_command classes: no by default).
+    chat_approval: bool = False
 
     @property
     def rule(self) -> str:
@@ -590,6 +607,8 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         sandbox=spec.sandbox,
         network=spec.network,
         limits=(spec.limits or ClassLimits()).over(defaults.limits),
+        promotion_evidence=spec.promotion_evidence,
+        chat_approval=spec.chat_approval,
     )
 
 

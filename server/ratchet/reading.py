@@ -32,6 +32,13 @@ class Reading(Core):
         rows, freeze, (tampers, tamper_lines) = await self.store.run(read)
         frozen = freeze if freeze is not None and freeze.active() else None
         sandbox = await sandbox_status_async()
+        not_evidence = {
+            r[0]: (r[1] or 0, r[2] or 0)
+            for r in await self.store.all(
+                "SELECT class, sum(evidence = 'unverified'), sum(evidence = 'unanswered') FROM actions "
+                "WHERE evidence IN ('unverified', 'unanswered') GROUP BY class"
+            )
+        }
         out = []
         for cls, row in zip(classes, rows, strict=True):
             window = standing.window_of(row)
@@ -70,6 +77,8 @@ class Reading(Core):
                     would=decision.route.value,
                     since=row.level_since,
                     capped_by=[TriggerInfo(**t.as_dict()) for t in decision.triggers],
+                    unverified=not_evidence.get(cls.name, (0, 0))[0],
+                    unanswered=not_evidence.get(cls.name, (0, 0))[1],
                 )
             )
         shown = f"on ({sandbox.detail})" if sandbox.available else f"unavailable: {sandbox.detail}"

@@ -73,6 +73,12 @@ class ClassStatus(BaseModel):
     capped_by: list[TriggerInfo] = Field(
         default_factory=list, description="standing triggers that hold the class below its level (e.g. no-sandbox)"
     )
+    unverified: int = Field(
+        0,
+        description="approvals that ran but were no evidence (faster than the reading rule, or not from the CLI "
+        "where the class requires it)",
+    )
+    unanswered: int = Field(0, description="confirmations or drafts no human answered (too fast, or dismissed)")
 
 
 class TrustLevels(BaseModel):

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import chain, standing
-from .core import Core, HumanAnswer, keep_args_on
+from . import chain, provenance, standing
+from .core import Core, HumanAnswer, _view, keep_args_on
 from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from .levels import Level
 from .operations import operation
@@ -38,9 +38,21 @@ class HumanSide(Core):
     """What a human (through the CLI or the client's dialog) does to drafts, actions and classes."""
 
     async def approve(
-        self, action_id: int, *, reviewer: str = "cli", content: str | None = None, note: str | None = None
+        self,
+        action_id: int,
+        *,
+        reviewer: str = "cli",
+        content: str | None = None,
+        note: str | None = None,
+        seconds: float | None = None,
+        channel: str | None = None,
     ) -> DraftView:
-        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
+        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
+
+        `seconds` is the review time when the channel timed it (a dialog: from the question to the
+        answer); at the CLI by default the time since drafting. `channel` defaults to the reviewer when it names
+        one (provenance.py): an approval faster than the reading rule runs but is not a sample.
+        """
         row = await self._claim(action_id)
         cls = self._class_of(row["class"])
         evidence = self._class_of(row["evidence_class"] or row["class"])
@@ -70,10 +82,13 @@ class HumanSide(Core):
             True,
             reviewer,
             ("edited before approval: " if edited else "") + (note or ""),
-            time.time() - row["created_at"],
-        )
+            self._review_time(row, seconds, _channel(reviewer, channel)),
+            channel=_channel(reviewer, channel),
+        ).judged(cls, row["preview"])
         # Approval with edits is rework: the draft was not good enough as it stood.
         sample = None if ok is None else ok and not edited
+        if sample is True and not answer.counts:
+            sample = None  # it ran, but the approval is no evidence that a human read it
         async with self.store.transaction():
             await self._finish(action_id, status, result, error, answer=answer, sample=sample)
             if sample is not None:
@@ -82,10 +97,33 @@ class HumanSide(Core):
                 await self._remember(cls, prepared)
         return await self.view(action_id)
 
-    async def reject(self, action_id: int, reason: str, *, reviewer: str = "cli") -> DraftView:
-        """Reject a queued draft: nothing runs, and the class's window records a failure."""
+    async def reject(
+        self,
+        action_id: int,
+        reason: str,
+        *,
+        reviewer: str = "cli",
+        seconds: float | None = None,
+        channel: str | None = None,
+    ) -> DraftView:
+        """Reject a queued draft: nothing runs, and the class's window records a failure.
+
+        A rejection outside the CLI faster than the reading rule is no answer (provenance.py): the
+        draft stays queued, marked `unanswered`, and nothing is a sample.
+        """
         async with self.store.transaction():
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+            if row is not None and row["status"] == "drafted":
+                via = _channel(reviewer, channel)
+                answer = HumanAnswer(False, reviewer, reason, self._review_time(row, seconds, via), channel=via).judged(
+                    self._class_of(row["class"]), row["preview"]
+                )
+                if answer.evidence == provenance.UNANSWERED:
+                    await self.store.update(
+                        "UPDATE actions SET review_channel = ?, review_seconds = ?, evidence = ? WHERE id = ?",
+                        (answer.channel, answer.seconds, answer.evidence, action_id),
+                    )
+                    return _view(row)
             changed = await self.store.update(
                 "UPDATE actions SET status = 'rejected', finished_at = ? WHERE id = ? AND status = 'drafted'",
                 (time.time(), action_id),
@@ -94,10 +132,16 @@ class HumanSide(Core):
                 raise self._not_queued(action_id, row)
             assert row is not None
             await self.store.call(lambda c: keep_args_on(c, action_id=action_id))  # the content leaves with the queue
-            await self._review(action_id, HumanAnswer(False, reviewer, reason, time.time() - row["created_at"]))
+            await self._review(action_id, answer)
             evidence = self._class_of(row["evidence_class"] or row["class"])
             await self._sample(evidence, action_id, False, row["session_id"])
         return await self.view(action_id)
+
+    def _review_time(self, row: Any, seconds: float | None, channel: str | None) -> float | None:
+        """The given review time; at the CLI by default the time since drafting; else None (untimed)."""
+        if seconds is not None or channel != "cli":
+            return seconds
+        return max(0.0, self.answers.now() - float(row["created_at"]))
 
     async def _claim(self, action_id: int) -> Any:
         """Take a draft for execution atomically: a draft approved twice runs once."""
@@ -172,3 +216,10 @@ class HumanSide(Core):
         """A human caps a class (or lifts the cap with None)."""
         cls = self._named(name)
         return await self.store.run(lambda c: standing.pin(c, cls, level, reason))
+
+
+def _channel(reviewer: str, channel: str | None) -> str | None:
+    """The channel an answer came through: given, or the reviewer when it names a channel."""
+    if channel is not None:
+        return channel
+    return reviewer if reviewer in provenance.CHANNELS else None

@@ -183,6 +183,13 @@ MIGRATIONS: tuple[str, ...] = (
     SELECT c.name, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), coalesce(c.transition_id, 0)
     FROM class_state c, json_each(c.window_json) j ORDER BY c.name, j.key
     """,
+    # v8: provenance: how a human answer was given (cli, elicitation, hook-dialog, web) and whether it
+    # was evidence for the class (counted, unverified, unanswered); review_seconds already exists.
+    """
+    ALTER TABLE actions ADD COLUMN review_channel TEXT;
+    ALTER TABLE actions ADD COLUMN evidence TEXT;
+    CREATE INDEX actions_not_evidence ON actions (class) WHERE evidence IN ('unverified', 'unanswered')
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,174 @@
+"""Provenance of human answers: how each answer was given, how long it took, and whether it is evidence.
+
+Every approval or decline of a confirmation or a draft records its *channel*:
+
+- `cli`: the human's own terminal (`ratchet approve` / `ratchet reject`); the agent cannot run it;
+- `elicitation`: the MCP client's dialog (a confirmation, or `review_drafts`); it proves that a
+  client answered, not that a human did: a client may answer by itself (Codex headless declines
+  within a millisecond) or accept everything it is asked;
+- `hook-dialog`: a client's own permission dialog, seen through its hook (Claude Code's `ask`);
+- `web`: reserved for a review page.
+
+and its *review time* in seconds:
+
+- elicitation: from the moment the question was put to the client to the moment its answer reached
+  the tool. On protocol 2025-11-25 the question and the answer are one request; on 2026-07-28 they
+  arrive in different rounds of the same call, so the moment of asking is kept by the engine, keyed
+  by the call's tool and arguments (or the draft's id), and is reset whenever the call starts anew
+  (a round that carries no answers); see `AnswerClock`. An answer round that reaches an engine
+  which did not ask (another server process) is untimed, and an untimed answer is never evidence.
+  `review_drafts` asks up to five drafts: on 2025-11-25 one after another (each timed from its question to the next question, which follows
+  its answer), on 2026-07-28 in one batch (each timed from the batch's question to the answers);
+- cli: from drafting to the approval (the queue time included: the human reads `ratchet show`).
+  That is not reading time, so the rule below does not judge it: an answer at the CLI is the
+  human's own command, which the agent cannot run, and always counts (`ratchet metrics` still shows
+  a fast one as a possible rubber stamp);
+- hook-dialog: from the PreToolUse to the event that reports the outcome (PostToolUse,
+  PostToolUseFailure, PermissionDenied, or the settling event that finds the call's result in the
+  transcript), or to the moment of the answer when the hook can read it (`answered_at`, e.g. a
+  transcript timestamp). An approved call's time includes the tool's run and a declined one runs to
+  the settling event, so the figure is an upper bound and the rule below does not judge it: Claude
+  Code's `ask` is answered by the person at its terminal, not by the client (a session with nobody
+  there is recognised by the hook from the client's own signals). It is still subject to
+  `promotion_evidence = "cli"`.
+
+and its *evidence*, judged by the reading-time rule already used for rubber stamps (a human needs
+at least `READ_BASE_SECONDS + READ_SECONDS_PER_LINE x changed lines` to read a change):
+
+- `counted`: the answer is evidence for the class's trust window;
+- `unverified`: an acceptance faster than the rule (or with no time at all), or one given where the
+  class takes promotion evidence only from the CLI (`promotion_evidence = "cli"`): the action runs,
+  but its success is not a sample (an execution failure still counts where the class counts them);
+- `unanswered`: a decline faster than the rule, a decline with no time, or a dismissed dialog: no
+  human answered. A confirmation is queued as a draft (as when the client cannot ask), a draft
+  offered by `review_drafts` stays queued, and nothing is a sample.
+
+What this does not prove: a client that waits before answering, or a person who clicks without
+reading after the rule's few seconds, still counts. The rule stops clients that answer by
+themselves and instant rubber stamps; `promotion_evidence = "cli"` is for classes where that is
+not enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+CHANNELS = ("cli", "elicitation", "hook-dialog", "web")
+COUNTED, UNVERIFIED, UNANSWERED = "counted", "unverified", "unanswered"
+EVIDENCE = (COUNTED, UNVERIFIED, UNANSWERED)
+PROMOTION_EVIDENCE = ("any", "cli")
+
+READ_BASE_SECONDS = 2.0
+READ_SECONDS_PER_LINE = 0.25
+READING_RULE = (
+    f"an approval is a rubber stamp when it came faster than {READ_BASE_SECONDS:g} s + "
+    f"{READ_SECONDS_PER_LINE:g} s per changed line of the draft"
+)
+_TRUNCATED = re.compile(r"^\[diff truncated: (\d+) more lines not shown\]$")
+# Questions never answered (a client that went away mid-call) are forgotten past this many.
+_MAX_WAITING = 512
+
+
+def diff_lines(preview: str) -> int:
+    """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus any truncated rest."""
+    count = 0
+    for line in preview.splitlines():
+        truncated = _TRUNCATED.match(line)
+        if truncated:
+            count += int(truncated[1])
+        elif line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
+            count += 1
+    return count
+
+
+def reading_seconds(lines: int) -> float:
+    """The least time a human needs to read a draft of `lines` changed lines (the reading rule)."""
+    return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
+
+
+def too_fast(seconds: float | None, preview: str) -> bool:
+    """True when an answer came faster than the reading rule allows for this preview (or untimed)."""
+    return seconds is None or seconds < reading_seconds(diff_lines(preview))
+
+
+def assess(
+    *,
+    accepted: bool,
+    channel: str | None,
+    seconds: float | None,
+    preview: str,
+    promotion_evidence: str,
+    dismissed: bool,
+) -> str:
+    """The evidence an answer gives: `counted`, `unverified` or `unanswered` (see the module docstring)."""
+    if dismissed:
+        return UNANSWERED
+    if channel == "cli":
+        return COUNTED  # the human's own terminal, which the agent cannot reach; its time is queue time
+    if channel == "hook-dialog":
+        # The client's own dialog, put to the person at its terminal; the hook times it only loosely.
+        return UNVERIFIED if accepted and promotion_evidence == "cli" else COUNTED
+    if not accepted:
+        return UNANSWERED if too_fast(seconds, preview) else COUNTED
+    if too_fast(seconds, preview):
+        return UNVERIFIED
+    if promotion_evidence == "cli" and channel != "cli":
+        return UNVERIFIED
+    return COUNTED
+
+
+def describe(evidence: str | None, channel: str | None, seconds: float | None, preview: str) -> str | None:
+    """One sentence on why an answer was or was not evidence (None when nothing was recorded)."""
+    if evidence is None:
+        return None
+    took = "no time was recorded" if seconds is None else f"answered in {seconds:.2f} s"
+    rule = f"{reading_seconds(diff_lines(preview)):g} s"
+    via = f" ({channel})" if channel else ""
+    if evidence == UNANSWERED:
+        return f"no human answered{via}: {took}, faster than the reading-time rule ({rule}) or dismissed; not counted"
+    if evidence == UNVERIFIED:
+        if seconds is not None and seconds >= reading_seconds(diff_lines(preview)):
+            return f"{took}{via}, but the class takes promotion evidence only from the CLI; not counted"
+        return f"{took}{via}: faster than the reading-time rule ({rule}), not counted"
+    return f"{took}{via}; counted as evidence"
+
+
+def question_key(kind: str, payload: Any) -> str:
+    """A stable key for one question: the same call (tool and arguments) or draft gives the same key."""
+    text = json.dumps([kind, payload], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class AnswerClock:
+    """When each question was put to the client, so its answer can be timed across protocol rounds.
+
+    `now` is the clock (wall time, seconds); a test may give its own. `asked(key, fresh=True)` marks
+    the moment of asking; `fresh=False` (a later round of the same call) keeps the first moment.
+    `answered(key)` is the seconds since, or None when this engine never asked that question.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self.now = now
+        self._asked: dict[str, float] = {}
+
+    def asked(self, key: str, *, fresh: bool) -> None:
+        """Record that a question was (or is about to be) put to the client."""
+        if fresh or key not in self._asked:
+            self._asked.pop(key, None)
+            self._asked[key] = self.now()
+            while len(self._asked) > _MAX_WAITING:
+                del self._asked[next(iter(self._asked))]
+
+    def asked_at(self, key: str) -> float | None:
+        """When the question was put to the client (None if it was not), without forgetting it."""
+        return self._asked.get(key)
+
+    def answered(self, key: str) -> float | None:
+        """Seconds from asking to now, forgetting the question; None if it was never asked here."""
+        at = self._asked.pop(key, None)
+        return None if at is None else max(0.0, self.now() - at)
