@@ -17,8 +17,9 @@ and its *review time* in seconds:
   by the call's tool and arguments (or the draft's id), and is reset whenever the call starts anew
   (a round that carries no answers); see `AnswerClock`. An answer round that reaches an engine
   which did not ask (another server process) is untimed, and an untimed answer is never evidence.
-  `review_drafts` asks up to five drafts: on 2025-11-25 one after another (each timed from its question to the next question, which follows
-  its answer), on 2026-07-28 in one batch (each timed from the batch's question to the answers);
+  `review_drafts` asks up to five drafts: on 2025-11-25 one after another (each timed from its
+  question to the next question, which follows its answer), on 2026-07-28 in one batch (each timed
+  from the batch's question to the answers);
 - cli: from drafting to the approval (the queue time included: the human reads `ratchet show`).
   That is not reading time, so the rule below does not judge it: an answer at the CLI is the
   human's own command, which the agent cannot run, and always counts (`ratchet metrics` still shows
