@@ -133,7 +133,7 @@ async def test_unpin_after_a_blocked_pin_returns_to_the_earned_level(
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
         assert (await _write(client, "auto/a.txt"))["status"] == "executed"
     code, text = await _cli(capsys, workspace, policies, db, "unpin", "auto", "--reason", "again")
-    assert code == 2 and "not pinned" in text
+    assert code == 1 and "not pinned" in text
 
 
 # -- freeze --------------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ async def test_freeze_caps_every_class_and_unfreeze_restores_earned_levels(
     kinds = [r["kind"] for r in _rows(db, "SELECT kind FROM transitions WHERE class = 'auto' ORDER BY id")]
     assert kinds == ["freeze", "unfreeze"]
     code, text = await _cli(capsys, workspace, policies, db, "unfreeze", "--reason", "twice")
-    assert code == 2 and "nothing is frozen" in text
+    assert code == 1 and "nothing is frozen" in text
 
 
 @pytest.mark.asyncio
@@ -192,9 +192,9 @@ async def test_freeze_refuses_bad_input_with_what_was_expected(
 ) -> None:
     base = ("freeze", "--level", "draft", "--reason", "r", "--until")
     code, text = await _cli(capsys, workspace, policies, db, *base, "soon")
-    assert code == 2 and "cannot read --until 'soon'" in text and "90m, 2h" in text
+    assert code == 1 and "cannot read --until 'soon'" in text and "90m, 2h" in text
     code, text = await _cli(capsys, workspace, policies, db, *base, "2001-01-01T00:00")
-    assert code == 2 and "not in the future" in text
+    assert code == 1 and "not in the future" in text
     engine = await Engine.open(workspace, policies=policies, db=db, session=False)
     try:
         with pytest.raises(InvalidRequest, match="a freeze at autonomous caps nothing; expected blocked, draft"):
@@ -290,7 +290,7 @@ async def test_a_second_complaint_on_one_action_is_refused(
     code, text = await _cli(capsys, workspace, policies, db, "complain", aid, "--reason", "wrong")
     assert code == 0 and "auto: autonomous -> confirm (complaint" in text
     code, text = await _cli(capsys, workspace, policies, db, "complain", aid, "--reason", "still wrong")
-    assert code == 2
+    assert code == 1
     assert re.search(rf"action {aid} already has a complaint \(recorded \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\)", text)
     assert len(_rows(db, "SELECT * FROM complaints WHERE action_id = ?", (int(aid),))) == 1
     assert _cls(await _status(capsys, workspace, policies, db), "auto")["level"] == "confirm"  # one rung, once

@@ -13,7 +13,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, write_policy
+from .conftest import Clock, Human, write_policy
 
 POLICY = """
 [defaults]
@@ -63,12 +63,14 @@ def _evidence(db: Path) -> list[tuple[str, str | None, str | None]]:
 
 @pytest.mark.asyncio
 async def test_a_redirect_into_a_lower_file_class_is_evidence_for_the_file_class(
-    workspace: Path, tmp_path: Path, db: Path
+    workspace: Path, tmp_path: Path, db: Path, clock: Clock
 ) -> None:
     (workspace / "docs").mkdir()
     policies = write_policy(tmp_path / "p", POLICY)
-    yes = Human(approve=True)
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=yes) as client:
+    yes = Human(approve=True, delay=30, clock=clock)  # a human who reads the change
+    async with Client(
+        build_server(ServerConfig(workspace, policies, db, clock=clock)), elicitation_callback=yes
+    ) as client:
         before = _windows(await client.call_tool("trust_levels", {}))
         ran = await client.call_tool("run_command", {"command": "echo hi > docs/x.md"})
         assert ran.structured_content is not None and ran.structured_content["status"] == "executed"
@@ -81,12 +83,14 @@ async def test_a_redirect_into_a_lower_file_class_is_evidence_for_the_file_class
 
 @pytest.mark.asyncio
 async def test_when_the_command_class_stands_lower_it_keeps_the_evidence(
-    workspace: Path, tmp_path: Path, db: Path
+    workspace: Path, tmp_path: Path, db: Path, clock: Clock
 ) -> None:
     (workspace / "notes").mkdir()
     policies = write_policy(tmp_path / "p", POLICY)
-    no = Human(action="decline")
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=no) as client:
+    no = Human(action="decline", delay=30, clock=clock)
+    async with Client(
+        build_server(ServerConfig(workspace, policies, db, clock=clock)), elicitation_callback=no
+    ) as client:
         before = _windows(await client.call_tool("trust_levels", {}))
         declined = await client.call_tool("run_command", {"command": "printf hi > notes/x.md"})
         assert declined.structured_content is not None and declined.structured_content["status"] == "declined"

@@ -110,6 +110,7 @@ def test_an_unattended_ask_is_a_draft_that_approving_makes(
 ) -> None:
     claude = Session(ratchet_bin, workspace, hook_policies, db, HEADLESS)
     (workspace / "ask").mkdir()
+    assert claude.cli("init").returncode == 0  # the database, and the standings to compare with
     before = claude.classes()
     for _ in range(2):  # two headless runs of a redirect into a confirm-level file
         answer, tool_use_id = claude.bash("echo hi > ask/notes.md")

@@ -86,7 +86,8 @@ async def test_a_level_raised_in_class_state_mid_session_is_not_honoured(
 async def test_a_level_raised_while_no_server_runs_is_found_at_open(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await _status(capsys, workspace, policies, db)
+    async with Client(build_server(ServerConfig(workspace, policies, db))):
+        pass  # a server's first start creates the database and the standings
     _sql(db, "UPDATE class_state SET level = 'autonomous', policy_start = 'autonomous' WHERE name = 'queue'")
     status = await _status(capsys, workspace, policies, db)  # opening finds it
     assert _cls(status, "queue")["level"] == "draft"
@@ -361,7 +362,8 @@ async def test_a_transition_and_the_cache_edited_together_are_not_honoured(
 async def test_a_forged_promotion_inserted_by_hand_is_not_honoured(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await _status(capsys, workspace, policies, db)
+    async with Client(build_server(ServerConfig(workspace, policies, db))):
+        pass  # a server's first start creates the database and the standings
     _sql(
         db,
         "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "

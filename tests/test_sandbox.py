@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -530,7 +531,13 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
         draft = (await client.call_tool("write_file", {"path": "q/x.txt", "content": "x\n"})).structured_content
         assert draft is not None and draft["status"] == "draft"
         where = ["--workspace", ".", "--policies", str(policies), "--db", str(db)]
-        approve = await _run(client, argv=[str(ratchet_bin), "approve", str(draft["draft_id"]), *where])
+        # Under its own name the analysis refuses it before it runs (the human-cli rule); under another
+        # name it falls to the catch-all and runs: the sandbox must still hold.
+        refused = await _run(client, argv=[str(ratchet_bin), "approve", str(draft["draft_id"]), *where])
+        assert refused["status"] == "blocked"
+        disguised = workspace.parent / "helper-tool"
+        shutil.copy(ratchet_bin, disguised)
+        approve = await _run(client, argv=[str(disguised), "approve", str(draft["draft_id"]), *where])
         sql = await _run(client, argv=["python3", "-c", edit, str(db)])
     assert approve["status"] == "failed" and sql["status"] == "failed"
     assert "readonly" in sql["result"]["stderr"] or "Read-only" in sql["result"]["stderr"]
