@@ -10,13 +10,19 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -59,11 +65,60 @@ change is for) and, when unsure, `confidence` (0-1). trust_levels shows where ea
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where the server finds its workspace, policy and database."""
+    """Where the server finds its workspace, policy and database (`closed` is set once the database is closed)."""
 
     workspace: Path
     policies: Path | None = None
     db: Path | None = None
+    closed: threading.Event | None = None
+
+
+MAX_HTTP_SESSIONS = 1024
+SESSION_HEADERS = ("mcp-session-id", "ratchet-session")
+
+
+class SessionPerClient:
+    """Server middleware: each HTTP client gets its own Ratchet session (streaks, contracts, packet history).
+
+    The key is the transport's `Mcp-Session-Id` (one per MCP session, on protocol versions with a
+    handshake), else a `Ratchet-Session` header the client was configured to send (the 2026-07-28
+    protocol has no session of its own, so such requests carry nothing else to tell clients apart),
+    else none: stdio, and HTTP requests with neither header, act in the server's own session. The
+    session id is `http-` and a digest of the key, so the transport's session id is not stored.
+    Every caller already holds the bearer token, so choosing a session grants nothing a new
+    connection would not.
+    """
+
+    def __init__(self) -> None:
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        base = ctx.lifespan_context
+        key = _session_key(ctx.request)
+        if key is None or not isinstance(base, Engine):
+            return await call_next(ctx)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = base.for_session("http-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12])
+            await engine.store.start_session(engine.session_id, "mcp-http")
+            log.info("ratchet: new HTTP client, session %s", engine.session_id)
+            self._engines[key] = engine
+            while len(self._engines) > MAX_HTTP_SESSIONS:
+                self._engines.popitem(last=False)  # forgotten here only: the session's records stay
+        else:
+            self._engines.move_to_end(key)
+        return await call_next(dataclasses.replace(ctx, lifespan_context=engine))
+
+
+def _session_key(request: Any) -> str | None:
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return None
+    for name in SESSION_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            return f"{name}:{value.strip()}"
+    return None
 
 
 class _FlatForm(BaseModel):
@@ -247,9 +302,13 @@ def build_server(config: ServerConfig) -> MCPServer:
         try:
             yield engine
         finally:
-            await engine.close()
+            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close.
+            with anyio.CancelScope(shield=True):
+                await engine.close()
+            if config.closed is not None:
+                config.closed.set()
 
-    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
+    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan, middleware=[SessionPerClient()])
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
     runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
     commits = ToolAnnotations(

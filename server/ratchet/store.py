@@ -130,6 +130,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN external_id TEXT;
     CREATE INDEX actions_by_external ON actions (external_id) WHERE external_id IS NOT NULL
     """,
+    # v5: http: the client's own tool name for a call it runs itself, so an outcome event settles only
+    # the call of the same session, tool and id.
+    """
+    ALTER TABLE actions ADD COLUMN external_tool TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
