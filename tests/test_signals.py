@@ -93,6 +93,8 @@ def _rows(db: Path) -> list[sqlite3.Row]:
     con.row_factory = sqlite3.Row
     try:
         return con.execute("SELECT * FROM actions ORDER BY id").fetchall()
+    except sqlite3.OperationalError:
+        return []  # created, not yet migrated
     finally:
         con.close()
 
@@ -179,3 +181,67 @@ def test_stdin_closing_still_ends_the_server_normally(
             server.proc.kill()
             server.proc.wait()
     assert not Path(f"{db}-wal").exists()
+
+
+@pytest.mark.asyncio
+async def test_over_http_sigterm_records_the_running_call_and_closes_the_database(
+    ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path
+) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from .test_http import _free_port
+
+    policies = write_policy(tmp_path / "signal-policies", POLICY)
+    port = _free_port()
+    argv = [str(ratchet_bin), "serve", "--http", "--port", str(port), "--workspace", str(workspace)]
+    log = tmp_path / "http.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a long-running server for the whole test
+            [*argv, "--policies", str(policies), "--db", str(db)], stdin=subprocess.DEVNULL, stderr=err
+        )
+    failures: list[BaseException] = []
+
+    async def call() -> None:
+        token_file = db.parent / (db.name + ".http-token")
+        deadline = time.monotonic() + 60
+        while not token_file.exists():
+            assert time.monotonic() < deadline, log.read_text()
+            await anyio.sleep(0.1)
+        headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        while True:
+            try:
+                async with (
+                    httpx2.AsyncClient(headers=headers, timeout=120) as http,
+                    Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+                ):
+                    await client.call_tool("run_command", {"argv": ["sleep", SLEEP], "timeout_s": 120})
+                return
+            except Exception as exc:
+                if db.exists() and _rows(db):
+                    failures.append(exc)  # the server went away mid-call, as it should
+                    return
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                await anyio.sleep(0.2)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call)
+            deadline = time.monotonic() + 60
+            while not (db.exists() and any(r["status"] == "running" for r in _rows(db)) and _sleepers()):
+                assert time.monotonic() < deadline, "the command never started"
+                await anyio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20))
+            tg.cancel_scope.cancel()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code in (-signal.SIGTERM, 128 + signal.SIGTERM), log.read_text()  # uvicorn re-raises the signal
+    (row,) = _rows(db)
+    assert (row["tool"], row["status"]) == ("run_command", "interrupted"), log.read_text()
+    assert row["pid"] == proc.pid and "cancelled" in row["error"]
+    assert not Path(f"{db}-wal").exists(), "the database was not closed cleanly"

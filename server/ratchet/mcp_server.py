@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ from .metrics import MetricsReport
 from .operations import EditSpec
 from .redact import redact
 from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
+from .store import Store
 
 log = logging.getLogger("ratchet")
 
@@ -71,6 +73,47 @@ class ServerConfig:
     policies: Path | None = None
     db: Path | None = None
     closed: threading.Event | None = None
+
+
+DRAIN_S = 10.0
+
+
+class InFlight:
+    """The calls carrying out an action right now, so that shutting down waits until each is recorded.
+
+    On a signal the HTTP server cancels request tasks and then shuts the lifespan down without waiting
+    for them; a cancelled call records itself as interrupted (shielded), and the lifespan waits (up to
+    DRAIN_S) for that before it closes the database.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: anyio.Event | None = None
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        """Count one call while it runs."""
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once no call is in flight."""
+        while self.count:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+
+_IN_FLIGHT: weakref.WeakKeyDictionary[Store, InFlight] = weakref.WeakKeyDictionary()
+
+
+def in_flight(engine: Engine) -> InFlight:
+    """The in-flight calls on this engine's database (shared by every session over it)."""
+    return _IN_FLIGHT.setdefault(engine.store, InFlight())
 
 
 MAX_HTTP_SESSIONS = 1024
@@ -270,11 +313,17 @@ async def _carry_out(
         # A cancelled dialog is no decision: the change waits in the queue as a draft.
 
     async def progress(elapsed: float, message: str) -> None:
-        await ctx.report_progress(elapsed, None, message)
+        # Best effort: a client (or response stream) that went away must not abort the call itself;
+        # the call finishes, or is cancelled, and is recorded either way.
+        try:
+            await ctx.report_progress(elapsed, None, message)
+        except Exception as exc:
+            log.info("ratchet: progress not delivered (%s); the call goes on", type(exc).__name__)
 
-    outcome = await engine.carry_out(
-        ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
-    )
+    async with in_flight(engine).call():
+        outcome = await engine.carry_out(
+            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
+        )
     return _result(outcome)
 
 
@@ -302,8 +351,11 @@ def build_server(config: ServerConfig) -> MCPServer:
         try:
             yield engine
         finally:
-            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close.
+            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,
+            # after every cancelled call has recorded itself.
             with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(DRAIN_S):
+                    await in_flight(engine).drained()
                 await engine.close()
             if config.closed is not None:
                 config.closed.set()
@@ -581,7 +633,8 @@ def _register_review(mcp: MCPServer) -> None:
                 continue
             try:
                 if answer.data.approve:
-                    reviewed.append(await engine.approve(draft.action_id, reviewer="elicitation"))
+                    async with in_flight(engine).call():
+                        reviewed.append(await engine.approve(draft.action_id, reviewer="elicitation"))
                 else:
                     reviewed.append(
                         await engine.reject(
