@@ -383,3 +383,21 @@ def test_the_token_is_compared_in_constant_time() -> None:
     # The comparison is hmac.compare_digest (no early exit); checked in the source, as timing is not tested.
     source = Path(__file__).parents[1].joinpath("server/ratchet/http_serve.py").read_text()
     assert "hmac.compare_digest(" in source and "== self._token" not in source
+
+
+class _Request:
+    def __init__(self, **headers: str) -> None:
+        self.headers = headers
+
+
+def test_session_keys_cannot_be_confused_across_kinds() -> None:
+    from ratchet.mcp_server import _session_key
+
+    # A Ratchet-Session header naming another client's MCP session id does not join that session.
+    assert _session_key(_Request(**{"ratchet-session": "abc"})) != _session_key(_Request(**{"mcp-session-id": "abc"}))
+    # The transport's session wins over a header the client chose.
+    both = _Request(**{"mcp-session-id": "abc", "ratchet-session": "other"})
+    assert _session_key(both) == _session_key(_Request(**{"mcp-session-id": "abc"}))
+    # stdio (no request) and HTTP without either header act in the server's own session.
+    assert _session_key(None) is None and _session_key(_Request()) is None
+    assert _session_key(_Request(**{"ratchet-session": "  "})) is None
