@@ -82,7 +82,8 @@ def test_claude_code_keeps_what_is_there_backs_up_and_is_idempotent(
     assert ratchet["type"] == "stdio" and ratchet["args"] == ["serve", "--workspace", "."]
     assert Path(ratchet["command"]).name == "ratchet"
     settings = json.loads(settings_file.read_text())
-    assert settings["model"] == "opus" and settings["permissions"] == OTHER_SETTINGS["permissions"]
+    assert settings["model"] == "opus" and settings["permissions"]["allow"] == OTHER_SETTINGS["permissions"]["allow"]
+    assert settings["permissions"]["deny"][0] == "WebFetch"  # theirs kept; the sandbox's Edit rules follow
     assert settings["hooks"]["PreToolUse"][0] == OTHER_SETTINGS["hooks"]["PreToolUse"][0]  # theirs first, kept
     assert settings["hooks"]["Stop"][0] == OTHER_SETTINGS["hooks"]["Stop"][0]
     for event in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied"):
@@ -151,7 +152,8 @@ def test_deny_builtins_instead_of_hooks(capsys: pytest.CaptureFixture[str], home
     code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--deny-builtins", "--apply")
     assert code == 0 and "denied" in out
     settings = json.loads(settings_file.read_text())
-    assert settings["permissions"]["deny"] == ["WebFetch", *BUILTINS]  # kept, no duplicates
+    deny = settings["permissions"]["deny"]
+    assert [d for d in deny if not d.startswith("Edit(")] == ["WebFetch", *BUILTINS]  # kept, no duplicates
     assert not any(_ours(settings, e) for e in settings["hooks"])  # Ratchet's hooks removed ...
     assert settings["hooks"] == OTHER_SETTINGS["hooks"]  # ... theirs kept
     assert (
@@ -317,3 +319,80 @@ def test_options_that_belong_to_claude_code_only(capsys: pytest.CaptureFixture[s
     assert code == 2 and "one config file" in out
     code, out = _install(capsys, "claude-desktop", "--deny-builtins")
     assert code == 2 and "claude-code only" in out
+
+
+# -- Claude Code's own sandbox -------------------------------------------------------------------
+
+
+def test_claude_code_sandbox_denies_writes_to_ratchets_protected_paths(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, tmp_path: Path
+) -> None:
+    settings_file = workspace / ".claude" / "settings.json"
+    theirs = {
+        **OTHER_SETTINGS,
+        "sandbox": {"excludedCommands": ["docker"], "filesystem": {"allowWrite": ["~/.kube"], "denyWrite": ["~/x"]}},
+    }
+    _write_json(settings_file, theirs)
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace))
+    assert code == 0 and '"denyWrite"' in out and '"allowUnsandboxedCommands": false' in out  # shown first
+    assert json.loads(settings_file.read_text()) == theirs  # and nothing written without --apply
+    assert _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")[0] == 0
+    sandbox = json.loads(settings_file.read_text())["sandbox"]
+    assert sandbox["enabled"] is True and sandbox["allowUnsandboxedCommands"] is False
+    assert sandbox["excludedCommands"] == ["docker"] and sandbox["filesystem"]["allowWrite"] == ["~/.kube"]
+    # Relative to the project directory (the settings root of project settings): the file stays portable.
+    assert sandbox["filesystem"]["denyWrite"] == ["~/x", ".ratchet", ".git/hooks", ".git/config"]
+    deny = json.loads(settings_file.read_text())["permissions"]["deny"]
+    assert deny == ["WebFetch", "Edit(/.ratchet/**)", "Edit(/.git/hooks/**)", "Edit(/.git/config)"]
+    assert "sandbox.failIfUnavailable" in out and "bubblewrap" in out  # the note says where it cannot start
+    # Idempotent: a second run changes nothing.
+    before = settings_file.read_bytes()
+    assert "already installed" in _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")[1]
+    assert settings_file.read_bytes() == before
+
+    # A policy directory and database of their own are denied by absolute path (`//`), with the database's
+    # companions (WAL, shared memory, journal) and the HTTP token beside it.
+    policies = write_policy(tmp_path / "team-policies", HOOK_POLICY)
+    db = tmp_path / "state" / "trust.db"
+    args = ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db), "--apply"]
+    assert _install(capsys, "claude-code", *args)[0] == 0
+    settings = json.loads(settings_file.read_text())
+    denied = settings["sandbox"]["filesystem"]["denyWrite"]
+    assert f"/{policies.resolve()}" in denied and f"/{db}" in denied
+    assert {f"/{db}-wal", f"/{db}-shm", f"/{db}-journal", f"/{db}.http-token"} <= set(denied)
+    assert f"Edit(/{policies.resolve()}/**)" in settings["permissions"]["deny"]
+    assert f"Edit(/{db}-wal)" in settings["permissions"]["deny"]
+    assert len(denied) == len(set(denied))
+
+
+def test_user_scope_sandbox_paths_are_absolute(capsys: pytest.CaptureFixture[str], home: Path, workspace: Path) -> None:
+    assert _install(capsys, "claude-code", "--scope", "user", "--workspace", str(workspace), "--apply")[0] == 0
+    settings = json.loads((home / ".claude" / "settings.json").read_text())
+    ws = workspace.resolve()
+    # In user settings a relative path would be taken from ~/.claude: every path is absolute.
+    assert settings["sandbox"]["filesystem"]["denyWrite"] == [
+        f"/{ws}/.ratchet",
+        f"/{ws}/.git/hooks",
+        f"/{ws}/.git/config",
+    ]
+    assert settings["permissions"]["deny"] == [
+        f"Edit(/{ws}/.ratchet/**)",
+        f"Edit(/{ws}/.git/hooks/**)",
+        f"Edit(/{ws}/.git/config)",
+    ]
+    assert all(p.startswith("//") for p in settings["sandbox"]["filesystem"]["denyWrite"])
+
+
+def test_a_sandbox_setting_of_the_wrong_shape_is_never_overwritten(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path
+) -> None:
+    settings_file = workspace / ".claude" / "settings.json"
+    for broken, message in (
+        ({"sandbox": True}, "sandbox is not an object"),
+        ({"sandbox": {"filesystem": {"denyWrite": ".ratchet"}}}, "denyWrite is not a list"),
+        ({"permissions": {"deny": "Bash"}}, "deny is not a list"),
+    ):
+        before = _write_json(settings_file, broken)
+        code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
+        assert code == 2 and message in out and "nothing was changed" in out
+        assert settings_file.read_bytes() == before and not (workspace / ".mcp.json").exists()

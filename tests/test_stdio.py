@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from .conftest import Human
 
@@ -201,9 +203,14 @@ async def test_http_on_loopback(ratchet_bin: Path, workspace: Path, policies: Pa
     proc = subprocess.Popen([*argv, "--policies", str(policies), "--db", str(db)], stderr=subprocess.DEVNULL)  # noqa: ASYNC220
     try:
         deadline = time.monotonic() + 30
+        token_file = db.parent / (db.name + ".http-token")  # generated on first use; every request needs it
         while True:
             try:
-                async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+                async with (
+                    httpx2.AsyncClient(headers=headers) as http,
+                    Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+                ):
                     result = await client.call_tool("write_file", {"path": "auto/h.txt", "content": "via http\n"})
                 break
             except Exception:

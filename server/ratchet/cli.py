@@ -97,23 +97,38 @@ def _line(d: DraftView) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the governed tools over stdio (or streamable HTTP on loopback with --http)."""
+    """Serve the governed tools over stdio (or streamable HTTP with --http: bearer token required, loopback
+    unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database."""
+    import threading
+
     from .mcp_server import ServerConfig, build_server
 
     workspace = Path(args.workspace).resolve()
+    if not args.http and (args.token_file or args.allowed_host):
+        raise InvalidRequest("--token-file and --allowed-host apply to --http only")
+    if args.http:
+        from .http_serve import check_host
 
-    async def check() -> None:
+        check_host(args.host, args.token_file)  # before anything is opened or created
+
+    async def check() -> Path:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
         engine = await Engine.open(workspace, policies=args.policies, db=args.db, session=False)
         await engine.close()
+        return engine.store.path
 
-    anyio.run(check)
-    server = build_server(ServerConfig(workspace, args.policies, args.db))
+    db = anyio.run(check)
+    closed = threading.Event()
+    server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed))
     if args.http:
-        server.run("streamable-http", host=args.host, port=args.port)
-    else:
-        server.run()
-    return 0
+        from .http_serve import HttpOptions, serve_http
+
+        options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
+        serve_http(server, options, db)
+        return 0
+    from .stdio_serve import serve_stdio
+
+    return serve_stdio(server, closed)
 
 
 async def cmd_lint(args: argparse.Namespace) -> int:
@@ -627,6 +642,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="HTTP: the file holding the bearer token (mode 0600; required for a non-loopback --host; default: "
+        "<database>.http-token beside the trust database, created on first use)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="HTTP: another Host/Origin name clients use to reach this server (repeatable; loopback names and "
+        "the bound host are always allowed)",
+    )
     p = add("lint", cmd_lint)
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)

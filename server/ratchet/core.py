@@ -6,6 +6,7 @@ See engine.py for the whole picture; review.py (the human's side) and reading.py
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import json
@@ -145,6 +146,12 @@ class Core:
         """Close the database, and deliver any notifications held back by the rate limit."""
         flush_notifications()
         await self.store.close()
+
+    def for_session(self, session_id: str) -> Self:
+        """The same workspace, policy and database, acting in another agent session (one per HTTP client)."""
+        other = copy.copy(self)
+        other.session_id = session_id
+        return other
 
     async def _recover(self) -> None:
         from .tools.fs import discard_temp
@@ -372,35 +379,47 @@ class Core:
             },
         )
 
-    async def record_external(self, ev: Evaluation, external_id: str, *, intent: str | None = None) -> ToolOutcome:
+    async def record_external(
+        self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
+    ) -> ToolOutcome:
         """Record the decision on a call a client runs itself (its built-in tool, seen through a hook).
 
         At execute or confirm the client runs it (confirm: after its own dialog), so the row waits,
         as `allowed` or `asked`, for `record_external_outcome`. A draft is queued like any Ratchet draft
-        (approving it runs it through Ratchet's executor) and a block gets its packet.
+        (approving it runs it through Ratchet's executor) and a block gets its packet. `external_tool`
+        is the client's own name for the tool (Bash, Write, ...): its outcome must name the same one.
         """
         route = ev.decision.route
+        bind = "UPDATE actions SET external_id = ?, external_tool = ? WHERE id = ?"
         if route in (Route.EXECUTE, Route.CONFIRM):
             status = "allowed" if route is Route.EXECUTE else "asked"
             async with self.store.transaction():
                 action_id = await self._insert(ev, intent, None, status, route)
-                await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, action_id))
+                await self.store.update(bind, (external_id, external_tool, action_id))
             return await self._outcome(ev, action_id, "executed" if route is Route.EXECUTE else "declined")
         outcome = await self.carry_out(ev, intent=intent)
-        await self.store.update("UPDATE actions SET external_id = ? WHERE id = ?", (external_id, outcome.action_id))
+        await self.store.update(bind, (external_id, external_tool, outcome.action_id))
         return outcome
 
-    async def waiting_external(self) -> set[str]:
-        """The external ids of this session's calls still waiting for the client to report their outcome."""
+    async def waiting_external(self, external_tool: str | None = None) -> set[str]:
+        """The external ids of this session's calls still waiting for the client to report their outcome
+        (with `external_tool`: only the calls of that client tool)."""
         rows = await self.store.all(
             "SELECT DISTINCT external_id FROM actions WHERE session_id = ? AND status IN ('allowed', 'asked') "
-            "AND external_id IS NOT NULL",
-            (self.session_id,),
+            "AND external_id IS NOT NULL AND (? IS NULL OR external_tool IS NULL OR external_tool = ?)",
+            (self.session_id, external_tool, external_tool),
         )
         return {str(r[0]) for r in rows}
 
     async def record_external_outcome(
-        self, external_id: str, *, ran: bool, ok: bool, answered: bool = True, answered_at: float | None = None
+        self,
+        external_id: str,
+        *,
+        ran: bool,
+        ok: bool,
+        answered: bool = True,
+        answered_at: float | None = None,
+        external_tool: str | None = None,
     ) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
@@ -410,10 +429,13 @@ class Core:
         evidence at all. None if nothing waits.
         `answered_at` (Unix time) is when the human answered, when the caller knows it (a transcript's
         timestamp); otherwise the answer is timed to now, an upper bound.
+        Only a call of this session, with this id (and, given `external_tool`, of that client tool) is
+        settled: an outcome that names another session's call or another tool settles nothing.
         """
         row = await self.store.maybe(
-            "SELECT * FROM actions WHERE external_id = ? AND status IN ('allowed', 'asked') ORDER BY id DESC LIMIT 1",
-            (external_id,),
+            "SELECT * FROM actions WHERE external_id = ? AND session_id = ? AND status IN ('allowed', 'asked') "
+            "AND (? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER BY id DESC LIMIT 1",
+            (external_id, self.session_id, external_tool, external_tool),
         )
         if row is None:
             return None

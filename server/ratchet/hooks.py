@@ -38,6 +38,10 @@ source (services/tools/toolExecution.ts, toolHooks.ts, hooks/useCanUseTool.tsx):
   exit, or a timeout, is a non-blocking error and the call goes ahead. That is why `ratchet install`
   runs the PreToolUse command as `... || exit 2`, and why this module answers within a deadline.
 
+An outcome event is bound to its call: it settles only the waiting call of the same session, the same
+tool and the same tool_use_id; one that names another session's call or another tool settles nothing
+(a note on stderr, never an error the client sees).
+
 A human who declines Claude Code's dialog fires no event: the call just never runs. So on Stop,
 UserPromptSubmit and SessionEnd this module settles the session's asked (and allowed) calls that
 have a result in the session's transcript but no reported outcome: they did not run, and an asked one
@@ -257,7 +261,7 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
         ev = dataclasses.replace(ev, prepared=dataclasses.replace(ev.prepared, args=call.notebook, preview=preview))
     tool_use_id = event.get("tool_use_id")
     external_id = tool_use_id if isinstance(tool_use_id, str) and tool_use_id else f"missing-{uuid.uuid4().hex}"
-    outcome = await engine.record_external(ev, external_id, intent=call.intent)
+    outcome = await engine.record_external(ev, external_id, intent=call.intent, external_tool=event["tool_name"])
     if route is Route.EXECUTE:
         return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.")
     if route is Route.CONFIRM:
@@ -403,7 +407,17 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
     ok = name == "PostToolUse" and not interrupted
     engine = await _open(event, options)
     try:
-        await engine.record_external_outcome(tool_use_id, ran=ran, ok=ok)
+        # Bound to its call: only this session's waiting call of the same tool with this id is settled.
+        # Anything else (another session's id, another tool, a call already settled) is ignored, with a note.
+        tool = event["tool_name"]
+        if tool_use_id not in await engine.waiting_external(tool):
+            print(
+                f"ratchet hook: {name} for {tool} {tool_use_id}: no call of session {engine.session_id} and tool "
+                f"{tool} waits for it; ignored",
+                file=sys.stderr,
+            )
+            return
+        await engine.record_external_outcome(tool_use_id, ran=ran, ok=ok, external_tool=tool)
     finally:
         await engine.close()
 

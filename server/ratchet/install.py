@@ -10,7 +10,9 @@ changes nothing (and says so).
   Bash/Write/Edit/MultiEdit/NotebookEdit behind Ratchet's gate (`.claude/settings.json`,
   `~/.claude/settings.json`, `.claude/settings.local.json`), or with `--deny-builtins` a
   `permissions.deny` of those tools instead. Scopes and files as in the Claude Code settings and MCP
-  documentation (code.claude.com/docs/en/settings, /mcp, /hooks), checked November 2026.
+  documentation (code.claude.com/docs/en/settings, /mcp, /hooks), checked November 2026. In the same
+  settings file, Claude Code's own sandbox is turned on with write denials for Ratchet's protected
+  paths (see `sandbox_settings`), so a Bash call the hook allowed still cannot write them.
 - Codex: a well-delimited `[mcp_servers.ratchet]` block in `$CODEX_HOME/config.toml` (default
   `~/.codex/config.toml`), with a per-tool `approval_mode` (`mcp_servers.<id>.tools.<tool>.approval_mode`,
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
@@ -263,6 +265,56 @@ def _set_hooks(settings: dict[str, Any], where: Path, wanted: dict[str, dict[str
         settings.pop("hooks", None)
 
 
+# Claude Code's own sandbox, as its documentation describes it (code.claude.com/docs/en/sandboxing and
+# /settings, "Sandbox settings", checked December 2026):
+# - `sandbox.enabled: true` runs every Bash command, and every process it starts, under OS-level isolation
+#   (Seatbelt on macOS, bubblewrap on Linux and WSL2); by default a sandboxed command can write only the
+#   working directory and the session's temp directory.
+# - `sandbox.filesystem.denyWrite`: paths sandboxed commands cannot write, even inside the working
+#   directory ("Block sandboxed commands from writing..."); a directory covers what is under it. Arrays
+#   merge across settings scopes. A path starting with `//` is absolute; any other relative path is taken
+#   from the settings root: the project directory for project and local settings, ~/.claude for user
+#   settings (so user scope gets absolute paths).
+# - `sandbox.allowUnsandboxedCommands: false` removes the escape hatch by which a command that failed in
+#   the sandbox is retried outside it (`dangerouslyDisableSandbox`); without it the denials are advisory.
+# - `permissions.deny` rules `Edit(path)` apply to every built-in tool that edits files (Write, Edit,
+#   MultiEdit, NotebookEdit) and are also enforced on sandboxed commands; in a rule `//path` is absolute and
+#   `/path` relative to the settings root.
+# Where the sandbox cannot start (a platform without it, bubblewrap missing) Claude Code warns and runs
+# commands unsandboxed unless `sandbox.failIfUnavailable` is true; the installer's note says so.
+PROTECTED_IN_PROJECT = (".ratchet", ".git/hooks", ".git/config")
+
+
+def protected_paths(workspace: Path, scope: str, policies: Path | None, db: Path | None) -> list[tuple[str, bool]]:
+    """(sandbox path, is a directory) for each path a sandboxed command must not write, in Claude Code's syntax."""
+    project = scope in ("project", "local")
+    found: list[tuple[str, bool]] = []
+    for rel in PROTECTED_IN_PROJECT:
+        found.append((rel if project else f"/{workspace}/{rel}", rel != ".git/config"))
+    if policies is not None:
+        found.append((f"/{policies.resolve()}", True))
+    if db is not None:
+        base = db.absolute()
+        found += [(f"/{base}{suffix}", False) for suffix in ("", "-wal", "-shm", "-journal", ".http-token")]
+    return found
+
+
+def sandbox_settings(settings: dict[str, Any], where: Path, paths: list[tuple[str, bool]]) -> None:
+    """Turn on Claude Code's sandbox with write denials for `paths`, keeping every other setting there."""
+    sandbox = _table(settings, "sandbox", where)
+    sandbox["enabled"] = True
+    sandbox["allowUnsandboxedCommands"] = False
+    deny_write = _list(_table(sandbox, "filesystem", where), "denyWrite", where)
+    deny_write.extend(p for p, _ in paths if p not in deny_write)
+    deny = _list(_table(settings, "permissions", where), "deny", where)
+    for path, directory in paths:
+        # `.ratchet` is relative to the settings root here: a rule says so with one leading slash.
+        anchored = path if path.startswith("//") else f"/{path}"
+        rule = f"Edit({anchored}/**)" if directory else f"Edit({anchored})"
+        if rule not in deny:
+            deny.append(rule)
+
+
 def plan_claude_code(
     workspace: Path,
     *,
@@ -297,11 +349,14 @@ def plan_claude_code(
         for event in SETTLE_EVENTS:
             wanted[event] = {"hooks": [{"type": "command", "command": base, "timeout": HOOK_TIMEOUT_S}]}
 
+    protected = protected_paths(ws, scope, policies, db)
+
     def add_settings(data: dict[str, Any]) -> None:
         _set_hooks(data, settings_file, wanted)
         if deny_builtins:
             deny = _list(_table(data, "permissions", settings_file), "deny", settings_file)
             deny.extend(t for t in BUILTINS if t not in deny)
+        sandbox_settings(data, settings_file, protected)
 
     changes = [_json_change(mcp_file, add_server), _json_change(settings_file, add_settings)]
     notes = []
@@ -319,6 +374,15 @@ def plan_claude_code(
             "Other tools (Read, Grep, WebFetch, Task, mcp__*, ...) get no answer from the hook: Claude Code's own "
             "permission rules apply to them."
         )
+    notes.append(
+        f"Claude Code's sandbox is turned on in {settings_file} (sandbox.enabled, allowUnsandboxedCommands false) "
+        "and denies writes to " + ", ".join(p for p, _ in protected) + " (sandbox.filesystem.denyWrite and Edit "
+        "rules in permissions.deny): a command the hook allows still cannot change Ratchet's state, the policy, "
+        "or git's config and hooks. On Linux and WSL2 the sandbox needs bubblewrap and socat; where it cannot "
+        "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true."
+    )
+    if scope == "user":
+        notes.append(f"User scope: the sandbox's write denials name this workspace ({ws}) only.")
     if scope != "project":
         notes.append(f"{mcp_file} is rewritten by Claude Code while it runs: apply this with Claude Code closed.")
     notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")

@@ -10,14 +10,21 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -41,6 +48,7 @@ from .metrics import MetricsReport
 from .operations import EditSpec
 from .redact import redact
 from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
+from .store import Store
 
 log = logging.getLogger("ratchet")
 
@@ -60,13 +68,103 @@ change is for) and, when unsure, `confidence` (0-1). trust_levels shows where ea
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where the server finds its workspace, policy and database."""
+    """Where the server finds its workspace, policy and database (`closed` is set once the database is closed)."""
 
     workspace: Path
     policies: Path | None = None
     db: Path | None = None
     # The clock that times the human's answers (provenance.py); None: the wall clock. A test seam.
     clock: Callable[[], float] | None = None
+    closed: threading.Event | None = None
+
+
+DRAIN_S = 10.0
+
+
+class InFlight:
+    """The calls carrying out an action right now, so that shutting down waits until each is recorded.
+
+    On a signal the HTTP server cancels request tasks and then shuts the lifespan down without waiting
+    for them; a cancelled call records itself as interrupted (shielded), and the lifespan waits (up to
+    DRAIN_S) for that before it closes the database.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: anyio.Event | None = None
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[None]:
+        """Count one call while it runs."""
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once no call is in flight."""
+        while self.count:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+
+_IN_FLIGHT: weakref.WeakKeyDictionary[Store, InFlight] = weakref.WeakKeyDictionary()
+
+
+def in_flight(engine: Engine) -> InFlight:
+    """The in-flight calls on this engine's database (shared by every session over it)."""
+    return _IN_FLIGHT.setdefault(engine.store, InFlight())
+
+
+MAX_HTTP_SESSIONS = 1024
+SESSION_HEADERS = ("mcp-session-id", "ratchet-session")
+
+
+class SessionPerClient:
+    """Server middleware: each HTTP client gets its own Ratchet session (streaks, contracts, packet history).
+
+    The key is the transport's `Mcp-Session-Id` (one per MCP session, on protocol versions with a
+    handshake), else a `Ratchet-Session` header the client was configured to send (the 2026-07-28
+    protocol has no session of its own, so such requests carry nothing else to tell clients apart),
+    else none: stdio, and HTTP requests with neither header, act in the server's own session. The
+    session id is `http-` and a digest of the key, so the transport's session id is not stored.
+    Every caller already holds the bearer token, so choosing a session grants nothing a new
+    connection would not.
+    """
+
+    def __init__(self) -> None:
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        base = ctx.lifespan_context
+        key = _session_key(ctx.request)
+        if key is None or not isinstance(base, Engine):
+            return await call_next(ctx)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = base.for_session("http-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12])
+            await engine.store.start_session(engine.session_id, "mcp-http")
+            log.info("ratchet: new HTTP client, session %s", engine.session_id)
+            self._engines[key] = engine
+            while len(self._engines) > MAX_HTTP_SESSIONS:
+                self._engines.popitem(last=False)  # forgotten here only: the session's records stay
+        else:
+            self._engines.move_to_end(key)
+        return await call_next(dataclasses.replace(ctx, lifespan_context=engine))
+
+
+def _session_key(request: Any) -> str | None:
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return None
+    for name in SESSION_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            return f"{name}:{value.strip()}"
+    return None
 
 
 class _FlatForm(BaseModel):
@@ -234,11 +332,17 @@ async def _carry_out(
         )
 
     async def progress(elapsed: float, message: str) -> None:
-        await ctx.report_progress(elapsed, None, message)
+        # Best effort: a client (or response stream) that went away must not abort the call itself;
+        # the call finishes, or is cancelled, and is recorded either way.
+        try:
+            await ctx.report_progress(elapsed, None, message)
+        except Exception as exc:
+            log.info("ratchet: progress not delivered (%s); the call goes on", type(exc).__name__)
 
-    outcome = await engine.carry_out(
-        ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
-    )
+    async with in_flight(engine).call():
+        outcome = await engine.carry_out(
+            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
+        )
     return _result(outcome)
 
 
@@ -268,9 +372,16 @@ def build_server(config: ServerConfig) -> MCPServer:
         try:
             yield engine
         finally:
-            await engine.close()
+            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,
+            # after every cancelled call has recorded itself.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(DRAIN_S):
+                    await in_flight(engine).drained()
+                await engine.close()
+            if config.closed is not None:
+                config.closed.set()
 
-    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan)
+    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan, middleware=[SessionPerClient()])
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
     runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
     commits = ToolAnnotations(
@@ -583,9 +694,10 @@ def _register_review(mcp: MCPServer) -> None:
                 continue
             try:
                 if answer.data.approve:
-                    view = await engine.approve(
-                        draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
-                    )
+                    async with in_flight(engine).call():
+                        view = await engine.approve(
+                            draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
+                        )
                 else:
                     reason = answer.data.reason or "rejected in chat"
                     view = await engine.reject(

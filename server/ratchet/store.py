@@ -190,6 +190,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN evidence TEXT;
     CREATE INDEX actions_not_evidence ON actions (class) WHERE evidence IN ('unverified', 'unanswered')
     """,
+    # v9: http: the client's own tool name for a call it runs itself, so an outcome event settles only
+    # the call of the same session, tool and id.
+    """
+    ALTER TABLE actions ADD COLUMN external_tool TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

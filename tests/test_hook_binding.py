@@ -1,0 +1,145 @@
+"""Hook events are bound to their call: an outcome event (PostToolUse, PostToolUseFailure,
+PermissionDenied) settles only the waiting call of the same session, the same tool and the same
+tool_use_id, and a transcript settles only its own session's calls. Driven through the real
+`ratchet hook claude-code`, as a hostile agent (or a confused client) would send them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_hooks import Claude, _decided, _rows, hook_policies  # noqa: F401 - hook_policies is a fixture
+
+
+@pytest.fixture
+def alice(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:  # noqa: F811
+    return Claude(ratchet_bin, workspace, hook_policies, db, session="alice")
+
+
+@pytest.fixture
+def mallory(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:  # noqa: F811
+    return Claude(ratchet_bin, workspace, hook_policies, db, session="mallory")
+
+
+def _row(claude: Claude, tool_use_id: str) -> Any:
+    (row,) = _rows(claude.db, "SELECT * FROM actions WHERE external_id = ?", tool_use_id)
+    return row
+
+
+def _window(claude: Claude, cls: str) -> tuple[str, int, int]:
+    c = claude.status(cls)
+    return c["level"], c["samples"], c["successes"]
+
+
+def _stderr_of(claude: Claude, event: dict[str, Any]) -> str:
+    done = claude.run(json.dumps(event))
+    assert done.stdout == ""  # never an answer, never an error the client sees
+    return done.stderr
+
+
+def test_an_outcome_from_another_session_settles_nothing(alice: Claude, mallory: Claude) -> None:
+    d, asked = alice.write("climb/a.txt", "a\n")
+    assert _decided(d) == "ask"
+    before = _window(alice, "climb")
+    # Another session replays alice's tool_use_id with every outcome event, for the right tool.
+    for name in ("PostToolUse", "PostToolUseFailure", "PermissionDenied"):
+        note = _stderr_of(mallory, mallory.event(name, tool_name="Write", tool_input={}, tool_use_id=asked))
+        assert "ignored" in note and "claude-mallory" in note
+    assert _row(alice, asked)["status"] == "asked"  # still waiting for its own session's outcome
+    assert _window(alice, "climb") == before
+    # The right session, tool and id settle it.
+    assert alice.post("Write", asked) is None
+    row = _row(alice, asked)
+    assert (row["status"], row["sample"], row["session_id"]) == ("executed", "success", "claude-alice")
+    assert _window(alice, "climb")[1:] == (before[1] + 1, before[2] + 1)
+
+
+def test_an_outcome_for_another_tool_settles_nothing(alice: Claude) -> None:
+    d, asked = alice.write("climb/b.txt", "b\n")
+    assert _decided(d) == "ask"
+    d, allowed = alice.bash("echo hi")
+    assert _decided(d) == "allow"
+    before = _window(alice, "climb"), _window(alice, "echo-run")
+    # Same session, known ids, but naming another tool (also one Ratchet does not govern).
+    for tool in ("Bash", "Edit", "MultiEdit", "NotebookEdit"):
+        _stderr_of(alice, alice.event("PermissionDenied", tool_name=tool, tool_input={}, tool_use_id=asked))
+    for tool in ("Write", "Edit"):
+        _stderr_of(alice, alice.event("PostToolUseFailure", tool_name=tool, tool_input={}, tool_use_id=allowed))
+    alice.post("Read", asked, name="PostToolUseFailure")  # an ungoverned tool's event is not even read
+    assert _row(alice, asked)["status"] == "asked" and _row(alice, allowed)["status"] == "allowed"
+    assert (_window(alice, "climb"), _window(alice, "echo-run")) == before
+    # The right tool settles each.
+    alice.post("Write", asked, name="PermissionDenied", reason="auto mode denied it")
+    alice.post("Bash", allowed)
+    assert (_row(alice, asked)["status"], _row(alice, asked)["sample"]) == ("declined", "failure")
+    assert _row(alice, allowed)["status"] == "executed"
+
+
+def test_an_outcome_settles_once(alice: Claude) -> None:
+    d, asked = alice.write("climb/c.txt", "c\n")
+    assert _decided(d) == "ask"
+    alice.post("Write", asked)
+    after = _window(alice, "climb")
+    # Replaying the outcome (or its opposite) does not count twice or flip the record.
+    assert "ignored" in _stderr_of(
+        alice, alice.event("PostToolUse", tool_name="Write", tool_input={}, tool_use_id=asked)
+    )
+    _stderr_of(alice, alice.event("PermissionDenied", tool_name="Write", tool_input={}, tool_use_id=asked))
+    assert _window(alice, "climb") == after
+    assert _row(alice, asked)["status"] == "executed"
+
+
+def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, mallory: Claude) -> None:
+    # Both sessions have a waiting call under the same tool_use_id (the ids are the client's, not ours);
+    # alice's is the newer one.
+    same = "toolu_same_001"
+    for claude, name in ((mallory, "m.txt"), (alice, "a.txt")):
+        tool_input = {"file_path": str(claude.workspace / "climb" / name), "content": "x\n"}
+        ev = claude.event("PreToolUse", tool_name="Write", tool_input=tool_input, tool_use_id=same)
+        assert _decided(claude.send(ev)) == "ask"
+    mallory.post("Write", same, name="PermissionDenied", reason="denied")
+    rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert (rows["climb/m.txt"]["status"], rows["climb/m.txt"]["session_id"]) == ("declined", "claude-mallory")
+    assert rows["climb/a.txt"]["status"] == "asked"  # alice's newer call with that id is untouched
+    alice.post("Write", same)
+    rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "declined"
+
+
+def _rejection(tool_use_id: str) -> str:
+    entry = {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_use_id,
+                    "is_error": True,
+                    "content": "The user doesn't want to proceed with this tool use.",
+                }
+            ],
+        },
+    }
+    return json.dumps(entry) + "\n"
+
+
+def test_a_transcript_settles_only_its_own_sessions_calls(alice: Claude, mallory: Claude) -> None:
+    d, asked = alice.write("climb/e.txt", "e\n")
+    assert _decided(d) == "ask"
+    d, own = mallory.write("climb/f.txt", "f\n")
+    assert _decided(d) == "ask"
+    before = _window(alice, "climb")
+    # Mallory's transcript claims alice's call (and its own) was declined; its Stop settles only its own.
+    mallory.transcript.write_text(_rejection(asked) + _rejection(own))
+    assert mallory.send(mallory.event("Stop", stop_hook_active=False)) is None
+    assert _row(alice, asked)["status"] == "asked"
+    assert (_row(mallory, own)["status"], _row(mallory, own)["session_id"]) == ("declined", "claude-mallory")
+    assert _window(alice, "climb")[1] == before[1] + 1  # one sample: mallory's own decline
+    # Alice's own transcript settles hers.
+    alice.transcript.write_text(_rejection(asked))
+    alice.send(alice.event("SessionEnd", reason="other"))
+    assert _row(alice, asked)["status"] == "declined"
