@@ -215,7 +215,7 @@ def test_a_token_file_others_can_read_or_change_is_refused(
     token_file.chmod(mode)
     for host in ("127.0.0.1", "0.0.0.0"):
         done = _serve_once(ratchet_bin, workspace, policies, db, "--host", host, "--token-file", str(token_file))
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == 1, done.stderr
         assert f"has mode {mode:04o}" in done.stderr and f"chmod 600 {token_file}" in done.stderr
         assert TOKEN not in done.stderr
 
@@ -228,7 +228,7 @@ def test_a_generated_token_file_that_became_readable_is_refused_too(
     token_file.write_text(TOKEN)
     token_file.chmod(0o644)
     done = _serve_once(ratchet_bin, workspace, policies, db)
-    assert done.returncode == 2 and "has mode 0644" in done.stderr, done.stderr
+    assert done.returncode == 1 and "has mode 0644" in done.stderr, done.stderr
 
 
 def test_a_short_empty_linked_or_missing_token_file_is_refused(
@@ -253,7 +253,7 @@ def test_a_short_empty_linked_or_missing_token_file_is_refused(
     }
     for path, message in cases.items():
         done = _serve_once(ratchet_bin, workspace, policies, db, "--token-file", str(path))
-        assert done.returncode == 2 and message in done.stderr, (path, done.stderr)
+        assert done.returncode == 1 and message in done.stderr, (path, done.stderr)
 
 
 def test_token_options_without_http_are_refused(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:

@@ -394,5 +394,5 @@ def test_a_sandbox_setting_of_the_wrong_shape_is_never_overwritten(
     ):
         before = _write_json(settings_file, broken)
         code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
-        assert code == 2 and message in out and "nothing was changed" in out
+        assert code == 1 and message in out and "nothing was changed" in out
         assert settings_file.read_bytes() == before and not (workspace / ".mcp.json").exists()

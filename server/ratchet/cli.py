@@ -105,7 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
-        raise InvalidRequest("--token-file and --allowed-host apply to --http only")
+        raise UsageError("--token-file and --allowed-host apply to --http only")
     if args.http:
         from .http_serve import check_host
 

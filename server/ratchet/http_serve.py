@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, UsageError
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -77,7 +77,7 @@ def default_token_file(db: Path) -> Path:
 def check_host(host: str, token_file: Path | None) -> None:
     """Refuse a non-loopback host unless the token file was named explicitly."""
     if not is_loopback(host) and token_file is None:
-        raise InvalidRequest(
+        raise UsageError(
             f"--host {host} is not loopback: serving beyond this machine needs an explicit --token-file PATH "
             "(a file readable only by you holding the bearer token clients must send); or use --host 127.0.0.1"
         )
