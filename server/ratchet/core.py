@@ -342,7 +342,7 @@ class Core:
                     self.session_id,
                     time.time(),
                     tool,
-                    redact(str(args.get("path", ""))[:500]),
+                    redact(str(args.get("path", ""))[:4096])[:500],
                     UNCLASSIFIED,
                     self.policy.fingerprint,
                     redact(json.dumps({"path": str(args.get("path"))[:500] if args.get("path") else None})),

@@ -18,6 +18,7 @@ from typing import Any
 from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
 from ..policy import Subject
+from ..redact import redact
 from ..tools.shell import run_argv, scrub_env
 from . import OpContext, Operation, Prepared
 
@@ -55,7 +56,14 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
     return Prepared(
-        "run_command", clean, tuple(subjects), shown[:200], "\n".join(lines), None, plan, shell=script is not None
+        "run_command",
+        clean,
+        tuple(subjects),
+        redact(shown[:4096])[:200],  # redacted before the cut, so no secret is cut into an unrecognisable part
+        "\n".join(lines),
+        None,
+        plan,
+        shell=script is not None,
     )
 
 
