@@ -7,12 +7,20 @@ from __future__ import annotations
 import gc
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+import anyio
+import mcp.types as types
 import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext
 
 from ratchet.commands import analyse_shell
+from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.redact import MARK, MAX_CHARS, redact
+
+from .conftest import run_cli, write_policy
 
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
@@ -134,6 +142,8 @@ HOSTILE = {
     "mysql": "mysql -p ",
     "escaped-json": '{\\"password\\": \\"',
     "letters": "abcdefgh",
+    "backslashes": 'password="\\\\\\',
+    "nested-quotes": 'p: \\\\\\"',
 }
 
 
@@ -179,3 +189,137 @@ def test_shell_analysis_grows_linearly(unit: str) -> None:
     tail = "" if unit != "assignments" else "echo"
     ratio = _ratio(analyse_shell, "echo " + SCRIPTS[unit] * n + tail, "echo " + SCRIPTS[unit] * (8 * n) + tail)
     assert ratio < 20, ratio
+
+
+# -- end to end ----------------------------------------------------------------------------------------
+
+E2E_POLICY = """
+[defaults]
+unmatched = "blocked"
+max_consecutive_failures = 100
+notify = ["sh", "-c", "cat >> \\"$0\\"; echo >> \\"$0\\"", "NOTIFY_LOG"]
+
+[classes.echo]
+tools = ["run_command"]
+argv = [["echo"]]
+start = "autonomous"
+
+[classes.fails]
+tools = ["run_command"]
+argv = [["false"]]
+start = "autonomous"
+floor = "autonomous"
+
+[classes.curl]
+tools = ["run_command"]
+argv = [["curl"]]
+start = "blocked"
+
+[classes.queue]
+tools = ["write_file"]
+paths = ["queue/**"]
+start = "draft"
+ceiling = "draft"
+
+[classes.stop]
+tools = ["write_file"]
+paths = ["stop/**"]
+start = "blocked"
+
+[classes.ask]
+tools = ["write_file"]
+paths = ["ask/**"]
+start = "confirm"
+floor = "confirm"
+ceiling = "confirm"
+"""
+
+
+class Decliner:
+    """The human at the client's dialog, declining every change and keeping what it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.seen.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": False})
+
+
+def _db_bytes(db: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists())
+
+
+@pytest.mark.asyncio
+async def test_secrets_never_reach_the_record_the_cli_packets_or_notify(
+    workspace: Path, tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "notify.log"
+    policies = write_policy(tmp_path / "policies", E2E_POLICY.replace("NOTIFY_LOG", str(log)))
+    human = Decliner()
+    kept: dict[str, str] = {}  # secret -> how it was carried; drafts are kept apart (their arguments wait)
+    drafted: list[str] = []
+    results: list[Any] = []
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=human) as client:
+        for i, (text, secret) in enumerate(CASES):
+            kind = i % 6
+            # Prefixed: the SDK reads a JSON-looking string as JSON for `str | None` parameters.
+            why = f"re: {text}"
+            if kind == 0:  # runs, and its output holds the secret too
+                call = ("run_command", {"argv": ["echo", text], "intent": why}, "executed")
+            elif kind == 1:  # runs and fails
+                call = ("run_command", {"argv": ["false", text], "intent": why}, "failed")
+            elif kind == 2:  # refused: a blocked class, with a packet
+                call = ("run_command", {"argv": ["curl", text], "intent": why, "uncertainty": why}, "blocked")
+            elif kind == 3:  # refused: a blocked file write
+                call = ("write_file", {"path": f"stop/s{i}.txt", "content": text, "intent": why}, "blocked")
+            elif kind == 4:  # asked and declined: the elicitation message carries it
+                call = ("write_file", {"path": f"ask/a{i}.txt", "content": text, "intent": why}, "declined")
+            else:  # drafted: queued for a human
+                call = ("write_file", {"path": f"queue/q{i}.txt", "content": text, "intent": why}, "draft")
+            result = await client.call_tool(call[0], call[1])
+            assert result.structured_content is not None, (i, result.content)
+            assert result.structured_content["status"] == call[2], (text, result.structured_content)
+            results.append(result.structured_content)
+            (drafted.append(secret) if call[2] == "draft" else kept.__setitem__(secret, call[2]))
+        for text in KEEP:
+            result = await client.call_tool("run_command", {"argv": ["echo", text]})
+            assert result.structured_content["status"] == "executed"
+        # While the server still has the database open: the WAL holds the latest pages.
+        live = _db_bytes(db)
+    settled = _db_bytes(db)
+    assert len(set(kept) - set(drafted)) >= 25
+    for secret, how in kept.items():
+        if secret in drafted:
+            continue  # the same value also rode in a waiting draft, whose arguments are kept to run it
+        raw = secret.encode()
+        assert raw not in live and raw not in settled, f"{how} call left {secret!r} in the database"
+
+    # Every CLI view of what happened, drafts included.
+    outputs = []
+    for args in (("history", "--json", "--limit", "500"), ("queue",), ("queue", "--json"), ("inbox",), ("status",)):
+        code, out = await run_cli(capsys, workspace, policies, db, *args)
+        assert code == 0, out
+        outputs.append(out)
+    for r in results:
+        code, out = await run_cli(capsys, workspace, policies, db, "show", str(r["action_id"]), "--json")
+        assert code == 0, out
+        outputs.append(out)
+        code, out = await run_cli(capsys, workspace, policies, db, "show", str(r["action_id"]))
+        outputs.append(out)
+    shown = "\n".join(outputs)
+    packets = json.dumps([r["packet"] for r in results if r.get("packet")])
+    assert packets.count('"action_id"') >= 2 * len(CASES) // 6
+    await anyio.sleep(0.5)  # the notifier is detached; give it a moment to write
+    notified = log.read_text()
+    assert notified.count('"status"') >= len(CASES) // 6  # one line per inbox arrival
+    for secret in [*kept, *drafted]:
+        assert secret not in shown, f"CLI output shows {secret!r}"
+        assert secret not in packets, f"a packet shows {secret!r}"
+        assert secret not in notified, f"notify stdin got {secret!r}"
+        assert all(secret not in m for m in human.seen), f"an elicitation showed {secret!r}"
+    assert len(human.seen) == sum(1 for i in range(len(CASES)) if i % 6 == 4)
+    history = json.loads(outputs[0])
+    readable = json.dumps(history)
+    for text in KEEP:
+        assert json.dumps(text)[1:-1] in readable or text.split("\n")[0] in readable, text

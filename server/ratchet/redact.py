@@ -77,7 +77,12 @@ _TOKENS = re.compile(
 
 # The value after a secret name or flag: a quoted string (to its closing quote, escaped quotes and
 # all) or an unquoted word. `\\?["']` also takes the escaped quotes of JSON inside a JSON string.
-_VALUE = r"""(?:\\?"(?:[^"\\\n]|\\[^"\n])++|\\?'(?:[^'\\\n]|\\[^'\n])++|(?:[^\s"'\\,;&|)]|\\[^"'\s])++)"""
+_VALUE = (
+    # JSON nests escapes: a quote may come as ", \", \\\" ... (up to 7 backslashes: 3 levels deep).
+    r"""(?:\\{0,7}+"(?:[^"\\\n]|\\(?!\\{0,7}+")[^\n])++"""
+    r"""|\\{0,7}+'(?:[^'\\\n]|\\(?!\\{0,7}+')[^\n])++"""
+    r"""|(?:[^\s"'\\,;&|)]|\\[^"'\s])++)"""
+)
 _SECRET_WORD = (
     r"(?:password|passwd|passphrase|secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key|"
     r"credentials?|auth[_-]?token|access[_-]?token|refresh[_-]?token|session[_-]?token|token)"
@@ -92,7 +97,7 @@ _ASSIGNMENT = re.compile(
     r"(?i)(?=[pPsSaAcCtTrR])("  # the words' first letters: lets the engine skip ahead
     + _SECRET_WORD
     + _NOT_A_SECRET
-    + r"[\w.-]{0,40}+(?:\\?[\"'])?[ \t]{0,8}+[:=][ \t]{0,8}+)("
+    + r"[\w.-]{0,40}+(?:\\{0,7}+[\"'])?[ \t]{0,8}+[:=][ \t]{0,8}+)("
     + _VALUE
     + r")"
 )
@@ -100,7 +105,7 @@ _FLAG = re.compile(
     r"(?i)(-(?<![\w-]-)-?(?:[a-z0-9]{1,20}+-)?(?:password|passwd|passphrase|secret|token|api-?key|"
     r"access-?key|access-token|auth-token|client-secret)(?:=|[ \t]{1,8}+))(?!-)(" + _VALUE + r")"
 )
-_USER = re.compile(r"(-(?<![\w-]-)(?:u|-user|-proxy-user)(?:=|[ \t]{0,8}+)[\"']?[^\s:\"'@]{1,256}+:)([^\s\"']++)")
+_USER = re.compile(r"(-(?<![\w-]-)(?:u|-user|-proxy-user)(?:=|[ \t]{0,8}+)[\"']{0,5}+[^\s:\"'@]{1,256}+:)([^\s\"']++)")
 _MYSQL = re.compile(
     r"(?=[ms])(?<![\w/.-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mariadb|"
     r"mariadb-dump|mariadb-admin|sshpass)(?![\w.-])[^\n;&|]*+"
@@ -138,9 +143,13 @@ def redact(text: str) -> str:
     return _ASSIGNMENT.sub(_keep_key, text)
 
 
+_OPENING_QUOTE = re.compile(r"\\{0,7}[\"']")
+
+
 def _keep_key(m: re.Match[str]) -> str:
     value = m.group(2)
-    quote = next((q for q in ('\\"', "\\'", '"', "'") if value.startswith(q)), "")
+    opening = _OPENING_QUOTE.match(value)
+    quote = opening.group(0) if opening else ""
     return m.group(1) + quote + MARK if value != MARK else m.group(0)
 
 

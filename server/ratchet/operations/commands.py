@@ -49,7 +49,9 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         if target not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
-    lines = [f"$ {shown}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
+    # Each word is redacted before quoting: shell quoting (`'"'"'`) would hide a secret's shape.
+    display = shlex.join([redact(a) for a in argv]) if argv is not None else redact(shown)
+    lines = [f"$ {display}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
         lines.append(f"stdin: {len(args['stdin'])} characters")
@@ -59,7 +61,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         "run_command",
         clean,
         tuple(subjects),
-        redact(shown[:4096])[:200],  # redacted before the cut, so no secret is cut into an unrecognisable part
+        display[:200],  # redacted before the cut, so no secret is cut into an unrecognisable part
         "\n".join(lines),
         None,
         plan,
