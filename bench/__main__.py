@@ -20,7 +20,7 @@ from typing import Any
 
 from . import RESULTS, Config, config, machine
 
-BENCHES = ("gate", "roundtrip", "sessions", "startup", "memory")
+BENCHES = ("gate", "roundtrip", "sessions", "startup", "memory", "redaction", "concurrency")
 
 # The targets. "Flat" needs a number: the median at the largest history may be at most this
 # many times the median at the smallest (interleaved blocks keep machine noise out of the ratio).
@@ -30,7 +30,7 @@ ROUNDTRIP_RATIO = 1.3
 
 
 def _runner(name: str) -> Callable[[Config, Path], dict[str, Any]]:
-    from . import gate, memory, roundtrip, sessions, startup
+    from . import concurrency, gate, memory, redaction, roundtrip, sessions, startup
 
     runners: dict[str, Callable[[Config, Path], dict[str, Any]]] = {
         "gate": gate.run,
@@ -38,6 +38,8 @@ def _runner(name: str) -> Callable[[Config, Path], dict[str, Any]]:
         "sessions": sessions.run,
         "startup": startup.run,
         "memory": memory.run,
+        "redaction": redaction.bench,
+        "concurrency": concurrency.bench,
     }
     return runners[name]
 

@@ -169,6 +169,25 @@ def bench_md(r: dict[str, Any]) -> str:
                 f"| {s['rss_at_end_mib']} MiB | {s['rss_growth_second_half_kib']} KiB |"
             )
         out += ["", f"- ratchet/bare peak: {_x(mem['ratios']['ratchet/bare peak'])}", ""]
+    red = r.get("redaction")
+    if red:
+        out += [
+            "## 6. Redaction throughput",
+            "",
+            f"1 MB of mixed text ({red['mixed_text_bytes']:,} characters): {red['current_mb_s']} MB/s "
+            f"(the previous patterns, same text, same process: {red['previous_mb_s']} MB/s). 2,000 PEM "
+            f"BEGIN lines: {red['pem_2000_begins_current_s']} s (previously {red['pem_2000_begins_previous_s']} s).",
+            "",
+        ]
+    con = r.get("concurrency")
+    if con:
+        out += [
+            "## 7. Concurrent calls in one session",
+            "",
+            f"{con['calls']} calls of every level fired at once in one in-process session: "
+            f"{con['calls_per_second']} calls/s (best of {con['rounds']}).",
+            "",
+        ]
     out += ["Seconds per bench: " + ", ".join(f"{k} {v}" for k, v in r["seconds"].items()), ""]
     return "\n".join(out)
 

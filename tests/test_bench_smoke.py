@@ -41,7 +41,9 @@ def _summary_ok(s: dict[str, Any], n: int) -> None:
 def test_report_structure(results: tuple[dict[str, Any], Path]) -> None:
     r, out = results
     assert r["mode"] == "tiny" and r["errors"] == {}
-    assert r["ran"] == ["gate", "roundtrip", "sessions", "startup", "memory"]
+    assert r["ran"] == ["gate", "roundtrip", "sessions", "startup", "memory", "redaction", "concurrency"]
+    assert r["redaction"]["current_mb_s"] > 0 and r["redaction"]["previous_mb_s"] > 0
+    assert r["concurrency"]["calls"] >= 60 and r["concurrency"]["calls_per_second"] > 0
     assert {"python", "sqlite", "mcp", "cpus", "loadavg_at_start", "loadavg_at_end"} <= set(r["machine"])
 
     gate = r["gate"]

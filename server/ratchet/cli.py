@@ -556,12 +556,12 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     class's level (deny queues a draft, or carries the escalation packet); outcome events feed the trust
     window. Other tools get no answer, so the client's own rules apply. Anything that goes wrong
     while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
-    from .hooks import HookOptions, claude_code
+    from .hooks import HookOptions, claude_code_process
 
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )
-    answer = await claude_code(sys.stdin.buffer.read(), options)
+    answer = await claude_code_process(sys.stdin.buffer.read(), options)
     if answer:
         print(answer, flush=True)
     return 0

@@ -607,6 +607,7 @@ _OPS = sorted(
     key=len,
     reverse=True,  # longest first, so `&&` is not read as `&` `&`
 )
+_OP_CHARS = frozenset(op[0] for op in _OPS)
 _SEPARATORS = _set("; && || | |& &") | {"\n"}
 _WRITES = _set("> >> >| &> &>> <> >&")
 _REDIRECTS = _WRITES | {"<", "<&", "<<<"}
@@ -638,7 +639,7 @@ def _lex(script: str) -> list[_Word | str]:
 
     def quoted() -> None:
         nonlocal plain, started
-        plain = len("".join(buf)) if plain < 0 else plain
+        plain = sum(map(len, buf)) if plain < 0 else plain  # once per word
         started = True
 
     while i < n:
@@ -667,7 +668,7 @@ def _lex(script: str) -> list[_Word | str]:
         elif c in " \t":  # not \r: to a shell it is part of the word (`pytest\r` is not pytest)
             end_word()
             i += 1
-        elif (op := next((o for o in _OPS if script.startswith(o, i)), None)) is not None:
+        elif c in _OP_CHARS and (op := next((o for o in _OPS if script.startswith(o, i)), None)) is not None:
             if op[0] in "<>" and plain < 0 and "".join(buf).isdigit():
                 buf.clear()  # `2>`: the digits name a file descriptor, they are not a word
                 started = False
@@ -750,14 +751,15 @@ def _simple(acc: _Acc, words: list[_Word], depth: int) -> None:
     def bare(word: _Word) -> bool:  # reserved words only count when unquoted
         return word.plain == len(word.text)
 
-    while words and bare(words[0]) and words[0].text in _STRUCTURE:
-        words = words[1:]
-    if words and bare(words[0]) and words[0].text in _COMPOUND:
-        acc.dark(f"shell {words[0].text!r} construct is not analysed")
+    i, n = 0, len(words)  # an index, not `words[1:]` per skipped word: linear in the words
+    while i < n and bare(words[i]) and words[i].text in _STRUCTURE:
+        i += 1
+    if i < n and bare(words[i]) and words[i].text in _COMPOUND:
+        acc.dark(f"shell {words[i].text!r} construct is not analysed")
         return
-    while words and (m := _ASSIGN.match(words[0].text)) and m.end() <= words[0].plain:
-        _assignment(acc, words[0].text)
-        words = words[1:]
-    if words:
-        acc.expanding |= {w.text for w in words if w.expands}
-        _argv(acc, [w.text for w in words], depth)
+    while i < n and (m := _ASSIGN.match(words[i].text)) and m.end() <= words[i].plain:
+        _assignment(acc, words[i].text)
+        i += 1
+    if i < n:
+        acc.expanding |= {w.text for w in words[i:] if w.expands}
+        _argv(acc, [w.text for w in words[i:]], depth)

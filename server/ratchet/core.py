@@ -29,7 +29,7 @@ from .limits import Ceiling, check_class
 from .notify import flush_notifications, notify
 from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, kept_args, operation
 from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
-from .redact import redact
+from .redact import redact, redact_all
 from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
 from .store import Store, class_row, default_db_path
 from .tools.sandbox import sandbox_status_async
@@ -211,6 +211,8 @@ class Core:
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise InvalidRequest(f"confidence {confidence} is out of range; expected a number from 0 to 1")
         prepared = await operation(tool).prepare(self.op_context(), args)
+        if len(prepared.preview) > 65536:
+            await anyio.to_thread.run_sync(lambda: prepared.shown)  # a long preview is redacted off the loop
         own = [s for s in prepared.subjects if s.tool == prepared.tool]
         classes = {c.name: c for c in (self.policy.classify(s).cls for s in own)}
         if prepared.shell and shell_rule and not prepared.refusals:  # a refusal outranks the shell rule
@@ -491,14 +493,14 @@ class Core:
                     self.session_id,
                     time.time(),
                     tool,
-                    str(args.get("path", ""))[:500],
+                    redact(str(args.get("path", ""))[:4096])[:500],
                     UNCLASSIFIED,
                     self.policy.fingerprint,
-                    json.dumps({"path": args.get("path")}),
-                    intent,
+                    redact(json.dumps({"path": str(args.get("path"))[:500] if args.get("path") else None})),
+                    intent and redact(intent),
                     confidence,
                     os.getpid(),
-                    str(error),
+                    redact(str(error)),
                     time.time(),
                 ),
             )
@@ -567,6 +569,14 @@ class Core:
         self, ev: Evaluation, intent: str | None, confidence: float | None, status: str, route: Route
     ) -> int:
         p, d = ev.prepared, ev.decision
+        # What is kept of a call is redacted: its target, intent and subject always, its arguments
+        # unless it is a draft waiting to be run exactly as drafted (approval redacts them then).
+        drafted = status == "drafted"
+        target, subject, args_kept, intent_kept = await redact_all(
+            p.target, json.dumps(p.subject.as_dict()), "" if drafted else json.dumps(p.record or p.args), intent or ""
+        )
+        if drafted:
+            args_kept = json.dumps(p.args)
         action_id = await self.store.insert(
             "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
             "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
@@ -576,15 +586,14 @@ class Core:
                 self.session_id,
                 time.time(),
                 p.tool,
-                p.target,
+                target,
                 d.class_name,
                 d.rule,
                 self.policy.fingerprint,
-                # Raw arguments are kept only while a draft waits to be run; everything else is redacted.
-                json.dumps(p.args) if status == "drafted" else redact(json.dumps(p.record or p.args)),
+                args_kept,
                 p.shown,
                 p.fingerprint,
-                intent,
+                intent_kept if intent is not None else None,
                 confidence,
                 d.class_level.label,
                 d.level.label,
@@ -593,7 +602,7 @@ class Core:
                 int(d.flagged),
                 status,
                 os.getpid(),
-                json.dumps(p.subject.as_dict()),
+                subject,
                 ev.level_transition,
                 ev.task_id,
                 ev.side_effect_cls.name if ev.side_effect_cls else None,

@@ -66,8 +66,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +86,13 @@ GOVERNED_TOOLS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
 OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
 SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
 DEFAULT_DEADLINE_S = 20.0
+# The hook process's own hard limit: at this point it prints a deny and exits, whatever it is doing.
+# Claude Code lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S, 60 s), so both
+# limits sit well inside it.
+HARD_DEADLINE_S = 30.0
+# Longest Bash command decided; longer is denied before anything else is read. Linux refuses a
+# single argument over 128 KiB (MAX_ARG_STRLEN), so `bash -c` could not run one much longer anyway.
+MAX_BASH_CHARS = 64 * 1024
 CLIENT = "claude-code"
 ASK_PREFIX = "Ratchet asks: "  # the start of every `ask` reason; a tool_result carrying it was never answered
 
@@ -286,7 +296,7 @@ def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, 
     tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name = event["tool_name"]
     if name == "Bash":
-        return "run_command", {"path": redact(str(tool_input.get("command", "")))[:200]}
+        return "run_command", {"path": redact(str(tool_input.get("command", ""))[:4096])[:200]}
     path = tool_input.get("notebook_path" if name == "NotebookEdit" else "file_path", "")
     tool = call.tool if call else ("write_file" if name == "Write" else "edit_file")
     return tool, {"path": str(path)}
@@ -333,6 +343,11 @@ def _path(tool_input: dict[str, Any], key: str, cwd: str | None) -> str:
 
 def _bash(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
     command = _str(tool_input, "command")
+    if len(command) > MAX_BASH_CHARS:
+        raise InvalidRequest(
+            f"the Bash command is {len(command)} characters, over Ratchet's hook limit of {MAX_BASH_CHARS}; "
+            "write the script to a file with Write and run that file instead"
+        )
     if not command.strip():
         raise InvalidRequest("the Bash command is empty")
     args: dict[str, Any] = {"command": command}
@@ -522,3 +537,41 @@ async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, too
     if answer["permissionDecision"] == "allow":
         return {"behavior": "allow", "updatedInput": tool_input}
     return {"behavior": "deny", "message": answer["permissionDecisionReason"]}
+# -- the hook's own process --------------------------------------------------------------------
+
+
+async def claude_code_process(raw: bytes, options: HookOptions, hard_deadline_s: float = HARD_DEADLINE_S) -> str:
+    """`claude_code` as the hook's whole process: past `hard_deadline_s`, a governed PreToolUse is
+    answered `deny` and the process exits, even if the decision is stuck in CPU-bound work that the
+    cooperative deadline cannot interrupt. Only for the process that answers one event (it exits)."""
+    pre_tool_use = False
+    try:
+        event = json.loads(raw)
+        pre_tool_use = event.get("hook_event_name") == "PreToolUse" and event.get("tool_name") in GOVERNED_TOOLS
+    except (ValueError, AttributeError):
+        pass  # claude_code answers unreadable input itself, at once
+    late = (
+        _decision("deny", f"Ratchet did not decide within {hard_deadline_s:g}s. Nothing was run; tell the human.")
+        if pre_tool_use
+        else ""
+    )
+    with _process_deadline(hard_deadline_s, late):
+        return await claude_code(raw, options)
+
+
+@contextmanager
+def _process_deadline(seconds: float, answer: str) -> Iterator[None]:
+    """Print `answer` and exit 0 if the block is still running after `seconds` (SIGALRM, main thread)."""
+
+    def expire(signum: int, frame: object) -> None:
+        os.write(1, (answer + "\n").encode() if answer else b"")
+        os.write(2, f"ratchet hook: no decision within {seconds:g}s\n".encode())
+        os._exit(0)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -5,6 +5,11 @@ with the writing process's pid) before its executor starts, and its outcome is w
 A process that dies in between leaves a `running` row that `recover_interrupted` turns into
 `interrupted` the next time any Ratchet process opens the file. Several server processes may
 share one file: writes run in `BEGIN IMMEDIATE` transactions with a busy timeout.
+
+Within one process, every unit of work on the shared connection - a whole `transaction()`, a `run`,
+or a single statement - holds the store's lock, so concurrent tool calls in one session never
+interleave their statements inside each other's transactions. Nothing slow (an executor, a human's
+answer) is awaited while the lock is held: callers open a transaction only around database work.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import anyio
 
 from . import chain
 from .errors import StoreError
@@ -225,6 +231,24 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
+        # One unit of work at a time on the shared connection; `_owner` is the task holding it, so
+        # the statements of a transaction (same task) pass while other tasks' statements wait.
+        self._lock = anyio.Lock()
+        self._owner: int | None = None
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[None]:
+        """Hold the lock for one unit of work, unless the current task already holds it."""
+        me = anyio.get_current_task().id
+        if self._owner == me:
+            yield
+            return
+        async with self._lock:
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -252,8 +276,9 @@ class Store:
         return store
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self.db.close()
+        """Close the connection (after any unit of work in progress)."""
+        async with self._unit():
+            await self.db.close()
 
     async def _migrate(self) -> None:
         async with self.transaction():
@@ -271,14 +296,23 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """A write transaction that takes the lock up front, so concurrent writers queue, not fail."""
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
+        """A write transaction that takes the locks up front, so concurrent writers queue, not fail.
+
+        The store's lock (other tasks of this process) and SQLite's write lock (other processes) are
+        held until COMMIT. Transactions do not nest: a task that opens one inside its own fails.
+        """
+        if self._owner == anyio.get_current_task().id:
+            raise StoreError("a transaction was opened inside another one; finish the first before starting one")
+        async with self._unit():
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with anyio.CancelScope(shield=True):  # a cancelled call must not leave the transaction open
+                    await self.db.execute("ROLLBACK")
+                raise
+            with anyio.CancelScope(shield=True):
+                await self.db.execute("COMMIT")
 
     # Each call below is one round trip to aiosqlite's worker thread. A round trip costs far more
     # than the SQL it carries (about 90 µs against a few µs, measured in bench/), so these use the
@@ -293,23 +327,27 @@ class Store:
 
     async def maybe(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> aiosqlite.Row | None:
         """At most one row (positional parameters, or named ones from a mapping)."""
-        rows = await self.db.execute_fetchall(sql, params if isinstance(params, Mapping) else tuple(params))
+        async with self._unit():
+            rows = await self.db.execute_fetchall(sql, params if isinstance(params, Mapping) else tuple(params))
         return next(iter(rows), None)
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Every row."""
-        return list(await self.db.execute_fetchall(sql, tuple(params)))
+        async with self._unit():
+            return list(await self.db.execute_fetchall(sql, tuple(params)))
 
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run an INSERT and return the new rowid."""
-        row = await self.db.execute_insert(sql, tuple(params))
+        async with self._unit():
+            row = await self.db.execute_insert(sql, tuple(params))
         assert row is not None
         return int(row[0])
 
     async def update(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run an UPDATE/DELETE (or an upsert) and return how many rows changed."""
-        cursor = await self.db.execute(sql, tuple(params))
-        return cursor.rowcount
+        async with self._unit():
+            cursor = await self.db.execute(sql, tuple(params))
+            return cursor.rowcount
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -340,7 +378,8 @@ class Store:
         # that funnel, and `_conn` the connection it owns. They are private, so their use is confined
         # to this method (and aiosqlite is pinned below 0.23 in pyproject.toml). A gate call's outcome
         # is five statements: run as one function, it is one round trip instead of five (bench/).
-        result: T = await db._execute(lambda: fn(db._conn))  # type: ignore[no-untyped-call]
+        async with self._unit():
+            result: T = await db._execute(lambda: fn(db._conn))  # type: ignore[no-untyped-call]
         return result
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

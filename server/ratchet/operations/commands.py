@@ -31,6 +31,7 @@ from ..commands import analyse_argv, analyse_shell
 from ..errors import ExecutionFailed, InvalidRequest
 from ..limits import argv_bytes, utf8_len
 from ..policy import Subject
+from ..redact import redact
 from ..tools.git import command_env
 from ..tools.sandbox import plan as sandbox_plan
 from ..tools.sandbox import remove_planted, sandbox_status_async
@@ -65,7 +66,9 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         if target not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
-    lines = [f"$ {shown}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
+    # Each word is redacted before quoting: shell quoting (`'"'"'`) would hide a secret's shape.
+    display = shlex.join([redact(a) for a in argv]) if argv is not None else redact(shown)
+    lines = [f"$ {display}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
         lines.append(f"stdin: {len(args['stdin'])} characters")
@@ -76,7 +79,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         "run_command",
         clean,
         tuple(subjects),
-        shown[:200],
+        display[:200],  # redacted before the cut, so no secret is cut into an unrecognisable part
         "\n".join(lines),
         None,
         plan,
