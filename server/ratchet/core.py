@@ -155,7 +155,10 @@ class Core:
 
     async def _recover(self) -> None:
         from .tools.fs import discard_temp
+        from .tools.git import discard_stale_indexes
         from .tools.shell import kill_leftovers
+
+        discard_stale_indexes()  # a commit preview killed midway leaves its throwaway index behind
 
         for row in await self.store.recover_interrupted():
             if row["child_pid"] is not None:

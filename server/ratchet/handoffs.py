@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
+# An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.
+MAY_HAVE_RUN = "interrupted: may have run"
+OPEN_INTERRUPTION = f"status = 'interrupted' AND resolved_at IS NULL AND error LIKE '{MAY_HAVE_RUN}%'"
 MAX_WAIT_S = 600.0
 # `[defaults.limits] handoffs_per_minute` counts a session's handoffs over this sliding window.
 HANDOFF_WINDOW_S = 60.0
@@ -75,7 +78,7 @@ class InboxItem(BaseModel):
     """One thing waiting for the human."""
 
     id: int
-    kind: str  # draft | stopped | handoff
+    kind: str  # draft | stopped | handoff | interrupted
     summary: str
     action_class: str
     session_id: str
@@ -202,6 +205,8 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
         raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")
     if row["status"] == "drafted":
         raise InvalidRequest(f"{item_id} is a draft: use `ratchet approve {item_id}` or `ratchet reject {item_id}`")
+    if row["status"] == "interrupted" and str(row["error"] or "").startswith(MAY_HAVE_RUN):
+        return await _checked(engine, row, option, note)
     if row["packet_json"] is None:
         raise InvalidRequest(f"action {item_id} is {row['status']}; only stopped actions and handoffs are resolved")
     packet = EscalationPacket.model_validate_json(row["packet_json"])
@@ -223,19 +228,49 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
     return await get_handoff(engine, item_id)
 
 
+async def _checked(engine: Engine, row: Any, option: str | None, note: str | None) -> HandoffView:
+    """The human has looked at what an interrupted action left behind: it leaves the inbox."""
+    if option not in (None, "checked"):
+        raise InvalidRequest(f"action {row['id']} was interrupted; the one option is `checked` (and/or --note TEXT)")
+    now = time.time()
+    async with engine.store.transaction():
+        changed = await engine.store.update(
+            "UPDATE actions SET resolution = 'checked', resolution_note = ?, resolved_at = ? "
+            "WHERE id = ? AND resolved_at IS NULL",
+            (note, now, row["id"]),
+        )
+    if not changed:
+        raise InvalidRequest(f"{row['id']} was already resolved")
+    return HandoffView(
+        id=row["id"],
+        kind="interrupted",
+        status="interrupted",
+        resolved=True,
+        resolution="checked",
+        note=note,
+        resolved_at=now,
+        message=f"interrupted {row['tool']} {row['target']} marked checked",
+    )
+
+
 async def inbox(engine: Engine) -> list[InboxItem]:
     """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
     # Two index lookups rather than one OR, which would read the whole history.
     rows = await engine.store.all(
         "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') AND status = 'drafted' "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} ORDER BY id"
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} "
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION} ORDER BY id"
     )
     now = time.time()
     items = []
     for r in rows:
-        kind = {"drafted": "draft", "blocked": "stopped", "escalated": "handoff"}[r["status"]]
+        kind = {"drafted": "draft", "blocked": "stopped", "escalated": "handoff", "interrupted": "interrupted"}[
+            r["status"]
+        ]
         blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
         summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
+        if kind == "interrupted":  # say what is known: it may have run (pid, start), check before going on
+            summary += f": {r['error']}; check it, then `ratchet resolve {r['id']} --option checked`"
         items.append(
             InboxItem(
                 id=r["id"],

@@ -411,6 +411,9 @@ class Store:
             async with self.transaction():
                 for row in dead:
                     error = f"the process (pid {row['pid']}) ended before the outcome was recorded"
+                    if row["status"] == "approving" and row["child_pid"] is None:
+                        # A human's approval was being carried out: its effect may have happened.
+                        error = f"interrupted: may have run: {error}, while the approval was being carried out"
                     if row["child_pid"] is not None:
                         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["child_started_at"]))
                         error = (

@@ -442,12 +442,39 @@ async def staged_diff(repo: Path, paths: Sequence[str] = (), *, process_timeout:
     if not paths:
         return (await g.run(*diff)).stdout
     index = g.repo / (await g.run("rev-parse", "--git-path", "index")).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="ratchet-index-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{INDEX_PREFIX}{os.getpid()}-") as tmp:
         scratch = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if index.is_file():
             await asyncio.to_thread(shutil.copyfile, index, scratch["GIT_INDEX_FILE"])
         await g.run("add", "--", *paths, extra_env=scratch)
         return (await g.run(*diff, extra_env=scratch)).stdout
+
+
+INDEX_PREFIX = "ratchet-index-"  # + the creating process's pid: a commit preview's throwaway index
+
+
+def discard_stale_indexes(tmpdir: Path | None = None) -> list[Path]:
+    """Remove the throwaway index directories of commit previews whose process is gone (a crash or a
+    kill mid-preview); return what was removed. A live process's directories are left alone."""
+    removed = []
+    base = Path(tmpdir or tempfile.gettempdir())
+    for path in base.glob(f"{INDEX_PREFIX}*-*"):
+        pid = path.name[len(INDEX_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.is_symlink() or _process_alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def git_commit(
