@@ -82,7 +82,8 @@ def test_claude_code_keeps_what_is_there_backs_up_and_is_idempotent(
     assert ratchet["type"] == "stdio" and ratchet["args"] == ["serve", "--workspace", "."]
     assert Path(ratchet["command"]).name == "ratchet"
     settings = json.loads(settings_file.read_text())
-    assert settings["model"] == "opus" and settings["permissions"]["allow"] == OTHER_SETTINGS["permissions"]["allow"]
+    # Theirs kept, and Ratchet's own tools pass Claude Code's prompt (Ratchet's gate asks, once).
+    assert settings["model"] == "opus" and settings["permissions"]["allow"] == ["Read", "mcp__ratchet"]
     assert settings["permissions"]["deny"][0] == "WebFetch"  # theirs kept; the sandbox's Edit rules follow
     assert settings["hooks"]["PreToolUse"][0] == OTHER_SETTINGS["hooks"]["PreToolUse"][0]  # theirs first, kept
     assert settings["hooks"]["Stop"][0] == OTHER_SETTINGS["hooks"]["Stop"][0]

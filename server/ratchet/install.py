@@ -315,6 +315,9 @@ def sandbox_settings(settings: dict[str, Any], where: Path, paths: list[tuple[st
             deny.append(rule)
 
 
+OWN_TOOLS_RULE = f"mcp__{SERVER_NAME}"  # Claude Code's permission rule for every tool of Ratchet's server
+
+
 def plan_claude_code(
     workspace: Path,
     *,
@@ -353,6 +356,11 @@ def plan_claude_code(
 
     def add_settings(data: dict[str, Any]) -> None:
         _set_hooks(data, settings_file, wanted)
+        # Ratchet's own tools pass Claude Code's prompt: Ratchet's gate decides each call and asks the
+        # human itself, so a confirm-level write is one question with the diff, not two.
+        allow = _list(_table(data, "permissions", settings_file), "allow", settings_file)
+        if OWN_TOOLS_RULE not in allow:
+            allow.append(OWN_TOOLS_RULE)
         if deny_builtins:
             deny = _list(_table(data, "permissions", settings_file), "deny", settings_file)
             deny.extend(t for t in BUILTINS if t not in deny)
@@ -385,6 +393,15 @@ def plan_claude_code(
         notes.append(f"User scope: the sandbox's write denials name this workspace ({ws}) only.")
     if scope != "project":
         notes.append(f"{mcp_file} is rewritten by Claude Code while it runs: apply this with Claude Code closed.")
+    notes.append(
+        f"Ratchet's own MCP tools are allowed in Claude Code's permissions ({OWN_TOOLS_RULE}): Ratchet's gate "
+        "decides each call and asks you itself, once, with the change in view."
+    )
+    notes.append(
+        "Headless runs (`claude -p`): Claude Code tells the hook nobody is there, and a confirm-level call is "
+        "queued as a draft instead of asked; add `--permission-prompt-tool mcp__ratchet__permission_prompt` so "
+        "anything else needing permission is answered from its class's level."
+    )
     notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")
     return Plan("claude-code", changes, notes)
 
