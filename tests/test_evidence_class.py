@@ -97,3 +97,21 @@ async def test_when_the_command_class_stands_lower_it_keeps_the_evidence(
         after = _windows(await client.call_tool("trust_levels", {}))
     assert after["printf-run"] == before["printf-run"] + 1 and after["notes"] == before["notes"]
     assert _evidence(db) == [("printf-run", None, "failure")]
+
+
+@pytest.mark.asyncio
+async def test_the_confirm_forms_first_three_lines_name_the_file_and_the_size_of_the_change(
+    workspace: Path, tmp_path: Path, db: Path, clock: Clock
+) -> None:
+    """Claude Code shows only the first three lines of a form's message: they must say what changes."""
+    (workspace / "docs").mkdir()
+    (workspace / "docs/a.md").write_text("one\ntwo\n")
+    policies = write_policy(tmp_path / "p", POLICY)
+    yes = Human(approve=True, delay=30, clock=clock)
+    async with Client(build_server(ServerConfig(workspace, policies, db, clock=clock)), elicitation_callback=yes) as c:
+        await c.call_tool("write_file", {"path": "docs/new.md", "content": "a\nb\nc\n"})
+        await c.call_tool("write_file", {"path": "docs/a.md", "content": "one\n2\n"})
+    new, changed = (params.message.splitlines()[:3] for params in yes.seen)
+    assert new[0] == "Ratchet: write_file docs/new.md: +3 \u22120 lines, new file"
+    assert changed[0] == "Ratchet: write_file docs/a.md: +1 \u22121 lines"
+    assert all("class docs is at confirm" in lines[1] for lines in (new, changed))

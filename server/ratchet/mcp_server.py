@@ -219,7 +219,10 @@ def _confirm_message(ev: Evaluation) -> str:
         else (p.preview[:ELICIT_DIFF_CHARS] + f"\n… ({len(p.preview) - ELICIT_DIFF_CHARS} more characters)")
     )
     why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
-    return redact(f"Ratchet: allow {p.tool} {p.target}?\nWhy you are asked: {why}\n\n{diff}")
+    size = provenance.change_size(p.preview)
+    # The first lines are what every client shows (some fold the rest): what changes, how much, why.
+    first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
+    return redact(f"{first}\nWhy you are asked: {why}\nApply it? (the diff follows)\n\n{diff}")
 
 
 async def _gate(

@@ -87,6 +87,23 @@ def diff_lines(preview: str) -> int:
     return count
 
 
+def change_size(preview: str) -> str | None:
+    """How much a file diff changes, for the first line a human reads: `+3 −1 lines, new file` (None
+    when the preview is not a diff). Lines folded out of a long diff are counted as changed."""
+    lines = preview.splitlines()
+    if not lines or not lines[0].startswith("--- "):
+        return None
+    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++ "))
+    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("--- "))
+    folded = sum(int(m[1]) for line in lines if (m := _TRUNCATED.match(line)))
+    size = f"+{added} −{removed} lines" + (f" (and {folded} more not shown)" if folded else "")
+    if lines[0] == "--- /dev/null":
+        size += ", new file"
+    elif len(lines) > 1 and lines[1] == "+++ /dev/null":
+        size += ", file deleted"
+    return size
+
+
 def reading_seconds(lines: int) -> float:
     """The least time a human needs to read a draft of `lines` changed lines (the reading rule)."""
     return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
