@@ -138,20 +138,23 @@ async def test_server_answers_trust_levels_while_a_huge_call_is_handled(
             finished.append("huge")
 
         async def levels() -> None:
-            await anyio.sleep(0.05)  # the huge call is in flight
-            start = time.perf_counter()
-            result = await client.call_tool("trust_levels", {})
-            during.append(time.perf_counter() - start)
-            assert result.structured_content["classes"]
-            finished.append("trust_levels")
+            # Ask again and again while the huge call is in flight (it sleeps 1 s once it runs), so
+            # some request lands while the server handles its arguments.
+            while "huge" not in finished:
+                start = time.perf_counter()
+                result = await client.call_tool("trust_levels", {})
+                during.append(time.perf_counter() - start)
+                assert result.structured_content["classes"]
+                finished.append("trust_levels")
+                await anyio.sleep(0.01)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(big)
             tg.start_soon(levels)
-    assert finished == ["trust_levels", "huge"]
+    assert finished[0] == "trust_levels" and finished.count("trust_levels") >= 5 and "huge" in finished
     # Not a clock limit: a ratio to the same call on the idle server, in the same run. A huge call
     # handled on the event loop (the quadratic redaction took minutes) makes this ratio enormous.
-    assert during[0] / min(alone) < 200, (during, alone)
+    assert max(during) / min(alone) < 200, (max(during), min(alone))
     con = sqlite3.connect(db)
     try:
         rows = con.execute("SELECT status FROM actions WHERE tool = 'run_command'").fetchall()

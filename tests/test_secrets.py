@@ -282,6 +282,12 @@ async def test_secrets_never_reach_the_record_the_cli_packets_or_notify(
             assert result.structured_content["status"] == call[2], (text, result.structured_content)
             results.append(result.structured_content)
             (drafted.append(secret) if call[2] == "draft" else kept.__setitem__(secret, call[2]))
+        # Refused before it could be classified (outside the workspace): recorded as `refused`.
+        refused = await client.call_tool(
+            "write_file", {"path": "../out/password=Hunter2Refused", "content": "x", "intent": "re: x"}
+        )
+        assert refused.is_error and "outside" in str(refused.content[0])
+        kept["Hunter2Refused"] = "refused"
         for text in KEEP:
             result = await client.call_tool("run_command", {"argv": ["echo", text]})
             assert result.structured_content["status"] == "executed"
@@ -320,6 +326,7 @@ async def test_secrets_never_reach_the_record_the_cli_packets_or_notify(
         assert all(secret not in m for m in human.seen), f"an elicitation showed {secret!r}"
     assert len(human.seen) == sum(1 for i in range(len(CASES)) if i % 6 == 4)
     history = json.loads(outputs[0])
+    assert {"executed", "failed", "blocked", "declined", "drafted", "refused"} <= {h["status"] for h in history}
     readable = json.dumps(history)
     for text in KEEP:
         assert json.dumps(text)[1:-1] in readable or text.split("\n")[0] in readable, text
