@@ -24,6 +24,9 @@ POLICY = """
 [defaults]
 unmatched = "blocked"
 
+[defaults.limits]
+max_argv_bytes = 1048576  # the huge argv below is the point: above the 64 KiB default
+
 [classes.runs]
 tools = ["run_command"]
 argv = [["true"], ["sleep"]]

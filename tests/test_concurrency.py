@@ -80,7 +80,9 @@ class Judge:
 
     async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.seen.append(params.message)
-        await anyio.sleep(0.01)  # a human takes a moment; other calls go on meanwhile
+        # A human reads the change (longer than the reading-time rule, or the answer would be no
+        # evidence); the other calls go on meanwhile, so the dialogs overlap.
+        await anyio.sleep(3.0)
         return types.ElicitResult(action="accept", content={"approve": "ask/yes-" in params.message})
 
 

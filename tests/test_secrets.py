@@ -20,7 +20,7 @@ from ratchet.commands import analyse_shell
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.redact import MARK, MAX_CHARS, redact
 
-from .conftest import run_cli, write_policy
+from .conftest import Clock, run_cli, write_policy
 
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
@@ -236,13 +236,16 @@ ceiling = "confirm"
 
 
 class Decliner:
-    """The human at the client's dialog, declining every change and keeping what it was shown."""
+    """The human at the client's dialog, reading each change for a while (on the test's clock) and
+    declining it, and keeping what it was shown."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.seen: list[str] = []
+        self.clock = clock
 
     async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.seen.append(params.message)
+        self.clock.advance(30)  # a human's reading time: a decline that fast would be no answer
         return types.ElicitResult(action="accept", content={"approve": False})
 
 
@@ -252,15 +255,16 @@ def _db_bytes(db: Path) -> bytes:
 
 @pytest.mark.asyncio
 async def test_secrets_never_reach_the_record_the_cli_packets_or_notify(
-    workspace: Path, tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]
+    workspace: Path, tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str], clock: Clock
 ) -> None:
     log = tmp_path / "notify.log"
     policies = write_policy(tmp_path / "policies", E2E_POLICY.replace("NOTIFY_LOG", str(log)))
-    human = Decliner()
+    human = Decliner(clock)
     kept: dict[str, str] = {}  # secret -> how it was carried; drafts are kept apart (their arguments wait)
     drafted: list[str] = []
     results: list[Any] = []
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=human) as client:
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as client:
         for i, (text, secret) in enumerate(CASES):
             kind = i % 6
             # Prefixed: the SDK reads a JSON-looking string as JSON for `str | None` parameters.
