@@ -38,3 +38,34 @@ async def test_every_tool_is_in_the_readme(workspace: Path, policies: Path, db: 
 def test_the_changelog_has_an_unreleased_section() -> None:
     text = (ROOT / "CHANGELOG.md").read_text()
     assert "## Unreleased" in text and text.count("\n- ") >= 10
+
+
+def _security_references() -> list[tuple[str, str | None]]:
+    """(test file, test name or None) for every test docs/security.md names; `::name` alone means the
+    file named last in the same table cell."""
+    import re
+
+    refs: list[tuple[str, str | None]] = []
+    for line in (ROOT / "docs" / "security.md").read_text().splitlines():
+        current: str | None = None
+        for token in re.findall(r"`([^`]+)`", line):
+            named = re.fullmatch(r"(test_\w+\.py)(?:::(\w+))?(?:\[[^\]]*\])?", token)
+            alone = re.fullmatch(r"::(\w+)(?:\[[^\]]*\])?", token)
+            if named:
+                current = named[1]
+                refs.append((current, named[2]))
+            elif alone and current is not None:
+                refs.append((current, alone[1]))
+    return refs
+
+
+def test_every_test_docs_security_names_exists() -> None:
+    """The security page is the list of what holds: a renamed or deleted test must not leave it stale."""
+    refs = _security_references()
+    assert len(refs) >= 40
+    missing = []
+    for file, name in refs:
+        path = ROOT / "tests" / file
+        if not path.exists() or (name is not None and f"def {name}(" not in path.read_text()):
+            missing.append(f"{file}::{name}" if name else file)
+    assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
