@@ -115,3 +115,21 @@ async def test_the_confirm_forms_first_three_lines_name_the_file_and_the_size_of
     assert new[0] == "Ratchet: write_file docs/new.md: +3 \u22120 lines, new file"
     assert changed[0] == "Ratchet: write_file docs/a.md: +1 \u22121 lines"
     assert all("class docs is at confirm" in lines[1] for lines in (new, changed))
+
+
+@pytest.mark.asyncio
+async def test_an_unanswered_redirect_is_counted_for_the_class_that_decided(
+    workspace: Path, tmp_path: Path, db: Path
+) -> None:
+    """Codex headless declines at once: no answer, queued as a draft, shown under the file's class."""
+    (workspace / "docs").mkdir()
+    policies = write_policy(tmp_path / "p", POLICY)
+    at_once = Human(action="decline")
+    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=at_once) as client:
+        queued = await client.call_tool("run_command", {"command": "echo hi > docs/x.md"})
+        levels = await client.call_tool("trust_levels", {})
+    assert queued.structured_content is not None and queued.structured_content["status"] == "draft"
+    assert levels.structured_content is not None
+    unanswered = {c["action_class"]: c["unanswered"] for c in levels.structured_content["classes"]}
+    assert (unanswered["docs"], unanswered["reads"]) == (1, 0)
+    assert not (workspace / "docs/x.md").exists()

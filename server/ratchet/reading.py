@@ -35,8 +35,10 @@ class Reading(Core):
         not_evidence = {
             r[0]: (r[1] or 0, r[2] or 0)
             for r in await self.store.all(
-                "SELECT class, sum(evidence = 'unverified'), sum(evidence = 'unanswered') FROM actions "
-                "WHERE evidence IN ('unverified', 'unanswered') GROUP BY class"
+                # Counted for the class whose level decided the call (evidence_class), like its samples.
+                "SELECT coalesce(evidence_class, class) AS judged, sum(evidence = 'unverified'), "
+                "sum(evidence = 'unanswered') FROM actions WHERE evidence IN ('unverified', 'unanswered') "
+                "GROUP BY judged"
             )
         }
         out = []
