@@ -119,6 +119,8 @@ class Human:
             await anyio.sleep(self.delay)
         if self.action != "accept":
             return types.ElicitResult(action=self.action)  # type: ignore[arg-type]
+        if "decision" in params.requested_schema.get("properties", {}):  # review_drafts' explicit choice
+            return types.ElicitResult(action="accept", content={"decision": "approve" if self.approve else "reject"})
         return types.ElicitResult(action="accept", content={"approve": self.approve})
 
 

@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 import anyio
+import mcp.types as types
 import pytest
 from mcp import Client
+from mcp.client.session import ClientRequestContext
 
 from ratchet.engine import Engine
 from ratchet.errors import DraftAlreadyResolved, DraftStale
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human
+from .conftest import Clock, Human
 
 
 async def _draft(workspace: Path, policies: Path, db: Path, path: str, content: str) -> int:
@@ -162,3 +164,45 @@ async def test_cli_queue_show_reject(
     assert await cli("approve", str(draft_id)) == 1
     assert "rejected, not a queued draft" in capsys.readouterr().err
     assert not (workspace / "queue/r.txt").exists()
+
+
+class Chooser:
+    """The human at review_drafts' form, picking one explicit choice per draft after reading it."""
+
+    def __init__(self, choices: dict[str, str], clock: Clock) -> None:
+        self.choices, self.clock = choices, clock
+        self.seen: list[types.ElicitRequestParams] = []
+
+    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.seen.append(params)
+        self.clock.advance(30)
+        choice = next(c for name, c in self.choices.items() if name in params.message)
+        if choice in ("decline", "cancel"):
+            return types.ElicitResult(action=choice)  # type: ignore[arg-type]
+        return types.ElicitResult(action="accept", content={"decision": choice, "reason": "not this"})
+
+
+@pytest.mark.asyncio
+async def test_review_drafts_offers_explicit_choices_and_decline_leaves_a_draft_queued(
+    workspace: Path, policies: Path, db: Path, clock: Clock
+) -> None:
+    ids = {
+        name: await _draft(workspace, policies, db, f"queue/{name}.txt", f"{name}\n") for name in ("a", "b", "c", "d")
+    }
+    human = Chooser({"queue/a": "approve", "queue/b": "reject", "queue/c": "leave queued", "queue/d": "decline"}, clock)
+    async with Client(
+        build_server(ServerConfig(workspace, policies, db, clock=clock)), elicitation_callback=human
+    ) as c:
+        review = await c.call_tool("review_drafts", {})
+        views = {n: (await c.call_tool("get_draft", {"draft_id": i})).structured_content for n, i in ids.items()}
+    form = human.seen[0].requested_schema["properties"]["decision"]
+    assert form["enum"] == ["approve", "reject", "leave queued"]
+    assert "Decline or Esc leaves it queued" in human.seen[0].message
+    assert {n: v["status"] for n, v in views.items()} == {
+        "a": "executed",
+        "b": "rejected",
+        "c": "drafted",
+        "d": "drafted",
+    }
+    assert (workspace / "queue/a.txt").read_text() == "a\n" and not (workspace / "queue/b.txt").exists()
+    assert review.structured_content["remaining"] == 2

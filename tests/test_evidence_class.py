@@ -87,7 +87,7 @@ async def test_when_the_command_class_stands_lower_it_keeps_the_evidence(
 ) -> None:
     (workspace / "notes").mkdir()
     policies = write_policy(tmp_path / "p", POLICY)
-    no = Human(action="decline", delay=30, clock=clock)
+    no = Human(approve=False, delay=30, clock=clock)  # read it, then said no
     async with Client(
         build_server(ServerConfig(workspace, policies, db, clock=clock)), elicitation_callback=no
     ) as client:

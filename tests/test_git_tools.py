@@ -108,7 +108,7 @@ async def test_a_push_to_main_shows_the_commits_and_declining_leaves_the_remote_
     workspace, bare = repo
     before = git(bare, "rev-parse", "refs/heads/main")
     (workspace / "README.md").write_text("hello, world\n")
-    human = Human(action="decline", delay=20.0, clock=clock)  # read the push, then said no
+    human = Human(approve=False, delay=20.0, clock=clock)  # read the push, then said no
     async with Client(
         build_server(ServerConfig(workspace, git_policies, db, clock=clock)), mode=mode, elicitation_callback=human
     ) as client:

@@ -37,9 +37,7 @@ async def test_autonomous_runs_at_once(workspace: Path, policies: Path, db: Path
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_confirm_shows_the_diff_and_runs_on_accept(
-    workspace: Path, policies: Path, db: Path, mode: str
-) -> None:
+async def test_confirm_shows_the_diff_and_runs_on_accept(workspace: Path, policies: Path, db: Path, mode: str) -> None:
     (workspace / "ask").mkdir()
     (workspace / "ask/notes.txt").write_text("old line\n")
     human = Human(approve=True)
@@ -56,13 +54,12 @@ async def test_confirm_shows_the_diff_and_runs_on_accept(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(("action", "approve"), [("decline", True), ("accept", False)])
 async def test_confirm_declined_changes_nothing(
-    workspace: Path, policies: Path, db: Path, mode: str, action: str, approve: bool, clock: Clock
+    workspace: Path, policies: Path, db: Path, mode: str, clock: Clock
 ) -> None:
     (workspace / "ask").mkdir()
     (workspace / "ask/notes.txt").write_text("old line\n")
-    human = Human(action=action, approve=approve, delay=8.0, clock=clock)  # a human who read it, then said no
+    human = Human(approve=False, delay=8.0, clock=clock)  # read it, then said no: Apply unticked
     server = build_server(ServerConfig(workspace, policies, db, clock=clock))
     async with Client(server, mode=mode, elicitation_callback=human) as client:
         result = await _write(client, "ask/notes.txt", "new line\n")
@@ -74,18 +71,25 @@ async def test_confirm_declined_changes_nothing(
 
 
 @pytest.mark.asyncio
-async def test_confirm_cancelled_dialog_becomes_a_draft(workspace: Path, policies: Path, db: Path) -> None:
-    human = Human(action="cancel")
-    async with Client(_server(workspace, policies, db), elicitation_callback=human) as client:
+@pytest.mark.parametrize("action", ["cancel", "decline"])
+async def test_decline_and_esc_both_mean_not_now(
+    workspace: Path, policies: Path, db: Path, clock: Clock, action: str
+) -> None:
+    """Decline and Esc mean the same in every Ratchet form: nothing runs, nothing is judged, and the
+    change waits as a draft; even after a human's reading time."""
+    human = Human(action=action, delay=8.0, clock=clock)
+    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
+    async with Client(server, elicitation_callback=human) as client:
         result = await _write(client, "ask/n.txt")
+        levels = await client.call_tool("trust_levels", {})
     assert result.structured_content["status"] == "draft"
     assert not (workspace / "ask/n.txt").exists()
+    ask = next(c for c in levels.structured_content["classes"] if c["action_class"] == "ask")
+    assert ask["samples"] == 0 and ask["unanswered"] == 1
 
 
 @pytest.mark.asyncio
-async def test_confirm_without_elicitation_falls_back_to_draft(
-    workspace: Path, policies: Path, db: Path
-) -> None:
+async def test_confirm_without_elicitation_falls_back_to_draft(workspace: Path, policies: Path, db: Path) -> None:
     async with Client(_server(workspace, policies, db)) as client:  # no callback: no elicitation capability
         result = await _write(client, "ask/n.txt")
     out = result.structured_content
@@ -96,9 +100,7 @@ async def test_confirm_without_elicitation_falls_back_to_draft(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_draft_is_queued_and_the_agent_goes_on(
-    workspace: Path, policies: Path, db: Path, mode: str
-) -> None:
+async def test_draft_is_queued_and_the_agent_goes_on(workspace: Path, policies: Path, db: Path, mode: str) -> None:
     human = Human()
     async with Client(_server(workspace, policies, db), mode=mode, elicitation_callback=human) as client:
         result = await _write(client, "queue/q.txt", "drafted\n", intent="add q")
@@ -148,9 +150,7 @@ async def test_edit_file_runs_exact_literal_edits(workspace: Path, policies: Pat
 
 
 @pytest.mark.asyncio
-async def test_low_confidence_lowers_the_level_for_one_call(
-    workspace: Path, policies: Path, db: Path
-) -> None:
+async def test_low_confidence_lowers_the_level_for_one_call(workspace: Path, policies: Path, db: Path) -> None:
     async with Client(_server(workspace, policies, db)) as client:
         low = await _write(client, "auto/low.txt", confidence=0.3)
         mid = await _write(client, "auto/mid.txt", confidence=0.6)
@@ -167,7 +167,7 @@ async def test_low_confidence_lowers_the_level_for_one_call(
 async def test_repeated_failures_halt_the_class_for_the_session(
     workspace: Path, policies: Path, db: Path, clock: Clock
 ) -> None:
-    human = Human(action="decline", delay=10.0, clock=clock)  # read, then declined
+    human = Human(approve=False, delay=10.0, clock=clock)  # read, then said no
     server = build_server(ServerConfig(workspace, policies, db, clock=clock))
     async with Client(server, elicitation_callback=human) as client:
         statuses = [(await _write(client, f"ask/{i}.txt")).structured_content for i in range(4)]

@@ -36,7 +36,7 @@ async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, polici
     (workspace / "ask/keep.txt").write_text("keep\n")
     results: dict[str, Any] = {}
     # The "no" comes after a real pause (2 s + 0.25 s per changed line): an instant one would be no answer.
-    yes, no = Human(approve=True), Human(action="decline", delay=3.0)
+    yes, no = Human(approve=True), Human(approve=False, delay=3.0)
     async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=yes) as client:
         for path in ("auto/a.txt", "ask/yes.txt", "queue/q.txt", "stop/s.txt"):
             results[path] = (

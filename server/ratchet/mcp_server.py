@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -29,6 +29,7 @@ from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
     Context,
+    DeclinedElicitation,
     Elicit,
     ElicitationResult,
     MCPServer,
@@ -182,13 +183,21 @@ def _strip_top_level(schema: dict[str, Any]) -> None:
 class ConfirmChange(_FlatForm):
     """The human's answer to one proposed change."""
 
-    approve: bool = Field(title="Apply this change?", description="Yes applies exactly the change shown.")
+    approve: bool = Field(
+        title="Apply this change?",
+        description="Ticked: apply exactly the change shown. Unticked: no, nothing runs and it counts against "
+        "the class. Decline or Esc: not now, it waits as a draft.",
+    )
 
 
 class ReviewDraft(_FlatForm):
-    """The human's answer to one queued draft."""
+    """The human's answer to one queued draft: an explicit choice (Decline or Esc leaves it queued too)."""
 
-    approve: bool = Field(title="Approve this draft?", description="Yes runs it now; no rejects it.")
+    decision: Literal["approve", "reject", "leave queued"] = Field(
+        title="Your decision",
+        description="approve runs it now, exactly as shown; reject drops it and counts against its class; "
+        "leave queued decides later (as Decline or Esc do).",
+    )
     reason: str = Field("", title="Reason (optional)", description="Why, if you reject it.")
 
 
@@ -222,7 +231,8 @@ def _confirm_message(ev: Evaluation) -> str:
     size = provenance.change_size(p.preview)
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
     first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
-    return redact(f"{first}\nWhy you are asked: {why}\nApply it? (the diff follows)\n\n{diff}")
+    how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
+    return redact(f"{first}\nWhy you are asked: {why}\n{how}\n\n{diff}")
 
 
 async def _gate(
@@ -329,7 +339,9 @@ async def _carry_out(
         # dismissed dialog, or a decline too fast to have been read, leaves the change queued as a draft).
         seconds = engine.answers.answered(provenance.question_key(tool, args))
         approved = isinstance(gated, ConfirmChange) and gated.approve
-        dismissed = isinstance(review, CancelledElicitation)
+        # Decline and Esc mean the same in every Ratchet form: not now. Nothing runs, nothing is
+        # judged, and the change waits as a draft. A "no" is the form's own answer (Apply unticked).
+        dismissed = isinstance(review, CancelledElicitation | DeclinedElicitation)
         answer = HumanAnswer(
             approved and not dismissed, "elicitation", seconds=seconds, channel="elicitation", dismissed=dismissed
         )
@@ -642,8 +654,11 @@ def _asker(index: int) -> Callable[..., Any]:
         _asking(ctx, provenance.question_key("draft", d.action_id))
         return Elicit(
             redact(
-                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}\n"
-                f"Class {d.action_class}; intent: {d.intent or '(none given)'}\n\n{preview}"
+                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
+                + (f": {size}" if (size := provenance.change_size(d.preview)) else "")
+                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}\n"
+                "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
+                f"{preview}"
             ),
             ReviewDraft,
         )
@@ -696,7 +711,9 @@ def _register_review(mcp: MCPServer) -> None:
             if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
                 continue
             try:
-                if answer.data.approve:
+                if answer.data.decision == "leave queued":
+                    continue
+                if answer.data.decision == "approve":
                     async with in_flight(engine).call():
                         view = await engine.approve(
                             draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
