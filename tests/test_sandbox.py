@@ -401,10 +401,14 @@ def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
             call = {"name": "run_command", "arguments": {"argv": command, "timeout_s": 500}}
             _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
             deadline = time.monotonic() + 30
-            while not ((workspace / "started.txt").exists() and _recorded_pid(db) is not None):
-                assert time.monotonic() < deadline, "the command never started"
+            # Both background sleeps exec'd (a forked child shows its own argv only once it has):
+            while not (
+                (workspace / "started.txt").exists()
+                and _recorded_pid(db) is not None
+                and len(_running_with(marker)) == 2
+            ):
+                assert time.monotonic() < deadline, ("the command never started", _running_with(marker))
                 time.sleep(0.05)
-            assert len(_running_with(marker)) == 2
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         finally:
