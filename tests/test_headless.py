@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,25 @@ async def test_the_permission_prompt_tool_answers_from_the_level(
     finally:
         con.close()
     assert statuses == ["allowed", "blocked", "drafted", "drafted"]
+
+
+def test_a_hook_dialog_decline_is_timed_to_its_moment_in_the_transcript(
+    ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path
+) -> None:
+    """The human declined 7 s after the question; the Stop that reports it comes much later."""
+    from datetime import UTC, datetime
+
+    claude = Session(ratchet_bin, workspace, hook_policies, db, {})
+    (workspace / "ask").mkdir()
+    asked, tool_use_id = claude.bash("echo a > ask/a.md")
+    assert asked["permissionDecision"] == "ask"
+    created = float(claude.row(tool_use_id)["created_at"])
+    when = datetime.fromtimestamp(created + 7.0, UTC).isoformat().replace("+00:00", "Z")
+    block = {"type": "tool_result", "tool_use_id": tool_use_id, "is_error": True, "content": HUMAN_DECLINE}
+    entry = {"type": "user", "timestamp": when, "message": {"role": "user", "content": [block]}}
+    claude.transcript.write_text(json.dumps(entry) + "\n")
+    time.sleep(1.0)  # the settling event arrives later than the answer did
+    assert claude.send(claude.event("Stop", stop_hook_active=False)) is None
+    row = claude.row(tool_use_id)
+    assert row["status"] == "declined" and row["review_channel"] == "hook-dialog"
+    assert abs(float(row["review_seconds"]) - 7.0) < 0.01

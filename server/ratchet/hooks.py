@@ -72,6 +72,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -451,8 +452,11 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
         path = event.get("transcript_path")
         if not waiting or not isinstance(path, str) or not path:
             return
-        for external_id, answered in sorted(transcript_answers(Path(path), waiting).items()):
-            await engine.record_external_outcome(external_id, ran=False, ok=False, answered=answered)
+        for external_id, found in sorted(transcript_answers(Path(path), waiting).items()):
+            # Timed to the result's own moment in the transcript, not to this later event.
+            await engine.record_external_outcome(
+                external_id, ran=False, ok=False, answered=found.answered, answered_at=found.at
+            )
     finally:
         await engine.close()
 
@@ -470,11 +474,29 @@ def _result_text(block: dict[str, Any]) -> str:
     return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
 
 
-def transcript_answers(path: Path, ids: set[str]) -> dict[str, bool]:
-    """The `ids` with a tool_result in a Claude Code transcript, each True when a human could have
-    answered it and False when the result is Ratchet's own `ask` reason (the client denied the ask
-    without asking anyone: no answer). Unreadable -> none."""
-    found: dict[str, bool] = {}
+@dataclass(frozen=True)
+class TranscriptAnswer:
+    """A call's result found in a transcript: whether a human could have answered it (False when the
+    result is Ratchet's own `ask` reason: the client denied it unasked) and when (the entry's
+    timestamp, Unix time; None when the entry has none)."""
+
+    answered: bool
+    at: float | None
+
+
+def _moment(entry: dict[str, Any]) -> float | None:
+    stamp = entry.get("timestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def transcript_answers(path: Path, ids: set[str]) -> dict[str, TranscriptAnswer]:
+    """The `ids` with a tool_result in a Claude Code transcript (see TranscriptAnswer). Unreadable -> none."""
+    found: dict[str, TranscriptAnswer] = {}
     try:
         with path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
@@ -492,7 +514,9 @@ def transcript_answers(path: Path, ids: set[str]) -> dict[str, bool]:
                         and block.get("type") == "tool_result"
                         and block.get("tool_use_id") in ids
                     ):
-                        found[block["tool_use_id"]] = ASK_PREFIX not in _result_text(block)
+                        found[block["tool_use_id"]] = TranscriptAnswer(
+                            ASK_PREFIX not in _result_text(block), _moment(entry)
+                        )
     except OSError:
         return found
     return found
