@@ -558,6 +558,7 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
     from .hooks import HookOptions, claude_code_process
 
+    # The console script usually answers hook events before this module is imported (entry.py).
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )

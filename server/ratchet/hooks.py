@@ -564,6 +564,14 @@ async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, too
 # -- the hook's own process --------------------------------------------------------------------
 
 
+def answer_event(options: HookOptions) -> int:
+    """The whole hook process: the event on stdin, the answer (if any) on stdout; exit 0."""
+    answer = anyio.run(claude_code_process, sys.stdin.buffer.read(), options)
+    if answer:
+        print(answer, flush=True)
+    return 0
+
+
 async def claude_code_process(raw: bytes, options: HookOptions, hard_deadline_s: float = HARD_DEADLINE_S) -> str:
     """`claude_code` as the hook's whole process: past `hard_deadline_s`, a governed PreToolUse is
     answered `deny` and the process exits, even if the decision is stuck in CPU-bound work that the
