@@ -166,7 +166,8 @@ async def test_the_permission_prompt_tool_answers_from_the_level(
     async def ask(client: Client, tool: str, tool_input: dict[str, Any], n: int) -> dict[str, Any]:
         args = {"tool_name": tool, "input": tool_input, "tool_use_id": f"toolu_{n}"}
         result = await client.call_tool("permission_prompt", args)
-        assert result.content and result.content[0].type == "text"
+        # Claude Code accepts exactly one text block, nothing else (found in a real `claude -p` run).
+        assert len(result.content) == 1 and result.content[0].type == "text" and result.structured_content is None
         answer: dict[str, Any] = json.loads(result.content[0].text)
         return answer
 

@@ -522,15 +522,17 @@ def build_server(config: ServerConfig) -> MCPServer:
         input: Annotated[dict[str, Any], Field(description="that tool's input")],
         ctx: Context,
         tool_use_id: Annotated[str | None, Field(description="the tool call's id")] = None,
-    ) -> str:
+    ) -> CallToolResult:
         """For `claude -p --permission-prompt-tool mcp__ratchet__permission_prompt`: answers a headless run's
         permission prompts from the class's level (autonomous: allow; confirm and draft: a queued draft,
         denied with its id; blocked: denied with the packet). Other tools are denied. Returns Claude Code's
         permission JSON. Not for agents to call: it approves nothing that the level does not already allow."""
         try:
-            return json.dumps(await hooks.permission_prompt(_engine(ctx), tool_name, input, tool_use_id))
+            answer = await hooks.permission_prompt(_engine(ctx), tool_name, input, tool_use_id)
         except RatchetError as exc:
-            return json.dumps({"behavior": "deny", "message": f"Ratchet could not decide: {exc}. Nothing was run."})
+            answer = {"behavior": "deny", "message": f"Ratchet could not decide: {exc}. Nothing was run."}
+        # Exactly one text block and nothing else: Claude Code refuses any other shape.
+        return CallToolResult(content=[TextContent(type="text", text=json.dumps(answer))])
 
     @mcp.tool(title="Autonomy metrics", annotations=reads)
     async def class_metrics(
