@@ -539,7 +539,7 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
         # name it falls to the catch-all and runs: the sandbox must still hold.
         refused = await _run(client, argv=[str(ratchet_bin), "approve", str(draft["draft_id"]), *where])
         assert refused["status"] == "blocked"
-        disguised = workspace.parent / "helper-tool"
+        disguised = workspace.parent / "renamed-cli"
         shutil.copy(ratchet_bin, disguised)
         approve = await _run(client, argv=[str(disguised), "approve", str(draft["draft_id"]), *where])
         sql = await _run(client, argv=["python3", "-c", edit, str(db)])
