@@ -44,9 +44,9 @@ async def drive_history(
             out = await write(client, f"queue/{name}.txt", "one\ntwo\n")
             assert out["status"] == "draft"
             ids[name] = out["action_id"]
-    clock = Clock()  # the decline comes after a human's reading time; an instant one would be no answer
+    clock = Clock()  # the "no" comes after a human's reading time; an instant one would be no answer
     server = build_server(ServerConfig(workspace, policies, db, clock=clock))
-    async with Client(server, elicitation_callback=Human("decline", delay=9.0, clock=clock)) as c:
+    async with Client(server, elicitation_callback=Human(approve=False, delay=9.0, clock=clock)) as c:
         out = await write(c, "ask/k2.txt")
         assert out["status"] == "declined"
         ids["k2"] = out["action_id"]
