@@ -66,9 +66,7 @@ async def test_escape_attempts_are_refused(
     before = _snapshot(tmp_path)
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
         write = await client.call_tool("write_file", {"path": path, "content": "pwned\n"})
-        edit = await client.call_tool(
-            "edit_file", {"path": path, "edits": [{"old_text": "u", "new_text": "p"}]}
-        )
+        edit = await client.call_tool("edit_file", {"path": path, "edits": [{"old_text": "u", "new_text": "p"}]})
     for result in (write, edit):
         assert result.is_error, result
         assert f"rule {rule!r}" in result.content[0].text

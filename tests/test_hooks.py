@@ -24,9 +24,9 @@ from .conftest import LEVELS_POLICY, Clock, Human, write_policy
 # Every level for files and for commands, and one class that can climb from confirm.
 # Every level for files (the shared LEVELS_POLICY, with climb starting at confirm so asks can promote it)
 # and for commands.
-HOOK_POLICY = LEVELS_POLICY.replace(
-    'paths = ["climb/**"]\nstart = "draft"', 'paths = ["climb/**"]\nstart = "confirm"'
-) + """
+HOOK_POLICY = (
+    LEVELS_POLICY.replace('paths = ["climb/**"]\nstart = "draft"', 'paths = ["climb/**"]\nstart = "confirm"')
+    + """
 [classes.echo-run]
 tools = ["run_command"]
 argv = [["echo"]]
@@ -50,6 +50,7 @@ tools = ["run_command"]
 argv = [["rm"]]
 start = "blocked"
 """
+)
 
 Decision = dict[str, Any] | None
 

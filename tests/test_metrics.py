@@ -123,7 +123,10 @@ async def test_metrics_match_counts_by_hand(
 
     stop = classes["stop"]["levels"]["blocked"]
     assert (stop["actions"], stop["escalation_rate"], stop["interventions"], stop["actions_per_decision"]) == (
-        1, 1.0, 0, None
+        1,
+        1.0,
+        0,
+        None,
     )
     total = report["total"]
     assert (total["actions"], total["interventions"], total["complaints"]) == (11, 7, 1)

@@ -93,9 +93,7 @@ async def test_rejections_never_promote(
         async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
-        code, _ = await _cli(
-            capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no"
-        )
+        code, _ = await _cli(capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no")
         assert code == 0
     assert _transitions(db) == []
     assert not (workspace / "climb").exists()
@@ -112,9 +110,7 @@ async def test_no_command_promotes(
     assert code == 1 and "only hold it at or below" in text
     code, text = await _cli(capsys, workspace, policies, db, "demote", "climb", "--reason", "try")
     assert code == 1 and "floor" in text
-    code, text = await _cli(
-        capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "careful"
-    )
+    code, text = await _cli(capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "careful")
     assert code == 0 and "autonomous -> draft" in text
     code, text = await _cli(capsys, workspace, policies, db, "pin", "auto", "blocked", "--reason", "incident")
     assert code == 0

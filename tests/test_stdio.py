@@ -20,9 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from .conftest import Human
 
 
-def _params(
-    ratchet_bin: Path, workspace: Path, policies: Path, db: Path, **env: str
-) -> StdioServerParameters:
+def _params(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, **env: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=str(ratchet_bin),
         args=["serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)],
@@ -39,9 +37,7 @@ async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, polici
     yes, no = Human(approve=True), Human(approve=False, delay=3.0)
     async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=yes) as client:
         for path in ("auto/a.txt", "ask/yes.txt", "queue/q.txt", "stop/s.txt"):
-            results[path] = (
-                await client.call_tool("write_file", {"path": path, "content": "x\n"})
-            ).structured_content
+            results[path] = (await client.call_tool("write_file", {"path": path, "content": "x\n"})).structured_content
     async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=no) as client:
         declined = await client.call_tool("write_file", {"path": "ask/keep.txt", "content": "changed\n"})
     assert {p: r["status"] for p, r in results.items()} == {
@@ -51,9 +47,7 @@ async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, polici
         "stop/s.txt": "blocked",
     }
     assert declined.structured_content["status"] == "declined"
-    assert (workspace / "auto/a.txt").read_text() == "x\n" and (
-        workspace / "ask/yes.txt"
-    ).read_text() == "x\n"
+    assert (workspace / "auto/a.txt").read_text() == "x\n" and (workspace / "ask/yes.txt").read_text() == "x\n"
     assert not (workspace / "queue/q.txt").exists() and not (workspace / "stop/s.txt").exists()
     assert (workspace / "ask/keep.txt").read_text() == "keep\n"
     assert len(yes.seen) == 1 and len(no.seen) == 1
@@ -224,14 +218,17 @@ async def test_http_on_loopback(ratchet_bin: Path, workspace: Path, policies: Pa
 
 
 def test_init_writes_the_starter_policies_and_keeps_the_database_out_of_git(ratchet_bin: Path, workspace: Path) -> None:
-    done = subprocess.run([str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert (workspace / ".ratchet/policies/files.toml").exists()
     assert "ratchet.db*" in (workspace / ".ratchet/.gitignore").read_text()
-    linted = subprocess.run([str(ratchet_bin), "lint", "--workspace", str(workspace)], capture_output=True,
-                            text=True, timeout=60)
+    linted = subprocess.run(
+        [str(ratchet_bin), "lint", "--workspace", str(workspace)], capture_output=True, text=True, timeout=60
+    )
     assert linted.returncode == 0 and ".ratchet/policies: ok" in linted.stdout
-    again = subprocess.run([str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True,
-                           timeout=60)
+    again = subprocess.run(
+        [str(ratchet_bin), "init", "--workspace", str(workspace)], capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 1 and "already exists" in again.stderr

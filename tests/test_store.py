@@ -35,8 +35,10 @@ async def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path: Path) 
     path = tmp_path / "old.db"
     con = sqlite3.connect(path)
     con.executescript(MIGRATIONS[0] + ";PRAGMA user_version = 1;")
-    con.execute("INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
-                "VALUES ('docs', 1.0, 'draft', 'confirm', 'promote', 'ratchet', 'earned', '{}')")
+    con.execute(
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('docs', 1.0, 'draft', 'confirm', 'promote', 'ratchet', 'earned', '{}')"
+    )
     con.commit()
     con.close()
     store = await Store.open(path)
@@ -76,8 +78,9 @@ async def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> No
     async def write(store: Store, n: int) -> None:
         for i in range(50):
             async with store.transaction():
-                await store.insert("INSERT INTO sessions (id, started_at, client, pid) VALUES (?, 0, 'x', 1)",
-                                   (f"{n}-{i}",))
+                await store.insert(
+                    "INSERT INTO sessions (id, started_at, client, pid) VALUES (?, 0, 'x', 1)", (f"{n}-{i}",)
+                )
 
     async with anyio.create_task_group() as tg:
         for n, store in enumerate(stores):

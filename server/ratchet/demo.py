@@ -58,9 +58,7 @@ def _say(text: str) -> None:
     print(textwrap.fill(text, 100, subsequent_indent="   "))
 
 
-async def _human_accepts(
-    context: ClientRequestContext, params: types.ElicitRequestParams
-) -> types.ElicitResult:
+async def _human_accepts(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
     print("   [the client shows its human:]")
     print(textwrap.indent(params.message, "   | "))
     print("   [the human clicks: accept, at once: it runs, but an answer that fast is not evidence]")
@@ -102,13 +100,9 @@ async def run_demo(directory: Path | None = None) -> None:
 
         print(f"Scratch workspace: {workspace}\n")
         docs = await write("docs/intro.md", "# Intro\n", "docs is autonomous: it just runs")
-        await write(
-            "config/app.ini", "[app]\ndebug = false\n", "config is at confirm: the human sees the diff"
-        )
+        await write("config/app.ini", "[app]\ndebug = false\n", "config is at confirm: the human sees the diff")
         draft = await write("src/app.py", "print('hi')\n", "source is at draft: queued, the agent goes on")
-        await write(
-            ".env", "TOKEN=abc123secretvalue\n", "secrets are blocked: an escalation packet comes back"
-        )
+        await write(".env", "TOKEN=abc123secretvalue\n", "secrets are blocked: an escalation packet comes back")
 
         print("\nThe human reviews the queue later, from a terminal:")
         await run_cli("queue")

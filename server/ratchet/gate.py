@@ -119,9 +119,7 @@ def decide(
         thresholds = cls.confidence
         if confidence <= thresholds.escalate_at:
             triggers.append(
-                Trigger(
-                    "confidence", f"{confidence:.2f} <= escalate_at {thresholds.escalate_at}", Level.BLOCKED
-                )
+                Trigger("confidence", f"{confidence:.2f} <= escalate_at {thresholds.escalate_at}", Level.BLOCKED)
             )
         elif confidence <= thresholds.flag_at:
             triggers.append(
@@ -146,9 +144,7 @@ def decide(
         triggers.append(Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT))
         level = Level.DRAFT
     elif level is Level.CONFIRM and not can_elicit:
-        triggers.append(
-            Trigger("no-elicitation", "the client cannot ask its human; queued as a draft", Level.DRAFT)
-        )
+        triggers.append(Trigger("no-elicitation", "the client cannot ask its human; queued as a draft", Level.DRAFT))
         level = Level.DRAFT
     flagged = flagged and level is Level.AUTONOMOUS
     # Only what changed this call is reported: a trigger that lowered it, or the flag on a call that runs.

@@ -561,6 +561,8 @@ async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, too
     if answer["permissionDecision"] == "allow":
         return {"behavior": "allow", "updatedInput": tool_input}
     return {"behavior": "deny", "message": answer["permissionDecisionReason"]}
+
+
 # -- the hook's own process --------------------------------------------------------------------
 
 

@@ -89,8 +89,10 @@ class TrustParams(_Strict):
         # Even a window of nothing but successes has a Wilson lower bound of n / (n + z^2).
         needed = math.ceil(1.959963984540054**2 * self.promote_at / (1 - self.promote_at))
         if self.window_size < needed:
-            raise ValueError(f"window_size {self.window_size} can never promote at promote_at {self.promote_at}: "
-                             f"even all successes need a window of at least {needed}")
+            raise ValueError(
+                f"window_size {self.window_size} can never promote at promote_at {self.promote_at}: "
+                f"even all successes need a window of at least {needed}"
+            )
         return self
 
 

@@ -128,18 +128,36 @@ async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, unt
             else:
                 level, window = data["to_level"], Window()
         ev = evidence(window, cls.trust)
-        points.append(TrajectoryPoint(
-            at=at, event=name, level=level, pinned=pinned, rate=ev.rate, lower=ev.lower, n=ev.n, ok=ok_value,
-            action_id=action_id, detail=detail,
-        ))
+        points.append(
+            TrajectoryPoint(
+                at=at,
+                event=name,
+                level=level,
+                pinned=pinned,
+                rate=ev.rate,
+                lower=ev.lower,
+                n=ev.n,
+                ok=ok_value,
+                action_id=action_id,
+                detail=detail,
+            )
+        )
     inside = [p for p in points if (since is None or p.at >= since) and (until is None or p.at < until)]
     earlier = [p for p in points if since is not None and p.at < since]
     steps = [Level.parse(m["to_level"]) - Level.parse(m["from_level"]) for m in moves if m["kind"] not in HUMAN_PINS]
     return Trajectory(
-        action_class=cls.name, description=cls.description, rule=cls.rule, start=cls.start.label,
-        floor=cls.floor.label, ceiling=cls.ceiling.label, promote_at=cls.trust.promote_at,
-        level_now=row.level if row else cls.start.label, promotions=sum(d > 0 for d in steps),
-        demotions=sum(d < 0 for d in steps), level_before=earlier[-1].level if earlier else initial, points=inside,
+        action_class=cls.name,
+        description=cls.description,
+        rule=cls.rule,
+        start=cls.start.label,
+        floor=cls.floor.label,
+        ceiling=cls.ceiling.label,
+        promote_at=cls.trust.promote_at,
+        level_now=row.level if row else cls.start.label,
+        promotions=sum(d > 0 for d in steps),
+        demotions=sum(d < 0 for d in steps),
+        level_before=earlier[-1].level if earlier else initial,
+        points=inside,
     )
 
 
@@ -157,8 +175,11 @@ async def evidence_report(
         for n in sorted(names - {c.name for c in known})
     ]
     return EvidenceReport(
-        generated_at=time.time(), database=str(engine.store.path), policy=str(engine.policy.directory),
-        policy_fingerprint=engine.policy.fingerprint, metrics=metrics,
+        generated_at=time.time(),
+        database=str(engine.store.path),
+        policy=str(engine.policy.directory),
+        policy_fingerprint=engine.policy.fingerprint,
+        metrics=metrics,
         trajectories=[await _trajectory(engine, c, metrics.since, metrics.until) for c in (*known, *gone)],
     )
 
@@ -226,16 +247,16 @@ def _lines(points: list[tuple[float, float | None]], color: str, extra: str) -> 
             runs.append([])
         else:
             runs[-1].append(f"{x:.1f},{_y_rate(v):.1f}")
-    return "".join(
-        f'<polyline points="{" ".join(r)}" fill="none" stroke="{color}" {extra}/>' for r in runs if r
-    )
+    return "".join(f'<polyline points="{" ".join(r)}" fill="none" stroke="{color}" {extra}/>' for r in runs if r)
 
 
 def svg_plot(t: Trajectory) -> str:
     """One class's trajectory as an inline SVG: level steps, window rate and lower bound, move marks."""
     label = f"Trust trajectory of {t.action_class}"
-    parts = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{html.escape(label)}">',
-             f'<rect x="{ML}" y="{MT}" width="{PW}" height="{PH}" fill="#fafafa" stroke="#d4d4d4"/>']
+    parts = [
+        f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{html.escape(label)}">',
+        f'<rect x="{ML}" y="{MT}" width="{PW}" height="{PH}" fill="#fafafa" stroke="#d4d4d4"/>',
+    ]
     for level in Level:
         y = _y_level(level.label)
         parts.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + PW}" y2="{y:.1f}" stroke="#e5e5e5"/>')
@@ -243,12 +264,16 @@ def svg_plot(t: Trajectory) -> str:
     for rate in (0.0, 0.5, 1.0):
         parts.append(f'<text x="{ML + PW + 6}" y="{_y_rate(rate) + 4:.1f}" class="ax">{rate:.0%}</text>')
     y = _y_rate(t.promote_at)
-    parts.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + PW}" y2="{y:.1f}" stroke="{COLORS[UP]}" '
-                 f'stroke-dasharray="2 4"><title>promote_at {t.promote_at:g}</title></line>')
+    parts.append(
+        f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + PW}" y2="{y:.1f}" stroke="{COLORS[UP]}" '
+        f'stroke-dasharray="2 4"><title>promote_at {t.promote_at:g}</title></line>'
+    )
     n = len(t.points)
     if n == 0:
-        parts.append(f'<text x="{ML + PW / 2}" y="{MT + PH / 2}" text-anchor="middle" class="ax">no evidence in '
-                     f'this period; the class stands at {html.escape(t.level_now)}</text></svg>')
+        parts.append(
+            f'<text x="{ML + PW / 2}" y="{MT + PH / 2}" text-anchor="middle" class="ax">no evidence in '
+            f"this period; the class stands at {html.escape(t.level_now)}</text></svg>"
+        )
         return "".join(parts)
     xs = [ML + PW * (i + 0.5) / n for i in range(n)]
     d = f"M{ML},{_y_level(t.level_before):.1f}"
@@ -256,8 +281,13 @@ def svg_plot(t: Trajectory) -> str:
         d += f" H{x:.1f} V{_y_level(p.level):.1f}"
     parts.append(f'<path d="{d} H{ML + PW}" fill="none" stroke="{COLORS["level"]}" stroke-width="3"/>')
     parts.append(_lines([(x, p.rate) for x, p in zip(xs, t.points, strict=True)], COLORS["rate"], 'stroke-width="1.6"'))
-    parts.append(_lines([(x, p.lower) for x, p in zip(xs, t.points, strict=True)], COLORS["lower"],
-                        'stroke-width="1" stroke-dasharray="3 2"'))
+    parts.append(
+        _lines(
+            [(x, p.lower) for x, p in zip(xs, t.points, strict=True)],
+            COLORS["lower"],
+            'stroke-width="1" stroke-dasharray="3 2"',
+        )
+    )
     for x, p in zip(xs, t.points, strict=True):
         title = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(p.at))} {p.event}"
         title += f" (action {p.action_id})" if p.action_id is not None else ""
@@ -273,13 +303,17 @@ def svg_plot(t: Trajectory) -> str:
         elif p.event in ("pin", "unpin"):
             parts.append(_mark(x, _y_level(p.pinned if p.pinned is not None else p.level), "pin", title))
         elif p.ok is False:
-            parts.append(f'<circle cx="{x:.1f}" cy="{MT + PH - 3}" r="2.5" fill="{COLORS[DOWN]}"><title>'
-                         f'{html.escape(title)}</title></circle>')
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{MT + PH - 3}" r="2.5" fill="{COLORS[DOWN]}"><title>'
+                f"{html.escape(title)}</title></circle>"
+            )
     when = [time.strftime("%Y-%m-%d %H:%M", time.localtime(p.at)) for p in (t.points[0], t.points[-1])]
     parts.append(f'<text x="{ML}" y="{H - 22}" class="ax">{when[0]}</text>')
     parts.append(f'<text x="{ML + PW}" y="{H - 22}" text-anchor="end" class="ax">{when[1]}</text>')
-    parts.append(f'<text x="{ML + PW / 2}" y="{H - 6}" text-anchor="middle" class="ax">{n} evidence events, oldest '
-                 'to newest (samples, complaints, moves)</text></svg>')
+    parts.append(
+        f'<text x="{ML + PW / 2}" y="{H - 6}" text-anchor="middle" class="ax">{n} evidence events, oldest '
+        "to newest (samples, complaints, moves)</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -294,7 +328,7 @@ def _cells(line: str) -> list[str]:
     widths = [28, 5, 6, 6, 6, 6, 6, 7, 7, 8, 8, 8, 6]
     cells, pos = [], 0
     for w in widths:
-        cells.append(line[pos:pos + w].strip())
+        cells.append(line[pos : pos + w].strip())
         pos += w
     return cells
 
@@ -343,7 +377,8 @@ def render_html(r: EvidenceReport) -> str:
         "promotion, <span style='color:#b91c1c'>▼</span> demotion, <span style='color:#b91c1c'>✕</span> complaint, "
         "<span style='color:#b91c1c'>•</span> failed sample, <span style='color:#7c3aed'>◆</span> pin or policy "
         "change. Hover a mark for its time, action and reason. A move starts a fresh window.</p>"
-        + "".join(sections) + "</body></html>\n"
+        + "".join(sections)
+        + "</body></html>\n"
     )
 
 

@@ -138,10 +138,16 @@ class _Replay:
             heapq.heappop(self.pending)[2]()
 
     def _move(self, st: _Standing, to: Level, kind: str, action_id: int | None, reason: str) -> None:
-        self.moves.append(SimulatedMove(
-            action_class=st.cls.name, from_level=st.level.label, to_level=to.label, kind=kind,
-            action_id=action_id, reason=reason,
-        ))
+        self.moves.append(
+            SimulatedMove(
+                action_class=st.cls.name,
+                from_level=st.level.label,
+                to_level=to.label,
+                kind=kind,
+                action_id=action_id,
+                reason=reason,
+            )
+        )
         st.level, st.window = to, Window()
 
     def sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> None:
@@ -227,8 +233,14 @@ def _match_moves(simulated: list[SimulatedMove], transitions: list[Any]) -> list
             move.recorded, move.recorded_action_id = True, t["action_id"]
     return [
         SimulatedMove(
-            action_class=t["class"], from_level=t["from_level"], to_level=t["to_level"], kind=t["kind"],
-            action_id=None, reason=t["reason"], recorded_action_id=t["action_id"], recorded=True,
+            action_class=t["class"],
+            from_level=t["from_level"],
+            to_level=t["to_level"],
+            kind=t["kind"],
+            action_id=None,
+            reason=t["reason"],
+            recorded_action_id=t["action_id"],
+            recorded=True,
         )
         for queue in recorded.values()
         for t in queue
@@ -249,9 +261,21 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         if t["kind"] in HUMAN_KINDS:
             replay.later(t["at"], partial(replay.human, t))
     report = SimulationReport(
-        candidate=str(candidate.directory), candidate_fingerprint=candidate.fingerprint, replayed=0, skipped=[],
-        reclassified=0, changes=[], stopped=[], held=[], released=[], unreviewed_failures=[], moves=[],
-        moves_not_simulated=[], interventions_recorded=0, interventions_simulated=0, interventions_added=0,
+        candidate=str(candidate.directory),
+        candidate_fingerprint=candidate.fingerprint,
+        replayed=0,
+        skipped=[],
+        reclassified=0,
+        changes=[],
+        stopped=[],
+        held=[],
+        released=[],
+        unreviewed_failures=[],
+        moves=[],
+        moves_not_simulated=[],
+        interventions_recorded=0,
+        interventions_simulated=0,
+        interventions_added=0,
         interventions_saved=0,
     )
     for row in rows:
@@ -265,8 +289,12 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         # Triggers the engine computed from state the gate does not see are replayed as recorded caps.
         caps = [Level.parse(t["cap"]) for t in json.loads(row["triggers_json"]) if t["name"] not in GATE_TRIGGERS]
         decision = decide(
-            cls, min([st.level, *caps]), pinned=st.pinned, confidence=row["confidence"],
-            session_failures=replay.streaks.get((session, cls.name), 0), can_elicit=session not in mute,
+            cls,
+            min([st.level, *caps]),
+            pinned=st.pinned,
+            confidence=row["confidence"],
+            session_failures=replay.streaks.get((session, cls.name), 0),
+            can_elicit=session not in mute,
         )
         route = decision.route
         if route is Route.CONFIRM and _cancelled(row, triggers[aid]):
@@ -290,11 +318,19 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         report.interventions_saved += max(0, recorded_n - simulated_n)
         if route.value == row["route"]:
             continue
-        report.changes.append(RouteChange(
-            action_id=aid, tool=row["tool"], target=row["target"], recorded_class=row["class"],
-            simulated_class=cls.name, recorded_route=row["route"], simulated_route=route.value,
-            simulated_class_level=st.level.label, triggers=[t.name for t in decision.triggers],
-        ))
+        report.changes.append(
+            RouteChange(
+                action_id=aid,
+                tool=row["tool"],
+                target=row["target"],
+                recorded_class=row["class"],
+                simulated_class=cls.name,
+                recorded_route=row["route"],
+                simulated_route=route.value,
+                simulated_class_level=st.level.label,
+                triggers=[t.name for t in decision.triggers],
+            )
+        )
         if route is Route.BLOCK:
             report.stopped.append(aid)
         elif route is not Route.EXECUTE and row["route"] == "execute":
@@ -330,8 +366,11 @@ def render_simulation(r: SimulationReport) -> str:
     for m in r.moves:
         where = f"at action {m.action_id}" if m.action_id is not None else "by a human"
         was = (
-            f"recorded at action {m.recorded_action_id}" if m.recorded and m.recorded_action_id is not None
-            else "recorded" if m.recorded else "not in the record"
+            f"recorded at action {m.recorded_action_id}"
+            if m.recorded and m.recorded_action_id is not None
+            else "recorded"
+            if m.recorded
+            else "not in the record"
         )
         out.append(f"  {m.action_class}: {m.from_level} -> {m.to_level} ({m.kind}) {where}; {was}")
     out += [

@@ -124,9 +124,7 @@ def flip_sample(window: Window, action_id: int) -> Window | None:
     """Turn an action's success into a failure (a complaint); None when it is not in the window."""
     if all(sample.action_id != action_id for sample in window.samples):
         return None
-    return Window(
-        tuple(Sample(s.action_id, False) if s.action_id == action_id else s for s in window.samples)
-    )
+    return Window(tuple(Sample(s.action_id, False) if s.action_id == action_id else s for s in window.samples))
 
 
 def evidence(window: Window, params: TrustParams) -> Evidence:
@@ -159,12 +157,7 @@ def judge(window: Window, level: Level, floor: Level, ceiling: Level, params: Tr
             ),
             ev,
         )
-    if (
-        level < ceiling
-        and ev.lower is not None
-        and window.n >= params.min_samples
-        and ev.lower >= params.promote_at
-    ):
+    if level < ceiling and ev.lower is not None and window.n >= params.min_samples and ev.lower >= params.promote_at:
         return Verdict(
             "promote",
             level.up(),

@@ -238,9 +238,7 @@ def apply_plan(ws: Workspace, plan: WritePlan, *, token: str) -> WriteResult:
             _stage_and_rename(parent, tmp_name, leaf, data, mode, temp_path_for(ws, plan.rel, token))
     except OSError as exc:
         raise ExecutionFailed(f"writing {plan.rel} failed: {exc.strerror or exc}") from exc
-    return WriteResult(
-        plan.rel, created=current is None, bytes_written=len(data), fingerprint=fingerprint(data)
-    )
+    return WriteResult(plan.rel, created=current is None, bytes_written=len(data), fingerprint=fingerprint(data))
 
 
 def _plan(rel: str, before: FileState, new_text: str) -> WritePlan:
@@ -251,14 +249,10 @@ def _plan(rel: str, before: FileState, new_text: str) -> WritePlan:
     return WritePlan(rel=rel, before=before, new_text=new_text, diff=_diff(rel, before.text, new_text))
 
 
-def _stage_and_rename(
-    parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None, shown: Path
-) -> None:
+def _stage_and_rename(parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None, shown: Path) -> None:
     """Write ``data`` to a fresh temp file in ``parent``, fsync it, rename it over ``leaf``."""
     # O_EXCL|O_NOFOLLOW: never reuse or follow something already sitting at the temp name.
-    fd = os.open(
-        tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
-    )
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
     try:
         try:
             view = memoryview(data)
