@@ -30,6 +30,7 @@ import anyio
 from . import chain
 from .errors import StoreError
 from .redact import redact
+from .tools.shell import process_alive
 
 DB_ENV = "RATCHET_DB"
 T = TypeVar("T")
@@ -406,7 +407,7 @@ class Store:
             "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') "
             "AND status IN ('running', 'approving')"
         )
-        dead = [row for row in rows if row["pid"] != os.getpid() and not _alive(row["pid"])]
+        dead = [row for row in rows if row["pid"] != os.getpid() and not process_alive(row["pid"])]
         if dead:
             async with self.transaction():
                 for row in dead:
@@ -481,13 +482,3 @@ def class_row_from(row: sqlite3.Row) -> ClassRow:
         row["level_since"],
         row["transition_id"],
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

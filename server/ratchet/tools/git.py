@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
+from ratchet.tools.shell import process_alive
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -460,21 +461,11 @@ def discard_stale_indexes(tmpdir: Path | None = None) -> list[Path]:
     base = Path(tmpdir or tempfile.gettempdir())
     for path in base.glob(f"{INDEX_PREFIX}*-*"):
         pid = path.name[len(INDEX_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit() or not path.is_dir() or path.is_symlink() or _process_alive(int(pid)):
+        if not pid.isdigit() or not path.is_dir() or path.is_symlink() or process_alive(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def git_commit(

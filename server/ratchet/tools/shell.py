@@ -283,6 +283,17 @@ def check_program(program: str, cwd: Path, env: Mapping[str, str]) -> None:
         raise ExecutionFailed(f"program {program!r} not found (searched PATH={search!r})")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill_leftovers(pgid: int, marker: str) -> int:
     """SIGKILL every live process of group `pgid` whose environment holds `marker` (NAME=VALUE).
 
