@@ -102,6 +102,8 @@ class Core:
         self.session_id = session_id
         # When each question was put to a client, and the clock that times human answers.
         self.answers = provenance.AnswerClock()
+        # The first limit check (limits.py): fixed for the policy this engine was opened with.
+        self._ceiling = Ceiling(policy.defaults.limits, policy.classes.values(), policy.defaults_file)
 
     @classmethod
     async def open(
@@ -188,8 +190,7 @@ class Core:
 
     def ceiling(self) -> Ceiling:
         """The first limit check (limits.py): the loosest size limits the policy allows per tool."""
-        p = self.policy
-        return Ceiling(p.defaults.limits, p.classes.values(), p.defaults_file)
+        return self._ceiling
 
     def check_texts(self, tool: str, **texts: str | None) -> None:
         """Hold the call's free-text arguments (intent, uncertainty) to max_text_bytes."""
@@ -332,7 +333,7 @@ class Core:
         route = ev.decision.route
         unanswered = None
         if route is Route.CONFIRM and answer is not None:
-            answer = answer.judged(ev.cls, ev.prepared.shown)
+            answer = answer.judged(ev.evidence, ev.prepared.shown)
             if answer.evidence == provenance.UNANSWERED:
                 # No human answered (too fast to have read it, or dismissed): queued, as when the client
                 # cannot ask; not a sample.
@@ -830,7 +831,9 @@ def _chain_review(conn: sqlite3.Connection, action_id: int, answer: HumanAnswer)
 def keep_args_on(conn: sqlite3.Connection, *, action_id: int) -> None:
     """Replace an action's arguments by what the record keeps once it cannot run: redacted, and for a
     write or an edit its path, hash and size instead of the content (operations.kept_args)."""
-    row = conn.execute("SELECT tool, args_json FROM actions WHERE id = ?", (action_id,)).fetchone()
+    # Only a draft's arguments are kept raw (to run exactly as drafted); every other row's were
+    # reduced and redacted when it was inserted, so the execution path pays nothing here.
+    row = conn.execute("SELECT tool, args_json FROM actions WHERE id = ? AND route = 'draft'", (action_id,)).fetchone()
     if row is None:
         return
     tool, raw = row[0], row[1]

@@ -21,13 +21,13 @@ from .errors import DraftNotFound, InvalidRequest
 from .escalation import EscalationPacket, Option
 from .limits import rate_refusal
 from .redact import redact
+from .store import MAY_HAVE_RUN
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
 # An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.
-MAY_HAVE_RUN = "interrupted: may have run"
 OPEN_INTERRUPTION = f"status = 'interrupted' AND resolved_at IS NULL AND error LIKE '{MAY_HAVE_RUN}%'"
 MAX_WAIT_S = 600.0
 # `[defaults.limits] handoffs_per_minute` counts a session's handoffs over this sliding window.

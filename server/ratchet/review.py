@@ -84,7 +84,7 @@ class HumanSide(Core):
             ("edited before approval: " if edited else "") + (note or ""),
             self._review_time(row, seconds, _channel(reviewer, channel)),
             channel=_channel(reviewer, channel),
-        ).judged(cls, row["preview"])
+        ).judged(evidence, row["preview"])
         # Approval with edits is rework: the draft was not good enough as it stood.
         sample = None if ok is None else ok and not edited
         if sample is True and not answer.counts:
@@ -115,8 +115,9 @@ class HumanSide(Core):
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             if row is not None and row["status"] == "drafted":
                 via = _channel(reviewer, channel)
+                evidence = self._class_of(row["evidence_class"] or row["class"])
                 answer = HumanAnswer(False, reviewer, reason, self._review_time(row, seconds, via), channel=via).judged(
-                    self._class_of(row["class"]), row["preview"]
+                    evidence, row["preview"]
                 )
                 if answer.evidence == provenance.UNANSWERED:
                     await self.store.update(
@@ -133,7 +134,6 @@ class HumanSide(Core):
             assert row is not None
             await self.store.call(lambda c: keep_args_on(c, action_id=action_id))  # the content leaves with the queue
             await self._review(action_id, answer)
-            evidence = self._class_of(row["evidence_class"] or row["class"])
             await self._sample(evidence, action_id, False, row["session_id"])
         return await self.view(action_id)
 

@@ -33,6 +33,8 @@ from .redact import redact
 from .tools.shell import process_alive
 
 DB_ENV = "RATCHET_DB"
+# How an interrupted action whose effect may have happened is recorded (the inbox lists these).
+MAY_HAVE_RUN = "interrupted: may have run"
 T = TypeVar("T")
 
 # Each entry migrates from version i to i + 1. Append only; never edit a released step.
@@ -414,11 +416,11 @@ class Store:
                     error = f"the process (pid {row['pid']}) ended before the outcome was recorded"
                     if row["status"] == "approving" and row["child_pid"] is None:
                         # A human's approval was being carried out: its effect may have happened.
-                        error = f"interrupted: may have run: {error}, while the approval was being carried out"
+                        error = f"{MAY_HAVE_RUN}: {error}, while the approval was being carried out"
                     if row["child_pid"] is not None:
                         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["child_started_at"]))
                         error = (
-                            f"interrupted: may have run: {error}, while its command (pid {row['child_pid']}, "
+                            f"{MAY_HAVE_RUN}: {error}, while its command (pid {row['child_pid']}, "
                             f"started {started}) was running; what was left of it was killed"
                         )
                     await self.update(
