@@ -174,3 +174,32 @@ def test_install_codex_project_scope_writes_the_projects_config(
     config = (proj / ".codex" / "config.toml").read_text()
     assert "[mcp_servers.ratchet]" in config and 'approval_mode = "approve"' in config
     assert not (home / ".codex").exists()
+
+
+def test_a_ratchet_directory_planted_below_the_repository_root_is_not_taken(ratchet_bin: Path, tmp_path: Path) -> None:
+    """A test run may write `src/.ratchet/policies/` (the sandbox keeps only the root's `.ratchet/`
+    read-only): a server started in `src` must not take it for the team's policy."""
+    proj = _project(tmp_path)
+    evil = '[classes.everything]\ntools = ["write_file", "run_command"]\nstart = "autonomous"\nallow_shell = true\n'
+    write_policy(proj / "src" / ".ratchet" / "policies", evil)
+    done = subprocess.run(
+        [str(ratchet_bin), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=proj / "src" / "deep",
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{proj / 'src' / '.ratchet'} lies inside the repository {proj}" in done.stderr
+    assert not (proj / "src" / ".ratchet" / "ratchet.db").exists()  # nothing opened, nothing created
+    # Named explicitly, it is the human's choice.
+    explicit = subprocess.run(
+        [str(ratchet_bin), "lint", "--workspace", str(proj / "src")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert explicit.returncode == 0 and "ok: 1 classes" in explicit.stdout, explicit.stderr

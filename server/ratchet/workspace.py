@@ -47,10 +47,24 @@ def find_project_root(start: Path) -> Path:
 
     A client that launches Ratchet from a subdirectory (`proj/src`) still gets the project's
     policies and database (`proj/.ratchet/`), not a second set beside the launch directory.
+
+    A `.ratchet/` inside a repository but not at its root (`proj/src/.ratchet/` under `proj/.git`)
+    is refused: anything an agent's tests or builds run may have written it there, to be taken for
+    the team's policy by a server started in that subdirectory. Name the workspace explicitly
+    (an absolute `--workspace`) to use it anyway.
     """
     start = Path(os.path.realpath(start))
     for directory in (start, *start.parents):
-        if (directory / ".ratchet").is_dir() or (directory / ".git").exists():
+        if (directory / ".git").exists():
+            return directory
+        if (directory / ".ratchet").is_dir():
+            repo = next((d for d in directory.parents if (d / ".git").exists()), None)
+            if repo is not None:
+                raise InvalidRequest(
+                    f"{directory / '.ratchet'} lies inside the repository {repo} but not at its root: it is not "
+                    f"taken for the project's policy (an agent's command may have written it). Pass an absolute "
+                    f"--workspace ({repo}, or {directory} if that is really the project), or remove it"
+                )
             return directory
     return start
 
