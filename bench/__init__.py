@@ -178,7 +178,7 @@ def ratchet_bin() -> Path:
 
 def make_policy(directory: Path) -> Path:
     """The starter policies plus the bench's autonomous class, in `directory`."""
-    from ratchet.policy import starter_policy_dir
+    from ratchet.policy.load import starter_policy_dir
 
     shutil.copytree(starter_policy_dir(), directory)
     (directory / "zz-bench.toml").write_text(BENCH_POLICY, encoding="utf-8")

@@ -34,8 +34,8 @@ class Written(BaseModel):
 def build(workspace: Path) -> MCPServer:
     """The bare server for one workspace."""
     from ratchet.errors import RatchetError
-    from ratchet.tools import fs
-    from ratchet.workspace import Workspace
+    from ratchet.executors import fs
+    from ratchet.executors.workspace import Workspace
 
     ws = Workspace(workspace)
     tokens = itertools.count(1)

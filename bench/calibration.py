@@ -1,7 +1,7 @@
 """Calibration benchmark for the ratchet's trust rule (issue 8).
 
-Drives the project's real trust module (`ratchet.trust.add_sample` and `ratchet.trust.judge`, the
-same calls `ratchet.standing.apply_sample` makes for every resolved action) with simulated action
+Drives the project's real trust module (`ratchet.rules.trust.add_sample` and `ratchet.rules.trust.judge`, the
+same calls `ratchet.record.standing.apply_sample` makes for every resolved action) with simulated action
 classes whose true success rate is known, many seeded trials each, and reports:
 
 1. False promotion: the probability that a class with true success rate 0.85 (and 0.90) is
@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ratchet.levels import Level
-from ratchet.policy import TrustParams
-from ratchet.trust import Sample, Window, add_sample, drift_steps, judge, wilson_bounds
+from ratchet.policy.levels import Level
+from ratchet.policy.model import TrustParams
+from ratchet.rules.trust import Sample, Window, add_sample, drift_steps, judge, wilson_bounds
 
 Rule = Literal["ratchet", "naive"]
 Scenario = Literal["climb", "held"]

@@ -42,7 +42,7 @@ def grow_history(db: Path, policy: Any, upto: int, *, session_rows: int = 1_000)
 
     The database must have been created by `Engine.open` (schema, class_state rows) and be closed.
     """
-    from ratchet.policy import Subject
+    from ratchet.policy.model import Subject
 
     started = time.perf_counter()
     path_marker, n_marker = "@@PATH@@", "@@N@@"
@@ -138,7 +138,7 @@ def grow_history(db: Path, policy: Any, upto: int, *, session_rows: int = 1_000)
                 (json.dumps(window, separators=(",", ":")), BENCH_CLASS),
             ).rowcount
             assert changed == 1, "the bench class has no class_state row: open the database with Engine first"
-            # The window of record (integrity.py): the same samples, since the class never moved (epoch 0).
+            # The window of record (record/integrity.py): the same samples, since the class never moved (epoch 0).
             con.executemany(
                 "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, 1, 0)",
                 ((BENCH_CLASS, aid) for aid, _ in window),
@@ -217,9 +217,9 @@ class Sized:
 
 def pure_decision(policy: Any, calls: int) -> dict[str, Any]:
     """classify + decide on an in-memory class level: the gate's decision with no I/O at all."""
-    from ratchet.gate import decide
-    from ratchet.levels import Level
-    from ratchet.policy import Subject
+    from ratchet.policy.levels import Level
+    from ratchet.policy.model import Subject
+    from ratchet.rules.gate import decide
 
     subjects = [Subject(tool="write_file", paths=(target(i),)) for i in range(100)]
     classify_t: list[float] = []

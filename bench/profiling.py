@@ -187,7 +187,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
 
 async def store_hops(db_path: Path) -> dict[str, int]:
     """How many worker-thread round trips each `Store` helper takes for one statement."""
-    from ratchet.store import Store
+    from ratchet.record.store import Store
 
     store = await Store.open(db_path)
     await store.db.execute("CREATE TABLE bench_hops (x INTEGER)")
@@ -271,7 +271,7 @@ def micro_costs(engine: Any, n: int) -> dict[str, Any]:
     """Pieces of a write timed on their own, without a profiler's overhead (skipped where the API differs)."""
     import json
 
-    from ratchet.tools import fs
+    from ratchet.executors import fs
 
     ws = engine.workspace
     path, text = target(7), content(7, "micro ")  # differs from what the file holds, so the diff is real

@@ -17,8 +17,8 @@ from mcp import Client
 
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
-from ratchet.levels import Level
 from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.policy.levels import Level
 
 from .conftest import LEVELS_POLICY, write_policy
 from .conftest import run_cli as _cli

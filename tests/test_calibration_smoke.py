@@ -1,6 +1,6 @@
 """Smoke test for the trust calibration benchmark (bench/calibration.py): tiny trial counts, fixed seed.
 
-It runs the real rule (`ratchet.trust`) through the benchmark and checks the report's shape and a few
+It runs the real rule (`ratchet.rules.trust`) through the benchmark and checks the report's shape and a few
 facts a fixed seed pins down: a 0.99 class earns its rung, the naive "19 of the last 20" rule is fooled
 by a 0.85 class while the ratchet is not, and the written files match what was printed.
 """
@@ -83,7 +83,7 @@ def test_fixed_seed_facts(report: dict[str, Any]) -> None:
 
 
 def test_exact_check_matches_known_cusum(calibration: ModuleType) -> None:
-    from ratchet.policy import TrustParams
+    from ratchet.policy.model import TrustParams
 
     exact = calibration.exact_demotion_time(TrustParams(), 0.70, (8,))
     assert (exact["median"], exact["p90"]) == (8, 18)

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from ratchet.commands import MAX_DEPTH, CommandAnalysis, analyse_argv, analyse_shell
 from ratchet.errors import InvalidRequest
+from ratchet.policy.argv import MAX_DEPTH, CommandAnalysis, analyse_argv, analyse_shell
 
 A = analyse_argv
 S = analyse_shell

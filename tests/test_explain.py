@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.policy import load_policy
+from ratchet.policy.load import load_policy
 
 from .conftest import LEVELS_POLICY
 from .test_metrics import cli, write

@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ratchet.errors import (
-    DraftStale,
-    EditAmbiguous,
-    EditNotFound,
-    ExecutionFailed,
-    InvalidRequest,
-    PathRefused,
-)
-from ratchet.tools.fs import (
+from ratchet.errors import DraftStale, EditAmbiguous, EditNotFound, ExecutionFailed, InvalidRequest, PathRefused
+from ratchet.executors.fs import (
     HOLD_ENV,
     Edit,
     apply_plan,
@@ -29,7 +22,7 @@ from ratchet.tools.fs import (
     read_state,
     temp_path_for,
 )
-from ratchet.workspace import Workspace
+from ratchet.executors.workspace import Workspace
 
 
 @pytest.fixture
@@ -264,7 +257,7 @@ def test_crash_before_rename_leaves_target_intact(ws: Workspace, tmp_path: Path)
     hold.mkdir()
     script = (
         "import sys\nfrom pathlib import Path\n"
-        "from ratchet.workspace import Workspace\nfrom ratchet.tools.fs import apply_plan, plan_write\n"
+        "from ratchet.executors.workspace import Workspace\nfrom ratchet.executors.fs import apply_plan, plan_write\n"
         "ws = Workspace(Path(sys.argv[1]))\n"
         "apply_plan(ws, plan_write(ws, 'f.txt', 'new\\n'), token='crash')\n"
     )

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ratchet.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide
-from ratchet.levels import Level
-from ratchet.policy import ActionClass, ConfidenceThresholds, Policy, TrustParams, load_policy
+from ratchet.policy.levels import Level
+from ratchet.policy.load import load_policy
+from ratchet.policy.model import ActionClass, ConfidenceThresholds, Policy, TrustParams
+from ratchet.rules.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide
 
 POLICY = """
 [defaults]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
-from ratchet.tools import git as g
+from ratchet.executors import git as g
 
 AUTHOR = ("Test Author", "author@example.com")
 # Plain git for setup and controls: no machine config, fixed identity, never prompt.

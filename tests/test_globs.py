@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ratchet.globs import GlobError, PathGlob, compile_glob
+from ratchet.policy.globs import GlobError, PathGlob, compile_glob
 
 
 def matches(pattern: str, path: str) -> bool:

@@ -1,6 +1,6 @@
 """Hostile arguments: a command whose own options or operands write or run must not pass for a read.
 
-Table tests of the analysis (commands.py rules 12-16) and of how the starter policy classes what it
+Table tests of the analysis (policy/argv.py rules 12-16) and of how the starter policy classes what it
 finds. The end-to-end versions, through the MCP server, are in test_hostile_commands.py.
 """
 
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from ratchet.commands import CommandAnalysis, analyse_argv, analyse_shell
-from ratchet.levels import Level
-from ratchet.options import GIT_SUBCOMMANDS, PROGRAMS
-from ratchet.policy import Subject, load_policy, starter_policy_dir
+from ratchet.policy.argv import CommandAnalysis, analyse_argv, analyse_shell
+from ratchet.policy.levels import Level
+from ratchet.policy.load import load_policy, starter_policy_dir
+from ratchet.policy.model import Subject
+from ratchet.policy.options import GIT_SUBCOMMANDS, PROGRAMS
 
 WS = "/ws"
 

@@ -23,7 +23,7 @@ from mcp import Client
 
 from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.policy import starter_policy_dir
+from ratchet.policy.load import starter_policy_dir
 
 from .test_hooks import Claude
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet import chain
 from ratchet.engine import Engine
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.store import MIGRATIONS
+from ratchet.record import chain
+from ratchet.record.store import MIGRATIONS
 
 from .conftest import run_cli as _cli
 

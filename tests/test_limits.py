@@ -17,16 +17,16 @@ import anyio
 import pytest
 from mcp import Client
 
-import ratchet.commands
-import ratchet.handoffs
-import ratchet.notify
+import ratchet.engine.handoffs
+import ratchet.executors.fs
+import ratchet.executors.notify
 import ratchet.operations.commands
-import ratchet.tools.fs
+import ratchet.policy.argv
 from ratchet.cli import main
 from ratchet.errors import PolicyError
-from ratchet.limits import Limits, argv_bytes, utf8_len
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.policy import load_policy, starter_policy_dir
+from ratchet.policy.limits import Limits, argv_bytes, utf8_len
+from ratchet.policy.load import load_policy, starter_policy_dir
 
 from .conftest import LEVELS_POLICY, write_policy
 
@@ -214,10 +214,10 @@ async def test_nothing_is_diffed_or_lexed_for_a_call_over_a_limit(
 
         return wrapper
 
-    monkeypatch.setattr(ratchet.tools.fs, "plan_write", spy("plan_write", ratchet.tools.fs.plan_write))
-    monkeypatch.setattr(ratchet.tools.fs, "_diff", spy("diff", ratchet.tools.fs._diff))
+    monkeypatch.setattr(ratchet.executors.fs, "plan_write", spy("plan_write", ratchet.executors.fs.plan_write))
+    monkeypatch.setattr(ratchet.executors.fs, "_diff", spy("diff", ratchet.executors.fs._diff))
     for name in ("analyse_argv", "analyse_shell"):
-        monkeypatch.setattr(ratchet.operations.commands, name, spy(name, getattr(ratchet.commands, name)))
+        monkeypatch.setattr(ratchet.operations.commands, name, spy(name, getattr(ratchet.policy.argv, name)))
     huge = "password=" + "p" * 5_000_000  # what used to take seconds to redact and diff
     async with _server(workspace, small, db) as client:
         refusals = [
@@ -244,7 +244,7 @@ async def test_handoffs_past_the_rate_are_refused_until_the_window_moves(
     workspace: Path, small: Path, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1_900_000_000.0]
-    monkeypatch.setattr(ratchet.handoffs, "clock", lambda: now[0])
+    monkeypatch.setattr(ratchet.engine.handoffs, "clock", lambda: now[0])
     async with _server(workspace, small, db) as client:
         for _ in range(3):
             ok = await _call(client, "request_handoff", HANDOFF)
@@ -293,7 +293,7 @@ async def test_fifty_drafts_spawn_a_bounded_number_of_notify_runs_that_carry_the
     tmp_path: Path, workspace: Path, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sink = tmp_path / "runs.jsonl"
-    monkeypatch.setattr(ratchet.notify, "clock", lambda: 5000.0)  # the window never moves on its own
+    monkeypatch.setattr(ratchet.executors.notify, "clock", lambda: 5000.0)  # the window never moves on its own
     async with _server(workspace, _notify_policy(tmp_path, sink), db) as client:
         ids = []
         for i in range(50):
@@ -314,7 +314,7 @@ async def test_held_notifications_go_out_in_one_run_when_the_window_has_room(
 ) -> None:
     sink = tmp_path / "runs.jsonl"
     now = [9000.0]
-    monkeypatch.setattr(ratchet.notify, "clock", lambda: now[0])
+    monkeypatch.setattr(ratchet.executors.notify, "clock", lambda: now[0])
     async with _server(workspace, _notify_policy(tmp_path, sink), db) as client:
         for i in range(8):
             await client.call_tool("write_file", {"path": f"stop/{i}.txt", "content": "x"})

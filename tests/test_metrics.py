@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from ratchet.evidence.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
 
 from .conftest import Clock, Human
 from .conftest import run_cli as cli

@@ -1,4 +1,4 @@
-"""Policy loading and classification: overlaps resolve exactly as policy.py's module docstring says."""
+"""Policy loading and classification: overlaps resolve exactly as policy/model.py's module docstring says."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ratchet.levels import Level
-from ratchet.policy import (
-    UNCLASSIFIED,
-    Classification,
-    ConfidenceThresholds,
-    Policy,
-    Subject,
-    TrustParams,
-    load_policy,
-)
-from ratchet.trust import Sample, Window, judge
+from ratchet.policy.levels import Level
+from ratchet.policy.load import load_policy
+from ratchet.policy.model import UNCLASSIFIED, Classification, ConfidenceThresholds, Policy, Subject, TrustParams
+from ratchet.rules.trust import Sample, Window, judge
 
 STARTER = Path(__file__).resolve().parents[1] / "policies"
 

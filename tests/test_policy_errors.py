@@ -12,7 +12,7 @@ import pytest
 
 from ratchet.cli import main
 from ratchet.errors import PolicyError, RatchetError
-from ratchet.policy import load_policy
+from ratchet.policy.load import load_policy
 
 DOCS = """
 [classes.docs-write]

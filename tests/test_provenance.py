@@ -18,8 +18,8 @@ from mcp import Client
 from ratchet.engine import Engine
 from ratchet.errors import PolicyError
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.policy import load_policy, starter_policy_dir
-from ratchet.provenance import AnswerClock
+from ratchet.policy.load import load_policy, starter_policy_dir
+from ratchet.rules.provenance import AnswerClock
 
 from .conftest import Clock, Human, run_cli, write_policy
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from ratchet.executors.sandbox import SANDBOX_ENV, sandbox_status
+from ratchet.executors.shell import kill_leftovers
 from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.tools.sandbox import SANDBOX_ENV, sandbox_status
-from ratchet.tools.shell import kill_leftovers
 
 from .conftest import Human, run_cli, write_policy
 

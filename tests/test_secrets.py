@@ -16,8 +16,8 @@ import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
-from ratchet.commands import analyse_shell
 from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.policy.argv import analyse_shell
 from ratchet.redact import MARK, MAX_CHARS, redact
 
 from .conftest import Clock, run_cli, write_policy

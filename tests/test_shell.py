@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
-from ratchet.tools.shell import CommandResult, run_argv, scrub_env
+from ratchet.executors.shell import CommandResult, run_argv, scrub_env
 
 ENV = {"PATH": os.environ.get("PATH", os.defpath)}
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from ratchet.errors import StoreError
-from ratchet.store import MIGRATIONS, SCHEMA_VERSION, Store
+from ratchet.record.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 
 def _version(path: Path) -> int:

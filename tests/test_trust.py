@@ -20,9 +20,9 @@ from collections.abc import Iterable
 
 import pytest
 
-from ratchet.levels import Level
-from ratchet.policy import TrustParams
-from ratchet.trust import (
+from ratchet.policy.levels import Level
+from ratchet.policy.model import TrustParams
+from ratchet.rules.trust import (
     Z_95,
     Sample,
     Verdict,

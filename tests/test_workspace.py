@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ratchet.errors import InvalidRequest, PathRefused
-from ratchet.tools.fs import apply_plan, plan_write
-from ratchet.workspace import Workspace
+from ratchet.executors.fs import apply_plan, plan_write
+from ratchet.executors.workspace import Workspace
 
 
 @pytest.fixture

@@ -24,15 +24,14 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import BaseModel
 
-from . import handoffs
-from .core import keep_database_out_of_git
-from .engine import Engine
-from .errors import InvalidRequest, RatchetError, StoreError, UsageError
-from .levels import LEVEL_NAMES, Level
-from .policy import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
-from .results import DraftView
-from .store import default_db_path
-from .workspace import find_project_root
+from ratchet.engine import Engine, handoffs
+from ratchet.engine.core import keep_database_out_of_git
+from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
+from ratchet.executors.workspace import find_project_root
+from ratchet.policy.levels import LEVEL_NAMES, Level
+from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
+from ratchet.record.store import default_db_path
+from ratchet.results import DraftView
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
 
@@ -101,13 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database."""
     import threading
 
-    from .mcp_server import ServerConfig, build_server
+    from ratchet.mcp_server import ServerConfig, build_server
 
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")
     if args.http:
-        from .http_serve import check_host
+        from ratchet.http_serve import check_host
 
         check_host(args.host, args.token_file)  # before anything is opened or created
 
@@ -121,12 +120,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     closed = threading.Event()
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed))
     if args.http:
-        from .http_serve import HttpOptions, serve_http
+        from ratchet.http_serve import HttpOptions, serve_http
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
         serve_http(server, options, db)
         return 0
-    from .stdio_serve import serve_stdio
+    from ratchet.stdio_serve import serve_stdio
 
     return serve_stdio(server, closed)
 
@@ -214,7 +213,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """Everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
-    from . import integrity
+    from ratchet.record import integrity
 
     engine = await _engine(args)
     try:
@@ -458,7 +457,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-    from . import chain
+    from ratchet.record import chain
 
     engine = await _engine(args)
     try:
@@ -474,7 +473,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     """A scripted agent session in a scratch workspace: every level, a CLI approval, promotion, demotion."""
-    from .demo import run_demo
+    from ratchet.demo import run_demo
 
     await run_demo(Path(args.dir) if args.dir else None)
     return 0
@@ -483,7 +482,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_explain(args: argparse.Namespace) -> int:
     """Why one action went as it did: class and rule, the level and the transition behind it, triggers,
     who answered and how fast, the outcome and any complaint."""
-    from .explain import explain_action, render_explanation
+    from ratchet.evidence.explain import explain_action, render_explanation
 
     engine = await _engine(args)
     try:
@@ -500,7 +499,7 @@ async def cmd_explain(args: argparse.Namespace) -> int:
 async def cmd_metrics(args: argparse.Namespace) -> int:
     """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
     time, time between human interventions, rubber stamps (docs/evidence.md defines each)."""
-    from .metrics import class_metrics, render_metrics
+    from ratchet.evidence.metrics import class_metrics, render_metrics
 
     engine = await _engine(args)
     try:
@@ -517,8 +516,8 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
 async def cmd_simulate(args: argparse.Namespace) -> int:
     """Replay the recorded history against a candidate policy (--policies CANDIDATE_DIR) before merging
     it: route changes, the moves it would make, interventions added or saved. Writes nothing."""
-    from .simulate import render_simulation, simulate_candidate
-    from .store import default_db_path
+    from ratchet.evidence.simulate import render_simulation, simulate_candidate
+    from ratchet.record.store import default_db_path
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
@@ -534,7 +533,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 async def cmd_report(args: argparse.Namespace) -> int:
     """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
     self-contained page with a plot per class, to open offline or attach to a review)."""
-    from .report import evidence_report, render_report, write_html
+    from ratchet.evidence.report import evidence_report, render_report, write_html
 
     engine = await _engine(args)
     try:
@@ -556,7 +555,7 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     class's level (deny queues a draft, or carries the escalation packet); outcome events feed the trust
     window. Other tools get no answer, so the client's own rules apply. Anything that goes wrong
     while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
-    from .hooks import HookOptions, claude_code_process
+    from ratchet.hooks import HookOptions, claude_code_process
 
     # The console script usually answers hook events before this module is imported (entry.py).
     options = HookOptions(
@@ -572,7 +571,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
     """Set Ratchet up in a client in one command: its MCP server entry and, for Claude Code, the hooks
     that put its built-in Bash/Write/Edit behind the same gate. Shows a diff of what would change; with
     --apply writes it, keeping everything already there and backing each file up first."""
-    from . import install
+    from ratchet import install
 
     if args.client != "claude-code" and args.deny_builtins:
         raise UsageError("--deny-builtins applies to claude-code only")

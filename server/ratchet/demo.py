@@ -17,7 +17,7 @@ import mcp.types as types
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
-from .mcp_server import ServerConfig, build_server
+from ratchet.mcp_server import ServerConfig, build_server
 
 DEMO_POLICY = """
 [defaults]
@@ -67,7 +67,7 @@ async def _human_accepts(context: ClientRequestContext, params: types.ElicitRequ
 
 async def run_demo(directory: Path | None = None) -> None:
     """Run the scripted session, printing what the agent does and what Ratchet answers."""
-    from .cli import main as cli
+    from ratchet.cli import main as cli
 
     root = directory or Path(tempfile.mkdtemp(prefix="ratchet-demo-"))
     workspace, policies, db = root / "workspace", root / "policies", root / "ratchet.db"

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options = hook_options(args)
     if options is not None:
-        from .hooks import HookOptions, answer_event
+        from ratchet.hooks import HookOptions, answer_event
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
         return answer_event(
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 db=Path(db) if db else None,
             )
         )
-    from .cli import main as cli_main
+    from ratchet.cli import main as cli_main
 
     return cli_main(args)
 

@@ -78,10 +78,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import InvalidRequest
+from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from .engine import Engine, Evaluation
+    from ratchet.engine import Engine, Evaluation
 
 GOVERNED_TOOLS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
 OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
@@ -176,13 +176,13 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
-    from .errors import RatchetError
+    from ratchet.errors import RatchetError
 
     return str(exc) if isinstance(exc, RatchetError) else f"{type(exc).__name__}: {exc}"
 
 
 def _decision(decision: str, reason: str) -> str:
-    from .redact import redact
+    from ratchet.redact import redact
 
     return json.dumps(
         {
@@ -213,7 +213,7 @@ def _session(event: dict[str, Any]) -> str:
 
 
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
-    from .engine import Engine
+    from ratchet.engine import Engine
 
     return await Engine.open(
         _workspace(event, options), policies=options.policies, db=options.db, client=CLIENT, session=_session(event)
@@ -233,7 +233,7 @@ async def _pre_tool_use(event: dict[str, Any], options: HookOptions) -> str:
 
 async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
     """Classify and decide one governed PreToolUse; with nobody to answer, a confirm becomes a draft."""
-    from .errors import RatchetError
+    from ratchet.errors import RatchetError
 
     call: _Call | None = None
     try:
@@ -247,7 +247,7 @@ async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool
 
 
 async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evaluation) -> str:
-    from .gate import Route
+    from ratchet.rules.gate import Route
 
     d, route = ev.decision, ev.decision.route
     why = f"class {d.class_name} ({d.rule}) is at {d.class_level.label}" + "".join(
@@ -291,7 +291,7 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
 
 def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
     """What to record for a call refused before it could be classified."""
-    from .redact import redact
+    from ratchet.redact import redact
 
     raw = event.get("tool_input")
     tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -368,7 +368,7 @@ def _bash(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
 
 def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Call:
     """Edit/MultiEdit as edit_file; `replace_all` becomes the number of occurrences at that point."""
-    from .tools import fs
+    from ratchet.executors import fs
 
     state = fs.read_state(engine.workspace, path)
     if edits[0][0] == "" and not state.text:
@@ -395,7 +395,7 @@ def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Ca
 
 def _notebook(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
     """NotebookEdit is judged as an edit of the notebook: its class is edit_file's class of that path."""
-    from .tools import fs
+    from ratchet.executors import fs
 
     path = _path(tool_input, "notebook_path", cwd)
     state = fs.read_state(engine.workspace, path)
@@ -440,7 +440,7 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
     """Calls with a result in the transcript but no reported outcome did not run (asked: declined)."""
-    from .store import default_db_path
+    from ratchet.record.store import default_db_path
 
     workspace = _workspace(event, options)
     db = options.db or default_db_path(workspace.resolve())

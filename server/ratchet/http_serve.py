@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidRequest, UsageError
+from ratchet.errors import InvalidRequest, UsageError
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest
+from ratchet.errors import InvalidRequest
 
 SCOPES = ("project", "user", "local")
 BUILTINS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
@@ -417,8 +417,8 @@ def codex_config_path() -> Path:
 
 async def tool_approvals() -> list[tuple[str, str, str]]:
     """(tool, Codex approval_mode, why) for each of Ratchet's MCP tools, from their annotations."""
-    from .mcp_server import ServerConfig, build_server
-    from .operations import OPERATIONS, operation
+    from ratchet.mcp_server import ServerConfig, build_server
+    from ratchet.operations import OPERATIONS, operation
 
     operation("write_file")  # fills the registry of governed operations
     # Building the server reads no policy and opens no database; only the tool list is wanted.

@@ -39,17 +39,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import contracts, handoffs, hooks, metrics, provenance
-from .contracts import TaskBudget, TaskScope
-from .engine import Engine, Evaluation, HumanAnswer
-from .errors import RatchetError
-from .gate import Route
-from .handoffs import HandoffRequest, HandoffView
-from .metrics import MetricsReport
-from .operations import EditSpec
-from .redact import redact
-from .results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
-from .store import Store
+from ratchet import hooks
+from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
+from ratchet.engine.handoffs import HandoffRequest, HandoffView
+from ratchet.errors import RatchetError
+from ratchet.evidence import metrics
+from ratchet.evidence.metrics import MetricsReport
+from ratchet.operations import EditSpec
+from ratchet.record.store import Store
+from ratchet.redact import redact
+from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
+from ratchet.rules import contracts, provenance
+from ratchet.rules.contracts import TaskBudget, TaskScope
+from ratchet.rules.gate import Route
 
 log = logging.getLogger("ratchet")
 
@@ -74,7 +76,7 @@ class ServerConfig:
     workspace: Path
     policies: Path | None = None
     db: Path | None = None
-    # The clock that times the human's answers (provenance.py); None: the wall clock. A test seam.
+    # The clock that times the human's answers (rules/provenance.py); None: the wall clock. A test seam.
     clock: Callable[[], float] | None = None
     closed: threading.Event | None = None
 

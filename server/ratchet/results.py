@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .contracts import Task
-from .escalation import EscalationPacket
+from ratchet.rules.contracts import Task
+from ratchet.rules.escalation import EscalationPacket
 
 Status = Literal["executed", "draft", "declined", "blocked", "failed"]
 

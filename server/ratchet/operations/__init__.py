@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..errors import InvalidRequest
-from ..limits import Ceiling, Limits
-from ..policy import CommandSettings, Subject
-from ..redact import redact
-from ..workspace import Workspace
+from ratchet.errors import InvalidRequest
+from ratchet.executors.workspace import Workspace
+from ratchet.policy.limits import Ceiling, Limits
+from ratchet.policy.model import CommandSettings, Subject
+from ratchet.redact import redact
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 SpawnCallback = Callable[[int], Awaitable[None]]
@@ -113,7 +113,7 @@ def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Operation]:
-    from . import commands, files, git
+    from ratchet.operations import commands, files, git
 
     return {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
 
@@ -131,7 +131,7 @@ def operation(tool: str) -> Operation:
         raise InvalidRequest(f"unknown tool {tool!r}; governed tools are: {', '.join(sorted(OPERATIONS))}") from None
 
 
-from .files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
+from ratchet.operations.files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
 
 __all__ = [
     "EditSpec",

@@ -1,18 +1,18 @@
 """run_command: an argv (or, where the class allows it, a shell string) classified by what really runs.
 
 The matcher sees one subject per simple command the call would execute (after unwrapping `env`,
-`sh -c`, `xargs`, `find -exec`...; see commands.py), an argv-less subject when what runs cannot be
+`sh -c`, `xargs`, `find -exec`...; see policy/argv.py), an argv-less subject when what runs cannot be
 known (only classes without an `argv` rule match it: the conservative catch-all), and a write
 subject per file a shell redirection or a program's own option or operand writes (`sort -o F`,
-`uniq IN OUT`, `git diff --output=F`; see commands.py rules 12-15). A command that runs Ratchet's
+`uniq IN OUT`, `git diff --output=F`; see policy/argv.py rules 12-15). A command that runs Ratchet's
 own CLI is refused whatever the policy says (rule 16): the CLI is how the human decides. Commands
 have no fingerprint: a draft of a command runs as drafted whatever changed meanwhile.
 
-Every command runs with git's configuration neutralized as for the git tools (tools/git.py
+Every command runs with git's configuration neutralized as for the git tools (executors/git.py
 `command_env`), so a git it starts, directly or from a script, runs no fsmonitor, hook, external
 diff, textconv, filter, pager, editor or alias planted in the repository's config.
 
-Every command runs in the OS sandbox (tools/sandbox.py: only the workspace, minus `.ratchet/`,
+Every command runs in the OS sandbox (executors/sandbox.py: only the workspace, minus `.ratchet/`,
 `.git/config`, `.git/hooks/` and the other protected paths, and a private `/tmp` are writable; no
 network unless the class says `network = true`) unless its class says `sandbox = false`. Where no
 sandbox can be had the gate holds command classes to `confirm` (trigger `no-sandbox`) and the
@@ -27,16 +27,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..commands import analyse_argv, analyse_shell
-from ..errors import ExecutionFailed, InvalidRequest
-from ..limits import argv_bytes, utf8_len
-from ..policy import Subject
-from ..redact import redact
-from ..tools.git import command_env
-from ..tools.sandbox import plan as sandbox_plan
-from ..tools.sandbox import remove_planted, sandbox_status_async
-from ..tools.shell import run_argv, scrub_env
-from . import OpContext, Operation, Prepared, kept_args
+from ratchet.errors import ExecutionFailed, InvalidRequest
+from ratchet.executors.git import command_env
+from ratchet.executors.sandbox import plan as sandbox_plan
+from ratchet.executors.sandbox import remove_planted, sandbox_status_async
+from ratchet.executors.shell import run_argv, scrub_env
+from ratchet.operations import OpContext, Operation, Prepared, kept_args
+from ratchet.policy.argv import analyse_argv, analyse_shell
+from ratchet.policy.limits import argv_bytes, utf8_len
+from ratchet.policy.model import Subject
+from ratchet.redact import redact
 
 SHELL = "/bin/sh"
 

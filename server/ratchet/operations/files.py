@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InvalidRequest
-from ..limits import utf8_len
-from ..policy import Subject
-from ..tools import fs
-from . import OpContext, Operation, Prepared, kept_args
+from ratchet.errors import InvalidRequest
+from ratchet.executors import fs
+from ratchet.operations import OpContext, Operation, Prepared, kept_args
+from ratchet.policy.limits import utf8_len
+from ratchet.policy.model import Subject
 
 
 class EditSpec(BaseModel):

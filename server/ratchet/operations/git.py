@@ -12,10 +12,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidRequest
-from ..policy import Subject
-from ..tools import git
-from . import OpContext, Operation, Prepared
+from ratchet.errors import InvalidRequest
+from ratchet.executors import git
+from ratchet.operations import OpContext, Operation, Prepared
+from ratchet.policy.model import Subject
 
 
 def _repo(ctx: OpContext) -> Path:

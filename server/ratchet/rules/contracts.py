@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import InvalidRequest
-from .gate import Trigger
-from .globs import GlobError, PathGlob, compile_glob
-from .levels import Level
-from .policy import ActionClass, Subject
-from .store import Store
+from ratchet.errors import InvalidRequest
+from ratchet.policy.globs import GlobError, PathGlob, compile_glob
+from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass, Subject
+from ratchet.record.store import Store
+from ratchet.rules.gate import Trigger
 
 
 class TaskScope(BaseModel):

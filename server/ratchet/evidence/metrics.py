@@ -29,7 +29,7 @@ recorded), `resolved_at` for a resolution and the complaint's own time for a com
 Reading-speed rule for the rubber-stamp indicator: a human needs at least
 `READ_BASE_SECONDS + READ_SECONDS_PER_LINE x diff_lines` (2 s + 0.25 s per line) to read a draft,
 where `diff_lines` counts the preview's added and removed lines (not the `---`/`+++` headers)
-plus the lines a truncated preview did not show. The rule lives in provenance.py, which also uses
+plus the lines a truncated preview did not show. The rule lives in rules/provenance.py, which also uses
 it to decide whether an answer is evidence: `unverified` approvals (accepted faster than the rule,
 or outside the class's promotion channel) and `unanswered` calls (no human answered) are counted
 separately.
@@ -48,15 +48,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from .errors import InvalidRequest
-from .levels import LEVEL_NAMES
-from .provenance import READING_RULE, UNANSWERED, UNVERIFIED
-from .provenance import diff_lines as diff_lines  # re-exported: the rule's one home is provenance.py
-from .provenance import reading_seconds as reading_seconds
-from .store import Store
+from ratchet.errors import InvalidRequest
+from ratchet.policy.levels import LEVEL_NAMES
+from ratchet.record.store import Store
+from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
+from ratchet.rules.provenance import diff_lines as diff_lines  # re-exported: the rule's one home is rules/provenance.py
+from ratchet.rules.provenance import reading_seconds as reading_seconds
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ratchet.engine import Engine
 
 # engine.approve writes this prefix into review_note when the human approved their own content.
 EDITED_NOTE = "edited before approval: "
@@ -115,7 +115,7 @@ class ActionFacts:
     diff_lines: int
     complaint_times: tuple[float, ...] = ()
     resolved_at: float | None = None  # a human answered the blocked action's escalation packet
-    evidence: str | None = None  # counted | unverified | unanswered (provenance.py), None: no answer
+    evidence: str | None = None  # counted | unverified | unanswered (rules/provenance.py), None: no answer
 
     @property
     def rubber_stamp(self) -> bool | None:
@@ -200,11 +200,11 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
     - defect escape rate: autonomous actions with at least one complaint / autonomous actions;
     - median review time per accepted change: the median `review_seconds` of approvals (unchanged or
       edited). For a draft approved at the CLI this is the time from drafting to approval (queue time
-      included); for an answer in the client's dialog, from the question to the answer (provenance.py);
+      included); for an answer in the client's dialog, from the question to the answer (rules/provenance.py);
     - agent actions per human decision: actions / human interventions;
     - rubber-stamp share: unchanged approvals faster than the reading rule / unchanged approvals
       with a recorded review time;
-    - unverified / unanswered: answers that were not evidence (provenance.py): approvals that let the
+    - unverified / unanswered: answers that were not evidence (rules/provenance.py): approvals that let the
       action run without counting, and calls no human answered.
     """
     items = list(facts)

@@ -104,7 +104,7 @@ from pathlib import Path
 import anyio
 
 from ratchet.errors import ExecutionFailed
-from ratchet.tools.shell import check_program
+from ratchet.executors.shell import check_program
 
 __all__ = [
     "SANDBOX_ENV",

@@ -16,13 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import DraftNotFound
-from .metrics import disposition, fmt_seconds
-from .policy import Policy
-from .provenance import describe, reading_seconds
-from .provenance import diff_lines as count_diff_lines
-from .results import TriggerInfo
-from .store import Store
+from ratchet.errors import DraftNotFound
+from ratchet.evidence.metrics import disposition, fmt_seconds
+from ratchet.policy.model import Policy
+from ratchet.record.store import Store
+from ratchet.results import TriggerInfo
+from ratchet.rules.provenance import describe, reading_seconds
+from ratchet.rules.provenance import diff_lines as count_diff_lines
 
 REVIEWERS = {
     "cli": "a human at the CLI (`ratchet approve` / `ratchet reject`)",

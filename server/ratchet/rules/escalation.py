@@ -11,7 +11,7 @@ import time
 
 from pydantic import BaseModel
 
-from .redact import redact
+from ratchet.redact import redact
 
 PREVIEW_LINES = 40
 

@@ -1,7 +1,7 @@
 """`ratchet report`: the metrics and each class's trust trajectory, for a terminal, JSON or one HTML page.
 
 A trajectory is rebuilt from the record alone: the class's samples (at the time each was recorded),
-complaints and transitions, in time order, replayed through the real `ratchet.trust` window so that
+complaints and transitions, in time order, replayed through the real `ratchet.rules.trust` window so that
 each point carries the level the class stood at, its window's success rate and Wilson lower bound
 after the event, and a mark for each promotion, demotion, complaint or pin. The HTML page is one
 self-contained file: inline CSS and hand-written inline SVG, no script and nothing fetched, so it
@@ -18,10 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .engine import Engine
-from .integrity import CAP_KINDS
-from .levels import Level
-from .metrics import (
+from ratchet.engine import Engine
+from ratchet.evidence.metrics import (
     EDITED_NOTE,
     HEADER,
     MetricsReport,
@@ -31,8 +29,10 @@ from .metrics import (
     legend,
     render_metrics,
 )
-from .policy import ActionClass
-from .trust import Sample, Window, add_sample, evidence, flip_sample
+from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass
+from ratchet.record.integrity import CAP_KINDS
+from ratchet.rules.trust import Sample, Window, add_sample, evidence, flip_sample
 
 UP, DOWN = "promote", "down"
 HUMAN_PINS = CAP_KINDS  # recorded caps and tamper records: they do not move the earned level

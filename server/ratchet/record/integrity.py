@@ -1,6 +1,6 @@
 """The standing of record: a class's level, pin and window as the transitions say, and tampering.
 
-Only the recorded transitions (a hash chain, see chain.py) and the samples say where a class
+Only the recorded transitions (a hash chain, see record/chain.py) and the samples say where a class
 stands. `class_state` (level, pinned, window_json, policy_start, transition_id) is a cache of them:
 
 - the earned level is the `to_level` of the class's last level-moving transition (`LEVEL_KINDS`),
@@ -12,12 +12,12 @@ stands. `class_state` (level, pinned, window_json, policy_start, transition_id) 
   level-moving transition (the `epoch`), oldest first.
 
 The rows a standing rests on (the last level-moving transition, the last pin, the last freeze) are
-each checked against their own hash (chain.py), so that a transition edited in place, or inserted
+each checked against their own hash (record/chain.py), so that a transition edited in place, or inserted
 by hand without its hash, is not honoured even when the cache was edited to match: a broken level
 row holds the class at its floor (it climbs again from there on evidence, like any class), a broken
 pin row holds it blocked until a human pins or unpins it again, a broken freeze row holds every
 class blocked until a human freezes or unfreezes again. Someone who recomputes the hashes gets
-past this check; see chain.py for what the chain proves.
+past this check; see record/chain.py for what the chain proves.
 
 When the cache disagrees with the record (a level, pin or window changed outside Ratchet, or a row
 deleted), or a row fails its hash, it is tampering: `report` stores a `tamper-detected` transition
@@ -37,12 +37,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import chain
-from .gate import Trigger
-from .levels import Level
-from .policy import ActionClass
-from .store import ClassRow, add_transition, put_class
-from .trust import Sample, Window
+from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass
+from ratchet.record import chain
+from ratchet.record.store import ClassRow, add_transition, put_class
+from ratchet.rules.gate import Trigger
+from ratchet.rules.trust import Sample, Window
 
 log = logging.getLogger("ratchet")
 

@@ -20,7 +20,7 @@ What `verify` proves, and what it does not:
 - It covers transitions and reviews (accepts, refusals, complaints). It does not cover the
   action rows themselves, their sample labels or the `samples` table (a window rebuilt from forged
   samples is believed), nor `class_state` (a cache, checked against the transitions by
-  integrity.py on every decision, which also checks the hash of each row a decision rests on).
+  record/integrity.py on every decision, which also checks the hash of each row a decision rests on).
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import LimitExceeded
+from ratchet.errors import LimitExceeded
 
 if TYPE_CHECKING:
-    from .policy import ActionClass
+    from ratchet.policy.model import ActionClass
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -25,8 +25,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .levels import Level
-from .policy import TrustParams
+from ratchet.policy.levels import Level
+from ratchet.policy.model import TrustParams
 
 Z_95 = 1.959963984540054
 

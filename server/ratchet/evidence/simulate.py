@@ -2,7 +2,7 @@
 
 Use it before merging a policy change. Every recorded action is re-classified under the candidate
 (`Subject.from_dict(subject_json)` -> `Policy.classify`), each candidate class's trust window is
-replayed from the recorded outcomes with the real `ratchet.trust` rules, and the real gate
+replayed from the recorded outcomes with the real `ratchet.rules.trust` rules, and the real gate
 (`gate.decide`) decides each action at the level its class would have stood at. The report lists
 the actions whose route changes, the promotions and demotions that would have happened and at which
 action (beside the action at which the record shows the same move), and the human interventions the
@@ -24,13 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .errors import InvalidRequest
-from .gate import Route, decide
-from .levels import Level
-from .metrics import EDITED_NOTE
-from .policy import ActionClass, Policy, Subject, load_policy
-from .store import Store
-from .trust import Sample, Window, add_sample, flip_sample, judge
+from ratchet.errors import InvalidRequest
+from ratchet.evidence.metrics import EDITED_NOTE
+from ratchet.policy.levels import Level
+from ratchet.policy.load import load_policy
+from ratchet.policy.model import ActionClass, Policy, Subject
+from ratchet.record.store import Store
+from ratchet.rules.gate import Route, decide
+from ratchet.rules.trust import Sample, Window, add_sample, flip_sample, judge
 
 ASSUMPTIONS = (
     "The candidate policy is in force from the first recorded action: its `start` levels apply from there, and "

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
-from ratchet.tools.shell import process_alive
+from ratchet.executors.shell import process_alive
 
 __all__ = [
     "DEFAULT_TIMEOUT",

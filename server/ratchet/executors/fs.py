@@ -30,15 +30,8 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ratchet.errors import (
-    DraftStale,
-    EditAmbiguous,
-    EditNotFound,
-    ExecutionFailed,
-    InvalidRequest,
-    PathRefused,
-)
-from ratchet.workspace import Workspace
+from ratchet.errors import DraftStale, EditAmbiguous, EditNotFound, ExecutionFailed, InvalidRequest, PathRefused
+from ratchet.executors.workspace import Workspace
 
 __all__ = [
     "HOLD_ENV",

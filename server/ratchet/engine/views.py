@@ -6,15 +6,15 @@ import json
 import sqlite3
 from typing import Any
 
-from . import integrity, standing
-from .core import Core, _view
-from .gate import decide, no_sandbox_trigger
-from .integrity import Freeze
-from .levels import Level
-from .results import ClassStatus, DraftView, TriggerInfo, TrustLevels
-from .store import ClassRow
-from .tools.sandbox import sandbox_status_async
-from .trust import evidence, samples_to_promote
+from ratchet.engine.core import Core, _view
+from ratchet.executors.sandbox import sandbox_status_async
+from ratchet.policy.levels import Level
+from ratchet.record import integrity, standing
+from ratchet.record.integrity import Freeze
+from ratchet.record.store import ClassRow
+from ratchet.results import ClassStatus, DraftView, TriggerInfo, TrustLevels
+from ratchet.rules.gate import decide, no_sandbox_trigger
+from ratchet.rules.trust import evidence, samples_to_promote
 
 
 class Reading(Core):

@@ -13,7 +13,7 @@ The class level is the most a call can get; triggers only lower it, each with a 
 - `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
 - `no-sandbox`: a command class that wants the OS sandbox (the default) on a host where none can be
   had runs at `confirm` at most: a human sees each command (see `no_sandbox_trigger`).
-- `novelty`, `out-of-scope`, `budget-exhausted`: computed by the engine (see contracts.py) and
+- `novelty`, `out-of-scope`, `budget-exhausted`: computed by the engine (see rules/contracts.py) and
   passed in as `extra`.
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .levels import Level
-from .policy import ActionClass
+from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass
 
 
 class Route(StrEnum):

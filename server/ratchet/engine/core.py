@@ -1,6 +1,6 @@
 """The core of the engine: evaluate a call, carry it out at its level, record everything.
 
-See engine.py for the whole picture; review.py (the human's side) and reading.py build on this.
+See engine/__init__.py for the whole picture; engine/human.py (the human's side) and engine/views.py build on this.
 """
 
 from __future__ import annotations
@@ -20,20 +20,29 @@ from typing import Any, Self
 
 import anyio
 
-from . import chain, contracts, integrity, provenance, standing
-from .errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
-from .escalation import EscalationPacket, HistoryEntry, PacketAction, PacketTrigger, build_packet, stopped_options
-from .gate import Decision, Route, Trigger, decide, no_sandbox_trigger
-from .levels import Level
-from .limits import Ceiling, check_class
-from .notify import flush_notifications, notify
-from .operations import OpContext, Prepared, ProgressCallback, SpawnCallback, kept_args, operation
-from .policy import UNCLASSIFIED, ActionClass, Policy, Subject, load_policy, resolve_policy_dir
-from .redact import redact, redact_all
-from .results import ClassMove, DraftView, ToolOutcome, TriggerInfo
-from .store import Store, class_row, default_db_path
-from .tools.sandbox import sandbox_status_async
-from .workspace import Workspace
+from ratchet.errors import DraftNotFound, DraftStale, ExecutionFailed, InvalidRequest, RatchetError
+from ratchet.executors.notify import flush_notifications, notify
+from ratchet.executors.sandbox import sandbox_status_async
+from ratchet.executors.workspace import Workspace
+from ratchet.operations import OpContext, Prepared, ProgressCallback, SpawnCallback, kept_args, operation
+from ratchet.policy.levels import Level
+from ratchet.policy.limits import Ceiling, check_class
+from ratchet.policy.load import load_policy, resolve_policy_dir
+from ratchet.policy.model import UNCLASSIFIED, ActionClass, Policy, Subject
+from ratchet.record import chain, integrity, standing
+from ratchet.record.store import Store, class_row, default_db_path
+from ratchet.redact import redact, redact_all
+from ratchet.results import ClassMove, DraftView, ToolOutcome, TriggerInfo
+from ratchet.rules import contracts, provenance
+from ratchet.rules.escalation import (
+    EscalationPacket,
+    HistoryEntry,
+    PacketAction,
+    PacketTrigger,
+    build_packet,
+    stopped_options,
+)
+from ratchet.rules.gate import Decision, Route, Trigger, decide, no_sandbox_trigger
 
 CLI_SESSION = "cli"
 
@@ -59,7 +68,7 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class HumanAnswer:
-    """A human's answer to a confirmation or a draft, and its provenance (see provenance.py).
+    """A human's answer to a confirmation or a draft, and its provenance (see rules/provenance.py).
 
     `channel` is how it was given (cli, elicitation, hook-dialog, web; None: unknown, never CLI
     evidence); `seconds` how long it took (None: untimed, never evidence of reading); `dismissed` a
@@ -102,7 +111,7 @@ class Core:
         self.session_id = session_id
         # When each question was put to a client, and the clock that times human answers.
         self.answers = provenance.AnswerClock()
-        # The first limit check (limits.py): fixed for the policy this engine was opened with.
+        # The first limit check (policy/limits.py): fixed for the policy this engine was opened with.
         self._ceiling = Ceiling(policy.defaults.limits, policy.classes.values(), policy.defaults_file)
 
     @classmethod
@@ -156,9 +165,9 @@ class Core:
         return other
 
     async def _recover(self) -> None:
-        from .tools.fs import discard_temp
-        from .tools.git import discard_stale_indexes
-        from .tools.shell import kill_leftovers
+        from ratchet.executors.fs import discard_temp
+        from ratchet.executors.git import discard_stale_indexes
+        from ratchet.executors.shell import kill_leftovers
 
         discard_stale_indexes()  # a commit preview killed midway leaves its throwaway index behind
 
@@ -189,7 +198,7 @@ class Core:
         return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn)
 
     def ceiling(self) -> Ceiling:
-        """The first limit check (limits.py): the loosest size limits the policy allows per tool."""
+        """The first limit check (policy/limits.py): the loosest size limits the policy allows per tool."""
         return self._ceiling
 
     def check_texts(self, tool: str, **texts: str | None) -> None:
@@ -230,7 +239,7 @@ class Core:
         check_class(prepared.tool, prepared.sizes, classes.values(), self.policy.defaults_file)
         cls = await self._most_conservative(list(classes.values()))
         # Everything the gate needs from the database, in one round trip: the class_state cache and
-        # the record it caches (integrity.py), the session's streak and its open task.
+        # the record it caches (record/integrity.py), the session's streak and its open task.
         width = integrity.GATE_WIDTH
         state = await self.store.one(
             f"SELECT {integrity.GATE_COLUMNS}, "
@@ -823,7 +832,7 @@ def _finish_on(
 
 
 def _chain_review(conn: sqlite3.Connection, action_id: int, answer: HumanAnswer) -> None:
-    """A human's answer goes into the hash chain of reviews (chain.py)."""
+    """A human's answer goes into the hash chain of reviews (record/chain.py)."""
     kind = "accept" if answer.accepted else "refuse"
     chain.add_review(conn, action_id, time.time(), kind, answer.reviewer, answer.seconds, answer.note)
 

@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 import aiosqlite
 import anyio
 
-from . import chain
-from .errors import StoreError
-from .redact import redact
-from .tools.shell import process_alive
+from ratchet.errors import StoreError
+from ratchet.executors.shell import process_alive
+from ratchet.record import chain
+from ratchet.redact import redact
 
 DB_ENV = "RATCHET_DB"
 # How an interrupted action whose effect may have happened is recorded (the inbox lists these).
@@ -151,8 +151,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN child_pid INTEGER;
     ALTER TABLE actions ADD COLUMN child_started_at REAL
     """,
-    # v7: brakes: a hash chain over transitions and human reviews (chain.py), and the samples each
-    # class's window is recomputed from (integrity.py); existing windows and reviews are carried over
+    # v7: brakes: a hash chain over transitions and human reviews (record/chain.py), and the samples each
+    # class's window is recomputed from (record/integrity.py); existing windows and reviews are carried over
     # here and chained at the first open.
     """
     ALTER TABLE transitions ADD COLUMN prev_hash TEXT;

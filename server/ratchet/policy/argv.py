@@ -40,7 +40,7 @@
    would compute (`$X`, globs, braces). Redirections are not commands; each write target is kept in
    `redirects` with the reason "writes via redirection to X".
 11. Unwrapping is recursive and bounded: deeper than `MAX_DEPTH` is opaque.
-12. Arguments that write are subjects: a program with an option table (options.py) lists the files
+12. Arguments that write are subjects: a program with an option table (policy/options.py) lists the files
    its options or operands write in `writes` (`sort -o F`/`--output=F`, `uniq IN OUT`, `tee F`,
    `tree -o F`, `git diff|log|show --output=F`, `cp`/`mv`/`ln`/`install` destinations (and `mv`'s
    sources), `dd of=F`, `pytest --junitxml=F`, ...), so the caller holds the call to each written
@@ -87,7 +87,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from ratchet.errors import InvalidRequest
-from ratchet.options import GIT_GLOBAL, GIT_SUBCOMMANDS, PROGRAMS, Scan, Spec, scan
+from ratchet.policy.options import GIT_GLOBAL, GIT_SUBCOMMANDS, PROGRAMS, Scan, Spec, scan
 
 __all__ = ["MAX_DEPTH", "CommandAnalysis", "analyse_argv", "analyse_shell"]
 

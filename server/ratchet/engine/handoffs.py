@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import BaseModel, Field
 
-from .errors import DraftNotFound, InvalidRequest
-from .escalation import EscalationPacket, Option
-from .limits import rate_refusal
-from .redact import redact
-from .store import MAY_HAVE_RUN
+from ratchet.errors import DraftNotFound, InvalidRequest
+from ratchet.policy.limits import rate_refusal
+from ratchet.record.store import MAY_HAVE_RUN
+from ratchet.redact import redact
+from ratchet.rules.escalation import EscalationPacket, Option
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ratchet.engine import Engine
 
 OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
 # An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.

@@ -5,15 +5,15 @@ The MCP server and the CLI are thin edges over an `Engine`. A call goes:
     evaluate:  operation.prepare (confine, validate, preview) -> policy.classify -> gate.decide
     carry_out: record intent -> execute / ask / queue / refuse -> record outcome -> trust sample
 
-Reads and writes of the trust database happen here and in standing.py only; the gate and the
+Reads and writes of the trust database happen here and in record/standing.py only; the gate and the
 trust rules are pure.
 """
 
 from __future__ import annotations
 
-from .core import CLI_SESSION, Evaluation, HumanAnswer
-from .reading import Reading
-from .review import HumanSide
+from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer
+from ratchet.engine.human import HumanSide
+from ratchet.engine.views import Reading
 
 __all__ = ["CLI_SESSION", "Engine", "Evaluation", "HumanAnswer"]
 
@@ -21,6 +21,6 @@ __all__ = ["CLI_SESSION", "Engine", "Evaluation", "HumanAnswer"]
 class Engine(HumanSide, Reading):
     """One workspace, one policy, one trust database, one session.
 
-    The agent's side (evaluate, carry_out, handoffs' packets) is in core.py, the human's side
-    (approve, reject, complain, demote, pin, freeze) in review.py, and the read-only views in reading.py.
+    The agent's side (evaluate, carry_out, handoffs' packets) is in engine/core.py, the human's side
+    (approve, reject, complain, demote, pin, freeze) in engine/human.py, and the read-only views in engine/views.py.
     """

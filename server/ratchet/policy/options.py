@@ -1,5 +1,5 @@
 """What the options of known programs do: which name a file the program writes, which make it run
-another program, and which are harmless. Pure data and one parser; commands.py applies the result.
+another program, and which are harmless. Pure data and one parser; policy/argv.py applies the result.
 
 A `Spec` lists a program's options by effect. A *strict* spec (every program of a starter class that
 starts at `autonomous`) names every option it accepts: an option it does not know makes the command
@@ -532,7 +532,7 @@ GIT_SUBCOMMANDS: dict[str, Spec] = {
         numeric=True,
     ),
     # Only the listing forms of `git branch` are known; -d/-D/-m/-M/-c/-C/-f/-u/--track/... are not,
-    # so they make the command opaque (commands.py also refuses operands outside list mode).
+    # so they make the command opaque (policy/argv.py also refuses operands outside list mode).
     "branch": spec(
         "+alrvi --list --all --remotes --verbose --show-current --ignore-case --omit-empty --no-color "
         "--color --column --no-column --abbrev --no-abbrev --contains --no-contains --merged --no-merged",

@@ -4,7 +4,7 @@ Every tool that touches the filesystem asks ``Workspace.relpath`` first. It reso
 symlinks of every existing component itself (one ``lstat`` per component, no ``realpath`` shortcuts)
 so that what it checks is where the bytes would actually go, and then applies the rules below. The
 answer is a normalized workspace-relative POSIX path that contains no symlinks and no ``..``, which
-the executor walks again with ``O_NOFOLLOW`` directory descriptors at write time (see tools/fs.py);
+the executor walks again with ``O_NOFOLLOW`` directory descriptors at write time (see executors/fs.py);
 this module is the policy, that walk is the race guard.
 
 Rules, in the order they are checked (the first that applies names the refusal):

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import chain, provenance, standing
-from .core import Core, HumanAnswer, _view, keep_args_on
-from .errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
-from .levels import Level
-from .operations import operation
-from .results import DraftView
+from ratchet.engine.core import Core, HumanAnswer, _view, keep_args_on
+from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
+from ratchet.operations import operation
+from ratchet.policy.levels import Level
+from ratchet.record import chain, standing
+from ratchet.results import DraftView
+from ratchet.rules import provenance
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class HumanSide(Core):
 
         `seconds` is the review time when the channel timed it (a dialog: from the question to the
         answer); at the CLI by default the time since drafting. `channel` defaults to the reviewer when it names
-        one (provenance.py): an approval faster than the reading rule runs but is not a sample.
+        one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         """
         row = await self._claim(action_id)
         cls = self._class_of(row["class"])
@@ -108,7 +109,7 @@ class HumanSide(Core):
     ) -> DraftView:
         """Reject a queued draft: nothing runs, and the class's window records a failure.
 
-        A rejection outside the CLI faster than the reading rule is no answer (provenance.py): the
+        A rejection outside the CLI faster than the reading rule is no answer (rules/provenance.py): the
         draft stays queued, marked `unanswered`, and nothing is a sample.
         """
         async with self.store.transaction():

@@ -1,13 +1,13 @@
 """Each class's standing in the database: its level, its window, and every move it makes.
 
-This is where the pure rules of trust.py meet the store. The functions are synchronous and take
+This is where the pure rules of rules/trust.py meet the store. The functions are synchronous and take
 the SQLite connection: callers run them on the database thread with `store.run` (one transaction,
 one round trip) or `store.call` (inside a transaction the caller holds), so an outcome, its sample
 and any transition it causes commit together or not at all. The only ways up are evidence (`apply_sample`) and a
 reviewed change of a class's `start` in the policy files (`sync_policy`); humans can only lower
 (demote, pin, freeze), and lift what they set (unpin, unfreeze), never above the earned level.
 
-Every function starts from the record (integrity.py: the transitions and samples), not from the
+Every function starts from the record (record/integrity.py: the transitions and samples), not from the
 `class_state` cache, and reports a cache that disagrees as tampering.
 """
 
@@ -18,13 +18,13 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from . import integrity
-from .errors import InvalidRequest
-from .integrity import ALL_CLASSES, Freeze, Recorded
-from .levels import Level
-from .policy import ActionClass, Policy
-from .store import ClassRow, add_transition, class_row, class_row_from, put_class
-from .trust import Sample, Window, add_sample, evidence, flip_sample, judge
+from ratchet.errors import InvalidRequest
+from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass, Policy
+from ratchet.record import integrity
+from ratchet.record.integrity import ALL_CLASSES, Freeze, Recorded
+from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, put_class
+from ratchet.rules.trust import Sample, Window, add_sample, evidence, flip_sample, judge
 
 
 @dataclass(frozen=True)

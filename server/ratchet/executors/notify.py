@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-log = logging.getLogger("ratchet.notify")
+log = logging.getLogger("ratchet.executors.notify")
 
 WINDOW_S = 60.0
 # A coalesced run names at most this many ids and carries at most this many full payloads.
