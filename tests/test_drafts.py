@@ -72,11 +72,11 @@ async def test_approve_with_edits_counts_as_rework(workspace: Path, policies: Pa
     draft_id = await _draft(workspace, policies, db, "climb/c.txt", "agent\n")
     engine = await Engine.open(workspace, policies=policies, db=db, session=False)
     try:
-        view = await engine.approve(draft_id, content="human fixed\n")
+        view = await engine.approve(draft_id, content="human fixed\n", note="tightened")
         levels = {c.action_class: c for c in (await engine.trust_levels()).classes}
     finally:
         await engine.close()
-    assert view.status == "executed" and "edited" in (view.review_note or "")
+    assert view.status == "executed" and view.edited and view.review_note == "tightened"
     assert (workspace / "climb/c.txt").read_text() == "human fixed\n"
     assert levels["climb"].samples == 1 and levels["climb"].successes == 0
 

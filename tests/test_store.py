@@ -53,6 +53,30 @@ async def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
+async def test_an_edited_approval_kept_as_a_note_prefix_becomes_the_edited_column(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    con = sqlite3.connect(path)
+    for step in MIGRATIONS[:9]:
+        con.executescript(step)
+    con.execute("PRAGMA user_version = 9")
+    row = (
+        "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+        "class_level, level, route, triggers_json, status, pid, review_note) VALUES "
+        "('s', 1.0, 'write_file', 'a', 'docs', 'r', 'p', '{}', '', 'draft', 'draft', 'draft', '[]', 'executed', 1, ?)"
+    )
+    for note in ("edited before approval: kept the header", "edited before approval: ", "looks fine"):
+        con.execute(row, (note,))
+    con.commit()
+    con.close()
+    store = await Store.open(path)
+    try:
+        rows = await store.all("SELECT edited, review_note FROM actions ORDER BY id")
+    finally:
+        await store.close()
+    assert [(r[0], r[1]) for r in rows] == [(1, "kept the header"), (1, None), (0, "looks fine")]
+
+
+@pytest.mark.asyncio
 async def test_a_database_from_a_newer_ratchet_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     con = sqlite3.connect(path)

@@ -632,7 +632,7 @@ def build_server(config: ServerConfig) -> MCPServer:
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     """Why a draft is not offered in the chat (it needs `ratchet approve`), or None if it may be."""
-    cls = engine._class_of(draft.action_class)
+    cls = engine.class_of(draft.action_class)
     if cls.require_cli_approval:
         return "its class requires CLI approval"
     runs = draft.tool == "run_command" or "run_command" in cls.tools

@@ -115,6 +115,7 @@ class DraftView(BaseModel):
     reviewer: str | None = None
     review_seconds: float | None = None
     review_note: str | None = None
+    edited: bool = False  # approved with the human's own content instead of the agent's
     error: str | None = None
     result: dict[str, Any] | None = None
     has_packet: bool = False

@@ -82,6 +82,7 @@ class HumanAnswer:
     channel: str | None = None
     dismissed: bool = False
     evidence: str | None = None
+    edited: bool = False
 
     def judged(self, cls: ActionClass, preview: str) -> HumanAnswer:
         """This answer with its evidence: counted, unverified or unanswered."""
@@ -454,7 +455,7 @@ class Core:
         )
         if row is None:
             return None
-        cls = self._class_of(row["evidence_class"] or row["class"])
+        cls = self.class_of(row["evidence_class"] or row["class"])
         asked = row["status"] == "asked"
         status = ("executed" if ok else "failed") if ran else "declined" if answered else "unanswered"
         sample: bool | None
@@ -761,7 +762,7 @@ class Core:
             **fields,
         )
 
-    def _class_of(self, name: str) -> ActionClass:
+    def class_of(self, name: str) -> ActionClass:
         # A class removed from the policy since drafting is judged as unclassified: conservative.
         return self.policy.get(name) or self.policy.unclassified
 
@@ -812,7 +813,7 @@ def _finish_on(
         "reviewer = coalesce(?, reviewer), "
         "review_seconds = coalesce(?, review_seconds), review_note = coalesce(?, review_note), "
         "review_channel = coalesce(?, review_channel), evidence = coalesce(?, evidence), "
-        "sample = coalesce(?, sample) WHERE id = ?",
+        "edited = max(edited, ?), sample = coalesce(?, sample) WHERE id = ?",
         (
             status,
             redact(json.dumps(result)) if result is not None else None,
@@ -823,6 +824,7 @@ def _finish_on(
             answer.note if answer else None,
             answer.channel if answer else None,
             answer.evidence if answer else None,
+            1 if answer and answer.edited else 0,
             None if sample is None else "success" if sample else "failure",
             action_id,
         ),
@@ -915,6 +917,7 @@ def _view(row: Any) -> DraftView:
         reviewer=row["reviewer"],
         review_seconds=row["review_seconds"],
         review_note=row["review_note"],
+        edited=bool(row["edited"]),
         error=row["error"],
         result=json.loads(row["result_json"]) if row["result_json"] else None,
         has_packet=row["packet_json"] is not None,

@@ -55,8 +55,8 @@ class HumanSide(Core):
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         """
         row = await self._claim(action_id)
-        cls = self._class_of(row["class"])
-        evidence = self._class_of(row["evidence_class"] or row["class"])
+        cls = self.class_of(row["class"])
+        evidence = self.class_of(row["evidence_class"] or row["class"])
         args = json.loads(row["args_json"])
         op = operation(row["tool"])
         try:
@@ -82,9 +82,10 @@ class HumanSide(Core):
         answer = HumanAnswer(
             True,
             reviewer,
-            ("edited before approval: " if edited else "") + (note or ""),
+            note,
             self._review_time(row, seconds, _channel(reviewer, channel)),
             channel=_channel(reviewer, channel),
+            edited=edited,
         ).judged(evidence, row["preview"])
         # Approval with edits is rework: the draft was not good enough as it stood.
         sample = None if ok is None else ok and not edited
@@ -116,7 +117,7 @@ class HumanSide(Core):
             row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
             if row is not None and row["status"] == "drafted":
                 via = _channel(reviewer, channel)
-                evidence = self._class_of(row["evidence_class"] or row["class"])
+                evidence = self.class_of(row["evidence_class"] or row["class"])
                 answer = HumanAnswer(False, reviewer, reason, self._review_time(row, seconds, via), channel=via).judged(
                     evidence, row["preview"]
                 )
@@ -175,7 +176,7 @@ class HumanSide(Core):
             raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
         if row["status"] != "executed":
             raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
-        cls = self._class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
+        cls = self.class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
 
         def record(conn: sqlite3.Connection) -> ComplaintOutcome:
             first = conn.execute(

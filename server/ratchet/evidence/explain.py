@@ -173,7 +173,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
             rule_now = f"class {row['class']} is no longer in the current policy"
         elif cls.rule != row["rule"]:
             rule_now = f"the current policy declares {row['class']} at {cls.rule}"
-    kind = disposition(row["status"], row["route"], row["reviewer"], row["review_note"])
+    kind = disposition(row["status"], row["route"], row["reviewer"], bool(row["edited"]))
     review = None
     if row["reviewer"] is not None:
         lines = count_diff_lines(row["preview"])

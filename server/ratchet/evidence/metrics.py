@@ -58,8 +58,6 @@ from ratchet.rules.provenance import reading_seconds as reading_seconds
 if TYPE_CHECKING:
     from ratchet.engine import Engine
 
-# engine.approve writes this prefix into review_note when the human approved their own content.
-EDITED_NOTE = "edited before approval: "
 DISPOSITIONS = ("autonomous", "approved", "edited", "rejected", "declined", "blocked", "pending", "unresolved")
 HUMAN_DECISIONS = frozenset({"approved", "edited", "rejected", "declined"})
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -90,14 +88,14 @@ def parse_when(value: str | float | None, now: float | None = None) -> float | N
     return (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
 
 
-def disposition(status: str, route: str, reviewer: str | None, review_note: str | None) -> str:
+def disposition(status: str, route: str, reviewer: str | None, edited: bool) -> str:
     """What became of one recorded action; see the module docstring."""
     if route == "execute":
         return "autonomous"
     if status in ("blocked", "declined", "rejected"):
         return status
     if reviewer is not None:
-        return "edited" if (review_note or "").startswith(EDITED_NOTE) else "approved"
+        return "edited" if edited else "approved"
     return "pending" if status in ("drafted", "approving", "asked", "allowed") else "unresolved"
 
 
@@ -276,7 +274,7 @@ async def load_facts(
             params.append(value)
     sql = " AND ".join(where)
     rows = await store.all(
-        "SELECT id, class, class_level, route, status, reviewer, review_note, review_seconds, created_at, "
+        "SELECT id, class, class_level, route, status, reviewer, edited, review_seconds, created_at, "
         f"finished_at, resolved_at, preview, evidence FROM actions WHERE {sql} ORDER BY id",
         params,
     )
@@ -288,7 +286,7 @@ async def load_facts(
         complaints.setdefault(c["action_id"], []).append(c["at"])
     facts = []
     for r in rows:
-        kind = disposition(r["status"], r["route"], r["reviewer"], r["review_note"])
+        kind = disposition(r["status"], r["route"], r["reviewer"], bool(r["edited"]))
         decided = (r["finished_at"] or r["created_at"]) if kind in HUMAN_DECISIONS else None
         facts.append(
             ActionFacts(

@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from ratchet.engine import Engine
 from ratchet.evidence.metrics import (
-    EDITED_NOTE,
     HEADER,
     MetricsReport,
     class_metrics,
@@ -85,7 +84,7 @@ class EvidenceReport(BaseModel):
 async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, until: float | None) -> Trajectory:
     store = engine.store
     samples = await store.all(
-        "SELECT id, sample, review_note, finished_at, created_at FROM actions WHERE class = ? AND sample IS NOT NULL",
+        "SELECT id, sample, edited, finished_at, created_at FROM actions WHERE class = ? AND sample IS NOT NULL",
         (cls.name,),
     )
     complaints = await store.all(
@@ -95,9 +94,7 @@ async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, unt
     moves = await store.all("SELECT * FROM transitions WHERE class = ? ORDER BY id", (cls.name,))
     events: list[tuple[float, int, int, str, Any]] = []
     for r in samples:
-        ok = r["sample"] == "success" or (
-            r["sample"] == "complained" and not (r["review_note"] or "").startswith(EDITED_NOTE)
-        )
+        ok = r["sample"] == "success" or (r["sample"] == "complained" and not r["edited"])
         events.append((r["finished_at"] or r["created_at"], _ORDER["sample"], r["id"], "sample", ok))
     events += [(c["at"], _ORDER["complaint"], c["action_id"], "complaint", c["reason"]) for c in complaints]
     events += [(m["at"], _ORDER["transition"], m["id"], "transition", m) for m in moves]

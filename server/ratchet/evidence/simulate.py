@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ratchet.errors import InvalidRequest
-from ratchet.evidence.metrics import EDITED_NOTE
 from ratchet.policy.levels import Level
 from ratchet.policy.load import load_policy
 from ratchet.policy.model import ActionClass, Policy, Subject
@@ -200,7 +199,7 @@ def _recorded_ok(row: Any, cls: ActionClass) -> bool | None:
     if sample == "success":
         return True
     if sample == "complained":  # a complaint overwrote the sample; an edited approval had been a failure
-        return not (row["review_note"] or "").startswith(EDITED_NOTE)
+        return not row["edited"]
     if sample == "failure":
         return None if row["status"] == "failed" and not cls.count_execution_failures else False
     return None

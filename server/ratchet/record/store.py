@@ -204,6 +204,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE actions ADD COLUMN external_tool TEXT
     """,
+    # v10: facts as columns: an approval with the human's own content was kept as the review-note
+    # prefix "edited before approval: "; it is a column now, and the note is the human's note alone.
+    """
+    ALTER TABLE actions ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+    UPDATE actions SET edited = 1, review_note = nullif(substr(review_note, 25), '')
+    WHERE review_note LIKE 'edited before approval: %'
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
