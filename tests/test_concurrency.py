@@ -151,7 +151,7 @@ def _check(workspace: Path, db: Path, done: list[tuple[str, dict[str, Any], str,
     assert statuses["running"] == 0 and statuses["approving"] == 0, statuses
     # The burst plus the one draft queued before it and approved by the CLI during it.
     assert statuses == Counter(
-        {"executed": AUTO + ASK_YES + ECHO + 1, "declined": ASK_NO, "drafted": QUEUE, "blocked": STOP}
+        {"executed": AUTO + ASK_YES + ECHO + 1, "declined": ASK_NO, "draft": QUEUE, "blocked": STOP}
     ), statuses
     # The windows hold exactly the sampled calls: one success per executed call, one failure per decline.
     assert Counter(ok for _, ok in windows["auto"]) == Counter({1: AUTO})

@@ -133,7 +133,7 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
     assert answer.content[0].type == "text" and '"behavior": "deny"' in answer.content[0].text
     assert review.structured_content["reviewed"] == []
     assert "cannot ask its human" in review.structured_content["message"]
-    assert smuggled.structured_content["status"] == "drafted"
+    assert smuggled.structured_content["status"] == "draft"
     assert not (workspace / "queue/self.txt").exists()
     # Decline in the client's dialog leaves the draft queued for later.
     async with Client(
@@ -201,8 +201,8 @@ async def test_review_drafts_offers_explicit_choices_and_decline_leaves_a_draft_
     assert {n: v["status"] for n, v in views.items()} == {
         "a": "executed",
         "b": "rejected",
-        "c": "drafted",
-        "d": "drafted",
+        "c": "draft",
+        "d": "draft",
     }
     assert (workspace / "queue/a.txt").read_text() == "a\n" and not (workspace / "queue/b.txt").exists()
     assert review.structured_content["remaining"] == 2

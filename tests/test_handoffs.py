@@ -57,7 +57,7 @@ async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_se
     packet = out["packet"]
     assert out["status"] == "blocked"
     assert [h["target"] for h in packet["history"]] == ["auto/one.txt", "queue/two.txt"]
-    assert [h["status"] for h in packet["history"]] == ["executed", "drafted"]
+    assert [h["status"] for h in packet["history"]] == ["executed", "draft"]
     assert packet["flags"][0]["name"] == "confidence" and "+token = [REDACTED]" in packet["draft"]
     assert packet["uncertainty"] == "whether the token belongs in the repo"
     assert 2 <= len(packet["options"]) <= 3 and sum(o["recommended"] for o in packet["options"]) == 1

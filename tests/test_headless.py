@@ -118,7 +118,7 @@ def test_an_unattended_ask_is_a_draft_that_approving_makes(
         assert answer["permissionDecision"] == "deny"
         reason = answer["permissionDecisionReason"]
         assert "a human will review it" in reason and "queued this as draft" in reason
-        assert claude.row(tool_use_id)["status"] == "drafted"
+        assert claude.row(tool_use_id)["status"] == "draft"
     assert not (workspace / "ask/notes.md").exists()
     assert claude.classes() == before  # no class moved, no window grew
     draft = int(reason.split("as draft ")[1].split()[0])
@@ -192,7 +192,7 @@ async def test_the_permission_prompt_tool_answers_from_the_level(
         statuses = sorted(r[0] for r in con.execute("SELECT status FROM actions WHERE tool = 'write_file'"))
     finally:
         con.close()
-    assert statuses == ["allowed", "blocked", "drafted", "drafted"]
+    assert statuses == ["allowed", "blocked", "draft", "draft"]
 
 
 def test_a_hook_dialog_decline_is_timed_to_its_moment_in_the_transcript(

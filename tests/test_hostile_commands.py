@@ -377,7 +377,7 @@ async def test_the_agent_never_runs_the_human_cli(repo: Repo, ratchet_bin: Path)
         assert any(t["name"] == "human-cli" for t in out["triggers"]), argv
         packet = out["packet"]
         assert packet is not None and "ask the human" in json.dumps(packet).lower(), argv
-    assert draft.structured_content is not None and draft.structured_content["status"] == "drafted"
+    assert draft.structured_content is not None and draft.structured_content["status"] == "draft"
     assert "victim" in repo.branches()
     assert after == levels
 

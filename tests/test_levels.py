@@ -109,7 +109,7 @@ async def test_draft_is_queued_and_the_agent_goes_on(workspace: Path, policies: 
         other = await _write(client, "auto/b.txt")
     assert result.structured_content["status"] == "draft"
     assert "+drafted" in result.structured_content["preview"]
-    assert view.structured_content["status"] == "drafted" and view.structured_content["intent"] == "add q"
+    assert view.structured_content["status"] == "draft" and view.structured_content["intent"] == "add q"
     assert other.structured_content["status"] == "executed"
     assert not (workspace / "queue/q.txt").exists()
     assert human.seen == []

@@ -130,7 +130,7 @@ async def test_clients_that_answer_by_themselves_move_no_class(
         assert all("no human answered" in o["message"] for o in outs)
         assert not any(written)
         queued = {
-            r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'drafted' AND evidence = 'unanswered'")
+            r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'draft' AND evidence = 'unanswered'")
         }
         assert queued == {o["draft_id"] for o in outs}
         assert (after["docs-write"]["unanswered"], after["tests-write"]["unanswered"]) == (6, 4)
@@ -245,7 +245,7 @@ async def test_review_drafts_skips_a_command_draft_unless_chat_approval(
         assert run["draft_id"] not in reviewed and "echo hi" not in shown
         assert f"draft {run['draft_id']}: it runs a program" in out["message"]
         assert "ratchet approve" in out["message"] and "chat_approval = true" in out["message"]
-        assert _rows(db, "SELECT status FROM actions WHERE id = ?", run["draft_id"])[0][0] == "drafted"
+        assert _rows(db, "SELECT status FROM actions WHERE id = ?", run["draft_id"])[0][0] == "draft"
 
 
 @pytest.mark.asyncio
@@ -260,7 +260,7 @@ async def test_a_fast_no_in_review_drafts_is_no_answer(workspace: Path, policies
     rows = _rows(
         db, "SELECT status, evidence, sample FROM actions WHERE id IN (?, ?)", first["action_id"], second["action_id"]
     )
-    assert {tuple(r) for r in rows} == {("drafted", "unanswered", None)}
+    assert {tuple(r) for r in rows} == {("draft", "unanswered", None)}
     # An instant yes runs the draft but is no evidence; a considered yes is.
     async with Client(server, elicitation_callback=Human(delay=0.01, clock=clock)) as c:
         out = (await c.call_tool("review_drafts", {})).structured_content
@@ -407,7 +407,7 @@ async def test_every_instant_no_is_no_answer(
     assert [o["status"] for o in outs] == ["draft"] * 4 and len(human.seen) == 4
     assert (ask["samples"], ask["unanswered"]) == (0, 4)
     rows = _rows(db, "SELECT status, reviewer, review_channel, evidence, sample FROM actions")
-    assert {tuple(r) for r in rows} == {("drafted", None, "elicitation", "unanswered", None)}
+    assert {tuple(r) for r in rows} == {("draft", None, "elicitation", "unanswered", None)}
 
 
 @pytest.mark.asyncio

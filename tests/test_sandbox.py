@@ -547,6 +547,6 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
     assert "readonly" in sql["result"]["stderr"] or "Read-only" in sql["result"]["stderr"]
     assert not (workspace / "q/x.txt").exists()
     code, text = await run_cli(capsys, workspace, policies, db, "queue")
-    assert code == 0 and f"{draft['draft_id']:>6}  drafted" in text
+    assert code == 0 and f"{draft['draft_id']:>6}  draft" in text
     code, text = await run_cli(capsys, workspace, policies, db, "status")
     assert "queued                 draft" in text

@@ -330,7 +330,7 @@ async def test_secrets_never_reach_the_record_the_cli_packets_or_notify(
         assert all(secret not in m for m in human.seen), f"an elicitation showed {secret!r}"
     assert len(human.seen) == sum(1 for i in range(len(CASES)) if i % 6 == 4)
     history = json.loads(outputs[0])
-    assert {"executed", "failed", "blocked", "declined", "drafted", "refused"} <= {h["status"] for h in history}
+    assert {"executed", "failed", "blocked", "declined", "draft", "refused"} <= {h["status"] for h in history}
     readable = json.dumps(history)
     for text in KEEP:
         assert json.dumps(text)[1:-1] in readable or text.split("\n")[0] in readable, text

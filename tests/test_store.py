@@ -24,7 +24,7 @@ def _version(path: Path) -> int:
 async def test_a_new_database_is_at_the_current_version_in_wal_mode(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "a" / "r.db")
     try:
-        mode = (await store.one("PRAGMA journal_mode"))[0]
+        mode = await store.call(lambda conn: conn.execute("PRAGMA journal_mode").fetchone()[0])
     finally:
         await store.close()
     assert mode == "wal" and _version(tmp_path / "a" / "r.db") == SCHEMA_VERSION
@@ -101,15 +101,104 @@ async def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> No
 
     async def write(store: Store, n: int) -> None:
         for i in range(50):
-            async with store.transaction():
-                await store.insert(
-                    "INSERT INTO sessions (id, started_at, client, pid) VALUES (?, 0, 'x', 1)", (f"{n}-{i}",)
+            await store.run(
+                lambda conn, key=f"{n}-{i}": conn.execute(
+                    "INSERT INTO sessions (id, started_at, client, pid) VALUES (?, 0, 'x', 1)", (key,)
                 )
+            )
 
     async with anyio.create_task_group() as tg:
         for n, store in enumerate(stores):
             tg.start_soon(write, store, n)
-    count = (await stores[0].one("SELECT count(*) FROM sessions"))[0]
+    count = await stores[0].call(lambda conn: conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
     for store in stores:
         await store.close()
     assert count == 200
+
+
+@pytest.mark.asyncio
+async def test_a_queued_draft_is_called_draft_and_a_folded_diff_keeps_its_count(tmp_path: Path) -> None:
+    """v11: the database says `draft` like the API, and the lines a long diff folded away are a column."""
+    path = tmp_path / "v10.db"
+    con = sqlite3.connect(path)
+    for step in MIGRATIONS[:10]:
+        con.executescript(step)
+    con.execute("PRAGMA user_version = 10")
+    row = (
+        "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+        "class_level, level, route, triggers_json, status, pid) VALUES "
+        "('s', 1.0, 'write_file', 'a', 'docs', 'r', 'p', '{}', ?, 'draft', 'draft', 'draft', '[]', ?, 1)"
+    )
+    folded = "--- a/x\n+++ b/x\n-a\n+b\n[diff truncated: 1234 more lines not shown]\n"
+    con.execute(row, (folded, "drafted"))
+    con.execute(row, ("--- a/x\n+++ b/x\n-a\n+b\n", "executed"))
+    con.commit()
+    con.close()
+    store = await Store.open(path)
+    try:
+        rows = await store.call(
+            lambda conn: conn.execute("SELECT status, hidden_lines FROM actions ORDER BY id").fetchall()
+        )
+        plan = await store.call(
+            lambda conn: conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM actions WHERE status IN ('running', 'draft', 'approving') "
+                "AND status = 'draft'"
+            ).fetchall()
+        )
+    finally:
+        await store.close()
+    assert [(r[0], r[1]) for r in rows] == [("draft", 1234), ("executed", 0)]
+    assert "actions_open" in " ".join(str(r[3]) for r in plan)  # the partial index names the new word
+
+
+@pytest.mark.asyncio
+async def test_a_failed_unit_of_work_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+
+    def half(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO sessions (id, started_at, client, pid) VALUES ('half', 0, 'x', 1)")
+        raise StoreError("stop midway")
+
+    try:
+        with pytest.raises(StoreError, match="midway"):
+            await store.run(half)
+        count = await store.call(lambda conn: conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+        # The connection is usable again: the next unit of work commits.
+        await store.run(lambda conn: conn.execute("INSERT INTO sessions VALUES ('whole', 0, 'x', 1)"))
+        after = await store.call(lambda conn: [r[0] for r in conn.execute("SELECT id FROM sessions")])
+    finally:
+        await store.close()
+    assert count == 0 and after == ["whole"]
+
+
+@pytest.mark.asyncio
+async def test_units_of_work_in_one_process_never_interleave(tmp_path: Path) -> None:
+    """Each unit reads a counter, yields the thread, and writes it back plus one: interleaved units would lose
+    increments; serialized ones never do."""
+    import time
+
+    store = await Store.open(tmp_path / "r.db")
+    await store.run(lambda conn: conn.execute("INSERT INTO sessions VALUES ('n', 0, '0', 1)"))
+
+    def bump(conn: sqlite3.Connection) -> None:
+        n = int(conn.execute("SELECT client FROM sessions WHERE id = 'n'").fetchone()[0])
+        time.sleep(0.001)  # another thread would run here if the store let it
+        conn.execute("UPDATE sessions SET client = ? WHERE id = 'n'", (str(n + 1),))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(store.run, bump)
+        final = await store.call(lambda conn: conn.execute("SELECT client FROM sessions").fetchone()[0])
+    finally:
+        await store.close()
+    assert final == "40"
+
+
+@pytest.mark.asyncio
+async def test_a_closed_store_says_so(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    await store.close()
+    await store.close()  # twice is harmless
+    with pytest.raises(StoreError, match="closed"):
+        await store.call(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -727,7 +727,7 @@ def _register_review(mcp: MCPServer) -> None:
                     view = await engine.reject(
                         draft.action_id, reason, reviewer="elicitation", seconds=seconds, channel="elicitation"
                     )
-                    if view.status == "drafted":
+                    if view.status == "draft":
                         unanswered += 1  # too fast to have been read: no answer, it stays queued
                         continue
                 reviewed.append(view)

@@ -6,10 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ratchet.record.lifecycle import Status
 from ratchet.rules.contracts import Task
 from ratchet.rules.escalation import EscalationPacket
 
-Status = Literal["executed", "draft", "declined", "blocked", "failed"]
+# The statuses a governed call's outcome can have: the lifecycle's own words (record/lifecycle.py),
+# those a call can end its tool call in (tests/test_lifecycle.py holds them to the lifecycle).
+Outcome = Literal["executed", "draft", "declined", "blocked", "failed"]
 
 
 class TriggerInfo(BaseModel):
@@ -33,7 +36,7 @@ class ClassMove(BaseModel):
 class ToolOutcome(BaseModel):
     """The result of every governed tool call."""
 
-    status: Status = Field(description="executed | draft | declined | blocked | failed")
+    status: Outcome = Field(description="executed | draft | declined | blocked | failed")
     action_id: int
     action_class: str
     rule: str = Field(description="policy file:line of the class that matched")
@@ -99,7 +102,9 @@ class DraftView(BaseModel):
     """A draft (or any recorded action) as a human or the agent sees it."""
 
     action_id: int
-    status: str
+    status: Status = Field(
+        description="where the action is in its lifecycle: draft, approving, executed, rejected, ..."
+    )
     tool: str
     target: str
     action_class: str

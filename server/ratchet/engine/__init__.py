@@ -1,26 +1,301 @@
-"""The core every edge shares: evaluate a call, carry it out at its level, record everything.
+"""The engine every edge shares: evaluate a call, carry it out at its level, record everything.
 
 The MCP server and the CLI are thin edges over an `Engine`. A call goes:
 
     evaluate:  operation.prepare (confine, validate, preview) -> policy.classify -> gate.decide
     carry_out: record intent -> execute / ask / queue / refuse -> record outcome -> trust sample
 
-Reads and writes of the trust database happen here and in record/standing.py only; the gate and the
-trust rules are pure.
+An `Engine` is composed of four parts that share one `Setting` (workspace, policy, trust database,
+session) and know nothing of each other's insides: the decision (`Decider`, engine/decide.py), the
+carrying out (`Carrier`, engine/carry.py), the human's side (`HumanSide`, engine/human.py) and the
+read-only views (`Views`, engine/views.py). The engine writes no SQL: every read and write of the
+trust database is a named operation of record/, run as one unit of work; the gate and the trust
+rules are pure.
+
+Open it as an async context manager (`async with await Engine.open(...) as engine:`), or with
+`engine = await Engine.open(...)` and `await engine.close()`.
 """
 
 from __future__ import annotations
 
-from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer
-from ratchet.engine.human import HumanSide
-from ratchet.engine.views import Reading
+import dataclasses
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["CLI_SESSION", "Engine", "Evaluation", "HumanAnswer"]
+from ratchet.engine.carry import Carrier
+from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
+from ratchet.engine.decide import Decider
+from ratchet.engine.human import ComplaintOutcome, HumanSide
+from ratchet.engine.views import Views
+from ratchet.errors import RatchetError
+from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
+from ratchet.policy.levels import Level
+from ratchet.policy.limits import Ceiling
+from ratchet.policy.load import load_policy, resolve_policy_dir
+from ratchet.policy.model import ActionClass, Policy
+from ratchet.record import chain, standing
+from ratchet.record.store import Store, default_db_path
+from ratchet.results import DraftView, ToolOutcome, TrustLevels
+from ratchet.rules import provenance
+from ratchet.rules.escalation import EscalationPacket
+
+__all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer"]
 
 
-class Engine(HumanSide, Reading):
-    """One workspace, one policy, one trust database, one session.
+class Engine:
+    """One workspace, one policy, one trust database, one session."""
 
-    The agent's side (evaluate, carry_out, handoffs' packets) is in engine/core.py, the human's side
-    (approve, reject, complain, demote, pin, freeze) in engine/human.py, and the read-only views in engine/views.py.
-    """
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.decider = Decider(setting)
+        self.carrier = Carrier(setting)
+        self.views = Views(setting)
+        self.human = HumanSide(setting, self.carrier, self.views)
+
+    @classmethod
+    async def open(
+        cls,
+        workspace: Path,
+        *,
+        policies: Path | None = None,
+        db: Path | None = None,
+        client: str | None = None,
+        session: bool | str = True,
+    ) -> Self:
+        """Load the policy (fail closed), open the database, recover interrupted actions, sync standings.
+
+        `session`: True starts a new session, a string joins (or starts) that session (a client's own
+        session id, for hooks), False acts as the human's CLI.
+        """
+        workspace = workspace.resolve()
+        policy = load_policy(resolve_policy_dir(workspace, policies))
+        db_path = (db or default_db_path(workspace)).absolute()
+        protected = [
+            policy.directory,
+            db_path,
+            *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
+        ]
+        ws = Workspace(workspace, protected)
+        store = await Store.open(db_path)
+        keep_database_out_of_git(db_path)
+        try:
+            session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
+            engine = cls(Setting(ws, policy, store, session_id))
+            at_open()
+            await engine.carrier.recover()
+            await store.run(chain.backfill)
+            await store.run(lambda conn: standing.sync_policy(conn, policy))
+            if session:
+                await store.start_session(session_id, client)
+        except BaseException:
+            await store.close()
+            raise
+        return engine
+
+    async def close(self) -> None:
+        """Close the database, and deliver any notifications held back by the rate limit."""
+        flush_notifications()
+        await self.setting.store.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def for_session(self, session_id: str) -> Self:
+        """The same workspace, policy and database, acting in another agent session (one per HTTP client)."""
+        return type(self)(dataclasses.replace(self.setting, session_id=session_id))
+
+    # -- what the parts share ----------------------------------------------------------------------
+
+    @property
+    def workspace(self) -> Workspace:
+        """The confined workspace."""
+        return self.setting.workspace
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this engine was opened with."""
+        return self.setting.policy
+
+    @property
+    def store(self) -> Store:
+        """The trust database."""
+        return self.setting.store
+
+    @property
+    def session_id(self) -> str:
+        """The agent session this engine acts in (`cli` for the human's)."""
+        return self.setting.session_id
+
+    @property
+    def answers(self) -> provenance.AnswerClock:
+        """When each question was put to a client, and the clock that times human answers."""
+        return self.setting.answers
+
+    def ceiling(self) -> Ceiling:
+        """The first limit check (policy/limits.py): the loosest size limits the policy allows per tool."""
+        return self.setting.ceiling
+
+    def check_texts(self, tool: str, **texts: str | None) -> None:
+        """Hold the call's free-text arguments (intent, uncertainty) to max_text_bytes."""
+        for name, value in texts.items():
+            self.setting.ceiling.text(tool, name, value)
+
+    def class_of(self, name: str) -> ActionClass:
+        """A recorded class by name; one removed from the policy since is judged as unclassified."""
+        return self.setting.class_of(name)
+
+    # -- the decision and carrying it out ------------------------------------------------------------
+
+    async def evaluate(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        confidence: float | None = None,
+        can_elicit: bool = True,
+        shell_rule: bool = True,
+    ) -> Evaluation:
+        """Prepare and classify a call and let the gate decide (engine/decide.py)."""
+        return await self.decider.evaluate(
+            tool, args, confidence=confidence, can_elicit=can_elicit, shell_rule=shell_rule
+        )
+
+    async def carry_out(
+        self,
+        ev: Evaluation,
+        *,
+        intent: str | None = None,
+        confidence: float | None = None,
+        answer: HumanAnswer | None = None,
+        uncertainty: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
+        """Do what the decision says and record it all (engine/carry.py)."""
+        return await self.carrier.carry_out(
+            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
+        )
+
+    async def record_external(
+        self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
+    ) -> ToolOutcome:
+        """Record the decision on a call a client runs itself (see Carrier.record_external)."""
+        return await self.carrier.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+
+    async def waiting_external(self, external_tool: str | None = None) -> set[str]:
+        """The external ids of this session's calls still waiting for their client's report."""
+        return await self.carrier.waiting_external(external_tool)
+
+    async def record_external_outcome(
+        self,
+        external_id: str,
+        *,
+        ran: bool,
+        ok: bool,
+        answered: bool = True,
+        answered_at: float | None = None,
+        external_tool: str | None = None,
+    ) -> standing.Transition | None:
+        """The client reports what became of a call it ran itself (see Carrier.record_external_outcome)."""
+        return await self.carrier.record_external_outcome(
+            external_id, ran=ran, ok=ok, answered=answered, answered_at=answered_at, external_tool=external_tool
+        )
+
+    async def refuse(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        error: RatchetError,
+        *,
+        intent: str | None,
+        confidence: float | None,
+    ) -> int:
+        """Record a call refused before it could be classified (bad path, bad arguments)."""
+        return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+
+    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
+        """A packet with this session's context: history, task, cost of delay, escalation budget."""
+        return await self.carrier.packet_for(action_id, **fields)
+
+    def notify_inbox(
+        self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
+    ) -> None:
+        """Run the policy's notify command (if any) for something that just landed in the inbox."""
+        self.carrier.notify_inbox(action_id, status, tool, target, packet)
+
+    # -- the human's side --------------------------------------------------------------------------
+
+    async def approve(
+        self,
+        action_id: int,
+        *,
+        reviewer: str = "cli",
+        content: str | None = None,
+        note: str | None = None,
+        seconds: float | None = None,
+        channel: str | None = None,
+    ) -> DraftView:
+        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
+        return await self.human.approve(
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+        )
+
+    async def reject(
+        self,
+        action_id: int,
+        reason: str,
+        *,
+        reviewer: str = "cli",
+        seconds: float | None = None,
+        channel: str | None = None,
+    ) -> DraftView:
+        """Reject a queued draft: nothing runs, and the class's window records a failure."""
+        return await self.human.reject(action_id, reason, reviewer=reviewer, seconds=seconds, channel=channel)
+
+    async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
+        """Record that an action that ran was wrong; the class pays for it (once per action)."""
+        return await self.human.complain(action_id, reason)
+
+    async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
+        """A human caps every class at `level` at once."""
+        return await self.human.freeze(level, reason, until)
+
+    async def unfreeze(self, reason: str) -> list[standing.Transition]:
+        """A human lifts the freeze."""
+        return await self.human.unfreeze(reason)
+
+    async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
+        """A human lowers a class."""
+        return await self.human.demote(name, reason, to)
+
+    async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
+        """A human caps a class (or lifts the cap with None)."""
+        return await self.human.pin(name, level, reason)
+
+    # -- views -------------------------------------------------------------------------------------
+
+    async def trust_levels(self) -> TrustLevels:
+        """Every class, where it stands, its window, and what a call of it would do now."""
+        return await self.views.trust_levels()
+
+    async def queue(self) -> list[DraftView]:
+        """Drafts waiting for a human, oldest first."""
+        return await self.views.queue()
+
+    async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
+        """Recent actions, newest first."""
+        return await self.views.history(limit, action_class)
+
+    async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Recorded transitions with their evidence, newest first."""
+        return await self.views.transitions(action_class, limit)
+
+    async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
+        """One recorded action; with `wait_s`, wait up to that long for a draft to be decided."""
+        return await self.views.view(action_id, wait_s)

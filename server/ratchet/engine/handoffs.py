@@ -9,7 +9,7 @@ policy; past it, handoffs are still accepted but flagged. The human answers with
 from __future__ import annotations
 
 import json
-import os
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import BaseModel, Field
 
+from ratchet.engine.core import CLI_SESSION
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
+from ratchet.record import actions
+from ratchet.record.lifecycle import Status
 from ratchet.record.store import MAY_HAVE_RUN
 from ratchet.redact import redact
 from ratchet.rules.escalation import EscalationPacket, Option
@@ -26,9 +29,13 @@ from ratchet.rules.escalation import EscalationPacket, Option
 if TYPE_CHECKING:
     from ratchet.engine import Engine
 
-OPEN_ESCALATION = "status IN ('blocked', 'escalated') AND resolved_at IS NULL"
-# An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.
-OPEN_INTERRUPTION = f"status = 'interrupted' AND resolved_at IS NULL AND error LIKE '{MAY_HAVE_RUN}%'"
+# What each inbox item is, by its action's status.
+_KINDS = {
+    Status.DRAFT: "draft",
+    Status.BLOCKED: "stopped",
+    Status.ESCALATED: "handoff",
+    Status.INTERRUPTED: "interrupted",
+}
 MAX_WAIT_S = 600.0
 # `[defaults.limits] handoffs_per_minute` counts a session's handoffs over this sliding window.
 HANDOFF_WINDOW_S = 60.0
@@ -116,25 +123,30 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
     if not any(o.recommended for o in options):
         options[0] = options[0].model_copy(update={"recommended": True})
     store = engine.store
-    args = request.model_dump()
-    async with store.transaction():
+    args_json = redact(json.dumps(request.model_dump()))
+    target = redact(request.uncertainty)[:200]
+    task = redact(request.task) if request.task else None
+    limits = engine.policy.defaults.limits
+
+    def record(conn: sqlite3.Connection) -> tuple[int, EscalationPacket]:
         now = clock()
-        await _within_rate(engine, now)
-        handoff_id = await store.insert(
-            "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
-            "intent, class_level, level, route, triggers_json, status, pid) VALUES "
-            "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', 'escalated', ?)",
-            (
-                engine.session_id,
-                now,
-                redact(request.uncertainty)[:200],
-                engine.policy.fingerprint,
-                redact(json.dumps(args)),
-                redact(request.task) if request.task else None,
-                os.getpid(),
-            ),
+        # Refuse a handoff past the session's `handoffs_per_minute`, inside the same transaction.
+        recent = actions.recent_handoffs(conn, engine.session_id, now - HANDOFF_WINDOW_S, limits.handoffs_per_minute)
+        if len(recent) >= limits.handoffs_per_minute:
+            raise rate_refusal(
+                "handoffs_per_minute",
+                len(recent),
+                limits.handoffs_per_minute,
+                HANDOFF_WINDOW_S,
+                min(recent) + HANDOFF_WINDOW_S - now,
+                engine.policy.defaults_file,
+                "request_handoff refused: this session's handoffs",
+            )
+        handoff_id = actions.insert_handoff(
+            conn, engine.session_id, now, target, engine.policy.fingerprint, args_json, task
         )
-        packet = await engine.packet_for(
+        packet = engine.carrier.packet_in(
+            conn,
             handoff_id,
             kind="handoff",
             action=None,
@@ -146,9 +158,12 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
             what_tried=request.what_tried,
             uncertainty=request.uncertainty,
         )
-        if request.task:
-            packet = packet.model_copy(update={"task": redact(request.task)})
-        await store.update("UPDATE actions SET packet_json = ? WHERE id = ?", (packet.model_dump_json(), handoff_id))
+        if task:
+            packet = packet.model_copy(update={"task": task})
+        actions.set_packet(conn, handoff_id, packet.model_dump_json())
+        return handoff_id, packet
+
+    handoff_id, packet = await store.run(record)
     engine.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
     note = " (over this session's escalation budget: flagged)" if packet.over_budget else ""
     return HandoffView(
@@ -162,35 +177,13 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
     )
 
 
-async def _within_rate(engine: Engine, now: float) -> None:
-    """Refuse a handoff past the session's `handoffs_per_minute` (inside the caller's transaction)."""
-    limits = engine.policy.defaults.limits
-    limit = limits.handoffs_per_minute
-    rows = await engine.store.all(
-        "SELECT created_at FROM actions WHERE session_id = ? AND tool = 'request_handoff' AND created_at > ? "
-        "ORDER BY id DESC LIMIT ?",
-        (engine.session_id, now - HANDOFF_WINDOW_S, limit),
-    )
-    if len(rows) >= limit:
-        oldest = min(r[0] for r in rows)
-        raise rate_refusal(
-            "handoffs_per_minute",
-            len(rows),
-            limit,
-            HANDOFF_WINDOW_S,
-            oldest + HANDOFF_WINDOW_S - now,
-            engine.policy.defaults_file,
-            "request_handoff refused: this session's handoffs",
-        )
-
-
 async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> HandoffView:
     """An escalation and its answer; with `wait_s`, wait up to that long for the human to answer."""
     if not 0 <= wait_s <= MAX_WAIT_S:
         raise InvalidRequest(f"wait_s {wait_s} is out of range; expected 0 to {MAX_WAIT_S:g} seconds")
     deadline = time.monotonic() + wait_s
     while True:
-        row = await engine.store.maybe("SELECT * FROM actions WHERE id = ?", (handoff_id,))
+        row = await engine.views.row(handoff_id)
         if row is None or row["packet_json"] is None:
             raise DraftNotFound(f"no escalation {handoff_id}; `ratchet inbox` lists them")
         if row["resolved_at"] is not None or time.monotonic() >= deadline:
@@ -200,12 +193,12 @@ async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> H
 
 async def resolve(engine: Engine, item_id: int, option: str | None, note: str | None) -> HandoffView:
     """Record the human's answer to a stopped action or a handoff (drafts use approve/reject)."""
-    row = await engine.store.maybe("SELECT * FROM actions WHERE id = ?", (item_id,))
+    row = await engine.views.row(item_id)
     if row is None:
         raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")
-    if row["status"] == "drafted":
+    if row["status"] == Status.DRAFT:
         raise InvalidRequest(f"{item_id} is a draft: use `ratchet approve {item_id}` or `ratchet reject {item_id}`")
-    if row["status"] == "interrupted" and str(row["error"] or "").startswith(MAY_HAVE_RUN):
+    if row["status"] == Status.INTERRUPTED and str(row["error"] or "").startswith(MAY_HAVE_RUN):
         return await _checked(engine, row, option, note)
     if row["packet_json"] is None:
         raise InvalidRequest(f"action {item_id} is {row['status']}; only stopped actions and handoffs are resolved")
@@ -215,14 +208,8 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
         raise InvalidRequest(f"say what to do: --option one of {', '.join(names)}, and/or --note TEXT")
     if option is not None and option not in names:
         raise InvalidRequest(f"unknown option {option!r}; this packet offers: {', '.join(names)}")
-    async with engine.store.transaction():
-        changed = await engine.store.update(
-            "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = 'cli', "
-            "review_channel = 'cli', review_seconds = ? - created_at, "
-            "status = CASE status WHEN 'escalated' THEN 'resolved' ELSE status END "
-            "WHERE id = ? AND resolved_at IS NULL",
-            (option or "note", note, time.time(), time.time(), item_id),
-        )
+    resolution = option or "note"
+    changed = await engine.store.run(lambda conn: actions.resolve(conn, item_id, resolution, note, "cli"))
     if not changed:
         raise InvalidRequest(f"{item_id} was already resolved")
     return await get_handoff(engine, item_id)
@@ -233,12 +220,7 @@ async def _checked(engine: Engine, row: Any, option: str | None, note: str | Non
     if option not in (None, "checked"):
         raise InvalidRequest(f"action {row['id']} was interrupted; the one option is `checked` (and/or --note TEXT)")
     now = time.time()
-    async with engine.store.transaction():
-        changed = await engine.store.update(
-            "UPDATE actions SET resolution = 'checked', resolution_note = ?, resolved_at = ? "
-            "WHERE id = ? AND resolved_at IS NULL",
-            (note, now, row["id"]),
-        )
+    changed = await engine.store.run(lambda conn: actions.mark_checked(conn, row["id"], note, now))
     if not changed:
         raise InvalidRequest(f"{row['id']} was already resolved")
     return HandoffView(
@@ -255,18 +237,11 @@ async def _checked(engine: Engine, row: Any, option: str | None, note: str | Non
 
 async def inbox(engine: Engine) -> list[InboxItem]:
     """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
-    # Two index lookups rather than one OR, which would read the whole history.
-    rows = await engine.store.all(
-        "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') AND status = 'drafted' "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION} ORDER BY id"
-    )
+    rows = await engine.store.call(actions.inbox)
     now = time.time()
     items = []
     for r in rows:
-        kind = {"drafted": "draft", "blocked": "stopped", "escalated": "handoff", "interrupted": "interrupted"}[
-            r["status"]
-        ]
+        kind = _KINDS[Status(r["status"])]
         blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
         summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
         if kind == "interrupted":  # say what is known: it may have run (pid, start), check before going on
@@ -289,10 +264,7 @@ async def inbox(engine: Engine) -> list[InboxItem]:
 
 async def escalation_stats(engine: Engine) -> list[EscalationStats]:
     """How often each session escalated, per class (stopped actions and handoffs over all actions)."""
-    rows = await engine.store.all(
-        "SELECT session_id, class, count(*) AS n, sum(status IN ('blocked', 'escalated', 'resolved')) AS e "
-        "FROM actions WHERE session_id != 'cli' GROUP BY session_id, class ORDER BY session_id, class"
-    )
+    rows = await engine.store.call(lambda conn: actions.escalation_stats(conn, CLI_SESSION))
     return [
         EscalationStats(
             session_id=r["session_id"],

@@ -1,19 +1,21 @@
-"""The human's side of the engine: approve, reject, complain, demote, pin. Nothing here promotes."""
+"""The human's side of the engine: approve, reject, complain, demote, pin, freeze. Nothing here promotes."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from ratchet.engine.core import Core, HumanAnswer, _view, keep_args_on
+from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler
+from ratchet.engine.core import HumanAnswer, Setting, channel_of
+from ratchet.engine.views import Views
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from ratchet.operations import operation
 from ratchet.policy.levels import Level
-from ratchet.record import chain, standing
+from ratchet.record import actions, standing
+from ratchet.record.lifecycle import Status
 from ratchet.results import DraftView
 from ratchet.rules import provenance
 
@@ -35,8 +37,13 @@ class ComplaintOutcome:
         return text + (f"; {self.moved.line()}" if self.moved is not None else "")
 
 
-class HumanSide(Core):
+class HumanSide:
     """What a human (through the CLI or the client's dialog) does to drafts, actions and classes."""
+
+    def __init__(self, setting: Setting, carrier: Carrier, views: Views) -> None:
+        self.setting = setting
+        self.carrier = carrier
+        self.views = views
 
     async def approve(
         self,
@@ -54,50 +61,48 @@ class HumanSide(Core):
         answer); at the CLI by default the time since drafting. `channel` defaults to the reviewer when it names
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         """
-        row = await self._claim(action_id)
-        cls = self.class_of(row["class"])
-        evidence = self.class_of(row["evidence_class"] or row["class"])
+        s = self.setting
+        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id))
+        if not claimed:
+            raise not_queued(action_id, row)
+        assert row is not None
+        cls = s.class_of(row["class"])
+        evidence = s.class_of(row["evidence_class"] or row["class"])
         args = json.loads(row["args_json"])
         op = operation(row["tool"])
+        kept = draft_args_kept(row)  # the content leaves with the queue, whatever becomes of it
+        edited = content is not None
         try:
-            if await op.fingerprint(self.op_context(), args) != row["fingerprint"]:
+            if await op.fingerprint(s.op_context(), args) != row["fingerprint"]:
                 raise DraftStale(
                     f"draft {action_id}: {row['target']} changed since it was drafted; "
                     "nothing was written. Ask the agent to redo it"
                 )
-            edited = content is not None
-            if edited:
-                if row["tool"] not in ("write_file", "edit_file"):
+            if content is not None:
+                if op.with_content is None:
                     raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
-                prepared = await operation("write_file").prepare(
-                    self.op_context(), {"path": args["path"], "content": content}
-                )
+                tool, edited_args = op.with_content(args, content)
+                prepared = await operation(tool).prepare(s.op_context(), edited_args)
             else:
-                prepared = await op.prepare(self.op_context(), args)
+                prepared = await op.prepare(s.op_context(), args)
         except RatchetError as exc:
-            async with self.store.transaction():
-                await self._finish(action_id, "stale" if isinstance(exc, DraftStale) else "failed", None, str(exc))
+            status = Status.STALE if isinstance(exc, DraftStale) else Status.FAILED
+            error = str(exc)
+            await s.store.run(lambda conn: actions.finish(conn, action_id, status, None, error, kept_args=kept))
             raise
-        status, result, error, ok = await self._run(prepared, action_id, cls)
+        ran = await self.carrier.run(prepared, action_id, cls, kept=kept)
+        via = channel_of(reviewer, channel)
         answer = HumanAnswer(
-            True,
-            reviewer,
-            note,
-            self._review_time(row, seconds, _channel(reviewer, channel)),
-            channel=_channel(reviewer, channel),
-            edited=edited,
-        ).judged(evidence, row["preview"])
+            True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited
+        ).judged(evidence, row["preview"], row["hidden_lines"])
         # Approval with edits is rework: the draft was not good enough as it stood.
-        sample = None if ok is None else ok and not edited
-        if sample is True and not answer.counts:
-            sample = None  # it ran, but the approval is no evidence that a human read it
-        async with self.store.transaction():
-            await self._finish(action_id, status, result, error, answer=answer, sample=sample)
-            if sample is not None:
-                await self._sample(evidence, action_id, sample, row["session_id"], mark=False)
-            if status == "executed":
-                await self._remember(cls, prepared)
-        return await self.view(action_id)
+        ok = ran[3]
+        outcome_sample = None if ok is None else ok and not edited
+        if outcome_sample is True and not answer.counts:
+            outcome_sample = None  # it ran, but the approval is no evidence that a human read it
+        settled = (ran[0], ran[1], ran[2], outcome_sample)
+        await s.store.run(settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept))
+        return await self.views.view(action_id)
 
     async def reject(
         self,
@@ -113,57 +118,41 @@ class HumanSide(Core):
         A rejection outside the CLI faster than the reading rule is no answer (rules/provenance.py): the
         draft stays queued, marked `unanswered`, and nothing is a sample.
         """
-        async with self.store.transaction():
-            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
-            if row is not None and row["status"] == "drafted":
-                via = _channel(reviewer, channel)
-                evidence = self.class_of(row["evidence_class"] or row["class"])
-                answer = HumanAnswer(False, reviewer, reason, self._review_time(row, seconds, via), channel=via).judged(
-                    evidence, row["preview"]
-                )
-                if answer.evidence == provenance.UNANSWERED:
-                    await self.store.update(
-                        "UPDATE actions SET review_channel = ?, review_seconds = ?, evidence = ? WHERE id = ?",
-                        (answer.channel, answer.seconds, answer.evidence, action_id),
-                    )
-                    return _view(row)
-            changed = await self.store.update(
-                "UPDATE actions SET status = 'rejected', finished_at = ? WHERE id = ? AND status = 'drafted'",
-                (time.time(), action_id),
-            )
-            if not changed:
-                raise self._not_queued(action_id, row)
-            assert row is not None
-            await self.store.call(lambda c: keep_args_on(c, action_id=action_id))  # the content leaves with the queue
-            await self._review(action_id, answer)
-            await self._sample(evidence, action_id, False, row["session_id"])
-        return await self.view(action_id)
+        s = self.setting
+        via = channel_of(reviewer, channel)
+        now = s.answers.now()
 
-    def _review_time(self, row: Any, seconds: float | None, channel: str | None) -> float | None:
+        def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = actions.action(conn, action_id)
+            if row is None or row["status"] != Status.DRAFT:
+                raise not_queued(action_id, row)
+            evidence = s.class_of(row["evidence_class"] or row["class"])
+            took = self._review_time(row, seconds, via, now)
+            answer = HumanAnswer(False, reviewer, reason, took, channel=via).judged(
+                evidence, row["preview"], row["hidden_lines"]
+            )
+            if answer.evidence == provenance.UNANSWERED:
+                actions.mark_unanswered(conn, action_id, answer.channel, answer.seconds, answer.evidence)
+                return row
+            kept = draft_args_kept(row) or row["args_json"]
+            if not actions.reject_draft(conn, action_id, kept):
+                raise not_queued(action_id, actions.action(conn, action_id))
+            actions.record_review(conn, action_id, answer.review())
+            sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
+            return None
+
+        unanswered = await s.store.run(record)
+        if unanswered is not None:
+            return self.views.draft_view(unanswered)
+        return await self.views.view(action_id)
+
+    def _review_time(
+        self, row: dict[str, Any], seconds: float | None, channel: str | None, now: float | None = None
+    ) -> float | None:
         """The given review time; at the CLI by default the time since drafting; else None (untimed)."""
         if seconds is not None or channel != "cli":
             return seconds
-        return max(0.0, self.answers.now() - float(row["created_at"]))
-
-    async def _claim(self, action_id: int) -> Any:
-        """Take a draft for execution atomically: a draft approved twice runs once."""
-        async with self.store.transaction():
-            changed = await self.store.update(
-                "UPDATE actions SET status = 'approving', pid = ? WHERE id = ? AND status = 'drafted'",
-                (os.getpid(), action_id),
-            )
-            row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
-        if not changed:
-            raise self._not_queued(action_id, row)
-        return row
-
-    @staticmethod
-    def _not_queued(action_id: int, row: Any) -> RatchetError:
-        if row is None:
-            return DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
-        return DraftAlreadyResolved(
-            f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once"
-        )
+        return max(0.0, (self.setting.answers.now() if now is None else now) - float(row["created_at"]))
 
     async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
         """Record that an action that ran was wrong; the class pays for it (once per action).
@@ -171,57 +160,52 @@ class HumanSide(Core):
         Where the class demotes on complaint and stands above its floor, it drops a rung; otherwise
         the action's sample becomes a failure in the class's window (see standing.complain).
         """
-        row = await self.store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
+        s = self.setting
+        row = await s.store.call(lambda conn: actions.action(conn, action_id))
         if row is None:
             raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
-        if row["status"] != "executed":
+        if row["status"] != Status.EXECUTED:
             raise InvalidRequest(f"action {action_id} is {row['status']}; complaints are about actions that ran")
-        cls = self.class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
+        cls = s.class_of(row["evidence_class"] or row["class"])  # the class whose window holds its sample
 
         def record(conn: sqlite3.Connection) -> ComplaintOutcome:
-            first = conn.execute(
-                "SELECT at FROM complaints WHERE action_id = ? ORDER BY id LIMIT 1", (action_id,)
-            ).fetchone()
+            first = actions.first_complaint(conn, action_id)
             if first is not None:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(first[0]))
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(first))
                 raise InvalidRequest(
                     f"action {action_id} already has a complaint (recorded {when}); an action is complained "
                     "about once. `ratchet explain` shows it"
                 )
-            now = time.time()
-            conn.execute(
-                "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')",
-                (action_id, now, reason),
-            )
-            chain.add_review(conn, action_id, now, "complaint", "human", None, reason)
-            conn.execute("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
+            actions.add_complaint(conn, action_id, reason)
             moved = standing.complain(conn, cls, action_id, reason)
             demoted = moved is not None and moved.kind == "complaint"
             return ComplaintOutcome(action_id, cls.name, moved, failure=not demoted)
 
-        return await self.store.run(record)
+        return await s.store.run(record)
 
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once (until `until`, or until unfreeze)."""
-        return await self.store.run(lambda c: standing.freeze(c, self.policy, level, reason, until))
+        policy = self.setting.policy
+        return await self.setting.store.run(lambda c: standing.freeze(c, policy, level, reason, until))
 
     async def unfreeze(self, reason: str) -> list[standing.Transition]:
         """A human lifts the freeze: every class returns to its earned level, never above."""
-        return await self.store.run(lambda c: standing.unfreeze(c, self.policy, reason))
+        policy = self.setting.policy
+        return await self.setting.store.run(lambda c: standing.unfreeze(c, policy, reason))
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""
-        cls = self._named(name)
-        return await self.store.run(lambda c: standing.human_demote(c, cls, reason, to))
+        cls = self.setting.named(name)
+        return await self.setting.store.run(lambda c: standing.human_demote(c, cls, reason, to))
 
     async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
         """A human caps a class (or lifts the cap with None)."""
-        cls = self._named(name)
-        return await self.store.run(lambda c: standing.pin(c, cls, level, reason))
+        cls = self.setting.named(name)
+        return await self.setting.store.run(lambda c: standing.pin(c, cls, level, reason))
 
 
-def _channel(reviewer: str, channel: str | None) -> str | None:
-    """The channel an answer came through: given, or the reviewer when it names a channel."""
-    if channel is not None:
-        return channel
-    return reviewer if reviewer in provenance.CHANNELS else None
+def not_queued(action_id: int, row: dict[str, Any] | None) -> RatchetError:
+    """Why an action cannot be approved or rejected: there is none, or it is not a queued draft."""
+    if row is None:
+        return DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+    return DraftAlreadyResolved(f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once")

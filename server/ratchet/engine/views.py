@@ -1,46 +1,48 @@
-"""Reading the record: class standings, the draft queue, history and transitions."""
+"""Reading the record: class standings, the draft queue, history, transitions and one action."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from typing import Any
 
-from ratchet.engine.core import Core, _view
-from ratchet.executors.sandbox import sandbox_status_async
+import anyio
+
+from ratchet.engine.core import Setting
+from ratchet.errors import DraftNotFound, InvalidRequest
+from ratchet.operations import sandbox_status_async
 from ratchet.policy.levels import Level
-from ratchet.record import integrity, standing
+from ratchet.record import actions, integrity, standing
 from ratchet.record.integrity import Freeze
+from ratchet.record.lifecycle import Status
 from ratchet.record.store import ClassRow
 from ratchet.results import ClassStatus, DraftView, TriggerInfo, TrustLevels
 from ratchet.rules.gate import decide, no_sandbox_trigger
 from ratchet.rules.trust import evidence, samples_to_promote
 
 
-class Reading(Core):
+class Views:
     """Read-only views of what the engine has recorded."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
 
     async def trust_levels(self) -> TrustLevels:
         """Every class, where it stands, its window, and what a call of it would do now."""
-        classes = (*sorted(self.policy.classes.values(), key=lambda c: c.name), self.policy.unclassified)
+        policy = self.setting.policy
+        classes = (*sorted(policy.classes.values(), key=lambda c: c.name), policy.unclassified)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[ClassRow], Freeze | None, tuple[int, list[str]]]:
+        def read(
+            conn: sqlite3.Connection,
+        ) -> tuple[list[ClassRow], Freeze | None, tuple[int, list[str]], dict[str, tuple[int, int]]]:
             # The record, not the cache: a cache changed outside Ratchet is reported here too.
             found = [standing.current(conn, cls)[0] for cls in classes]
-            return found, integrity.freeze_of(conn), integrity.tamper_records(conn)
+            return found, integrity.freeze_of(conn), integrity.tamper_records(conn), actions.not_evidence(conn)
 
-        rows, freeze, (tampers, tamper_lines) = await self.store.run(read)
+        rows, freeze, (tampers, tamper_lines), not_evidence = await self.setting.store.run(read)
         frozen = freeze if freeze is not None and freeze.active() else None
         sandbox = await sandbox_status_async()
-        not_evidence = {
-            r[0]: (r[1] or 0, r[2] or 0)
-            for r in await self.store.all(
-                # Counted for the class whose level decided the call (evidence_class), like its samples.
-                "SELECT coalesce(evidence_class, class) AS judged, sum(evidence = 'unverified'), "
-                "sum(evidence = 'unanswered') FROM actions WHERE evidence IN ('unverified', 'unanswered') "
-                "GROUP BY judged"
-            )
-        }
         out = []
         for cls, row in zip(classes, rows, strict=True):
             window = standing.window_of(row)
@@ -86,8 +88,8 @@ class Reading(Core):
         shown = f"on ({sandbox.detail})" if sandbox.available else f"unavailable: {sandbox.detail}"
         return TrustLevels(
             classes=out,
-            policy=str(self.policy.directory),
-            policy_fingerprint=self.policy.fingerprint,
+            policy=str(policy.directory),
+            policy_fingerprint=policy.fingerprint,
             sandbox=shown,
             freeze=None if frozen is None else frozen.detail(),
             tamper_records=tampers,
@@ -96,24 +98,57 @@ class Reading(Core):
 
     async def queue(self) -> list[DraftView]:
         """Drafts waiting for a human, oldest first."""
-        rows = await self.store.all(
-            "SELECT * FROM actions WHERE status IN ('running', 'drafted', 'approving') AND status = 'drafted' "
-            "ORDER BY id"  # the first condition is the partial index's: no scan of the whole history
-        )
-        return [_view(r) for r in rows]
+        return [self.draft_view(r) for r in await self.setting.store.call(actions.queue)]
 
     async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
         """Recent actions, newest first."""
-        if action_class:
-            rows = await self.store.all(
-                "SELECT * FROM actions WHERE class = ? ORDER BY id DESC LIMIT ?", (action_class, limit)
-            )
-        else:
-            rows = await self.store.all("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,))
-        return [_view(r) for r in rows]
+        rows = await self.setting.store.call(lambda c: actions.history(c, limit, action_class))
+        return [self.draft_view(r) for r in rows]
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""
-        sql = "SELECT * FROM transitions " + ("WHERE class = ? " if action_class else "") + "ORDER BY id DESC LIMIT ?"
-        rows = await self.store.all(sql, (action_class, limit) if action_class else (limit,))
-        return [{**dict(r), "evidence": json.loads(r["evidence_json"])} for r in rows]
+        return await self.setting.store.call(lambda c: actions.transitions(c, action_class, limit))
+
+    async def row(self, action_id: int) -> dict[str, Any] | None:
+        """One recorded action's row, or None."""
+        return await self.setting.store.call(lambda c: actions.action(c, action_id))
+
+    async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
+        """One recorded action (draft or not); with `wait_s`, wait up to that long for a draft to be decided."""
+        if not 0 <= wait_s <= 600:
+            raise InvalidRequest(f"wait_s {wait_s} is out of range; expected 0 to 600 seconds")
+        deadline = time.monotonic() + wait_s
+        while True:
+            row = await self.row(action_id)
+            if row is None:
+                raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+            if row["status"] not in (Status.DRAFT, Status.APPROVING) or time.monotonic() >= deadline:
+                return self.draft_view(row)
+            await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    @staticmethod
+    def draft_view(row: dict[str, Any]) -> DraftView:
+        """An action's row as a human or the agent sees it."""
+        return DraftView(
+            action_id=row["id"],
+            status=row["status"],
+            tool=row["tool"],
+            target=row["target"],
+            action_class=row["class"],
+            rule=row["rule"],
+            class_level=row["class_level"],
+            level=row["level"],
+            intent=row["intent"],
+            confidence=row["confidence"],
+            preview=row["preview"],
+            triggers=[TriggerInfo(**t) for t in json.loads(row["triggers_json"])],
+            created_at=row["created_at"],
+            session_id=row["session_id"],
+            reviewer=row["reviewer"],
+            review_seconds=row["review_seconds"],
+            review_note=row["review_note"],
+            edited=bool(row["edited"]),
+            error=row["error"],
+            result=json.loads(row["result_json"]) if row["result_json"] else None,
+            has_packet=row["packet_json"] is not None,
+        )

@@ -96,7 +96,7 @@ def disposition(status: str, route: str, reviewer: str | None, edited: bool) -> 
         return status
     if reviewer is not None:
         return "edited" if edited else "approved"
-    return "pending" if status in ("drafted", "approving", "asked", "allowed") else "unresolved"
+    return "pending" if status in ("draft", "approving", "asked", "allowed") else "unresolved"
 
 
 @dataclass(frozen=True)

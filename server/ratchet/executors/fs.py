@@ -85,6 +85,9 @@ class WritePlan:
     before: FileState
     new_text: str
     diff: str
+    # Changed lines the preview folds away past its size budget (its marker says so for humans; the
+    # reading-time rule counts this number, recorded with the action).
+    hidden_lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,8 @@ def _plan(rel: str, before: FileState, new_text: str) -> WritePlan:
         new_text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates survive JSON decoding but not the disk
         raise InvalidRequest(f"the new content for {rel} is not encodable as UTF-8: {exc.reason}") from exc
-    return WritePlan(rel=rel, before=before, new_text=new_text, diff=_diff(rel, before.text, new_text))
+    diff, hidden = _diff(rel, before.text, new_text)
+    return WritePlan(rel=rel, before=before, new_text=new_text, diff=diff, hidden_lines=hidden)
 
 
 def _stage_and_rename(parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None, shown: Path) -> None:
@@ -346,8 +350,9 @@ def _excerpt(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _diff(rel: str, before: str | None, after: str) -> str:
-    """Unified diff with git-style headers, capped at a line and size budget with a marker."""
+def _diff(rel: str, before: str | None, after: str) -> tuple[str, int]:
+    """Unified diff with git-style headers, capped at a line and size budget with a marker; and how many
+    lines the marker stands for (0 when nothing was cut)."""
     lines = difflib.unified_diff(
         _lines(before or ""), _lines(after), "/dev/null" if before is None else f"a/{rel}", f"b/{rel}"
     )
@@ -355,16 +360,17 @@ def _diff(rel: str, before: str | None, after: str) -> str:
     if before is None and after == "":
         out.append(f"--- /dev/null\n+++ b/{rel}\n")  # difflib emits nothing for an empty new file
     size = 0
+    hidden = 0
     for count, line in enumerate(lines):
         if not line.endswith("\n"):
             line += "\n\\ No newline at end of file\n"
         if count >= _MAX_DIFF_LINES or size + len(line) > _MAX_DIFF_CHARS:
-            rest = sum(1 for _ in lines) + 1
-            out.append(f"[diff truncated: {rest} more lines not shown]\n")
+            hidden = sum(1 for _ in lines) + 1
+            out.append(f"[diff truncated: {hidden} more lines not shown]\n")
             break
         out.append(line)
         size += len(line)
-    return "".join(out)
+    return "".join(out), hidden
 
 
 def _lines(text: str) -> list[str]:

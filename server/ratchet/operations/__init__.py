@@ -3,143 +3,78 @@
 An operation knows three things about its tool: how to *prepare* a call (confine and validate the
 arguments, compute what would change, name what the policy matcher sees, and fingerprint the
 target so a draft can be checked for staleness), how to read the target's *fingerprint* now, and
-how to *execute* a prepared call. The engine stores a draft's arguments and re-prepares them when
-a human approves, so what runs is exactly what was drafted against a target that has not changed.
-Operations never import MCP.
+how to *execute* a prepared call; and, where it has them, how to clean up after an interrupted
+call (`recover`) and how a human's own content replaces a draft's (`with_content`). The engine
+stores a draft's arguments and re-prepares them when a human approves, so what runs is exactly what
+was drafted against a target that has not changed. Operations never import MCP.
+
+The shared types live in operations/base.py; this module gathers the operations into the registry.
+It is also the engine's one door to the executors: the confined workspace, whether the OS sandbox
+is there, whether a recorded process still lives, and the human's notification command.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
-
 from ratchet.errors import InvalidRequest
+from ratchet.executors.notify import flush_notifications, notify
+from ratchet.executors.sandbox import sandbox_status_async
+from ratchet.executors.shell import process_alive
 from ratchet.executors.workspace import Workspace
-from ratchet.policy.limits import Ceiling, Limits
-from ratchet.policy.model import CommandSettings, Subject
-from ratchet.redact import redact
+from ratchet.operations import commands, files, git
+from ratchet.operations.base import (
+    Leftover,
+    OpContext,
+    Operation,
+    Prepared,
+    ProgressCallback,
+    SpawnCallback,
+    kept_args,
+)
+from ratchet.operations.files import EditSpec
 
-ProgressCallback = Callable[[float, str], Awaitable[None]]
-SpawnCallback = Callable[[int], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class OpContext:
-    """What an operation may use: the confined workspace, the command settings, a progress sink, and
-    the loosest limits the policy allows (checked before any work; the class's come after classifying).
-
-    `sandbox` and `network` are the deciding class's: whether a command runs in the OS sandbox and
-    whether it may reach the network there. `on_spawn` is told a command's process id once it exists.
-    """
-
-    workspace: Workspace
-    commands: CommandSettings
-    progress: ProgressCallback | None = None
-    ceiling: Ceiling = field(default_factory=lambda: Ceiling(Limits(), (), "00-defaults.toml"))
-    sandbox: bool = True
-    network: bool = False
-    on_spawn: SpawnCallback | None = None
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A call ready for the gate: what it touches, what it would change, and how to run it.
-
-    `subjects` is what the policy matcher sees: one per file, per command a shell string or wrapper
-    really runs, per file a redirection writes. The action is decided by the most conservative.
-    """
-
-    tool: str
-    args: dict[str, Any]
-    subjects: tuple[Subject, ...]
-    target: str
-    preview: str
-    fingerprint: str | None
-    plan: Any = field(repr=False, default=None)
-    shell: bool = False
-    # What the record keeps of the arguments once the call can no longer run (None: the arguments).
-    record: dict[str, Any] | None = None
-    # The call's measured sizes, by limit key, checked against its class's limits once classified.
-    sizes: dict[str, int] = field(default_factory=dict)
-    # Built-in refusals, whatever the policy says: (trigger name, detail); the gate blocks the call.
-    refusals: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def subject(self) -> Subject:
-        """The primary subject (the first)."""
-        return self.subjects[0]
-
-    @cached_property
-    def shown(self) -> str:
-        """The preview with secrets redacted: what is stored and shown (computed once per call)."""
-        return redact(self.preview)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """How one tool prepares, fingerprints and executes."""
-
-    tool: str
-    prepare: Callable[[OpContext, dict[str, Any]], Awaitable[Prepared]]
-    fingerprint: Callable[[OpContext, dict[str, Any]], Awaitable[str | None]]
-    execute: Callable[[OpContext, Prepared, str], Awaitable[dict[str, Any]]]
-
-
-def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """What the record keeps of a call's arguments once it can no longer run: never a file's content.
-
-    A write keeps its path, the content's hash and size; an edit its path, the number of edits and
-    their hash and size; a command its stdin's hash and size. Other arguments are small (size-limited).
-    """
-    if tool == "write_file" and isinstance(args.get("content"), str):
-        data = str(args["content"]).encode("utf-8", "surrogatepass")
-        return {"path": args.get("path"), "content_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    if tool == "edit_file" and isinstance(args.get("edits"), list):
-        data = json.dumps(args["edits"], sort_keys=True).encode("utf-8", "surrogatepass")
-        return {
-            "path": args.get("path"),
-            "edits": len(args["edits"]),
-            "edits_sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-        }
-    if tool == "run_command" and isinstance(args.get("stdin"), str):
-        data = args["stdin"].encode("utf-8", "surrogatepass")
-        return {**args, "stdin": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
-    return args
-
-
-def _registry() -> dict[str, Operation]:
-    from ratchet.operations import commands, files, git
-
-    return {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
-
-
-OPERATIONS: dict[str, Operation] = {}
+OPERATIONS: dict[str, Operation] = {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
 
 
 def operation(tool: str) -> Operation:
     """The operation for a governed tool; InvalidRequest for a tool Ratchet does not govern."""
-    if not OPERATIONS:
-        OPERATIONS.update(_registry())
     try:
         return OPERATIONS[tool]
     except KeyError:
         raise InvalidRequest(f"unknown tool {tool!r}; governed tools are: {', '.join(sorted(OPERATIONS))}") from None
 
 
-from ratchet.operations.files import EditSpec  # noqa: E402  (re-exported for the MCP layer)
+def at_open() -> None:
+    """Every tool's cleanup at open (each distinct one once)."""
+    done = set()
+    for op in OPERATIONS.values():
+        if op.at_open is not None and op.at_open not in done:
+            done.add(op.at_open)
+            op.at_open()
+
+
+def recover(workspace: Workspace, tool: str, leftover: Leftover) -> None:
+    """Clean up what an interrupted action of `tool` left behind (nothing for a tool Ratchet no longer has)."""
+    op = OPERATIONS.get(tool)
+    if op is not None and op.recover is not None:
+        op.recover(workspace, leftover)
+
 
 __all__ = [
+    "OPERATIONS",
     "EditSpec",
+    "Leftover",
     "OpContext",
     "Operation",
     "Prepared",
     "ProgressCallback",
     "SpawnCallback",
+    "Workspace",
+    "at_open",
+    "flush_notifications",
     "kept_args",
+    "notify",
     "operation",
+    "process_alive",
+    "recover",
+    "sandbox_status_async",
 ]

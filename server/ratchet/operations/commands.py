@@ -31,8 +31,9 @@ from ratchet.errors import ExecutionFailed, InvalidRequest
 from ratchet.executors.git import command_env
 from ratchet.executors.sandbox import plan as sandbox_plan
 from ratchet.executors.sandbox import remove_planted, sandbox_status_async
-from ratchet.executors.shell import run_argv, scrub_env
-from ratchet.operations import OpContext, Operation, Prepared, kept_args
+from ratchet.executors.shell import kill_leftovers, run_argv, scrub_env
+from ratchet.executors.workspace import Workspace
+from ratchet.operations.base import Leftover, OpContext, Operation, Prepared, kept_args
 from ratchet.policy.argv import analyse_argv, analyse_shell
 from ratchet.policy.limits import argv_bytes, utf8_len
 from ratchet.policy.model import Subject
@@ -129,7 +130,7 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return None
 
 
-async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     plan, settings = prepared.plan, ctx.commands
     env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
     env = await command_env(env, plan["cwd"], process_timeout=min(plan["timeout_s"], 30.0))
@@ -188,4 +189,10 @@ async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, 
     return result
 
 
-OPERATIONS = (Operation("run_command", _prepare, _fingerprint, _execute),)
+def _recover(ws: Workspace, leftover: Leftover) -> None:
+    if leftover.child_pid is not None:
+        # What is left of a command whose server died (the record already says it may have run).
+        kill_leftovers(leftover.child_pid, f"RATCHET_ACTION={leftover.action_id}")
+
+
+OPERATIONS = (Operation("run_command", _prepare, _fingerprint, _run, _recover),)

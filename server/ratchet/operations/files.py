@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ratchet.errors import InvalidRequest
 from ratchet.executors import fs
-from ratchet.operations import OpContext, Operation, Prepared, kept_args
+from ratchet.executors.workspace import Workspace
+from ratchet.operations.base import Leftover, OpContext, Operation, Prepared, kept_args
 from ratchet.policy.limits import utf8_len
 from ratchet.policy.model import Subject
 
@@ -68,6 +69,7 @@ def _prepared(tool: str, args: dict[str, Any], plan: fs.WritePlan, sizes: dict[s
         plan,
         record=kept_args(tool, args),
         sizes=sizes,
+        hidden_lines=plan.hidden_lines,
     )
 
 
@@ -76,7 +78,7 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return fs.read_state(ws, ws.relpath(args["path"])).fingerprint
 
 
-async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _apply(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     result = fs.apply_plan(ctx.workspace, prepared.plan, token=token)
     return {
         "path": result.rel,
@@ -86,7 +88,17 @@ async def _execute(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, 
     }
 
 
+def _recover(ws: Workspace, leftover: Leftover) -> None:
+    # The executor stages into a temp file named after the action; the target is untouched.
+    fs.discard_temp(ws, leftover.target, str(leftover.action_id))
+
+
+def _with_content(args: dict[str, Any], content: str) -> tuple[str, dict[str, Any]]:
+    # A file draft approved with the human's own content is a write of that content to the same path.
+    return "write_file", {"path": args["path"], "content": content}
+
+
 OPERATIONS = (
-    Operation("write_file", _prepare_write, _fingerprint, _execute),
-    Operation("edit_file", _prepare_edit, _fingerprint, _execute),
+    Operation("write_file", _prepare_write, _fingerprint, _apply, _recover, _with_content),
+    Operation("edit_file", _prepare_edit, _fingerprint, _apply, _recover, _with_content),
 )

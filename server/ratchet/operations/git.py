@@ -14,7 +14,7 @@ from typing import Any
 
 from ratchet.errors import InvalidRequest
 from ratchet.executors import git
-from ratchet.operations import OpContext, Operation, Prepared
+from ratchet.operations.base import OpContext, Operation, Prepared
 from ratchet.policy.model import Subject
 
 
@@ -34,7 +34,7 @@ async def _prepare_status(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     return Prepared("git_status", {}, (Subject(tool="git_status"),), "git status", "git status", None)
 
 
-async def _execute_status(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _run_status(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     return {"output": await git.git_status(_repo(ctx))}
 
 
@@ -53,7 +53,7 @@ async def _prepare_diff(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     )
 
 
-async def _execute_diff(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _run_diff(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     args = prepared.args
     return {"diff": await git.git_diff(_repo(ctx), staged=args["staged"], paths=args["paths"])}
 
@@ -100,7 +100,7 @@ async def _fingerprint_commit(ctx: OpContext, args: dict[str, Any]) -> str | Non
     return (await _commit_state(ctx, _paths(ctx, args.get("paths"))))[1]
 
 
-async def _execute_commit(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _run_commit(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     done = await git.git_commit(_repo(ctx), prepared.args["message"], prepared.args["paths"])
     return {"sha": done.sha, "summary": done.summary, "files": list(done.files)}
 
@@ -146,7 +146,7 @@ async def _fingerprint_push(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return f"{preview.local_sha}:{preview.remote_sha}"
 
 
-async def _execute_push(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+async def _run_push(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     a = prepared.args
     done = await git.git_push(_repo(ctx), a["remote"], a["branch"], force=a["force"])
     return {"output": (done.stdout + done.stderr).strip()}
@@ -156,9 +156,13 @@ async def _none(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return None
 
 
+def _at_open() -> None:
+    git.discard_stale_indexes()  # a commit preview killed midway leaves its throwaway index behind
+
+
 OPERATIONS = (
-    Operation("git_status", _prepare_status, _none, _execute_status),
-    Operation("git_diff", _prepare_diff, _none, _execute_diff),
-    Operation("git_commit", _prepare_commit, _fingerprint_commit, _execute_commit),
-    Operation("git_push", _prepare_push, _fingerprint_push, _execute_push),
+    Operation("git_status", _prepare_status, _none, _run_status, at_open=_at_open),
+    Operation("git_diff", _prepare_diff, _none, _run_diff, at_open=_at_open),
+    Operation("git_commit", _prepare_commit, _fingerprint_commit, _run_commit, at_open=_at_open),
+    Operation("git_push", _prepare_push, _fingerprint_push, _run_push, at_open=_at_open),
 )

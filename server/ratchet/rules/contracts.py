@@ -22,6 +22,7 @@ from ratchet.errors import InvalidRequest
 from ratchet.policy.globs import GlobError, PathGlob, compile_glob
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass, Subject
+from ratchet.record import actions
 from ratchet.record.store import Store
 from ratchet.rules.gate import Trigger
 
@@ -153,10 +154,8 @@ def novelty_trigger(cls: ActionClass, level: Level, unseen: list[str]) -> Trigge
 
 async def open_task(store: Store, session_id: str) -> Task | None:
     """The session's open run contract, if any."""
-    row = await store.maybe(
-        "SELECT * FROM tasks WHERE session_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1", (session_id,)
-    )
-    return task_from_row(dict(row)) if row is not None else None
+    row = await store.call(lambda conn: actions.open_task(conn, session_id))
+    return task_from_row(row) if row is not None else None
 
 
 async def start_task(
@@ -164,27 +163,14 @@ async def start_task(
 ) -> Task:
     """Open a run contract for the session (an open one is closed as superseded)."""
     validate_task(goal, scope, budget)
-    async with store.transaction():
-        await store.update(
-            "UPDATE tasks SET ended_at = ?, summary = 'superseded by a new task' WHERE session_id = ? "
-            "AND ended_at IS NULL",
-            (time.time(), session_id),
-        )
-        task_id = await store.insert(
-            "INSERT INTO tasks (session_id, goal, scope_json, non_goals_json, budget_json, started_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, goal, scope.model_dump_json(), json.dumps(non_goals), budget.model_dump_json(), time.time()),
-        )
-    task = await open_task(store, session_id)
-    assert task is not None and task.id == task_id
-    return task
+    scope_json, non_goals_json, budget_json = scope.model_dump_json(), json.dumps(non_goals), budget.model_dump_json()
+    row = await store.run(
+        lambda conn: actions.start_task(conn, session_id, goal, scope_json, non_goals_json, budget_json)
+    )
+    return task_from_row(row)
 
 
 async def end_task(store: Store, session_id: str, summary: str) -> Task | None:
     """Close the session's open run contract; None if there was none."""
-    task = await open_task(store, session_id)
-    if task is None:
-        return None
-    async with store.transaction():
-        await store.update("UPDATE tasks SET ended_at = ?, summary = ? WHERE id = ?", (time.time(), summary, task.id))
-    return task
+    row = await store.run(lambda conn: actions.end_task(conn, session_id, summary))
+    return task_from_row(row) if row is not None else None

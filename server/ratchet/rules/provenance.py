@@ -70,21 +70,25 @@ READING_RULE = (
     f"an approval is a rubber stamp when it came faster than {READ_BASE_SECONDS:g} s + "
     f"{READ_SECONDS_PER_LINE:g} s per changed line of the draft"
 )
+# The marker a long file diff ends with, for humans; counting uses the recorded number (`hidden`).
 _TRUNCATED = re.compile(r"^\[diff truncated: (\d+) more lines not shown\]$")
 # Questions never answered (a client that went away mid-call) are forgotten past this many.
 _MAX_WAITING = 512
 
 
-def diff_lines(preview: str) -> int:
-    """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus any truncated rest."""
-    count = 0
+def diff_lines(preview: str, hidden: int | None = None) -> int:
+    """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus the `hidden` lines the
+    preview folded away, as recorded with the action when it was prepared (`actions.hidden_lines`).
+
+    A caller holding only a preview (hidden None) gets the number its marker states, for humans."""
+    shown = 0
+    marked = 0
     for line in preview.splitlines():
-        truncated = _TRUNCATED.match(line)
-        if truncated:
-            count += int(truncated[1])
-        elif line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
-            count += 1
-    return count
+        if line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
+            shown += 1
+        elif hidden is None and (truncated := _TRUNCATED.match(line)):
+            marked += int(truncated[1])
+    return shown + (marked if hidden is None else hidden)
 
 
 def change_size(preview: str) -> str | None:
@@ -109,9 +113,9 @@ def reading_seconds(lines: int) -> float:
     return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
 
 
-def too_fast(seconds: float | None, preview: str) -> bool:
+def too_fast(seconds: float | None, preview: str, hidden: int | None = None) -> bool:
     """True when an answer came faster than the reading rule allows for this preview (or untimed)."""
-    return seconds is None or seconds < reading_seconds(diff_lines(preview))
+    return seconds is None or seconds < reading_seconds(diff_lines(preview, hidden))
 
 
 def assess(
@@ -122,6 +126,7 @@ def assess(
     preview: str,
     promotion_evidence: str,
     dismissed: bool,
+    hidden: int | None = None,
 ) -> str:
     """The evidence an answer gives: `counted`, `unverified` or `unanswered` (see the module docstring)."""
     if dismissed:
@@ -132,25 +137,28 @@ def assess(
         # The client's own dialog, put to the person at its terminal; the hook times it only loosely.
         return UNVERIFIED if accepted and promotion_evidence == "cli" else COUNTED
     if not accepted:
-        return UNANSWERED if too_fast(seconds, preview) else COUNTED
-    if too_fast(seconds, preview):
+        return UNANSWERED if too_fast(seconds, preview, hidden) else COUNTED
+    if too_fast(seconds, preview, hidden):
         return UNVERIFIED
     if promotion_evidence == "cli" and channel != "cli":
         return UNVERIFIED
     return COUNTED
 
 
-def describe(evidence: str | None, channel: str | None, seconds: float | None, preview: str) -> str | None:
+def describe(
+    evidence: str | None, channel: str | None, seconds: float | None, preview: str, hidden: int | None = None
+) -> str | None:
     """One sentence on why an answer was or was not evidence (None when nothing was recorded)."""
     if evidence is None:
         return None
     took = "no time was recorded" if seconds is None else f"answered in {seconds:.2f} s"
-    rule = f"{reading_seconds(diff_lines(preview)):g} s"
+    needed = reading_seconds(diff_lines(preview, hidden))
+    rule = f"{needed:g} s"
     via = f" ({channel})" if channel else ""
     if evidence == UNANSWERED:
         return f"no human answered{via}: {took}, faster than the reading-time rule ({rule}) or dismissed; not counted"
     if evidence == UNVERIFIED:
-        if seconds is not None and seconds >= reading_seconds(diff_lines(preview)):
+        if seconds is not None and seconds >= needed:
             return f"{took}{via}, but the class takes promotion evidence only from the CLI; not counted"
         return f"{took}{via}: faster than the reading-time rule ({rule}), not counted"
     return f"{took}{via}; counted as evidence"
