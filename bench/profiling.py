@@ -1,10 +1,11 @@
-"""Where the gate's time goes: an instrumented split, the SQL it runs, cProfile, the aiosqlite hop.
+"""Where the gate's time goes: an instrumented split, the SQL it runs, cProfile, the cost of a round trip.
 
 Nothing here changes Ratchet's source. The split wraps, on one open engine and only for the
-instrumented calls, the operation's prepare/execute, the store's two transactions, the result
-builder and aiosqlite's single funnel to its worker thread (`Connection._execute`), so each call's
-wall time is divided into phases that do not overlap, and each database round trip into time spent
-inside SQLite (measured on the worker thread) and time spent getting there and back (the hop).
+instrumented calls, public seams: the operation's prepare/execute (the operations registry), the
+result builder (`engine.carrier.outcome`) and the store's one way to the database (`Store.call`, which
+`Store.run` goes through too), so each call's wall time is divided into phases that do not overlap,
+and each database round trip into time spent inside SQLite (measured on the worker thread) and time
+spent getting there and back (the hop).
 
 `python -m bench.profiling ratchet OUT.prof -- ARGS...` runs `ratchet ARGS...` (and `... bare OUT.prof
 -- --workspace DIR` the bare server) under cProfile and writes the stats when the server exits (the
@@ -56,8 +57,8 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
     from ratchet import operations
 
     rec = _Recorder()
-    original_op = operations.operation("write_file")  # (fills the registry if it is lazy)
-    db = engine.store.db
+    original_op = operations.operation("write_file")
+    store = engine.store
     marks: dict[str, float] = {}
 
     async def prepare(*args: Any, **kwargs: Any) -> Any:
@@ -78,33 +79,34 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
             marks["exec_end"] = clock()
             rec.phase = "record_outcome"
 
-    original_outcome = getattr(engine, "_outcome", None)
+    carrier = getattr(engine, "carrier", None)
+    original_outcome = getattr(carrier, "outcome", None)
 
-    async def outcome(*args: Any, **kwargs: Any) -> Any:
+    def outcome(*args: Any, **kwargs: Any) -> Any:
         previous, rec.phase = rec.phase, "result"
         t0 = clock()
         try:
             assert original_outcome is not None
-            return await original_outcome(*args, **kwargs)
+            return original_outcome(*args, **kwargs)
         finally:
             rec.add("result", clock() - t0)
             rec.phase = previous
 
-    original_hop = db._execute
+    original_call = store.call
 
-    async def hop(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def hop(fn: Callable[[Any], Any]) -> Any:
         inside = [0.0]
 
-        def timed() -> Any:
+        def timed(conn: Any) -> Any:
             t = clock()
             try:
-                return fn(*args, **kwargs)
+                return fn(conn)
             finally:
                 inside[0] = clock() - t
 
         t0 = clock()
         try:
-            return await original_hop(timed)
+            return await original_call(timed)
         finally:
             waited = clock() - t0
             rec.add(f"db_wait.{rec.phase}", waited)
@@ -115,8 +117,8 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
 
     operations.OPERATIONS["write_file"] = dataclasses.replace(original_op, prepare=prepare, execute=execute)
     if original_outcome is not None:
-        engine._outcome = outcome
-    db._execute = hop
+        carrier.outcome = outcome
+    store.call = hop
     try:
         for i in range(start, start + calls):
             marks.clear()
@@ -140,8 +142,8 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
     finally:
         operations.OPERATIONS["write_file"] = original_op
         if original_outcome is not None:
-            del engine._outcome
-        del db._execute
+            del carrier.outcome
+        del store.call
 
     def med_us(key: str) -> float:
         return round(median([c.get(key, 0.0) for c in rec.calls]) * 1e6, 1)
@@ -186,27 +188,28 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
 
 
 async def store_hops(db_path: Path) -> dict[str, int]:
-    """How many worker-thread round trips each `Store` helper takes for one statement."""
+    """How many worker-thread round trips each `Store` entry point takes for one unit of work."""
     from ratchet.record.store import Store
 
     store = await Store.open(db_path)
-    await store.db.execute("CREATE TABLE bench_hops (x INTEGER)")
+    await store.run(lambda conn: conn.execute("CREATE TABLE bench_hops (x INTEGER)"))
     counts: dict[str, int] = {}
-    original = store.db._execute
+    original = store.call
     n = [0]
 
-    async def hop(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def hop(fn: Callable[[Any], Any]) -> Any:
         n[0] += 1
-        return await original(fn, *args, **kwargs)
+        return await original(fn)
 
-    store.db._execute = hop
+    store.call = hop  # type: ignore[method-assign]
     try:
         calls: dict[str, Callable[[], Any]] = {
-            "one": lambda: store.one("SELECT 1"),
+            "call (a read)": lambda: store.call(lambda conn: conn.execute("SELECT 1").fetchone()),
+            "run (a write transaction)": lambda: store.run(
+                lambda conn: conn.execute("INSERT INTO bench_hops (x) VALUES (1)")
+            ),
             "maybe": lambda: store.maybe("SELECT 1"),
             "all": lambda: store.all("SELECT 1"),
-            "insert": lambda: store.insert("INSERT INTO bench_hops (x) VALUES (1)"),
-            "update": lambda: store.update("UPDATE bench_hops SET x = 2"),
         }
         for name, make in calls.items():
             n[0] = 0
@@ -216,7 +219,7 @@ async def store_hops(db_path: Path) -> dict[str, int]:
                 continue
             counts[name] = n[0]
     finally:
-        del store.db._execute
+        del store.call
         await store.close()
     return counts
 
@@ -233,12 +236,12 @@ async def gate_statements(engine: Any, db_path: Path, index: int) -> dict[str, A
         return await original_op.execute(*args, **kwargs)
 
     operations.OPERATIONS["write_file"] = dataclasses.replace(original_op, execute=execute)
-    await engine.store.db.set_trace_callback(seen.append)
+    await engine.store.call(lambda conn: conn.set_trace_callback(seen.append))
     try:
         ev = await engine.evaluate("write_file", {"path": target(index), "content": content(index)})
         await engine.carry_out(ev)
     finally:
-        await engine.store.db.set_trace_callback(None)
+        await engine.store.call(lambda conn: conn.set_trace_callback(None))
         operations.OPERATIONS["write_file"] = original_op
     con = sqlite3.connect(db_path)
     plans = []
@@ -317,10 +320,13 @@ def _short(sql: str, limit: int = 150) -> str:
 def outside_plans(db_path: Path) -> list[dict[str, Any]]:
     """Plans of the queries off the gate path that do read the whole history (recovery, the queue)."""
     queries = {
-        "Store.recover_interrupted (every Engine.open: twice per `ratchet serve` start)": (
-            "SELECT * FROM actions WHERE status IN ('running', 'approving')"
+        "record.actions.in_flight (every Engine.open: twice per `ratchet serve` start)": (
+            "SELECT * FROM actions WHERE status IN ('running', 'draft', 'approving') "
+            "AND status IN ('running', 'approving')"
         ),
-        "Engine.queue (review_drafts, `ratchet queue`)": "SELECT * FROM actions WHERE status = 'drafted' ORDER BY id",
+        "Engine.queue (review_drafts, `ratchet queue`)": (
+            "SELECT * FROM actions WHERE status IN ('running', 'draft', 'approving') AND status = 'draft' ORDER BY id"
+        ),
     }
     con = sqlite3.connect(db_path)
     out = []
@@ -408,16 +414,43 @@ async def gate_cprofile(engine: Any, calls: int, start: int) -> dict[str, Any]:
 
 
 async def hop_cost(db_path: Path, n: int) -> dict[str, Any]:
-    """One trivial statement three ways: plain sqlite3, one aiosqlite hop, and Store.maybe (three hops)."""
-    import aiosqlite
+    """One trivial statement several ways: plain sqlite3 on the loop's thread; one `anyio.to_thread` hop
+    to a plain sqlite3 connection; `Store.call` (that hop under the store's lock); and, where aiosqlite
+    is installed, its public API: `execute_fetchall` (one hop) and `execute` + `fetchone` + close (three)."""
+    import anyio
 
-    con = sqlite3.connect(db_path, isolation_level=None)
+    from ratchet.record.store import Store
+
+    con = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     sync: list[float] = []
+    threaded: list[float] = []
     for _ in range(n):
         t0 = clock()
         con.execute("SELECT 1").fetchone()
         sync.append(clock() - t0)
+    for _ in range(n):
+        t0 = clock()
+        await anyio.to_thread.run_sync(lambda: con.execute("SELECT 1").fetchone())
+        threaded.append(clock() - t0)
     con.close()
+    store = await Store.open(db_path)
+    store_call: list[float] = []
+    try:
+        for _ in range(n):
+            t0 = clock()
+            await store.call(lambda conn: conn.execute("SELECT 1").fetchone())
+            store_call.append(clock() - t0)
+    finally:
+        await store.close()
+    out = {
+        "sqlite3_select_1": summary(sync, unit="us"),
+        "to_thread_1_hop": summary(threaded, unit="us"),
+        "store_call_1_hop": summary(store_call, unit="us"),
+    }
+    try:
+        import aiosqlite
+    except ImportError:
+        return out
     adb = await aiosqlite.connect(db_path, isolation_level=None)
     one_hop: list[float] = []
     three_hops: list[float] = []
@@ -428,16 +461,14 @@ async def hop_cost(db_path: Path, n: int) -> dict[str, Any]:
             one_hop.append(clock() - t0)
         for _ in range(n):
             t0 = clock()
-            async with adb.execute("SELECT 1") as cursor:  # what Store.maybe does
+            async with adb.execute("SELECT 1") as cursor:
                 await cursor.fetchone()
             three_hops.append(clock() - t0)
     finally:
         await adb.close()
-    return {
-        "sqlite3_select_1": summary(sync, unit="us"),
-        "aiosqlite_execute_fetchall_1_hop": summary(one_hop, unit="us"),
-        "aiosqlite_execute_fetchone_close_3_hops": summary(three_hops, unit="us"),
-    }
+    out["aiosqlite_execute_fetchall_1_hop"] = summary(one_hop, unit="us")
+    out["aiosqlite_execute_fetchone_close_3_hops"] = summary(three_hops, unit="us")
+    return out
 
 
 # -- the server under cProfile ---------------------------------------------------------------------

@@ -129,9 +129,7 @@ async def test_clients_that_answer_by_themselves_move_no_class(
         assert [o["status"] for o in outs] == ["draft"] * 10
         assert all("no human answered" in o["message"] for o in outs)
         assert not any(written)
-        queued = {
-            r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'draft' AND evidence = 'unanswered'")
-        }
+        queued = {r[0] for r in _rows(db, "SELECT id FROM actions WHERE status = 'draft' AND evidence = 'unanswered'")}
         assert queued == {o["draft_id"] for o in outs}
         assert (after["docs-write"]["unanswered"], after["tests-write"]["unanswered"]) == (6, 4)
         assert all("no human answered (elicitation)" in text for text in explained)

@@ -71,7 +71,7 @@ class Carrier:
         if route is Route.CONFIRM and answer is None:
             route = Route.DRAFT
         if route is Route.EXECUTE or (route is Route.CONFIRM and answer is not None and answer.accepted):
-            return await self._execute(ev, intent, confidence, answer, progress)
+            return await self._run_call(ev, intent, confidence, answer, progress)
         status = _NOT_RUN[route]
         row = await self._intent(ev, intent, confidence, status, route)
         packet_fields = None
@@ -256,7 +256,7 @@ class Carrier:
         )
         return await s.store.run(lambda conn: actions.insert_intent(conn, row))
 
-    async def _execute(
+    async def _run_call(
         self,
         ev: Evaluation,
         intent: str | None,

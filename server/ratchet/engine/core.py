@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ratchet.errors import InvalidRequest
-from ratchet.executors.workspace import Workspace
-from ratchet.operations import OpContext, Prepared, ProgressCallback, SpawnCallback
+from ratchet.operations import OpContext, Prepared, ProgressCallback, SpawnCallback, Workspace
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.model import UNCLASSIFIED, ActionClass, Policy
 from ratchet.record.actions import Review

@@ -13,8 +13,7 @@ import anyio
 
 from ratchet.engine.core import Evaluation, Setting
 from ratchet.errors import InvalidRequest
-from ratchet.executors.sandbox import sandbox_status_async
-from ratchet.operations import operation
+from ratchet.operations import operation, sandbox_status_async
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import check_class
 from ratchet.policy.model import ActionClass, Subject
