@@ -21,8 +21,8 @@ or `approving` row whose process is gone into `interrupted` at the next open.
 
 - The server killed (`kill -9`, a crash, an OOM kill): nothing committed is lost. In WAL mode a
   COMMIT has reached the operating system's page cache before it returns, whatever `synchronous`
-  says, and the file survives the process; the next open finds the intent (tests/test_crash_leftovers.py
-  and tests/test_signals.py kill a real server mid-call).
+  says, and the file survives the process; the next open finds the intent and marks it (tests/test_stdio.py
+  kills a real `ratchet serve` with SIGKILL mid-write; tests/test_crash_leftovers.py an approval).
 - The machine losing power: with `synchronous = NORMAL` (the setting here) the database is never
   corrupted, but the last transactions committed before the loss may roll back, since the WAL is
   synced only at checkpoints. An intent can therefore be lost while the effect it announced (a file
