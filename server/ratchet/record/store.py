@@ -36,10 +36,13 @@ or `approving` row whose process is gone into `interrupted` at the next open.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -83,9 +86,10 @@ def default_db_path(workspace: Path) -> Path:
 class Store:
     """The trust database, one connection. Open with `await Store.open(path)`; close with `await store.close()`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, worker: Worker) -> None:
         self.path = path
         self._db = conn
+        self._worker = worker
         # One unit of work at a time on the shared connection (see the module docstring).
         self._lock = anyio.Lock()
         self._closed = False
@@ -93,23 +97,32 @@ class Store:
     @classmethod
     async def open(cls, path: Path) -> Store:
         """Open (creating if needed) and migrate the database; StoreError names the file on failure."""
-        return cls(await anyio.to_thread.run_sync(connect, path), path)
+        worker = Worker()
+        try:
+            conn = await worker.run(functools.partial(connect, path))
+        except BaseException:
+            worker.stop()
+            raise
+        return cls(conn, path, worker)
 
     async def close(self) -> None:
         """Close the connection (after any unit of work in progress); closing twice is harmless."""
         async with self._lock:
             if not self._closed:
                 self._closed = True
-                await anyio.to_thread.run_sync(self._db.close)
+                try:
+                    await self._worker.run(self._db.close)
+                finally:
+                    self._worker.stop()
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on a worker thread in one round trip, without a transaction (reads)."""
+        """Run `fn(connection)` on the store's thread in one round trip, without a transaction (reads)."""
         db = self._db
         async with self._lock:
             if self._closed:
                 raise StoreError(f"trust database {self.path} is closed")
             # Not cancellable while it runs: the lock is held until the function has returned.
-            return await anyio.to_thread.run_sync(fn, db)
+            return await self._worker.run(functools.partial(fn, db))
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` as one write transaction (BEGIN IMMEDIATE ... COMMIT) in one round trip.
@@ -152,6 +165,62 @@ class Store:
     async def class_rows(self) -> dict[str, ClassRow]:
         """Every class's standing."""
         return await self.call(class_rows)
+
+
+class Worker:
+    """The store's own thread: runs units of work one after another, off the event loop.
+
+    Under asyncio a round trip is a queue put and a future settled from the thread (about a third of
+    what `anyio.to_thread.run_sync` costs, measured in bench/profiling.py's `hop_cost`); under another
+    anyio backend it falls back to `anyio.to_thread.run_sync`. Either way the wait is shielded: a
+    cancelled caller still waits for the function to finish, so the store's lock is never released
+    while the connection is in use.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]] | None]
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="ratchet-store", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, loop, future = item
+            try:
+                value = fn()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, value, None)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the store's thread; its value, or its exception raised here."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: anyio's worker threads
+            loop = None
+        if loop is None:
+            with anyio.CancelScope(shield=True):
+                value: T = await anyio.to_thread.run_sync(fn)
+            return value
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, loop, future))
+        with anyio.CancelScope(shield=True):
+            value = await future
+        return value
+
+    def stop(self) -> None:
+        """End the thread once what is queued has run."""
+        self._queue.put(None)
+
+
+def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
 
 
 def connect(path: Path) -> sqlite3.Connection:
