@@ -8,7 +8,7 @@ the outcome, update the class window. The sizes are measured in interleaved bloc
 rotating the order each round), so a noisy neighbour slows every size alike instead of one.
 
 Big histories are bulk-inserted with plain sqlite3 (one INSERT ... SELECT over a recursive CTE): rows
-shaped exactly as `Engine._insert`/`_finish`/`_sample` leave them, sessions and streak rows to go with
+shaped exactly as record/actions.py's `insert_intent`/`finish`/`sample` leave them, sessions and streak rows to go with
 them, and the bench class's `class_state` window (and its `samples` of record) pointing at its last
 recorded samples.
 """
