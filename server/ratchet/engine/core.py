@@ -43,8 +43,7 @@ from ratchet.rules.escalation import (
     stopped_options,
 )
 from ratchet.rules.gate import Decision, Route, Trigger, decide, no_sandbox_trigger
-
-CLI_SESSION = "cli"
+from ratchet.rules.settle import CLI_SESSION
 
 
 @dataclass(frozen=True)
