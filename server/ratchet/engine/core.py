@@ -43,7 +43,7 @@ from ratchet.rules.escalation import (
     stopped_options,
 )
 from ratchet.rules.gate import Decision, Route, Trigger, decide, no_sandbox_trigger
-from ratchet.rules.settle import CLI_SESSION
+from ratchet.rules.settle import CLI_SESSION as CLI_SESSION  # the streak rule's, re-exported
 
 
 @dataclass(frozen=True)
