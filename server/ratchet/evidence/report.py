@@ -249,10 +249,11 @@ def _trajectory(cls: ActionClass, record: History, since: float | None, until: f
 
 
 def interest(t: Trajectory) -> int:
-    """0: the class moved (or was pinned or frozen) in the period; 1: it has evidence there; 2: neither."""
-    if any(p.event in MOVES or p.event in CAPS for p in t.points):
+    """0: the class moved (or was pinned) in the period; 1: it has evidence there; 2: neither (a freeze,
+    which caps every class at once, does not single one out)."""
+    if any(p.event in MOVES or p.event in ("pin", "unpin") for p in t.points):
         return 0
-    return 1 if t.points else 2
+    return 1 if any(p.event in ("sample", "complaint") for p in t.points) else 2
 
 
 async def evidence_report(
@@ -557,8 +558,9 @@ def render_html(r: EvidenceReport) -> str:
         "success rate of its window (orange) and the window's 95% Wilson lower bound (dashed orange; promotion "
         "needs it at or above promote_at, the dotted green line), right axis; <span style='color:#15803d'>▲</span> "
         "promotion, <span style='color:#b91c1c'>▼</span> demotion, <span style='color:#b91c1c'>✕</span> complaint, "
-        "<span style='color:#b91c1c'>•</span> failed sample, <span style='color:#7c3aed'>◆</span> pin, freeze or policy "
-        "change, <span style='color:#7c3aed'>- - -</span> a pin or freeze in force (the most the class can get). "
+        "<span style='color:#b91c1c'>•</span> failed sample, <span style='color:#7c3aed'>◆</span> pin, freeze or "
+        "policy change, <span style='color:#7c3aed'>- - -</span> a pin or freeze in force "
+        "(the most the class can get). "
         "Under each plot: the class's path as text and every mark with its time, action and reason. Classes "
         "that moved come first, then those with evidence. A move starts a fresh window.</p>"
         + "".join(sections)
