@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from ratchet.rules.settle import (
     EVIDENCE_KINDS,
     Complained,
     Event,
+    FreezeCap,
     HumanDemoted,
     Observed,
     Pinned,
@@ -101,15 +102,6 @@ class EvidenceReport(BaseModel):
     trajectories: list[Trajectory]
 
 
-@dataclass(frozen=True)
-class _Freeze:
-    level: Level
-    until: float | None
-
-    def at(self, when: float) -> Level | None:
-        return self.level if self.until is None or when < self.until else None
-
-
 def _events(cls: ActionClass, record: History) -> list[tuple[float, int, int, str, Any]]:
     """The class's samples (at the time each was recorded), complaints and transitions, in time order."""
     mine = {a.id: a for a in record.actions if a.evidence_class == cls.name}
@@ -140,7 +132,7 @@ def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryP
     """Every event of the class through the settle rule (rules/settle.py), one point each, and one more
     for each move it makes."""
     state = Standing(Level.parse(initial))
-    freeze: _Freeze | None = None
+    freeze: FreezeCap | None = None
     points: list[TrajectoryPoint] = []
 
     def point(at: float, name: str, ev: Evidence, **more: Any) -> TrajectoryPoint:
@@ -168,7 +160,7 @@ def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryP
             t: TransitionRecord = data
             ok, name, detail = None, t.kind, f"{t.from_level} -> {t.to_level}: {t.reason}"
             if t.action_class == ALL_CLASSES:
-                freeze = _Freeze(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
+                freeze = FreezeCap(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
                 points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
                 continue
             if t.kind in EVIDENCE_KINDS or t.kind in FREEZE_KINDS:

@@ -34,6 +34,7 @@ from ratchet.rules.gate import Route, decide
 from ratchet.rules.settle import (
     Complained,
     Event,
+    FreezeCap,
     HumanDemoted,
     Observed,
     Pinned,
@@ -126,15 +127,6 @@ class _Class:
     standing: Standing
 
 
-@dataclass(frozen=True)
-class _Freeze:
-    level: Level
-    until: float | None
-
-    def at(self, when: float) -> Level | None:
-        return self.level if self.until is None or when < self.until else None
-
-
 @dataclass
 class _Replay:
     """The candidate's standings, streaks and pending events while history replays through the one
@@ -146,7 +138,7 @@ class _Replay:
     moves: list[SimulatedMove] = field(default_factory=list)
     pending: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     order: Iterator[int] = field(default_factory=itertools.count)
-    freeze: _Freeze | None = None
+    freeze: FreezeCap | None = None
 
     def standing(self, cls: ActionClass) -> Standing:
         return self.classes.setdefault(cls.name, _Class(cls, Standing(cls.start))).standing
@@ -187,7 +179,7 @@ class _Replay:
     def human(self, t: TransitionRecord) -> None:
         """A recorded freeze, human demotion, pin or unpin, onto the candidate class of the same name."""
         if t.action_class == ALL_CLASSES:
-            self.freeze = _Freeze(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
+            self.freeze = FreezeCap(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
             return
         cls = self.policy.classes.get(t.action_class)
         if cls is None:

@@ -91,6 +91,18 @@ Event = Observed | Complained | Pinned | HumanDemoted | PolicyMoved
 
 
 @dataclass(frozen=True)
+class FreezeCap:
+    """A freeze as a replay meets it: every class capped at `level` until `until` (None: until lifted)."""
+
+    level: Level
+    until: float | None
+
+    def at(self, when: float) -> Level | None:
+        """The cap in force at `when` (a Unix time), or None once it has expired."""
+        return self.level if self.until is None or when < self.until else None
+
+
+@dataclass(frozen=True)
 class Move:
     """A change of a class's earned level, what caused it and what it rests on."""
 
