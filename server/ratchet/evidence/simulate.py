@@ -52,10 +52,14 @@ ASSUMPTIONS = (
     "An action's recorded outcome stands in for its outcome at the simulated level: approved unchanged or ran "
     "cleanly is a success; rejected, declined, edited or failed is a failure; a complaint is replayed wherever "
     "the action would still have run. An action that would have been stopped gives no sample, and one recorded "
-    "as blocked or still pending has no outcome to replay, so it gives none at any level.",
+    "as blocked or still pending has no outcome to replay, so it gives none at any level; nor does one approved "
+    "by an answer that was no evidence (`unverified`), as in the record.",
     "Confidence triggers are replayed from the recorded confidence and the session failure streak from the "
     "simulated samples. A session whose client could not ask its human (a recorded `no-elicitation` trigger) "
     "cannot under the candidate either, and a confirmation dialog the human cancelled is cancelled again.",
+    "A sample counts for the class the record shows it counted for (a side effect's class, such as a redirect's "
+    "file) when the candidate classifies the action as recorded and still has that class; otherwise for the "
+    "action's candidate class. "
     "Human demotions, pins and freezes are replayed at their recorded time onto the candidate class of the same "
     "name (a freeze onto every class). "
     "A trigger the gate cannot recompute from the record (one the engine derived from other state) caps the "
@@ -295,16 +299,19 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         route = decision.route
         if route is Route.CONFIRM and _cancelled(row, triggers[aid]):
             route = Route.DRAFT
-        ok = _recorded_ok(row, cls)
+        judged = cls  # the class its sample counts for: a side effect's, where the record shows one
+        if cls.name == row.action_class and row.evidence_class != row.action_class:
+            judged = candidate.classes.get(row.evidence_class, cls)
+        ok = _recorded_ok(row, judged)
         said = complaints.get(aid, [])
         if route is not Route.BLOCK:
             if ok is not None and route is Route.DRAFT:
                 at = row.settled_at
-                replay.later(at, partial(replay.sample, cls, aid, ok, session, at))
+                replay.later(at, partial(replay.sample, judged, aid, ok, session, at))
             elif ok is not None:
-                replay.sample(cls, aid, ok, session, row.settled_at)
+                replay.sample(judged, aid, ok, session, row.settled_at)
             for c in said:
-                replay.later(c.at, partial(replay.apply, cls, Complained(aid, c.reason), c.at))
+                replay.later(c.at, partial(replay.apply, judged, Complained(aid, c.reason), c.at))
         report.replayed += 1
         report.reclassified += cls.name != row.action_class
         recorded_n = (row.reviewer is not None) + len(said)
