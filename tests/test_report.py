@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import LEVELS_POLICY, write_policy
 from .test_metrics import cli, drive_history
 from .test_simulate import _history
 
@@ -134,3 +135,21 @@ async def test_report_json_rebuilds_each_trajectory_from_the_record(
     code, text = await cli(capsys, workspace, policies, db, "report", "--json", "--since", "2999-01-01")
     late = {t["action_class"]: t for t in json.loads(text)["trajectories"]}
     assert late["climb"]["points"] == [] and late["climb"]["level_before"] == "confirm"
+
+
+@pytest.mark.asyncio
+async def test_report_flags_recorded_moves_the_current_trust_rules_do_not_replay(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = await _history(workspace, policies, db, capsys)
+    # The same classes, but promotion now needs five samples: the record's promotions at 3 are not replayed.
+    stricter = write_policy(tmp_path / "stricter", LEVELS_POLICY.replace("min_samples = 3", "min_samples = 5"))
+    code, text = await cli(capsys, workspace, stricter, db, "report", "--json")
+    assert code == 0, text
+    climb = next(t for t in json.loads(text)["trajectories"] if t["action_class"] == "climb")
+    first = f"draft -> confirm (promote at action {ids['climb'][2]})"
+    assert any(u.endswith(first) for u in climb["unreplayed"]), climb["unreplayed"]
+    replayed = [(p["event"], p["action_id"], p["recorded"]) for p in climb["points"] if p["recorded"] is not None]
+    assert replayed[0] == ("promote", ids["climb"][4], False)  # the fifth sample, under the stricter rule
+    code, text = await cli(capsys, workspace, stricter, db, "report")
+    assert code == 0 and "recorded, but not what the current trust rules replay" in text
