@@ -572,7 +572,11 @@ def _findings(r: dict[str, Any]) -> list[str]:
                     f"path on every call ({casefold['ratchet_calls_per_op']:g} `_casefold_parts` calls per write): "
                     "fold the protected paths once in `Workspace.__init__` and the target once per call."
                 )
-            if any(("rules/trust.py" in row["function"] or "record/standing.py" in row["function"]) for row in ours):
+            if any(
+                name in row["function"]
+                for name in ("rules/trust.py", "rules/settle.py", "record/standing.py")
+                for row in ours
+            ):
                 small.append(
                     "The class window (up to `window_size` samples) is parsed from JSON, rebuilt as `Sample` "
                     "objects, scanned for successes and drift, and re-serialized on every write: O(window) Python "

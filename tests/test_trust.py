@@ -17,11 +17,26 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from ratchet.policy.levels import Level
-from ratchet.policy.model import TrustParams
+from ratchet.policy.model import ActionClass, ConfidenceThresholds, TrustParams
+from ratchet.rules.settle import (
+    CLI_SESSION,
+    Complained,
+    Event,
+    HumanDemoted,
+    Observed,
+    Pinned,
+    PolicyMoved,
+    Settled,
+    Standing,
+    recorded_sample,
+    settle,
+    streak_after,
+)
 from ratchet.rules.trust import (
     Z_95,
     Sample,
@@ -348,3 +363,138 @@ def test_a_99_percent_class_promotes_and_holds() -> None:
     moves, level = _drive(seed=1, rate=0.99, count=1000)
     assert moves == [(77, "promote")]
     assert level == Level.AUTONOMOUS
+
+
+# -- the settle rule (rules/settle.py): one event at a time ---------------------------------------------
+#
+# SMALL: window 10, min 3, promote_at 0.4, demote_below 0.2, drift 0.5. The lower bound of n/n is
+# n / (n + z^2): 2/2 gives 0.34243, 3/3 gives 0.43849, so three successes promote. The detector adds
+# log(0.2 / 0.4) = -0.69315 per success and log(0.8 / 0.6) = +0.28768 per failure: F,F reaches 0.57536
+# and demotes; F,S,F does not (0.28768, 0, 0.28768).
+
+SMALL = TrustParams(window_size=10, min_samples=3, promote_at=0.4, demote_below=0.2, drift_threshold=0.5)
+
+
+def klass(**changes: object) -> ActionClass:
+    """A class starting at draft with floor draft and ceiling autonomous, judged with SMALL."""
+    base = ActionClass(
+        name="docs",
+        description="",
+        tools=frozenset({"write_file"}),
+        paths=None,
+        argv=None,
+        branches=None,
+        remotes=None,
+        force=None,
+        start=Level.DRAFT,
+        floor=Level.DRAFT,
+        ceiling=Level.AUTONOMOUS,
+        priority=0,
+        demote_on_complaint=True,
+        count_execution_failures=True,
+        require_cli_approval=False,
+        allow_shell=False,
+        novelty=False,
+        trust=SMALL,
+        confidence=ConfidenceThresholds(),
+        file="policy.toml",
+        line=1,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]  # the fields are ActionClass's
+
+
+def run(cls: ActionClass, standing: Standing, events: Iterable[Event], freeze: Level | None = None) -> list[Settled]:
+    """Every step's outcome, each event applied to the standing the one before left."""
+    out = []
+    for event in events:
+        step = settle(cls, standing, event, freeze)
+        out.append(step)
+        standing = step.standing
+    return out
+
+
+def test_three_successes_promote_and_the_move_carries_the_judged_window() -> None:
+    steps = run(klass(), Standing(Level.DRAFT), [Observed(1, S), Observed(2, S), Observed(3, S)])
+    assert [s.move for s in steps[:2]] == [None, None] and [s.standing.window.n for s in steps[:2]] == [1, 2]
+    move = steps[2].move
+    assert move is not None and (move.kind, move.actor, move.from_level, move.to_level, move.action_id) == (
+        "promote",
+        "ratchet",
+        Level.DRAFT,
+        Level.CONFIRM,
+        3,
+    )
+    assert (move.evidence.n, move.evidence.successes, move.evidence.action_ids) == (3, 3, [1, 2, 3])
+    assert move.evidence.lower == pytest.approx(3 / (3 + Z_95**2))
+    assert steps[2].standing == Standing(Level.CONFIRM)  # a move starts a fresh window
+    assert all(s.sample == "added" for s in steps)
+
+
+def test_two_failures_in_a_row_demote_one_between_does_not() -> None:
+    at = Standing(Level.CONFIRM)
+    steps = run(klass(), at, [Observed(1, F), Observed(2, S), Observed(3, F)])
+    assert all(s.move is None for s in steps)
+    assert drift(steps[-1].standing.window, SMALL) == pytest.approx(math.log(0.8 / 0.6))
+    moved = run(klass(), at, [Observed(1, F), Observed(2, F)])[-1].move
+    assert moved is not None and (moved.kind, moved.to_level) == ("demote", Level.DRAFT)
+    assert moved.evidence.drift == pytest.approx(2 * math.log(0.8 / 0.6))
+
+
+def test_a_pin_or_a_freeze_at_the_level_holds_promotion_but_not_demotion() -> None:
+    three = [Observed(1, S), Observed(2, S), Observed(3, S)]
+    pinned = run(klass(), Standing(Level.CONFIRM, pinned=Level.CONFIRM), three)
+    assert all(s.move is None for s in pinned) and pinned[-1].standing.window.n == 3
+    frozen = run(klass(), Standing(Level.CONFIRM), three, freeze=Level.DRAFT)
+    assert all(s.move is None for s in frozen)
+    # A pin above the level holds nothing back; the window it kept promotes once the pin is lifted.
+    assert run(klass(), Standing(Level.DRAFT, pinned=Level.CONFIRM), three)[-1].move is not None
+    lifted = run(klass(), pinned[-1].standing, [Pinned(None), Observed(4, S)])
+    assert lifted[0].move is None and lifted[1].move is not None and lifted[1].move.evidence.n == 4
+    down = run(klass(), Standing(Level.CONFIRM, pinned=Level.CONFIRM), [Observed(1, F), Observed(2, F)])[-1]
+    assert down.move is not None and down.standing == Standing(Level.DRAFT, pinned=Level.CONFIRM)
+
+
+def test_a_complaint_demotes_at_once_on_the_window_as_it_stood() -> None:
+    before = run(klass(), Standing(Level.CONFIRM), [Observed(1, S), Observed(2, S)])[-1].standing
+    step = settle(klass(), before, Complained(2, "broke the build"))
+    assert step.move is not None and step.sample is None
+    assert (step.move.kind, step.move.actor, step.move.to_level) == ("complaint", "human", Level.DRAFT)
+    assert step.move.reason == "complaint on action 2: broke the build"
+    assert (step.move.evidence.n, step.move.evidence.successes) == (2, 2)
+
+
+def test_a_complaint_at_the_floor_or_without_demotion_turns_the_sample_into_a_failure() -> None:
+    soft = klass(demote_on_complaint=False)
+    before = run(soft, Standing(Level.CONFIRM), [Observed(1, F), Observed(2, S)])[-1].standing
+    flipped = settle(soft, before, Complained(2))
+    assert flipped.sample == "flipped" and flipped.move is not None and flipped.move.kind == "demote"
+    assert flipped.move.evidence.action_ids == [1, 2] and flipped.move.evidence.successes == 0
+    # At its floor a demoting class cannot drop: the complaint is judged as a failure instead.
+    floor = settle(klass(), Standing(Level.DRAFT), Complained(7))
+    assert floor.sample == "added" and floor.move is None
+    assert floor.standing.window.samples == (Sample(7, F),)
+
+
+def test_a_human_demotion_stops_at_the_floor_and_never_raises() -> None:
+    step = settle(klass(), Standing(Level.AUTONOMOUS), HumanDemoted(Level.BLOCKED, "audit"))
+    assert step.move is not None and (step.move.kind, step.move.to_level, step.move.action_id) == (
+        "human-demote",
+        Level.DRAFT,
+        None,
+    )
+    assert settle(klass(), Standing(Level.DRAFT), HumanDemoted(Level.BLOCKED, "audit")).move is None
+    assert settle(klass(), Standing(Level.DRAFT), PolicyMoved(Level.CONFIRM, "start")).standing.level == Level.CONFIRM
+
+
+def test_the_streak_and_the_recorded_sample() -> None:
+    assert [streak_after("s1", 2, F), streak_after("s1", 2, S), streak_after(CLI_SESSION, 2, F)] == [3, 0, None]
+
+    def given(
+        sample: str | None, *, edited: bool = False, answer: str = "counted", failed: bool = False
+    ) -> bool | None:
+        return recorded_sample(sample, edited=edited, answer=answer, failed=failed, counts_failures=not failed)
+
+    assert [given("success"), given("complained"), given("failure"), given(None)] == [True, True, False, None]
+    assert given("complained", edited=True) is False  # an edited approval was already a failure
+    assert given("complained", answer="unverified") is None  # an approval that was no evidence gave no sample
+    assert given("failure", failed=True) is None  # a failed run, in a class that does not count those

@@ -19,8 +19,8 @@ from ratchet.record.actions import Review
 from ratchet.record.store import Store
 from ratchet.rules import provenance
 from ratchet.rules.gate import Decision
+from ratchet.rules.settle import CLI_SESSION
 
-CLI_SESSION = "cli"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 from ratchet.errors import DraftNotFound
 from ratchet.evidence.metrics import disposition, fmt_seconds
 from ratchet.policy.model import Policy
+from ratchet.record import evidence as recorded
+from ratchet.record.evidence import ActionStory, TransitionRecord
 from ratchet.record.store import Store
 from ratchet.results import TriggerInfo
 from ratchet.rules.provenance import describe, reading_seconds
@@ -115,18 +117,18 @@ class Explanation(BaseModel):
     moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
 
 
-def _transition(row: Any) -> TransitionView:
+def _transition(t: TransitionRecord) -> TransitionView:
     return TransitionView(
-        id=row["id"],
-        action_class=row["class"],
-        at=row["at"],
-        from_level=row["from_level"],
-        to_level=row["to_level"],
-        kind=row["kind"],
-        actor=row["actor"],
-        reason=row["reason"],
-        evidence=json.loads(row["evidence_json"]),
-        action_id=row["action_id"],
+        id=t.id,
+        action_class=t.action_class,
+        at=t.at,
+        from_level=t.from_level,
+        to_level=t.to_level,
+        kind=t.kind,
+        actor=t.actor,
+        reason=t.reason,
+        evidence=t.evidence,
+        action_id=t.action_id,
     )
 
 
@@ -135,93 +137,88 @@ def _split_rule(rule: str) -> tuple[str | None, int | None]:
     return (file, int(line)) if file and line.isdigit() else (None, None)
 
 
-async def _level_source(store: Store, row: Any) -> LevelSource:
-    if row["level_transition"] is not None:
-        t = await store.maybe("SELECT * FROM transitions WHERE id = ?", (row["level_transition"],))
-        if t is not None:
-            view = _transition(t)
-            cause = f" by action {view.action_id}" if view.action_id is not None else ""
-            return LevelSource(
-                kind="transition",
-                summary=f"transition {view.id}: {view.from_level} -> {view.to_level} ({view.kind}{cause}, "
-                f"by {view.actor}): {view.reason}",
-                transition=view,
-            )
-    if row["subject_json"] is None:
+def _level_source(story: ActionStory) -> LevelSource:
+    if story.level_transition is not None:
+        view = _transition(story.level_transition)
+        cause = f" by action {view.action_id}" if view.action_id is not None else ""
+        return LevelSource(
+            kind="transition",
+            summary=f"transition {view.id}: {view.from_level} -> {view.to_level} ({view.kind}{cause}, "
+            f"by {view.actor}): {view.reason}",
+            transition=view,
+        )
+    if story.action.subject is None:
         return LevelSource(kind="unrecorded", summary="not recorded (refused before the gate, or a schema v1 row)")
-    return LevelSource(kind="policy-start", summary=f"the class's policy start ({row['class_level']}): no move yet")
+    return LevelSource(
+        kind="policy-start", summary=f"the class's policy start ({story.action.class_level}): no move yet"
+    )
 
 
 async def explain_action(store: Store, action_id: int, policy: Policy | None = None) -> Explanation:
     """Explain one recorded action; DraftNotFound if there is none. `policy`, when given, is the
     current policy: the explanation notes when it declares the class somewhere else now."""
-    row = await store.maybe("SELECT * FROM actions WHERE id = ?", (action_id,))
-    if row is None:
+    story = await recorded.action_story(store, action_id)
+    if story is None:
         raise DraftNotFound(f"no action {action_id}; `ratchet history` lists actions")
-    triggers = [TriggerInfo(**t) for t in json.loads(row["triggers_json"])]
+    row = story.action
+    triggers = [TriggerInfo(**t) for t in row.triggers]
     pin = None
-    if any(t.name == "pinned" for t in triggers):
-        found = await store.maybe(
-            "SELECT * FROM transitions WHERE class = ? AND kind = 'pin' AND at <= ? ORDER BY id DESC LIMIT 1",
-            (row["class"], row["created_at"]),
-        )
-        pin = _transition(found) if found else None
+    if any(t.name == "pinned" for t in triggers) and story.pin is not None:
+        pin = _transition(story.pin)
     rule_now = None
-    if policy is not None and row["rule"]:
-        cls = policy.get(row["class"])
+    if policy is not None and row.rule:
+        cls = policy.get(row.action_class)
         if cls is None:
-            rule_now = f"class {row['class']} is no longer in the current policy"
-        elif cls.rule != row["rule"]:
-            rule_now = f"the current policy declares {row['class']} at {cls.rule}"
-    kind = disposition(row["status"], row["route"], row["reviewer"], bool(row["edited"]))
+            rule_now = f"class {row.action_class} is no longer in the current policy"
+        elif cls.rule != row.rule:
+            rule_now = f"the current policy declares {row.action_class} at {cls.rule}"
+    kind = disposition(row.status, row.route, row.reviewer, row.edited)
     review = None
-    if row["reviewer"] is not None:
-        lines = count_diff_lines(row["preview"])
-        seconds = row["review_seconds"]
+    if row.reviewer is not None:
+        lines = count_diff_lines(row.preview)
+        seconds = row.review_seconds
         review = Review(
-            decision=f"resolved: {row['resolution']}" if row["resolution"] else kind,
-            reviewer=row["reviewer"],
-            who=REVIEWERS.get(row["reviewer"], row["reviewer"]),
+            decision=f"resolved: {row.resolution}" if row.resolution else kind,
+            reviewer=row.reviewer,
+            who=REVIEWERS.get(row.reviewer, row.reviewer),
             seconds=seconds,
-            note=row["review_note"] or row["resolution_note"],
+            note=row.review_note or row.resolution_note,
             reading_seconds=reading_seconds(lines),
             rubber_stamp=(seconds < reading_seconds(lines)) if kind == "approved" and seconds is not None else None,
-            channel=row["review_channel"],
-            evidence=row["evidence"],
+            channel=row.review_channel,
+            evidence=row.evidence,
         )
-    complaints = await store.all("SELECT * FROM complaints WHERE action_id = ? ORDER BY id", (action_id,))
-    moves = await store.all("SELECT * FROM transitions WHERE action_id = ? ORDER BY id", (action_id,))
-    file, line = _split_rule(row["rule"])
+    file, line = _split_rule(row.rule)
     return Explanation(
-        action_id=row["id"],
-        tool=row["tool"],
-        target=row["target"],
-        session_id=row["session_id"],
-        created_at=row["created_at"],
-        intent=row["intent"],
-        confidence=row["confidence"],
-        action_class=row["class"],
-        rule=row["rule"],
+        action_id=row.id,
+        tool=row.tool,
+        target=row.target,
+        session_id=row.session_id,
+        created_at=row.created_at,
+        intent=row.intent,
+        confidence=row.confidence,
+        action_class=row.action_class,
+        rule=row.rule,
         rule_file=file,
         rule_line=line,
-        policy_fingerprint=row["policy"],
+        policy_fingerprint=row.policy,
         rule_now=rule_now,
-        class_level=row["class_level"],
-        level=row["level"],
-        route=row["route"],
-        level_source=await _level_source(store, row),
+        class_level=row.class_level,
+        level=row.level,
+        route=row.route,
+        level_source=_level_source(story),
         triggers=triggers,
-        flagged=bool(row["flagged"]),
+        flagged=row.flagged,
         pin=pin,
         disposition=kind,
         review=review,
-        answer=describe(row["evidence"], row["review_channel"], row["review_seconds"], row["preview"]),
-        status=row["status"],
-        sample=row["sample"],
-        error=row["error"],
-        finished_at=row["finished_at"],
-        complaints=[Complaint(id=c["id"], at=c["at"], reason=c["reason"], actor=c["actor"]) for c in complaints],
-        moves=[_transition(m) for m in moves],
+        answer=describe(row.evidence, row.review_channel, row.review_seconds, row.preview),
+        status=row.status,
+        sample=row.sample,
+        error=row.error,
+        finished_at=row.finished_at,
+        complaints=[Complaint(id=c.id, at=c.at, reason=c.reason, actor=c.actor) for c in story.complaints],
+        moves=[_transition(m) for m in story.moves],
     )
 
 

@@ -50,6 +50,8 @@ from pydantic import BaseModel, Field
 
 from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import LEVEL_NAMES
+from ratchet.record import evidence as recorded
+from ratchet.record.evidence import PeriodRecord
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
 from ratchet.rules.provenance import diff_lines as diff_lines  # re-exported: the rule's one home is rules/provenance.py
@@ -262,48 +264,34 @@ def summarize(facts: Iterable[ActionFacts], since: float | None, until: float | 
     return MetricsReport(since=since, until=until, generated_at=time.time(), total=figures(items), classes=classes)
 
 
+def facts_of(record: PeriodRecord) -> list[ActionFacts]:
+    """The figures' view of each recorded action of a period (see `disposition`)."""
+    facts = []
+    for r in record.actions:
+        kind = disposition(r.status, r.route, r.reviewer, r.edited)
+        facts.append(
+            ActionFacts(
+                action_id=r.id,
+                action_class=r.action_class,
+                class_level=r.class_level,
+                disposition=kind,
+                created_at=r.created_at,
+                decided_at=r.settled_at if kind in HUMAN_DECISIONS else None,
+                review_seconds=r.review_seconds,
+                diff_lines=diff_lines(r.preview),
+                complaint_times=tuple(c.at for c in record.complaints.get(r.id, ())),
+                resolved_at=r.resolved_at if kind == "blocked" else None,
+                evidence=r.evidence,
+            )
+        )
+    return facts
+
+
 async def load_facts(
     store: Store, since: float | None = None, until: float | None = None, action_class: str | None = None
 ) -> list[ActionFacts]:
     """Read the period's gated actions (refused calls and handoffs left out) and their complaints, oldest first."""
-    where = ["rule != ''"]
-    params: list[object] = []
-    for clause, value in (("created_at >= ?", since), ("created_at < ?", until), ("class = ?", action_class)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    sql = " AND ".join(where)
-    rows = await store.all(
-        "SELECT id, class, class_level, route, status, reviewer, edited, review_seconds, created_at, "
-        f"finished_at, resolved_at, preview, evidence FROM actions WHERE {sql} ORDER BY id",
-        params,
-    )
-    complaints: dict[int, list[float]] = {}
-    for c in await store.all(
-        f"SELECT action_id, at FROM complaints WHERE action_id IN (SELECT id FROM actions WHERE {sql}) ORDER BY id",
-        params,
-    ):
-        complaints.setdefault(c["action_id"], []).append(c["at"])
-    facts = []
-    for r in rows:
-        kind = disposition(r["status"], r["route"], r["reviewer"], bool(r["edited"]))
-        decided = (r["finished_at"] or r["created_at"]) if kind in HUMAN_DECISIONS else None
-        facts.append(
-            ActionFacts(
-                action_id=r["id"],
-                action_class=r["class"],
-                class_level=r["class_level"],
-                disposition=kind,
-                created_at=r["created_at"],
-                decided_at=decided,
-                review_seconds=r["review_seconds"],
-                diff_lines=diff_lines(r["preview"]),
-                complaint_times=tuple(complaints.get(r["id"], ())),
-                resolved_at=r["resolved_at"] if kind == "blocked" else None,
-                evidence=r["evidence"],
-            )
-        )
-    return facts
+    return facts_of(await recorded.period(store, since, until, action_class))
 
 
 async def class_metrics(

@@ -30,31 +30,50 @@ from ratchet.evidence.metrics import (
 )
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
-from ratchet.record.integrity import CAP_KINDS
-from ratchet.rules.trust import Sample, Window, add_sample, evidence, flip_sample
+from ratchet.record.evidence import NO_RULE, History, TransitionRecord
+from ratchet.record.evidence import history as recorded_history
+from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS, LEVEL_KINDS
+from ratchet.rules.settle import (
+    EVIDENCE_KINDS,
+    Complained,
+    Event,
+    FreezeCap,
+    HumanDemoted,
+    Observed,
+    Pinned,
+    PolicyMoved,
+    Standing,
+    recorded_sample,
+    settle,
+)
+from ratchet.rules.trust import Evidence, evidence
 
 UP, DOWN = "promote", "down"
-HUMAN_PINS = CAP_KINDS  # recorded caps and tamper records: they do not move the earned level
 _ORDER = {"sample": 0, "complaint": 1, "transition": 2}
+MOVES = ("promote", "demote", "complaint-demote", "human-demote", "policy")  # point events that move the level
+CAPS = ("pin", "unpin", "freeze", "unfreeze")  # point events that cap the level, or lift the cap
 
 
 class TrajectoryPoint(BaseModel):
-    """The class after one event: a sample, a complaint or a transition."""
+    """The class after one event: a sample, a complaint, a move, a pin or a freeze."""
 
     at: float
-    event: str  # sample | complaint | promote | demote | complaint-demote | human-demote | policy | pin | unpin
+    event: str  # sample | complaint | MOVES | CAPS | tamper-detected
     level: str
     pinned: str | None
+    frozen: str | None = None  # the freeze level in force (every class is capped at it)
     rate: float | None
     lower: float | None
     n: int
     ok: bool | None = None
     action_id: int | None = None
     detail: str = ""
+    was: str | None = None  # a move: the level it left
+    recorded: bool | None = None  # a move: whether the record shows the same move (None: not a move)
 
 
 class Trajectory(BaseModel):
-    """One class's standing over time, as the record shows it."""
+    """One class's standing over time, replayed from the record through the settle rule."""
 
     action_class: str
     description: str
@@ -68,10 +87,12 @@ class Trajectory(BaseModel):
     promotions: int
     demotions: int
     points: list[TrajectoryPoint]
+    path: str = ""  # the class's path as text: `draft -> confirm (@12) -> ...`
+    unreplayed: list[str] = []  # recorded moves the replay does not make (the trust rules changed, or the record)
 
 
 class EvidenceReport(BaseModel):
-    """The metrics and every class's trajectory."""
+    """The metrics and every class's trajectory (classes that moved first, then those with evidence)."""
 
     generated_at: float
     database: str
@@ -81,68 +102,126 @@ class EvidenceReport(BaseModel):
     trajectories: list[Trajectory]
 
 
-async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, until: float | None) -> Trajectory:
-    store = engine.store
-    samples = await store.all(
-        "SELECT id, sample, edited, finished_at, created_at FROM actions WHERE class = ? AND sample IS NOT NULL",
-        (cls.name,),
-    )
-    complaints = await store.all(
-        "SELECT c.action_id, c.at, c.reason FROM complaints c JOIN actions a ON a.id = c.action_id WHERE a.class = ?",
-        (cls.name,),
-    )
-    moves = await store.all("SELECT * FROM transitions WHERE class = ? ORDER BY id", (cls.name,))
+def _events(cls: ActionClass, record: History) -> list[tuple[float, int, int, str, Any]]:
+    """The class's samples (at the time each was recorded), complaints and transitions, in time order."""
+    mine = {a.id: a for a in record.actions if a.evidence_class == cls.name}
     events: list[tuple[float, int, int, str, Any]] = []
-    for r in samples:
-        ok = r["sample"] == "success" or (r["sample"] == "complained" and not r["edited"])
-        events.append((r["finished_at"] or r["created_at"], _ORDER["sample"], r["id"], "sample", ok))
-    events += [(c["at"], _ORDER["complaint"], c["action_id"], "complaint", c["reason"]) for c in complaints]
-    events += [(m["at"], _ORDER["transition"], m["id"], "transition", m) for m in moves]
-    events.sort(key=lambda e: e[:3])
-    row = await store.class_row(cls.name)
-    first = next((m for m in moves if m["kind"] not in HUMAN_PINS), None)
-    level = initial = first["from_level"] if first else (row.level if row else cls.start.label)
-    pinned: str | None = None
-    window = Window()
-    points: list[TrajectoryPoint] = []
-    for at, _, ident, kind, data in events:
-        ok_value: bool | None = None
-        action_id: int | None = ident
-        if kind == "sample":
-            ok_value = bool(data)
-            window = add_sample(window, Sample(ident, ok_value), cls.trust)
-            name, detail = "sample", "success" if ok_value else "failure"
-        elif kind == "complaint":
-            # A complaint turns the action's sample into a failure, or adds one (standing.complain).
-            window = flip_sample(window, ident) or add_sample(window, Sample(ident, False), cls.trust)
-            name, detail = "complaint", str(data)
-        else:
-            name = "complaint-demote" if data["kind"] == "complaint" else data["kind"]
-            detail, action_id = f"{data['from_level']} -> {data['to_level']}: {data['reason']}", data["action_id"]
-            if data["kind"] in HUMAN_PINS:
-                if data["kind"] in ("pin", "unpin"):
-                    pinned = data["to_level"] if data["kind"] == "pin" else None
-            else:
-                level, window = data["to_level"], Window()
-        ev = evidence(window, cls.trust)
-        points.append(
-            TrajectoryPoint(
-                at=at,
-                event=name,
-                level=level,
-                pinned=pinned,
-                rate=ev.rate,
-                lower=ev.lower,
-                n=ev.n,
-                ok=ok_value,
-                action_id=action_id,
-                detail=detail,
-            )
+    for a in mine.values():
+        ok = recorded_sample(
+            a.sample,
+            edited=a.edited,
+            answer=a.evidence,
+            failed=a.status == "failed",
+            counts_failures=cls.count_execution_failures,
         )
+        if ok is not None:
+            events.append((a.settled_at, _ORDER["sample"], a.id, "sample", ok))
+    events += [
+        (c.at, _ORDER["complaint"], c.action_id, "complaint", c) for c in record.complaints if c.action_id in mine
+    ]
+    events += [
+        (t.at, _ORDER["transition"], t.id, "transition", t)
+        for t in record.transitions
+        if t.action_class == cls.name or (t.action_class == ALL_CLASSES and t.kind in FREEZE_KINDS)
+    ]
+    events.sort(key=lambda e: e[:3])
+    return events
+
+
+def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryPoint]:
+    """Every event of the class through the settle rule (rules/settle.py), one point each, and one more
+    for each move it makes."""
+    state = Standing(Level.parse(initial))
+    freeze: FreezeCap | None = None
+    points: list[TrajectoryPoint] = []
+
+    def point(at: float, name: str, ev: Evidence, **more: Any) -> TrajectoryPoint:
+        frozen = None if freeze is None else freeze.at(at)
+        return TrajectoryPoint(
+            at=at,
+            event=name,
+            level=state.level.label,
+            pinned=None if state.pinned is None else state.pinned.label,
+            frozen=None if frozen is None else frozen.label,
+            rate=ev.rate,
+            lower=ev.lower,
+            n=ev.n,
+            **more,
+        )
+
+    for at, _, ident, kind, data in _events(cls, record):
+        frozen = None if freeze is None else freeze.at(at)
+        event: Event
+        if kind == "sample":
+            event, name, detail, ok = Observed(ident, bool(data)), "sample", "success" if data else "failure", data
+        elif kind == "complaint":
+            event, name, detail, ok = Complained(ident, data.reason), "complaint", data.reason, None
+        else:
+            t: TransitionRecord = data
+            ok, name, detail = None, t.kind, f"{t.from_level} -> {t.to_level}: {t.reason}"
+            if t.action_class == ALL_CLASSES:
+                freeze = FreezeCap(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
+                points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
+                continue
+            if t.kind in EVIDENCE_KINDS or t.kind in FREEZE_KINDS:
+                continue  # evidence moves are replayed below; a freeze is the pseudo-class's
+            if t.kind in ("pin", "unpin"):
+                event = Pinned(Level.parse(t.to_level) if t.kind == "pin" else None)
+            elif t.kind == "human-demote":
+                event = HumanDemoted(Level.parse(t.to_level), t.reason)
+            elif t.kind == "policy":
+                event = PolicyMoved(Level.parse(t.to_level), t.reason)
+            else:  # a tamper record: shown, it moves nothing
+                points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
+                continue
+        out = settle(cls, state, event, frozen)
+        if isinstance(event, Observed | Complained):
+            judged = out.move.evidence if out.move is not None else evidence(out.standing.window, cls.trust)
+            points.append(point(at, name, judged, ok=ok, action_id=ident, detail=detail))
+        state = out.standing
+        if out.move is not None:
+            m = out.move
+            moved = "complaint-demote" if m.kind == "complaint" else m.kind
+            text = f"{m.from_level.label} -> {m.to_level.label}: {m.reason}"
+            ev = evidence(state.window, cls.trust)
+            points.append(point(at, moved, ev, action_id=m.action_id, detail=text, was=m.from_level.label))
+        elif isinstance(event, Pinned):
+            points.append(point(at, name, evidence(state.window, cls.trust), detail=detail))
+    return points
+
+
+def _check(cls: ActionClass, points: list[TrajectoryPoint], record: History) -> list[str]:
+    """Mark each replayed move the record shows; return the recorded moves the replay does not make."""
+    left = [t for t in record.transitions if t.action_class == cls.name and t.kind in LEVEL_KINDS]
+    for p in points:
+        if p.event not in MOVES:
+            continue
+        kind = "complaint" if p.event == "complaint-demote" else p.event
+        found = next(
+            (t for t in left if (t.kind, t.from_level, t.to_level, t.action_id) == (kind, p.was, p.level, p.action_id)),
+            None,
+        )
+        p.recorded = found is not None
+        if found is not None:
+            left.remove(found)
+    return [
+        f"transition {t.id}: {t.from_level} -> {t.to_level} ({t.kind}"
+        + (f" at action {t.action_id}" if t.action_id is not None else "")
+        + ")"
+        for t in left
+    ]
+
+
+def _trajectory(cls: ActionClass, record: History, since: float | None, until: float | None) -> Trajectory:
+    moves = [t for t in record.transitions if t.action_class == cls.name and t.kind in LEVEL_KINDS]
+    level_now = record.levels.get(cls.name, cls.start.label)
+    initial = moves[0].from_level if moves else level_now
+    points = _replay(cls, record, initial)
+    unreplayed = _check(cls, points, record)
     inside = [p for p in points if (since is None or p.at >= since) and (until is None or p.at < until)]
     earlier = [p for p in points if since is not None and p.at < since]
-    steps = [Level.parse(m["to_level"]) - Level.parse(m["from_level"]) for m in moves if m["kind"] not in HUMAN_PINS]
-    return Trajectory(
+    steps = [Level.parse(p.level) - Level.parse(p.was) for p in points if p.event in MOVES and p.was is not None]
+    t = Trajectory(
         action_class=cls.name,
         description=cls.description,
         rule=cls.rule,
@@ -150,48 +229,75 @@ async def _trajectory(engine: Engine, cls: ActionClass, since: float | None, unt
         floor=cls.floor.label,
         ceiling=cls.ceiling.label,
         promote_at=cls.trust.promote_at,
-        level_now=row.level if row else cls.start.label,
+        level_now=level_now,
         promotions=sum(d > 0 for d in steps),
         demotions=sum(d < 0 for d in steps),
         level_before=earlier[-1].level if earlier else initial,
         points=inside,
+        unreplayed=unreplayed,
     )
+    t.path = path_text(t)
+    return t
+
+
+def interest(t: Trajectory) -> int:
+    """0: the class moved (or was pinned) in the period; 1: it has evidence there; 2: neither (a freeze,
+    which caps every class at once, does not single one out)."""
+    if any(p.event in MOVES or p.event in ("pin", "unpin") for p in t.points):
+        return 0
+    return 1 if any(p.event in ("sample", "complaint") for p in t.points) else 2
 
 
 async def evidence_report(
     engine: Engine, *, since: str | float | None = None, until: str | float | None = None
 ) -> EvidenceReport:
     """The metrics over the period and the trajectory of every class (the policy's, `unclassified`, and
-    any class the history still names), with the points that fall in the period. Reads only."""
+    any class the history still names), with the points that fall in the period: classes that moved
+    first, then those with evidence, then the rest. Reads only."""
     metrics = await class_metrics(engine, since=since, until=until)
-    names = {r["class"] for r in await engine.store.all("SELECT DISTINCT class FROM actions WHERE rule != ''")}
-    names |= set(await engine.store.class_rows())
+    record = await recorded_history(engine.store)
+    names = {a.action_class for a in record.actions if a.rule != NO_RULE} | set(record.levels)
     known = [*sorted(engine.policy.classes.values(), key=lambda c: c.name), engine.policy.unclassified]
     gone = [
         replace(engine.policy.unclassified, name=n, description="no longer in the policy (shown with the defaults)")
         for n in sorted(names - {c.name for c in known})
     ]
+    trajectories = [_trajectory(c, record, metrics.since, metrics.until) for c in (*known, *gone)]
     return EvidenceReport(
         generated_at=time.time(),
         database=str(engine.store.path),
         policy=str(engine.policy.directory),
         policy_fingerprint=engine.policy.fingerprint,
         metrics=metrics,
-        trajectories=[await _trajectory(engine, c, metrics.since, metrics.until) for c in (*known, *gone)],
+        trajectories=sorted(trajectories, key=interest),  # stable: alphabetical within each group
     )
 
 
 # -- terminal --------------------------------------------------------------------------------------
 
+UNREPLAYED = "recorded, but not what the current trust rules replay"
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
-def _path(t: Trajectory) -> str:
-    steps = [t.level_before] + [
-        f"{p.level} (@{p.action_id if p.action_id is not None else p.event})"
-        for p in t.points
-        if p.event not in ("sample", "complaint", "pin", "unpin")
-    ]
+def _step(p: TrajectoryPoint) -> str | None:
+    """One step of a class's path: a move (`confirm (@12)`), a pin or a freeze (`[pinned draft]`)."""
+    if p.event in MOVES:
+        return f"{p.level} (@{p.action_id if p.action_id is not None else p.event})"
+    if p.event == "pin":
+        return f"[pinned {p.pinned}]"
+    if p.event == "unpin":
+        return "[unpinned]"
+    if p.event == "freeze":
+        return f"[frozen at {p.frozen}]" if p.frozen is not None else "[frozen]"
+    if p.event == "unfreeze":
+        return "[unfrozen]"
+    return None
+
+
+def path_text(t: Trajectory) -> str:
+    """The class's path through the period as text: `draft -> confirm (@12) -> [pinned draft] -> ...`
+    (@ = the action that caused the move, or who moved it)."""
+    steps = [t.level_before] + [s for s in map(_step, t.points) if s is not None]
     return " -> ".join(steps) if len(steps) > 1 else f"{t.level_before}, no move in the period"
 
 
@@ -201,9 +307,11 @@ def render_report(r: EvidenceReport) -> str:
     for t in r.trajectories:
         rates = [p.rate for p in t.points if p.event == "sample" and p.rate is not None][-60:]
         spark = "".join(_SPARK[min(7, int(rate * 8))] for rate in rates)
-        out.append(f"  {t.action_class:<22} now {t.level_now:<10} {t.promotions} up, {t.demotions} down; {_path(t)}")
+        out.append(f"  {t.action_class:<22} now {t.level_now:<10} {t.promotions} up, {t.demotions} down; {t.path}")
         if spark:
             out.append(f"  {'':<22} window rate {spark}")
+        if t.unreplayed:
+            out.append(f"  {'':<22} {UNREPLAYED}: {'; '.join(t.unreplayed)}")
     return "\n".join(out)
 
 
@@ -247,6 +355,39 @@ def _lines(points: list[tuple[float, float | None]], color: str, extra: str) -> 
     return "".join(f'<polyline points="{" ".join(r)}" fill="none" stroke="{color}" {extra}/>' for r in runs if r)
 
 
+def _cap(p: TrajectoryPoint) -> tuple[str, str] | None:
+    """The cap on the class after a point (the lower of its pin and the freeze), and what set it."""
+    caps = [(Level.parse(v), why) for v, why in ((p.pinned, "pinned"), (p.frozen, "frozen at")) if v is not None]
+    if not caps:
+        return None
+    level, why = min(caps, key=lambda c: c[0])
+    return level.label, why
+
+
+def _cap_line(t: Trajectory, xs: list[float]) -> list[str]:
+    """The pin or freeze on the level axis: a dashed violet line at the cap while it holds, labelled
+    in text where it starts (printable: not a tooltip)."""
+    out: list[str] = []
+    runs: list[tuple[float, float, str, str]] = []  # x from, x to, level, why
+    for i, (x, p) in enumerate(zip(xs, t.points, strict=True)):
+        cap = _cap(p)
+        end = xs[i + 1] if i + 1 < len(xs) else ML + PW
+        if cap is None:
+            continue
+        if runs and runs[-1][1] == x and runs[-1][2:] == cap:
+            runs[-1] = (runs[-1][0], end, *cap)
+        else:
+            runs.append((x, end, *cap))
+    for x0, x1, level, why in runs:
+        y = _y_level(level)
+        out.append(
+            f'<line x1="{x0:.1f}" y1="{y:.1f}" x2="{x1:.1f}" y2="{y:.1f}" stroke="{COLORS["pin"]}" '
+            'stroke-width="2" stroke-dasharray="6 3"/>'
+        )
+        out.append(f'<text x="{x0 + 4:.1f}" y="{y - 5:.1f}" class="cap">{html.escape(f"{why} {level}")}</text>')
+    return out
+
+
 def svg_plot(t: Trajectory) -> str:
     """One class's trajectory as an inline SVG: level steps, window rate and lower bound, move marks."""
     label = f"Trust trajectory of {t.action_class}"
@@ -277,6 +418,7 @@ def svg_plot(t: Trajectory) -> str:
     for x, p in zip(xs, t.points, strict=True):
         d += f" H{x:.1f} V{_y_level(p.level):.1f}"
     parts.append(f'<path d="{d} H{ML + PW}" fill="none" stroke="{COLORS["level"]}" stroke-width="3"/>')
+    parts += _cap_line(t, xs)
     parts.append(_lines([(x, p.rate) for x, p in zip(xs, t.points, strict=True)], COLORS["rate"], 'stroke-width="1.6"'))
     parts.append(
         _lines(
@@ -297,8 +439,9 @@ def svg_plot(t: Trajectory) -> str:
             parts.append(_mark(x, _y_level(p.level), DOWN if "demote" in p.event else "pin", title))
         elif p.event == "complaint":
             parts.append(_mark(x, MT + PH - 8, "complaint", title))
-        elif p.event in ("pin", "unpin"):
-            parts.append(_mark(x, _y_level(p.pinned if p.pinned is not None else p.level), "pin", title))
+        elif p.event in CAPS:
+            cap = _cap(p)
+            parts.append(_mark(x, _y_level(cap[0] if cap is not None else p.level), "pin", title))
         elif p.ok is False:
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{MT + PH - 3}" r="2.5" fill="{COLORS[DOWN]}"><title>'
@@ -318,7 +461,9 @@ CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:110
 table{border-collapse:collapse;font:12px ui-monospace,monospace}td,th{padding:2px 8px;text-align:right;
 border-bottom:1px solid #eee}td:first-child,th:first-child{text-align:left}tr.cls td{font-weight:600;
 border-top:1px solid #ccc}.meta,.note{color:#525252}.lv,.ax{font:11px system-ui,sans-serif;fill:#404040}
-section{margin:18px 0}h3{margin:4px 0}.k{font-weight:700}dt{font-weight:600}"""
+section{margin:18px 0;break-inside:avoid}h3{margin:4px 0}.k{font-weight:700}dt{font-weight:600}
+.cap{font:11px system-ui,sans-serif;fill:#7c3aed}.path{font:13px ui-monospace,monospace;margin:4px 0}
+ul.events{font:12px ui-monospace,monospace;margin:2px 0;padding-left:18px}.warn{color:#b91c1c}"""
 
 
 def _cells(line: str) -> list[str]:
@@ -328,6 +473,39 @@ def _cells(line: str) -> list[str]:
         cells.append(line[pos : pos + w].strip())
         pos += w
     return cells
+
+
+def event_lines(t: Trajectory) -> list[str]:
+    """Every mark of the plot as a line of text (a move, complaint, pin, freeze or tamper record, with
+    its time, action and reason), and the failed samples on one line: what the tooltips say, printable."""
+    lines = []
+    for p in t.points:
+        if p.event == "sample":
+            continue
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(p.at))} {p.event}"
+        line += f" (action {p.action_id})" if p.action_id is not None else ""
+        line += f": {p.detail}" if p.detail else ""
+        if p.recorded is False:
+            line += " [replayed, not in the record]"
+        lines.append(line)
+    failed = [str(p.action_id) for p in t.points if p.event == "sample" and p.ok is False]
+    if failed:
+        lines.append(f"failed samples: action{'s' if len(failed) > 1 else ''} {', '.join(failed)}")
+    lines += [f"{UNREPLAYED}: {u}" for u in t.unreplayed]
+    return lines
+
+
+def _event_list(t: Trajectory) -> str:
+    lines = event_lines(t)
+    if not lines:
+        return ""
+    items = "".join(
+        f"<li class='warn'>{html.escape(x)}</li>"
+        if x.startswith(UNREPLAYED) or "[replayed" in x
+        else f"<li>{html.escape(x)}</li>"
+        for x in lines
+    )
+    return f"<ul class='events'>{items}</ul>"
 
 
 def render_html(r: EvidenceReport) -> str:
@@ -356,8 +534,8 @@ def render_html(r: EvidenceReport) -> str:
             f"<section><h3>{esc(t.action_class)} <span class='meta'>now {esc(t.level_now)}</span></h3>"
             f"<p class='meta'>{esc(t.description + ' · ' if t.description else '')}rule {esc(t.rule)} · start "
             f"{esc(t.start)}, floor {esc(t.floor)}, ceiling {esc(t.ceiling)} · promotions {t.promotions}, "
-            f"demotions {t.demotions} · {esc(window)}</p>"
-            f"{svg_plot(t)}</section>"
+            f"demotions {t.demotions} · promote_at {t.promote_at:g} · {esc(window)}</p>"
+            f"{svg_plot(t)}<p class='path'>path: {esc(t.path)}</p>{_event_list(t)}</section>"
         )
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ratchet evidence report</title>'
@@ -372,8 +550,11 @@ def render_html(r: EvidenceReport) -> str:
         "success rate of its window (orange) and the window's 95% Wilson lower bound (dashed orange; promotion "
         "needs it at or above promote_at, the dotted green line), right axis; <span style='color:#15803d'>▲</span> "
         "promotion, <span style='color:#b91c1c'>▼</span> demotion, <span style='color:#b91c1c'>✕</span> complaint, "
-        "<span style='color:#b91c1c'>•</span> failed sample, <span style='color:#7c3aed'>◆</span> pin or policy "
-        "change. Hover a mark for its time, action and reason. A move starts a fresh window.</p>"
+        "<span style='color:#b91c1c'>•</span> failed sample, <span style='color:#7c3aed'>◆</span> pin, freeze or "
+        "policy change, <span style='color:#7c3aed'>- - -</span> a pin or freeze in force "
+        "(the most the class can get). "
+        "Under each plot: the class's path as text and every mark with its time, action and reason. Classes "
+        "that moved come first, then those with evidence. A move starts a fresh window.</p>"
         + "".join(sections)
         + "</body></html>\n"
     )

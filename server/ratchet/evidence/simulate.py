@@ -2,7 +2,7 @@
 
 Use it before merging a policy change. Every recorded action is re-classified under the candidate
 (`Subject.from_dict(subject_json)` -> `Policy.classify`), each candidate class's trust window is
-replayed from the recorded outcomes with the real `ratchet.rules.trust` rules, and the real gate
+replayed from the recorded outcomes through the settle rule the live record uses (rules/settle.py), and the real gate
 (`gate.decide`) decides each action at the level its class would have stood at. The report lists
 the actions whose route changes, the promotions and demotions that would have happened and at which
 action (beside the action at which the record shows the same move), and the human interventions the
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -28,9 +26,23 @@ from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import Level
 from ratchet.policy.load import load_policy
 from ratchet.policy.model import ActionClass, Policy, Subject
+from ratchet.record.evidence import ActionRecord, ComplaintRecord, TransitionRecord
+from ratchet.record.evidence import history as recorded_history
+from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
 from ratchet.record.store import Store
 from ratchet.rules.gate import Route, decide
-from ratchet.rules.trust import Sample, Window, add_sample, flip_sample, judge
+from ratchet.rules.settle import (
+    Complained,
+    Event,
+    FreezeCap,
+    HumanDemoted,
+    Observed,
+    Pinned,
+    Standing,
+    recorded_sample,
+    settle,
+    streak_after,
+)
 
 ASSUMPTIONS = (
     "The candidate policy is in force from the first recorded action: its `start` levels apply from there, and "
@@ -40,11 +52,16 @@ ASSUMPTIONS = (
     "An action's recorded outcome stands in for its outcome at the simulated level: approved unchanged or ran "
     "cleanly is a success; rejected, declined, edited or failed is a failure; a complaint is replayed wherever "
     "the action would still have run. An action that would have been stopped gives no sample, and one recorded "
-    "as blocked or still pending has no outcome to replay, so it gives none at any level.",
+    "as blocked or still pending has no outcome to replay, so it gives none at any level; nor does one approved "
+    "by an answer that was no evidence (`unverified`), as in the record.",
     "Confidence triggers are replayed from the recorded confidence and the session failure streak from the "
     "simulated samples. A session whose client could not ask its human (a recorded `no-elicitation` trigger) "
     "cannot under the candidate either, and a confirmation dialog the human cancelled is cancelled again.",
-    "Human demotions and pins are replayed at their recorded time onto the candidate class of the same name. "
+    "A sample counts for the class the record shows it counted for (a side effect's class, such as a redirect's "
+    "file) when the candidate classifies the action as recorded and still has that class; otherwise for the "
+    "action's candidate class. "
+    "Human demotions, pins and freezes are replayed at their recorded time onto the candidate class of the same "
+    "name (a freeze onto every class). "
     "A trigger the gate cannot recompute from the record (one the engine derived from other state) caps the "
     "call at its recorded cap.",
     "A simulated confirmation is one human decision; a simulated draft is one when the record shows it decided, "
@@ -109,26 +126,26 @@ class SimulationReport(BaseModel):
 
 
 @dataclass
-class _Standing:
+class _Class:
     cls: ActionClass
-    level: Level
-    pinned: Level | None = None
-    window: Window = field(default_factory=Window)
+    standing: Standing
 
 
 @dataclass
 class _Replay:
-    """The candidate's standings, streaks and pending events while history replays."""
+    """The candidate's standings, streaks and pending events while history replays through the one
+    settle rule (rules/settle.py) the live record uses."""
 
     policy: Policy
-    standings: dict[str, _Standing] = field(default_factory=dict)
+    classes: dict[str, _Class] = field(default_factory=dict)
     streaks: dict[tuple[str, str], int] = field(default_factory=dict)
     moves: list[SimulatedMove] = field(default_factory=list)
     pending: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     order: Iterator[int] = field(default_factory=itertools.count)
+    freeze: FreezeCap | None = None
 
-    def standing(self, cls: ActionClass) -> _Standing:
-        return self.standings.setdefault(cls.name, _Standing(cls, cls.start))
+    def standing(self, cls: ActionClass) -> Standing:
+        return self.classes.setdefault(cls.name, _Class(cls, Standing(cls.start))).standing
 
     def later(self, at: float, run: Callable[[], None]) -> None:
         heapq.heappush(self.pending, (at, next(self.order), run))  # ties keep the order they were scheduled
@@ -137,109 +154,93 @@ class _Replay:
         while self.pending and self.pending[0][0] <= until:
             heapq.heappop(self.pending)[2]()
 
-    def _move(self, st: _Standing, to: Level, kind: str, action_id: int | None, reason: str) -> None:
-        self.moves.append(
-            SimulatedMove(
-                action_class=st.cls.name,
-                from_level=st.level.label,
-                to_level=to.label,
-                kind=kind,
-                action_id=action_id,
-                reason=reason,
+    def apply(self, cls: ActionClass, event: Event, at: float) -> None:
+        """One event through the settle rule, under the freeze in force at `at`."""
+        self.standing(cls)
+        entry = self.classes[cls.name]
+        out = settle(cls, entry.standing, event, None if self.freeze is None else self.freeze.at(at))
+        entry.standing = out.standing
+        if out.move is not None:
+            m = out.move
+            self.moves.append(
+                SimulatedMove(
+                    action_class=cls.name,
+                    from_level=m.from_level.label,
+                    to_level=m.to_level.label,
+                    kind=m.kind,
+                    action_id=m.action_id,
+                    reason=m.reason,
+                )
             )
-        )
-        st.level, st.window = to, Window()
 
-    def sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str) -> None:
-        """As `standing.apply_sample` and the engine's streak update do, on the candidate's standings."""
-        if session_id != "cli":
-            key = (session_id, cls.name)
-            self.streaks[key] = 0 if ok else self.streaks.get(key, 0) + 1
-        st = self.standing(cls)
-        self._settle(st, add_sample(st.window, Sample(action_id, ok), cls.trust), action_id)
+    def sample(self, cls: ActionClass, action_id: int, ok: bool, session_id: str, at: float) -> None:
+        """A sample, and the session's failure streak it updates, as the live record does."""
+        streak = streak_after(session_id, self.streaks.get((session_id, cls.name), 0), ok)
+        if streak is not None:
+            self.streaks[(session_id, cls.name)] = streak
+        self.apply(cls, Observed(action_id, ok), at)
 
-    def complain(self, cls: ActionClass, action_id: int) -> None:
-        """As `standing.complain` does."""
-        st = self.standing(cls)
-        if cls.demote_on_complaint and st.level > cls.floor:
-            self._move(st, st.level.down(), "complaint", action_id, f"complaint on action {action_id}")
+    def human(self, t: TransitionRecord) -> None:
+        """A recorded freeze, human demotion, pin or unpin, onto the candidate class of the same name."""
+        if t.action_class == ALL_CLASSES:
+            self.freeze = FreezeCap(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
             return
-        flipped = flip_sample(st.window, action_id)
-        if flipped is None:  # not in the window: the complaint adds a failure
-            flipped = add_sample(st.window, Sample(action_id, False), cls.trust)
-        self._settle(st, flipped, action_id)
-
-    def _settle(self, st: _Standing, window: Window, action_id: int) -> None:
-        """As `standing._settle`: judge the window (a pin at or below the level holds promotion back)."""
-        cls = st.cls
-        ceiling = st.level if st.pinned is not None and st.pinned <= st.level else cls.ceiling
-        verdict = judge(window, st.level, cls.floor, ceiling, cls.trust)
-        if verdict.move is not None:
-            self._move(st, verdict.to_level, verdict.move, action_id, verdict.reason)
-        else:
-            st.window = window
-
-    def human(self, row: Any) -> None:
-        """A recorded human demotion, pin or unpin, onto the candidate class of the same name."""
-        cls = self.policy.classes.get(row["class"])
+        cls = self.policy.classes.get(t.action_class)
         if cls is None:
             return
-        st = self.standing(cls)
-        to = Level.parse(row["to_level"])
-        if row["kind"] == "pin":
-            st.pinned = to
-        elif row["kind"] == "unpin":
-            st.pinned = None
-        elif max(to, cls.floor) < st.level:
-            self._move(st, max(to, cls.floor), "human-demote", None, row["reason"])
+        event: Event
+        if t.kind == "human-demote":
+            event = HumanDemoted(Level.parse(t.to_level), t.reason)
+        else:
+            event = Pinned(Level.parse(t.to_level) if t.kind == "pin" else None)
+        self.apply(cls, event, t.at)
 
 
-def _recorded_ok(row: Any, cls: ActionClass) -> bool | None:
-    sample = row["sample"]
-    if sample == "success":
-        return True
-    if sample == "complained":  # a complaint overwrote the sample; an edited approval had been a failure
-        return not row["edited"]
-    if sample == "failure":
-        return None if row["status"] == "failed" and not cls.count_execution_failures else False
-    return None
+def _recorded_ok(row: ActionRecord, cls: ActionClass) -> bool | None:
+    return recorded_sample(
+        row.sample,
+        edited=row.edited,
+        answer=row.evidence,
+        failed=row.status == "failed",
+        counts_failures=cls.count_execution_failures,
+    )
 
 
-def _cancelled(row: Any, triggers: set[str]) -> bool:
+def _cancelled(row: ActionRecord, triggers: set[str]) -> bool:
     """The record shows a confirmation the human cancelled (it became a draft with no trigger saying why)."""
-    return row["level"] == "confirm" and row["route"] == "draft" and not triggers & _NOT_ELICITED
+    return row.level == "confirm" and row.route == "draft" and not triggers & _NOT_ELICITED
 
 
-def _decisions(route: Route, row: Any) -> int:
+def _decisions(route: Route, row: ActionRecord) -> int:
     if route is Route.BLOCK:  # a human answered the escalation in the record, and would again
-        return 1 if row["route"] == "block" and row["resolved_at"] is not None else 0
+        return 1 if row.route == "block" and row.resolved_at is not None else 0
     if route is Route.CONFIRM:
         return 1
     if route is Route.DRAFT:
-        return 1 if row["reviewer"] is not None or row["route"] in ("execute", "block") else 0
+        return 1 if row.reviewer is not None or row.route in ("execute", "block") else 0
     return 0
 
 
-def _match_moves(simulated: list[SimulatedMove], transitions: list[Any]) -> list[SimulatedMove]:
+def _match_moves(simulated: list[SimulatedMove], transitions: list[TransitionRecord]) -> list[SimulatedMove]:
     """Pair simulated and recorded moves by class, levels and occurrence; return the recorded-only ones."""
-    recorded: dict[tuple[str, str, str], list[Any]] = {}
+    recorded: dict[tuple[str, str, str], list[TransitionRecord]] = {}
     for t in transitions:
-        if t["kind"] in MOVE_KINDS:
-            recorded.setdefault((t["class"], t["from_level"], t["to_level"]), []).append(t)
+        if t.kind in MOVE_KINDS:
+            recorded.setdefault((t.action_class, t.from_level, t.to_level), []).append(t)
     for move in simulated:
         queue = recorded.get((move.action_class, move.from_level, move.to_level))
         if queue:
             t = queue.pop(0)
-            move.recorded, move.recorded_action_id = True, t["action_id"]
+            move.recorded, move.recorded_action_id = True, t.action_id
     return [
         SimulatedMove(
-            action_class=t["class"],
-            from_level=t["from_level"],
-            to_level=t["to_level"],
-            kind=t["kind"],
+            action_class=t.action_class,
+            from_level=t.from_level,
+            to_level=t.to_level,
+            kind=t.kind,
             action_id=None,
-            reason=t["reason"],
-            recorded_action_id=t["action_id"],
+            reason=t.reason,
+            recorded_action_id=t.action_id,
             recorded=True,
         )
         for queue in recorded.values()
@@ -249,17 +250,16 @@ def _match_moves(simulated: list[SimulatedMove], transitions: list[Any]) -> list
 
 async def simulate(store: Store, candidate: Policy) -> SimulationReport:
     """Replay every recorded action against `candidate`; see the module docstring and ASSUMPTIONS."""
-    rows = await store.all("SELECT * FROM actions WHERE route != 'escalate' ORDER BY id")  # handoffs: no call
-    transitions = await store.all("SELECT * FROM transitions ORDER BY id")
-    complaints: dict[int, list[float]] = {}
-    for c in await store.all("SELECT action_id, at FROM complaints ORDER BY id"):
-        complaints.setdefault(c["action_id"], []).append(c["at"])
-    triggers = {r["id"]: {t["name"] for t in json.loads(r["triggers_json"])} for r in rows}
-    mute = {r["session_id"] for r in rows if "no-elicitation" in triggers[r["id"]]}
+    record = await recorded_history(store)  # handoffs left out: they are no call
+    complaints: dict[int, list[ComplaintRecord]] = {}
+    for c in record.complaints:
+        complaints.setdefault(c.action_id, []).append(c)
+    triggers = {r.id: {t["name"] for t in r.triggers} for r in record.actions}
+    mute = {r.session_id for r in record.actions if "no-elicitation" in triggers[r.id]}
     replay = _Replay(candidate)
-    for t in transitions:
-        if t["kind"] in HUMAN_KINDS:
-            replay.later(t["at"], partial(replay.human, t))
+    for t in record.transitions:
+        if t.kind in HUMAN_KINDS or (t.action_class == ALL_CLASSES and t.kind in FREEZE_KINDS):
+            replay.later(t.at, partial(replay.human, t))
     report = SimulationReport(
         candidate=str(candidate.directory),
         candidate_fingerprint=candidate.fingerprint,
@@ -278,54 +278,58 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         interventions_added=0,
         interventions_saved=0,
     )
-    for row in rows:
-        if row["subject_json"] is None:
-            report.skipped.append(row["id"])
+    for row in record.actions:
+        if row.subject is None:
+            report.skipped.append(row.id)
             continue
-        replay.flush(row["created_at"])
-        aid, session = row["id"], row["session_id"]
-        cls = candidate.classify(Subject.from_dict(json.loads(row["subject_json"]))).cls
+        replay.flush(row.created_at)
+        aid, session = row.id, row.session_id
+        cls = candidate.classify(Subject.from_dict(row.subject)).cls
         st = replay.standing(cls)
         # Triggers the engine computed from state the gate does not see are replayed as recorded caps.
-        caps = [Level.parse(t["cap"]) for t in json.loads(row["triggers_json"]) if t["name"] not in GATE_TRIGGERS]
+        caps = [Level.parse(t["cap"]) for t in row.triggers if t["name"] not in GATE_TRIGGERS]
         decision = decide(
             cls,
             min([st.level, *caps]),
             pinned=st.pinned,
-            confidence=row["confidence"],
+            confidence=row.confidence,
             session_failures=replay.streaks.get((session, cls.name), 0),
             can_elicit=session not in mute,
         )
         route = decision.route
         if route is Route.CONFIRM and _cancelled(row, triggers[aid]):
             route = Route.DRAFT
-        ok = _recorded_ok(row, cls)
+        judged = cls  # the class its sample counts for: a side effect's, where the record shows one
+        if cls.name == row.action_class and row.evidence_class != row.action_class:
+            judged = candidate.classes.get(row.evidence_class, cls)
+        ok = _recorded_ok(row, judged)
+        said = complaints.get(aid, [])
         if route is not Route.BLOCK:
             if ok is not None and route is Route.DRAFT:
-                at = row["finished_at"] or row["created_at"]
-                replay.later(at, partial(replay.sample, cls, aid, ok, session))
+                at = row.settled_at
+                replay.later(at, partial(replay.sample, judged, aid, ok, session, at))
             elif ok is not None:
-                replay.sample(cls, aid, ok, session)
-            for at in complaints.get(aid, ()):
-                replay.later(at, partial(replay.complain, cls, aid))
+                replay.sample(judged, aid, ok, session, row.settled_at)
+            for c in said:
+                replay.later(c.at, partial(replay.apply, judged, Complained(aid, c.reason), c.at))
         report.replayed += 1
-        report.reclassified += cls.name != row["class"]
-        recorded_n = (row["reviewer"] is not None) + len(complaints.get(aid, ()))
-        simulated_n = _decisions(route, row) + (len(complaints.get(aid, ())) if route is not Route.BLOCK else 0)
+        report.reclassified += cls.name != row.action_class
+        recorded_n = (row.reviewer is not None) + len(said)
+        simulated_n = _decisions(route, row) + (len(said) if route is not Route.BLOCK else 0)
         report.interventions_recorded += recorded_n
         report.interventions_simulated += simulated_n
         report.interventions_added += max(0, simulated_n - recorded_n)
         report.interventions_saved += max(0, recorded_n - simulated_n)
-        if route.value == row["route"]:
+        if route.value == row.route:
             continue
         report.changes.append(
             RouteChange(
                 action_id=aid,
-                tool=row["tool"],
-                target=row["target"],
-                recorded_class=row["class"],
+                tool=row.tool,
+                target=row.target,
+                recorded_class=row.action_class,
                 simulated_class=cls.name,
-                recorded_route=row["route"],
+                recorded_route=row.route,
                 simulated_route=route.value,
                 simulated_class_level=st.level.label,
                 triggers=[t.name for t in decision.triggers],
@@ -333,15 +337,15 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         )
         if route is Route.BLOCK:
             report.stopped.append(aid)
-        elif route is not Route.EXECUTE and row["route"] == "execute":
+        elif route is not Route.EXECUTE and row.route == "execute":
             report.held.append(aid)
         elif route is Route.EXECUTE:
             report.released.append(aid)
-            if row["sample"] in ("failure", "complained") or row["status"] in ("rejected", "declined"):
+            if row.sample in ("failure", "complained") or row.status in ("rejected", "declined"):
                 report.unreviewed_failures.append(aid)
     replay.flush(math.inf)
     report.moves = replay.moves
-    report.moves_not_simulated = _match_moves(report.moves, transitions)
+    report.moves_not_simulated = _match_moves(report.moves, record.transitions)
     return report
 
 

@@ -24,7 +24,8 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import integrity
 from ratchet.record.integrity import ALL_CLASSES, Freeze, Recorded
 from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, put_class
-from ratchet.rules.trust import Sample, Window, add_sample, evidence, flip_sample, judge
+from ratchet.rules.settle import Complained, HumanDemoted, Observed, Standing, settle
+from ratchet.rules.trust import Sample, Window
 
 
 @dataclass(frozen=True)
@@ -82,60 +83,42 @@ def _move(
     return Transition(tid, cls.name, row.level, to.label, kind, actor, reason, ev)
 
 
-def _add_sample_row(conn: sqlite3.Connection, cls: ActionClass, row: ClassRow, action_id: int, ok: bool) -> None:
-    conn.execute(
-        "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, ?, ?)",
-        (cls.name, action_id, 1 if ok else 0, row.transition_id or 0),
-    )
-
-
 def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
     """Add one sample to the class's window and promote or demote if the window says so."""
-    row, rec = current(conn, cls)
-    _add_sample_row(conn, cls, row, action_id, ok)
-    return _settle(conn, cls, row, add_sample(rec.window, Sample(action_id, ok), cls.trust), action_id)
+    return _settle(conn, cls, Observed(action_id, ok))
 
 
 def complain(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
     """A complaint: demote at once where the class says so (above its floor); otherwise the action's
     sample becomes a failure (in the window if it is there, else a failure is added) and the window
-    is judged."""
+    is judged (rules/settle.py)."""
+    return _settle(conn, cls, Complained(action_id, reason))
+
+
+def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained) -> Transition | None:
+    """Apply the settle rule to the class's standing of record, and store what it says: the sample
+    row (added, or turned into a failure), and the move with a fresh window or the window kept."""
     row, rec = current(conn, cls)
-    level = rec.level
-    if cls.demote_on_complaint and level > cls.floor:
-        ev = asdict(evidence(rec.window, cls.trust))
-        reason = f"complaint on action {action_id}: {reason}"
-        return _move(conn, cls, row, level.down(), "complaint", "human", reason, ev, action_id)
-    flipped = flip_sample(rec.window, action_id)
-    if flipped is not None:
+    frozen = integrity.freeze_of(conn)
+    freeze = frozen.level if frozen is not None and frozen.active() else None
+    out = settle(cls, Standing(rec.level, rec.window, rec.pinned), event, freeze)
+    epoch = row.transition_id or 0  # the samples of a level are those since the move that set it
+    if out.sample == "added":
+        ok = event.ok if isinstance(event, Observed) else False
+        conn.execute(
+            "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, ?, ?)",
+            (cls.name, event.action_id, 1 if ok else 0, epoch),
+        )
+    elif out.sample == "flipped":
         conn.execute(
             "UPDATE samples SET ok = 0 WHERE id = (SELECT id FROM samples WHERE class = ? AND epoch = ? "
             "AND action_id = ? ORDER BY id DESC LIMIT 1)",
-            (cls.name, row.transition_id or 0, action_id),
+            (cls.name, epoch, event.action_id),
         )
-    else:
-        _add_sample_row(conn, cls, row, action_id, False)
-        flipped = add_sample(rec.window, Sample(action_id, False), cls.trust)
-    return _settle(conn, cls, row, flipped, action_id)
-
-
-def _settle(
-    conn: sqlite3.Connection, cls: ActionClass, row: ClassRow, window: Window, action_id: int
-) -> Transition | None:
-    """Judge the new window: move the class if it says so, else keep the window."""
-    level = Level.parse(row.level)
-    pinned = None if row.pinned is None else Level.parse(row.pinned)
-    frozen = integrity.freeze_of(conn)
-    if frozen is not None and frozen.active() and (pinned is None or frozen.level < pinned):
-        pinned = frozen.level
-    # A pin (or freeze) at or below the current level holds promotion back: judge against it as the ceiling.
-    ceiling = level if pinned is not None and pinned <= level else cls.ceiling
-    verdict = judge(window, level, cls.floor, ceiling, cls.trust)
-    if verdict.move is not None:
-        ev = asdict(verdict.evidence)
-        return _move(conn, cls, row, verdict.to_level, verdict.move, "ratchet", verdict.reason, ev, action_id)
-    samples = [(s.action_id, s.ok) for s in window.samples]
-    put_class(conn, replace(row, window=samples))
+    if out.move is not None:
+        m = out.move
+        return _move(conn, cls, row, m.to_level, m.kind, m.actor, m.reason, asdict(m.evidence), m.action_id)
+    put_class(conn, replace(row, window=[(s.action_id, s.ok) for s in out.standing.window.samples]))
     return None
 
 
@@ -154,8 +137,10 @@ def human_demote(conn: sqlite3.Connection, cls: ActionClass, reason: str, to: Le
             f"class {cls.name} has floor {cls.floor.label}; to hold it lower, use "
             f"`ratchet pin {cls.name} {target.label}`"
         )
-    ev = asdict(evidence(rec.window, cls.trust))
-    return _move(conn, cls, row, target, "human-demote", "human", reason, ev, None)
+    out = settle(cls, Standing(rec.level, rec.window, rec.pinned), HumanDemoted(target, reason))
+    assert out.move is not None  # checked above: the target is below the level and not below the floor
+    m = out.move
+    return _move(conn, cls, row, m.to_level, m.kind, m.actor, m.reason, asdict(m.evidence), None)
 
 
 def pin(conn: sqlite3.Connection, cls: ActionClass, level: Level | None, reason: str) -> Transition:
