@@ -208,8 +208,6 @@ async def store_hops(db_path: Path) -> dict[str, int]:
             "run (a write transaction)": lambda: store.run(
                 lambda conn: conn.execute("INSERT INTO bench_hops (x) VALUES (1)")
             ),
-            "maybe": lambda: store.maybe("SELECT 1"),
-            "all": lambda: store.all("SELECT 1"),
         }
         for name, make in calls.items():
             n[0] = 0

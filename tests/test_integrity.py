@@ -331,7 +331,9 @@ async def test_a_record_from_before_the_chain_is_chained_at_first_open(
     assert code == 0 and text.strip() == "ok: 2 transitions, 1 reviews, chain intact"
     engine = await Engine.open(workspace, policies=policies, db=db, session=False)
     try:
-        hashes = await engine.store.all("SELECT prev_hash, hash FROM transitions ORDER BY id")
+        hashes = await engine.store.call(
+            lambda c: c.execute("SELECT prev_hash, hash FROM transitions ORDER BY id").fetchall()
+        )
     finally:
         await engine.close()
     assert hashes[0][0] == chain.GENESIS and hashes[1][0] == hashes[0][1]

@@ -43,8 +43,8 @@ async def test_an_older_database_is_migrated_and_keeps_its_rows(tmp_path: Path) 
     con.close()
     store = await Store.open(path)
     try:
-        columns = {row[1] for row in await store.all("PRAGMA table_info(actions)")}
-        kept = await store.all("SELECT class FROM transitions")
+        columns = {row[1] for row in await store.call(lambda c: c.execute("PRAGMA table_info(actions)").fetchall())}
+        kept = await store.call(lambda c: c.execute("SELECT class FROM transitions").fetchall())
     finally:
         await store.close()
     assert {"subject_json", "level_transition"} <= columns
@@ -70,7 +70,7 @@ async def test_an_edited_approval_kept_as_a_note_prefix_becomes_the_edited_colum
     con.close()
     store = await Store.open(path)
     try:
-        rows = await store.all("SELECT edited, review_note FROM actions ORDER BY id")
+        rows = await store.call(lambda c: c.execute("SELECT edited, review_note FROM actions ORDER BY id").fetchall())
     finally:
         await store.close()
     assert [(r[0], r[1]) for r in rows] == [(1, "kept the header"), (1, None), (0, "looks fine")]

@@ -22,7 +22,6 @@ from ratchet.rules.gate import Decision
 from ratchet.rules.settle import CLI_SESSION
 
 
-
 @dataclass(frozen=True)
 class Evaluation:
     """A prepared call, its class and the gate's decision: everything needed to carry it out."""

@@ -44,7 +44,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,28 +131,6 @@ class Store:
         timeout) instead of failing midway; an exception rolls everything back and is raised here.
         """
         return await self.call(functools.partial(transaction, fn))
-
-    # Reads for modules whose queries have not moved under record/ yet (evidence/): one round trip
-    # each, rows indexable by position and column name. Everything else goes through `run`/`call`.
-
-    async def one(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row:
-        """Exactly one row (raises StoreError if none)."""
-        row = await self.maybe(sql, params)
-        if row is None:
-            raise StoreError(f"expected a row from: {sql.split()[0:4]}")
-        return row
-
-    async def maybe(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
-        """At most one row (positional parameters, or named ones from a mapping)."""
-        bound = params if isinstance(params, Mapping) else tuple(params)
-        row: sqlite3.Row | None = await self.call(lambda conn: conn.execute(sql, bound).fetchone())
-        return row
-
-    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Every row."""
-        bound = tuple(params)
-        rows: list[sqlite3.Row] = await self.call(lambda conn: conn.execute(sql, bound).fetchall())
-        return rows
 
     async def start_session(self, session_id: str, client: str | None) -> None:
         """Record an agent session (once: a client's session id may come back in every hook call)."""
