@@ -164,8 +164,8 @@ def test_period_bounds_and_the_reading_rule() -> None:
     assert parse_when("2025-01-01T00:00:00+00:00") == 1735689600.0
     assert parse_when(None) is None
     diff = "--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,2 @@\n+one\n+two\n"
-    assert diff_lines(diff) == 2 and reading_seconds(2) == 2.5
-    assert diff_lines("--- a/x\n+++ b/x\n-a\n+b\n c\n[diff truncated: 40 more lines not shown]\n") == 42
+    assert diff_lines(diff, 0) == 2 and reading_seconds(2) == 2.5
+    assert diff_lines("--- a/x\n+++ b/x\n-a\n+b\n c\n[diff truncated: 40 more lines not shown]\n", 40) == 42
 
 
 def _fact(i: int, kind: str, seconds: float | None = None, lines: int = 4, **extra: Any) -> ActionFacts:

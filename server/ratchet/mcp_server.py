@@ -230,7 +230,7 @@ def _confirm_message(ev: Evaluation) -> str:
         else (p.preview[:ELICIT_DIFF_CHARS] + f"\n… ({len(p.preview) - ELICIT_DIFF_CHARS} more characters)")
     )
     why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
-    size = provenance.change_size(p.preview)
+    size = provenance.change_size(p.preview, p.hidden_lines)
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
     first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
@@ -659,7 +659,7 @@ def _asker(index: int) -> Callable[..., Any]:
         return Elicit(
             redact(
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
-                + (f": {size}" if (size := provenance.change_size(d.preview)) else "")
+                + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
                 + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
                 f"{preview}"

@@ -121,6 +121,7 @@ class DraftView(BaseModel):
     review_seconds: float | None = None
     review_note: str | None = None
     edited: bool = False  # approved with the human's own content instead of the agent's
+    hidden_lines: int = 0  # changed lines the preview folded away (a long diff)
     error: str | None = None
     result: dict[str, Any] | None = None
     has_packet: bool = False

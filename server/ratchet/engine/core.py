@@ -59,7 +59,7 @@ class HumanAnswer:
     evidence: str | None = None
     edited: bool = False
 
-    def judged(self, cls: ActionClass, preview: str, hidden: int | None = None) -> HumanAnswer:
+    def judged(self, cls: ActionClass, preview: str, hidden: int) -> HumanAnswer:
         """This answer with its evidence: counted, unverified or unanswered (`hidden`: the changed lines
         the preview folds away, as recorded; None reads the preview's marker)."""
         evidence = provenance.assess(

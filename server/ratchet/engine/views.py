@@ -148,6 +148,7 @@ class Views:
             review_seconds=row["review_seconds"],
             review_note=row["review_note"],
             edited=bool(row["edited"]),
+            hidden_lines=int(row["hidden_lines"] or 0),
             error=row["error"],
             result=json.loads(row["result_json"]) if row["result_json"] else None,
             has_packet=row["packet_json"] is not None,

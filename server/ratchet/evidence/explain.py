@@ -175,7 +175,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
     kind = disposition(row.status, row.route, row.reviewer, row.edited)
     review = None
     if row.reviewer is not None:
-        lines = count_diff_lines(row.preview)
+        lines = count_diff_lines(row.preview, row.hidden_lines)
         seconds = row.review_seconds
         review = Review(
             decision=f"resolved: {row.resolution}" if row.resolution else kind,
@@ -212,7 +212,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         pin=pin,
         disposition=kind,
         review=review,
-        answer=describe(row.evidence, row.review_channel, row.review_seconds, row.preview),
+        answer=describe(row.evidence, row.review_channel, row.review_seconds, row.preview, row.hidden_lines),
         status=row.status,
         sample=row.sample,
         error=row.error,

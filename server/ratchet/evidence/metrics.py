@@ -278,7 +278,7 @@ def facts_of(record: PeriodRecord) -> list[ActionFacts]:
                 created_at=r.created_at,
                 decided_at=r.settled_at if kind in HUMAN_DECISIONS else None,
                 review_seconds=r.review_seconds,
-                diff_lines=diff_lines(r.preview),
+                diff_lines=diff_lines(r.preview, r.hidden_lines),
                 complaint_times=tuple(c.at for c in record.complaints.get(r.id, ())),
                 resolved_at=r.resolved_at if kind == "blocked" else None,
                 evidence=r.evidence,

@@ -26,7 +26,7 @@ _ACTION_COLUMNS = (
     "id, session_id, created_at, tool, target, class, coalesce(evidence_class, class) AS judged, rule, policy, "
     "preview, intent, confidence, class_level, level, route, triggers_json, flagged, status, sample, error, "
     "finished_at, reviewer, review_seconds, review_note, review_channel, evidence, edited, resolution, "
-    "resolution_note, resolved_at, subject_json, level_transition"
+    "resolution_note, resolved_at, subject_json, level_transition, hidden_lines"
 )
 
 
@@ -44,6 +44,7 @@ class ActionRecord:
     rule: str
     policy: str
     preview: str
+    hidden_lines: int  # changed lines the preview folded away
     intent: str | None
     confidence: float | None
     class_level: str
@@ -141,6 +142,7 @@ def _action(row: sqlite3.Row) -> ActionRecord:
         rule=row["rule"],
         policy=row["policy"],
         preview=row["preview"],
+        hidden_lines=int(row["hidden_lines"]),
         intent=row["intent"],
         confidence=row["confidence"],
         class_level=row["class_level"],

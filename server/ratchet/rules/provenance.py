@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,28 +69,19 @@ READING_RULE = (
     f"an approval is a rubber stamp when it came faster than {READ_BASE_SECONDS:g} s + "
     f"{READ_SECONDS_PER_LINE:g} s per changed line of the draft"
 )
-# The marker a long file diff ends with, for humans; counting uses the recorded number (`hidden`).
-_TRUNCATED = re.compile(r"^\[diff truncated: (\d+) more lines not shown\]$")
 # Questions never answered (a client that went away mid-call) are forgotten past this many.
 _MAX_WAITING = 512
 
 
-def diff_lines(preview: str, hidden: int | None = None) -> int:
+def diff_lines(preview: str, hidden: int) -> int:
     """Changed lines a reviewer has to read: `+`/`-` lines of the diff, plus the `hidden` lines the
-    preview folded away, as recorded with the action when it was prepared (`actions.hidden_lines`).
-
-    A caller holding only a preview (hidden None) gets the number its marker states, for humans."""
-    shown = 0
-    marked = 0
-    for line in preview.splitlines():
-        if line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")):
-            shown += 1
-        elif hidden is None and (truncated := _TRUNCATED.match(line)):
-            marked += int(truncated[1])
-    return shown + (marked if hidden is None else hidden)
+    preview folded away, as recorded with the action when it was prepared (`actions.hidden_lines`)."""
+    lines = preview.splitlines()
+    shown = sum(1 for line in lines if line.startswith(("+", "-")) and not line.startswith(("+++ ", "--- ")))
+    return shown + hidden
 
 
-def change_size(preview: str) -> str | None:
+def change_size(preview: str, hidden: int) -> str | None:
     """How much a file diff changes, for the first line a human reads: `+3 −1 lines, new file` (None
     when the preview is not a diff). Lines folded out of a long diff are counted as changed."""
     lines = preview.splitlines()
@@ -99,8 +89,7 @@ def change_size(preview: str) -> str | None:
         return None
     added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++ "))
     removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("--- "))
-    folded = sum(int(m[1]) for line in lines if (m := _TRUNCATED.match(line)))
-    size = f"+{added} −{removed} lines" + (f" (and {folded} more not shown)" if folded else "")
+    size = f"+{added} −{removed} lines" + (f" (and {hidden} more not shown)" if hidden else "")
     if lines[0] == "--- /dev/null":
         size += ", new file"
     elif len(lines) > 1 and lines[1] == "+++ /dev/null":
@@ -113,7 +102,7 @@ def reading_seconds(lines: int) -> float:
     return READ_BASE_SECONDS + READ_SECONDS_PER_LINE * lines
 
 
-def too_fast(seconds: float | None, preview: str, hidden: int | None = None) -> bool:
+def too_fast(seconds: float | None, preview: str, hidden: int) -> bool:
     """True when an answer came faster than the reading rule allows for this preview (or untimed)."""
     return seconds is None or seconds < reading_seconds(diff_lines(preview, hidden))
 
@@ -126,7 +115,7 @@ def assess(
     preview: str,
     promotion_evidence: str,
     dismissed: bool,
-    hidden: int | None = None,
+    hidden: int,
 ) -> str:
     """The evidence an answer gives: `counted`, `unverified` or `unanswered` (see the module docstring)."""
     if dismissed:
@@ -145,9 +134,7 @@ def assess(
     return COUNTED
 
 
-def describe(
-    evidence: str | None, channel: str | None, seconds: float | None, preview: str, hidden: int | None = None
-) -> str | None:
+def describe(evidence: str | None, channel: str | None, seconds: float | None, preview: str, hidden: int) -> str | None:
     """One sentence on why an answer was or was not evidence (None when nothing was recorded)."""
     if evidence is None:
         return None
