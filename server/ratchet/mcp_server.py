@@ -808,7 +808,7 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
             result = await fn(**kwargs)
         except RatchetError as exc:
             if log_calls:
-                _log_call(name, started, None, f"refused: {exc}")
+                _log_call(name, started, None, f"error: {exc}")
             raise ToolError(str(exc)) from exc
         if log_calls:
             _log_call(name, started, result, None)
