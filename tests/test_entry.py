@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ratchet.entry import hook_options
+import pytest
+
+from ratchet.entry import hook_event_is_silent, hook_options
+from ratchet.hooks import HookOptions, claude_code
 
 PROBE = """
 import sys
@@ -56,3 +59,63 @@ def test_a_hook_event_is_answered_without_importing_the_cli(workspace: Path, pol
     # Another command still gets the whole CLI.
     status = _run(workspace, {}, "status", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db))
     assert status.returncode == 0 and status.stderr.strip().endswith("CLI-IMPORTED"), status.stderr
+
+
+SILENT_PROBE = """
+import sys
+from ratchet.entry import main
+code = main(sys.argv[1:])
+heavy = [m for m in ("ratchet.hooks", "asyncio", "ratchet.engine", "sqlite3") if m in sys.modules]
+print("IMPORTED " + ",".join(heavy) if heavy else "NOTHING-HEAVY", file=sys.stderr)
+sys.exit(code)
+"""
+
+EVENTS: list[tuple[object, bool]] = [
+    ({"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {}}, True),
+    ({"hook_event_name": "PreToolUse", "tool_name": "mcp__ratchet__write_file", "tool_input": {}}, True),
+    ({"hook_event_name": "PostToolUse", "tool_name": "Grep", "tool_input": {}}, True),
+    ({"hook_event_name": "Notification", "message": "hi"}, True),
+    ({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"}}, False),
+    ({"hook_event_name": "PostToolUse", "tool_name": "Write", "tool_input": {}}, False),
+    ({"hook_event_name": "Stop"}, False),
+    ({"hook_event_name": "SessionEnd", "tool_name": "Read"}, False),
+    ({"tool_name": "Read"}, False),  # no event name: unreadable, the hook denies
+    (["PreToolUse"], False),
+    ("not json at all", False),
+]
+
+
+def test_an_event_ratchet_ignores_is_answered_before_the_hook_module_is_imported(
+    workspace: Path, policies: Path, db: Path
+) -> None:
+    args = ["hook", "claude-code", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
+    read = {"session_id": "s", "cwd": str(workspace), "hook_event_name": "PreToolUse", "tool_name": "Read"}
+    done = subprocess.run(
+        [sys.executable, "-c", SILENT_PROBE, *args],
+        input=json.dumps(read),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=workspace,
+    )
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert done.stderr.strip().endswith("NOTHING-HEAVY"), done.stderr
+    assert not db.exists()  # nothing opened, nothing recorded
+
+
+@pytest.mark.asyncio
+async def test_the_lean_path_is_silent_exactly_where_the_hook_would_say_nothing(
+    workspace: Path, policies: Path, db: Path
+) -> None:
+    options = HookOptions(workspace=workspace, policies=policies, db=db)
+    common = {"session_id": "lean", "transcript_path": str(workspace / "t.jsonl"), "cwd": str(workspace)}
+    for event, silent in EVENTS:
+        raw = (json.dumps({**common, **event}) if isinstance(event, dict) else json.dumps(event)).encode()
+        if event == "not json at all":
+            raw = b"not json at all"
+        assert hook_event_is_silent(raw) is silent, event
+        if silent:  # the full hook agrees: no answer
+            assert await claude_code(raw, options) == "", event
+    assert hook_event_is_silent(b"\xff\xfe") is False  # not UTF-8: the hook denies it
+    assert hook_event_is_silent(b"") is False

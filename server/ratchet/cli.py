@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     db = anyio.run(check)
     closed = threading.Event()
-    server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed))
+    server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
         from ratchet.http_serve import HttpOptions, serve_http
 
@@ -639,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("serve", cmd_serve)
+    p.add_argument("--quiet", action="store_true", help="no line on stderr per tool call")
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")

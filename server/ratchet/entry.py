@@ -5,15 +5,43 @@ call, so what that process imports is paid on every call. The CLI module brings 
 set; the hook needs only `hooks` (and the engine, for governed events, imported there on demand).
 Any other command, or a hook command line this fast path does not recognise, goes to `cli.main`,
 which parses and reports errors as usual.
+
+Most hook events need nothing from Ratchet: a tool it does not govern (Read, Grep, mcp__*, ...) and
+the events it does not listen to get no answer and leave no record. Those are told apart here, from
+the event's JSON alone, before `hooks` (and its event loop) is imported: such a process costs the
+interpreter's start and a JSON parse. Anything else, including input that is not a readable event,
+goes to `hooks`, which decides, or denies (fail closed).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 _HOOK_OPTIONS = {"--workspace": "workspace", "--policies": "policies", "--db": "db"}
+# Claude Code's tools that Ratchet governs, and the events that carry a governed call's outcome or
+# settle a session's asked calls; `hooks` decides on exactly these.
+GOVERNED_TOOLS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
+OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
+SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
+
+
+def hook_event_is_silent(raw: bytes) -> bool:
+    """Whether this hook event gets no answer and no record: a readable event that names no governed
+    tool (PreToolUse or an outcome event) or that Ratchet does not listen to. False for anything that
+    needs deciding, and for input that is not a readable event (`hooks` answers that with a deny)."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(event, dict):
+        return False
+    name = event.get("hook_event_name")
+    if not isinstance(name, str) or name in SETTLE_EVENTS:
+        return False
+    return event.get("tool_name") not in GOVERNED_TOOLS
 
 
 def hook_options(argv: Sequence[str]) -> dict[str, str] | None:
@@ -36,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options = hook_options(args)
     if options is not None:
+        raw = sys.stdin.buffer.read()
+        if hook_event_is_silent(raw):
+            return 0
         from ratchet.hooks import HookOptions, answer_event
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
@@ -44,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workspace=Path(workspace) if workspace else None,
                 policies=Path(policies) if policies else None,
                 db=Path(db) if db else None,
-            )
+            ),
+            raw,
         )
     from ratchet.cli import main as cli_main
 

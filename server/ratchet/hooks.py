@@ -78,14 +78,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ratchet.entry import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS
 from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from ratchet.engine import Engine, Evaluation
 
-GOVERNED_TOOLS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
-OUTCOME_EVENTS = ("PostToolUse", "PostToolUseFailure", "PermissionDenied")
-SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
 DEFAULT_DEADLINE_S = 20.0
 # The hook process's own hard limit: at this point it prints a deny and exits, whatever it is doing.
 # Claude Code lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S, 60 s), so both
@@ -566,9 +564,9 @@ async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, too
 # -- the hook's own process --------------------------------------------------------------------
 
 
-def answer_event(options: HookOptions) -> int:
-    """The whole hook process: the event on stdin, the answer (if any) on stdout; exit 0."""
-    answer = anyio.run(claude_code_process, sys.stdin.buffer.read(), options)
+def answer_event(options: HookOptions, raw: bytes | None = None) -> int:
+    """The whole hook process: the event (`raw`, else stdin), the answer (if any) on stdout; exit 0."""
+    answer = anyio.run(claude_code_process, sys.stdin.buffer.read() if raw is None else raw, options)
     if answer:
         print(answer, flush=True)
     return 0

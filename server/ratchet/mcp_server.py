@@ -1,5 +1,10 @@
 """MCP wiring only: tools, their schemas and annotations, elicitation, and error translation.
 
+Read it as a table (TOOLS, at the end): each tool is a function whose signature is its input schema.
+A governed tool's arguments are built once per round, by its call resolver, into a `Call` that both
+the gate resolver and the tool body receive. A RatchetError becomes the ToolError the model reads in
+one place, `_edge`, which also writes the one-line call log.
+
 The human is asked through resolver parameters (`Annotated[..., Resolve(fn)]`), which the SDK
 carries over both protocol styles: a standalone `elicitation/create` request on 2025-11-25 and
 earlier, and an `input_required` round trip on 2026-07-28. A resolver may run again on every
@@ -11,13 +16,16 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ratchet import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
-from ratchet.errors import RatchetError
+from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
 from ratchet.operations import EditSpec
@@ -54,6 +62,8 @@ from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
 
 log = logging.getLogger("ratchet")
+# One line per tool call on stderr (`ratchet serve --quiet` turns it off).
+calls_log = logging.getLogger("ratchet.calls")
 
 REVIEW_BATCH = 5
 UNCERTAINTY = "what you are unsure of (shown to the human if the call is stopped)"
@@ -79,6 +89,8 @@ class ServerConfig:
     # The clock that times the human's answers (rules/provenance.py); None: the wall clock. A test seam.
     clock: Callable[[], float] | None = None
     closed: threading.Event | None = None
+    # No per-call line on stderr.
+    quiet: bool = False
 
 
 DRAIN_S = 10.0
@@ -204,8 +216,24 @@ class ReviewDraft(_FlatForm):
 
 
 @dataclass(frozen=True)
+class Call:
+    """One governed call as the gate sees it.
+
+    Built once per round by the tool's call resolver: the gate resolver and the tool body receive
+    this same object (the SDK runs each resolver once per round), so what was judged is what is
+    carried out.
+    """
+
+    tool: str
+    args: dict[str, Any]
+    intent: str | None = None
+    confidence: float | None = None
+    uncertainty: str | None = None
+
+
+@dataclass(frozen=True)
 class _Gated:
-    """A resolver's plain result: the evaluation to carry out, or the error that stopped it."""
+    """A gate resolver's plain result: the evaluation to carry out, or the error that stopped it."""
 
     evaluation: Evaluation | None
     error: RatchetError | None
@@ -237,96 +265,122 @@ def _confirm_message(ev: Evaluation) -> str:
     return redact(f"{first}\nWhy you are asked: {why}\n{how}\n\n{diff}")
 
 
-async def _gate(
-    ctx: Context, tool: str, args: dict[str, Any], confidence: float | None
-) -> Elicit[ConfirmChange] | _Gated:
-    try:
-        ev = await _engine(ctx).evaluate(tool, args, confidence=confidence, can_elicit=_can_elicit(ctx))
-    except RatchetError as exc:
-        return _Gated(None, exc)
-    if ev.decision.route is Route.CONFIRM:
-        _asking(ctx, provenance.question_key(tool, args))
-        return Elicit(_confirm_message(ev), ConfirmChange)
-    return _Gated(ev, None)
-
-
 def _asking(ctx: Context, key: str) -> None:
     """Note when a question goes to the client. A resolver runs on every round of a call; only a
     round without `request_state` (the call's first on 2026-07-28, every one before) asks anew."""
     _engine(ctx).answers.asked(key, fresh=ctx.request_state is None)
 
 
-async def _gate_write(
-    path: str, content: str, confidence: float | None, ctx: Context
-) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "write_file", {"path": path, "content": content}, confidence)
+# -- call resolvers: a tool's arguments, as the gate takes them, built once per round ---------------
+# Async on purpose: the SDK runs a synchronous resolver in a worker thread.
 
 
-async def _gate_edit(
-    path: str, edits: list[EditSpec], confidence: float | None, ctx: Context
-) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "edit_file", {"path": path, "edits": [e.model_dump() for e in edits]}, confidence)
+async def _write_call(
+    path: str, content: str, intent: str | None, confidence: float | None, uncertainty: str | None
+) -> Call:
+    return Call("write_file", {"path": path, "content": content}, intent, confidence, uncertainty)
 
 
-def _run_args(
-    argv: list[str] | None, command: str | None, cwd: str | None, timeout_s: float | None, stdin: str | None
-) -> dict[str, Any]:
-    return {"argv": argv, "command": command, "cwd": cwd, "timeout_s": timeout_s, "stdin": stdin}
+async def _edit_call(
+    path: str, edits: list[EditSpec], intent: str | None, confidence: float | None, uncertainty: str | None
+) -> Call:
+    return Call("edit_file", {"path": path, "edits": [e.model_dump() for e in edits]}, intent, confidence, uncertainty)
 
 
-async def _gate_run(
+async def _run_call(
     argv: list[str] | None,
     command: str | None,
     cwd: str | None,
     timeout_s: float | None,
     stdin: str | None,
-    confidence: float | None,
-    ctx: Context,
-) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "run_command", _run_args(argv, command, cwd, timeout_s, stdin), confidence)
-
-
-async def _gate_status(ctx: Context) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "git_status", {}, None)
-
-
-async def _gate_diff(staged: bool, paths: list[str] | None, ctx: Context) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "git_diff", {"staged": staged, "paths": paths}, None)
-
-
-async def _gate_commit(
-    message: str, paths: list[str] | None, confidence: float | None, ctx: Context
-) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "git_commit", {"message": message, "paths": paths}, confidence)
-
-
-async def _gate_push(
-    remote: str | None, branch: str | None, force: bool, confidence: float | None, ctx: Context
-) -> Elicit[ConfirmChange] | _Gated:
-    return await _gate(ctx, "git_push", {"remote": remote, "branch": branch, "force": force}, confidence)
-
-
-async def _carry_out(
-    ctx: Context,
-    tool: str,
-    args: dict[str, Any],
-    review: ElicitationResult[Any],
     intent: str | None,
     confidence: float | None,
-    uncertainty: str | None = None,
-) -> CallToolResult:
+    uncertainty: str | None,
+) -> Call:
+    args = {"argv": argv, "command": command, "cwd": cwd, "timeout_s": timeout_s, "stdin": stdin}
+    return Call("run_command", args, intent, confidence, uncertainty)
+
+
+async def _status_call() -> Call:
+    return Call("git_status", {})
+
+
+async def _diff_call(staged: bool, paths: list[str] | None) -> Call:
+    return Call("git_diff", {"staged": staged, "paths": paths})
+
+
+async def _commit_call(
+    message: str, paths: list[str] | None, intent: str | None, confidence: float | None, uncertainty: str | None
+) -> Call:
+    return Call("git_commit", {"message": message, "paths": paths}, intent, confidence, uncertainty)
+
+
+async def _push_call(
+    remote: str | None,
+    branch: str | None,
+    force: bool,
+    intent: str | None,
+    confidence: float | None,
+    uncertainty: str | None,
+) -> Call:
+    return Call("git_push", {"remote": remote, "branch": branch, "force": force}, intent, confidence, uncertainty)
+
+
+GateResolver = Callable[..., Awaitable[Elicit[ConfirmChange] | _Gated]]
+
+
+def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
+    """The gate resolver over one tool's call resolver: evaluate (read-only), and ask when the class says so.
+
+    It may run on every round of a call, so it only reads; everything is recorded in the tool body.
+    """
+
+    async def gate(call: Call, ctx: Context) -> Elicit[ConfirmChange] | _Gated:
+        try:
+            ev = await _engine(ctx).evaluate(
+                call.tool, call.args, confidence=call.confidence, can_elicit=_can_elicit(ctx)
+            )
+        except RatchetError as exc:
+            return _Gated(None, exc)
+        if ev.decision.route is Route.CONFIRM:
+            _asking(ctx, provenance.question_key(call.tool, call.args))
+            return Elicit(_confirm_message(ev), ConfirmChange)
+        return _Gated(ev, None)
+
+    # The SDK reads the dependency from the annotation; the name is the question's stable wire key.
+    gate.__annotations__ = {
+        "call": Annotated[Call, Resolve(build)],
+        "ctx": Context,
+        "return": Elicit[ConfirmChange] | _Gated,
+    }
+    gate.__name__ = gate.__qualname__ = name
+    return gate
+
+
+_gate_write = _gate_on(_write_call, "_gate_write")
+_gate_edit = _gate_on(_edit_call, "_gate_edit")
+_gate_run = _gate_on(_run_call, "_gate_run")
+_gate_status = _gate_on(_status_call, "_gate_status")
+_gate_diff = _gate_on(_diff_call, "_gate_diff")
+_gate_commit = _gate_on(_commit_call, "_gate_commit")
+_gate_push = _gate_on(_push_call, "_gate_push")
+
+
+async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -> CallToolResult:
+    """Record and carry out a gated call. A RatchetError is recorded as refused and raised for the edge."""
     engine = _engine(ctx)
+    tool, args, intent, confidence = call.tool, call.args, call.intent, call.confidence
     try:
-        engine.check_texts(tool, intent=intent, uncertainty=uncertainty)
+        engine.check_texts(tool, intent=intent, uncertainty=call.uncertainty)
     except RatchetError as exc:
         await engine.refuse(tool, args, exc, intent=None, confidence=confidence)
-        raise ToolError(str(exc)) from exc
+        raise
     gated = review.data if isinstance(review, AcceptedElicitation) else None
     answer: HumanAnswer | None = None
     if isinstance(gated, _Gated):
         if gated.error is not None:
             await engine.refuse(tool, args, gated.error, intent=intent, confidence=confidence)
-            raise ToolError(str(gated.error))
+            raise gated.error
         assert gated.evaluation is not None
         ev = gated.evaluation
     else:
@@ -336,7 +390,7 @@ async def _carry_out(
             ev = await engine.evaluate(tool, args, confidence=confidence, can_elicit=True)
         except RatchetError as exc:
             await engine.refuse(tool, args, exc, intent=intent, confidence=confidence)
-            raise ToolError(str(exc)) from exc
+            raise
         # Timed from the question to this answer; the engine judges whether it is evidence (a
         # dismissed dialog, or a decline too fast to have been read, leaves the change queued as a draft).
         seconds = engine.answers.answered(provenance.question_key(tool, args))
@@ -358,7 +412,7 @@ async def _carry_out(
 
     async with in_flight(engine).call():
         outcome = await engine.carry_out(
-            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
+            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=call.uncertainty, progress=progress
         )
     return _result(outcome)
 
@@ -371,263 +425,221 @@ def _result(outcome: ToolOutcome) -> CallToolResult:
     )
 
 
-def build_server(config: ServerConfig) -> MCPServer:
-    """The Ratchet MCP server for one workspace; each client connection gets its own session."""
+# -- the tools: each signature is its input schema; the bodies only hand over -------------------------
 
-    @asynccontextmanager
-    async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
-        engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
-        if config.clock is not None:
-            engine.answers.now = config.clock
-        log.info(
-            "ratchet: workspace %s, policy %s, database %s, session %s",
-            engine.workspace.root,
-            engine.policy.directory,
-            engine.store.path,
-            engine.session_id,
-        )
-        try:
-            yield engine
-        finally:
-            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,
-            # after every cancelled call has recorded itself.
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(DRAIN_S):
-                    await in_flight(engine).drained()
-                await engine.close()
-            if config.closed is not None:
-                config.closed.set()
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+RUNS = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+COMMITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+PUSHES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+# Recording a handoff or a contract changes no file: not destructive, not read-only either.
+HANDS_OFF = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+READS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
-    mcp = MCPServer("ratchet", instructions=INSTRUCTIONS, lifespan=lifespan, middleware=[SessionPerClient()])
-    writes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
-    runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
-    commits = ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+Review = Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_write)]
+
+
+async def write_file(
+    path: Annotated[str, Field(description="file path, relative to the workspace")],
+    content: Annotated[str, Field(description="the complete new file content")],
+    ctx: Context,
+    call: Annotated[Call, Resolve(_write_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_write)],
+    intent: Annotated[str | None, Field(description="what this change is for")] = None,
+    confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """Create or overwrite a file through Ratchet's gate (atomic; mode and line endings kept).
+
+    The result's status says what happened: executed, draft (queued for a human; carry on),
+    declined, blocked (with an escalation packet) or failed.
+    """
+    return await _carry_out(ctx, call, review)
+
+
+async def edit_file(
+    path: Annotated[str, Field(description="file path, relative to the workspace")],
+    edits: Annotated[list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")],
+    ctx: Context,
+    call: Annotated[Call, Resolve(_edit_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
+    intent: Annotated[str | None, Field(description="what this change is for")] = None,
+    confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """Edit a file with exact, literal replacements through Ratchet's gate.
+
+    Each old_text must occur exactly once (or exactly `count` times). Same statuses as write_file.
+    """
+    return await _carry_out(ctx, call, review)
+
+
+async def run_command(
+    ctx: Context,
+    call: Annotated[Call, Resolve(_run_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_run)],
+    argv: Annotated[list[str] | None, Field(description="program and arguments, run without a shell")] = None,
+    command: Annotated[str | None, Field(description="a shell string, only for classes that allow one")] = None,
+    cwd: Annotated[str | None, Field(description="working directory, relative to the workspace")] = None,
+    timeout_s: Annotated[float | None, Field(description="seconds before the process group is killed")] = None,
+    stdin: Annotated[str | None, Field(description="text fed to the command's standard input")] = None,
+    intent: Annotated[str | None, Field(description="what this command is for")] = None,
+    confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """Run a command through Ratchet's gate: classified by what really runs, time- and output-capped.
+
+    The result holds the exit code, stdout and stderr (head and tail kept past the cap, with a
+    marker), the duration and whether it timed out. Long runs send progress notifications.
+    """
+    return await _carry_out(ctx, call, review)
+
+
+async def git_status(
+    ctx: Context,
+    call: Annotated[Call, Resolve(_status_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_status)],
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """The repository's status (porcelain, with the branch line)."""
+    return await _carry_out(ctx, call, review)
+
+
+async def git_diff(
+    ctx: Context,
+    call: Annotated[Call, Resolve(_diff_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_diff)],
+    staged: Annotated[bool, Field(description="the index against HEAD instead of the work tree")] = False,
+    paths: Annotated[list[str] | None, Field(description="limit to these paths")] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """The working tree's (or the index's) diff."""
+    return await _carry_out(ctx, call, review)
+
+
+async def git_commit(
+    message: Annotated[str, Field(description="the commit message")],
+    ctx: Context,
+    call: Annotated[Call, Resolve(_commit_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_commit)],
+    paths: Annotated[list[str] | None, Field(description="commit exactly these paths (default: the index)")] = None,
+    intent: Annotated[str | None, Field(description="what this commit is for")] = None,
+    confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """Commit the given paths (or the index); the preview is the staged diff. No hooks run."""
+    return await _carry_out(ctx, call, review)
+
+
+async def git_push(
+    ctx: Context,
+    call: Annotated[Call, Resolve(_push_call)],
+    review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_push)],
+    remote: Annotated[str | None, Field(description="a configured remote (default: origin)")] = None,
+    branch: Annotated[str | None, Field(description="the branch to push (default: the current one)")] = None,
+    force: Annotated[bool, Field(description="force-with-lease: overwrite the remote branch")] = False,
+    intent: Annotated[str | None, Field(description="what this push is for")] = None,
+    confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
+    uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
+) -> Annotated[CallToolResult, ToolOutcome]:
+    """Push a branch to a configured remote; the preview lists the commits and their diffstat."""
+    return await _carry_out(ctx, call, review)
+
+
+async def trust_levels(ctx: Context) -> TrustLevels:
+    """Each action class: its level, its evidence window, and what a call of it would do now."""
+    return await _engine(ctx).trust_levels()
+
+
+async def permission_prompt(
+    tool_name: Annotated[str, Field(description="the Claude Code tool asking for permission")],
+    input: Annotated[dict[str, Any], Field(description="that tool's input")],
+    ctx: Context,
+    tool_use_id: Annotated[str | None, Field(description="the tool call's id")] = None,
+) -> CallToolResult:
+    """For `claude -p --permission-prompt-tool mcp__ratchet__permission_prompt`: answers a headless run's
+    permission prompts from the class's level (autonomous: allow; confirm and draft: a queued draft,
+    denied with its id; blocked: denied with the packet). Other tools are denied. Returns Claude Code's
+    permission JSON. Not for agents to call: it approves nothing that the level does not already allow."""
+    try:
+        answer = await hooks.permission_prompt(_engine(ctx), tool_name, input, tool_use_id)
+    except RatchetError as exc:
+        # Not an error for the edge to translate: Claude Code needs its permission JSON either way.
+        answer = {"behavior": "deny", "message": f"Ratchet could not decide: {exc}. Nothing was run."}
+    # Exactly one text block and nothing else: Claude Code refuses any other shape.
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(answer))])
+
+
+async def class_metrics(
+    ctx: Context,
+    since: Annotated[str | None, Field(description="ISO date, or a duration back from now such as 7d")] = None,
+    action_class: Annotated[str | None, Field(description="only this class")] = None,
+) -> MetricsReport:
+    """How each class is doing, per level: autonomy share, approvals, edits, rejections, escalations,
+    complaints on unreviewed actions, review times and rubber-stamp approvals. Read-only."""
+    return await metrics.class_metrics(_engine(ctx), since=since, action_class=action_class)
+
+
+async def get_draft(
+    draft_id: int,
+    ctx: Context,
+    wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for a decision")] = 0,
+) -> DraftView:
+    """The current state of a draft (or any action) by id: drafted, executed, rejected, stale..."""
+    return await _engine(ctx).view(draft_id, wait_s)
+
+
+async def request_handoff(
+    what_tried: Annotated[str, Field(description="what you tried so far, and what happened")],
+    uncertainty: Annotated[str, Field(description="exactly what you are unsure of")],
+    options: Annotated[list[str], Field(description="the choices you see (at least one)")],
+    ctx: Context,
+    recommended: Annotated[str | None, Field(description="the option you would pick")] = None,
+    task: Annotated[str | None, Field(description="the task this is part of")] = None,
+    blocking: Annotated[bool, Field(description="true if you cannot go on without an answer")] = True,
+) -> HandoffView:
+    """Ask the human to decide something, with the context they need to do it in a minute.
+
+    Refused without what you tried, what you are unsure of, and at least one option. The answer
+    comes back through get_handoff(id, wait_s).
+    """
+    request = HandoffRequest(
+        what_tried=what_tried,
+        uncertainty=uncertainty,
+        options=options,
+        recommended=recommended,
+        task=task,
+        blocking=blocking,
     )
-    pushes = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
-    # Recording a handoff or a contract changes no file: not destructive, not read-only either.
-    hands_off = ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-    )
-    reads = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+    return await handoffs.request_handoff(_engine(ctx), request)
 
-    @mcp.tool(title="Write a file (governed)", annotations=writes)
-    async def write_file(
-        path: Annotated[str, Field(description="file path, relative to the workspace")],
-        content: Annotated[str, Field(description="the complete new file content")],
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_write)],
-        intent: Annotated[str | None, Field(description="what this change is for")] = None,
-        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
-        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """Create or overwrite a file through Ratchet's gate (atomic; mode and line endings kept).
 
-        The result's status says what happened: executed, draft (queued for a human; carry on),
-        declined, blocked (with an escalation packet) or failed.
-        """
-        args = {"path": path, "content": content}
-        return await _carry_out(ctx, "write_file", args, review, intent, confidence, uncertainty)
+async def get_handoff(
+    handoff_id: int,
+    ctx: Context,
+    wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for the answer")] = 0,
+) -> HandoffView:
+    """A handoff or stopped action by id, with the human's answer once they have given it."""
+    return await handoffs.get_handoff(_engine(ctx), handoff_id, wait_s)
 
-    @mcp.tool(title="Edit a file (governed)", annotations=writes)
-    async def edit_file(
-        path: Annotated[str, Field(description="file path, relative to the workspace")],
-        edits: Annotated[list[EditSpec], Field(min_length=1, description="exact-match replacements, in order")],
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_edit)],
-        intent: Annotated[str | None, Field(description="what this change is for")] = None,
-        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
-        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """Edit a file with exact, literal replacements through Ratchet's gate.
 
-        Each old_text must occur exactly once (or exactly `count` times). Same statuses as write_file.
-        """
-        args = {"path": path, "edits": [e.model_dump() for e in edits]}
-        return await _carry_out(ctx, "edit_file", args, review, intent, confidence, uncertainty)
+async def start_task(
+    goal: Annotated[str, Field(description="what the task is for")],
+    scope: TaskScope,
+    budget: TaskBudget,
+    ctx: Context,
+    non_goals: Annotated[list[str] | None, Field(description="what the task will not do")] = None,
+) -> TaskView:
+    """Declare what you are about to do: actions outside the scope escalate, an exhausted budget halts."""
+    engine = _engine(ctx)
+    task = await contracts.start_task(engine.store, engine.session_id, goal, scope, non_goals or [], budget)
+    return TaskView.of(task, "task started; actions outside its scope will be escalated")
 
-    @mcp.tool(title="Run a command (governed)", annotations=runs)
-    async def run_command(
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_run)],
-        argv: Annotated[list[str] | None, Field(description="program and arguments, run without a shell")] = None,
-        command: Annotated[str | None, Field(description="a shell string, only for classes that allow one")] = None,
-        cwd: Annotated[str | None, Field(description="working directory, relative to the workspace")] = None,
-        timeout_s: Annotated[float | None, Field(description="seconds before the process group is killed")] = None,
-        stdin: Annotated[str | None, Field(description="text fed to the command's standard input")] = None,
-        intent: Annotated[str | None, Field(description="what this command is for")] = None,
-        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
-        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """Run a command through Ratchet's gate: classified by what really runs, time- and output-capped.
 
-        The result holds the exit code, stdout and stderr (head and tail kept past the cap, with a
-        marker), the duration and whether it timed out. Long runs send progress notifications.
-        """
-        args = _run_args(argv, command, cwd, timeout_s, stdin)
-        return await _carry_out(ctx, "run_command", args, review, intent, confidence, uncertainty)
-
-    @mcp.tool(title="git status", annotations=reads)
-    async def git_status(
-        ctx: Context, review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_status)]
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """The repository's status (porcelain, with the branch line)."""
-        return await _carry_out(ctx, "git_status", {}, review, None, None)
-
-    @mcp.tool(title="git diff", annotations=reads)
-    async def git_diff(
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_diff)],
-        staged: Annotated[bool, Field(description="the index against HEAD instead of the work tree")] = False,
-        paths: Annotated[list[str] | None, Field(description="limit to these paths")] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """The working tree's (or the index's) diff."""
-        return await _carry_out(ctx, "git_diff", {"staged": staged, "paths": paths}, review, None, None)
-
-    @mcp.tool(title="git commit (governed)", annotations=commits)
-    async def git_commit(
-        message: Annotated[str, Field(description="the commit message")],
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_commit)],
-        paths: Annotated[list[str] | None, Field(description="commit exactly these paths (default: the index)")] = None,
-        intent: Annotated[str | None, Field(description="what this commit is for")] = None,
-        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
-        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """Commit the given paths (or the index); the preview is the staged diff. No hooks run."""
-        args = {"message": message, "paths": paths}
-        return await _carry_out(ctx, "git_commit", args, review, intent, confidence, uncertainty)
-
-    @mcp.tool(title="git push (governed)", annotations=pushes)
-    async def git_push(
-        ctx: Context,
-        review: Annotated[ElicitationResult[ConfirmChange], Resolve(_gate_push)],
-        remote: Annotated[str | None, Field(description="a configured remote (default: origin)")] = None,
-        branch: Annotated[str | None, Field(description="the branch to push (default: the current one)")] = None,
-        force: Annotated[bool, Field(description="force-with-lease: overwrite the remote branch")] = False,
-        intent: Annotated[str | None, Field(description="what this push is for")] = None,
-        confidence: Annotated[float | None, Field(ge=0, le=1, description="your confidence, 0-1")] = None,
-        uncertainty: Annotated[str | None, Field(description=UNCERTAINTY)] = None,
-    ) -> Annotated[CallToolResult, ToolOutcome]:
-        """Push a branch to a configured remote; the preview lists the commits and their diffstat."""
-        args = {"remote": remote, "branch": branch, "force": force}
-        return await _carry_out(ctx, "git_push", args, review, intent, confidence, uncertainty)
-
-    @mcp.tool(title="Trust levels", annotations=reads)
-    async def trust_levels(ctx: Context) -> TrustLevels:
-        """Each action class: its level, its evidence window, and what a call of it would do now."""
-        return await _engine(ctx).trust_levels()
-
-    @mcp.tool(title="Permission prompt for headless Claude Code", annotations=hands_off)
-    async def permission_prompt(
-        tool_name: Annotated[str, Field(description="the Claude Code tool asking for permission")],
-        input: Annotated[dict[str, Any], Field(description="that tool's input")],
-        ctx: Context,
-        tool_use_id: Annotated[str | None, Field(description="the tool call's id")] = None,
-    ) -> CallToolResult:
-        """For `claude -p --permission-prompt-tool mcp__ratchet__permission_prompt`: answers a headless run's
-        permission prompts from the class's level (autonomous: allow; confirm and draft: a queued draft,
-        denied with its id; blocked: denied with the packet). Other tools are denied. Returns Claude Code's
-        permission JSON. Not for agents to call: it approves nothing that the level does not already allow."""
-        try:
-            answer = await hooks.permission_prompt(_engine(ctx), tool_name, input, tool_use_id)
-        except RatchetError as exc:
-            answer = {"behavior": "deny", "message": f"Ratchet could not decide: {exc}. Nothing was run."}
-        # Exactly one text block and nothing else: Claude Code refuses any other shape.
-        return CallToolResult(content=[TextContent(type="text", text=json.dumps(answer))])
-
-    @mcp.tool(title="Autonomy metrics", annotations=reads)
-    async def class_metrics(
-        ctx: Context,
-        since: Annotated[str | None, Field(description="ISO date, or a duration back from now such as 7d")] = None,
-        action_class: Annotated[str | None, Field(description="only this class")] = None,
-    ) -> MetricsReport:
-        """How each class is doing, per level: autonomy share, approvals, edits, rejections, escalations,
-        complaints on unreviewed actions, review times and rubber-stamp approvals. Read-only."""
-        try:
-            return await metrics.class_metrics(_engine(ctx), since=since, action_class=action_class)
-        except RatchetError as exc:
-            raise ToolError(str(exc)) from exc
-
-    @mcp.tool(title="Get a draft", annotations=reads)
-    async def get_draft(
-        draft_id: int,
-        ctx: Context,
-        wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for a decision")] = 0,
-    ) -> DraftView:
-        """The current state of a draft (or any action) by id: drafted, executed, rejected, stale..."""
-        try:
-            return await _engine(ctx).view(draft_id, wait_s)
-        except RatchetError as exc:
-            raise ToolError(str(exc)) from exc
-
-    @mcp.tool(title="Hand a decision to the human", annotations=hands_off)
-    async def request_handoff(
-        what_tried: Annotated[str, Field(description="what you tried so far, and what happened")],
-        uncertainty: Annotated[str, Field(description="exactly what you are unsure of")],
-        options: Annotated[list[str], Field(description="the choices you see (at least one)")],
-        ctx: Context,
-        recommended: Annotated[str | None, Field(description="the option you would pick")] = None,
-        task: Annotated[str | None, Field(description="the task this is part of")] = None,
-        blocking: Annotated[bool, Field(description="true if you cannot go on without an answer")] = True,
-    ) -> HandoffView:
-        """Ask the human to decide something, with the context they need to do it in a minute.
-
-        Refused without what you tried, what you are unsure of, and at least one option. The answer
-        comes back through get_handoff(id, wait_s).
-        """
-        request = HandoffRequest(
-            what_tried=what_tried,
-            uncertainty=uncertainty,
-            options=options,
-            recommended=recommended,
-            task=task,
-            blocking=blocking,
-        )
-        try:
-            return await handoffs.request_handoff(_engine(ctx), request)
-        except RatchetError as exc:
-            raise ToolError(str(exc)) from exc
-
-    @mcp.tool(title="Get a handoff's answer", annotations=reads)
-    async def get_handoff(
-        handoff_id: int,
-        ctx: Context,
-        wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for the answer")] = 0,
-    ) -> HandoffView:
-        """A handoff or stopped action by id, with the human's answer once they have given it."""
-        try:
-            return await handoffs.get_handoff(_engine(ctx), handoff_id, wait_s)
-        except RatchetError as exc:
-            raise ToolError(str(exc)) from exc
-
-    @mcp.tool(title="Start a task (run contract)", annotations=hands_off)
-    async def start_task(
-        goal: Annotated[str, Field(description="what the task is for")],
-        scope: TaskScope,
-        budget: TaskBudget,
-        ctx: Context,
-        non_goals: Annotated[list[str] | None, Field(description="what the task will not do")] = None,
-    ) -> TaskView:
-        """Declare what you are about to do: actions outside the scope escalate, an exhausted budget halts."""
-        engine = _engine(ctx)
-        try:
-            task = await contracts.start_task(engine.store, engine.session_id, goal, scope, non_goals or [], budget)
-        except RatchetError as exc:
-            raise ToolError(str(exc)) from exc
-        return TaskView.of(task, "task started; actions outside its scope will be escalated")
-
-    @mcp.tool(title="End the current task", annotations=hands_off)
-    async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
-        """Close the session's run contract."""
-        engine = _engine(ctx)
-        task = await contracts.end_task(engine.store, engine.session_id, summary)
-        if task is None:
-            raise ToolError("no task is open in this session; start_task opens one")
-        return TaskView.of(task, "task ended")
-
-    _register_review(mcp)
-    return mcp
+async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
+    """Close the session's run contract."""
+    engine = _engine(ctx)
+    task = await contracts.end_task(engine.store, engine.session_id, summary)
+    if task is None:
+        raise InvalidRequest("no task is open in this session; start_task opens one")
+    return TaskView.of(task, "task ended")
 
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:
@@ -676,81 +688,196 @@ def _asker(index: int) -> Callable[..., Any]:
 _ASKERS = [_asker(i) for i in range(REVIEW_BATCH)]
 
 
-def _register_review(mcp: MCPServer) -> None:
-    @mcp.tool(
-        title="Review queued drafts with the human",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
-        ),
-    )
-    async def review_drafts(
-        ctx: Context,
-        drafts: Annotated[list[DraftView], Resolve(_pick_drafts)],
-        a0: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[0])],
-        a1: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[1])],
-        a2: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[2])],
-        a3: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[3])],
-        a4: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[4])],
-    ) -> ReviewResult:
-        """Put queued drafts (up to five per call) to the human in the client's own dialog.
+async def review_drafts(
+    ctx: Context,
+    drafts: Annotated[list[DraftView], Resolve(_pick_drafts)],
+    a0: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[0])],
+    a1: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[1])],
+    a2: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[2])],
+    a3: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[3])],
+    a4: Annotated[ElicitationResult[ReviewDraft], Resolve(_ASKERS[4])],
+) -> ReviewResult:
+    """Put queued drafts (up to five per call) to the human in the client's own dialog.
 
-        The human approves (the draft runs now), rejects, or dismisses (it stays queued). The agent
-        cannot answer for the human. Drafts of classes that require CLI approval, and drafts that run
-        a program (run_command) unless their class says chat_approval = true, are not offered: the
-        result names them, for `ratchet approve` at the terminal.
-        """
-        engine = _engine(ctx)
-        reviewed: list[DraftView] = []
-        unanswered = 0
-        keys = [provenance.question_key("draft", d.action_id) for d in drafts]
-        asked = [engine.answers.asked_at(k) for k in keys]
-        # Before 2026-07-28 each question is put once the previous one is answered: its answer came
-        # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
-        one_by_one = ctx.request_state is None
-        for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
-            seconds = engine.answers.answered(keys[i])
-            after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
-            if one_by_one and seconds is not None and after is not None and this is not None:
-                seconds = max(0.0, after - this)
-            if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
+    The human approves (the draft runs now), rejects, or dismisses (it stays queued). The agent
+    cannot answer for the human. Drafts of classes that require CLI approval, and drafts that run
+    a program (run_command) unless their class says chat_approval = true, are not offered: the
+    result names them, for `ratchet approve` at the terminal.
+    """
+    engine = _engine(ctx)
+    reviewed: list[DraftView] = []
+    unanswered = 0
+    keys = [provenance.question_key("draft", d.action_id) for d in drafts]
+    asked = [engine.answers.asked_at(k) for k in keys]
+    # Before 2026-07-28 each question is put once the previous one is answered: its answer came
+    # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
+    one_by_one = ctx.request_state is None
+    for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
+        seconds = engine.answers.answered(keys[i])
+        after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
+        if one_by_one and seconds is not None and after is not None and this is not None:
+            seconds = max(0.0, after - this)
+        if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
+            continue
+        try:
+            if answer.data.decision == "leave queued":
                 continue
-            try:
-                if answer.data.decision == "leave queued":
-                    continue
-                if answer.data.decision == "approve":
-                    async with in_flight(engine).call():
-                        view = await engine.approve(
-                            draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
-                        )
-                else:
-                    reason = answer.data.reason or "rejected in chat"
-                    view = await engine.reject(
-                        draft.action_id, reason, reviewer="elicitation", seconds=seconds, channel="elicitation"
+            if answer.data.decision == "approve":
+                async with in_flight(engine).call():
+                    view = await engine.approve(
+                        draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
                     )
-                    if view.status == "draft":
-                        unanswered += 1  # too fast to have been read: no answer, it stays queued
-                        continue
-                reviewed.append(view)
-            except RatchetError as exc:
-                reviewed.append((await engine.view(draft.action_id)).model_copy(update={"error": str(exc)}))
-        queue = await engine.queue()
-        skipped = [(d.action_id, why) for d in queue if (why := _cli_only(engine, d)) is not None]
-        remaining = len(queue)
-        if not drafts:
-            message = "no drafts are waiting for review in the chat"
-        elif not _can_elicit(ctx):
-            message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
-        else:
-            message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
-            if unanswered:
-                message += (
-                    f"; {unanswered} rejection(s) came faster than anyone could read the draft and were not "
-                    "taken as an answer (the drafts stay queued)"
+            else:
+                reason = answer.data.reason or "rejected in chat"
+                view = await engine.reject(
+                    draft.action_id, reason, reviewer="elicitation", seconds=seconds, channel="elicitation"
                 )
-        if skipped:
-            listed = "; ".join(f"draft {i}: {why}" for i, why in skipped[:10])
+                if view.status == "draft":
+                    unanswered += 1  # too fast to have been read: no answer, it stays queued
+                    continue
+            reviewed.append(view)
+        except RatchetError as exc:
+            reviewed.append((await engine.view(draft.action_id)).model_copy(update={"error": str(exc)}))
+    queue = await engine.queue()
+    skipped = [(d.action_id, why) for d in queue if (why := _cli_only(engine, d)) is not None]
+    remaining = len(queue)
+    if not drafts:
+        message = "no drafts are waiting for review in the chat"
+    elif not _can_elicit(ctx):
+        message = "this client cannot ask its human; review drafts with `ratchet queue` / `ratchet approve`"
+    else:
+        message = f"reviewed {len(reviewed)} of {len(drafts)} offered; {remaining} still queued"
+        if unanswered:
             message += (
-                f". Not offered here ({len(skipped)}), review at the terminal with `ratchet show ID` and "
-                f"`ratchet approve ID`: {listed}"
+                f"; {unanswered} rejection(s) came faster than anyone could read the draft and were not "
+                "taken as an answer (the drafts stay queued)"
             )
-        return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)
+    if skipped:
+        listed = "; ".join(f"draft {i}: {why}" for i, why in skipped[:10])
+        message += (
+            f". Not offered here ({len(skipped)}), review at the terminal with `ratchet show ID` and "
+            f"`ratchet approve ID`: {listed}"
+        )
+    return ReviewResult(reviewed=reviewed, remaining=remaining, message=message)
+
+
+# -- the edge: the table of tools, the one place a RatchetError becomes a ToolError, the call log ----
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool as the client sees it: the function (its signature is the schema), title and hints."""
+
+    fn: Callable[..., Awaitable[Any]]
+    title: str
+    annotations: ToolAnnotations
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(write_file, "Write a file (governed)", WRITES),
+    ToolSpec(edit_file, "Edit a file (governed)", WRITES),
+    ToolSpec(run_command, "Run a command (governed)", RUNS),
+    ToolSpec(git_status, "git status", READS),
+    ToolSpec(git_diff, "git diff", READS),
+    ToolSpec(git_commit, "git commit (governed)", COMMITS),
+    ToolSpec(git_push, "git push (governed)", PUSHES),
+    ToolSpec(trust_levels, "Trust levels", READS),
+    ToolSpec(permission_prompt, "Permission prompt for headless Claude Code", HANDS_OFF),
+    ToolSpec(class_metrics, "Autonomy metrics", READS),
+    ToolSpec(get_draft, "Get a draft", READS),
+    ToolSpec(request_handoff, "Hand a decision to the human", HANDS_OFF),
+    ToolSpec(get_handoff, "Get a handoff's answer", READS),
+    ToolSpec(start_task, "Start a task (run contract)", HANDS_OFF),
+    ToolSpec(end_task, "End the current task", HANDS_OFF),
+    ToolSpec(review_drafts, "Review queued drafts with the human", WRITES),
+)
+
+
+def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., Awaitable[Any]]:
+    """The tool as registered: a RatchetError becomes the ToolError the model reads (here, and only
+    here), and each call is one short line on stderr unless the server is quiet.
+
+    `functools.wraps` keeps the signature and annotations the SDK builds the schema and the resolvers from.
+    """
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    async def tool(**kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            result = await fn(**kwargs)
+        except RatchetError as exc:
+            if log_calls:
+                _log_call(name, started, None, f"error: {exc}")
+            raise ToolError(str(exc)) from exc
+        if log_calls:
+            _log_call(name, started, result, None)
+        return result
+
+    return tool
+
+
+def _log_call(tool: str, started: float, result: Any, error: str | None) -> None:
+    """`HH:MM:SS tool class level -> outcome (ms)`: enough to see calls arrive and how each went."""
+    if not calls_log.isEnabledFor(logging.INFO):
+        return
+    action_class = level = "-"
+    outcome = "ok"
+    data = result.structured_content if isinstance(result, CallToolResult) else None
+    if isinstance(data, dict) and "status" in data:
+        action_class, level, outcome = str(data["action_class"]), str(data["level"]), str(data["status"])
+    elif isinstance(result, CallToolResult) and result.is_error:
+        outcome = "error"
+    if error is not None:
+        outcome = redact(" ".join(error.split()))[:160]
+    ms = (time.monotonic() - started) * 1000
+    calls_log.info(
+        "ratchet: %s %s %s %s -> %s (%.0f ms)", time.strftime("%H:%M:%S"), tool, action_class, level, outcome, ms
+    )
+
+
+def server_version() -> str:
+    """The installed package's version, for the MCP `serverInfo`; empty when it is not installed."""
+    try:
+        return importlib.metadata.version("ratchet-mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def build_server(config: ServerConfig) -> MCPServer:
+    """The Ratchet MCP server for one workspace; each client connection gets its own session."""
+
+    @asynccontextmanager
+    async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
+        engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
+        if config.clock is not None:
+            engine.answers.now = config.clock
+        log.info(
+            "ratchet: workspace %s, policy %s, database %s, session %s",
+            engine.workspace.root,
+            engine.policy.directory,
+            engine.store.path,
+            engine.session_id,
+        )
+        try:
+            yield engine
+        finally:
+            # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,
+            # after every cancelled call has recorded itself.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(DRAIN_S):
+                    await in_flight(engine).drained()
+                await engine.close()
+            if config.closed is not None:
+                config.closed.set()
+
+    mcp = MCPServer(
+        "ratchet",
+        version=server_version(),
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        middleware=[SessionPerClient()],
+    )
+    for spec in TOOLS:
+        mcp.add_tool(_edge(spec.fn, not config.quiet), title=spec.title, annotations=spec.annotations)
+    return mcp

@@ -7,6 +7,9 @@ SDK reads stdin in a worker thread that no cancellation reaches, so once the dat
 process ends without waiting for more input (`os._exit`, after flushing); before that, nothing is cut
 short. If closing takes longer than CLOSE_GRACE_S the process ends anyway; the next Ratchet process
 to open the database records any call left running as interrupted.
+
+Started by hand in a terminal (stdin is a TTY), it says on stderr that it waits for an MCP client on
+stdin, how to connect one instead, and that Ctrl-C quits: a stdio server is otherwise silent.
 """
 
 from __future__ import annotations
@@ -27,10 +30,26 @@ log = logging.getLogger("ratchet")
 
 CLOSE_GRACE_S = 15.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+ON_A_TERMINAL = (
+    "ratchet: waiting for an MCP client on stdin (JSON-RPC, one message a line); this is not an interactive "
+    "prompt.\n"
+    "ratchet: to use Ratchet, let your client start it: `ratchet install claude-code --apply` (or codex, "
+    "claude-desktop; without --apply it only shows the change). Ctrl-C quits."
+)
+
+
+def _on_a_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # no stdin, or a closed one
+        return False
 
 
 def serve_stdio(server: MCPServer, closed: threading.Event) -> int:
     """Serve over stdio; `closed` is set by the server's lifespan once the database is closed."""
+
+    if _on_a_terminal():
+        print(ON_A_TERMINAL, file=sys.stderr, flush=True)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
