@@ -198,8 +198,19 @@ async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> H
         await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
-async def resolve(engine: Engine, item_id: int, option: str | None, note: str | None) -> HandoffView:
-    """Record the human's answer to a stopped action or a handoff (drafts use approve/reject)."""
+async def resolve(
+    engine: Engine,
+    item_id: int,
+    option: str | None,
+    note: str | None,
+    *,
+    channel: str = "cli",
+    seconds: float | None = None,
+) -> HandoffView:
+    """Record the human's answer to a stopped action or a handoff (drafts use approve/reject).
+
+    `channel` is where the answer came from (rules/provenance.py); `seconds` its review time when the
+    channel timed it, else the time since the item was recorded."""
     row = await engine.store.maybe("SELECT * FROM actions WHERE id = ?", (item_id,))
     if row is None:
         raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")
@@ -217,11 +228,11 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
         raise InvalidRequest(f"unknown option {option!r}; this packet offers: {', '.join(names)}")
     async with engine.store.transaction():
         changed = await engine.store.update(
-            "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = 'cli', "
-            "review_channel = 'cli', review_seconds = ? - created_at, "
+            "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = ?, "
+            "review_channel = ?, review_seconds = coalesce(?, ? - created_at), "
             "status = CASE status WHEN 'escalated' THEN 'resolved' ELSE status END "
             "WHERE id = ? AND resolved_at IS NULL",
-            (option or "note", note, time.time(), time.time(), item_id),
+            (option or "note", note, time.time(), channel, channel, seconds, time.time(), item_id),
         )
     if not changed:
         raise InvalidRequest(f"{item_id} was already resolved")
