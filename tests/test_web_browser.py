@@ -199,6 +199,7 @@ async def test_a_draft_queued_while_the_page_is_open_appears_and_one_approved_el
             await page.keyboard.press("?")
             assert await page.locator("dialog#help").is_visible()
             await page.keyboard.press("Escape")
+            assert not await item(page, third).locator("form.reject").is_visible()
             await page.keyboard.press("r")
             assert await item(page, third).locator("form.reject").is_visible()
             await page.keyboard.press("Escape")
@@ -304,6 +305,12 @@ async def test_the_inbox_at_phone_width_keeps_the_diff_and_the_buttons_usable(
             box = await diff.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
             assert await diff.evaluate("n => n.scrollWidth > n.clientWidth")
+            assert not await card.locator("form.reject").is_visible()  # until Reject… asks for a reason
+            shots = tmp_path / "artifacts"
+            shots.mkdir(exist_ok=True)
+            await page.screenshot(path=str(shots / "inbox-390px.png"), full_page=True)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "inbox-390px.png"), full_page=True)
             shown = await diff.locator("span").count()
             assert shown == 40  # folded: the rest on request
             await card.locator("button.fold").click()
@@ -312,11 +319,6 @@ async def test_the_inbox_at_phone_width_keeps_the_diff_and_the_buttons_usable(
             await approve.scroll_into_view_if_needed()
             button = await approve.bounding_box()
             assert button is not None and button["height"] >= 40 and button["x"] + button["width"] <= 390
-            shots = tmp_path / "artifacts"
-            shots.mkdir(exist_ok=True)
-            await page.screenshot(path=str(shots / "inbox-390px.png"), full_page=False)
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "inbox-390px.png"), full_page=False)
             clock.advance(120)
             await approve.tap()
             await card.wait_for(state="detached")

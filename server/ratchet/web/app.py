@@ -36,6 +36,7 @@ from ratchet.engine import Engine, handoffs
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
+from ratchet.rules.provenance import change_size
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -192,6 +193,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 confidence=draft.confidence,
                 triggers=_triggers(draft.triggers),
                 preview=draft.preview,
+                size=change_size(draft.preview),
             )
         if item.kind == "interrupted":
             entry["options"] = [{"name": "checked", "how": "you looked at what it left behind", "recommended": True}]

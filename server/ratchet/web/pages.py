@@ -37,7 +37,7 @@ def layout(title: str, csrf: str, body: str, *, view: str = "", page: str = "") 
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="ratchet-csrf" content="{_e(csrf)}"><meta name="ratchet-view" content="{_e(view)}">'
         f'<meta name="ratchet-page" content="{_e(page)}">'
-        f"<title>{_e(title)}</title>"
+        f'<title>{_e(title)}</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>'
         f'<body><header><strong class="brand">Ratchet</strong><nav>{nav}</nav>'
         '<button type="button" class="help-btn" data-help aria-label="keyboard help">?</button></header>'

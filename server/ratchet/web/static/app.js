@@ -180,15 +180,16 @@
     if (d.kind === "draft") {
       head.append(el("input", { type: "checkbox", class: "pick", "aria-label": `select draft ${d.id}` }));
     }
+    head.append(el("span", { class: `kind kind-${d.kind}`, text: d.kind }));
+    if (d.blocking) head.append(el("span", { class: "blocking", text: "blocking" }));
     head.append(
-      el("span", { class: `kind kind-${d.kind}`, text: d.kind }),
-      d.blocking ? el("span", { class: "blocking", text: "blocking" }) : null,
       el("a", { class: "id", href: `/item/${d.id}`, text: `#${d.id}` }),
-      el("span", { class: "summary", text: d.target ? `${d.tool} ${d.target}` : d.summary }),
+      el("span", { class: "summary", text: d.kind === "handoff" || !d.target ? d.summary : `${d.tool} ${d.target}` }),
     );
+    if (d.size) head.append(el("span", { class: "size", text: d.size }));
     const facts = el("div", { class: "facts" },
       fact("waiting", age(d.age_s) + (d.waiting_on ? ` · on: ${d.waiting_on}` : "") + (d.queued_behind ? ` · ${d.queued_behind} queued behind` : "")),
-      el("div", { class: "fact" }, el("span", { class: "k", text: "class" }), " ",
+      d.kind === "handoff" ? null : el("div", { class: "fact" }, el("span", { class: "k", text: "class" }), " ",
         el("a", { href: `/classes/${encodeURIComponent(d.action_class)}`, text: d.action_class }),
         d.class_level ? ` at ${d.class_level}` : "", d.level && d.level !== d.class_level ? `, this call: ${d.level}` : ""),
       fact("rule", d.rule),
