@@ -176,37 +176,36 @@ async def test_a_draft_queued_while_the_page_is_open_appears_and_one_approved_el
         running_web(workspace, web_policies, db, clock) as web,
         chromium() as browser,
     ):
-        if True:
-            page, problems = await open_page(browser, web.login)
-            assert await page.title() == "Ratchet inbox" and await page.locator("#empty").is_visible()
-            first = await draft(client, "queue/live.txt", "live\n")
-            await item(page, first).wait_for()
-            second = await draft(client, "queue/live2.txt", "live 2\n")
-            await item(page, second).wait_for()
-            assert await page.title() == "(2) Ratchet inbox"
-            code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(first))
-            assert code == 0, out
-            await item(page, first).wait_for(state="detached")
-            await page.wait_for_function("document.title === '(1) Ratchet inbox'")
-            # Keyboard: j/k move, r asks for a reason, a approves the selected draft.
-            third = await draft(client, "queue/live3.txt", "live 3\n")
-            await item(page, third).wait_for()
-            await page.locator("body").click(position={"x": 2, "y": 300})
-            await page.keyboard.press("k")
-            assert await item(page, second).evaluate("n => n.classList.contains('selected')")
-            await page.keyboard.press("j")
-            assert await item(page, third).evaluate("n => n.classList.contains('selected')")
-            await page.keyboard.press("?")
-            assert await page.locator("dialog#help").is_visible()
-            await page.keyboard.press("Escape")
-            assert not await item(page, third).locator("form.reject").is_visible()
-            await page.keyboard.press("r")
-            assert await item(page, third).locator("form.reject").is_visible()
-            await page.keyboard.press("Escape")
-            clock.advance(10)
-            await page.keyboard.press("a")
-            await item(page, third).wait_for(state="detached")
-            assert problems == []
+        page, problems = await open_page(browser, web.login)
+        assert await page.title() == "Ratchet inbox" and await page.locator("#empty").is_visible()
+        first = await draft(client, "queue/live.txt", "live\n")
+        await item(page, first).wait_for()
+        second = await draft(client, "queue/live2.txt", "live 2\n")
+        await item(page, second).wait_for()
+        assert await page.title() == "(2) Ratchet inbox"
+        code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(first))
+        assert code == 0, out
+        await item(page, first).wait_for(state="detached")
+        await page.wait_for_function("document.title === '(1) Ratchet inbox'")
+        # Keyboard: j/k move, r asks for a reason, a approves the selected draft.
+        third = await draft(client, "queue/live3.txt", "live 3\n")
+        await item(page, third).wait_for()
+        await page.locator("body").click(position={"x": 2, "y": 300})
+        await page.keyboard.press("k")
+        assert await item(page, second).evaluate("n => n.classList.contains('selected')")
+        await page.keyboard.press("j")
+        assert await item(page, third).evaluate("n => n.classList.contains('selected')")
+        await page.keyboard.press("?")
+        assert await page.locator("dialog#help").is_visible()
+        await page.keyboard.press("Escape")
+        assert not await item(page, third).locator("form.reject").is_visible()
+        await page.keyboard.press("r")
+        assert await item(page, third).locator("form.reject").is_visible()
+        await page.keyboard.press("Escape")
+        clock.advance(10)
+        await page.keyboard.press("a")
+        await item(page, third).wait_for(state="detached")
+        assert problems == []
     assert (workspace / "queue/live3.txt").read_text() == "live 3\n"
     assert not (workspace / "queue/live2.txt").exists()
 

@@ -236,7 +236,7 @@
   }
 
   function updateCount() {
-    const n = items.size;
+    const n = Math.max(items.size, loading ? total : 0);
     const count = document.getElementById("count");
     if (count) count.textContent = n === 1 ? "1 waiting" : `${n} waiting`;
     const empty = document.getElementById("empty");
@@ -254,29 +254,66 @@
     if (scroll) entry.node.scrollIntoView({ block: "nearest" });
   }
 
+  // The first screen is rendered at once and the rest in slices between frames, so a long inbox
+  // is usable as soon as its first items are; a refresh asked for meanwhile runs after it.
+  const FIRST = 30;
+  const SLICE = 60;
+  let loading = null;
+  let again = false;
+  let total = 0;
+
   async function refresh() {
-    const res = await fetch(`/api/inbox?view=${encodeURIComponent(VIEW)}`, { credentials: "same-origin" });
-    if (!res.ok) { flash(`could not load the inbox (${res.status})`, true); return; }
-    const data = await res.json();
-    const present = new Set(data.items.map((d) => d.id));
-    for (const id of [...items.keys()]) if (!present.has(id)) removeItem(id, "decided elsewhere");
-    // New items go where the server's order puts them; items already shown keep their node (and
-    // whatever the reviewer typed into it).
-    let cursor = list.firstElementChild;
-    for (const d of data.items) {
-      const known = items.get(d.id);
-      if (known) {
-        if (known.node === cursor) cursor = cursor.nextElementSibling;
-        continue;
-      }
-      const node = renderItem(d);
-      items.set(d.id, { data: d, node: node });
-      list.insertBefore(node, cursor);
-    }
-    updateCount();
+    if (loading) { again = true; return loading; }
+    loading = load();
+    try { await loading; } finally { loading = null; }
+    if (again) { again = false; return refresh(); }
+  }
+
+  function focusOnce() {
     const focus = Number(list.dataset.focus || 0);
     if (focus && items.has(focus)) { select(focus, true); list.dataset.focus = ""; }
     else if (selected === null && items.size) select(items.keys().next().value, false);
+  }
+
+  async function load() {
+    const res = await fetch(`/api/inbox?view=${encodeURIComponent(VIEW)}`, { credentials: "same-origin" });
+    if (!res.ok) { flash(`could not load the inbox (${res.status})`, true); return; }
+    const data = await res.json();
+    total = data.items.length;
+    const present = new Set(data.items.map((d) => d.id));
+    for (const id of [...items.keys()]) if (!present.has(id)) removeItem(id, "decided elsewhere");
+    const todo = data.items.filter((d) => !items.has(d.id));
+    if (items.size === 0) {
+      for (let i = 0; i < todo.length; i += i === 0 ? FIRST : SLICE) {
+        const frag = document.createDocumentFragment();
+        for (const d of todo.slice(i, i + (i === 0 ? FIRST : SLICE))) {
+          const node = renderItem(d);
+          items.set(d.id, { data: d, node: node });
+          frag.append(node);
+        }
+        list.append(frag);
+        updateCount();
+        if (i === 0) focusOnce();
+        if (i === 0) performance.mark("ratchet-inbox-usable");
+        await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+      }
+    } else {
+      // New items go where the server's order puts them; items already shown keep their node (and
+      // whatever the reviewer typed into it).
+      let cursor = list.firstElementChild;
+      for (const d of data.items) {
+        const known = items.get(d.id);
+        if (known) {
+          if (known.node === cursor) cursor = cursor.nextElementSibling;
+          continue;
+        }
+        const node = renderItem(d);
+        items.set(d.id, { data: d, node: node });
+        list.insertBefore(node, cursor);
+      }
+    }
+    updateCount();
+    focusOnce();
   }
 
   function live() {
@@ -335,6 +372,7 @@
   wireForms(document);
   if (list && PAGE === "inbox") {
     for (const b of document.querySelectorAll("[data-bulk]")) b.addEventListener("click", () => bulk(b.dataset.bulk));
-    refresh().then(live);
+    // The mark says when the inbox became usable (bench/web.py reads it).
+    refresh().then(() => { performance.mark("ratchet-inbox-ready"); live(); });
   }
 })();
