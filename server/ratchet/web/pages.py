@@ -115,7 +115,7 @@ def class_detail(csrf: str, c: ClassStatus, plot: str, moves: list[dict[str, Any
     name = c.action_class
     facts = [
         ("level", c.level + (f" (earned {c.earned_level})" if c.earned_level != c.level else "")),
-        ("pinned", c.pinned or "no"),
+        ("pinned", "no" if c.pinned is None else c.pinned),
         ("floor / ceiling", f"{c.floor} / {c.ceiling}"),
         ("rule", c.rule),
         ("window", f"{c.samples} of {c.window_size} samples, {c.successes} ok"),
