@@ -121,13 +121,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
         from ratchet.http_serve import HttpOptions, serve_http
+        from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
-        serve_http(server, options, db)
+        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts)
+        serve_http(server, options, db, pages)
         return 0
+    from ratchet.executors.notify import watch_address
+
+    watch_address(db)  # a `ratchet web` on this database: notifications link to it
     from ratchet.stdio_serve import serve_stdio
 
     return serve_stdio(server, closed)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the review page in a browser: the inbox (approve, reject, resolve in one click), the classes and
+    their brakes. Loopback only unless --token-file is given; prints a login URL carrying the token once."""
+    from ratchet.web import WebOptions, serve_web
+
+    ws, hosts = Path(args.workspace).resolve(), tuple(args.allowed_host or ())
+    serve_web(WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts), existing_db(args))
+    return 0
 
 
 async def cmd_lint(args: argparse.Namespace) -> int:
@@ -657,6 +672,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP: another Host/Origin name clients use to reach this server (repeatable; loopback names and "
         "the bound host are always allowed)",
     )
+    p = add("web", cmd_web)
+    p.add_argument("--host", default="127.0.0.1", help="host to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0 picks a free one)")
+    p.add_argument("--token-file", type=Path, default=None, help="as for serve --http (required beyond loopback)")
+    p.add_argument("--allowed-host", action="append", metavar="NAME", help="another Host/Origin name (repeatable)")
     p = add("lint", cmd_lint)
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)
@@ -783,8 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command != "hook" and getattr(args, "workspace", None) is not None:
             args.workspace = str(project_workspace(args.workspace))
-        # serve runs its own event loop
-        code = cmd_serve(args) if args.command == "serve" else int(anyio.run(args.handler, args))
+        # serve and web run their own event loop
+        code = args.handler(args) if args.command in ("serve", "web") else int(anyio.run(args.handler, args))
         sys.stdout.flush()  # a closed pipe surfaces here, not at exit
     except BaseException as exc:  # the one place every error becomes a line and a code
         return _failed(_leaf(exc))

@@ -57,6 +57,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Pages = Callable[[ASGIApp, Any, str, Path], ASGIApp]  # (gated MCP app, its Starlette app, token, token file)
 
 
 def is_loopback(host: str) -> bool:
@@ -210,7 +211,7 @@ class HttpOptions:
     allowed_hosts: tuple[str, ...] = ()
 
 
-def serve_http(server: MCPServer, options: HttpOptions, db: Path) -> None:
+def serve_http(server: MCPServer, options: HttpOptions, db: Path, pages: Pages | None = None) -> None:
     """Run `server` over streamable HTTP behind the bearer token until SIGINT/SIGTERM.
 
     uvicorn catches both signals, stops accepting, gives open streams GRACEFUL_SHUTDOWN_S, then shuts
@@ -234,8 +235,11 @@ def serve_http(server: MCPServer, options: HttpOptions, db: Path) -> None:
         file=sys.stderr,
         flush=True,
     )
+    served: ASGIApp = BearerGate(app, token, token_file)
+    if pages is not None:  # the review pages (ratchet.web) beside /mcp, behind the same token
+        served = pages(served, app, token, token_file)
     config = uvicorn.Config(
-        BearerGate(app, token, token_file),
+        served,
         host=options.host,
         port=options.port,
         log_level="warning",

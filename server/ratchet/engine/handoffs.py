@@ -191,8 +191,19 @@ async def get_handoff(engine: Engine, handoff_id: int, wait_s: float = 0.0) -> H
         await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
-async def resolve(engine: Engine, item_id: int, option: str | None, note: str | None) -> HandoffView:
-    """Record the human's answer to a stopped action or a handoff (drafts use approve/reject)."""
+async def resolve(
+    engine: Engine,
+    item_id: int,
+    option: str | None,
+    note: str | None,
+    *,
+    channel: str = "cli",
+    seconds: float | None = None,
+) -> HandoffView:
+    """Record the human's answer to a stopped action or a handoff (drafts use approve/reject).
+
+    `channel` is where the answer came from (rules/provenance.py); `seconds` its review time when the
+    channel timed it, else the time since the item was recorded."""
     row = await engine.views.row(item_id)
     if row is None:
         raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")
@@ -209,7 +220,7 @@ async def resolve(engine: Engine, item_id: int, option: str | None, note: str | 
     if option is not None and option not in names:
         raise InvalidRequest(f"unknown option {option!r}; this packet offers: {', '.join(names)}")
     resolution = option or "note"
-    changed = await engine.store.run(lambda conn: actions.resolve(conn, item_id, resolution, note, "cli"))
+    changed = await engine.store.run(lambda conn: actions.resolve(conn, item_id, resolution, note, channel, seconds))
     if not changed:
         raise InvalidRequest(f"{item_id} was already resolved")
     return await get_handoff(engine, item_id)

@@ -9,17 +9,27 @@ delivered together in ONE run, as soon as the window has room again (or when the
 whose payload says how many events it carries:
 
     {"status": "coalesced", "count": 47, "ids": [...], "events": [the last few payloads]}
+
+When the review page's address is known, each payload also carries `url`: the item on the page
+(`BASE/item/ID`; the inbox for a coalesced run), so a desktop notification or a chat message leads
+straight to the decision. The URL never carries the token: a browser that has not logged in is asked
+to. The address is, in order: `$RATCHET_WEB_URL` (configured: e.g. the address a tunnel or a
+reverse proxy gives the page), the page this process serves itself (`serve --http`), or the one a
+`ratchet web` on the same trust database published in `<database>.web-url` while it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import subprocess
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("ratchet.executors.notify")
@@ -30,6 +40,69 @@ MAX_IDS = 1000
 MAX_EVENTS = 10
 # The seam tests own: the clock the rate window reads.
 clock: Callable[[], float] = time.monotonic
+WEB_URL_ENV = "RATCHET_WEB_URL"
+ADDRESS_SUFFIX = ".web-url"
+
+_own_address: str | None = None
+_address_files: list[Path] = []
+
+
+def set_web_address(base: str | None) -> None:
+    """The review page this process serves itself (None: none)."""
+    global _own_address
+    _own_address = base.rstrip("/") if base else None
+
+
+def address_file(db: Path) -> Path:
+    """Where a running `ratchet web` publishes its address: beside the trust database."""
+    return db.with_name(db.name + ADDRESS_SUFFIX)
+
+
+def watch_address(db: Path) -> None:
+    """Look for a `ratchet web` on this database when notifying (its address file, read at each event)."""
+    path = address_file(db)
+    if path not in _address_files:
+        _address_files.append(path)
+
+
+def publish_address(db: Path, base: str) -> Path:
+    """Publish the page's address (no token in it) for servers on the same database; 0600 like its neighbours."""
+    path = address_file(db)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(base.rstrip("/") + "\n")
+    return path
+
+
+def withdraw_address(db: Path, base: str) -> None:
+    """Remove the published address, if it is still this page's."""
+    path = address_file(db)
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8").strip() == base.rstrip("/"):
+            path.unlink()
+
+
+def web_address() -> str | None:
+    """The review page's base address, if one is configured or known (see the module docstring)."""
+    configured = os.environ.get(WEB_URL_ENV, "").strip()
+    if configured.startswith(("http://", "https://")):
+        return configured.rstrip("/")
+    if _own_address is not None:
+        return _own_address
+    for path in _address_files:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8").strip()
+            if text.startswith(("http://", "https://")) and not any(c.isspace() for c in text):
+                return text
+    return None
+
+
+def item_url(item_id: object) -> str | None:
+    """The item's address on the review page, or None when no page is known."""
+    base = web_address()
+    if base is None:
+        return None
+    return f"{base}/item/{item_id}" if isinstance(item_id, int) else f"{base}/"
 
 
 class Notifier:
@@ -86,6 +159,9 @@ class Notifier:
             "events": list(self._events),
             "message": f"{self._count} items landed in the Ratchet inbox",
         }
+        base = web_address()
+        if base is not None:
+            payload["url"] = f"{base}/"
         self._count, self._ids = 0, []
         self._events.clear()
         self._runs.append(clock())
@@ -114,6 +190,9 @@ def notify(argv: Sequence[str] | None, per_minute: int, payload: dict[str, Any])
     """Notify about one event (rate limited, coalesced); False (and a log line) if it could not start."""
     if not argv:
         return False
+    url = item_url(payload.get("id"))
+    if url is not None:
+        payload = {**payload, "url": url}
     key = (tuple(argv), per_minute)
     with _registry_lock:
         notifier = _notifiers.get(key)

@@ -302,15 +302,36 @@ def recent_handoffs(conn: sqlite3.Connection, session_id: str, since: float, lim
     return [float(r[0]) for r in rows]
 
 
-def resolve(conn: sqlite3.Connection, action_id: int, resolution: str, note: str | None, reviewer: str) -> bool:
-    """A human's answer to a stopped action or a handoff (a handoff becomes `resolved`); False if answered before."""
+def resolve(
+    conn: sqlite3.Connection,
+    action_id: int,
+    resolution: str,
+    note: str | None,
+    channel: str,
+    seconds: float | None = None,
+) -> bool:
+    """A human's answer to a stopped action or a handoff (a handoff becomes `resolved`); False if answered before.
+
+    `channel` (cli, web, ...) is also recorded as the reviewer; `seconds` is the review time the channel
+    timed, else the time since the item was recorded."""
     now = time.time()
     changed = conn.execute(
         "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = ?, "
-        "review_channel = ?, review_seconds = ? - created_at, "
+        "review_channel = ?, review_seconds = coalesce(?, ? - created_at), "
         "status = CASE status WHEN ? THEN ? ELSE status END "
         "WHERE id = ? AND resolved_at IS NULL",
-        (resolution, note, now, reviewer, reviewer, now, Status.ESCALATED.value, Status.RESOLVED.value, action_id),
+        (
+            resolution,
+            note,
+            now,
+            channel,
+            channel,
+            seconds,
+            now,
+            Status.ESCALATED.value,
+            Status.RESOLVED.value,
+            action_id,
+        ),
     ).rowcount
     return bool(changed)
 
