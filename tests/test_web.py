@@ -163,7 +163,7 @@ async def test_without_the_token_every_page_and_answer_is_401(workspace: Path, w
                     assert page.status_code == 401 and f"/item/{draft_id}?retry=1" in page.text
 
             await anyio.to_thread.run_sync(probe)
-        assert (await client.call_tool("get_draft", {"draft_id": draft_id})).structured_content["status"] == "drafted"
+        assert (await client.call_tool("get_draft", {"draft_id": draft_id})).structured_content["status"] == "draft"
     assert not (workspace / "queue/a.txt").exists()
 
 
@@ -276,7 +276,7 @@ network = true
     # Without network the sandbox's own namespace has no server at 127.0.0.1; with it, no token: 401.
     assert off["result"]["exit_code"] != 0 and off["result"]["stdout"] in ("", "000"), off
     assert on["result"]["stdout"] == "401", on
-    assert status == "drafted" and not (workspace / "queue/a.txt").exists()
+    assert status == "draft" and not (workspace / "queue/a.txt").exists()
 
 
 # -- the engine's operations, through the page -------------------------------------------------------
@@ -314,7 +314,7 @@ async def test_answers_through_the_page_are_the_engines_with_channel_web_and_rev
                     ]
 
             too_fast, missing, rejected, approved = await anyio.to_thread.run_sync(probe)
-        assert too_fast["status"] == "drafted" and "stays queued" in too_fast["message"]
+        assert too_fast["status"] == "draft" and "stays queued" in too_fast["message"]
         assert missing["code"] == 422 and "reason is required" in missing["message"]
         assert rejected["status"] == "rejected" and approved["status"] == "executed"
         got_slow = (await client.call_tool("get_draft", {"draft_id": slow})).structured_content

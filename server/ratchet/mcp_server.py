@@ -582,7 +582,7 @@ async def get_draft(
     ctx: Context,
     wait_s: Annotated[float, Field(ge=0, le=600, description="wait up to this long for a decision")] = 0,
 ) -> DraftView:
-    """The current state of a draft (or any action) by id: drafted, executed, rejected, stale..."""
+    """The current state of a draft (or any action) by id: draft, executed, rejected, stale..."""
     return await _engine(ctx).view(draft_id, wait_s)
 
 

@@ -36,6 +36,7 @@ from ratchet.engine import Engine, handoffs
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
+from ratchet.record.lifecycle import Status
 from ratchet.rules.provenance import change_size
 from ratchet.web import pages
 from ratchet.web.security import Session
@@ -279,10 +280,10 @@ async def reject_one(state: State, item_id: int, view: str | None, reason: str) 
     """`Engine.reject` through the web channel; a rejection faster than reading leaves the draft queued."""
     seconds = state.shown.seconds(view, item_id)
     d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds)
-    if d.status == "drafted":
+    if d.status == Status.DRAFT:
         return {
             "id": item_id,
-            "status": "drafted",
+            "status": Status.DRAFT.value,
             "message": f"draft {item_id} stays queued: rejected faster than the diff can be read "
             "(rules/provenance.py); read it, then reject again",
         }

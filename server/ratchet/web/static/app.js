@@ -158,8 +158,8 @@
     const res = await post(`/api/drafts/${id}/reject`, { reason: reason });
     entry.pending = false;
     busy(entry.node, false);
-    flash(res.body.message || "rejection failed", !res.ok || res.body.status === "drafted");
-    if (res.ok && res.body.status !== "drafted") removeItem(id, "rejected");
+    flash(res.body.message || "rejection failed", !res.ok || res.body.status === "draft");
+    if (res.ok && res.body.status !== "draft") removeItem(id, "rejected");
     else if (res.status === 409 || res.status === 404) removeItem(id, "decided elsewhere");
   }
 
