@@ -18,7 +18,7 @@ from mcp import Client
 from ratchet.hooks import MAX_BASH_CHARS
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import write_policy
 
 POLICY = """
 [defaults]

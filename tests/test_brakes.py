@@ -20,8 +20,8 @@ from ratchet.errors import InvalidRequest
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.levels import Level
 
-from .conftest import LEVELS_POLICY, write_policy
-from .conftest import run_cli as _cli
+from .helpers import HOOK_POLICY, LEVELS_POLICY, Claude, write_policy
+from .helpers import run_cli as _cli
 
 SOURCE = Path(__file__).resolve().parents[1] / "server" / "ratchet"
 # Names that hold a level (or an optional one) in this code base.
@@ -328,8 +328,6 @@ def test_pin_blocked_and_freeze_hold_through_the_claude_code_hook(
     ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path
 ) -> None:
     """The same brakes on a client's own Bash, through the real `ratchet hook claude-code` process."""
-    from .test_hooks import HOOK_POLICY, Claude
-
     claude = Claude(ratchet_bin, workspace, write_policy(tmp_path / "hp", HOOK_POLICY), db)
     first, _ = claude.bash("echo one")
     assert first is not None and first["permissionDecision"] == "allow"

@@ -23,7 +23,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import write_policy
 
 # Classes that cannot move during the burst (floors and ceilings pinned, a failure limit no burst
 # reaches), so every call's expected result follows from its class alone.

@@ -19,7 +19,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import write_policy
 
 SLOW = """
 [classes.slow]

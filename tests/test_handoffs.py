@@ -15,7 +15,7 @@ from mcp import Client
 from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, write_policy
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 

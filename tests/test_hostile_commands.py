@@ -25,7 +25,7 @@ from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.load import starter_policy_dir
 
-from .test_hooks import Claude
+from .helpers import Claude
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

@@ -28,7 +28,7 @@ from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.limits import Limits, argv_bytes, utf8_len
 from ratchet.policy.load import load_policy, starter_policy_dir
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, write_policy
 
 LIMITS = """
 [defaults.limits]

@@ -21,7 +21,7 @@ from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.load import load_policy, starter_policy_dir
 from ratchet.rules.provenance import AnswerClock
 
-from .conftest import Clock, Human, run_cli, write_policy
+from .helpers import Clock, Human, run_cli, write_policy
 
 MODES = ["auto", "legacy"]  # 2026-07-28 (question and answer in different rounds) and 2025-11-25
 READ = 6.0  # seconds a human takes over a one-line change: above the rule's 2 s + 0.25 s per line

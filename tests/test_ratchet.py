@@ -14,8 +14,8 @@ from mcp import Client
 from ratchet.cli import build_parser
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
-from .conftest import run_cli as _cli
+from .helpers import LEVELS_POLICY, write_policy
+from .helpers import run_cli as _cli
 
 
 async def _climb_write(client: Client, n: int) -> dict[str, Any]:
@@ -140,7 +140,7 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
 
 @pytest.mark.asyncio
 async def test_the_tool_result_tells_the_agent_when_its_class_moved(tmp_path: Path, workspace: Path, db: Path) -> None:
-    from .conftest import Clock, Human
+    from .helpers import Clock, Human
 
     promotable = LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"')
     policies = write_policy(tmp_path / "p", promotable)

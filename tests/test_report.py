@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .test_metrics import cli, drive_history
-from .test_simulate import _history
+from .helpers import climb_history as _history
+from .helpers import drive_history
+from .helpers import run_cli as cli
 
 CLASSES = ["ask", "auto", "climb", "queue", "stop", "unclassified"]  # LEVELS_POLICY's, then the built-in one
 

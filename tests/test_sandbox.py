@@ -26,7 +26,7 @@ from ratchet.executors.sandbox import SANDBOX_ENV, sandbox_status
 from ratchet.executors.shell import kill_leftovers
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, run_cli, write_policy
+from .helpers import Human, run_cli, write_policy
 
 ANYTHING = """
 [defaults]

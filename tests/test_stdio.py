@@ -17,7 +17,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import Human
+from .helpers import Human
 
 
 def _params(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, **env: str) -> StdioServerParameters:
