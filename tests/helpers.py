@@ -320,8 +320,10 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def make_repo(work: Path, bare: Path | None = None, *, identity: tuple[str, str] | None = None) -> Path:
-    """`work` made a repository on branch main with one commit (README.md), pushed to the bare
+def make_repo(
+    work: Path, bare: Path | None = None, *, identity: tuple[str, str] | None = None, message: str = "first"
+) -> Path:
+    """`work` made a repository on branch main with one commit (README.md, `message`), pushed to the bare
     repository `bare` as origin when one is given. `identity` (name, email) goes into the repository's
     own config, for commits made through Ratchet, which reads no user config. Returns `work`."""
     work.mkdir(parents=True, exist_ok=True)
@@ -333,7 +335,7 @@ def make_repo(work: Path, bare: Path | None = None, *, identity: tuple[str, str]
         git(work, "config", "user.email", identity[1])
     (work / "README.md").write_text("hello\n")
     git(work, "add", "README.md")
-    git(work, "commit", "-qm", "initial")
+    git(work, "commit", "-qm", message)
     if bare is not None:
         git(work, "remote", "add", "origin", str(bare))
         git(work, "push", "-q", "-u", "origin", "main")

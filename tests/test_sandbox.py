@@ -26,7 +26,7 @@ from ratchet.executors.sandbox import SANDBOX_ENV, sandbox_status
 from ratchet.executors.shell import kill_leftovers
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .helpers import Human, run_cli, write_policy
+from .helpers import Human, Stdio, git, make_repo, ratchet_argv, run_cli, write_policy
 
 ANYTHING = """
 [defaults]
@@ -61,18 +61,8 @@ echo fine > ordinary.txt
 """
 
 
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 def _repo(workspace: Path) -> None:
-    _git(workspace, "init", "-q", "-b", "main")
-    _git(workspace, "config", "user.email", "dev@example.com")
-    _git(workspace, "config", "user.name", "Dev")
-    (workspace / "README.md").write_text("hello\n")
-    _git(workspace, "add", "README.md")
-    _git(workspace, "commit", "-q", "-m", "first")
+    make_repo(workspace, identity=("Dev", "dev@example.com"))
 
 
 def _sh(workspace: Path, text: str, *args: str) -> list[str]:
@@ -211,7 +201,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
             ),
         )
     assert commit["status"] == "executed", commit["text"]
-    assert "add src" in _git(workspace, "log", "--oneline")  # the commit is in the real repository
+    assert "add src" in git(workspace, "log", "--oneline")  # the commit is in the real repository
     assert config["status"] == "failed" and "fsmonitor" not in (workspace / ".git/config").read_text()
     assert hook["status"] == "failed" and not (workspace / ".git/hooks/post-commit").exists()
     assert swap["status"] == "failed" and "busy" in swap["result"]["stderr"]
@@ -219,7 +209,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
     # commondir would move git's config to a file the agent wrote: removed after the call, which fails.
     assert redirect["status"] == "failed" and ".git/commondir" in redirect["text"]
     assert not (workspace / ".git/commondir").exists()
-    _git(workspace, "status")  # the human's own git, afterwards
+    git(workspace, "status")  # the human's own git, afterwards
     assert not pwned.exists()
 
 
@@ -360,12 +350,6 @@ async def test_lint_flags_a_class_that_opts_out_of_the_sandbox(
     assert code == 0 and "warning" not in text
 
 
-def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(message) + "\n")
-    proc.stdin.flush()
-
-
 @pytest.mark.parametrize("sandboxed", [True, False])
 def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
     sandboxed: bool, ratchet_bin: Path, tmp_path: Path, workspace: Path, db: Path
@@ -375,31 +359,12 @@ def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
     script = f"sleep {marker} & sleep {marker} & echo started > started.txt; wait"
     shell = ""
     try:
-        argv = [str(ratchet_bin), "serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        try:
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "0"},
-                    },
-                },
-            )
-            assert proc.stdout is not None
-            assert '"id":1' in proc.stdout.readline().replace(" ", "")
-            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        serve = ratchet_argv(ratchet_bin, workspace, policies, db, "serve")
+        with Stdio(serve, stderr=subprocess.DEVNULL) as server:
+            server.initialize(client="t")
             command = _sh(workspace, script)
             shell = command[1]
-            call = {"name": "run_command", "arguments": {"argv": command, "timeout_s": 500}}
-            _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+            server.call(2, "run_command", {"argv": command, "timeout_s": 500})
             deadline = time.monotonic() + 30
             # Both background sleeps exec'd (a forked child shows its own argv only once it has):
             while not (
@@ -409,11 +374,8 @@ def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
             ):
                 assert time.monotonic() < deadline, ("the command never started", _running_with(marker))
                 time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=10)
         deadline = time.monotonic() + 10  # signals are delivered at once; the kernel takes a moment to act
         if sandboxed:
             # bubblewrap's --die-with-parent: the whole sandbox (a PID namespace) dies with the server.
@@ -470,7 +432,7 @@ async def test_a_linked_worktree_keeps_its_git_link_and_its_repository_read_only
     main.mkdir()
     _repo(main)
     workspace = tmp_path / "wt"
-    _git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
+    git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
     policies = write_policy(tmp_path / "policies", ANYTHING)
     link = (workspace / ".git").read_text()
     config = (main / ".git/config").read_bytes()
