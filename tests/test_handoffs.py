@@ -15,7 +15,7 @@ from mcp import Client
 from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .helpers import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, run_cli, write_policy
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -28,12 +28,6 @@ def _db_text(db: Path) -> str:
         )
     finally:
         con.close()
-
-
-async def _cli(capsys: pytest.CaptureFixture[str], base: list[str], *argv: str) -> tuple[int, str]:
-    code = await anyio.to_thread.run_sync(main, [*argv, *base])
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 @pytest.mark.asyncio
@@ -72,7 +66,6 @@ async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_se
 async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
         thin = await client.call_tool("request_handoff", {"what_tried": "", "uncertainty": "?", "options": []})
         assert thin.is_error
@@ -89,15 +82,24 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
             },
         )
         handoff_id = asked.structured_content["id"]
-        code, text = await _cli(capsys, base, "inbox")
+        code, text = await run_cli(capsys, workspace, policies, db, "inbox")
         assert code == 0 and f"{handoff_id}  handoff  BLOCKING agent asks: whether orphaned rows" in text
-        code, text = await _cli(capsys, base, "show", str(handoff_id))
+        code, text = await run_cli(capsys, workspace, policies, db, "show", str(handoff_id))
         assert "**Tried:** ran the migration" in text and "reassign to admin** (recommended)" in text
 
         async def answer() -> None:
             await anyio.sleep(0.5)
-            code, text = await _cli(
-                capsys, base, "resolve", str(handoff_id), "--option", "delete orphans", "--note", "they are test data"
+            code, text = await run_cli(
+                capsys,
+                workspace,
+                policies,
+                db,
+                "resolve",
+                str(handoff_id),
+                "--option",
+                "delete orphans",
+                "--note",
+                "they are test data",
             )
             assert code == 0, text
 
@@ -106,9 +108,11 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
             waited = await client.call_tool("get_handoff", {"handoff_id": handoff_id, "wait_s": 20})
     view = waited.structured_content
     assert view["resolved"] and view["resolution"] == "delete orphans" and view["note"] == "they are test data"
-    code, text = await _cli(capsys, base, "resolve", str(handoff_id), "--option", "delete orphans")
+    code, text = await run_cli(
+        capsys, workspace, policies, db, "resolve", str(handoff_id), "--option", "delete orphans"
+    )
     assert code == 1 and "already resolved" in text
-    code, text = await _cli(capsys, base, "inbox")
+    code, text = await run_cli(capsys, workspace, policies, db, "inbox")
     assert "inbox empty" in text
 
 
@@ -188,9 +192,7 @@ async def test_escalations_are_counted_per_session_and_class(
             await client.call_tool("write_file", {"path": f"auto/{n}.txt", "content": "x"})
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
         await client.call_tool("write_file", {"path": "auto/low.txt", "content": "x", "confidence": 0.1})
-    _, text = await _cli(
-        capsys, ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)], "escalations", "--json"
-    )
+    _, text = await run_cli(capsys, workspace, policies, db, "escalations", "--json")
     stats = {s["action_class"]: s for s in json.loads(text)}
     assert (stats["auto"]["actions"], stats["auto"]["escalations"]) == (4, 1)
     assert stats["auto"]["rate"] == 0.25
