@@ -10,12 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
 from ratchet.cli import main
-from ratchet.mcp_server import ServerConfig, build_server
 
-from .helpers import LEVELS_POLICY, run_cli, write_policy
+from .helpers import LEVELS_POLICY, connect, run_cli, write_policy
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -34,7 +32,7 @@ def _db_text(db: Path) -> str:
 async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_secret(
     workspace: Path, policies: Path, db: Path
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         await client.call_tool("write_file", {"path": "auto/one.txt", "content": "1\n"})
         await client.call_tool("write_file", {"path": "queue/two.txt", "content": "2\n"})
         result = await client.call_tool(
@@ -66,7 +64,7 @@ async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_se
 async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         thin = await client.call_tool("request_handoff", {"what_tried": "", "uncertainty": "?", "options": []})
         assert thin.is_error
         for missing in ("what_tried", "uncertainty", "options"):
@@ -118,7 +116,7 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
 
 @pytest.mark.asyncio
 async def test_scope_and_budget_of_a_run_contract(workspace: Path, policies: Path, db: Path) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         refused = await client.call_tool("start_task", {"goal": "", "scope": {}, "budget": {}})
         assert refused.is_error and "goal" in refused.content[0].text and "budget" in refused.content[0].text
         started = await client.call_tool(
@@ -159,7 +157,7 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
             'paths = ["auto/**"]\nstart = "autonomous"', 'paths = ["auto/**"]\nstart = "autonomous"\nnovelty = true'
         ),
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         first = await client.call_tool("write_file", {"path": "auto/n.txt", "content": "1\n"})
     # Autonomous -> confirm for a path never seen; this client cannot confirm, so it drafts.
     assert first.structured_content["status"] == "draft"
@@ -178,7 +176,7 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
         ],
     )
     assert code == 0
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         again = await client.call_tool("write_file", {"path": "auto/n.txt", "content": "2\n"})
     assert again.structured_content["status"] == "executed"
 
@@ -187,7 +185,7 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
 async def test_escalations_are_counted_per_session_and_class(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         for n in range(3):
             await client.call_tool("write_file", {"path": f"auto/{n}.txt", "content": "x"})
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
@@ -211,7 +209,7 @@ async def test_the_notify_command_gets_the_packet_and_its_failure_never_blocks(
     sink = tmp_path / "notified.json"
     script = f"import sys, pathlib; pathlib.Path({str(sink)!r}).write_text(sys.stdin.read())"
     policies = _notify_policy(tmp_path, [sys.executable, "-c", script])
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
     with anyio.fail_after(10):
         while not sink.exists() or not sink.read_text():  # noqa: ASYNC110 (another process writes the file)
@@ -220,6 +218,6 @@ async def test_the_notify_command_gets_the_packet_and_its_failure_never_blocks(
     assert payload["status"] == "blocked" and payload["packet"]["action"]["target"] == "stop/x.txt"
 
     broken = _notify_policy(tmp_path / "b", [str(tmp_path / "no-such-notifier")])
-    async with Client(build_server(ServerConfig(workspace, broken, tmp_path / "b.db"))) as client:
+    async with connect(workspace, broken, tmp_path / "b.db") as client:
         result = await client.call_tool("write_file", {"path": "stop/y.txt", "content": "y"})
     assert result.structured_content["status"] == "blocked"

@@ -14,7 +14,7 @@ from mcp import Client
 from ratchet.cli import build_parser
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .helpers import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, connect, write_policy
 from .helpers import run_cli as _cli
 
 
@@ -90,7 +90,7 @@ async def test_rejections_never_promote(
 ) -> None:
     for n in range(6):
         # A session per draft: three rejections in one session would halt the class for it.
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        async with connect(workspace, policies, db) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
         code, _ = await _cli(capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no")
@@ -179,7 +179,7 @@ async def test_a_pinned_class_earns_evidence_but_does_not_climb(
     code, _ = await _cli(capsys, workspace, policies, db, "pin", "climb", "draft", "--reason", "audit week")
     assert code == 0
     for n in range(4):
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        async with connect(workspace, policies, db) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
         code, text = await _cli(capsys, workspace, policies, db, "approve", str(out["draft_id"]))

@@ -24,9 +24,8 @@ from mcp import Client
 
 from ratchet.executors.sandbox import SANDBOX_ENV, sandbox_status
 from ratchet.executors.shell import kill_leftovers
-from ratchet.mcp_server import ServerConfig, build_server
 
-from .helpers import Human, Stdio, git, make_repo, ratchet_argv, run_cli, write_policy
+from .helpers import Human, Stdio, connect, git, make_repo, ratchet_argv, run_cli, write_policy
 
 ANYTHING = """
 [defaults]
@@ -145,7 +144,7 @@ async def test_a_command_at_autonomous_cannot_write_what_ratchet_protects(
         str(home_probe),
         "/etc/ratchet-sandbox-probe",
     ]
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, PROBE, *targets))
         again = await _run(client, argv=_sh(workspace, f'printf {MARK} >> "$1"; cat "$1"', str(outside)))
     assert out["status"] == "executed" and out["level"] == "autonomous", out["text"]
@@ -172,7 +171,7 @@ async def test_a_missing_ratchet_directory_cannot_be_created_to_plant_a_policy(
     # With no .ratchet/policies, the next server would take one a command created as the team's policy.
     policies = write_policy(tmp_path / "policies", ANYTHING)
     plant = "mkdir -p .ratchet/policies && echo '[classes.zz]' > .ratchet/policies/zz.toml"
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, plant))
     assert out["status"] == "failed" and "Read-only file system" in out["result"]["stderr"]
     assert (workspace / ".ratchet").is_dir() and not (workspace / ".ratchet/policies").exists()
@@ -186,7 +185,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
     policies = write_policy(tmp_path / "policies", ANYTHING)
     pwned = tmp_path / "fsmonitor-ran"
     (workspace / "src.py").write_text("print('hi')\n")
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         commit = await _run(client, argv=_sh(workspace, "git add src.py && git commit -q -m 'add src'"))
         config = await _run(client, argv=["git", "config", "core.fsmonitor", f"touch {pwned}"])
         hook = await _run(client, argv=_sh(workspace, "printf '#!/bin/sh\\ntouch x\\n' > .git/hooks/post-commit"))
@@ -217,7 +216,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
 async def test_a_repository_created_by_a_command_is_removed(tmp_path: Path, workspace: Path, db: Path) -> None:
     # Without a .git there is nothing to bind read-only; a command could write its config and hooks.
     policies = write_policy(tmp_path / "policies", ANYTHING)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, "git init -q . && git config core.fsmonitor 'touch /tmp/x'"))
         kept = await _run(client, argv=_sh(workspace, "echo kept > kept.txt"))
     assert out["status"] == "failed" and "created .git" in out["text"]
@@ -255,7 +254,7 @@ async def test_the_sandbox_cannot_be_taken_apart_from_inside(
     policies = write_policy(tmp_path / "policies", ANYTHING)
     config = (workspace / ".git/config").read_bytes()
     script = ATTACKS[attack].format(db=db, mark=MARK, server=os.getpid())
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, script))
     assert out["status"] == "failed" and out["level"] == "autonomous", out["text"]
     assert sorted(p.name for p in (workspace / ".ratchet").iterdir()) == []
@@ -277,7 +276,7 @@ async def test_the_network_is_off_unless_the_class_declares_it(
         listener.listen(4)  # the kernel completes the handshake; nothing needs to accept
         port = listener.getsockname()[1]
         connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        async with connect(workspace, policies, db) as client:
             out = await _run(client, argv=["python3", "-c", connect])
     if network:
         assert out["status"] == "executed" and out["result"]["stdout"] == "connected\n", out["text"]
@@ -294,7 +293,7 @@ async def test_an_approved_draft_runs_in_the_sandbox_too(
         tmp_path / "policies",
         ANYTHING.replace('start = "autonomous"', 'start = "draft"').replace('floor = "autonomous"', 'floor = "draft"'),
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, PROBE, str(policies / "policy.toml"), ".ratchet/x"))
     assert out["status"] == "draft"
     code, text = await run_cli(capsys, workspace, policies, db, "approve", str(out["draft_id"]))
@@ -318,7 +317,7 @@ async def test_without_a_sandbox_commands_are_held_to_confirm_and_status_says_wh
     policies = write_policy(tmp_path / "policies", text)
     monkeypatch.setenv(SANDBOX_ENV, "off")
     human = Human(approve=True)
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=human) as client:
+    async with connect(workspace, policies, db, human=human) as client:
         held = await _run(client, argv=_sh(workspace, "echo ran > ran.txt"))
         opted = await _run(client, argv=["true"])
     assert held["status"] == "executed" and held["class_level"] == "autonomous" and held["level"] == "confirm"
@@ -436,7 +435,7 @@ async def test_a_linked_worktree_keeps_its_git_link_and_its_repository_read_only
     policies = write_policy(tmp_path / "policies", ANYTHING)
     link = (workspace / ".git").read_text()
     config = (main / ".git/config").read_bytes()
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         status = await _run(client, argv=["git", "status", "--short"])
         repoint = await _run(client, argv=_sh(workspace, "echo 'gitdir: evil' > .git"))
         remove = await _run(client, argv=_sh(workspace, "rm -f .git && mkdir .git"))
@@ -454,7 +453,7 @@ async def test_a_git_directory_that_is_a_symbolic_link_is_refused(tmp_path: Path
     _repo(elsewhere)
     (workspace / ".git").symlink_to(elsewhere / ".git")
     policies = write_policy(tmp_path / "policies", ANYTHING)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=["git", "status"])
     assert out["status"] == "failed" and ".git in the workspace is a symbolic link" in out["text"]
 
@@ -493,7 +492,7 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         "c.execute(\"UPDATE class_state SET level = 'autonomous'\"); c.commit()"
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         draft = (await client.call_tool("write_file", {"path": "q/x.txt", "content": "x\n"})).structured_content
         assert draft is not None and draft["status"] == "draft"
         where = ["--workspace", ".", "--policies", str(policies), "--db", str(db)]

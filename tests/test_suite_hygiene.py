@@ -8,6 +8,10 @@ import ast
 from pathlib import Path
 
 import pytest
+from mcp import Client
+
+from .conftest import MakeServer
+from .helpers import Clock, Human, git, rows, write, write_policy
 
 TESTS = Path(__file__).parent
 SHARED = {"conftest", "helpers"}  # the modules every test file may import from
@@ -56,3 +60,28 @@ def test_the_check_sees_every_spelling_of_such_an_import(source: str) -> None:
 def test_the_check_lets_the_shared_modules_and_libraries_through() -> None:
     source = "from .helpers import Human\nfrom .conftest import X\nfrom ratchet.cli import main\nimport json\n"
     assert imported_modules(ast.parse(source)) == ["helpers", "conftest"]
+
+
+@pytest.mark.asyncio
+async def test_the_server_fixture_is_a_real_server_on_a_git_workspace_and_a_sqlite_file(
+    server: Client, workspace: Path, remote: Path, db: Path
+) -> None:
+    out = await write(server, "auto/a.txt")
+    assert out["status"] == "executed" and (workspace / "auto/a.txt").read_text() == "x\n"
+    assert git(workspace, "rev-parse", "--show-toplevel").strip() == str(workspace)
+    assert git(workspace, "ls-remote", "origin", "main").split()[0] == git(workspace, "rev-parse", "HEAD").strip()
+    assert remote.is_dir() and git(remote, "rev-parse", "--is-bare-repository").strip() == "true"
+    assert [tuple(r) for r in rows(db, "SELECT tool, status FROM actions")] == [("write_file", "executed")]
+
+
+@pytest.mark.asyncio
+async def test_make_server_takes_a_policy_a_human_and_a_clock(
+    make_server: MakeServer, tmp_path: Path, workspace: Path
+) -> None:
+    clock = Clock()
+    human = Human(approve=False, delay=9.0, clock=clock)
+    only_ask = write_policy(tmp_path / "only-ask", '[classes.ask]\ntools = ["write_file"]\nstart = "confirm"\n')
+    async with make_server(only_ask, human=human, clock=clock) as client:
+        out = await write(client, "anything.txt")
+    assert (out["status"], out["action_class"]) == ("declined", "ask") and len(human.seen) == 1
+    assert not (workspace / "anything.txt").exists()
