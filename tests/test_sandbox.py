@@ -275,9 +275,9 @@ async def test_the_network_is_off_unless_the_class_declares_it(
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)  # the kernel completes the handshake; nothing needs to accept
         port = listener.getsockname()[1]
-        connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
+        dial = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
         async with connect(workspace, policies, db) as client:
-            out = await _run(client, argv=["python3", "-c", connect])
+            out = await _run(client, argv=["python3", "-c", dial])
     if network:
         assert out["status"] == "executed" and out["result"]["stdout"] == "connected\n", out["text"]
     else:
