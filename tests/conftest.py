@@ -1,64 +1,21 @@
-"""Shared fixtures: a real workspace directory, a policy directory written for the test, and the
-elicitation callbacks that play the human (the one seam we fake: the client's dialog)."""
+"""Shared fixtures: a real workspace directory, a policy directory written for the test, a real SQLite
+file, and servers connected to the MCP SDK's real `Client` on them. What the fixtures are built from
+(the policies, the played human, the clock, git set-up) is in `helpers.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import anyio
-import mcp.types as types
 import pytest
-from mcp.client.session import ClientRequestContext
+import pytest_asyncio
+from mcp import Client
 
-# Every level side by side, and one class with a tiny window to watch the ratchet move.
-LEVELS_POLICY = """
-[defaults]
-window_size = 10
-min_samples = 3
-promote_at = 0.4
-demote_below = 0.2
-unmatched = "draft"
+from .helpers import HOOK_POLICY, LEVELS_POLICY, Clock, Elicitor, connect, make_repo, write_policy
 
-[classes.auto]
-tools = ["write_file", "edit_file"]
-paths = ["auto/**"]
-start = "autonomous"
-
-[classes.ask]
-tools = ["write_file", "edit_file"]
-paths = ["ask/**"]
-start = "confirm"
-ceiling = "confirm"
-
-[classes.queue]
-tools = ["write_file", "edit_file"]
-paths = ["queue/**"]
-start = "draft"
-ceiling = "draft"
-
-[classes.stop]
-tools = ["write_file", "edit_file"]
-paths = ["stop/**"]
-start = "blocked"
-
-[classes.climb]
-tools = ["write_file", "edit_file"]
-paths = ["climb/**"]
-start = "draft"
-ceiling = "autonomous"
-"""
-
-Elicitor = Callable[[ClientRequestContext, types.ElicitRequestParams], Awaitable[types.ElicitResult]]
-
-
-def write_policy(directory: Path, text: str, name: str = "policy.toml") -> Path:
-    """Write one policy file into `directory` (created) and return the directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(text)
-    return directory
+MakeServer = Callable[..., Client]
 
 
 @pytest.fixture
@@ -76,64 +33,15 @@ def policies(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def hook_policies(tmp_path: Path) -> Path:
+    """A policy directory holding HOOK_POLICY, outside the workspace."""
+    return write_policy(tmp_path / "hook-policies", HOOK_POLICY)
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Path:
     """The trust database path, outside the workspace."""
     return tmp_path / "state" / "ratchet.db"
-
-
-class Clock:
-    """A clock the test moves by hand: given to the server (`ServerConfig.clock`) it times the human's
-    answers, so a test can play a human who reads for a minute without waiting a minute."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Human:
-    """Plays the human at the client's elicitation dialog and remembers what it was shown.
-
-    `delay` is how long the human takes to answer: on `clock` (moved by hand, no waiting) when one is
-    given, else really slept. The default answers at once, like a client that answers by itself.
-    """
-
-    def __init__(
-        self, action: str = "accept", approve: bool = True, delay: float = 0.0, clock: Clock | None = None
-    ) -> None:
-        self.action = action
-        self.approve = approve
-        self.delay = delay
-        self.clock = clock
-        self.seen: list[types.ElicitRequestParams] = []
-
-    async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
-        self.seen.append(params)
-        if self.clock is not None:
-            self.clock.advance(self.delay)
-        elif self.delay:
-            await anyio.sleep(self.delay)
-        if self.action != "accept":
-            return types.ElicitResult(action=self.action)  # type: ignore[arg-type]
-        if "decision" in params.requested_schema.get("properties", {}):  # review_drafts' explicit choice
-            return types.ElicitResult(action="accept", content={"decision": "approve" if self.approve else "reject"})
-        return types.ElicitResult(action="accept", content={"approve": self.approve})
-
-
-async def run_cli(
-    capsys: pytest.CaptureFixture[str], workspace: Path, policies: Path, db: Path, *args: str
-) -> tuple[int, str]:
-    """The real CLI entry point, in a worker thread (it runs its own event loop), on the same database."""
-    from ratchet.cli import main
-
-    argv = [args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db), *args[1:]]
-    code = await anyio.to_thread.run_sync(main, argv)
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 @pytest.fixture
@@ -146,3 +54,64 @@ def clock() -> Clock:
 def ratchet_bin() -> Path:
     """The installed console script."""
     return Path(sys.executable).parent / "ratchet"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """Where `git_workspace` pushes: a bare repository beside the workspace."""
+    return tmp_path / "remote.git"
+
+
+@pytest.fixture
+def git_workspace(workspace: Path, remote: Path) -> Path:
+    """`workspace` made a git repository on main with one commit, pushed to the bare `remote` as origin."""
+    return make_repo(workspace, remote, identity=("Agent Test", "agent@example.invalid"))
+
+
+@pytest.fixture
+def make_server(workspace: Path, policies: Path, db: Path) -> MakeServer:
+    """Builds an MCP `Client` (enter it with `async with`) on a server in this process, on `workspace` and
+    the database `db`, with `policies` unless another directory is given, `human` at the client's dialog
+    and `clock` timing the answers. Call it again for a restarted server on the same record."""
+
+    def make(
+        policies: Path | None = policies,
+        *,
+        human: Elicitor | None = None,
+        clock: Callable[[], float] | None = None,
+        mode: str = "auto",
+        workspace: Path = workspace,
+        db: Path = db,
+    ) -> Client:
+        return connect(workspace, policies, db, human=human, clock=clock, mode=mode)
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def server(git_workspace: Path, make_server: MakeServer) -> AsyncIterator[Client]:
+    """A connected `Client` on a fresh workspace that is a git repository (with a bare remote), the
+    `policies` fixture's LEVELS_POLICY, a real SQLite file and no human at the dialog.
+
+    The client is held open by a task of its own: its task group must be entered and left by one task,
+    and a fixture's set-up and tear-down run in different ones.
+    """
+    ready, done = asyncio.Event(), asyncio.Event()
+    client = make_server()
+
+    async def hold() -> None:
+        async with client:
+            ready.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold())
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait({holder, started}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        started.cancel()
+        await holder  # raises why the client could not connect
+    try:
+        yield client
+    finally:
+        done.set()
+        await holder

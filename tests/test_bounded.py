@@ -13,12 +13,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
 from ratchet.hooks import MAX_BASH_CHARS
-from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import connect, write_policy
 
 POLICY = """
 [defaults]
@@ -126,7 +124,7 @@ async def test_server_answers_trust_levels_while_a_huge_call_is_handled(
     finished: list[str] = []
     # "password" * 20000 in two words: one word over 128 KiB is more than Linux lets exec pass.
     huge = {"argv": ["sh", "-c", "sleep 1", "password" * 10000, "password" * 10000]}
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         # Baseline: how long trust_levels takes on an idle server (best of a few).
         alone = []
         for _ in range(3):

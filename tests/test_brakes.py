@@ -17,11 +17,10 @@ from mcp import Client
 
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
-from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.levels import Level
 
-from .conftest import LEVELS_POLICY, write_policy
-from .conftest import run_cli as _cli
+from .helpers import HOOK_POLICY, LEVELS_POLICY, Claude, connect, write_policy
+from .helpers import run_cli as _cli
 
 SOURCE = Path(__file__).resolve().parents[1] / "server" / "ratchet"
 # Names that hold a level (or an optional one) in this code base.
@@ -103,13 +102,12 @@ def test_the_scan_finds_what_it_looks_for() -> None:
 
 @pytest.mark.asyncio
 async def test_pin_blocked_blocks_the_next_call_and_status_shows_it(
-    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+    server: Client, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        assert (await _write(client, "auto/a.txt"))["status"] == "executed"
-        code, text = await _cli(capsys, workspace, policies, db, "pin", "auto", "blocked", "--reason", "incident")
-        assert code == 0 and "auto: autonomous -> blocked (pin: incident)" in text
-        out = await _write(client, "auto/b.txt")
+    assert (await _write(server, "auto/a.txt"))["status"] == "executed"
+    code, text = await _cli(capsys, workspace, policies, db, "pin", "auto", "blocked", "--reason", "incident")
+    assert code == 0 and "auto: autonomous -> blocked (pin: incident)" in text
+    out = await _write(server, "auto/b.txt")
     assert out["status"] == "blocked" and out["level"] == "blocked"
     assert [t["name"] for t in out["triggers"]] == ["pinned"]
     assert not (workspace / "auto/b.txt").exists()
@@ -130,7 +128,7 @@ async def test_unpin_after_a_blocked_pin_returns_to_the_earned_level(
     assert code == 0
     code, text = await _cli(capsys, workspace, policies, db, "unpin", "auto", "--reason", "over")
     assert code == 0 and "auto: blocked -> autonomous (unpin: over)" in text
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         assert (await _write(client, "auto/a.txt"))["status"] == "executed"
     code, text = await _cli(capsys, workspace, policies, db, "unpin", "auto", "--reason", "again")
     assert code == 1 and "not pinned" in text
@@ -166,7 +164,7 @@ async def test_freeze_caps_every_class_and_unfreeze_restores_earned_levels(
     code, text = await _cli(capsys, workspace, policies, db, "status")
     assert "FROZEN: a human froze every class at draft: incident" in text
 
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _write(client, "auto/a.txt")
         assert out["status"] == "draft" and out["class_level"] == "autonomous"
         assert [t["name"] for t in out["triggers"]] == ["freeze"]
@@ -217,7 +215,7 @@ async def test_a_freeze_with_until_lifts_by_itself(
         await engine.freeze(Level.BLOCKED, "a short one", time.time() + 1.0)
     finally:
         await engine.close()
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _write(client, "auto/a.txt")
         assert out["status"] == "blocked" and out["triggers"][0]["name"] == "freeze"
         until = json.loads(_rows(db, "SELECT evidence_json FROM transitions WHERE class = '*'")[0][0])["until"]
@@ -250,7 +248,7 @@ async def test_a_complaint_at_the_floor_is_a_failure_sample(
     tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policies = write_policy(tmp_path / "p", FLOORED)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         first = await _write(client, "floored/a.txt")
         second = await _write(client, "floored/b.txt")
     assert first["status"] == second["status"] == "executed"
@@ -270,7 +268,7 @@ async def test_a_complaint_at_the_floor_on_an_action_outside_the_window_adds_a_f
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # `auto` (floor draft) drops to draft; its earlier action's sample belongs to the old level's window.
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         old = await _write(client, "auto/a.txt")
     code, _ = await _cli(capsys, workspace, policies, db, "demote", "auto", "--to", "draft", "--reason", "r")
     assert code == 0
@@ -284,7 +282,7 @@ async def test_a_complaint_at_the_floor_on_an_action_outside_the_window_adds_a_f
 async def test_a_second_complaint_on_one_action_is_refused(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _write(client, "auto/a.txt")
     aid = str(out["action_id"])
     code, text = await _cli(capsys, workspace, policies, db, "complain", aid, "--reason", "wrong")
@@ -300,7 +298,7 @@ async def test_a_second_complaint_on_one_action_is_refused(
 async def test_two_complaints_at_once_on_one_action_record_one(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _write(client, "auto/a.txt")
     engines = [await Engine.open(workspace, policies=policies, db=db, session=False) for _ in range(2)]
     results: list[str] = []
@@ -328,8 +326,6 @@ def test_pin_blocked_and_freeze_hold_through_the_claude_code_hook(
     ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path
 ) -> None:
     """The same brakes on a client's own Bash, through the real `ratchet hook claude-code` process."""
-    from .test_hooks import HOOK_POLICY, Claude
-
     claude = Claude(ratchet_bin, workspace, write_policy(tmp_path / "hp", HOOK_POLICY), db)
     first, _ = claude.bash("echo one")
     assert first is not None and first["permissionDecision"] == "allow"

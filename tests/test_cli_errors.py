@@ -4,7 +4,6 @@ read the record never create a database."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -17,6 +16,8 @@ from mcp import Client
 
 from ratchet.cli import _failed
 from ratchet.mcp_server import ServerConfig, build_server
+
+from .helpers import Stdio
 
 
 def _env() -> dict[str, str]:
@@ -175,27 +176,13 @@ def _head_one(argv: list[str], cwd: Path) -> tuple[bytes, str, int]:
 
 
 def test_ctrl_c_is_one_line_and_exit_130(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
-    proc = subprocess.Popen(
-        [str(ratchet_bin), "serve", "--policies", str(policies), "--db", str(db)],
-        cwd=workspace,
-        env=_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
-    proc.stdin.write(json.dumps(hello) + "\n")
-    proc.stdin.flush()
-    assert '"id":1' in proc.stdout.readline()  # serving: the interrupt lands in the running command
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    argv = [str(ratchet_bin), "serve", "--policies", str(policies), "--db", str(db)]
+    with Stdio(argv, cwd=workspace, env=_env()) as server:
+        # Serving: the interrupt lands in the running command.
+        server.initialize(protocol="2025-06-18", initialized=False)
+        proc = server.proc
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr and proc.returncode == 130, stderr
     # The one line after serve's own start-up line: what it does on the way out (stdio_serve.py).
     assert stderr.splitlines()[1:] == ["ratchet: SIGINT received; recording running calls and closing the database"]

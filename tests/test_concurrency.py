@@ -8,7 +8,6 @@ the store must serialise its units of work on the shared connection (one transac
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -19,11 +18,10 @@ import mcp.types as types
 import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
-from mcp.client.stdio import StdioServerParameters
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import ratchet_argv, stdio_params, write_policy
 
 # Classes that cannot move during the burst (floors and ceilings pinned, a failure limit no burst
 # reaches), so every call's expected result follows from its class alone.
@@ -99,14 +97,6 @@ def _calls() -> list[tuple[str, dict[str, Any], str]]:
     return [calls[i] for i in sorted(range(len(calls)), key=lambda i: (i * 7919) % len(calls))]
 
 
-def _stdio(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=str(ratchet_bin),
-        args=["serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)],
-        env={"PATH": os.environ["PATH"]},
-    )
-
-
 async def burst(client: Client, cli: list[str]) -> tuple[list[tuple[str, dict[str, Any], str, Any]], Any]:
     """Fire every call at once and the CLI approval alongside; return each call with its result."""
     done: list[tuple[str, dict[str, Any], str, Any]] = []
@@ -168,20 +158,6 @@ def _check(workspace: Path, db: Path, done: list[tuple[str, dict[str, Any], str,
     assert (workspace / "queue/first.txt").read_text() == "first\n"
 
 
-def _approve_argv(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, draft_id: int) -> list[str]:
-    return [
-        str(ratchet_bin),
-        "approve",
-        str(draft_id),
-        "--workspace",
-        str(workspace),
-        "--policies",
-        str(policies),
-        "--db",
-        str(db),
-    ]
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transport", ["in-process", "stdio"])
 async def test_sixty_concurrent_calls_settle_exactly_once(
@@ -192,12 +168,12 @@ async def test_sixty_concurrent_calls_settle_exactly_once(
     server: Any = (
         build_server(ServerConfig(workspace, policies, db))
         if transport == "in-process"
-        else _stdio(ratchet_bin, workspace, policies, db)
+        else stdio_params(ratchet_bin, workspace, policies, db)
     )
     async with Client(server, elicitation_callback=judge) as client:
         first = await client.call_tool("write_file", {"path": "queue/first.txt", "content": "first\n"})
         assert first.structured_content["status"] == "draft"
-        cli = _approve_argv(ratchet_bin, workspace, policies, db, first.structured_content["draft_id"])
+        cli = ratchet_argv(ratchet_bin, workspace, policies, db, "approve", str(first.structured_content["draft_id"]))
         done, approval = await burst(client, cli)
         levels = await client.call_tool("trust_levels", {})
     assert len(done) >= 60

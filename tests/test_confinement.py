@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from .helpers import connect
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -64,7 +64,7 @@ async def test_escape_attempts_are_refused(
 ) -> None:
     path = spelling.format(outside=layout["outside"], sibling=layout["sibling"], policies=policies, db=db)
     before = _snapshot(tmp_path)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         write = await client.call_tool("write_file", {"path": path, "content": "pwned\n"})
         edit = await client.call_tool("edit_file", {"path": path, "edits": [{"old_text": "u", "new_text": "p"}]})
     for result in (write, edit):
@@ -81,18 +81,17 @@ async def test_a_policy_dir_reached_through_a_link_inside_the_workspace(
     workspace: Path, policies: Path, db: Path
 ) -> None:
     os.symlink(policies, workspace / "pol")
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         result = await client.call_tool("write_file", {"path": "pol/policy.toml", "content": "[defaults]\n"})
     assert result.is_error and "protected" in result.content[0].text
     assert "[classes.climb]" in (policies / "policy.toml").read_text()
 
 
 @pytest.mark.asyncio
-async def test_refusals_are_recorded(workspace: Path, policies: Path, db: Path) -> None:
+async def test_refusals_are_recorded(server: Client, db: Path) -> None:
     import sqlite3
 
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        await client.call_tool("write_file", {"path": "../x.txt", "content": "x"})
+    await server.call_tool("write_file", {"path": "../x.txt", "content": "x"})
     con = sqlite3.connect(db)
     try:
         rows = con.execute("SELECT tool, status, error FROM actions").fetchall()

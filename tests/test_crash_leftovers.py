@@ -19,7 +19,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
+from .helpers import run_ratchet, write_policy
 
 SLOW = """
 [classes.slow]
@@ -28,11 +28,6 @@ argv = [["sleep"]]
 start = "draft"
 ceiling = "draft"
 """
-
-
-def _cli(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [str(ratchet_bin), args[0], "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-    return subprocess.run([*argv, *args[1:]], capture_output=True, text=True, timeout=120, check=False)
 
 
 def _child_pid(db: Path, action_id: int) -> int | None:
@@ -68,16 +63,16 @@ def test_an_approval_killed_midway_waits_in_the_inbox_as_may_have_run(
     finally:
         if approving.poll() is None:
             approving.kill()
-    done = _cli(ratchet_bin, workspace, policies, db, "inbox", "--json")
+    done = run_ratchet(ratchet_bin, workspace, policies, db, "inbox", "--json")
     assert done.returncode == 0, done.stderr
     items = [i for i in json.loads(done.stdout) if i["id"] == draft]
     assert len(items) == 1 and items[0]["kind"] == "interrupted", done.stdout
     assert "may have run" in items[0]["summary"] and f"pid {_child_pid(db, draft)}" in items[0]["summary"]
-    wrong = _cli(ratchet_bin, workspace, policies, db, "resolve", str(draft), "--option", "approve")
+    wrong = run_ratchet(ratchet_bin, workspace, policies, db, "resolve", str(draft), "--option", "approve")
     assert wrong.returncode == 1 and "checked" in wrong.stderr
-    checked = _cli(ratchet_bin, workspace, policies, db, "resolve", str(draft), "--option", "checked")
+    checked = run_ratchet(ratchet_bin, workspace, policies, db, "resolve", str(draft), "--option", "checked")
     assert checked.returncode == 0, checked.stderr
-    after = _cli(ratchet_bin, workspace, policies, db, "inbox", "--json")
+    after = run_ratchet(ratchet_bin, workspace, policies, db, "inbox", "--json")
     assert all(i["id"] != draft for i in json.loads(after.stdout))
 
 

@@ -15,7 +15,7 @@ from ratchet.engine import Engine
 from ratchet.errors import DraftAlreadyResolved, DraftStale
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human
+from .helpers import Clock, Human
 
 
 async def _draft(workspace: Path, policies: Path, db: Path, path: str, content: str) -> int:

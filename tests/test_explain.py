@@ -12,8 +12,8 @@ from mcp import Client
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.load import load_policy
 
-from .conftest import LEVELS_POLICY
-from .test_metrics import cli, write
+from .helpers import LEVELS_POLICY, write
+from .helpers import run_cli as cli
 
 CLIMB_LINE = LEVELS_POLICY.splitlines().index("[classes.climb]") + 1
 

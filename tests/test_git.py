@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,25 +20,10 @@ import pytest
 from ratchet.errors import ExecutionFailed, InvalidRequest
 from ratchet.executors import git as g
 
+from .helpers import git as raw
+from .helpers import make_repo
+
 AUTHOR = ("Test Author", "author@example.com")
-# Plain git for setup and controls: no machine config, fixed identity, never prompt.
-RAW_ENV = {
-    **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": "Setup",
-    "GIT_AUTHOR_EMAIL": "setup@example.com",
-    "GIT_COMMITTER_NAME": "Setup",
-    "GIT_COMMITTER_EMAIL": "setup@example.com",
-}
-
-
-def raw(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, env=RAW_ENV, capture_output=True, text=True, timeout=30)
-    if check and proc.returncode:
-        raise AssertionError(f"git {args} failed: {proc.stderr}")
-    return proc.stdout
 
 
 def write(path: Path, text: str) -> None:
@@ -50,15 +34,7 @@ def write(path: Path, text: str) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository on branch main, pushed to a bare remote at tmp_path/remote.git as origin."""
-    work, bare = tmp_path / "work", tmp_path / "remote.git"
-    raw(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    raw(tmp_path, "init", "-q", "-b", "main", str(work))
-    write(work / "README.md", "hello\n")
-    raw(work, "add", "README.md")
-    raw(work, "commit", "-qm", "initial")
-    raw(work, "remote", "add", "origin", str(bare))
-    raw(work, "push", "-q", "-u", "origin", "main")
-    return work
+    return make_repo(tmp_path / "work", tmp_path / "remote.git", message="initial")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human, write_policy
+from .helpers import Clock, Human, write_policy
+from .helpers import git as plain_git
 
 POLICY = """
 [classes.read]
@@ -48,22 +48,12 @@ ceiling = "blocked"
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    return plain_git(cwd, *args).strip()
 
 
 @pytest.fixture
-def repo(tmp_path: Path, workspace: Path) -> tuple[Path, Path]:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--bare", "-b", "main", str(bare))
-    git(workspace, "init", "-b", "main")
-    git(workspace, "config", "user.name", "Agent Test")
-    git(workspace, "config", "user.email", "agent@example.invalid")
-    git(workspace, "remote", "add", "origin", str(bare))
-    (workspace / "README.md").write_text("hello\n")
-    git(workspace, "add", "README.md")
-    git(workspace, "commit", "-m", "first")
-    git(workspace, "push", "origin", "main")
-    return workspace, bare
+def repo(git_workspace: Path, remote: Path) -> tuple[Path, Path]:
+    return git_workspace, remote
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
 from ratchet.cli import main
-from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, connect, run_cli, write_policy
 
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
@@ -30,17 +28,11 @@ def _db_text(db: Path) -> str:
         con.close()
 
 
-async def _cli(capsys: pytest.CaptureFixture[str], base: list[str], *argv: str) -> tuple[int, str]:
-    code = await anyio.to_thread.run_sync(main, [*argv, *base])
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 @pytest.mark.asyncio
 async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_secret(
     workspace: Path, policies: Path, db: Path
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         await client.call_tool("write_file", {"path": "auto/one.txt", "content": "1\n"})
         await client.call_tool("write_file", {"path": "queue/two.txt", "content": "2\n"})
         result = await client.call_tool(
@@ -72,8 +64,7 @@ async def test_a_stopped_action_carries_history_draft_triggers_options_and_no_se
 async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         thin = await client.call_tool("request_handoff", {"what_tried": "", "uncertainty": "?", "options": []})
         assert thin.is_error
         for missing in ("what_tried", "uncertainty", "options"):
@@ -89,15 +80,24 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
             },
         )
         handoff_id = asked.structured_content["id"]
-        code, text = await _cli(capsys, base, "inbox")
+        code, text = await run_cli(capsys, workspace, policies, db, "inbox")
         assert code == 0 and f"{handoff_id}  handoff  BLOCKING agent asks: whether orphaned rows" in text
-        code, text = await _cli(capsys, base, "show", str(handoff_id))
+        code, text = await run_cli(capsys, workspace, policies, db, "show", str(handoff_id))
         assert "**Tried:** ran the migration" in text and "reassign to admin** (recommended)" in text
 
         async def answer() -> None:
             await anyio.sleep(0.5)
-            code, text = await _cli(
-                capsys, base, "resolve", str(handoff_id), "--option", "delete orphans", "--note", "they are test data"
+            code, text = await run_cli(
+                capsys,
+                workspace,
+                policies,
+                db,
+                "resolve",
+                str(handoff_id),
+                "--option",
+                "delete orphans",
+                "--note",
+                "they are test data",
             )
             assert code == 0, text
 
@@ -106,15 +106,17 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
             waited = await client.call_tool("get_handoff", {"handoff_id": handoff_id, "wait_s": 20})
     view = waited.structured_content
     assert view["resolved"] and view["resolution"] == "delete orphans" and view["note"] == "they are test data"
-    code, text = await _cli(capsys, base, "resolve", str(handoff_id), "--option", "delete orphans")
+    code, text = await run_cli(
+        capsys, workspace, policies, db, "resolve", str(handoff_id), "--option", "delete orphans"
+    )
     assert code == 1 and "already resolved" in text
-    code, text = await _cli(capsys, base, "inbox")
+    code, text = await run_cli(capsys, workspace, policies, db, "inbox")
     assert "inbox empty" in text
 
 
 @pytest.mark.asyncio
 async def test_scope_and_budget_of_a_run_contract(workspace: Path, policies: Path, db: Path) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         refused = await client.call_tool("start_task", {"goal": "", "scope": {}, "budget": {}})
         assert refused.is_error and "goal" in refused.content[0].text and "budget" in refused.content[0].text
         started = await client.call_tool(
@@ -155,7 +157,7 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
             'paths = ["auto/**"]\nstart = "autonomous"', 'paths = ["auto/**"]\nstart = "autonomous"\nnovelty = true'
         ),
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         first = await client.call_tool("write_file", {"path": "auto/n.txt", "content": "1\n"})
     # Autonomous -> confirm for a path never seen; this client cannot confirm, so it drafts.
     assert first.structured_content["status"] == "draft"
@@ -174,7 +176,7 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
         ],
     )
     assert code == 0
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         again = await client.call_tool("write_file", {"path": "auto/n.txt", "content": "2\n"})
     assert again.structured_content["status"] == "executed"
 
@@ -183,14 +185,12 @@ async def test_novelty_drops_one_rung_until_the_class_has_seen_it(tmp_path: Path
 async def test_escalations_are_counted_per_session_and_class(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         for n in range(3):
             await client.call_tool("write_file", {"path": f"auto/{n}.txt", "content": "x"})
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
         await client.call_tool("write_file", {"path": "auto/low.txt", "content": "x", "confidence": 0.1})
-    _, text = await _cli(
-        capsys, ["--workspace", str(workspace), "--policies", str(policies), "--db", str(db)], "escalations", "--json"
-    )
+    _, text = await run_cli(capsys, workspace, policies, db, "escalations", "--json")
     stats = {s["action_class"]: s for s in json.loads(text)}
     assert (stats["auto"]["actions"], stats["auto"]["escalations"]) == (4, 1)
     assert stats["auto"]["rate"] == 0.25
@@ -209,7 +209,7 @@ async def test_the_notify_command_gets_the_packet_and_its_failure_never_blocks(
     sink = tmp_path / "notified.json"
     script = f"import sys, pathlib; pathlib.Path({str(sink)!r}).write_text(sys.stdin.read())"
     policies = _notify_policy(tmp_path, [sys.executable, "-c", script])
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         await client.call_tool("write_file", {"path": "stop/x.txt", "content": "x"})
     with anyio.fail_after(10):
         while not sink.exists() or not sink.read_text():  # noqa: ASYNC110 (another process writes the file)
@@ -218,6 +218,6 @@ async def test_the_notify_command_gets_the_packet_and_its_failure_never_blocks(
     assert payload["status"] == "blocked" and payload["packet"]["action"]["target"] == "stop/x.txt"
 
     broken = _notify_policy(tmp_path / "b", [str(tmp_path / "no-such-notifier")])
-    async with Client(build_server(ServerConfig(workspace, broken, tmp_path / "b.db"))) as client:
+    async with connect(workspace, broken, tmp_path / "b.db") as client:
         result = await client.call_tool("write_file", {"path": "stop/y.txt", "content": "y"})
     assert result.structured_content["status"] == "blocked"

@@ -18,7 +18,7 @@ from mcp import Client
 from ratchet.hooks import unattended
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, write_policy
 
 POLICY = (
     LEVELS_POLICY

@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from .test_hooks import Claude, _decided, _rows, hook_policies  # noqa: F401 - hook_policies is a fixture
+from .helpers import Claude
+from .helpers import decided as _decided
+from .helpers import rows as _rows
 
 
 @pytest.fixture
-def alice(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:  # noqa: F811
+def alice(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:
     return Claude(ratchet_bin, workspace, hook_policies, db, session="alice")
 
 
 @pytest.fixture
-def mallory(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:  # noqa: F811
+def mallory(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) -> Claude:
     return Claude(ratchet_bin, workspace, hook_policies, db, session="mallory")
 
 

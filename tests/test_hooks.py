@@ -6,8 +6,6 @@ anything broken is a deny, never an allow."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,125 +17,9 @@ from ratchet import hooks
 from ratchet.hooks import HookOptions
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, Clock, Human, write_policy
-
-# Every level for files and for commands, and one class that can climb from confirm.
-# Every level for files (the shared LEVELS_POLICY, with climb starting at confirm so asks can promote it)
-# and for commands.
-HOOK_POLICY = (
-    LEVELS_POLICY.replace('paths = ["climb/**"]\nstart = "draft"', 'paths = ["climb/**"]\nstart = "confirm"')
-    + """
-[classes.echo-run]
-tools = ["run_command"]
-argv = [["echo"]]
-start = "autonomous"
-
-[classes.ls-run]
-tools = ["run_command"]
-argv = [["ls"]]
-start = "confirm"
-ceiling = "confirm"
-floor = "confirm"
-
-[classes.touch-run]
-tools = ["run_command"]
-argv = [["touch"]]
-start = "draft"
-ceiling = "draft"
-
-[classes.rm-run]
-tools = ["run_command"]
-argv = [["rm"]]
-start = "blocked"
-"""
-)
-
-Decision = dict[str, Any] | None
-
-
-@pytest.fixture
-def hook_policies(tmp_path: Path) -> Path:
-    """HOOK_POLICY, outside the workspace."""
-    return write_policy(tmp_path / "hook-policies", HOOK_POLICY)
-
-
-class Claude:
-    """Plays Claude Code: sends hook events to the real `ratchet hook claude-code` and reads the answers."""
-
-    def __init__(self, ratchet_bin: Path, workspace: Path, policies: Path, db: Path, session: str = "s1") -> None:
-        self.bin, self.workspace, self.policies, self.db, self.session = ratchet_bin, workspace, policies, db, session
-        self.transcript = workspace.parent / f"{session}.jsonl"
-        self.n = 0
-
-    def run(self, stdin: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        """Run the hook command with `stdin`; it must always exit 0."""
-        argv = [str(self.bin), "hook", "claude-code", "--policies", str(self.policies), "--db", str(self.db), *extra]
-        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-        return done
-
-    def send(self, event: dict[str, Any], *extra: str) -> Decision:
-        """One event; the decision (hookSpecificOutput) or None when the hook gave no answer."""
-        done = self.run(json.dumps(event), *extra)
-        if not done.stdout.strip():
-            return None
-        out = json.loads(done.stdout)
-        decision: dict[str, Any] = out["hookSpecificOutput"]
-        assert decision["hookEventName"] == "PreToolUse"
-        assert decision["permissionDecision"] in ("allow", "ask", "deny")
-        return decision
-
-    def event(self, name: str, **fields: Any) -> dict[str, Any]:
-        """The common input fields of every event."""
-        return {
-            "session_id": self.session,
-            "transcript_path": str(self.transcript),
-            "cwd": str(self.workspace),
-            "permission_mode": "default",
-            "hook_event_name": name,
-            **fields,
-        }
-
-    def pre(self, tool: str, tool_input: dict[str, Any], *extra: str, **fields: Any) -> tuple[Decision, str]:
-        """A PreToolUse for a new tool_use_id; returns (decision, tool_use_id)."""
-        self.n += 1
-        tool_use_id = f"toolu_{self.session}_{self.n:03d}"
-        ev = self.event("PreToolUse", tool_name=tool, tool_input=tool_input, tool_use_id=tool_use_id, **fields)
-        return self.send(ev, *extra), tool_use_id
-
-    def post(self, tool: str, tool_use_id: str, name: str = "PostToolUse", **fields: Any) -> Decision:
-        """PostToolUse (the call ran), PostToolUseFailure or PermissionDenied for an earlier call."""
-        return self.send(self.event(name, tool_name=tool, tool_input={}, tool_use_id=tool_use_id, **fields))
-
-    def write(self, rel: str, content: str) -> tuple[Decision, str]:
-        """Write, with Claude Code's absolute file_path."""
-        return self.pre("Write", {"file_path": str(self.workspace / rel), "content": content})
-
-    def bash(self, command: str, *extra: str, **fields: Any) -> tuple[Decision, str]:
-        """Bash, as Claude Code sends it."""
-        return self.pre(
-            "Bash", {"command": command, "description": f"run {command}", "timeout": 120000}, *extra, **fields
-        )
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The human's side: `ratchet COMMAND` on the same workspace, policy and database."""
-        argv = [str(self.bin), args[0], "--workspace", str(self.workspace), "--policies", str(self.policies)]
-        argv += ["--db", str(self.db), *args[1:]]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-
-    def queue(self) -> list[dict[str, Any]]:
-        """`ratchet queue --json`."""
-        done = self.cli("queue", "--json")
-        assert done.returncode == 0, done.stderr
-        drafts: list[dict[str, Any]] = json.loads(done.stdout)
-        return drafts
-
-    def status(self, cls: str) -> dict[str, Any]:
-        """One class from `ratchet status --json`."""
-        done = self.cli("status", "--json")
-        assert done.returncode == 0, done.stderr
-        found: dict[str, Any] = next(c for c in json.loads(done.stdout)["classes"] if c["action_class"] == cls)
-        return found
+from .helpers import Claude, Clock, Decision, Human, write_policy
+from .helpers import decided as _decided
+from .helpers import rows as _rows
 
 
 @pytest.fixture
@@ -146,25 +28,11 @@ def claude(ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path) ->
     return Claude(ratchet_bin, workspace, hook_policies, db)
 
 
-def _decided(d: Decision) -> str:
-    assert d is not None, "expected a decision"
-    return str(d["permissionDecision"])
-
-
 def _draft_id(d: Decision) -> int:
     assert d is not None and d["permissionDecision"] == "deny"
     reason = str(d["permissionDecisionReason"])
     assert "queued this as draft" in reason and "Do not retry" in reason
     return int(reason.split("as draft ")[1].split()[0])
-
-
-def _rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
 
 
 # -- the levels decide ---------------------------------------------------------------------------

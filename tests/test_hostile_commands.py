@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,21 +23,7 @@ from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.load import starter_policy_dir
 
-from .test_hooks import Claude
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
-
-def git(ws: Path, *args: str) -> str:
-    """Plain git, outside Ratchet (with the system's and the user's config out of the way)."""
-    env = {**os.environ, **GIT_ENV, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-    done = subprocess.run(["git", *args], cwd=ws, env=env, capture_output=True, text=True, check=True)
-    return done.stdout
+from .helpers import Claude, git
 
 
 class Repo:

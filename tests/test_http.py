@@ -4,7 +4,6 @@ request, refused hosts and token files, the SDK's Host/Origin checks, one Ratche
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import time
@@ -20,14 +19,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from ratchet.http_serve import BearerGate, is_loopback
 
+from .helpers import free_port
+
 TOKEN = "t" * 20 + "0123456789abcdefghij"  # 40 characters
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Server:
@@ -84,7 +78,7 @@ def serve(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, tmp_path
     started: list[subprocess.Popen[str]] = []
 
     def start(*extra: str) -> Server:
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"serve-{port}.log"
         with log.open("w") as err:
             argv = _argv(ratchet_bin, workspace, policies, db, "--port", str(port), *extra)
@@ -192,7 +186,7 @@ def _serve_once(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """`ratchet serve --http` that is expected to refuse to start."""
-    argv = _argv(ratchet_bin, workspace, policies, db, "--port", str(_free_port()), *extra)
+    argv = _argv(ratchet_bin, workspace, policies, db, "--port", str(free_port()), *extra)
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
 
 

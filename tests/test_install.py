@@ -14,8 +14,7 @@ import pytest
 
 from ratchet.cli import main
 
-from .conftest import write_policy
-from .test_hooks import HOOK_POLICY
+from .helpers import HOOK_POLICY, write_policy
 
 BUILTINS = ["Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"]
 

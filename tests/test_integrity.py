@@ -17,7 +17,7 @@ from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.record import chain
 from ratchet.record.store import MIGRATIONS
 
-from .conftest import run_cli as _cli
+from .helpers import run_cli as _cli
 
 
 async def _write(client: Client, path: str, content: str = "x\n") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human
+from .helpers import Clock, Human
 
 MODES = ["auto", "legacy"]  # 2026-07-28 (input_required round trips) and 2025-11-25 (elicitation/create)
 

@@ -24,11 +24,10 @@ import ratchet.operations.commands
 import ratchet.policy.argv
 from ratchet.cli import main
 from ratchet.errors import PolicyError
-from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.limits import Limits, argv_bytes, utf8_len
 from ratchet.policy.load import load_policy, starter_policy_dir
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, connect, write_policy
 
 LIMITS = """
 [defaults.limits]
@@ -71,7 +70,7 @@ def small(tmp_path: Path) -> Path:
 
 
 def _server(workspace: Path, policies: Path, db: Path) -> Client:
-    return Client(build_server(ServerConfig(workspace, policies, db)))
+    return connect(workspace, policies, db)
 
 
 async def _call(client: Client, tool: str, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any] | None]:

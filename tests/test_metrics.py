@@ -4,7 +4,6 @@ the elicitation callback) and the real CLI on the same database, checked against
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 from pathlib import Path
 from typing import Any
@@ -15,66 +14,9 @@ from mcp import Client
 from ratchet.evidence.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human
-from .conftest import run_cli as cli
-
-
-async def write(client: Client, path: str, content: str = "x\n") -> dict[str, Any]:
-    """One governed write through the MCP client; the structured result."""
-    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
-    return out
-
-
-async def drive_history(
-    tmp_path: Path, workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
-) -> dict[str, int]:
-    """Every disposition once or more, through the server and the CLI. Returns action ids by name."""
-    ids: dict[str, int] = {}
-    server = build_server(ServerConfig(workspace, policies, db))
-    async with Client(server, elicitation_callback=Human(approve=True)) as client:
-        for name in ("a1", "a2", "a3"):
-            ids[name] = (await write(client, f"auto/{name}.txt"))["action_id"]  # autonomous
-        out = await write(client, "ask/k1.txt")
-        assert out["status"] == "executed"  # confirmed in the dialog
-        ids["k1"] = out["action_id"]
-        out = await write(client, "stop/s1.txt")
-        assert out["status"] == "blocked"
-        ids["s1"] = out["action_id"]
-        for name in ("q1", "q2", "q3", "q4"):
-            out = await write(client, f"queue/{name}.txt", "one\ntwo\n")
-            assert out["status"] == "draft"
-            ids[name] = out["action_id"]
-    clock = Clock()  # the "no" comes after a human's reading time; an instant one would be no answer
-    server = build_server(ServerConfig(workspace, policies, db, clock=clock))
-    async with Client(server, elicitation_callback=Human(approve=False, delay=9.0, clock=clock)) as c:
-        out = await write(c, "ask/k2.txt")
-        assert out["status"] == "declined"
-        ids["k2"] = out["action_id"]
-    mine = tmp_path / "mine.txt"
-    mine.write_text("my version\n")
-    for args in (
-        ("approve", str(ids["q1"])),
-        ("approve", str(ids["q2"]), "--content", str(mine)),
-        ("reject", str(ids["q3"]), "--reason", "wrong file"),
-        ("complain", str(ids["a2"]), "--reason", "broke the docs build"),
-    ):
-        code, text = await cli(capsys, workspace, policies, db, *args)
-        assert code == 0, text
-    # The complaint demoted `auto` to confirm: the next write is asked for and accepted.
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as client:
-        out = await write(client, "auto/a4.txt")
-        assert (out["status"], out["class_level"]) == ("executed", "confirm")
-        ids["a4"] = out["action_id"]
-    return ids
-
-
-def _rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
+from .helpers import drive_history, write
+from .helpers import rows as _rows
+from .helpers import run_cli as cli
 
 
 @pytest.mark.asyncio

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from .helpers import connect
 
 
 @pytest.mark.asyncio
 async def test_class_metrics_tool_counts_what_the_session_did(workspace: Path, policies: Path, db: Path) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         for n in range(3):
             await client.call_tool("write_file", {"path": f"auto/{n}.txt", "content": "x"})

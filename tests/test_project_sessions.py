@@ -15,7 +15,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, write_policy
 
 
 def _status(ratchet_bin: Path, workspace: Path, db: Path, cls: str) -> dict[str, Any]:

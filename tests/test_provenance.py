@@ -21,7 +21,7 @@ from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.load import load_policy, starter_policy_dir
 from ratchet.rules.provenance import AnswerClock
 
-from .conftest import Clock, Human, run_cli, write_policy
+from .helpers import Clock, Human, connect, run_cli, write_policy
 
 MODES = ["auto", "legacy"]  # 2026-07-28 (question and answer in different rounds) and 2025-11-25
 READ = 6.0  # seconds a human takes over a one-line change: above the rule's 2 s + 0.25 s per line
@@ -52,7 +52,7 @@ async def test_seventy_instant_acceptances_leave_docs_write_at_confirm(
 ) -> None:
     starter = starter_policy_dir()
     human = Human(delay=0.0, clock=clock)  # a client that accepts everything it is asked, at once
-    async with Client(build_server(ServerConfig(workspace, starter, db, clock=clock)), elicitation_callback=human) as c:
+    async with connect(workspace, starter, db, clock=clock, human=human) as c:
         outs = [await _write(c, f"docs/n{i}.md", f"note {i}\n") for i in range(70)]
         docs = (await _classes(c))["docs-write"]
     assert [o["status"] for o in outs] == ["executed"] * 70
@@ -80,7 +80,7 @@ async def test_seventy_instant_acceptances_leave_docs_write_at_confirm(
 async def test_the_same_seventy_with_a_human_reading_time_promote(workspace: Path, db: Path, clock: Clock) -> None:
     starter = starter_policy_dir()
     human = Human(delay=READ, clock=clock)
-    async with Client(build_server(ServerConfig(workspace, starter, db, clock=clock)), elicitation_callback=human) as c:
+    async with connect(workspace, starter, db, clock=clock, human=human) as c:
         outs = [await _write(c, f"docs/n{i}.md", f"note {i}\n") for i in range(70)]
         docs = (await _classes(c))["docs-write"]
     assert docs["level"] == "autonomous"
@@ -167,9 +167,9 @@ async def test_an_answer_is_timed_from_the_question_across_rounds(
 @pytest.mark.asyncio
 async def test_a_real_human_pause_counts_on_the_wall_clock(workspace: Path, policies: Path, db: Path) -> None:
     # No clock seam: the server's own clock, and a client that really waits before answering.
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human(delay=2.4)) as c:
+    async with connect(workspace, policies, db, human=Human(delay=2.4)) as c:
         slow = await _write(c, "ask/slow.txt")
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=Human()) as c:
+    async with connect(workspace, policies, db, human=Human()) as c:
         fast = await _write(c, "ask/fast.txt")
     rows = {r["id"]: r for r in _rows(db, "SELECT id, review_seconds, evidence FROM actions")}
     assert rows[slow["action_id"]]["evidence"] == "counted" and rows[slow["action_id"]]["review_seconds"] >= 2.4
@@ -223,7 +223,7 @@ async def test_review_drafts_skips_a_command_draft_unless_chat_approval(
 ) -> None:
     text = COMMAND_POLICY + ("chat_approval = true\n" if chat_approval else "")
     policies = write_policy(tmp_path / "p", text)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:  # cannot ask: drafts
+    async with connect(workspace, policies, db) as c:  # cannot ask: drafts
         note = await _write(c, "notes/n.txt")
         run = (await c.call_tool("run_command", {"argv": ["echo", "hi"]})).structured_content
         odd = (await c.call_tool("run_command", {"argv": ["printf", "x"]})).structured_content  # unclassified
@@ -248,7 +248,7 @@ async def test_review_drafts_skips_a_command_draft_unless_chat_approval(
 
 @pytest.mark.asyncio
 async def test_a_fast_no_in_review_drafts_is_no_answer(workspace: Path, policies: Path, db: Path, clock: Clock) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+    async with connect(workspace, policies, db) as c:
         first = await _write(c, "queue/1.txt")
         second = await _write(c, "queue/2.txt")
     server = build_server(ServerConfig(workspace, policies, db, clock=clock))
@@ -306,7 +306,7 @@ async def test_a_class_taking_cli_evidence_only_is_promoted_by_the_cli_not_the_c
     assert "takes promotion evidence only from the CLI" in text
 
     # The same changes drafted (this client cannot ask) and approved at the terminal.
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+    async with connect(workspace, policies, db) as c:
         drafts = [await _write(c, f"guarded/d{i}.txt") for i in range(3)]
     assert [d["status"] for d in drafts] == ["draft"] * 3
     code, text = await run_cli(capsys, workspace, policies, db, "approve", str(drafts[0]["draft_id"]))
@@ -371,7 +371,7 @@ async def test_a_hook_dialog_answer_records_its_channel(
 async def test_cli_answers_record_their_channel(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+    async with connect(workspace, policies, db) as c:
         drafted = [await _write(c, f"queue/{n}.txt") for n in range(2)]
         blocked = await _write(c, "stop/s.txt")
     assert [d["status"] for d in drafted] == ["draft", "draft"] and blocked["status"] == "blocked"
@@ -440,7 +440,7 @@ class Reader(Human):
 async def test_review_drafts_times_each_answer(
     workspace: Path, policies: Path, db: Path, clock: Clock, mode: str
 ) -> None:
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as c:
+    async with connect(workspace, policies, db) as c:
         first = await _write(c, "climb/1.txt")
         second = await _write(c, "climb/2.txt")
     reader = Reader([0.01, 6.0], clock)  # waves the first through, reads the second

@@ -14,8 +14,8 @@ from mcp import Client
 from ratchet.cli import build_parser
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
-from .conftest import run_cli as _cli
+from .helpers import LEVELS_POLICY, connect, write_policy
+from .helpers import run_cli as _cli
 
 
 async def _climb_write(client: Client, n: int) -> dict[str, Any]:
@@ -90,7 +90,7 @@ async def test_rejections_never_promote(
 ) -> None:
     for n in range(6):
         # A session per draft: three rejections in one session would halt the class for it.
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        async with connect(workspace, policies, db) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
         code, _ = await _cli(capsys, workspace, policies, db, "reject", str(out["draft_id"]), "--reason", "no")
@@ -140,7 +140,7 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
 
 @pytest.mark.asyncio
 async def test_the_tool_result_tells_the_agent_when_its_class_moved(tmp_path: Path, workspace: Path, db: Path) -> None:
-    from .conftest import Clock, Human
+    from .helpers import Clock, Human
 
     promotable = LEVELS_POLICY.replace('start = "confirm"\nceiling = "confirm"', 'start = "confirm"')
     policies = write_policy(tmp_path / "p", promotable)
@@ -179,7 +179,7 @@ async def test_a_pinned_class_earns_evidence_but_does_not_climb(
     code, _ = await _cli(capsys, workspace, policies, db, "pin", "climb", "draft", "--reason", "audit week")
     assert code == 0
     for n in range(4):
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        async with connect(workspace, policies, db) as client:
             out = await _climb_write(client, n)
         assert out["status"] == "draft" and out["class_level"] == "draft"
         code, text = await _cli(capsys, workspace, policies, db, "approve", str(out["draft_id"]))

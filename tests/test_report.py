@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LEVELS_POLICY, write_policy
-from .test_metrics import cli, drive_history
-from .test_simulate import _history
+from .helpers import LEVELS_POLICY, drive_history, write_policy
+from .helpers import climb_history as _history
+from .helpers import run_cli as cli
 
 # Classes that moved first (climb and auto were promoted or demoted, queue is pinned), then those with
 # evidence (ask), then the rest; within each group the policy's order (alphabetical, then the built-in one).

@@ -14,7 +14,7 @@ from mcp import Client
 from ratchet.cli import main
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human, write_policy
+from .helpers import Clock, Human, write_policy
 
 POLICY = """
 [defaults]

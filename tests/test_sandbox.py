@@ -24,9 +24,8 @@ from mcp import Client
 
 from ratchet.executors.sandbox import SANDBOX_ENV, sandbox_status
 from ratchet.executors.shell import kill_leftovers
-from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Human, run_cli, write_policy
+from .helpers import Human, Stdio, connect, git, make_repo, ratchet_argv, run_cli, write_policy
 
 ANYTHING = """
 [defaults]
@@ -61,18 +60,8 @@ echo fine > ordinary.txt
 """
 
 
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 def _repo(workspace: Path) -> None:
-    _git(workspace, "init", "-q", "-b", "main")
-    _git(workspace, "config", "user.email", "dev@example.com")
-    _git(workspace, "config", "user.name", "Dev")
-    (workspace / "README.md").write_text("hello\n")
-    _git(workspace, "add", "README.md")
-    _git(workspace, "commit", "-q", "-m", "first")
+    make_repo(workspace, identity=("Dev", "dev@example.com"))
 
 
 def _sh(workspace: Path, text: str, *args: str) -> list[str]:
@@ -155,7 +144,7 @@ async def test_a_command_at_autonomous_cannot_write_what_ratchet_protects(
         str(home_probe),
         "/etc/ratchet-sandbox-probe",
     ]
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, PROBE, *targets))
         again = await _run(client, argv=_sh(workspace, f'printf {MARK} >> "$1"; cat "$1"', str(outside)))
     assert out["status"] == "executed" and out["level"] == "autonomous", out["text"]
@@ -182,7 +171,7 @@ async def test_a_missing_ratchet_directory_cannot_be_created_to_plant_a_policy(
     # With no .ratchet/policies, the next server would take one a command created as the team's policy.
     policies = write_policy(tmp_path / "policies", ANYTHING)
     plant = "mkdir -p .ratchet/policies && echo '[classes.zz]' > .ratchet/policies/zz.toml"
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, plant))
     assert out["status"] == "failed" and "Read-only file system" in out["result"]["stderr"]
     assert (workspace / ".ratchet").is_dir() and not (workspace / ".ratchet/policies").exists()
@@ -196,7 +185,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
     policies = write_policy(tmp_path / "policies", ANYTHING)
     pwned = tmp_path / "fsmonitor-ran"
     (workspace / "src.py").write_text("print('hi')\n")
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         commit = await _run(client, argv=_sh(workspace, "git add src.py && git commit -q -m 'add src'"))
         config = await _run(client, argv=["git", "config", "core.fsmonitor", f"touch {pwned}"])
         hook = await _run(client, argv=_sh(workspace, "printf '#!/bin/sh\\ntouch x\\n' > .git/hooks/post-commit"))
@@ -211,7 +200,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
             ),
         )
     assert commit["status"] == "executed", commit["text"]
-    assert "add src" in _git(workspace, "log", "--oneline")  # the commit is in the real repository
+    assert "add src" in git(workspace, "log", "--oneline")  # the commit is in the real repository
     assert config["status"] == "failed" and "fsmonitor" not in (workspace / ".git/config").read_text()
     assert hook["status"] == "failed" and not (workspace / ".git/hooks/post-commit").exists()
     assert swap["status"] == "failed" and "busy" in swap["result"]["stderr"]
@@ -219,7 +208,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
     # commondir would move git's config to a file the agent wrote: removed after the call, which fails.
     assert redirect["status"] == "failed" and ".git/commondir" in redirect["text"]
     assert not (workspace / ".git/commondir").exists()
-    _git(workspace, "status")  # the human's own git, afterwards
+    git(workspace, "status")  # the human's own git, afterwards
     assert not pwned.exists()
 
 
@@ -227,7 +216,7 @@ async def test_git_through_run_command_still_commits_but_cannot_touch_config_or_
 async def test_a_repository_created_by_a_command_is_removed(tmp_path: Path, workspace: Path, db: Path) -> None:
     # Without a .git there is nothing to bind read-only; a command could write its config and hooks.
     policies = write_policy(tmp_path / "policies", ANYTHING)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, "git init -q . && git config core.fsmonitor 'touch /tmp/x'"))
         kept = await _run(client, argv=_sh(workspace, "echo kept > kept.txt"))
     assert out["status"] == "failed" and "created .git" in out["text"]
@@ -265,7 +254,7 @@ async def test_the_sandbox_cannot_be_taken_apart_from_inside(
     policies = write_policy(tmp_path / "policies", ANYTHING)
     config = (workspace / ".git/config").read_bytes()
     script = ATTACKS[attack].format(db=db, mark=MARK, server=os.getpid())
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, script))
     assert out["status"] == "failed" and out["level"] == "autonomous", out["text"]
     assert sorted(p.name for p in (workspace / ".ratchet").iterdir()) == []
@@ -286,9 +275,9 @@ async def test_the_network_is_off_unless_the_class_declares_it(
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)  # the kernel completes the handshake; nothing needs to accept
         port = listener.getsockname()[1]
-        connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
-        async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-            out = await _run(client, argv=["python3", "-c", connect])
+        dial = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
+        async with connect(workspace, policies, db) as client:
+            out = await _run(client, argv=["python3", "-c", dial])
     if network:
         assert out["status"] == "executed" and out["result"]["stdout"] == "connected\n", out["text"]
     else:
@@ -304,7 +293,7 @@ async def test_an_approved_draft_runs_in_the_sandbox_too(
         tmp_path / "policies",
         ANYTHING.replace('start = "autonomous"', 'start = "draft"').replace('floor = "autonomous"', 'floor = "draft"'),
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=_sh(workspace, PROBE, str(policies / "policy.toml"), ".ratchet/x"))
     assert out["status"] == "draft"
     code, text = await run_cli(capsys, workspace, policies, db, "approve", str(out["draft_id"]))
@@ -328,7 +317,7 @@ async def test_without_a_sandbox_commands_are_held_to_confirm_and_status_says_wh
     policies = write_policy(tmp_path / "policies", text)
     monkeypatch.setenv(SANDBOX_ENV, "off")
     human = Human(approve=True)
-    async with Client(build_server(ServerConfig(workspace, policies, db)), elicitation_callback=human) as client:
+    async with connect(workspace, policies, db, human=human) as client:
         held = await _run(client, argv=_sh(workspace, "echo ran > ran.txt"))
         opted = await _run(client, argv=["true"])
     assert held["status"] == "executed" and held["class_level"] == "autonomous" and held["level"] == "confirm"
@@ -360,12 +349,6 @@ async def test_lint_flags_a_class_that_opts_out_of_the_sandbox(
     assert code == 0 and "warning" not in text
 
 
-def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(message) + "\n")
-    proc.stdin.flush()
-
-
 @pytest.mark.parametrize("sandboxed", [True, False])
 def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
     sandboxed: bool, ratchet_bin: Path, tmp_path: Path, workspace: Path, db: Path
@@ -375,31 +358,12 @@ def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
     script = f"sleep {marker} & sleep {marker} & echo started > started.txt; wait"
     shell = ""
     try:
-        argv = [str(ratchet_bin), "serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        try:
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "0"},
-                    },
-                },
-            )
-            assert proc.stdout is not None
-            assert '"id":1' in proc.stdout.readline().replace(" ", "")
-            _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        serve = ratchet_argv(ratchet_bin, workspace, policies, db, "serve")
+        with Stdio(serve, stderr=subprocess.DEVNULL) as server:
+            server.initialize(client="t")
             command = _sh(workspace, script)
             shell = command[1]
-            call = {"name": "run_command", "arguments": {"argv": command, "timeout_s": 500}}
-            _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+            server.call(2, "run_command", {"argv": command, "timeout_s": 500})
             deadline = time.monotonic() + 30
             # Both background sleeps exec'd (a forked child shows its own argv only once it has):
             while not (
@@ -409,11 +373,8 @@ def test_a_command_dies_with_its_server_and_the_record_says_it_may_have_run(
             ):
                 assert time.monotonic() < deadline, ("the command never started", _running_with(marker))
                 time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=10)
         deadline = time.monotonic() + 10  # signals are delivered at once; the kernel takes a moment to act
         if sandboxed:
             # bubblewrap's --die-with-parent: the whole sandbox (a PID namespace) dies with the server.
@@ -470,11 +431,11 @@ async def test_a_linked_worktree_keeps_its_git_link_and_its_repository_read_only
     main.mkdir()
     _repo(main)
     workspace = tmp_path / "wt"
-    _git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
+    git(main, "worktree", "add", "-q", str(workspace), "-b", "feature")
     policies = write_policy(tmp_path / "policies", ANYTHING)
     link = (workspace / ".git").read_text()
     config = (main / ".git/config").read_bytes()
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         status = await _run(client, argv=["git", "status", "--short"])
         repoint = await _run(client, argv=_sh(workspace, "echo 'gitdir: evil' > .git"))
         remove = await _run(client, argv=_sh(workspace, "rm -f .git && mkdir .git"))
@@ -492,7 +453,7 @@ async def test_a_git_directory_that_is_a_symbolic_link_is_refused(tmp_path: Path
     _repo(elsewhere)
     (workspace / ".git").symlink_to(elsewhere / ".git")
     policies = write_policy(tmp_path / "policies", ANYTHING)
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         out = await _run(client, argv=["git", "status"])
     assert out["status"] == "failed" and ".git in the workspace is a symbolic link" in out["text"]
 
@@ -531,7 +492,7 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         "c.execute(\"UPDATE class_state SET level = 'autonomous'\"); c.commit()"
     )
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+    async with connect(workspace, policies, db) as client:
         draft = (await client.call_tool("write_file", {"path": "q/x.txt", "content": "x\n"})).structured_content
         assert draft is not None and draft["status"] == "draft"
         where = ["--workspace", ".", "--policies", str(policies), "--db", str(db)]

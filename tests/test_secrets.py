@@ -20,7 +20,7 @@ from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.argv import analyse_shell
 from ratchet.redact import MARK, MAX_CHARS, redact
 
-from .conftest import Clock, run_cli, write_policy
+from .helpers import Clock, run_cli, write_policy
 
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"

@@ -13,9 +13,8 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import Clock, Human, write_policy
-from .conftest import run_cli as cli
-from .test_metrics import write
+from .helpers import Clock, Human, write, write_policy
+from .helpers import run_cli as cli
 
 # Three successes promote (Wilson lower bound 0.44 >= 0.4); two failures in a row demote (drift 0.58 >= 0.5).
 POLICY = """

@@ -11,11 +11,10 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .conftest import LEVELS_POLICY, write_policy
+from .helpers import LEVELS_POLICY, Stdio, free_port, ratchet_argv, write_policy
 
 SLEEP = "37.25"  # an argument no other process on the machine is likely to run `sleep` with
 POLICY = (
@@ -29,63 +28,11 @@ start = "autonomous"
 )
 
 
-class Stdio:
-    """A `ratchet serve` subprocess spoken to in raw JSON-RPC lines."""
-
-    def __init__(self, ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
-        argv = [str(ratchet_bin), "serve", "--workspace", str(workspace), "--policies", str(policies)]
-        self.proc = subprocess.Popen(
-            [*argv, "--db", str(db)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.send(
-            {
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "signals", "version": "0"},
-                },
-            }
-        )
-        assert '"id":0' in self.line().replace(" ", "")
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-
-    def line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline()
-
-    def call(self, request_id: int, name: str, arguments: dict[str, Any]) -> None:
-        self.send(
-            {
-                "jsonrpc": "2.0",
-                "id": request_id,
-                "method": "tools/call",
-                "params": {"name": name, "arguments": arguments},
-            }
-        )
-
-    def stop(self, signum: int) -> tuple[int, str]:
-        """Send the signal; the exit code and stderr (a hang fails the test after 20 s)."""
-        self.proc.send_signal(signum)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"ratchet serve did not exit on {signal.Signals(signum).name}")
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
+def _serve(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> Stdio:
+    """`ratchet serve` in its own process, past the initialize handshake."""
+    server = Stdio(ratchet_argv(ratchet_bin, workspace, policies, db, "serve"))
+    server.initialize(0, client="signals")
+    return server
 
 
 def _rows(db: Path) -> list[sqlite3.Row]:
@@ -121,7 +68,7 @@ def test_a_running_command_is_recorded_as_interrupted_and_the_database_closed(
     ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path, signum: int, code: int
 ) -> None:
     policies = write_policy(tmp_path / "signal-policies", POLICY)
-    server = Stdio(ratchet_bin, workspace, policies, db)
+    server = _serve(ratchet_bin, workspace, policies, db)
     try:
         server.call(1, "run_command", {"argv": ["sleep", SLEEP], "timeout_s": 120})
         deadline = time.monotonic() + 60
@@ -151,7 +98,7 @@ def test_a_finished_call_stays_recorded_and_the_server_exits(
     ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path, signum: int, code: int
 ) -> None:
     policies = write_policy(tmp_path / "signal-policies", POLICY)
-    server = Stdio(ratchet_bin, workspace, policies, db)
+    server = _serve(ratchet_bin, workspace, policies, db)
     try:
         server.call(1, "write_file", {"path": "auto/done.txt", "content": "done\n"})
         answer = json.loads(server.line())
@@ -171,7 +118,7 @@ def test_a_finished_call_stays_recorded_and_the_server_exits(
 def test_stdin_closing_still_ends_the_server_normally(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    server = Stdio(ratchet_bin, workspace, policies, db)
+    server = _serve(ratchet_bin, workspace, policies, db)
     assert server.proc.stdin is not None
     server.proc.stdin.close()
     try:
@@ -192,10 +139,8 @@ async def test_over_http_sigterm_records_the_running_call_and_closes_the_databas
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    from .test_http import _free_port
-
     policies = write_policy(tmp_path / "signal-policies", POLICY)
-    port = _free_port()
+    port = free_port()
     argv = [str(ratchet_bin), "serve", "--http", "--port", str(port), "--workspace", str(workspace)]
     log = tmp_path / "http.log"
     with log.open("w") as err:

@@ -12,8 +12,9 @@ from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import LEVELS_POLICY, write_policy
-from .test_metrics import cli, write
+from .helpers import LEVELS_POLICY, write, write_policy
+from .helpers import climb_history as _history
+from .helpers import run_cli as cli
 
 GENERATED = """
 [classes.generated]
@@ -22,25 +23,6 @@ paths = ["auto/gen/**"]
 start = "blocked"
 ceiling = "blocked"
 """
-
-
-async def _history(workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """Twelve climb writes approved from the CLI (draft -> confirm -> autonomous), generated files written
-    autonomously, and a complaint on the last climb write."""
-    climb, gen = [], []
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        for n in range(12):
-            out = await write(client, f"climb/f{n}.txt", f"{n}\n")
-            climb.append(out["action_id"])
-            if out["status"] == "draft":
-                code, text = await cli(capsys, workspace, policies, db, "approve", str(out["action_id"]))
-                assert code == 0, text
-            if n in (4, 8):
-                gen.append((await write(client, f"auto/gen/g{n}.txt"))["action_id"])
-        keep = (await write(client, "auto/keep.txt"))["action_id"]
-    code, _ = await cli(capsys, workspace, policies, db, "complain", str(climb[-1]), "--reason", "bad")
-    assert code == 0
-    return {"climb": climb, "gen": gen, "keep": keep}
 
 
 def _snapshot(db: Path) -> tuple[list[tuple[Any, ...]], ...]:
@@ -158,7 +140,7 @@ async def test_released_failures_are_called_out(
 async def test_a_late_approval_counts_when_it_was_given(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from .conftest import Human
+    from .helpers import Human
 
     async def approve(action_id: int) -> None:
         code, text = await cli(capsys, workspace, policies, db, "approve", str(action_id))

@@ -14,18 +14,9 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import Human
-
-
-def _params(ratchet_bin: Path, workspace: Path, policies: Path, db: Path, **env: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=str(ratchet_bin),
-        args=["serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)],
-        env={"PATH": os.environ["PATH"], **env},
-    )
+from .helpers import Human, Stdio, free_port, ratchet_argv, run_ratchet, stdio_params
 
 
 @pytest.mark.asyncio
@@ -35,10 +26,10 @@ async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, polici
     results: dict[str, Any] = {}
     # The "no" comes after a real pause (2 s + 0.25 s per changed line): an instant one would be no answer.
     yes, no = Human(approve=True), Human(approve=False, delay=3.0)
-    async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=yes) as client:
+    async with Client(stdio_params(ratchet_bin, workspace, policies, db), elicitation_callback=yes) as client:
         for path in ("auto/a.txt", "ask/yes.txt", "queue/q.txt", "stop/s.txt"):
             results[path] = (await client.call_tool("write_file", {"path": path, "content": "x\n"})).structured_content
-    async with Client(_params(ratchet_bin, workspace, policies, db), elicitation_callback=no) as client:
+    async with Client(stdio_params(ratchet_bin, workspace, policies, db), elicitation_callback=no) as client:
         declined = await client.call_tool("write_file", {"path": "ask/keep.txt", "content": "changed\n"})
     assert {p: r["status"] for p, r in results.items()} == {
         "auto/a.txt": "executed",
@@ -52,28 +43,12 @@ async def test_every_level_over_stdio(ratchet_bin: Path, workspace: Path, polici
     assert (workspace / "ask/keep.txt").read_text() == "keep\n"
     assert len(yes.seen) == 1 and len(no.seen) == 1
 
+    draft = str(results["queue/q.txt"]["draft_id"])
     approved = await anyio.run_process(
-        [
-            str(ratchet_bin),
-            "approve",
-            str(results["queue/q.txt"]["draft_id"]),
-            "--workspace",
-            str(workspace),
-            "--policies",
-            str(policies),
-            "--db",
-            str(db),
-        ],
-        check=False,
+        ratchet_argv(ratchet_bin, workspace, policies, db, "approve", draft), check=False
     )
     assert approved.returncode == 0, approved.stderr.decode()
     assert (workspace / "queue/q.txt").read_text() == "x\n"
-
-
-def _rpc(proc: subprocess.Popen[str], message: dict[str, Any]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps(message) + "\n")
-    proc.stdin.flush()
 
 
 def test_killed_mid_write_leaves_an_interrupted_record_and_no_partial_file(
@@ -85,77 +60,22 @@ def test_killed_mid_write_leaves_an_interrupted_record_and_no_partial_file(
     hold = tmp_path / "hold"
     hold.mkdir()
     env = {**os.environ, "RATCHET_TEST_HOLD_WRITE": str(hold)}
-    argv = [
-        str(ratchet_bin),
-        "serve",
-        "--workspace",
-        str(workspace),
-        "--policies",
-        str(policies),
-        "--db",
-        str(db),
-    ]
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    try:
-        _rpc(
-            proc,
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "crash", "version": "0"},
-                },
-            },
-        )
-        assert proc.stdout is not None
-        assert '"id":1' in proc.stdout.readline().replace(" ", "")
-        _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-        _rpc(
-            proc,
-            {
-                "jsonrpc": "2.0",
-                "id": 2,
-                "method": "tools/call",
-                "params": {
-                    "name": "write_file",
-                    "arguments": {"path": "auto/big.txt", "content": "new " * 100_000},
-                },
-            },
-        )
+    with Stdio(
+        ratchet_argv(ratchet_bin, workspace, policies, db, "serve"), env=env, stderr=subprocess.DEVNULL
+    ) as server:
+        server.initialize(client="crash")
+        server.call(2, "write_file", {"path": "auto/big.txt", "content": "new " * 100_000})
         deadline = time.monotonic() + 30
         while not (hold / "held").exists():
             assert time.monotonic() < deadline, "the server never reached the write"
             time.sleep(0.02)
         temp = Path((hold / "held").read_text().strip())
         assert temp.exists() and temp.parent == target.parent  # staged beside the target, not yet renamed
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
     assert target.read_text() == "the old content\n"
 
-    shown = subprocess.run(
-        [
-            str(ratchet_bin),
-            "history",
-            "--json",
-            "--workspace",
-            str(workspace),
-            "--policies",
-            str(policies),
-            "--db",
-            str(db),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = run_ratchet(ratchet_bin, workspace, policies, db, "history", "--json")
     assert shown.returncode == 0, shown.stderr
     (row,) = json.loads(shown.stdout)
     assert row["status"] == "interrupted" and row["target"] == "auto/big.txt"
@@ -180,18 +100,9 @@ def test_serve_refuses_a_broken_policy_before_speaking_mcp(ratchet_bin: Path, tm
     assert not (workspace / ".ratchet").exists()  # nothing was created half-configured
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.asyncio
 async def test_http_on_loopback(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
-    port = _free_port()
+    port = free_port()
     argv = [str(ratchet_bin), "serve", "--http", "--port", str(port), "--workspace", str(workspace)]
     # A long-running server for the whole test: Popen, not a blocking run (noqa below says so).
     proc = subprocess.Popen([*argv, "--policies", str(policies), "--db", str(db)], stderr=subprocess.DEVNULL)  # noqa: ASYNC220

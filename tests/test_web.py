@@ -15,101 +15,20 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-import uvicorn
-from mcp import Client
 
 from ratchet.executors import notify
 from ratchet.http_serve import default_token_file, ensure_token
-from ratchet.mcp_server import ServerConfig, build_server
-from ratchet.web.app import WebConfig, build_app
-from ratchet.web.security import Guard
 from ratchet.web.serve import bind
 
-from .conftest import Clock, write_policy
-
-WEB_POLICY = """
-[defaults]
-window_size = 10
-min_samples = 3
-promote_at = 0.4
-demote_below = 0.2
-unmatched = "draft"
-
-[classes.auto]
-tools = ["write_file", "edit_file"]
-paths = ["auto/**"]
-start = "autonomous"
-floor = "draft"
-
-[classes.queue]
-tools = ["write_file", "edit_file"]
-paths = ["queue/**"]
-start = "draft"
-ceiling = "draft"
-
-[classes.stop]
-tools = ["write_file", "edit_file"]
-paths = ["stop/**"]
-start = "blocked"
-"""
-
-
-@dataclass
-class Web:
-    """A running review page."""
-
-    base: str
-    token: str
-    port: int
-
-    @property
-    def login(self) -> str:
-        return f"{self.base}/login?token={self.token}"
-
-
-@asynccontextmanager
-async def running_web(
-    workspace: Path, policies: Path, db: Path, clock: Clock | None = None, *, host: str = "127.0.0.1"
-) -> AsyncIterator[Web]:
-    """The real app (Guard + routes + engine) under uvicorn on a free loopback port, until the block ends."""
-    token = ensure_token(default_token_file(db))
-    sock = bind(host, 0)
-    port = sock.getsockname()[1]
-    config = WebConfig(workspace, policies, db, clock=clock or time.time)
-    app = Guard(build_app(config), token, host=host, port=port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(15):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-                await anyio.sleep(0.02)
-        try:
-            yield Web(f"http://127.0.0.1:{port}", token, port)
-        finally:
-            server.should_exit = True
-
-
-@asynccontextmanager
-async def agent(workspace: Path, policies: Path, db: Path) -> AsyncIterator[Client]:
-    """The agent: a real MCP client on the real server, on the same database."""
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        yield client
-
-
-async def draft(client: Client, path: str, content: str, **extra: Any) -> int:
-    result = await client.call_tool("write_file", {"path": path, "content": content, **extra})
-    assert result.structured_content is not None and result.structured_content["status"] == "draft", result
-    draft_id: int = result.structured_content["draft_id"]
-    return draft_id
+from .helpers import WEB_POLICY, Clock, Web, agent, draft, running_web, write_policy
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import pytest
 
 from ratchet.engine import Engine
 
-from .conftest import Clock, run_cli
-from .test_web import WEB_POLICY, agent, draft, running_web, write_policy
+from .helpers import WEB_POLICY, Clock, agent, draft, run_cli, running_web, write_policy
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
