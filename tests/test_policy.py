@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from ratchet.errors import PolicyError
 from ratchet.policy.levels import Level
-from ratchet.policy.load import load_policy
+from ratchet.policy.load import load_policy, starter_policy_dir
 from ratchet.policy.model import UNCLASSIFIED, Classification, ConfidenceThresholds, Policy, Subject, TrustParams
 from ratchet.rules.trust import Sample, Window, judge
+
+from .conftest import write_policy
 
 STARTER = Path(__file__).resolve().parents[1] / "policies"
 
@@ -542,3 +545,59 @@ def test_starter_secrets_guard_reports_what_it_beat(starter: Policy) -> None:
 
 def test_starter_does_not_classify_other_tools(starter: Policy) -> None:
     assert starter.classify(write("README.md", tool="delete_file")).cls.name == UNCLASSIFIED
+
+
+def test_verification_undo_and_probation_keys_compile(tmp_path: Path) -> None:
+    directory = write_policy(
+        tmp_path / "p",
+        """
+[defaults]
+probation = 12
+[defaults.undo]
+max_total_bytes = 1000
+max_age_days = 2
+[classes.py]
+tools = ["write_file"]
+paths = ["**/*.py"]
+start = "confirm"
+verify = [["python", "-m", "pyflakes", "{path}"], ["pytest", "-q"]]
+verify_timeout_s = 30
+undo_on_failure = true
+secret = true
+probation = 5
+[classes.docs]
+tools = ["write_file"]
+paths = ["docs/**"]
+start = "confirm"
+""",
+    )
+    policy = load_policy(directory)
+    py, docs = policy.classes["py"], policy.classes["docs"]
+    assert py.verify == (("python", "-m", "pyflakes", "{path}"), ("pytest", "-q"))
+    assert (py.verify_on, py.verify_timeout_s, py.undo_on_failure, py.secret) == ("each", 30, True, True)
+    assert (py.trust.probation, docs.trust.probation) == (5, 12)
+    assert (docs.verify, docs.undo_on_failure, docs.secret) == ((), False, False)
+    assert (policy.defaults.undo.max_total_bytes, policy.defaults.undo.max_age_days) == (1000, 2)
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        ("undo_on_failure = true", "expected a verify list"),
+        ('verify = [["ruff", "{path}"]]\nverify_on = "task_end"\nundo_on_failure = true', 'verify_on = "each"'),
+        ("verify = [[]]", "names a program"),
+        ('verify = [["ruff"]]\nverify_on = "later"', "verify_on"),
+        ("verify_timeout_s = 0", "verify_timeout_s"),
+    ],
+)
+def test_verification_keys_that_cannot_work_are_refused(tmp_path: Path, lines: str, says: str) -> None:
+    directory = write_policy(
+        tmp_path / "p", f'[classes.py]\ntools = ["write_file"]\npaths = ["**/*.py"]\nstart = "confirm"\n{lines}\n'
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(directory)
+    assert says in str(caught.value)
+
+
+def test_the_starter_secrets_class_keeps_no_content() -> None:
+    assert load_policy(starter_policy_dir()).classes["secrets-write"].secret

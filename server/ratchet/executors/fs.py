@@ -378,3 +378,47 @@ def _lines(text: str) -> list[str]:
     # turn one source line into several and misnumber every hunk after it.
     parts = text.split("\n")
     return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What ``restore`` did."""
+
+    rel: str
+    removed: bool
+    bytes_written: int
+
+
+def restore(
+    ws: Workspace, rel: str, prior: bytes | None, mode: int | None, *, expect: str | None, token: str
+) -> RestoreResult:
+    """Put back exactly ``prior`` with permission bits ``mode`` (or remove the file if ``prior`` is None).
+
+    Only while the file still holds the fingerprint ``expect`` (what the undone change wrote);
+    ``expect=None`` restores whatever it holds now. Raises ``DraftStale`` (nothing changed) when it
+    changed since, ``PathRefused`` for a link, ``ExecutionFailed`` if the filesystem said no. The
+    bytes are written as they are: no line-ending conversion, no decoding.
+    """
+    rel = ws.relpath(rel)
+    try:
+        with ExitStack() as stack:
+            parent, missing, leaf = _walk(ws, rel, stack)
+            current, _ = (None, None) if missing else _read_leaf(parent, leaf, rel)
+            if expect is not None and fingerprint(current) != expect:
+                raise DraftStale(
+                    f"{rel} changed since the change being undone ({expect} is now {fingerprint(current)}); "
+                    "nothing was restored"
+                )
+            if prior is None:
+                if current is not None:
+                    os.unlink(leaf, dir_fd=parent)
+                    os.fsync(parent)
+                return RestoreResult(rel, removed=current is not None, bytes_written=0)
+            for name in missing:
+                with suppress(FileExistsError):
+                    os.mkdir(name, 0o777, dir_fd=parent)
+                parent = _open_dir(name, parent, rel, stack)
+            _stage_and_rename(parent, _temp_name(leaf, token), leaf, prior, mode, temp_path_for(ws, rel, token))
+    except OSError as exc:
+        raise ExecutionFailed(f"restoring {rel} failed: {exc.strerror or exc}") from exc
+    return RestoreResult(rel, removed=False, bytes_written=len(prior))

@@ -22,16 +22,13 @@ approved command runs unsandboxed, with a parent-death signal so it dies with th
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from pathlib import Path
 from typing import Any
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
-from ratchet.executors.git import command_env
-from ratchet.executors.sandbox import plan as sandbox_plan
-from ratchet.executors.sandbox import remove_planted, sandbox_status_async
-from ratchet.executors.shell import kill_leftovers, run_argv, scrub_env
+from ratchet.executors.confined import Confinement, run_confined
+from ratchet.executors.shell import kill_leftovers
 from ratchet.executors.workspace import Workspace
 from ratchet.operations.base import Leftover, OpContext, Operation, Prepared, kept_args
 from ratchet.policy.argv import analyse_argv, analyse_shell
@@ -132,38 +129,22 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
 
 async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
     plan, settings = prepared.plan, ctx.commands
-    env = scrub_env(settings.env_allow, os.environ, {"RATCHET_ACTION": token})
-    env = await command_env(env, plan["cwd"], process_timeout=min(plan["timeout_s"], 30.0))
-    argv: list[str] = plan["argv"]
-    guarded: tuple[Path, ...] = ()
-    sandboxed = ctx.sandbox and (await sandbox_status_async()).available
     # Sandboxed where the class wants it and the host can; otherwise the gate has already held the
     # call to a human's confirmation (trigger no-sandbox) or the policy opted the class out.
-    if sandboxed:
-        boxed = sandbox_plan(
-            argv,
-            workspace=ctx.workspace.root,
-            cwd=plan["cwd"],
-            protected=ctx.workspace.protected,
-            network=ctx.network,
-            env=env,
-        )
-        argv, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
-    try:
-        done = await run_argv(
-            argv,
-            cwd=plan["cwd"],
-            env=env,
-            timeout_s=plan["timeout_s"],
-            stdin=prepared.args.get("stdin"),
-            output_cap=settings.output_cap,
-            on_progress=ctx.progress,
-            on_spawn=ctx.on_spawn,
-            die_with_parent=not sandboxed,  # bubblewrap's --die-with-parent covers the sandboxed case
-        )
-    except BaseException:
-        remove_planted(guarded)
-        raise
+    confinement = Confinement(
+        ctx.workspace.root, ctx.workspace.protected, settings.env_allow, settings.output_cap, ctx.sandbox, ctx.network
+    )
+    run = await run_confined(
+        plan["argv"],
+        confinement,
+        cwd=plan["cwd"],
+        timeout_s=plan["timeout_s"],
+        extra_env={"RATCHET_ACTION": token},
+        stdin=prepared.args.get("stdin"),
+        on_progress=ctx.progress,
+        on_spawn=ctx.on_spawn,
+    )
+    done, planted = run.result, run.planted
     result = {
         "exit_code": done.exit_code,
         "stdout": done.stdout,
@@ -174,7 +155,6 @@ async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]
         "timed_out": done.timed_out,
         "duration_s": round(done.duration_s, 3),
     }
-    planted = remove_planted(guarded)
     if planted:
         names = ", ".join(p.relative_to(ctx.workspace.root).as_posix() for p in planted)
         raise ExecutionFailed(

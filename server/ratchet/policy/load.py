@@ -209,6 +209,11 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         limits=(spec.limits or ClassLimits()).over(defaults.limits),
         promotion_evidence=spec.promotion_evidence,
         chat_approval=spec.chat_approval,
+        verify=tuple(tuple(check) for check in spec.verify or ()),
+        verify_on=spec.verify_on,
+        verify_timeout_s=spec.verify_timeout_s,
+        undo_on_failure=spec.undo_on_failure,
+        secret=spec.secret,
     )
 
 

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,6 +73,8 @@ class TrustParams(_Strict):
     demote_below: float = Field(0.80, gt=0, lt=1)
     drift_threshold: float = Field(2.0, gt=0)
     max_consecutive_failures: int = Field(3, ge=1)
+    # Samples after a promotion during which the class is on probation (rules/trust.py).
+    probation: int = Field(20, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -128,6 +130,14 @@ class CommandSettings(_Strict):
         return self
 
 
+class UndoStore(_Strict):
+    """`[defaults.undo]`: the prior content Ratchet keeps so a file change can be undone, and its bounds."""
+
+    max_total_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    max_file_bytes: int = Field(8 * 1024 * 1024, ge=0)
+    max_age_days: float = Field(30.0, gt=0)
+
+
 class Defaults(TrustParams):
     """The `[defaults]` table."""
 
@@ -140,6 +150,8 @@ class Defaults(TrustParams):
     notify: list[str] | None = None
     # Sizes and rates every call is held to (policy/limits.py); classes may override the sizes.
     limits: Limits = Limits()
+    # Prior content kept for `ratchet undo` (never for classes marked `secret`).
+    undo: UndoStore = UndoStore()
 
     @field_validator("notify")
     @classmethod
@@ -197,12 +209,22 @@ class ClassSpec(_Strict):
     network: bool = False
     promotion_evidence: str = "any"
     chat_approval: bool = False
+    # Checks run after an action of the class executes (argv lists; `{path}`/`{paths}` expand to its
+    # targets as separate arguments, never through a shell); a failing check makes the sample a failure.
+    verify: list[list[str]] | None = None
+    verify_on: Literal["each", "task_end"] = "each"
+    verify_timeout_s: float = Field(120.0, gt=0)
+    # Undo the change at once when a check fails.
+    undo_on_failure: bool = False
+    # The class's content is never kept (no undo store, no prior versions).
+    secret: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
     demote_below: float | None = Field(None, gt=0, lt=1)
     drift_threshold: float | None = Field(None, gt=0)
     max_consecutive_failures: int | None = Field(None, ge=1)
+    probation: int | None = Field(None, ge=0, le=10_000)
     confidence: PartialConfidence | None = None
     limits: ClassLimits | None = None
     examples: Examples = Examples()
@@ -221,6 +243,21 @@ class ClassSpec(_Strict):
                 "rule) or 'cli' (only approvals given with `ratchet approve` count toward promotion)"
             )
         return value
+
+    @field_validator("verify")
+    @classmethod
+    def _checks(cls, value: list[list[str]] | None) -> list[list[str]] | None:
+        if value is not None and any(not check or not check[0] for check in value):
+            raise ValueError('each check is an argv list that names a program, such as ["ruff", "check", "{path}"]')
+        return value
+
+    @model_validator(mode="after")
+    def _undo_needs_checks(self) -> Self:
+        if self.undo_on_failure and not self.verify:
+            raise ValueError("undo_on_failure undoes a change whose check failed: expected a verify list as well")
+        if self.undo_on_failure and self.verify_on != "each":
+            raise ValueError('undo_on_failure needs verify_on = "each" (a check at task end judges many changes)')
+        return self
 
     @field_validator("argv")
     @classmethod
@@ -310,6 +347,12 @@ class ActionClass:
     promotion_evidence: str = "any"
     # Whether review_drafts may offer this class's drafts in the chat (run_command classes: no by default).
     chat_approval: bool = False
+    # Checks run after an action executes (see ClassSpec.verify) and what a failure does.
+    verify: tuple[tuple[str, ...], ...] = ()
+    verify_on: str = "each"
+    verify_timeout_s: float = 120.0
+    undo_on_failure: bool = False
+    secret: bool = False
 
     @property
     def rule(self) -> str:

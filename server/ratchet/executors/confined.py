@@ -1,0 +1,85 @@
+"""Run a program the way every agent command runs: scrubbed environment, git neutralized, sandboxed.
+
+`run_command` (operations/commands.py) and a class's verification checks (executors/checks.py) both
+run through here, so a check is held to exactly what an agent's command is: only the workspace and a
+private `/tmp` writable (minus `.ratchet/`, git's config and hooks), no network unless allowed, a
+timeout that kills the process group, capped output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ratchet.executors.git import command_env
+from ratchet.executors.sandbox import plan as sandbox_plan
+from ratchet.executors.sandbox import remove_planted, sandbox_status_async
+from ratchet.executors.shell import CommandResult, ProgressCallback, SpawnCallback, run_argv, scrub_env
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where a program may write and what it may reach."""
+
+    workspace: Path
+    protected: Sequence[Path]
+    env_allow: Sequence[str]
+    output_cap: int
+    sandbox: bool = True
+    network: bool = False
+
+
+@dataclass(frozen=True)
+class ConfinedRun:
+    """What the program did, and the protected paths it created (removed again by Ratchet)."""
+
+    result: CommandResult
+    planted: list[Path]
+    sandboxed: bool
+
+
+async def run_confined(
+    argv: Sequence[str],
+    confinement: Confinement,
+    *,
+    cwd: Path,
+    timeout_s: float,
+    extra_env: Mapping[str, str],
+    stdin: str | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_spawn: SpawnCallback | None = None,
+) -> ConfinedRun:
+    """Run `argv` confined; ExecutionFailed when it cannot start (a non-zero exit is a result)."""
+    env = scrub_env(confinement.env_allow, os.environ, extra_env)
+    env = await command_env(env, cwd, process_timeout=min(timeout_s, 30.0))
+    spawned: list[str] = list(argv)
+    guarded: tuple[Path, ...] = ()
+    sandboxed = confinement.sandbox and (await sandbox_status_async()).available
+    if sandboxed:
+        boxed = sandbox_plan(
+            spawned,
+            workspace=confinement.workspace,
+            cwd=cwd,
+            protected=confinement.protected,
+            network=confinement.network,
+            env=env,
+        )
+        spawned, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
+    try:
+        done = await run_argv(
+            spawned,
+            cwd=cwd,
+            env=env,
+            timeout_s=timeout_s,
+            stdin=stdin,
+            output_cap=confinement.output_cap,
+            on_progress=on_progress,
+            on_spawn=on_spawn,
+            die_with_parent=not sandboxed,  # bubblewrap's --die-with-parent covers the sandboxed case
+        )
+    except BaseException:
+        remove_planted(guarded)
+        raise
+    return ConfinedRun(done, remove_planted(guarded), sandboxed)
