@@ -162,7 +162,7 @@ def render_status(levels: Any, queued: int) -> str:
         evidence = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         if c.unverified or c.unanswered:
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
-        rows.append([c.action_class, c.level, c.pinned or "", c.would, evidence, c.next_promotion])
+        rows.append([c.action_class, c.level, "" if c.pinned is None else c.pinned, c.would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
@@ -256,7 +256,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"{target} already exists; edit it, or remove it to start over")
     shutil.copytree(starter_policy_dir(), target)
     keep_database_out_of_git(target.parent / "ratchet.db")
-    async with opened(args, policies=target) as engine:
+    async with opened(args, policies=args.policies or target) as engine:
         path = engine.store.path
     print(f"wrote {target}; commit it and review changes to it like code")
     print(f"trust database: {path}")

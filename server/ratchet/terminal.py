@@ -67,9 +67,9 @@ def class_line(action_class: str, rule: str, class_level: str, level: str) -> st
     text = f"class {action_class}" if action_class else "class (none)"
     if rule:
         text += f" ({rule})"
-    if class_level:
+    if class_level != "":
         text += f" at {class_level}"
-    if level and level != class_level:
+    if level not in ("", class_level):
         text += f"; this call: {level}"
     return text
 
