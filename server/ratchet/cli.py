@@ -331,12 +331,12 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     """Answer a stopped action or a handoff: --option (its number, name or a prefix of the name, from its
     packet) and/or --note TEXT, which the agent reads."""
     async with opened(args) as engine:
-        option = args.option
+        option, packet = args.option, None
         if option is not None:
             with contextlib.suppress(RatchetError):  # not an escalation: resolve says what it is instead
                 packet = (await handoffs.get_handoff(engine, args.id)).packet
-                if packet is not None:
-                    option = choose_option(option, [o.name for o in packet.options])
+        if option is not None and packet is not None:
+            option = choose_option(option, [o.name for o in packet.options])
         view = await handoffs.resolve(engine, args.id, option, args.note)
     emit(args, view, lambda: f"{view.id}: {view.message}")
     return 0
