@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "tiny" if args.tiny else "full"
     if args.out is None:
-        # Only a full run replaces the committed figures; a trial run's go where it cannot.
-        args.out = RESULTS if mode == "full" or args.render_only else Path(tempfile.mkdtemp(prefix="ratchet-bench-out-"))
+        # Only a full run replaces the committed figures; a trial run's figures go where they cannot.
+        trial = mode != "full" and not args.render_only
+        args.out = Path(tempfile.mkdtemp(prefix="ratchet-bench-out-")) if trial else RESULTS
     if args.render_only:
         return _render(args.out, json.loads((args.out / "bench.json").read_text()))
 

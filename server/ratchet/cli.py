@@ -162,7 +162,8 @@ def render_status(levels: Any, queued: int) -> str:
         evidence = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         if c.unverified or c.unanswered:
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
-        rows.append([c.action_class, c.level, "" if c.pinned is None else c.pinned, c.would, evidence, c.next_promotion])
+        pinned = "" if c.pinned is None else c.pinned
+        rows.append([c.action_class, c.level, pinned, c.would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
