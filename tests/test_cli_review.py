@@ -90,8 +90,8 @@ def test_reject_all_from_a_class_asks_first(ratchet_bin: Path, workspace: Path, 
         os.close(secondary)
         os.close(primary)
     assert declined.returncode == 0, declined.stderr
-    assert f"reject 2 queued draft(s) of class queue ({a}, {b})? [y/N]" in declined.stdout
-    assert "nothing done" in declined.stdout
+    assert f"reject 2 queued draft(s) of class queue ({a}, {b})? [y/N]" in declined.stderr
+    assert declined.stdout == "no drafts rejected\n"
 
     done = cli(ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--yes", "--reason", "no")
     assert done.returncode == 0 and done.stdout.splitlines() == [f"draft {a}: rejected", f"draft {b}: rejected"]

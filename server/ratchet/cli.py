@@ -130,63 +130,6 @@ def _lines(*lines: str) -> str:
     return "\n".join(lines)
 
 
-# -- renderers: one small function per listing ----------------------------------------------------
-
-
-def render_drafts(drafts: Sequence[DraftView], *, intent: bool) -> str:
-    """Queued drafts or history: one aligned row each under a header."""
-    headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED", "TARGET"] + (["INTENT"] if intent else [])
-    rows = [
-        [str(d.action_id), d.status, d.action_class, d.tool, terminal.when(d.created_at), d.target]
-        + ([d.intent or ""] if intent else [])
-        for d in drafts
-    ]
-    return _lines(*terminal.table(headers, rows, numeric=[0]))
-
-
-def render_status(levels: Any, queued: int) -> str:
-    """`ratchet status`: the policy, any freeze or tampering, then one aligned row per class."""
-    out = [f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued"]
-    out.append(f"command sandbox: {levels.sandbox}")
-    if levels.freeze is not None:
-        out.append(f"FROZEN: {levels.freeze} (`ratchet unfreeze` lifts it)")
-    if levels.tamper_records:
-        out.append(
-            f"TAMPERING: the stored standings were changed outside Ratchet {levels.tamper_records} time(s); "
-            "not honoured (`ratchet transitions` and `ratchet verify` show more):"
-        )
-        out += [f"  {line}" for line in levels.tampering]
-    rows = []
-    notes = []
-    for c in levels.classes:
-        evidence = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
-        if c.unverified or c.unanswered:
-            evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
-        pinned = "" if c.pinned is None else c.pinned
-        rows.append([c.action_class, c.level, pinned, c.would, evidence, c.next_promotion])
-        notes += [
-            f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
-        ]
-    out += ["", *terminal.table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
-    return _lines(*out, *notes)
-
-
-def render_lint(directory: Path, policy: Any, warnings: Sequence[str]) -> str:
-    """`ratchet lint`: what held, one aligned row per class, then the warnings."""
-    examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
-    rows = [
-        [c.name, c.start.label, c.floor.label, c.ceiling.label, c.rule]
-        for c in sorted(policy.classes.values(), key=lambda c: c.name)
-    ]
-    head = f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"
-    return _lines(head, *terminal.table(["CLASS", "START", "FLOOR", "CEILING", "RULE"], rows), *warnings)
-
-
-def render_moves(moves: Sequence[Any], nothing: str) -> str:
-    """Transitions a human caused, one line each (`nothing` when there were none)."""
-    return _lines(*(m.line() for m in moves)) if moves else nothing
-
-
 # -- commands ------------------------------------------------------------------------------------
 
 
@@ -239,7 +182,7 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),
         "warnings": list(warnings),
     }
-    emit(args, summary, lambda: render_lint(directory, policy, warnings))
+    emit(args, summary, lambda: terminal.lint(directory, policy, warnings))
     return 0
 
 
@@ -268,7 +211,7 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     """List the drafts waiting for a human, oldest first."""
     async with opened(args) as engine:
         drafts = await engine.queue()
-    emit(args, drafts, lambda: render_drafts(drafts, intent=True) if drafts else "no drafts waiting")
+    emit(args, drafts, lambda: terminal.drafts(drafts, intent=True) if drafts else "no drafts waiting")
     return 0
 
 
@@ -381,10 +324,11 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
         raise InvalidRequest(f"unknown class {args.all_from!r}; expected one of: {', '.join(sorted(known))}")
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
     if ids and not args.yes:
+        # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
         prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({', '.join(map(str, ids))})? [y/N] "
-        answer = await anyio.to_thread.run_sync(input, prompt)
+        print(prompt, end="", file=sys.stderr, flush=True)
+        answer = await anyio.to_thread.run_sync(sys.stdin.readline)
         if answer.strip().lower() not in ("y", "yes"):
-            print("nothing done")
             return []
     return ids
 
@@ -413,12 +357,12 @@ async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], 
     return outcomes
 
 
-def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], verb: str) -> int:
-    """Report every outcome; exit 1 (with one line on stderr) when any id was not done."""
-    emit(args, outcomes, lambda: _lines(*(o.line() for o in outcomes)) if outcomes else f"no drafts to {verb}")
+def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str) -> int:
+    """Report every outcome; exit 1 (with one line on stderr) when any id was not `done`."""
+    emit(args, outcomes, lambda: _lines(*(o.line() for o in outcomes)) if outcomes else f"no drafts {done}")
     failed = [o.id for o in outcomes if not o.ok]
     if failed and len(outcomes) > 1:
-        raise RatchetError(f"{len(failed)} of {len(outcomes)} drafts not {verb}d: {', '.join(map(str, failed))}")
+        raise RatchetError(f"{len(failed)} of {len(outcomes)} drafts not {done}: {', '.join(map(str, failed))}")
     return 1 if failed else 0
 
 
@@ -432,7 +376,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         ids = await _drafts_to_review(engine, args, "approve")
         outcomes = await _each(ids, lambda i: engine.approve(i, content=content, note=args.note), "executed")
-    return _batch_result(args, outcomes, "approve")
+    return _batch_result(args, outcomes, "approved")
 
 
 async def cmd_reject(args: argparse.Namespace) -> int:
@@ -442,7 +386,7 @@ async def cmd_reject(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         ids = await _drafts_to_review(engine, args, "reject")
         outcomes = await _each(ids, lambda i: engine.reject(i, args.reason), "rejected")
-    return _batch_result(args, outcomes, "reject")
+    return _batch_result(args, outcomes, "rejected")
 
 
 async def cmd_complain(args: argparse.Namespace) -> int:
@@ -459,7 +403,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         levels = await engine.trust_levels()
         queued = len(await engine.queue())
-    emit(args, levels, lambda: render_status(levels, queued))
+    emit(args, levels, lambda: terminal.status(levels, queued))
     return 0
 
 
@@ -467,7 +411,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     """List recent actions, newest first, with their outcome."""
     async with opened(args) as engine:
         rows = await engine.history(args.limit, args.cls)
-    emit(args, rows, lambda: render_drafts(rows, intent=False) if rows else "no actions recorded")
+    emit(args, rows, lambda: terminal.drafts(rows, intent=False) if rows else "no actions recorded")
     return 0
 
 
@@ -550,7 +494,7 @@ async def cmd_freeze(args: argparse.Namespace) -> int:
     until = None if args.until is None else parse_until(args.until)
     async with opened(args) as engine:
         moves = await engine.freeze(Level.parse(args.level), args.reason, until)
-    emit(args, moves, lambda: render_moves(moves, "freeze recorded; no class's level changed"))
+    emit(args, moves, lambda: terminal.moves(moves, "freeze recorded; no class's level changed"))
     return 0
 
 
@@ -558,7 +502,7 @@ async def cmd_unfreeze(args: argparse.Namespace) -> int:
     """Lift a freeze: every class returns to the level it earned (under its pin), never higher."""
     async with opened(args) as engine:
         moves = await engine.unfreeze(args.reason)
-    emit(args, moves, lambda: render_moves(moves, "freeze lifted; no class's level changed"))
+    emit(args, moves, lambda: terminal.moves(moves, "freeze lifted; no class's level changed"))
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Plain text for a person at a terminal: aligned tables, packets and actions without Markdown, and a
-coloured diff where colour is wanted.
+"""Plain text for a person at a terminal: aligned tables, packets and actions without Markdown, a
+coloured diff where colour is wanted, and the CLI's listings built from them.
 
 The chat gets Markdown (`EscalationPacket.markdown`); a terminal shows it literally, so the CLI renders
 the same facts here as plain lines. A field with nothing in it is left out rather than printed empty.
@@ -12,9 +12,12 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TextIO
 
-from ratchet.results import DraftView
+from ratchet.policy.model import Policy
+from ratchet.record.standing import Transition
+from ratchet.results import DraftView, TrustLevels
 from ratchet.rules.escalation import PREVIEW_LINES, EscalationPacket
 
 _RESET = "\033[0m"
@@ -128,3 +131,58 @@ def action(d: DraftView, colour: bool) -> str:
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)
+
+
+# -- the CLI's listings ---------------------------------------------------------------------------
+
+
+def drafts(views: Sequence[DraftView], *, intent: bool) -> str:
+    """Queued drafts or history: one aligned row each under a header."""
+    headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED", "TARGET"] + (["INTENT"] if intent else [])
+    rows = [
+        [str(d.action_id), d.status, d.action_class, d.tool, when(d.created_at), d.target]
+        + ([d.intent or ""] if intent else [])
+        for d in views
+    ]
+    return "\n".join(table(headers, rows, numeric=[0]))
+
+
+def status(levels: TrustLevels, queued: int) -> str:
+    """`ratchet status`: the policy, any freeze or tampering, then one aligned row per class."""
+    out = [f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued"]
+    out.append(f"command sandbox: {levels.sandbox}")
+    if levels.freeze is not None:
+        out.append(f"FROZEN: {levels.freeze} (`ratchet unfreeze` lifts it)")
+    if levels.tamper_records:
+        out.append(
+            f"TAMPERING: the stored standings were changed outside Ratchet {levels.tamper_records} time(s); "
+            "not honoured (`ratchet transitions` and `ratchet verify` show more):"
+        )
+        out += [f"  {line}" for line in levels.tampering]
+    rows = []
+    notes = []
+    for c in levels.classes:
+        evidence = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
+        if c.unverified or c.unanswered:
+            evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
+        pinned = "" if c.pinned is None else c.pinned
+        rows.append([c.action_class, c.level, pinned, c.would, evidence, c.next_promotion])
+        notes += [
+            f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
+        ]
+    out += ["", *table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
+    return "\n".join([*out, *notes])
+
+
+def lint(directory: Path, policy: Policy, warnings: Sequence[str]) -> str:
+    """`ratchet lint`: what held, one line per class, then the warnings."""
+    examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
+    out = [f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"]
+    for c in sorted(policy.classes.values(), key=lambda c: c.name):
+        out.append(f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {c.rule}")
+    return "\n".join([*out, *warnings])
+
+
+def moves(done: Sequence[Transition], nothing: str) -> str:
+    """Transitions a human caused, one line each (`nothing` when there were none)."""
+    return "\n".join(m.line() for m in done) if done else nothing

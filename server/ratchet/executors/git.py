@@ -547,9 +547,7 @@ async def _push_target(g: _Git, remote: str, branch: str) -> tuple[tuple[str, ..
             "(`git remote add NAME URL`)"
         )
     if remote not in remotes:
-        raise InvalidRequest(
-            f"remote {remote!r} is not configured in this repository; expected one of: {', '.join(remotes)}"
-        )
+        raise InvalidRequest(f"remote {remote!r} is not configured in this repository; expected one of {remotes}")
     vcs = [n for n in g.names if _split_key(n) == ("remote", remote, "vcs")]
     if vcs:
         raise InvalidRequest(f"repository config sets {vcs[0]}, a remote helper that runs a program; refused")
