@@ -1,7 +1,9 @@
 """Run Ratchet's benchmarks: `.venv/bin/python -m bench [--quick]` from the repository root.
 
-Writes bench/results/bench.json (every figure), bench/results/bench.md (the tables) and
-bench/results/profile.md (where the gate's time goes, with proposals). See bench/README.md.
+A full run writes bench/results/bench.json (every figure), bench/results/bench.md (the tables) and
+bench/results/profile.md (where the gate's time goes, with proposals): the committed figures. A
+`--quick` or `--tiny` run writes to a new scratch directory instead (or to `--out DIR`), so a trial run
+never overwrites them. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -113,17 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-external", action="store_true", help="skip the official comparison servers (no npm/pip installs)"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory (default: bench/results)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results directory (default: bench/results for a full run, a new scratch directory for --quick/--tiny)",
+    )
     parser.add_argument("--tmp", type=Path, help="where the scratch workspaces go (default: the system temp dir)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
     parser.add_argument(
         "--render-only", action="store_true", help="measure nothing: rewrite bench.md and profile.md from bench.json"
     )
     args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "tiny" if args.tiny else "full"
+    if args.out is None:
+        # Only a full run replaces the committed figures; a trial run's figures go where they cannot.
+        trial = mode != "full" and not args.render_only
+        args.out = Path(tempfile.mkdtemp(prefix="ratchet-bench-out-")) if trial else RESULTS
     if args.render_only:
         return _render(args.out, json.loads((args.out / "bench.json").read_text()))
 
-    mode = "quick" if args.quick else "tiny" if args.tiny else "full"
     cfg = config(mode, external=not args.no_external)
     selected = BENCHES if not args.only else tuple(b.strip() for b in args.only.split(",") if b.strip())
     unknown = set(selected) - set(BENCHES)
@@ -182,10 +193,12 @@ def _render(out: Path, results: dict[str, Any]) -> int:
     from . import report
 
     _write(out / "bench.md", report.bench_md(results))
+    written = ["bench.json", "bench.md"]
     if "gate" in results:
         _write(out / "profile.md", report.profile_md(results))
+        written.append("profile.md")
     print(report.targets_md(results), file=sys.stderr)
-    print(f"wrote bench.md and profile.md in {out} ({results['seconds']['total']} s of measuring)", file=sys.stderr)
+    print(f"wrote {', '.join(written)} in {out} ({results['seconds']['total']} s of measuring)", file=sys.stderr)
     sessions_ok = "sessions" not in results or results["sessions"]["checks"]["ok"]
     return 0 if not results["errors"] and sessions_ok else 1
 

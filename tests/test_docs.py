@@ -26,6 +26,22 @@ def test_every_command_is_in_the_readme_and_has_help(command: str) -> None:
     assert parser.description, f"`ratchet {command}` has no --help description"
 
 
+@pytest.mark.parametrize("command", _commands())
+def test_every_option_and_argument_of_every_command_has_help(command: str) -> None:
+    parser = build_parser()._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    bare = [
+        "/".join(action.option_strings) or action.dest
+        for action in parser._actions
+        if not (action.help and action.help.strip() and action.help != "==SUPPRESS==")
+    ]
+    assert bare == [], f"`ratchet {command}` has arguments without help: {bare}"
+
+
+def test_the_top_level_options_have_help() -> None:
+    bare = [a.dest for a in build_parser()._actions if not a.help]
+    assert bare == []
+
+
 @pytest.mark.asyncio
 async def test_every_tool_is_in_the_readme(workspace: Path, policies: Path, db: Path) -> None:
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -81,9 +82,9 @@ async def test_request_handoff_needs_context_and_the_answer_reaches_the_agent(
         )
         handoff_id = asked.structured_content["id"]
         code, text = await run_cli(capsys, workspace, policies, db, "inbox")
-        assert code == 0 and f"{handoff_id}  handoff  BLOCKING agent asks: whether orphaned rows" in text
+        assert code == 0 and re.search(rf"{handoff_id}  handoff .* BLOCKING agent asks: whether orphaned rows", text)
         code, text = await run_cli(capsys, workspace, policies, db, "show", str(handoff_id))
-        assert "**Tried:** ran the migration" in text and "reassign to admin** (recommended)" in text
+        assert "tried: ran the migration" in text and "reassign to admin (recommended)" in text
 
         async def answer() -> None:
             await anyio.sleep(0.5)

@@ -396,3 +396,59 @@ def test_a_sandbox_setting_of_the_wrong_shape_is_never_overwritten(
         code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--apply")
         assert code == 1 and message in out and "nothing was changed" in out
         assert settings_file.read_bytes() == before and not (workspace / ".mcp.json").exists()
+
+
+# -- through the console script: the command path, a missing workspace, the backups -----------------
+
+
+def _console(ratchet_bin: Path, home: Path, cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`ratchet install ...` with this installation's bin directory first on PATH, as in an active venv."""
+    env = {**os.environ, "HOME": str(home), "PATH": f"{ratchet_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("CODEX_HOME", None)
+    return subprocess.run(
+        [str(ratchet_bin), "install", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_client_gets_an_absolute_command_even_with_ratchet_on_path(
+    ratchet_bin: Path, home: Path, workspace: Path
+) -> None:
+    done = _console(ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply")
+    assert done.returncode == 0, done.stderr
+    server = json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["ratchet"]
+    assert server["command"] == str(ratchet_bin) and Path(server["command"]).is_absolute()
+    assert f"The client starts Ratchet as {ratchet_bin} (this installation's console script" in done.stdout
+    hooks = json.loads((workspace / ".claude" / "settings.json").read_text())["hooks"]["PreToolUse"]
+    assert all(h["command"].startswith(str(ratchet_bin)) for g in hooks for h in g["hooks"])
+
+
+def test_a_workspace_that_does_not_exist_is_warned_about(ratchet_bin: Path, home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "src" / "your-project"
+    done = _console(ratchet_bin, home, tmp_path, "claude-desktop", "--workspace", str(missing))
+    assert done.returncode == 0
+    assert f"ratchet: warning: workspace {missing} does not exist" in done.stderr
+    as_json = _console(ratchet_bin, home, tmp_path, "claude-desktop", "--workspace", str(missing), "--json")
+    assert any(str(missing) in w for w in json.loads(as_json.stdout)["warnings"])
+    here = _console(ratchet_bin, home, tmp_path, "claude-desktop", "--workspace", str(tmp_path))
+    assert "warning" not in here.stderr
+
+
+def test_backups_inside_a_git_repository_are_ignored_by_git(ratchet_bin: Path, home: Path, workspace: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    settings = workspace / ".claude" / "settings.json"
+    _write_json(settings, OTHER_SETTINGS)
+    _write_json(workspace / ".mcp.json", OTHER_SERVERS)
+    done = _console(ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply")
+    assert done.returncode == 0, done.stderr
+    assert len(_backups(settings)) == 1 and len(_backups(workspace / ".mcp.json")) == 1
+    untracked = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=workspace, capture_output=True, text=True
+    ).stdout
+    assert ".mcp.json" in untracked and "ratchet-backup" not in untracked, untracked
+    exclude = (workspace / ".git" / "info" / "exclude").read_text()
+    # Installing again (another change) adds no second pattern.
+    again = _console(
+        ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--deny-builtins", "--apply"
+    )
+    assert again.returncode == 0 and (workspace / ".git" / "info" / "exclude").read_text() == exclude
+    assert exclude.count("*.ratchet-backup-*") == 1

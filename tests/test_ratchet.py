@@ -135,7 +135,7 @@ async def test_a_reviewed_start_change_is_the_other_way_up(
         ),
     )
     code, text = await _cli(capsys, workspace, policies, db, "transitions", "--class", "queue")
-    assert code == 0 and "draft -> confirm [policy by policy]" in text
+    assert code == 0 and " queue  draft  confirm  policy by policy " in text
 
 
 @pytest.mark.asyncio

@@ -1,13 +1,16 @@
 """`ratchet`: serve the MCP server, and let a human review, approve, complain and inspect.
 
-Each command is a docstring and one call into the engine; listings take `--json`. Errors are
-translated here once, into ONE line on stderr and an exit code (see EXIT_CODES): never a traceback.
+Each command is a docstring (its `--help`), one call into the library inside `opened` (the one place
+an engine is opened and closed for a command), and a small renderer: plain text for a person (see
+terminal.py), `--json` for a program. Errors are translated here once, into ONE line on stderr and an
+exit code (see EXIT_CODES): never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -15,15 +18,18 @@ import re
 import shutil
 import sqlite3
 import sys
+import textwrap
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
 from pydantic import BaseModel
 
+from ratchet import terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
@@ -34,15 +40,6 @@ from ratchet.record.store import default_db_path
 from ratchet.results import DraftView
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
-
-
-def _print_json(value: Any) -> None:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    print(json.dumps(value, indent=2, default=str))
-
 
 EXIT_CODES = """\
 exit codes: 0 success; 1 a runtime error (no database, an unknown id, a broken policy, a file that
@@ -58,6 +55,21 @@ NEEDS_DATABASE = frozenset(
         "escalations", "approve", "reject", "complain", "resolve",
     }
 )  # fmt: skip
+# `ratchet --help` lists the commands in these groups, in this order; a command in none is listed last.
+GROUPS = {
+    "agent setup": ("install", "init", "serve", "hook", "demo"),
+    "review": ("inbox", "web", "queue", "show", "approve", "reject", "resolve", "complain"),
+    "evidence": ("status", "history", "transitions", "explain", "metrics", "report", "escalations", "verify"),
+    "policy": ("lint", "simulate", "demote", "pin", "unpin", "freeze", "unfreeze"),
+}
+
+
+def package_version() -> str:
+    """The installed version of Ratchet, from the package metadata."""
+    try:
+        return version("ratchet-mcp")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,18 +90,44 @@ def existing_db(args: argparse.Namespace) -> Path:
     return path
 
 
-async def _engine(args: argparse.Namespace) -> Engine:
+@contextlib.asynccontextmanager
+async def opened(args: argparse.Namespace, policies: Path | None = None) -> AsyncIterator[Engine]:
+    """The engine for one command, from its --workspace, --policies (or `policies`) and --db; closed
+    when the command is done, whatever happened. A command that reads the record never creates one."""
     if args.command in NEEDS_DATABASE:
-        existing_db(args)  # never create a database just to read an empty one
-    return await Engine.open(Path(args.workspace), policies=args.policies, db=args.db, session=False)
+        existing_db(args)
+    engine = await Engine.open(Path(args.workspace), policies=policies or args.policies, db=args.db, session=False)
+    try:
+        yield engine
+    finally:
+        await engine.close()
 
 
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def jsonable(value: Any) -> Any:
+    """A result as plain JSON values: pydantic models and dataclasses by their fields."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
-def _line(d: DraftView) -> str:
-    return f"{d.action_id:>6}  {d.status:<11} {d.action_class:<20} {d.tool:<11} {d.target}"
+def emit(args: argparse.Namespace, value: Any, text: Callable[[], str]) -> None:
+    """Print `value` as JSON with --json, else what `text` renders for a person."""
+    if getattr(args, "json", False):
+        print(json.dumps(jsonable(value), indent=2, default=str))
+    else:
+        print(text())
+
+
+def _lines(*lines: str) -> str:
+    return "\n".join(lines)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -112,9 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def check() -> Path:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
-        engine = await Engine.open(workspace, policies=args.policies, db=args.db, session=False)
-        await engine.close()
-        return engine.store.path
+        async with opened(args) as engine:
+            return engine.store.path
 
     db = anyio.run(check)
     closed = threading.Event()
@@ -149,270 +186,295 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     """Validate a policy directory: keys, levels, globs, and that every example lands in its class."""
     directory = args.directory or resolve_policy_dir(Path(args.workspace).resolve(), args.policies)
     policy = load_policy(directory)
-    examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
-    print(f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold")
-    for cls in sorted(policy.classes.values(), key=lambda c: c.name):
-        print(
-            f"  {cls.name:<22} {cls.start.label:>10} (floor {cls.floor.label}, ceiling {cls.ceiling.label})  {cls.rule}"
-        )
-    for warning in lint_warnings(policy):
-        print(warning)
+    warnings = lint_warnings(policy)
+    summary = {
+        "directory": str(directory),
+        "ok": True,
+        "classes": [
+            {"name": c.name, "start": c.start.label, "floor": c.floor.label, "ceiling": c.ceiling.label, "rule": c.rule}
+            for c in sorted(policy.classes.values(), key=lambda c: c.name)
+        ],
+        "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),
+        "warnings": list(warnings),
+    }
+    emit(args, summary, lambda: terminal.lint(directory, policy, warnings))
     return 0
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
-    """Copy the starter policies into <workspace>/.ratchet/policies for the team to commit and edit,
-    and create the trust database (--db, else $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)."""
+    """Copy the starter policies into <workspace>/.ratchet/policies for the team to commit and edit, and
+    create the trust database (--db, else $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)."""
     workspace = Path(args.workspace).resolve()
+    if not workspace.is_dir():
+        raise InvalidRequest(
+            f"workspace {workspace} does not exist (or is not a directory); expected your project's directory. "
+            "Nothing was created"
+        )
     target = workspace / ".ratchet" / "policies"
     if target.exists():
         raise InvalidRequest(f"{target} already exists; edit it, or remove it to start over")
     shutil.copytree(starter_policy_dir(), target)
     keep_database_out_of_git(target.parent / "ratchet.db")
-    engine = await Engine.open(workspace, policies=args.policies or target, db=args.db, session=False)
-    path = engine.store.path
-    await engine.close()
+    async with opened(args, policies=args.policies or target) as engine:
+        path = engine.store.path
     print(f"wrote {target}; commit it and review changes to it like code")
     print(f"trust database: {path}")
     return 0
 
 
 async def cmd_queue(args: argparse.Namespace) -> int:
-    """List drafts waiting for a human, oldest first."""
-    engine = await _engine(args)
-    try:
+    """List the drafts waiting for a human, oldest first."""
+    async with opened(args) as engine:
         drafts = await engine.queue()
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(drafts)
-    elif not drafts:
-        print("no drafts waiting")
-    else:
-        for d in drafts:
-            print(f"{_line(d)}  ({_when(d.created_at)})" + (f"  intent: {d.intent}" if d.intent else ""))
+    emit(args, drafts, lambda: terminal.drafts(drafts, intent=True) if drafts else "no drafts waiting")
     return 0
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
-    """Show one action or draft in full: class, rule, level, triggers, preview, outcome."""
-    engine = await _engine(args)
-    try:
+    """Show one action or draft in full: class, rule, level, triggers, the change, and the outcome (a
+    stopped action or handoff: its escalation packet and the options to answer it with)."""
+    async with opened(args) as engine:
         d = await engine.view(args.id)
         packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json({**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None})
-        return 0
-    if packet is not None:
-        print(packet.markdown())
-        return 0
-    print(f"action {d.action_id}: {d.tool} {d.target} [{d.status}]")
-    print(f"class {d.action_class} ({d.rule}) at {d.class_level}; this call: {d.level}")
-    for t in d.triggers:
-        print(f"  trigger {t.name}: {t.detail}")
-    if d.intent:
-        print(f"intent: {d.intent}")
-    if d.reviewer:
-        print(
-            f"reviewed by {d.reviewer}"
-            + (f" after {d.review_seconds:.0f}s" if d.review_seconds else "")
-            + (f": {d.review_note}" if d.review_note else "")
-        )
-    if d.error:
-        print(f"error: {d.error}")
-    print(d.preview)
+    colour = terminal.colour_wanted()
+    value = {**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None}
+    emit(args, value, lambda: terminal.packet(packet, colour) if packet else terminal.action(d, colour))
     return 0
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
-    """Everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
+    """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
     from ratchet.record import integrity
 
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         items = await handoffs.inbox(engine)
-        tampers, lines = await engine.store.call(integrity.tamper_records)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(items)
-        return 0
-    if tampers:
-        print(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
-        for line in lines:
-            print(f"  {line}")
-    if not items:
-        print("inbox empty")
-    else:
-        for i in items:
-            print(
-                f"{i.id:>6}  {i.kind:<8} {'BLOCKING ' if i.blocking else ''}{i.summary}  "
-                f"[{i.action_class}, waiting {i.age_s:.0f}s]"
-            )
+        tampers, found = await engine.store.call(integrity.tamper_records)
+
+    def text() -> str:
+        out = []
+        if tampers:
+            out.append(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
+            out += [f"  {line}" for line in found]
+        rows = [
+            [str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", ("BLOCKING " if i.blocking else "") + i.summary]
+            for i in items
+        ]
+        out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
+        return _lines(*out) if out else "inbox empty"
+
+    emit(args, items, text)
     return 0
 
 
+def choose_option(given: str, names: Sequence[str]) -> str:
+    """The packet option `given` names: its number (1-based, as `ratchet show` lists them), its name, or
+    an unambiguous prefix of it (case ignored). InvalidRequest names the matches or the choices."""
+    listed = ", ".join(f"{n}. {name}" for n, name in enumerate(names, 1))
+    if given.isdigit():
+        if 1 <= int(given) <= len(names):
+            return names[int(given) - 1]
+        raise InvalidRequest(f"--option {given} is not one of this packet's {len(names)} options: {listed}")
+    if given in names:
+        return given
+    matches = [name for name in names if name.lower().startswith(given.lower())]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidRequest(f"--option {given!r} is ambiguous: it begins {', '.join(matches)}; type more of the name")
+    raise InvalidRequest(
+        f"unknown option {given!r}; this packet offers: {listed} (give the name, a prefix or the number)"
+    )
+
+
 async def cmd_resolve(args: argparse.Namespace) -> int:
-    """Answer a stopped action or a handoff: --option NAME from its packet, and/or --note TEXT."""
-    engine = await _engine(args)
-    try:
-        view = await handoffs.resolve(engine, args.id, args.option, args.note)
-    finally:
-        await engine.close()
-    print(f"{view.id}: {view.message}")
+    """Answer a stopped action or a handoff: --option (its number, name or a prefix of the name, from its
+    packet) and/or --note TEXT, which the agent reads."""
+    async with opened(args) as engine:
+        option, packet = args.option, None
+        if option is not None:
+            with contextlib.suppress(RatchetError):  # not an escalation: resolve says what it is instead
+                packet = (await handoffs.get_handoff(engine, args.id)).packet
+        if option is not None and packet is not None:
+            option = choose_option(option, [o.name for o in packet.options])
+        view = await handoffs.resolve(engine, args.id, option, args.note)
+    emit(args, view, lambda: f"{view.id}: {view.message}")
     return 0
 
 
 async def cmd_escalations(args: argparse.Namespace) -> int:
-    """Escalation counts and rates per session and class (a health figure)."""
-    engine = await _engine(args)
-    try:
+    """Escalation counts and rates per session and class, a health figure: a class that escalates often
+    needs a policy change."""
+    async with opened(args) as engine:
         stats = await handoffs.escalation_stats(engine)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(stats)
-    else:
-        for st in stats:
-            print(f"{st.session_id:<14} {st.action_class:<22} {st.escalations:>4}/{st.actions:<5} {st.rate:.1%}")
+    rows = [[s.session_id, s.action_class, str(s.escalations), str(s.actions), f"{s.rate:.1%}"] for s in stats]
+    headers = ["SESSION", "CLASS", "ESCALATIONS", "ACTIONS", "RATE"]
+    emit(args, stats, lambda: _lines(*terminal.table(headers, rows, numeric=[2, 3, 4])) if stats else "no actions")
     return 0
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one id of a batch came to: `ok`, the draft as it now stands, or the error that stopped it."""
+
+    id: int
+    ok: bool
+    status: str | None
+    error: str | None
+    draft: DraftView | None = None
+
+    def line(self) -> str:
+        """`draft 96: executed`, or why not."""
+        if self.draft is None:
+            return f"draft {self.id}: not done: {self.error}"
+        return f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
+
+
+async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str) -> list[int]:
+    """The ids `approve`/`reject` act on: those given, or every queued draft of --all-from CLASS once
+    the human confirms (on a terminal; elsewhere --yes says so)."""
+    if not args.all_from:
+        return list(args.ids)
+    known = {*engine.policy.classes, engine.policy.unclassified.name}
+    if args.all_from not in known:
+        raise InvalidRequest(f"unknown class {args.all_from!r}; expected one of: {', '.join(sorted(known))}")
+    ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
+    if ids and not args.yes:
+        # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
+        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({', '.join(map(str, ids))})? [y/N] "
+        print(prompt, end="", file=sys.stderr, flush=True)
+        answer = await anyio.to_thread.run_sync(sys.stdin.readline)
+        if answer.strip().lower() not in ("y", "yes"):
+            return []
+    return ids
+
+
+def _check_batch(args: argparse.Namespace) -> None:
+    """Ids or --all-from, not both and not neither; --all-from off a terminal only with --yes."""
+    if bool(args.ids) == bool(args.all_from):
+        raise UsageError("give draft ids, or --all-from CLASS (not both)")
+    if args.all_from and not args.yes and not sys.stdin.isatty():
+        raise UsageError("--all-from asks for confirmation on a terminal; from a script pass --yes")
+
+
+async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], done: str) -> list[Outcome]:
+    """Act on every id in turn; one that fails is reported and the rest still run. A single id's error
+    is raised as it is (one line, as every error)."""
+    outcomes = []
+    for action_id in ids:
+        try:
+            d = await act(action_id)
+        except RatchetError as exc:
+            if len(ids) == 1:
+                raise
+            outcomes.append(Outcome(action_id, False, None, str(exc)))
+            continue
+        outcomes.append(Outcome(action_id, d.status == done, d.status, d.error, d))
+    return outcomes
+
+
+def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str) -> int:
+    """Report every outcome; exit 1 (with one line on stderr) when any id was not `done`."""
+    emit(args, outcomes, lambda: _lines(*(o.line() for o in outcomes)) if outcomes else f"no drafts {done}")
+    failed = [o.id for o in outcomes if not o.ok]
+    if failed and len(outcomes) > 1:
+        raise RatchetError(f"{len(failed)} of {len(outcomes)} drafts not {done}: {', '.join(map(str, failed))}")
+    return 1 if failed else 0
 
 
 async def cmd_approve(args: argparse.Namespace) -> int:
-    """Run a queued draft now, exactly as drafted (once). --content FILE approves with your edit instead."""
+    """Run queued drafts now, each exactly as drafted and at most once; each id's outcome is reported and
+    one that fails does not stop the rest. --content FILE approves one draft with your edit instead."""
+    _check_batch(args)
+    if args.content and len(args.ids) != 1:
+        raise UsageError("--content applies to exactly one draft id")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
-    engine = await _engine(args)
-    try:
-        d = await engine.approve(args.id, content=content, note=args.note)
-    finally:
-        await engine.close()
-    print(f"draft {d.action_id}: {d.status}" + (f" ({d.error})" if d.error else ""))
-    return 0 if d.status == "executed" else 1
+    async with opened(args) as engine:
+        ids = await _drafts_to_review(engine, args, "approve")
+        outcomes = await _each(ids, lambda i: engine.approve(i, content=content, note=args.note), "executed")
+    return _batch_result(args, outcomes, "approved")
 
 
 async def cmd_reject(args: argparse.Namespace) -> int:
-    """Reject a queued draft; nothing runs and the class's window records a failure."""
-    engine = await _engine(args)
-    try:
-        d = await engine.reject(args.id, args.reason)
-    finally:
-        await engine.close()
-    print(f"draft {d.action_id}: rejected")
-    return 0
+    """Reject queued drafts: nothing runs, and each class's window records a failure; each id's outcome is
+    reported and one that fails does not stop the rest."""
+    _check_batch(args)
+    async with opened(args) as engine:
+        ids = await _drafts_to_review(engine, args, "reject")
+        outcomes = await _each(ids, lambda i: engine.reject(i, args.reason), "rejected")
+    return _batch_result(args, outcomes, "rejected")
 
 
 async def cmd_complain(args: argparse.Namespace) -> int:
-    """Record that an action which ran was wrong; its class is demoted or charged a failure."""
-    engine = await _engine(args)
-    try:
+    """Record that an action which ran was wrong: its class is demoted a rung, or charged a failure."""
+    async with opened(args) as engine:
         outcome = await engine.complain(args.action_id, args.reason)
-    finally:
-        await engine.close()
-    print(outcome.line())
+    emit(args, {**jsonable(outcome), "message": outcome.line()}, outcome.line)
     return 0
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    """Where every class stands: level, window, evidence, and what a call would do now."""
-    engine = await _engine(args)
-    try:
+    """Where every class stands: its level, its evidence, what a call would do now, and what the next
+    promotion needs."""
+    async with opened(args) as engine:
         levels = await engine.trust_levels()
         queued = len(await engine.queue())
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(levels)
-        return 0
-    print(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued")
-    print(f"command sandbox: {levels.sandbox}")
-    if levels.freeze is not None:
-        print(f"FROZEN: {levels.freeze} (`ratchet unfreeze` lifts it)")
-    if levels.tamper_records:
-        print(
-            f"TAMPERING: the stored standings were changed outside Ratchet {levels.tamper_records} time(s); "
-            "not honoured (`ratchet transitions` and `ratchet verify` show more):"
-        )
-        for line in levels.tampering:
-            print(f"  {line}")
-    for c in levels.classes:
-        pin = "" if c.pinned is None else f" pinned {c.pinned}"
-        rate = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
-        unheard = ""
-        if c.unverified or c.unanswered:
-            unheard = f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
-        print(f"  {c.action_class:<22} {c.level:<10}{pin} -> {c.would:<8} {rate}; {c.next_promotion}{unheard}")
-        for t in c.capped_by:
-            if t.name != "pinned":
-                print(f"      capped at {t.cap} by {t.name}: {t.detail}")
+    emit(args, levels, lambda: terminal.status(levels, queued))
     return 0
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    """Recent actions, newest first, with their outcome."""
-    engine = await _engine(args)
-    try:
+    """List recent actions, newest first, with their outcome."""
+    async with opened(args) as engine:
         rows = await engine.history(args.limit, args.cls)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(rows)
-    else:
-        for d in rows:
-            print(f"{_line(d)}  {_when(d.created_at)}")
+    emit(args, rows, lambda: terminal.drafts(rows, intent=False) if rows else "no actions recorded")
     return 0
 
 
 async def cmd_transitions(args: argparse.Namespace) -> int:
-    """Promotions, demotions and pins, newest first, each with the evidence that caused it."""
-    engine = await _engine(args)
-    try:
+    """List promotions, demotions, pins and freezes, newest first, each with the evidence that caused it."""
+    async with opened(args) as engine:
         rows = await engine.transitions(args.cls)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(rows)
-    else:
-        for r in rows:
-            print(
-                f"{_when(r['at'])}  {r['class']}: {r['from_level']} -> {r['to_level']} [{r['kind']} by "
-                f"{r['actor']}] {r['reason']}"
-            )
+    table = [
+        [
+            terminal.when(r["at"]),
+            r["class"],
+            r["from_level"],
+            r["to_level"],
+            f"{r['kind']} by {r['actor']}",
+            r["reason"],
+        ]
+        for r in rows
+    ]
+    headers = ["WHEN", "CLASS", "FROM", "TO", "KIND", "REASON"]
+    emit(args, rows, lambda: _lines(*terminal.table(headers, table)) if rows else "no transitions recorded")
+    return 0
+
+
+def _moved(args: argparse.Namespace, moved: Any) -> int:
+    emit(args, {**jsonable(moved), "message": moved.line()}, moved.line)
     return 0
 
 
 async def cmd_demote(args: argparse.Namespace) -> int:
-    """Lower a class one rung (or --to LEVEL), not below its floor. Nothing promotes by command."""
-    engine = await _engine(args)
-    try:
+    """Lower a class one rung (or --to LEVEL), not below its floor. No command promotes: evidence does."""
+    async with opened(args) as engine:
         moved = await engine.demote(args.cls, args.reason, None if args.to is None else Level.parse(args.to))
-    finally:
-        await engine.close()
-    print(moved.line())
-    return 0
+    return _moved(args, moved)
 
 
 async def cmd_pin(args: argparse.Namespace) -> int:
-    """Hold a class at or below LEVEL (any level, blocked included) until unpinned."""
-    engine = await _engine(args)
-    try:
+    """Hold a class at or below LEVEL (any level, blocked included) until it is unpinned."""
+    async with opened(args) as engine:
         moved = await engine.pin(args.cls, Level.parse(args.level), args.reason)
-    finally:
-        await engine.close()
-    print(moved.line())
-    return 0
+    return _moved(args, moved)
 
 
 async def cmd_unpin(args: argparse.Namespace) -> int:
-    """Lift a pin: the class returns to the level it earned (never higher)."""
-    engine = await _engine(args)
-    try:
+    """Lift a pin: the class returns to the level it earned (never higher); a class that is not pinned is
+    refused and nothing is recorded."""
+    async with opened(args) as engine:
         moved = await engine.pin(args.cls, None, args.reason)
-    finally:
-        await engine.close()
-    print(moved.line())
-    return 0
+    return _moved(args, moved)
 
 
 _UNTIL = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
@@ -442,28 +504,20 @@ def parse_until(value: str, now: float | None = None) -> float:
 
 
 async def cmd_freeze(args: argparse.Namespace) -> int:
-    """Cap every class at LEVEL at once (the autonomy slider), until `ratchet unfreeze` or --until. Earned
-    levels are kept; each class whose level changes gets a transition."""
+    """Cap every class at LEVEL at once (the autonomy slider), until `ratchet unfreeze` or --until.
+    Earned levels are kept; each class whose level changes gets a transition."""
     until = None if args.until is None else parse_until(args.until)
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         moves = await engine.freeze(Level.parse(args.level), args.reason, until)
-    finally:
-        await engine.close()
-    for move in moves:
-        print(move.line())
+    emit(args, moves, lambda: terminal.moves(moves, "freeze recorded; no class's level changed"))
     return 0
 
 
 async def cmd_unfreeze(args: argparse.Namespace) -> int:
     """Lift a freeze: every class returns to the level it earned (under its pin), never higher."""
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         moves = await engine.unfreeze(args.reason)
-    finally:
-        await engine.close()
-    for move in moves:
-        print(move.line())
+    emit(args, moves, lambda: terminal.moves(moves, "freeze lifted; no class's level changed"))
     return 0
 
 
@@ -474,40 +528,29 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     check it later with --expect."""
     from ratchet.record import chain
 
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
-    finally:
-        await engine.close()
-    if args.head:
-        print(result.head)
-        return 0 if result.ok else 1
-    print(result.line())
+    print(result.head if args.head else result.line())
     return 0 if result.ok else 1
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    """A scripted agent session in a scratch workspace: every level, a CLI approval, promotion, demotion."""
+    """Watch a scripted agent session in a scratch workspace: every level, a CLI approval, a promotion
+    and a demotion, with a toy policy that moves after a few actions."""
     from ratchet.demo import run_demo
 
-    await run_demo(Path(args.dir) if args.dir else None)
+    await run_demo(Path(args.dir) if args.dir else None, main)
     return 0
 
 
 async def cmd_explain(args: argparse.Namespace) -> int:
-    """Why one action went as it did: class and rule, the level and the transition behind it, triggers,
-    who answered and how fast, the outcome and any complaint."""
+    """Explain why one action went as it did: class and rule, the level and the transition behind it,
+    triggers, who answered and how fast, the outcome and any complaint."""
     from ratchet.evidence.explain import explain_action, render_explanation
 
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         explanation = await explain_action(engine.store, args.id, engine.policy)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(explanation)
-    else:
-        print(render_explanation(explanation))
+    emit(args, explanation, lambda: render_explanation(explanation))
     return 0
 
 
@@ -516,32 +559,22 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     time, time between human interventions, rubber stamps (docs/evidence.md defines each)."""
     from ratchet.evidence.metrics import class_metrics, render_metrics
 
-    engine = await _engine(args)
-    try:
+    async with opened(args) as engine:
         report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls)
-    finally:
-        await engine.close()
-    if args.json:
-        _print_json(report)
-    else:
-        print(render_metrics(report))
+    emit(args, report, lambda: render_metrics(report))
     return 0
 
 
 async def cmd_simulate(args: argparse.Namespace) -> int:
     """Replay the recorded history against a candidate policy (--policies CANDIDATE_DIR) before merging
-    it: route changes, the moves it would make, interventions added or saved. Writes nothing."""
+    it: route changes, the moves it would make, interventions added or saved. It writes nothing."""
     from ratchet.evidence.simulate import render_simulation, simulate_candidate
-    from ratchet.record.store import default_db_path
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
         (args.db or default_db_path(workspace)).absolute(), resolve_policy_dir(workspace, args.policies)
     )
-    if args.json:
-        _print_json(report)
-    else:
-        print(render_simulation(report))
+    emit(args, report, lambda: render_simulation(report))
     return 0
 
 
@@ -550,17 +583,14 @@ async def cmd_report(args: argparse.Namespace) -> int:
     self-contained page with a plot per class, to open offline or attach to a review)."""
     from ratchet.evidence.report import evidence_report, render_report, write_html
 
-    engine = await _engine(args)
-    try:
+    if args.html and args.json:
+        raise UsageError("--json and --html are two outputs; choose one")
+    async with opened(args) as engine:
         report = await evidence_report(engine, since=args.since, until=args.until)
-    finally:
-        await engine.close()
     if args.html:
         print(f"wrote {write_html(report, Path(args.html))}")
-    elif args.json:
-        _print_json(report)
     else:
-        print(render_report(report))
+        emit(args, report, lambda: render_report(report))
     return 0
 
 
@@ -595,6 +625,12 @@ async def cmd_install(args: argparse.Namespace) -> int:
     if args.client == "codex" and args.scope == "local":
         raise UsageError("--scope local applies to claude-code only; for codex use project or user")
     workspace = Path(args.workspace)
+    warnings = []
+    if not workspace.is_dir():
+        warnings.append(
+            f"workspace {workspace} does not exist: the client would serve a directory that is not there; "
+            "create it, or pass your project's directory as --workspace"
+        )
     if args.client == "claude-code":
         plan = install.plan_claude_code(
             workspace,
@@ -605,15 +641,55 @@ async def cmd_install(args: argparse.Namespace) -> int:
             deny_builtins=args.deny_builtins,
         )
     elif args.client == "codex":
-        project = Path(args.workspace) / ".codex" / "config.toml" if args.scope == "project" else None
+        project = workspace / ".codex" / "config.toml" if args.scope == "project" else None
         plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db, path=project)
     else:
         plan = install.plan_claude_desktop(workspace, command=args.ratchet_command, policies=args.policies, db=args.db)
-    print(install.render(plan, install.apply(plan) if args.apply else None))
+    for warning in warnings:
+        print(f"ratchet: warning: {warning}", file=sys.stderr)
+    written = install.apply(plan) if args.apply else None
+    backups = dict(written or [])
+    summary = {
+        "client": plan.client,
+        "applied": args.apply,
+        "command": plan.command,
+        "files": [
+            {"path": str(c.path), "changed": c.changed, "backup": str(backups[c.path]) if backups.get(c.path) else None}
+            for c in plan.changes
+        ],
+        "warnings": warnings,
+        "notes": plan.notes,
+    }
+    emit(args, summary, lambda: install.render(plan, written))
     return 0
 
 
 # -- parser --------------------------------------------------------------------------------------
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring, whole: its first paragraph up to the first full stop."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    found = re.match(r"(.+?\.)(?:\s|$)", paragraph)
+    return found[1] if found else paragraph
+
+
+def command_list(parsers: Mapping[str, argparse.ArgumentParser]) -> str:
+    """The commands by group, each with the first sentence of its docstring: `ratchet --help`'s index."""
+    grouped = [*((g, [n for n in names if n in parsers]) for g, names in GROUPS.items())]
+    rest = sorted(set(parsers) - {n for _, names in grouped for n in names})
+    if rest:
+        grouped.append(("other", rest))
+    width = max(len(n) for n in parsers) + 2
+    out = []
+    for group, names in grouped:
+        out.append(f"{group}:")
+        for name in names:
+            text = first_sentence(parsers[name].description or "")
+            wrapped = textwrap.wrap(text, 100 - width - 2) or [""]
+            out.append(f"  {name:<{width}}{wrapped[0]}")
+            out += [f"  {'':<{width}}{line}" for line in wrapped[1:]]
+    return "\n".join(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -621,8 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ratchet",
         description=__doc__.splitlines()[0],
-        epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"ratchet {package_version()}", help="print Ratchet's version and exit"
     )
     common = _Parser(add_help=False)
     common.add_argument(
@@ -643,15 +721,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below; `ratchet COMMAND --help`"
+    )
 
-    def add(name: str, handler: Handler, *, json_flag: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Handler, *, json_flag: bool = False, shared: bool = True, what: str = "the outcome"
+    ) -> argparse.ArgumentParser:
         doc = (handler.__doc__ or "").strip()
-        p = sub.add_parser(name, parents=[common], help=doc.splitlines()[0], description=doc)
+        p = sub.add_parser(
+            name,
+            parents=[common] if shared else [],
+            description=textwrap.dedent(doc),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if json_flag:
-            p.add_argument("--json", action="store_true", help="machine-readable output")
+            p.add_argument("--json", action="store_true", help=f"print {what} as JSON, for a program")
         p.set_defaults(handler=handler)
         return p
+
+    def add_batch(p: argparse.ArgumentParser, verb: str) -> None:
+        p.add_argument("ids", nargs="*", type=int, metavar="ID", help=f"the draft ids to {verb} (see `ratchet queue`)")
+        p.add_argument(
+            "--all-from", metavar="CLASS", help=f"{verb} every queued draft of this class (asks first on a terminal)"
+        )
+        p.add_argument("--yes", action="store_true", help="do not ask before --all-from (needed off a terminal)")
 
     p = add("serve", cmd_serve)
     p.add_argument("--quiet", action="store_true", help="no line on stderr per tool call")
@@ -677,83 +771,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0 picks a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="as for serve --http (required beyond loopback)")
     p.add_argument("--allowed-host", action="append", metavar="NAME", help="another Host/Origin name (repeatable)")
-    p = add("lint", cmd_lint)
+    p = add("lint", cmd_lint, json_flag=True, what="what was checked")
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)
-    add("queue", cmd_queue, json_flag=True)
-    p = add("show", cmd_show, json_flag=True)
+    add("queue", cmd_queue, json_flag=True, what="the drafts")
+    p = add("show", cmd_show, json_flag=True, what="the action and its packet")
     p.add_argument("id", type=int, help="action or draft id")
-    p = add("approve", cmd_approve)
-    p.add_argument("id", type=int, help="draft id")
-    p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (counts as rework)")
+    p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")
+    add_batch(p, "approve")
+    p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
-    p = add("reject", cmd_reject)
-    p.add_argument("id", type=int, help="draft id")
-    p.add_argument("--reason", required=True, help="why (kept with the review)")
-    p = add("complain", cmd_complain)
-    p.add_argument("action_id", type=int, help="the action that ran and was wrong")
-    p.add_argument("--reason", required=True, help="what was wrong")
-    add("inbox", cmd_inbox, json_flag=True)
-    p = add("resolve", cmd_resolve)
+    p = add("reject", cmd_reject, json_flag=True, what="each draft's outcome")
+    add_batch(p, "reject")
+    p.add_argument("--reason", required=True, help="why the drafts are wrong (kept with each review)")
+    p = add("complain", cmd_complain, json_flag=True)
+    p.add_argument("action_id", type=int, metavar="ID", help="the action that ran and was wrong")
+    p.add_argument("--reason", required=True, help="what was wrong (kept with the complaint)")
+    add("inbox", cmd_inbox, json_flag=True, what="the items")
+    p = add("resolve", cmd_resolve, json_flag=True, what="the answer as recorded")
     p.add_argument("id", type=int, help="a stopped action or handoff id (see `ratchet inbox`)")
-    p.add_argument("--option", help="one of the options in its packet (e.g. approach, take-over)")
+    p.add_argument(
+        "--option", help="one of its packet's options: the number `ratchet show ID` lists, the name, or a prefix of it"
+    )
     p.add_argument("--note", help="what the agent should know or do")
-    add("escalations", cmd_escalations, json_flag=True)
-    add("status", cmd_status, json_flag=True)
-    p = add("history", cmd_history, json_flag=True)
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--class", dest="cls", help="only this class")
-    p = add("transitions", cmd_transitions, json_flag=True)
-    p.add_argument("--class", dest="cls", help="only this class")
-    p = add("demote", cmd_demote)
-    p.add_argument("cls", metavar="CLASS")
+    add("escalations", cmd_escalations, json_flag=True, what="the figures")
+    add("status", cmd_status, json_flag=True, what="every class's standing")
+    p = add("history", cmd_history, json_flag=True, what="the actions")
+    p.add_argument("--limit", type=int, default=50, help="show at most this many actions (default: 50)")
+    p.add_argument("--class", dest="cls", metavar="CLASS", help="only actions of this class")
+    p = add("transitions", cmd_transitions, json_flag=True, what="the transitions")
+    p.add_argument("--class", dest="cls", metavar="CLASS", help="only transitions of this class")
+    p = add("demote", cmd_demote, json_flag=True, what="the transition")
+    p.add_argument("cls", metavar="CLASS", help="the action class to lower (see `ratchet status`)")
     p.add_argument("--to", choices=LEVEL_NAMES, help="demote to this level (default: one rung)")
-    p.add_argument("--reason", required=True)
-    p = add("pin", cmd_pin)
-    p.add_argument("cls", metavar="CLASS")
-    p.add_argument("level", choices=LEVEL_NAMES)
-    p.add_argument("--reason", required=True)
-    p = add("unpin", cmd_unpin)
-    p.add_argument("cls", metavar="CLASS")
-    p.add_argument("--reason", required=True)
-    p = add("freeze", cmd_freeze)
+    p.add_argument("--reason", required=True, help="why (kept with the transition)")
+    p = add("pin", cmd_pin, json_flag=True, what="the transition")
+    p.add_argument("cls", metavar="CLASS", help="the action class to hold (see `ratchet status`)")
+    p.add_argument("level", choices=LEVEL_NAMES, help="the most the class may get while pinned")
+    p.add_argument("--reason", required=True, help="why (kept with the transition)")
+    p = add("unpin", cmd_unpin, json_flag=True, what="the transition")
+    p.add_argument("cls", metavar="CLASS", help="the pinned action class to release")
+    p.add_argument("--reason", required=True, help="why (kept with the transition)")
+    p = add("freeze", cmd_freeze, json_flag=True, what="the transitions")
     p.add_argument("--level", required=True, choices=LEVEL_NAMES[:-1], help="the most any class may get")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why (kept with the transitions)")
     p.add_argument("--until", help="lift by itself then: a duration from now (90m, 2h, 1d) or an ISO date-time")
-    p = add("unfreeze", cmd_unfreeze)
-    p.add_argument("--reason", required=True)
+    p = add("unfreeze", cmd_unfreeze, json_flag=True, what="the transitions")
+    p.add_argument("--reason", required=True, help="why (kept with the transitions)")
     p = add("verify", cmd_verify)
     p.add_argument("--head", action="store_true", help="print the head hash, to keep out of band")
     p.add_argument("--expect", metavar="HASH", help="also fail unless the record still contains this head")
-    p = add("demo", cmd_demo)
-    p.add_argument("--dir", help="scratch directory to use (default: a new temporary directory)")
-    p = add("explain", cmd_explain, json_flag=True)
+    # demo makes its own workspace, policy and database: it takes none of the common options.
+    p = add("demo", cmd_demo, shared=False)
+    p.add_argument("--dir", help="an empty or new scratch directory to use (default: a new temporary directory)")
+    p = add("explain", cmd_explain, json_flag=True, what="the explanation")
     p.add_argument("id", type=int, help="action or draft id")
 
     def add_period(p: argparse.ArgumentParser) -> None:
         p.add_argument("--since", help="from this ISO date/time, or this long ago: 90m, 12h, 7d, 2w")
         p.add_argument("--until", help="up to (not including) this ISO date/time, or this long ago")
 
-    p = add("metrics", cmd_metrics, json_flag=True)
+    p = add("metrics", cmd_metrics, json_flag=True, what="the figures")
     add_period(p)
-    p.add_argument("--class", dest="cls", help="only this class")
-    add("simulate", cmd_simulate, json_flag=True).epilog = (
+    p.add_argument("--class", dest="cls", metavar="CLASS", help="only this class")
+    add("simulate", cmd_simulate, json_flag=True, what="the replay").epilog = (
         "Here --policies names the CANDIDATE directory (default: the one serve would use, e.g. your "
         "branch's .ratchet/policies); --db is the recorded history."
     )
-    p = add("report", cmd_report, json_flag=True)
+    p = add("report", cmd_report, json_flag=True, what="the report")
     add_period(p)
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a plot per class")
     # hook: the workspace defaults to the event's cwd, so it does not share the common --workspace default.
-    doc = (cmd_hook.__doc__ or "").strip()
-    p = sub.add_parser("hook", help=doc.splitlines()[0], description=doc)
+    p = add("hook", cmd_hook, shared=False)
     p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
     p.add_argument("--db", type=Path, default=None, help="trust database (default: as for serve)")
-    p.set_defaults(handler=cmd_hook)
-    p = add("install", cmd_install)
-    p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"])
+    p = add("install", cmd_install, json_flag=True, what="what was (or would be) written")
+    p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"], help="the client to set up")
     p.add_argument(
         "--scope",
         choices=["project", "user", "local"],
@@ -769,13 +864,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="claude-code: deny Bash/Write/Edit/MultiEdit/NotebookEdit in permissions instead of hooking them",
     )
     p.add_argument(
-        "--command", dest="ratchet_command", help="how the client should start ratchet (default: this installation)"
+        "--command",
+        dest="ratchet_command",
+        help="how the client should start ratchet (default: this installation's console script, by absolute path)",
     )
     p.epilog = (
         "Files: Codex $CODEX_HOME/config.toml (default ~/.codex/config.toml); Claude Desktop "
         "~/.config/Claude/claude_desktop_config.json on Linux, ~/Library/Application Support/Claude/"
-        "claude_desktop_config.json on macOS."
+        "claude_desktop_config.json on macOS. Backups of files inside a git repository are git-ignored "
+        "there (its .git/info/exclude)."
     )
+    parser.epilog = f"{command_list(sub.choices)}\n\n{EXIT_CODES}"
     return parser
 
 

@@ -94,6 +94,7 @@ class Plan:
     client: str
     changes: list[Change]
     notes: list[str] = field(default_factory=list)
+    command: str = ""  # how the client will start Ratchet
 
     @property
     def changed(self) -> list[Change]:
@@ -104,17 +105,60 @@ class Plan:
 # -- shared ------------------------------------------------------------------------------------
 
 
-def ratchet_command(explicit: str | None = None, *, absolute: bool = False) -> str:
-    """How a client should start this Ratchet: `ratchet` when that is on PATH and is this one, else its path."""
+def ratchet_command(explicit: str | None = None) -> str:
+    """How a client should start this Ratchet: the absolute path of this installation's console script.
+
+    Never a bare `ratchet`: a client starts servers with its own PATH (Claude Desktop's is minimal, and
+    a virtual environment active in one shell is not in another), so a bare name may start another
+    Ratchet or none. `explicit` (`--command`) is taken as given.
+    """
     if explicit:
         return explicit
     here = Path(sys.executable).parent / "ratchet"  # this installation's console script
-    on_path = shutil.which("ratchet")
     if here.exists():
-        if not absolute and on_path and Path(on_path).resolve() == here.resolve():
-            return "ratchet"
         return str(here)
-    return on_path if on_path and absolute else "ratchet"
+    on_path = shutil.which("ratchet")
+    return str(Path(on_path).absolute()) if on_path else "ratchet"
+
+
+def command_note(command: str, explicit: str | None) -> str:
+    """The line that says which command the client will run, and why that one."""
+    if explicit:
+        return f"The client starts Ratchet as {command} (given with --command)."
+    if Path(command).is_absolute():
+        return f"The client starts Ratchet as {command} (this installation's console script, by absolute path)."
+    return (
+        f"No console script of this installation was found: the client starts Ratchet as `{command}` from its "
+        "own PATH; pass --command /path/to/ratchet to name one."
+    )
+
+
+BACKUP_PATTERN = "*.ratchet-backup-*"
+
+
+def ignore_backups(directory: Path) -> Path | None:
+    """Keep install's backup files out of the git repository `directory` is in (its info/exclude,
+    which is never committed); the exclude file when one was written or already had the pattern."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git here: nothing to keep the backups out of
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    exclude = Path(done.stdout.strip())
+    text = _read(exclude) or ""
+    if BACKUP_PATTERN not in text.splitlines():
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        with open(exclude, "a", encoding="utf-8") as out:
+            out.write(f"{sep}# backups written by `ratchet install`\n{BACKUP_PATTERN}\n")
+    return exclude
 
 
 def serve_args(workspace: str, policies: Path | None, db: Path | None) -> list[str]:
@@ -167,7 +211,10 @@ def _list(parent: dict[str, Any], key: str, where: Path) -> list[Any]:
 
 
 def apply(plan: Plan) -> list[tuple[Path, Path | None]]:
-    """Write every changed file (backup first, then an atomic replace); returns (file, backup) pairs."""
+    """Write every changed file (backup first, then an atomic replace); returns (file, backup) pairs.
+
+    A backup inside a git repository is git-ignored there (`ignore_backups`), so it is never committed
+    with the project."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     done = []
     for change in plan.changed:
@@ -181,6 +228,7 @@ def apply(plan: Plan) -> list[tuple[Path, Path | None]]:
             while backup.exists():
                 n += 1
                 backup = path.with_name(f"{path.name}.ratchet-backup-{stamp}-{n}")
+            ignore_backups(path.parent)
             shutil.copy2(path, backup)
             mode = path.stat().st_mode & 0o7777
         tmp = path.with_name(f".{path.name}.ratchet-{os.getpid()}.tmp")
@@ -403,7 +451,7 @@ def plan_claude_code(
         "anything else needing permission is answered from its class's level."
     )
     notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")
-    return Plan("claude-code", changes, notes)
+    return Plan("claude-code", changes, [command_note(exe, command), *notes], exe)
 
 
 # -- Codex -------------------------------------------------------------------------------------
@@ -531,7 +579,7 @@ async def plan_codex(
         "counts no answer that fast as a human's: a confirm-level call it declines is queued as a draft for "
         "`ratchet queue` / `ratchet approve ID`. Restart Codex to load the server (`/mcp` lists it)."
     )
-    return Plan("codex", [Change(path, before, after)], notes)
+    return Plan("codex", [Change(path, before, after)], [command_note(exe, command), *notes], exe)
 
 
 def _codex_version() -> str | None:
@@ -561,16 +609,17 @@ def plan_claude_desktop(
     """The `ratchet` entry of claude_desktop_config.example.json, for this workspace."""
     path = claude_desktop_config_path()
     # Claude Desktop starts servers with a minimal PATH and no project directory: absolute paths only.
+    exe = ratchet_command(command)
     entry = {
-        "command": ratchet_command(command, absolute=True),
+        "command": exe,
         "args": serve_args(str(workspace.resolve()), policies, db),
     }
 
     def add_server(data: dict[str, Any]) -> None:
         _table(data, "mcpServers", path)[SERVER_NAME] = entry
 
-    notes = ["Restart Claude Desktop to load the server."]
-    return Plan("claude-desktop", [_json_change(path, add_server)], notes)
+    notes = [command_note(exe, command), "Restart Claude Desktop to load the server."]
+    return Plan("claude-desktop", [_json_change(path, add_server)], notes, exe)
 
 
 # -- output ------------------------------------------------------------------------------------

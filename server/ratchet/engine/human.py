@@ -208,4 +208,9 @@ def not_queued(action_id: int, row: dict[str, Any] | None) -> RatchetError:
     """Why an action cannot be approved or rejected: there is none, or it is not a queued draft."""
     if row is None:
         return DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
+    if row["packet_json"] is not None:  # stopped, never queued: it is answered, not approved
+        return DraftAlreadyResolved(
+            f"action {action_id} was stopped ({row['status']}), not queued as a draft: answer it with "
+            f"`ratchet resolve {action_id} --option ...` (`ratchet show {action_id}` lists the options)"
+        )
     return DraftAlreadyResolved(f"action {action_id} is {row['status']}, not a queued draft; a draft runs at most once")

@@ -541,10 +541,13 @@ def _url_is_local(url: str, remote: str) -> bool:
 async def _push_target(g: _Git, remote: str, branch: str) -> tuple[tuple[str, ...], bool, str]:
     """Validate a push target: (push URLs, any local, local branch sha)."""
     remotes = (await g.run("remote")).stdout.split()
-    if remote not in remotes:
+    if not remotes:
         raise InvalidRequest(
-            f"remote {remote!r} is not configured in this repository; expected one of {remotes or 'none'}"
+            f"this repository has no remotes, so there is nowhere to push {remote!r}; a human adds one "
+            "(`git remote add NAME URL`)"
         )
+    if remote not in remotes:
+        raise InvalidRequest(f"remote {remote!r} is not configured in this repository; expected one of {remotes}")
     vcs = [n for n in g.names if _split_key(n) == ("remote", remote, "vcs")]
     if vcs:
         raise InvalidRequest(f"repository config sets {vcs[0]}, a remote helper that runs a program; refused")
