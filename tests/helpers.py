@@ -578,3 +578,49 @@ async def draft(client: Client, path: str, content: str, **extra: Any) -> int:
     assert result.structured_content is not None and result.structured_content["status"] == "draft", result
     draft_id: int = result.structured_content["draft_id"]
     return draft_id
+
+
+# -- the console script as a person types it ----------------------------------------------------
+
+
+def console_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k not in ("RATCHET_DB", "RATCHET_POLICIES", "NO_COLOR")}
+    return {**keep, **extra}
+
+
+def console(
+    ratchet_bin: Path, workspace: Path, policies: Path, db: Path, *argv: str, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """`ratchet COMMAND ... --workspace W --policies P --db D`, as a person types it."""
+    full = [str(ratchet_bin), *argv, "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
+    return subprocess.run(full, env=console_env(), capture_output=True, text=True, timeout=120, check=False, **kw)
+
+
+async def agent_results(
+    workspace: Path, policies: Path, db: Path, *calls: tuple[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Make the agent's calls through the real server; their structured results."""
+    out = []
+    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
+        for tool, args in calls:
+            out.append((await client.call_tool(tool, args)).structured_content or {})
+    return out
+
+
+def queue_drafts(workspace: Path, policies: Path, db: Path, *names: str) -> list[int]:
+    calls = [("write_file", {"path": f"queue/{n}", "content": f"{n}\n"}) for n in names]
+    return [r["draft_id"] for r in anyio.run(agent_results, workspace, policies, db, *calls)]
+
+
+def blocked_and_handoff(workspace: Path, policies: Path, db: Path) -> tuple[int, int]:
+    handoff = {
+        "what_tried": "profiled the endpoint; the cache misses dominate",
+        "uncertainty": "which eviction policy the team wants here",
+        "options": ["lru cache", "lfu cache", "no cache"],
+        "recommended": "lru cache",
+    }
+    stopped, asked = anyio.run(
+        agent_results, workspace, policies, db, ("write_file", {"path": "stop/x.txt", "content": "x\n"}),
+        ("request_handoff", handoff),
+    )  # fmt: skip
+    return stopped["action_id"], asked["id"]

@@ -18,7 +18,7 @@ import pytest
 
 from ratchet.cli import build_parser, first_sentence
 
-from .test_cli_review import _agent, _blocked_and_handoff, _drafts, _env, cli
+from .helpers import agent_results, blocked_and_handoff, console, console_env, queue_drafts
 
 
 def test_version_comes_from_the_package_metadata(ratchet_bin: Path) -> None:
@@ -67,11 +67,13 @@ def _aligned(header: str, rows: list[str]) -> None:
 def test_status_escalations_queue_and_history_have_headers_and_aligned_columns(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    _drafts(workspace, policies, db, "a.txt", "a-much-longer-name.txt")
-    _blocked_and_handoff(workspace, policies, db)
-    assert cli(ratchet_bin, workspace, policies, db, "pin", "climb", "blocked", "--reason", "incident").returncode == 0
+    queue_drafts(workspace, policies, db, "a.txt", "a-much-longer-name.txt")
+    blocked_and_handoff(workspace, policies, db)
+    assert (
+        console(ratchet_bin, workspace, policies, db, "pin", "climb", "blocked", "--reason", "incident").returncode == 0
+    )
 
-    status = cli(ratchet_bin, workspace, policies, db, "status").stdout
+    status = console(ratchet_bin, workspace, policies, db, "status").stdout
     header, rows = _table(status, "CLASS")
     assert header.split()[:6] == ["CLASS", "LEVEL", "PINNED", "A", "CALL", "WOULD"]
     _aligned(header, rows)
@@ -79,7 +81,7 @@ def test_status_escalations_queue_and_history_have_headers_and_aligned_columns(
     assert pinned.split()[:4] == ["climb", "blocked", "blocked", "block"]  # the pin is a column, not a shift
 
     for command, first in (("escalations", "SESSION"), ("queue", "ID"), ("history", "ID"), ("inbox", "ID")):
-        header, rows = _table(cli(ratchet_bin, workspace, policies, db, command).stdout, first)
+        header, rows = _table(console(ratchet_bin, workspace, policies, db, command).stdout, first)
         _aligned(header, rows)
 
 
@@ -107,9 +109,11 @@ def _on_a_terminal(argv: list[str], env: dict[str, str]) -> str:
 def test_show_prints_plain_text_and_colours_the_diff_only_on_a_terminal(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    stopped, _ = _blocked_and_handoff(workspace, policies, db)
-    (refused,) = anyio.run(_agent, workspace, policies, db, ("write_file", {"path": "../out.txt", "content": "x"}))
-    shown = cli(ratchet_bin, workspace, policies, db, "show", str(stopped)).stdout
+    stopped, _ = blocked_and_handoff(workspace, policies, db)
+    (refused,) = anyio.run(
+        agent_results, workspace, policies, db, ("write_file", {"path": "../out.txt", "content": "x"})
+    )
+    shown = console(ratchet_bin, workspace, policies, db, "show", str(stopped)).stdout
     assert shown.startswith(f"Stopped: write_file stop/x.txt (action {stopped})\n")
     for markdown in ("###", "**", "```", "_Waiting"):
         assert markdown not in shown, shown
@@ -117,17 +121,17 @@ def test_show_prints_plain_text_and_colours_the_diff_only_on_a_terminal(
     assert "1. approach" in shown and "2. take-over (recommended)" in shown and "3. policy" in shown
 
     # An action refused before it had a class: no empty fields.
-    first = cli(ratchet_bin, workspace, policies, db, "history", "--json").stdout
+    first = console(ratchet_bin, workspace, policies, db, "history", "--json").stdout
     refused_id = min(d["action_id"] for d in json.loads(first) if d["status"] == "refused")
-    plain = cli(ratchet_bin, workspace, policies, db, "show", str(refused_id)).stdout
+    plain = console(ratchet_bin, workspace, policies, db, "show", str(refused_id)).stdout
     assert refused == {} and "()" not in plain and " at ;" not in plain and "this call: \n" not in plain
     assert plain.splitlines()[:2] == [f"action {refused_id}: write_file ../out.txt [refused]", "class unclassified"]
 
     argv = [str(ratchet_bin), "show", str(stopped), "--workspace", str(workspace), "--policies", str(policies)]
     argv += ["--db", str(db)]
-    coloured = _on_a_terminal(argv, _env())
+    coloured = _on_a_terminal(argv, console_env())
     assert "\033[32m+x\033[0m" in coloured
-    assert "\033[" not in _on_a_terminal(argv, _env(NO_COLOR="1"))
+    assert "\033[" not in _on_a_terminal(argv, console_env(NO_COLOR="1"))
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> object:
@@ -145,12 +149,12 @@ def home(tmp_path: Path) -> Path:
 def test_every_command_that_changes_something_takes_json(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path, home: Path
 ) -> None:
-    a, b = _drafts(workspace, policies, db, "a.txt", "b.txt")
-    stopped, _ = _blocked_and_handoff(workspace, policies, db)
-    (ran,) = anyio.run(_agent, workspace, policies, db, ("write_file", {"path": "auto/a.txt", "content": "a\n"}))
+    a, b = queue_drafts(workspace, policies, db, "a.txt", "b.txt")
+    stopped, _ = blocked_and_handoff(workspace, policies, db)
+    (ran,) = anyio.run(agent_results, workspace, policies, db, ("write_file", {"path": "auto/a.txt", "content": "a\n"}))
 
     def run(*argv: str) -> object:
-        return _json(cli(ratchet_bin, workspace, policies, db, *argv, "--json"))
+        return _json(console(ratchet_bin, workspace, policies, db, *argv, "--json"))
 
     approved = run("approve", str(a))
     assert isinstance(approved, list) and approved[0]["id"] == a and approved[0]["status"] == "executed"
@@ -176,7 +180,7 @@ def test_every_command_that_changes_something_takes_json(
     installed = _json(
         subprocess.run(
             [str(ratchet_bin), "install", "claude-desktop", "--workspace", str(workspace), "--json"],
-            env=_env(HOME=str(home)),
+            env=console_env(HOME=str(home)),
             capture_output=True,
             text=True,
             timeout=60,

@@ -9,50 +9,20 @@ import os
 import pty
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp import Client
 
 from ratchet.mcp_server import ServerConfig, build_server
 
-from .conftest import write_policy
-
-
-def _env(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k not in ("RATCHET_DB", "RATCHET_POLICIES", "NO_COLOR")}
-    return {**keep, **extra}
-
-
-def cli(
-    ratchet_bin: Path, workspace: Path, policies: Path, db: Path, *argv: str, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    """`ratchet COMMAND ... --workspace W --policies P --db D`, as a person types it."""
-    full = [str(ratchet_bin), *argv, "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
-    return subprocess.run(full, env=_env(), capture_output=True, text=True, timeout=120, check=False, **kw)
-
-
-async def _agent(workspace: Path, policies: Path, db: Path, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Make the agent's calls through the real server; their structured results."""
-    out = []
-    async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
-        for tool, args in calls:
-            out.append((await client.call_tool(tool, args)).structured_content or {})
-    return out
-
-
-def _drafts(workspace: Path, policies: Path, db: Path, *names: str) -> list[int]:
-    import anyio
-
-    calls = [("write_file", {"path": f"queue/{n}", "content": f"{n}\n"}) for n in names]
-    return [r["draft_id"] for r in anyio.run(_agent, workspace, policies, db, *calls)]
+from .helpers import blocked_and_handoff, console, console_env, queue_drafts, write_policy
 
 
 def test_approve_takes_several_ids_and_one_bad_id_does_not_stop_the_rest(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    a, b = _drafts(workspace, policies, db, "a.txt", "b.txt")
-    done = cli(ratchet_bin, workspace, policies, db, "approve", str(a), "999", str(b))
+    a, b = queue_drafts(workspace, policies, db, "a.txt", "b.txt")
+    done = console(ratchet_bin, workspace, policies, db, "approve", str(a), "999", str(b))
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         f"draft {a}: executed",
@@ -62,7 +32,7 @@ def test_approve_takes_several_ids_and_one_bad_id_does_not_stop_the_rest(
     assert done.stderr == "ratchet: error: 1 of 3 drafts not approved: 999\n"
     assert (workspace / "queue/a.txt").read_text() == "a.txt\n" and (workspace / "queue/b.txt").exists()
     # Approving again: each is reported as already done, nothing runs twice.
-    again = cli(ratchet_bin, workspace, policies, db, "approve", str(a), str(b), "--json")
+    again = console(ratchet_bin, workspace, policies, db, "approve", str(a), str(b), "--json")
     assert again.returncode == 1
     outcomes = json.loads(again.stdout)
     assert [(o["id"], o["ok"]) for o in outcomes] == [(a, False), (b, False)]
@@ -70,19 +40,19 @@ def test_approve_takes_several_ids_and_one_bad_id_does_not_stop_the_rest(
 
 
 def test_reject_all_from_a_class_asks_first(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
-    a, b = _drafts(workspace, policies, db, "a.txt", "b.txt")
-    refused = cli(ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--reason", "no")
+    a, b = queue_drafts(workspace, policies, db, "a.txt", "b.txt")
+    refused = console(ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--reason", "no")
     assert refused.returncode == 2 and "--yes" in refused.stderr  # off a terminal, nobody to ask
-    both = cli(ratchet_bin, workspace, policies, db, "reject", str(a), "--all-from", "queue", "--reason", "no")
+    both = console(ratchet_bin, workspace, policies, db, "reject", str(a), "--all-from", "queue", "--reason", "no")
     assert both.returncode == 2 and "not both" in both.stderr
-    unknown = cli(ratchet_bin, workspace, policies, db, "approve", "--all-from", "nope", "--yes")
+    unknown = console(ratchet_bin, workspace, policies, db, "approve", "--all-from", "nope", "--yes")
     assert unknown.returncode == 1 and "unknown class 'nope'" in unknown.stderr and "queue" in unknown.stderr
 
     # On a terminal it asks; anything but yes does nothing.
     primary, secondary = pty.openpty()
     os.write(primary, b"n\n")  # the answer, typed ahead
     try:
-        declined = cli(
+        declined = console(
             ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--reason", "no",
             stdin=secondary, input=None,
         )  # fmt: skip
@@ -93,42 +63,26 @@ def test_reject_all_from_a_class_asks_first(ratchet_bin: Path, workspace: Path, 
     assert f"reject 2 queued draft(s) of class queue ({a}, {b})? [y/N]" in declined.stderr
     assert declined.stdout == "no drafts rejected\n"
 
-    done = cli(ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--yes", "--reason", "no")
+    done = console(ratchet_bin, workspace, policies, db, "reject", "--all-from", "queue", "--yes", "--reason", "no")
     assert done.returncode == 0 and done.stdout.splitlines() == [f"draft {a}: rejected", f"draft {b}: rejected"]
     assert not (workspace / "queue").exists()
-
-
-def _blocked_and_handoff(workspace: Path, policies: Path, db: Path) -> tuple[int, int]:
-    import anyio
-
-    handoff = {
-        "what_tried": "profiled the endpoint; the cache misses dominate",
-        "uncertainty": "which eviction policy the team wants here",
-        "options": ["lru cache", "lfu cache", "no cache"],
-        "recommended": "lru cache",
-    }
-    stopped, asked = anyio.run(
-        _agent, workspace, policies, db, ("write_file", {"path": "stop/x.txt", "content": "x\n"}),
-        ("request_handoff", handoff),
-    )  # fmt: skip
-    return stopped["action_id"], asked["id"]
 
 
 def test_resolve_takes_the_option_number_or_an_unambiguous_prefix(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    stopped, handoff = _blocked_and_handoff(workspace, policies, db)
-    ambiguous = cli(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "l")
+    stopped, handoff = blocked_and_handoff(workspace, policies, db)
+    ambiguous = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "l")
     assert ambiguous.returncode == 1
     assert "ambiguous" in ambiguous.stderr and "lru cache, lfu cache" in ambiguous.stderr
-    out_of_range = cli(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "7")
+    out_of_range = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "7")
     assert out_of_range.returncode == 1 and "1. lru cache, 2. lfu cache, 3. no cache" in out_of_range.stderr
-    unknown = cli(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "arc")
+    unknown = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "arc")
     assert unknown.returncode == 1 and "unknown option 'arc'" in unknown.stderr
-    done = cli(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "LR", "--json")
+    done = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "LR", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["resolution"] == "lru cache"
-    by_number = cli(ratchet_bin, workspace, policies, db, "resolve", str(stopped), "--option", "2", "--json")
+    by_number = console(ratchet_bin, workspace, policies, db, "resolve", str(stopped), "--option", "2", "--json")
     assert by_number.returncode == 0, by_number.stderr
     assert json.loads(by_number.stdout)["resolution"] == "take-over"
 
@@ -136,8 +90,8 @@ def test_resolve_takes_the_option_number_or_an_unambiguous_prefix(
 def test_approving_a_stopped_action_points_to_resolve(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    stopped, _ = _blocked_and_handoff(workspace, policies, db)
-    done = cli(ratchet_bin, workspace, policies, db, "approve", str(stopped))
+    stopped, _ = blocked_and_handoff(workspace, policies, db)
+    done = console(ratchet_bin, workspace, policies, db, "approve", str(stopped))
     assert done.returncode == 1 and "at most once" not in done.stderr
     assert f"`ratchet resolve {stopped} --option" in done.stderr and "not queued as a draft" in done.stderr
 
@@ -145,26 +99,30 @@ def test_approving_a_stopped_action_points_to_resolve(
 def test_unpin_of_a_class_that_is_not_pinned_is_refused_and_records_nothing(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path
 ) -> None:
-    _drafts(workspace, policies, db, "a.txt")  # the database exists
-    before = json.loads(cli(ratchet_bin, workspace, policies, db, "transitions", "--json").stdout)
-    done = cli(ratchet_bin, workspace, policies, db, "unpin", "auto", "--reason", "tidy")
+    queue_drafts(workspace, policies, db, "a.txt")  # the database exists
+    before = json.loads(console(ratchet_bin, workspace, policies, db, "transitions", "--json").stdout)
+    done = console(ratchet_bin, workspace, policies, db, "unpin", "auto", "--reason", "tidy")
     assert done.returncode == 1 and done.stderr == "ratchet: error: class auto is not pinned; nothing to unpin\n"
-    assert json.loads(cli(ratchet_bin, workspace, policies, db, "transitions", "--json").stdout) == before
+    assert json.loads(console(ratchet_bin, workspace, policies, db, "transitions", "--json").stdout) == before
 
 
 def test_report_json_and_html_together_is_a_usage_error(
     ratchet_bin: Path, workspace: Path, policies: Path, db: Path, tmp_path: Path
 ) -> None:
-    _drafts(workspace, policies, db, "a.txt")
+    queue_drafts(workspace, policies, db, "a.txt")
     page = tmp_path / "report.html"
-    done = cli(ratchet_bin, workspace, policies, db, "report", "--json", "--html", str(page))
+    done = console(ratchet_bin, workspace, policies, db, "report", "--json", "--html", str(page))
     assert done.returncode == 2 and "--json and --html" in done.stderr and not page.exists()
 
 
 def test_init_refuses_a_workspace_that_does_not_exist(ratchet_bin: Path, tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "project"
     done = subprocess.run(
-        [str(ratchet_bin), "init", "--workspace", str(typo)], env=_env(), capture_output=True, text=True, timeout=60
+        [str(ratchet_bin), "init", "--workspace", str(typo)],
+        env=console_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1 and f"workspace {typo} does not exist" in done.stderr
     assert not (tmp_path / "typo").exists()
