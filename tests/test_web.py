@@ -198,6 +198,27 @@ network = true
     assert status == "draft" and not (workspace / "queue/a.txt").exists()
 
 
+@pytest.mark.asyncio
+async def test_a_command_cannot_read_the_review_token_even_with_network(
+    workspace: Path, tmp_path: Path, db: Path
+) -> None:
+    """Whoever holds the token answers for the human: the sandbox shows the token file empty."""
+    policies = write_policy(
+        tmp_path / "read-policies",
+        WEB_POLICY
+        + '\n[classes.read]\ntools = ["run_command"]\nargv = [["cat"]]\nstart = "autonomous"\nnetwork = true\n',
+    )
+    token_file = default_token_file(db)
+    token = ensure_token(token_file)
+    async with agent(workspace, policies, db) as client:
+        read = await client.call_tool("run_command", {"argv": ["cat", str(token_file)]})
+    done = read.structured_content
+    assert done is not None and done["action_class"] == "read" and done["result"] is not None, done
+    # The command ran (autonomous, networked) and read nothing: the file is masked inside the sandbox.
+    assert done["result"]["stdout"] == "" and token not in json.dumps(done)
+    assert token_file.read_text().strip() == token  # the human's copy is untouched
+
+
 # -- the engine's operations, through the page -------------------------------------------------------
 
 

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ratchet.errors import InvalidRequest, UsageError
+from ratchet.record.store import TOKEN_SUFFIX as TOKEN_SUFFIX
+from ratchet.record.store import default_token_file as default_token_file
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ratchet")
 
 MIN_TOKEN_CHARS = 32
-TOKEN_SUFFIX = ".http-token"
 PATH = "/mcp"
 GRACEFUL_SHUTDOWN_S = 3  # open streams get this long after a signal; running calls are then cancelled (and recorded)
 
@@ -68,11 +69,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # any other name may resolve anywhere
-
-
-def default_token_file(db: Path) -> Path:
-    """Where the generated token lives: beside the trust database."""
-    return db.with_name(db.name + TOKEN_SUFFIX)
 
 
 def check_host(host: str, token_file: Path | None) -> None:

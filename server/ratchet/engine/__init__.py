@@ -36,7 +36,7 @@ from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, standing
-from ratchet.record.store import Store, default_db_path
+from ratchet.record.store import Store, default_db_path, default_token_file
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import provenance
 from ratchet.rules.escalation import EscalationPacket
@@ -77,7 +77,7 @@ class Engine:
             db_path,
             *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
         ]
-        ws = Workspace(workspace, protected)
+        ws = Workspace(workspace, protected, hidden=[default_token_file(db_path)])
         store = await Store.open(db_path)
         keep_database_out_of_git(db_path)
         try:

@@ -29,6 +29,7 @@ class Confinement:
     output_cap: int
     sandbox: bool = True
     network: bool = False
+    hidden: Sequence[Path] = ()  # files the program must not read (shown empty in the sandbox)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ async def run_confined(
             protected=confinement.protected,
             network=confinement.network,
             env=env,
+            hidden=confinement.hidden,
         )
         spawned, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
     try:

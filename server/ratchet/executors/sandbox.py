@@ -222,6 +222,7 @@ def plan(
     protected: Sequence[Path],
     network: bool,
     env: Mapping[str, str],
+    hidden: Sequence[Path] = (),
 ) -> SandboxPlan:
     """The bubblewrap argv that runs `argv` in `cwd` with only the workspace (minus its holes) writable.
 
@@ -295,6 +296,9 @@ def plan(
         options += ["--bind", str(path), str(path)]
     for path in sorted(inside, key=lambda p: len(p.parts)):
         options += ["--ro-bind", str(path), str(path)]
+    for path in hidden:  # after the binds above, so the empty file is what the command sees
+        if path.is_file():
+            options += ["--ro-bind", os.devnull, str(path)]
     options += ["--chdir", str(cwd), "--", *argv]
     inner = dict(env)
     inner["TMPDIR"] = "/tmp"

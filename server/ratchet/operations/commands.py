@@ -132,7 +132,13 @@ async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]
     # Sandboxed where the class wants it and the host can; otherwise the gate has already held the
     # call to a human's confirmation (trigger no-sandbox) or the policy opted the class out.
     confinement = Confinement(
-        ctx.workspace.root, ctx.workspace.protected, settings.env_allow, settings.output_cap, ctx.sandbox, ctx.network
+        ctx.workspace.root,
+        ctx.workspace.protected,
+        settings.env_allow,
+        settings.output_cap,
+        ctx.sandbox,
+        ctx.network,
+        ctx.workspace.hidden,
     )
     run = await run_confined(
         plan["argv"],

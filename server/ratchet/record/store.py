@@ -83,6 +83,16 @@ def default_db_path(workspace: Path) -> Path:
     return Path(env) if env else workspace / ".ratchet" / "ratchet.db"
 
 
+# The bearer token of `serve --http` and `ratchet web`, generated beside the database: whoever holds
+# it answers for the human, so agent commands never see it (the sandbox hides it; see Workspace.hidden).
+TOKEN_SUFFIX = ".http-token"
+
+
+def default_token_file(db: Path) -> Path:
+    """Where the generated token lives: beside the trust database."""
+    return db.with_name(db.name + TOKEN_SUFFIX)
+
+
 class Store:
     """The trust database, one connection. Open with `await Store.open(path)`; close with `await store.close()`."""
 
