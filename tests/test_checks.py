@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,10 @@ def test_shell_metacharacters_in_a_target_stay_one_argument() -> None:
     assert expand(["cat", "{path}"], ["a; rm -rf ~"]) == [["cat", "a; rm -rf ~"]]
 
 
+# Checks run `python3` from PATH, not sys.executable: a virtual environment under /tmp is hidden by the
+# sandbox's private /tmp, exactly as it would be from an agent's command.
+
+
 @pytest.fixture
 def confinement(tmp_path: Path) -> Confinement:
     ws = tmp_path / "ws"
@@ -38,7 +41,7 @@ def confinement(tmp_path: Path) -> Confinement:
 async def test_a_real_check_passes_good_code_and_fails_broken_code_with_its_output(confinement: Confinement) -> None:
     (confinement.workspace / "good.py").write_text("x = 1\n")
     (confinement.workspace / "bad.py").write_text("def broken(:\n")
-    check = [[sys.executable, "-m", "py_compile", "{path}"]]
+    check = [["python3", "-m", "py_compile", "{path}"]]
     good, bad = await run_checks(check, ["good.py", "bad.py"], confinement, timeout_s=60, token="t")
     assert good.passed and good.exit_code == 0
     assert not bad.passed and bad.exit_code != 0 and "SyntaxError" in bad.tail and "bad.py" in bad.tail
@@ -47,7 +50,7 @@ async def test_a_real_check_passes_good_code_and_fails_broken_code_with_its_outp
 @pytest.mark.asyncio
 async def test_a_check_that_hangs_is_killed_and_fails(confinement: Confinement) -> None:
     (result,) = await run_checks(
-        [[sys.executable, "-c", "import time; time.sleep(60)"]], ["a.py"], confinement, timeout_s=0.5, token="t"
+        [["python3", "-c", "import time; time.sleep(60)"]], ["a.py"], confinement, timeout_s=0.5, token="t"
     )
     assert not result.passed and result.timed_out and "timed out" in result.summary()
 
@@ -66,5 +69,5 @@ async def test_a_check_runs_confined_like_an_agent_command(confinement: Confinem
     if not sandbox_status().available:
         pytest.fail("bubblewrap is required for this test (apt-get install bubblewrap)")
     script = "open('.ratchet/planted', 'w').write('x')"
-    (result,) = await run_checks([[sys.executable, "-c", script]], ["a.py"], confinement, timeout_s=30, token="t")
+    (result,) = await run_checks([["python3", "-c", script]], ["a.py"], confinement, timeout_s=30, token="t")
     assert not result.passed and not (confinement.workspace / ".ratchet" / "planted").exists()
