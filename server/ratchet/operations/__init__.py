@@ -25,12 +25,13 @@ from ratchet.operations.base import (
     Leftover,
     OpContext,
     Operation,
+    KeepCallback,
     Prepared,
     ProgressCallback,
     SpawnCallback,
     kept_args,
 )
-from ratchet.operations.files import EditSpec
+from ratchet.operations.files import EditSpec, restore_file
 
 OPERATIONS: dict[str, Operation] = {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
 
@@ -62,6 +63,7 @@ def recover(workspace: Workspace, tool: str, leftover: Leftover) -> None:
 __all__ = [
     "OPERATIONS",
     "EditSpec",
+    "KeepCallback",
     "Leftover",
     "OpContext",
     "Operation",
@@ -76,5 +78,6 @@ __all__ = [
     "operation",
     "process_alive",
     "recover",
+    "restore_file",
     "sandbox_status_async",
 ]
