@@ -92,7 +92,17 @@ def test_undo_restores_the_exact_prior_bytes_and_mode_of_a_write_and_of_an_edit(
     target.chmod(0o750)
     [written] = calls(workspace, undo_policies, db, ("write_file", {"path": "auto/run.sh", "content": "echo new\n"}))
     assert target.read_bytes() == b"echo new\r\n"  # the write kept the CRLF endings
-    done = run(workspace, undo_policies, db, "undo", str(written["action_id"]), "--reason", "wrong script", "--not-a-complaint", "--json")
+    done = run(
+        workspace,
+        undo_policies,
+        db,
+        "undo",
+        str(written["action_id"]),
+        "--reason",
+        "wrong script",
+        "--not-a-complaint",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert target.read_bytes() == prior
     assert stat.S_IMODE(target.stat().st_mode) == 0o750
@@ -140,6 +150,13 @@ def test_a_created_file_is_removed_and_an_undo_counts_against_the_class(
     # A complaint moves the class exactly as `ratchet complain` does: here a demotion.
     assert level_of(db, "auto") != "autonomous"
     assert "counted as a complaint against class auto" in done.stdout
+    # `ratchet metrics`: the class's undo rate and the time from the action to its undo.
+    metrics = run(workspace, undo_policies, db, "metrics", "--json")
+    assert metrics.returncode == 0, metrics.stderr
+    [auto] = [u for u in json.loads(metrics.stdout)["undos"] if u["action_class"] == "auto"]
+    assert (auto["executed"], auto["undone"], auto["undo_rate"]) == (1, 1, 1.0)
+    assert auto["median_seconds_to_undo"] is not None and auto["median_seconds_to_undo"] >= 0
+    assert "undone: auto 1/1 (100%)" in run(workspace, undo_policies, db, "metrics").stdout
 
 
 def test_undo_refuses_a_file_changed_since_naming_who_and_force_restores(
@@ -225,9 +242,7 @@ def test_a_command_cannot_be_undone_and_a_secret_class_keeps_nothing(
     assert (workspace / "keys" / "token.txt").read_text() == "s3cret\n"
 
 
-def test_gc_drops_the_oldest_prior_versions_first_and_undo_says_so(
-    workspace: Path, tmp_path: Path, db: Path
-) -> None:
+def test_gc_drops_the_oldest_prior_versions_first_and_undo_says_so(workspace: Path, tmp_path: Path, db: Path) -> None:
     # Each prior version is 400 bytes; the store holds 1000: gc keeps the two newest.
     small = write_policy(tmp_path / "small", UNDO_POLICY)
     (workspace / "auto").mkdir()
@@ -294,3 +309,41 @@ async def test_the_agent_cannot_undo_and_the_web_button_needs_the_token_and_csrf
     assert not (workspace / "auto" / "w.txt").exists()
     [row] = rows(db, "SELECT actor, channel, complaint FROM undos")
     assert (row["actor"], row["channel"], row["complaint"]) == ("web", "web", 0)
+
+
+def test_the_agent_can_neither_plant_nor_remove_a_prior_version(workspace: Path, undo_policies: Path) -> None:
+    # The default layout: the database, and the content store beside it, in the workspace's .ratchet/.
+    db = workspace / ".ratchet" / "ratchet.db"
+    (workspace / "auto").mkdir()
+    (workspace / "auto" / "a.txt").write_text("before\n")
+    [made] = calls(workspace, undo_policies, db, ("write_file", {"path": "auto/a.txt", "content": "after\n"}))
+    entry = workspace / ".ratchet" / "content" / "entries" / f"{made['action_id']}.json"
+    kept = entry.read_bytes()
+    planted, command = anyio.run(
+        agent_results,
+        workspace,
+        undo_policies,
+        db,
+        ("write_file", {"path": f".ratchet/content/entries/{made['action_id']}.json", "content": "{}"}),
+        ("run_command", {"argv": ["touch", f".ratchet/content/entries/{made['action_id']}.json", "auto/ok.txt"]}),
+    )
+    assert planted.get("status") != "executed"  # refused: the store is managed by Ratchet itself
+    assert command["status"] == "failed" and "Read-only file system" in command["result"]["stderr"]
+    assert entry.read_bytes() == kept
+    done = run(workspace, undo_policies, db, "undo", str(made["action_id"]), "--not-a-complaint")
+    assert done.returncode == 0, done.stderr
+    assert (workspace / "auto" / "a.txt").read_text() == "before\n"
+
+
+def test_undo_never_follows_a_link_put_in_the_file_s_place(
+    workspace: Path, tmp_path: Path, undo_policies: Path, db: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside, untouched\n")
+    [made] = calls(workspace, undo_policies, db, ("write_file", {"path": "auto/l.txt", "content": "agent\n"}))
+    (workspace / "auto" / "l.txt").unlink()
+    (workspace / "auto" / "l.txt").symlink_to(outside)
+    refused = run(workspace, undo_policies, db, "undo", str(made["action_id"]), "--force")
+    assert refused.returncode == 1 and "link" in refused.stderr
+    assert outside.read_text() == "outside, untouched\n"
+    assert (workspace / "auto" / "l.txt").is_symlink()

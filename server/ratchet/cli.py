@@ -432,8 +432,10 @@ async def cmd_gc(args: argparse.Namespace) -> int:
     emit(
         args,
         report,
-        lambda: f"content store: dropped {report.entries_dropped} prior version(s), removed {report.blobs_removed} "
-        f"blob(s), freed {report.bytes_freed} bytes; {report.bytes_kept} bytes kept",
+        lambda: (
+            f"content store: dropped {report.entries_dropped} prior version(s), removed {report.blobs_removed} "
+            f"blob(s), freed {report.bytes_freed} bytes; {report.bytes_kept} bytes kept"
+        ),
     )
     return 0
 

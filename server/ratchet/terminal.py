@@ -141,7 +141,14 @@ def drafts(views: Sequence[DraftView], *, intent: bool) -> str:
     """Queued drafts or history: one aligned row each under a header."""
     headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED", "TARGET"] + (["INTENT"] if intent else [])
     rows = [
-        [str(d.action_id), d.status + (" (undone)" if d.undone else ""), d.action_class, d.tool, when(d.created_at), d.target]
+        [
+            str(d.action_id),
+            d.status + (" (undone)" if d.undone else ""),
+            d.action_class,
+            d.tool,
+            when(d.created_at),
+            d.target,
+        ]
         + ([d.intent or ""] if intent else [])
         for d in views
     ]

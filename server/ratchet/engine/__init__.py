@@ -80,6 +80,7 @@ class Engine:
             policy.directory,
             db_path,
             *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
+            db_path.parent / "content",  # the undo content store (record/content.py)
         ]
         ws = Workspace(workspace, protected)
         store = await Store.open(db_path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
-from ratchet.engine.undo import REVERT_TOOL, UndoOutcome, Undoer
+from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from ratchet.operations import operation

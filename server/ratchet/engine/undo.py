@@ -131,7 +131,12 @@ class Undoer:
         prior = s.content.prior_bytes(entry)
         try:
             return restore_file(
-                s.workspace, entry.path, prior, entry.mode, expect=None if force else entry.after, token=f"undo-{action_id}"
+                s.workspace,
+                entry.path,
+                prior,
+                entry.mode,
+                expect=None if force else entry.after,
+                token=f"undo-{action_id}",
             )
         except DraftStale:
             later = await s.store.call(lambda c: undos.later_change(c, action_id, str(row["target"])))
@@ -161,7 +166,9 @@ class Undoer:
 
         current = await s.store.call(level)
         trigger = Trigger("undo", f"reverts commit {sha[:10]} of action {action_id}; a human approves it", Level.DRAFT)
-        decision = Decision(cls.name, f"undo of action {action_id}", current, Level.DRAFT, Route.DRAFT, (trigger,), False)
+        decision = Decision(
+            cls.name, f"undo of action {action_id}", current, Level.DRAFT, Route.DRAFT, (trigger,), False
+        )
         outcome = await self.carrier.carry_out(
             Evaluation(prepared, cls, decision), intent=f"undo action {action_id}: {why}"
         )

@@ -22,10 +22,10 @@ from ratchet.executors.shell import process_alive
 from ratchet.executors.workspace import Workspace
 from ratchet.operations import commands, files, git
 from ratchet.operations.base import (
+    KeepCallback,
     Leftover,
     OpContext,
     Operation,
-    KeepCallback,
     Prepared,
     ProgressCallback,
     SpawnCallback,

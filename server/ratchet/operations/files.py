@@ -96,7 +96,9 @@ async def _apply(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, An
     }
 
 
-def restore_file(ws: Workspace, rel: str, prior: bytes | None, mode: int | None, *, expect: str | None, token: str) -> str:
+def restore_file(
+    ws: Workspace, rel: str, prior: bytes | None, mode: int | None, *, expect: str | None, token: str
+) -> str:
     """Put a file back as an undo: exactly `prior` with `mode`, or removed when `prior` is None; only
     while it still holds `expect` (None: whatever it holds). What was done, in words."""
     done = fs.restore(ws, rel, prior, mode, expect=expect, token=token)

@@ -1,4 +1,4 @@
-"""git_status, git_diff, git_commit, git_push (and git_revert, an undo's draft): classes by what they touch, previews a reviewer can judge.
+"""git_status, git_diff, git_commit, git_push, and git_revert (an undo's draft): reviewable previews.
 
 The workspace root is the repository. A commit's preview is the staged diff it would record, and
 its fingerprint is that diff plus HEAD, so a draft commit goes stale when either moves. A push's
