@@ -187,7 +187,8 @@ UNDOABLE = ("write_file", "edit_file", "git_commit")
 
 
 def _undo(view: DraftView) -> str:
-    """An undo button for a file change or a commit that ran and is not undone yet (a commit's revert is a draft)."""
+    """An undo button (on the action's own page) for a file change or a commit that ran and is not undone yet
+    (a commit's revert is queued as a draft)."""
     if view.status != "executed" or view.tool not in UNDOABLE or view.undone:
         return ""
     fields = (
@@ -205,7 +206,7 @@ def recent(csrf: str, actions: list[DraftView]) -> str:
         f'<span class="st st-{_e(a.status)}">{_e(a.status)}</span> {_e(a.tool)} <code>{_e(a.target)}</code> '
         f'<a href="/classes/{_e(a.action_class)}">{_e(a.action_class)}</a> <time>{_e(_when(a.created_at))}</time>'
         + (_complain(a.action_id) if a.status == "executed" else "")
-        + _undo(a)
+        + (" <span class='meta'>undone</span>" if a.undone else "")
         + "</li>"
         for a in actions
     )
