@@ -598,7 +598,8 @@ async def request_handoff(
     """Ask the human to decide something, with the context they need to do it in a minute.
 
     Refused without what you tried, what you are unsure of, and at least one option. The answer
-    comes back through get_handoff(id, wait_s).
+    comes back through get_handoff(id, wait_s). There is no undo tool: to have a change undone, ask
+    here (an option such as "undo action 12"); the human runs `ratchet undo`.
     """
     request = HandoffRequest(
         what_tried=what_tried,

@@ -125,6 +125,7 @@ class DraftView(BaseModel):
     error: str | None = None
     result: dict[str, Any] | None = None
     has_packet: bool = False
+    undone: str | None = Field(None, description="how and when a human undid this action, if one did")
 
 
 class ReviewResult(BaseModel):

@@ -128,6 +128,7 @@ def action(d: DraftView, colour: bool) -> str:
         edited = " (approved with the reviewer's edit)" if d.edited else ""
         lines.append(f"reviewed by {d.reviewer}{seconds}{edited}{note}")
     lines.append(_field("error", d.error))
+    lines.append(_field("undo", d.undone))
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)
@@ -140,7 +141,14 @@ def drafts(views: Sequence[DraftView], *, intent: bool) -> str:
     """Queued drafts or history: one aligned row each under a header."""
     headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED", "TARGET"] + (["INTENT"] if intent else [])
     rows = [
-        [str(d.action_id), d.status, d.action_class, d.tool, when(d.created_at), d.target]
+        [
+            str(d.action_id),
+            d.status + (" (undone)" if d.undone else ""),
+            d.action_class,
+            d.tool,
+            when(d.created_at),
+            d.target,
+        ]
         + ([d.intent or ""] if intent else [])
         for d in views
     ]

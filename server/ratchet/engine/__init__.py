@@ -24,10 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
+
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
 from ratchet.engine.decide import Decider
 from ratchet.engine.human import ComplaintOutcome, HumanSide
+from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import RatchetError
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
@@ -36,12 +39,13 @@ from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, standing
+from ratchet.record.content import GcReport
 from ratchet.record.store import Store, default_db_path, default_token_file
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import provenance
 from ratchet.rules.escalation import EscalationPacket
 
-__all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer"]
+__all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer", "UndoOutcome"]
 
 
 class Engine:
@@ -76,6 +80,7 @@ class Engine:
             policy.directory,
             db_path,
             *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
+            db_path.parent / "content",  # the undo content store (record/content.py)
         ]
         ws = Workspace(workspace, protected, hidden=[default_token_file(db_path)])
         store = await Store.open(db_path)
@@ -261,6 +266,30 @@ class Engine:
     async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
         """Record that an action that ran was wrong; the class pays for it (once per action)."""
         return await self.human.complain(action_id, reason)
+
+    async def undo(
+        self,
+        action_id: int,
+        reason: str | None = None,
+        *,
+        force: bool = False,
+        complaint: bool = True,
+        reviewer: str = "cli",
+        channel: str | None = None,
+    ) -> UndoOutcome:
+        """Undo an action that ran: a file write or edit put back from the content store (refused when
+        the file changed since, unless `force`), a commit reverted by a new commit queued as a draft;
+        a command is refused. Counts as a complaint unless `complaint` is False (engine/undo.py).
+
+        A failed verification check undoes its action with `complaint=False` and its own reviewer and
+        channel (the check's failure is the evidence already)."""
+        return await self.human.undo(
+            action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
+        )
+
+    async def gc(self) -> GcReport:
+        """Drop prior versions past the content store's bounds (`[defaults.undo]`), oldest first."""
+        return await anyio.to_thread.run_sync(self.setting.content.gc)
 
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once."""

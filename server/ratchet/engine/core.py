@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from ratchet.errors import InvalidRequest
-from ratchet.operations import OpContext, Prepared, ProgressCallback, SpawnCallback, Workspace
+from ratchet.errors import InvalidRequest, StoreError
+from ratchet.operations import KeepCallback, OpContext, Prepared, ProgressCallback, SpawnCallback, Workspace
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.model import UNCLASSIFIED, ActionClass, Policy
 from ratchet.record.actions import Review
+from ratchet.record.content import ContentStore
 from ratchet.record.store import Store
 from ratchet.rules import provenance
 from ratchet.rules.gate import Decision
 from ratchet.rules.settle import CLI_SESSION
+
+log = logging.getLogger("ratchet")
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,28 @@ class Setting:
         base = OpContext(self.workspace, self.policy.defaults.commands, progress, ceiling=self.ceiling)
         if cls is None:
             return base
-        return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn)
+        keep = None if cls.secret else self.keeper()
+        return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn, keep=keep)
+
+    @cached_property
+    def content(self) -> ContentStore:
+        """The undo content store beside the trust database, bounded by `[defaults.undo]`."""
+        return ContentStore.beside(self.store.path, self.policy.defaults.undo)
+
+    def keeper(self) -> KeepCallback:
+        """What a write or an edit calls with the file's prior content before replacing it.
+
+        A store that cannot be written (a full disk) does not stop the change: the change runs, it is
+        not undoable, and `ratchet undo` says nothing was kept.
+        """
+
+        def keep(token: str, rel: str, prior: bytes | None, mode: int | None, after: str) -> None:
+            try:
+                self.content.keep(int(token), rel, prior, mode, after)
+            except (StoreError, ValueError) as exc:
+                log.warning("ratchet: the prior content of %s was not kept for undo: %s", rel, exc)
+
+        return keep
 
     def class_of(self, name: str) -> ActionClass:
         """A recorded class by name; one removed from the policy since is judged as unclassified (conservative)."""

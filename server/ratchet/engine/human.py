@@ -10,10 +10,12 @@ from typing import Any
 
 from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
+from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
 from ratchet.operations import operation
 from ratchet.policy.levels import Level
+from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing
 from ratchet.record.lifecycle import Status
 from ratchet.results import DraftView
@@ -44,6 +46,7 @@ class HumanSide:
         self.setting = setting
         self.carrier = carrier
         self.views = views
+        self.undoer = Undoer(setting, carrier, record_complaint)
 
     async def approve(
         self,
@@ -100,6 +103,8 @@ class HumanSide:
         outcome_sample = None if ok is None else ok and not edited
         if outcome_sample is True and not answer.counts:
             outcome_sample = None  # it ran, but the approval is no evidence that a human read it
+        if row["tool"] == REVERT_TOOL:
+            outcome_sample = None  # an undo's revert: the undo already counted; the commit's class earns nothing
         settled = (ran[0], ran[1], ran[2], outcome_sample)
         await s.store.run(settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept))
         return await self.views.view(action_id)
@@ -138,7 +143,8 @@ class HumanSide:
             if not actions.reject_draft(conn, action_id, kept):
                 raise not_queued(action_id, actions.action(conn, action_id))
             actions.record_review(conn, action_id, answer.review())
-            sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
+            if row["tool"] != REVERT_TOOL:  # a rejected undo's revert is no failure of the commit's class
+                sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
             return None
 
         unanswered = await s.store.run(record)
@@ -176,12 +182,27 @@ class HumanSide:
                     f"action {action_id} already has a complaint (recorded {when}); an action is complained "
                     "about once. `ratchet explain` shows it"
                 )
-            actions.add_complaint(conn, action_id, reason)
-            moved = standing.complain(conn, cls, action_id, reason)
+            moved = record_complaint(conn, cls, action_id, reason)
             demoted = moved is not None and moved.kind == "complaint"
             return ComplaintOutcome(action_id, cls.name, moved, failure=not demoted)
 
         return await s.store.run(record)
+
+    async def undo(
+        self,
+        action_id: int,
+        reason: str | None = None,
+        *,
+        force: bool = False,
+        complaint: bool = True,
+        reviewer: str = "cli",
+        channel: str | None = None,
+    ) -> UndoOutcome:
+        """Undo an action that ran (engine/undo.py): a file put back, a commit reverted through a draft.
+        Counts as a complaint unless `complaint` is False."""
+        return await self.undoer.undo(
+            action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
+        )
 
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once (until `until`, or until unfreeze)."""
@@ -202,6 +223,14 @@ class HumanSide:
         """A human caps a class (or lifts the cap with None)."""
         cls = self.setting.named(name)
         return await self.setting.store.run(lambda c: standing.pin(c, cls, level, reason))
+
+
+def record_complaint(
+    conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str
+) -> standing.Transition | None:
+    """A complaint inside a unit of work: recorded, chained, and the class settled (standing.complain)."""
+    actions.add_complaint(conn, action_id, reason)
+    return standing.complain(conn, cls, action_id, reason)
 
 
 def not_queued(action_id: int, row: dict[str, Any] | None) -> RatchetError:

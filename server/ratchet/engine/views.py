@@ -13,7 +13,7 @@ from ratchet.engine.core import Setting
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
 from ratchet.policy.levels import Level
-from ratchet.record import actions, integrity, standing
+from ratchet.record import actions, integrity, standing, undos
 from ratchet.record.integrity import Freeze
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import ClassRow
@@ -102,8 +102,13 @@ class Views:
 
     async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
         """Recent actions, newest first."""
-        rows = await self.setting.store.call(lambda c: actions.history(c, limit, action_class))
-        return [self.draft_view(r) for r in rows]
+
+        def read(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], dict[int, undos.Undo]]:
+            rows = actions.history(c, limit, action_class)
+            return rows, undos.of_actions(c, [int(r["id"]) for r in rows])
+
+        rows, undone = await self.setting.store.call(read)
+        return [self.draft_view(r, undone.get(int(r["id"]))) for r in rows]
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""
@@ -112,6 +117,10 @@ class Views:
     async def row(self, action_id: int) -> dict[str, Any] | None:
         """One recorded action's row, or None."""
         return await self.setting.store.call(lambda c: actions.action(c, action_id))
+
+    async def undo_of(self, action_id: int) -> undos.Undo | None:
+        """The latest undo of an action, or None."""
+        return (await self.setting.store.call(lambda c: undos.of_actions(c, [action_id]))).get(action_id)
 
     async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
         """One recorded action (draft or not); with `wait_s`, wait up to that long for a draft to be decided."""
@@ -123,12 +132,12 @@ class Views:
             if row is None:
                 raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
             if row["status"] not in (Status.DRAFT, Status.APPROVING) or time.monotonic() >= deadline:
-                return self.draft_view(row)
+                return self.draft_view(row, await self.undo_of(action_id) if row["status"] == Status.EXECUTED else None)
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
     @staticmethod
-    def draft_view(row: dict[str, Any]) -> DraftView:
-        """An action's row as a human or the agent sees it."""
+    def draft_view(row: dict[str, Any], undo: undos.Undo | None = None) -> DraftView:
+        """An action's row as a human or the agent sees it (with its undo, when it has one)."""
         return DraftView(
             action_id=row["id"],
             status=row["status"],
@@ -152,4 +161,5 @@ class Views:
             error=row["error"],
             result=json.loads(row["result_json"]) if row["result_json"] else None,
             has_packet=row["packet_json"] is not None,
+            undone=None if undo is None else undo.line(),
         )

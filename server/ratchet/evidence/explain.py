@@ -20,6 +20,7 @@ from ratchet.errors import DraftNotFound
 from ratchet.evidence.metrics import disposition, fmt_seconds
 from ratchet.policy.model import Policy
 from ratchet.record import evidence as recorded
+from ratchet.record import undos
 from ratchet.record.evidence import ActionStory, TransitionRecord
 from ratchet.record.store import Store
 from ratchet.results import TriggerInfo
@@ -115,6 +116,7 @@ class Explanation(BaseModel):
     finished_at: float | None
     complaints: list[Complaint]
     moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
+    undone: str | None = Field(None, description="how and when a human undid this action, if one did")
 
 
 def _transition(t: TransitionRecord) -> TransitionView:
@@ -219,7 +221,13 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         finished_at=row.finished_at,
         complaints=[Complaint(id=c.id, at=c.at, reason=c.reason, actor=c.actor) for c in story.complaints],
         moves=[_transition(m) for m in story.moves],
+        undone=await _undone(store, action_id),
     )
+
+
+async def _undone(store: Store, action_id: int) -> str | None:
+    undo = (await store.call(lambda c: undos.of_actions(c, [action_id]))).get(action_id)
+    return None if undo is None else undo.line()
 
 
 def _when(ts: float) -> str:
@@ -272,4 +280,6 @@ def render_explanation(e: Explanation) -> str:
     )
     out += [f"complaint {c.id} by {c.actor} at {_when(c.at)}: {c.reason}" for c in e.complaints]
     out += [f"moved:    {m.action_class} {m.from_level} -> {m.to_level} ({m.kind}): {m.reason}" for m in e.moves]
+    if e.undone:
+        out.append(f"undo:     {e.undone}")
     return "\n".join(out)

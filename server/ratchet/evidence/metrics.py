@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.record import evidence as recorded
+from ratchet.record import undos as recorded_undos
 from ratchet.record.evidence import PeriodRecord
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
@@ -172,6 +173,16 @@ class ClassMetrics(BaseModel):
     levels: dict[str, Figures] = Field(description="by class level, blocked to autonomous, only levels seen")
 
 
+class UndoRate(BaseModel):
+    """How often a class's executed actions were undone by a human, and how soon."""
+
+    action_class: str
+    executed: int = Field(description="actions of the class that ran in the period")
+    undone: int = Field(description="of those, how many a human undid (`ratchet undo`)")
+    undo_rate: float | None = Field(description="undone / executed")
+    median_seconds_to_undo: float | None = Field(description="median time from the action to its undo")
+
+
 class MetricsReport(BaseModel):
     """Figures per class and per level over a period, and for all classes together."""
 
@@ -181,6 +192,7 @@ class MetricsReport(BaseModel):
     reading_rule: str = READING_RULE
     total: Figures
     classes: list[ClassMetrics]
+    undos: list[UndoRate] = Field(default_factory=list, description="undo rate and time to undo, per class")
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -315,7 +327,20 @@ async def class_metrics(
     start, end = parse_when(since, now), parse_when(until, now)
     if start is not None and end is not None and start >= end:
         raise InvalidRequest("the period is empty: --since must come before --until")
-    return summarize(await load_facts(store, start, end, action_class), start, end)
+    report = summarize(await load_facts(store, start, end, action_class), start, end)
+    found = await store.call(lambda conn: recorded_undos.figures(conn, start, end))
+    report.undos = [
+        UndoRate(
+            action_class=f.action_class,
+            executed=f.executed,
+            undone=f.undone,
+            undo_rate=_share(f.undone, f.executed),
+            median_seconds_to_undo=statistics.median(f.seconds_to_undo) if f.seconds_to_undo else None,
+        )
+        for f in found
+        if action_class is None or f.action_class == action_class
+    ]
+    return report
 
 
 # -- terminal --------------------------------------------------------------------------------------
@@ -385,4 +410,10 @@ def render_metrics(report: MetricsReport) -> str:
             )
         lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
     lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
+    lines += [
+        f"undone: {u.action_class} {u.undone}/{u.executed} ({_pct(u.undo_rate)}), "
+        f"median {fmt_seconds(u.median_seconds_to_undo)} after the action"
+        for u in report.undos
+        if u.undone
+    ]
     return "\n".join(lines)

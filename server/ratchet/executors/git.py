@@ -71,6 +71,7 @@ __all__ = [
     "CommitResult",
     "GitResult",
     "PushPreview",
+    "RevertPreview",
     "check_ref_name",
     "command_env",
     "configured_remotes",
@@ -78,8 +79,10 @@ __all__ = [
     "git_commit",
     "git_diff",
     "git_push",
+    "git_revert",
     "git_status",
     "push_preview",
+    "revert_preview",
     "staged_diff",
 ]
 
@@ -501,6 +504,68 @@ async def git_commit(
         plus, minus, path = entry.split("\t", 2)
         files.append(path)
         added += int(plus) if plus.isdigit() else 0  # binary files show '-'
+        deleted += int(minus) if minus.isdigit() else 0
+    return CommitResult(head.sha, head.subject, tuple(files), added, deleted)
+
+
+@dataclass(frozen=True)
+class RevertPreview:
+    """What reverting one commit would do: the commit, the branch it lands on, HEAD now, and the patch."""
+
+    sha: str
+    subject: str
+    branch: str
+    head: str
+    diff: str
+
+
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+async def revert_preview(repo: Path, sha: str, *, process_timeout: float = DEFAULT_TIMEOUT) -> RevertPreview:
+    """The diffstat and patch a ``git revert`` of ``sha`` would record (the commit's own, reversed).
+
+    Refuses a sha that is not a full object name, a commit not on the current branch, a root commit
+    and a merge commit (which parent to keep is a human's call, not a default).
+    """
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+        raise InvalidRequest(f"commit {sha!r} is not a full commit sha; expected 40 (or 64) hex digits")
+    g = await _Git.open(repo, process_timeout)
+    parents = (await g.run("rev-list", "--parents", "--max-count=1", sha)).stdout.split()
+    if len(parents) < 2:
+        raise InvalidRequest(f"commit {sha[:10]} is a root commit; there is nothing before it to revert to")
+    if len(parents) > 2:
+        raise InvalidRequest(f"commit {sha[:10]} is a merge; revert it by hand, choosing the parent to keep")
+    merged = await g.run("merge-base", "--is-ancestor", sha, "HEAD", ok=(0, 1))
+    if merged.exit_code != 0:
+        raise InvalidRequest(f"commit {sha[:10]} is not on the current branch; nothing of it to revert here")
+    branch = (await g.run("symbolic-ref", "--quiet", "--short", "HEAD", ok=(0, 1))).stdout.strip() or "HEAD"
+    head = (await g.run("rev-parse", "HEAD")).stdout.strip()
+    subject = (await g.run("log", "--max-count=1", "--format=%s", sha, "--")).stdout.strip()
+    diff = (await g.run("diff", "--stat", "--patch", *_DIFF_FLAGS, sha, parents[1], "--")).stdout
+    return RevertPreview(sha, subject, branch, head, diff)
+
+
+async def git_revert(repo: Path, sha: str, *, process_timeout: float = DEFAULT_TIMEOUT) -> CommitResult:
+    """Record a new commit that reverses ``sha`` (``git revert --no-edit``); the original stays in history.
+
+    No hooks run and nothing is signed. A revert that conflicts is aborted, leaving the tree as it was,
+    and raises ExecutionFailed.
+    """
+    await revert_preview(repo, sha, process_timeout=process_timeout)  # the same refusals as the preview
+    g = await _Git.open(repo, process_timeout)
+    try:
+        await g.run("revert", "--no-edit", "--no-gpg-sign", sha)
+    except ExecutionFailed:
+        await g.run("revert", "--abort", ok=(0, 128))
+        raise
+    [head] = await g.log("HEAD", limit=1)
+    numstat = await g.run("diff-tree", "-r", "--no-commit-id", "--no-renames", "--numstat", "-z", "HEAD")
+    files, added, deleted = [], 0, 0
+    for entry in filter(None, numstat.stdout.split("\0")):
+        plus, minus, path = entry.split("\t", 2)
+        files.append(path)
+        added += int(plus) if plus.isdigit() else 0
         deleted += int(minus) if minus.isdigit() else 0
     return CommitResult(head.sha, head.subject, tuple(files), added, deleted)
 

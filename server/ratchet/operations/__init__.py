@@ -22,6 +22,7 @@ from ratchet.executors.shell import process_alive
 from ratchet.executors.workspace import Workspace
 from ratchet.operations import commands, files, git
 from ratchet.operations.base import (
+    KeepCallback,
     Leftover,
     OpContext,
     Operation,
@@ -30,7 +31,7 @@ from ratchet.operations.base import (
     SpawnCallback,
     kept_args,
 )
-from ratchet.operations.files import EditSpec
+from ratchet.operations.files import EditSpec, restore_file
 
 OPERATIONS: dict[str, Operation] = {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
 
@@ -62,6 +63,7 @@ def recover(workspace: Workspace, tool: str, leftover: Leftover) -> None:
 __all__ = [
     "OPERATIONS",
     "EditSpec",
+    "KeepCallback",
     "Leftover",
     "OpContext",
     "Operation",
@@ -76,5 +78,6 @@ __all__ = [
     "operation",
     "process_alive",
     "recover",
+    "restore_file",
     "sandbox_status_async",
 ]

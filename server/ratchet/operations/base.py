@@ -20,6 +20,9 @@ from ratchet.redact import redact
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 SpawnCallback = Callable[[int], Awaitable[None]]
+# Keeps what a file held before an action changes it, for `ratchet undo`:
+# (action token, workspace path, prior bytes or None for no file, permission bits, fingerprint written).
+KeepCallback = Callable[[str, str, bytes | None, int | None, str], None]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class OpContext:
 
     `sandbox` and `network` are the deciding class's: whether a command runs in the OS sandbox and
     whether it may reach the network there. `on_spawn` is told a command's process id once it exists.
+    `keep` is given a file's prior content before a write or an edit replaces it (None: keep nothing,
+    as for a class marked `secret`, or outside an action).
     """
 
     workspace: Workspace
@@ -38,6 +43,7 @@ class OpContext:
     sandbox: bool = True
     network: bool = False
     on_spawn: SpawnCallback | None = None
+    keep: KeepCallback | None = None
 
 
 @dataclass(frozen=True)

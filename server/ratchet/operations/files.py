@@ -79,13 +79,32 @@ async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
 
 
 async def _apply(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
-    result = fs.apply_plan(ctx.workspace, prepared.plan, token=token)
+    plan: fs.WritePlan = prepared.plan
+    if ctx.keep is not None:
+        # Kept before the write, so a crash after it still leaves the change undoable. The plan read the
+        # file strictly as UTF-8, so encoding its text gives back exactly the bytes it fingerprinted.
+        before = plan.before
+        prior = before.text.encode("utf-8", "surrogatepass") if before.text is not None else None
+        if fs.fingerprint(prior) == before.fingerprint:
+            ctx.keep(token, plan.rel, prior, before.mode, fs.fingerprint(plan.new_text.encode("utf-8")))
+    result = fs.apply_plan(ctx.workspace, plan, token=token)
     return {
         "path": result.rel,
         "created": result.created,
         "bytes_written": result.bytes_written,
         "fingerprint": result.fingerprint,
     }
+
+
+def restore_file(
+    ws: Workspace, rel: str, prior: bytes | None, mode: int | None, *, expect: str | None, token: str
+) -> str:
+    """Put a file back as an undo: exactly `prior` with `mode`, or removed when `prior` is None; only
+    while it still holds `expect` (None: whatever it holds). What was done, in words."""
+    done = fs.restore(ws, rel, prior, mode, expect=expect, token=token)
+    if prior is None:
+        return f"removed {done.rel} (it did not exist before)" if done.removed else f"{done.rel} is already gone"
+    return f"restored {done.rel} ({done.bytes_written} bytes" + (f", mode {mode:o})" if mode is not None else ")")
 
 
 def _recover(ws: Workspace, leftover: Leftover) -> None:

@@ -1,4 +1,4 @@
-"""git_status, git_diff, git_commit, git_push: classes by what they touch, previews a reviewer can judge.
+"""git_status, git_diff, git_commit, git_push, and git_revert (an undo's draft): reviewable previews.
 
 The workspace root is the repository. A commit's preview is the staged diff it would record, and
 its fingerprint is that diff plus HEAD, so a draft commit goes stale when either moves. A push's
@@ -152,6 +152,39 @@ async def _run_push(ctx: OpContext, prepared: Prepared, token: str) -> dict[str,
     return {"output": (done.stdout + done.stderr).strip()}
 
 
+async def _revert_state(ctx: OpContext, sha: str) -> tuple[git.RevertPreview, str]:
+    repo = _repo(ctx)
+    preview = await git.revert_preview(repo, sha)
+    status = await git.git_status(repo)  # HEAD and the working tree's state both move the fingerprint
+    return preview, "sha256:" + hashlib.sha256((preview.head + "\0" + status).encode()).hexdigest()
+
+
+async def _prepare_revert(ctx: OpContext, args: dict[str, Any]) -> Prepared:
+    # Not an agent's tool: `ratchet undo` of a git_commit action queues it as a draft for a human.
+    sha = args.get("sha")
+    if not isinstance(sha, str):
+        raise InvalidRequest("sha must be the full sha of the commit to revert")
+    preview, fingerprint = await _revert_state(ctx, sha)
+    shown = f"revert {sha[:10]} ({preview.subject}) with a new commit on {preview.branch}\n\n{preview.diff}"
+    return Prepared(
+        "git_revert",
+        {"sha": sha},
+        (Subject(tool="git_revert", paths=tuple(_diff_paths(preview.diff)), branch=preview.branch),),
+        f"{preview.branch}: revert {sha[:10]} {preview.subject[:60]}",
+        shown,
+        fingerprint,
+    )
+
+
+async def _fingerprint_revert(ctx: OpContext, args: dict[str, Any]) -> str | None:
+    return (await _revert_state(ctx, str(args["sha"])))[1]
+
+
+async def _run_revert(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:
+    done = await git.git_revert(_repo(ctx), prepared.args["sha"])
+    return {"sha": done.sha, "summary": done.summary, "files": list(done.files), "reverted": prepared.args["sha"]}
+
+
 async def _none(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return None
 
@@ -165,4 +198,5 @@ OPERATIONS = (
     Operation("git_diff", _prepare_diff, _none, _run_diff, at_open=_at_open),
     Operation("git_commit", _prepare_commit, _fingerprint_commit, _run_commit, at_open=_at_open),
     Operation("git_push", _prepare_push, _fingerprint_push, _run_push, at_open=_at_open),
+    Operation("git_revert", _prepare_revert, _fingerprint_revert, _run_revert, at_open=_at_open),
 )

@@ -196,6 +196,24 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE actions SET hidden_lines = CAST(substr(preview, instr(preview, '[diff truncated: ') + 17) AS INTEGER)
     WHERE preview LIKE '%[diff truncated: % more lines not shown]%'
     """,
+    # undos: a human's undo of an action that ran (a file put back, or a revert commit queued as a draft
+    # `revert_id`), why, by whom, through which channel, whether it was forced over a later change,
+    # and whether it counted as a complaint.
+    """
+    CREATE TABLE undos (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL REFERENCES actions(id),
+        at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        channel TEXT,
+        forced INTEGER NOT NULL DEFAULT 0,
+        complaint INTEGER NOT NULL DEFAULT 0,
+        revert_id INTEGER REFERENCES actions(id),
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX undos_action ON undos (action_id)
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,7 @@
 """The review page's routes: the inbox as JSON and server-sent events, the human's answers, the classes.
 
 Every answer is one call of the same engine operation the CLI makes (`Engine.approve`, `reject`,
-`complain`, `pin`, `demote`, `freeze`, `unfreeze`, `handoffs.resolve`), with the channel `web` and
+`complain`, `undo`, `pin`, `demote`, `freeze`, `unfreeze`, `handoffs.resolve`), with the channel `web` and
 the review time measured here: from the moment this server first sent the item to that page (its
 `view`) to the click. So the reading-time rule of rules/provenance.py judges a click exactly as it
 judges a dialog's answer: an approval faster than a human can read runs but is not evidence, and a
@@ -360,6 +360,31 @@ async def complain(request: Request) -> Response:
     return JSONResponse({"status": "complained", "message": outcome.line()})
 
 
+async def undo(request: Request) -> Response:
+    """The same `Engine.undo` as `ratchet undo`, through the channel `web` (a complaint unless unticked)."""
+    state, data = _state(request), await _body(request)
+    try:
+        reason = _text(data, "reason", required=True)
+        outcome = await state.engine.undo(
+            int(request.path_params["id"]),
+            reason,
+            force=_flag(data, "force"),
+            complaint=not _flag(data, "not_a_complaint"),
+            reviewer=CHANNEL,
+            channel=CHANNEL,
+        )
+    except RatchetError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {"status": "undone" if outcome.done else "queued", "revert_id": outcome.revert_id, "message": outcome.line()}
+    )
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    """A checkbox: absent when unticked, "on" (or true) when ticked."""
+    return data.get(name) in (True, "on", "true")
+
+
 async def class_action(request: Request) -> Response:
     """pin, unpin and demote of one class: each needs a reason, none promotes."""
     state, data = _state(request), await _body(request)
@@ -526,6 +551,7 @@ def build_app(config: WebConfig) -> Starlette:
             Route("/api/drafts/bulk", bulk, methods=["POST"]),
             Route("/api/items/{id:int}/resolve", resolve, methods=["POST"]),
             Route("/api/actions/{id:int}/complain", complain, methods=["POST"]),
+            Route("/api/actions/{id:int}/undo", undo, methods=["POST"]),
             Route("/api/classes/{name}/{verb}", class_action, methods=["POST"]),
             Route("/api/freeze", freeze_all, methods=["POST"]),
             Route("/api/unfreeze", unfreeze_all, methods=["POST"]),

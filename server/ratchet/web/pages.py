@@ -173,7 +173,7 @@ def explain(csrf: str, view: DraftView, text: str) -> str:
     )
     body = (
         f"<h1>Action #{view.action_id}</h1><p><a href='/classes/{_e(view.action_class)}'>class "
-        f"{_e(view.action_class)}</a></p><pre class='explain'>{_e(text)}</pre>{complain}"
+        f"{_e(view.action_class)}</a></p><pre class='explain'>{_e(text)}</pre>{complain}{_undo(view)}"
         f"<h2>Preview</h2><pre class='diff-plain'>{_e(view.preview)}</pre>"
     )
     return layout(f"Ratchet action {view.action_id}", csrf, body, page="recent")
@@ -183,6 +183,22 @@ def _complain(action_id: int) -> str:
     return _form(f"/api/actions/{action_id}/complain", "This was wrong", danger=True)
 
 
+UNDOABLE = ("write_file", "edit_file", "git_commit")
+
+
+def _undo(view: DraftView) -> str:
+    """An undo button (on the action's own page) for a file change or a commit that ran and is not undone yet
+    (a commit's revert is queued as a draft)."""
+    if view.status != "executed" or view.tool not in UNDOABLE or view.undone:
+        return ""
+    fields = (
+        '<label><input type="checkbox" name="force"> even if changed since</label>'
+        '<label><input type="checkbox" name="not_a_complaint"> not a complaint</label>'
+    )
+    label = "Undo (queue a revert)" if view.tool == "git_commit" else "Undo"
+    return _form(f"/api/actions/{view.action_id}/undo", label, fields, danger=True)
+
+
 def recent(csrf: str, actions: list[DraftView]) -> str:
     """Recent actions, newest first; those that ran can be complained about."""
     rows = "".join(
@@ -190,6 +206,7 @@ def recent(csrf: str, actions: list[DraftView]) -> str:
         f'<span class="st st-{_e(a.status)}">{_e(a.status)}</span> {_e(a.tool)} <code>{_e(a.target)}</code> '
         f'<a href="/classes/{_e(a.action_class)}">{_e(a.action_class)}</a> <time>{_e(_when(a.created_at))}</time>'
         + (_complain(a.action_id) if a.status == "executed" else "")
+        + (" <span class='meta'>undone</span>" if a.undone else "")
         + "</li>"
         for a in actions
     )
