@@ -16,11 +16,14 @@ from typing import Any, cast
 import anyio
 
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
+from ratchet.engine.verify import UndoOutcome, Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
+from ratchet.executors.checks import CheckResult
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
 from ratchet.operations import recover as recover_leftover
 from ratchet.policy.model import UNCLASSIFIED, ActionClass
 from ratchet.record import actions, standing
+from ratchet.record import checks as recorded_checks
 from ratchet.record.actions import Intent, Review
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact, redact_all
@@ -47,6 +50,7 @@ class Carrier:
 
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
+        self.verifier = Verifier(setting)
 
     async def carry_out(
         self,
@@ -271,10 +275,55 @@ class Carrier:
         status, result, error, ok = await self.run(ev.prepared, action_id, ev.cls, progress)
         if ok and answer is not None and not answer.counts:
             ok = None  # ran on an answer that is no evidence of a human's reading: not a sample
+        ran, checked = await self.verify(ev.cls, ev.prepared, action_id, (status, result, error, ok))
         moved = await s.store.run(
-            settler(s, ev.evidence, ev.cls, ev.prepared, action_id, (status, result, error, ok), answer, s.session_id)
+            with_checks(
+                settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, answer, s.session_id), action_id, checked
+            )
         )
-        return self.outcome(ev, action_id, status, result=result, error=error, moved=moved)
+        outcome = self.outcome(ev, action_id, status, result=result, error=error, moved=moved)
+        return await self.after_checks(outcome, ev.cls, action_id, checked)
+
+    async def verify(
+        self, cls: ActionClass, prepared: Prepared, action_id: int, ran: Ran
+    ) -> tuple[Ran, list[CheckResult]]:
+        """After an action executed: keep what it replaced where the class undoes on failure, run the
+        class's `each` checks, and make its sample a failure when one fails (whatever the answer was)."""
+        status, result, error, ok = ran
+        if status is not Status.EXECUTED:
+            return ran, []
+        self.verifier.keep_prior(cls, prepared, action_id, result)
+        checked = await self.verifier.each(cls, prepared, action_id)
+        if any(not c.passed for c in checked):
+            ok = False
+        return (status, result, error, ok), checked
+
+    async def after_checks(
+        self, outcome: ToolOutcome, cls: ActionClass, action_id: int, checked: list[CheckResult]
+    ) -> ToolOutcome:
+        """The outcome with the checks' results for the agent; a failing check undoes the change where the
+        class says so (`undo_after_failed_check`)."""
+        if not checked:
+            return outcome
+        undone: UndoOutcome | None = None
+        failed = [c for c in checked if not c.passed]
+        if failed and cls.undo_on_failure:
+            reason = "undo_on_failure: " + "; ".join(c.summary() for c in failed)
+            undone = await self.undo_after_failed_check(action_id, reason)
+        message = outcome.message + "\n" + failure_text(checked)
+        if undone is not None:
+            message += "\n" + undone.line()
+        return outcome.model_copy(
+            update={
+                "message": message,
+                "checks": [view(c) for c in checked],
+                "undone": undone.line() if undone is not None else None,
+            }
+        )
+
+    async def undo_after_failed_check(self, action_id: int, reason: str) -> UndoOutcome:
+        """Put back what an action changed because a check failed, recording why (engine/verify.py)."""
+        return await self.verifier.undo_after_failed_check(action_id, reason)
 
     async def run(
         self,
@@ -548,6 +597,17 @@ def settler(
     return settle
 
 
+def with_checks(settle: Any, action_id: int, checked: list[CheckResult]) -> Any:
+    """The settling unit of work, also keeping the results of the checks run on the action."""
+
+    def settled(conn: sqlite3.Connection) -> standing.Transition | None:
+        if checked:
+            recorded_checks.add(conn, action_id, "each", checked)
+        return cast("standing.Transition | None", settle(conn))
+
+    return settled
+
+
 def draft_args_kept(row: dict[str, Any]) -> str | None:
     """What the record keeps of a draft's arguments once it cannot run: redacted, and for a write or
     an edit its path, hash and size instead of the content (operations.kept_args). None for a row
@@ -581,4 +641,4 @@ def _result_text(result: dict[str, Any] | None) -> str:
     return ""
 
 
-__all__ = ["Carrier", "Review", "draft_args_kept", "sample", "settler"]
+__all__ = ["Carrier", "Review", "draft_args_kept", "sample", "settler", "with_checks"]

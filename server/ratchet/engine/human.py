@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler
+from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler, with_checks
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
 from ratchet.engine.views import Views
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
@@ -100,8 +100,13 @@ class HumanSide:
         outcome_sample = None if ok is None else ok and not edited
         if outcome_sample is True and not answer.counts:
             outcome_sample = None  # it ran, but the approval is no evidence that a human read it
-        settled = (ran[0], ran[1], ran[2], outcome_sample)
-        await s.store.run(settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept))
+        # An approved draft that executes is verified like any other action of its class.
+        settled, checked = await self.carrier.verify(cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample))
+        settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
+        await s.store.run(with_checks(settle, action_id, checked))
+        if any(not c.passed for c in checked) and cls.undo_on_failure:
+            reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
+            await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
 
     async def reject(

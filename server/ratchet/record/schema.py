@@ -196,6 +196,32 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE actions SET hidden_lines = CAST(substr(preview, instr(preview, '[diff truncated: ') + 17) AS INTEGER)
     WHERE preview LIKE '%[diff truncated: % more lines not shown]%'
     """,
+    # verification: each check a class runs on an action that executed (or at its task's end), with
+    # its result; and an undo Ratchet made because a check failed (`undo_on_failure`), with why.
+    """
+    CREATE TABLE checks (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        phase TEXT NOT NULL,
+        argv_json TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        exit_code INTEGER,
+        timed_out INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        tail TEXT NOT NULL
+    );
+    CREATE INDEX checks_by_action ON checks (action_id, id);
+    CREATE TABLE check_undos (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        path TEXT NOT NULL,
+        restored INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX check_undos_by_action ON check_undos (action_id)
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
