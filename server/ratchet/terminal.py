@@ -128,6 +128,10 @@ def action(d: DraftView, colour: bool) -> str:
         edited = " (approved with the reviewer's edit)" if d.edited else ""
         lines.append(f"reviewed by {d.reviewer}{seconds}{edited}{note}")
     lines.append(_field("error", d.error))
+    for check in d.checks:  # the class's verification checks: not actions, their results on this one
+        lines.append(f"check {check.summary}")
+        lines += [f"  | {line}" for line in check.tail.splitlines()[-20:]]
+    lines.append(_field("undone", d.undone))
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)

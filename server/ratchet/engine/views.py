@@ -10,10 +10,12 @@ from typing import Any
 import anyio
 
 from ratchet.engine.core import Setting
+from ratchet.engine.verify import view as check_view
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
 from ratchet.policy.levels import Level
 from ratchet.record import actions, integrity, standing
+from ratchet.record import checks as recorded_checks
 from ratchet.record.integrity import Freeze
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import ClassRow
@@ -123,8 +125,25 @@ class Views:
             if row is None:
                 raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
             if row["status"] not in (Status.DRAFT, Status.APPROVING) or time.monotonic() >= deadline:
-                return self.draft_view(row)
+                return await self.checked(self.draft_view(row))
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    async def checked(self, view: DraftView) -> DraftView:
+        """The view with the verification checks run on the action and any undo a failing one caused."""
+
+        def read(
+            conn: sqlite3.Connection,
+        ) -> tuple[list[recorded_checks.RecordedCheck], list[recorded_checks.CheckUndo]]:
+            return recorded_checks.of_action(conn, view.action_id), recorded_checks.undos_of(conn, view.action_id)
+
+        found, undos = await self.setting.store.call(read)
+        if not found and not undos:
+            return view
+        undone = "; ".join(
+            f"{u.path} put back as it was: {u.reason}" if u.restored else f"{u.path} not put back: {u.reason}"
+            for u in undos
+        )
+        return view.model_copy(update={"checks": [check_view(c) for c in found], "undone": undone or None})
 
     @staticmethod
     def draft_view(row: dict[str, Any]) -> DraftView:
