@@ -59,9 +59,10 @@ async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any
 
 @pytest.mark.asyncio
 async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_two_demote(
-    tmp_path: Path, make_server: MakeServer, db: Path, workspace: Path
+    tmp_path: Path, make_server: MakeServer, db: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with make_server(policy(tmp_path)) as client:
+    policies = policy(tmp_path, "max_consecutive_failures = 2")
+    async with make_server(policies) as client:
         good = await write(client, "src/good.py", "x = 1\n")
         assert good["status"] == "executed" and [c["passed"] for c in good["checks"]] == [True]
         assert "verified: 1 check(s) passed" in good["message"]
@@ -80,7 +81,14 @@ async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_tw
         shown = await call(client, "get_draft", {"draft_id": bad["action_id"]})
         assert shown["checks"][0]["passed"] is False and "SyntaxError" in shown["checks"][0]["tail"]
 
-    samples = {r["id"]: r["sample"] for r in rows(db, "SELECT id, sample FROM actions")}
+        # The session's streak halts the class: the packet tells the human what the checks found.
+        stopped = await write(client, "src/next.py", "n = 1\n")
+        assert stopped["status"] == "blocked", stopped["message"]
+        failed = stopped["packet"]["failed_checks"]
+        assert len(failed) == 2 and all("py_compile" in line for line in failed)
+        assert "Checks that failed" in stopped["message"]
+
+    samples = {r["id"]: r["sample"] for r in rows(db, "SELECT id, sample FROM actions WHERE status = 'executed'")}
     assert samples == {good["action_id"]: "success", bad["action_id"]: "failure", worse["action_id"]: "failure"}
     recorded = rows(db, "SELECT action_id, phase, passed, tail, argv_json FROM checks ORDER BY id")
     assert [(r["action_id"], r["phase"], r["passed"]) for r in recorded] == [
@@ -93,13 +101,23 @@ async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_tw
     assert demotion["to_level"] == "confirm" and demotion["action_id"] == worse["action_id"]
     assert (workspace / "src" / "bad.py").read_text() == "def broken(:\n"  # no undo unless the class says so
 
+    code, out = await run_cli(capsys, workspace, policies, db, "explain", str(bad["action_id"]))
+    assert code == 0 and "check:" in out and "py_compile src/bad.py: failed (exit 1) [each]" in out
+    code, out = await run_cli(capsys, workspace, policies, db, "metrics", "--json")
+    assert code == 0, out
+    (verified,) = json.loads(out)["verification"]
+    assert (verified["action_class"], verified["level"]) == ("py-write", "autonomous")
+    assert (verified["executed"], verified["verified"], verified["check_failures"]) == (3, 3, 2)
+
 
 @pytest.mark.asyncio
 async def test_task_end_checks_run_at_end_task_and_turn_those_samples_into_failures(
     tmp_path: Path, make_server: MakeServer, db: Path
 ) -> None:
     async with make_server(policy(tmp_path, 'verify_on = "task_end"')) as client:
-        await call(client, "start_task", {"goal": "add two modules", "scope": {"paths": ["src/**"]}, "budget": {"actions": 10}})
+        await call(
+            client, "start_task", {"goal": "add two modules", "scope": {"paths": ["src/**"]}, "budget": {"actions": 10}}
+        )
         bad = await write(client, "src/a.py", "def broken(:\n")
         good = await write(client, "src/b.py", "y = 2\n")
         assert bad["checks"] == [] and good["checks"] == []  # nothing runs before the task ends

@@ -507,7 +507,7 @@ class Carrier:
         if options_for is not None:
             fields["options"] = stopped_options(action_id, *options_for)
         task_row = actions.open_task(conn, self.setting.session_id)
-        return self._packet(action_id, context, task_row, fields)
+        return self._packet(action_id, context, task_row, {**fields, "failed_checks": failed_checks(conn, context)})
 
     def _packet(
         self,
@@ -543,12 +543,14 @@ class Carrier:
             return actions.session_context(conn, session, action_id), actions.open_task(conn, session)
 
         context, task_row = await self.setting.store.call(read)
-        return self._packet(action_id, context, task_row, fields)
+        failed = await self.setting.store.call(lambda conn: failed_checks(conn, context))
+        return self._packet(action_id, context, task_row, {"failed_checks": failed, **fields})
 
     def packet_in(self, conn: sqlite3.Connection, action_id: int, **fields: Any) -> EscalationPacket:
         """`packet_for` inside a unit of work already running on the connection."""
         session = self.setting.session_id
         context = actions.session_context(conn, session, action_id)
+        fields = {"failed_checks": failed_checks(conn, context), **fields}
         return self._packet(action_id, context, actions.open_task(conn, session), fields)
 
 
@@ -595,6 +597,18 @@ def settler(
         return moved
 
     return settle
+
+
+def failed_checks(conn: sqlite3.Connection, context: actions.SessionContext) -> list[str]:
+    """The verification checks that failed on the session's recent actions, one line each for a packet."""
+    found = recorded_checks.of_actions(conn, [int(r["id"]) for r in context.history])
+    lines = []
+    for aid, results in found.items():
+        for c in results:
+            if not c.passed:
+                tail = c.tail.strip().splitlines()[-1:] if c.tail.strip() else []
+                lines.append(f"#{aid} {c.summary()}" + (f" ({tail[0][:200]})" if tail else ""))
+    return lines[-10:]
 
 
 def with_checks(settle: Any, action_id: int, checked: list[CheckResult]) -> Any:

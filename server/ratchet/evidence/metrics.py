@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.record import evidence as recorded
+from ratchet.record.checks import verified_shares
 from ratchet.record.evidence import PeriodRecord
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
@@ -172,6 +173,18 @@ class ClassMetrics(BaseModel):
     levels: dict[str, Figures] = Field(description="by class level, blocked to autonomous, only levels seen")
 
 
+class Verification(BaseModel):
+    """A class at a level: how many of its executed actions a check of the class judged, and how many failed one."""
+
+    action_class: str
+    level: str
+    executed: int
+    verified: int = Field(description="executed actions with at least one recorded check")
+    verified_share: float | None = Field(description="verified / executed")
+    check_failures: int = Field(description="verified actions on which a check failed")
+    failure_rate: float | None = Field(description="check_failures / verified: the verification failure rate")
+
+
 class MetricsReport(BaseModel):
     """Figures per class and per level over a period, and for all classes together."""
 
@@ -181,6 +194,9 @@ class MetricsReport(BaseModel):
     reading_rule: str = READING_RULE
     total: Figures
     classes: list[ClassMetrics]
+    verification: list[Verification] = Field(
+        default_factory=list, description="per class and level: the verified share and the verification failure rate"
+    )
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -315,7 +331,22 @@ async def class_metrics(
     start, end = parse_when(since, now), parse_when(until, now)
     if start is not None and end is not None and start >= end:
         raise InvalidRequest("the period is empty: --since must come before --until")
-    return summarize(await load_facts(store, start, end, action_class), start, end)
+    report = summarize(await load_facts(store, start, end, action_class), start, end)
+    shares = await store.call(lambda conn: verified_shares(conn, start, end, action_class))
+    verification = [
+        Verification(
+            action_class=v.action_class,
+            level=v.level,
+            executed=v.executed,
+            verified=v.verified,
+            verified_share=_share(v.verified, v.executed),
+            check_failures=v.failed,
+            failure_rate=_share(v.failed, v.verified),
+        )
+        for v in shares
+        if v.verified
+    ]
+    return report.model_copy(update={"verification": verification})
 
 
 # -- terminal --------------------------------------------------------------------------------------
@@ -384,5 +415,10 @@ def render_metrics(report: MetricsReport) -> str:
                 f"  not evidence: {c.overall.unverified} unverified approvals, {c.overall.unanswered} unanswered calls"
             )
         lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
+    for v in report.verification:
+        lines.append(
+            f"verified {v.action_class} at {v.level}: {v.verified}/{v.executed} executed actions checked "
+            f"({_pct(v.verified_share)}), {v.check_failures} failed a check ({_pct(v.failure_rate)})"
+        )
     lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
     return "\n".join(lines)

@@ -139,13 +139,28 @@ class VerifiedShare:
     failed: int
 
 
-def verified_shares(conn: sqlite3.Connection, since: float | None = None) -> list[VerifiedShare]:
-    """The verified share per class and level, over actions created since `since` (None: all)."""
+def verified_shares(
+    conn: sqlite3.Connection, since: float | None, until: float | None, action_class: str | None
+) -> list[VerifiedShare]:
+    """The verified share per class and class level over the executed actions created in [since, until)."""
     rows = conn.execute(
-        "SELECT a.class, a.level, count(*), count(v.action_id), coalesce(sum(v.failed), 0) FROM actions a "
+        "SELECT a.class, a.class_level, count(*), count(v.action_id), coalesce(sum(v.failed), 0) FROM actions a "
         "LEFT JOIN (SELECT action_id, max(passed = 0) AS failed FROM checks GROUP BY action_id) v "
-        "ON v.action_id = a.id WHERE a.status = 'executed' AND (? IS NULL OR a.created_at >= ?) "
-        "GROUP BY a.class, a.level ORDER BY a.class, a.level",
-        (since, since),
+        "ON v.action_id = a.id WHERE a.status = 'executed' AND (:since IS NULL OR a.created_at >= :since) "
+        "AND (:until IS NULL OR a.created_at < :until) AND (:cls IS NULL OR a.class = :cls) "
+        "GROUP BY a.class, a.class_level ORDER BY a.class, a.class_level",
+        {"since": since, "until": until, "cls": action_class},
     )
     return [VerifiedShare(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+def verification_lines(conn: sqlite3.Connection, action_id: int) -> list[str]:
+    """What `ratchet explain` says of an action's checks: each run (with a failing one's last output
+    line) and each undo a failure caused."""
+    out = []
+    for c in of_action(conn, action_id):
+        last = c.tail.strip().splitlines()[-1:] if not c.passed and c.tail.strip() else []
+        out.append(f"{c.summary()} [{c.phase}]" + (f": {last[0][:200]}" if last else ""))
+    for u in undos_of(conn, action_id):
+        out.append(("put back " if u.restored else "not put back ") + f"{u.path}: {u.reason}")
+    return out
