@@ -18,9 +18,9 @@ import anyio
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.verify import UndoOutcome, Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
-from ratchet.executors.checks import CheckResult
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
 from ratchet.operations import recover as recover_leftover
+from ratchet.operations.checks import CheckResult
 from ratchet.policy.model import UNCLASSIFIED, ActionClass
 from ratchet.record import actions, standing
 from ratchet.record import checks as recorded_checks

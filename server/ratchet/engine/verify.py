@@ -24,10 +24,9 @@ from typing import Any
 
 from ratchet.engine.core import Setting
 from ratchet.errors import RatchetError
-from ratchet.executors import fs
-from ratchet.executors.checks import CheckResult, run_checks
-from ratchet.executors.confined import Confinement
 from ratchet.operations import Prepared
+from ratchet.operations import checks as checking
+from ratchet.operations.checks import CheckResult, Confinement
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing
 from ratchet.record import checks as recorded
@@ -118,8 +117,7 @@ class Verifier:
 
     def confinement(self, cls: ActionClass) -> Confinement:
         """Where a check of this class may write and what it may reach: what an agent's command of the class gets."""
-        ws, commands = self.setting.workspace, self.setting.policy.defaults.commands
-        return Confinement(ws.root, ws.protected, commands.env_allow, commands.output_cap, cls.sandbox, cls.network)
+        return checking.confinement(self.setting.workspace, self.setting.policy.defaults.commands, cls)
 
     def content(self) -> ContentStore:
         """The content store beside the trust database."""
@@ -136,18 +134,15 @@ class Verifier:
             return []
         paths = list(prepared.subject.paths)
         checks = [c for c in cls.verify if paths or not uses_targets(c)]
-        return await run_checks(
+        return await checking.run(
             checks, paths, self.confinement(cls), timeout_s=cls.verify_timeout_s, token=f"check-{action_id}"
         )
 
     def keep_prior(self, cls: ActionClass, prepared: Prepared, action_id: int, result: dict[str, Any] | None) -> None:
         """Keep what a write or an edit replaced, where the class undoes on a failing check (never `secret`)."""
-        plan = prepared.plan
-        if not cls.undo_on_failure or cls.secret or not isinstance(plan, fs.WritePlan) or not result:
-            return
-        before = plan.before
-        prior = before.text.encode("utf-8") if before.exists and before.text is not None else None
-        self.content().keep(action_id, plan.rel, prior, before.mode, str(result["fingerprint"]))
+        prior = checking.prior_of(prepared) if cls.undo_on_failure and not cls.secret and result else None
+        if prior is not None and result is not None:
+            self.content().keep(action_id, prior.path, prior.data, prior.mode, str(result["fingerprint"]))
 
     async def undo_after_failed_check(self, action_id: int, reason: str) -> UndoOutcome:
         """Put back what action `action_id` changed because a check failed, and record why (or why not)."""
@@ -161,7 +156,7 @@ class Verifier:
         else:
             try:
                 prior = store.prior_bytes(kept)
-                fs.restore(
+                checking.restore(
                     self.setting.workspace, kept.path, prior, kept.mode, expect=kept.after, token=f"undo-{action_id}"
                 )
                 out = UndoOutcome(action_id, kept.path, True, reason)
@@ -191,12 +186,12 @@ class Verifier:
             for check in cls.verify:
                 if "{path}" in "".join(check):  # once per target: it judges the actions that touched it
                     for path in everything:
-                        ran = await run_checks([check], [path], confinement, timeout_s=timeout, token=token)
+                        ran = await checking.run([check], [path], confinement, timeout_s=timeout, token=token)
                         for aid, ps in targets.items():
                             if path in ps:
                                 found.results.setdefault(aid, []).extend(ran)
                 elif everything or not uses_targets(check):  # once over all of them: it judges them all
-                    ran = await run_checks([check], everything, confinement, timeout_s=timeout, token=token)
+                    ran = await checking.run([check], everything, confinement, timeout_s=timeout, token=token)
                     for aid in targets:
                         found.results.setdefault(aid, []).extend(ran)
         rows_by_id = {int(r["id"]): r for r in rows}
