@@ -637,10 +637,12 @@ async def start_task(
 async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
     """Close the session's run contract."""
     engine = _engine(ctx)
-    task = await contracts.end_task(engine.store, engine.session_id, summary)
-    if task is None:
+    ended = await engine.end_task(summary)  # and its task-end checks (engine/verify.py)
+    if ended is None:
         raise InvalidRequest("no task is open in this session; start_task opens one")
-    return TaskView.of(task, "task ended")
+    task, checked = ended
+    message = "task ended" + (f"\n{checked.message()}" if checked.results else "")
+    return TaskView.of(task, message).model_copy(update={"checks_failed_on": checked.failed_actions})
 
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:

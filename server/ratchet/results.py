@@ -33,6 +33,18 @@ class ClassMove(BaseModel):
     reason: str
 
 
+class CheckView(BaseModel):
+    """One verification check's run on an action (a class's `verify`): not an action, its result."""
+
+    argv: list[str]
+    passed: bool
+    exit_code: int | None
+    timed_out: bool
+    duration_s: float
+    tail: str = Field("", description="the end of a failing check's output (redacted)")
+    summary: str
+
+
 class ToolOutcome(BaseModel):
     """The result of every governed tool call."""
 
@@ -50,6 +62,8 @@ class ToolOutcome(BaseModel):
     draft_id: int | None = None
     packet: EscalationPacket | None = None
     moved: ClassMove | None = None
+    checks: list[CheckView] = Field(default_factory=list, description="the class's checks run on this action")
+    undone: str | None = Field(None, description="set when a failing check made Ratchet put the change back")
 
 
 class ClassStatus(BaseModel):
@@ -126,6 +140,7 @@ class DraftView(BaseModel):
     result: dict[str, Any] | None = None
     has_packet: bool = False
     undone: str | None = Field(None, description="how and when a human undid this action, if one did")
+    checks: list[CheckView] = Field(default_factory=list, description="verification checks run on this action")
 
 
 class ReviewResult(BaseModel):
@@ -147,6 +162,9 @@ class TaskView(BaseModel):
     budget_minutes: float | None
     actions_used: int
     message: str
+    checks_failed_on: list[int] = Field(
+        default_factory=list, description="actions whose task-end checks failed (their samples are now failures)"
+    )
 
     @classmethod
     def of(cls, task: Task, message: str) -> TaskView:

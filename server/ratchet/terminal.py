@@ -129,6 +129,9 @@ def action(d: DraftView, colour: bool) -> str:
         lines.append(f"reviewed by {d.reviewer}{seconds}{edited}{note}")
     lines.append(_field("error", d.error))
     lines.append(_field("undo", d.undone))
+    for check in d.checks:  # the class's verification checks: not actions, their results on this one
+        lines.append(f"check {check.summary}")
+        lines += [f"  | {line}" for line in check.tail.splitlines()[-20:]]
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)

@@ -31,6 +31,7 @@ from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, k
 from ratchet.engine.decide import Decider
 from ratchet.engine.human import ComplaintOutcome, HumanSide
 from ratchet.engine.undo import UndoOutcome
+from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
 from ratchet.errors import RatchetError
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
@@ -42,7 +43,7 @@ from ratchet.record import chain, standing
 from ratchet.record.content import GcReport
 from ratchet.record.store import Store, default_db_path, default_token_file
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
-from ratchet.rules import provenance
+from ratchet.rules import contracts, provenance
 from ratchet.rules.escalation import EscalationPacket
 
 __all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer", "UndoOutcome"]
@@ -223,6 +224,14 @@ class Engine:
     ) -> int:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
         return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+
+    async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
+        """Close the session's run contract, then run the `task_end` checks of each class over the task's
+        executed actions (engine/verify.py); None if no task was open."""
+        task = await contracts.end_task(self.store, self.session_id, summary)
+        if task is None:
+            return None
+        return task, await self.carrier.verifier.task_end(task.id)
 
     async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
         """A packet with this session's context: history, task, cost of delay, escalation budget."""

@@ -11,16 +11,20 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anyio
 
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
+from ratchet.engine.verify import Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
 from ratchet.operations import recover as recover_leftover
+from ratchet.operations.checks import CheckResult
 from ratchet.policy.model import UNCLASSIFIED, ActionClass
 from ratchet.record import actions, standing
+from ratchet.record import checks as recorded_checks
 from ratchet.record.actions import Intent, Review
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact, redact_all
@@ -47,6 +51,10 @@ class Carrier:
 
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
+        self.verifier = Verifier(setting)
+        # Undoes an action a failing check judged (`undo_on_failure`): the human side's undo, set by the
+        # engine once it has one (engine/undo.py), returning the line the agent reads.
+        self.undo_failed: Callable[[int, str], Awaitable[str]] | None = None
 
     async def carry_out(
         self,
@@ -271,10 +279,56 @@ class Carrier:
         status, result, error, ok = await self.run(ev.prepared, action_id, ev.cls, progress)
         if ok and answer is not None and not answer.counts:
             ok = None  # ran on an answer that is no evidence of a human's reading: not a sample
+        ran, checked = await self.verify(ev.cls, ev.prepared, action_id, (status, result, error, ok))
         moved = await s.store.run(
-            settler(s, ev.evidence, ev.cls, ev.prepared, action_id, (status, result, error, ok), answer, s.session_id)
+            with_checks(
+                settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, answer, s.session_id), action_id, checked
+            )
         )
-        return self.outcome(ev, action_id, status, result=result, error=error, moved=moved)
+        outcome = self.outcome(ev, action_id, status, result=result, error=error, moved=moved)
+        return await self.after_checks(outcome, ev.cls, action_id, checked)
+
+    async def verify(
+        self, cls: ActionClass, prepared: Prepared, action_id: int, ran: Ran
+    ) -> tuple[Ran, list[CheckResult]]:
+        """After an action executed: run the class's `each` checks, and make its sample a failure when one
+        fails (whatever the answer was)."""
+        status, result, error, ok = ran
+        if status is not Status.EXECUTED:
+            return ran, []
+        checked = await self.verifier.each(cls, prepared, action_id)
+        if any(not c.passed for c in checked):
+            ok = False
+        return (status, result, error, ok), checked
+
+    async def after_checks(
+        self, outcome: ToolOutcome, cls: ActionClass, action_id: int, checked: list[CheckResult]
+    ) -> ToolOutcome:
+        """The outcome with the checks' results for the agent; a failing check undoes the change where the
+        class says so (`undo_after_failed_check`)."""
+        if not checked:
+            return outcome
+        undone: str | None = None
+        failed = [c for c in checked if not c.passed]
+        if failed and cls.undo_on_failure:
+            reason = "undo_on_failure: " + "; ".join(c.summary() for c in failed)
+            undone = await self.undo_after_failed_check(action_id, reason)
+        message = outcome.message + "\n" + failure_text(checked)
+        if undone is not None:
+            message += "\n" + undone
+        return outcome.model_copy(
+            update={
+                "message": message,
+                "checks": [view(c) for c in checked],
+                "undone": undone,
+            }
+        )
+
+    async def undo_after_failed_check(self, action_id: int, reason: str) -> str:
+        """Undo an action because a check failed (`undo_on_failure`); the line the agent reads."""
+        if self.undo_failed is None:
+            return f"not undone: action {action_id}: no undo is available here ({reason})"
+        return await self.undo_failed(action_id, reason)
 
     async def run(
         self,
@@ -458,7 +512,7 @@ class Carrier:
         if options_for is not None:
             fields["options"] = stopped_options(action_id, *options_for)
         task_row = actions.open_task(conn, self.setting.session_id)
-        return self._packet(action_id, context, task_row, fields)
+        return self._packet(action_id, context, task_row, {**fields, "failed_checks": failed_checks(conn, context)})
 
     def _packet(
         self,
@@ -494,12 +548,14 @@ class Carrier:
             return actions.session_context(conn, session, action_id), actions.open_task(conn, session)
 
         context, task_row = await self.setting.store.call(read)
-        return self._packet(action_id, context, task_row, fields)
+        failed = await self.setting.store.call(lambda conn: failed_checks(conn, context))
+        return self._packet(action_id, context, task_row, {"failed_checks": failed, **fields})
 
     def packet_in(self, conn: sqlite3.Connection, action_id: int, **fields: Any) -> EscalationPacket:
         """`packet_for` inside a unit of work already running on the connection."""
         session = self.setting.session_id
         context = actions.session_context(conn, session, action_id)
+        fields = {"failed_checks": failed_checks(conn, context), **fields}
         return self._packet(action_id, context, actions.open_task(conn, session), fields)
 
 
@@ -548,6 +604,29 @@ def settler(
     return settle
 
 
+def failed_checks(conn: sqlite3.Connection, context: actions.SessionContext) -> list[str]:
+    """The verification checks that failed on the session's recent actions, one line each for a packet."""
+    found = recorded_checks.of_actions(conn, [int(r["id"]) for r in context.history])
+    lines = []
+    for aid, results in found.items():
+        for c in results:
+            if not c.passed:
+                tail = c.tail.strip().splitlines()[-1:] if c.tail.strip() else []
+                lines.append(f"#{aid} {c.summary()}" + (f" ({tail[0][:200]})" if tail else ""))
+    return lines[-10:]
+
+
+def with_checks(settle: Any, action_id: int, checked: list[CheckResult]) -> Any:
+    """The settling unit of work, also keeping the results of the checks run on the action."""
+
+    def settled(conn: sqlite3.Connection) -> standing.Transition | None:
+        if checked:
+            recorded_checks.add(conn, action_id, "each", checked)
+        return cast("standing.Transition | None", settle(conn))
+
+    return settled
+
+
 def draft_args_kept(row: dict[str, Any]) -> str | None:
     """What the record keeps of a draft's arguments once it cannot run: redacted, and for a write or
     an edit its path, hash and size instead of the content (operations.kept_args). None for a row
@@ -581,4 +660,4 @@ def _result_text(result: dict[str, Any] | None) -> str:
     return ""
 
 
-__all__ = ["Carrier", "Review", "draft_args_kept", "sample", "settler"]
+__all__ = ["Carrier", "Review", "draft_args_kept", "sample", "settler", "with_checks"]

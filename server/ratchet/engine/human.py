@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler
+from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler, with_checks
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
 from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
@@ -47,6 +47,7 @@ class HumanSide:
         self.carrier = carrier
         self.views = views
         self.undoer = Undoer(setting, carrier, record_complaint)
+        carrier.undo_failed = self.undo_failed
 
     async def approve(
         self,
@@ -105,8 +106,13 @@ class HumanSide:
             outcome_sample = None  # it ran, but the approval is no evidence that a human read it
         if row["tool"] == REVERT_TOOL:
             outcome_sample = None  # an undo's revert: the undo already counted; the commit's class earns nothing
-        settled = (ran[0], ran[1], ran[2], outcome_sample)
-        await s.store.run(settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept))
+        # An approved draft that executes is verified like any other action of its class.
+        settled, checked = await self.carrier.verify(cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample))
+        settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
+        await s.store.run(with_checks(settle, action_id, checked))
+        if any(not c.passed for c in checked) and cls.undo_on_failure and row["tool"] != REVERT_TOOL:
+            reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
+            await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
 
     async def reject(
@@ -203,6 +209,15 @@ class HumanSide:
         return await self.undoer.undo(
             action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
         )
+
+    async def undo_failed(self, action_id: int, reason: str) -> str:
+        """Undo an action because one of its class's checks failed: the human's undo, with the check as its
+        actor and no complaint (the failure is counted already). The line the agent reads."""
+        try:
+            done = await self.undoer.undo(action_id, reason, complaint=False, reviewer="check")
+        except RatchetError as exc:
+            return f"not undone: action {action_id}: {exc}"
+        return f"undone ({reason}): {done.detail}"
 
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once (until `until`, or until unfreeze)."""

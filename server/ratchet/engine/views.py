@@ -10,10 +10,12 @@ from typing import Any
 import anyio
 
 from ratchet.engine.core import Setting
+from ratchet.engine.verify import view as check_view
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
 from ratchet.policy.levels import Level
 from ratchet.record import actions, integrity, standing, undos
+from ratchet.record import checks as recorded_checks
 from ratchet.record.integrity import Freeze
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import ClassRow
@@ -132,8 +134,14 @@ class Views:
             if row is None:
                 raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
             if row["status"] not in (Status.DRAFT, Status.APPROVING) or time.monotonic() >= deadline:
-                return self.draft_view(row, await self.undo_of(action_id) if row["status"] == Status.EXECUTED else None)
+                undo = await self.undo_of(action_id) if row["status"] == Status.EXECUTED else None
+                return await self.checked(self.draft_view(row, undo))
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    async def checked(self, view: DraftView) -> DraftView:
+        """The view with the verification checks run on the action."""
+        found = await self.setting.store.call(lambda conn: recorded_checks.of_action(conn, view.action_id))
+        return view.model_copy(update={"checks": [check_view(c) for c in found]}) if found else view
 
     @staticmethod
     def draft_view(row: dict[str, Any], undo: undos.Undo | None = None) -> DraftView:

@@ -21,6 +21,7 @@ from ratchet.evidence.metrics import disposition, fmt_seconds
 from ratchet.policy.model import Policy
 from ratchet.record import evidence as recorded
 from ratchet.record import undos
+from ratchet.record.checks import verification_lines
 from ratchet.record.evidence import ActionStory, TransitionRecord
 from ratchet.record.store import Store
 from ratchet.results import TriggerInfo
@@ -117,6 +118,9 @@ class Explanation(BaseModel):
     complaints: list[Complaint]
     moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
     undone: str | None = Field(None, description="how and when a human undid this action, if one did")
+    checks: list[str] = Field(
+        default_factory=list, description="the class's verification checks on this action and any undo they caused"
+    )
 
 
 def _transition(t: TransitionRecord) -> TransitionView:
@@ -191,6 +195,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
             evidence=row.evidence,
         )
     file, line = _split_rule(row.rule)
+    checked = await store.call(lambda conn: verification_lines(conn, action_id))
     return Explanation(
         action_id=row.id,
         tool=row.tool,
@@ -222,6 +227,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         complaints=[Complaint(id=c.id, at=c.at, reason=c.reason, actor=c.actor) for c in story.complaints],
         moves=[_transition(m) for m in story.moves],
         undone=await _undone(store, action_id),
+        checks=checked,
     )
 
 
@@ -279,6 +285,7 @@ def render_explanation(e: Explanation) -> str:
         + (f"; error: {e.error}" if e.error else "")
     )
     out += [f"complaint {c.id} by {c.actor} at {_when(c.at)}: {c.reason}" for c in e.complaints]
+    out += [f"check:    {line}" for line in e.checks]
     out += [f"moved:    {m.action_class} {m.from_level} -> {m.to_level} ({m.kind}): {m.reason}" for m in e.moves]
     if e.undone:
         out.append(f"undo:     {e.undone}")

@@ -52,6 +52,7 @@ from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.record import evidence as recorded
 from ratchet.record import undos as recorded_undos
+from ratchet.record.checks import verified_shares
 from ratchet.record.evidence import PeriodRecord
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
@@ -183,6 +184,18 @@ class UndoRate(BaseModel):
     median_seconds_to_undo: float | None = Field(description="median time from the action to its undo")
 
 
+class Verification(BaseModel):
+    """A class at a level: how many of its executed actions a check of the class judged, and how many failed one."""
+
+    action_class: str
+    level: str
+    executed: int
+    verified: int = Field(description="executed actions with at least one recorded check")
+    verified_share: float | None = Field(description="verified / executed")
+    check_failures: int = Field(description="verified actions on which a check failed")
+    failure_rate: float | None = Field(description="check_failures / verified: the verification failure rate")
+
+
 class MetricsReport(BaseModel):
     """Figures per class and per level over a period, and for all classes together."""
 
@@ -193,6 +206,9 @@ class MetricsReport(BaseModel):
     total: Figures
     classes: list[ClassMetrics]
     undos: list[UndoRate] = Field(default_factory=list, description="undo rate and time to undo, per class")
+    verification: list[Verification] = Field(
+        default_factory=list, description="per class and level: the verified share and the verification failure rate"
+    )
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -340,6 +356,20 @@ async def class_metrics(
         for f in found
         if action_class is None or f.action_class == action_class
     ]
+    shares = await store.call(lambda conn: verified_shares(conn, start, end, action_class))
+    report.verification = [
+        Verification(
+            action_class=v.action_class,
+            level=v.level,
+            executed=v.executed,
+            verified=v.verified,
+            verified_share=_share(v.verified, v.executed),
+            check_failures=v.failed,
+            failure_rate=_share(v.failed, v.verified),
+        )
+        for v in shares
+        if v.verified
+    ]
     return report
 
 
@@ -409,6 +439,11 @@ def render_metrics(report: MetricsReport) -> str:
                 f"  not evidence: {c.overall.unverified} unverified approvals, {c.overall.unanswered} unanswered calls"
             )
         lines += [figures_line(f"  at {level}", f) for level, f in c.levels.items()]
+    for v in report.verification:
+        lines.append(
+            f"verified {v.action_class} at {v.level}: {v.verified}/{v.executed} executed actions checked "
+            f"({_pct(v.verified_share)}), {v.check_failures} failed a check ({_pct(v.failure_rate)})"
+        )
     lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
     lines += [
         f"undone: {u.action_class} {u.undone}/{u.executed} ({_pct(u.undo_rate)}), "

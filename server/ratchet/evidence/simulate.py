@@ -67,6 +67,9 @@ ASSUMPTIONS = (
     "A simulated confirmation is one human decision; a simulated draft is one when the record shows it decided, "
     "or when the action ran or was blocked in the record; a simulated block is one when the record shows a human "
     "resolving that block; a complaint counts where the action would still run. Handoffs are not replayed.",
+    "Verification checks are not run again: a check failure recorded on an action is in its recorded sample and "
+    "is replayed with it, but a candidate's own `verify` checks cannot judge history they never ran on, so "
+    '"what if this class had had these checks" is answered only for actions whose check results are recorded.',
 )
 MOVE_KINDS = ("promote", "demote", "complaint", "human-demote")
 HUMAN_KINDS = ("human-demote", "pin", "unpin")

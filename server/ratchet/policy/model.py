@@ -255,6 +255,12 @@ class ClassSpec(_Strict):
     def _undo_needs_checks(self) -> Self:
         if self.undo_on_failure and not self.verify:
             raise ValueError("undo_on_failure undoes a change whose check failed: expected a verify list as well")
+        targeted = [c for c in self.verify or () if any(p in a for a in c for p in ("{path}", "{paths}"))]
+        if targeted and not set(self.tools) & {"write_file", "edit_file", "git_commit"}:
+            raise ValueError(
+                f"check {targeted[0]} names {{path}}/{{paths}}, but tools {self.tools} have no file targets; "
+                "expected a check without them (or a class with write_file, edit_file or git_commit)"
+            )
         if self.undo_on_failure and self.verify_on != "each":
             raise ValueError('undo_on_failure needs verify_on = "each" (a check at task end judges many changes)')
         return self

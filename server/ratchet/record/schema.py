@@ -214,6 +214,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX undos_action ON undos (action_id)
     """,
+    # verification: each check a class runs on an action that executed (or at its task's end), with
+    # its result. An undo a failing check caused (`undo_on_failure`) is an undo like a human's, in `undos`.
+    """
+    CREATE TABLE checks (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL,
+        at REAL NOT NULL,
+        phase TEXT NOT NULL,
+        argv_json TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        exit_code INTEGER,
+        timed_out INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        tail TEXT NOT NULL
+    );
+    CREATE INDEX checks_by_action ON checks (action_id, id)
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,7 +24,7 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import integrity
 from ratchet.record.integrity import ALL_CLASSES, Freeze, Recorded
 from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, put_class
-from ratchet.rules.settle import Complained, HumanDemoted, Observed, Standing, settle
+from ratchet.rules.settle import Complained, Disproved, HumanDemoted, Observed, Standing, settle
 from ratchet.rules.trust import Sample, Window
 
 
@@ -95,7 +95,13 @@ def complain(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason:
     return _settle(conn, cls, Complained(action_id, reason))
 
 
-def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained) -> Transition | None:
+def disprove(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
+    """A check failed on an action whose success was already counted (a task-end check): its sample
+    becomes a failure (rules/settle.py `Disproved`) and the window is judged."""
+    return _settle(conn, cls, Disproved(action_id, reason))
+
+
+def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained | Disproved) -> Transition | None:
     """Apply the settle rule to the class's standing of record, and store what it says: the sample
     row (added, or turned into a failure), and the move with a fresh window or the window kept."""
     row, rec = current(conn, cls)

@@ -79,6 +79,8 @@ class EscalationPacket(BaseModel):
     cost_of_delay: CostOfDelay
     session_id: str
     over_budget: bool = False
+    # Verification checks that failed on this session's recent actions: "#id check: how (output's end)".
+    failed_checks: list[str] = []
 
     @property
     def recommended(self) -> str:
@@ -114,6 +116,9 @@ class EscalationPacket(BaseModel):
         if self.history:
             recent = ", ".join(f"#{h.action_id} {h.tool} {h.target} → {h.status}" for h in self.history[-5:])
             lines.append(f"**This session so far:** {recent}")
+        if self.failed_checks:
+            lines.append("**Checks that failed:**")
+            lines += [f"- {line}" for line in self.failed_checks]
         lines.append("**Options:**")
         lines += [f"- **{o.name}**{' (recommended)' if o.recommended else ''}: {o.how}" for o in self.options]
         cost = self.cost_of_delay
@@ -174,6 +179,7 @@ def build_packet(
     uncertainty: str | None = None,
     queued_behind: int = 0,
     over_budget: bool = False,
+    failed_checks: list[str] | None = None,
 ) -> EscalationPacket:
     """Assemble a packet, redacting secrets from every free-text field."""
     if triggers:
@@ -207,4 +213,5 @@ def build_packet(
         ),
         session_id=session_id,
         over_budget=over_budget,
+        failed_checks=[redact(line) for line in failed_checks or ()],
     )

@@ -65,6 +65,15 @@ class Complained:
 
 
 @dataclass(frozen=True)
+class Disproved:
+    """A check the class names failed on an action already counted (a task-end check): its success
+    becomes a failure (in the window if it is there, else a failure is added); never a demotion at once."""
+
+    action_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Pinned:
     """A human pins the class at `level`, or lifts the pin (None)."""
 
@@ -87,7 +96,7 @@ class PolicyMoved:
     reason: str
 
 
-Event = Observed | Complained | Pinned | HumanDemoted | PolicyMoved
+Event = Observed | Complained | Disproved | Pinned | HumanDemoted | PolicyMoved
 
 
 @dataclass(frozen=True)
@@ -159,9 +168,9 @@ def settle(cls: ActionClass, standing: Standing, event: Event, freeze: Level | N
     if isinstance(event, Observed):
         window = add_sample(standing.window, Sample(event.action_id, event.ok), cls.trust)
         return _judged(cls, standing, window, event.action_id, freeze, "added")
-    if isinstance(event, Complained):
+    if isinstance(event, Complained | Disproved):
         aid = event.action_id
-        if cls.demote_on_complaint and standing.level > cls.floor:
+        if isinstance(event, Complained) and cls.demote_on_complaint and standing.level > cls.floor:
             reason = f"complaint on action {aid}" + (f": {event.reason}" if event.reason else "")
             ev = evidence(standing.window, cls.trust)
             move = _moved(standing, standing.level.down(), "complaint", "human", reason, ev, aid)
