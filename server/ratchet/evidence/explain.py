@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from ratchet.errors import DraftNotFound
 from ratchet.evidence.metrics import disposition, fmt_seconds
-from ratchet.policy.model import Policy
+from ratchet.policy.model import Policy, TrustParams
 from ratchet.record import evidence as recorded
+from ratchet.record import standing
 from ratchet.record.evidence import ActionStory, TransitionRecord
 from ratchet.record.store import Store
 from ratchet.results import TriggerInfo
@@ -115,6 +116,11 @@ class Explanation(BaseModel):
     finished_at: float | None
     complaints: list[Complaint]
     moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
+    probation: int | None = Field(
+        None,
+        description="samples the class had left on probation when this action's sample was taken (0: served); "
+        "None when its level was not set by a promotion",
+    )
 
 
 def _transition(t: TransitionRecord) -> TransitionView:
@@ -189,6 +195,13 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
             evidence=row.evidence,
         )
     file, line = _split_rule(row.rule)
+    probation = None
+    promoted = story.level_transition
+    if promoted is not None and promoted.kind == "promote":
+        cls_now = policy.get(row.action_class) if policy is not None else None
+        length = (cls_now.trust if cls_now is not None else TrustParams()).probation
+        name = promoted.action_class
+        probation = await store.call(lambda c: standing.probation_at(c, name, promoted.id, length, row.id))
     return Explanation(
         action_id=row.id,
         tool=row.tool,
@@ -219,6 +232,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         finished_at=row.finished_at,
         complaints=[Complaint(id=c.id, at=c.at, reason=c.reason, actor=c.actor) for c in story.complaints],
         moves=[_transition(m) for m in story.moves],
+        probation=probation,
     )
 
 
@@ -248,6 +262,12 @@ def render_explanation(e: Explanation) -> str:
             )
         elif ev:
             out.append(f"          evidence: {json.dumps(ev)}")
+    if e.probation is not None:
+        out.append(
+            f"          on probation: {e.probation} left when its sample was taken"
+            if e.probation
+            else "          probation after that promotion served"
+        )
     out.append(f"decision: this call got {e.level} -> {e.route}" + (" (flagged for review)" if e.flagged else ""))
     out += [f"  trigger {t.name}: {t.detail}" for t in e.triggers] or ["  no trigger fired"]
     if e.pin is not None:
