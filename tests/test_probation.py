@@ -3,8 +3,8 @@ by samples, and any failure during it notifies the human at once (a real notify 
 
 The policy promotes on three successes (Wilson lower bound 0.44 >= 0.4) and puts the class on
 probation for its next three samples. Its ceiling is confirm, so the class stays where it was
-promoted; one failure moves neither the span rule (three failures within eight) nor the probation
-detector (0.29 < 0.5), so the class keeps its rung while the human hears of the failure.
+promoted; one failure does not move the drift detector (0.29 < 0.5), so the class keeps its rung
+while the human hears of the failure.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ from ratchet.rules.trust import (
     flip_sample,
     judge,
     samples_to_promote,
+    spans,
     wilson_bounds,
 )
 
@@ -270,6 +271,17 @@ def test_two_failures_in_a_row_demote_only_on_probation() -> None:
     assert first_move([S] * 25 + [F, F] + [S] * 20, probation=20) is None  # probation served
 
 
+def test_spans_fit_the_classes_bad_rate() -> None:
+    assert spans(DEFAULT) == ((3, 8), (4, 20))  # bad rate 0.20: both
+    assert spans(TrustParams(demote_below=0.85, promote_at=0.95)) == ((3, 8), (4, 20))
+    assert spans(TrustParams(demote_below=0.70)) == ((3, 8),)  # bad rate 0.30: 4 of 20 is too few
+    lenient = TrustParams(demote_below=0.5, promote_at=0.8)
+    assert spans(lenient) == ()
+    # With no span the CUSUM judges every sample: F,F reaches ln(0.5/0.2) * 2 = 1.83 < 2.0, F,F,F demotes.
+    moved = first_move([S] * 30 + [F, F, F], params=lenient)
+    assert moved is not None and moved[0] == 33 and "drift detector" in moved[1].reason
+
+
 @pytest.mark.parametrize("outcomes", [[F, S, F], [F, S, S, F], [S, F, *([S] * 6), F], [F] + [S] * 10 + [F]])
 def test_isolated_failures_do_not_demote(outcomes: list[bool]) -> None:
     assert first_move(outcomes) is None
@@ -468,7 +480,9 @@ def test_on_probation_two_failures_in_a_row_demote_one_between_does_not() -> Non
     steps = run(klass(), at, [Observed(1, F), Observed(2, S), Observed(3, F)])
     assert all(s.move is None for s in steps)
     assert [s.standing.probation for s in steps] == [4, 3, 2]  # each sample added counts it down
-    assert run(klass(), Standing(Level.CONFIRM), [Observed(1, F), Observed(2, F)])[-1].move is None  # served
+    # SMALL calls a 80% failure rate bad: no span fits it, so the CUSUM judges every sample, probation or not.
+    assert spans(SMALL) == ()
+    assert run(klass(), Standing(Level.CONFIRM), [Observed(1, F), Observed(2, F)])[-1].move is not None
     assert drift(steps[-1].standing.window, SMALL) == pytest.approx(math.log(0.8 / 0.6))
     moved = run(klass(), at, [Observed(1, F), Observed(2, F)])[-1].move
     assert moved is not None and (moved.kind, moved.to_level) == ("demote", Level.DRAFT)

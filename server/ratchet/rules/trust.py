@@ -29,6 +29,11 @@ quality, so the evidence gets a shorter fuse there; 20 samples of it cost a stea
 median of 8 actions. The settle rule (rules/settle.py) counts the probation down; the engine tells
 the human at once of any failure during it.
 
+The spans fit classes that call a failure rate of 20% or more bad (`demote_below` 0.80 or higher,
+the default); a span whose share of failures is below the class's bad rate (`1 - demote_below`) is
+not used, and a class left with none (one tuned to tolerate many failures) is judged by the CUSUM
+at every sample, as on probation.
+
 A complaint demotes at once where the class says so. Cost per sample is O(window_size),
 independent of how much history exists.
 """
@@ -131,9 +136,16 @@ def drift(window: Window, params: TrustParams) -> float:
     return value
 
 
-def span_failures(window: Window) -> tuple[int, int] | None:
-    """The first of `SPANS` the window's latest samples breach, as (failures, span); None if none does."""
-    for failures, span in SPANS:
+def spans(params: TrustParams) -> tuple[tuple[int, int], ...]:
+    """The `SPANS` that fit the class: those whose share of failures is at least the failure rate its
+    policy calls bad (1 - demote_below). A class tuned to tolerate many failures keeps the CUSUM alone."""
+    bad = 1.0 - params.demote_below
+    return tuple((k, m) for k, m in SPANS if k / m >= bad - 1e-9)
+
+
+def span_failures(window: Window, params: TrustParams) -> tuple[int, int] | None:
+    """The first of the class's spans the window's latest samples breach, as (failures, span); None if none does."""
+    for failures, span in spans(params):
         if sum(1 for sample in window.samples[-span:] if not sample.ok) >= failures:
             return failures, span
     return None
@@ -173,12 +185,12 @@ def judge(
 ) -> Verdict:
     """Decide whether the class moves one rung, from its window (and, on probation, the stricter rule)."""
     ev = evidence(window, params)
-    breached = span_failures(window)
+    breached = span_failures(window, params)
     if breached is not None and level > floor:
         failures, span = breached
         reason = f"{failures} failures within the last {span} samples"
         return Verdict("demote", level.down(), reason, ev)
-    if probation and ev.drift >= params.drift_threshold and level > floor:
+    if (probation or not spans(params)) and ev.drift >= params.drift_threshold and level > floor:
         return Verdict(
             "demote",
             level.down(),
