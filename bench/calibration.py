@@ -9,8 +9,14 @@ classes whose true success rate is known, many seeded trials each, and reports:
 2. Time to earn: how many samples a 0.99 class needs to climb one rung (median, p90).
 3. Time to demote: how many actions a freshly promoted class that drifts to 0.70 takes to be
    demoted (median, p90).
-4. The same figures for the naive baseline "19 of the last 20" (see `naive_trial`).
-5. Alternative parameter settings (the trade-off) and the false-demotion rate of a steady 0.99 class.
+4. False demotion: the probability that a steady 0.99 class, freshly promoted, is demoted within
+   1,000 actions.
+5. The same figures for the naive baseline "19 of the last 20" (see `naive_trial`).
+6. Alternative parameter settings (the trade-off).
+7. Demotion detectors compared (`CANDIDATES`): the span rule with and without probation, the CUSUM
+   the ratchet used before (alone, at its old and a raised threshold) and a CUSUM whose "good" rate
+   comes from the evidence that earned the promotion. Only demotion differs between them; the
+   promotion rule is the module's in every row.
 
 Scenarios (each trial starts with a fresh, empty window, as after a transition):
 
@@ -18,8 +24,9 @@ Scenarios (each trial starts with a fresh, empty window, as after a transition):
   promoted; the trial ends at the first promotion or after the horizon. At the floor no demotion
   ever resets the window, so one window slides over every action of the trial.
 * `held`: the class has just been promoted to confirm (floor draft) and confirm is its ceiling, so it
-  can only be demoted; the trial ends at the first demotion or after the horizon. (At a true rate of
-  0.70 a promotion is impossible in practice anyway: it needs 52 successes in a row.)
+  can only be demoted (on probation for its first `probation` samples, as after a live promotion);
+  the trial ends at the first demotion or after the horizon. (At a true rate of 0.70 a promotion
+  is impossible in practice anyway: it needs 52 successes in a row.)
 
 Every trial draws its outcomes from `random.Random` seeded by a string built from the base seed,
 the scenario, the true rate and the chunk number, never from the rule or its parameters: the
@@ -52,7 +59,7 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import TrustParams
 from ratchet.rules.trust import Sample, Window, add_sample, drift_steps, judge, wilson_bounds
 
-Rule = Literal["ratchet", "naive"]
+Rule = Literal["ratchet", "naive", "cusum"]
 Scenario = Literal["climb", "held"]
 
 HORIZON = 1_000
@@ -74,8 +81,27 @@ LADDER: dict[str, tuple[Level, Level, Level]] = {
 TARGET_FP_085 = 0.005
 TARGET_FP_090 = 0.05
 TARGET_EARN_MEDIAN = 60
-TARGET_DEMOTE_MEDIAN = 8
+TARGET_DEMOTE_MEDIAN = 9
 TARGET_DEMOTE_P90 = 20
+TARGET_FALSE_DEMOTION = 0.03  # a steady 0.99 class, within 1,000 actions
+
+# Demotion detectors compared (rule, overrides of the defaults, the CUSUM's "good" rate or None for
+# promote_at). "cusum" is the detector the ratchet used before the span rule: the CUSUM alone, at
+# every sample. 0.981 is the posterior mean (s + 1) / (n + 2) of the 52/52 window that promotes a
+# typical 0.99 class: a "good" rate taken from the evidence that earned the promotion.
+CANDIDATES: tuple[tuple[str, Rule, dict[str, Any], float | None], ...] = (
+    ("spans, probation 20 (defaults)", "ratchet", {}, None),
+    ("spans, no probation", "ratchet", {"probation": 0}, None),
+    ("spans, probation 50", "ratchet", {"probation": 50}, None),
+    ("before: CUSUM alone, threshold 2.0", "cusum", {}, None),
+    ("CUSUM alone, threshold 2.2", "cusum", {"drift_threshold": 2.2}, None),
+    (
+        "CUSUM alone, good rate 0.981 from the promotion's evidence, threshold 4.7",
+        "cusum",
+        {"drift_threshold": 4.7},
+        0.981,
+    ),
+)
 
 # Alternative settings for the trade-off section: one knob moved at a time from the defaults.
 ALTERNATIVES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -105,11 +131,15 @@ class Config:
     horizon: int = HORIZON
     earn_trials: int = DEFAULT_TRIALS  # time to earn at 0.99 (~60 actions a trial)
     demote_trials: int = 5 * DEFAULT_TRIALS  # time to demote at 0.70 (~10 actions a trial)
-    hold_trials: int = DEFAULT_TRIALS // 2  # false demotion of a steady 0.99 class (~1,000 a trial)
+    hold_trials: int = 3 * DEFAULT_TRIALS  # false demotion of a steady 0.99 class (~1,000 a trial): the goal
+
     alt_trials: int = DEFAULT_TRIALS // 10  # per alternative: false promotion and false demotion
     alt_earn_trials: int = DEFAULT_TRIALS // 2  # per alternative: time to earn
     alt_demote_trials: int = 2 * DEFAULT_TRIALS  # per alternative: time to demote
     alternatives: tuple[tuple[str, dict[str, Any]], ...] = ALTERNATIVES
+    candidates: tuple[tuple[str, Rule, dict[str, Any], float | None], ...] = CANDIDATES
+    cand_trials: int = DEFAULT_TRIALS  # per candidate: false demotion (time to demote: cand_demote_trials)
+    cand_demote_trials: int = 2 * DEFAULT_TRIALS
 
     @classmethod
     def scaled(cls, trials: int, seed: int = DEFAULT_SEED, workers: int = 2) -> Config:
@@ -121,10 +151,12 @@ class Config:
             workers=workers,
             earn_trials=trials,
             demote_trials=5 * trials,
-            hold_trials=max(trials // 2, 1),
+            hold_trials=3 * trials,
             alt_trials=max(trials // 10, 1),
             alt_earn_trials=max(trials // 2, 1),
             alt_demote_trials=2 * trials,
+            cand_trials=trials,
+            cand_demote_trials=2 * trials,
         )
 
     def counts(self) -> dict[str, tuple[int, int]]:
@@ -152,6 +184,7 @@ class Task:
     trials: int
     seed: int
     cost: float = field(default=0.0, compare=False)  # for scheduling only: expected judge() calls
+    good: float | None = None  # the "cusum" rule's good rate (None: promote_at)
 
 
 @dataclass(frozen=True)
@@ -164,6 +197,7 @@ class Experiment:
     scenario: Scenario
     p_true: float
     trials: int
+    good: float | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,14 +219,39 @@ def ratchet_trial(
     """
     level, floor, ceiling = LADDER[scenario]
     wanted = "promote" if scenario == "climb" else "demote"
+    probation = params.probation if scenario == "held" else 0  # held: just promoted, so on probation
     window = Window()
     for action in range(1, horizon + 1):
         window = add_sample(window, Sample(action, outcomes.random() < p_true), params)
-        verdict = judge(window, level, floor, ceiling, params)
+        verdict = judge(window, level, floor, ceiling, params, probation=action <= probation)
         if verdict.move == wanted:
             return action
         if verdict.move is not None:  # impossible by construction of LADDER; fail loudly if not
             raise RuntimeError(f"unexpected {verdict.move} in scenario {scenario}: {verdict.reason}")
+    return None
+
+
+def cusum_trial(
+    outcomes: random.Random, p_true: float, scenario: Scenario, params: TrustParams, horizon: int, good: float | None
+) -> int | None:
+    """One trial of a CUSUM-alone detector (the ratchet's rule before the span rule), with the same
+    promotion rule: demote when the Bernoulli CUSUM of "fallen to demote_below" against "as good as
+    `good`" (promote_at when None) reaches drift_threshold, replayed over the window at every sample."""
+    level, floor, ceiling = LADDER[scenario]
+    base = params.promote_at if good is None else good
+    on_success = math.log(params.demote_below / base)
+    on_failure = math.log((1.0 - params.demote_below) / (1.0 - base))
+    window: deque[bool] = deque(maxlen=params.window_size)
+    for action in range(1, horizon + 1):
+        window.append(outcomes.random() < p_true)
+        value = 0.0
+        for ok in window:
+            value = max(0.0, value + (on_success if ok else on_failure))
+        if level > floor and value >= params.drift_threshold:
+            return action if scenario == "held" else None
+        n, successes = len(window), sum(window)
+        if level < ceiling and n >= params.min_samples and wilson_bounds(successes, n)[0] >= params.promote_at:
+            return action if scenario == "climb" else None
     return None
 
 
@@ -231,6 +290,9 @@ def run_task(task: Task) -> tuple[str, int, list[int | None]]:
         if task.rule == "ratchet":
             assert params is not None
             results.append(ratchet_trial(outcomes, task.p_true, task.scenario, params, task.horizon))
+        elif task.rule == "cusum":
+            assert params is not None
+            results.append(cusum_trial(outcomes, task.p_true, task.scenario, params, task.horizon, task.good))
         else:
             results.append(naive_trial(outcomes, task.p_true, task.scenario, task.horizon))
     return task.key, task.first_trial, results
@@ -347,6 +409,14 @@ def experiments(config: Config) -> list[Experiment]:
             trials = counts[figure][which]
             if trials > 0:
                 found.append(Experiment(f"{label}|{figure}", rule, params, scenario, p_true, trials))
+    held = {"false_demotion_099": config.cand_trials, "time_to_demote_070": config.cand_demote_trials}
+    for label, rule, overrides, good in config.candidates:
+        if rule == "ratchet" and not overrides:
+            continue  # the defaults: already simulated above
+        for figure, scenario, p_true, _kind in FIGURES:
+            if held.get(figure, 0) > 0:
+                key = f"candidate {label}|{figure}"
+                found.append(Experiment(key, rule, {**default, **overrides}, scenario, p_true, held[figure], good))
     return found
 
 
@@ -365,7 +435,7 @@ def tasks_for(config: Config, found: Iterable[Experiment]) -> list[Task]:
     tasks: list[Task] = []
     for exp in found:
         per_trial = COST_PER_TRIAL[exp.key.split("|")[1]] * config.horizon
-        weight = per_trial * (1.0 if exp.rule == "ratchet" else 0.05)
+        weight = per_trial * (0.05 if exp.rule == "naive" else 1.0)
         for first in range(0, exp.trials, CHUNK):
             count = min(CHUNK, exp.trials - first)
             tasks.append(
@@ -380,6 +450,7 @@ def tasks_for(config: Config, found: Iterable[Experiment]) -> list[Task]:
                     count,
                     config.seed,
                     weight * count,
+                    exp.good,
                 )
             )
     tasks.sort(key=lambda t: -t.cost)
@@ -419,7 +490,11 @@ def _verdict(met: bool | None, conclusive: bool | None) -> dict[str, Any]:
 def check_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
     """Each issue-8 target against one setting's figures: met, and whether the interval settles it."""
     checks: list[dict[str, Any]] = []
-    for figure, target in (("false_promotion_085", TARGET_FP_085), ("false_promotion_090", TARGET_FP_090)):
+    for figure, target in (
+        ("false_promotion_085", TARGET_FP_085),
+        ("false_promotion_090", TARGET_FP_090),
+        ("false_demotion_099", TARGET_FALSE_DEMOTION),
+    ):
         fig = figures.get(figure)
         if fig is None or fig["rate"] is None:
             continue
@@ -501,8 +576,19 @@ def run(config: Config) -> dict[str, Any]:
             "naive": check_targets(settings.get("naive", {})),
         },
         "alternatives": alternatives,
+        "candidates": [
+            {
+                "label": label,
+                "rule": rule,
+                "overrides": overrides,
+                "good": good,
+                "figures": settings.get("default" if rule == "ratchet" and not overrides else f"candidate {label}", {}),
+            }
+            for label, rule, overrides, good in config.candidates
+        ],
         "exact_check": {
-            "what": "time to demote at 0.70, exact CUSUM distribution from trust.drift_steps (no simulation)",
+            "what": "time to demote at 0.70 by the probation detector alone (the CUSUM), exact distribution "
+            "from trust.drift_steps (no simulation); the span rule can only demote sooner",
             "default": exact_demotion_time(TrustParams(), 0.70, (TARGET_DEMOTE_MEDIAN, TARGET_DEMOTE_P90)),
             **{
                 label: exact_demotion_time(TrustParams(**{**TrustParams().model_dump(), **overrides}), 0.70)
@@ -569,7 +655,7 @@ def main_table(report: dict[str, Any]) -> str:
         ("Time to earn one rung, true rate 0.99: p90", "time_to_earn_099", "p90", "—"),
         ("Time to demote, drift to 0.70: median", "time_to_demote_070", "median", f"≤ {TARGET_DEMOTE_MEDIAN}"),
         ("Time to demote, drift to 0.70: p90", "time_to_demote_070", "p90", f"≤ {TARGET_DEMOTE_P90}"),
-        ("False demotion, steady 0.99, within 1,000 actions", "false_demotion_099", "rate", "—"),
+        ("False demotion, steady 0.99, within 1,000 actions", "false_demotion_099", "rate", "≤ 3%"),
     )
     for title, figure, stat, target in lines:
         cells: list[str] = []
@@ -601,6 +687,39 @@ def alternatives_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def candidates_table(report: dict[str, Any]) -> str:
+    """The demotion detectors compared, against the goal; the promotion figures are the defaults' (the
+    promotion rule is the same in every row)."""
+    rows = [
+        f"| Detector | False demotion 0.99, 1,000 actions (≤ {_pct(TARGET_FALSE_DEMOTION)}) | "
+        f"Demote 0.70 median (≤ {TARGET_DEMOTE_MEDIAN}) | Demote 0.70 p90 (≤ {TARGET_DEMOTE_P90}) | "
+        "False promotion 0.85 / 0.90 | Earn 0.99 median | Goal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = report["rules"]["ratchet"]
+    fp85, fp90, earn = (base.get(k) for k in ("false_promotion_085", "false_promotion_090", "time_to_earn_099"))
+    promo = f"{_pct(fp85['rate']) if fp85 else '—'} / {_pct(fp90['rate']) if fp90 else '—'}"
+    earned = _num(earn["median"], earn["cap"]) if earn else "—"
+    for cand in report.get("candidates", []):
+        figs = cand["figures"]
+        fd, drop = figs.get("false_demotion_099"), figs.get("time_to_demote_070")
+        if fd is None or drop is None:
+            continue
+        med, p90 = drop["median"], drop["p90"]
+        met = (
+            fd["rate"] <= TARGET_FALSE_DEMOTION
+            and med is not None
+            and med <= TARGET_DEMOTE_MEDIAN
+            and p90 is not None
+            and p90 <= TARGET_DEMOTE_P90
+        )
+        rows.append(
+            f"| {cand['label']} | {fmt_proportion(fd)} | {fmt_quantile(drop, 'median')} | "
+            f"{fmt_quantile(drop, 'p90')} | {promo} | {earned} | {'✓' if met else '✗'} |"
+        )
+    return "\n".join(rows)
+
+
 def target_lines(report: dict[str, Any]) -> list[str]:
     """One ✓/✗ line per target for the default ratchet."""
     names = {
@@ -609,6 +728,7 @@ def target_lines(report: dict[str, Any]) -> list[str]:
         ("time_to_earn_099", "median"): "time to earn at 0.99 (median)",
         ("time_to_demote_070", "median"): "time to demote at 0.70 (median)",
         ("time_to_demote_070", "p90"): "time to demote at 0.70 (p90)",
+        ("false_demotion_099", "rate"): "false demotion of a steady 0.99 class",
     }
     lines = []
     for check in report["targets"]["ratchet"]:
@@ -664,6 +784,15 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
             "## Targets (ratchet, defaults)",
             "",
             *target_lines(report),
+            "",
+            "## Demotion detectors compared",
+            "",
+            "Each row sees the same outcomes. The promotion rule is the module's in every row, so the false",
+            "promotion and time-to-earn columns repeat the defaults' figures. Probation applies in the held",
+            "scenario (a freshly promoted class); the no-probation row is also the figure for a drift that",
+            "starts after probation was served.",
+            "",
+            candidates_table(report),
             "",
             "## Trade-off: one parameter moved from the defaults",
             "",

@@ -47,6 +47,13 @@ def report(calibration: ModuleType) -> dict[str, Any]:
         alt_earn_trials=4,
         alt_demote_trials=10,
         alternatives=(("drift_threshold 1.5", {"drift_threshold": 1.5}),),
+        # The compared demotion detectors (the report's `candidates`): two of them, a few trials each.
+        candidates=(
+            ("spans, probation 20 (defaults)", "ratchet", {}, None),
+            ("before: CUSUM alone, threshold 2.0", "cusum", {}, None),
+        ),
+        cand_trials=2,
+        cand_demote_trials=10,
     )
     result: dict[str, Any] = calibration.run(config)
     return result
@@ -65,6 +72,11 @@ def test_report_structure(report: dict[str, Any]) -> None:
     assert report["rules"]["ratchet"]["time_to_demote_070"]["trials"] == 40
     assert [a["label"] for a in report["alternatives"]] == ["drift_threshold 1.5"]
     assert set(report["alternatives"][0]["figures"]) == FIGURES
+    # Each compared detector has the held-scenario figures; the defaults' row is the defaults' run.
+    assert [c["rule"] for c in report["candidates"]] == ["ratchet", "cusum"]
+    assert report["candidates"][0]["figures"] == report["rules"]["ratchet"]
+    assert set(report["candidates"][1]["figures"]) == {"false_demotion_099", "time_to_demote_070"}
+    assert report["candidates"][1]["figures"]["time_to_demote_070"]["trials"] == 10
     json.dumps(report)  # JSON-ready
 
 
@@ -97,7 +109,7 @@ def test_main_writes_results(calibration: ModuleType, tmp_path: Path, capsys: py
     data = json.loads((tmp_path / "calibration.json").read_text(encoding="utf-8"))
     markdown = (tmp_path / "calibration.md").read_text(encoding="utf-8")
     assert data["config"]["seed"] == 3 and data["command"].endswith("--out " + str(tmp_path))
-    assert "| Figure | Target |" in markdown and markdown in printed
+    assert "| Figure | Target |" in markdown and "| Detector |" in markdown and markdown in printed
     assert ("✓" in markdown) or ("✗" in markdown)
 
 
@@ -113,6 +125,7 @@ def test_seeded_and_independent_of_workers(calibration: ModuleType) -> None:
         alt_earn_trials=0,
         alt_demote_trials=0,
         alternatives=(),
+        candidates=(),
     )
     config = calibration.Config(**{**config.__dict__, "horizon": 150})
     first = calibration.run(config)["rules"]

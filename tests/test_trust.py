@@ -9,7 +9,11 @@ With the default TrustParams (window 100, min 40, promote_at 0.93, demote_below 
   0.93004 at n = 77, so it first promotes at sample 77.
 - The drift detector adds log(0.80 / 0.93) = -0.15057 per success and log(0.20 / 0.07) = +1.04982 per
   failure, floored at 0. For S,S,F,S,F,F: 0, 0, 1.04982, 0.89925, 1.94907, 2.99889 -> the first value
-  >= 2.0 is at sample 6. F,F demotes at sample 2 (2.09964); F,S,F never does (1.94907).
+  >= 2.0 is at sample 6. F,F reaches 2.09964 at sample 2; F,S,F never does (1.94907). The detector
+  only demotes on probation (the first `probation` samples after a promotion).
+- Outside probation a class is demoted by several failures within a short span (trust.SPANS): 3 within
+  the last 8 samples, or 4 within the last 20. S,S,F,S,F,F breaches the first at sample 6; two
+  failures in a row, alone, never demote.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ratchet.rules.trust import (
     flip_sample,
     judge,
     samples_to_promote,
+    spans,
     wilson_bounds,
 )
 
@@ -68,12 +73,14 @@ def first_move(
     floor: Level = Level.DRAFT,
     ceiling: Level = Level.AUTONOMOUS,
     params: TrustParams = DEFAULT,
+    probation: int = 0,
 ) -> tuple[int, Verdict] | None:
-    """Feed outcomes one at a time into a fresh window; the 1-based index and verdict of the first move."""
+    """Feed outcomes one at a time into a fresh window; the 1-based index and verdict of the first move
+    (the first `probation` samples judged on probation)."""
     window = Window()
     for index, ok in enumerate(outcomes, start=1):
         window = add_sample(window, Sample(index, ok), params)
-        verdict = judge(window, level, floor, ceiling, params)
+        verdict = judge(window, level, floor, ceiling, params, probation=index <= probation)
         if verdict.move is not None:
             return index, verdict
         assert verdict.to_level == level
@@ -223,25 +230,62 @@ def test_one_failure_at_sample_10_promotes_at_sample_77() -> None:
 @pytest.mark.parametrize(
     ("outcomes", "index"),
     [
-        ([S, S, F, S, F, F], 6),
-        ([F, F], 2),
-        ([S] * 30 + [F, F], 32),
-        ([F, S, F, S, F], 5),  # 1.0498 -> 0.8993 -> 1.9491 -> 1.7985 -> 2.8483
+        ([S, S, F, S, F, F], 6),  # 3 failures within the last 8
+        ([F, S, F, S, F], 5),
+        ([S] * 30 + [F, *([S] * 5), F, F], 38),
+        ([F, *([S] * 6), F, *([S] * 5), F, *([S] * 4), F], 19),  # 4 failures within the last 20, never 3 in 8
     ],
 )
-def test_fresh_window_demotes_at(outcomes: list[bool], index: int) -> None:
+def test_several_failures_within_a_short_span_demote(outcomes: list[bool], index: int) -> None:
     moved = first_move([*outcomes, *([S] * 20)])
     assert moved is not None
     got, verdict = moved
     assert got == index
     assert (verdict.move, verdict.to_level) == ("demote", Level.DRAFT)
+    assert "failures within the last" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "index"),
+    [
+        ([S, S, F, S, F, F], 6),
+        ([F, F], 2),
+        ([S] * 15 + [F, F], 17),
+        ([F, S, F, S, F], 5),  # 1.0498 -> 0.8993 -> 1.9491 -> 1.7985 -> 2.8483
+    ],
+)
+def test_on_probation_the_drift_detector_demotes_at(outcomes: list[bool], index: int) -> None:
+    moved = first_move([*outcomes, *([S] * 20)], probation=DEFAULT.probation)
+    assert moved is not None
+    got, verdict = moved
+    assert got == index
+    assert (verdict.move, verdict.to_level) == ("demote", Level.DRAFT)
     assert verdict.evidence.drift >= DEFAULT.drift_threshold
-    assert "drift detector" in verdict.reason
+
+
+def test_two_failures_in_a_row_demote_only_on_probation() -> None:
+    # The false alarm the span rule removes: a steady 99% class shows F,F about once in 10,000 actions.
+    assert first_move([S] * 30 + [F, F] + [S] * 20) is None
+    moved = first_move([S] * 15 + [F, F], probation=20)
+    assert moved is not None and moved[0] == 17 and "on probation: drift detector" in moved[1].reason
+    assert first_move([S] * 25 + [F, F] + [S] * 20, probation=20) is None  # probation served
+
+
+def test_spans_fit_the_classes_bad_rate() -> None:
+    assert spans(DEFAULT) == ((3, 8), (4, 20))  # bad rate 0.20: both
+    assert spans(TrustParams(demote_below=0.85, promote_at=0.95)) == ((3, 8), (4, 20))
+    assert spans(TrustParams(demote_below=0.70)) == ((3, 8),)  # bad rate 0.30: 4 of 20 is too few
+    lenient = TrustParams(demote_below=0.5, promote_at=0.8)
+    assert spans(lenient) == ()
+    # With no span the CUSUM judges every sample: F,F reaches ln(0.5/0.2) * 2 = 1.83 < 2.0, F,F,F demotes.
+    moved = first_move([S] * 30 + [F, F, F], params=lenient)
+    assert moved is not None and moved[0] == 33 and "drift detector" in moved[1].reason
 
 
 @pytest.mark.parametrize("outcomes", [[F, S, F], [F, S, S, F], [S, F, *([S] * 6), F], [F] + [S] * 10 + [F]])
 def test_isolated_failures_do_not_demote(outcomes: list[bool]) -> None:
     assert first_move(outcomes) is None
+    assert first_move(outcomes, probation=DEFAULT.probation) is None
 
 
 def test_never_promotes_before_min_samples() -> None:
@@ -288,17 +332,17 @@ def test_never_demotes_below_the_floor(level: Level) -> None:
 
 
 def test_demotion_is_one_rung() -> None:
-    moved = first_move([F, F], level=Level.AUTONOMOUS, floor=Level.BLOCKED)
+    moved = first_move([F, F, F], level=Level.AUTONOMOUS, floor=Level.BLOCKED)
     assert moved is not None
     assert moved[1].to_level == Level.CONFIRM
 
 
 def test_demotion_is_checked_before_promotion() -> None:
-    # With a 200-sample window, 198 successes then F,F still clear the promotion bar, but the drift
-    # detector has reached 2 * 1.04982 = 2.09964 >= 2.0: demotion wins.
+    # With a 200-sample window, 197 successes then F,F,F still clear the promotion bar, but 3
+    # failures within the last 8 demote: demotion wins.
     wide = TrustParams(window_size=200)
-    window = window_of([S] * 198 + [F, F])
-    assert wilson_bounds(198, 200)[0] >= wide.promote_at
+    window = window_of([S] * 197 + [F, F, F])
+    assert wilson_bounds(197, 200)[0] >= wide.promote_at
     verdict = judge(window, Level.CONFIRM, Level.DRAFT, Level.AUTONOMOUS, wide)
     assert (verdict.move, verdict.to_level) == ("demote", Level.DRAFT)
 
@@ -426,14 +470,19 @@ def test_three_successes_promote_and_the_move_carries_the_judged_window() -> Non
     )
     assert (move.evidence.n, move.evidence.successes, move.evidence.action_ids) == (3, 3, [1, 2, 3])
     assert move.evidence.lower == pytest.approx(3 / (3 + Z_95**2))
-    assert steps[2].standing == Standing(Level.CONFIRM)  # a move starts a fresh window
+    # A move starts a fresh window; a promotion puts the class on probation.
+    assert steps[2].standing == Standing(Level.CONFIRM, probation=SMALL.probation)
     assert all(s.sample == "added" for s in steps)
 
 
-def test_two_failures_in_a_row_demote_one_between_does_not() -> None:
-    at = Standing(Level.CONFIRM)
+def test_on_probation_two_failures_in_a_row_demote_one_between_does_not() -> None:
+    at = Standing(Level.CONFIRM, probation=5)
     steps = run(klass(), at, [Observed(1, F), Observed(2, S), Observed(3, F)])
     assert all(s.move is None for s in steps)
+    assert [s.standing.probation for s in steps] == [4, 3, 2]  # each sample added counts it down
+    # SMALL calls a 80% failure rate bad: no span fits it, so the CUSUM judges every sample, probation or not.
+    assert spans(SMALL) == ()
+    assert run(klass(), Standing(Level.CONFIRM), [Observed(1, F), Observed(2, F)])[-1].move is not None
     assert drift(steps[-1].standing.window, SMALL) == pytest.approx(math.log(0.8 / 0.6))
     moved = run(klass(), at, [Observed(1, F), Observed(2, F)])[-1].move
     assert moved is not None and (moved.kind, moved.to_level) == ("demote", Level.DRAFT)
@@ -450,7 +499,9 @@ def test_a_pin_or_a_freeze_at_the_level_holds_promotion_but_not_demotion() -> No
     assert run(klass(), Standing(Level.DRAFT, pinned=Level.CONFIRM), three)[-1].move is not None
     lifted = run(klass(), pinned[-1].standing, [Pinned(None), Observed(4, S)])
     assert lifted[0].move is None and lifted[1].move is not None and lifted[1].move.evidence.n == 4
-    down = run(klass(), Standing(Level.CONFIRM, pinned=Level.CONFIRM), [Observed(1, F), Observed(2, F)])[-1]
+    down = run(klass(), Standing(Level.CONFIRM, pinned=Level.CONFIRM, probation=5), [Observed(1, F), Observed(2, F)])[
+        -1
+    ]
     assert down.move is not None and down.standing == Standing(Level.DRAFT, pinned=Level.CONFIRM)
 
 
@@ -465,7 +516,7 @@ def test_a_complaint_demotes_at_once_on_the_window_as_it_stood() -> None:
 
 def test_a_complaint_at_the_floor_or_without_demotion_turns_the_sample_into_a_failure() -> None:
     soft = klass(demote_on_complaint=False)
-    before = run(soft, Standing(Level.CONFIRM), [Observed(1, F), Observed(2, S)])[-1].standing
+    before = run(soft, Standing(Level.CONFIRM, probation=5), [Observed(1, F), Observed(2, S)])[-1].standing
     flipped = settle(soft, before, Complained(2))
     assert flipped.sample == "flipped" and flipped.move is not None and flipped.move.kind == "demote"
     assert flipped.move.evidence.action_ids == [1, 2] and flipped.move.evidence.successes == 0
@@ -484,6 +535,24 @@ def test_a_human_demotion_stops_at_the_floor_and_never_raises() -> None:
     )
     assert settle(klass(), Standing(Level.DRAFT), HumanDemoted(Level.BLOCKED, "audit")).move is None
     assert settle(klass(), Standing(Level.DRAFT), PolicyMoved(Level.CONFIRM, "start")).standing.level == Level.CONFIRM
+
+
+def test_probation_follows_a_promotion_only_and_ends_with_any_move() -> None:
+    promoted = run(klass(), Standing(Level.DRAFT), [Observed(i, S) for i in (1, 2, 3)])[-1].standing
+    assert promoted.probation == SMALL.probation
+    # A flipped sample adds nothing, so it does not count probation down; a pin keeps it.
+    two = run(klass(demote_on_complaint=False), promoted, [Observed(4, S), Complained(4), Pinned(Level.CONFIRM)])
+    assert [s.standing.probation for s in two] == [SMALL.probation - 1] * 3
+    # A human's demotion, a policy move and a complaint's demotion end it.
+    assert settle(klass(), promoted, HumanDemoted(Level.DRAFT, "x")).standing.probation == 0
+    assert settle(klass(), promoted, PolicyMoved(Level.CONFIRM, "x")).standing.probation == 0
+    assert settle(klass(), promoted, Complained(3)).standing.probation == 0
+    # It counts down to zero and stays there.
+    top = klass(ceiling=Level.CONFIRM)
+    served = run(top, replace(promoted, probation=2), [Observed(i, S) for i in (5, 6, 7)])
+    assert [s.standing.probation for s in served] == [1, 0, 0]
+    # A further promotion starts a new probation.
+    assert run(klass(), served[-1].standing, [Observed(8, S)])[-1].standing.probation == SMALL.probation
 
 
 def test_the_streak_and_the_recorded_sample() -> None:

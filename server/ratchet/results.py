@@ -90,6 +90,9 @@ class ClassStatus(BaseModel):
     capped_by: list[TriggerInfo] = Field(
         default_factory=list, description="standing triggers that hold the class below its level (e.g. no-sandbox)"
     )
+    probation: int = Field(
+        0, description="samples left on probation after a promotion (0: not on probation); a failure notifies at once"
+    )
     unverified: int = Field(
         0,
         description="approvals that ran but were no evidence (faster than the reading rule, or not from the CLI "

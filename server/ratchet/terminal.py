@@ -177,7 +177,8 @@ def status(levels: TrustLevels, queued: int) -> str:
         if c.unverified or c.unanswered:
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
         pinned = "" if c.pinned is None else c.pinned
-        rows.append([c.action_class, c.level, pinned, c.would, evidence, c.next_promotion])
+        level = c.level + (f" (on probation: {c.probation} left)" if c.probation else "")
+        rows.append([c.action_class, level, pinned, c.would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]

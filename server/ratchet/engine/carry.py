@@ -571,7 +571,16 @@ def sample(
 ) -> standing.Transition | None:
     """One piece of evidence: the sample label, the session's failure streak, the window and any move."""
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
-    return standing.apply_sample(conn, cls, action_id, ok)
+    left = 0 if ok else standing.on_probation(conn, cls)
+    moved = standing.apply_sample(conn, cls, action_id, ok)
+    if left:  # a failure on probation after a promotion: the human hears of it at once
+        defaults = setting.policy.defaults
+        notify(
+            defaults.notify,
+            defaults.limits.notifications_per_minute,
+            standing.probation_notice(cls, action_id, left, moved),
+        )
+    return moved
 
 
 def settler(

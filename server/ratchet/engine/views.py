@@ -37,16 +37,24 @@ class Views:
 
         def read(
             conn: sqlite3.Connection,
-        ) -> tuple[list[ClassRow], Freeze | None, tuple[int, list[str]], dict[str, tuple[int, int]]]:
+        ) -> tuple[list[ClassRow], Freeze | None, tuple[int, list[str]], dict[str, tuple[int, int]], list[int]]:
             # The record, not the cache: a cache changed outside Ratchet is reported here too.
-            found = [standing.current(conn, cls)[0] for cls in classes]
-            return found, integrity.freeze_of(conn), integrity.tamper_records(conn), actions.not_evidence(conn)
+            found = [standing.current(conn, cls) for cls in classes]
+            probation = [standing.probation_left(conn, cls, rec) for cls, (_, rec) in zip(classes, found, strict=True)]
+            rows = [row for row, _ in found]
+            return (
+                rows,
+                integrity.freeze_of(conn),
+                integrity.tamper_records(conn),
+                actions.not_evidence(conn),
+                probation,
+            )
 
-        rows, freeze, (tampers, tamper_lines), not_evidence = await self.setting.store.run(read)
+        rows, freeze, (tampers, tamper_lines), not_evidence, probation = await self.setting.store.run(read)
         frozen = freeze if freeze is not None and freeze.active() else None
         sandbox = await sandbox_status_async()
         out = []
-        for cls, row in zip(classes, rows, strict=True):
+        for cls, row, left in zip(classes, rows, probation, strict=True):
             window = standing.window_of(row)
             ev = evidence(window, cls.trust)
             earned = Level.parse(row.level)
@@ -85,6 +93,7 @@ class Views:
                     capped_by=[TriggerInfo(**t.as_dict()) for t in decision.triggers],
                     unverified=not_evidence.get(cls.name, (0, 0))[0],
                     unanswered=not_evidence.get(cls.name, (0, 0))[1],
+                    probation=left,
                 )
             )
         shown = f"on ({sandbox.detail})" if sandbox.available else f"unavailable: {sandbox.detail}"

@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 
 from ratchet.errors import DraftNotFound
 from ratchet.evidence.metrics import disposition, fmt_seconds
-from ratchet.policy.model import Policy
+from ratchet.policy.model import Policy, TrustParams
 from ratchet.record import evidence as recorded
-from ratchet.record import undos
+from ratchet.record import standing, undos
 from ratchet.record.checks import verification_lines
 from ratchet.record.evidence import ActionStory, TransitionRecord
 from ratchet.record.store import Store
@@ -118,8 +118,11 @@ class Explanation(BaseModel):
     complaints: list[Complaint]
     moves: list[TransitionView] = Field(description="transitions this action's outcome or complaint caused")
     undone: str | None = Field(None, description="how and when a human undid this action, if one did")
-    checks: list[str] = Field(
-        default_factory=list, description="the class's verification checks on this action and any undo they caused"
+    checks: list[str] = Field(default_factory=list, description="the class's verification checks on this action")
+    probation: int | None = Field(
+        None,
+        description="samples the class had left on probation when this action's sample was taken (0: served); "
+        "None when its level was not set by a promotion",
     )
 
 
@@ -196,6 +199,13 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         )
     file, line = _split_rule(row.rule)
     checked = await store.call(lambda conn: verification_lines(conn, action_id))
+    probation = None
+    promoted = story.level_transition
+    if promoted is not None and promoted.kind == "promote":
+        cls_now = policy.get(row.action_class) if policy is not None else None
+        length = (cls_now.trust if cls_now is not None else TrustParams()).probation
+        name = promoted.action_class
+        probation = await store.call(lambda c: standing.probation_at(c, name, promoted.id, length, row.id))
     return Explanation(
         action_id=row.id,
         tool=row.tool,
@@ -228,6 +238,7 @@ async def explain_action(store: Store, action_id: int, policy: Policy | None = N
         moves=[_transition(m) for m in story.moves],
         undone=await _undone(store, action_id),
         checks=checked,
+        probation=probation,
     )
 
 
@@ -262,6 +273,12 @@ def render_explanation(e: Explanation) -> str:
             )
         elif ev:
             out.append(f"          evidence: {json.dumps(ev)}")
+    if e.probation is not None:
+        out.append(
+            f"          on probation: {e.probation} left when its sample was taken"
+            if e.probation
+            else "          probation after that promotion served"
+        )
     out.append(f"decision: this call got {e.level} -> {e.route}" + (" (flagged for review)" if e.flagged else ""))
     out += [f"  trigger {t.name}: {t.detail}" for t in e.triggers] or ["  no trigger fired"]
     if e.pin is not None:

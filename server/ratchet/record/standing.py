@@ -83,6 +83,57 @@ def _move(
     return Transition(tid, cls.name, row.level, to.label, kind, actor, reason, ev)
 
 
+def probation_left(conn: sqlite3.Connection, cls: ActionClass, rec: Recorded) -> int:
+    """Samples the class has left on probation, by the record: its last level move was a promotion,
+    and fewer than `probation` samples were added since (the samples of its epoch)."""
+    if rec.transition_id is None or cls.trust.probation == 0:
+        return 0
+    kind = conn.execute("SELECT kind FROM transitions WHERE id = ?", (rec.transition_id,)).fetchone()
+    if kind is None or kind[0] != "promote":
+        return 0
+    (seen,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM samples WHERE class = ? AND epoch = ? LIMIT ?)",
+        (cls.name, rec.transition_id, cls.trust.probation),
+    ).fetchone()
+    return cls.trust.probation - int(seen)
+
+
+def probation_at(conn: sqlite3.Connection, name: str, transition_id: int, probation: int, action_id: int) -> int | None:
+    """Samples left on probation when the action's sample was taken at the level `transition_id` set
+    (for an action with no sample there: as things stand now); None when that move was no promotion."""
+    kind = conn.execute("SELECT kind FROM transitions WHERE id = ?", (transition_id,)).fetchone()
+    if kind is None or kind[0] != "promote":
+        return None
+    mine = conn.execute(
+        "SELECT id FROM samples WHERE class = ? AND epoch = ? AND action_id = ? ORDER BY id LIMIT 1",
+        (name, transition_id, action_id),
+    ).fetchone()
+    bound = (mine[0],) if mine is not None else (None,)
+    (before,) = conn.execute(
+        "SELECT count(*) FROM samples WHERE class = ? AND epoch = ? AND (? IS NULL OR id < ?)",
+        (name, transition_id, *bound, *bound),
+    ).fetchone()
+    return max(probation - int(before), 0)
+
+
+def on_probation(conn: sqlite3.Connection, cls: ActionClass) -> int:
+    """Samples the class has left on probation now (0: not on probation)."""
+    return probation_left(conn, cls, integrity.recorded(conn, cls))
+
+
+def probation_notice(cls: ActionClass, action_id: int, left: int, moved: Transition | None) -> dict[str, Any]:
+    """What the notify command gets for a failure during probation (`left`: samples left before it)."""
+    then = f"; {moved.line()}" if moved is not None else f"; {left - 1} samples of probation left"
+    return {
+        "id": action_id,
+        "status": "probation-failure",
+        "class": cls.name,
+        "probation_left": 0 if moved is not None else left - 1,
+        "demoted": moved is not None,
+        "message": f"class {cls.name} failed on action {action_id} while on probation after a promotion{then}",
+    }
+
+
 def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
     """Add one sample to the class's window and promote or demote if the window says so."""
     return _settle(conn, cls, Observed(action_id, ok))
@@ -107,7 +158,8 @@ def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Compla
     row, rec = current(conn, cls)
     frozen = integrity.freeze_of(conn)
     freeze = frozen.level if frozen is not None and frozen.active() else None
-    out = settle(cls, Standing(rec.level, rec.window, rec.pinned), event, freeze)
+    standing = Standing(rec.level, rec.window, rec.pinned, probation_left(conn, cls, rec))
+    out = settle(cls, standing, event, freeze)
     epoch = row.transition_id or 0  # the samples of a level are those since the move that set it
     if out.sample == "added":
         ok = event.ok if isinstance(event, Observed) else False

@@ -15,6 +15,10 @@ causes, if any, with the evidence the move rests on. The events:
 - `HumanDemoted`: a human lowers the class, never below its floor.
 - `PolicyMoved`: a reviewed policy change (a new `start`, new bounds) puts the class at a level.
 
+Probation: a promotion puts the class on probation for its next `probation` samples (`Standing.
+probation` counts down with each sample added; any other move ends it). While on probation the
+window is judged with the stricter demotion rule of rules/trust.py.
+
 A pin or a freeze at or below the class's level holds promotion back: the window is judged with the
 level as its ceiling, so it can still demote. Every move starts a fresh window: evidence is earned
 at the level it is about. `Settled.sample` says what became of the event's sample, so that the live
@@ -46,6 +50,7 @@ class Standing:
     level: Level
     window: Window = field(default_factory=Window)
     pinned: Level | None = None
+    probation: int = 0  # samples left on probation after a promotion (0: not on probation)
 
 
 @dataclass(frozen=True)
@@ -156,11 +161,14 @@ def _judged(
     """Judge the window that now holds the event's sample: move one rung, or keep the window."""
     held = cap(standing, freeze)
     ceiling = standing.level if held is not None and held <= standing.level else cls.ceiling
-    verdict = judge(window, standing.level, cls.floor, ceiling, cls.trust)
+    on_probation = standing.probation > 0
+    verdict = judge(window, standing.level, cls.floor, ceiling, cls.trust, probation=on_probation)
+    left = max(standing.probation - 1, 0) if sample == "added" else standing.probation
     if verdict.move is None:
-        return Settled(replace(standing, window=window), None, sample)
+        return Settled(replace(standing, window=window, probation=left), None, sample)
     move = _moved(standing, verdict.to_level, verdict.move, "ratchet", verdict.reason, verdict.evidence, action_id)
-    return Settled(Standing(verdict.to_level, Window(), standing.pinned), move, sample)
+    probation = cls.trust.probation if verdict.move == "promote" else 0
+    return Settled(Standing(verdict.to_level, Window(), standing.pinned, probation), move, sample)
 
 
 def settle(cls: ActionClass, standing: Standing, event: Event, freeze: Level | None = None) -> Settled:

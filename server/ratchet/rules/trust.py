@@ -10,13 +10,32 @@ least `min_samples` samples and the Wilson score lower bound (95%) of its succes
 above `promote_at`. A naive "x% of the last n" bar re-tested after every sample is fooled by
 luck; the lower bound asks for the rate to be high *and* well supported by the sample count.
 
-Demotion: a Bernoulli CUSUM drift detector. It accumulates the log-likelihood ratio of "the class
-is as good as it was promoted for" (failure rate 1 - promote_at) against "it has fallen to
-demote_below" (failure rate 1 - demote_below), floored at zero, and demotes one rung when the sum
-reaches `drift_threshold`. With the defaults two failures in a row, or three close together,
-demote. A steady 99%-good class loses its rung about once in 9,000 actions (see docs/trust.md);
-the price of catching a class that has fallen to 70% within eight actions. A complaint demotes at once where the
-class says so. Cost per sample is O(window_size), independent of how much history exists.
+Demotion: several failures within a short span. The class is demoted one rung when the last
+`SPANS` samples of its window hold too many failures: 3 failures within the last 8 samples, or 4
+within the last 20. A class as good as a steady 99% meets either about once in 40,000 actions
+(2-3% of 1,000-action stretches), while a class fallen to 70% is caught in a median of 9 actions and
+a p90 of 20 (docs/trust.md, `bench/calibration.py`). Two failures alone never demote a class that
+has served its probation: at 99% two failures in a row happen about once in 10,000 actions, and
+treating them as drift made the earlier detector demote a steady 99% class in 11% of
+1,000-action stretches.
+
+Probation: for the first `probation` samples after a promotion the class is on probation. A stricter
+rule applies on top of the spans: a Bernoulli CUSUM drift detector (the log-likelihood ratio of
+"the class has fallen to demote_below" against "it is as good as promote_at", floored at zero,
+demoting when it reaches `drift_threshold`; with the defaults two failures in a row, or three close
+together). A promotion is the moment a lucky stretch is most likely to have been mistaken for
+quality, so the evidence gets a shorter fuse there; 20 samples of it cost a steady 99% class about
+0.2% more false demotions, and catch a class that was promoted by luck and is really 70% good in a
+median of 8 actions. The settle rule (rules/settle.py) counts the probation down; the engine tells
+the human at once of any failure during it.
+
+The spans fit classes that call a failure rate of 20% or more bad (`demote_below` 0.80 or higher,
+the default); a span whose share of failures is below the class's bad rate (`1 - demote_below`) is
+not used, and a class left with none (one tuned to tolerate many failures) is judged by the CUSUM
+at every sample, as on probation.
+
+A complaint demotes at once where the class says so. Cost per sample is O(window_size),
+independent of how much history exists.
 """
 
 from __future__ import annotations
@@ -29,6 +48,8 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import TrustParams
 
 Z_95 = 1.959963984540054
+# (failures, span): demote when the last `span` samples of the window hold at least `failures` failures.
+SPANS: tuple[tuple[int, int], ...] = ((3, 8), (4, 20))
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,21 @@ def drift(window: Window, params: TrustParams) -> float:
     return value
 
 
+def spans(params: TrustParams) -> tuple[tuple[int, int], ...]:
+    """The `SPANS` that fit the class: those whose share of failures is at least the failure rate its
+    policy calls bad (1 - demote_below). A class tuned to tolerate many failures keeps the CUSUM alone."""
+    bad = 1.0 - params.demote_below
+    return tuple((k, m) for k, m in SPANS if k / m >= bad - 1e-9)
+
+
+def span_failures(window: Window, params: TrustParams) -> tuple[int, int] | None:
+    """The first of the class's spans the window's latest samples breach, as (failures, span); None if none does."""
+    for failures, span in spans(params):
+        if sum(1 for sample in window.samples[-span:] if not sample.ok) >= failures:
+            return failures, span
+    return None
+
+
 def add_sample(window: Window, sample: Sample, params: TrustParams) -> Window:
     """The window after one more sample (the oldest dropped beyond window_size)."""
     return Window((*window.samples, sample)[-params.window_size :])
@@ -144,15 +180,22 @@ def evidence(window: Window, params: TrustParams) -> Evidence:
     )
 
 
-def judge(window: Window, level: Level, floor: Level, ceiling: Level, params: TrustParams) -> Verdict:
-    """Decide whether the class moves one rung, from its window alone."""
+def judge(
+    window: Window, level: Level, floor: Level, ceiling: Level, params: TrustParams, *, probation: bool = False
+) -> Verdict:
+    """Decide whether the class moves one rung, from its window (and, on probation, the stricter rule)."""
     ev = evidence(window, params)
-    if ev.drift >= params.drift_threshold and level > floor:
+    breached = span_failures(window, params)
+    if breached is not None and level > floor:
+        failures, span = breached
+        reason = f"{failures} failures within the last {span} samples"
+        return Verdict("demote", level.down(), reason, ev)
+    if (probation or not spans(params)) and ev.drift >= params.drift_threshold and level > floor:
         return Verdict(
             "demote",
             level.down(),
             (
-                f"drift detector reached {ev.drift:.2f} >= {params.drift_threshold} "
+                f"on probation: drift detector reached {ev.drift:.2f} >= {params.drift_threshold} "
                 f"(failures are outrunning a {params.demote_below:.0%} class)"
             ),
             ev,

@@ -82,6 +82,7 @@ def classes(csrf: str, levels: TrustLevels) -> str:
     rows = []
     for c in levels.classes:
         pin = f" pinned ≤ {c.pinned}" if c.pinned is not None else ""
+        pin += f" (on probation: {c.probation} left)" if c.probation else ""
         window = f"{c.successes}/{c.samples} ok" + (f", lower bound {c.lower_bound:.3f}" if c.lower_bound else "")
         capped = "; ".join(f"{t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned")
         rows.append(
@@ -121,6 +122,7 @@ def class_detail(csrf: str, c: ClassStatus, plot: str, moves: list[dict[str, Any
         ("window", f"{c.samples} of {c.window_size} samples, {c.successes} ok"),
         ("rate / lower bound", f"{_num(c.rate)} / {_num(c.lower_bound)} (promote at {c.promote_at})"),
         ("drift", c.drift),
+        ("probation", f"on probation: {c.probation} left" if c.probation else "no"),
         ("next", c.next_promotion),
         ("a call now", c.would),
         ("not evidence", f"{c.unverified} unverified, {c.unanswered} unanswered"),
