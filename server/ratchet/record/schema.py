@@ -196,6 +196,12 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE actions SET hidden_lines = CAST(substr(preview, instr(preview, '[diff truncated: ') + 17) AS INTEGER)
     WHERE preview LIKE '%[diff truncated: % more lines not shown]%'
     """,
+    # v12: evidence at scale: a period's actions by when they were created (metrics), and a class's
+    # samples by when they were recorded (report and simulate replay a period from a checkpoint).
+    """
+    CREATE INDEX actions_created ON actions (created_at);
+    CREATE INDEX actions_settled ON actions ((coalesce(evidence_class, class)), (coalesce(finished_at, created_at)))
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
