@@ -505,7 +505,8 @@ async def replay_record(
                 params,
             )
         ]
-        tsql, tparams = "at >= ?", [low]
+        tsql = "at >= ?"
+        tparams: list[object] = [low]
         if classes is not None:
             names = tuple(sorted(classes | {_EVERY_CLASS}))
             tsql += f" AND class IN ({_marks(names)})"
@@ -524,3 +525,8 @@ async def replay_record(
         return ReplayRecord(actions, complaints, transitions, mute)
 
     return await _read(store, read)
+
+
+async def class_befores(store: Store, names: list[str], since: float, *, tail: dict[str, int]) -> dict[str, Before]:
+    """`Before` of each class at `since`, on one snapshot (what a replay of the period starts from)."""
+    return await _read(store, lambda conn: {n: _before(conn, n, since, tail[n]) for n in names})
