@@ -138,7 +138,7 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
 
     def point(at: float, name: str, ev: Evidence, **more: Any) -> TrajectoryPoint:
         frozen = None if freeze is None else freeze.at(at)
-        return TrajectoryPoint(
+        return TrajectoryPoint.model_construct(  # built from typed values here: no validation per event
             at=at,
             event=name,
             level=state.level.label,
