@@ -9,6 +9,7 @@ its period names the period's start (`--since`) between two parts of a history i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -56,7 +57,7 @@ async def _climb_history(
     for i, aid in enumerate(ids[:5]):
         if i == 4 and split is not None:
             split.append(time.time())
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         code, text = await cli(capsys, workspace, policies, db, "approve", str(aid))
         assert code == 0, text
     return ids
@@ -168,7 +169,7 @@ def test_a_plot_draws_a_bounded_number_of_points_and_keeps_every_move() -> None:
         level_path = re.search(r'<path d="(M[^"]*)" fill="none"', svg)
         assert level_path is not None
         drawn.append(level_path.group(1).count(" H") - 1)  # one step per drawn point, plus the closing one
-        assert svg.count(f'fill="#15803d"><title>') == sum(p.event == "promote" for p in t.points)  # every move
+        assert svg.count('fill="#15803d"><title>') == sum(p.event == "promote" for p in t.points)  # every move
     assert drawn[0] == len(small.points)  # under the bound: every point
     assert drawn[1] <= MAX_PLOT_POINTS  # over it: bounded
     assert f"{len(big.points)} evidence events" in svg_plot(big) and f"{drawn[1]} drawn" in svg_plot(big)
