@@ -600,7 +600,11 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
-        (args.db or default_db_path(workspace)).absolute(), resolve_policy_dir(workspace, args.policies)
+        (args.db or default_db_path(workspace)).absolute(),
+        resolve_policy_dir(workspace, args.policies),
+        since=args.since,
+        against_dir=None if args.against is None else Path(args.against),
+        progress=lambda done, total: print(f"replayed {done:,} of {total:,} actions", file=sys.stderr, flush=True),
     )
     emit(args, report, lambda: render_simulation(report))
     return 0
@@ -868,15 +872,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, help="action or draft id")
 
     def add_period(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--since", help="from this ISO date/time, or this long ago: 90m, 12h, 7d, 2w")
+        p.add_argument(
+            "--since", help="from this ISO date/time, or this long ago: 90m, 12h, 7d, 2w (default 30d; 'all')"
+        )
         p.add_argument("--until", help="up to (not including) this ISO date/time, or this long ago")
 
     p = add("metrics", cmd_metrics, json_flag=True, what="the figures")
     add_period(p)
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only this class")
-    add("simulate", cmd_simulate, json_flag=True, what="the replay").epilog = (
+    p = add("simulate", cmd_simulate, json_flag=True, what="the replay")
+    p.epilog = (
         "Here --policies names the CANDIDATE directory (default: the one serve would use, e.g. your "
         "branch's .ratchet/policies); --db is the recorded history."
+    )
+    p.add_argument("--since", help="replay from this ISO date/time or this long ago (default 30d; 'all': everything)")
+    p.add_argument(
+        "--against", metavar="DIR", help="the policy in force: replay only the classes the candidate changes"
     )
     p = add("report", cmd_report, json_flag=True, what="the report")
     add_period(p)

@@ -69,13 +69,18 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 
 
+DEFAULT_PERIOD = "30d"  # what the evidence views show unless told otherwise: the work grows with it, not with history
+WHOLE_HISTORY = "all"  # `--since all`: from the first recorded action
+
+
 def parse_when(value: str | float | None, now: float | None = None) -> float | None:
     """A period bound as a Unix time: an ISO date or date-time (local time unless it names a zone),
-    a duration back from `now` (`90m`, `12h`, `7d`, `2w`), a plain number (a Unix time) or None."""
+    a duration back from `now` (`90m`, `12h`, `7d`, `2w`), a plain number (a Unix time), or None
+    (also for `all`: that side open)."""
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     text = value.strip().lower()
-    if not text:
+    if not text or text == WHOLE_HISTORY:
         return None
     if _NUMBER.match(text):
         return float(text)
@@ -87,9 +92,22 @@ def parse_when(value: str | float | None, now: float | None = None) -> float | N
     except ValueError:
         raise InvalidRequest(
             f"cannot read {value!r} as a time; expected an ISO date (2025-06-01, 2025-06-01T14:30), "
-            "a duration back from now (90m, 12h, 7d, 2w) or a Unix time"
+            f"a duration back from now (90m, 12h, 7d, 2w), a Unix time or {WHOLE_HISTORY!r}"
         ) from None
     return (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
+
+
+def period_bounds(
+    since: str | float | None, until: str | float | None, now: float | None = None
+) -> tuple[float | None, float | None]:
+    """The period an evidence view shows: [since, until). `since` None means the default period
+    (`DEFAULT_PERIOD` back from `until`, or from now); `all` opens it to the first recorded action.
+    InvalidRequest on a bound it cannot read, or an empty period."""
+    end = parse_when(until, now)
+    start = parse_when(DEFAULT_PERIOD, now if end is None else end) if since is None else parse_when(since, now)
+    if start is not None and end is not None and start >= end:
+        raise InvalidRequest("the period is empty: --since must come before --until")
+    return start, end
 
 
 def disposition(status: str, route: str, reviewer: str | None, edited: bool) -> str:
@@ -334,15 +352,15 @@ async def class_metrics(
 
     `source` is an `Engine` or a `Store`; nothing is written. `since`/`until` take an ISO date or
     date-time (local time unless zoned), a duration back from now (`7d`, `12h`) or a Unix time; the
-    period includes `since` and excludes `until`; None leaves that side open. `action_class`
+    period includes `since` and excludes `until`. No `since` is the last `DEFAULT_PERIOD` (30 days),
+    so the work grows with the period, not with the history; `all` widens it to the whole history.
+    No `until` leaves the period open to now. `action_class`
     restricts the report to one class. Each figure is defined in `figures` and in the `Figures`
     field descriptions (which an MCP client sees as the output schema); an empty group gives None
     for every rate. InvalidRequest on a bound it cannot read.
     """
     store = source if isinstance(source, Store) else source.store
-    start, end = parse_when(since, now), parse_when(until, now)
-    if start is not None and end is not None and start >= end:
-        raise InvalidRequest("the period is empty: --since must come before --until")
+    start, end = period_bounds(since, until, now)
     report = summarize(await load_facts(store, start, end, action_class), start, end)
     found = await store.call(lambda conn: recorded_undos.figures(conn, start, end))
     report.undos = [

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ratchet.engine import Engine
+from ratchet.evidence.checkpoint import freeze_cap, standing_at, tail_size
 from ratchet.evidence.metrics import (
     HEADER,
     MetricsReport,
@@ -30,8 +31,7 @@ from ratchet.evidence.metrics import (
 )
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
-from ratchet.record.evidence import NO_RULE, History, TransitionRecord
-from ratchet.record.evidence import history as recorded_history
+from ratchet.record.evidence import ClassPeriod, TransitionRecord, class_names, class_periods
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS, LEVEL_KINDS
 from ratchet.rules.settle import (
     EVIDENCE_KINDS,
@@ -88,7 +88,11 @@ class Trajectory(BaseModel):
     demotions: int
     points: list[TrajectoryPoint]
     path: str = ""  # the class's path as text: `draft -> confirm (@12) -> ...`
-    unreplayed: list[str] = []  # recorded moves the replay does not make (the trust rules changed, or the record)
+    unreplayed: list[
+        str
+    ] = []  # recorded moves of the period the replay does not make (the rules changed, or the record)
+    replayed_from: float | None = None  # the replay began here, from the recorded standing (None: the first event)
+    carried: int = 0  # samples already in the window when the period began (rebuilt from the record)
 
 
 class EvidenceReport(BaseModel):
@@ -102,11 +106,11 @@ class EvidenceReport(BaseModel):
     trajectories: list[Trajectory]
 
 
-def _events(cls: ActionClass, record: History) -> list[tuple[float, int, int, str, Any]]:
-    """The class's samples (at the time each was recorded), complaints and transitions, in time order."""
-    mine = {a.id: a for a in record.actions if a.evidence_class == cls.name}
+def _events(cls: ActionClass, record: ClassPeriod) -> list[tuple[float, int, int, str, Any]]:
+    """The class's samples (at the time each was recorded), complaints and transitions in the period, in
+    time order."""
     events: list[tuple[float, int, int, str, Any]] = []
-    for a in mine.values():
+    for a in record.actions:
         ok = recorded_sample(
             a.sample,
             edited=a.edited,
@@ -116,9 +120,7 @@ def _events(cls: ActionClass, record: History) -> list[tuple[float, int, int, st
         )
         if ok is not None:
             events.append((a.settled_at, _ORDER["sample"], a.id, "sample", ok))
-    events += [
-        (c.at, _ORDER["complaint"], c.action_id, "complaint", c) for c in record.complaints if c.action_id in mine
-    ]
+    events += [(c.at, _ORDER["complaint"], c.action_id, "complaint", c) for c in record.complaints]
     events += [
         (t.at, _ORDER["transition"], t.id, "transition", t)
         for t in record.transitions
@@ -128,16 +130,15 @@ def _events(cls: ActionClass, record: History) -> list[tuple[float, int, int, st
     return events
 
 
-def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryPoint]:
-    """Every event of the class through the settle rule (rules/settle.py), one point each, and one more
-    for each move it makes."""
-    state = Standing(Level.parse(initial))
-    freeze: FreezeCap | None = None
+def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: FreezeCap | None) -> list[TrajectoryPoint]:
+    """Every event of the period through the settle rule (rules/settle.py), from the standing and freeze
+    the class began it with, one point each, and one more for each move it makes."""
+    state = start
     points: list[TrajectoryPoint] = []
 
     def point(at: float, name: str, ev: Evidence, **more: Any) -> TrajectoryPoint:
         frozen = None if freeze is None else freeze.at(at)
-        return TrajectoryPoint(
+        return TrajectoryPoint.model_construct(  # built from typed values here: no validation per event
             at=at,
             event=name,
             level=state.level.label,
@@ -160,7 +161,7 @@ def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryP
             t: TransitionRecord = data
             ok, name, detail = None, t.kind, f"{t.from_level} -> {t.to_level}: {t.reason}"
             if t.action_class == ALL_CLASSES:
-                freeze = FreezeCap(Level.parse(t.to_level), t.evidence.get("until")) if t.kind == "freeze" else None
+                freeze = freeze_cap(t)
                 points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
                 continue
             if t.kind in EVIDENCE_KINDS or t.kind in FREEZE_KINDS:
@@ -190,8 +191,9 @@ def _replay(cls: ActionClass, record: History, initial: str) -> list[TrajectoryP
     return points
 
 
-def _check(cls: ActionClass, points: list[TrajectoryPoint], record: History) -> list[str]:
-    """Mark each replayed move the record shows; return the recorded moves the replay does not make."""
+def _check(cls: ActionClass, points: list[TrajectoryPoint], record: ClassPeriod) -> list[str]:
+    """Mark each replayed move the record shows; return the recorded moves of the period the replay does
+    not make (moves before the period were not replayed, so they are not judged)."""
     left = [t for t in record.transitions if t.action_class == cls.name and t.kind in LEVEL_KINDS]
     for p in points:
         if p.event not in MOVES:
@@ -212,14 +214,15 @@ def _check(cls: ActionClass, points: list[TrajectoryPoint], record: History) -> 
     ]
 
 
-def _trajectory(cls: ActionClass, record: History, since: float | None, until: float | None) -> Trajectory:
-    moves = [t for t in record.transitions if t.action_class == cls.name and t.kind in LEVEL_KINDS]
-    level_now = record.levels.get(cls.name, cls.start.label)
-    initial = moves[0].from_level if moves else level_now
-    points = _replay(cls, record, initial)
+def _trajectory(cls: ActionClass, record: ClassPeriod, level_now: str) -> Trajectory:
+    before = record.before
+    first = before.first_move or next(
+        (t for t in record.transitions if t.action_class == cls.name and t.kind in LEVEL_KINDS), None
+    )
+    initial = first.from_level if first is not None else level_now
+    start, freeze = standing_at(cls, before, initial)
+    points = _replay(cls, record, start, freeze)
     unreplayed = _check(cls, points, record)
-    inside = [p for p in points if (since is None or p.at >= since) and (until is None or p.at < until)]
-    earlier = [p for p in points if since is not None and p.at < since]
     steps = [Level.parse(p.level) - Level.parse(p.was) for p in points if p.event in MOVES and p.was is not None]
     t = Trajectory(
         action_class=cls.name,
@@ -230,11 +233,13 @@ def _trajectory(cls: ActionClass, record: History, since: float | None, until: f
         ceiling=cls.ceiling.label,
         promote_at=cls.trust.promote_at,
         level_now=level_now,
-        promotions=sum(d > 0 for d in steps),
-        demotions=sum(d < 0 for d in steps),
-        level_before=earlier[-1].level if earlier else initial,
-        points=inside,
+        promotions=before.promotions + sum(d > 0 for d in steps),
+        demotions=before.moves - before.promotions + sum(d < 0 for d in steps),
+        level_before=start.level.label,
+        points=points,
         unreplayed=unreplayed,
+        replayed_from=record.since,
+        carried=start.window.n,
     )
     t.path = path_text(t)
     return t
@@ -251,18 +256,29 @@ def interest(t: Trajectory) -> int:
 async def evidence_report(
     engine: Engine, *, since: str | float | None = None, until: str | float | None = None
 ) -> EvidenceReport:
-    """The metrics over the period and the trajectory of every class (the policy's, `unclassified`, and
-    any class the history still names), with the points that fall in the period: classes that moved
-    first, then those with evidence, then the rest. Reads only."""
+    """The metrics over the period (the last `DEFAULT_PERIOD` unless `since` says otherwise; `all` for the
+    whole history) and the trajectory of every class (the policy's, `unclassified`, and any class the
+    record still names, by its cached level or an action in the period) over it: classes that moved
+    first, then those with evidence, then the rest. Each trajectory replays the period alone, from
+    where the record shows the class stood when it began (evidence/checkpoint.py). Reads only."""
     metrics = await class_metrics(engine, since=since, until=until)
-    record = await recorded_history(engine.store)
-    names = {a.action_class for a in record.actions if a.rule != NO_RULE} | set(record.levels)
+    names = await class_names(engine.store, metrics.since, metrics.until)
     known = [*sorted(engine.policy.classes.values(), key=lambda c: c.name), engine.policy.unclassified]
     gone = [
         replace(engine.policy.unclassified, name=n, description="no longer in the policy (shown with the defaults)")
-        for n in sorted(names - {c.name for c in known})
+        for n in sorted((names.acted | set(names.levels)) - {c.name for c in known})
     ]
-    trajectories = [_trajectory(c, record, metrics.since, metrics.until) for c in (*known, *gone)]
+    classes = [*known, *gone]
+    periods = await class_periods(
+        engine.store,
+        [c.name for c in classes],
+        metrics.since,
+        metrics.until,
+        tail={c.name: tail_size(c) for c in classes},
+    )
+    trajectories = [
+        _trajectory(c, p, names.levels.get(c.name, c.start.label)) for c, p in zip(classes, periods, strict=True)
+    ]
     return EvidenceReport(
         generated_at=time.time(),
         database=str(engine.store.path),
@@ -364,12 +380,12 @@ def _cap(p: TrajectoryPoint) -> tuple[str, str] | None:
     return level.label, why
 
 
-def _cap_line(t: Trajectory, xs: list[float]) -> list[str]:
+def _cap_line(points: list[TrajectoryPoint], xs: list[float]) -> list[str]:
     """The pin or freeze on the level axis: a dashed violet line at the cap while it holds, labelled
     in text where it starts (printable: not a tooltip)."""
     out: list[str] = []
     runs: list[tuple[float, float, str, str]] = []  # x from, x to, level, why
-    for i, (x, p) in enumerate(zip(xs, t.points, strict=True)):
+    for i, (x, p) in enumerate(zip(xs, points, strict=True)):
         cap = _cap(p)
         end = xs[i + 1] if i + 1 < len(xs) else ML + PW
         if cap is None:
@@ -385,6 +401,43 @@ def _cap_line(t: Trajectory, xs: list[float]) -> list[str]:
             'stroke-width="2" stroke-dasharray="6 3"/>'
         )
         out.append(f'<text x="{x0 + 4:.1f}" y="{y - 5:.1f}" class="cap">{html.escape(f"{why} {level}")}</text>')
+    return out
+
+
+MAX_PLOT_POINTS = 600  # a plot draws at most this many points, however many events its period holds
+MAX_LISTED = 200  # event lines listed under a plot (the newest); `report --json` has every point
+MAX_FAILED_LISTED = 50  # failed-sample action ids listed under a plot (the newest)
+
+
+def _rank(p: TrajectoryPoint) -> int:
+    """Which point of a bucket a downsampled plot keeps: a move, then a cap, a complaint, a failure."""
+    if p.event in MOVES:
+        return 0
+    if p.event in CAPS:
+        return 1
+    if p.event != "sample":
+        return 2
+    return 3 if p.ok is False else 4
+
+
+def plotted(t: Trajectory) -> list[tuple[int, TrajectoryPoint]]:
+    """The points a plot draws, with their index among all of them (their place on the time axis).
+
+    Up to `MAX_PLOT_POINTS` every point; beyond, the points fall into `MAX_PLOT_POINTS / 2` buckets
+    of consecutive events and each bucket keeps its most telling point (a move first, then a cap,
+    a complaint, a failed sample) and its last one (where the level and the window stand), so the
+    page stays bounded and every bucket's moves still show; the list under the plot names them all."""
+    n = len(t.points)
+    if n <= MAX_PLOT_POINTS:
+        return list(enumerate(t.points))
+    buckets = MAX_PLOT_POINTS // 2
+    out: list[tuple[int, TrajectoryPoint]] = []
+    for b in range(buckets):
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if lo >= hi:
+            continue
+        best = min(range(lo, hi), key=lambda i: (_rank(t.points[i]), i))
+        out += [(i, t.points[i]) for i in sorted({best, hi - 1})]
     return out
 
 
@@ -413,21 +466,23 @@ def svg_plot(t: Trajectory) -> str:
             f"this period; the class stands at {html.escape(t.level_now)}</text></svg>"
         )
         return "".join(parts)
-    xs = [ML + PW * (i + 0.5) / n for i in range(n)]
+    drawn = plotted(t)
+    shown = [p for _, p in drawn]
+    xs = [ML + PW * (i + 0.5) / n for i, _ in drawn]
     d = f"M{ML},{_y_level(t.level_before):.1f}"
-    for x, p in zip(xs, t.points, strict=True):
+    for x, p in zip(xs, shown, strict=True):
         d += f" H{x:.1f} V{_y_level(p.level):.1f}"
     parts.append(f'<path d="{d} H{ML + PW}" fill="none" stroke="{COLORS["level"]}" stroke-width="3"/>')
-    parts += _cap_line(t, xs)
-    parts.append(_lines([(x, p.rate) for x, p in zip(xs, t.points, strict=True)], COLORS["rate"], 'stroke-width="1.6"'))
+    parts += _cap_line(shown, xs)
+    parts.append(_lines([(x, p.rate) for x, p in zip(xs, shown, strict=True)], COLORS["rate"], 'stroke-width="1.6"'))
     parts.append(
         _lines(
-            [(x, p.lower) for x, p in zip(xs, t.points, strict=True)],
+            [(x, p.lower) for x, p in zip(xs, shown, strict=True)],
             COLORS["lower"],
             'stroke-width="1" stroke-dasharray="3 2"',
         )
     )
-    for x, p in zip(xs, t.points, strict=True):
+    for x, p in zip(xs, shown, strict=True):
         title = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(p.at))} {p.event}"
         title += f" (action {p.action_id})" if p.action_id is not None else ""
         title += f": {p.detail}"
@@ -452,7 +507,7 @@ def svg_plot(t: Trajectory) -> str:
     parts.append(f'<text x="{ML + PW}" y="{H - 22}" text-anchor="end" class="ax">{when[1]}</text>')
     parts.append(
         f'<text x="{ML + PW / 2}" y="{H - 6}" text-anchor="middle" class="ax">{n} evidence events, oldest '
-        "to newest (samples, complaints, moves)</text></svg>"
+        "to newest (samples, complaints, moves)" + (f"; {len(drawn)} drawn" if len(drawn) < n else "") + "</text></svg>"
     )
     return "".join(parts)
 
@@ -488,8 +543,18 @@ def event_lines(t: Trajectory) -> list[str]:
         if p.recorded is False:
             line += " [replayed, not in the record]"
         lines.append(line)
+    if len(lines) > MAX_LISTED:  # the newest; a move the replay does not reproduce is always listed
+        older, lines = lines[:-MAX_LISTED], lines[-MAX_LISTED:]
+        flagged = [x for x in older if "[replayed" in x]
+        lines = [
+            f"{len(older) - len(flagged)} earlier events not listed (report --json has every point)",
+            *flagged,
+            *lines,
+        ]
     failed = [str(p.action_id) for p in t.points if p.event == "sample" and p.ok is False]
-    if failed:
+    if len(failed) > MAX_FAILED_LISTED:
+        lines.append(f"failed samples: {len(failed)}, the newest: actions {', '.join(failed[-MAX_FAILED_LISTED:])}")
+    elif failed:
         lines.append(f"failed samples: action{'s' if len(failed) > 1 else ''} {', '.join(failed)}")
     lines += [f"{UNREPLAYED}: {u}" for u in t.unreplayed]
     return lines

@@ -15,19 +15,28 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from ratchet.errors import InvalidRequest
+from ratchet.evidence.checkpoint import freeze_cap, standing_at, tail_size
+from ratchet.evidence.metrics import period_bounds
 from ratchet.policy.levels import Level
 from ratchet.policy.load import load_policy
-from ratchet.policy.model import ActionClass, Policy, Subject
-from ratchet.record.evidence import ActionRecord, ComplaintRecord, TransitionRecord
-from ratchet.record.evidence import history as recorded_history
+from ratchet.policy.model import ActionClass, Examples, Policy, Subject
+from ratchet.record.evidence import (
+    ActionRecord,
+    ComplaintRecord,
+    TransitionRecord,
+    class_befores,
+    class_names,
+    replay_record,
+)
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
 from ratchet.record.store import Store
 from ratchet.rules.gate import Route, decide
@@ -45,8 +54,13 @@ from ratchet.rules.settle import (
 )
 
 ASSUMPTIONS = (
-    "The candidate policy is in force from the first recorded action: its `start` levels apply from there, and "
-    "recorded policy transitions (a changed start or bounds) are not replayed.",
+    "The candidate policy is in force from the start of the period: a class the record shows before it starts "
+    "where the record shows it stood then (its level held within the candidate's floor and ceiling, its "
+    "window, its pin, the freeze in force); any other starts at the candidate's `start`. Recorded policy "
+    "transitions (a changed start or bounds) are not replayed.",
+    "Given the policy in force (`--against`), only the classes the candidate changes are replayed; the others "
+    "would route as recorded and are listed as skipped. When the candidate changes what a class matches (or "
+    "adds or removes a class), every class is replayed.",
     "Actions are decided in id order. A sample lands when it landed in the record: at once for a simulated run "
     "or confirmation, at the recorded review time for a simulated draft. A complaint lands at its recorded time.",
     "An action's recorded outcome stands in for its outcome at the simulated level: approved unchanged or ran "
@@ -109,6 +123,13 @@ class SimulationReport(BaseModel):
 
     candidate: str
     candidate_fingerprint: str
+    since: float | None = Field(None, description="the period replayed began here (None: the first recorded action)")
+    replayed_classes: list[str] | None = Field(
+        None, description="the classes replayed (None: every class, no policy in force was given to compare with)"
+    )
+    skipped_classes: list[str] = Field(
+        [], description="classes the candidate leaves as the policy in force has them: not replayed"
+    )
     replayed: int
     skipped: list[int] = Field(description="actions with no recorded subject (refused calls, schema v1 rows)")
     reclassified: int = Field(description="actions that fall into a differently named class")
@@ -251,15 +272,71 @@ def _match_moves(simulated: list[SimulatedMove], transitions: list[TransitionRec
     ]
 
 
-async def simulate(store: Store, candidate: Policy) -> SimulationReport:
-    """Replay every recorded action against `candidate`; see the module docstring and ASSUMPTIONS."""
-    record = await recorded_history(store)  # handoffs left out: they are no call
+def _same(a: ActionClass | None, b: ActionClass | None) -> bool:
+    """The two classes decide and settle alike (where they are written down is no difference)."""
+    if a is None or b is None:
+        return a is b
+    return replace(a, file="", line=0, description="", examples=Examples()) == replace(
+        b, file="", line=0, description="", examples=Examples()
+    )
+
+
+def _matching(c: ActionClass) -> tuple[object, ...]:
+    return (c.name, c.tools, c.paths, c.argv, c.branches, c.remotes, c.force, c.priority)
+
+
+def changed_classes(candidate: Policy, current: Policy) -> frozenset[str] | None:
+    """The classes the candidate changes against the policy in force; None when it changes what the classes
+    match (a class added, removed or matching differently), so that any action may change class."""
+    if {_matching(c) for c in candidate.classes.values()} != {_matching(c) for c in current.classes.values()}:
+        return None
+    names = {n for n in candidate.classes if not _same(candidate.classes[n], current.classes.get(n))}
+    if not _same(candidate.unclassified, current.unclassified):
+        names.add(candidate.unclassified.name)
+    return frozenset(names)
+
+
+PROGRESS_EVERY = 20_000  # actions between two progress reports
+
+
+async def simulate(
+    store: Store,
+    candidate: Policy,
+    *,
+    since: str | float | None = None,
+    against: Policy | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationReport:
+    """Replay the period's recorded actions against `candidate`; see the module docstring and ASSUMPTIONS.
+
+    `since` as for `ratchet metrics` (None: the last `DEFAULT_PERIOD`; `all`: the whole history).
+    `against`, the policy in force, limits the replay to the classes the candidate changes.
+    `progress(done, total)` is called every `PROGRESS_EVERY` actions replayed."""
+    start, _ = period_bounds(since, None)
+    classes = None if against is None else changed_classes(candidate, against)
+    record = await replay_record(store, start, classes, mute_trigger="no-elicitation")
     complaints: dict[int, list[ComplaintRecord]] = {}
     for c in record.complaints:
         complaints.setdefault(c.action_id, []).append(c)
     triggers = {r.id: {t["name"] for t in r.triggers} for r in record.actions}
-    mute = {r.session_id for r in record.actions if "no-elicitation" in triggers[r.id]}
+    mute = record.mute_sessions
     replay = _Replay(candidate)
+    everyone = [*candidate.classes.values(), candidate.unclassified]
+    replayed = everyone if classes is None else [c for c in everyone if c.name in classes]
+    if start is not None and replayed:
+        names = await class_names(store, start)
+        befores = await class_befores(
+            store, [c.name for c in replayed], start, tail={c.name: tail_size(c) for c in replayed}
+        )
+        for cls in replayed:
+            before = befores[cls.name]
+            replay.freeze = freeze_cap(before.freeze)  # the same for every class
+            if not before.seen:
+                continue  # nothing recorded before the period: it starts at the candidate's start
+            initial = before.first_move.from_level if before.first_move is not None else names.levels.get(cls.name)
+            standing, _ = standing_at(cls, before, initial or cls.start.label)
+            level = min(max(standing.level, cls.floor), cls.ceiling)
+            replay.classes[cls.name] = _Class(cls, replace(standing, level=level))
     for t in record.transitions:
         if t.kind in HUMAN_KINDS or (t.action_class == ALL_CLASSES and t.kind in FREEZE_KINDS):
             replay.later(t.at, partial(replay.human, t))
@@ -280,12 +357,26 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
         interventions_simulated=0,
         interventions_added=0,
         interventions_saved=0,
+        since=start,
+        replayed_classes=None if classes is None else sorted(classes),
+        skipped_classes=[] if classes is None else sorted(c.name for c in everyone if c.name not in classes),
     )
-    for row in record.actions:
+    total = len(record.actions)
+    for done, row in enumerate(record.actions, 1):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, total)
         if row.subject is None:
             report.skipped.append(row.id)
             continue
         replay.flush(row.created_at)
+        if classes is not None and row.action_class not in classes:
+            # Routed as recorded (its class is unchanged); its sample counts for the changed class it was judged in.
+            judged_only = candidate.classes.get(row.evidence_class)
+            ok = None if judged_only is None or row.route == "block" else _recorded_ok(row, judged_only)
+            if judged_only is not None and ok is not None:
+                at = row.settled_at
+                replay.later(at, partial(replay.sample, judged_only, row.id, ok, row.session_id, at))
+            continue
         aid, session = row.id, row.session_id
         cls = candidate.classify(Subject.from_dict(row.subject)).cls
         st = replay.standing(cls)
@@ -354,7 +445,15 @@ async def simulate(store: Store, candidate: Policy) -> SimulationReport:
 
 def render_simulation(r: SimulationReport) -> str:
     """The report as text: route changes, moves, interventions, assumptions."""
+    period = "the whole history" if r.since is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(r.since))
     out = [
+        f"period from {period}; "
+        + (
+            "every class replayed"
+            if r.replayed_classes is None
+            else f"classes replayed (changed by the candidate): {', '.join(r.replayed_classes) or 'none'}; "
+            f"skipped (unchanged, routed as recorded): {', '.join(r.skipped_classes) or 'none'}"
+        ),
         f"candidate {r.candidate} ({r.candidate_fingerprint}): {r.replayed} actions replayed"
         + (f", {len(r.skipped)} skipped (no recorded subject)" if r.skipped else "")
         + f", {r.reclassified} in a different class",
@@ -394,17 +493,26 @@ def render_simulation(r: SimulationReport) -> str:
     return "\n".join(out)
 
 
-async def simulate_candidate(db: Path, candidate_dir: Path) -> SimulationReport:
-    """Load the candidate policy (fail closed), open the recorded database read-only in effect, replay.
+async def simulate_candidate(
+    db: Path,
+    candidate_dir: Path,
+    *,
+    since: str | float | None = None,
+    against_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationReport:
+    """Load the candidate policy (and the policy in force, if given; both fail closed), open the recorded
+    database read-only in effect, replay.
 
     The database is opened as a `Store`, not an `Engine`: an engine would sync the candidate's starts
     and bounds into the trust database, and a simulation must change nothing.
     """
     candidate = load_policy(candidate_dir)
+    against = None if against_dir is None else load_policy(against_dir)
     if not db.exists():
         raise InvalidRequest(f"no trust database at {db}: there is no history to replay")
     store = await Store.open(db)
     try:
-        return await simulate(store, candidate)
+        return await simulate(store, candidate, since=since, against=against, progress=progress)
     finally:
         await store.close()

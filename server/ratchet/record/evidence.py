@@ -282,3 +282,251 @@ async def history(store: Store, *, handoffs: bool = False) -> History:
         )
 
     return await _read(store, read)
+
+
+# -- a period, from a checkpoint ---------------------------------------------------------------------
+#
+# The evidence views grow with the period they show, not with the whole history: a class's standing at
+# the start of a period is rebuilt from its last level move before it (every move starts a fresh
+# window), its last pin and the last freeze, and the samples that can still be in its window there
+# (record/schema.py indexes actions by judged class and by when their sample was recorded). The SQL
+# is portable: expressions the indexes name (`coalesce(...)`), no engine-specific functions.
+
+_JUDGED = "coalesce(evidence_class, class)"
+_SETTLED = "coalesce(finished_at, created_at)"
+_LEVEL_KINDS = ("promote", "demote", "complaint", "human-demote", "policy")  # record/integrity.py's LEVEL_KINDS
+_PIN_KINDS = ("pin", "unpin")
+_FREEZE_KINDS = ("freeze", "unfreeze")
+_EVERY_CLASS = "*"  # the pseudo-class a freeze is recorded under
+_EARLIEST = float("-inf")
+
+
+def _marks(values: tuple[str, ...]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the record says about one class before a moment: enough to rebuild its standing there."""
+
+    first_move: TransitionRecord | None  # its first level move ever: `from_level` is where it began
+    last_move: TransitionRecord | None  # its last level move before the moment
+    pin: TransitionRecord | None  # its last pin or unpin before the moment
+    freeze: TransitionRecord | None  # the last freeze or unfreeze (of every class) before the moment
+    tail: list[ActionRecord]  # its last samples after `last_move` and before the moment, oldest first
+    complaints: list[ComplaintRecord]  # complaints on its actions from the tail's first sample to the moment
+    moves: int  # level moves before the moment
+    promotions: int  # of which upward (promote, or a policy move up)
+    seen: bool  # the record shows an action of the class before the moment
+
+
+@dataclass(frozen=True)
+class ClassPeriod:
+    """One class over [since, until): its actions (by when their sample was recorded), the complaints and
+    transitions in the period, and what came before it (`Before`)."""
+
+    name: str
+    since: float | None
+    until: float | None
+    before: Before
+    actions: list[ActionRecord]  # judged in this class, settled in the period, in id order
+    complaints: list[ComplaintRecord]  # on actions judged in this class, made in the period
+    transitions: list[TransitionRecord]  # its own and the freezes, in the period, in id order
+
+
+def _before(conn: sqlite3.Connection, name: str, since: float, tail: int) -> Before:
+    if since == _EARLIEST:
+        return Before(None, None, None, None, [], [], 0, 0, False)
+    kinds = _marks(_LEVEL_KINDS)
+    first = conn.execute(
+        f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE class = ? AND kind IN ({kinds}) ORDER BY id LIMIT 1",
+        (name, *_LEVEL_KINDS),
+    ).fetchone()
+    last = conn.execute(
+        f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE class = ? AND kind IN ({kinds}) AND at < ? "
+        "ORDER BY id DESC LIMIT 1",
+        (name, *_LEVEL_KINDS, since),
+    ).fetchone()
+    counted = conn.execute(
+        f"SELECT count(*), sum(CASE WHEN kind = 'promote' THEN 1 ELSE 0 END) FROM transitions "
+        f"WHERE class = ? AND kind IN ({kinds}) AND at < ?",
+        (name, *_LEVEL_KINDS, since),
+    ).fetchone()
+    pin = conn.execute(
+        f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE class = ? AND kind IN ({_marks(_PIN_KINDS)}) "
+        "AND at < ? ORDER BY id DESC LIMIT 1",
+        (name, *_PIN_KINDS, since),
+    ).fetchone()
+    freeze = conn.execute(
+        f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE class = ? AND kind IN ({_marks(_FREEZE_KINDS)}) "
+        "AND at < ? ORDER BY id DESC LIMIT 1",
+        (_EVERY_CLASS, *_FREEZE_KINDS, since),
+    ).fetchone()
+    after = _EARLIEST if last is None else float(last["at"])
+    rows = conn.execute(
+        f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} < ? AND {_SETTLED} > ? "
+        f"AND sample IS NOT NULL AND route != ? ORDER BY {_SETTLED} DESC, id DESC LIMIT ?",
+        (name, since, after if after != _EARLIEST else -1e300, ROUTE_HANDOFF, tail),
+    ).fetchall()
+    samples = [_action(r) for r in reversed(rows)]
+    start = samples[0].settled_at if samples else since
+    complaints = [
+        _complaint(c)
+        for c in conn.execute(
+            "SELECT c.* FROM complaints c JOIN actions a ON a.id = c.action_id "
+            "WHERE coalesce(a.evidence_class, a.class) = ? "
+            "AND c.at >= ? AND c.at < ? AND c.at > ? ORDER BY c.id",
+            (name, start, since, after if after != _EARLIEST else -1e300),
+        )
+    ]
+    seen = conn.execute(
+        f"SELECT 1 FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} < ? LIMIT 1", (name, since)
+    ).fetchone()
+    return Before(
+        None if first is None else _transition(first),
+        None if last is None else _transition(last),
+        None if pin is None else _transition(pin),
+        None if freeze is None else _transition(freeze),
+        samples,
+        complaints,
+        int(counted[0]),
+        int(counted[1] or 0),
+        seen is not None or last is not None,
+    )
+
+
+def _read_class(
+    conn: sqlite3.Connection, name: str, since: float | None, until: float | None, tail: int
+) -> ClassPeriod:
+    low = _EARLIEST if since is None else since
+    high = float("inf") if until is None else until
+    low_sql, high_sql = max(low, -1e300), min(high, 1e300)  # finite bounds for the database
+    actions = [
+        _action(r)
+        for r in conn.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} >= ? AND {_SETTLED} < ? "
+            "AND route != ? ORDER BY id",
+            (name, low_sql, high_sql, ROUTE_HANDOFF),
+        )
+    ]
+    complaints = [
+        _complaint(c)
+        for c in conn.execute(
+            "SELECT c.* FROM complaints c JOIN actions a ON a.id = c.action_id "
+            "WHERE coalesce(a.evidence_class, a.class) = ? AND c.at >= ? AND c.at < ? ORDER BY c.id",
+            (name, low_sql, high_sql),
+        )
+    ]
+    transitions = [
+        _transition(t)
+        for t in conn.execute(
+            f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE (class = ? OR (class = ? AND kind IN "
+            f"({_marks(_FREEZE_KINDS)}))) AND at >= ? AND at < ? ORDER BY id",
+            (name, _EVERY_CLASS, *_FREEZE_KINDS, low_sql, high_sql),
+        )
+    ]
+    return ClassPeriod(name, since, until, _before(conn, name, low, tail), actions, complaints, transitions)
+
+
+async def class_period(
+    store: Store, name: str, since: float | None, until: float | None = None, *, tail: int
+) -> ClassPeriod:
+    """One class over [since, until) and what came before (`tail`: how many samples before `since` to
+    read, enough to rebuild the window there: twice the window size), in one round trip."""
+    return await _read(store, lambda conn: _read_class(conn, name, since, until, tail))
+
+
+async def class_periods(
+    store: Store, names: list[str], since: float | None, until: float | None = None, *, tail: dict[str, int]
+) -> list[ClassPeriod]:
+    """`class_period` for each class, on one snapshot."""
+    return await _read(store, lambda conn: [_read_class(conn, n, since, until, tail[n]) for n in names])
+
+
+@dataclass(frozen=True)
+class ClassNames:
+    """The classes a period's views name: those with a cached level, and those acted on in the period."""
+
+    levels: dict[str, str]
+    acted: set[str]
+
+
+async def class_names(store: Store, since: float | None, until: float | None = None) -> ClassNames:
+    """Each class's cached level, and the classes with a gated action created in [since, until)."""
+
+    def read(conn: sqlite3.Connection) -> ClassNames:
+        where, params = ["rule != ?"], [NO_RULE]
+        for clause, value in (("created_at >= ?", since), ("created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)  # type: ignore[arg-type]
+        acted = {
+            str(r[0]) for r in conn.execute(f"SELECT DISTINCT class FROM actions WHERE {' AND '.join(where)}", params)
+        }
+        levels = {str(r["name"]): str(r["level"]) for r in conn.execute("SELECT name, level FROM class_state")}
+        return ClassNames(levels, acted)
+
+    return await _read(store, read)
+
+
+@dataclass(frozen=True)
+class ReplayRecord:
+    """What `simulate` replays over a period: the actions created in it (of the named classes, when
+    given), their complaints, the transitions in it, and the sessions whose client could not be asked."""
+
+    actions: list[ActionRecord]
+    complaints: list[ComplaintRecord]
+    transitions: list[TransitionRecord]
+    mute_sessions: set[str]
+
+
+async def replay_record(
+    store: Store, since: float | None, classes: frozenset[str] | None = None, *, mute_trigger: str
+) -> ReplayRecord:
+    """The actions created from `since` on (handoffs left out; only those recorded in or judged for
+    `classes`, when given), all complaints on them, the transitions from `since` on (of `classes` and
+    the freezes), and the sessions of the period with a `mute_trigger` trigger recorded."""
+
+    def read(conn: sqlite3.Connection) -> ReplayRecord:
+        low = -1e300 if since is None else since
+        where, params = "route != ? AND created_at >= ?", [ROUTE_HANDOFF, low]
+        if classes is not None:
+            names = tuple(sorted(classes))
+            marks = _marks(names) if names else "NULL"
+            where += f" AND (class IN ({marks}) OR evidence_class IN ({marks}))"
+            params += [*names, *names]
+        actions = [
+            _action(r) for r in conn.execute(f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {where} ORDER BY id", params)
+        ]
+        complaints = [
+            _complaint(c)
+            for c in conn.execute(
+                f"SELECT * FROM complaints WHERE action_id IN (SELECT id FROM actions WHERE {where}) ORDER BY id",
+                params,
+            )
+        ]
+        tsql = "at >= ?"
+        tparams: list[object] = [low]
+        if classes is not None:
+            names = tuple(sorted(classes | {_EVERY_CLASS}))
+            tsql += f" AND class IN ({_marks(names)})"
+            tparams += list(names)
+        transitions = [
+            _transition(t)
+            for t in conn.execute(f"SELECT {_TRANSITION_COLUMNS} FROM transitions WHERE {tsql} ORDER BY id", tparams)
+        ]
+        mute = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT DISTINCT session_id FROM actions WHERE created_at >= ? AND triggers_json LIKE ?",
+                (low, f'%"{mute_trigger}"%'),
+            )
+        }
+        return ReplayRecord(actions, complaints, transitions, mute)
+
+    return await _read(store, read)
+
+
+async def class_befores(store: Store, names: list[str], since: float, *, tail: dict[str, int]) -> dict[str, Before]:
+    """`Before` of each class at `since`, on one snapshot (what a replay of the period starts from)."""
+    return await _read(store, lambda conn: {n: _before(conn, n, since, tail[n]) for n in names})

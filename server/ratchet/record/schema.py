@@ -196,7 +196,7 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE actions SET hidden_lines = CAST(substr(preview, instr(preview, '[diff truncated: ') + 17) AS INTEGER)
     WHERE preview LIKE '%[diff truncated: % more lines not shown]%'
     """,
-    # undos: a human's undo of an action that ran (a file put back, or a revert commit queued as a draft
+    # v12, undos: a human's undo of an action that ran (a file put back, or a revert commit queued as a draft
     # `revert_id`), why, by whom, through which channel, whether it was forced over a later change,
     # and whether it counted as a complaint.
     """
@@ -214,7 +214,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX undos_action ON undos (action_id)
     """,
-    # verification: each check a class runs on an action that executed (or at its task's end), with
+    # v13, verification: each check a class runs on an action that executed (or at its task's end), with
     # its result. An undo a failing check caused (`undo_on_failure`) is an undo like a human's, in `undos`.
     """
     CREATE TABLE checks (
@@ -230,6 +230,12 @@ MIGRATIONS: tuple[str, ...] = (
         tail TEXT NOT NULL
     );
     CREATE INDEX checks_by_action ON checks (action_id, id)
+    """,
+    # v14: evidence at scale: a period's actions by when they were created (metrics), and a class's
+    # samples by when they were recorded (report and simulate replay a period from a checkpoint).
+    """
+    CREATE INDEX actions_created ON actions (created_at);
+    CREATE INDEX actions_settled ON actions ((coalesce(evidence_class, class)), (coalesce(finished_at, created_at)))
     """,
 )
 

@@ -1,0 +1,163 @@
+"""The evidence views at team scale: `ratchet metrics`, `report --html` and `simulate` at 10^5 and 10^6
+recorded actions, each at its default period (the last 30 days).
+
+The history is the gate bench's own generator (`gate.grow_history`: rows shaped as the engine writes
+them; 90% an autonomous bench class, 5% rejected drafts of `source-write`, 5% confirmed `docs-write`),
+re-timed so that actions arrive at a fixed rate of `PER_DAY` a day, ending now: 10^5 actions span
+about 33 days and 10^6 about 333. A team's history grows by growing older, so the last 30 days hold
+about as many actions at either size, and a view bounded by its period should cost about the same.
+
+Run: `.venv/bin/python -m bench.evidence [--sizes 100000,1000000] [--tmp DIR]`; it prints a Markdown
+table (seconds, page size, growth ratio) and writes the figures as JSON to `--out` when given. Each
+command runs as a real `ratchet` subprocess, timed end to end (start-up included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import make_policy, ratchet_bin, seed_files
+from .gate import grow_history
+
+PER_DAY = 3_000  # actions a day: a team of agents; 10^6 actions are about eleven months of it
+GROWTH_TARGET = 2.0  # from 10^5 to 10^6 at the default period
+PAGE_TARGET_BYTES = 2 * 2**20
+
+
+def build(root: Path, size: int) -> tuple[Path, Path, Path]:
+    """A workspace, the bench policy and a database holding `size` actions at `PER_DAY` a day, ending now."""
+    from ratchet.engine import Engine
+
+    workspace, db = root / "ws", root / "state" / "ratchet.db"
+    workspace.mkdir(parents=True)
+    seed_files(workspace)
+    policies = make_policy(root / "policies")
+
+    async def create() -> Any:
+        engine = await Engine.open(workspace, policies=policies, db=db, client="bench-setup")
+        policy = engine.policy
+        await engine.close()
+        return policy
+
+    policy = asyncio.run(create())
+    grow_history(db, policy, size)
+    step = 86400 / PER_DAY
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        t0 = time.time() - size * step
+        con.execute(
+            "UPDATE actions SET created_at = :t0 + id * :step, finished_at = :t0 + id * :step + 1.0",
+            {"t0": t0, "step": step},
+        )
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    return workspace, policies, db
+
+
+def candidate(policies: Path, out: Path) -> Path:
+    """The bench policy with one class changed (docs-write may climb on fewer samples)."""
+    shutil.copytree(policies, out)
+    files = out / "files.toml"
+    text = files.read_text(encoding="utf-8")
+    marker = 'ceiling = "autonomous"\n'
+    head, _, tail = text.partition(marker)
+    files.write_text(head + marker + "min_samples = 5\n" + tail, encoding="utf-8")
+    return out
+
+
+def timed(args: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr or done.stdout}")
+    return seconds, done.stdout
+
+
+def measure(size: int, tmp: Path) -> dict[str, Any]:
+    root = tmp / f"evidence-{size}"
+    workspace, policies, db = build(root, size)
+    common = ["--workspace", str(workspace), "--db", str(db)]
+    ratchet = str(ratchet_bin())
+    page = root / "report.html"
+    out: dict[str, Any] = {"size": size, "days": round(size / PER_DAY, 1)}
+    # One untimed open first: it brings the database to the current schema (index builds included).
+    timed([ratchet, "status", *common, "--policies", str(policies), "--json"])
+    out["metrics_s"], text = timed([ratchet, "metrics", *common, "--policies", str(policies), "--json"])
+    out["actions_in_period"] = json.loads(text)["total"]["actions"]
+    out["report_html_s"], _ = timed([ratchet, "report", *common, "--policies", str(policies), "--html", str(page)])
+    out["page_bytes"] = page.stat().st_size
+    cand = candidate(policies, root / "candidate")
+    out["simulate_s"], text = timed(
+        [ratchet, "simulate", *common, "--policies", str(cand), "--against", str(policies), "--json"]
+    )
+    sim = json.loads(text)
+    out["simulate_replayed"] = sim["replayed"]
+    out["simulate_classes"] = sim["replayed_classes"]
+    out["simulate_every_class_s"], text = timed([ratchet, "simulate", *common, "--policies", str(cand), "--json"])
+    out["simulate_every_class_replayed"] = json.loads(text)["replayed"]
+    shutil.rmtree(root)
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table, a growth-ratio row and the targets."""
+    small, large = rows[0], rows[-1]
+    cols = (
+        ("metrics", "metrics_s"),
+        ("report --html", "report_html_s"),
+        ("simulate --against (changed classes)", "simulate_s"),
+        ("simulate (every class)", "simulate_every_class_s"),
+    )
+    lines = [
+        "| actions (days) | in the last 30 days | " + " | ".join(c for c, _ in cols) + " | page |",
+        "|---:|---:|" + "---:|" * len(cols) + "---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']:,} ({r['days']:g}) | {r['actions_in_period']:,} | "
+            + " | ".join(f"{r[k]:.2f} s" for _, k in cols)
+            + f" | {r['page_bytes'] / 2**20:.2f} MiB |"
+        )
+    ratios = [large[k] / small[k] for _, k in cols]
+    lines.append(
+        f"| growth ×{large['size'] // small['size']} | | "
+        + " | ".join(f"×{x:.2f}" for x in ratios)
+        + f" | ×{large['page_bytes'] / small['page_bytes']:.2f} |"
+    )
+    met = all(x <= GROWTH_TARGET for x in ratios[:3]) and large["page_bytes"] < PAGE_TARGET_BYTES
+    lines.append("")
+    lines.append(
+        f"Targets (growth ≤ ×{GROWTH_TARGET:g} for metrics, report and simulate; page under 2 MiB): "
+        + ("met" if met else "**not met**")
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.evidence", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--tmp", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:
+        rows = [measure(int(s), Path(scratch)) for s in args.sizes.split(",")]
+    if args.out is not None:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
