@@ -143,6 +143,9 @@ def test_the_resident_server_decides_exactly_as_the_hook_process(tmp_path: Path)
         ]
         assert {"allow", "ask", "deny"} <= set(decisions)
         assert direct_first  # the direct side answered its first event too
+        # An event of another set-up reaching this server (two names colliding) is declined unread.
+        with hook_socket.connect(ep) as sock, pytest.raises(hook_socket.Stale):
+            hook_socket.exchange(sock, _events(resident_ws)[0].encode(), True, "another set-up")
     finally:
         _stop_servers(sockets)
 

@@ -89,7 +89,7 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
         return None
     with sock:
         try:
-            return hook_socket.exchange(sock, raw, attended=not unattended())
+            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ))
         except hook_socket.Stale:
             return None
         except Exception as exc:

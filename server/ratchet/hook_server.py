@@ -31,7 +31,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from ratchet.hook_socket import IDLE_S, MAX_MESSAGE, PROTOCOL, check_directory, endpoint, peer_uid
+from ratchet.hook_socket import IDLE_S, MAX_MESSAGE, PROTOCOL, check_directory, endpoint, peer_uid, setup
 from ratchet.hooks import HookOptions, claude_code
 
 log = logging.getLogger("ratchet.hook_server")
@@ -64,8 +64,9 @@ def _module_stamps_of(stamps: dict[str, int]) -> dict[str, int]:
 class HookServer:
     """Serves one set-up's events until idle or stale."""
 
-    def __init__(self, options: HookOptions, idle_s: float) -> None:
+    def __init__(self, options: HookOptions, setup: str, idle_s: float) -> None:
         self.options = options
+        self.setup = setup
         self.idle_s = idle_s
         self.last = time.monotonic()
         self.busy = 0
@@ -105,6 +106,8 @@ class HookServer:
         meta = json.loads(header)
         if not isinstance(meta, dict) or meta.get("v") != PROTOCOL or not isinstance(meta.get("attended"), bool):
             raise ValueError("not a hook request of this protocol")
+        if meta.get("setup") != self.setup:
+            return {"stale": True}  # another set-up whose name collides with this one's: its hook decides
         if self.stale or self.changed():
             self.stale = True
             return {"stale": True}
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         policies=Path(args.policies) if args.policies else None,
         db=Path(args.db) if args.db else None,
     )
-    server = HookServer(hook_options, args.idle_s)
+    server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s)
 
     async def run() -> None:
         Path(ep.socket).unlink(missing_ok=True)  # a dead server's; the lock says none is alive

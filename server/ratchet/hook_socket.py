@@ -16,7 +16,7 @@ The socket is trusted only when (this module checks every one on every event):
 - the process that accepted the connection runs as this uid (SO_PEERCRED); the server checks the
   same of every client.
 
-Its name is a hash of what the decision depends on outside the event: the interpreter, the hook's
+Its name is a checksum of what the decision depends on outside the event: the interpreter, the hook's
 --workspace/--policies/--db and the environment variables Ratchet reads. Any other set-up gets its
 own server.
 
@@ -26,8 +26,9 @@ What happens when (`ask`):
   starts one for next time (unless the directory is not trusted);
 - the directory or the socket fails a check, or the peer is another uid: nothing is sent; the hook
   decides itself and says why on stderr;
-- the server says its code changed on disk since it started (`stale`): it decided nothing, and the
-  hook decides itself; the server exits and the next event starts a fresh one;
+- the server says its code changed on disk since it started, or that it serves another set-up
+  (`stale`): it decided nothing, and the hook decides itself; a changed server exits and the next
+  event starts a fresh one;
 - anything else after the event was sent (an error, a reply that is not one, no reply within
   HARD_DEADLINE_S): a governed PreToolUse is denied (fail closed); any other event gets no answer and
   a note on stderr. It is never decided twice: the server may already have recorded it.
@@ -40,7 +41,6 @@ What happens when (`ask`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -48,6 +48,7 @@ import stat
 import struct
 import sys
 import time
+import zlib
 from collections.abc import Mapping
 
 SERVER_ENV = "RATCHET_HOOK_SERVER"  # "off": no resident server
@@ -108,8 +109,16 @@ def endpoint(options: dict[str, str], environ: Mapping[str, str] | None = None) 
     for name in ("workspace", "policies", "db"):
         if options.get(name):
             argv += [f"--{name}", os.path.abspath(options[name])]
-    material = json.dumps([PROTOCOL, sys.executable, argv, [env.get(k) for k in KEYED_ENV]])
-    return Endpoint(socket_dir(env), hashlib.sha256(material.encode()).hexdigest()[:24], tuple(argv))
+    material = setup(argv, env).encode()
+    # A checksum, not a cryptographic hash (hashlib's import alone costs milliseconds per event): the
+    # server compares the whole set-up on every event, so two set-ups sharing a name only cost speed.
+    key = f"{zlib.crc32(material):08x}{zlib.adler32(material):08x}"
+    return Endpoint(socket_dir(env), key, tuple(argv))
+
+
+def setup(argv: list[str] | tuple[str, ...], environ: Mapping[str, str]) -> str:
+    """What a decision depends on besides the event; a server answers only events of its own set-up."""
+    return json.dumps([PROTOCOL, sys.executable, list(argv), [environ.get(k) for k in KEYED_ENV]])
 
 
 def check_directory(path: str, *, create: bool) -> None:
@@ -184,11 +193,12 @@ def read_all(sock: socket.socket, deadline: float) -> bytes:
         chunks.append(chunk)
 
 
-def exchange(sock: socket.socket, raw: bytes, attended: bool) -> str:
-    """Send one event, return the server's answer ('' for none). Stale if the server declined it;
-    any other failure raises (the caller fails closed)."""
+def exchange(sock: socket.socket, raw: bytes, attended: bool, ep_setup: str) -> str:
+    """Send one event of set-up `ep_setup`, return the server's answer ('' for none). Stale if the
+    server declined it unread (its code changed, or it serves another set-up); any other failure
+    raises (the caller fails closed)."""
     deadline = time.monotonic() + HARD_DEADLINE_S
-    header = json.dumps({"v": PROTOCOL, "attended": attended}).encode() + b"\n"
+    header = json.dumps({"v": PROTOCOL, "attended": attended, "setup": ep_setup}).encode() + b"\n"
     sock.sendall(header + raw)
     sock.shutdown(socket.SHUT_WR)
     reply = json.loads(read_all(sock, deadline))
