@@ -4,8 +4,11 @@ Claude Code starts the hook command once per tool call and waits for its answer,
 matters is wall time from spawn to exit. Each case runs the real console script with a hook event on
 stdin against a workspace that already has its database (the everyday case), on the starter
 policies; the baseline is a trivial Python script on the same interpreter that only reads stdin and
-prints an allow. Runs are interleaved (one of each case per round, the order rotating) so a noisy
-neighbour slows every case alike; one discarded warm-up round first.
+prints an allow. Each governed case runs twice: `direct` decides in the hook process
+(RATCHET_HOOK_SERVER=off), `resident` hands the event to the resident hook server over its socket
+(started by the warm-up round, in a scratch socket directory, stopped at the end). Runs are
+interleaved (one of each case per round, the order rotating) so a noisy neighbour slows every case
+alike; two discarded warm-up rounds first.
 
     .venv/bin/python -m bench.hook [--runs 30] [--importtime]
 
@@ -16,8 +19,10 @@ where `import ratchet.cli` spends its time (`python -X importtime`), the floor u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -55,30 +60,47 @@ def event(workspace: Path, name: str, tool: str, tool_input: dict[str, Any], n: 
     )
 
 
-def cases(workspace: Path, baseline: Path) -> dict[str, tuple[list[str], Any]]:
-    """name -> (argv, stdin maker taking the run number)."""
+DIRECT = {"RATCHET_HOOK_SERVER": "off"}
+RESIDENT = {"RATCHET_HOOK_SERVER": "on"}
+
+
+def cases(workspace: Path, baseline: Path) -> dict[str, tuple[list[str], Any, dict[str, str]]]:
+    """name -> (argv, stdin maker taking the run number, environment added)."""
     hook = [str(ratchet_bin()), "hook", "claude-code"]
     docs = workspace / "docs" / "guide.md"
-    return {
-        "baseline (python: read stdin, print allow)": ([sys.executable, str(baseline)], lambda n: "{}"),
-        "python -c 'import ratchet.cli'": ([sys.executable, "-c", "import ratchet.cli"], lambda n: ""),
+    table: dict[str, tuple[list[str], Any, dict[str, str]]] = {
+        "baseline (python: read stdin, print allow)": ([sys.executable, str(baseline)], lambda n: "{}", {}),
+        "python -c 'import ratchet.cli'": ([sys.executable, "-c", "import ratchet.cli"], lambda n: "", {}),
         "hook: Read (not governed, no answer)": (
             hook,
             lambda n: event(workspace, "PreToolUse", "Read", {"file_path": str(docs)}, n),
-        ),
-        "hook: Bash `ls -la` -> allow (recorded)": (
-            hook,
-            lambda n: event(workspace, "PreToolUse", "Bash", {"command": "ls -la", "description": "list"}, n),
-        ),
-        "hook: Write docs/guide.md -> ask (diff, recorded)": (
-            hook,
-            lambda n: event(workspace, "PreToolUse", "Write", {"file_path": str(docs), "content": f"v{n}\n"}, n),
-        ),
-        "hook: PostToolUse (outcome -> window)": (
-            hook,
-            lambda n: event(workspace, "PostToolUse", "Bash", {"command": "ls -la"}, n),
+            {},
         ),
     }
+    for way, env in (("direct", DIRECT), ("resident", RESIDENT)):
+        table[f"hook {way}: Bash `ls -la` -> allow (recorded)"] = (
+            hook,
+            lambda n: event(workspace, "PreToolUse", "Bash", {"command": "ls -la", "description": "list"}, n),
+            env,
+        )
+        table[f"hook {way}: Write docs/guide.md -> ask (diff, recorded)"] = (
+            hook,
+            lambda n: event(workspace, "PreToolUse", "Write", {"file_path": str(docs), "content": f"v{n}\n"}, n),
+            env,
+        )
+        table[f"hook {way}: PostToolUse (outcome -> window)"] = (
+            hook,
+            lambda n: event(workspace, "PostToolUse", "Bash", {"command": "ls -la"}, n),
+            env,
+        )
+    return table
+
+
+def stop_servers(directory: Path) -> None:
+    """Stop the resident hook servers this bench started (their pid is in their lock file)."""
+    for lock in directory.glob("*.lock"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(lock.read_text().strip()), signal.SIGTERM)
 
 
 def measure(runs: int, tmp: Path) -> dict[str, list[float]]:
@@ -91,21 +113,29 @@ def measure(runs: int, tmp: Path) -> dict[str, list[float]]:
     table = cases(workspace, baseline)
     names = list(table)
     env = {k: v for k, v in os.environ.items() if k not in ("RATCHET_POLICIES", "RATCHET_DB")}  # starter set
+    env["RATCHET_HOOK_SOCKET_DIR"] = str(tmp / "sockets")
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_no in range(runs + 1):
-        order = names[round_no % len(names) :] + names[: round_no % len(names)]
-        for name in order:
-            argv, stdin = table[name]
-            n = round_no * len(names) + names.index(name)
-            started = time.perf_counter()
-            done = subprocess.run(argv, input=stdin(n), capture_output=True, text=True, env=env, cwd=workspace)
-            elapsed = (time.perf_counter() - started) * 1000
-            if done.returncode != 0:
-                raise SystemExit(f"{name}: exit {done.returncode}: {done.stderr}")
-            if name.startswith("hook: Bash") and '"allow"' not in done.stdout:
-                raise SystemExit(f"{name}: expected an allow, got {done.stdout!r}")
-            if round_no:  # round 0 warms the page cache, the .pyc files and creates the database
-                times[name].append(elapsed)
+    try:
+        for round_no in range(runs + 2):
+            order = names[round_no % len(names) :] + names[: round_no % len(names)]
+            for name in order:
+                argv, stdin, extra = table[name]
+                n = round_no * len(names) + names.index(name)
+                started = time.perf_counter()
+                done = subprocess.run(
+                    argv, input=stdin(n), capture_output=True, text=True, env={**env, **extra}, cwd=workspace
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+                if done.returncode != 0:
+                    raise SystemExit(f"{name}: exit {done.returncode}: {done.stderr}")
+                if "Bash" in name and '"allow"' not in done.stdout:
+                    raise SystemExit(f"{name}: expected an allow, got {done.stdout!r}")
+                if round_no > 1:  # rounds 0-1 warm the caches, create the database, start the resident server
+                    times[name].append(elapsed)
+            if round_no == 0:
+                time.sleep(3)  # the resident server started by round 0 is up before round 1
+    finally:
+        stop_servers(tmp / "sockets")
     return times
 
 

@@ -5,6 +5,7 @@ file, and servers connected to the MCP SDK's real `Client` on them. What the fix
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +17,9 @@ from mcp import Client
 from .helpers import HOOK_POLICY, LEVELS_POLICY, Clock, Elicitor, connect, make_repo, write_policy
 
 MakeServer = Callable[..., Client]
+
+# Hook processes decide in their own process unless a test starts the resident hook server itself.
+os.environ.setdefault("RATCHET_HOOK_SERVER", "off")
 
 
 @pytest.fixture

@@ -11,14 +11,17 @@ the events it does not listen to get no answer and leave no record. Those are to
 the event's JSON alone, before `hooks` (and its event loop) is imported: such a process costs the
 interpreter's start and a JSON parse. Anything else, including input that is not a readable event,
 goes to `hooks`, which decides, or denies (fail closed).
+
+A governed event is first offered to the resident hook server (`hook_socket`): the decision without
+the imports. When there is none yet, or it cannot be trusted, the event is decided here as always.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 _HOOK_OPTIONS = {"--workspace": "workspace", "--policies": "policies", "--db": "db"}
 # Claude Code's tools that Ratchet governs, and the events that carry a governed call's outcome or
@@ -44,6 +47,67 @@ def hook_event_is_silent(raw: bytes) -> bool:
     return event.get("tool_name") not in GOVERNED_TOOLS
 
 
+def unattended(environ: dict[str, str] | None = None) -> bool:
+    """Whether no human can answer the client's permission dialog in this session (see `hooks`)."""
+    env = os.environ if environ is None else environ
+    override = env.get("RATCHET_HOOK_ATTENDED")
+    if override in ("0", "1"):
+        return override == "0"
+    return env.get("CLAUDE_CODE_SESSION_ATTENDED") == "0" or env.get("CLAUDE_CODE_ENTRYPOINT") == "sdk-cli"
+
+
+def is_governed_pre_tool_use(raw: bytes) -> bool:
+    """Whether this is a PreToolUse of a governed tool: the event whose failure to decide is a deny."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return False
+    return (
+        isinstance(event, dict)
+        and event.get("hook_event_name") == "PreToolUse"
+        and event.get("tool_name") in GOVERNED_TOOLS
+    )
+
+
+def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
+    """The resident hook server's answer to this event; None when this process should decide it (no
+    server, or one that is not trusted or declined it unread). Fails closed once the event was sent."""
+    from ratchet import hook_socket
+
+    ep = hook_socket.endpoint(options)
+    try:
+        sock = hook_socket.connect(ep)
+    except (FileNotFoundError, ConnectionRefusedError):
+        try:  # nobody listens: decide here, and start one for the next event
+            hook_socket.check_directory(ep.directory, create=True)
+            hook_socket.start_server(ep)
+        except (hook_socket.Untrusted, OSError) as exc:
+            print(f"ratchet hook: no resident hook server ({exc}); deciding in this process", file=sys.stderr)
+        return None
+    except (hook_socket.Untrusted, OSError) as exc:
+        print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+        return None
+    with sock:
+        try:
+            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ))
+        except hook_socket.Stale:
+            return None
+        except Exception as exc:
+            why = f"Ratchet's hook server failed ({type(exc).__name__}: {exc})"
+    if is_governed_pre_tool_use(raw):
+        return json.dumps(
+            {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": f"{why}. Nothing was run; tell the human (fail closed).",
+                }
+            }
+        )
+    print(f"ratchet hook: {why}; this event was not recorded", file=sys.stderr)
+    return ""
+
+
 def hook_options(argv: Sequence[str]) -> dict[str, str] | None:
     """The options of `hook claude-code [--workspace W] [--policies P] [--db D]`; None for anything else."""
     if list(argv[:2]) != ["hook", "claude-code"]:
@@ -67,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw = sys.stdin.buffer.read()
         if hook_event_is_silent(raw):
             return 0
+        if os.environ.get("RATCHET_HOOK_SERVER", "").strip().lower() != "off":
+            answer = resident_answer(options, raw)
+            if answer is not None:
+                if answer:
+                    print(answer, flush=True)
+                return 0
+        from pathlib import Path
+
         from ratchet.hooks import HookOptions, answer_event
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))

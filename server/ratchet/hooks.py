@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ratchet.entry import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS
+from ratchet.entry import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
 from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -94,15 +94,6 @@ HARD_DEADLINE_S = 30.0
 MAX_BASH_CHARS = 64 * 1024
 CLIENT = "claude-code"
 ASK_PREFIX = "Ratchet asks: "  # the start of every `ask` reason; a tool_result carrying it was never answered
-
-
-def unattended(environ: dict[str, str] | None = None) -> bool:
-    """Whether no human can answer the client's permission dialog in this session (see the module doc)."""
-    env = os.environ if environ is None else environ
-    override = env.get("RATCHET_HOOK_ATTENDED")
-    if override in ("0", "1"):
-        return override == "0"
-    return env.get("CLAUDE_CODE_SESSION_ATTENDED") == "0" or env.get("CLAUDE_CODE_ENTRYPOINT") == "sdk-cli"
 
 
 @dataclass(frozen=True)
@@ -126,12 +117,16 @@ class _Call:
     notebook: dict[str, Any] | None = None
 
 
-async def claude_code(raw: bytes | str, options: HookOptions) -> str:
+async def claude_code(raw: bytes | str, options: HookOptions, *, attended: bool | None = None) -> str:
     """Answer one Claude Code hook event: the text to print on stdout ('' for no answer). Never raises.
 
     A governed PreToolUse gets a decision; outcome events feed the trust window; Stop,
     UserPromptSubmit and SessionEnd settle calls the human declined; everything else gets ''.
+    `attended`: whether a human can answer an `ask` (default: read from this process's environment,
+    `unattended`); the resident hook server is told it by the hook process.
     """
+    if attended is None:
+        attended = not unattended()
     try:
         event = _parse(raw)
     except Exception as exc:
@@ -140,7 +135,7 @@ async def claude_code(raw: bytes | str, options: HookOptions) -> str:
     try:
         with anyio.fail_after(options.deadline_s):
             if name == "PreToolUse":
-                return await _pre_tool_use(event, options) if tool in GOVERNED_TOOLS else ""
+                return await _pre_tool_use(event, options, attended) if tool in GOVERNED_TOOLS else ""
             if name in OUTCOME_EVENTS and tool in GOVERNED_TOOLS:
                 await _outcome(event, options)
             elif name in SETTLE_EVENTS:
@@ -221,10 +216,10 @@ async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
 # -- PreToolUse --------------------------------------------------------------------------------
 
 
-async def _pre_tool_use(event: dict[str, Any], options: HookOptions) -> str:
+async def _pre_tool_use(event: dict[str, Any], options: HookOptions, attended: bool) -> str:
     engine = await _open(event, options)
     try:
-        return await _decide_event(engine, event, attended=not unattended())
+        return await _decide_event(engine, event, attended=attended)
     finally:
         await engine.close()
 
