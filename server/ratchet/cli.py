@@ -36,7 +36,7 @@ from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
-from ratchet.record.store import default_db_path
+from ratchet.record.store import Location, beside, parse_location, resolve_location
 from ratchet.results import DraftView
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
@@ -79,10 +79,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def existing_db(args: argparse.Namespace) -> Path:
-    """The database a command that reads the record would open; StoreError if there is none yet."""
-    path = (args.db or default_db_path(Path(args.workspace).resolve())).absolute()
-    if not path.is_file():
+def existing_db(args: argparse.Namespace) -> Location:
+    """The database a command that reads the record would open; StoreError if there is no such file yet
+    (a PostgreSQL database is there or not when it is opened)."""
+    path = resolve_location(args.db, Path(args.workspace).resolve())
+    if isinstance(path, Path) and not path.is_file():
         raise StoreError(
             f"no trust database at {path}; `ratchet serve` creates it on first start (or `ratchet init` "
             "in the workspace), or pass --db / set $RATCHET_DB to the one your server uses"
@@ -148,12 +149,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         check_host(args.host, args.token_file)  # before anything is opened or created
 
-    async def check() -> Path:
+    async def check() -> Location:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
         async with opened(args) as engine:
             return engine.store.path
 
-    db = anyio.run(check)
+    db = beside(anyio.run(check), workspace)
     closed = threading.Event()
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
@@ -178,7 +179,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     from ratchet.web import WebOptions, serve_web
 
     ws, hosts = Path(args.workspace).resolve(), tuple(args.allowed_host or ())
-    serve_web(WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts), existing_db(args))
+    options = WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts)
+    serve_web(options, beside(existing_db(args), ws))
     return 0
 
 
@@ -572,7 +574,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
-        (args.db or default_db_path(workspace)).absolute(), resolve_policy_dir(workspace, args.policies)
+        resolve_location(args.db, workspace), resolve_policy_dir(workspace, args.policies)
     )
     emit(args, report, lambda: render_simulation(report))
     return 0
@@ -717,9 +719,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--db",
-        type=Path,
+        type=parse_location,
         default=None,
-        help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
+        help="trust database: an SQLite file, or a postgresql:// URL for a database a team shares "
+        "(default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="one of the commands below; `ratchet COMMAND --help`"
@@ -846,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
-    p.add_argument("--db", type=Path, default=None, help="trust database (default: as for serve)")
+    p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
     p = add("install", cmd_install, json_flag=True, what="what was (or would be) written")
     p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"], help="the client to set up")
     p.add_argument(

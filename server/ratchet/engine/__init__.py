@@ -36,7 +36,7 @@ from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, standing
-from ratchet.record.store import Store, default_db_path
+from ratchet.record.store import Location, Store, resolve_location
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import provenance
 from ratchet.rules.escalation import EscalationPacket
@@ -60,7 +60,7 @@ class Engine:
         workspace: Path,
         *,
         policies: Path | None = None,
-        db: Path | None = None,
+        db: Location | None = None,
         client: str | None = None,
         session: bool | str = True,
     ) -> Self:
@@ -71,15 +71,14 @@ class Engine:
         """
         workspace = workspace.resolve()
         policy = load_policy(resolve_policy_dir(workspace, policies))
-        db_path = (db or default_db_path(workspace)).absolute()
-        protected = [
-            policy.directory,
-            db_path,
-            *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
-        ]
+        db_path = resolve_location(db, workspace)
+        protected = [policy.directory]
+        if isinstance(db_path, Path):
+            protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
         ws = Workspace(workspace, protected)
         store = await Store.open(db_path)
-        keep_database_out_of_git(db_path)
+        if isinstance(db_path, Path):
+            keep_database_out_of_git(db_path)
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             engine = cls(Setting(ws, policy, store, session_id))

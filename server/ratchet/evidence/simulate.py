@@ -29,7 +29,7 @@ from ratchet.policy.model import ActionClass, Policy, Subject
 from ratchet.record.evidence import ActionRecord, ComplaintRecord, TransitionRecord
 from ratchet.record.evidence import history as recorded_history
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
-from ratchet.record.store import Store
+from ratchet.record.store import Location, Store
 from ratchet.rules.gate import Route, decide
 from ratchet.rules.settle import (
     Complained,
@@ -391,14 +391,14 @@ def render_simulation(r: SimulationReport) -> str:
     return "\n".join(out)
 
 
-async def simulate_candidate(db: Path, candidate_dir: Path) -> SimulationReport:
+async def simulate_candidate(db: Location, candidate_dir: Path) -> SimulationReport:
     """Load the candidate policy (fail closed), open the recorded database read-only in effect, replay.
 
     The database is opened as a `Store`, not an `Engine`: an engine would sync the candidate's starts
     and bounds into the trust database, and a simulation must change nothing.
     """
     candidate = load_policy(candidate_dir)
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         raise InvalidRequest(f"no trust database at {db}: there is no history to replay")
     store = await Store.open(db)
     try:
