@@ -130,7 +130,7 @@ async def server(git_workspace: Path, make_server: MakeServer) -> AsyncIterator[
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
+def pg_cluster() -> Iterator[PgCluster]:
     """One real PostgreSQL server on loopback for the whole run. Without PostgreSQL installed the tests
     that need it are skipped on a developer's machine and fail in CI (`$CI` set): nothing is skipped there."""
     bindir = postgres_bindir()
@@ -139,13 +139,13 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    cluster = PgCluster(bindir, tmp_path_factory.mktemp("postgres"))
-    cluster.init()
-    cluster.start()
+    cluster = PgCluster(bindir)
     try:
+        cluster.init()
+        cluster.start()
         yield cluster
     finally:
-        cluster.stop("immediate")
+        cluster.remove()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ here (never from another test file), so each test file can be read and run on it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -654,10 +655,13 @@ class PgCluster:
 
     ROLE = "ratchet"
 
-    def __init__(self, bindir: Path, root: Path) -> None:
+    def __init__(self, bindir: Path) -> None:
+        import tempfile
+
+        # Not under pytest's own temporary tree: that is private to the user running the tests.
         self.bindir = bindir
-        self.root = root
-        self.data = root / "data"
+        self.root = Path(tempfile.mkdtemp(prefix="ratchet-pg-"))
+        self.data = self.root / "data"
         self.port = free_port()
         self._databases = 0
 
@@ -687,6 +691,14 @@ class PgCluster:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast`: disconnect every client, as a restart does; `immediate`: as a crash)."""
         self._as_owner(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server as a crash would, if it runs, and delete the cluster."""
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         """A client's URL for `database` on this cluster."""

@@ -36,6 +36,7 @@ from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
+from ratchet.record.postgres import is_url as is_postgres
 from ratchet.record.store import Location, beside, parse_location, resolve_location
 from ratchet.results import DraftView
 
@@ -60,6 +61,7 @@ GROUPS = {
     "agent setup": ("install", "init", "serve", "hook", "demo"),
     "review": ("inbox", "web", "queue", "show", "approve", "reject", "resolve", "complain"),
     "evidence": ("status", "history", "transitions", "explain", "metrics", "report", "escalations", "verify"),
+    "database": ("db",),
     "policy": ("lint", "simulate", "demote", "pin", "unpin", "freeze", "unfreeze"),
 }
 
@@ -536,6 +538,49 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+async def cmd_db(args: argparse.Namespace) -> int:
+    """Move a record to a team's PostgreSQL database, or check one: `db copy SQLITE_FILE postgresql://...`
+    copies a history (every table, ids kept) into an empty database and verifies the copy; `db check`
+    reports the schema version, the rows of each table and whether the hash chain verifies (exit 1 if not)."""
+    from ratchet.record import transfer
+    from ratchet.record.store import Store
+
+    if args.task == "copy":
+        if args.source is None or args.target is None or not is_postgres(args.target):
+            raise UsageError(
+                "db copy takes SQLITE_FILE and a postgresql:// URL: ratchet db copy ratchet.db postgresql://..."
+            )
+        report = await anyio.to_thread.run_sync(transfer.copy, Path(args.source), args.target)
+        emit(
+            args,
+            report,
+            lambda: _lines(
+                f"copied {report.source} to {report.target}:",
+                *(f"  {table:<12} {n}" for table, n in report.rows.items()),
+                f"chain verified on both; head {report.head}",
+            ),
+        )
+        return 0
+    if args.source is not None:
+        raise UsageError("db check takes no arguments; name the database with --db")
+    location = existing_db(args)
+    store = await Store.open(location)
+    try:
+        result = await store.call(lambda conn: transfer.check(conn, str(location)))
+    finally:
+        await store.close()
+    emit(
+        args,
+        result,
+        lambda: _lines(
+            f"{result.database} ({result.backend}), schema version {result.schema_version}",
+            *(f"  {table:<12} {n}" for table, n in result.rows.items()),
+            f"chain: {result.chain}",
+        ),
+    )
+    return 0 if result.ok else 1
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     """Watch a scripted agent session in a scratch workspace: every level, a CLI approval, a promotion
     and a demotion, with a toy policy that moves after a few actions."""
@@ -774,6 +819,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0 picks a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="as for serve --http (required beyond loopback)")
     p.add_argument("--allowed-host", action="append", metavar="NAME", help="another Host/Origin name (repeatable)")
+    p = add("db", cmd_db, json_flag=True, what="what was copied or found")
+    p.add_argument("task", choices=["copy", "check"], help="copy a record into PostgreSQL, or check one")
+    p.add_argument("source", nargs="?", metavar="SQLITE_FILE", help="copy: the SQLite trust database to copy from")
+    p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")
     p = add("lint", cmd_lint, json_flag=True, what="what was checked")
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)

@@ -233,7 +233,7 @@ def sample(
     if session_id is not None:
         conn.execute(
             "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
-            "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
+            "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE streaks.failures + 1 END",
             (session_id, class_name, 0 if ok else 1, ok),
         )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ratchet.errors import StoreError
-from ratchet.record.postgres import WRITE_LOCK, Connection, shown
+from ratchet.record.postgres import WRITE_BEGIN, WRITE_LOCK, Connection, shown
 from ratchet.record.schema import MIGRATIONS, SCHEMA_VERSION
 
 BASELINE_VERSION = 11  # the SQLite migration the baseline below stands for; never changes
@@ -203,7 +203,7 @@ def migrate(conn: Connection) -> None:
 
     Several processes may open a new database at once: the write lock makes one of them create it.
     """
-    conn.execute("BEGIN")
+    conn.execute(WRITE_BEGIN)
     try:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")

@@ -47,6 +47,8 @@ T = TypeVar("T")
 SCHEMES = ("postgresql://", "postgres://")
 # The key of the advisory lock every write transaction takes (any constant; "ratchet" in ASCII).
 WRITE_LOCK = 0x72617463686574
+WRITE_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails the call instead of hanging it
 
 
@@ -160,8 +162,15 @@ class Connection:
         self.statements = 0  # in the current unit of work: 0 means nothing reached the server yet
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
-        """Run one statement; the cursor (`fetchone`, `fetchall`, `rowcount`, iteration) over `Row`s."""
+        """Run one statement; the cursor (`fetchone`, `fetchall`, `rowcount`, iteration) over `Row`s.
+
+        A plain `BEGIN` (a read on one snapshot, record/evidence.py) is SQLite's deferred transaction,
+        which reads one snapshot throughout: here, REPEATABLE READ. Write units of work begin with
+        `transaction` below instead, in READ COMMITTED under the write lock.
+        """
         cursor = self.raw.cursor()
+        if sql.strip().upper() == "BEGIN":
+            sql = SNAPSHOT
         cursor.execute(translate(sql), params)
         self.statements += 1
         return cursor
@@ -172,6 +181,13 @@ class Connection:
         cursor.executemany(translate(sql), list(seq))
         self.statements += 1
         return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        """A transaction is open on the connection (as `sqlite3.Connection.in_transaction`)."""
+        import psycopg
+
+        return bool(self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
     @property
     def broken(self) -> bool:
@@ -206,8 +222,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def transaction(fn: Callable[[Connection], T], conn: Connection) -> T:
-    """`fn(conn)` inside BEGIN ... COMMIT, holding the database's write lock; an exception rolls back."""
-    conn.execute("BEGIN")
+    """`fn(conn)` inside BEGIN ... COMMIT, holding the database's write lock; an exception rolls back.
+
+    READ COMMITTED: each statement sees what was committed before it, so after the lock is taken the
+    unit sees every earlier writer's work (a snapshot taken before the wait would not).
+    """
+    conn.execute(WRITE_BEGIN)
     try:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
         value = fn(conn)
