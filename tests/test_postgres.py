@@ -132,6 +132,29 @@ asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))
 """
 
 
+def _race_claims(url: str, ids: list[int]) -> list[list[int]]:
+    """Two processes, each connected and waiting, told to claim `ids` at the same moment: what each won."""
+    argv = [sys.executable, "-c", _CLAIMER, url, json.dumps(ids)]
+    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    for proc in procs:  # both start claiming the same ids, in the same order, at the same moment
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+
+
+def _twice_at_once(argv: list[str]) -> list[tuple[str, str]]:
+    """The same command in two processes started together: (stdout, stderr) of each."""
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    return [proc.communicate(timeout=120) for proc in procs]
+
+
+def _ratchet(ratchet_bin: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ratchet_bin), *argv], capture_output=True, text=True, timeout=120, check=False)
+
+
 @pytest.mark.asyncio
 async def test_two_processes_claiming_the_same_drafts_at_once_each_draft_goes_to_one(pg_url: str) -> None:
     store = await Store.open(PostgresUrl(pg_url))
@@ -139,22 +162,7 @@ async def test_two_processes_claiming_the_same_drafts_at_once_each_draft_goes_to
         ids = [await store.run(lambda c: actions.insert_intent(c, _intent(Status.DRAFT))) for _ in range(150)]
     finally:
         await store.close()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CLAIMER, pg_url, json.dumps(ids)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    for proc in procs:  # both start claiming the same ids, in the same order, at the same moment
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    won = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    won = await anyio.to_thread.run_sync(_race_claims, pg_url, ids)
     assert sorted(won[0] + won[1]) == ids  # every draft claimed, none twice
     assert won[0] and won[1], "both processes claimed some: they really raced"
     statuses = db_rows(pg_url, "SELECT status, count(*) FROM actions GROUP BY status")
@@ -176,8 +184,7 @@ async def test_two_cli_approvals_of_one_draft_at_once_run_it_once(
     for draft_id in drafts:
         argv = [str(ratchet_bin), "approve", str(draft_id), "--json", "--workspace", str(workspace)]
         argv += ["--policies", str(policies), "--db", pg_url]
-        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        results = [proc.communicate(timeout=120) for proc in procs]
+        results = await anyio.to_thread.run_sync(_twice_at_once, argv)
         outcomes = sorted(json.loads(out)[0]["status"] if out.strip() else "failed" for out, _ in results)
         assert outcomes.count("executed") == 1, results
     reviews = db_rows(pg_url, "SELECT action_id, count(*) FROM reviews WHERE kind = 'accept' GROUP BY action_id")
@@ -289,8 +296,7 @@ async def test_a_copied_history_gives_the_same_figures_and_verifies(
 ) -> None:
     lite = tmp_path / "state" / "ratchet.db"
     await drive_history(tmp_path, workspace, policies, lite, capsys)
-    argv = [str(ratchet_bin), "db", "copy", str(lite), pg_url, "--workspace", str(workspace)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    done = await anyio.to_thread.run_sync(_ratchet, ratchet_bin, "db", "copy", str(lite), pg_url)
     assert done.returncode == 0, done.stderr
     assert "chain verified on both" in done.stdout
     (lite_metrics, lite_moves), (pg_metrics, pg_moves) = (
@@ -302,8 +308,8 @@ async def test_a_copied_history_gives_the_same_figures_and_verifies(
 
     checks = []
     for db in (str(lite), pg_url):
-        argv = [str(ratchet_bin), "db", "check", "--json", "--workspace", str(workspace), "--db", db]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        argv = ["db", "check", "--json", "--workspace", str(workspace), "--db", db]
+        done = await anyio.to_thread.run_sync(_ratchet, ratchet_bin, *argv)
         assert done.returncode == 0, done.stderr
         checks.append(json.loads(done.stdout))
     assert checks[0]["rows"] == checks[1]["rows"] and checks[0]["head"] == checks[1]["head"]
@@ -316,9 +322,7 @@ async def test_a_copied_history_gives_the_same_figures_and_verifies(
         assert (await write(client, "auto/after-the-move.txt"))["action_id"] == top + 1
 
     # A second copy into a database that now holds history is refused, naming why.
-    done = subprocess.run(
-        [str(ratchet_bin), "db", "copy", str(lite), pg_url], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = await anyio.to_thread.run_sync(_ratchet, ratchet_bin, "db", "copy", str(lite), pg_url)
     assert done.returncode == 1 and "already holds actions" in done.stderr
 
 

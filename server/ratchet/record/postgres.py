@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ratchet.errors import StoreError
@@ -197,6 +198,12 @@ class Connection:
     def close(self) -> None:
         """Close it (closing a broken connection is harmless)."""
         self.raw.close()
+
+
+def as_sqlite(conn: Connection) -> sqlite3.Connection:
+    """The connection as record/'s functions are annotated to take it: it presents the part of
+    `sqlite3.Connection` they use (the one place the two types meet)."""
+    return cast(sqlite3.Connection, conn)
 
 
 def connect(url: str) -> Connection:

@@ -102,7 +102,7 @@ def copy(source: Path, target: str) -> CopyReport:
         try:
             pg_schema.migrate(dst)
             rows = postgres.transaction(lambda conn: _copy_rows(src, conn, target), dst)
-            after = chain.verify(dst)
+            after = chain.verify(postgres.as_sqlite(dst))
             counts = {t: int(dst.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in rows}
         finally:
             dst.close()
