@@ -146,3 +146,14 @@ def _copy_rows(src: sqlite3.Connection, dst: postgres.Connection, target: str) -
             # The identity's next value goes past every id copied (is_called false: max + 1 is next).
             dst.execute(f"SELECT setval(?, coalesce(max(id), 0) + 1, false) FROM {table}", (sequence[0],))
     return counts
+
+
+def target_counts(conn: Any, pattern: str) -> dict[str, int]:
+    """Actions whose target is LIKE `pattern`: rows, distinct targets, and those still `running`
+    (what a throughput run checks: nothing lost, nothing doubled, nothing left half-done)."""
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT target), count(*) FILTER (WHERE status = 'running') FROM actions "
+        "WHERE target LIKE ?",
+        (pattern,),
+    ).fetchone()
+    return {"rows": int(row[0]), "distinct": int(row[1]), "running": int(row[2])}
