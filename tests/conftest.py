@@ -7,14 +7,25 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from mcp import Client
 
-from .helpers import HOOK_POLICY, LEVELS_POLICY, Clock, Elicitor, connect, make_repo, write_policy
+from .helpers import (
+    HOOK_POLICY,
+    LEVELS_POLICY,
+    PG_APT,
+    Clock,
+    Elicitor,
+    PgCluster,
+    connect,
+    make_repo,
+    postgres_bindir,
+    write_policy,
+)
 
 MakeServer = Callable[..., Client]
 
@@ -119,3 +130,37 @@ async def server(git_workspace: Path, make_server: MakeServer) -> AsyncIterator[
     finally:
         done.set()
         await holder
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One real PostgreSQL server on loopback for the whole run. Without PostgreSQL installed the tests
+    that need it are skipped on a developer's machine and fail in CI (`$CI` set): nothing is skipped there."""
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "pg_ctl").exists():
+        message = f"PostgreSQL is not installed ({PG_APT})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PgCluster(bindir)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A fresh, empty PostgreSQL database of the session's cluster: its URL."""
+    return pg_cluster.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A `--db` value for each backend: an SQLite file (outside the workspace), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "ratchet.db")
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()

@@ -6,6 +6,7 @@ here (never from another test file), so each test file can be read and run on it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -624,3 +625,107 @@ def blocked_and_handoff(workspace: Path, policies: Path, db: Path) -> tuple[int,
         ("request_handoff", handoff),
     )  # fmt: skip
     return stopped["action_id"], asked["id"]
+
+
+# -- PostgreSQL: a real server on loopback, started by the tests themselves ------------------------
+
+PG_APT = "apt-get install -y postgresql"
+
+
+def postgres_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are: `$RATCHET_PG_BIN`, else Debian's newest, else PATH."""
+    given = os.environ.get("RATCHET_PG_BIN")
+    if given:
+        return Path(given)
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    import shutil
+
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster: its own data directory, a free loopback port, trust auth for one role.
+
+    PostgreSQL refuses to run as root, so as root the programs run as the `postgres` user (Debian's
+    package creates it) on a directory that user owns. Databases are cheap: one per test.
+    """
+
+    ROLE = "ratchet"
+
+    def __init__(self, bindir: Path) -> None:
+        import tempfile
+
+        # Not under pytest's own temporary tree: that is private to the user running the tests.
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="ratchet-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._databases = 0
+
+    def _as_owner(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=120, check=True)
+
+    def init(self) -> None:
+        """Create the cluster (no fsync: a test cluster's durability is not what is tested)."""
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.root, "postgres", "postgres")
+        self._as_owner(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.ROLE, "-A", "trust", "--no-sync", "-E", "UTF8"
+        )
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        log = self.root / "server.log"
+        self._as_owner(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`: disconnect every client, as a restart does; `immediate`: as a crash)."""
+        self._as_owner(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server as a crash would, if it runs, and delete the cluster."""
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        """A client's URL for `database` on this cluster."""
+        return f"postgresql://{self.ROLE}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"t{os.getpid()}_{self._databases}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+def pg_rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows straight from a PostgreSQL database, read with plain psycopg (not through Ratchet)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, params or None).fetchall()
+
+
+def db_rows(db: str | Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows from either backend's trust database (`?` placeholders), read without Ratchet."""
+    text = str(db)
+    if text.startswith("postgresql://"):
+        return pg_rows(text, sql.replace("?", "%s"), *params)
+    return [tuple(r) for r in rows(Path(text), sql, *params)]

@@ -8,7 +8,6 @@ the store must serialise its units of work on the shared connection (one transac
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,9 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.record.store import parse_location
 
-from .helpers import ratchet_argv, stdio_params, write_policy
+from .helpers import db_rows, ratchet_argv, stdio_params, write_policy
 
 # Classes that cannot move during the burst (floors and ceilings pinned, a failure limit no burst
 # reaches), so every call's expected result follows from its class alone.
@@ -119,7 +119,7 @@ async def burst(client: Client, cli: list[str]) -> tuple[list[tuple[str, dict[st
     return done, approved[0]
 
 
-def _check(workspace: Path, db: Path, done: list[tuple[str, dict[str, Any], str, Any]], approval: Any) -> None:
+def _check(workspace: Path, db: str, done: list[tuple[str, dict[str, Any], str, Any]], approval: Any) -> None:
     errors = [(args, r) for _, args, _, r in done if isinstance(r, Exception) or r.is_error]
     assert errors == [], errors
     wrong = [(args, expected, r.structured_content["status"]) for _, args, expected, r in done]
@@ -127,15 +127,9 @@ def _check(workspace: Path, db: Path, done: list[tuple[str, dict[str, Any], str,
     assert wrong == [], wrong
     assert approval.returncode == 0, approval.stderr.decode()
 
-    con = sqlite3.connect(db)
-    try:
-        statuses = Counter(r[0] for r in con.execute("SELECT status FROM actions"))
-        per_target = Counter(r[0] for r in con.execute("SELECT target FROM actions WHERE tool = 'write_file'"))
-        windows = {
-            name: json.loads(window) for name, window in con.execute("SELECT name, window_json FROM class_state")
-        }
-    finally:
-        con.close()
+    statuses = Counter(r[0] for r in db_rows(db, "SELECT status FROM actions"))
+    per_target = Counter(r[0] for r in db_rows(db, "SELECT target FROM actions WHERE tool = 'write_file'"))
+    windows = {name: json.loads(window) for name, window in db_rows(db, "SELECT name, window_json FROM class_state")}
     # Every call recorded exactly once and settled: nothing left running or approving.
     assert all(n == 1 for n in per_target.values()), per_target
     assert statuses["running"] == 0 and statuses["approving"] == 0, statuses
@@ -161,8 +155,10 @@ def _check(workspace: Path, db: Path, done: list[tuple[str, dict[str, Any], str,
 @pytest.mark.asyncio
 @pytest.mark.parametrize("transport", ["in-process", "stdio"])
 async def test_sixty_concurrent_calls_settle_exactly_once(
-    transport: str, ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path
+    transport: str, ratchet_bin: Path, workspace: Path, tmp_path: Path, backend: str
 ) -> None:
+    """On each backend: SQLite's file, and PostgreSQL."""
+    db = parse_location(backend)
     policies = write_policy(tmp_path / "policies", POLICY)
     judge = Judge()
     server: Any = (
@@ -177,7 +173,7 @@ async def test_sixty_concurrent_calls_settle_exactly_once(
         done, approval = await burst(client, cli)
         levels = await client.call_tool("trust_levels", {})
     assert len(done) >= 60
-    _check(workspace, db, done, approval)
+    _check(workspace, backend, done, approval)
     # Each confirmation was asked once, and only for the confirm class.
     assert len(judge.seen) == ASK_YES + ASK_NO and all("ask/" in m for m in judge.seen)
     samples = {c["action_class"]: c["samples"] for c in levels.structured_content["classes"]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -12,7 +11,7 @@ from ratchet.errors import StoreError
 from ratchet.record import actions, lifecycle
 from ratchet.record.lifecycle import IllegalMove, Status
 from ratchet.record.schema import MIGRATIONS
-from ratchet.record.store import Store
+from ratchet.record.store import Store, parse_location
 from ratchet.results import Outcome
 
 
@@ -68,8 +67,8 @@ def test_the_api_speaks_the_lifecycle_words() -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_record_refuses_an_illegal_move_and_keeps_the_row_as_it_was(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_the_record_refuses_an_illegal_move_and_keeps_the_row_as_it_was(backend: str) -> None:
+    store = await Store.open(parse_location(backend))
     try:
         executed = await store.run(lambda c: actions.insert_intent(c, _intent(Status.RUNNING)))
         await store.run(lambda c: actions.finish(c, executed, Status.EXECUTED, None, None))

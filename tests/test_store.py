@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from ratchet.errors import StoreError
-from ratchet.record.store import MIGRATIONS, SCHEMA_VERSION, Store
+from ratchet.record.store import MIGRATIONS, SCHEMA_VERSION, Store, parse_location
 
 
 def _version(path: Path) -> int:
@@ -95,8 +95,8 @@ async def test_a_file_that_is_not_a_database_names_the_file(tmp_path: Path) -> N
 
 
 @pytest.mark.asyncio
-async def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+async def test_concurrent_writers_queue_instead_of_failing(backend: str) -> None:
+    path = parse_location(backend)
     stores = [await Store.open(path) for _ in range(4)]
 
     async def write(store: Store, n: int) -> None:
@@ -152,8 +152,8 @@ async def test_a_queued_draft_is_called_draft_and_a_folded_diff_keeps_its_count(
 
 
 @pytest.mark.asyncio
-async def test_a_failed_unit_of_work_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_a_failed_unit_of_work_leaves_nothing_behind(backend: str) -> None:
+    store = await Store.open(parse_location(backend))
 
     def half(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO sessions (id, started_at, client, pid) VALUES ('half', 0, 'x', 1)")
@@ -172,12 +172,12 @@ async def test_a_failed_unit_of_work_leaves_nothing_behind(tmp_path: Path) -> No
 
 
 @pytest.mark.asyncio
-async def test_units_of_work_in_one_process_never_interleave(tmp_path: Path) -> None:
+async def test_units_of_work_in_one_process_never_interleave(backend: str) -> None:
     """Each unit reads a counter, yields the thread, and writes it back plus one: interleaved units would lose
     increments; serialized ones never do."""
     import time
 
-    store = await Store.open(tmp_path / "r.db")
+    store = await Store.open(parse_location(backend))
     await store.run(lambda conn: conn.execute("INSERT INTO sessions VALUES ('n', 0, '0', 1)"))
 
     def bump(conn: sqlite3.Connection) -> None:
@@ -196,8 +196,8 @@ async def test_units_of_work_in_one_process_never_interleave(tmp_path: Path) -> 
 
 
 @pytest.mark.asyncio
-async def test_a_closed_store_says_so(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_a_closed_store_says_so(backend: str) -> None:
+    store = await Store.open(parse_location(backend))
     await store.close()
     await store.close()  # twice is harmless
     with pytest.raises(StoreError, match="closed"):

@@ -36,7 +36,8 @@ from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
-from ratchet.record.store import default_db_path
+from ratchet.record.postgres import is_url as is_postgres
+from ratchet.record.store import Location, beside, parse_location, resolve_location
 from ratchet.results import DraftView
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]] | Callable[[argparse.Namespace], int]
@@ -60,6 +61,7 @@ GROUPS = {
     "agent setup": ("install", "init", "serve", "hook", "demo"),
     "review": ("inbox", "web", "queue", "show", "approve", "reject", "resolve", "complain", "undo"),
     "evidence": ("status", "history", "transitions", "explain", "metrics", "report", "escalations", "verify", "gc"),
+    "database": ("db",),
     "policy": ("lint", "simulate", "demote", "pin", "unpin", "freeze", "unfreeze"),
 }
 
@@ -79,10 +81,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def existing_db(args: argparse.Namespace) -> Path:
-    """The database a command that reads the record would open; StoreError if there is none yet."""
-    path = (args.db or default_db_path(Path(args.workspace).resolve())).absolute()
-    if not path.is_file():
+def existing_db(args: argparse.Namespace) -> Location:
+    """The database a command that reads the record would open; StoreError if there is no such file yet
+    (a PostgreSQL database is there or not when it is opened)."""
+    path = resolve_location(args.db, Path(args.workspace).resolve())
+    if isinstance(path, Path) and not path.is_file():
         raise StoreError(
             f"no trust database at {path}; `ratchet serve` creates it on first start (or `ratchet init` "
             "in the workspace), or pass --db / set $RATCHET_DB to the one your server uses"
@@ -148,12 +151,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         check_host(args.host, args.token_file)  # before anything is opened or created
 
-    async def check() -> Path:
+    async def check() -> Location:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
         async with opened(args) as engine:
             return engine.store.path
 
-    db = anyio.run(check)
+    db = beside(anyio.run(check), workspace)
     closed = threading.Event()
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
@@ -178,7 +181,8 @@ def cmd_web(args: argparse.Namespace) -> int:
     from ratchet.web import WebOptions, serve_web
 
     ws, hosts = Path(args.workspace).resolve(), tuple(args.allowed_host or ())
-    serve_web(WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts), existing_db(args))
+    options = WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts)
+    serve_web(options, beside(existing_db(args), ws))
     return 0
 
 
@@ -562,6 +566,49 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+async def cmd_db(args: argparse.Namespace) -> int:
+    """Move a record to a team's PostgreSQL database, or check one: `db copy SQLITE_FILE postgresql://...`
+    copies a history (every table, ids kept) into an empty database and verifies the copy; `db check`
+    reports the schema version, the rows of each table and whether the hash chain verifies (exit 1 if not)."""
+    from ratchet.record import transfer
+    from ratchet.record.store import Store
+
+    if args.task == "copy":
+        if args.source is None or args.target is None or not is_postgres(args.target):
+            raise UsageError(
+                "db copy takes SQLITE_FILE and a postgresql:// URL: ratchet db copy ratchet.db postgresql://..."
+            )
+        report = await anyio.to_thread.run_sync(transfer.copy, Path(args.source), args.target)
+        emit(
+            args,
+            report,
+            lambda: _lines(
+                f"copied {report.source} to {report.target}:",
+                *(f"  {table:<12} {n}" for table, n in report.rows.items()),
+                f"chain verified on both; head {report.head}",
+            ),
+        )
+        return 0
+    if args.source is not None:
+        raise UsageError("db check takes no arguments; name the database with --db")
+    location = existing_db(args)
+    store = await Store.open(location)
+    try:
+        result = await store.call(lambda conn: transfer.check(conn, str(location)))
+    finally:
+        await store.close()
+    emit(
+        args,
+        result,
+        lambda: _lines(
+            f"{result.database} ({result.backend}), schema version {result.schema_version}",
+            *(f"  {table:<12} {n}" for table, n in result.rows.items()),
+            f"chain: {result.chain}",
+        ),
+    )
+    return 0 if result.ok else 1
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     """Watch a scripted agent session in a scratch workspace: every level, a CLI approval, a promotion
     and a demotion, with a toy policy that moves after a few actions."""
@@ -600,7 +647,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
-        (args.db or default_db_path(workspace)).absolute(),
+        resolve_location(args.db, workspace),
         resolve_policy_dir(workspace, args.policies),
         since=args.since,
         against_dir=None if args.against is None else Path(args.against),
@@ -749,9 +796,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--db",
-        type=Path,
+        type=parse_location,
         default=None,
-        help="trust database (default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
+        help="trust database: an SQLite file, or a postgresql:// URL for a database a team shares "
+        "(default: $RATCHET_DB, else <workspace>/.ratchet/ratchet.db)",
     )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="one of the commands below; `ratchet COMMAND --help`"
@@ -803,6 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8766, help="port (default: 8766; 0 picks a free one)")
     p.add_argument("--token-file", type=Path, default=None, help="as for serve --http (required beyond loopback)")
     p.add_argument("--allowed-host", action="append", metavar="NAME", help="another Host/Origin name (repeatable)")
+    p = add("db", cmd_db, json_flag=True, what="what was copied or found")
+    p.add_argument("task", choices=["copy", "check"], help="copy a record into PostgreSQL, or check one")
+    p.add_argument("source", nargs="?", metavar="SQLITE_FILE", help="copy: the SQLite trust database to copy from")
+    p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")
     p = add("lint", cmd_lint, json_flag=True, what="what was checked")
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
     add("init", cmd_init)
@@ -897,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
-    p.add_argument("--db", type=Path, default=None, help="trust database (default: as for serve)")
+    p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
     p = add("install", cmd_install, json_flag=True, what="what was (or would be) written")
     p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"], help="the client to set up")
     p.add_argument(

@@ -140,13 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pathlib import Path
 
         from ratchet.hooks import HookOptions, answer_event
+        from ratchet.record.store import parse_location
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
         return answer_event(
             HookOptions(
                 workspace=Path(workspace) if workspace else None,
                 policies=Path(policies) if policies else None,
-                db=Path(db) if db else None,
+                db=parse_location(db) if db else None,
             ),
             raw,
         )

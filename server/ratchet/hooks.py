@@ -83,6 +83,7 @@ from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from ratchet.engine import Engine, Evaluation
+    from ratchet.record.store import Location
 
 DEFAULT_DEADLINE_S = 20.0
 # The hook process's own hard limit: at this point it prints a deny and exits, whatever it is doing.
@@ -102,7 +103,7 @@ class HookOptions:
 
     workspace: Path | None = None
     policies: Path | None = None
-    db: Path | None = None
+    db: Location | None = None
     deadline_s: float = DEFAULT_DEADLINE_S
 
 
@@ -433,11 +434,11 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
     """Calls with a result in the transcript but no reported outcome did not run (asked: declined)."""
-    from ratchet.record.store import default_db_path
+    from ratchet.record.store import resolve_location
 
     workspace = _workspace(event, options)
-    db = options.db or default_db_path(workspace.resolve())
-    if not db.exists():
+    db = resolve_location(options.db, workspace.resolve())
+    if isinstance(db, Path) and not db.exists():
         return  # nothing was ever recorded here; do not create a database for a Stop
     engine = await _open(event, options)
     try:

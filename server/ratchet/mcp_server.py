@@ -54,7 +54,7 @@ from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
 from ratchet.operations import EditSpec
-from ratchet.record.store import Store
+from ratchet.record.store import Location, Store
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
@@ -85,7 +85,7 @@ class ServerConfig:
 
     workspace: Path
     policies: Path | None = None
-    db: Path | None = None
+    db: Location | None = None
     # The clock that times the human's answers (rules/provenance.py); None: the wall clock. A test seam.
     clock: Callable[[], float] | None = None
     closed: threading.Event | None = None

@@ -41,7 +41,7 @@ from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, standing
 from ratchet.record.content import GcReport
-from ratchet.record.store import Store, default_db_path, default_token_file
+from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
 from ratchet.rules.escalation import EscalationPacket
@@ -65,7 +65,7 @@ class Engine:
         workspace: Path,
         *,
         policies: Path | None = None,
-        db: Path | None = None,
+        db: Location | None = None,
         client: str | None = None,
         session: bool | str = True,
     ) -> Self:
@@ -76,16 +76,15 @@ class Engine:
         """
         workspace = workspace.resolve()
         policy = load_policy(resolve_policy_dir(workspace, policies))
-        db_path = (db or default_db_path(workspace)).absolute()
-        protected = [
-            policy.directory,
-            db_path,
-            *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal")),
-            db_path.parent / "content",  # the undo content store (record/content.py)
-        ]
-        ws = Workspace(workspace, protected, hidden=[default_token_file(db_path)])
+        db_path = resolve_location(db, workspace)
+        kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
+        protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store
+        if isinstance(db_path, Path):
+            protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
+        ws = Workspace(workspace, protected, hidden=[default_token_file(kept_beside)])
         store = await Store.open(db_path)
-        keep_database_out_of_git(db_path)
+        if isinstance(db_path, Path):
+            keep_database_out_of_git(db_path)
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             engine = cls(Setting(ws, policy, store, session_id))

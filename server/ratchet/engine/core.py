@@ -19,7 +19,7 @@ from ratchet.policy.limits import Ceiling
 from ratchet.policy.model import UNCLASSIFIED, ActionClass, Policy
 from ratchet.record.actions import Review
 from ratchet.record.content import ContentStore
-from ratchet.record.store import Store
+from ratchet.record.store import Store, beside
 from ratchet.rules import provenance
 from ratchet.rules.gate import Decision
 from ratchet.rules.settle import CLI_SESSION
@@ -123,7 +123,7 @@ class Setting:
     @cached_property
     def content(self) -> ContentStore:
         """The undo content store beside the trust database, bounded by `[defaults.undo]`."""
-        return ContentStore.beside(self.store.path, self.policy.defaults.undo)
+        return ContentStore.beside(beside(self.store.path, self.workspace.root), self.policy.defaults.undo)
 
     def keeper(self) -> KeepCallback:
         """What a write or an edit calls with the file's prior content before replacing it.

@@ -38,7 +38,7 @@ from ratchet.record.evidence import (
     replay_record,
 )
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
-from ratchet.record.store import Store
+from ratchet.record.store import Location, Store
 from ratchet.rules.gate import Route, decide
 from ratchet.rules.settle import (
     Complained,
@@ -494,7 +494,7 @@ def render_simulation(r: SimulationReport) -> str:
 
 
 async def simulate_candidate(
-    db: Path,
+    db: Location,
     candidate_dir: Path,
     *,
     since: str | float | None = None,
@@ -509,7 +509,7 @@ async def simulate_candidate(
     """
     candidate = load_policy(candidate_dir)
     against = None if against_dir is None else load_policy(against_dir)
-    if not db.exists():
+    if isinstance(db, Path) and not db.exists():
         raise InvalidRequest(f"no trust database at {db}: there is no history to replay")
     store = await Store.open(db)
     try:

@@ -156,7 +156,7 @@ def finish(
         "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
         "reviewer = coalesce(?, reviewer), review_seconds = coalesce(?, review_seconds), "
         "review_note = coalesce(?, review_note), review_channel = coalesce(?, review_channel), "
-        "evidence = coalesce(?, evidence), edited = max(edited, ?), sample = coalesce(?, sample), "
+        "evidence = coalesce(?, evidence), edited = CASE WHEN ? THEN 1 ELSE edited END, sample = coalesce(?, sample), "
         f"args_json = coalesce(?, args_json) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
         (
             status.value,
@@ -168,7 +168,7 @@ def finish(
             review.note if review else None,
             review.channel if review else None,
             review.evidence if review else None,
-            1 if review and review.edited else 0,
+            bool(review and review.edited),
             None if sample is None else "success" if sample else "failure",
             kept_args,
             action_id,
@@ -233,7 +233,7 @@ def sample(
     if session_id is not None:
         conn.execute(
             "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
-            "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE failures + 1 END",
+            "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE streaks.failures + 1 END",
             (session_id, class_name, 0 if ok else 1, ok),
         )
 
@@ -381,8 +381,8 @@ def transitions(conn: sqlite3.Connection, class_name: str | None, limit: int) ->
 def not_evidence(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     """Per class (the one whose level decided), how many answers were unverified and unanswered."""
     rows = conn.execute(
-        "SELECT coalesce(evidence_class, class) AS judged, sum(evidence = 'unverified'), "
-        "sum(evidence = 'unanswered') FROM actions WHERE evidence IN ('unverified', 'unanswered') "
+        "SELECT coalesce(evidence_class, class) AS judged, count(*) FILTER (WHERE evidence = 'unverified'), "
+        "count(*) FILTER (WHERE evidence = 'unanswered') FROM actions WHERE evidence IN ('unverified', 'unanswered') "
         "GROUP BY judged"
     )
     return {str(r[0]): (r[1] or 0, r[2] or 0) for r in rows}
@@ -403,7 +403,7 @@ def gate_state(conn: sqlite3.Connection, session_id: str, class_name: str, windo
         f"SELECT {integrity.GATE_COLUMNS}, "
         "(SELECT failures FROM streaks WHERE session_id = :session AND class = :cls), "
         "(SELECT id FROM tasks WHERE session_id = :session AND ended_at IS NULL ORDER BY id DESC LIMIT 1) "
-        f"FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls {integrity.GATE_JOINS}",
+        f"FROM (SELECT 1) AS one LEFT JOIN class_state c ON c.name = :cls {integrity.GATE_JOINS}",
         {"session": session_id, "cls": class_name, "window": window},
     ).fetchone()
     width = integrity.GATE_WIDTH
@@ -427,7 +427,8 @@ def session_context(conn: sqlite3.Connection, session_id: str, before: int | Non
         (session_id, bound),
     ).fetchall()
     counts = conn.execute(
-        f"SELECT sum(status = ?), sum(status IN ({_ESCALATIONS_SQL})) FROM actions WHERE session_id = ? AND id < ?",
+        f"SELECT count(*) FILTER (WHERE status = ?), count(*) FILTER (WHERE status IN ({_ESCALATIONS_SQL})) "
+        "FROM actions WHERE session_id = ? AND id < ?",
         (Status.DRAFT.value, session_id, bound),
     ).fetchone()
     return SessionContext([dict(r) for r in reversed(rows)], counts[0] or 0, counts[1] or 0)
@@ -471,7 +472,7 @@ def inbox(conn: sqlite3.Connection) -> list[Row]:
 def escalation_stats(conn: sqlite3.Connection, cli_session: str) -> list[Row]:
     """Per agent session and class: actions, and how many stopped or handed off."""
     rows = conn.execute(
-        "SELECT session_id, class, count(*) AS n, sum(status IN (?, ?, ?)) AS e "
+        "SELECT session_id, class, count(*) AS n, count(*) FILTER (WHERE status IN (?, ?, ?)) AS e "
         "FROM actions WHERE session_id != ? GROUP BY session_id, class ORDER BY session_id, class",
         (Status.BLOCKED.value, Status.ESCALATED.value, Status.RESOLVED.value, cli_session),
     )

@@ -316,12 +316,12 @@ GATE_COLUMNS = f"""
     c.name, c.level, c.pinned, c.transition_id,
     json_array_length(c.window_json), json_extract(c.window_json, '$[#-1][0]'),
     json_extract(c.window_json, '$[#-1][1]'),
-    (SELECT count(*) FROM (SELECT 1 {_EPOCH_SAMPLES} LIMIT :window)),
+    (SELECT count(*) FROM (SELECT 1 {_EPOCH_SAMPLES} LIMIT :window) AS w),
     (SELECT action_id || ',' || ok {_EPOCH_SAMPLES} LIMIT 1),
     {_joined("t")}, {_joined("p")}, {_joined("f")}
 """
 """Columns for core.evaluate's one query (named parameters `cls`, `window`), with `GATE_JOINS` after
-`FROM (SELECT 1) LEFT JOIN class_state c ON c.name = :cls`.
+`FROM (SELECT 1) AS one LEFT JOIN class_state c ON c.name = :cls`.
 
 The window is compared cheaply here (its size and newest sample, both sides computed by SQLite):
 the decision does not use the window, and every outcome compares it in full before using it."""

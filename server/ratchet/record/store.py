@@ -1,4 +1,5 @@
-"""The trust database: one SQLite file (WAL), reached through one connection and a versioned schema.
+"""The trust database: one SQLite file (WAL) or one PostgreSQL database, reached through one connection
+and a versioned schema.
 
 Every statement Ratchet runs lives under `record/`: the engine calls named operations
 (record/actions.py), never SQL. Each unit of work is one plain function of a connection, run on a
@@ -10,8 +11,12 @@ processes may share one file: SQLite's write lock and a busy timeout queue their
 
 What the functions see is the DB-API: `conn.execute(sql, params)` returns a cursor with
 `fetchone()`/`fetchall()`, rows indexable by position and by column name. Operations hand rows
-upward as plain mappings or dataclasses, never driver types, so a second backend replaces this
-module and the dialect bits of record/ without the engine noticing.
+upward as plain mappings or dataclasses, never driver types.
+
+Two backends, one SQL: `--db` (or `$RATCHET_DB`) names an SQLite file, or a `postgresql://` URL
+for a database a team shares (record/postgres.py: the connection that reads the same statements,
+the write lock that stands for `BEGIN IMMEDIATE`, reconnecting after an outage; record/pg_schema.py:
+the schema). Every statement under record/ is written in the SQL both accept.
 
 Durability: what a recorded intent survives
 -------------------------------------------
@@ -47,16 +52,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 
 from ratchet.errors import StoreError
-from ratchet.record import chain, schema
+from ratchet.record import chain, postgres, schema
 from ratchet.record.schema import MIGRATIONS, SCHEMA_VERSION
 from ratchet.redact import redact
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ClassRow", "Store", "default_db_path"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ClassRow",
+    "Location",
+    "PostgresUrl",
+    "Store",
+    "beside",
+    "default_db_path",
+    "parse_location",
+    "resolve_location",
+]
 
 DB_ENV = "RATCHET_DB"
 # How an interrupted action whose effect may have happened is recorded (the inbox lists these).
@@ -77,10 +93,42 @@ class ClassRow:
     transition_id: int | None
 
 
-def default_db_path(workspace: Path) -> Path:
+@dataclass(frozen=True)
+class PostgresUrl:
+    """A PostgreSQL database named by its URL (`postgresql://user@host:5432/name`); shown without a password."""
+
+    url: str
+
+    def __str__(self) -> str:
+        return postgres.shown(self.url)
+
+
+# Where the trust database is: an SQLite file, or a PostgreSQL database.
+Location = Path | PostgresUrl
+
+
+def parse_location(text: str) -> Location:
+    """A --db value: a `postgresql://` (or `postgres://`) URL, else the path of an SQLite file."""
+    return PostgresUrl(text) if postgres.is_url(text) else Path(text)
+
+
+def default_db_path(workspace: Path) -> Location:
     """`$RATCHET_DB` if set, else `<workspace>/.ratchet/ratchet.db`."""
     env = os.environ.get(DB_ENV)
-    return Path(env) if env else workspace / ".ratchet" / "ratchet.db"
+    return parse_location(env) if env else workspace / ".ratchet" / "ratchet.db"
+
+
+def resolve_location(db: Location | None, workspace: Path) -> Location:
+    """The database a command uses: `db`, else the default; a file's path made absolute."""
+    found = db or default_db_path(workspace)
+    return found.absolute() if isinstance(found, Path) else found
+
+
+def beside(location: Location, workspace: Path) -> Path:
+    """The path the files kept beside the trust database are named after (`<db>.http-token`, ...): the
+    SQLite file itself, or for a PostgreSQL database `<workspace>/.ratchet/postgres`, since a shared
+    database has no directory of its own on this machine."""
+    return location if isinstance(location, Path) else workspace / ".ratchet" / "postgres"
 
 
 # The bearer token of `serve --http` and `ratchet web`, generated beside the database: whoever holds
@@ -96,7 +144,7 @@ def default_token_file(db: Path) -> Path:
 class Store:
     """The trust database, one connection. Open with `await Store.open(path)`; close with `await store.close()`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, worker: Worker) -> None:
+    def __init__(self, conn: sqlite3.Connection | postgres.Link, path: Location, worker: Worker) -> None:
         self.path = path
         self._db = conn
         self._worker = worker
@@ -105,11 +153,15 @@ class Store:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Location) -> Store:
         """Open (creating if needed) and migrate the database; StoreError names the file on failure."""
         worker = Worker()
         try:
-            conn = await worker.run(functools.partial(connect, path))
+            conn: sqlite3.Connection | postgres.Link
+            if isinstance(path, Path):
+                conn = await worker.run(functools.partial(connect, path))
+            else:
+                conn = await worker.run(functools.partial(connect_postgres, path))
         except BaseException:
             worker.stop()
             raise
@@ -132,6 +184,9 @@ class Store:
             if self._closed:
                 raise StoreError(f"trust database {self.path} is closed")
             # Not cancellable while it runs: the lock is held until the function has returned.
+            if isinstance(db, postgres.Link):
+                # record/postgres.py's Connection presents the part of sqlite3.Connection that record/ uses.
+                return await self._worker.run(functools.partial(db.run, cast(Callable[[postgres.Connection], T], fn)))
             return await self._worker.run(functools.partial(fn, db))
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -140,6 +195,10 @@ class Store:
         BEGIN IMMEDIATE takes SQLite's write lock up front, so writers of other processes queue (busy
         timeout) instead of failing midway; an exception rolls everything back and is raised here.
         """
+        if isinstance(self._db, postgres.Link):
+            # The same unit of work as one PostgreSQL transaction under the database's write lock.
+            unit = functools.partial(postgres.transaction, cast(Callable[[postgres.Connection], T], fn))
+            return await self.call(cast(Callable[[sqlite3.Connection], T], unit))
         return await self.call(functools.partial(transaction, fn))
 
     async def start_session(self, session_id: str, client: str | None) -> None:
@@ -235,6 +294,30 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_postgres(location: PostgresUrl) -> postgres.Link:
+    """Connect to and migrate a PostgreSQL database (on a worker thread); StoreError names it on failure."""
+    try:
+        import psycopg
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"trust database {location} is a PostgreSQL URL, but its driver is not installed: "
+            "pip install 'ratchet-mcp[postgres]' (psycopg 3)"
+        ) from exc
+
+    from ratchet.record import pg_schema
+
+    conn = postgres.connect(location.url)
+    try:
+        pg_schema.migrate(conn)
+    except psycopg.Error as exc:
+        conn.close()
+        raise StoreError(f"trust database {location} is unusable: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return postgres.Link(location.url, conn)
+
+
 # The dialect's settings: wait for another process's write lock, write-ahead log, and the
 # durability level the module docstring explains.
 PRAGMAS = ("PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
@@ -275,8 +358,10 @@ def put_class(conn: sqlite3.Connection, row: ClassRow) -> None:
     """Insert or replace a class's standing (inside the caller's transaction)."""
     window = json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":"))
     conn.execute(
-        "INSERT OR REPLACE INTO class_state (name, level, policy_start, pinned, window_json, level_since, "
-        "transition_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO class_state (name, level, policy_start, pinned, window_json, level_since, transition_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET level = excluded.level, "
+        "policy_start = excluded.policy_start, pinned = excluded.pinned, window_json = excluded.window_json, "
+        "level_since = excluded.level_since, transition_id = excluded.transition_id",
         (row.name, row.level, row.policy_start, row.pinned, window, row.level_since, row.transition_id),
     )
 

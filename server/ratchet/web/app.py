@@ -37,6 +37,7 @@ from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, 
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
+from ratchet.record.store import Location, beside
 from ratchet.rules.provenance import change_size
 from ratchet.web import pages
 from ratchet.web.security import Session
@@ -55,7 +56,7 @@ class WebConfig:
 
     workspace: Path
     policies: Path | None = None
-    db: Path | None = None
+    db: Location | None = None
     clock: Callable[[], float] = time.time
     # The page's address, published beside the trust database while it serves (executors/notify.py).
     publish: str | None = None
@@ -139,7 +140,7 @@ class State:
         c = self.config
         self._engine = await Engine.open(c.workspace, policies=c.policies, db=c.db, session=False)
         self._inbox = Inbox(self._engine)
-        db = self._engine.store.path
+        db = beside(self._engine.store.path, self._engine.workspace.root)
         try:
             if c.publish is not None:
                 notify.publish_address(db, c.publish)

@@ -29,6 +29,7 @@ from ratchet.http_serve import (
     ensure_token,
     read_token,
 )
+from ratchet.record.store import Location
 from ratchet.web.app import WebConfig, build_app
 from ratchet.web.security import LOGIN_PATH, Guard
 
@@ -43,7 +44,7 @@ class WebOptions:
 
     workspace: Path
     policies: Path | None
-    db: Path | None
+    db: Location | None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token_file: Path | None = None

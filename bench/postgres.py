@@ -1,0 +1,267 @@
+"""The record on PostgreSQL against SQLite, in the same run: the gate's round trip, and a team's throughput.
+
+    .venv/bin/python -m bench.postgres [--url postgresql://...] [--calls 400] [--procs 4] [--actions 250]
+
+1. Round trip: one `Engine` per backend in one process, each call `engine.evaluate` + `engine.carry_out`
+   of an autonomous `write_file` overwriting a real file (as bench/gate.py), both backends measured in
+   interleaved blocks so a noisy neighbour slows both alike. Reported: median and p99 per backend and
+   their ratio (PostgreSQL / SQLite).
+2. Throughput: N processes, each its own `Engine` (as N `ratchet serve` would be) on one database,
+   M autonomous writes each, all started together. Reported: actions/s, p99 of a call, and the record
+   counted afterwards: recorded actions (lost = expected - recorded), duplicates (one target recorded
+   twice), anything left `running`. Run for PostgreSQL and for an SQLite file, for the ratio.
+
+Without --url it starts a throwaway PostgreSQL cluster on loopback (initdb + pg_ctl as the `postgres`
+user when run as root; Debian: apt-get install postgresql), with fsync on, as a server would run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import make_policy, seed_files, target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Cluster:
+    """A throwaway PostgreSQL server on loopback (durable settings: fsync on)."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+        which = shutil.which("initdb")
+        if not found and which is None:
+            raise SystemExit("PostgreSQL is not installed: apt-get install -y postgresql")
+        self.bindir = found[-1].parent if found else Path(str(which)).parent
+        self.root = Path(tempfile.mkdtemp(prefix="ratchet-bench-pg-"))
+        self.port = _free_port()
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *argv], check=True, capture_output=True, text=True)
+
+    def start(self) -> str:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        data = str(self.root / "data")
+        self._run(str(self.bindir / "initdb"), "-D", data, "-U", "ratchet", "-A", "trust", "-E", "UTF8")
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        log = str(self.root / "server.log")
+        self._run(str(self.bindir / "pg_ctl"), "-D", data, "-l", log, "-o", options, "-w", "start")
+        return f"postgresql://ratchet@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def fresh_database(url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def policies_dir(root: Path) -> Path:
+    return make_policy(root / "policies")
+
+
+def p99(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.99) - 1)]
+
+
+# -- 1. round trip -------------------------------------------------------------------------------------
+
+
+async def round_trip(root: Path, url: str, calls: int, block: int) -> dict[str, Any]:
+    from ratchet.engine import Engine
+    from ratchet.record.store import PostgresUrl
+
+    policies = policies_dir(root)
+    engines: dict[str, Any] = {}
+    for name, db in (("sqlite", root / "rt.db"), ("postgresql", PostgresUrl(fresh_database(url, "bench_rt")))):
+        ws = root / f"rt-{name}"
+        ws.mkdir()
+        seed_files(ws)
+        engines[name] = await Engine.open(ws, policies=policies, db=db, client="bench")
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    done = dict.fromkeys(engines, 0)
+    warm = 20
+    order = list(engines)
+    while min(done.values()) < calls + warm:
+        for name in order:
+            engine = engines[name]
+            for _ in range(block):
+                i = done[name]
+                t0 = time.perf_counter()
+                ev = await engine.evaluate("write_file", {"path": target(i), "content": f"{i}\n"})
+                out = await engine.carry_out(ev)
+                elapsed = time.perf_counter() - t0
+                if out.status != "executed":
+                    raise RuntimeError(f"bench write not executed: {out.status}: {out.message}")
+                if i >= warm:
+                    times[name].append(elapsed)
+                done[name] += 1
+        order.reverse()
+    for engine in engines.values():
+        await engine.close()
+    out: dict[str, Any] = {
+        name: {"calls": len(xs), "median_ms": statistics.median(xs) * 1e3, "p99_ms": p99(xs) * 1e3}
+        for name, xs in times.items()
+    }
+    out["ratio_median"] = out["postgresql"]["median_ms"] / out["sqlite"]["median_ms"]
+    return out
+
+
+# -- 2. many processes on one database ------------------------------------------------------------------
+
+_WORKER = """
+import asyncio, json, sys, time
+from pathlib import Path
+from ratchet.engine import Engine
+from ratchet.record.store import parse_location
+
+async def main(ws, policies, db, n, tag):
+    engine = await Engine.open(Path(ws), policies=Path(policies), db=parse_location(db), client="bench")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        ev = await engine.evaluate("write_file", {"path": f"bench-area/{tag}/f{i}.txt", "content": f"{i}\\n"})
+        out = await engine.carry_out(ev)
+        times.append(time.perf_counter() - t0)
+        assert out.status == "executed", out.status
+    await engine.close()
+    print(json.dumps(times))
+
+asyncio.run(main(*sys.argv[1:4], int(sys.argv[4]), sys.argv[5]))
+"""
+
+
+def throughput(root: Path, db: str, procs: int, actions: int, name: str) -> dict[str, Any]:
+    from ratchet.record.store import parse_location
+
+    policies = policies_dir(root / name)
+    ws = root / name / "ws"
+    ws.mkdir(parents=True)
+    seed_files(ws)
+    # Create the schema once, before the race of processes opening it.
+    asyncio.run(_open_once(ws, policies, db))
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(ws), str(policies), db, str(actions), f"p{n}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(procs)
+    ]
+    for w in workers:
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    times: list[float] = []
+    for w in workers:
+        out, _ = w.communicate(timeout=3600)
+        if w.returncode != 0:
+            raise RuntimeError(f"a bench process failed ({w.returncode})")
+        times += json.loads(out.strip().splitlines()[-1])
+    wall = time.perf_counter() - started
+    recorded = asyncio.run(_count(parse_location(db)))
+    expected = procs * actions
+    return {
+        "processes": procs,
+        "actions_each": actions,
+        "actions_per_s": expected / wall,
+        "p99_ms": p99(times) * 1e3,
+        "median_ms": statistics.median(times) * 1e3,
+        "recorded": recorded["rows"],
+        "lost": expected - recorded["distinct"],
+        "duplicated": recorded["rows"] - recorded["distinct"],
+        "left_running": recorded["running"],
+    }
+
+
+async def _open_once(ws: Path, policies: Path, db: str) -> None:
+    from ratchet.engine import Engine
+    from ratchet.record.store import parse_location
+
+    engine = await Engine.open(ws, policies=policies, db=parse_location(db), client="bench-setup")
+    await engine.close()
+
+
+async def _count(location: Any) -> dict[str, int]:
+    from ratchet.record.store import Store
+    from ratchet.record.transfer import target_counts
+
+    store = await Store.open(location)
+    try:
+        return await store.call(lambda conn: target_counts(conn, "bench-area/%"))
+    finally:
+        await store.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.postgres", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a PostgreSQL server to use (a database on it is created; default: start one)")
+    parser.add_argument("--calls", type=int, default=400, help="round-trip calls per backend (default 400)")
+    parser.add_argument("--procs", type=int, default=4, help="processes sharing one database (default 4)")
+    parser.add_argument("--actions", type=int, default=250, help="writes per process (default 250)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    cluster = None if args.url else Cluster()
+    url = args.url or (cluster.start() if cluster else "")
+    root = Path(tempfile.mkdtemp(prefix="ratchet-bench-"))
+    try:
+        result: dict[str, Any] = {"round_trip": asyncio.run(round_trip(root, url, args.calls, 25))}
+        shared = fresh_database(url, "bench_team")
+        result["throughput"] = {
+            "postgresql": throughput(root, shared, args.procs, args.actions, "tp-pg"),
+            "sqlite": throughput(root, str(root / "tp.db"), args.procs, args.actions, "tp-lite"),
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        if cluster is not None:
+            cluster.stop()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rt = result["round_trip"]
+    print("round trip (evaluate + carry_out of an autonomous write, one process):")
+    for name in ("sqlite", "postgresql"):
+        print(f"  {name:<11} median {rt[name]['median_ms']:.2f} ms  p99 {rt[name]['p99_ms']:.2f} ms")
+    print(f"  postgresql / sqlite (median): {rt['ratio_median']:.2f}x")
+    print(f"throughput ({args.procs} processes x {args.actions} writes on one database):")
+    for name, t in result["throughput"].items():
+        print(
+            f"  {name:<11} {t['actions_per_s']:.0f} actions/s  p99 {t['p99_ms']:.1f} ms  recorded {t['recorded']}  "
+            f"lost {t['lost']}  duplicated {t['duplicated']}  left running {t['left_running']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
