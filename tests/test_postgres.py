@@ -8,9 +8,11 @@ show (processes racing for one draft, the server going away mid-run, moving a hi
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +135,33 @@ asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))
 
 
 def _race_claims(url: str, ids: list[int]) -> list[list[int]]:
-    """Two processes, each connected and waiting, told to claim `ids` at the same moment: what each won."""
-    argv = [sys.executable, "-c", _CLAIMER, url, json.dumps(ids)]
-    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    """Two processes, each connected, told to claim every one of `ids` while this test holds the
+    record's write lock; once both wait on the lock it is released, so their claims
+    contend from the first one on: what each won."""
+    import psycopg
+
+    # Each claims every id, in its own order: under the one write lock, two claimers in the same order
+    # would alternate with the leader always one id ahead, and one would win them all.
+    orders = [random.Random(seed).sample(ids, len(ids)) for seed in (1, 2)]
+    argv = [[sys.executable, "-c", _CLAIMER, url, json.dumps(order)] for order in orders]
+    procs = [subprocess.Popen(a, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for a in argv]
     for proc in procs:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    for proc in procs:  # both start claiming the same ids, in the same order, at the same moment
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+    with psycopg.connect(url, autocommit=True) as gate, psycopg.connect(url, autocommit=True) as watch:
+        gate.execute("SELECT pg_advisory_lock(%s)", (postgres.WRITE_LOCK,))
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        waiting = 0
+        for _ in range(600):  # until both wait on the lock (a minute at most)
+            row = watch.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+            waiting = int(row[0]) if row is not None else 0
+            if waiting == 2:
+                break
+            time.sleep(0.1)
+        gate.execute("SELECT pg_advisory_unlock(%s)", (postgres.WRITE_LOCK,))
+    assert waiting == 2, "both claimers were waiting on the write lock"
     return [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
 
 
