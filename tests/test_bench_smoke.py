@@ -29,7 +29,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
         timeout=180,
         stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    failure = done.stderr[done.stderr.find("Traceback") :] if "Traceback" in done.stderr else done.stderr
+    assert done.returncode == 0, failure[-4000:]
     return json.loads((out / "bench.json").read_text()), out
 
 
