@@ -16,7 +16,7 @@ from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, Inva
 from ratchet.operations import operation
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
-from ratchet.record import actions, standing
+from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
 from ratchet.results import DraftView
 from ratchet.rules import provenance
@@ -214,7 +214,7 @@ class HumanSide:
         """Undo an action because one of its class's checks failed: the human's undo, with the check as its
         actor and no complaint (the failure is counted already). The line the agent reads."""
         try:
-            done = await self.undoer.undo(action_id, reason, complaint=False, reviewer="check")
+            done = await self.undoer.undo(action_id, reason, complaint=False, reviewer=undos.CHECK_ACTOR)
         except RatchetError as exc:
             return f"not undone: action {action_id}: {exc}"
         return f"undone ({reason}): {done.detail}"

@@ -118,7 +118,8 @@ def verified_shares(
     """The verified share per class and class level over the executed actions created in [since, until)."""
     rows = conn.execute(
         "SELECT a.class, a.class_level, count(*), count(v.action_id), coalesce(sum(v.failed), 0) FROM actions a "
-        "LEFT JOIN (SELECT action_id, max(passed = 0) AS failed FROM checks GROUP BY action_id) v "
+        "LEFT JOIN (SELECT action_id, max(CASE WHEN passed = 0 THEN 1 ELSE 0 END) AS failed FROM checks "
+        "GROUP BY action_id) v "
         "ON v.action_id = a.id WHERE a.status = 'executed' AND (:since IS NULL OR a.created_at >= :since) "
         "AND (:until IS NULL OR a.created_at < :until) AND (:cls IS NULL OR a.class = :cls) "
         "GROUP BY a.class, a.class_level ORDER BY a.class, a.class_level",

@@ -18,6 +18,9 @@ from typing import Any
 from ratchet.record import chain
 from ratchet.record.lifecycle import Status
 
+# The actor of an undo a failing verification check made (`undo_on_failure`), not a person.
+CHECK_ACTOR = "check"
+
 
 @dataclass(frozen=True)
 class Undo:
@@ -110,7 +113,8 @@ class UndoFigures:
 
 
 def figures(conn: sqlite3.Connection, since: float | None, until: float | None) -> list[UndoFigures]:
-    """Per class: executed actions created in [since, until), how many were undone, and when after."""
+    """Per class: executed actions created in [since, until), how many a human undid, and when after (the
+    undos a failing check made are counted with the checks)."""
     lo, hi = since if since is not None else 0.0, until if until is not None else float("inf")
     executed = {
         str(r[0]): int(r[1])
@@ -123,8 +127,8 @@ def figures(conn: sqlite3.Connection, since: float | None, until: float | None) 
     delays: dict[str, list[float]] = {}
     for name, delay in conn.execute(
         "SELECT a.class, min(u.at) - a.created_at FROM undos u JOIN actions a ON a.id = u.action_id"
-        " WHERE a.created_at >= ? AND a.created_at < ? GROUP BY u.action_id",
-        (lo, hi),
+        " WHERE a.created_at >= ? AND a.created_at < ? AND u.actor <> ? GROUP BY u.action_id, a.class, a.created_at",
+        (lo, hi, CHECK_ACTOR),
     ):
         delays.setdefault(str(name), []).append(max(0.0, float(delay)))
     return [
@@ -149,4 +153,4 @@ def _undo(row: sqlite3.Row) -> Undo:
     )
 
 
-__all__ = ["Undo", "UndoFigures", "figures", "later_change", "of_actions", "record"]
+__all__ = ["CHECK_ACTOR", "Undo", "UndoFigures", "figures", "later_change", "of_actions", "record"]
