@@ -190,13 +190,17 @@ class ContentStore:
 
 
 def _atomic_write(target: Path, data: bytes) -> None:
-    """Write `data` to `target` through a temp file and a rename, so a crash leaves old or new, never half."""
+    """Write `data` to `target` through a temp file and a rename, so a crash leaves old or new, never half.
+
+    Not fsynced, like the trust database's commits (`synchronous = NORMAL`, record/store.py): a killed
+    process loses nothing (the page cache outlives it), a power cut may lose the newest entries, and an
+    undo of such an action says that nothing was kept. Two fsyncs on every governed write were the
+    price otherwise.
+    """
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         tmp.replace(target)
     except OSError as exc:
         with suppress(OSError):

@@ -36,7 +36,8 @@ or `approving` row whose process is gone into `interrupted` at the next open.
   more fsync per transaction, two per governed call (the intent and the outcome); bench/gate.py's
   `durability` figure measures the difference on the machine it runs on. Ratchet chooses NORMAL: a
   lost intent after a power cut leaves a file changed with no record, which `git status` shows, and
-  the governed call's latency is the product's first promise.
+  the governed call's latency is the product's first promise. The undo content store
+  (record/content.py) follows the same contract: its newest prior versions may be lost to a power cut.
 """
 
 from __future__ import annotations
