@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 
 from ratchet import hook_socket
+from ratchet.errors import PolicyError
+from ratchet.policy.load import PolicyCache
 
 from .helpers import HOOK_POLICY, write_policy
 
@@ -146,6 +148,54 @@ def test_the_resident_server_decides_exactly_as_the_hook_process(tmp_path: Path)
         # An event of another set-up reaching this server (two names colliding) is declined unread.
         with hook_socket.connect(ep) as sock, pytest.raises(hook_socket.Stale):
             hook_socket.exchange(sock, _events(resident_ws)[0].encode(), True, "another set-up")
+    finally:
+        _stop_servers(sockets)
+
+
+# The hook policy with `echo` blocked instead of autonomous.
+ECHO_BLOCKED = HOOK_POLICY.replace('argv = [["echo"]]\nstart = "autonomous"', 'argv = [["echo"]]\nstart = "blocked"')
+
+
+def test_a_loaded_policy_is_reused_only_while_its_files_are_unchanged(tmp_path: Path) -> None:
+    policies = write_policy(tmp_path / "policies", HOOK_POLICY)
+    cache = PolicyCache()
+    first = cache.load(policies)
+    assert cache.load(policies) is first  # unchanged files: not parsed again
+    (policies / "policy.toml").write_text(ECHO_BLOCKED)
+    edited = cache.load(policies)
+    assert edited is not first and edited.classes["echo-run"].start.name.lower() == "blocked"
+    (policies / "policy.toml").write_text(HOOK_POLICY + "\n[classes.broken\n")
+    with pytest.raises(PolicyError):  # a broken edit fails closed, never the last good policy
+        cache.load(policies)
+    (policies / "policy.toml").write_text(HOOK_POLICY)
+    restored = cache.load(policies)
+    assert cache.load(policies) is restored
+    (policies / "extra.toml").write_text('[classes.cat-run]\ntools = ["run_command"]\nargv = [["cat"]]\nstart = "draft"\n')
+    added = cache.load(policies)  # a new file counts too
+    assert added is not restored and "cat-run" in added.classes
+
+
+def test_a_policy_edit_counts_at_the_resident_servers_next_event(tmp_path: Path) -> None:
+    sockets = tmp_path / "sockets"
+    workspace, args = _setup(tmp_path / "setup")
+    policies = Path(args[3])
+    echo = _events(workspace)[0]  # `echo hi`: autonomous -> allow
+    env = _env(sockets, True)
+    _hook(args, env, echo, workspace)  # the first finds no server and starts one
+    ep = hook_socket.endpoint(dict(zip(("workspace", "policies", "db"), args[1::2], strict=True)), env)
+    try:
+        _wait_for(Path(ep.socket))
+
+        def decision() -> str:
+            out, err = _hook(args, env, echo, workspace)
+            assert err.strip().endswith("NOT-IN-PROCESS"), err
+            return str(json.loads(out)["hookSpecificOutput"]["permissionDecision"])
+
+        assert decision() == "allow"
+        (policies / "policy.toml").write_text(ECHO_BLOCKED)
+        assert decision() == "deny"  # the edit counts at once
+        (policies / "policy.toml").write_text(HOOK_POLICY + "\n[classes.broken\n")
+        assert decision() == "deny"  # a broken policy fails closed
     finally:
         _stop_servers(sockets)
 

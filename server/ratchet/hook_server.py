@@ -33,6 +33,8 @@ from anyio.abc import SocketAttribute
 
 from ratchet.hook_socket import IDLE_S, MAX_MESSAGE, PROTOCOL, check_directory, endpoint, peer_uid, setup
 from ratchet.hooks import HookOptions, claude_code
+from ratchet.policy.load import PolicyCache
+from ratchet.record.store import parse_location
 
 log = logging.getLogger("ratchet.hook_server")
 
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     hook_options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None,
         policies=Path(args.policies) if args.policies else None,
-        db=Path(args.db) if args.db else None,
+        db=parse_location(args.db) if args.db else None,
+        policies_cache=PolicyCache(),
     )
     server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s)
 

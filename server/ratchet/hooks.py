@@ -83,6 +83,7 @@ from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from ratchet.engine import Engine, Evaluation
+    from ratchet.policy.load import PolicyCache
     from ratchet.record.store import Location
 
 DEFAULT_DEADLINE_S = 20.0
@@ -105,6 +106,8 @@ class HookOptions:
     policies: Path | None = None
     db: Location | None = None
     deadline_s: float = DEFAULT_DEADLINE_S
+    # A long-lived process (the resident hook server) keeps loaded policies while their files are unchanged.
+    policies_cache: PolicyCache | None = None
 
 
 @dataclass(frozen=True)
@@ -209,8 +212,14 @@ def _session(event: dict[str, Any]) -> str:
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     from ratchet.engine import Engine
 
+    cache = options.policies_cache
     return await Engine.open(
-        _workspace(event, options), policies=options.policies, db=options.db, client=CLIENT, session=_session(event)
+        _workspace(event, options),
+        policies=options.policies,
+        db=options.db,
+        client=CLIENT,
+        session=_session(event),
+        loader=None if cache is None else cache.load,
     )
 
 

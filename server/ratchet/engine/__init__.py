@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -68,14 +69,16 @@ class Engine:
         db: Location | None = None,
         client: str | None = None,
         session: bool | str = True,
+        loader: Callable[[Path], Policy] | None = None,
     ) -> Self:
         """Load the policy (fail closed), open the database, recover interrupted actions, sync standings.
 
         `session`: True starts a new session, a string joins (or starts) that session (a client's own
-        session id, for hooks), False acts as the human's CLI.
+        session id, for hooks), False acts as the human's CLI. `loader` loads the policy directory
+        (default `load_policy`; the resident hook server passes a `PolicyCache`'s).
         """
         workspace = workspace.resolve()
-        policy = load_policy(resolve_policy_dir(workspace, policies))
+        policy = (loader or load_policy)(resolve_policy_dir(workspace, policies))
         db_path = resolve_location(db, workspace)
         kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store

@@ -47,7 +47,7 @@ def load_policy(directory: Path) -> Policy:
     digest = hashlib.sha256()
     for path in files:
         text = _read(path)
-        digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+        _digest_file(digest, path, text)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -137,6 +137,48 @@ def classify_example(policy: Policy, example: ExampleAction) -> ActionClass:
     """The class a fresh workspace would give the example: of several parts, the most conservative."""
     classes = [policy.classify(s).cls for s in example_subjects(example)]
     return min(classes, key=lambda c: (c.start, c.ceiling, c.name))
+
+
+def _digest_file(digest: Any, path: Path, text: str) -> None:
+    """What a policy's fingerprint covers of one file: its name and its text."""
+    digest.update(path.name.encode() + b"\0" + text.encode() + b"\0")
+
+
+def files_digest(directory: Path) -> str | None:
+    """The full sha256 of what `load_policy` reads and fingerprints (each `*.toml`'s name and text, in
+    order), or None when a file cannot be read (then only `load_policy` can say what is wrong)."""
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(directory.glob("*.toml")):
+            _digest_file(digest, path, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return digest.hexdigest()
+
+
+class PolicyCache:
+    """Loaded policies kept for a long-lived process (the resident hook server), each reused only while
+    its files hold exactly the text it was loaded from: every `load` reads and hashes the files (a
+    fraction of a millisecond) and parses and validates them again (the milliseconds) only when they
+    changed. An edit counts at the next call, and a broken one fails closed as `load_policy` does."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Path, tuple[str, Policy]] = {}
+
+    def load(self, directory: Path) -> Policy:
+        """The policy in `directory` (see the class docstring); PolicyError as `load_policy`."""
+        digest = files_digest(directory)
+        kept = self._kept.get(directory)
+        if digest is not None and kept is not None and kept[0] == digest:
+            return kept[1]
+        policy = load_policy(directory)
+        # Kept only if the files did not change while they were loaded: the policy's own fingerprint
+        # (a prefix of the same digest) matches what was hashed before.
+        if digest is not None and digest.startswith(policy.fingerprint):
+            self._kept[directory] = (digest, policy)
+        else:
+            self._kept.pop(directory, None)
+        return policy
 
 
 def _read(path: Path) -> str:
