@@ -170,7 +170,8 @@ def test_a_loaded_policy_is_reused_only_while_its_files_are_unchanged(tmp_path: 
     (policies / "policy.toml").write_text(HOOK_POLICY)
     restored = cache.load(policies)
     assert cache.load(policies) is restored
-    (policies / "extra.toml").write_text('[classes.cat-run]\ntools = ["run_command"]\nargv = [["cat"]]\nstart = "draft"\n')
+    extra = '[classes.cat-run]\ntools = ["run_command"]\nargv = [["cat"]]\nstart = "draft"\n'
+    (policies / "extra.toml").write_text(extra)
     added = cache.load(policies)  # a new file counts too
     assert added is not restored and "cat-run" in added.classes
 

@@ -457,8 +457,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_history(args: argparse.Namespace) -> int:
     """List recent actions, newest first, with their outcome."""
     async with opened(args) as engine:
-        rows = await engine.history(args.limit, args.cls)
-    emit(args, rows, lambda: terminal.drafts(rows, intent=False) if rows else "no actions recorded")
+        rows = await engine.history(args.limit, args.cls, args.by)
+    emit(args, rows, lambda: terminal.drafts(rows, intent=False, who=True) if rows else "no actions recorded")
     return 0
 
 
@@ -895,6 +895,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("history", cmd_history, json_flag=True, what="the actions")
     p.add_argument("--limit", type=int, default=50, help="show at most this many actions (default: 50)")
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only actions of this class")
+    p.add_argument(
+        "--by", metavar="IDENTITY", help="only actions recorded or reviewed by this identity (user@host, or a name)"
+    )
     p = add("transitions", cmd_transitions, json_flag=True, what="the transitions")
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only transitions of this class")
     p = add("demote", cmd_demote, json_flag=True, what="the transition")

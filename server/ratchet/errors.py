@@ -12,7 +12,8 @@
     ├── DraftError                    a draft cannot be acted on
     │   ├── DraftNotFound             no draft with that id
     │   ├── DraftAlreadyResolved      approved, rejected or expired before
-    │   └── DraftStale                its target changed since it was drafted
+    │   ├── DraftStale                its target changed since it was drafted
+    │   └── OtherReviewerRequired     its class needs another person's approval than its drafter's
     └── StoreError                    the trust database is unusable (names the file)
 
 Edges translate once: the CLI turns a RatchetError into a one-line message and exit code 1 (a
@@ -34,6 +35,7 @@ __all__ = [
     "ExecutionFailed",
     "InvalidRequest",
     "LimitExceeded",
+    "OtherReviewerRequired",
     "PathRefused",
     "PolicyError",
     "RatchetError",
@@ -117,6 +119,10 @@ class DraftAlreadyResolved(DraftError):
 
 class DraftStale(DraftError):
     """The draft's target changed since it was drafted; approving it would overwrite that change."""
+
+
+class OtherReviewerRequired(DraftError):
+    """The draft's class says `require_other_reviewer`, and the approver is the one who drafted it."""
 
 
 class StoreError(RatchetError):

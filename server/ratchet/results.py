@@ -137,6 +137,8 @@ class DraftView(BaseModel):
     reviewer: str | None = None
     review_seconds: float | None = None
     review_note: str | None = None
+    recorded_by: str | None = Field(None, description="who recorded the action: the identity of the agent's server")
+    reviewed_by: str | None = Field(None, description="who approved or rejected it: the identity of the human's answer")
     edited: bool = False  # approved with the human's own content instead of the agent's
     hidden_lines: int = 0  # changed lines the preview folded away (a long diff)
     error: str | None = None

@@ -121,12 +121,13 @@ def action(d: DraftView, colour: bool) -> str:
         class_line(d.action_class, d.rule, d.class_level, d.level),
     ]
     lines += [f"trigger {t.name}: {t.detail}" for t in d.triggers]
-    lines += [_field("intent", d.intent), _field("created", when(d.created_at))]
+    lines += [_field("intent", d.intent), _field("created", when(d.created_at)), _field("recorded by", d.recorded_by)]
     if d.reviewer:
         seconds = f" after {d.review_seconds:.0f}s" if d.review_seconds else ""
         note = f": {d.review_note}" if d.review_note else ""
         edited = " (approved with the reviewer's edit)" if d.edited else ""
-        lines.append(f"reviewed by {d.reviewer}{seconds}{edited}{note}")
+        who = f"{d.reviewed_by} ({d.reviewer})" if d.reviewed_by else d.reviewer
+        lines.append(f"reviewed by {who}{seconds}{edited}{note}")
     lines.append(_field("error", d.error))
     lines.append(_field("undo", d.undone))
     for check in d.checks:  # the class's verification checks: not actions, their results on this one
@@ -140,9 +141,10 @@ def action(d: DraftView, colour: bool) -> str:
 # -- the CLI's listings ---------------------------------------------------------------------------
 
 
-def drafts(views: Sequence[DraftView], *, intent: bool) -> str:
-    """Queued drafts or history: one aligned row each under a header."""
-    headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED", "TARGET"] + (["INTENT"] if intent else [])
+def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> str:
+    """Queued drafts or history: one aligned row each under a header (`who`: who recorded and who reviewed)."""
+    headers = ["ID", "STATUS", "CLASS", "TOOL", "CREATED"] + (["BY", "REVIEWED BY"] if who else [])
+    headers += ["TARGET"] + (["INTENT"] if intent else [])
     rows = [
         [
             str(d.action_id),
@@ -150,6 +152,9 @@ def drafts(views: Sequence[DraftView], *, intent: bool) -> str:
             d.action_class,
             d.tool,
             when(d.created_at),
+        ]
+        + ([d.recorded_by or "-", d.reviewed_by or "-"] if who else [])
+        + [
             d.target,
         ]
         + ([d.intent or ""] if intent else [])

@@ -328,9 +328,9 @@ class Engine:
         """Drafts waiting for a human, oldest first."""
         return await self.views.queue()
 
-    async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
-        """Recent actions, newest first."""
-        return await self.views.history(limit, action_class)
+    async def history(self, limit: int = 50, action_class: str | None = None, by: str | None = None) -> list[DraftView]:
+        """Recent actions (recorded or reviewed by the identity `by`, when given), newest first."""
+        return await self.views.history(limit, action_class, by)
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""

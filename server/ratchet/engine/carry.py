@@ -94,7 +94,7 @@ class Carrier:
             moved = packet = None
             if status is Status.DECLINED:
                 assert answer is not None
-                actions.record_review(conn, action_id, answer.review())
+                actions.record_review(conn, action_id, answer.review(s.identity))
                 moved = sample(conn, s, ev.evidence, action_id, False, s.session_id, mark=True)
             elif packet_fields is not None and context is not None:
                 packet = self._build_packet(conn, action_id, context, packet_fields)
@@ -219,7 +219,7 @@ class Carrier:
             if answered
             else "not answered: the client denied it without asking anyone (unattended session)"
         )
-        review = answer.review() if answer is not None else None
+        review = answer.review(s.identity) if answer is not None else None
         action_id, ok_sample = int(row["id"]), outcome_sample
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
@@ -261,6 +261,7 @@ class Carrier:
             status=Status.REFUSED,
             subject_json=None,
             error=redact(str(error)),
+            recorded_by=s.identity,
         )
         return await s.store.run(lambda conn: actions.insert_intent(conn, row))
 
@@ -424,6 +425,7 @@ class Carrier:
             task_id=ev.task_id,
             evidence_class=ev.side_effect_cls.name if ev.side_effect_cls else None,
             hidden_lines=p.hidden_lines,
+            recorded_by=self.setting.identity,
         )
 
     def outcome(
@@ -600,7 +602,7 @@ def settler(
     status, result, error, ok = ran
     result_json = redact(json.dumps(result)) if result is not None else None
     error_kept = error and redact(error)
-    review = answer.review() if answer is not None else None
+    review = answer.review(setting.identity) if answer is not None else None
     keys = contracts.novelty_keys(prepared.subject) if cls.novelty and status is Status.EXECUTED else None
 
     def settle(conn: sqlite3.Connection) -> standing.Transition | None:

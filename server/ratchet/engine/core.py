@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ratchet.errors import InvalidRequest, StoreError
+from ratchet.identity import current as identity_of_process
 from ratchet.operations import KeepCallback, OpContext, Prepared, ProgressCallback, SpawnCallback, Workspace
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.model import UNCLASSIFIED, ActionClass, Policy
@@ -83,9 +84,11 @@ class HumanAnswer:
         """Whether this answer's success may be a sample for the class (failures always may)."""
         return self.evidence in (None, provenance.COUNTED)
 
-    def review(self) -> Review:
-        """The answer as the record keeps it."""
-        return Review(self.accepted, self.reviewer, self.note, self.seconds, self.channel, self.evidence, self.edited)
+    def review(self, identity: str) -> Review:
+        """The answer as the record keeps it, given by `identity` (the answering process's, identity.py)."""
+        return Review(
+            self.accepted, self.reviewer, self.note, self.seconds, self.channel, self.evidence, self.edited, identity
+        )
 
 
 @dataclass
@@ -99,6 +102,9 @@ class Setting:
     # When each question was put to a client, and the clock that times human answers (shared by every
     # session of one engine).
     answers: provenance.AnswerClock = field(default_factory=provenance.AnswerClock)
+    # Who this process acts as (ratchet/identity.py), read from its own environment once, when it opens:
+    # recorded on every action it records and every answer given through it; never from a tool's arguments.
+    identity: str = field(default_factory=identity_of_process)
     # The first limit check (policy/limits.py): fixed for the policy this engine was opened with.
     ceiling: Ceiling = field(init=False)
 

@@ -143,7 +143,7 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
                 "request_handoff refused: this session's handoffs",
             )
         handoff_id = actions.insert_handoff(
-            conn, engine.session_id, now, target, engine.policy.fingerprint, args_json, task
+            conn, engine.session_id, now, target, engine.policy.fingerprint, args_json, task, engine.setting.identity
         )
         packet = engine.carrier.packet_in(
             conn,
@@ -220,7 +220,10 @@ async def resolve(
     if option is not None and option not in names:
         raise InvalidRequest(f"unknown option {option!r}; this packet offers: {', '.join(names)}")
     resolution = option or "note"
-    changed = await engine.store.run(lambda conn: actions.resolve(conn, item_id, resolution, note, channel, seconds))
+    by = engine.setting.identity
+    changed = await engine.store.run(
+        lambda conn: actions.resolve(conn, item_id, resolution, note, channel, seconds, reviewed_by=by)
+    )
     if not changed:
         raise InvalidRequest(f"{item_id} was already resolved")
     return await get_handoff(engine, item_id)

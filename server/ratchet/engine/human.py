@@ -12,7 +12,14 @@ from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler, with
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
 from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
-from ratchet.errors import DraftAlreadyResolved, DraftNotFound, DraftStale, InvalidRequest, RatchetError
+from ratchet.errors import (
+    DraftAlreadyResolved,
+    DraftNotFound,
+    DraftStale,
+    InvalidRequest,
+    OtherReviewerRequired,
+    RatchetError,
+)
 from ratchet.operations import operation
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
@@ -66,6 +73,9 @@ class HumanSide:
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         """
         s = self.setting
+        queued = await s.store.call(lambda conn: actions.action(conn, action_id))
+        if queued is not None and queued["status"] == Status.DRAFT:
+            self._refuse_own_approval(queued)  # before the claim: a refused approval leaves the draft queued
         claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id))
         if not claimed:
             raise not_queued(action_id, row)
@@ -115,6 +125,29 @@ class HumanSide:
             await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
 
+    def _refuse_own_approval(self, row: dict[str, Any]) -> None:
+        """Refuse an approval by the identity that recorded the draft, where its class asks for another reviewer.
+
+        The approver is this process's identity (identity.py), never an argument: the CLI, the review page
+        and the server relaying a dialog each approve as whoever runs them. A draft recorded before
+        identities were kept has no known drafter, and its class's rule cannot be met: it is refused too.
+        Rejecting stays open to everyone: refusing one's own agent's change is always safe.
+        """
+        names = {row["class"], row["evidence_class"] or row["class"]}
+        strict = sorted(n for n in names if self.setting.class_of(n).require_other_reviewer)
+        if not strict:
+            return
+        drafter, approver = row["recorded_by"], self.setting.identity
+        if drafter is not None and drafter != approver:
+            return
+        who = f"by {drafter}" if drafter is not None else "before identities were recorded (drafter unknown)"
+        raise OtherReviewerRequired(
+            f"draft {row['id']} of class {strict[0]} was drafted {who}, and the class says "
+            f"require_other_reviewer = true: another person must approve it (`ratchet approve {row['id']}` "
+            f"run as someone other than {approver}; $RATCHET_IDENTITY names who that is). It stays queued; "
+            f"rejecting it is still open to you"
+        )
+
     async def reject(
         self,
         action_id: int,
@@ -148,7 +181,7 @@ class HumanSide:
             kept = draft_args_kept(row) or row["args_json"]
             if not actions.reject_draft(conn, action_id, kept):
                 raise not_queued(action_id, actions.action(conn, action_id))
-            actions.record_review(conn, action_id, answer.review())
+            actions.record_review(conn, action_id, answer.review(s.identity))
             if row["tool"] != REVERT_TOOL:  # a rejected undo's revert is no failure of the commit's class
                 sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
             return None
@@ -188,7 +221,7 @@ class HumanSide:
                     f"action {action_id} already has a complaint (recorded {when}); an action is complained "
                     "about once. `ratchet explain` shows it"
                 )
-            moved = record_complaint(conn, cls, action_id, reason)
+            moved = record_complaint(conn, cls, action_id, reason, s.identity)
             demoted = moved is not None and moved.kind == "complaint"
             return ComplaintOutcome(action_id, cls.name, moved, failure=not demoted)
 
@@ -241,10 +274,10 @@ class HumanSide:
 
 
 def record_complaint(
-    conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str
+    conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str, identity: str | None = None
 ) -> standing.Transition | None:
-    """A complaint inside a unit of work: recorded, chained, and the class settled (standing.complain)."""
-    actions.add_complaint(conn, action_id, reason)
+    """A complaint inside a unit of work: recorded, chained (with who made it), and the class settled."""
+    actions.add_complaint(conn, action_id, reason, identity)
     return standing.complain(conn, cls, action_id, reason)
 
 

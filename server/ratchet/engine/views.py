@@ -111,11 +111,11 @@ class Views:
         """Drafts waiting for a human, oldest first."""
         return [self.draft_view(r) for r in await self.setting.store.call(actions.queue)]
 
-    async def history(self, limit: int = 50, action_class: str | None = None) -> list[DraftView]:
-        """Recent actions, newest first."""
+    async def history(self, limit: int = 50, action_class: str | None = None, by: str | None = None) -> list[DraftView]:
+        """Recent actions (recorded or reviewed by the identity `by`, when given), newest first."""
 
         def read(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], dict[int, undos.Undo]]:
-            rows = actions.history(c, limit, action_class)
+            rows = actions.history(c, limit, action_class, by)
             return rows, undos.of_actions(c, [int(r["id"]) for r in rows])
 
         rows, undone = await self.setting.store.call(read)
@@ -173,6 +173,8 @@ class Views:
             reviewer=row["reviewer"],
             review_seconds=row["review_seconds"],
             review_note=row["review_note"],
+            recorded_by=row["recorded_by"],
+            reviewed_by=row["reviewed_by"],
             edited=bool(row["edited"]),
             hidden_lines=int(row["hidden_lines"] or 0),
             error=row["error"],

@@ -251,6 +251,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         limits=(spec.limits or ClassLimits()).over(defaults.limits),
         promotion_evidence=spec.promotion_evidence,
         chat_approval=spec.chat_approval,
+        require_other_reviewer=spec.require_other_reviewer,
         verify=tuple(tuple(check) for check in spec.verify or ()),
         verify_on=spec.verify_on,
         verify_timeout_s=spec.verify_timeout_s,

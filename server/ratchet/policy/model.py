@@ -218,6 +218,8 @@ class ClassSpec(_Strict):
     undo_on_failure: bool = False
     # The class's content is never kept (no undo store, no prior versions).
     secret: bool = False
+    # A draft of the class is approved by another identity than the one that recorded it (identity.py).
+    require_other_reviewer: bool = False
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -359,6 +361,8 @@ class ActionClass:
     verify_timeout_s: float = 120.0
     undo_on_failure: bool = False
     secret: bool = False
+    # Approving a draft of the class needs another identity than the one that recorded the draft.
+    require_other_reviewer: bool = False
 
     @property
     def rule(self) -> str:

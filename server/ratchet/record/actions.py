@@ -64,6 +64,7 @@ class Intent:
     evidence_class: str | None = None
     hidden_lines: int = 0
     error: str | None = None
+    recorded_by: str | None = None  # the identity of the process that recorded it (ratchet/identity.py)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Review:
     channel: str | None = None
     evidence: str | None = None
     edited: bool = False
+    identity: str | None = None  # who answered (ratchet/identity.py); `reviewer` names the channel
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -89,8 +91,8 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
     row = conn.execute(
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
         "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
-        "subject_json, level_transition, task_id, evidence_class, hidden_lines, error, finished_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "subject_json, level_transition, task_id, evidence_class, hidden_lines, error, finished_at, recorded_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             intent.session_id,
             now,
@@ -118,6 +120,7 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
             intent.hidden_lines,
             intent.error,
             now if intent.status is Status.REFUSED else None,
+            intent.recorded_by,
         ),
     ).fetchone()
     action_id = int(row[0])
@@ -156,6 +159,7 @@ def finish(
         "UPDATE actions SET status = ?, result_json = ?, error = ?, finished_at = ?, "
         "reviewer = coalesce(?, reviewer), review_seconds = coalesce(?, review_seconds), "
         "review_note = coalesce(?, review_note), review_channel = coalesce(?, review_channel), "
+        "reviewed_by = coalesce(?, reviewed_by), "
         "evidence = coalesce(?, evidence), edited = CASE WHEN ? THEN 1 ELSE edited END, sample = coalesce(?, sample), "
         f"args_json = coalesce(?, args_json) WHERE id = ? AND status IN ({', '.join('?' * len(sources))})",
         (
@@ -167,6 +171,7 @@ def finish(
             review.seconds if review else None,
             review.note if review else None,
             review.channel if review else None,
+            review.identity if review else None,
             review.evidence if review else None,
             bool(review and review.edited),
             None if sample is None else "success" if sample else "failure",
@@ -184,15 +189,15 @@ def finish(
 def chain_review(conn: sqlite3.Connection, action_id: int, review: Review) -> None:
     """A human's answer goes into the hash chain of reviews (record/chain.py)."""
     kind = "accept" if review.accepted else "refuse"
-    chain.add_review(conn, action_id, time.time(), kind, review.reviewer, review.seconds, review.note)
+    chain.add_review(conn, action_id, time.time(), kind, review.reviewer, review.seconds, review.note, review.identity)
 
 
 def record_review(conn: sqlite3.Connection, action_id: int, review: Review) -> None:
     """Keep a human's answer on an action whose status is set elsewhere (a refusal), and chain it."""
     conn.execute(
-        "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ?, review_channel = ?, evidence = ? "
-        "WHERE id = ?",
-        (review.reviewer, review.seconds, review.note, review.channel, review.evidence, action_id),
+        "UPDATE actions SET reviewer = ?, review_seconds = ?, review_note = ?, review_channel = ?, evidence = ?, "
+        "reviewed_by = ? WHERE id = ?",
+        (review.reviewer, review.seconds, review.note, review.channel, review.evidence, review.identity, action_id),
     )
     chain_review(conn, action_id, review)
 
@@ -280,14 +285,21 @@ def reject_draft(conn: sqlite3.Connection, action_id: int, kept_args: str) -> bo
 
 
 def insert_handoff(
-    conn: sqlite3.Connection, session_id: str, at: float, target: str, policy: str, args_json: str, task: str | None
+    conn: sqlite3.Connection,
+    session_id: str,
+    at: float,
+    target: str,
+    policy: str,
+    args_json: str,
+    task: str | None,
+    recorded_by: str | None = None,
 ) -> int:
     """An agent's own handoff, in the inbox as `escalated`; its id."""
     row = conn.execute(
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
-        "intent, class_level, level, route, triggers_json, status, pid) VALUES "
-        "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', ?, ?) RETURNING id",
-        (session_id, at, target, policy, args_json, task, Status.ESCALATED.value, os.getpid()),
+        "intent, class_level, level, route, triggers_json, status, pid, recorded_by) VALUES "
+        "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', ?, ?, ?) RETURNING id",
+        (session_id, at, target, policy, args_json, task, Status.ESCALATED.value, os.getpid(), recorded_by),
     ).fetchone()
     return int(row[0])
 
@@ -309,6 +321,7 @@ def resolve(
     note: str | None,
     channel: str,
     seconds: float | None = None,
+    reviewed_by: str | None = None,
 ) -> bool:
     """A human's answer to a stopped action or a handoff (a handoff becomes `resolved`); False if answered before.
 
@@ -317,7 +330,7 @@ def resolve(
     now = time.time()
     changed = conn.execute(
         "UPDATE actions SET resolution = ?, resolution_note = ?, resolved_at = ?, reviewer = ?, "
-        "review_channel = ?, review_seconds = coalesce(?, ? - created_at), "
+        "review_channel = ?, review_seconds = coalesce(?, ? - created_at), reviewed_by = ?, "
         "status = CASE status WHEN ? THEN ? ELSE status END "
         "WHERE id = ? AND resolved_at IS NULL",
         (
@@ -328,6 +341,7 @@ def resolve(
             channel,
             seconds,
             now,
+            reviewed_by,
             Status.ESCALATED.value,
             Status.RESOLVED.value,
             action_id,
@@ -360,12 +374,17 @@ def queue(conn: sqlite3.Connection) -> list[Row]:
     return [dict(r) for r in conn.execute(sql, (Status.DRAFT.value,))]
 
 
-def history(conn: sqlite3.Connection, limit: int, class_name: str | None = None) -> list[Row]:
-    """Recent actions (of one class, or all), newest first."""
+def history(conn: sqlite3.Connection, limit: int, class_name: str | None = None, by: str | None = None) -> list[Row]:
+    """Recent actions (of one class, or all; recorded or reviewed by one identity, or anyone's), newest first."""
+    where, params = [], []
     if class_name:
-        rows = conn.execute("SELECT * FROM actions WHERE class = ? ORDER BY id DESC LIMIT ?", (class_name, limit))
-    else:
-        rows = conn.execute("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,))
+        where.append("class = ?")
+        params.append(class_name)
+    if by:
+        where.append("(recorded_by = ? OR reviewed_by = ?)")
+        params += [by, by]
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = conn.execute(f"SELECT * FROM actions {clause}ORDER BY id DESC LIMIT ?", (*params, limit))
     return [dict(r) for r in rows]
 
 
@@ -488,13 +507,13 @@ def first_complaint(conn: sqlite3.Connection, action_id: int) -> float | None:
     return None if row is None else float(row[0])
 
 
-def add_complaint(conn: sqlite3.Connection, action_id: int, reason: str) -> None:
-    """A human's complaint about an action that ran: recorded, chained, and its sample marked."""
+def add_complaint(conn: sqlite3.Connection, action_id: int, reason: str, identity: str | None = None) -> None:
+    """A human's complaint about an action that ran: recorded, chained (with who made it), and its sample marked."""
     now = time.time()
     conn.execute(
         "INSERT INTO complaints (action_id, at, reason, actor) VALUES (?, ?, ?, 'human')", (action_id, now, reason)
     )
-    chain.add_review(conn, action_id, now, "complaint", "human", None, reason)
+    chain.add_review(conn, action_id, now, "complaint", "human", None, reason, identity)
     conn.execute("UPDATE actions SET sample = 'complained' WHERE id = ?", (action_id,))
 
 

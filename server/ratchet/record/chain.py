@@ -35,13 +35,16 @@ GENESIS = "0" * 64
 TRANSITION_FACTS = (
     "id", "class", "at", "from_level", "to_level", "kind", "actor", "reason", "evidence_json", "action_id"
 )  # fmt: skip
-REVIEW_FACTS = ("id", "action_id", "at", "kind", "actor", "seconds", "note")
+REVIEW_FACTS = ("id", "action_id", "at", "kind", "actor", "seconds", "note", "identity")
 CHAINS = {"transitions": TRANSITION_FACTS, "reviews": REVIEW_FACTS}
+# Facts added after rows were chained: hashed only when present, so every older row keeps its hash.
+LATER_FACTS = frozenset({"identity"})
 
 
 def link(prev_hash: str, facts: dict[str, Any]) -> str:
     """The hash of one row: sha256 of the previous row's hash and the row's canonical JSON."""
-    text = json.dumps(facts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    kept = {name: value for name, value in facts.items() if value is not None or name not in LATER_FACTS}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
@@ -69,13 +72,11 @@ def add_review(
     actor: str,
     seconds: float | None,
     note: str | None,
+    identity: str | None = None,
 ) -> int:
-    """Record a human review (kind `accept`, `refuse` or `complaint`) in the chain; its id."""
-    return append(
-        conn,
-        "reviews",
-        {"action_id": action_id, "at": at, "kind": kind, "actor": actor, "seconds": seconds, "note": note},
-    )
+    """Record a human review (kind `accept`, `refuse` or `complaint`) in the chain, with who gave it; its id."""
+    facts = {"action_id": action_id, "at": at, "kind": kind, "actor": actor, "seconds": seconds, "note": note}
+    return append(conn, "reviews", {**facts, "identity": identity})
 
 
 PENDING = "pending"

@@ -237,6 +237,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX actions_created ON actions (created_at);
     CREATE INDEX actions_settled ON actions ((coalesce(evidence_class, class)), (coalesce(finished_at, created_at)))
     """,
+    # who, for a team sharing one record (ratchet/identity.py: `$RATCHET_IDENTITY`, else user@host).
+    # `recorded_by`: the identity of the process that recorded the action's intent (the server or hook
+    # acting for the agent); `reviewed_by`: the identity the human's answer came from (`reviewer` keeps
+    # naming the channel, as before); `reviews.identity`: the same in the hash chain, hashed only when
+    # present, so the reviews written before this step keep their hashes.
+    """
+    ALTER TABLE actions ADD COLUMN recorded_by TEXT;
+    ALTER TABLE actions ADD COLUMN reviewed_by TEXT;
+    ALTER TABLE reviews ADD COLUMN identity TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
