@@ -17,6 +17,7 @@ from typing import Any, cast
 import anyio
 
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
+from ratchet.engine.origin import this_host
 from ratchet.engine.verify import Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
@@ -52,6 +53,7 @@ class Carrier:
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
         self.verifier = Verifier(setting)
+        self.host = this_host()  # where this process records its calls as made (engine/origin.py)
         # Undoes an action a failing check judged (`undo_on_failure`): the human side's undo, set by the
         # engine once it has one (engine/undo.py), returning the line the agent reads.
         self.undo_failed: Callable[[int, str], Awaitable[str]] | None = None
@@ -424,6 +426,8 @@ class Carrier:
             task_id=ev.task_id,
             evidence_class=ev.side_effect_cls.name if ev.side_effect_cls else None,
             hidden_lines=p.hidden_lines,
+            origin_host=self.host,
+            origin_workspace=str(self.setting.workspace.root),
         )
 
     def outcome(

@@ -58,15 +58,17 @@ class HumanSide:
         note: str | None = None,
         seconds: float | None = None,
         channel: str | None = None,
+        claim: Status = Status.DRAFT,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
         `seconds` is the review time when the channel timed it (a dialog: from the question to the
         answer); at the CLI by default the time since drafting. `channel` defaults to the reviewer when it names
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
+        `claim` is `approved` when this origin runs a draft approved on another machine (engine/origin.py).
         """
         s = self.setting
-        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id))
+        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
         if not claimed:
             raise not_queued(action_id, row)
         assert row is not None
@@ -135,7 +137,7 @@ class HumanSide:
 
         def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = actions.action(conn, action_id)
-            if row is None or row["status"] != Status.DRAFT:
+            if row is None or row["status"] not in (Status.DRAFT, Status.APPROVED):
                 raise not_queued(action_id, row)
             evidence = s.class_of(row["evidence_class"] or row["class"])
             took = self._review_time(row, seconds, via, now)

@@ -237,6 +237,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX actions_created ON actions (created_at);
     CREATE INDEX actions_settled ON actions ((coalesce(evidence_class, class)), (coalesce(finished_at, created_at)))
     """,
+    # origins: where a draft was queued (the host and the workspace's absolute path), so a human's approval
+    # given on another machine of a shared record waits, as `approved`, for its origin to run it; the
+    # approval itself (reviewer, note, channel, review time, the human's content) is kept until then. The
+    # partial index of open actions names the new open state.
+    """
+    ALTER TABLE actions ADD COLUMN origin_host TEXT;
+    ALTER TABLE actions ADD COLUMN origin_workspace TEXT;
+    ALTER TABLE actions ADD COLUMN approval_json TEXT;
+    DROP INDEX actions_open;
+    CREATE INDEX actions_open ON actions (status) WHERE status IN ('running', 'draft', 'approving', 'approved')
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
