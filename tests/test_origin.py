@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 
 from ratchet.engine.origin import HOST_ENV
-from ratchet.record import actions, origins
+from ratchet.record import actions, origins, postgres
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl, Store
 
@@ -48,6 +48,27 @@ def origin_serve(ratchet_bin: Path, workspace: Path, policies: Path, db: str) ->
     params = stdio_params(ratchet_bin, workspace, policies, Path(db), **{HOST_ENV: "a"})
     params.args[params.args.index("--db") + 1] = db
     return Client(params)
+
+
+def started_together(url: str, argv: list[str], env: dict[str, str]) -> list[tuple[int, str, str]]:
+    """Two processes running `argv`, started while this test holds the record's write lock and released
+    once both wait on it: their exit codes, stdout and stderr."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as gate, psycopg.connect(url, autocommit=True) as watch:
+        gate.execute("SELECT pg_advisory_lock(%s)", (postgres.WRITE_LOCK,))
+        procs = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in (1, 2)
+        ]
+        deadline, waiting = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and waiting < 2:
+            row = watch.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+            waiting = int(row[0]) if row is not None else 0
+            time.sleep(0.02)
+        gate.execute("SELECT pg_advisory_unlock(%s)", (postgres.WRITE_LOCK,))
+    assert waiting == 2, "both processes were waiting on the write lock"
+    done = [proc.communicate(timeout=120) for proc in procs]
+    return [(proc.returncode, out, err) for proc, (out, err) in zip(procs, done, strict=True)]
 
 
 def status(db: str, action_id: int) -> str:
@@ -125,28 +146,23 @@ async def test_two_origin_processes_racing_for_the_same_approvals_run_each_once(
     workspace: Path, machine_b: Path, policies: Path, ratchet_bin: Path, pg_url: str
 ) -> None:
     async with origin_serve(ratchet_bin, workspace, policies, pg_url) as agent:
-        ids = [await draft(agent, f"queue/r{i}.txt", f"{i}\n") for i in range(4)]
+        ids = [await draft(agent, f"queue/r{i}.txt", f"{i}\n") for i in range(10)]
     done = await ratchet_on_async("b", ratchet_bin, machine_b, policies, pg_url, "approve", *map(str, ids))
     assert done.returncode == 0, done.stderr
-    assert [status(pg_url, i) for i in ids] == ["approved"] * 4
+    assert [status(pg_url, i) for i in ids] == ["approved"] * 10
 
-    # Two processes on the origin carry out the approvals at the same moment.
-    runs: list[subprocess.CompletedProcess[str]] = []
-
-    async def carry() -> None:
-        a = (ratchet_bin, workspace, policies, pg_url)
-        runs.append(await ratchet_on_async("a", *a, "approve", "--pending", "--json"))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(carry)
-        tg.start_soon(carry)
+    # Two processes on the origin carry out the approvals at the same moment: both are held at the
+    # record's write lock until each waits on it, then let go together.
+    argv = ratchet_argv(ratchet_bin, workspace, policies, Path(pg_url), "approve", "--pending", "--json")
+    argv[argv.index("--db") + 1] = pg_url
+    runs = await anyio.to_thread.run_sync(lambda: started_together(pg_url, argv, console_env(**{HOST_ENV: "a"})))
     carried: list[int] = []
-    for run in runs:
-        assert run.returncode == 0, run.stderr
-        carried += [o["id"] for o in json.loads(run.stdout)]
+    for code, out, err in runs:
+        assert code == 0, err
+        carried += [o["id"] for o in json.loads(out)]
     assert sorted(carried) == sorted(ids)  # every draft carried out, none twice
-    assert [status(pg_url, i) for i in ids] == ["executed"] * 4
-    assert [accepts(pg_url, i) for i in ids] == [1] * 4
+    assert [status(pg_url, i) for i in ids] == ["executed"] * 10
+    assert [accepts(pg_url, i) for i in ids] == [1] * 10
 
 
 async def test_approving_a_draft_of_this_machine_and_workspace_still_runs_at_once(
