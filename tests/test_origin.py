@@ -193,6 +193,11 @@ async def test_an_approved_draft_whose_origin_never_comes_back_waits_in_the_queu
     listed = {d["action_id"]: d for d in json.loads(queue.stdout)}
     assert listed[draft_id]["status"] == "approved"
     assert "waits for its origin" in listed[draft_id]["waiting"] and "host a" in listed[draft_id]["waiting"]
+    shown = await ratchet_on_async("b", *b, "queue")
+    assert "approved (waits for a)" in shown.stdout, shown.stdout
+    inbox = await ratchet_on_async("b", *b, "inbox", "--json")
+    item = next(i for i in json.loads(inbox.stdout) if i["id"] == draft_id)
+    assert item["kind"] == "approved" and f"workspace {workspace.resolve()}" in item["summary"], item
 
     withdrawn = await ratchet_on_async(
         "b", ratchet_bin, machine_b, policies, pg_url, "reject", str(draft_id), "--reason", "origin is gone"
