@@ -204,6 +204,9 @@ async def test_an_approved_draft_whose_origin_never_comes_back_waits_in_the_queu
     )
     assert withdrawn.returncode == 0, withdrawn.stderr
     assert status(pg_url, draft_id) == "rejected"
+    # The human judged it good; withdrawing it for want of its origin is no failure of the class.
+    assert db_rows(pg_url, "SELECT sample FROM actions WHERE id = ?", draft_id) == [(None,)]
+    assert db_rows(pg_url, "SELECT count(*) FROM samples WHERE action_id = ?", draft_id) == [(0,)]
     # Should the origin come back after all, there is nothing left for it to run.
     back = await ratchet_on_async("a", ratchet_bin, workspace, policies, pg_url, "approve", "--pending", "--json")
     assert back.returncode == 0, back.stderr

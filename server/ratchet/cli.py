@@ -403,7 +403,10 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         # Reported as they came out; the human's own ids decide the exit code.
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
-        approve = lambda i: engine.approve(i, content=content, note=args.note)  # noqa: E731
+
+        async def approve(action_id: int) -> DraftView:
+            return await engine.approve(action_id, content=content, note=args.note)
+
         outcomes = await _each(ids, approve, "executed", "approved")
     return _batch_result(args, [*carried, *outcomes], "approved")
 

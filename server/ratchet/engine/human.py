@@ -151,7 +151,9 @@ class HumanSide:
             if not actions.reject_draft(conn, action_id, kept):
                 raise not_queued(action_id, actions.action(conn, action_id))
             actions.record_review(conn, action_id, answer.review())
-            if row["tool"] != REVERT_TOOL:  # a rejected undo's revert is no failure of the commit's class
+            # A rejected undo's revert is no failure of the commit's class; an approved draft withdrawn while it
+            # waits for its origin was judged good: neither is a sample.
+            if row["tool"] != REVERT_TOOL and row["status"] == Status.DRAFT:
                 sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
             return None
 
