@@ -42,13 +42,14 @@ def test_every_move_is_between_known_states_and_final_states_have_none() -> None
         assert here not in targets  # no state moves to itself
         assert targets <= set(Status)
     assert {Status.EXECUTED, Status.REJECTED, Status.INTERRUPTED, Status.REFUSED} <= lifecycle.FINAL
-    assert lifecycle.sources(Status.APPROVING) == (Status.DRAFT,)
+    assert lifecycle.sources(Status.APPROVING) == (Status.DRAFT, Status.APPROVED)
+    assert set(lifecycle.sources(Status.REJECTED)) == {Status.DRAFT, Status.APPROVED}  # withdrawn while it waits
     assert set(lifecycle.sources(Status.INTERRUPTED)) == {Status.RUNNING, Status.APPROVING}
 
 
 def test_an_illegal_move_names_both_states_and_what_is_allowed() -> None:
     with pytest.raises(
-        IllegalMove, match=r"draft cannot become executed; from draft it may become: approving, rejected"
+        IllegalMove, match=r"draft cannot become executed; from draft it may become: approved, approving, rejected"
     ):
         lifecycle.check(Status.DRAFT, Status.EXECUTED)
     with pytest.raises(IllegalMove, match="executed is final"):

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from ratchet.errors import StoreError
+from ratchet.record import lifecycle
 from ratchet.record.store import MIGRATIONS, SCHEMA_VERSION, Store, parse_location
 
 
@@ -141,8 +142,8 @@ async def test_a_queued_draft_is_called_draft_and_a_folded_diff_keeps_its_count(
         )
         plan = await store.call(
             lambda conn: conn.execute(
-                "EXPLAIN QUERY PLAN SELECT * FROM actions WHERE status IN ('running', 'draft', 'approving') "
-                "AND status = 'draft'"
+                "EXPLAIN QUERY PLAN SELECT * FROM actions WHERE status IN "
+                f"({', '.join(repr(s.value) for s in lifecycle.OPEN)}) AND status = 'draft'"
             ).fetchall()
         )
     finally:

@@ -330,6 +330,8 @@ class Outcome:
         """`draft 96: executed`, or why not."""
         if self.draft is None:
             return f"draft {self.id}: not done: {self.error}"
+        if self.draft.waiting:  # approved here, run by its origin
+            return f"draft {self.id}: {self.draft.waiting}"
         return f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
 
 
@@ -353,14 +355,15 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
 
 
 def _check_batch(args: argparse.Namespace) -> None:
-    """Ids or --all-from, not both and not neither; --all-from off a terminal only with --yes."""
-    if bool(args.ids) == bool(args.all_from):
+    """Ids or --all-from, not both and not neither (`approve --pending` alone is enough); --all-from off a
+    terminal only with --yes."""
+    if bool(args.ids) == bool(args.all_from) and not (getattr(args, "pending", False) and not args.ids):
         raise UsageError("give draft ids, or --all-from CLASS (not both)")
     if args.all_from and not args.yes and not sys.stdin.isatty():
         raise UsageError("--all-from asks for confirmation on a terminal; from a script pass --yes")
 
 
-async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], done: str) -> list[Outcome]:
+async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], done: str, *also: str) -> list[Outcome]:
     """Act on every id in turn; one that fails is reported and the rest still run. A single id's error
     is raised as it is (one line, as every error)."""
     outcomes = []
@@ -372,7 +375,7 @@ async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], 
                 raise
             outcomes.append(Outcome(action_id, False, None, str(exc)))
             continue
-        outcomes.append(Outcome(action_id, d.status == done, d.status, d.error, d))
+        outcomes.append(Outcome(action_id, d.status in (done, *also), d.status, d.error, d))
     return outcomes
 
 
@@ -387,15 +390,25 @@ def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: s
 
 async def cmd_approve(args: argparse.Namespace) -> int:
     """Run queued drafts now, each exactly as drafted and at most once; each id's outcome is reported and
-    one that fails does not stop the rest. --content FILE approves one draft with your edit instead."""
+    one that fails does not stop the rest. --content FILE approves one draft with your edit instead.
+
+    A draft queued on another machine or workspace of a shared record is approved here and run by its
+    origin (it stays `approved` until then). Run here, the origin, any approve first carries out the
+    drafts approved elsewhere for this host and workspace; `--pending` does only that."""
     _check_batch(args)
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
     async with opened(args) as engine:
+        # Reported as they came out; the human's own ids decide the exit code.
+        carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
-        outcomes = await _each(ids, lambda i: engine.approve(i, content=content, note=args.note), "executed")
-    return _batch_result(args, outcomes, "approved")
+
+        async def approve(action_id: int) -> DraftView:
+            return await engine.approve(action_id, content=content, note=args.note)
+
+        outcomes = await _each(ids, approve, "executed", "approved")
+    return _batch_result(args, [*carried, *outcomes], "approved")
 
 
 async def cmd_reject(args: argparse.Namespace) -> int:
@@ -865,6 +878,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch(p, "approve")
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
+    p.add_argument(
+        "--pending",
+        action="store_true",
+        help="run the drafts approved on other machines whose origin is this host and workspace (alone: only that)",
+    )
     p = add("reject", cmd_reject, json_flag=True, what="each draft's outcome")
     add_batch(p, "reject")
     p.add_argument("--reason", required=True, help="why the drafts are wrong (kept with each review)")

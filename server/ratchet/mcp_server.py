@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ratchet import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
+from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
@@ -863,7 +864,9 @@ def build_server(config: ServerConfig) -> MCPServer:
             engine.session_id,
         )
         try:
-            yield engine
+            # Drafts approved on other machines whose origin is this workspace run here (engine/origin.py).
+            async with carrying_out(engine.origins):
+                yield engine
         finally:
             # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,
             # after every cancelled call has recorded itself.

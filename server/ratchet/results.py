@@ -146,6 +146,11 @@ class DraftView(BaseModel):
     has_packet: bool = False
     undone: str | None = Field(None, description="how and when a human undid this action, if one did")
     checks: list[CheckView] = Field(default_factory=list, description="verification checks run on this action")
+    origin_host: str | None = Field(None, description="the host the action was made on")
+    origin_workspace: str | None = Field(None, description="the workspace (absolute path) it was made in")
+    waiting: str | None = Field(
+        None, description="for an approved draft: that it waits for its origin (host and workspace) to run it"
+    )
 
 
 class ReviewResult(BaseModel):

@@ -148,7 +148,7 @@ def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> st
     rows = [
         [
             str(d.action_id),
-            d.status + (" (undone)" if d.undone else ""),
+            d.status + (" (undone)" if d.undone else "") + (f" (waits for {d.origin_host})" if d.waiting else ""),
             d.action_class,
             d.tool,
             when(d.created_at),

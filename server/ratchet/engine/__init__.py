@@ -31,6 +31,7 @@ from ratchet.engine.carry import Carrier
 from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
 from ratchet.engine.decide import Decider
 from ratchet.engine.human import ComplaintOutcome, HumanSide
+from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
@@ -59,6 +60,7 @@ class Engine:
         self.carrier = Carrier(setting)
         self.views = Views(setting)
         self.human = HumanSide(setting, self.carrier, self.views)
+        self.origins = Origins(setting, self.human, self.views)
 
     @classmethod
     async def open(
@@ -257,10 +259,22 @@ class Engine:
         seconds: float | None = None,
         channel: str | None = None,
     ) -> DraftView:
-        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`)."""
+        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
+
+        A draft queued on another machine or workspace of a shared record is not run here: the approval is
+        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py)."""
+        waiting = await self.origins.defer(
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+        )
+        if waiting is not None:
+            return waiting
         return await self.human.approve(
             action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
         )
+
+    async def carry_approved(self) -> list[DraftView]:
+        """Run the drafts approved on other machines whose origin is this host and workspace, each once."""
+        return await self.origins.carry_out()
 
     async def reject(
         self,

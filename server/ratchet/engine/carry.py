@@ -17,6 +17,7 @@ from typing import Any, cast
 import anyio
 
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
+from ratchet.engine.origin import this_host
 from ratchet.engine.verify import Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
@@ -52,6 +53,7 @@ class Carrier:
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
         self.verifier = Verifier(setting)
+        self.host = this_host()  # where this process records its calls as made (engine/origin.py)
         # Undoes an action a failing check judged (`undo_on_failure`): the human side's undo, set by the
         # engine once it has one (engine/undo.py), returning the line the agent reads.
         self.undo_failed: Callable[[int, str], Awaitable[str]] | None = None
@@ -375,11 +377,18 @@ class Carrier:
         return Status.EXECUTED, result, None, True
 
     async def recover(self) -> None:
-        """Mark actions whose process died `interrupted`, and let their operations clean up after them."""
+        """Mark actions whose process died `interrupted`, and let their operations clean up after them.
+
+        Only this host's: a pid means nothing on another machine sharing the record (a row of theirs whose
+        pid is free here is not dead), and an action runs only on its origin host (engine/origin.py)."""
         s = self.setting
         me = os.getpid()
         rows = await s.store.call(actions.in_flight)
-        dead = [row for row in rows if row["pid"] != me and not process_alive(row["pid"])]
+        dead = [
+            row
+            for row in rows
+            if row["origin_host"] in (None, self.host) and row["pid"] != me and not process_alive(row["pid"])
+        ]
         if not dead:
             return
 
@@ -426,6 +435,8 @@ class Carrier:
             evidence_class=ev.side_effect_cls.name if ev.side_effect_cls else None,
             hidden_lines=p.hidden_lines,
             recorded_by=self.setting.identity,
+            origin_host=self.host,
+            origin_workspace=str(self.setting.workspace.root),
         )
 
     def outcome(

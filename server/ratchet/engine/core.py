@@ -64,6 +64,9 @@ class HumanAnswer:
     dismissed: bool = False
     evidence: str | None = None
     edited: bool = False
+    # Who answered, when not this process (identity.py): an approval carried out by its origin machine
+    # was given by the human who approved it elsewhere.
+    identity: str | None = None
 
     def judged(self, cls: ActionClass, preview: str, hidden: int) -> HumanAnswer:
         """This answer with its evidence: counted, unverified or unanswered (`hidden`: the changed lines
@@ -85,9 +88,11 @@ class HumanAnswer:
         return self.evidence in (None, provenance.COUNTED)
 
     def review(self, identity: str) -> Review:
-        """The answer as the record keeps it, given by `identity` (the answering process's, identity.py)."""
+        """The answer as the record keeps it, given by `identity` (the answering process's, identity.py)
+        unless the answer names who gave it."""
+        who = self.identity or identity
         return Review(
-            self.accepted, self.reviewer, self.note, self.seconds, self.channel, self.evidence, self.edited, identity
+            self.accepted, self.reviewer, self.note, self.seconds, self.channel, self.evidence, self.edited, who
         )
 
 

@@ -18,6 +18,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from ratchet.engine.core import CLI_SESSION
+from ratchet.engine.origin import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
 from ratchet.record import actions
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 # What each inbox item is, by its action's status.
 _KINDS = {
     Status.DRAFT: "draft",
+    Status.APPROVED: "approved",  # decided here, waiting for its origin to run it (engine/origin.py)
     Status.BLOCKED: "stopped",
     Status.ESCALATED: "handoff",
     Status.INTERRUPTED: "interrupted",
@@ -85,7 +87,7 @@ class InboxItem(BaseModel):
     """One thing waiting for the human."""
 
     id: int
-    kind: str  # draft | stopped | handoff | interrupted
+    kind: str  # draft | approved | stopped | handoff | interrupted
     summary: str
     action_class: str
     session_id: str
@@ -258,6 +260,8 @@ async def inbox(engine: Engine) -> list[InboxItem]:
         kind = _KINDS[Status(r["status"])]
         blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
         summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
+        if kind == "approved":
+            summary += f": {waiting_line(r)}; `ratchet reject {r['id']}` withdraws it"
         if kind == "interrupted":  # say what is known: it may have run (pid, start), check before going on
             summary += f": {r['error']}; check it, then `ratchet resolve {r['id']} --option checked`"
         items.append(

@@ -65,18 +65,24 @@ class HumanSide:
         note: str | None = None,
         seconds: float | None = None,
         channel: str | None = None,
+        claim: Status = Status.DRAFT,
+        approver: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
         `seconds` is the review time when the channel timed it (a dialog: from the question to the
         answer); at the CLI by default the time since drafting. `channel` defaults to the reviewer when it names
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
+        `claim` is `approved` when this origin runs a draft approved on another machine (engine/origin.py),
+        and `approver` then names who approved it there (default: this process's identity).
         """
         s = self.setting
+        approver = approver or s.identity
         queued = await s.store.call(lambda conn: actions.action(conn, action_id))
-        if queued is not None and queued["status"] == Status.DRAFT:
-            self._refuse_own_approval(queued)  # before the claim: a refused approval leaves the draft queued
-        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id))
+        if queued is not None and queued["status"] == claim:
+            # Before the claim: a refused approval leaves the draft queued (or waiting for its origin).
+            self.refuse_own_approval(queued, approver)
+        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
         if not claimed:
             raise not_queued(action_id, row)
         assert row is not None
@@ -107,7 +113,7 @@ class HumanSide:
         ran = await self.carrier.run(prepared, action_id, cls, kept=kept)
         via = channel_of(reviewer, channel)
         answer = HumanAnswer(
-            True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited
+            True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited, identity=approver
         ).judged(evidence, row["preview"], row["hidden_lines"])
         # Approval with edits is rework: the draft was not good enough as it stood.
         ok = ran[3]
@@ -125,19 +131,21 @@ class HumanSide:
             await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
 
-    def _refuse_own_approval(self, row: dict[str, Any]) -> None:
+    def refuse_own_approval(self, row: dict[str, Any], approver: str) -> None:
         """Refuse an approval by the identity that recorded the draft, where its class asks for another reviewer.
 
-        The approver is this process's identity (identity.py), never an argument: the CLI, the review page
-        and the server relaying a dialog each approve as whoever runs them. A draft recorded before
-        identities were kept has no known drafter, and its class's rule cannot be met: it is refused too.
+        The approver is the approving process's identity (identity.py), never a tool's argument: the CLI,
+        the review page and the server relaying a dialog each approve as whoever runs them; an origin
+        carrying out an approval given elsewhere passes that process's identity, kept with the approval. A
+        draft recorded before identities were kept has no known drafter, and its class's rule cannot be
+        met: it is refused too.
         Rejecting stays open to everyone: refusing one's own agent's change is always safe.
         """
         names = {row["class"], row["evidence_class"] or row["class"]}
         strict = sorted(n for n in names if self.setting.class_of(n).require_other_reviewer)
         if not strict:
             return
-        drafter, approver = row["recorded_by"], self.setting.identity
+        drafter = row["recorded_by"]
         if drafter is not None and drafter != approver:
             return
         who = f"by {drafter}" if drafter is not None else "before identities were recorded (drafter unknown)"
@@ -168,7 +176,7 @@ class HumanSide:
 
         def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = actions.action(conn, action_id)
-            if row is None or row["status"] != Status.DRAFT:
+            if row is None or row["status"] not in (Status.DRAFT, Status.APPROVED):
                 raise not_queued(action_id, row)
             evidence = s.class_of(row["evidence_class"] or row["class"])
             took = self._review_time(row, seconds, via, now)
@@ -182,7 +190,9 @@ class HumanSide:
             if not actions.reject_draft(conn, action_id, kept):
                 raise not_queued(action_id, actions.action(conn, action_id))
             actions.record_review(conn, action_id, answer.review(s.identity))
-            if row["tool"] != REVERT_TOOL:  # a rejected undo's revert is no failure of the commit's class
+            # A rejected undo's revert is no failure of the commit's class; an approved draft withdrawn while it
+            # waits for its origin was judged good: neither is a sample.
+            if row["tool"] != REVERT_TOOL and row["status"] == Status.DRAFT:
                 sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
             return None
 

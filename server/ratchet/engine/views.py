@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from ratchet.engine.core import Setting
+from ratchet.engine.origin import waiting_line
 from ratchet.engine.verify import view as check_view
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
@@ -142,7 +143,7 @@ class Views:
             row = await self.row(action_id)
             if row is None:
                 raise DraftNotFound(f"no action {action_id}; `ratchet queue` lists the drafts")
-            if row["status"] not in (Status.DRAFT, Status.APPROVING) or time.monotonic() >= deadline:
+            if row["status"] not in (Status.DRAFT, Status.APPROVED, Status.APPROVING) or time.monotonic() >= deadline:
                 undo = await self.undo_of(action_id) if row["status"] == Status.EXECUTED else None
                 return await self.checked(self.draft_view(row, undo))
             await anyio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
@@ -181,4 +182,7 @@ class Views:
             result=json.loads(row["result_json"]) if row["result_json"] else None,
             has_packet=row["packet_json"] is not None,
             undone=None if undo is None else undo.line(),
+            origin_host=row["origin_host"],
+            origin_workspace=row["origin_workspace"],
+            waiting=waiting_line(row),
         )

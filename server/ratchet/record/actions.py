@@ -26,6 +26,7 @@ _OPEN_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.OPEN)
 # The first condition repeats the partial index's own (`actions_open`), so SQLite uses it instead of
 # scanning the whole history; the second says what is wanted.
 _OPEN_WHERE = f"status IN ({_OPEN_SQL})"
+_QUEUED_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.QUEUED)
 _ESCALATIONS_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.ESCALATIONS)
 _WITH_CLIENT_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.WITH_CLIENT)
 OPEN_ESCALATION = f"status IN ({_ESCALATIONS_SQL}) AND resolved_at IS NULL"
@@ -65,6 +66,10 @@ class Intent:
     hidden_lines: int = 0
     error: str | None = None
     recorded_by: str | None = None  # the identity of the process that recorded it (ratchet/identity.py)
+    # Where the call was made: the host and the workspace's absolute path (engine/origin.py). A draft
+    # approved elsewhere waits for this origin to run it.
+    origin_host: str | None = None
+    origin_workspace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,8 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
     row = conn.execute(
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
         "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
-        "subject_json, level_transition, task_id, evidence_class, hidden_lines, error, finished_at, recorded_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "subject_json, level_transition, task_id, evidence_class, hidden_lines, error, finished_at, recorded_by, "
+        "origin_host, origin_workspace) VALUES (" + ", ".join("?" * 29) + ") RETURNING id",
         (
             intent.session_id,
             now,
@@ -121,6 +126,8 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
             intent.error,
             now if intent.status is Status.REFUSED else None,
             intent.recorded_by,
+            intent.origin_host,
+            intent.origin_workspace,
         ),
     ).fetchone()
     action_id = int(row[0])
@@ -263,20 +270,26 @@ def seen(conn: sqlite3.Connection, class_name: str, keys: Sequence[str]) -> set[
 # -- drafts ------------------------------------------------------------------------------------
 
 
-def claim_draft(conn: sqlite3.Connection, action_id: int) -> tuple[bool, Row | None]:
-    """Take a draft for execution atomically (a draft approved twice runs once): (claimed, its row)."""
+def claim_draft(conn: sqlite3.Connection, action_id: int, source: Status = Status.DRAFT) -> tuple[bool, Row | None]:
+    """Take a draft for execution atomically (a draft approved twice runs once): (claimed, its row).
+
+    `source` is `approved` when the draft's origin takes a draft a human approved elsewhere."""
+    lifecycle.check(source, Status.APPROVING)
     claimed = conn.execute(
-        "UPDATE actions SET status = ?, pid = ? WHERE id = ? AND status = ?",
-        (Status.APPROVING.value, os.getpid(), action_id, Status.DRAFT.value),
+        # The approval kept for the origin (its content included) is read before the claim and goes now.
+        "UPDATE actions SET status = ?, pid = ?, approval_json = NULL WHERE id = ? AND status = ?",
+        (Status.APPROVING.value, os.getpid(), action_id, source.value),
     ).rowcount
     return bool(claimed), action(conn, action_id)
 
 
 def reject_draft(conn: sqlite3.Connection, action_id: int, kept_args: str) -> bool:
-    """A queued draft refused by a human: nothing runs, and its content leaves with the queue."""
+    """A queued draft refused by a human (or an approved one withdrawn while it waits for its origin):
+    nothing runs, and its content (and any content the human approved) leaves with the queue."""
     changed = conn.execute(
-        "UPDATE actions SET status = ?, finished_at = ?, args_json = ? WHERE id = ? AND status = ?",
-        (Status.REJECTED.value, time.time(), kept_args, action_id, Status.DRAFT.value),
+        "UPDATE actions SET status = ?, finished_at = ?, args_json = ?, approval_json = NULL "
+        "WHERE id = ? AND status IN (?, ?)",
+        (Status.REJECTED.value, time.time(), kept_args, action_id, *(s.value for s in lifecycle.QUEUED)),
     ).rowcount
     return bool(changed)
 
@@ -369,9 +382,9 @@ def action(conn: sqlite3.Connection, action_id: int) -> Row | None:
 
 
 def queue(conn: sqlite3.Connection) -> list[Row]:
-    """Drafts waiting for a human, oldest first."""
-    sql = f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status = ? ORDER BY id"
-    return [dict(r) for r in conn.execute(sql, (Status.DRAFT.value,))]
+    """Drafts waiting for a human (or approved, waiting for their origin), oldest first."""
+    sql = f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}) ORDER BY id"
+    return [dict(r) for r in conn.execute(sql)]
 
 
 def history(conn: sqlite3.Connection, limit: int, class_name: str | None = None, by: str | None = None) -> list[Row]:
@@ -477,13 +490,12 @@ def external_waiting(
 
 
 def inbox(conn: sqlite3.Connection) -> list[Row]:
-    """Drafts, open escalations and unchecked interruptions, by id."""
+    """Drafts (and approved drafts waiting for their origin), open escalations and unchecked interruptions, by id."""
     # Three index lookups rather than one OR, which would read the whole history.
     rows = conn.execute(
-        f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status = ? "
+        f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}) "
         f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION} ORDER BY id",
-        (Status.DRAFT.value,),
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION} ORDER BY id"
     )
     return [dict(r) for r in rows]
 

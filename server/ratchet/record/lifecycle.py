@@ -8,9 +8,11 @@ the states with no arrow out are final. A row is never moved back, and nothing e
                                 └──> interrupted   (the process died, or the client cancelled)
 
     (insert) ──> draft ──> approving ──┬──> executed / failed
-                   │                   ├──> stale        (the target changed since drafting)
-                   │                   └──> interrupted
-                   └──> rejected
+                   │  │        ^       ├──> stale        (the target changed since drafting)
+                   │  │        │       └──> interrupted
+                   │  └──> approved     (approved on another machine: its origin runs it)
+                   │           │
+                   └──> rejected <──┘   (withdrawn while it waits)
 
     (insert) ──> allowed / asked ──┬──> executed / failed   (a client ran it itself)
                                    ├──> declined
@@ -36,6 +38,7 @@ class Status(StrEnum):
     RUNNING = "running"
     DRAFT = "draft"
     APPROVING = "approving"
+    APPROVED = "approved"
     ALLOWED = "allowed"
     ASKED = "asked"
     ESCALATED = "escalated"
@@ -61,16 +64,20 @@ BORN: frozenset[Status] = frozenset(
 # Every allowed move, written once: from a state to the states it may become.
 MOVES: dict[Status, frozenset[Status]] = {
     S.RUNNING: frozenset({S.EXECUTED, S.FAILED, S.INTERRUPTED}),
-    S.DRAFT: frozenset({S.APPROVING, S.REJECTED}),
+    S.DRAFT: frozenset({S.APPROVING, S.APPROVED, S.REJECTED}),
+    # Decided by a human elsewhere; claimed by the process of the draft's origin (engine/origin.py).
+    S.APPROVED: frozenset({S.APPROVING, S.REJECTED}),
     S.APPROVING: frozenset({S.EXECUTED, S.FAILED, S.STALE, S.INTERRUPTED}),
     S.ALLOWED: frozenset({S.EXECUTED, S.FAILED, S.DECLINED, S.UNANSWERED}),
     S.ASKED: frozenset({S.EXECUTED, S.FAILED, S.DECLINED, S.UNANSWERED}),
     S.ESCALATED: frozenset({S.RESOLVED}),
 }
 
-# Not yet settled: waiting for an executor, a human or a client (the `actions_open` index holds the
-# first three; `allowed`/`asked` wait for a client's report).
-OPEN: tuple[Status, ...] = (S.RUNNING, S.DRAFT, S.APPROVING)
+# Not yet settled: waiting for an executor, a human, a draft's origin or a client (the `actions_open`
+# index holds these four; `allowed`/`asked` wait for a client's report).
+OPEN: tuple[Status, ...] = (S.RUNNING, S.DRAFT, S.APPROVING, S.APPROVED)
+# In the queue a human sees: waiting for an answer, or approved and waiting for the draft's origin.
+QUEUED: tuple[Status, ...] = (S.DRAFT, S.APPROVED)
 # What a process that died leaves behind, turned into `interrupted` at the next open.
 IN_FLIGHT: tuple[Status, ...] = (S.RUNNING, S.APPROVING)
 # Waiting for a client to say what became of a call it ran itself.

@@ -247,6 +247,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE actions ADD COLUMN reviewed_by TEXT;
     ALTER TABLE reviews ADD COLUMN identity TEXT
     """,
+    # origins: where a draft was queued (the host and the workspace's absolute path), so a human's approval
+    # given on another machine of a shared record waits, as `approved`, for its origin to run it; the
+    # approval itself (reviewer, note, channel, review time, the human's content) is kept until then. The
+    # partial index of open actions names the new open state.
+    """
+    ALTER TABLE actions ADD COLUMN origin_host TEXT;
+    ALTER TABLE actions ADD COLUMN origin_workspace TEXT;
+    ALTER TABLE actions ADD COLUMN approval_json TEXT;
+    DROP INDEX actions_open;
+    CREATE INDEX actions_open ON actions (status) WHERE status IN ('running', 'draft', 'approving', 'approved')
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
