@@ -30,6 +30,8 @@ from mcp.client.session import ClientRequestContext
 
 from ratchet.http_serve import default_token_file, ensure_token
 from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.record import actions
+from ratchet.record.lifecycle import Status
 from ratchet.web.app import WebConfig, build_app
 from ratchet.web.security import Guard
 from ratchet.web.serve import bind
@@ -729,3 +731,29 @@ def db_rows(db: str | Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     if text.startswith("postgresql://"):
         return pg_rows(text, sql.replace("?", "%s"), *params)
     return [tuple(r) for r in rows(Path(text), sql, *params)]
+
+
+def intent_row(status: Status, target: str = "a.txt", **fields: Any) -> actions.Intent:
+    """A synthetic action intent for record-level tests (a `write_file` of class `docs`); `fields`
+    override any other attribute (origin, level, class...)."""
+    level = "draft" if status is Status.DRAFT else "autonomous"
+    base: dict[str, Any] = {
+        "session_id": "s",
+        "tool": "write_file",
+        "target": target,
+        "action_class": "docs",
+        "rule": "r",
+        "policy": "p",
+        "args_json": "{}",
+        "preview": "",
+        "fingerprint": None,
+        "intent": None,
+        "confidence": None,
+        "class_level": level,
+        "level": level,
+        "route": "draft" if status is Status.DRAFT else "execute",
+        "triggers_json": "[]",
+        "flagged": False,
+        "status": status,
+    }
+    return actions.Intent(**{**base, **fields})

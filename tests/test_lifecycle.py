@@ -14,27 +14,7 @@ from ratchet.record.schema import MIGRATIONS
 from ratchet.record.store import Store, parse_location
 from ratchet.results import Outcome
 
-
-def _intent(status: Status) -> actions.Intent:
-    return actions.Intent(
-        session_id="s",
-        tool="write_file",
-        target="a.txt",
-        action_class="docs",
-        rule="r",
-        policy="p",
-        args_json="{}",
-        preview="",
-        fingerprint=None,
-        intent=None,
-        confidence=None,
-        class_level="autonomous",
-        level="autonomous",
-        route="execute",
-        triggers_json="[]",
-        flagged=False,
-        status=status,
-    )
+from .helpers import intent_row
 
 
 def test_every_move_is_between_known_states_and_final_states_have_none() -> None:
@@ -71,13 +51,13 @@ def test_the_api_speaks_the_lifecycle_words() -> None:
 async def test_the_record_refuses_an_illegal_move_and_keeps_the_row_as_it_was(backend: str) -> None:
     store = await Store.open(parse_location(backend))
     try:
-        executed = await store.run(lambda c: actions.insert_intent(c, _intent(Status.RUNNING)))
+        executed = await store.run(lambda c: actions.insert_intent(c, intent_row(Status.RUNNING)))
         await store.run(lambda c: actions.finish(c, executed, Status.EXECUTED, None, None))
         with pytest.raises(IllegalMove, match="executed is final; it cannot become failed"):
             await store.run(lambda c: actions.finish(c, executed, Status.FAILED, None, "again"))
         with pytest.raises(IllegalMove, match="cannot be recorded as 'executed' from the start"):
-            await store.run(lambda c: actions.insert_intent(c, _intent(Status.EXECUTED)))
-        draft = await store.run(lambda c: actions.insert_intent(c, _intent(Status.DRAFT)))
+            await store.run(lambda c: actions.insert_intent(c, intent_row(Status.EXECUTED)))
+        draft = await store.run(lambda c: actions.insert_intent(c, intent_row(Status.DRAFT)))
         with pytest.raises(IllegalMove, match="draft cannot become executed"):
             await store.run(lambda c: actions.finish(c, draft, Status.EXECUTED, None, None))
 

@@ -33,6 +33,7 @@ from .helpers import (
     console_env,
     db_rows,
     draft,
+    intent_row,
     ratchet_argv,
     run_cli,
     stdio_params,
@@ -277,7 +278,7 @@ async def test_an_approval_for_another_machine_wakes_a_listening_origin_through_
     listener.start()
     try:
         assert await anyio.to_thread.run_sync(listener.listening.wait, 10)
-        draft_id = await store.run(lambda c: actions.insert_intent(c, _draft()))
+        draft_id = await store.run(lambda c: actions.insert_intent(c, queued_on_a()))
         review = actions.Review(True, "cli", None, 5.0, "cli")
         assert not woke.is_set()
         sent = time.monotonic()
@@ -318,7 +319,7 @@ async def test_opening_the_record_leaves_another_machines_actions_in_flight_alon
 ) -> None:
     store = await Store.open(PostgresUrl(pg_url))
     try:
-        running = dataclasses.replace(_draft(), status=Status.RUNNING)
+        running = queued_on_a(Status.RUNNING)
         theirs = await store.run(lambda c: actions.insert_intent(c, dataclasses.replace(running, origin_host="a")))
         ours = await store.run(lambda c: actions.insert_intent(c, dataclasses.replace(running, origin_host="b")))
         # A pid that is free on this machine: on machine a it may be a live server.
@@ -340,25 +341,6 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def _draft() -> actions.Intent:
-    return actions.Intent(
-        session_id="s",
-        tool="write_file",
-        target="queue/n.txt",
-        action_class="queue",
-        rule="r",
-        policy="p",
-        args_json="{}",
-        preview="",
-        fingerprint=None,
-        intent=None,
-        confidence=None,
-        class_level="draft",
-        level="draft",
-        route="draft",
-        triggers_json="[]",
-        flagged=False,
-        status=Status.DRAFT,
-        origin_host="a",
-        origin_workspace="/nowhere",
-    )
+def queued_on_a(status: Status = Status.DRAFT) -> actions.Intent:
+    """An action of class `queue` made on machine `a`."""
+    return intent_row(status, "queue/n.txt", action_class="queue", origin_host="a", origin_workspace="/nowhere")

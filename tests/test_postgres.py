@@ -31,32 +31,10 @@ from .helpers import (
     connect,
     db_rows,
     drive_history,
+    intent_row,
     run_cli,
     write,
 )
-
-
-def _intent(status: Status, target: str = "a.txt") -> actions.Intent:
-    return actions.Intent(
-        session_id="s",
-        tool="write_file",
-        target=target,
-        action_class="docs",
-        rule="r",
-        policy="p",
-        args_json="{}",
-        preview="",
-        fingerprint=None,
-        intent=None,
-        confidence=None,
-        class_level="draft",
-        level="draft",
-        route="draft",
-        triggers_json="[]",
-        flagged=False,
-        status=status,
-    )
-
 
 # -- the adapter ---------------------------------------------------------------------------------------
 
@@ -179,7 +157,7 @@ def _ratchet(ratchet_bin: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 async def test_two_processes_claiming_the_same_drafts_at_once_each_draft_goes_to_one(pg_url: str) -> None:
     store = await Store.open(PostgresUrl(pg_url))
     try:
-        ids = [await store.run(lambda c: actions.insert_intent(c, _intent(Status.DRAFT))) for _ in range(150)]
+        ids = [await store.run(lambda c: actions.insert_intent(c, intent_row(Status.DRAFT))) for _ in range(150)]
     finally:
         await store.close()
     won = await anyio.to_thread.run_sync(_race_claims, pg_url, ids)
