@@ -136,6 +136,37 @@ async def test_an_approval_from_another_machine_waits_then_its_running_origin_ru
     assert status(pg_url, draft_id) == "executed"
 
 
+async def test_two_workspaces_evidence_promotes_the_shared_class_each_origin_running_its_own(
+    workspace: Path, machine_b: Path, policies: Path, ratchet_bin: Path, pg_url: str, tmp_path: Path
+) -> None:
+    """Two agents' servers (machines a and b, each its own workspace) on one record; a lead approves from
+    a third machine. Each origin's server runs its own drafts, once, and the class both drafted in earns
+    its promotion from the evidence of both (min_samples 3: two from a, one from b)."""
+    lead = tmp_path / "lead-checkout"
+    lead.mkdir()
+    params_b = stdio_params(ratchet_bin, machine_b, policies, Path(pg_url), **{HOST_ENV: "b"})
+    params_b.args[params_b.args.index("--db") + 1] = pg_url
+    async with origin_serve(ratchet_bin, workspace, policies, pg_url) as a, Client(params_b) as b:
+        ids = [await draft(a, "climb/1.txt", "1\n"), await draft(b, "climb/2.txt", "2\n")]
+        ids.append(await draft(a, "climb/3.txt", "3\n"))
+        done = await ratchet_on_async("c", ratchet_bin, lead, policies, pg_url, "approve", *map(str, ids))
+        assert done.returncode == 0, done.stderr
+        for agent, action_id in ((a, ids[0]), (b, ids[1]), (a, ids[2])):
+            seen = (await agent.call_tool("get_draft", {"draft_id": action_id, "wait_s": 30})).structured_content
+            assert seen is not None and seen["status"] == "executed", seen
+    assert (workspace / "climb/1.txt").read_text() == "1\n" and (workspace / "climb/3.txt").read_text() == "3\n"
+    assert (machine_b / "climb/2.txt").read_text() == "2\n" and not (machine_b / "climb/1.txt").exists()
+    assert not (lead / "climb").exists()
+    assert [accepts(pg_url, i) for i in ids] == [1, 1, 1]
+    moves = db_rows(pg_url, "SELECT from_level, to_level, kind FROM transitions WHERE class = 'climb' ORDER BY id")
+    assert moves == [("draft", "confirm", "promote")], moves
+    origins_of = db_rows(
+        pg_url,
+        "SELECT DISTINCT a.origin_host FROM samples s JOIN actions a ON a.id = s.action_id WHERE s.class = 'climb'",
+    )
+    assert sorted(h for (h,) in origins_of) == ["a", "b"]
+
+
 async def test_require_other_reviewer_is_decided_by_who_approves_elsewhere_not_by_the_origin(
     workspace: Path, machine_b: Path, tmp_path: Path, ratchet_bin: Path, pg_url: str
 ) -> None:

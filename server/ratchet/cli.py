@@ -399,6 +399,10 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
+    if args.watch:
+        if not args.pending or args.ids or args.all_from:
+            raise UsageError("--watch goes with --pending alone: ratchet approve --pending --watch")
+        return await _watch_pending(args)
     async with opened(args) as engine:
         # Reported as they came out; the human's own ids decide the exit code.
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
@@ -409,6 +413,19 @@ async def cmd_approve(args: argparse.Namespace) -> int:
 
         outcomes = await _each(ids, approve, "executed", "approved")
     return _batch_result(args, [*carried, *outcomes], "approved")
+
+
+async def _watch_pending(args: argparse.Namespace) -> int:
+    """Carry out this origin's approvals as they arrive, until interrupted: what a running `ratchet serve`
+    does, for an agent-side server whose database role may not (record/roles.py)."""
+    from ratchet.engine.origin import carrying_out
+
+    async with opened(args) as engine:
+        engine.reviewer_side("carry out approved drafts")
+        print(f"carrying out the drafts approved for {engine.origins.here}; Ctrl-C stops", file=sys.stderr, flush=True)
+        async with carrying_out(engine.origins):
+            await anyio.sleep_forever()
+    return 0
 
 
 async def cmd_reject(args: argparse.Namespace) -> int:
@@ -582,7 +599,8 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 async def cmd_db(args: argparse.Namespace) -> int:
     """Move a record to a team's PostgreSQL database, or check one: `db copy SQLITE_FILE postgresql://...`
     copies a history (every table, ids kept) into an empty database and verifies the copy; `db check`
-    reports the schema version, the rows of each table and whether the hash chain verifies (exit 1 if not)."""
+    reports the schema version, the rows of each table and whether the hash chain verifies (exit 1 if not);
+    `db roles` (as the database's owner) sets up the agent and reviewer roles (record/roles.py)."""
     from ratchet.record import transfer
     from ratchet.record.store import Store
 
@@ -602,6 +620,8 @@ async def cmd_db(args: argparse.Namespace) -> int:
             ),
         )
         return 0
+    if args.task == "roles":
+        return await _db_roles(args)
     if args.source is not None:
         raise UsageError("db check takes no arguments; name the database with --db")
     location = existing_db(args)
@@ -620,6 +640,37 @@ async def cmd_db(args: argparse.Namespace) -> int:
         ),
     )
     return 0 if result.ok else 1
+
+
+async def _db_roles(args: argparse.Namespace) -> int:
+    """`db roles`: set up the agent and reviewer roles on the PostgreSQL record --db names (run as its owner)."""
+    from ratchet.record import roles
+    from ratchet.record.store import Store
+
+    if args.source is not None:
+        raise UsageError("db roles takes no positional arguments; name the database with --db")
+    location = existing_db(args)
+    if isinstance(location, Path):
+        raise UsageError(f"db roles needs a PostgreSQL record (--db postgresql://...); {location} is an SQLite file")
+    store = await Store.open(location)
+    try:
+        done = await store.run(lambda conn: roles.install(conn, args.agent, args.reviewer))
+    finally:
+        await store.close()
+    emit(
+        args,
+        done,
+        lambda: _lines(
+            f"roles set up on {location} (schema {done.schema}):",
+            f"  agent    {done.agent}: reads everything; writes "
+            + ", ".join(f"{t} ({p.lower()})" for t, p in done.agent_writes.items()),
+            "           and never a review, an approval, a pin, a freeze, a raised level or a success below autonomous",
+            f"  reviewer {done.reviewer}: reads and writes every table",
+            *([f"  created (NOLOGIN groups): {', '.join(done.created)}"] if done.created else []),
+            f"next: GRANT {done.agent} TO <the agent servers' login role>; GRANT {done.reviewer} TO <each reviewer's>",
+        ),
+    )
+    return 0
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -865,7 +916,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, default=None, help="as for serve --http (required beyond loopback)")
     p.add_argument("--allowed-host", action="append", metavar="NAME", help="another Host/Origin name (repeatable)")
     p = add("db", cmd_db, json_flag=True, what="what was copied or found")
-    p.add_argument("task", choices=["copy", "check"], help="copy a record into PostgreSQL, or check one")
+    p.add_argument(
+        "task",
+        choices=["copy", "check", "roles"],
+        help="copy a record into PostgreSQL, check one, or set up its agent and reviewer roles",
+    )
+    p.add_argument("--agent", default="ratchet_agent", help="roles: the agent side's group role (default: %(default)s)")
+    p.add_argument(
+        "--reviewer", default="ratchet_reviewer", help="roles: the reviewer side's group role (default: %(default)s)"
+    )
     p.add_argument("source", nargs="?", metavar="SQLITE_FILE", help="copy: the SQLite trust database to copy from")
     p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")
     p = add("lint", cmd_lint, json_flag=True, what="what was checked")
@@ -882,6 +941,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pending",
         action="store_true",
         help="run the drafts approved on other machines whose origin is this host and workspace (alone: only that)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --pending: keep running them as they are approved, until interrupted (for an agent-side "
+        "server whose database role may not; see `ratchet db roles`)",
     )
     p = add("reject", cmd_reject, json_flag=True, what="each draft's outcome")
     add_batch(p, "reject")

@@ -125,5 +125,9 @@ class OtherReviewerRequired(DraftError):
     """The draft's class says `require_other_reviewer`, and the approver is the one who drafted it."""
 
 
+class ReviewerRoleRequired(RatchetError):
+    """A human's act (an approval, a pin, ...) asked of a process whose database role is the agent's."""
+
+
 class StoreError(RatchetError):
     """The trust database cannot be opened or has an unknown schema."""

@@ -15,6 +15,7 @@ human's answer to an elicitation, shown by the client's own UI, or from the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -648,6 +649,8 @@ async def end_task(summary: Annotated[str, Field(description="what was done")], 
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     """Why a draft is not offered in the chat (it needs `ratchet approve`), or None if it may be."""
+    if not engine.setting.answers_here:
+        return "this server's database role is the agent's: a human approves it with the reviewer role"
     cls = engine.class_of(draft.action_class)
     if cls.require_cli_approval:
         return "its class requires CLI approval"
@@ -865,7 +868,9 @@ def build_server(config: ServerConfig) -> MCPServer:
         )
         try:
             # Drafts approved on other machines whose origin is this workspace run here (engine/origin.py).
-            async with carrying_out(engine.origins):
+            # Under the agent's database role a reviewer-side `ratchet approve --pending` runs them instead.
+            carrying = carrying_out(engine.origins) if engine.setting.answers_here else contextlib.nullcontext()
+            async with carrying:
                 yield engine
         finally:
             # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,

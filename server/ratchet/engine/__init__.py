@@ -35,13 +35,13 @@ from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
-from ratchet.errors import RatchetError
+from ratchet.errors import RatchetError, ReviewerRoleRequired
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
-from ratchet.record import chain, standing
+from ratchet.record import chain, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
@@ -92,7 +92,8 @@ class Engine:
             keep_database_out_of_git(db_path)
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
-            engine = cls(Setting(ws, policy, store, session_id))
+            answers_here = await store.call(roles.may_review)
+            engine = cls(Setting(ws, policy, store, session_id, answers_here=answers_here))
             at_open()
             await engine.carrier.recover()
             await store.run(chain.backfill)
@@ -249,6 +250,15 @@ class Engine:
 
     # -- the human's side --------------------------------------------------------------------------
 
+    def reviewer_side(self, what: str) -> None:
+        """Refuse a human's act here when this process's database role is the agent's (record/roles.py):
+        the database would refuse it anyway; this says where it is done instead."""
+        if not self.setting.answers_here:
+            raise ReviewerRoleRequired(
+                f"cannot {what} here: this record is opened with the agent's database role, which may not "
+                "record a human's decision. Run it with the reviewer role's --db (ratchet db roles)"
+            )
+
     async def approve(
         self,
         action_id: int,
@@ -263,6 +273,7 @@ class Engine:
 
         A draft queued on another machine or workspace of a shared record is not run here: the approval is
         recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py)."""
+        self.reviewer_side("approve a draft")
         waiting = await self.origins.defer(
             action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
         )
@@ -273,7 +284,10 @@ class Engine:
         )
 
     async def carry_approved(self) -> list[DraftView]:
-        """Run the drafts approved on other machines whose origin is this host and workspace, each once."""
+        """Run the drafts approved on other machines whose origin is this host and workspace, each once.
+        None under the agent's database role: a reviewer-side `ratchet approve --pending` runs them."""
+        if not self.setting.answers_here:
+            return []
         return await self.origins.carry_out()
 
     async def reject(
@@ -286,10 +300,12 @@ class Engine:
         channel: str | None = None,
     ) -> DraftView:
         """Reject a queued draft: nothing runs, and the class's window records a failure."""
+        self.reviewer_side("reject a draft")
         return await self.human.reject(action_id, reason, reviewer=reviewer, seconds=seconds, channel=channel)
 
     async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
         """Record that an action that ran was wrong; the class pays for it (once per action)."""
+        self.reviewer_side("record a complaint")
         return await self.human.complain(action_id, reason)
 
     async def undo(
@@ -308,6 +324,7 @@ class Engine:
 
         A failed verification check undoes its action with `complaint=False` and its own reviewer and
         channel (the check's failure is the evidence already)."""
+        self.reviewer_side("undo an action")
         return await self.human.undo(
             action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
         )
@@ -318,18 +335,22 @@ class Engine:
 
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once."""
+        self.reviewer_side("freeze")
         return await self.human.freeze(level, reason, until)
 
     async def unfreeze(self, reason: str) -> list[standing.Transition]:
         """A human lifts the freeze."""
+        self.reviewer_side("unfreeze")
         return await self.human.unfreeze(reason)
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""
+        self.reviewer_side("demote a class")
         return await self.human.demote(name, reason, to)
 
     async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
         """A human caps a class (or lifts the cap with None)."""
+        self.reviewer_side("pin a class")
         return await self.human.pin(name, level, reason)
 
     # -- views -------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ class Setting:
     # Who this process acts as (ratchet/identity.py), read from its own environment once, when it opens:
     # recorded on every action it records and every answer given through it; never from a tool's arguments.
     identity: str = field(default_factory=identity_of_process)
+    # Whether this process may record a human's answer: False when its database role is the agent's
+    # (record/roles.py); then a confirmation is queued as a draft and approved drafts wait for a reviewer.
+    answers_here: bool = True
     # The first limit check (policy/limits.py): fixed for the policy this engine was opened with.
     ceiling: Ceiling = field(init=False)
 

@@ -93,6 +93,7 @@ class Decider:
             confidence=confidence,
             session_failures=state.failures,
             can_elicit=can_elicit,
+            answers_here=s.answers_here,
             extra=tuple(extra),
         )
         return Evaluation(prepared, cls, decision, rec.transition_id, state.task_id, deciding)

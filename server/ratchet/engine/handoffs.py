@@ -206,6 +206,7 @@ async def resolve(
 
     `channel` is where the answer came from (rules/provenance.py); `seconds` its review time when the
     channel timed it, else the time since the item was recorded."""
+    engine.reviewer_side("answer an escalation")
     row = await engine.views.row(item_id)
     if row is None:
         raise DraftNotFound(f"no item {item_id}; `ratchet inbox` lists them")

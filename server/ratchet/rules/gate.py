@@ -11,6 +11,8 @@ The class level is the most a call can get; triggers only lower it, each with a 
 - `freeze`: a human capped every class at once (`ratchet freeze`); passed in as `extra`.
 - `cli-approval-required`: the class does not accept in-chat confirmation; it drafts instead.
 - `no-elicitation`: the client cannot ask its human, so `confirm` falls back to `draft`.
+- `reviewer-side`: this process's database role may not record a human's answer (record/roles.py),
+  so `confirm` falls back to `draft`, for a human to approve with the reviewer role.
 - `no-sandbox`: a command class that wants the OS sandbox (the default) on a host where none can be
   had runs at `confirm` at most: a human sees each command (see `no_sandbox_trigger`).
 - `novelty`, `out-of-scope`, `budget-exhausted`: computed by the engine (see rules/contracts.py) and
@@ -94,6 +96,7 @@ def decide(
     confidence: float | None = None,
     session_failures: int = 0,
     can_elicit: bool = True,
+    answers_here: bool = True,
     extra: tuple[Trigger, ...] = (),
 ) -> Decision:
     """Decide one call. Every trigger can only lower the level.
@@ -142,6 +145,15 @@ def decide(
     level = min([class_level, *(t.cap for t in triggers)])
     if level is Level.CONFIRM and cls.require_cli_approval:
         triggers.append(Trigger("cli-approval-required", "this class is approved from the CLI only", Level.DRAFT))
+        level = Level.DRAFT
+    elif level is Level.CONFIRM and not answers_here:
+        triggers.append(
+            Trigger(
+                "reviewer-side",
+                "this server's database role cannot record a human's answer; queued as a draft for a reviewer",
+                Level.DRAFT,
+            )
+        )
         level = Level.DRAFT
     elif level is Level.CONFIRM and not can_elicit:
         triggers.append(Trigger("no-elicitation", "the client cannot ask its human; queued as a draft", Level.DRAFT))

@@ -1,0 +1,246 @@
+"""Database roles on a shared PostgreSQL record: an agent side that cannot vouch for itself.
+
+A team's `ratchet serve` runs beside the agent, as the agent's OS user, with credentials the agent's
+code can read. Without roles, that code could connect with them and write what only a human may: an
+approval, a pin, a level. `install` sets up two group roles so the database itself refuses it:
+
+- the **agent role** (the servers and hooks that act for agents) reads everything and records what an
+  agent's calls do: actions, their outcomes, the samples and demotions their evidence makes. It cannot
+  insert a review (no privilege on `reviews`), cannot move an action to `approved` or `approving`
+  nor write any of an action's review or resolution columns, cannot raise a class's level (in
+  `class_state`, nor by a `promote`, `pin`, `unpin`, `freeze` or `unfreeze` transition), cannot pin,
+  and cannot add a success to the window of a class below `autonomous`. Everything it may write only
+  lowers trust, or is the record of a call.
+- the **reviewer role** (the human's CLI and review page) writes anything a human's decision writes.
+
+The guards are row triggers owned by the schema's owner, which the agent role cannot alter or drop;
+they act only when the session's user is a member of the agent role and not of the reviewer role
+(a superuser, a member of both, counts as a reviewer). Each refusal names what was refused and where
+it is done instead.
+
+What follows for the agent side (engine/): it detects that it may not record a human's answer
+(`may_review`), so a `confirm` decision is queued as a draft for a reviewer, `review_drafts` offers
+nothing, and its server leaves approved drafts to a reviewer-side `ratchet approve --pending` on the
+origin machine. Evidence a human gives is written on the reviewer side, where the approval is made.
+
+What this does not hold: the agent side witnesses the calls it runs, so with its credentials an
+agent can still hide a failure of an autonomous class, or record a call it never made. It cannot
+turn either into more trust: promotions below `autonomous` come only from a human's approvals.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from ratchet.errors import InvalidRequest
+from ratchet.policy.levels import Level
+from ratchet.record import postgres
+
+DEFAULT_AGENT = "ratchet_agent"
+DEFAULT_REVIEWER = "ratchet_reviewer"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# What the agent role may write, table by table (it reads every table). `reviews` is absent on purpose.
+AGENT_WRITES = {
+    "sessions": "INSERT",
+    "actions": "INSERT, UPDATE",
+    "class_state": "INSERT, UPDATE",
+    "transitions": "INSERT",
+    "samples": "INSERT, UPDATE",
+    "streaks": "INSERT, UPDATE",
+    "seen": "INSERT",
+    "tasks": "INSERT, UPDATE",
+    "checks": "INSERT",
+    "undos": "INSERT",
+}
+GUARDED = ("class_state", "transitions", "samples", "actions")  # each has a trigger ratchet_guard_<table>
+# The transitions an agent's evidence makes, all of them downward or level (checked by rank below).
+AGENT_KINDS = ("demote", "complaint", "policy", "tamper-detected")
+
+
+def _rank(column: str) -> str:
+    return f"ratchet_rank({column})"
+
+
+def _guards(schema: str) -> list[str]:
+    """The trigger functions and triggers, in the schema the record lives in."""
+    path = f"SET search_path = {schema}, pg_temp"  # a temporary table cannot stand in for the record's
+    top = Level.AUTONOMOUS.label
+    kinds = ", ".join(f"'{k}'" for k in AGENT_KINDS)
+    ranks = " ".join(f"WHEN '{level.label}' THEN {int(level)}" for level in Level)  # an unknown level ranks highest
+    refuse = "RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = "
+    return [
+        f"""CREATE OR REPLACE FUNCTION ratchet_agent_side() RETURNS boolean LANGUAGE sql STABLE {path} AS $$
+            SELECT EXISTS (SELECT 1 FROM ratchet_roles r WHERE pg_has_role(current_user, r.agent, 'MEMBER')
+                AND NOT pg_has_role(current_user, r.reviewer, 'MEMBER'))
+        $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_rank(level text) RETURNS int LANGUAGE sql IMMUTABLE {path} AS $$
+            SELECT CASE level {ranks} ELSE {len(Level)} END
+        $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_successes(w text) RETURNS bigint LANGUAGE sql IMMUTABLE {path} AS $$
+            SELECT count(*) FROM json_array_elements(coalesce(w, '[]')::json) e
+            WHERE (e ->> 1) IN ('1', 'true')
+        $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_class_state() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        BEGIN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            IF TG_OP = 'INSERT' THEN
+                -- an upsert of a class that exists is judged by the UPDATE it becomes
+                IF EXISTS (SELECT 1 FROM class_state WHERE name = NEW.name) THEN RETURN NEW; END IF;
+                IF NEW.pinned IS NOT NULL OR {_rank("NEW.level")} > {_rank("NEW.policy_start")} THEN
+                    {refuse} format('ratchet: the agent role cannot create class %s above its policy start '
+                        'or pinned; a reviewer-side ratchet command records it', NEW.name);
+                END IF;
+                RETURN NEW;
+            END IF;
+            IF {_rank("NEW.level")} > {_rank("OLD.level")} THEN
+                {refuse} format('ratchet: the agent role cannot raise class %s from %s to %s; promotions are '
+                    'recorded on the reviewer side (a ratchet command run with the reviewer role)',
+                    NEW.name, OLD.level, NEW.level);
+            END IF;
+            IF NEW.pinned IS DISTINCT FROM OLD.pinned THEN
+                {refuse} format('ratchet: the agent role cannot pin or unpin class %s', NEW.name);
+            END IF;
+            IF {_rank("NEW.policy_start")} > {_rank("OLD.policy_start")} THEN
+                {refuse} format('ratchet: the agent role cannot raise the start of class %s to %s; a '
+                    'reviewer-side ratchet command records the policy change', NEW.name, NEW.policy_start);
+            END IF;
+            IF OLD.level <> '{top}' AND {_rank("NEW.level")} = {_rank("OLD.level")}
+                    AND ratchet_successes(NEW.window_json) > ratchet_successes(OLD.window_json) THEN
+                {refuse} format('ratchet: the agent role cannot add a success to the window of class %s '
+                    'at %s; below {top} only a human''s approval is a success', NEW.name, OLD.level);
+            END IF;
+            RETURN NEW;
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_transitions() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        BEGIN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            IF NEW.kind NOT IN ({kinds}) OR {_rank("NEW.to_level")} > {_rank("NEW.from_level")} THEN
+                {refuse} format('ratchet: the agent role cannot record a %s transition of %s from %s to %s; '
+                    'only a reviewer-side ratchet command can', NEW.kind, NEW.class, NEW.from_level, NEW.to_level);
+            END IF;
+            RETURN NEW;
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_samples() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        BEGIN
+            IF NOT ratchet_agent_side() OR NEW.ok = 0 OR (TG_OP = 'UPDATE' AND OLD.ok <> 0) THEN RETURN NEW; END IF;
+            IF coalesce((SELECT level FROM class_state WHERE name = NEW.class), 'blocked') <> '{top}' THEN
+                {refuse} format('ratchet: the agent role cannot record a success for class %s below {top}; '
+                    'only a human''s approval is one', NEW.class);
+            END IF;
+            RETURN NEW;
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_actions() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        BEGIN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            IF TG_OP = 'INSERT' THEN
+                IF NEW.status IN ('approved', 'approving') OR NEW.approval_json IS NOT NULL
+                        OR NEW.reviewed_by IS NOT NULL OR NEW.resolved_at IS NOT NULL THEN
+                    {refuse} 'ratchet: the agent role cannot record an action as approved or answered';
+                END IF;
+                RETURN NEW;
+            END IF;
+            IF NEW.status IN ('approved', 'approving') AND NEW.status IS DISTINCT FROM OLD.status THEN
+                {refuse} format('ratchet: the agent role cannot approve action %s; a human approves it with '
+                    'ratchet approve (the reviewer role)', NEW.id);
+            END IF;
+            IF NEW.approval_json IS DISTINCT FROM OLD.approval_json OR NEW.reviewed_by IS DISTINCT FROM OLD.reviewed_by
+                    OR NEW.reviewer IS DISTINCT FROM OLD.reviewer OR NEW.review_note IS DISTINCT FROM OLD.review_note
+                    OR NEW.review_seconds IS DISTINCT FROM OLD.review_seconds
+                    OR NEW.review_channel IS DISTINCT FROM OLD.review_channel OR NEW.edited IS DISTINCT FROM OLD.edited
+                    OR NEW.resolution IS DISTINCT FROM OLD.resolution
+                    OR NEW.resolution_note IS DISTINCT FROM OLD.resolution_note
+                    OR NEW.resolved_at IS DISTINCT FROM OLD.resolved_at THEN
+                {refuse} format('ratchet: the agent role cannot write a human''s review or answer of action %s',
+                    NEW.id);
+            END IF;
+            RETURN NEW;
+        END $$""",
+        *(
+            statement
+            for table in GUARDED
+            for statement in (
+                f"DROP TRIGGER IF EXISTS ratchet_guard ON {table}",
+                f"CREATE TRIGGER ratchet_guard BEFORE INSERT OR UPDATE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION ratchet_guard_{table}()",
+            )
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What `install` set up."""
+
+    agent: str
+    reviewer: str
+    schema: str
+    created: tuple[str, ...]  # the roles it had to create (as NOLOGIN groups)
+    agent_writes: dict[str, str]
+
+
+def check_name(name: str, what: str) -> str:
+    """A role name Ratchet will put into GRANT statements: lower-case letters, digits and `_` only."""
+    if not _NAME.match(name):
+        raise InvalidRequest(
+            f"{what} role name {name!r} is not usable; expected lower-case letters, digits and _ "
+            "(starting with a letter or _), at most 63 characters"
+        )
+    return name
+
+
+def install(conn: sqlite3.Connection, agent: str, reviewer: str) -> Installed:
+    """Create the two group roles when missing, grant each what it may do, and install the guards.
+
+    Run as the record's owner (who ran its migrations), in one transaction; running it again, as after
+    an upgrade that added tables, brings the grants up to date. People's login roles are then made
+    members: `GRANT ratchet_agent TO alice_agent`.
+    """
+    if not isinstance(conn, postgres.Connection):
+        raise InvalidRequest(
+            "database roles need a PostgreSQL record (--db postgresql://...); an SQLite file is guarded by "
+            "its file permissions: keep it where the agent's user cannot write"
+        )
+    check_name(agent, "agent")
+    check_name(reviewer, "reviewer")
+    if agent == reviewer:
+        raise InvalidRequest("the agent and reviewer roles must differ; an agent must not review its own work")
+    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])
+    check_name(schema, "schema")
+    created = []
+    for name in (agent, reviewer):
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (name,)).fetchone() is None:
+            conn.execute(f"CREATE ROLE {name} NOLOGIN")
+            created.append(name)
+    conn.execute("CREATE TABLE IF NOT EXISTS ratchet_roles (agent TEXT NOT NULL, reviewer TEXT NOT NULL)")
+    conn.execute("DELETE FROM ratchet_roles")
+    conn.execute("INSERT INTO ratchet_roles (agent, reviewer) VALUES (?, ?)", (agent, reviewer))
+    tables = [
+        str(r[0])
+        for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = ? ORDER BY tablename", (schema,))
+    ]
+    for name in (agent, reviewer):
+        conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {name}")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {name}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {name}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {name}")
+    for table, privileges in AGENT_WRITES.items():
+        conn.execute(f"GRANT {privileges} ON {table} TO {agent}")
+    for table in tables:
+        if table not in ("schema_version", "ratchet_roles"):
+            conn.execute(f"GRANT INSERT, UPDATE, DELETE ON {table} TO {reviewer}")
+    # Nobody but the owner creates objects in the record's schema (PostgreSQL before 15 let everyone).
+    conn.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
+    for statement in _guards(schema):
+        conn.raw.execute(statement)  # no parameters: `%` and `?` are the SQL's own
+    return Installed(agent, reviewer, schema, tuple(created), dict(AGENT_WRITES))
+
+
+def may_review(conn: sqlite3.Connection) -> bool:
+    """Whether this connection may record a human's answer (False for the agent role). SQLite: always."""
+    if not isinstance(conn, postgres.Connection):
+        return True
+    row = conn.execute("SELECT has_table_privilege(current_user, 'reviews', 'INSERT')").fetchone()
+    return bool(row[0])

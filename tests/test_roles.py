@@ -1,0 +1,288 @@
+"""Database roles on a shared PostgreSQL record (record/roles.py): the agent side cannot vouch for itself.
+
+The agent's server runs with the agent role's credentials, which code running as the agent's user can
+read. These tests connect with those credentials as an attacker would, with plain psycopg, and try
+every way to raise trust or forge a human's decision: the database must refuse each. The reviewer
+role must be able to do the same things. Then the whole team flow runs with the roles in place: real
+`ratchet serve` processes as the agents, real `ratchet` CLI processes as the reviewer.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import mcp.types as types
+import pytest
+from mcp import Client
+from mcp.client.session import ClientRequestContext
+
+from ratchet.engine.origin import HOST_ENV
+from ratchet.record import actions
+from ratchet.record.lifecycle import Status
+from ratchet.record.store import PostgresUrl, Store
+
+from .helpers import console_env, db_rows, draft, intent_row, ratchet_argv, stdio_params
+
+psycopg = pytest.importorskip("psycopg")
+
+pytestmark = pytest.mark.asyncio
+
+REFUSED = "42501"  # insufficient_privilege: a missing grant, or a guard's refusal
+
+
+def as_user(url: str, user: str) -> str:
+    """The same database, connecting as `user` (the test cluster trusts loopback)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}"))
+
+
+@dataclass
+class Team:
+    owner: str  # the database owner's URL (migrations, `db roles`)
+    agent: str  # a login role in the agent group: what an agent's server is given
+    reviewer: str  # a login role in the reviewer group: a human's CLI
+    groups: tuple[str, str]
+    workspace: Path
+    policies: Path
+    ratchet_bin: Path
+
+    def cli(self, host: str, workspace: Path, db: str, *argv: str) -> subprocess.CompletedProcess[str]:
+        """`ratchet ...` run as a person on machine `host`, in `workspace`, with the credentials `db`."""
+        full = ratchet_argv(self.ratchet_bin, workspace, self.policies, Path("x"), *argv)
+        full[full.index("--db") + 1] = db
+        return subprocess.run(
+            full, env=console_env(**{HOST_ENV: host}), capture_output=True, text=True, timeout=120, check=False
+        )
+
+
+@pytest.fixture
+def team(pg_url: str, workspace: Path, policies: Path, ratchet_bin: Path) -> Iterator[Team]:
+    """A record set up as a team would: opened once by its owner, `ratchet db roles`, one login role each."""
+    tag = uuid.uuid4().hex[:8]  # roles are the cluster's, shared by every test's database
+    groups = (f"agents_{tag}", f"reviewers_{tag}")
+    t = Team(pg_url, "", "", groups, workspace, policies, ratchet_bin)
+    done = t.cli("a", workspace, pg_url, "status")  # creates the schema and every class's standing
+    assert done.returncode == 0, done.stderr
+    done = t.cli("a", workspace, pg_url, "db", "roles", "--agent", groups[0], "--reviewer", groups[1])
+    assert done.returncode == 0, done.stderr
+    assert f"agent    {groups[0]}" in done.stdout
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE agent_{tag} LOGIN IN ROLE {groups[0]}")
+        conn.execute(f"CREATE ROLE human_{tag} LOGIN IN ROLE {groups[1]}")
+    t.agent, t.reviewer = as_user(pg_url, f"agent_{tag}"), as_user(pg_url, f"human_{tag}")
+    yield t
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for role in (f"agent_{tag}", f"human_{tag}"):
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+async def queued_draft(url: str) -> int:
+    """A draft of class `climb` (start draft, may climb), recorded through Ratchet's own record layer."""
+    store = await Store.open(PostgresUrl(url))
+    try:
+        return await store.run(
+            lambda conn: actions.insert_intent(conn, intent_row(Status.DRAFT, "climb/x.txt", action_class="climb"))
+        )
+    finally:
+        await store.close()
+
+
+# What code holding the agent's credentials would try, each on its own: every one must be refused.
+ATTEMPTS: list[tuple[str, str]] = [
+    ("insert a review", "INSERT INTO reviews (action_id, at, kind, actor) VALUES ({draft}, 0, 'accept', 'cli')"),
+    ("raise a class level", "UPDATE class_state SET level = 'autonomous' WHERE name = 'climb'"),
+    ("pin a class", "UPDATE class_state SET pinned = 'autonomous' WHERE name = 'climb'"),
+    ("raise a policy start", "UPDATE class_state SET policy_start = 'autonomous' WHERE name = 'climb'"),
+    ("forge a full window", "UPDATE class_state SET window_json = '[[1,1],[2,1],[3,1]]' WHERE name = 'climb'"),
+    (
+        "record a promotion",
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('climb', 0, 'draft', 'confirm', 'promote', 'ratchet', 'forged', '{{}}')",
+    ),
+    (
+        "record a pin",
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('climb', 0, 'draft', 'draft', 'pin', 'human', 'forged', '{{}}')",
+    ),
+    (
+        "lift a freeze",
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('*', 0, 'blocked', 'blocked', 'unfreeze', 'human', 'forged', '{{}}')",
+    ),
+    ("forge a success sample", "INSERT INTO samples (class, action_id, ok, epoch) VALUES ('climb', {draft}, 1, 0)"),
+    ("approve a draft", "UPDATE actions SET status = 'approved', approval_json = '{{}}' WHERE id = {draft}"),
+    ("claim a draft to run it", "UPDATE actions SET status = 'approving' WHERE id = {draft}"),
+    ("sign a review onto an action", "UPDATE actions SET reviewed_by = 'lead@b', reviewer = 'cli' WHERE id = {draft}"),
+    ("answer an escalation", "UPDATE actions SET resolution = 'go', resolved_at = 1 WHERE id = {draft}"),
+    (
+        "insert an approved copy",
+        "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+        "class_level, level, route, triggers_json, status, pid, approval_json) SELECT session_id, created_at, "
+        "tool, target, class, rule, policy, args_json, preview, class_level, level, route, triggers_json, "
+        "'approved', pid, '{{}}' FROM actions WHERE id = {draft}",
+    ),
+    ("delete a transition", "DELETE FROM transitions"),
+    ("delete a review", "DELETE FROM reviews"),
+    ("rewrite the role table", "UPDATE ratchet_roles SET agent = 'nobody'"),
+    ("switch a guard off", "ALTER TABLE class_state DISABLE TRIGGER ratchet_guard"),
+    (
+        "replace a guard",
+        "CREATE OR REPLACE FUNCTION ratchet_agent_side() RETURNS boolean LANGUAGE sql AS $$ SELECT false $$",
+    ),
+    ("create a table beside the record", "CREATE TABLE public.shadow (x int)"),
+]
+
+
+async def test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can(team: Team) -> None:
+    draft_id = await queued_draft(team.owner)
+    refused: dict[str, str] = {}
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        for what, sql in ATTEMPTS:
+            try:
+                conn.execute(sql.format(draft=draft_id).replace("%", "%%"))
+            except psycopg.Error as exc:
+                refused[what] = str(exc.sqlstate)
+            else:
+                refused[what] = "ALLOWED"
+        # A temporary table named like the record's cannot stand in for it inside the guards.
+        conn.execute("CREATE TEMP TABLE class_state (name text, level text)")
+        conn.execute("INSERT INTO class_state VALUES ('climb', 'autonomous')")
+        try:
+            conn.execute(
+                "INSERT INTO public.samples (class, action_id, ok, epoch) VALUES ('climb', %s, 1, 0)", (draft_id,)
+            )
+        except psycopg.Error as exc:
+            refused["forge a sample behind a temporary table"] = str(exc.sqlstate)
+        else:
+            refused["forge a sample behind a temporary table"] = "ALLOWED"
+        with pytest.raises(psycopg.Error, match="cannot raise class climb from draft to autonomous"):
+            conn.execute("UPDATE public.class_state SET level = 'autonomous' WHERE name = 'climb'")
+    assert refused == {what: REFUSED for what in refused}, refused
+    assert len(refused) == len(ATTEMPTS) + 1
+    # Nothing of it landed.
+    assert db_rows(team.owner, "SELECT status, reviewed_by FROM actions WHERE id = ?", draft_id) == [("draft", None)]
+    assert db_rows(team.owner, "SELECT count(*) FROM reviews") == [(0,)]
+    assert db_rows(team.owner, "SELECT level, pinned FROM class_state WHERE name = 'climb'") == [("draft", None)]
+
+    # What only lowers trust, or records a call, the agent may write: the guard is not a blanket refusal.
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('climb', %s, 0, 0)", (draft_id,))
+        conn.execute("UPDATE actions SET status = 'stale' WHERE id = %s", (draft_id,))
+        conn.execute(
+            "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+            "VALUES ('auto', 0, 'autonomous', 'confirm', 'demote', 'ratchet', 'two failures', '{}')"
+        )
+        conn.execute("UPDATE class_state SET level = 'confirm', window_json = '[]' WHERE name = 'auto'")
+    assert db_rows(team.owner, "SELECT level FROM class_state WHERE name = 'auto'") == [("confirm",)]
+
+    # The reviewer role does what a human's decision writes.
+    second = await queued_draft(team.owner)
+    with psycopg.connect(team.reviewer, autocommit=True) as conn:
+        for _what, sql in ATTEMPTS[:14]:
+            conn.execute(sql.format(draft=second).replace("%", "%%"))
+    assert db_rows(team.owner, "SELECT level, pinned FROM class_state WHERE name = 'climb'") == [
+        ("autonomous", "autonomous")
+    ]
+    assert db_rows(team.owner, "SELECT count(*) FROM reviews WHERE action_id = ?", second) == [(1,)]
+
+
+async def _never_asked(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+    raise AssertionError(f"the agent-side server asked its client: {params.message}")
+
+
+def agent_serve(team: Team, host: str, workspace: Path) -> Client:
+    """`ratchet serve` for an agent on machine `host`, holding only the agent role's credentials."""
+    params = stdio_params(team.ratchet_bin, workspace, team.policies, Path("x"), **{HOST_ENV: host})
+    params.args[params.args.index("--db") + 1] = team.agent
+    return Client(params, elicitation_callback=_never_asked)
+
+
+def status_of(team: Team, action_id: int) -> str:
+    found: str = db_rows(team.owner, "SELECT status FROM actions WHERE id = ?", action_id)[0][0]
+    return found
+
+
+async def until(check: Any) -> None:
+    with anyio.fail_after(30):
+        while not check():  # noqa: ASYNC110 - another process changes the record: nothing to wait on
+            await anyio.sleep(0.1)
+
+
+def watch_pending(team: Team, host: str, workspace: Path) -> subprocess.Popen[str]:
+    """The human's `ratchet approve --pending --watch` on machine `host`, with the reviewer's credentials."""
+    argv = ratchet_argv(team.ratchet_bin, workspace, team.policies, Path("x"), "approve", "--pending", "--watch")
+    argv[argv.index("--db") + 1] = team.reviewer
+    env = console_env(**{HOST_ENV: host})
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def test_with_roles_two_agents_earn_a_shared_promotion_from_a_humans_approvals(
+    team: Team, tmp_path: Path
+) -> None:
+    ws_b = tmp_path / "b-checkout"
+    ws_c = tmp_path / "c-lead"
+    ws_b.mkdir()
+    ws_c.mkdir()
+    async with agent_serve(team, "a", team.workspace) as a, agent_serve(team, "b", ws_b) as b:
+        # The agent side runs and records what its level allows ...
+        ran = await a.call_tool("write_file", {"path": "auto/x.txt", "content": "x\n"})
+        assert ran.structured_content is not None and ran.structured_content["status"] == "executed"
+        # ... and a confirmation becomes a draft: it cannot record a human's answer (the client is never asked).
+        asked = await a.call_tool("write_file", {"path": "ask/y.txt", "content": "y\n"})
+        assert asked.structured_content is not None and asked.structured_content["status"] == "draft"
+        assert "reviewer-side" in str(asked.structured_content), asked.structured_content
+        ids = [await draft(a, "climb/1.txt", "1\n"), await draft(b, "climb/2.txt", "2\n")]
+        ids.append(await draft(a, "climb/3.txt", "3\n"))
+
+        # The agent's own credentials cannot approve its drafts, even through Ratchet's CLI.
+        own = team.cli("a", team.workspace, team.agent, "approve", str(ids[0]))
+        assert own.returncode != 0 and "agent's database role" in own.stderr, own.stderr
+        assert status_of(team, ids[0]) == "draft"
+
+        # The lead approves all three from a third machine: recorded, and each waits for its origin.
+        lead = team.cli("c", ws_c, team.reviewer, "approve", *map(str, ids))
+        assert lead.returncode == 0, lead.stderr
+        assert [status_of(team, i) for i in ids] == ["approved"] * 3
+        await anyio.sleep(3.0)  # longer than a running server's poll: the agent-side servers leave them alone
+        assert [status_of(team, i) for i in ids] == ["approved"] * 3
+
+        # On machine a the human's reviewer-side watcher runs a's drafts as they wait; on b a one-off run.
+        watcher = watch_pending(team, "a", team.workspace)
+        try:
+            await until(lambda: status_of(team, ids[0]) == status_of(team, ids[2]) == "executed")
+        finally:
+            watcher.terminate()
+            watcher.communicate(timeout=30)
+        assert status_of(team, ids[1]) == "approved"
+        done = team.cli("b", ws_b, team.reviewer, "approve", "--pending")
+        assert done.returncode == 0, done.stderr
+        assert status_of(team, ids[1]) == "executed"
+        assert (team.workspace / "climb/1.txt").read_text() == "1\n" and (ws_b / "climb/2.txt").read_text() == "2\n"
+        assert not (ws_c / "climb").exists()
+
+        # Evidence from both workspaces promoted the shared class, recorded by the reviewer side.
+        moves = db_rows(
+            team.owner, "SELECT from_level, to_level, kind FROM transitions WHERE class = 'climb' ORDER BY id"
+        )
+        assert ("draft", "confirm", "promote") in moves, moves
+        # Each agent reads its outcome.
+        seen = await a.call_tool("get_draft", {"draft_id": ids[0]})
+        assert seen.structured_content is not None and seen.structured_content["status"] == "executed"
+        # A class that climbed to confirm still drafts on the agent side: its answers are a reviewer's.
+        later = await a.call_tool("write_file", {"path": "climb/4.txt", "content": "4\n"})
+        assert later.structured_content is not None and later.structured_content["status"] == "draft"
+
+
+async def test_db_roles_needs_postgresql(workspace: Path, policies: Path, ratchet_bin: Path, tmp_path: Path) -> None:
+    db = tmp_path / "ratchet.db"
+    db.touch()
+    done = Team("", "", "", ("", ""), workspace, policies, ratchet_bin).cli("a", workspace, str(db), "db", "roles")
+    assert done.returncode != 0 and "needs a PostgreSQL record" in done.stderr, done.stderr
