@@ -22,6 +22,7 @@ from ratchet.engine.origin import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
 from ratchet.record import actions
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import MAY_HAVE_RUN
 from ratchet.redact import redact
@@ -251,9 +252,10 @@ async def _checked(engine: Engine, row: Any, option: str | None, note: str | Non
     )
 
 
-async def inbox(engine: Engine) -> list[InboxItem]:
-    """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
-    rows = await engine.store.call(actions.inbox)
+async def inbox(engine: Engine, scope: ActionFilter = EVERYTHING) -> list[InboxItem]:
+    """Drafts and open escalations together (those `scope` keeps), most urgent first: what stops the agent,
+    then the oldest."""
+    rows = await engine.store.call(lambda conn: actions.inbox(conn, scope))
     now = time.time()
     items = []
     for r in rows:
