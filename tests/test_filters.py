@@ -48,11 +48,24 @@ def _agent(workspace: Path, policies: Path, db: str) -> Client:
     return Client(build_server(ServerConfig(workspace, policies, parse_location(db))))
 
 
+HANDOFF = {
+    "what_tried": "profiled the endpoint; the cache misses dominate",
+    "uncertainty": "which eviction policy the team wants here",
+    "options": ["lru cache", "no cache"],
+    "recommended": "lru cache",
+}
+
+
 async def _calls(workspace: Path, policies: Path, db: str, *paths: str) -> dict[str, int]:
-    """The agent's writes through a real server on `workspace`: each path's action id."""
+    """The agent's writes (and, for the path `handoff`, a handoff) through a real server on `workspace`:
+    each one's action id."""
     out = {}
     async with _agent(workspace, policies, db) as client:
         for path in paths:
+            if path == "handoff":
+                asked = (await client.call_tool("request_handoff", HANDOFF)).structured_content or {}
+                out[path] = int(asked["id"])
+                continue
             result = await write(client, path, f"{path}\n")
             out[path] = int(result.get("action_id") or result["draft_id"])
     return out
@@ -71,7 +84,7 @@ async def team(backend: str, tmp_path: Path, ratchet_bin: Path, monkeypatch: pyt
     monkeypatch.setenv(identity.ENV, "alice")
     ids |= await _calls(clone_a, policies, backend, "auto/a1.txt", "auto/a2.txt", "queue/a.txt")
     monkeypatch.setenv(identity.ENV, "bob")
-    ids |= await _calls(clone_b, policies, backend, "queue/b1.txt", "queue/b2.txt", "auto/b.txt")
+    ids |= await _calls(clone_b, policies, backend, "queue/b1.txt", "queue/b2.txt", "auto/b.txt", "handoff")
     monkeypatch.setenv(identity.ENV, "alice")
     ids |= await _calls(scratch, policies, backend, "stop/c.txt", "auto/c.txt")
     return Team(backend, policies, clone_a, clone_b, scratch, remote, ids, ratchet_bin)
@@ -93,6 +106,7 @@ def as_json(team: Team, *args: str, cwd: Path | None = None) -> Any:
 @pytest.mark.asyncio
 async def test_each_action_records_its_repository_and_two_clones_agree(team: Team) -> None:
     got = db_rows(team.db, "SELECT origin_workspace, origin_repo FROM actions ORDER BY id")
+    assert len(got) == 9
     assert set(got) == {
         (str(team.clone_a), team.repo),
         (str(team.clone_b), team.repo),  # cloned by a file:// URL: the same name
@@ -110,11 +124,12 @@ async def test_inbox_by_person_workspace_repository_and_together(team: Team) -> 
             return sorted(i["id"] for i in out["items"])
         return sorted(i["id"] for i in out)
 
-    everything = [ids["queue/a.txt"], ids["queue/b1.txt"], ids["queue/b2.txt"], ids["stop/c.txt"]]
-    assert inbox() == sorted(everything)
+    bobs = [ids["queue/b1.txt"], ids["queue/b2.txt"], ids["handoff"]]  # his agent's handoff too
+    assert inbox() == sorted([ids["queue/a.txt"], ids["stop/c.txt"], *bobs])
     assert inbox("--by", "alice") == sorted([ids["queue/a.txt"], ids["stop/c.txt"]])
-    assert inbox("--by", "bob") == sorted([ids["queue/b1.txt"], ids["queue/b2.txt"]])
-    assert inbox("--repo", team.repo) == sorted([ids["queue/a.txt"], ids["queue/b1.txt"], ids["queue/b2.txt"]])
+    assert inbox("--by", "bob") == sorted(bobs)
+    assert inbox("--repo", team.repo) == sorted([ids["queue/a.txt"], *bobs])
+    assert inbox("--origin-workspace", str(team.clone_b)) == sorted(bobs)
     # Any URL form of the repository names it; a relative workspace is taken from the current directory.
     assert inbox("--repo", f"file://{team.remote}/") == inbox("--repo", team.repo)
     assert inbox("--origin-workspace", "scratch", cwd=team.scratch.parent) == [ids["stop/c.txt"]]
@@ -192,7 +207,7 @@ async def test_status_filters_the_queue_and_says_the_standings_are_team_wide(tea
     bob = as_json(team, "status", "--by", "bob")
     assert (everyone["queued"], bob["queued"]) == (3, 2)
     assert bob["classes"] == everyone["classes"]  # standings: team-wide
-    newest_first = [team.ids[p] for p in ("auto/b.txt", "queue/b2.txt", "queue/b1.txt")]
+    newest_first = [team.ids[p] for p in ("handoff", "auto/b.txt", "queue/b2.txt", "queue/b1.txt")]
     assert [a["action_id"] for a in bob["recent"]] == newest_first
     assert bob["filter"]["by"] == "bob" and everyone["filter"]["by"] is None and "recent" not in everyone
     text = ratchet(team, "status", "--repo", "scratch").stdout
@@ -213,7 +228,7 @@ async def test_queue_and_history_take_the_same_filters(team: Team) -> None:
     # history's own --by (recorded or reviewed) combines with the others.
     mixed = as_json(team, "history", "--by", "alice", "--repo", team.repo)
     assert [d["action_id"] for d in mixed["actions"]] == [ids[p] for p in ("queue/a.txt", "auto/a2.txt", "auto/a1.txt")]
-    assert len(as_json(team, "history")) == 8  # no filter: the list as before
+    assert len(as_json(team, "history")) == 9  # no filter: the list as before
 
 
 @pytest.mark.asyncio
@@ -259,9 +274,16 @@ def test_repository_names_agree_across_url_forms_and_never_keep_a_credential() -
     assert repository.as_given("scratch") == "scratch"
 
 
-def test_a_workspace_without_git_or_remote_is_named_by_its_directory(tmp_path: Path) -> None:
+def test_a_workspace_without_git_or_remote_is_named_by_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plain = tmp_path / "plain-dir"
     plain.mkdir()
     no_remote = make_repo(tmp_path / "local-only")
     assert repository.of_workspace(plain) == "plain-dir"
     assert repository.of_workspace(no_remote) == "local-only"
+    cloned = make_repo(tmp_path / "cloned", tmp_path / "shared.git")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))  # a machine without git
+    assert repository.of_workspace(cloned) == "cloned"
+    monkeypatch.undo()
+    assert repository.normalise(git(cloned, "remote", "get-url", "origin").strip()) == str(tmp_path / "shared")

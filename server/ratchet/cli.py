@@ -247,7 +247,7 @@ def action_filter(args: argparse.Namespace, *, by: bool = True) -> ActionFilter:
     )
 
 
-def listed(args: argparse.Namespace, scope: ActionFilter, key: str, items: Sequence[Any]) -> Any:
+def listed(scope: ActionFilter, key: str, items: Sequence[Any]) -> Any:
     """What --json prints of a listing: the list, or with a filter `{"filter": ..., key: the list}`."""
     return {"filter": scope, key: list(items)} if scope.active else items
 
@@ -266,7 +266,7 @@ async def cmd_queue(args: argparse.Namespace) -> int:
         scope = await engine.views.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
     body = terminal.drafts(drafts, intent=True) if drafts else ""
-    emit(args, listed(args, scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
+    emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
 
@@ -304,7 +304,7 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
         return filtered_text(scope, _lines(*out), "inbox empty", "items of actions")
 
-    emit(args, listed(args, scope, "items", items), text)
+    emit(args, listed(scope, "items", items), text)
     return 0
 
 
@@ -526,7 +526,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         scope = await engine.views.checked_filter(action_filter(args, by=False))
         rows = await engine.history(args.limit, args.cls, args.by, scope)
     body = terminal.drafts(rows, intent=False, who=True) if rows else ""
-    emit(args, listed(args, scope, "actions", rows), lambda: filtered_text(scope, body, "no actions recorded"))
+    emit(args, listed(scope, "actions", rows), lambda: filtered_text(scope, body, "no actions recorded"))
     return 0
 
 

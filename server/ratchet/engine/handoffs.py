@@ -146,7 +146,15 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
                 "request_handoff refused: this session's handoffs",
             )
         handoff_id = actions.insert_handoff(
-            conn, engine.session_id, now, target, engine.policy.fingerprint, args_json, task, engine.setting.identity
+            conn,
+            engine.session_id,
+            now,
+            target,
+            engine.policy.fingerprint,
+            args_json,
+            task,
+            engine.setting.identity,
+            (engine.origins.here.host, engine.origins.here.workspace, engine.origins.here.repo),
         )
         packet = engine.carrier.packet_in(
             conn,

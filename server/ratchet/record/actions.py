@@ -309,13 +309,30 @@ def insert_handoff(
     args_json: str,
     task: str | None,
     recorded_by: str | None = None,
+    origin: tuple[str, str, str | None] | None = None,
 ) -> int:
-    """An agent's own handoff, in the inbox as `escalated`; its id."""
+    """An agent's own handoff, in the inbox as `escalated` (`origin`: the host, workspace and repository it
+    was asked from, as an action's); its id."""
+    host, workspace, repo = origin if origin is not None else (None, None, None)
     row = conn.execute(
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
-        "intent, class_level, level, route, triggers_json, status, pid, recorded_by) VALUES "
-        "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', ?, ?, ?) RETURNING id",
-        (session_id, at, target, policy, args_json, task, Status.ESCALATED.value, os.getpid(), recorded_by),
+        "intent, class_level, level, route, triggers_json, status, pid, recorded_by, origin_host, origin_workspace, "
+        "origin_repo) VALUES (?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', "
+        "?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            session_id,
+            at,
+            target,
+            policy,
+            args_json,
+            task,
+            Status.ESCALATED.value,
+            os.getpid(),
+            recorded_by,
+            host,
+            workspace,
+            repo,
+        ),
     ).fetchone()
     return int(row[0])
 
