@@ -29,13 +29,14 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import BaseModel
 
-from ratchet import terminal
+from ratchet import repository, terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
+from ratchet.record.filters import ActionFilter
 from ratchet.record.postgres import is_url as is_postgres
 from ratchet.record.store import Location, beside, parse_location, resolve_location
 from ratchet.results import DraftView
@@ -226,11 +227,46 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def action_filter(args: argparse.Namespace, *, by: bool = True) -> ActionFilter:
+    """The filter a command's --by, --origin-workspace and --repo make (record/filters.py): a relative
+    workspace is taken from the current directory, a repository URL of any form normalised
+    (ratchet/repository.py). `by` False: the command's --by means something else (history)."""
+    named = {
+        "--by": getattr(args, "by", None) if by else None,
+        "--origin-workspace": getattr(args, "origin_workspace", None),
+        "--repo": getattr(args, "repo", None),
+    }
+    for flag, value in named.items():
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} needs a value (an identity, a workspace path or a repository); got nothing")
+    workspace, repo = named["--origin-workspace"], named["--repo"]
+    return ActionFilter(
+        by=None if named["--by"] is None else named["--by"].strip(),
+        workspace=None if workspace is None else str(Path(workspace.strip()).expanduser().resolve()),
+        repo=None if repo is None else repository.as_given(repo),
+    )
+
+
+def listed(scope: ActionFilter, key: str, items: Sequence[Any]) -> Any:
+    """What --json prints of a listing: the list, or with a filter `{"filter": ..., key: the list}`."""
+    return {"filter": scope, key: list(items)} if scope.active else items
+
+
+def filtered_text(scope: ActionFilter, body: str, empty: str, what: str = "actions") -> str:
+    """A listing for a person: the filter's lines first (record/filters.py), then the listing or, when it is
+    empty, `empty` naming the filter."""
+    if not scope.active:
+        return body or empty
+    return _lines(*scope.header(what), body or f"{empty} ({scope.described()})")
+
+
 async def cmd_queue(args: argparse.Namespace) -> int:
-    """List the drafts waiting for a human, oldest first."""
+    """List the drafts waiting for a human, oldest first (--by, --origin-workspace, --repo: only theirs)."""
     async with opened(args) as engine:
-        drafts = await engine.queue()
-    emit(args, drafts, lambda: terminal.drafts(drafts, intent=True) if drafts else "no drafts waiting")
+        scope = await engine.views.checked_filter(action_filter(args))
+        drafts = await engine.queue(scope)
+    body = terminal.drafts(drafts, intent=True) if drafts else ""
+    emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
 
@@ -247,11 +283,13 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
-    """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first."""
+    """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first
+    (--by, --origin-workspace, --repo: only what those actions are)."""
     from ratchet.record import integrity
 
     async with opened(args) as engine:
-        items = await handoffs.inbox(engine)
+        scope = await engine.views.checked_filter(action_filter(args))
+        items = await handoffs.inbox(engine, scope)
         tampers, found = await engine.store.call(integrity.tamper_records)
 
     def text() -> str:
@@ -264,9 +302,9 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
             for i in items
         ]
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
-        return _lines(*out) if out else "inbox empty"
+        return filtered_text(scope, _lines(*out), "inbox empty", "items of actions")
 
-    emit(args, items, text)
+    emit(args, listed(scope, "items", items), text)
     return 0
 
 
@@ -476,19 +514,36 @@ async def cmd_gc(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     """Where every class stands: its level, its evidence, what a call would do now, and what the next
-    promotion needs."""
+    promotion needs. With --by, --origin-workspace or --repo the drafts queued and the recent actions are
+    theirs; the standings stay team-wide (every action of a class moved it)."""
     async with opened(args) as engine:
+        scope = await engine.views.checked_filter(action_filter(args))
         levels = await engine.trust_levels()
-        queued = len(await engine.queue())
-    emit(args, levels, lambda: terminal.status(levels, queued))
+        queue = await engine.queue(scope)
+        recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
+    waiting = sum(1 for d in queue if d.waiting)
+    value = {
+        **levels.model_dump(mode="json"),
+        "filter": scope,
+        "queued": len(queue),
+        "waiting_for_origin": waiting,
+        **({"recent": recent} if scope.active else {}),
+    }
+    emit(args, value, lambda: terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent))
     return 0
 
 
+STATUS_RECENT = 10  # recent actions `status` lists under a filter
+
+
 async def cmd_history(args: argparse.Namespace) -> int:
-    """List recent actions, newest first, with their outcome."""
+    """List recent actions, newest first, with their outcome (--by: recorded or reviewed by that identity;
+    --origin-workspace, --repo: made there)."""
     async with opened(args) as engine:
-        rows = await engine.history(args.limit, args.cls, args.by)
-    emit(args, rows, lambda: terminal.drafts(rows, intent=False, who=True) if rows else "no actions recorded")
+        scope = await engine.views.checked_filter(action_filter(args, by=False))
+        rows = await engine.history(args.limit, args.cls, args.by, scope)
+    body = terminal.drafts(rows, intent=False, who=True) if rows else ""
+    emit(args, listed(scope, "actions", rows), lambda: filtered_text(scope, body, "no actions recorded"))
     return 0
 
 
@@ -695,11 +750,13 @@ async def cmd_explain(args: argparse.Namespace) -> int:
 
 async def cmd_metrics(args: argparse.Namespace) -> int:
     """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
-    time, time between human interventions, rubber stamps (docs/evidence.md defines each)."""
+    time, time between human interventions, rubber stamps (docs/evidence.md defines each). With --by,
+    --origin-workspace or --repo every figure is over those actions only."""
     from ratchet.evidence.metrics import class_metrics, render_metrics
 
+    scope = action_filter(args)
     async with opened(args) as engine:
-        report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls)
+        report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls, scope=scope)
     emit(args, report, lambda: render_metrics(report))
     return 0
 
@@ -723,13 +780,15 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 
 async def cmd_report(args: argparse.Namespace) -> int:
     """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
-    self-contained page with a plot per class, to open offline or attach to a review)."""
+    self-contained page with a plot per class, to open offline or attach to a review). With --by,
+    --origin-workspace or --repo the metrics are over those actions only; the trajectories stay team-wide."""
     from ratchet.evidence.report import evidence_report, render_report, write_html
 
     if args.html and args.json:
         raise UsageError("--json and --html are two outputs; choose one")
+    scope = action_filter(args)
     async with opened(args) as engine:
-        report = await evidence_report(engine, since=args.since, until=args.until)
+        report = await evidence_report(engine, since=args.since, until=args.until, scope=scope)
     if args.html:
         print(f"wrote {write_html(report, Path(args.html))}")
     else:
@@ -929,8 +988,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")
     p = add("lint", cmd_lint, json_flag=True, what="what was checked")
     p.add_argument("directory", nargs="?", type=Path, help="policy directory (default: the one serve would use)")
+
+    def add_filters(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+        if by:
+            p.add_argument(
+                "--by", metavar="IDENTITY", help="only actions recorded by this identity (user@host, or a name)"
+            )
+        p.add_argument(
+            "--origin-workspace",
+            metavar="PATH",
+            help="only actions made in this workspace (its absolute path; a relative one is taken from here)",
+        )
+        p.add_argument(
+            "--repo",
+            metavar="NAME",
+            help="only actions made in clones of this repository: host/org/repo, any remote URL of it, or the "
+            "directory name of a workspace with no remote",
+        )
+
     add("init", cmd_init)
-    add("queue", cmd_queue, json_flag=True, what="the drafts")
+    p = add("queue", cmd_queue, json_flag=True, what="the drafts")
+    add_filters(p)
     p = add("show", cmd_show, json_flag=True, what="the action and its packet")
     p.add_argument("id", type=int, help="action or draft id")
     p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")
@@ -966,7 +1044,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="undo without counting it against the action's class (the action was not wrong)",
     )
     add("gc", cmd_gc, json_flag=True, what="what was dropped")
-    add("inbox", cmd_inbox, json_flag=True, what="the items")
+    p = add("inbox", cmd_inbox, json_flag=True, what="the items")
+    add_filters(p)
     p = add("resolve", cmd_resolve, json_flag=True, what="the answer as recorded")
     p.add_argument("id", type=int, help="a stopped action or handoff id (see `ratchet inbox`)")
     p.add_argument(
@@ -974,13 +1053,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--note", help="what the agent should know or do")
     add("escalations", cmd_escalations, json_flag=True, what="the figures")
-    add("status", cmd_status, json_flag=True, what="every class's standing")
+    p = add("status", cmd_status, json_flag=True, what="every class's standing")
+    add_filters(p)
     p = add("history", cmd_history, json_flag=True, what="the actions")
     p.add_argument("--limit", type=int, default=50, help="show at most this many actions (default: 50)")
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only actions of this class")
     p.add_argument(
         "--by", metavar="IDENTITY", help="only actions recorded or reviewed by this identity (user@host, or a name)"
     )
+    add_filters(p, by=False)
     p = add("transitions", cmd_transitions, json_flag=True, what="the transitions")
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only transitions of this class")
     p = add("demote", cmd_demote, json_flag=True, what="the transition")
@@ -1017,6 +1098,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("metrics", cmd_metrics, json_flag=True, what="the figures")
     add_period(p)
+    add_filters(p)
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only this class")
     p = add("simulate", cmd_simulate, json_flag=True, what="the replay")
     p.epilog = (
@@ -1030,6 +1112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, json_flag=True, what="the report")
     add_period(p)
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML page with a plot per class")
+    add_filters(p)
     # hook: the workspace defaults to the event's cwd, so it does not share the common --workspace default.
     p = add("hook", cmd_hook, shared=False)
     p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ratchet.policy.model import Policy
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.standing import Transition
 from ratchet.results import DraftView, TrustLevels
 from ratchet.rules.escalation import PREVIEW_LINES, EscalationPacket
@@ -163,9 +164,23 @@ def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> st
     return "\n".join(table(headers, rows, numeric=[0]))
 
 
-def status(levels: TrustLevels, queued: int) -> str:
-    """`ratchet status`: the policy, any freeze or tampering, then one aligned row per class."""
-    out = [f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued"]
+def status(
+    levels: TrustLevels,
+    queued: int,
+    *,
+    scope: ActionFilter = EVERYTHING,
+    waiting: int = 0,
+    recent: Sequence[DraftView] = (),
+) -> str:
+    """`ratchet status`: the policy, any freeze or tampering, then one aligned row per class. Under a filter
+    (record/filters.py) the queued drafts and the recent actions are its own; the standings are team-wide."""
+    out = [*scope.header()]
+    if scope.active:
+        out.append("filter: class standings below are team-wide, not filtered (every action of a class moved it)")
+    matching = " matching the filter" if scope.active else ""
+    out.append(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued{matching}")
+    if waiting:
+        out[-1] += f" ({waiting} approved, waiting for their origin)"
     out.append(f"command sandbox: {levels.sandbox}")
     if levels.freeze is not None:
         out.append(f"FROZEN: {levels.freeze} (`ratchet unfreeze` lifts it)")
@@ -188,6 +203,9 @@ def status(levels: TrustLevels, queued: int) -> str:
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
     out += ["", *table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
+    if scope.active:
+        shown = drafts(recent, intent=False, who=True) if recent else f"none ({scope.described()})"
+        notes += ["", "recent actions matching the filter:", shown]
     return "\n".join([*out, *notes])
 
 

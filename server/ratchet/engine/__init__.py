@@ -43,6 +43,7 @@ from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, roles, standing
 from ratchet.record.content import GcReport
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
@@ -359,13 +360,15 @@ class Engine:
         """Every class, where it stands, its window, and what a call of it would do now."""
         return await self.views.trust_levels()
 
-    async def queue(self) -> list[DraftView]:
-        """Drafts waiting for a human, oldest first."""
-        return await self.views.queue()
+    async def queue(self, scope: ActionFilter = EVERYTHING) -> list[DraftView]:
+        """Drafts waiting for a human (those `scope` keeps: record/filters.py), oldest first."""
+        return await self.views.queue(scope)
 
-    async def history(self, limit: int = 50, action_class: str | None = None, by: str | None = None) -> list[DraftView]:
-        """Recent actions (recorded or reviewed by the identity `by`, when given), newest first."""
-        return await self.views.history(limit, action_class, by)
+    async def history(
+        self, limit: int = 50, action_class: str | None = None, by: str | None = None, scope: ActionFilter = EVERYTHING
+    ) -> list[DraftView]:
+        """Recent actions (recorded or reviewed by the identity `by`, when given; those `scope` keeps), newest first."""
+        return await self.views.history(limit, action_class, by, scope)
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import anyio
 
+from ratchet import repository
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import this_host
 from ratchet.engine.verify import Verifier, failure_text, view
@@ -437,6 +438,7 @@ class Carrier:
             recorded_by=self.setting.identity,
             origin_host=self.host,
             origin_workspace=str(self.setting.workspace.root),
+            origin_repo=repository.of_workspace(self.setting.workspace.root),
         )
 
     def outcome(

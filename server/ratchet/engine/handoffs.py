@@ -22,6 +22,7 @@ from ratchet.engine.origin import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
 from ratchet.record import actions
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import MAY_HAVE_RUN
 from ratchet.redact import redact
@@ -145,7 +146,15 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
                 "request_handoff refused: this session's handoffs",
             )
         handoff_id = actions.insert_handoff(
-            conn, engine.session_id, now, target, engine.policy.fingerprint, args_json, task, engine.setting.identity
+            conn,
+            engine.session_id,
+            now,
+            target,
+            engine.policy.fingerprint,
+            args_json,
+            task,
+            engine.setting.identity,
+            (engine.origins.here.host, engine.origins.here.workspace, engine.origins.here.repo),
         )
         packet = engine.carrier.packet_in(
             conn,
@@ -252,9 +261,10 @@ async def _checked(engine: Engine, row: Any, option: str | None, note: str | Non
     )
 
 
-async def inbox(engine: Engine) -> list[InboxItem]:
-    """Drafts and open escalations together, most urgent first: what stops the agent, then the oldest."""
-    rows = await engine.store.call(actions.inbox)
+async def inbox(engine: Engine, scope: ActionFilter = EVERYTHING) -> list[InboxItem]:
+    """Drafts and open escalations together (those `scope` keeps), most urgent first: what stops the agent,
+    then the oldest."""
+    rows = await engine.store.call(lambda conn: actions.inbox(conn, scope))
     now = time.time()
     items = []
     for r in rows:

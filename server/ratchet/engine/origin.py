@@ -24,11 +24,12 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ratchet import repository
 from ratchet.engine.core import Setting, channel_of
 from ratchet.errors import DraftAlreadyResolved, InvalidRequest, RatchetError
 from ratchet.operations import operation
@@ -56,15 +57,18 @@ def this_host() -> str:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an action was made: a host and a workspace's absolute path."""
+    """Where an action was made: a host and a workspace's absolute path (and, not part of where it runs,
+    the repository the workspace is a clone of: ratchet/repository.py)."""
 
     host: str
     workspace: str
+    repo: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, setting: Setting) -> Origin:
         """This process's origin."""
-        return cls(this_host(), str(setting.workspace.root))
+        root = setting.workspace.root
+        return cls(this_host(), str(root), repository.of_workspace(root))
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> Origin | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -15,8 +16,9 @@ from ratchet.engine.verify import view as check_view
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
 from ratchet.policy.levels import Level
-from ratchet.record import actions, integrity, standing, undos
+from ratchet.record import actions, filters, integrity, standing, undos
 from ratchet.record import checks as recorded_checks
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.integrity import Freeze
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import ClassRow
@@ -108,19 +110,34 @@ class Views:
             tampering=tamper_lines,
         )
 
-    async def queue(self) -> list[DraftView]:
-        """Drafts waiting for a human, oldest first."""
-        return [self.draft_view(r) for r in await self.setting.store.call(actions.queue)]
+    async def queue(self, scope: ActionFilter = EVERYTHING) -> list[DraftView]:
+        """Drafts waiting for a human (those `scope` keeps), oldest first."""
+        return [self.draft_view(r) for r in await self.setting.store.call(lambda c: actions.queue(c, scope))]
 
-    async def history(self, limit: int = 50, action_class: str | None = None, by: str | None = None) -> list[DraftView]:
-        """Recent actions (recorded or reviewed by the identity `by`, when given), newest first."""
+    async def history(
+        self,
+        limit: int = 50,
+        action_class: str | None = None,
+        by: str | None = None,
+        scope: ActionFilter = EVERYTHING,
+    ) -> list[DraftView]:
+        """Recent actions (recorded or reviewed by the identity `by`, when given; those `scope` keeps), newest
+        first."""
 
         def read(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], dict[int, undos.Undo]]:
-            rows = actions.history(c, limit, action_class, by)
+            rows = actions.history(c, limit, action_class, by, scope)
             return rows, undos.of_actions(c, [int(r["id"]) for r in rows])
 
         rows, undone = await self.setting.store.call(read)
         return [self.draft_view(r, undone.get(int(r["id"]))) for r in rows]
+
+    async def checked_filter(self, scope: ActionFilter) -> ActionFilter:
+        """`scope` with the parts no recorded action matches named in its `unknown` (an unknown person,
+        workspace or repository is said, not only shown as nothing)."""
+        if not scope.active:
+            return scope
+        unknown = await self.setting.store.call(lambda c: filters.unmatched(c, scope))
+        return dataclasses.replace(scope, unknown=unknown)
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""

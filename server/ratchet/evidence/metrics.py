@@ -42,7 +42,7 @@ import statistics
 import textwrap
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ from ratchet.record import evidence as recorded
 from ratchet.record import undos as recorded_undos
 from ratchet.record.checks import verified_shares
 from ratchet.record.evidence import PeriodRecord
+from ratchet.record.filters import EVERYTHING, ActionFilter, unmatched
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
 from ratchet.rules.provenance import diff_lines as diff_lines  # re-exported: the rule's one home is rules/provenance.py
@@ -221,6 +222,11 @@ class MetricsReport(BaseModel):
     until: float | None
     generated_at: float
     reading_rule: str = READING_RULE
+    filter: ActionFilter = Field(
+        default=EVERYTHING,
+        description="the actions counted: recorded by one identity, in one workspace, of one repository (each "
+        "null: any); `unknown` names a part no recorded action matches. Every figure is over these actions only",
+    )
     total: Figures
     classes: list[ClassMetrics]
     undos: list[UndoRate] = Field(default_factory=list, description="undo rate and time to undo, per class")
@@ -334,10 +340,15 @@ def facts_of(record: PeriodRecord) -> list[ActionFacts]:
 
 
 async def load_facts(
-    store: Store, since: float | None = None, until: float | None = None, action_class: str | None = None
+    store: Store,
+    since: float | None = None,
+    until: float | None = None,
+    action_class: str | None = None,
+    scope: ActionFilter = EVERYTHING,
 ) -> list[ActionFacts]:
-    """Read the period's gated actions (refused calls and handoffs left out) and their complaints, oldest first."""
-    return facts_of(await recorded.period(store, since, until, action_class))
+    """Read the period's gated actions (refused calls and handoffs left out; those `scope` keeps) and their
+    complaints, oldest first."""
+    return facts_of(await recorded.period(store, since, until, action_class, scope))
 
 
 async def class_metrics(
@@ -347,6 +358,7 @@ async def class_metrics(
     until: str | float | None = None,
     action_class: str | None = None,
     now: float | None = None,
+    scope: ActionFilter = EVERYTHING,
 ) -> MetricsReport:
     """Read-only figures per class and per level over a period: what a team reads to judge its classes.
 
@@ -354,15 +366,18 @@ async def class_metrics(
     date-time (local time unless zoned), a duration back from now (`7d`, `12h`) or a Unix time; the
     period includes `since` and excludes `until`. No `since` is the last `DEFAULT_PERIOD` (30 days),
     so the work grows with the period, not with the history; `all` widens it to the whole history.
-    No `until` leaves the period open to now. `action_class`
-    restricts the report to one class. Each figure is defined in `figures` and in the `Figures`
+    No `until` leaves the period open to now. `action_class` restricts the report to one class;
+    `scope` to the actions of one identity, workspace or repository (record/filters.py), and every
+    figure, undo and verification count with it. Each figure is defined in `figures` and in the `Figures`
     field descriptions (which an MCP client sees as the output schema); an empty group gives None
     for every rate. InvalidRequest on a bound it cannot read.
     """
     store = source if isinstance(source, Store) else source.store
     start, end = period_bounds(since, until, now)
-    report = summarize(await load_facts(store, start, end, action_class), start, end)
-    found = await store.call(lambda conn: recorded_undos.figures(conn, start, end))
+    report = summarize(await load_facts(store, start, end, action_class, scope), start, end)
+    if scope.active:
+        report.filter = replace(scope, unknown=await store.call(lambda conn: unmatched(conn, scope)))
+    found = await store.call(lambda conn: recorded_undos.figures(conn, start, end, scope))
     report.undos = [
         UndoRate(
             action_class=f.action_class,
@@ -374,7 +389,7 @@ async def class_metrics(
         for f in found
         if action_class is None or f.action_class == action_class
     ]
-    shares = await store.call(lambda conn: verified_shares(conn, start, end, action_class))
+    shares = await store.call(lambda conn: verified_shares(conn, start, end, action_class, scope))
     report.verification = [
         Verification(
             action_class=v.action_class,
@@ -443,6 +458,7 @@ def legend(reading_rule: str) -> str:
 def render_metrics(report: MetricsReport) -> str:
     """The report as a terminal table, one row per class and per level, with a legend."""
     lines = [
+        *report.filter.header(),
         f"period {_bound(report.since, 'the beginning')} .. {_bound(report.until, 'now')}; "
         f"{report.total.actions} actions, {report.total.interventions} human interventions; "
         f"{report.total.unverified} approvals not counted as evidence (unverified), "

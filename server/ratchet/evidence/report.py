@@ -32,6 +32,7 @@ from ratchet.evidence.metrics import (
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record.evidence import ClassPeriod, TransitionRecord, class_names, class_periods
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS, LEVEL_KINDS
 from ratchet.rules.settle import (
     EVIDENCE_KINDS,
@@ -102,6 +103,7 @@ class EvidenceReport(BaseModel):
     database: str
     policy: str
     policy_fingerprint: str
+    filter: ActionFilter = EVERYTHING  # the metrics' actions; trajectories are team-wide (TEAM_WIDE)
     metrics: MetricsReport
     trajectories: list[Trajectory]
 
@@ -254,14 +256,21 @@ def interest(t: Trajectory) -> int:
 
 
 async def evidence_report(
-    engine: Engine, *, since: str | float | None = None, until: str | float | None = None
+    engine: Engine,
+    *,
+    since: str | float | None = None,
+    until: str | float | None = None,
+    scope: ActionFilter = EVERYTHING,
 ) -> EvidenceReport:
     """The metrics over the period (the last `DEFAULT_PERIOD` unless `since` says otherwise; `all` for the
     whole history) and the trajectory of every class (the policy's, `unclassified`, and any class the
     record still names, by its cached level or an action in the period) over it: classes that moved
     first, then those with evidence, then the rest. Each trajectory replays the period alone, from
-    where the record shows the class stood when it began (evidence/checkpoint.py). Reads only."""
-    metrics = await class_metrics(engine, since=since, until=until)
+    where the record shows the class stood when it began (evidence/checkpoint.py). Reads only.
+
+    `scope` (record/filters.py) narrows the metrics to one identity's, workspace's or repository's actions;
+    the trajectories stay team-wide, as a class's standing is: every action of the class moved it."""
+    metrics = await class_metrics(engine, since=since, until=until, scope=scope)
     names = await class_names(engine.store, metrics.since, metrics.until)
     known = [*sorted(engine.policy.classes.values(), key=lambda c: c.name), engine.policy.unclassified]
     gone = [
@@ -284,6 +293,7 @@ async def evidence_report(
         database=str(engine.store.path),
         policy=str(engine.policy.directory),
         policy_fingerprint=engine.policy.fingerprint,
+        filter=metrics.filter,
         metrics=metrics,
         trajectories=sorted(trajectories, key=interest),  # stable: alphabetical within each group
     )
@@ -292,6 +302,7 @@ async def evidence_report(
 # -- terminal --------------------------------------------------------------------------------------
 
 UNREPLAYED = "recorded, but not what the current trust rules replay"
+TEAM_WIDE = "trajectories are team-wide, not filtered: a class's standing moves with every action of it"
 _SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -320,6 +331,8 @@ def path_text(t: Trajectory) -> str:
 def render_report(r: EvidenceReport) -> str:
     """A terminal summary: the metrics table, then one trajectory line and a window-rate sparkline per class."""
     out = [render_metrics(r.metrics), "", "trajectories (@ = the action that caused the move):"]
+    if r.filter.active:
+        out.insert(2, f"filter: {TEAM_WIDE}")
     for t in r.trajectories:
         rates = [p.rate for p in t.points if p.event == "sample" and p.rate is not None][-60:]
         spark = "".join(_SPARK[min(7, int(rate * 8))] for rate in rates)
@@ -608,7 +621,9 @@ def render_html(r: EvidenceReport) -> str:
         f"<p class='meta'>generated {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.generated_at))} · period "
         f"{esc(period)} · {m.total.actions} actions, {m.total.interventions} human interventions · database "
         f"{esc(r.database)} · policy {esc(r.policy)} ({esc(r.policy_fingerprint)})</p>"
-        f"<h2>Figures per class and level</h2><table><tr>{head}</tr>{body}</table><p class='note'>{esc(defs)}. "
+        + "".join(f"<p class='meta filter'>{esc(line)}</p>" for line in r.filter.header())
+        + (f"<p class='meta filter'>filter: {esc(TEAM_WIDE)}</p>" if r.filter.active else "")
+        + f"<h2>Figures per class and level</h2><table><tr>{head}</tr>{body}</table><p class='note'>{esc(defs)}. "
         f"Median review time and MTBI: {esc(fmt_seconds(m.total.median_review_seconds))} and "
         f"{esc(fmt_seconds(m.total.mean_seconds_between_interventions))} over all classes.</p>"
         "<h2>Trust trajectories</h2><p class='note'>Each plot: the class level (blue steps, left axis); the "

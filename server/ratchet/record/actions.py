@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ratchet.record import chain, integrity, lifecycle
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import MAY_HAVE_RUN
 
@@ -70,6 +71,7 @@ class Intent:
     # approved elsewhere waits for this origin to run it.
     origin_host: str | None = None
     origin_workspace: str | None = None
+    origin_repo: str | None = None  # the repository the workspace is a clone of (ratchet/repository.py)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
         "fingerprint, intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, "
         "subject_json, level_transition, task_id, evidence_class, hidden_lines, error, finished_at, recorded_by, "
-        "origin_host, origin_workspace) VALUES (" + ", ".join("?" * 29) + ") RETURNING id",
+        "origin_host, origin_workspace, origin_repo) VALUES (" + ", ".join("?" * 30) + ") RETURNING id",
         (
             intent.session_id,
             now,
@@ -128,6 +130,7 @@ def insert_intent(conn: sqlite3.Connection, intent: Intent) -> int:
             intent.recorded_by,
             intent.origin_host,
             intent.origin_workspace,
+            intent.origin_repo,
         ),
     ).fetchone()
     action_id = int(row[0])
@@ -306,13 +309,30 @@ def insert_handoff(
     args_json: str,
     task: str | None,
     recorded_by: str | None = None,
+    origin: tuple[str, str, str | None] | None = None,
 ) -> int:
-    """An agent's own handoff, in the inbox as `escalated`; its id."""
+    """An agent's own handoff, in the inbox as `escalated` (`origin`: the host, workspace and repository it
+    was asked from, as an action's); its id."""
+    host, workspace, repo = origin if origin is not None else (None, None, None)
     row = conn.execute(
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
-        "intent, class_level, level, route, triggers_json, status, pid, recorded_by) VALUES "
-        "(?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', ?, ?, ?) RETURNING id",
-        (session_id, at, target, policy, args_json, task, Status.ESCALATED.value, os.getpid(), recorded_by),
+        "intent, class_level, level, route, triggers_json, status, pid, recorded_by, origin_host, origin_workspace, "
+        "origin_repo) VALUES (?, ?, 'request_handoff', ?, 'handoff', '', ?, ?, '', ?, '', '', 'escalate', '[]', "
+        "?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            session_id,
+            at,
+            target,
+            policy,
+            args_json,
+            task,
+            Status.ESCALATED.value,
+            os.getpid(),
+            recorded_by,
+            host,
+            workspace,
+            repo,
+        ),
     ).fetchone()
     return int(row[0])
 
@@ -381,15 +401,24 @@ def action(conn: sqlite3.Connection, action_id: int) -> Row | None:
     return _dict(conn.execute("SELECT * FROM actions WHERE id = ?", (action_id,)).fetchone())
 
 
-def queue(conn: sqlite3.Connection) -> list[Row]:
-    """Drafts waiting for a human (or approved, waiting for their origin), oldest first."""
-    sql = f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}) ORDER BY id"
-    return [dict(r) for r in conn.execute(sql)]
+def queue(conn: sqlite3.Connection, scope: ActionFilter = EVERYTHING) -> list[Row]:
+    """Drafts waiting for a human (or approved, waiting for their origin), oldest first (those `scope` keeps)."""
+    narrow, params = scope.where()
+    sql = f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}){narrow} ORDER BY id"
+    return [dict(r) for r in conn.execute(sql, params)]
 
 
-def history(conn: sqlite3.Connection, limit: int, class_name: str | None = None, by: str | None = None) -> list[Row]:
-    """Recent actions (of one class, or all; recorded or reviewed by one identity, or anyone's), newest first."""
-    where, params = [], []
+def history(
+    conn: sqlite3.Connection,
+    limit: int,
+    class_name: str | None = None,
+    by: str | None = None,
+    scope: ActionFilter = EVERYTHING,
+) -> list[Row]:
+    """Recent actions (of one class, or all; recorded or reviewed by one identity, or anyone's; those `scope`
+    keeps), newest first."""
+    narrow, params = scope.where()
+    where = [narrow.removeprefix(" AND ")] if narrow else []
     if class_name:
         where.append("class = ?")
         params.append(class_name)
@@ -489,13 +518,16 @@ def external_waiting(
     )
 
 
-def inbox(conn: sqlite3.Connection) -> list[Row]:
-    """Drafts (and approved drafts waiting for their origin), open escalations and unchecked interruptions, by id."""
+def inbox(conn: sqlite3.Connection, scope: ActionFilter = EVERYTHING) -> list[Row]:
+    """Drafts (and approved drafts waiting for their origin), open escalations and unchecked interruptions, by
+    id (those `scope` keeps)."""
+    narrow, params = scope.where()
     # Three index lookups rather than one OR, which would read the whole history.
     rows = conn.execute(
-        f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}) "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION} "
-        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION} ORDER BY id"
+        f"SELECT * FROM actions WHERE {_OPEN_WHERE} AND status IN ({_QUEUED_SQL}){narrow} "
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_ESCALATION}{narrow} "
+        f"UNION ALL SELECT * FROM actions WHERE {OPEN_INTERRUPTION}{narrow} ORDER BY id",
+        params * 3,
     )
     return [dict(r) for r in rows]
 

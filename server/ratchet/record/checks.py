@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ratchet.executors.checks import CheckResult
+from ratchet.record.filters import EVERYTHING, ActionFilter
 
 
 @dataclass(frozen=True)
@@ -113,17 +114,23 @@ class VerifiedShare:
 
 
 def verified_shares(
-    conn: sqlite3.Connection, since: float | None, until: float | None, action_class: str | None
+    conn: sqlite3.Connection,
+    since: float | None,
+    until: float | None,
+    action_class: str | None,
+    scope: ActionFilter = EVERYTHING,
 ) -> list[VerifiedShare]:
-    """The verified share per class and class level over the executed actions created in [since, until)."""
+    """The verified share per class and class level over the executed actions created in [since, until)
+    (those `scope` keeps)."""
+    narrow, narrowed = scope.where_named("a")
     rows = conn.execute(
         "SELECT a.class, a.class_level, count(*), count(v.action_id), coalesce(sum(v.failed), 0) FROM actions a "
         "LEFT JOIN (SELECT action_id, max(CASE WHEN passed = 0 THEN 1 ELSE 0 END) AS failed FROM checks "
         "GROUP BY action_id) v "
         "ON v.action_id = a.id WHERE a.status = 'executed' AND (:since IS NULL OR a.created_at >= :since) "
-        "AND (:until IS NULL OR a.created_at < :until) AND (:cls IS NULL OR a.class = :cls) "
+        f"AND (:until IS NULL OR a.created_at < :until) AND (:cls IS NULL OR a.class = :cls){narrow} "
         "GROUP BY a.class, a.class_level ORDER BY a.class, a.class_level",
-        {"since": since, "until": until, "cls": action_class},
+        {"since": since, "until": until, "cls": action_class, **narrowed},
     )
     return [VerifiedShare(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 

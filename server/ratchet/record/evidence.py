@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import Store
 
 # Words of the record the reads name in SQL, in one place.
@@ -207,16 +208,23 @@ _TRANSITION_COLUMNS = "id, class, at, from_level, to_level, kind, actor, reason,
 
 
 async def period(
-    store: Store, since: float | None = None, until: float | None = None, action_class: str | None = None
+    store: Store,
+    since: float | None = None,
+    until: float | None = None,
+    action_class: str | None = None,
+    scope: ActionFilter = EVERYTHING,
 ) -> PeriodRecord:
-    """The gated actions created in [since, until) (of one class, if given) and their complaints."""
+    """The gated actions created in [since, until) (of one class, if given; those `scope` keeps) and their
+    complaints."""
     where = ["rule != ?"]
     params: list[object] = [NO_RULE]
     for clause, value in (("created_at >= ?", since), ("created_at < ?", until), ("class = ?", action_class)):
         if value is not None:
             where.append(clause)
             params.append(value)
-    sql = " AND ".join(where)
+    narrow, narrowed = scope.where()
+    sql = " AND ".join(where) + narrow
+    params += narrowed
 
     def read(conn: sqlite3.Connection) -> PeriodRecord:
         actions = [

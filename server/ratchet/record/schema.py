@@ -258,6 +258,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX actions_open;
     CREATE INDEX actions_open ON actions (status) WHERE status IN ('running', 'draft', 'approving', 'approved')
     """,
+    # repositories: the repository an action's workspace is a clone of, by a name every clone agrees on
+    # (ratchet/repository.py: `host/org/repo`, never a credential), so a team can read the record of one
+    # repository (`--repo`); NULL for actions recorded before.
+    """
+    ALTER TABLE actions ADD COLUMN origin_repo TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ratchet.record import chain
+from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
 
 # The actor of an undo a failing verification check made (`undo_on_failure`), not a person.
@@ -112,23 +113,28 @@ class UndoFigures:
     seconds_to_undo: tuple[float, ...]
 
 
-def figures(conn: sqlite3.Connection, since: float | None, until: float | None) -> list[UndoFigures]:
-    """Per class: executed actions created in [since, until), how many a human undid, and when after (the
-    undos a failing check made are counted with the checks)."""
+def figures(
+    conn: sqlite3.Connection, since: float | None, until: float | None, scope: ActionFilter = EVERYTHING
+) -> list[UndoFigures]:
+    """Per class: executed actions created in [since, until) (those `scope` keeps), how many a human undid,
+    and when after (the undos a failing check made are counted with the checks)."""
     lo, hi = since if since is not None else 0.0, until if until is not None else float("inf")
+    narrow, narrowed = scope.where()
     executed = {
         str(r[0]): int(r[1])
         for r in conn.execute(
             "SELECT class, count(*) FROM actions WHERE status = 'executed' AND created_at >= ? AND created_at < ?"
-            " GROUP BY class",
-            (lo, hi),
+            f"{narrow} GROUP BY class",
+            (lo, hi, *narrowed),
         )
     }
+    narrow, narrowed = scope.where("a")
     delays: dict[str, list[float]] = {}
     for name, delay in conn.execute(
         "SELECT a.class, min(u.at) - a.created_at FROM undos u JOIN actions a ON a.id = u.action_id"
-        " WHERE a.created_at >= ? AND a.created_at < ? AND u.actor <> ? GROUP BY u.action_id, a.class, a.created_at",
-        (lo, hi, CHECK_ACTOR),
+        f" WHERE a.created_at >= ? AND a.created_at < ? AND u.actor <> ?{narrow}"
+        " GROUP BY u.action_id, a.class, a.created_at",
+        (lo, hi, CHECK_ACTOR, *narrowed),
     ):
         delays.setdefault(str(name), []).append(max(0.0, float(delay)))
     return [
