@@ -423,7 +423,14 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
         await card.locator("form.withdraw button").click()
         await card.wait_for(state="detached")
         assert "withdrawn; laptop-a will not run it" in await page.locator("#flash").inner_text()
-        assert await item(page, queued).is_visible()
+        # Approving laptop-a's other draft here records the approval, runs nothing, and the item comes back
+        # as waiting for its origin.
+        async with page.expect_response(f"**/api/drafts/{queued}/approve") as approved:
+            await item(page, queued).locator("button.approve").click()
+        assert (await approved.value).status == 200
+        await page.wait_for_selector(f'li.item[data-id="{queued}"][data-kind="approved"]')
+        assert await item(page, queued).locator("button.withdraw-open").count() == 1
+        assert "waits for its origin" in await page.locator("#flash").inner_text()
         assert problems == []
     engine = await Engine.open(workspace, policies=web_policies, db=db)
     try:
@@ -437,6 +444,6 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
         await engine.close()
     # As `ratchet reject` leaves it: rejected, by the web channel, and nothing was ever written.
     assert gone.status == "rejected" and gone.reviewer == "web"
-    assert kept.status == "draft"
+    assert kept.status == "approved" and kept.origin_host == "laptop-a"
     assert approve_again is not None
-    assert not (workspace / "queue/far.txt").exists()
+    assert not (workspace / "queue/far.txt").exists() and not (workspace / "queue/near.txt").exists()
