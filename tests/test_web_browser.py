@@ -382,6 +382,7 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
     async with agent(workspace, web_policies, db) as client:
         waiting = await draft(client, "queue/far.txt", "from a\n", intent="wait for laptop-a")
         queued = await draft(client, "queue/near.txt", "still queued\n")
+        later = await draft(client, "queue/mid.txt", "approved while the page is open\n")
     monkeypatch.setenv(HOST_ENV, "desk-b")
     code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(waiting))
     assert code == 0 and "waits for its origin" in out, out
@@ -423,6 +424,13 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
         await card.locator("form.withdraw button").click()
         await card.wait_for(state="detached")
         assert "withdrawn; laptop-a will not run it" in await page.locator("#flash").inner_text()
+        # Approved at desk-b's CLI while the page is open: the same item turns into one waiting for its origin.
+        assert await item(page, later).locator("button.approve").count() == 1
+        code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(later))
+        assert code == 0, out
+        await page.wait_for_selector(f'li.item[data-id="{later}"][data-kind="approved"]')
+        assert await item(page, later).locator("button.approve").count() == 0
+        assert await item(page, later).locator("button.withdraw-open").count() == 1
         # Approving laptop-a's other draft here records the approval, runs nothing, and the item comes back
         # as waiting for its origin.
         async with page.expect_response(f"**/api/drafts/{queued}/approve") as approved:

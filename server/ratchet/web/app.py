@@ -109,12 +109,19 @@ class Inbox:
     at: float = 0.0
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
-    async def current(self) -> list[int]:
+    # Of those, the drafts approved for another origin: an item that changes kind in place (a draft approved
+    # elsewhere for its origin) must be redrawn although the ids did not change.
+    approved: list[int] = field(default_factory=list)
+
+    async def current(self) -> tuple[list[int], list[int]]:
+        """The ids waiting, and those of them approved and waiting for their origin."""
         async with self.lock:
             if time.monotonic() - self.at >= POLL_S:
-                self.ids = [i.id for i in await handoffs.inbox(self.engine)]
+                listed = await handoffs.inbox(self.engine)
+                self.ids = [i.id for i in listed]
+                self.approved = [i.id for i in listed if i.kind == "approved"]
                 self.at = time.monotonic()
-            return self.ids
+            return self.ids, self.approved
 
 
 class State:
@@ -515,14 +522,14 @@ async def events(request: Request) -> Response:
     state = _state(request)
 
     async def stream() -> AsyncIterator[str]:
-        last: list[int] | None = None
+        last: tuple[list[int], list[int]] | None = None
         quiet = 0.0
         yield "retry: 2000\n\n"
         while True:
-            ids = await state.inbox.current()
-            if ids != last:
-                last = list(ids)
-                yield f"event: inbox\ndata: {json.dumps({'ids': last})}\n\n"
+            ids, approved = await state.inbox.current()
+            if (ids, approved) != last:
+                last = (list(ids), list(approved))
+                yield f"event: inbox\ndata: {json.dumps({'ids': last[0], 'approved': last[1]})}\n\n"
                 quiet = 0.0
             elif quiet >= 15:
                 yield ": keep-alive\n\n"

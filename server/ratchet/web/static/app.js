@@ -329,6 +329,16 @@
       let cursor = list.firstElementChild;
       for (const d of data.items) {
         const known = items.get(d.id);
+        if (known && known.data.kind !== d.kind) {
+          // Approved elsewhere for its origin: the same item, now waiting for its origin; redrawn.
+          const node = renderItem(d);
+          const atCursor = known.node === cursor;
+          known.node.replaceWith(node);
+          if (selected === d.id) node.classList.add("selected");
+          items.set(d.id, { data: d, node: node });
+          if (atCursor) cursor = node.nextElementSibling;
+          continue;
+        }
         if (known) {
           if (known.node === cursor) cursor = cursor.nextElementSibling;
           continue;
@@ -346,8 +356,10 @@
     if (!window.EventSource) { setInterval(refresh, 3000); return; }
     const source = new EventSource("/api/events");
     source.addEventListener("inbox", (ev) => {
-      const ids = JSON.parse(ev.data).ids;
-      const same = ids.length === items.size && ids.every((id) => items.has(id));
+      const data = JSON.parse(ev.data);
+      const ids = data.ids;
+      const approved = new Set(data.approved || []);
+      const same = ids.length === items.size && ids.every((id) => items.has(id) && (items.get(id).data.kind === "approved") === approved.has(id));
       if (!same) refresh();
     });
   }
