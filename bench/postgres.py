@@ -1,15 +1,21 @@
 """The record on PostgreSQL against SQLite, in the same run: the gate's round trip, and a team's throughput.
 
-    .venv/bin/python -m bench.postgres [--url postgresql://...] [--calls 400] [--procs 4] [--actions 250]
+    .venv/bin/python -m bench.postgres [--url postgresql://...] [--calls 400] [--procs 1,2,4,8] [--actions 250]
+        [--serve] [--no-round-trip] [--out FILE.json] [--json]
 
 1. Round trip: one `Engine` per backend in one process, each call `engine.evaluate` + `engine.carry_out`
    of an autonomous `write_file` overwriting a real file (as bench/gate.py), both backends measured in
    interleaved blocks so a noisy neighbour slows both alike. Reported: median and p99 per backend and
-   their ratio (PostgreSQL / SQLite).
-2. Throughput: N processes, each its own `Engine` (as N `ratchet serve` would be) on one database,
-   M autonomous writes each, all started together. Reported: actions/s, p99 of a call, and the record
-   counted afterwards: recorded actions (lost = expected - recorded), duplicates (one target recorded
-   twice), anything left `running`. Run for PostgreSQL and for an SQLite file, for the ratio.
+   their ratio (PostgreSQL / SQLite). `--no-round-trip` skips it.
+2. Throughput, for each N of `--procs`: N writers on one database, M autonomous writes each, all
+   started together once every writer is ready, on a fresh PostgreSQL database and then a fresh SQLite
+   file. With `--serve` each writer is a real `ratchet serve` subprocess over stdio (its own workspace,
+   the shared `--db`) driven by the MCP SDK's `Client`; without it, a process driving an `Engine`
+   directly. Reported: actions/s, median and p99 of a call, and the record counted afterwards:
+   recorded actions (lost = expected - distinct targets recorded), duplicates (one target recorded
+   twice, an id answered twice), anything left `running`, and with `--serve` servers still running
+   after their client left, failed calls and errors in the servers' stderr. Exit status 1 if any is
+   not zero.
 
 Without --url it starts a throwaway PostgreSQL cluster on loopback (initdb + pg_ctl as the `postgres`
 user when run as root; Debian: apt-get install postgresql), with fsync on, as a server would run.
