@@ -7,9 +7,14 @@ re-timed so that actions arrive at a fixed rate of `PER_DAY` a day, ending now: 
 about 33 days and 10^6 about 333. A team's history grows by growing older, so the last 30 days hold
 about as many actions at either size, and a view bounded by its period should cost about the same.
 
-Run: `.venv/bin/python -m bench.evidence [--sizes 100000,1000000] [--tmp DIR]`; it prints a Markdown
-table (seconds, page size, growth ratio) and writes the figures as JSON to `--out` when given. Each
-command runs as a real `ratchet` subprocess, timed end to end (start-up included).
+Run: `.venv/bin/python -m bench.evidence [--sizes 100000,1000000] [--backends sqlite,postgresql] [--url
+postgresql://...] [--tmp DIR]`; it prints a Markdown table per backend (seconds, page size, growth ratio)
+and writes the figures as JSON to `--out` when given. Each command runs as a real `ratchet` subprocess,
+timed end to end (start-up included).
+
+On PostgreSQL the same SQLite history is moved with `ratchet db copy` (timed: how long a team's move
+of such a record takes) into a fresh database on a throwaway cluster (bench/postgres.py's `Cluster`,
+or `--url`), then ANALYZEd, and the same commands run with `--db postgresql://...`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 from . import make_policy, ratchet_bin, seed_files
 from .gate import grow_history
+from .postgres import Cluster
 
 PER_DAY = 3_000  # actions a day: a team of agents; 10^6 actions are about eleven months of it
 GROWTH_TARGET = 2.0  # from 10^5 to 10^6 at the default period
@@ -85,10 +91,9 @@ def timed(args: list[str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def measure(size: int, tmp: Path) -> dict[str, Any]:
-    root = tmp / f"evidence-{size}"
-    workspace, policies, db = build(root, size)
-    common = ["--workspace", str(workspace), "--db", str(db)]
+def views(size: int, workspace: Path, policies: Path, db: str, root: Path) -> dict[str, Any]:
+    """Time the views on one database (an SQLite file's path, or a PostgreSQL URL)."""
+    common = ["--workspace", str(workspace), "--db", db]
     ratchet = str(ratchet_bin())
     page = root / "report.html"
     out: dict[str, Any] = {"size": size, "days": round(size / PER_DAY, 1)}
@@ -98,7 +103,9 @@ def measure(size: int, tmp: Path) -> dict[str, Any]:
     out["actions_in_period"] = json.loads(text)["total"]["actions"]
     out["report_html_s"], _ = timed([ratchet, "report", *common, "--policies", str(policies), "--html", str(page)])
     out["page_bytes"] = page.stat().st_size
-    cand = candidate(policies, root / "candidate")
+    cand = root / "candidate"
+    if not cand.exists():
+        candidate(policies, cand)
     out["simulate_s"], text = timed(
         [ratchet, "simulate", *common, "--policies", str(cand), "--against", str(policies), "--json"]
     )
@@ -107,12 +114,49 @@ def measure(size: int, tmp: Path) -> dict[str, Any]:
     out["simulate_classes"] = sim["replayed_classes"]
     out["simulate_every_class_s"], text = timed([ratchet, "simulate", *common, "--policies", str(cand), "--json"])
     out["simulate_every_class_replayed"] = json.loads(text)["replayed"]
-    shutil.rmtree(root)
+    page.unlink()
     return out
 
 
+def to_postgres(db: Path, url: str, size: int) -> tuple[str, float, float]:
+    """The SQLite history copied into a fresh PostgreSQL database with `ratchet db copy`, as a team moves
+    its record: the database's URL, the copy's seconds, and the seconds of an ANALYZE after it (what
+    autovacuum does on its own within a minute of a bulk load; done here so the views are not timed
+    against a table the planner has no statistics for)."""
+    import psycopg
+
+    from .postgres import fresh_database
+
+    target = fresh_database(url, f"bench_evidence_{size}")
+    copy_s, _ = timed([str(ratchet_bin()), "db", "copy", str(db), target])
+    started = time.perf_counter()
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+    return target, copy_s, time.perf_counter() - started
+
+
+def measure(size: int, tmp: Path, backends: list[str], url: str | None) -> list[dict[str, Any]]:
+    """Build one history of `size` actions and time the views on each backend: the same rows on both."""
+    root = tmp / f"evidence-{size}"
+    workspace, policies, db = build(root, size)
+    rows = []
+    for backend in backends:
+        if backend == "sqlite":
+            row = views(size, workspace, policies, str(db), root)
+        else:
+            assert url is not None
+            target, copy_s, analyze_s = to_postgres(db, url, size)
+            row = views(size, workspace, policies, target, root)
+            row.update(copy_s=copy_s, analyze_s=analyze_s)
+        row["backend"] = backend
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    shutil.rmtree(root)
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """The Markdown table, a growth-ratio row and the targets."""
+    """The Markdown table of one backend, a growth-ratio row and the targets."""
     small, large = rows[0], rows[-1]
     cols = (
         ("metrics", "metrics_s"),
@@ -148,14 +192,36 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.evidence", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", help="sqlite, postgresql or both (default: both, same history)"
+    )
+    parser.add_argument("--url", help="a PostgreSQL server to use (a database on it is created; default: start one)")
     parser.add_argument("--tmp", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:
-        rows = [measure(int(s), Path(scratch)) for s in args.sizes.split(",")]
+    backends = [b.strip() for b in args.backends.split(",")]
+    unknown = set(backends) - {"sqlite", "postgresql"}
+    if unknown or not backends:
+        parser.error(f"--backends: unknown {sorted(unknown)}; expected sqlite, postgresql or both")
+    cluster = Cluster() if "postgresql" in backends and not args.url else None
+    url = args.url or (cluster.start() if cluster is not None else None)
+    try:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:
+            rows = [row for s in args.sizes.split(",") for row in measure(int(s), Path(scratch), backends, url)]
+    finally:
+        if cluster is not None:
+            cluster.stop()
     if args.out is not None:
         args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(table(rows))
+    for backend in backends:
+        mine = [r for r in rows if r["backend"] == backend]
+        print(f"\n{backend}:\n")
+        print(table(mine))
+        if backend == "postgresql":
+            print(
+                "\n"
+                + "; ".join(f"{r['size']:,}: db copy {r['copy_s']:.1f} s, ANALYZE {r['analyze_s']:.1f} s" for r in mine)
+            )
     return 0
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ratchet.engine import Engine
+from ratchet.engine.origin import HOST_ENV
+from ratchet.errors import DraftAlreadyResolved
 
 from .helpers import WEB_POLICY, Clock, agent, draft, run_cli, running_web, write_policy
 
@@ -364,3 +366,92 @@ async def test_the_classes_pages_show_the_standing_trajectory_and_take_the_brake
         again = await client.call_tool("write_file", {"path": "auto/z.txt", "content": "z\n"})
     assert again.structured_content["status"] == "draft"  # pinned at draft, as `ratchet pin` would
     assert again.structured_content["triggers"][0]["name"] == "pinned"
+
+
+@pytest.mark.asyncio
+async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw_and_no_approve(
+    workspace: Path,
+    web_policies: Path,
+    db: Path,
+    clock: Clock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The agent drafts on machine laptop-a; the human approves on desk-b, where the page runs too.
+    monkeypatch.setenv(HOST_ENV, "laptop-a")
+    async with agent(workspace, web_policies, db) as client:
+        waiting = await draft(client, "queue/far.txt", "from a\n", intent="wait for laptop-a")
+        queued = await draft(client, "queue/near.txt", "still queued\n")
+        later = await draft(client, "queue/mid.txt", "approved while the page is open\n")
+    monkeypatch.setenv(HOST_ENV, "desk-b")
+    code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(waiting))
+    assert code == 0 and "waits for its origin" in out, out
+    async with running_web(workspace, web_policies, db, clock) as web, chromium() as browser:
+        page, problems = await open_page(browser, web.login)
+        card = item(page, waiting)
+        assert await card.get_attribute("data-kind") == "approved"
+        text = await card.text_content() or ""
+        assert "waiting for its origin" in text and "host laptop-a" in text and str(workspace) in text
+        assert "wait for laptop-a" in text  # the reviewer still sees what it is
+        # Decided already and run only by its origin: no Approve, no Resolve, no bulk checkbox.
+        assert await card.locator("button.approve").count() == 0
+        assert await card.locator("button.resolve-btn, input.pick").count() == 0
+        assert await item(page, queued).locator("button.approve").count() == 1
+        await page.keyboard.press("a")  # the keyboard cannot approve it either
+        # The withdrawal takes the page's protections: no CSRF header, or another site, is refused.
+        url = f"{web.base}/api/drafts/{waiting}/withdraw"
+        plain = {"Content-Type": "application/json"}
+        no_csrf = await page.request.post(url, data={"reason": "x"}, headers={**plain, "Origin": web.base})
+        foreign = await page.request.post(
+            url, data={"reason": "x"}, headers={**plain, "Origin": "https://evil.example"}
+        )
+        assert (no_csrf.status, foreign.status) == (403, 403)
+        # A draft still queued is rejected, not withdrawn.
+        csrf = await page.locator('meta[name="ratchet-csrf"]').get_attribute("content") or ""
+        signed = {**plain, "Origin": web.base, "X-Ratchet-CSRF": csrf}
+        draft_url = f"{web.base}/api/drafts/{queued}/withdraw"
+        not_approved = (await page.request.post(draft_url, data={"reason": "not this one"}, headers=signed)).status
+        assert not_approved == 409
+        # A withdrawal before the diff can be read is no answer: it keeps waiting.
+        await card.locator("button.withdraw-open").click()
+        await card.locator("form.withdraw input").fill("laptop-a is gone for good")
+        async with page.expect_response(f"**/api/drafts/{waiting}/withdraw") as fast:
+            await card.locator("form.withdraw button").click()
+        assert (await fast.value).status == 200
+        assert "still waits for its origin" in await page.locator("#flash").inner_text()
+        assert await card.is_visible()
+        clock.advance(30)
+        await card.locator("form.withdraw button").click()
+        await card.wait_for(state="detached")
+        assert "withdrawn; laptop-a will not run it" in await page.locator("#flash").inner_text()
+        # Approved at desk-b's CLI while the page is open: the same item turns into one waiting for its origin.
+        assert await item(page, later).locator("button.approve").count() == 1
+        code, out = await run_cli(capsys, workspace, web_policies, db, "approve", str(later))
+        assert code == 0, out
+        await page.wait_for_selector(f'li.item[data-id="{later}"][data-kind="approved"]')
+        assert await item(page, later).locator("button.approve").count() == 0
+        assert await item(page, later).locator("button.withdraw-open").count() == 1
+        # Approving laptop-a's other draft here records the approval, runs nothing, and the item comes back
+        # as waiting for its origin.
+        async with page.expect_response(f"**/api/drafts/{queued}/approve") as approved:
+            await item(page, queued).locator("button.approve").click()
+        assert (await approved.value).status == 200
+        await page.wait_for_selector(f'li.item[data-id="{queued}"][data-kind="approved"]')
+        assert await item(page, queued).locator("button.withdraw-open").count() == 1
+        assert "waits for its origin" in await page.locator("#flash").inner_text()
+        assert problems == []
+    engine = await Engine.open(workspace, policies=web_policies, db=db)
+    try:
+        gone, kept = await engine.view(waiting), await engine.view(queued)
+        approve_again = None
+        try:
+            await engine.approve(waiting)
+        except DraftAlreadyResolved as exc:
+            approve_again = str(exc)
+    finally:
+        await engine.close()
+    # As `ratchet reject` leaves it: rejected, by the web channel, and nothing was ever written.
+    assert gone.status == "rejected" and gone.reviewer == "web"
+    assert kept.status == "approved" and kept.origin_host == "laptop-a"
+    assert approve_again is not None
+    assert not (workspace / "queue/far.txt").exists() and not (workspace / "queue/near.txt").exists()

@@ -1,6 +1,7 @@
 """The review page's routes: the inbox as JSON and server-sent events, the human's answers, the classes.
 
-Every answer is one call of the same engine operation the CLI makes (`Engine.approve`, `reject`,
+Every answer is one call of the same engine operation the CLI makes (`Engine.approve`, `reject` (also
+withdrawing an approval that waits for its origin),
 `complain`, `undo`, `pin`, `demote`, `freeze`, `unfreeze`, `handoffs.resolve`), with the channel `web` and
 the review time measured here: from the moment this server first sent the item to that page (its
 `view`) to the click. So the reading-time rule of rules/provenance.py judges a click exactly as it
@@ -108,12 +109,19 @@ class Inbox:
     at: float = 0.0
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
-    async def current(self) -> list[int]:
+    # Of those, the drafts approved for another origin: an item that changes kind in place (a draft approved
+    # elsewhere for its origin) must be redrawn although the ids did not change.
+    approved: list[int] = field(default_factory=list)
+
+    async def current(self) -> tuple[list[int], list[int]]:
+        """The ids waiting, and those of them approved and waiting for their origin."""
         async with self.lock:
             if time.monotonic() - self.at >= POLL_S:
-                self.ids = [i.id for i in await handoffs.inbox(self.engine)]
+                listed = await handoffs.inbox(self.engine)
+                self.ids = [i.id for i in listed]
+                self.approved = [i.id for i in listed if i.kind == "approved"]
                 self.at = time.monotonic()
-            return self.ids
+            return self.ids, self.approved
 
 
 class State:
@@ -179,6 +187,9 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
             "task": None,
             "waiting_on": None,
             "queued_behind": None,
+            "origin_host": None,
+            "origin_workspace": None,
+            "waiting_for_origin": None,
         }
         draft = drafts.get(item.id)
         if draft is None:
@@ -197,6 +208,12 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 preview=draft.preview,
                 size=change_size(draft.preview, draft.hidden_lines),
             )
+            if item.kind == "approved":  # decided already; it waits for its origin to run it (engine/origin.py)
+                entry.update(
+                    origin_host=draft.origin_host,
+                    origin_workspace=draft.origin_workspace,
+                    waiting_for_origin=draft.waiting,
+                )
         if item.kind == "interrupted":
             entry["options"] = [{"name": "checked", "how": "you looked at what it left behind", "recommended": True}]
         elif item.kind in ("stopped", "handoff"):
@@ -271,24 +288,50 @@ def _view_of(data: dict[str, Any]) -> str | None:
 
 
 async def approve_one(state: State, item_id: int, view: str | None, note: str | None) -> dict[str, Any]:
-    """`Engine.approve` through the web channel, timed from when this view was shown the draft."""
+    """`Engine.approve` through the web channel, timed from when this view was shown the draft. A draft of
+    another origin is not run here: it is `approved` and waits for its origin (engine/origin.py)."""
     seconds = state.shown.seconds(view, item_id)
     d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note)
-    return {"id": item_id, "status": d.status, "error": d.error, "message": f"draft {item_id}: {d.status}"}
+    message = f"draft {item_id}: {d.waiting}" if d.status == Status.APPROVED and d.waiting else None
+    return {"id": item_id, "status": d.status, "error": d.error, "message": message or f"draft {item_id}: {d.status}"}
 
 
 async def reject_one(state: State, item_id: int, view: str | None, reason: str) -> dict[str, Any]:
     """`Engine.reject` through the web channel; a rejection faster than reading leaves the draft queued."""
     seconds = state.shown.seconds(view, item_id)
     d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds)
-    if d.status == Status.DRAFT:
+    if d.status in (Status.DRAFT, Status.APPROVED):  # unanswered: it stays as it was
+        stays = "queued" if d.status == Status.DRAFT else "approved"
         return {
             "id": item_id,
-            "status": Status.DRAFT.value,
-            "message": f"draft {item_id} stays queued: rejected faster than the diff can be read "
+            "status": d.status.value,
+            "message": f"draft {item_id} stays {stays}: rejected faster than the diff can be read "
             "(rules/provenance.py); read it, then reject again",
         }
     return {"id": item_id, "status": d.status, "message": f"draft {item_id}: rejected"}
+
+
+async def withdraw_one(state: State, item_id: int, view: str | None, reason: str) -> dict[str, Any]:
+    """What `ratchet reject` does to a draft approved for another origin that has not run it yet: the same
+    `Engine.reject`, through the web channel, for that state only (a draft still queued is rejected, not
+    withdrawn). A withdrawal faster than the diff can be read is no answer: it keeps waiting."""
+    current = await state.engine.view(item_id)
+    if current.status != Status.APPROVED:
+        raise DraftAlreadyResolved(
+            f"draft {item_id} is {current.status}, not waiting for its origin: there is no approval to withdraw"
+            + ("; reject it instead" if current.status == Status.DRAFT else "")
+        )
+    seconds = state.shown.seconds(view, item_id)
+    d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds)
+    if d.status == Status.APPROVED:
+        return {
+            "id": item_id,
+            "status": Status.APPROVED.value,
+            "message": f"draft {item_id} still waits for its origin: withdrawn faster than the diff can be read "
+            "(rules/provenance.py); read it, then withdraw again",
+        }
+    host = current.origin_host or "its origin"
+    return {"id": item_id, "status": d.status, "message": f"draft {item_id}: withdrawn; {host} will not run it"}
 
 
 async def approve(request: Request) -> Response:
@@ -297,7 +340,19 @@ async def approve(request: Request) -> Response:
         result = await approve_one(state, int(request.path_params["id"]), _view_of(data), _text(data, "note"))
     except RatchetError as exc:
         return _error(exc)
-    return JSONResponse(result, status_code=200 if result["status"] == "executed" else 422)
+    done = result["status"] in (Status.EXECUTED, Status.APPROVED)
+    return JSONResponse(result, status_code=200 if done else 422)
+
+
+async def withdraw(request: Request) -> Response:
+    state, data = _state(request), await _body(request)
+    try:
+        reason = _text(data, "reason", required=True)
+        assert reason is not None
+        result = await withdraw_one(state, int(request.path_params["id"]), _view_of(data), reason)
+    except RatchetError as exc:
+        return _error(exc)
+    return JSONResponse(result)
 
 
 async def reject(request: Request) -> Response:
@@ -467,14 +522,14 @@ async def events(request: Request) -> Response:
     state = _state(request)
 
     async def stream() -> AsyncIterator[str]:
-        last: list[int] | None = None
+        last: tuple[list[int], list[int]] | None = None
         quiet = 0.0
         yield "retry: 2000\n\n"
         while True:
-            ids = await state.inbox.current()
-            if ids != last:
-                last = list(ids)
-                yield f"event: inbox\ndata: {json.dumps({'ids': last})}\n\n"
+            ids, approved = await state.inbox.current()
+            if (ids, approved) != last:
+                last = (list(ids), list(approved))
+                yield f"event: inbox\ndata: {json.dumps({'ids': last[0], 'approved': last[1]})}\n\n"
                 quiet = 0.0
             elif quiet >= 15:
                 yield ": keep-alive\n\n"
@@ -549,6 +604,7 @@ def build_app(config: WebConfig) -> Starlette:
             Route("/api/events", events),
             Route("/api/drafts/{id:int}/approve", approve, methods=["POST"]),
             Route("/api/drafts/{id:int}/reject", reject, methods=["POST"]),
+            Route("/api/drafts/{id:int}/withdraw", withdraw, methods=["POST"]),
             Route("/api/drafts/bulk", bulk, methods=["POST"]),
             Route("/api/items/{id:int}/resolve", resolve, methods=["POST"]),
             Route("/api/actions/{id:int}/complain", complain, methods=["POST"]),

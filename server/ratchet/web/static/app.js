@@ -136,7 +136,8 @@
     busy(entry.node, true);
     const res = await post(`/api/drafts/${id}/approve`, {});
     entry.pending = false;
-    if (res.ok) { flash(res.body.message); removeItem(id, "approved"); return; }
+    // A draft of another origin is approved, not run: it comes back as waiting for its origin.
+    if (res.ok) { flash(res.body.message); removeItem(id, "approved"); if (res.body.status === "approved") refresh(); return; }
     flash(res.body.message || "approval failed", true);
     if (res.status === 409 || res.status === 404 || res.status === 422) removeItem(id, "decided elsewhere");
     else busy(entry.node, false);
@@ -144,8 +145,8 @@
 
   function askReason(id) {
     const entry = items.get(id);
-    if (!entry || entry.data.kind !== "draft") return;
-    const box = entry.node.querySelector(".reject");
+    if (!entry || (entry.data.kind !== "draft" && entry.data.kind !== "approved")) return;
+    const box = entry.node.querySelector(".reject, .withdraw");
     box.hidden = false;
     box.querySelector("input").focus();
   }
@@ -160,6 +161,20 @@
     busy(entry.node, false);
     flash(res.body.message || "rejection failed", !res.ok || res.body.status === "draft");
     if (res.ok && res.body.status !== "draft") removeItem(id, "rejected");
+    else if (res.status === 409 || res.status === 404) removeItem(id, "decided elsewhere");
+  }
+
+  // An approval that waits for its origin: withdrawn as `ratchet reject` withdraws it, before the origin runs it.
+  async function withdrawItem(id, reason) {
+    const entry = items.get(id);
+    if (!entry || entry.data.kind !== "approved" || entry.pending) return;
+    entry.pending = true;
+    busy(entry.node, true);
+    const res = await post(`/api/drafts/${id}/withdraw`, { reason: reason });
+    entry.pending = false;
+    busy(entry.node, false);
+    flash(res.body.message || "withdrawal failed", !res.ok || res.body.status === "approved");
+    if (res.ok && res.body.status !== "approved") removeItem(id, "withdrawn");
     else if (res.status === 409 || res.status === 404) removeItem(id, "decided elsewhere");
   }
 
@@ -180,7 +195,7 @@
     if (d.kind === "draft") {
       head.append(el("input", { type: "checkbox", class: "pick", "aria-label": `select draft ${d.id}` }));
     }
-    head.append(el("span", { class: `kind kind-${d.kind}`, text: d.kind }));
+    head.append(el("span", { class: `kind kind-${d.kind}`, text: d.kind === "approved" ? "approved, waiting for its origin" : d.kind }));
     if (d.blocking) head.append(el("span", { class: "blocking", text: "blocking" }));
     head.append(
       el("a", { class: "id", href: `/item/${d.id}`, text: `#${d.id}` }),
@@ -192,6 +207,7 @@
       d.kind === "handoff" ? null : el("div", { class: "fact" }, el("span", { class: "k", text: "class" }), " ",
         el("a", { href: `/classes/${encodeURIComponent(d.action_class)}`, text: d.action_class }),
         d.class_level ? ` at ${d.class_level}` : "", d.level && d.level !== d.class_level ? `, this call: ${d.level}` : ""),
+      d.kind === "approved" ? fact("waits for its origin", `host ${d.origin_host}, workspace ${d.origin_workspace}`) : null,
       fact("rule", d.rule),
       ...(d.triggers || []).map((t) => fact(`trigger ${t.name}`, t.detail)),
       d.kind === "stopped" && !(d.triggers || []).length ? fact("why", d.summary) : null,
@@ -213,6 +229,16 @@
         el("button", { type: "button", class: "approve", text: "Approve", onclick: () => approveItem(d.id) }),
         el("button", { type: "button", class: "reject-open", text: "Reject…", onclick: () => askReason(d.id) }),
         rejectBox,
+      );
+    } else if (d.kind === "approved") {
+      // Decided already: only its origin runs it, so there is nothing to approve here; it can be withdrawn.
+      const reason = el("input", { name: "reason", required: true, placeholder: "why withdraw (required)", "aria-label": "reason" });
+      const withdrawBox = el("form", { class: "withdraw", hidden: true },
+        reason, el("button", { type: "submit", class: "danger", text: "Withdraw" }));
+      withdrawBox.addEventListener("submit", (ev) => { ev.preventDefault(); if (reason.value.trim()) withdrawItem(d.id, reason.value.trim()); });
+      actions.append(
+        el("button", { type: "button", class: "withdraw-open", text: "Withdraw…", onclick: () => askReason(d.id) }),
+        withdrawBox,
       );
     } else {
       const form = el("form", { class: "resolve" });
@@ -303,6 +329,16 @@
       let cursor = list.firstElementChild;
       for (const d of data.items) {
         const known = items.get(d.id);
+        if (known && known.data.kind !== d.kind) {
+          // Approved elsewhere for its origin: the same item, now waiting for its origin; redrawn.
+          const node = renderItem(d);
+          const atCursor = known.node === cursor;
+          known.node.replaceWith(node);
+          if (selected === d.id) node.classList.add("selected");
+          items.set(d.id, { data: d, node: node });
+          if (atCursor) cursor = node.nextElementSibling;
+          continue;
+        }
         if (known) {
           if (known.node === cursor) cursor = cursor.nextElementSibling;
           continue;
@@ -320,8 +356,10 @@
     if (!window.EventSource) { setInterval(refresh, 3000); return; }
     const source = new EventSource("/api/events");
     source.addEventListener("inbox", (ev) => {
-      const ids = JSON.parse(ev.data).ids;
-      const same = ids.length === items.size && ids.every((id) => items.has(id));
+      const data = JSON.parse(ev.data);
+      const ids = data.ids;
+      const approved = new Set(data.approved || []);
+      const same = ids.length === items.size && ids.every((id) => items.has(id) && (items.get(id).data.kind === "approved") === approved.has(id));
       if (!same) refresh();
     });
   }
