@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from .helpers import PgCluster
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -99,3 +101,25 @@ def test_sessions_lose_and_duplicate_nothing(results: tuple[dict[str, Any], Path
     assert c["window_size"] == c["window_distinct_recorded"] == 100
     assert c["ok"] is True
     assert ss["latency"]["n"] == 100
+
+
+def test_serve_writers_on_postgresql_and_sqlite_lose_and_duplicate_nothing(pg_cluster: PgCluster) -> None:
+    """`python -m bench.postgres --serve` at toy scale: real `ratchet serve` writers on each backend, and
+    the integrity counts the full run reports, each of which would show a lost or doubled action."""
+    argv = [sys.executable, "-m", "bench.postgres", "--url", pg_cluster.url(), "--serve", "--procs", "2"]
+    done = subprocess.run(
+        [*argv, "--actions", "10", "--no-round-trip", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = json.loads(done.stdout)["throughput"]
+    assert sorted(r["backend"] for r in runs) == ["postgresql", "sqlite"]
+    for r in runs:
+        assert r["processes"] == 2 and r["expected"] == r["recorded"] == r["answered"] == 20, r
+        zeros = ("lost", "duplicated", "answered_ids_duplicated", "left_running", "servers_left_running")
+        assert all(r[k] == 0 for k in (*zeros, "call_failures", "server_errors")), r
+        assert r["actions_per_s"] > 0 and r["p99_ms"] >= r["median_ms"] > 0, r
