@@ -77,6 +77,9 @@ def team(pg_url: str, workspace: Path, policies: Path, ratchet_bin: Path) -> Ite
         conn.execute(f"CREATE ROLE agent_{tag} LOGIN IN ROLE {groups[0]}")
         conn.execute(f"CREATE ROLE human_{tag} LOGIN IN ROLE {groups[1]}")
     t.agent, t.reviewer = as_user(pg_url, f"agent_{tag}"), as_user(pg_url, f"human_{tag}")
+    checked = t.cli("a", workspace, pg_url, "db", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"roles: agent role {groups[0]}, reviewer role {groups[1]}; guards on" in checked.stdout
     yield t
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for role in (f"agent_{tag}", f"human_{tag}"):
@@ -279,6 +282,23 @@ async def test_with_roles_two_agents_earn_a_shared_promotion_from_a_humans_appro
         # A class that climbed to confirm still drafts on the agent side: its answers are a reviewer's.
         later = await a.call_tool("write_file", {"path": "climb/4.txt", "content": "4\n"})
         assert later.structured_content is not None and later.structured_content["status"] == "draft"
+
+
+async def test_db_check_finds_a_guard_switched_off_and_a_table_never_granted(team: Team) -> None:
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        conn.execute("ALTER TABLE samples DISABLE TRIGGER ratchet_guard")
+        conn.execute("CREATE TABLE later_table (x int)")  # as a migration after `db roles` would
+    checked = team.cli("a", team.workspace, team.owner, "db", "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "no guard on samples; later_table not granted; run ratchet db roles again" in checked.stdout
+    again = team.cli(
+        "a", team.workspace, team.owner, "db", "roles", "--agent", team.groups[0], "--reviewer", team.groups[1]
+    )
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        conn.execute("DROP TABLE later_table")
+    checked = team.cli("a", team.workspace, team.owner, "db", "check")
+    assert checked.returncode == 0 and "guards on class_state" in checked.stdout, checked.stdout
 
 
 async def test_db_roles_needs_postgresql(workspace: Path, policies: Path, ratchet_bin: Path, tmp_path: Path) -> None:

@@ -692,6 +692,7 @@ async def cmd_db(args: argparse.Namespace) -> int:
             f"{result.database} ({result.backend}), schema version {result.schema_version}",
             *(f"  {table:<12} {n}" for table, n in result.rows.items()),
             f"chain: {result.chain}",
+            *([f"roles: {result.roles}"] if result.roles is not None else []),
         ),
     )
     return 0 if result.ok else 1

@@ -244,3 +244,32 @@ def may_review(conn: sqlite3.Connection) -> bool:
         return True
     row = conn.execute("SELECT has_table_privilege(current_user, 'reviews', 'INSERT')").fetchone()
     return bool(row[0])
+
+
+def state(conn: sqlite3.Connection) -> tuple[str, bool] | None:
+    """What `ratchet db check` says of the roles, and whether that is sound: None on SQLite; not set up;
+    or set up, with any guard missing or switched off and any table the roles were never granted (a
+    migration after `db roles`), which `ratchet db roles` run again puts right."""
+    if not isinstance(conn, postgres.Connection):
+        return None
+    if conn.execute("SELECT to_regclass('ratchet_roles') IS NULL").fetchone()[0]:
+        return "not set up (ratchet db roles): any login that can connect may write anything", True
+    agent, reviewer = conn.execute("SELECT agent, reviewer FROM ratchet_roles").fetchone()
+    guarded = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = "
+            "'ratchet_guard' AND t.tgenabled <> 'D' AND c.relnamespace = current_schema()::regnamespace"
+        ).fetchall()
+    }
+    problems = [f"no guard on {table}" for table in GUARDED if table not in guarded]
+    ungranted = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+        "AND NOT has_table_privilege(?, format('%I.%I', schemaname, tablename), 'SELECT') ORDER BY tablename",
+        (agent,),
+    ).fetchall()
+    problems += [f"{r[0]} not granted" for r in ungranted]
+    line = f"agent role {agent}, reviewer role {reviewer}"
+    if problems:
+        return f"{line}: {'; '.join(problems)}; run ratchet db roles again as the owner", False
+    return f"{line}; guards on {', '.join(GUARDED)}", True

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ratchet.errors import StoreError
-from ratchet.record import chain, pg_schema, postgres
+from ratchet.record import chain, pg_schema, postgres, roles
 from ratchet.record import store as sqlite_store
 
 # Tables that hold history: a target holding any of their rows is not empty.
@@ -34,6 +34,7 @@ class DbCheck:
     chain: str
     head: str
     ok: bool
+    roles: str | None = None  # PostgreSQL: the agent and reviewer roles (record/roles.py), or that there are none
 
 
 def tables(conn: Any) -> list[str]:
@@ -72,7 +73,10 @@ def check(conn: Any, database: str) -> DbCheck:
     counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables(conn)}
     verified = chain.verify(conn)
     backend = "sqlite" if isinstance(conn, sqlite3.Connection) else "postgresql"
-    return DbCheck(database, backend, schema_version(conn), counts, verified.line(), verified.head, verified.ok)
+    found = roles.state(conn)
+    line, sound = found if found is not None else (None, True)
+    ok = verified.ok and sound
+    return DbCheck(database, backend, schema_version(conn), counts, verified.line(), verified.head, ok, line)
 
 
 @dataclass(frozen=True)
