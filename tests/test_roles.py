@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -28,7 +28,7 @@ from ratchet.record import actions
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl, Store
 
-from .helpers import console_env, db_rows, draft, intent_row, ratchet_argv, stdio_params
+from .helpers import Claude, console_env, db_rows, draft, intent_row, ratchet_argv, stdio_params
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -306,3 +306,17 @@ async def test_db_roles_needs_postgresql(workspace: Path, policies: Path, ratche
     db.touch()
     done = Team("", "", "", ("", ""), workspace, policies, ratchet_bin).cli("a", workspace, str(db), "db", "roles")
     assert done.returncode != 0 and "needs a PostgreSQL record" in done.stderr, done.stderr
+
+
+async def test_a_claude_code_hook_with_the_agent_role_drafts_what_it_would_ask(team: Team) -> None:
+    """Claude Code's hook acting for the agent, with the agent role: Claude's own dialog is an answer the
+    agent side cannot record, so the hook never asks; what it allows runs and is recorded."""
+    claude = Claude(team.ratchet_bin, team.workspace, team.policies, cast(Path, team.agent))
+    allowed, call = claude.write("auto/x.txt", "x\n")
+    assert allowed is not None and allowed["permissionDecision"] == "allow", allowed
+    claude.post("Write", call)
+    asked, _ = claude.write("ask/y.txt", "y\n")
+    assert asked is not None and asked["permissionDecision"] == "deny", asked
+    assert "reviewer-side" in asked["permissionDecisionReason"], asked
+    rows = db_rows(team.owner, "SELECT target, status FROM actions ORDER BY id")
+    assert rows == [("auto/x.txt", "executed"), ("ask/y.txt", "draft")], rows
