@@ -133,7 +133,7 @@ class ActionFacts:
     created_at: float
     decided_at: float | None  # when the human decided (reviewed dispositions only)
     review_seconds: float | None
-    diff_lines: int
+    diff_lines: int  # counted for approvals, which the reading rule judges; 0 for the rest
     complaint_times: tuple[float, ...] = ()
     resolved_at: float | None = None  # a human answered the blocked action's escalation packet
     evidence: str | None = None  # counted | unverified | unanswered (rules/provenance.py), None: no answer
@@ -330,7 +330,8 @@ def facts_of(record: PeriodRecord) -> list[ActionFacts]:
                 created_at=r.created_at,
                 decided_at=r.settled_at if kind in HUMAN_DECISIONS else None,
                 review_seconds=r.review_seconds,
-                diff_lines=diff_lines(r.preview, r.hidden_lines),
+                # Only an approval is judged by the reading rule: the others' previews need not be read.
+                diff_lines=diff_lines(r.preview, r.hidden_lines) if kind == "approved" else 0,
                 complaint_times=tuple(c.at for c in record.complaints.get(r.id, ())),
                 resolved_at=r.resolved_at if kind == "blocked" else None,
                 evidence=r.evidence,

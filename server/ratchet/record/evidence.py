@@ -7,11 +7,13 @@ writes or parses SQL. Nothing here writes.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import Store
@@ -29,6 +31,9 @@ _ACTION_COLUMNS = (
     "finished_at, reviewer, review_seconds, review_note, review_channel, evidence, edited, resolution, "
     "resolution_note, resolved_at, subject_json, level_transition, hidden_lines"
 )
+# The names of those columns, in order: a period's rows are read by position (a name lookup on a row
+# scans its columns, and a period holds a hundred thousand rows of thirty-three).
+_ACTION_NAMES = tuple(part.rsplit(" AS ", 1)[-1].strip() for part in re.split(r",\s*(?![^()]*\))", _ACTION_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class ActionRecord:
     class_level: str
     level: str
     route: str
-    triggers: list[dict[str, Any]]
+    triggers_json: str
     flagged: bool
     status: str
     sample: str | None
@@ -66,8 +71,20 @@ class ActionRecord:
     resolution: str | None
     resolution_note: str | None
     resolved_at: float | None
-    subject: dict[str, Any] | None  # what the matcher saw (None: refused before the gate, or a schema v1 row)
+    subject_json: str | None
     level_transition: int | None
+
+    # Parsed when read (most views never read them): a cached_property writes past the frozen dataclass.
+    @functools.cached_property
+    def triggers(self) -> list[dict[str, Any]]:
+        """The triggers that lowered or flagged the call, as recorded."""
+        found: list[dict[str, Any]] = json.loads(self.triggers_json)
+        return found
+
+    @functools.cached_property
+    def subject(self) -> dict[str, Any] | None:
+        """What the matcher saw (None: refused before the gate, or a schema v1 row)."""
+        return None if self.subject_json is None else cast("dict[str, Any]", json.loads(self.subject_json))
 
     @property
     def settled_at(self) -> float:
@@ -132,40 +149,41 @@ class History:
 
 
 def _action(row: sqlite3.Row) -> ActionRecord:
+    r = dict(zip(_ACTION_NAMES, row, strict=True))
     return ActionRecord(
-        id=int(row["id"]),
-        session_id=row["session_id"],
-        created_at=float(row["created_at"]),
-        tool=row["tool"],
-        target=row["target"],
-        action_class=row["class"],
-        evidence_class=row["judged"],
-        rule=row["rule"],
-        policy=row["policy"],
-        preview=row["preview"],
-        hidden_lines=int(row["hidden_lines"]),
-        intent=row["intent"],
-        confidence=row["confidence"],
-        class_level=row["class_level"],
-        level=row["level"],
-        route=row["route"],
-        triggers=json.loads(row["triggers_json"]),
-        flagged=bool(row["flagged"]),
-        status=row["status"],
-        sample=row["sample"],
-        error=row["error"],
-        finished_at=row["finished_at"],
-        reviewer=row["reviewer"],
-        review_seconds=row["review_seconds"],
-        review_note=row["review_note"],
-        review_channel=row["review_channel"],
-        evidence=row["evidence"],
-        edited=bool(row["edited"]),
-        resolution=row["resolution"],
-        resolution_note=row["resolution_note"],
-        resolved_at=row["resolved_at"],
-        subject=None if row["subject_json"] is None else json.loads(row["subject_json"]),
-        level_transition=row["level_transition"],
+        id=int(r["id"]),
+        session_id=r["session_id"],
+        created_at=float(r["created_at"]),
+        tool=r["tool"],
+        target=r["target"],
+        action_class=r["class"],
+        evidence_class=r["judged"],
+        rule=r["rule"],
+        policy=r["policy"],
+        preview=r["preview"],
+        hidden_lines=int(r["hidden_lines"]),
+        intent=r["intent"],
+        confidence=r["confidence"],
+        class_level=r["class_level"],
+        level=r["level"],
+        route=r["route"],
+        triggers_json=r["triggers_json"],
+        flagged=bool(r["flagged"]),
+        status=r["status"],
+        sample=r["sample"],
+        error=r["error"],
+        finished_at=r["finished_at"],
+        reviewer=r["reviewer"],
+        review_seconds=r["review_seconds"],
+        review_note=r["review_note"],
+        review_channel=r["review_channel"],
+        evidence=r["evidence"],
+        edited=bool(r["edited"]),
+        resolution=r["resolution"],
+        resolution_note=r["resolution_note"],
+        resolved_at=r["resolved_at"],
+        subject_json=r["subject_json"],
+        level_transition=r["level_transition"],
     )
 
 
