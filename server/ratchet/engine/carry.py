@@ -16,9 +16,8 @@ from typing import Any, cast
 
 import anyio
 
-from ratchet import repository
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
-from ratchet.engine.origin import this_host
+from ratchet.engine.origin import Origin
 from ratchet.engine.verify import Verifier, failure_text, view
 from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
@@ -54,7 +53,8 @@ class Carrier:
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
         self.verifier = Verifier(setting)
-        self.host = this_host()  # where this process records its calls as made (engine/origin.py)
+        # Where this process records its calls as made (engine/origin.py), read once: not on every call.
+        self.origin = Origin.of(setting)
         # Undoes an action a failing check judged (`undo_on_failure`): the human side's undo, set by the
         # engine once it has one (engine/undo.py), returning the line the agent reads.
         self.undo_failed: Callable[[int, str], Awaitable[str]] | None = None
@@ -388,7 +388,7 @@ class Carrier:
         dead = [
             row
             for row in rows
-            if row["origin_host"] in (None, self.host) and row["pid"] != me and not process_alive(row["pid"])
+            if row["origin_host"] in (None, self.origin.host) and row["pid"] != me and not process_alive(row["pid"])
         ]
         if not dead:
             return
@@ -436,9 +436,9 @@ class Carrier:
             evidence_class=ev.side_effect_cls.name if ev.side_effect_cls else None,
             hidden_lines=p.hidden_lines,
             recorded_by=self.setting.identity,
-            origin_host=self.host,
-            origin_workspace=str(self.setting.workspace.root),
-            origin_repo=repository.of_workspace(self.setting.workspace.root),
+            origin_host=self.origin.host,
+            origin_workspace=self.origin.workspace,
+            origin_repo=self.origin.repo,
         )
 
     def outcome(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import time
@@ -132,12 +131,8 @@ class Views:
         return [self.draft_view(r, undone.get(int(r["id"]))) for r in rows]
 
     async def checked_filter(self, scope: ActionFilter) -> ActionFilter:
-        """`scope` with the parts no recorded action matches named in its `unknown` (an unknown person,
-        workspace or repository is said, not only shown as nothing)."""
-        if not scope.active:
-            return scope
-        unknown = await self.setting.store.call(lambda c: filters.unmatched(c, scope))
-        return dataclasses.replace(scope, unknown=unknown)
+        """`scope` with the parts no recorded action matches named (record/filters.py `checked`)."""
+        return await self.setting.store.call(lambda c: filters.checked(c, scope))
 
     async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Recorded transitions with their evidence, newest first."""

@@ -42,7 +42,7 @@ import statistics
 import textwrap
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,7 @@ from ratchet.record import evidence as recorded
 from ratchet.record import undos as recorded_undos
 from ratchet.record.checks import verified_shares
 from ratchet.record.evidence import PeriodRecord
-from ratchet.record.filters import EVERYTHING, ActionFilter, unmatched
+from ratchet.record.filters import EVERYTHING, ActionFilter, checked
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
 from ratchet.rules.provenance import diff_lines as diff_lines  # re-exported: the rule's one home is rules/provenance.py
@@ -377,7 +377,7 @@ async def class_metrics(
     start, end = period_bounds(since, until, now)
     report = summarize(await load_facts(store, start, end, action_class, scope), start, end)
     if scope.active:
-        report.filter = replace(scope, unknown=await store.call(lambda conn: unmatched(conn, scope)))
+        report.filter = await store.call(lambda conn: checked(conn, scope))
     found = await store.call(lambda conn: recorded_undos.figures(conn, start, end, scope))
     report.undos = [
         UndoRate(

@@ -10,7 +10,7 @@ recorded before its column existed has NULL there and matches no filter on it.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # Each part of a filter: its field, the column it matches, and how a line names it.
@@ -76,6 +76,12 @@ class ActionFilter:
 
 
 EVERYTHING = ActionFilter()
+
+
+def checked(conn: sqlite3.Connection, scope: ActionFilter) -> ActionFilter:
+    """`scope` with the parts no recorded action matches named in its `unknown` (an unknown person,
+    workspace or repository is said, not only shown as nothing); `scope` itself without a filter."""
+    return replace(scope, unknown=unmatched(conn, scope)) if scope.active else scope
 
 
 def unmatched(conn: sqlite3.Connection, scope: ActionFilter) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import Level
 from ratchet.record import postgres
+from ratchet.record.lifecycle import Status
 
 DEFAULT_AGENT = "ratchet_agent"
 DEFAULT_REVIEWER = "ratchet_reviewer"
@@ -69,6 +70,7 @@ def _guards(schema: str) -> list[str]:
     path = f"SET search_path = {schema}, pg_temp"  # a temporary table cannot stand in for the record's
     top = Level.AUTONOMOUS.label
     kinds = ", ".join(f"'{k}'" for k in AGENT_KINDS)
+    approval = f"'{Status.APPROVED.value}', '{Status.APPROVING.value}'"  # a human's approval, and its claim
     ranks = " ".join(f"WHEN '{level.label}' THEN {int(level)}" for level in Level)  # an unknown level ranks highest
     refuse = "RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = "
     return [
@@ -136,13 +138,13 @@ def _guards(schema: str) -> list[str]:
         BEGIN
             IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
             IF TG_OP = 'INSERT' THEN
-                IF NEW.status IN ('approved', 'approving') OR NEW.approval_json IS NOT NULL
+                IF NEW.status IN ({approval}) OR NEW.approval_json IS NOT NULL
                         OR NEW.reviewed_by IS NOT NULL OR NEW.resolved_at IS NOT NULL THEN
                     {refuse} 'ratchet: the agent role cannot record an action as approved or answered';
                 END IF;
                 RETURN NEW;
             END IF;
-            IF NEW.status IN ('approved', 'approving') AND NEW.status IS DISTINCT FROM OLD.status THEN
+            IF NEW.status IN ({approval}) AND NEW.status IS DISTINCT FROM OLD.status THEN
                 {refuse} format('ratchet: the agent role cannot approve action %s; a human approves it with '
                     'ratchet approve (the reviewer role)', NEW.id);
             END IF;

@@ -20,7 +20,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -344,26 +344,26 @@ async def approve(request: Request) -> Response:
     return JSONResponse(result, status_code=200 if done else 422)
 
 
-async def withdraw(request: Request) -> Response:
+async def _with_reason(
+    request: Request, one: Callable[[State, int, str | None, str], Awaitable[dict[str, Any]]]
+) -> Response:
+    """A draft answered with a required reason (`reject_one`, `withdraw_one`)."""
     state, data = _state(request), await _body(request)
     try:
         reason = _text(data, "reason", required=True)
         assert reason is not None
-        result = await withdraw_one(state, int(request.path_params["id"]), _view_of(data), reason)
+        result = await one(state, int(request.path_params["id"]), _view_of(data), reason)
     except RatchetError as exc:
         return _error(exc)
     return JSONResponse(result)
+
+
+async def withdraw(request: Request) -> Response:
+    return await _with_reason(request, withdraw_one)
 
 
 async def reject(request: Request) -> Response:
-    state, data = _state(request), await _body(request)
-    try:
-        reason = _text(data, "reason", required=True)
-        assert reason is not None
-        result = await reject_one(state, int(request.path_params["id"]), _view_of(data), reason)
-    except RatchetError as exc:
-        return _error(exc)
-    return JSONResponse(result)
+    return await _with_reason(request, reject_one)
 
 
 async def bulk(request: Request) -> Response:
