@@ -834,6 +834,13 @@ async def cmd_install(args: argparse.Namespace) -> int:
             f"workspace {workspace} does not exist: the client would serve a directory that is not there; "
             "create it, or pass your project's directory as --workspace"
         )
+    if args.check:
+        if args.client != "claude-code" or args.apply:
+            raise UsageError("--check applies to claude-code only, without --apply")
+        findings = install.check_claude_code(workspace, scope=args.scope or "project")
+        report = {"checks": [{"ok": f.ok, "what": f.what} for f in findings], "ok": all(f.ok for f in findings)}
+        emit(args, report, lambda: install.render_check(findings))
+        return 0 if report["ok"] else 1
     if args.client == "claude-code":
         plan = install.plan_claude_code(
             workspace,
@@ -842,6 +849,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
             policies=args.policies,
             db=args.db,
             deny_builtins=args.deny_builtins,
+            hook_path=args.hook_path,
         )
     elif args.client == "codex":
         project = workspace / ".codex" / "config.toml" if args.scope == "project" else None
@@ -1135,6 +1143,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--deny-builtins",
         action="store_true",
         help="claude-code: deny Bash/Write/Edit/MultiEdit/NotebookEdit in permissions instead of hooking them",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="claude-code: report whether this project's hooks are present and fail closed, the sandbox is on and "
+        "can start, Ratchet's tools are allowed, and which hook path is in use (exit 1 when a check fails)",
+    )
+    p.add_argument(
+        "--hook-path",
+        choices=["auto", "mcp", "command"],
+        default="auto",
+        help="claude-code: mcp (hooks answered by the running Ratchet server), command (a `ratchet hook` process "
+        "per event), or auto (the default: mcp where the installed Claude Code can fail closed)",
     )
     p.add_argument(
         "--command",

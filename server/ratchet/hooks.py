@@ -58,6 +58,15 @@ question to a person (its `canUseTool` callback); `=0` forces unattended. If an 
 and the transcript's tool_result is this module's own `ask` reason (which no human decline produces:
 Claude Code's decline text is its own), the call is settled as `unanswered`: no sample, no streak.
 
+Auto mode (`permission_mode: "auto"` in the event): Claude Code's classifier model decides the
+permission prompts nobody else decides. Found in Claude Code 2.1.337, interactive: a hook's `ask` is
+still put to the person at the terminal and the classifier is not consulted; `claude -p` denies it.
+Claude Code's documentation does not promise that for every version, so an answer to an `ask` given
+while the session is in auto mode is recorded under its own channel, `auto-mode`: the call runs when
+approved, but its success is never a sample, and a decline is no person's evidence. PermissionDenied
+(the classifier denied a call) is `unanswered`. Switch the session to default mode (Shift+Tab) for
+answers that count.
+
 No MCP import here, and the engine is imported only once a governed event needs it.
 """
 
@@ -108,6 +117,9 @@ class HookOptions:
     deadline_s: float = DEFAULT_DEADLINE_S
     # A long-lived process (the resident hook server) keeps loaded policies while their files are unchanged.
     policies_cache: PolicyCache | None = None
+    # An engine already open on the workspace (Ratchet's MCP server answering `mcp_tool` hooks): each event
+    # acts in the client's session over its database and policy, which are not closed after the event.
+    shared: Engine | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,10 @@ def _session(event: dict[str, Any]) -> str:
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     from ratchet.engine import Engine
 
+    if options.shared is not None:
+        engine = options.shared.for_session(_session(event))
+        await engine.store.start_session(engine.session_id, CLIENT)
+        return engine
     cache = options.policies_cache
     return await Engine.open(
         _workspace(event, options),
@@ -223,6 +239,11 @@ async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     )
 
 
+async def _close(engine: Engine, options: HookOptions) -> None:
+    if options.shared is None:
+        await engine.close()
+
+
 # -- PreToolUse --------------------------------------------------------------------------------
 
 
@@ -231,7 +252,7 @@ async def _pre_tool_use(event: dict[str, Any], options: HookOptions, attended: b
     try:
         return await _decide_event(engine, event, attended=attended)
     finally:
-        await engine.close()
+        await _close(engine, options)
 
 
 async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
@@ -289,7 +310,11 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
             f"{n}` and approves it with `ratchet approve {n}` (or review_drafts in the chat), which makes "
             f"exactly this change. Carry on with other work; get_draft({n}) shows its state.",
         )
-    return _decision("deny", f"Ratchet stopped this call; nothing was run. Do not retry it.\n\n{outcome.message}")
+    return _decision(
+        "deny",
+        f"Ratchet stopped this call ({why}); nothing was run. Do not retry it or do the same another way: call "
+        f"get_handoff({outcome.action_id}, wait_s=...) for the human's answer.\n\n{outcome.message}",
+    )
 
 
 def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
@@ -424,6 +449,8 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
     interrupted = isinstance(response, dict) and response.get("interrupted") is True
     ran = name != "PermissionDenied"
     ok = name == "PostToolUse" and not interrupted
+    # PermissionDenied fires only when auto mode's classifier denied the call: nobody's answer.
+    answered = name != "PermissionDenied"
     engine = await _open(event, options)
     try:
         # Bound to its call: only this session's waiting call of the same tool with this id is settled.
@@ -436,9 +463,11 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
                 file=sys.stderr,
             )
             return
-        await engine.record_external_outcome(tool_use_id, ran=ran, ok=ok, external_tool=tool)
+        await engine.record_external_outcome(
+            tool_use_id, ran=ran, ok=ok, answered=answered, external_tool=tool, channel=answer_channel(event)
+        )
     finally:
-        await engine.close()
+        await _close(engine, options)
 
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
@@ -458,10 +487,24 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
         for external_id, found in sorted(transcript_answers(Path(path), waiting).items()):
             # Timed to the result's own moment in the transcript, not to this later event.
             await engine.record_external_outcome(
-                external_id, ran=False, ok=False, answered=found.answered, answered_at=found.at
+                external_id,
+                ran=False,
+                ok=False,
+                answered=found.answered,
+                answered_at=found.at,
+                channel=answer_channel(event),
             )
     finally:
-        await engine.close()
+        await _close(engine, options)
+
+
+def answer_channel(event: dict[str, Any]) -> str:
+    """Where an asked call's answer came from: Claude Code's dialog (`hook-dialog`), or, when the session
+    is in auto mode, `auto-mode`: the client's classifier may answer permission prompts there, so the
+    answer is recorded as what it may be and never as a person's evidence."""
+    from ratchet.rules.provenance import AUTO_MODE
+
+    return AUTO_MODE if event.get("permission_mode") == "auto" else "hook-dialog"
 
 
 def answered_in_transcript(path: Path, ids: set[str]) -> set[str]:

@@ -7,7 +7,11 @@ Every approval or decline of a confirmation or a draft records its *channel*:
   client answered, not that a human did: a client may answer by itself (Codex headless declines
   within a millisecond) or accept everything it is asked;
 - `hook-dialog`: a client's own permission dialog, seen through its hook (Claude Code's `ask`);
-- `web`: reserved for a review page.
+- `web`: reserved for a review page;
+- `auto-mode`: Claude Code's dialog while the session was in auto mode, where the client's own
+  classifier model may answer permission prompts: it runs what was approved, but Ratchet cannot
+  tell a person's answer from the classifier's, so an approval is `unverified` and a decline is
+  `unanswered` (never a person's evidence, never a promotion).
 
 and its *review time* in seconds:
 
@@ -58,7 +62,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CHANNELS = ("cli", "elicitation", "hook-dialog", "web")
+CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "auto-mode")
+AUTO_MODE = "auto-mode"  # a client classifier may have answered: never a person's evidence
 COUNTED, UNVERIFIED, UNANSWERED = "counted", "unverified", "unanswered"
 EVIDENCE = (COUNTED, UNVERIFIED, UNANSWERED)
 PROMOTION_EVIDENCE = ("any", "cli")
@@ -120,6 +125,8 @@ def assess(
     """The evidence an answer gives: `counted`, `unverified` or `unanswered` (see the module docstring)."""
     if dismissed:
         return UNANSWERED
+    if channel == AUTO_MODE:
+        return UNVERIFIED if accepted else UNANSWERED
     if channel == "cli":
         return COUNTED  # the human's own terminal, which the agent cannot reach; its time is queue time
     if channel == "hook-dialog":
