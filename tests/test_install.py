@@ -40,6 +40,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _install(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    if args[:1] == ("claude-code",) and "--hook-path" not in args and "--check" not in args:
+        # These tests hold the command-hook path; the mcp_tool path has its own (test_claude_code_real.py).
+        args = (*args, "--hook-path", "command")
     code = main(["install", *args])
     out = capsys.readouterr()
     return code, out.out + out.err
@@ -413,7 +416,9 @@ def _console(ratchet_bin: Path, home: Path, cwd: Path, *argv: str) -> subprocess
 def test_the_client_gets_an_absolute_command_even_with_ratchet_on_path(
     ratchet_bin: Path, home: Path, workspace: Path
 ) -> None:
-    done = _console(ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply")
+    done = _console(
+        ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply", "--hook-path", "command"
+    )
     assert done.returncode == 0, done.stderr
     server = json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["ratchet"]
     assert server["command"] == str(ratchet_bin) and Path(server["command"]).is_absolute()

@@ -353,14 +353,16 @@ def mcp_tool_hook(event: str) -> dict[str, Any]:
     """The `mcp_tool` hook entry that sends `event` to Ratchet's running server."""
     fields = HOOK_TOOL_FIELDS if event in TOOL_EVENTS else HOOK_TOOL_FIELDS[:5]
     fields = (*fields, *OUTCOME_FIELDS.get(event, ()))
-    return {
+    hook: dict[str, Any] = {
         "type": "mcp_tool",
         "server": SERVER_NAME,
         "tool": HOOK_TOOL,
         "input": {f: "${" + f + "}" for f in fields},
         "timeout": HOOK_TIMEOUT_S,
-        "onFailure": "block",
     }
+    if event in TOOL_EVENTS:
+        hook["onFailure"] = "block"  # settling events block nothing (and SessionEnd races the server's exit)
+    return hook
 
 
 def _without_ours(groups: list[Any]) -> tuple[list[Any], int | None]:
@@ -515,7 +517,7 @@ def plan_claude_code(
         # The hook tool is Claude Code's, not the model's: denied, it leaves the model's tool list while the
         # hook still calls it (and the server answers only the hook's calls anyway).
         deny_rules = _list(_table(data, "permissions", settings_file), "deny", settings_file)
-        if HOOK_TOOL_RULE not in deny_rules:
+        if use_mcp and not deny_builtins and HOOK_TOOL_RULE not in deny_rules:
             deny_rules.append(HOOK_TOOL_RULE)
         if deny_builtins:
             deny = _list(_table(data, "permissions", settings_file), "deny", settings_file)
