@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +285,158 @@ def test_a_hook_that_times_out_blocks_the_call(
     assert "timed out" in transcript and 'onFailure is \\"block\\"' in transcript, transcript[-2000:]
     assert not (ws / "auto/late.md").exists()
     assert shutil.which("true")  # the machine is fine: it was the hook's time that ran out
+
+
+# -- the interactive client, in tmux: what a person sees ------------------------------------------
+
+
+class Screen:
+    """The interactive Claude Code in a tmux session of its own (200x50), against the scripted model."""
+
+    def __init__(self, name: str, ws: Path, home: Path, model: FakeModel, *extra: str) -> None:
+        if shutil.which("tmux") is None:
+            if os.environ.get("CI"):
+                pytest.fail("tmux is not installed (.ci/run installs it)")
+            pytest.skip("tmux is not installed")
+        seeded = json.loads((home / ".claude.json").read_text())
+        seeded.update(
+            {
+                "hasCompletedOnboarding": True,
+                "theme": "dark",
+                "numStartups": 5,
+                "customApiKeyResponses": {"approved": ["sk-ant-dummy"[-20:]], "rejected": []},
+            }
+        )
+        seeded["projects"][str(ws)].update({"hasCompletedProjectOnboarding": True, "disabledMcpjsonServers": []})
+        (home / ".claude.json").write_text(json.dumps(seeded))
+        self.name = f"{name}-{os.getpid()}"
+        env = {
+            "PATH": f"{_node_dir()}:{os.environ['PATH']}",
+            "HOME": str(home),
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{model.port}",
+            "ANTHROPIC_API_KEY": "sk-ant-dummy",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "RATCHET_HOOK_SERVER": "off",
+        }
+        argv = [str(_client_dir() / ".bin" / "claude"), "--model", MODEL, *extra]
+        command = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, argv)])
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", "200", "-y", "50", "-c", str(ws), command],
+            check=True,
+            timeout=30,
+        )
+
+    def text(self) -> str:
+        done = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True, timeout=30, check=False
+        )
+        return done.stdout
+
+    def wait(self, pattern: str, seconds: float = 60) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            screen = self.text()
+            if re.search(pattern, screen):
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"no /{pattern}/ on screen after {seconds:g}s:\n{self.text()}")
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True, timeout=30)
+            time.sleep(0.4)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True, timeout=30)
+        time.sleep(0.3)
+        self.keys("Enter")
+
+    def stop(self) -> None:
+        """End the session and every process in it (Claude Code and the Ratchet server it started)."""
+        done = subprocess.run(
+            ["tmux", "list-panes", "-t", self.name, "-F", "#{pane_pid}"], capture_output=True, text=True, check=False
+        )
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True, check=False, timeout=30)
+        for pid in done.stdout.split():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pid), signal.SIGKILL)
+
+
+def test_the_added_lines_are_on_the_screen_of_the_confirm_form_and_of_review_drafts(
+    project: tuple[Path, Path, Path], ratchet_bin: Path, tmp_path: Path
+) -> None:
+    ws, policies, db = project
+    home = tmp_path / "home"
+    install(ratchet_bin, ws, policies, db)
+    lines = ["alpha: the first added line", "beta: the second added line", "gamma: the third added line"]
+    content = "".join(f"{line}\n" for line in lines)
+    draft = ["delta: a drafted line", "epsilon: another drafted line", "zeta: the last drafted line"]
+    script = [
+        {"name": "mcp__ratchet__write_file", "input": {"path": "ask/x.md", "content": content}},
+        {"name": "mcp__ratchet__write_file", "input": {"path": "queue/y.md", "content": "".join(f"{d}\n" for d in draft)}},
+        {"name": "mcp__ratchet__review_drafts", "input": {}},
+        {"text": "done"},
+    ]
+    model = FakeModel(tmp_path / "model", script)
+    screen = Screen("confirm", ws, home, model)
+    try:
+        screen.wait(r"❯", 60)
+        screen.type("add a page")
+        form = screen.wait(r"Apply this change\?", 90)
+        for line in lines:
+            assert f"+{line}" in form, form  # on screen, without expanding anything
+        screen.keys("Space", "Down", "Enter")  # tick Apply, then Accept
+        review = screen.wait(r"Your decision", 90)
+        for line in draft:
+            assert f"+{line}" in review, review
+        screen.keys("Escape")  # leave it queued
+        screen.wait(r"done", 90)
+    finally:
+        screen.stop()
+        model.stop()
+    assert (ws / "ask/x.md").read_text() == content
+    assert not (ws / "queue/y.md").exists()
+
+
+def test_an_answer_given_in_auto_mode_is_recorded_as_such_and_does_not_promote(
+    project: tuple[Path, Path, Path], ratchet_bin: Path, tmp_path: Path
+) -> None:
+    """Interactive auto mode: Ratchet's `ask` is put to the person (2.1.337 does not hand it to its
+    classifier), but Ratchet cannot know that for every version: the approvals run, are recorded under
+    `auto-mode` as unverified, and the class does not move (three such approvals in default mode promote it)."""
+    ws, policies, db = project
+    home = tmp_path / "home"
+    install(ratchet_bin, ws, policies, db)
+    (ws / "climb").mkdir()
+    script: list[Any] = [
+        {"name": "Write", "input": {"file_path": str(ws / f"climb/c{i}.md"), "content": f"{i}\n"}} for i in range(3)
+    ]
+    model = FakeModel(tmp_path / "model", [*script, {"text": "done"}])
+    screen = Screen("auto", ws, home, model, "--permission-mode", "auto")
+    try:
+        screen.wait(r"❯", 60)
+        screen.type("write three pages")
+        for i in range(3):
+            asked = screen.wait(rf"Ratchet asks: Write climb/c{i}\.md", 90)
+            assert "Do you want" in asked, asked
+            screen.keys("Enter")  # 1. Yes
+            deadline = time.monotonic() + 60
+            while not (ws / f"climb/c{i}.md").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        screen.wait(r"done", 90)
+    finally:
+        screen.stop()
+        model.stop()
+    written = [r for r in rows(db) if r["class"] == "climb"]
+    assert [(r["status"], r["review_channel"], r["evidence"], r["sample"]) for r in written] == [
+        ("executed", "auto-mode", "unverified", None)
+    ] * 3
+    con = sqlite3.connect(db)
+    try:
+        level = con.execute("SELECT level FROM class_state WHERE name = 'climb'").fetchone()
+        moves = con.execute("SELECT COUNT(*) FROM transitions WHERE class = 'climb'").fetchone()
+    finally:
+        con.close()
+    assert (level[0], moves[0]) == ("confirm", 0)
