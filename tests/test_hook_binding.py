@@ -76,7 +76,8 @@ def test_an_outcome_for_another_tool_settles_nothing(alice: Claude) -> None:
     # The right tool settles each.
     alice.post("Write", asked, name="PermissionDenied", reason="auto mode denied it")
     alice.post("Bash", allowed)
-    assert (_row(alice, asked)["status"], _row(alice, asked)["sample"]) == ("declined", "failure")
+    # Auto mode's classifier denied it: settled, as no person's answer (`unanswered`, no sample).
+    assert (_row(alice, asked)["status"], _row(alice, asked)["sample"]) == ("unanswered", None)
     assert _row(alice, allowed)["status"] == "executed"
 
 
@@ -104,11 +105,11 @@ def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, 
         assert _decided(claude.send(ev)) == "ask"
     mallory.post("Write", same, name="PermissionDenied", reason="denied")
     rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
-    assert (rows["climb/m.txt"]["status"], rows["climb/m.txt"]["session_id"]) == ("declined", "claude-mallory")
+    assert (rows["climb/m.txt"]["status"], rows["climb/m.txt"]["session_id"]) == ("unanswered", "claude-mallory")
     assert rows["climb/a.txt"]["status"] == "asked"  # alice's newer call with that id is untouched
     alice.post("Write", same)
     rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
-    assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "declined"
+    assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "unanswered"
 
 
 def _rejection(tool_use_id: str) -> str:
