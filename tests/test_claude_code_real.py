@@ -375,7 +375,10 @@ def test_the_added_lines_are_on_the_screen_of_the_confirm_form_and_of_review_dra
     draft = ["delta: a drafted line", "epsilon: another drafted line", "zeta: the last drafted line"]
     script = [
         {"name": "mcp__ratchet__write_file", "input": {"path": "ask/x.md", "content": content}},
-        {"name": "mcp__ratchet__write_file", "input": {"path": "queue/y.md", "content": "".join(f"{d}\n" for d in draft)}},
+        {
+            "name": "mcp__ratchet__write_file",
+            "input": {"path": "queue/y.md", "content": "".join(f"{d}\n" for d in draft)},
+        },
         {"name": "mcp__ratchet__review_drafts", "input": {}},
         {"text": "done"},
     ]
