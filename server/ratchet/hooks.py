@@ -35,8 +35,13 @@ source (services/tools/toolExecution.ts, toolHooks.ts, hooks/useCanUseTool.tsx):
   is_interrupt) one that failed; both run before the tool's result enters the transcript.
 - PermissionDenied (adds reason) fires only after auto mode's classifier denied a call.
 - A command hook that exits 0 is read from stdout; exit 2 blocks (stderr is the reason); any other
-  exit, or a timeout, is a non-blocking error and the call goes ahead. That is why `ratchet install`
-  runs the PreToolUse command as `... || exit 2`, and why this module answers within a deadline.
+  exit, or a timeout, is a non-blocking error and the call goes ahead, unless the hook entry says
+  `onFailure: "block"` (Claude Code 2.1.295 and later; `ratchet install` writes it wherever the
+  version has it). That is why `ratchet install` also runs the PreToolUse command as `... || exit 2`,
+  and why this module answers within a deadline.
+- The same events reach `claude_code` through Ratchet's MCP server when the hooks are of type
+  `mcp_tool` (mcp_server.claude_code_hook): the event's fields as the tool's arguments, the answer
+  as the tool's text (`{}` for none), decided with the server's open engine (`HookOptions.shared`).
 
 An outcome event is bound to its call: it settles only the waiting call of the same session, the same
 tool and the same tool_use_id; one that names another session's call or another tool settles nothing
@@ -97,8 +102,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DEADLINE_S = 20.0
 # The hook process's own hard limit: at this point it prints a deny and exits, whatever it is doing.
-# Claude Code lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S, 60 s), so both
-# limits sit well inside it.
+# A Claude Code without onFailure lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S,
+# 60 s), so both limits sit well inside it.
 HARD_DEADLINE_S = 30.0
 # Longest Bash command decided; longer is denied before anything else is read. Linux refuses a
 # single argument over 128 KiB (MAX_ARG_STRLEN), so `bash -c` could not run one much longer anyway.

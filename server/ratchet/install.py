@@ -12,7 +12,10 @@ changes nothing (and says so).
   `permissions.deny` of those tools instead. Scopes and files as in the Claude Code settings and MCP
   documentation (code.claude.com/docs/en/settings, /mcp, /hooks), checked November 2026. In the same
   settings file, Claude Code's own sandbox is turned on with write denials for Ratchet's protected
-  paths (see `sandbox_settings`), so a Bash call the hook allowed still cannot write them.
+  paths (see `sandbox_settings`), so a Bash call the hook allowed still cannot write them. What the
+  hooks are depends on the installed Claude Code (`claude --version`): `mcp_tool` hooks answered by
+  Ratchet's running server where hooks can fail closed (`onFailure: "block"`), command hooks
+  otherwise; `check_claude_code` reports on an existing project.
 - Codex: a well-delimited `[mcp_servers.ratchet]` block in `$CODEX_HOME/config.toml` (default
   `~/.codex/config.toml`), with a per-tool `approval_mode` (`mcp_servers.<id>.tools.<tool>.approval_mode`,
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for

@@ -10,7 +10,9 @@ carries over both protocol styles: a standalone `elicitation/create` request on 
 earlier, and an `input_required` round trip on 2026-07-28. A resolver may run again on every
 round, so the gate's evaluation in a resolver only reads; everything is recorded in the tool body.
 No tool here approves, rejects or changes policy on the agent's word: approval comes from the
-human's answer to an elicitation, shown by the client's own UI, or from the CLI.
+human's answer to an elicitation, shown by the client's own UI, or from the CLI. One tool is not
+the agent's: `claude_code_hook` answers Claude Code's own `mcp_tool` hooks and refuses every other
+caller, deciding and recording nothing for it.
 """
 
 from __future__ import annotations
