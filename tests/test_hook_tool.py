@@ -90,3 +90,20 @@ async def test_only_claude_codes_hook_may_call_it(setup: tuple[Path, Path, Path]
         assert result.is_error and result.content[0].type == "text"
         assert why in result.content[0].text and "nothing was decided or recorded" in result.content[0].text
     assert _rows(db) == []
+
+
+@pytest.mark.asyncio
+async def test_a_stop_through_the_hook_tool_settles_a_declined_ask(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """The settling events reach the server's own database (here not the workspace's default one)."""
+    ws, policies, db = setup
+    transcript = tmp_path / "t.jsonl"
+    block = {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True, "content": "The user said no."}
+    transcript.write_text(json.dumps({"type": "user", "message": {"role": "user", "content": [block]}}) + "\n")
+    async with Client(build_server(ServerConfig(ws, policies, db)), client_info=CLAUDE_CODE) as client:
+        asked = await client.call_tool("claude_code_hook", _event(ws, "ask/a.md", 1))
+        assert asked.content[0].type == "text" and '"ask"' in asked.content[0].text
+        stop = {"hook_event_name": "Stop", "session_id": "s1", "transcript_path": str(transcript), "cwd": str(ws)}
+        await client.call_tool("claude_code_hook", stop)
+    assert _rows(db) == [("ask", "declined", "toolu_1")]

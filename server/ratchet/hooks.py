@@ -481,7 +481,7 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
 
     workspace = _workspace(event, options)
     db = resolve_location(options.db, workspace.resolve())
-    if isinstance(db, Path) and not db.exists():
+    if options.shared is None and isinstance(db, Path) and not db.exists():
         return  # nothing was ever recorded here; do not create a database for a Stop
     engine = await _open(event, options)
     try:
