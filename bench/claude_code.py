@@ -10,6 +10,8 @@ autonomous, so every call is allowed and runs). Three set-ups of one project, id
               handing it to the resident hook server (warmed up first)
     mcp       `ratchet install claude-code --hook-path mcp`: `mcp_tool` hooks answered by the Ratchet
               server the session already runs
+    floor     as `none`, plus `mcp_tool` hooks (PreToolUse, PostToolUse) on a trivial MCP server that
+              answers `{}` at once (bench/trivial_hook_server.py): what the client's own mechanism costs
 
 Runs are interleaved (one of each set-up per round, the order rotating) after one discarded warm-up
 round. Reported: the median session time per set-up and, per tool call, (median - baseline) / TURNS.
@@ -43,7 +45,7 @@ tools = ["run_command"]
 argv = [["ls"]]
 start = "autonomous"
 """
-SETUPS = ("none", "command", "mcp")
+SETUPS = ("none", "floor", "command", "mcp")
 MODEL = "claude-sonnet-5-5"
 
 
@@ -77,13 +79,29 @@ def prepare(base: Path, setup: str, sandbox: bool) -> tuple[Path, Path]:
     )
     settings_file = ws / ".claude" / "settings.json"
     settings = json.loads(settings_file.read_text())
-    if setup == "none":
+    if setup in ("none", "floor"):
         settings.pop("hooks")
+    if setup == "floor":
+        mcp_file = ws / ".mcp.json"
+        servers = json.loads(mcp_file.read_text())
+        servers["mcpServers"]["floor"] = {
+            "type": "stdio",
+            "command": sys.executable,
+            "args": [str(ROOT / "bench" / "trivial_hook_server.py")],
+        }
+        mcp_file.write_text(json.dumps(servers, indent=2))
+        hook = {"type": "mcp_tool", "server": "floor", "tool": "hook", "input": {"tool_name": "${tool_name}"}}
+        hook |= {"timeout": 60, "onFailure": "block"}
+        settings["hooks"] = {e: [{"matcher": "Bash", "hooks": [hook]}] for e in ("PreToolUse", "PostToolUse")}
+        settings["permissions"]["allow"].append("mcp__floor")
+        settings["permissions"]["deny"].append("mcp__floor__hook")
     if not sandbox:  # the same in every set-up: Claude Code's sandbox off (bwrap per command is noisy under load)
         settings["sandbox"]["enabled"] = False
     settings_file.write_text(json.dumps(settings, indent=2))
     (home / ".claude.json").write_text(
-        json.dumps({"projects": {str(ws): {"hasTrustDialogAccepted": True, "enabledMcpjsonServers": ["ratchet"]}}})
+        json.dumps(
+            {"projects": {str(ws): {"hasTrustDialogAccepted": True, "enabledMcpjsonServers": ["ratchet", "floor"]}}}
+        )
     )
     return ws, home
 
@@ -161,7 +179,7 @@ def run(turns: int, runs: int, sandbox: bool = True) -> dict[str, Any]:
             for s in SETUPS:  # warm-up: discarded (starts the resident hook server, fills caches)
                 session(*projects[s], turns, sockets)
             for r in range(runs):
-                order = SETUPS[r % 3 :] + SETUPS[: r % 3]
+                order = SETUPS[r % len(SETUPS) :] + SETUPS[: r % len(SETUPS)]
                 for s in order:
                     times[s].append(session(*projects[s], turns, sockets))
         finally:
