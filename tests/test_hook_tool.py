@@ -84,6 +84,10 @@ async def test_only_claude_codes_hook_may_call_it(setup: tuple[Path, Path, Path]
         by_model = await client.call_tool(
             "claude_code_hook", _event(ws, "auto/f.md", 1), meta={"claudecode/toolUseId": "toolu_model"}
         )
+        with_progress = await client.call_tool(
+            "claude_code_hook", _event(ws, "auto/p.md", 3), meta={"progressToken": 7}
+        )  # a model's call asks for progress; a hook's never does
+    assert with_progress.is_error
     async with Client(build_server(ServerConfig(ws, policies, db))) as other:  # another client (not Claude Code)
         by_other = await other.call_tool("claude_code_hook", _event(ws, "auto/g.md", 2))
     for result, why in ((by_model, "called by the agent"), (by_other, "not Claude Code")):

@@ -646,7 +646,7 @@ def _hook_caller_refusal(ctx: Context) -> str | None:
     tool list while the hook still calls it."""
     meta = ctx.request_context.meta
     fields = meta.model_dump(by_alias=True) if isinstance(meta, BaseModel) else dict(meta or {})
-    if fields.get(MODEL_CALL_META) is not None or fields.get("progressToken") is not None:
+    if any(fields.get(k) is not None for k in (MODEL_CALL_META, "progressToken", "progress_token")):
         return "it was called by the agent, not by Claude Code's hook"
     params = ctx.session.client_params
     name = params.client_info.name if params is not None else None
