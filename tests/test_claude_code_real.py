@@ -228,6 +228,18 @@ def test_mcp_tool_hooks_decide_as_the_command_hook_does_and_the_agent_settles_no
             ("write_file", "stop", "blocked"),
         ]
     )
+    # The check, with the real client on PATH: every hook present and failing closed, the server approved,
+    # the sandbox able to start.
+    check = subprocess.run(
+        [str(ratchet_bin), "install", "claude-code", "--workspace", str(ws), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "HOME": str(home), "PATH": f"{_client_dir() / '.bin'}:{_node_dir()}:{os.environ['PATH']}"},
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "installed: Claude Code 2.1.337" in check.stdout and "hook path in use: mcp_tool" in check.stdout
 
 
 def test_the_agent_calling_the_hook_tool_decides_and_records_nothing(

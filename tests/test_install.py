@@ -502,6 +502,12 @@ def test_the_check_reports_what_holds_and_what_fails_open(
     assert code == 1 and "FAIL PreToolUse: no Ratchet hook" in out and "check(s) failed" in out
     install.apply(install.plan_claude_code(workspace, client=CURRENT))
     found = {f.what: f.ok for f in install.check_claude_code(workspace, client=CURRENT)}
+    assert found["the project's ratchet server not switched off in Claude Code"]
+    projects = {str(workspace.resolve()): {"disabledMcpjsonServers": ["ratchet"]}}
+    (home / ".claude.json").write_text(json.dumps({"projects": projects}))
+    bad = [f.what for f in install.check_claude_code(workspace, client=CURRENT) if not f.ok]
+    assert "the project's ratchet server is switched off in Claude Code (/mcp to enable it)" in bad
+    (home / ".claude.json").unlink()
     assert found["PreToolUse: Ratchet's mcp_tool hook, failing closed (onFailure block)"]
     assert found["hook path in use: mcp_tool"] and found["Claude Code's sandbox on, without unsandboxed retries"]
     assert found["Ratchet's MCP tools allowed (mcp__ratchet in permissions.allow)"]

@@ -653,6 +653,21 @@ def check_claude_code(workspace: Path, *, scope: str = "project", client: Claude
         )
     )
     settings = _load_json(settings_file)
+    if scope == "project":
+        # A project's .mcp.json server runs only once approved (Claude Code asks the first time; `mcp_tool`
+        # hooks block until it runs). Claude Code rewrites its own record of approvals, so only a server
+        # switched off there (disabledMcpjsonServers) is reported as a failure.
+        state = _load_json(Path.home() / ".claude.json").get("projects", {})
+        mine = state.get(str(ws), {}) if isinstance(state, dict) else {}
+        disabled = mine.get("disabledMcpjsonServers", []) if isinstance(mine, dict) else []
+        off = isinstance(disabled, list) and SERVER_NAME in disabled
+        found.append(
+            Finding(
+                not off,
+                f"the project's {SERVER_NAME} server "
+                + ("is switched off in Claude Code (/mcp to enable it)" if off else "not switched off in Claude Code"),
+            )
+        )
     hooks = settings.get("hooks", {}) if isinstance(settings.get("hooks"), dict) else {}
     paths: set[str] = set()
     for event in (*TOOL_EVENTS, *SETTLE_EVENTS):
