@@ -70,7 +70,8 @@ def team(pg_url: str, workspace: Path, policies: Path, ratchet_bin: Path) -> Ite
     t = Team(pg_url, "", "", groups, workspace, policies, ratchet_bin)
     done = t.cli("a", workspace, pg_url, "status")  # creates the schema and every class's standing
     assert done.returncode == 0, done.stderr
-    done = t.cli("a", workspace, pg_url, "db", "roles", "--agent", groups[0], "--reviewer", groups[1])
+    person = f"--person=team_{tag}=agent_{tag},human_{tag}"  # one person's agent login and own login
+    done = t.cli("a", workspace, pg_url, "db", "roles", "--agent", groups[0], "--reviewer", groups[1], person)
     assert done.returncode == 0, done.stderr
     assert f"agent    {groups[0]}" in done.stdout
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -178,7 +179,7 @@ async def test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can(team:
     # What only lowers trust, or records a call, the agent may write: the guard is not a blanket refusal.
     with psycopg.connect(team.agent, autocommit=True) as conn:
         conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('climb', %s, 0, 0)", (draft_id,))
-        conn.execute("UPDATE actions SET status = 'stale' WHERE id = %s", (draft_id,))
+        conn.execute("UPDATE actions SET status = 'rejected' WHERE id = %s", (draft_id,))  # a lifecycle move
         conn.execute(
             "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
             "VALUES ('auto', 0, 'autonomous', 'confirm', 'demote', 'ratchet', 'two failures', '{}')"

@@ -643,12 +643,20 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-    from ratchet.record import chain
+    from ratchet.record import chain, integrity
 
     async with opened(args) as engine:
         result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
-    print(result.head if args.head else result.line())
-    return 0 if result.ok else 1
+        policy = engine.setting.policy
+        classes = {c.name: c for c in (*policy.classes.values(), policy.unclassified)}
+        doubts = await engine.store.call(lambda conn: integrity.unvouched(conn, classes))
+    if args.head:
+        print(result.head)
+        return 0 if result.ok and not doubts else 1
+    print(result.line())
+    for doubt in doubts:
+        print(f"cannot vouch for: {doubt}")
+    return 0 if result.ok and not doubts else 1
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
@@ -710,7 +718,8 @@ async def _db_roles(args: argparse.Namespace) -> int:
         raise UsageError(f"db roles needs a PostgreSQL record (--db postgresql://...); {location} is an SQLite file")
     store = await Store.open(location)
     try:
-        done = await store.run(lambda conn: roles.install(conn, args.agent, args.reviewer))
+        people = roles.parse_people(args.person) if args.person else None
+        done = await store.run(lambda conn: roles.install(conn, args.agent, args.reviewer, people))
     finally:
         await store.close()
     emit(
@@ -720,8 +729,13 @@ async def _db_roles(args: argparse.Namespace) -> int:
             f"roles set up on {location} (schema {done.schema}):",
             f"  agent    {done.agent}: reads everything; writes "
             + ", ".join(f"{t} ({p.lower()})" for t, p in done.agent_writes.items()),
-            "           and never a review, an approval, a pin, a freeze, a raised level or a success below autonomous",
+            "           and never a review, an approval, a pin, a freeze, a raised level, a policy move, a success "
+            "below autonomous, nor an action's content once recorded",
             f"  reviewer {done.reviewer}: reads and writes every table",
+            *(
+                f"  person   {who}: logins {', '.join(sorted(lg for lg, p in done.people.items() if p == who))}"
+                for who in sorted(set(done.people.values()))
+            ),
             *([f"  created (NOLOGIN groups): {', '.join(done.created)}"] if done.created else []),
             f"next: GRANT {done.agent} TO <the agent servers' login role>; GRANT {done.reviewer} TO <each reviewer's>",
         ),
@@ -984,6 +998,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="ratchet_agent", help="roles: the agent side's group role (default: %(default)s)")
     p.add_argument(
         "--reviewer", default="ratchet_reviewer", help="roles: the reviewer side's group role (default: %(default)s)"
+    )
+    p.add_argument(
+        "--person",
+        action="append",
+        metavar="NAME=LOGIN[,LOGIN]",
+        help="roles: one person's database logins (their agent's and their own; repeatable; replaces the list): "
+        "actions record the person, and a machine carries out only drafts its own person's logins recorded",
     )
     p.add_argument("source", nargs="?", metavar="SQLITE_FILE", help="copy: the SQLite trust database to copy from")
     p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")

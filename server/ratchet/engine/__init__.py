@@ -94,11 +94,15 @@ class Engine:
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             answers_here = await store.call(roles.may_review)
-            engine = cls(Setting(ws, policy, store, session_id, answers_here=answers_here))
+            setting = Setting(ws, policy, store, session_id, answers_here=answers_here)
+            # With database roles, who acts is the login's person (record/roles.py), as the database records it.
+            setting.login_person = await store.call(roles.person)
+            setting.identity = setting.login_person or setting.identity
+            engine = cls(setting)
             at_open()
             await engine.carrier.recover()
             await store.run(chain.backfill)
-            await store.run(lambda conn: standing.sync_policy(conn, policy))
+            await store.run(lambda conn: standing.sync_policy(conn, policy, reviewer=answers_here))
             if session:
                 await store.start_session(session_id, client)
         except BaseException:

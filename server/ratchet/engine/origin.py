@@ -144,6 +144,8 @@ class Origins:
             if row["status"] == Status.APPROVED:
                 raise DraftAlreadyResolved(f"action {action_id} is {waiting_line(row)}; a draft runs at most once")
             origin = Origin.of_row(row)
+            if row["status"] == Status.DRAFT and origin == self.here:
+                self.refuse_foreign(row)
             if row["status"] != Status.DRAFT or origin is None or origin == self.here:
                 return None
             # require_other_reviewer is decided here, by who approves, not later by the origin's process.
@@ -164,6 +166,25 @@ class Origins:
         log.info("ratchet: draft %s approved here; %s", action_id, waiting_line(row))
         return self.views.draft_view(row)
 
+    def foreign(self, row: dict[str, Any]) -> str | None:
+        """Why this process must not carry out a draft that names its origin, or None: with database roles, a
+        draft whose inserting login is not one of this person's (record/roles.py) only claims this origin."""
+        mine = self.setting.login_person
+        if mine is None or row["recorded_by"] == mine:
+            return None
+        return (
+            f"draft {row['id']} names this machine and workspace as its origin, but it was recorded by "
+            f"{row['recorded_by']}'s database login, not one of {mine}'s: it is not carried out here. Reject it, "
+            f"or have it approved where {row['recorded_by']} works (ratchet db roles --person names whose logins "
+            "are whose)"
+        )
+
+    def refuse_foreign(self, row: dict[str, Any]) -> None:
+        """Refuse to run here a draft another person's login recorded with this origin."""
+        why = self.foreign(row)
+        if why is not None:
+            raise InvalidRequest(why)
+
     async def carry_out(self) -> list[DraftView]:
         """Run every draft approved elsewhere whose origin is this one, each exactly once (a draft another
         process of this origin claimed first is skipped); what became of those this process ran."""
@@ -172,6 +193,10 @@ class Origins:
         done = []
         for row in rows:
             if row["approval_json"] is None:
+                continue
+            why = self.foreign(row)
+            if why is not None:
+                log.warning("ratchet: %s", why)
                 continue
             a = Approval.from_json(row["approval_json"])
             try:
