@@ -265,6 +265,7 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
+        _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
     body = terminal.drafts(drafts, intent=True) if drafts else ""
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
@@ -276,10 +277,19 @@ async def cmd_show(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         d = await engine.view(args.id)
         packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
+        if d.digest:
+            _remember_shown(engine, {d.action_id: d.digest})
     colour = terminal.colour_wanted()
     value = {**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None}
     emit(args, value, lambda: terminal.packet(packet, colour) if packet else terminal.action(d, colour))
     return 0
+
+
+def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
+    """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
+    from ratchet import shown_here
+
+    shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
@@ -436,6 +446,8 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     _check_batch(args)
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
+    if args.expect and (len(args.ids) != 1 or args.all_from):
+        raise UsageError("--expect applies to exactly one draft id: ratchet approve ID --expect DIGEST")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
     if args.watch:
         if not args.pending or args.ids or args.all_from:
@@ -446,8 +458,14 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
 
+        from ratchet import shown_here
+
+        seen = shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root)
+
         async def approve(action_id: int) -> DraftView:
-            return await engine.approve(action_id, content=content, note=args.note)
+            # The change the person was shown: --expect, else what `show` or `queue` displayed here.
+            expect = args.expect or shown_here.recall(seen, action_id)
+            return await engine.approve(action_id, content=content, note=args.note, expect=expect)
 
         outcomes = await _each(ids, approve, "executed", "approved")
     return _batch_result(args, [*carried, *outcomes], "approved")
@@ -1037,6 +1055,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch(p, "approve")
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
+    p.add_argument(
+        "--expect",
+        metavar="DIGEST",
+        help="the digest `ratchet show` displayed (one id): refused if the draft changed since (default: the "
+        "digest show or queue last displayed here, if any)",
+    )
     p.add_argument(
         "--pending",
         action="store_true",

@@ -59,7 +59,7 @@ from ratchet.operations import EditSpec
 from ratchet.record.store import Location, Store
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
-from ratchet.rules import contracts, provenance
+from ratchet.rules import contracts, provenance, shown
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
 
@@ -252,6 +252,12 @@ def _can_elicit(ctx: Context) -> bool:
     return caps is not None and caps.elicitation is not None
 
 
+def _call_digest(ev: Evaluation) -> str:
+    """The digest of a call's change as the confirm dialog shows it (rules/shown.py)."""
+    p, name = ev.prepared, ev.decision.class_name
+    return shown.digest(p.tool, p.target, p.args, p.shown, p.fingerprint, (name, name))
+
+
 def _confirm_message(ev: Evaluation) -> str:
     p, d = ev.prepared, ev.decision
     diff = (
@@ -264,7 +270,7 @@ def _confirm_message(ev: Evaluation) -> str:
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
     first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
-    return redact(f"{first}\nWhy you are asked: {why}\n{how}\n\n{diff}")
+    return redact(f"{first}\nWhy you are asked: {why}\n{how} Digest {_call_digest(ev)}.\n\n{diff}")
 
 
 def _asking(ctx: Context, key: str) -> None:
@@ -345,7 +351,9 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
         except RatchetError as exc:
             return _Gated(None, exc)
         if ev.decision.route is Route.CONFIRM:
-            _asking(ctx, provenance.question_key(call.tool, call.args))
+            key = provenance.question_key(call.tool, call.args)
+            _asking(ctx, key)
+            _engine(ctx).shown_calls[key] = _call_digest(ev)  # the answer is about this change alone
             return Elicit(_confirm_message(ev), ConfirmChange)
         return _Gated(ev, None)
 
@@ -400,6 +408,11 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         # Decline and Esc mean the same in every Ratchet form: not now. Nothing runs, nothing is
         # judged, and the change waits as a draft. A "no" is the form's own answer (Apply unticked).
         dismissed = isinstance(review, CancelledElicitation | DeclinedElicitation)
+        # An answer about another change (the file moved while the human read) is no answer to this one:
+        # nothing runs on it, and the change waits as a draft.
+        was_shown = engine.shown_calls.pop(provenance.question_key(tool, args), None)
+        if was_shown is not None and was_shown != _call_digest(ev):
+            dismissed = True
         answer = HumanAnswer(
             approved and not dismissed, "elicitation", seconds=seconds, channel="elicitation", dismissed=dismissed
         )
@@ -675,11 +688,13 @@ def _asker(index: int) -> Callable[..., Any]:
         d = drafts[index]
         preview = d.preview[:ELICIT_DIFF_CHARS]
         _asking(ctx, provenance.question_key("draft", d.action_id))
+        if d.digest:
+            _engine(ctx).shown[d.action_id] = d.digest  # the approval is of this change (rules/shown.py)
         return Elicit(
             redact(
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
                 + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
-                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}\n"
+                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}; digest {d.digest}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
                 f"{preview}"
             ),
@@ -732,7 +747,11 @@ async def review_drafts(
             if answer.data.decision == "approve":
                 async with in_flight(engine).call():
                     view = await engine.approve(
-                        draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
+                        draft.action_id,
+                        reviewer="elicitation",
+                        seconds=seconds,
+                        channel="elicitation",
+                        expect=engine.shown.get(draft.action_id, draft.digest),
                     )
             else:
                 reason = answer.data.reason or "rejected in chat"

@@ -62,6 +62,10 @@ class Engine:
         self.views = Views(setting)
         self.human = HumanSide(setting, self.carrier, self.views)
         self.origins = Origins(setting, self.human, self.views)
+        # The digest of each draft (rules/shown.py) as this process last put it to a person in a dialog.
+        self.shown: dict[int, str] = {}
+        # The same for a call put to the confirm dialog, by its question key (rules/provenance.py).
+        self.shown_calls: dict[str, str] = {}
 
     @classmethod
     async def open(
@@ -85,6 +89,7 @@ class Engine:
         db_path = resolve_location(db, workspace)
         kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store
+        protected.append(Path(f"{kept_beside}.shown.json"))  # what the CLI showed a person (shown_here.py)
         if isinstance(db_path, Path):
             protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
         ws = Workspace(workspace, protected, hidden=[default_token_file(kept_beside)])
@@ -273,19 +278,21 @@ class Engine:
         note: str | None = None,
         seconds: float | None = None,
         channel: str | None = None,
+        expect: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
         A draft queued on another machine or workspace of a shared record is not run here: the approval is
-        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py)."""
+        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py). `expect` is the
+        digest of the change the person was shown (rules/shown.py); a draft that changed since is refused."""
         self.reviewer_side("approve a draft")
         waiting = await self.origins.defer(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
         if waiting is not None:
             return waiting
         return await self.human.approve(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
 
     async def carry_approved(self) -> list[DraftView]:

@@ -14,6 +14,7 @@ from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import (
     DraftAlreadyResolved,
+    DraftChanged,
     DraftNotFound,
     DraftStale,
     InvalidRequest,
@@ -26,7 +27,7 @@ from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
 from ratchet.results import DraftView
-from ratchet.rules import provenance
+from ratchet.rules import provenance, shown
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class HumanSide:
         channel: str | None = None,
         claim: Status = Status.DRAFT,
         approver: str | None = None,
+        expect: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
@@ -75,6 +77,8 @@ class HumanSide:
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         `claim` is `approved` when this origin runs a draft approved on another machine (engine/origin.py),
         and `approver` then names who approved it there (default: this process's identity).
+        `expect` is the digest of the change the person was shown (rules/shown.py): a draft that no longer has
+        it, or whose stored arguments no longer give the preview recorded, is refused as stale.
         """
         s = self.setting
         approver = approver or s.identity
@@ -93,9 +97,20 @@ class HumanSide:
         kept = draft_args_kept(row)  # the content leaves with the queue, whatever becomes of it
         edited = content is not None
         try:
+            if expect is not None and shown.of_row(row) != shown.normal(expect):
+                raise DraftChanged(
+                    f"draft {action_id} is not what was shown: its digest is now {shown.of_row(row)}, the "
+                    f"approval was given on {shown.normal(expect)} (its arguments, preview or class changed "
+                    "after it was shown); nothing ran. Ask the agent to redo it"
+                )
             if await op.fingerprint(s.op_context(), args) != row["fingerprint"]:
+                changed = (
+                    "a workspace file its command reads (listed under `reads:` in its preview)"
+                    if row["tool"] == "run_command"
+                    else row["target"]
+                )
                 raise DraftStale(
-                    f"draft {action_id}: {row['target']} changed since it was drafted; "
+                    f"draft {action_id}: {changed} changed since it was drafted; "
                     "nothing was written. Ask the agent to redo it"
                 )
             if content is not None:
@@ -105,6 +120,11 @@ class HumanSide:
                 prepared = await operation(tool).prepare(s.op_context(), edited_args)
             else:
                 prepared = await op.prepare(s.op_context(), args)
+                if prepared.shown != row["preview"]:
+                    raise DraftChanged(
+                        f"draft {action_id}: its stored arguments do not give the preview recorded with it (the "
+                        "preview was changed, or the arguments); nothing ran. Ask the agent to redo it"
+                    )
         except RatchetError as exc:
             status = Status.STALE if isinstance(exc, DraftStale) else Status.FAILED
             error = str(exc)

@@ -31,12 +31,13 @@ import anyio
 
 from ratchet import repository
 from ratchet.engine.core import Setting, channel_of
-from ratchet.errors import DraftAlreadyResolved, InvalidRequest, RatchetError
+from ratchet.errors import DraftAlreadyResolved, DraftChanged, InvalidRequest, RatchetError
 from ratchet.operations import operation
 from ratchet.record import actions, origins
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl
 from ratchet.results import DraftView
+from ratchet.rules import shown
 
 if TYPE_CHECKING:
     from ratchet.engine.human import HumanSide
@@ -99,6 +100,7 @@ class Approval:
     channel: str | None
     content: str | None
     identity: str | None = None  # who approved it (identity.py), on the machine where they did
+    digest: str | None = None  # the change as it was when approved (rules/shown.py): the origin runs only that
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -107,7 +109,13 @@ class Approval:
     def from_json(cls, text: str) -> Approval:
         data = json.loads(text)
         return cls(
-            data["reviewer"], data["note"], data["seconds"], data["channel"], data["content"], data.get("identity")
+            data["reviewer"],
+            data["note"],
+            data["seconds"],
+            data["channel"],
+            data["content"],
+            data.get("identity"),
+            data.get("digest"),
         )
 
 
@@ -129,10 +137,12 @@ class Origins:
         note: str | None,
         seconds: float | None,
         channel: str | None,
+        expect: str | None = None,
     ) -> DraftView | None:
         """If the draft's origin is another (host, workspace), record the approval for it and return the
         draft as it now stands (`approved`); None when the draft is this origin's (run it here) or no
-        queued draft at all (the approval says why)."""
+        queued draft at all (the approval says why). `expect`: the digest the person was shown; the approval
+        is refused when the draft no longer has it, and the origin runs it only while it still does."""
         s = self.setting
         via = channel_of(reviewer, channel)
         now = s.answers.now()
@@ -152,9 +162,15 @@ class Origins:
             self.human.refuse_own_approval(row, s.identity)
             if content is not None and operation(row["tool"]).with_content is None:
                 raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
+            now_digest = shown.of_row(row)
+            if expect is not None and now_digest != shown.normal(expect):
+                raise DraftChanged(
+                    f"draft {action_id} is not what was shown: its digest is now {now_digest}, the approval was "
+                    f"given on {shown.normal(expect)}; nothing was approved. `ratchet show {action_id}` shows it now"
+                )
             # The review time is taken now, as a local approval takes it: at the CLI the time since drafting.
             took = seconds if seconds is not None or via != "cli" else max(0.0, now - float(row["created_at"]))
-            approval = Approval(reviewer, note, took, via, content, s.identity)
+            approval = Approval(reviewer, note, took, via, content, s.identity, now_digest)
             review = actions.Review(True, reviewer, note, took, via, None, content is not None, s.identity)
             if not origins.approve_elsewhere(conn, action_id, approval.to_json(), review):
                 return None
@@ -209,6 +225,7 @@ class Origins:
                     channel=a.channel,
                     claim=Status.APPROVED,
                     approver=a.identity,
+                    expect=a.digest,
                 )
             except DraftAlreadyResolved:
                 continue  # another process of this origin claimed it, or a human withdrew it
