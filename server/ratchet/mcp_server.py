@@ -353,7 +353,8 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
         if ev.decision.route is Route.CONFIRM:
             key = provenance.question_key(call.tool, call.args)
             _asking(ctx, key)
-            _engine(ctx).shown_calls[key] = _call_digest(ev)  # the answer is about this change alone
+            if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
+                _engine(ctx).shown_calls[key] = _call_digest(ev)
             return Elicit(_confirm_message(ev), ConfirmChange)
         return _Gated(ev, None)
 
@@ -688,8 +689,8 @@ def _asker(index: int) -> Callable[..., Any]:
         d = drafts[index]
         preview = d.preview[:ELICIT_DIFF_CHARS]
         _asking(ctx, provenance.question_key("draft", d.action_id))
-        if d.digest:
-            _engine(ctx).shown[d.action_id] = d.digest  # the approval is of this change (rules/shown.py)
+        if d.digest and ctx.request_state is None:  # asked anew (see _asking): the approval is of this change
+            _engine(ctx).shown[d.action_id] = d.digest
         return Elicit(
             redact(
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"

@@ -86,6 +86,8 @@ class HumanSide:
         if queued is not None and queued["status"] == claim:
             # Before the claim: a refused approval leaves the draft queued (or waiting for its origin).
             self.refuse_own_approval(queued, approver)
+            if expect is not None and shown.of_row(queued) != shown.normal(expect):
+                raise self.changed(action_id, queued, expect)
         claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
         if not claimed:
             raise not_queued(action_id, row)
@@ -98,11 +100,7 @@ class HumanSide:
         edited = content is not None
         try:
             if expect is not None and shown.of_row(row) != shown.normal(expect):
-                raise DraftChanged(
-                    f"draft {action_id} is not what was shown: its digest is now {shown.of_row(row)}, the "
-                    f"approval was given on {shown.normal(expect)} (its arguments, preview or class changed "
-                    "after it was shown); nothing ran. Ask the agent to redo it"
-                )
+                raise self.changed(action_id, row, expect)  # changed between the check above and the claim
             if await op.fingerprint(s.op_context(), args) != row["fingerprint"]:
                 changed = (
                     "a workspace file its command reads (listed under `reads:` in its preview)"
@@ -150,6 +148,15 @@ class HumanSide:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
+
+    @staticmethod
+    def changed(action_id: int, row: dict[str, Any], expect: str) -> DraftChanged:
+        """The refusal of an approval given on another digest than the draft's now (rules/shown.py)."""
+        return DraftChanged(
+            f"draft {action_id} is not what was shown: its digest is now {shown.of_row(row)}, the approval was "
+            f"given on {shown.normal(expect)} (its arguments, preview or class changed after it was shown, or the "
+            f"digest is mistyped); nothing ran. `ratchet show {action_id}` shows it as it stands"
+        )
 
     def refuse_own_approval(self, row: dict[str, Any], approver: str) -> None:
         """Refuse an approval by the identity that recorded the draft, where its class asks for another reviewer.
