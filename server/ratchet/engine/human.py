@@ -26,6 +26,7 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
+from ratchet.redact import redact
 from ratchet.results import DraftView
 from ratchet.rules import provenance, shown
 
@@ -140,10 +141,18 @@ class HumanSide:
             outcome_sample = None  # it ran, but the approval is no evidence that a human read it
         if row["tool"] == REVERT_TOOL:
             outcome_sample = None  # an undo's revert: the undo already counted; the commit's class earns nothing
-        # An approved draft that executes is verified like any other action of its class.
-        settled, checked = await self.carrier.verify(cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample))
-        settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
-        await s.store.run(with_checks(settle, action_id, checked))
+        try:
+            # An approved draft that executes is verified like any other action of its class.
+            settled, checked = await self.carrier.verify(
+                cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample)
+            )
+            settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
+            await s.store.run(with_checks(settle, action_id, checked))
+        except Exception as exc:
+            # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
+            failure = exc
+            await s.store.run(lambda conn: record_effect(conn, action_id, ran, failure, kept))
+            raise
         if any(not c.passed for c in checked) and cls.undo_on_failure and row["tool"] != REVERT_TOOL:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.carrier.undo_after_failed_check(action_id, reason)
@@ -316,6 +325,18 @@ def record_complaint(
     """A complaint inside a unit of work: recorded, chained (with who made it), and the class settled."""
     actions.add_complaint(conn, action_id, reason, identity)
     return standing.complain(conn, cls, action_id, reason)
+
+
+def record_effect(
+    conn: sqlite3.Connection, action_id: int, ran: tuple[Status, Any, str | None, Any], exc: Exception, kept: str | None
+) -> None:
+    """An approved draft ran, and recording its outcome failed: its status, result and error as they are, with
+    what went wrong, no review and no sample (nothing counts from an outcome that could not be recorded)."""
+    status, result, error = ran[0], ran[1], ran[2]
+    what = f"the outcome was recorded without its review or evidence ({type(exc).__name__}: {exc})"
+    note = redact(f"{error}; {what}" if error else what)
+    result_json = redact(json.dumps(result)) if result is not None else None
+    actions.finish(conn, action_id, status, result_json, note, kept_args=kept)
 
 
 def not_queued(action_id: int, row: dict[str, Any] | None) -> RatchetError:
