@@ -386,8 +386,11 @@ async def test_a_level_row_that_does_not_continue_is_broken_and_verify_says_so(t
     """Past the guard (an owner's hand, a guard switched off), a chained demotion "from autonomous" of a class
     at draft would stand the class at confirm: the reading of the record holds it at its floor instead, reports
     it as tampering, and `ratchet verify` says what it cannot vouch for."""
+    draft_id = await queued_draft(team.owner)
     with psycopg.connect(team.owner, autocommit=True) as conn:
         conn.execute(*chained(conn, "climb", "autonomous", "confirm", "demote"))
+        # and a sample of a climb action counted for another class (evidence moved between classes)
+        conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('auto', %s, 1, 0)", (draft_id,))
     assert level_of(team, "climb") == "draft"  # its floor, never the forged confirm
     notes = db_rows(team.owner, "SELECT reason FROM transitions WHERE kind = 'tamper-detected' AND class = 'climb'")
     assert any("does not continue from the level before it (draft)" in n for (n,) in notes), notes
@@ -395,6 +398,9 @@ async def test_a_level_row_that_does_not_continue_is_broken_and_verify_says_so(t
     assert checked.returncode == 1, checked.stdout
     assert "chain intact" in checked.stdout  # the hashes hold: only the level's continuity gives it away
     assert "cannot vouch for: transition" in checked.stdout and "climb: demote from autonomous" in checked.stdout
+    assert (
+        f"cannot vouch for: sample 1 counts action {draft_id} for auto, but it is evidence for climb" in checked.stdout
+    )
 
 
 async def test_the_agent_role_cannot_rewrite_an_action_it_recorded(team: Team) -> None:

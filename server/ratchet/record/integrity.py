@@ -402,7 +402,7 @@ def from_gate_row(row: Any, cls: ActionClass) -> tuple[Recorded, Freeze | None, 
 def unvouched(conn: sqlite3.Connection, classes: dict[str, ActionClass]) -> list[str]:
     """What `ratchet verify` cannot vouch for beyond the hash chain, one line each: a level move of the agent
     side's kinds that does not continue from the level before it (its level taken from the row), and a sample
-    that is not evidence for the class it is counted in (its action judged by another class, or no action)."""
+    counted for another class than the one its action was judged by."""
     found: list[str] = []
     before: dict[str, str] = {}
     for tid, name, kind, from_level, to_level in conn.execute(
@@ -419,9 +419,7 @@ def unvouched(conn: sqlite3.Connection, classes: dict[str, ActionClass]) -> list
         before[str(name)] = str(to_level)
     for sid, name, aid, judged in conn.execute(
         "SELECT s.id, s.class, s.action_id, coalesce(a.evidence_class, a.class) FROM samples s "
-        "LEFT JOIN actions a ON a.id = s.action_id "
-        "WHERE a.id IS NULL OR coalesce(a.evidence_class, a.class) <> s.class ORDER BY s.id"
+        "JOIN actions a ON a.id = s.action_id WHERE coalesce(a.evidence_class, a.class) <> s.class ORDER BY s.id"
     ).fetchall():
-        what = "no recorded action" if judged is None else f"evidence for {judged}"
-        found.append(f"sample {sid} counts action {aid} for {name}, but it is {what}")
+        found.append(f"sample {sid} counts action {aid} for {name}, but it is evidence for {judged}")
     return found
