@@ -159,7 +159,7 @@ async def test_a_task_end_check_over_all_paths_judges_every_action_of_the_task(
         ended = await call(client, "end_task", {"summary": "done"})
     assert ended["checks_failed_on"] == [first["action_id"], second["action_id"]]
     (argv,) = {r["argv_json"] for r in rows(db, "SELECT argv_json FROM checks")}
-    assert json.loads(argv)[-2:] == ["src/a.py", "src/b.py"]  # one run, every target a separate argument
+    assert json.loads(argv)[-2:] == ["./src/a.py", "./src/b.py"]  # one run, every target a separate argument
 
 
 @pytest.mark.asyncio

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from ratchet import repository, terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
-from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
+from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
@@ -191,6 +191,11 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     """Validate a policy directory: keys, levels, globs, and that every example lands in its class."""
     directory = args.directory or resolve_policy_dir(Path(args.workspace).resolve(), args.policies)
     policy = load_policy(directory)
+    from ratchet.executors.notify import workspace_problem
+
+    refused = workspace_problem(policy.defaults.notify, [Path(args.workspace).resolve()])
+    if refused is not None:
+        raise PolicyError(str(directory / policy.defaults_file), "defaults.notify", refused)
     warnings = lint_warnings(policy)
     summary = {
         "directory": str(directory),

@@ -59,7 +59,7 @@ from ratchet.operations import EditSpec
 from ratchet.record.store import Location, Store
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
-from ratchet.rules import contracts, provenance, shown
+from ratchet.rules import provenance, shown
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
 
@@ -137,6 +137,7 @@ def in_flight(engine: Engine) -> InFlight:
 
 
 MAX_HTTP_SESSIONS = 1024
+END_CHECKS_S = 300.0  # at most this long for the task-end checks of the sessions a closing server ends
 SESSION_HEADERS = ("mcp-session-id", "ratchet-session")
 
 
@@ -154,6 +155,10 @@ class SessionPerClient:
 
     def __init__(self) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+
+    def engines(self) -> list[Engine]:
+        """The HTTP clients' sessions this server still knows."""
+        return list(self._engines.values())
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         base = ctx.lifespan_context
@@ -646,8 +651,11 @@ async def start_task(
 ) -> TaskView:
     """Declare what you are about to do: actions outside the scope escalate, an exhausted budget halts."""
     engine = _engine(ctx)
-    task = await contracts.start_task(engine.store, engine.session_id, goal, scope, non_goals or [], budget)
-    return TaskView.of(task, "task started; actions outside its scope will be escalated")
+    task, superseded = await engine.start_task(goal, scope, non_goals or [], budget)
+    message = "task started; actions outside its scope will be escalated"
+    if superseded is not None and superseded.results:  # the task it replaced was judged like an ended one
+        message += f"\nthe task it supersedes: {superseded.message()}"
+    return TaskView.of(task, message)
 
 
 async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
@@ -874,6 +882,8 @@ def server_version() -> str:
 def build_server(config: ServerConfig) -> MCPServer:
     """The Ratchet MCP server for one workspace; each client connection gets its own session."""
 
+    sessions = SessionPerClient()
+
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
         engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
@@ -898,6 +908,13 @@ def build_server(config: ServerConfig) -> MCPServer:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(DRAIN_S):
                     await in_flight(engine).drained()
+                # Each session's open task and its actions outside any task are judged by their task-end checks.
+                for session in (engine, *sessions.engines()):
+                    with anyio.move_on_after(END_CHECKS_S):
+                        try:
+                            await session.end_session()
+                        except Exception as exc:
+                            log.warning("ratchet: task-end checks at session end: %s", exc)
                 await engine.close()
             if config.closed is not None:
                 config.closed.set()
@@ -907,7 +924,7 @@ def build_server(config: ServerConfig) -> MCPServer:
         version=server_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[SessionPerClient()],
+        middleware=[sessions],
     )
     for spec in TOOLS:
         mcp.add_tool(_edge(spec.fn, not config.quiet), title=spec.title, annotations=spec.annotations)

@@ -35,13 +35,14 @@ from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
-from ratchet.errors import RatchetError, ReviewerRoleRequired
+from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
+from ratchet.executors import notify as notify_guard
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
-from ratchet.record import chain, roles, standing
+from ratchet.record import actions, chain, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
@@ -86,6 +87,10 @@ class Engine:
         """
         workspace = workspace.resolve()
         policy = (loader or load_policy)(resolve_policy_dir(workspace, policies))
+        refused = notify_guard.workspace_problem(policy.defaults.notify, [workspace])
+        if refused is not None:  # it would run as the user, outside any sandbox: fail closed
+            raise PolicyError(str(policy.directory / policy.defaults_file), "defaults.notify", refused)
+        notify_guard.guard_workspace(workspace)
         db_path = resolve_location(db, workspace)
         kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store
@@ -239,6 +244,31 @@ class Engine:
     ) -> int:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
         return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+
+    async def start_task(
+        self,
+        goal: str,
+        scope: contracts.TaskScope,
+        non_goals: list[str],
+        budget: contracts.TaskBudget,
+    ) -> tuple[contracts.Task, TaskChecks | None]:
+        """Open a run contract; one still open is superseded, and its `task_end` checks run as if it had ended."""
+        before = await self.store.call(lambda conn: actions.open_task(conn, self.session_id))
+        task = await contracts.start_task(self.store, self.session_id, goal, scope, non_goals, budget)
+        if before is None:
+            return task, None
+        return task, await self.carrier.verifier.task_end(int(before["id"]))
+
+    async def end_session(self) -> TaskChecks:
+        """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
+        actions it ran outside any task, which are otherwise never judged."""
+        ended = await self.end_task("the session closed with the task still open")
+        found = ended[1] if ended is not None else TaskChecks()
+        rest = await self.carrier.verifier.unscoped(self.session_id)
+        found.results.update(rest.results)
+        found.failed_actions += rest.failed_actions
+        found.moves += rest.moves
+        return found
 
     async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
         """Close the session's run contract, then run the `task_end` checks of each class over the task's

@@ -454,6 +454,14 @@ async def staged_diff(repo: Path, paths: Sequence[str] = (), *, process_timeout:
         return (await g.run(*diff, extra_env=scratch)).stdout
 
 
+async def staged_names(repo: Path, *, process_timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The paths a commit of the index would record, exactly as git names them: NUL-separated, never quoted
+    (a name git would quote, `src/café.py`, is read as it is), renames as their new and old paths."""
+    g = await _Git.open(repo, process_timeout)
+    listed = (await g.run("diff", "--cached", "--name-only", "--no-renames", "-z")).stdout
+    return [name for name in listed.split("\0") if name]
+
+
 INDEX_PREFIX = "ratchet-index-"  # + the creating process's pid: a commit preview's throwaway index
 
 

@@ -75,7 +75,8 @@ async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     diff, fingerprint = await _commit_state(ctx, paths)
     if not diff.strip():
         raise InvalidRequest("nothing to commit: " + ("those paths have no changes" if paths else "nothing is staged"))
-    touched = tuple(p for p in paths) or tuple(_diff_paths(diff))
+    # The paths it records, read exactly (never parsed out of the diff, where git quotes unusual names).
+    touched = tuple(p for p in paths) or tuple(await git.staged_names(_repo(ctx)))
     preview = f"commit on {branch}: {message}\n\n{diff}"
     return Prepared(
         "git_commit",
