@@ -104,7 +104,7 @@ async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_th
         (worse["action_id"], "each", 0),
         (worst["action_id"], "each", 0),
     ]
-    assert "SyntaxError" in recorded[1]["tail"] and json.loads(recorded[1]["argv_json"])[-1] == "src/bad.py"
+    assert "SyntaxError" in recorded[1]["tail"] and json.loads(recorded[1]["argv_json"])[-1] == "./src/bad.py"
     (demotion,) = rows(db, "SELECT kind, to_level, action_id FROM transitions WHERE kind = 'demote'")
     assert demotion["to_level"] == "confirm" and demotion["action_id"] == worst["action_id"]
     assert (workspace / "src" / "bad.py").read_text() == "def broken(:\n"  # no undo unless the class says so
