@@ -110,7 +110,7 @@ async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_th
     assert (workspace / "src" / "bad.py").read_text() == "def broken(:\n"  # no undo unless the class says so
 
     code, out = await run_cli(capsys, workspace, policies, db, "explain", str(bad["action_id"]))
-    assert code == 0 and "check:" in out and "py_compile src/bad.py: failed (exit 1) [each]" in out
+    assert code == 0 and "check:" in out and "py_compile ./src/bad.py: failed (exit 1) [each]" in out
     code, out = await run_cli(capsys, workspace, policies, db, "metrics", "--json")
     assert code == 0, out
     (verified,) = json.loads(out)["verification"]

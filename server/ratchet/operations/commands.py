@@ -77,7 +77,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
         lines.append(f"stdin: {len(args['stdin'])} characters")
-    files = bound(ctx, argv, script, cwd)
+    files = _hashes(ctx, _named(ws, cwd, [tuple(c) for c in analysis.commands]))
     lines += [f"reads: {rel} (sha256 {digest[:12]})" for rel, digest in files.items()]
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
@@ -157,6 +157,7 @@ _FILE_OPTIONS = frozenset(
     {"-r", "-c", "-f", "--requirement", "--constraint", "--file", "--makefile", "--rcfile", "--config", "-C"}
 )
 MAX_BOUND = 32
+MAX_WORDS = 256
 MAX_HASHED = 4 * 1024 * 1024
 
 
@@ -187,7 +188,7 @@ def _named(ws: Workspace, cwd: Path, commands: list[tuple[str, ...]]) -> list[st
         program = argv[0]
         if "/" in program:
             add(program)
-        words = list(argv[1:])
+        words = list(argv[1 : 1 + MAX_WORDS])  # a script's operands come first; a huge argv is not walked
         name = Path(program).name
         if name.startswith("python") and words[:2] == ["-m", "pytest"]:
             name = "pytest"
@@ -209,8 +210,13 @@ def bound(ctx: OpContext, argv: list[str] | None, script: str | None, cwd: Path)
     """The files a command binds, each with the SHA-256 of its content now."""
     root = str(ctx.workspace.root)
     analysis = analyse_argv(argv, root) if argv is not None else analyse_shell(script or "", root)
+    return _hashes(ctx, _named(ctx.workspace, cwd, [tuple(c) for c in analysis.commands]))
+
+
+def _hashes(ctx: OpContext, names: list[str]) -> dict[str, str]:
+    """Each bound file's content as a SHA-256 (a large one's size and time stand for it)."""
     out: dict[str, str] = {}
-    for rel in _named(ctx.workspace, cwd, [tuple(c) for c in analysis.commands]):
+    for rel in names:
         path = ctx.workspace.root / rel
         try:
             info = path.stat()
