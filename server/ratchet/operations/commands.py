@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -161,24 +162,27 @@ MAX_WORDS = 256
 MAX_HASHED = 4 * 1024 * 1024
 
 
-def _file_in(ws: Workspace, cwd: Path, name: str) -> str | None:
-    """`name` (relative to `cwd`) as a workspace-relative path, when it is a regular file inside the workspace."""
+def _file_in(root: str, cwd: str, name: str) -> str | None:
+    """`name` (relative to `cwd`) as a workspace-relative path, when it is a regular file inside the workspace
+    `root`. String paths on purpose: this runs for the words of every command prepared."""
     if not name or "\x00" in name:
         return None
-    try:
-        path = Path(cwd, name).resolve()
-        path.relative_to(ws.root)
-    except (OSError, ValueError, RuntimeError):
+    joined = os.path.join(cwd, name)  # noqa: PTH118 - see the docstring
+    if not os.path.isfile(joined):  # noqa: PTH113 - most words name no file: one stat, nothing resolved
         return None
-    return path.relative_to(ws.root).as_posix() if path.is_file() else None
+    real = os.path.realpath(joined)
+    if not real.startswith(root + os.sep):
+        return None
+    return real[len(root) + 1 :]
 
 
 def _named(ws: Workspace, cwd: Path, commands: list[tuple[str, ...]]) -> list[str]:
     """The workspace files the commands name or obviously read (see the module docstring), in order, once each."""
     found: list[str] = []
+    root, here = str(ws.root), str(cwd)
 
-    def add(name: str, base: Path = cwd) -> None:
-        rel = _file_in(ws, base, name)
+    def add(name: str) -> None:
+        rel = _file_in(root, here, name)
         if rel is not None and rel not in found and len(found) < MAX_BOUND:
             found.append(rel)
 
