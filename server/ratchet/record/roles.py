@@ -8,9 +8,17 @@ approval, a pin, a level. `install` sets up two group roles so the database itse
   agent's calls do: actions, their outcomes, the samples and demotions their evidence makes. It cannot
   insert a review (no privilege on `reviews`), cannot move an action to `approved` or `approving`
   nor write any of an action's review or resolution columns, cannot raise a class's level (in
-  `class_state`, nor by a `promote`, `pin`, `unpin`, `freeze` or `unfreeze` transition), cannot pin,
-  and cannot add a success to the window of a class below `autonomous`. Everything it may write only
-  lowers trust, or is the record of a call.
+  `class_state`, nor by a `promote`, `pin`, `unpin`, `freeze`, `unfreeze` or `policy` transition),
+  cannot pin, and cannot add a success to the window of a class below `autonomous`. What a decision
+  rests on it cannot edit: an action's content (`CONTENT`) is immutable once inserted, its status moves
+  only along the lifecycle, its arguments change only as it settles for good; a level move must start
+  from the level of record and be appended at the end of the record; a sample is its action's evidence
+  class's, in the current epoch, with an id the database chooses (column privileges), and only ever turns
+  from a success into a failure. Everything it may write only lowers trust, or is the record of a call.
+- who recorded an action is the database's answer, for every role: `recorded_by` is set from the login
+  that inserted the row (`session_user`), mapped to a person by `ratchet_people` (`--person`), so a row
+  never names its own recorder; a machine carries out only the drafts its own person's logins recorded
+  (engine/origin.py).
 - the **reviewer role** (the human's CLI and review page) writes anything a human's decision writes.
 
 The guards are row triggers owned by the schema's owner, which the agent role cannot alter or drop;
@@ -23,9 +31,15 @@ What follows for the agent side (engine/): it detects that it may not record a h
 nothing, and its server leaves approved drafts to a reviewer-side `ratchet approve --pending` on the
 origin machine. Evidence a human gives is written on the reviewer side, where the approval is made.
 
+Which of these are column privileges and which are guards: INSERT on `actions` and `samples` is granted
+on the columns Ratchet's agent side writes (never `id`, nor an action's review columns), UPDATE on
+`samples` on `ok` only; everything else is a guard, because Ratchet's own UPDATE of an outcome names the
+review columns (unchanged) and a column privilege would refuse it.
+
 What this does not hold: the agent side witnesses the calls it runs, so with its credentials an
-agent can still hide a failure of an autonomous class, or record a call it never made. It cannot
-turn either into more trust: promotions below `autonomous` come only from a human's approvals.
+agent can still hide a failure of an autonomous class, record a call it never made, or fill in an
+outcome that is not what happened. It cannot turn any of that into more trust: promotions below
+`autonomous` come only from a human's approvals.
 """
 
 from __future__ import annotations
