@@ -201,3 +201,28 @@ async def test_the_dialog_refuses_a_draft_rewritten_while_the_person_read_it(
     reviewed = result["reviewed"]
     assert len(reviewed) == 1 and "not what was shown" in (reviewed[0]["error"] or ""), reviewed
     assert not (workspace / "queue/typo.md").exists()
+
+
+async def test_the_confirm_dialog_answer_is_about_the_change_it_showed(
+    workspace: Path, shown_policies: Path, tmp_path: Path
+) -> None:
+    """The file changed while the person read the confirm dialog: the change to run is no longer the one
+    shown, so the answer runs nothing and the call waits as a draft; the file keeps what it holds."""
+    db = str(tmp_path / "state" / "ratchet.db")
+    (workspace / "ask").mkdir()
+    target = workspace / "ask/notes.txt"
+    target.write_text("old\n")
+    seen: list[str] = []
+
+    async def human(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        seen.append(params.message)
+        target.write_text("someone else's edit\n")
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    async with agent_on(workspace, shown_policies, db, human) as client:
+        result = (
+            await client.call_tool("write_file", {"path": "ask/notes.txt", "content": "new\n"})
+        ).structured_content
+    assert seen and re.search(r"Digest [0-9a-f]{12}\.", seen[0]), seen
+    assert result is not None and result["status"] == "draft", result
+    assert target.read_text() == "someone else's edit\n"
