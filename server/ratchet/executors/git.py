@@ -525,6 +525,7 @@ class RevertPreview:
     branch: str
     head: str
     diff: str
+    paths: tuple[str, ...] = ()  # the paths it changes, read exactly (NUL-separated, never quoted)
 
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
@@ -551,7 +552,8 @@ async def revert_preview(repo: Path, sha: str, *, process_timeout: float = DEFAU
     head = (await g.run("rev-parse", "HEAD")).stdout.strip()
     subject = (await g.run("log", "--max-count=1", "--format=%s", sha, "--")).stdout.strip()
     diff = (await g.run("diff", "--stat", "--patch", *_DIFF_FLAGS, sha, parents[1], "--")).stdout
-    return RevertPreview(sha, subject, branch, head, diff)
+    listed = (await g.run("diff", "--name-only", "--no-renames", "-z", sha, parents[1], "--")).stdout
+    return RevertPreview(sha, subject, branch, head, diff, tuple(n for n in listed.split("\0") if n))
 
 
 async def git_revert(repo: Path, sha: str, *, process_timeout: float = DEFAULT_TIMEOUT) -> CommitResult:

@@ -89,14 +89,6 @@ async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     )
 
 
-def _diff_paths(diff: str) -> list[str]:
-    return [
-        line[len("diff --git a/") :].split(" b/", 1)[0]
-        for line in diff.splitlines()
-        if line.startswith("diff --git a/")
-    ]
-
-
 async def _fingerprint_commit(ctx: OpContext, args: dict[str, Any]) -> str | None:
     return (await _commit_state(ctx, _paths(ctx, args.get("paths"))))[1]
 
@@ -170,7 +162,7 @@ async def _prepare_revert(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     return Prepared(
         "git_revert",
         {"sha": sha},
-        (Subject(tool="git_revert", paths=tuple(_diff_paths(preview.diff)), branch=preview.branch),),
+        (Subject(tool="git_revert", paths=preview.paths, branch=preview.branch),),
         f"{preview.branch}: revert {sha[:10]} {preview.subject[:60]}",
         shown,
         fingerprint,
