@@ -326,11 +326,14 @@ async def test_a_claude_code_hook_with_the_agent_role_drafts_what_it_would_ask(t
 # -- what a decision rests on: forged with the agent role's own credentials and plain SQL ----------------
 
 
-def chained(conn: Any, cls: str, from_level: str, to_level: str, kind: str) -> tuple[str, tuple[Any, ...]]:
+def chained(
+    conn: Any, cls: str, from_level: str, to_level: str, kind: str, row_id: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
     """An INSERT of a transition correctly linked into the hash chain, as an attacker who read chain.py would
-    write it (`%s` placeholders for psycopg)."""
+    write it (`%s` placeholders for psycopg); `row_id` places it elsewhere than at the end."""
     last = conn.execute("SELECT id, hash FROM transitions ORDER BY id DESC LIMIT 1").fetchone()
-    row_id, prev = (1, chain.GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
+    next_id, prev = (1, chain.GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
+    row_id = next_id if row_id is None else row_id
     facts = {
         "id": row_id, "class": cls, "at": 1.0, "from_level": from_level, "to_level": to_level, "kind": kind,
         "actor": "ratchet", "reason": "forged", "evidence_json": "{}", "action_id": None,
@@ -373,8 +376,10 @@ async def test_the_agent_role_cannot_take_a_level_from_a_row_it_writes(team: Tea
     ]
     with psycopg.connect(team.agent, autocommit=True) as conn:
         refused = {v: refusal(conn, *chained(conn, *v)) for v in variants}
-        # What the agent's own evidence makes stays possible: a demotion from the level of record.
+        # What the agent's own evidence makes stays possible: a demotion from the level of record ...
         assert refusal(conn, *chained(conn, "auto", "autonomous", "confirm", "demote")) == "ALLOWED"
+        # ... appended at the end of the record, never placed before it.
+        assert refusal(conn, *chained(conn, "auto", "confirm", "draft", "demote", row_id=0)) == REFUSED
     assert refused == {v: REFUSED for v in variants}, refused
     assert level_of(team, "climb") == "draft"
     assert level_of(team, "auto") == "confirm"
