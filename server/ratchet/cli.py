@@ -809,7 +809,12 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )
-    answer = await claude_code_process(sys.stdin.buffer.read(), options)
+    if args.client == "codex":  # Codex's shell and apply_patch (codex_hooks); `ratchet install codex`
+        from ratchet.codex_hooks import codex_process
+
+        answer = await codex_process(sys.stdin.buffer.read(), options)
+    else:
+        answer = await claude_code_process(sys.stdin.buffer.read(), options)
     if answer:
         print(answer, flush=True)
     return 0
@@ -845,7 +850,11 @@ async def cmd_install(args: argparse.Namespace) -> int:
         )
     elif args.client == "codex":
         project = workspace / ".codex" / "config.toml" if args.scope == "project" else None
-        plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db, path=project)
+        # Codex's own shell and apply_patch: hooks in the project's .codex/ unless --scope user.
+        hooks = install.codex_home() / "hooks.json" if args.scope == "user" else workspace / ".codex" / "hooks.json"
+        plan = await install.plan_codex(
+            command=args.ratchet_command, policies=args.policies, db=args.db, path=project, hooks=hooks
+        )
     else:
         plan = install.plan_claude_desktop(workspace, command=args.ratchet_command, policies=args.policies, db=args.db)
     for warning in warnings:
@@ -1116,7 +1125,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_filters(p)
     # hook: the workspace defaults to the event's cwd, so it does not share the common --workspace default.
     p = add("hook", cmd_hook, shared=False)
-    p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
+    p.add_argument("client", choices=["claude-code", "codex"], help="whose hook event arrives on stdin")
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
     p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
