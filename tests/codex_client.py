@@ -45,6 +45,7 @@ class CodexRun:
         self.bin.mkdir(exist_ok=True)
         # Under a temporary CODEX_HOME Codex does not create its sandbox helper: link it on PATH.
         (self.bin / "codex-linux-sandbox").symlink_to(binary.resolve())
+        (self.bin / "codex").symlink_to(binary.resolve())  # for `ratchet install codex --check`
         self.root = root
 
     def env(self) -> dict[str, str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ratchet import codex_app
+
 from .codex_client import CodexRun, codex_binary, tool_outputs
 from .helpers import rows, write_policy
 from .test_codex_hooks import POLICY
@@ -141,3 +143,41 @@ def test_a_hook_that_cannot_run_blocks_and_one_codex_times_out_does_not(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (project / "docs/late.md").read_text() == "x\n"
+
+
+def test_check_reports_trust_and_trusted_hooks_run_without_any_bypass(
+    ratchet_bin: Path, codex_run: CodexRun, project: Path, tmp_path: Path, db: Path
+) -> None:
+    policies = write_policy(tmp_path / "policies", POLICY)
+    _install(ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply")
+    check = [str(ratchet_bin), "install", "codex", "--check", "--workspace", str(project)]
+
+    def checked() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(check, env=codex_run.env(), capture_output=True, text=True, timeout=120, check=False)
+
+    done = checked()  # installed, but neither the project nor the hooks are trusted yet
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "PreToolUse hook: in" in done.stdout and "NOT LOADED" in done.stdout
+    assert "project: NOT trusted" in done.stdout and "Codex's shell and apply_patch: NO" in done.stdout
+
+    # Untrusted hooks do not run: Codex's shell writes unchecked (what --check warns of).
+    script = [{"name": "exec_command", "arguments": {"cmd": "echo x > docs/unchecked.md"}}, {"text": "done"}]
+    outputs, _ = codex_run.exec(project, script, "--trust", "-s", "workspace-write")
+    assert (project / "docs/unchecked.md").exists()
+    done = checked()  # --trust trusted the project: its hooks load now, still untrusted
+    assert done.returncode == 1 and done.stdout.count("trust untrusted") == 2, done.stdout
+    assert "project: trusted" in done.stdout and "open /hooks and trust" in done.stdout
+
+    # Trusted as Codex's /hooks review trusts them (the hash Codex computes, through its app-server).
+    assert codex_app.trust_hooks(codex_run.binary, project, " hook codex", env=codex_run.env()) == 2
+    done = checked()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("trust trusted") == 2 and "blocks when Ratchet cannot run" in done.stdout
+    assert "project: trusted" in done.stdout and "Codex's shell and apply_patch: yes" in done.stdout
+    assert "sandbox mode: not set" in done.stdout and "approval policy:" in done.stdout
+
+    script = [{"name": "exec_command", "arguments": {"cmd": "echo x > docs/checked.md"}}, {"text": "done"}]
+    outputs, done = codex_run.exec(project, script, "-s", "workspace-write")  # no bypass of any kind
+    assert done.returncode == 0, done.stderr[-2000:]
+    [out] = tool_outputs(outputs, "exec_command")
+    assert "Ratchet queued this as draft" in out and not (project / "docs/checked.md").exists()

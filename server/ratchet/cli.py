@@ -826,6 +826,12 @@ async def cmd_install(args: argparse.Namespace) -> int:
     --apply writes it, keeping everything already there and backing each file up first."""
     from ratchet import install
 
+    if args.check:
+        if args.client != "codex":
+            raise UsageError("--check applies to codex here")
+        check = await anyio.to_thread.run_sync(install.check_codex, Path(args.workspace))
+        emit(args, {"client": "codex", "ok": check.ok, **check.facts}, lambda: "\n".join(check.lines))
+        return 0 if check.ok else 1
     if args.client != "claude-code" and args.deny_builtins:
         raise UsageError("--deny-builtins applies to claude-code only")
     if args.client == "claude-desktop" and args.scope:
@@ -1140,6 +1146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "codex: user (~/.codex/config.toml; the default) or project (the project's .codex/config.toml)",
     )
     p.add_argument("--apply", action="store_true", help="write the changes (default: only show the diff)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="codex: ask Codex whether Ratchet's hooks are present and trusted, which sandbox and approval policy "
+        "apply, and what is governed; exit 1 when its shell and apply_patch are not governed",
+    )
     p.add_argument(
         "--deny-builtins",
         action="store_true",

@@ -692,6 +692,136 @@ async def plan_codex(
     return Plan("codex", changes, [command_note(exe, command), *notes], exe)
 
 
+@dataclass
+class CodexCheck:
+    """`ratchet install codex --check`: what Codex itself reports, and whether Ratchet governs it."""
+
+    ok: bool
+    lines: list[str]
+    facts: dict[str, Any]
+
+
+def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
+    """Ask the installed Codex (its app-server) whether Ratchet's hooks are present, enabled and
+    trusted for `workspace`, whether Ratchet's MCP server is configured, and which sandbox mode,
+    approval policy and approvals reviewer apply there. `ok` only when Codex's shell and apply_patch
+    are governed (both hooks present, enabled, trusted, the PreToolUse one failing closed)."""
+    from ratchet import codex_app
+
+    exe = binary or shutil.which("codex")
+    if exe is None:
+        return CodexCheck(False, ["No `codex` found on PATH: nothing to check."], {"codex": None})
+    state = codex_app.read_state(exe, workspace.resolve())
+    ours = {h.get("eventName"): h for h in state.hooks if CODEX_HOOK_MARK in str(h.get("command", ""))}
+    project_file = workspace.resolve() / ".codex" / "hooks.json"
+    in_project_file = CODEX_HOOK_MARK in (_read(project_file) or "")
+    config = state.config
+    projects = config.get("projects") if isinstance(config.get("projects"), dict) else {}
+    trusted_project = any(
+        isinstance(v, dict) and v.get("trust_level") == "trusted" and Path(k) in (workspace, workspace.resolve())
+        for k, v in (projects or {}).items()
+    )
+    lines = [f"Codex: {_codex_version_of(exe)} ({exe}), seen from {workspace.resolve()}"]
+    governed = True
+    facts: dict[str, Any] = {"codex": exe, "hooks": {}}
+    for event, key in (("PreToolUse", "preToolUse"), ("PostToolUse", "postToolUse")):
+        hook = ours.get(key)
+        if hook is None:
+            lines.append(
+                f"- {event} hook: in {project_file}, but NOT LOADED: Codex loads a project's hooks only in a project "
+                "it trusts"
+                if in_project_file and not trusted_project
+                else f"- {event} hook: MISSING (run `ratchet install codex --apply`)"
+            )
+            facts["hooks"][event] = None
+            governed = False
+            continue
+        trust, enabled = hook.get("trustStatus"), hook.get("enabled") is True
+        fail_closed = event != "PreToolUse" or "exit 2" in str(hook.get("command", ""))
+        facts["hooks"][event] = {
+            "source": hook.get("sourcePath"),
+            "trust": trust,
+            "enabled": enabled,
+            "fail_closed": fail_closed,
+        }
+        state_words = [f"trust {trust}", "enabled" if enabled else "DISABLED"]
+        if event == "PreToolUse":
+            state_words.append(("blocks" if fail_closed else "FAILS OPEN") + " when Ratchet cannot run")
+        lines.append(f"- {event} hook: {hook.get('sourcePath')} ({', '.join(state_words)})")
+        if trust not in ("trusted", "managed") or not enabled or not fail_closed:
+            governed = False
+    if any(h is not None and h["trust"] not in ("trusted", "managed") for h in facts["hooks"].values()):
+        lines.append(
+            "  Codex skips an untrusted or modified hook without a word: start `codex` here, open /hooks and trust "
+            "Ratchet's hooks (each is trusted by its exact text; a reinstall that changes it needs trusting again)."
+        )
+    project_hooks = in_project_file or any(
+        h is not None and str(h["source"]).startswith(str(workspace.resolve()) + "/") for h in facts["hooks"].values()
+    )
+    if project_hooks:
+        lines.append(
+            "- project: "
+            + (
+                "trusted in Codex (its .codex/ layer loads)"
+                if trusted_project
+                else "NOT trusted in Codex: its .codex/hooks.json and config.toml do not load (trust the folder "
+                "when Codex asks, or run `codex exec --trust` once here)"
+            )
+        )
+        governed = governed and trusted_project
+    servers = config.get("mcp_servers") if isinstance(config.get("mcp_servers"), dict) else {}
+    mcp = SERVER_NAME in (servers or {})
+    lines.append(f"- Ratchet's MCP server: {'configured' if mcp else 'NOT configured'} (mcp_servers.{SERVER_NAME})")
+    sandbox, approval = config.get("sandbox_mode"), config.get("approval_policy")
+    reviewer = config.get("approvals_reviewer")
+    lines.append(
+        f"- sandbox mode: {sandbox or 'not set (Codex default)'}; approval policy: "
+        f"{json.dumps(approval) if isinstance(approval, dict) else approval or 'not set (Codex default)'}; "
+        f"approvals reviewer: {reviewer or 'not set (user)'}"
+    )
+    for error in state.hook_errors:
+        lines.append(f"- Codex reports: {error}")
+    facts.update(
+        {
+            "project_trusted": trusted_project,
+            "mcp_server": mcp,
+            "sandbox_mode": sandbox,
+            "approval_policy": approval,
+            "approvals_reviewer": reviewer,
+        }
+    )
+    lines.append("Governed by Ratchet here:")
+    lines.append(
+        "- Codex's shell and apply_patch: "
+        + (
+            "yes, through the hooks (autonomous runs under Codex's sandbox and is recorded; the rest is refused "
+            "with a draft or a packet)"
+            if governed
+            else "NO: they run under Codex's sandbox and approval policy alone"
+        )
+    )
+    lines.append(
+        "- Ratchet's own tools (write_file, edit_file, run_command, git): "
+        + ("yes, inside Ratchet's server" if mcp else "not available (no MCP server entry)")
+    )
+    lines.append("- not governed: Codex's other tools (web search, images, other MCP servers' tools)")
+    if reviewer in ("auto_review", "guardian_subagent"):
+        lines.append(
+            "- auto-review is on: Codex's reviewer, not you, answers Codex's own approval prompts; Ratchet never "
+            "records its answers as yours"
+        )
+    facts["governed"] = governed
+    return CodexCheck(governed and mcp, lines, facts)
+
+
+def _codex_version_of(exe: str) -> str:
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "version unknown"
+    return (done.stdout or done.stderr).strip() or "version unknown"
+
+
 def _codex_version() -> str | None:
     exe = shutil.which("codex")
     if exe is None:
