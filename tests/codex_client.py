@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,27 +61,18 @@ class CodexRun:
             "RATCHET_HOOK_SERVER": "off",
         }
 
-    def exec(
-        self, cwd: Path, script: list[Any], *extra: str, timeout: float = 180
-    ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
-        """Run `codex exec` in `cwd` against the scripted model; (the tool outputs the model received,
-        in order, as {"name", "output"}, the finished process)."""
+    @contextmanager
+    def model(self, script: list[Any], first_delay_s: float = 1.5) -> Iterator[tuple[Path, dict[str, str]]]:
+        """The scripted model on loopback for the duration: (its run directory, Codex's `-c` overrides
+        that point at it). It is stopped on exit."""
         n = len(list(self.root.glob("run-*")))
         run = self.root / f"run-{n}"
         run.mkdir()
         (run / "script.json").write_text(json.dumps(script))
+        argv = [sys.executable, str(FAKE_OPENAI), "--script", str(run / "script.json"), "--log", str(run / "log.jsonl")]
         server = subprocess.Popen(
-            [
-                sys.executable,
-                str(FAKE_OPENAI),
-                "--script",
-                str(run / "script.json"),
-                "--log",
-                str(run / "log.jsonl"),
-                "--port-file",
-                str(run / "port"),
-            ],
-            env={**os.environ, "FAKE_FIRST_DELAY": "1.5"},
+            [*argv, "--port-file", str(run / "port")],
+            env={**os.environ, "FAKE_FIRST_DELAY": str(first_delay_s)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -90,13 +83,27 @@ class CodexRun:
                 assert time.monotonic() < deadline, "the scripted model did not start"
                 time.sleep(0.05)
             port = (run / "port").read_text().strip()
+            yield (
+                run,
+                {
+                    "model_provider": "fake",
+                    "model_providers.fake.name": "fake",
+                    "model_providers.fake.wire_api": "responses",
+                    "model_providers.fake.base_url": f"http://127.0.0.1:{port}/v1",
+                },
+            )
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+
+    def exec(
+        self, cwd: Path, script: list[Any], *extra: str, timeout: float = 180
+    ) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
+        """Run `codex exec` in `cwd` against the scripted model; (the tool outputs the model received,
+        in order, as {"name", "output"}, the finished process)."""
+        with self.model(script) as (run, config):
             argv = [str(self.binary), "exec", "--skip-git-repo-check", "--json", "-m", MODEL]
-            for key, value in (
-                ("model_provider", "fake"),
-                ("model_providers.fake.name", "fake"),
-                ("model_providers.fake.wire_api", "responses"),
-                ("model_providers.fake.base_url", f"http://127.0.0.1:{port}/v1"),
-            ):
+            for key, value in config.items():
                 argv += ["-c", f"{key}={value}"]
             done = subprocess.run(
                 [*argv, *extra, "do the task"],
@@ -109,12 +116,14 @@ class CodexRun:
                 check=False,
                 start_new_session=True,
             )
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=10)
-        lines = (run / "log.jsonl").read_text().splitlines() if (run / "log.jsonl").exists() else []
-        outputs: list[dict[str, Any]] = json.loads(lines[-1])["outputs"] if lines else []
-        return outputs, done
+        return last_outputs(run), done
+
+
+def last_outputs(run: Path) -> list[dict[str, Any]]:
+    """The tool outputs the model received by its last request in `run`."""
+    lines = (run / "log.jsonl").read_text().splitlines() if (run / "log.jsonl").exists() else []
+    outputs: list[dict[str, Any]] = json.loads(lines[-1])["outputs"] if lines else []
+    return outputs
 
 
 def tool_outputs(outputs: list[dict[str, Any]], name: str) -> list[str]:

@@ -29,8 +29,16 @@ DEFAULT_TIMEOUT_S = 30.0
 class AppServer:
     """One `codex app-server` process; use as a context manager (the process ends on exit)."""
 
-    def __init__(self, binary: Path | str, *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        binary: Path | str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
         self.binary, self.env, self.cwd = str(binary), dict(env) if env is not None else None, cwd
+        self.overrides = [arg for key, value in (config or {}).items() for arg in ("-c", f"{key}={value}")]
         self.proc: subprocess.Popen[str] | None = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.next_id = 0
@@ -39,7 +47,7 @@ class AppServer:
     def __enter__(self) -> Self:
         try:
             self.proc = subprocess.Popen(
-                [self.binary, "app-server"],
+                [self.binary, "app-server", *self.overrides],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
