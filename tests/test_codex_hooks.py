@@ -292,3 +292,22 @@ def test_the_installed_command_blocks_when_ratchet_is_missing_or_crashes(codex: 
         env=env,
     )
     assert done.returncode == 0 and json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_stop_settles_calls_codex_turned_down_as_not_run(codex: Codex) -> None:
+    reason, refused_id = codex.pre("Bash", "ls /")
+    assert reason == ""
+    reason, _ = codex.pre("Bash", "ls -l")
+    # Codex's own approval (a person, its reviewer, or policy `never`) refused the first: the model got
+    # an output, but no command ran, so there is no completed item and no PostToolUse.
+    line = {"type": "response_item", "payload": {"type": "function_call_output", "call_id": refused_id, "output": "no"}}
+    with codex.transcript.open("a") as out:
+        out.write(json.dumps(line) + "\n")
+    stop = codex.event("Stop", "", "", "")
+    for key in ("tool_name", "tool_input", "tool_use_id"):
+        stop.pop(key)
+    assert codex.send(stop) == ""
+    by_target = {r["target"]: r for r in codex.rows()}
+    assert by_target["ls /"]["status"] == "declined" and by_target["ls /"]["sample"] is None
+    assert by_target["ls /"]["reviewer"] is None  # nobody's answer on record
+    assert by_target["ls -l"]["status"] == "allowed"  # no result yet: left for a later Stop

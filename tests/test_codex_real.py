@@ -165,14 +165,14 @@ def test_check_reports_trust_and_trusted_hooks_run_without_any_bypass(
     outputs, _ = codex_run.exec(project, script, "--trust", "-s", "workspace-write")
     assert (project / "docs/unchecked.md").exists()
     done = checked()  # --trust trusted the project: its hooks load now, still untrusted
-    assert done.returncode == 1 and done.stdout.count("trust untrusted") == 2, done.stdout
+    assert done.returncode == 1 and done.stdout.count("trust untrusted") == 3, done.stdout
     assert "project: trusted" in done.stdout and "open /hooks and trust" in done.stdout
 
     # Trusted as Codex's /hooks review trusts them (the hash Codex computes, through its app-server).
-    assert codex_app.trust_hooks(codex_run.binary, project, " hook codex", env=codex_run.env()) == 2
+    assert codex_app.trust_hooks(codex_run.binary, project, " hook codex", env=codex_run.env()) == 3
     done = checked()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("trust trusted") == 2 and "blocks when Ratchet cannot run" in done.stdout
+    assert done.stdout.count("trust trusted") == 3 and "blocks when Ratchet cannot run" in done.stdout
     assert "project: trusted" in done.stdout and "Codex's shell and apply_patch: yes" in done.stdout
     assert "sandbox mode: not set" in done.stdout and "approval policy:" in done.stdout
 
@@ -181,3 +181,22 @@ def test_check_reports_trust_and_trusted_hooks_run_without_any_bypass(
     assert done.returncode == 0, done.stderr[-2000:]
     [out] = tool_outputs(outputs, "exec_command")
     assert "Ratchet queued this as draft" in out and not (project / "docs/checked.md").exists()
+
+
+def test_codex_auto_review_answers_its_own_approval_and_nothing_of_it_is_a_person_answer(
+    ratchet_bin: Path, codex_run: CodexRun, project: Path, tmp_path: Path, db: Path
+) -> None:
+    """`--approve-for-me`: Codex's reviewer (a model turn) answers Codex's own approval of an escalated
+    command that Ratchet allowed; here it cannot (the scripted model's verdict is not its JSON) and the
+    command does not run. Ratchet records the call as not run, with no reviewer and no sample."""
+    policies = write_policy(tmp_path / "policies", POLICY)
+    _install(ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply")
+    escalated = {"cmd": "ls", "sandbox_permissions": "require_escalated", "justification": "list the project"}
+    script = [{"name": "exec_command", "arguments": escalated}, {"text": "done"}]
+    outputs, done = codex_run.exec(project, script, "--trust", "--dangerously-bypass-hook-trust", "--approve-for-me")
+    assert done.returncode == 0, done.stderr[-2000:]
+    [out] = tool_outputs(outputs, "exec_command")
+    assert "automatic approval review" in out  # Codex's reviewer, not a person, answered
+    [row] = rows(db, "SELECT * FROM actions WHERE target = 'ls'")
+    assert row["status"] == "declined" and row["sample"] is None  # settled at Stop: it did not run
+    assert row["reviewer"] is None and row["review_channel"] is None and row["evidence"] is None

@@ -270,15 +270,22 @@ async def codex(raw: bytes | str, options: hooks.HookOptions) -> str:
     except Exception as exc:
         return deny(f"Ratchet could not read the hook event ({exc}); nothing was run.")
     name, tool = event["hook_event_name"], event.get("tool_name")
-    if tool not in GOVERNED or name not in ("PreToolUse", "PostToolUse"):
+    if name == "Stop":
+        pass
+    elif tool not in GOVERNED or name not in ("PreToolUse", "PostToolUse"):
         return ""
     try:
         with anyio.fail_after(options.deadline_s):
+            if name == "Stop" and not await _recorded_here(event, options):
+                return ""
             engine = await _open(event, options)
             try:
                 if name == "PreToolUse":
                     return await _pre_tool_use(engine, event)
-                await _post_tool_use(engine, event)
+                if name == "Stop":
+                    await _stop(engine, event)
+                else:
+                    await _post_tool_use(engine, event)
                 return ""
             finally:
                 await engine.close()
@@ -410,6 +417,60 @@ async def _post_tool_use(engine: Engine, event: dict[str, Any]) -> None:
         return
     for external_id in waiting:
         await engine.record_external_outcome(external_id, ran=True, ok=ok, external_tool=tool)
+
+
+async def _recorded_here(event: dict[str, Any], options: hooks.HookOptions) -> bool:
+    """Whether a Stop has anything to settle: never create a database for it."""
+    from ratchet.executors.workspace import find_project_root
+    from ratchet.record.store import resolve_location
+
+    workspace = options.workspace or find_project_root(hooks._workspace(event, options).resolve())
+    db = resolve_location(options.db, workspace.resolve())
+    return not (isinstance(db, Path) and not db.exists())
+
+
+def transcript_outputs(path: Path, ids: set[str]) -> set[str]:
+    """Which of `ids` have a tool output (`function_call_output` or `custom_tool_call_output`) in a
+    Codex transcript: the model was told the call's result, whether or not it ran."""
+    found: set[str] = set()
+    try:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if "_output" not in line or not any(i in line for i in ids - found):
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                payload = entry.get("payload") if isinstance(entry, dict) else None
+                if (
+                    isinstance(payload, dict)
+                    and payload.get("type") in ("function_call_output", "custom_tool_call_output")
+                    and payload.get("call_id") in ids
+                ):
+                    found.add(str(payload["call_id"]))
+    except OSError:
+        return found
+    return found
+
+
+async def _stop(engine: Engine, event: dict[str, Any]) -> None:
+    """At the end of a turn: an allowed call that never reported an outcome but whose result the
+    model was given did not run when Codex has no completed item for it (Codex's own approval, by
+    the person or its reviewer, turned it down, or the policy `never` refused it): it is settled as
+    not run, which is no evidence either way. One that ran is settled by its exit code."""
+    waiting = await engine.waiting_external()
+    path = event.get("transcript_path")
+    if not waiting or not isinstance(path, str) or not path:
+        return
+    calls = {i.split("#")[0] for i in waiting}
+    answered = transcript_outputs(Path(path), calls)
+    for external_id in sorted(waiting):
+        call_id = external_id.split("#")[0]
+        if call_id not in answered:
+            continue  # its result is not in the transcript yet: left for a later turn's Stop
+        ok = transcript_result(Path(path), call_id)
+        await engine.record_external_outcome(external_id, ran=ok is not None, ok=ok is True)
 
 
 # -- the hook's own process -----------------------------------------------------------------------

@@ -528,7 +528,7 @@ def _split_block(text: str, path: Path) -> tuple[str, str, str] | None:
 
 
 CODEX_HOOK_TIMEOUT_S = 60  # Codex stops the hook at this point and lets the call go ahead (fails open)
-CODEX_HOOK_EVENTS = ("PreToolUse", "PostToolUse")
+CODEX_HOOK_EVENTS = ("PreToolUse", "PostToolUse", "Stop")
 
 
 def codex_home() -> Path:
@@ -572,6 +572,7 @@ def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path |
     wanted = {
         "PreToolUse": codex_fail_closed(base),
         "PostToolUse": base,
+        "Stop": base,  # settles calls Codex's own approval turned down (they report no outcome)
     }
 
     def mutate(data: dict[str, Any]) -> None:
@@ -597,17 +598,17 @@ def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path |
                 rest = [h for h in handlers if not _is_codex_hook(h)]
                 if rest:
                     kept.append({**group, "hooks": rest})
-            ours = {
-                "matcher": MATCHER,
-                "hooks": [
-                    {
-                        "type": "command",
-                        "command": wanted[event],
-                        "timeout": CODEX_HOOK_TIMEOUT_S,
-                        "statusMessage": "Ratchet: checking the call against the policy",
-                    }
-                ],
-            }
+            ours: dict[str, Any] = {} if event == "Stop" else {"matcher": MATCHER}
+            ours["hooks"] = [
+                {
+                    "type": "command",
+                    "command": wanted[event],
+                    "timeout": CODEX_HOOK_TIMEOUT_S,
+                    "statusMessage": "Ratchet: recording the turn's calls"
+                    if event == "Stop"
+                    else "Ratchet: checking the call against the policy",
+                }
+            ]
             kept.insert(len(kept) if first is None else first, ours)
             hooks[event] = kept
 
@@ -724,7 +725,7 @@ def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
     lines = [f"Codex: {_codex_version_of(exe)} ({exe}), seen from {workspace.resolve()}"]
     governed = True
     facts: dict[str, Any] = {"codex": exe, "hooks": {}}
-    for event, key in (("PreToolUse", "preToolUse"), ("PostToolUse", "postToolUse")):
+    for event, key in (("PreToolUse", "preToolUse"), ("PostToolUse", "postToolUse"), ("Stop", "stop")):
         hook = ours.get(key)
         if hook is None:
             lines.append(
