@@ -38,7 +38,7 @@ def _turn(
     (the requests the client saw, the tool outputs the model received)."""
     seen: list[dict[str, Any]] = []
     with (
-        run.model(script, first_delay_s=4) as (model_run, config),
+        run.model(script, first_delay_s=0.5) as (model_run, config),
         codex_app.AppServer(run.binary, env=run.env(), cwd=project, config=config) as server,
     ):
         thread = server.request(
@@ -51,6 +51,16 @@ def _turn(
                 "sandbox": "workspace-write",
             },
         )
+        ready = time.monotonic() + 90  # Ratchet's server lists its tools before the model's first turn
+        while not any(
+            m.get("method") == "mcpServer/startupStatus/updated"
+            and (m.get("params") or {}).get("name") == "ratchet"
+            and (m.get("params") or {}).get("status") == "ready"
+            for m in server.pending
+        ):
+            assert time.monotonic() < ready, "Ratchet's MCP server did not start in Codex"
+            server.pending.append(server.message(60))
+        server.pending.clear()
         server.request(
             "turn/start", {"threadId": thread["thread"]["id"], "input": [{"type": "text", "text": "do the task"}]}
         )
