@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ratchet import codex_hooks, install
+from ratchet import codex_hooks, hook_socket, install
 from ratchet.errors import InvalidRequest
 
 from .helpers import rows, write_policy
+from .test_hook_server import FakeServer, _stop_servers, _wait_for
 
 POLICY = """
 [defaults]
@@ -311,3 +313,63 @@ def test_stop_settles_calls_codex_turned_down_as_not_run(codex: Codex) -> None:
     assert by_target["ls /"]["status"] == "declined" and by_target["ls /"]["sample"] is None
     assert by_target["ls /"]["reviewer"] is None  # nobody's answer on record
     assert by_target["ls -l"]["status"] == "allowed"  # no result yet: left for a later Stop
+
+
+# -- the resident hook server answers Codex's events too -------------------------------------------
+
+PROBE = """
+import sys
+from ratchet.entry import main
+code = main(sys.argv[1:])
+print("DIRECT" if "ratchet.codex_hooks" in sys.modules else "NOT-IN-PROCESS", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _probe(codex: Codex, env: dict[str, str], raw: str) -> tuple[str, str]:
+    argv = [sys.executable, "-c", PROBE, *codex.argv()[1:]]
+    done = subprocess.run(argv, input=raw, capture_output=True, text=True, timeout=120, check=True, env=env)
+    return done.stdout.strip(), done.stderr
+
+
+def test_the_resident_server_decides_codex_events_as_the_hook_process_does(codex: Codex, tmp_path: Path) -> None:
+    sockets = tmp_path / "sockets"
+    env = {k: v for k, v in os.environ.items() if k not in hook_socket.KEYED_ENV}
+    env[hook_socket.SOCKET_DIR_ENV], env[hook_socket.SERVER_ENV] = str(sockets), "on"
+    events = [
+        codex.event("PreToolUse", "Bash", "ls", "r1"),
+        codex.event("PreToolUse", "Bash", "echo x > docs/r.md", "r2"),
+        codex.event("PreToolUse", "apply_patch", PATCH, "r3"),
+    ]
+    first, err = _probe(codex, env, json.dumps(events[0]))  # no server yet: decided here, one started
+    assert first == "" and err.strip().endswith("DIRECT"), err
+    ep = hook_socket.endpoint({"policies": str(codex.policies), "db": str(codex.db)}, env)
+    try:
+        _wait_for(Path(ep.socket))
+        answers = []
+        for event in events[1:]:
+            out, err = _probe(codex, env, json.dumps(event))
+            assert err.strip().endswith("NOT-IN-PROCESS"), err  # decided by the resident server
+            answers.append(json.loads(out)["hookSpecificOutput"]["permissionDecisionReason"])
+        assert "queued this as draft" in answers[0] and "2 of its 3 file changes" in answers[1]
+        ungoverned = codex.event("PreToolUse", "mcp__ratchet__write_file", "x", "r4")
+        out, err = _probe(codex, env, json.dumps(ungoverned))
+        assert out == "" and err.strip().endswith("NOT-IN-PROCESS")  # no answer, nothing imported or sent
+    finally:
+        _stop_servers(sockets)
+
+
+def test_a_misbehaving_resident_server_denies_a_codex_patch(codex: Codex, tmp_path: Path) -> None:
+    sockets = tmp_path / "sockets"
+    sockets.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if k not in hook_socket.KEYED_ENV}
+    env[hook_socket.SOCKET_DIR_ENV], env[hook_socket.SERVER_ENV] = str(sockets), "on"
+    ep = hook_socket.endpoint({"policies": str(codex.policies), "db": str(codex.db)}, env)
+    server = FakeServer(Path(ep.socket), b"not json")
+    try:
+        patch = "*** Begin Patch\n*** Add File: notes/n.md\n+n\n*** End Patch\n"  # autonomous: would run
+        out, _ = _probe(codex, env, json.dumps(codex.event("PreToolUse", "apply_patch", patch, "m1")))
+        answer = json.loads(out)["hookSpecificOutput"]
+        assert answer["permissionDecision"] == "deny" and "fail closed" in answer["permissionDecisionReason"]
+    finally:
+        server.close()

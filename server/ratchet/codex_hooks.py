@@ -492,3 +492,20 @@ async def codex_process(raw: bytes, options: hooks.HookOptions, hard_deadline_s:
     )
     with hooks._process_deadline(hard_deadline_s, late):
         return await codex(raw, options)
+
+
+def answer_event(options: dict[str, str], raw: bytes) -> int:
+    """The whole hook process for one Codex event (`hook codex [--workspace] [--policies] [--db]`,
+    already read from stdin): the answer, if any, on stdout; exit 0."""
+    from ratchet.record.store import parse_location
+
+    workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
+    hook_options = hooks.HookOptions(
+        workspace=Path(workspace) if workspace else None,
+        policies=Path(policies) if policies else None,
+        db=parse_location(db) if db else None,
+    )
+    answer = anyio.run(codex_process, raw, hook_options)
+    if answer:
+        print(answer, flush=True)
+    return 0
