@@ -332,6 +332,16 @@ def test_codex_hooks_are_written_beside_the_scope_and_keep_other_hooks(
     assert code == 1 and "other top-level keys" in out
 
 
+def test_codex_check_without_codex_says_so_and_fails(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(workspace))  # no codex there
+    code, out = _install(capsys, "codex", "--check", "--workspace", str(workspace))
+    assert code == 1 and "No `codex` found on PATH" in out
+    code, out = _install(capsys, "claude-desktop", "--check")
+    assert code == 2 and "--check applies to codex" in out
+
+
 # -- Claude Desktop -------------------------------------------------------------------------------
 
 
