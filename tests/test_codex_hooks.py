@@ -60,6 +60,11 @@ start = "autonomous"
 tools = ["run_command"]
 argv = [["rm"]]
 start = "draft"
+
+[classes.python-run]
+tools = ["run_command"]
+argv = [["python3"]]
+start = "autonomous"
 """
 
 
@@ -70,6 +75,7 @@ class Codex:
         self.bin, self.workspace, self.policies, self.db = ratchet_bin, workspace, policies, db
         self.transcript = workspace.parent / "rollout.jsonl"
         self.n = 0
+        self.rewritten: str | None = None  # the command of the last `allow` with `updatedInput`
 
     def argv(self) -> list[str]:
         return [str(self.bin), "hook", "codex", "--policies", str(self.policies), "--db", str(self.db)]
@@ -95,13 +101,17 @@ class Codex:
         return done.stdout.strip()
 
     def pre(self, tool: str, command: str, cwd: Path | None = None) -> tuple[str, str]:
-        """A PreToolUse; (the reason of a deny or '' for no answer, the call's id)."""
+        """A PreToolUse; (the reason of a deny or '' when it may run, the call's id)."""
         self.n += 1
         call_id = f"call_{self.n}"
         out = self.send(self.event("PreToolUse", tool, command, call_id, cwd))
+        self.rewritten = None
         if not out:
             return "", call_id
         answer = json.loads(out)["hookSpecificOutput"]
+        if answer["permissionDecision"] == "allow":
+            self.rewritten = answer["updatedInput"]["command"]
+            return "", call_id
         assert answer["hookEventName"] == "PreToolUse" and answer["permissionDecision"] == "deny"
         return str(answer["permissionDecisionReason"]), call_id
 
@@ -142,18 +152,19 @@ def _draft(reason: str) -> int:
 
 
 def test_shell_autonomous_runs_and_is_recorded_with_its_outcome(codex: Codex) -> None:
-    reason, ok_id = codex.pre("Bash", "ls")
-    assert reason == ""  # no answer: Codex runs it under its own sandbox and approval policy
+    reason, ok_id = codex.pre("Bash", "ls  # list")
+    assert reason == ""  # Codex runs it under its own sandbox and approval policy, its input closed
+    assert codex.rewritten == "( ls  # list\n) </dev/null"
     reason, fail_id = codex.pre("Bash", "ls missing-dir")
     assert reason == ""
-    codex.post("Bash", "ls", ok_id, status="completed", exit_code=0)
+    codex.post("Bash", "ls  # list", ok_id, status="completed", exit_code=0)
     codex.post("Bash", "ls missing-dir", fail_id, status="failed", exit_code=2)
     # One whose result is not in the transcript is left without an outcome: no evidence either way.
     reason, unknown_id = codex.pre("Bash", "ls -a")
     codex.post("Bash", "ls -a", unknown_id, status=None, exit_code=None)
     by_target = {r["target"]: r for r in codex.rows()}
-    assert by_target["ls"]["status"] == "executed" and by_target["ls"]["external_tool"] == "Bash"
-    assert by_target["ls"]["session_id"] == "codex-01a2-codex"
+    assert by_target["ls  # list"]["status"] == "executed" and by_target["ls  # list"]["external_tool"] == "Bash"
+    assert by_target["ls  # list"]["session_id"] == "codex-01a2-codex"
     assert by_target["ls missing-dir"]["status"] == "failed"
     assert by_target["ls -a"]["status"] == "allowed"
 
@@ -200,7 +211,7 @@ def test_a_patch_is_judged_file_by_file_and_runs_only_when_every_file_may(codex:
     # Every file autonomous: no answer, each recorded, and the PostToolUse of the patch settles them all.
     both = "*** Begin Patch\n*** Add File: notes/a.md\n+a\n*** Add File: notes/b.md\n+b\n*** End Patch\n"
     reason, call_id = codex.pre("apply_patch", both)
-    assert reason == ""
+    assert reason == "" and codex.rewritten is None  # a patch is not rewritten: no answer at all
     codex.post("apply_patch", both, call_id, status=None, exit_code=None)
     executed = {r["target"] for r in codex.rows() if r["status"] == "executed"}
     assert {"notes/a.md", "notes/b.md"} <= executed
@@ -342,7 +353,7 @@ def test_the_resident_server_decides_codex_events_as_the_hook_process_does(codex
         codex.event("PreToolUse", "apply_patch", PATCH, "r3"),
     ]
     first, err = _probe(codex, env, json.dumps(events[0]))  # no server yet: decided here, one started
-    assert first == "" and err.strip().endswith("DIRECT"), err
+    assert "</dev/null" in first and err.strip().endswith("DIRECT"), err
     ep = hook_socket.endpoint({"policies": str(codex.policies), "db": str(codex.db)}, env)
     try:
         _wait_for(Path(ep.socket))

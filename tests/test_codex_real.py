@@ -200,3 +200,30 @@ def test_codex_auto_review_answers_its_own_approval_and_nothing_of_it_is_a_perso
     [row] = rows(db, "SELECT * FROM actions WHERE target = 'ls'")
     assert row["status"] == "declined" and row["sample"] is None  # settled at Stop: it did not run
     assert row["reviewer"] is None and row["review_channel"] is None and row["evidence"] is None
+
+
+def test_a_command_allowed_at_autonomous_cannot_be_typed_into_later(
+    ratchet_bin: Path, codex_run: CodexRun, project: Path, tmp_path: Path, db: Path
+) -> None:
+    """Codex's write_stdin feeds a running command and fires no hook: a script allowed at autonomous
+    that reads its input (`python3 tools/repl.py` here) would run whatever is typed into it later.
+    Ratchet allows it with its input closed, so it has read nothing and ended before anything can be
+    typed. (A bare interpreter or shell reading code from its input is already not autonomous.)"""
+    policies = write_policy(tmp_path / "policies", POLICY)
+    _install(ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply")
+    (project / "tools").mkdir()
+    (project / "tools/repl.py").write_text("import sys\nexec(sys.stdin.readline())\n")
+    typed = "open('docs/typed.md', 'w').write('x')\n"
+    command = {"cmd": "python3 tools/repl.py", "tty": True, "yield_time_ms": 1000}
+    script = [
+        {"name": "exec_command", "arguments": command},
+        {"name": "write_stdin", "arguments": {"session_id": "SESSIONID", "chars": typed, "yield_time_ms": 1000}},
+        {"text": "done"},
+    ]
+    outputs, done = codex_run.exec(
+        project, script, "--trust", "--dangerously-bypass-hook-trust", "-s", "workspace-write"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (project / "docs/typed.md").exists()
+    [started] = tool_outputs(outputs, "exec_command")
+    assert "Process exited with code 0" in started  # it read an empty input and ended

@@ -31,7 +31,9 @@ Shapes relied on, seen from the real Codex 0.171 (and its source, codex-rs/hooks
 Decisions, per class level of the call (Codex's hooks cannot ask, so nobody can answer a confirm here):
 
     autonomous -> no answer  Codex runs it under its own sandbox and approval policy; the call is
-                             recorded and PostToolUse reports how it went
+                             recorded and PostToolUse reports how it went. A shell command is
+                             allowed with its input rewritten to `( COMMAND\n) </dev/null`: Codex's
+                             `write_stdin` (which fires no hook) cannot type into it later
     confirm    -> deny       queued as a draft, exactly as when an MCP client cannot ask
     draft      -> deny       queued as a draft for the person (`ratchet approve N`)
     blocked    -> deny       with the escalation packet
@@ -241,6 +243,23 @@ def deny(reason: str) -> str:
     )
 
 
+def no_stdin(command: str) -> str:
+    """Allow a shell command with its standard input closed (`allow` with `updatedInput`, which Codex
+    0.171 honours for its shell, still under its own sandbox and approval policy). Codex's
+    `write_stdin` feeds a running command and fires no hook: a command judged autonomous must not
+    become an interactive shell or interpreter that runs whatever is typed into it later. The
+    newline before `)` keeps a trailing comment from swallowing it."""
+    return json.dumps(
+        {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "allow",
+                "updatedInput": {"command": f"( {command}\n) </dev/null"},
+            }
+        }
+    )
+
+
 def _session(event: dict[str, Any]) -> str:
     sid = event.get("session_id")
     return f"codex-{sid if isinstance(sid, str) and sid else 'unknown'}"
@@ -343,7 +362,7 @@ async def _decide(engine: Engine, event: dict[str, Any], calls: list[hooks._Call
         # Autonomous: Codex runs it under its own sandbox and approval policy; PostToolUse reports it.
         for call, ev, external_id in zip(calls, evs, ids, strict=True):
             await engine.record_external(ev, external_id, intent=call.intent, external_tool=event["tool_name"])
-        return ""
+        return no_stdin(_command(event)) if event["tool_name"] == SHELL else ""
     reasons: list[str] = []
     held: list[str] = []
     for call, ev, external_id in zip(calls, evs, ids, strict=True):

@@ -99,6 +99,15 @@ def call_outputs(items: list) -> list[dict]:
     return out
 
 
+def with_session(arguments: str, body: dict) -> str:
+    """`"SESSIONID"` in a turn's arguments becomes the last `session ID N` a tool output reported
+    (Codex's running command, for a scripted `write_stdin`)."""
+    if '"SESSIONID"' not in arguments:
+        return arguments
+    found = re.findall(r"session ID (\d+)", json.dumps(body.get("input")))
+    return arguments.replace('"SESSIONID"', found[-1] if found else "0")
+
+
 def turn_index(items: list) -> int:
     n = 0
     for it in items:
@@ -147,7 +156,7 @@ def next_turn(body: dict) -> tuple[list[dict], int]:
                 "id": f"fc_{uuid.uuid4().hex[:16]}",
                 "call_id": call_id,
                 "name": c["name"],
-                "arguments": json.dumps(c.get("arguments", {})),
+                "arguments": with_session(json.dumps(c.get("arguments", {})), body),
             }
             for key, val in c.items():
                 if key not in ("name", "arguments", "type"):
