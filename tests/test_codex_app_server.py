@@ -20,9 +20,8 @@ import pytest
 
 from ratchet import codex_app
 
-from .codex_client import MODEL, CodexRun, codex_binary, last_outputs, tool_outputs
-from .helpers import rows, write_policy
-from .test_codex_hooks import POLICY
+from .helpers import CODEX_POLICY as POLICY
+from .helpers import MODEL, CodexRun, codex_binary, last_outputs, rows, tool_outputs, write_policy
 
 
 @pytest.fixture

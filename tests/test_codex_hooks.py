@@ -5,10 +5,15 @@ file; anything broken is a deny; the installed command blocks when Ratchet canno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,55 +22,8 @@ import pytest
 from ratchet import codex_hooks, hook_socket, install
 from ratchet.errors import InvalidRequest
 
+from .helpers import CODEX_POLICY as POLICY
 from .helpers import rows, write_policy
-from .test_hook_server import FakeServer, _stop_servers, _wait_for
-
-POLICY = """
-[defaults]
-unmatched = "draft"
-
-[classes.docs]
-tools = ["write_file", "edit_file"]
-paths = ["docs/**"]
-start = "confirm"
-ceiling = "confirm"
-
-[classes.source]
-tools = ["write_file", "edit_file"]
-paths = ["src/**"]
-start = "draft"
-ceiling = "draft"
-
-[classes.secrets]
-tools = ["write_file", "edit_file"]
-paths = [".env"]
-start = "blocked"
-
-[classes.notes]
-tools = ["write_file", "edit_file"]
-paths = ["notes/**"]
-start = "autonomous"
-
-[classes.ls-run]
-tools = ["run_command"]
-argv = [["ls"]]
-start = "autonomous"
-
-[classes.echo-run]
-tools = ["run_command"]
-argv = [["echo"]]
-start = "autonomous"
-
-[classes.rm-run]
-tools = ["run_command"]
-argv = [["rm"]]
-start = "draft"
-
-[classes.python-run]
-tools = ["run_command"]
-argv = [["python3"]]
-start = "autonomous"
-"""
 
 
 class Codex:
@@ -327,6 +285,48 @@ def test_stop_settles_calls_codex_turned_down_as_not_run(codex: Codex) -> None:
 
 
 # -- the resident hook server answers Codex's events too -------------------------------------------
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def _stop_servers(sockets: Path) -> None:
+    """Stop the resident hook servers a test started (their pid is in their lock file)."""
+    for lock in sockets.glob("*.lock"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(lock.read_text().strip()), signal.SIGTERM)
+
+
+class FakeServer:
+    """A socket at the hook's endpoint that answers every connection with `reply` after reading it."""
+
+    def __init__(self, path: Path, reply: bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        path.chmod(0o600)
+        self.sock.listen()
+        self.reply = reply
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                while conn.recv(65536):
+                    pass
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
 
 PROBE = """
 import sys

@@ -14,9 +14,8 @@ import pytest
 
 from ratchet import codex_app
 
-from .codex_client import CodexRun, codex_binary, tool_outputs
-from .helpers import rows, write_policy
-from .test_codex_hooks import POLICY
+from .helpers import CODEX_POLICY as POLICY
+from .helpers import CodexRun, codex_binary, rows, tool_outputs, write_policy
 
 PATCH = (
     "*** Begin Patch\n*** Update File: src/app.py\n@@\n-x = 1\n+x = 2\n"
