@@ -194,6 +194,8 @@ def test_deletes_and_moves_are_judged_as_what_they_do(codex: Codex) -> None:
         ("*** Begin Patch\n*** Update File: src/none.py\n@@\n-a\n+b\n*** End Patch\n", "does not exist"),
         ("*** Begin Patch\n*** Frobnicate: x\n*** End Patch\n", "expected '*** Add File:'"),
         ("*** Begin Patch\n*** Add File: ../outside.txt\n+x\n*** End Patch\n", "outside"),
+        ("*** Begin Patch\n*** Add File: .codex/hooks.json\n+{}\n*** End Patch\n", "Codex's own configuration"),
+        ("*** Begin Patch\n*** Add File: notes/../.codex/config.toml\n+x\n*** End Patch\n", "Codex's own"),
     ],
 )
 def test_a_patch_that_cannot_be_judged_is_denied(codex: Codex, patch: str, why: str) -> None:

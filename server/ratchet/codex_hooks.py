@@ -196,6 +196,16 @@ def _join(cwd: str | None, path: str) -> str:
     return path if path.startswith("/") or not cwd else f"{cwd.rstrip('/')}/{path}"
 
 
+def _not_codex_config(engine: Engine, path: str) -> None:
+    """Refuse a patch to Codex's own configuration (a project's `.codex/`): a changed hooks.json is
+    no longer trusted, and Codex then skips Ratchet's hooks without a word."""
+    rel = Path(engine.workspace.relpath(path))
+    if rel.parts[:1] == (".codex",):
+        raise InvalidRequest(
+            f"{rel} is Codex's own configuration (its hooks and their trust); only the person changes it"
+        )
+
+
 def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call]:
     """The Ratchet calls a patch amounts to, one or two per file, in the patch's order."""
     from ratchet.executors import fs
@@ -203,7 +213,12 @@ def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call
     if len(patch) > MAX_PATCH_CHARS:
         raise InvalidRequest(f"the patch is {len(patch)} characters, over Ratchet's hook limit of {MAX_PATCH_CHARS}")
     calls: list[hooks._Call] = []
-    for op in parse_patch(patch):
+    ops = parse_patch(patch)
+    for op in ops:
+        for target in (op.path, op.move_to):
+            if target is not None:
+                _not_codex_config(engine, _join(cwd, target))
+    for op in ops:
         path = _join(cwd, op.path)
         if op.kind == "add":
             calls.append(hooks._Call("write_file", {"path": path, "content": op.content}))
