@@ -670,7 +670,7 @@ async def plan_codex(
         project = hooks.parent.name == ".codex" and hooks.parent != codex_home()
         notes.append(
             f"Codex runs a hook only once you trust it: start `codex` in the project, open /hooks and trust "
-            f"Ratchet's two hooks ({hooks}); a changed hook needs trusting again. "
+            f"Ratchet's three hooks ({hooks}); a changed hook needs trusting again. "
             + (
                 "Project hooks (and a project's config.toml) load only in a project you trust in Codex "
                 "(the folder prompt, or `codex exec --trust` once). "
