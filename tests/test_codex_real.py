@@ -167,8 +167,18 @@ def test_check_reports_trust_and_trusted_hooks_run_without_any_bypass(
     assert done.returncode == 1 and done.stdout.count("trust untrusted") == 3, done.stdout
     assert "project: trusted" in done.stdout and "open /hooks and trust" in done.stdout
 
+    # Another hook in the same file, never reviewed: trusting Ratchet's must leave it untrusted.
+    hooks_file = project / ".codex" / "hooks.json"
+    data = json.loads(hooks_file.read_text())
+    data["hooks"]["PreToolUse"].append({"hooks": [{"type": "command", "command": "echo planted"}]})
+    hooks_file.write_text(json.dumps(data))
     # Trusted as Codex's /hooks review trusts them (the hash Codex computes, through its app-server).
-    assert codex_app.trust_hooks(codex_run.binary, project, " hook codex", env=codex_run.env()) == 3
+    trusted = _install(
+        ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply", "--trust-hooks"
+    )
+    assert "Trusted 3 of Ratchet's hooks" in trusted.stdout, trusted.stdout
+    state = codex_app.read_state(codex_run.binary, project, env=codex_run.env())
+    assert [h["trustStatus"] for h in state.hooks if h["command"] == "echo planted"] == ["untrusted"]
     done = checked()
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("trust trusted") == 3 and "blocks when Ratchet cannot run" in done.stdout

@@ -340,6 +340,9 @@ def test_codex_check_without_codex_says_so_and_fails(
     assert code == 1 and "No `codex` found on PATH" in out
     code, out = _install(capsys, "claude-desktop", "--check")
     assert code == 2 and "--check applies to codex" in out
+    code, out = _install(capsys, "codex", "--trust-hooks", "--workspace", str(workspace))  # not without --apply
+    assert code == 2 and "--trust-hooks applies to codex, with --apply" in out
+    assert not (workspace / ".codex").exists()
 
 
 # -- Claude Desktop -------------------------------------------------------------------------------

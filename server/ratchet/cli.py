@@ -866,6 +866,12 @@ async def cmd_install(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"ratchet: warning: {warning}", file=sys.stderr)
     written = install.apply(plan) if args.apply else None
+    if args.trust_hooks:
+        if args.client != "codex" or not args.apply:
+            raise UsageError("--trust-hooks applies to codex, with --apply")
+        wanted = install.codex_hook_commands(plan.command, args.policies, args.db)
+        _, said = await anyio.to_thread.run_sync(install.trust_codex_hooks, workspace, set(wanted.values()))
+        plan.notes.append(said)
     backups = dict(written or [])
     summary = {
         "client": plan.client,
@@ -1146,6 +1152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "codex: user (~/.codex/config.toml; the default) or project (the project's .codex/config.toml)",
     )
     p.add_argument("--apply", action="store_true", help="write the changes (default: only show the diff)")
+    p.add_argument(
+        "--trust-hooks",
+        action="store_true",
+        help="codex, with --apply: trust exactly Ratchet's hooks in Codex (as its /hooks review does), "
+        "after you have read the diff",
+    )
     p.add_argument(
         "--check",
         action="store_true",

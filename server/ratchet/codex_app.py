@@ -16,7 +16,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -144,10 +144,10 @@ def read_state(binary: Path | str, workspace: Path, env: Mapping[str, str] | Non
 
 
 def trust_hooks(
-    binary: Path | str, workspace: Path, command_contains: str, env: Mapping[str, str] | None = None
+    binary: Path | str, workspace: Path, accept: Callable[[str], bool], env: Mapping[str, str] | None = None
 ) -> int:
-    """Trust, as Codex's /hooks review does, each hook Codex lists for `workspace` whose command
-    contains `command_contains`: its `currentHash` (computed by Codex) written under
+    """Trust, as Codex's /hooks review does, each untrusted or modified hook Codex lists for
+    `workspace` whose command `accept`s: its `currentHash` (computed by Codex) written under
     `hooks.state."<key>".trusted_hash` through `config/batchWrite`. The number of hooks trusted."""
     with AppServer(binary, env=env, cwd=workspace) as server:
         listed = server.request("hooks/list", {"cwds": [str(workspace)]})
@@ -155,7 +155,7 @@ def trust_hooks(
         state = {
             h["key"]: {"trusted_hash": h["currentHash"]}
             for h in hooks
-            if command_contains in str(h.get("command", "")) and h.get("trustStatus") in ("untrusted", "modified")
+            if accept(str(h.get("command", ""))) and h.get("trustStatus") in ("untrusted", "modified")
         }
         if state:
             edit = {"keyPath": "hooks.state", "mergeStrategy": "upsert", "value": state}

@@ -559,6 +559,30 @@ def codex_fail_closed(line: str) -> str:
     return f'{line} || {{ echo "{why}" >&2; exit 2; }}'
 
 
+def codex_hook_commands(command: str, policies: Path | None, db: Path | None) -> dict[str, str]:
+    """The exact command of each of Ratchet's Codex hooks, by event."""
+    base = codex_hook_command(command, policies, db)
+    # Stop settles calls Codex's own approval turned down (they report no outcome).
+    return {"PreToolUse": codex_fail_closed(base), "PostToolUse": base, "Stop": base}
+
+
+def trust_codex_hooks(workspace: Path, commands: set[str], binary: str | None = None) -> tuple[int, str]:
+    """Trust exactly Ratchet's hooks (their commands equal to `commands`) in Codex, through Codex's
+    app-server as its /hooks review does; (how many were trusted, what to tell the person)."""
+    from ratchet import codex_app
+
+    exe = binary or shutil.which("codex")
+    if exe is None:
+        return 0, "No `codex` found on PATH: trust Ratchet's hooks in Codex's /hooks instead."
+    n = codex_app.trust_hooks(exe, workspace.resolve(), lambda c: c in commands)
+    if n:
+        return n, f"Trusted {n} of Ratchet's hooks in Codex (as /hooks would); other hooks were left as they were."
+    return 0, (
+        "No untrusted hook of Ratchet's was listed by Codex: they are trusted already, or Codex does not load "
+        "them here (a project Codex does not trust: trust it, then run this again). See --check."
+    )
+
+
 def _is_codex_hook(hook: Any) -> bool:
     return isinstance(hook, dict) and CODEX_HOOK_MARK in str(hook.get("command", ""))
 
@@ -568,12 +592,7 @@ def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path |
     any earlier ones of Ratchet's; every other hook there is kept."""
     from ratchet.codex_hooks import MATCHER
 
-    base = codex_hook_command(command, policies, db)
-    wanted = {
-        "PreToolUse": codex_fail_closed(base),
-        "PostToolUse": base,
-        "Stop": base,  # settles calls Codex's own approval turned down (they report no outcome)
-    }
+    wanted = codex_hook_commands(command, policies, db)
 
     def mutate(data: dict[str, Any]) -> None:
         unknown = sorted(set(data) - {"description", "hooks"})
@@ -669,7 +688,8 @@ async def plan_codex(
         changes.append(plan_codex_hooks(hooks, exe, policies, db))
         project = hooks.parent.name == ".codex" and hooks.parent != codex_home()
         notes.append(
-            f"Codex runs a hook only once you trust it: start `codex` in the project, open /hooks and trust "
+            f"Codex runs a hook only once you trust it: add --trust-hooks (with --apply), or start `codex` in "
+            f"the project, open /hooks and trust "
             f"Ratchet's three hooks ({hooks}); a changed hook needs trusting again. "
             + (
                 "Project hooks (and a project's config.toml) load only in a project you trust in Codex "
