@@ -9,7 +9,9 @@ role must be able to do the same things. Then the whole team flow runs with the 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -704,3 +706,49 @@ async def test_db_check_names_a_guard_an_older_ratchet_installed(team: Team) -> 
     checked = team.cli("a", team.workspace, team.owner, "db", "check")
     assert checked.returncode == 0, checked.stdout
     assert "guards on class_state, transitions, samples, actions, checks, tasks" in checked.stdout
+
+
+async def test_with_roles_the_agent_side_records_its_checks_and_leaves_undos_to_a_reviewer(team: Team) -> None:
+    """The real agent-side server under the agent role: the checks it runs as each write settles and at its
+    task's end are recorded (so the guards refuse nothing Ratchet itself writes), and `undo_on_failure` says
+    the undo is the reviewer side's instead of putting a file back that the record could not keep."""
+    py = json.dumps(sys.executable)
+    policy = (team.policies / "policy.toml").read_text()
+    policy = policy.replace(
+        'paths = ["auto/**"]\nstart = "autonomous"\n',
+        f'paths = ["auto/**"]\nstart = "autonomous"\nverify = [[{py}, "-m", "py_compile", "{{path}}"]]\n'
+        "undo_on_failure = true\n",
+    )
+    policy += f"""
+[classes.later]
+tools = ["write_file", "edit_file"]
+paths = ["later/**"]
+start = "autonomous"
+verify = [[{py}, "-m", "py_compile", "{{path}}"]]
+verify_on = "task_end"
+"""
+    (team.policies / "policy.toml").write_text(policy)
+    async with agent_serve(team, "a", team.workspace) as agent:
+        started = await agent.call_tool(
+            "start_task", {"goal": "g", "scope": {"paths": ["auto/**", "later/**"]}, "budget": {"actions": 10}}
+        )
+        assert not started.is_error, started.content
+        good = await agent.call_tool("write_file", {"path": "auto/good.py", "content": "x = 1\n"})
+        assert good.structured_content is not None and good.structured_content["status"] == "executed"
+        bad = await agent.call_tool("write_file", {"path": "auto/bad.py", "content": "def broken(:\n"})
+        assert bad.structured_content is not None, bad.content
+        assert "not undone" in str(bad.structured_content["undone"]), bad.structured_content
+        assert "reviewer side" in str(bad.structured_content["undone"])
+        late = await agent.call_tool("write_file", {"path": "later/x.py", "content": "class (\n"})
+        assert late.structured_content is not None and late.structured_content["status"] == "executed"
+        ended = await agent.call_tool("end_task", {"summary": "done"})
+        assert not ended.is_error, ended.content
+        assert ended.structured_content is not None and ended.structured_content["checks_failed_on"], ended
+    assert (team.workspace / "auto" / "bad.py").exists()  # nothing put back that the record does not say
+    assert db_rows(team.owner, "SELECT count(*) FROM undos") == [(0,)]
+    rows = db_rows(
+        team.owner,
+        "SELECT a.target, c.phase, c.passed FROM checks c JOIN actions a ON a.id = c.action_id ORDER BY c.id",
+    )
+    assert rows == [("auto/good.py", "each", 1), ("auto/bad.py", "each", 0), ("later/x.py", "task_end", 0)], rows
+    assert db_rows(team.owner, "SELECT ended_at IS NOT NULL, summary, actions_used FROM tasks") == [(True, "done", 3)]

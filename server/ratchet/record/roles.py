@@ -14,7 +14,13 @@ approval, a pin, a level. `install` sets up two group roles so the database itse
   only along the lifecycle, its arguments change only as it settles for good; a level move must start
   from the level of record and be appended at the end of the record; a sample is its action's evidence
   class's, in the current epoch, with an id the database chooses (column privileges), and only ever turns
-  from a success into a failure. Everything it may write only lowers trust, or is the record of a call.
+  from a success into a failure. A verification check's result is appended only (no UPDATE, no DELETE, no
+  chosen id), for an action its own person's logins recorded, `each` while that action settles and
+  `task_end` once its task (or its session's open task) has ended, a pass only with exit code 0 and no
+  timeout. A task's goal, scope, non-goals, budget and start are fixed once it starts (column privileges),
+  its count of actions only grows, it gets a summary only as it ends and an ended task is never reopened
+  or rewritten, and a session has one open task. An undo (chained as a review) it never writes.
+  Everything it may write only lowers trust, or is the record of a call.
 - who recorded an action is the database's answer, for every role: `recorded_by` is set from the login
   that inserted the row (`session_user`), mapped to a person by `ratchet_people` (`--person`), so a row
   never names its own recorder; a machine carries out only the drafts its own person's logins recorded
@@ -33,13 +39,20 @@ origin machine. Evidence a human gives is written on the reviewer side, where th
 
 Which of these are column privileges and which are guards: INSERT on `actions` and `samples` is granted
 on the columns Ratchet's agent side writes (never `id`, nor an action's review columns), UPDATE on
-`samples` on `ok` only; everything else is a guard, because Ratchet's own UPDATE of an outcome names the
-review columns (unchanged) and a column privilege would refuse it.
+`samples` on `ok` only, INSERT on `checks` and `tasks` without their ids (and a task without its end or
+count), UPDATE on `tasks` on `ended_at`, `summary` and `actions_used` only, nothing on `undos`; everything
+else is a guard, because Ratchet's own UPDATE of an outcome names the review columns (unchanged) and a
+column privilege would refuse it.
 
 What this does not hold: the agent side witnesses the calls it runs, so with its credentials an
 agent can still hide a failure of an autonomous class, record a call it never made, or fill in an
-outcome that is not what happened. It cannot turn any of that into more trust: promotions below
-`autonomous` come only from a human's approvals.
+outcome that is not what happened; it runs the verification checks, so it can record, for its own actions
+at the right moment, a verdict it never witnessed, or end a task without running its checks. It cannot
+turn any of that into more trust: promotions below `autonomous` come only from a human's approvals.
+
+`ratchet db check` (`state`) compares the guard functions installed with this Ratchet's (their bodies and
+search path, `stale_functions`) and each trigger with its function, so guards an older Ratchet installed
+are reported until `ratchet db roles` is run again.
 """
 
 from __future__ import annotations
