@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ratchet.inert import inert_values
+
 log = logging.getLogger("ratchet.executors.notify")
 
 WINDOW_S = 60.0
@@ -211,7 +213,7 @@ def flush_notifications() -> None:
 
 def _spawn(argv: Sequence[str], payload: dict[str, Any]) -> bool:
     """Start `argv` with `payload` as JSON on stdin; False (and a log line) if it could not start."""
-    data = json.dumps(payload, default=str).encode()
+    data = json.dumps(inert_values(payload), default=str).encode()  # a notifier shows it to a person
     try:
         proc = subprocess.Popen(
             list(argv),
