@@ -162,9 +162,13 @@ def _work(conn: sqlite3.Connection, action_ids: list[int]) -> dict[int, str]:
 
 
 def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> bool:
-    """Whether the action's success is padding: its work is that of a success already in the class's
-    window (rules/settle.py `is_padding`). Failures never are."""
+    """Whether the action's success is padding: it ran with no person's answer, and its work is that
+    of a success already in the class's window (rules/settle.py `is_padding`). Failures never are, nor
+    is a success a person approved: only a person's answer is a person's evidence, each time."""
     if not ok:
+        return False
+    reviewed = conn.execute("SELECT reviewer FROM actions WHERE id = ?", (action_id,)).fetchone()
+    if reviewed is None or reviewed[0] is not None:
         return False
     epoch = current(conn, cls)[0].transition_id or 0  # the samples of a level are those since its move
     counted = [

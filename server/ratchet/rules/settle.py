@@ -28,10 +28,11 @@ Every place that turns evidence into levels uses this: the live record, `ratchet
 candidate policy over recorded history) and `ratchet report` (each class's trajectory, replayed).
 The session's failure streak, a trigger of the gate, is kept beside it (`streak_after`).
 
-Padding: a success is evidence only when it stands for work not already counted. Its *work* is what
-it did and to what: the tool, its arguments and fingerprint, and the session's last change before it
-(`work_key`). A success whose work equals that of a success already in the class's window is a
-repeat (`is_padding`): it joins no window and does not reset the session's failure streak, and its
+Padding: a success no person answered is evidence only when it stands for work not already counted.
+Its *work* is what it did and to what: the tool, its arguments and fingerprint, and the session's
+last change before it (`work_key`). Such a success whose work equals that of a success already in
+the class's window is a repeat (`is_padding`): it joins no window and does not reset the session's
+failure streak (a person's approval always counts: it is the person's evidence each time), and its
 action is labelled `repeat` (no sample in any replay). So a failing build padded with no-op
 successes (`make -q`, the same passing command re-run on unchanged files) between its failures
 demotes, and halts the session, as the failures alone would; re-running a command after a change,
