@@ -109,6 +109,8 @@ FORMS: list[tuple[str, str, list[list[str]] | None]] = [
     ("pathname: argument of ls", "ls *.py", [["ls", "*.py"]]),
     ("pathname: argument whose file names become options", "rg TODO *", OPAQUE),
     ("pathname: after --", "rg TODO -- *", [["rg", "TODO", "--", "*"]]),
+    ("pathname: git pathspecs after --", "git log -- src/*.py", [["git", "log", "--", "src/*.py"]]),
+    ("pathname: git before --", "git log $X", OPAQUE),
     ("pathname: program", "./scr* x", OPAQUE),
     ("pathname: extglob", "ls !(x)", OPAQUE),
     ("pathname: redirection target", "echo x > *.txt", OPAQUE),

@@ -364,7 +364,7 @@ def _expanded_arguments(acc: _Acc, prog: str, args: list[str]) -> None:
     written = spec is not None and (
         spec.output_operand is not None or spec.operands_written or spec.last_operand_written
     )
-    end = args.index("--") if "--" in args and not written and prog in PROGRAMS else len(args)
+    end = args.index("--") if "--" in args and not written and (prog in PROGRAMS or prog == "git") else len(args)
     expanded = [a for a in args[:end] if a in acc.expanding]
     if expanded and _options_matter(prog):
         acc.dark(f"{prog}: argument {expanded[0]!r} is expanded by the shell and may become options or several words")
