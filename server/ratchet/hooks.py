@@ -179,6 +179,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _decision(decision: str, reason: str) -> str:
+    from ratchet.inert import inert
     from ratchet.redact import redact
 
     return json.dumps(
@@ -186,7 +187,7 @@ def _decision(decision: str, reason: str) -> str:
             "hookSpecificOutput": {
                 "hookEventName": "PreToolUse",
                 "permissionDecision": decision,
-                "permissionDecisionReason": redact(reason),
+                "permissionDecisionReason": inert(redact(reason)),  # shown by the client's dialog
             }
         }
     )

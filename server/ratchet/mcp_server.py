@@ -55,6 +55,7 @@ from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
+from ratchet.inert import inert, inert_line
 from ratchet.operations import EditSpec
 from ratchet.record.store import Location, Store
 from ratchet.redact import redact
@@ -273,9 +274,13 @@ def _confirm_message(ev: Evaluation) -> str:
     why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
     size = provenance.change_size(p.preview, p.hidden_lines)
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
-    first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
+    # They are built from structured fields (tool, counts, class) and the target on one escaped line,
+    # so no newline or escape in agent text can put a header of its own above the real change.
+    target = inert_line(p.target if len(p.target) <= 160 else p.target[:160] + "…")
+    first = f"Ratchet: {p.tool} {target}" + (f": {size}" if size else "")
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
-    return redact(f"{first}\nWhy you are asked: {why}\n{how} Digest {_call_digest(ev)}.\n\n{diff}")
+    body = f"{first}\nWhy you are asked: {inert_line(why)}\n{how} Digest {_call_digest(ev)}.\n\n"
+    return redact(body + inert(diff))
 
 
 def _asking(ctx: Context, key: str) -> None:
@@ -440,7 +445,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
 
 def _result(outcome: ToolOutcome) -> CallToolResult:
     return CallToolResult(
-        content=[TextContent(type="text", text=outcome.message)],
+        content=[TextContent(type="text", text=inert(outcome.message))],  # the client shows it to its human
         structured_content=outcome.model_dump(mode="json"),
         is_error=outcome.status == "failed",
     )
@@ -701,11 +706,11 @@ def _asker(index: int) -> Callable[..., Any]:
             _engine(ctx).shown[d.action_id] = d.digest
         return Elicit(
             redact(
-                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
+                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {inert_line(d.target)}"
                 + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
-                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}; digest {d.digest}\n"
+                + f"\nClass {d.action_class}; intent: {inert_line(d.intent or '(none given)')}; digest {d.digest}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
-                f"{preview}"
+                f"{inert(preview)}"
             ),
             ReviewDraft,
         )

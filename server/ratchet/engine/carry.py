@@ -40,6 +40,7 @@ from ratchet.rules.escalation import (
     stopped_options,
 )
 from ratchet.rules.gate import Route
+from ratchet.rules.settle import REPEAT
 
 # What became of a call (its status) by the route it took when it did not run.
 _NOT_RUN = {Route.CONFIRM: Status.DECLINED, Route.DRAFT: Status.DRAFT, Route.BLOCK: Status.BLOCKED}
@@ -584,7 +585,12 @@ def sample(
     *,
     mark: bool,
 ) -> standing.Transition | None:
-    """One piece of evidence: the sample label, the session's failure streak, the window and any move."""
+    """One piece of evidence: the sample label, the session's failure streak, the window and any move.
+    A success that is padding (its work already counted in the window, rules/settle.py) is none of
+    these: it is labelled `repeat`, joins no window and leaves the failure streak as it was."""
+    if standing.padding(conn, cls, action_id, ok):
+        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (REPEAT, action_id))
+        return None
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
     left = 0 if ok else standing.on_probation(conn, cls)
     moved = standing.apply_sample(conn, cls, action_id, ok)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from ratchet.errors import InvalidRequest, PathRefused
+from ratchet.inert import controls
 
 __all__ = ["PROJECT_MARKERS", "Workspace", "find_project_root"]
 
@@ -108,6 +109,14 @@ class Workspace:
         """
         if not path or "\0" in path:
             raise PathRefused(path, "invalid-path", "the path is empty or contains a NUL byte")
+        if found := controls(path):
+            raise PathRefused(
+                path,
+                "invalid-path",
+                f"the path contains control characters ({', '.join(dict.fromkeys(found))}): a file name a person "
+                "reads in a listing or a dialog must be printable text; expected no newline, tab, escape, C1 "
+                "or bidirectional control",
+            )
         given = PurePosixPath(path)
         # PurePosixPath drops a trailing "/", but the caller meant a directory, which is not writable.
         if not given.parts or given.name in ("", "..") or path.endswith("/"):

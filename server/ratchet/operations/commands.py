@@ -42,7 +42,7 @@ from ratchet.operations.base import Leftover, OpContext, Operation, Prepared, ke
 from ratchet.policy.argv import analyse_argv, analyse_shell
 from ratchet.policy.limits import argv_bytes, utf8_len
 from ratchet.policy.model import Subject
-from ratchet.redact import redact
+from ratchet.redact import redact, redact_argv
 
 SHELL = "/bin/sh"
 
@@ -73,7 +73,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
     # Each word is redacted before quoting: shell quoting (`'"'"'`) would hide a secret's shape.
-    display = shlex.join([redact(a) for a in argv]) if argv is not None else redact(shown)
+    display = shlex.join(redact_argv(argv)) if argv is not None else redact(shown)
     lines = [f"$ {display}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
