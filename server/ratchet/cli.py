@@ -196,7 +196,15 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         "directory": str(directory),
         "ok": True,
         "classes": [
-            {"name": c.name, "start": c.start.label, "floor": c.floor.label, "ceiling": c.ceiling.label, "rule": c.rule}
+            {
+                "name": c.name,
+                "start": c.start.label,
+                "floor": c.floor.label,
+                "ceiling": c.ceiling.label,
+                "sandbox": c.profile,
+                "network": c.network,
+                "rule": c.rule,
+            }
             for c in sorted(policy.classes.values(), key=lambda c: c.name)
         ],
         "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),

@@ -37,6 +37,7 @@ from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
 from ratchet.errors import RatchetError, ReviewerRoleRequired
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
+from ratchet.policy.guarded import guarded_paths
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
@@ -87,7 +88,14 @@ class Engine:
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store
         if isinstance(db_path, Path):
             protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
-        ws = Workspace(workspace, protected, hidden=[default_token_file(kept_beside)])
+        guarded = guarded_paths(policy, workspace)
+        ws = Workspace(
+            workspace,
+            protected,
+            hidden=[default_token_file(kept_beside)],
+            read_only=guarded.always,
+            reviewed=guarded.reviewed,
+        )
         store = await Store.open(db_path)
         if isinstance(db_path, Path):
             keep_database_out_of_git(db_path)

@@ -124,6 +124,8 @@ class Setting:
         progress: ProgressCallback | None = None,
         cls: ActionClass | None = None,
         on_spawn: SpawnCallback | None = None,
+        *,
+        approved: bool = False,
     ) -> OpContext:
         """What operations get: the confined workspace, the policy's command settings, a progress sink,
         the loosest limits any class allows (a call over them is refused before any work), and the
@@ -132,7 +134,15 @@ class Setting:
         if cls is None:
             return base
         keep = None if cls.secret else self.keeper()
-        return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn, keep=keep)
+        return dataclasses.replace(
+            base,
+            sandbox=cls.sandbox,
+            network=cls.network,
+            profile=cls.profile,
+            approved=approved,
+            on_spawn=on_spawn,
+            keep=keep,
+        )
 
     @cached_property
     def content(self) -> ContentStore:
