@@ -211,7 +211,8 @@ async def test_a_command_a_person_approved_may_update_what_only_review_allows(
 @pytest.fixture
 def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A user runtime directory holding a listening socket and a secret, as a session has."""
-    folder = Path(f"/tmp/rt-{uuid.uuid4().hex[:8]}")  # short: a socket path has a length limit
+    # In $HOME, not under /tmp: the sandbox's private /tmp would hide it whatever else held.
+    folder = Path.home() / f".ratchet-rt-{uuid.uuid4().hex[:8]}"  # short: a socket path has a length limit
     folder.mkdir(mode=0o700)
     (folder / "secret").write_text("HUMAN-SIDE-SECRET\n")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -350,11 +350,14 @@ def _read_only_plan(
 ) -> SandboxPlan:
     """Everything read-only but the private `/tmp`: what a class that claims to read is trusted with."""
     options = [bwrap, *_base_options(network=network)]
+    folders: dict[Path, None] = {}
     for item in protected:  # visible (read-only) even when they lie under the host's /tmp
         path = Path(os.path.realpath(item))
         folder = path if path.is_dir() else path.parent
         if not folder.is_relative_to(root) and folder not in _NEVER_WHOLE and folder.exists():
-            options += ["--ro-bind", str(folder), str(folder)]
+            folders[folder] = None
+    for folder in folders:
+        options += ["--ro-bind", str(folder), str(folder)]
     options += _tmp_tools(argv, env, cwd or root, root)
     options += ["--ro-bind", str(root), str(root)]  # visible when it lies under the host's /tmp
     return _finish(options, argv, cwd, env, hidden, ())
