@@ -337,3 +337,26 @@ def test_an_installation_inside_the_workspace_is_guarded() -> None:
     inside = installation_inside(prefix.parent)
     assert prefix in inside
     assert installation_inside(Path("/nonexistent-root")) == []
+
+
+@pytest.mark.asyncio
+async def test_the_undo_content_store_is_ignored_by_git_like_the_database(workspace: Path) -> None:
+    """Prior versions kept for undo may hold what a change removed (a secret taken out of a file): they
+    stay out of the team's repository, also where an older Ratchet wrote the ignore file."""
+    make_repo(workspace, identity=("Dev", "dev@example.com"))
+    state = workspace / ".ratchet"
+    state.mkdir()
+    (state / ".gitignore").write_text("# the trust database is per machine; policies/ here is shared\nratchet.db*\n")
+    policies = write_policy(state / "policies", _policy())
+    (workspace / "docs").mkdir()
+    (workspace / "docs" / "a.md").write_text("before\n")
+    policy = _policy() + '\n[classes.docs]\ntools = ["write_file"]\npaths = ["docs/**"]\nstart = "autonomous"\n'
+    write_policy(state / "policies", policy)
+    async with connect(workspace, policies, state / "ratchet.db") as client:
+        done = await client.call_tool("write_file", {"path": "docs/a.md", "content": "after\n"})
+    assert done.structured_content is not None and done.structured_content["status"] == "executed"
+    kept = [p for p in (state / "content").rglob("*") if p.is_file()]
+    assert kept, "the prior version was kept for undo"
+    status = git(workspace, "status", "--porcelain", "--untracked-files=all")
+    assert ".ratchet/content" not in status and "ratchet.db" not in status, status
+    assert ".ratchet/policies/policy.toml" in status  # the policy is still the team's to commit
