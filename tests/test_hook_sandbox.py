@@ -96,12 +96,13 @@ class Hook:
     def __init__(self, ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
         self.argv = [str(ratchet_bin), "hook", "claude-code", "--workspace", str(workspace)]
         self.argv += ["--policies", str(policies), "--db", str(db)]
+        self.options = {"workspace": str(workspace), "policies": str(policies), "db": str(db)}
         self.workspace = workspace
         self.n = 0
 
-    def pre(self, command: str) -> dict[str, Any]:
+    def event(self, command: str) -> dict[str, Any]:
         self.n += 1
-        event = {
+        return {
             "session_id": "s1",
             "transcript_path": str(self.workspace.parent / "t.jsonl"),
             "cwd": str(self.workspace),
@@ -111,6 +112,9 @@ class Hook:
             "tool_input": {"command": command, "description": "run it"},
             "tool_use_id": f"toolu_{self.n:03d}",
         }
+
+    def pre(self, command: str) -> dict[str, Any]:
+        event = self.event(command)
         done = subprocess.run(self.argv, input=json.dumps(event), capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         decision: dict[str, Any] = json.loads(done.stdout)["hookSpecificOutput"]
@@ -162,6 +166,17 @@ def test_the_hook_socket_and_its_directory_cannot_be_reached_from_an_allowed_com
     while not list(sockets.glob("*.sock")) and time.monotonic() < deadline:
         time.sleep(0.1)
     (sock,) = sockets.glob("*.sock")
+    # The same uid outside any sandbox still gets no answer without the server's secret.
+    ep = hook_socket.endpoint(hook.options)
+    assert Path(ep.socket) == sock
+    setup = hook_socket.setup(ep.argv, os.environ)
+    event = json.dumps(hook.event("echo forged")).encode()
+    for forged in ("", "0" * 64):
+        with hook_socket.connect(ep) as conn, pytest.raises(ValueError):
+            hook_socket.exchange(conn, event, True, setup, forged)
+    with hook_socket.connect(ep) as conn:
+        answer = json.loads(hook_socket.exchange(conn, event, True, setup, hook_socket.read_secret(ep)))
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "allow"
     (hook.workspace / "probe.py").write_text(
         "import os, socket\n"
         f"print(sorted(os.listdir({str(sockets)!r})) if os.path.isdir({str(sockets)!r}) else 'HIDDEN')\n"

@@ -165,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
-        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts)
+        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts, db)
         serve_http(server, options, db, pages)
         return 0
     from ratchet.executors.notify import watch_address

@@ -76,6 +76,7 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
 
     ep = hook_socket.endpoint(options)
     try:
+        secret = hook_socket.read_secret(ep)  # none yet: no server was started
         sock = hook_socket.connect(ep)
     except (FileNotFoundError, ConnectionRefusedError):
         try:  # nobody listens: decide here, and start one for the next event
@@ -89,7 +90,7 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
         return None
     with sock:
         try:
-            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ))
+            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ), secret)
         except hook_socket.Stale:
             return None
         except Exception as exc:

@@ -45,7 +45,14 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import chain, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.filters import EVERYTHING, ActionFilter
-from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
+from ratchet.record.store import (
+    Location,
+    Store,
+    beside,
+    default_page_token_file,
+    default_token_file,
+    resolve_location,
+)
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
 from ratchet.rules.escalation import EscalationPacket
@@ -92,7 +99,7 @@ class Engine:
         ws = Workspace(
             workspace,
             protected,
-            hidden=[default_token_file(kept_beside)],
+            hidden=[default_token_file(kept_beside), default_page_token_file(kept_beside)],
             read_only=guarded.always,
             reviewed=guarded.reviewed,
         )
