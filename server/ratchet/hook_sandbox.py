@@ -94,15 +94,17 @@ def _after_script(paths: Sequence[Path]) -> str:
     return (
         "__ratchet_status=$?\n"
         f"for __ratchet_path in {quoted}; do\n"
-        '    if { [ -e "$__ratchet_path" ] || [ -L "$__ratchet_path" ]; } \\\n'
-        '        && ! mountpoint -q -- "$__ratchet_path"; then\n'
+        # Shell builtins first: nothing is spawned unless a path exists. Inside Claude Code's own
+        # sandbox a path it protects exists as its mount point, which is not the command's doing.
+        '    if { [ -e "$__ratchet_path" ] || [ -L "$__ratchet_path" ]; } && ! mountpoint -q -- "$__ratchet_path"\n'
+        "    then\n"
         '        rm -rf -- "$__ratchet_path"\n'
         '        echo "Ratchet removed $__ratchet_path: the command created it, and it would configure a client, '
         'gate the agent or decide what programs git runs" >&2\n'
         "        __ratchet_status=1\n"
         "    fi\n"
         "done\n"
-        "(exit $__ratchet_status)\n"
+        "return $__ratchet_status\n"  # from the sourced file: no subshell spawned
     )
 
 
