@@ -9,7 +9,7 @@ guarded paths, interleaved in rounds (the order alternating) so a noisy neighbou
 alike:
 
 - `bare`: the command as written (what ran before the rewrite);
-- `bwrap-floor`: the same under the least bubblewrap can do (`bwrap --bind / / -- bash -c LINE`: one
+- `bwrap-floor`: the same under the least bubblewrap can do (`bwrap --dev-bind / / -- bash -c LINE`: one
   mount namespace, nothing changed in it), which sets apart what the host charges for any such
   sandbox from what Ratchet's profiles add on top;
 - `read-only`: the rewritten line under the read-only profile (`read-only-run`, `git-read`);
@@ -74,7 +74,7 @@ async def _lines(ws: Path, db: Path) -> tuple[dict[tuple[str, str], str], list[f
         for command in COMMANDS:
             lines[(command, "bare")] = command
             # Any bubblewrap sandbox's own floor here: one namespace, the host bound as it is.
-            lines[(command, "bwrap-floor")] = f"bwrap --bind / / -- bash -c {shlex.quote(command)}"
+            lines[(command, "bwrap-floor")] = f"bwrap --dev-bind / / -- bash -c {shlex.quote(command)}"
             for profile in ("read-only", "workspace"):
                 confined = confinement(
                     engine.workspace,

@@ -18,8 +18,16 @@ every major distribution (`apt-get install bubblewrap`), and needs no daemon. Ru
 every capability unless told otherwise, so the sandbox always drops them all (`--cap-drop ALL`);
 with them, a command could simply remount the read-only binds writable.
 
-What the command sees
----------------------
+Profiles
+--------
+Every class names one (policy `sandbox = "read-only" | "workspace"`; "off" never reaches here).
+`read-only`, for a class that claims to read: nothing of the host is writable, only the private
+`/tmp` below; the workspace is bound read-only (visible even under the host's `/tmp`), nothing is
+created in it and nothing must-not-appear is needed. `workspace`, for a class that writes: what
+follows. Both hide the runtime directory and the hidden files.
+
+What the command sees (profile `workspace`)
+-------------------------------------------
 Writable (the only places):
   - the workspace root, recursively, except the holes below;
   - `/tmp`: a private tmpfs per call (also `$TMPDIR`, and `$XDG_CACHE_HOME` unless the environment
@@ -43,8 +51,16 @@ Read-only:
     `include.path`, hooks, and `commondir`, which moves where the config is read from). Objects,
     refs, logs, the index and `HEAD` stay writable, so `git add` and `git commit` work. The git
     directory is also bound onto itself, so it cannot be renamed away and replaced by a forged one.
-    `.git/info/attributes` stays writable: attributes only select filter and diff drivers, which are
-    defined in the (read-only) config.
+    `.git/info/` is read-only too (attributes decide how a diff is shown: `* -diff` would turn a commit
+    preview into "Binary files differ"), and so are the directory `core.hooksPath` names and the
+    files `include.path` / `includeIf.*.path` name inside the workspace (those that do not exist
+    must not appear);
+  - `read_only`: what the policy keeps from commands (policy/guarded.py: client configurations,
+    paths of classes that need a human, the Ratchet installation inside the workspace), bound
+    read-only where they exist; those of `never_create` that do not exist must not appear;
+  - a program under the host's `/tmp` (outside the workspace) and every `PATH` entry there: its tree
+    bound read-only into the private `/tmp`, so a tool or virtual environment unpacked there still
+    runs.
 Hidden or separate:
   - the host's `/tmp`, replaced by the private one: a file there outside the workspace is not seen,
     and writing one creates it in the private copy only;
@@ -53,6 +69,9 @@ Hidden or separate:
   - the network, unless the class says `network = true`: a new network namespace with only its own
     loopback, so neither the host's listeners (loopback included) nor abstract Unix sockets are
     reachable;
+  - the user's runtime directory (`$XDG_RUNTIME_DIR`, else `/run/user/UID`) and the hook server's
+    socket directory: replaced by empty ones, so no session bus, ssh or gpg agent, hook server socket
+    or hook secret is reachable;
   - System V IPC and the hostname (IPC and UTS namespaces);
   - every capability: the command runs with none, even when Ratchet runs as root, so it cannot
     remount or unmount anything (a capability-less root can still write sysctls, hence the
@@ -72,8 +91,9 @@ What the sandbox does not protect against
     configuration of a submodule under `.git/modules/`. Those are ordinary workspace files.
   - Reading: the command can read whatever the user can (`$HOME`, keys, the trust database). With
     the network off it cannot send them anywhere except into the workspace or its output.
-  - Unix sockets in the filesystem (a container daemon's, a session bus) remain connectable, with or
-    without the network; a socket that grants root on the host (Docker's) is the user's own risk.
+  - Unix sockets in the filesystem outside the runtime directory (a container daemon's) remain
+    connectable, with or without the network; a socket that grants root on the host (Docker's) is
+    the user's own risk.
   - Resource use: CPU, memory and disk within the workspace and the tmpfs are not limited here (the
     call's timeout bounds time).
   - A hard link to a protected file made outside the sandbox beforehand: the binds protect paths,
