@@ -153,7 +153,9 @@ def test_the_resident_server_decides_exactly_as_the_hook_process(tmp_path: Path)
         assert direct_first  # the direct side answered its first event too
         # An event of another set-up reaching this server (two names colliding) is declined unread.
         with hook_socket.connect(ep) as sock, pytest.raises(hook_socket.Stale):
-            hook_socket.exchange(sock, _events(resident_ws)[0].encode(), True, "another set-up")
+            hook_socket.exchange(
+                sock, _events(resident_ws)[0].encode(), True, "another set-up", hook_socket.read_secret(ep)
+            )
     finally:
         _stop_servers(sockets)
 
@@ -214,6 +216,9 @@ class FakeServer:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         path.chmod(0o600)  # as the real server makes it; tests loosen it to try the checks
+        secret = path.with_suffix(".secret")  # beside it, as the real server writes its secret
+        secret.write_text("0" * 64)
+        secret.chmod(0o600)
         self.sock.listen()
         self.reply = reply
         self.served = 0

@@ -76,7 +76,6 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
 
     ep = hook_socket.endpoint(options)
     try:
-        secret = hook_socket.read_secret(ep)  # none yet: no server was started
         sock = hook_socket.connect(ep)
     except (FileNotFoundError, ConnectionRefusedError):
         try:  # nobody listens: decide here, and start one for the next event
@@ -89,6 +88,11 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
         print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
         return None
     with sock:
+        try:
+            secret = hook_socket.read_secret(ep)
+        except (hook_socket.Untrusted, OSError) as exc:
+            print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+            return None
         try:
             return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ), secret)
         except hook_socket.Stale:
