@@ -303,3 +303,18 @@ def test_in_the_real_claude_code_a_read_cannot_write_and_a_write_can(
     assert not (workspace / "pwned").exists(), results[0]
     assert "Read-only file system" in results[0], results[0]
     assert (workspace / "made.txt").exists(), results[1]
+
+
+def test_a_bash_call_whose_sandbox_cannot_be_planned_is_denied_not_run_bare(
+    tmp_path: Path, workspace: Path, db: Path, ratchet_bin: Path, sockets: Path
+) -> None:
+    """A `.git` that is a symbolic link (a command could swap it) cannot be protected: the allowed class's
+    call is refused with the reason, never allowed to run outside the sandbox."""
+    real = tmp_path / "elsewhere"
+    make_repo(real, identity=("Dev", "dev@example.com"))
+    (workspace / ".git").symlink_to(real / ".git")
+    hook = Hook(ratchet_bin, workspace, write_policy(tmp_path / "policies", POLICY), db)
+    decision = hook.pre("touch made.txt")
+    assert decision["permissionDecision"] == "deny", decision
+    assert "symbolic link" in decision["permissionDecisionReason"] and "updatedInput" not in decision
+    assert not (workspace / "made.txt").exists()

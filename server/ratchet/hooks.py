@@ -97,9 +97,6 @@ HARD_DEADLINE_S = 30.0
 # single argument over 128 KiB (MAX_ARG_STRLEN), so `bash -c` could not run one much longer anyway.
 MAX_BASH_CHARS = 64 * 1024
 CLIENT = "claude-code"
-# Bash's own input asking Claude Code to run a command outside its sandbox (honoured only where the
-# settings allow unsandboxed commands); the hook sets it on every Bash call it allows or asks.
-UNSANDBOXED = "dangerouslyDisableSandbox"
 ASK_PREFIX = "Ratchet asks: "  # the start of every `ask` reason; a tool_result carrying it was never answered
 
 
@@ -218,8 +215,6 @@ async def _sandboxed_input(
         network=ev.cls.network,
         approved=approved,
     )
-    # Ratchet's sandbox replaces Claude Code's for this call: nested inside Claude Code's (which forbids
-    # new namespaces) it could not start. Ratchet's holds the class's profile, which Claude Code's cannot.
     return {**tool_input, "command": sandboxed_bash(_str(tool_input, "command"), confined)}
 
 
@@ -306,12 +301,14 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
         ev = dataclasses.replace(ev, prepared=dataclasses.replace(ev.prepared, args=call.notebook, preview=preview))
     tool_use_id = event.get("tool_use_id")
     external_id = tool_use_id if isinstance(tool_use_id, str) and tool_use_id else f"missing-{uuid.uuid4().hex}"
+    # Before anything is recorded: a sandbox that cannot be planned is a deny (fail closed), never a bare run.
+    updated = None
+    if route in (Route.EXECUTE, Route.CONFIRM):
+        updated = await _sandboxed_input(engine, event, ev, approved=route is Route.CONFIRM)
     outcome = await engine.record_external(ev, external_id, intent=call.intent, external_tool=event["tool_name"])
     if route is Route.EXECUTE:
-        updated = await _sandboxed_input(engine, event, ev, approved=False)
         return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.", updated)
     if route is Route.CONFIRM:
-        updated = await _sandboxed_input(engine, event, ev, approved=True)
         return _decision(
             "ask", f"{ASK_PREFIX}{what}. Why: {why}. Your answer is recorded as evidence for the class.", updated
         )
