@@ -76,7 +76,9 @@ def sockets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     folder = Path.home() / f".ratchet-hk-{uuid.uuid4().hex[:8]}"
     folder.mkdir(mode=0o700)
     monkeypatch.setenv(hook_socket.SOCKET_DIR_ENV, str(folder))
-    monkeypatch.setenv(hook_socket.SERVER_ENV, "on")
+    # Decided in each hook process unless a test turns the resident server on (and waits for it): a
+    # server started in the background after this fixture ended would outlive the test.
+    monkeypatch.setenv(hook_socket.SERVER_ENV, "off")
     for name in ("CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ATTENDED", "RATCHET_HOOK_ATTENDED"):
         monkeypatch.delenv(name, raising=False)
     try:
@@ -160,7 +162,10 @@ def test_an_asked_command_is_rewritten_too_and_may_not_plant_client_config(hook:
     assert not (workspace / ".claude").exists() and (workspace / "out").is_dir()
 
 
-def test_the_hook_socket_and_its_directory_cannot_be_reached_from_an_allowed_command(hook: Hook, sockets: Path) -> None:
+def test_the_hook_socket_and_its_directory_cannot_be_reached_from_an_allowed_command(
+    hook: Hook, sockets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(hook_socket.SERVER_ENV, "on")
     hook.pre("echo warm")  # starts the resident server
     deadline = time.monotonic() + 60
     while not list(sockets.glob("*.sock")) and time.monotonic() < deadline:
