@@ -59,7 +59,7 @@ allow_shell = true
 """
 
 TRICK = "x='a[$(touch pwned)]'; echo $[x]"
-CLAUDE_ENV = "RATCHET_CLAUDE"  # the Claude Code executable for the headless tests
+CLAUDE_ENV = "RATCHET_TEST_CLAUDE"  # the Claude Code executable for the headless tests (.ci/run sets it)
 CLIENTS = Path(__file__).resolve().parent / "clients"
 
 
@@ -178,9 +178,9 @@ def test_the_hook_socket_and_its_directory_cannot_be_reached_from_an_allowed_com
     event = json.dumps(hook.event("echo forged")).encode()
     for forged in ("", "0" * 64):
         with hook_socket.connect(ep) as conn, pytest.raises(ValueError):
-            hook_socket.exchange(conn, event, True, setup, forged)
+            hook_socket.exchange(conn, event, True, setup, secret=forged)
     with hook_socket.connect(ep) as conn:
-        answer = json.loads(hook_socket.exchange(conn, event, True, setup, hook_socket.read_secret(ep)))
+        answer = json.loads(hook_socket.exchange(conn, event, True, setup, secret=hook_socket.read_secret(ep)))
     assert answer["hookSpecificOutput"]["permissionDecision"] == "allow"
     (hook.workspace / "probe.py").write_text(
         "import os, socket\n"
@@ -208,10 +208,7 @@ def test_the_hook_socket_and_its_directory_cannot_be_reached_from_an_allowed_com
 
 def _claude() -> Path | None:
     given = os.environ.get(CLAUDE_ENV)
-    if given:
-        return Path(given)
-    local = CLIENTS / "node_modules" / ".bin" / "claude"  # where CI installs it (.ci/run)
-    return local if local.exists() else None
+    return Path(given) if given else None
 
 
 @pytest.fixture

@@ -154,7 +154,7 @@ def test_the_resident_server_decides_exactly_as_the_hook_process(tmp_path: Path)
         # An event of another set-up reaching this server (two names colliding) is declined unread.
         with hook_socket.connect(ep) as sock, pytest.raises(hook_socket.Stale):
             hook_socket.exchange(
-                sock, _events(resident_ws)[0].encode(), True, "another set-up", hook_socket.read_secret(ep)
+                sock, _events(resident_ws)[0].encode(), True, "another set-up", secret=hook_socket.read_secret(ep)
             )
     finally:
         _stop_servers(sockets)
