@@ -166,7 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
-        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts)
+        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts, db)
         serve_http(server, options, db, pages)
         return 0
     from ratchet.executors.notify import watch_address
@@ -202,7 +202,15 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         "directory": str(directory),
         "ok": True,
         "classes": [
-            {"name": c.name, "start": c.start.label, "floor": c.floor.label, "ceiling": c.ceiling.label, "rule": c.rule}
+            {
+                "name": c.name,
+                "start": c.start.label,
+                "floor": c.floor.label,
+                "ceiling": c.ceiling.label,
+                "sandbox": c.profile,
+                "network": c.network,
+                "rule": c.rule,
+            }
             for c in sorted(policy.classes.values(), key=lambda c: c.name)
         ],
         "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),

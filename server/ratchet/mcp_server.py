@@ -414,7 +414,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             raise
         # Timed from the question to this answer; the engine judges whether it is evidence (a
         # dismissed dialog, or a decline too fast to have been read, leaves the change queued as a draft).
-        seconds = engine.answers.answered(provenance.question_key(tool, args))
+        seconds = engine.answers.answered(provenance.question_key(tool, args), engine.session_id)
         approved = isinstance(gated, ConfirmChange) and gated.approve
         # Decline and Esc mean the same in every Ratchet form: not now. Nothing runs, nothing is
         # judged, and the change waits as a draft. A "no" is the form's own answer (Apply unticked).
@@ -745,14 +745,22 @@ async def review_drafts(
     unanswered = 0
     keys = [provenance.question_key("draft", d.action_id) for d in drafts]
     asked = [engine.answers.asked_at(k) for k in keys]
+    if asked:  # reading the first cannot have started before the session's previous answer
+        asked[0] = engine.answers.since(engine.session_id, asked[0])
     # Before 2026-07-28 each question is put once the previous one is answered: its answer came
-    # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
+    # when the next question went out. On 2026-07-28 they are asked and answered in one batch,
+    # whose time the drafts share.
     one_by_one = ctx.request_state is None
     for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
         seconds = engine.answers.answered(keys[i])
         after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
         if one_by_one and seconds is not None and after is not None and this is not None:
             seconds = max(0.0, after - this)
+        elif seconds is not None and asked[0] is not None:
+            start = this if one_by_one and this is not None else asked[0]
+            seconds = max(0.0, engine.answers.now() - start) / (1 if one_by_one else len(drafts))
+        if i == len(drafts) - 1:
+            engine.answers.answer_given(engine.session_id)
         if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
             continue
         try:

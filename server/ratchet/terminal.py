@@ -227,7 +227,10 @@ def lint(directory: Path, policy: Policy, warnings: Sequence[str]) -> str:
     examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
     out = [f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"]
     for c in sorted(policy.classes.values(), key=lambda c: c.name):
-        out.append(f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {c.rule}")
+        box = f"sandbox {c.profile}" + (" +network" if c.network else "")
+        out.append(
+            f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {box}  {c.rule}"
+        )
     return "\n".join([*out, *warnings])
 
 

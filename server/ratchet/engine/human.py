@@ -129,7 +129,7 @@ class HumanSide:
             error = str(exc)
             await s.store.run(lambda conn: actions.finish(conn, action_id, status, None, error, kept_args=kept))
             raise
-        ran = await self.carrier.run(prepared, action_id, cls, kept=kept)
+        ran = await self.carrier.run(prepared, action_id, cls, kept=kept, approved=True)
         via = channel_of(reviewer, channel)
         answer = HumanAnswer(
             True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited, identity=approver

@@ -73,15 +73,28 @@ def find_project_root(start: Path) -> Path:
 class Workspace:
     """The directory tree an agent may write in, minus the paths it may never touch."""
 
-    def __init__(self, root: Path, protected: Sequence[Path] = (), hidden: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        protected: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        *,
+        read_only: Sequence[Path] = (),
+        reviewed: Sequence[Path] = (),
+    ) -> None:
         """Resolve ``root`` (must be an existing directory) and the ``protected`` paths.
 
         Relative protected paths are taken relative to the root. Protected paths need not exist
         (a ``-wal`` file appears and disappears with the database) and may lie outside the root.
         ``hidden`` files are secrets an agent's command must not even read (the review token): the
-        sandbox shows them empty.
+        sandbox shows them empty. ``read_only`` and ``reviewed`` are what the sandbox keeps read-only
+        (always, or unless a person approved the command; see policy/guarded.py).
         """
         self.hidden: tuple[Path, ...] = tuple(Path(os.path.realpath(p)) for p in hidden)
+        # Paths a sandboxed process may not write (policy/guarded.py): always, or unless a person
+        # approved the command. The tools' own writes are governed by the classes, not by these.
+        self.read_only: tuple[Path, ...] = tuple(read_only)
+        self.reviewed: tuple[Path, ...] = tuple(reviewed)
         given = Path(os.path.normpath(Path(root).absolute()))
         self.root: Path = Path(os.path.realpath(given))
         if not self.root.is_dir():

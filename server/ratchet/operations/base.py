@@ -42,6 +42,9 @@ class OpContext:
     ceiling: Ceiling = field(default_factory=lambda: Ceiling(Limits(), (), "00-defaults.toml"))
     sandbox: bool = True
     network: bool = False
+    # The deciding class's sandbox profile, and whether a person approved this very call.
+    profile: str = "workspace"
+    approved: bool = False
     on_spawn: SpawnCallback | None = None
     keep: KeepCallback | None = None
 

@@ -127,8 +127,9 @@ def lint_warnings(policy: Policy) -> list[str]:
             )
         if "run_command" in cls.tools and not cls.sandbox:
             warnings.append(
-                f"warning: class {cls.name} ({cls.rule}) sets sandbox = false: its commands run outside the "
-                "sandbox and can write the policy, the trust database, .git/hooks and anything outside the workspace"
+                f"warning: class {cls.name} ({cls.rule}) sets sandbox = false (profile 'off'): its commands run "
+                "outside the sandbox and can write the policy, the trust database, .git/hooks and anything "
+                "outside the workspace"
             )
         if "run_command" in cls.tools and cls.network and cls.ceiling >= Level.AUTONOMOUS:
             warnings.append(
@@ -285,7 +286,8 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         file=file,
         line=line,
         examples=spec.examples,
-        sandbox=spec.sandbox,
+        sandbox=spec.sandbox != "off",
+        profile=str(spec.sandbox),
         network=spec.network,
         limits=(spec.limits or ClassLimits()).over(defaults.limits),
         promotion_evidence=spec.promotion_evidence,
