@@ -1,8 +1,8 @@
 """What Ratchet's hooks cost per tool call in the real Claude Code, with and without them, in one run.
 
 Drives the real `claude -p` (RATCHET_TEST_CLAUDE names its executable; `.ci/run` installs it)
-against the scripted model server (tests/fake_anthropic.py, loopback), for a session of TURNS sequential `ls` calls (Bash; its class is
-autonomous, so every call is allowed and runs). Three set-ups of one project, identical but for the hooks:
+against the scripted model server (tests/fake_anthropic.py, loopback), for a session of TURNS
+sequential `ls` calls (Bash; its class is autonomous, so every call is allowed and runs). Three set-ups of one project, identical but for the hooks:
 
     none      Ratchet's MCP server connected, no hooks (the baseline)
     command   `ratchet install claude-code --hook-path command`: a `ratchet hook` process per event,
