@@ -2,7 +2,8 @@
 
 Drives the real `claude -p` (RATCHET_TEST_CLAUDE names its executable; `.ci/run` installs it)
 against the scripted model server (tests/fake_anthropic.py, loopback), for a session of TURNS
-sequential `ls` calls (Bash; its class is autonomous, so every call is allowed and runs). Three set-ups of one project, identical but for the hooks:
+sequential `ls` calls (Bash; its class is autonomous, so every call is allowed and runs). Set-ups of
+one project, identical but for the hooks:
 
     none      Ratchet's MCP server connected, no hooks (the baseline)
     command   `ratchet install claude-code --hook-path command`: a `ratchet hook` process per event,
