@@ -261,11 +261,16 @@ def filtered_text(scope: ActionFilter, body: str, empty: str, what: str = "actio
 
 
 async def cmd_queue(args: argparse.Namespace) -> int:
-    """List the drafts waiting for a human, oldest first (--by, --origin-workspace, --repo: only theirs)."""
+    """List the drafts waiting for a human, oldest first (--by, --origin-workspace, --repo: only theirs;
+    --class: only that class's). A class with many drafts waiting is shown as one group, with the one
+    command that answers all of it."""
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
-    body = terminal.drafts(drafts, intent=True) if drafts else ""
+        if args.cls is not None:
+            engine.setting.named(args.cls)  # an unknown class is an error naming the known ones
+            drafts = [d for d in drafts if d.action_class == args.cls]
+    body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
@@ -384,7 +389,9 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
-        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({', '.join(map(str, ids))})? [y/N] "
+        whole = " (one decision: they run, but are not evidence of reading each)" if verb == "approve" else ""
+        listed = ", ".join(map(str, ids))
+        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({listed}){whole}? [y/N] "
         print(prompt, end="", file=sys.stderr, flush=True)
         answer = await anyio.to_thread.run_sync(sys.stdin.readline)
         if answer.strip().lower() not in ("y", "yes"):
@@ -396,9 +403,9 @@ def _check_batch(args: argparse.Namespace) -> None:
     """Ids or --all-from, not both and not neither (`approve --pending` alone is enough); --all-from off a
     terminal only with --yes."""
     if bool(args.ids) == bool(args.all_from) and not (getattr(args, "pending", False) and not args.ids):
-        raise UsageError("give draft ids, or --all-from CLASS (not both)")
+        raise UsageError("give draft ids, or --class CLASS (not both)")
     if args.all_from and not args.yes and not sys.stdin.isatty():
-        raise UsageError("--all-from asks for confirmation on a terminal; from a script pass --yes")
+        raise UsageError("--class asks for confirmation on a terminal; from a script pass --yes")
 
 
 async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], done: str, *also: str) -> list[Outcome]:
@@ -417,9 +424,14 @@ async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], 
     return outcomes
 
 
-def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str) -> int:
-    """Report every outcome; exit 1 (with one line on stderr) when any id was not `done`."""
-    emit(args, outcomes, lambda: _lines(*(o.line() for o in outcomes)) if outcomes else f"no drafts {done}")
+def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str, note: str | None = None) -> int:
+    """Report every outcome (and `note` after them, for a person); exit 1 (with one line on stderr) when any
+    id was not `done`."""
+    emit(
+        args,
+        outcomes,
+        lambda: _lines(*(o.line() for o in outcomes), *([note] if note else [])) if outcomes else f"no drafts {done}",
+    )
     failed = [o.id for o in outcomes if not o.ok]
     if failed and len(outcomes) > 1:
         raise RatchetError(f"{len(failed)} of {len(outcomes)} drafts not {done}: {', '.join(map(str, failed))}")
@@ -434,6 +446,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     origin (it stays `approved` until then). Run here, the origin, any approve first carries out the
     drafts approved elsewhere for this host and workspace; `--pending` does only that."""
     _check_batch(args)
+    bulk = "bulk" if args.all_from else None  # one decision for a class: rules/provenance.py
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
@@ -447,10 +460,17 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         ids = await _drafts_to_review(engine, args, "approve")
 
         async def approve(action_id: int) -> DraftView:
-            return await engine.approve(action_id, content=content, note=args.note)
+            return await engine.approve(action_id, content=content, note=args.note, channel=bulk)
 
         outcomes = await _each(ids, approve, "executed", "approved")
-    return _batch_result(args, [*carried, *outcomes], "approved")
+    note = BULK_NOTE.format(cls=args.all_from) if bulk and outcomes else None
+    return _batch_result(args, [*carried, *outcomes], "approved", note)
+
+
+BULK_NOTE = (
+    "approved by class: one decision for every draft of {cls}; they ran, but they are not evidence that a "
+    "person read each one, so none counts toward promoting {cls} (`ratchet approve ID` one by one does)"
+)
 
 
 async def _watch_pending(args: argparse.Namespace) -> int:
@@ -472,7 +492,8 @@ async def cmd_reject(args: argparse.Namespace) -> int:
     _check_batch(args)
     async with opened(args) as engine:
         ids = await _drafts_to_review(engine, args, "reject")
-        outcomes = await _each(ids, lambda i: engine.reject(i, args.reason), "rejected")
+        bulk = "bulk" if args.all_from else None  # counted: a rejection can only lower a class
+        outcomes = await _each(ids, lambda i: engine.reject(i, args.reason, channel=bulk), "rejected")
     return _batch_result(args, outcomes, "rejected")
 
 
@@ -947,7 +968,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add_batch(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("ids", nargs="*", type=int, metavar="ID", help=f"the draft ids to {verb} (see `ratchet queue`)")
         p.add_argument(
-            "--all-from", metavar="CLASS", help=f"{verb} every queued draft of this class (asks first on a terminal)"
+            "--class",
+            "--all-from",
+            dest="all_from",
+            metavar="CLASS",
+            help=f"{verb} every queued draft of this class in one decision (asks first on a terminal)"
+            + ("; approvals so given run but are not evidence of reading" if verb == "approve" else ""),
         )
         p.add_argument("--yes", action="store_true", help="do not ask before --all-from (needed off a terminal)")
 
@@ -1010,6 +1036,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("init", cmd_init)
     p = add("queue", cmd_queue, json_flag=True, what="the drafts")
     add_filters(p)
+    p.add_argument("--class", dest="cls", metavar="CLASS", help="only the drafts of this class, every one listed")
     p = add("show", cmd_show, json_flag=True, what="the action and its packet")
     p.add_argument("id", type=int, help="action or draft id")
     p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")

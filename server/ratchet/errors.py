@@ -7,6 +7,7 @@
     │   ├── EditNotFound              an edit's old_text does not occur in the file
     │   ├── EditAmbiguous             an edit's old_text occurs more times than the edit allows
     │   ├── LimitExceeded             a call is over a policy limit (names it, the value, how to raise it)
+    │   │   └── DraftCapReached       too many drafts wait for a human: stop and hand off
     │   └── UsageError                a command line that cannot be right whatever the state (CLI exit 2)
     ├── ExecutionFailed               an executor ran and the action did not succeed
     ├── DraftError                    a draft cannot be acted on
@@ -27,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "DraftAlreadyResolved",
+    "DraftCapReached",
     "DraftError",
     "DraftNotFound",
     "DraftStale",
@@ -88,6 +90,11 @@ class LimitExceeded(InvalidRequest):
         self.value = value
         self.limit = limit
         super().__init__(message)
+
+
+class DraftCapReached(LimitExceeded):
+    """A call would queue a draft past `max_drafts_per_session` or `max_drafts_per_workspace`: nothing is
+    queued, and the agent is told to stop and hand off (engine/flood.py)."""
 
 
 class UsageError(InvalidRequest):

@@ -164,6 +164,39 @@ def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> st
     return "\n".join(table(headers, rows, numeric=[0]))
 
 
+# A class with this many drafts waiting is shown as one group in `ratchet queue`, with its first few rows.
+GROUP_AT = 5
+GROUP_ROWS = 3
+
+
+def queue(views: Sequence[DraftView], *, grouped: bool = True) -> str:
+    """`ratchet queue`: the drafts as one table; or, once a class has GROUP_AT drafts waiting (a flood), one
+    group per class, oldest class first, each with the command that answers all of it and its first rows."""
+    by_class: dict[str, list[DraftView]] = {}
+    for d in views:
+        by_class.setdefault(d.action_class, []).append(d)
+    if not grouped or max(len(ds) for ds in by_class.values()) < GROUP_AT:
+        return drafts(views, intent=True)
+    out: list[str] = []
+    for name, ds in by_class.items():
+        waiting = [d for d in ds if not d.waiting]
+        if out:
+            out.append("")
+        head = f"{name}: {len(waiting)} drafts waiting" if waiting else f"{name}: {len(ds)} approved drafts"
+        if len(ds) >= GROUP_AT and waiting:
+            head += (
+                f" (#{ds[0].action_id} to #{ds[-1].action_id}); one decision for all of them: "
+                f"`ratchet approve --class {name}` or `ratchet reject --class {name} --reason TEXT`"
+            )
+            shown = ds[:GROUP_ROWS]
+        else:
+            shown = ds
+        out += [head, *(f"  {line}" for line in drafts(shown, intent=True).splitlines())]
+        if len(shown) < len(ds):
+            out.append(f"  ... {len(ds) - len(shown)} more (`ratchet queue --class {name}` lists every one)")
+    return "\n".join(out)
+
+
 def status(
     levels: TrustLevels,
     queued: int,

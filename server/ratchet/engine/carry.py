@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import anyio
 
+from ratchet.engine import flood
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import Origin
 from ratchet.engine.verify import Verifier, failure_text, view
-from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
+from ratchet.errors import DraftCapReached, DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
 from ratchet.operations import recover as recover_leftover
 from ratchet.operations.checks import CheckResult
@@ -90,6 +91,8 @@ class Carrier:
             packet_fields = self._stopped_fields(ev, intent, confidence, uncertainty)
 
         def record(conn: sqlite3.Connection) -> tuple[int, standing.Transition | None, EscalationPacket | None]:
+            if status is Status.DRAFT:
+                flood.check(conn, s, row)  # past a draft cap nothing is queued (engine/flood.py)
             context = actions.session_context(conn, s.session_id) if packet_fields is not None else None
             action_id = actions.insert_intent(conn, row)
             if unanswered is not None:
@@ -104,7 +107,11 @@ class Carrier:
                 actions.set_packet(conn, action_id, packet.model_dump_json())
             return action_id, moved, packet
 
-        action_id, moved, packet = await s.store.run(record)
+        try:
+            action_id, moved, packet = await s.store.run(record)
+        except DraftCapReached as cap:
+            await flood.refused(s, row, cap)
+            raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
