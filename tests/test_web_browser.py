@@ -455,3 +455,61 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
     assert kept.status == "approved" and kept.origin_host == "laptop-a"
     assert approve_again is not None
     assert not (workspace / "queue/far.txt").exists() and not (workspace / "queue/near.txt").exists()
+
+
+FLOOD_POLICY = """
+[defaults]
+unmatched = "draft"
+""" + "".join(
+    f'\n[classes.{name}]\ntools = ["write_file"]\npaths = ["{name}/**"]\nstart = "draft"\n' for name in ("docs", "src")
+)
+
+
+@pytest.mark.asyncio
+async def test_a_flood_is_cleared_from_the_page_with_one_click_per_class(
+    tmp_path: Path, workspace: Path, db: Path, clock: Clock
+) -> None:
+    policies = write_policy(tmp_path / "flood-policies", FLOOD_POLICY)
+    async with agent(workspace, policies, db) as client:
+        told = []
+        for i in range(300):  # an agent that does not stop: the cap holds at 50 waiting
+            result = await client.call_tool(
+                "write_file", {"path": f"{('docs', 'src')[i % 2]}/f{i}.txt", "content": "x\n"}
+            )
+            if result.is_error:
+                told.append(result.content[0].text)  # type: ignore[union-attr]
+        assert len(told) == 250 and "draft cap reached" in told[0]
+        async with running_web(workspace, policies, db, clock) as web, chromium() as browser:
+            page, problems = await open_page(browser, web.login)
+            groups = page.locator("#groups .group")
+            await groups.first.wait_for()
+            # The first screen says what waits, per class, with one decision for each.
+            assert await groups.count() == 2
+            docs, src = page.locator('.group[data-class="docs"]'), page.locator('.group[data-class="src"]')
+            assert "25 drafts waiting" in await docs.inner_text() and "not count as evidence" in await docs.inner_text()
+            assert await docs.is_visible() and (await docs.bounding_box() or {"y": 9999})["y"] < 400
+            async with page.expect_response("**/api/classes/docs/drafts") as approved:
+                await docs.locator("button.group-approve").click()
+            assert (await approved.value).status == 200
+            await docs.wait_for(state="detached")
+            assert "25 of 25 drafts of docs approved in one decision" in await page.locator("#flash").inner_text()
+            await src.locator("input[name=reason]").fill("a flood, not a change")
+            async with page.expect_response("**/api/classes/src/drafts") as rejected:
+                await src.locator("form.group-reject button").click()
+            assert (await rejected.value).status == 200
+            await page.wait_for_selector("#empty:not([hidden])")
+            assert await page.locator("#groups").is_hidden()
+            assert problems == []
+    assert len(list((workspace / "docs").iterdir())) == 25 and not (workspace / "src").exists()
+    con = sqlite3.connect(db)
+    try:
+        found = con.execute(
+            "SELECT class, status, reviewer, review_channel, evidence, count(*) FROM actions WHERE route = 'draft' "
+            "GROUP BY class, status, reviewer, review_channel, evidence ORDER BY class"
+        ).fetchall()
+    finally:
+        con.close()
+    assert found == [
+        ("docs", "executed", "web", "bulk", "unverified", 25),
+        ("src", "rejected", "web", "bulk", "counted", 25),
+    ]

@@ -39,7 +39,7 @@ from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import Location, beside
-from ratchet.rules.provenance import change_size
+from ratchet.rules.provenance import BULK, change_size
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -49,6 +49,7 @@ POLL_S = 0.5
 MAX_VIEWS = 256
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
+MAX_CLASS = 5000  # drafts one class decision may answer
 
 
 @dataclass
@@ -392,6 +393,45 @@ async def bulk(request: Request) -> Response:
     return JSONResponse({"results": results})
 
 
+async def class_drafts(request: Request) -> Response:
+    """A class's drafts answered in one decision (a flood cleared by class): the ids this page shows for it,
+    each still a queued draft of that class, approved or rejected through the channel `bulk`: approvals run
+    but are not evidence of reading each (rules/provenance.py); rejections count, as any rejection."""
+    state, data = _state(request), await _body(request)
+    name = request.path_params["name"]
+    try:
+        verb = data.get("action")
+        if verb not in ("approve", "reject"):
+            raise BadInput("action must be approve or reject")
+        ids = data.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > MAX_CLASS:
+            raise BadInput(f"ids must be a list of 1 to {MAX_CLASS} draft ids")
+        reason = _text(data, "reason", required=verb == "reject")
+        state.engine.setting.named(name)
+    except RatchetError as exc:
+        return _error(exc)
+    results = []
+    for item_id in ids:
+        try:
+            current = await state.engine.view(item_id)
+            if current.action_class != name or current.status != Status.DRAFT:
+                raise DraftAlreadyResolved(f"draft {item_id} is not a queued draft of class {name}; left as it is")
+            if verb == "approve":
+                d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=BULK, note=_text(data, "note"))
+            else:
+                assert reason is not None
+                d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=BULK)
+            results.append({"id": item_id, "status": d.status, "message": f"draft {item_id}: {d.status}"})
+        except RatchetError as exc:
+            results.append({"id": item_id, "status": "error", "message": str(exc)})
+    done = sum(1 for r in results if r["status"] in (Status.EXECUTED, Status.APPROVED, Status.REJECTED))
+    word = "approved" if verb == "approve" else "rejected"
+    message = f"{done} of {len(ids)} drafts of {name} {word} in one decision"
+    if verb == "approve":
+        message += "; they ran, but a decision for a whole class is not evidence of reading each"
+    return JSONResponse({"results": results, "message": message})
+
+
 async def resolve(request: Request) -> Response:
     state, data = _state(request), await _body(request)
     item_id = int(request.path_params["id"])
@@ -606,6 +646,7 @@ def build_app(config: WebConfig) -> Starlette:
             Route("/api/drafts/{id:int}/reject", reject, methods=["POST"]),
             Route("/api/drafts/{id:int}/withdraw", withdraw, methods=["POST"]),
             Route("/api/drafts/bulk", bulk, methods=["POST"]),
+            Route("/api/classes/{name}/drafts", class_drafts, methods=["POST"]),
             Route("/api/items/{id:int}/resolve", resolve, methods=["POST"]),
             Route("/api/actions/{id:int}/complain", complain, methods=["POST"]),
             Route("/api/actions/{id:int}/undo", undo, methods=["POST"]),

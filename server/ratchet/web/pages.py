@@ -55,6 +55,7 @@ def shell(csrf: str, view: str, focus: object | None) -> str:
         '<section class="toolbar" aria-label="bulk answers"><span id="count">loading…</span>'
         '<span class="bulk"><button type="button" data-bulk="approve">Approve selected</button>'
         '<button type="button" data-bulk="reject">Reject selected</button></span></section>'
+        '<section id="groups" aria-label="drafts by class" hidden></section>'
         f'<ol id="inbox" data-focus="{_e(focus or "")}"></ol>'
         '<p id="empty" hidden>Nothing is waiting for you.</p>'
     )

@@ -261,7 +261,56 @@
     return node;
   }
 
+  // A class with GROUP_AT drafts waiting or more gets one row at the top: one decision answers all of it.
+  const GROUP_AT = 3;
+  let groupsShown = "";
+
+  function draftsOf(name) {
+    return [...items.values()].filter((e) => e.data.kind === "draft" && e.data.action_class === name).map((e) => e.data.id);
+  }
+
+  function renderGroups() {
+    const box = document.getElementById("groups");
+    if (!box) return;
+    const counts = new Map();
+    for (const e of items.values()) {
+      if (e.data.kind === "draft") counts.set(e.data.action_class, (counts.get(e.data.action_class) || 0) + 1);
+    }
+    const flooded = [...counts].filter(([, n]) => n >= GROUP_AT);
+    const shape = JSON.stringify(flooded);
+    if (shape === groupsShown) return; // unchanged: keep whatever the reviewer typed
+    groupsShown = shape;
+    box.replaceChildren();
+    for (const [name, n] of flooded) {
+      const reason = el("input", { name: "reason", required: true, placeholder: "why reject them all (required)", "aria-label": `reason to reject every ${name} draft` });
+      const rejectForm = el("form", { class: "group-reject" }, reason,
+        el("button", { type: "submit", class: "danger", text: `Reject all ${n}` }));
+      rejectForm.addEventListener("submit", (ev) => { ev.preventDefault(); if (reason.value.trim()) answerClass(name, "reject", reason.value.trim()); });
+      box.append(el("div", { class: "group", "data-class": name },
+        el("div", { class: "group-head" }, el("b", { text: name }), ` · ${n} drafts waiting`),
+        el("div", { class: "actions" },
+          el("button", { type: "button", class: "approve group-approve", text: `Approve all ${n}`, onclick: () => answerClass(name, "approve", null) }),
+          rejectForm),
+        el("small", { class: "meta", text: "One decision for the whole class. Approved this way they run, but do not count as evidence that each was read." })));
+    }
+    box.hidden = flooded.length === 0;
+  }
+
+  async function answerClass(name, verb, reason) {
+    const ids = draftsOf(name);
+    if (!ids.length) return;
+    const row = document.querySelector(`#groups .group[data-class="${CSS.escape(name)}"]`);
+    if (row) busy(row, true);
+    const res = await post(`/api/classes/${encodeURIComponent(name)}/drafts`, { action: verb, ids: ids, reason: reason });
+    if (!res.ok) { flash(res.body.message || "failed", true); if (row) busy(row, false); return; }
+    for (const r of res.body.results) if (r.status !== "error") removeItem(r.id, verb);
+    const errors = res.body.results.filter((r) => r.status === "error");
+    flash(res.body.message + (errors.length ? `; ${errors.map((r) => r.message).join("; ")}` : ""), errors.length > 0);
+    refresh();
+  }
+
   function updateCount() {
+    renderGroups();
     const n = Math.max(items.size, loading ? total : 0);
     const count = document.getElementById("count");
     if (count) count.textContent = n === 1 ? "1 waiting" : `${n} waiting`;
