@@ -513,3 +513,31 @@ async def test_a_flood_is_cleared_from_the_page_with_one_click_per_class(
         ("docs", "executed", "web", "bulk", "unverified", 25),
         ("src", "rejected", "web", "bulk", "counted", 25),
     ]
+
+
+@pytest.mark.asyncio
+async def test_a_cut_diff_is_approved_on_the_page_only_after_loading_it_whole(
+    workspace: Path, web_policies: Path, db: Path, clock: Clock
+) -> None:
+    long = "".join(f"line {i}\n" for i in range(5000))
+    async with agent(workspace, web_policies, db) as client:
+        n = await draft(client, "queue/long.txt", long)
+        async with running_web(workspace, web_policies, db, clock) as web, chromium() as browser:
+            page, problems = await open_page(browser, web.login)
+            card = item(page, n)
+            assert "leaves out" in await card.locator(".whole-note").inner_text()
+            assert await card.locator("button.approve").is_disabled()
+            async with page.expect_response(f"**/api/drafts/{n}/whole") as loaded:
+                await card.locator("button.whole-load").click()
+            assert (await loaded.value).status == 200
+            await card.locator("pre.diff.whole").wait_for()
+            await card.locator("button.fold").click()  # every line is on the page, not only the first screen
+            assert await card.locator("pre.diff.whole .add").count() == 5000
+            assert "The whole diff: 5003 lines" in await card.inner_text()
+            clock.advance(3600)  # an hour to read five thousand lines
+            async with page.expect_response(f"**/api/drafts/{n}/approve") as answered:
+                await card.locator("button.approve").click()
+            assert (await answered.value).status == 200
+            await card.wait_for(state="detached")
+            assert problems == []
+    assert (workspace / "queue/long.txt").read_text() == long

@@ -281,9 +281,23 @@ async def cmd_show(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         d = await engine.view(args.id)
         packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
+        whole = await engine.whole_diff(args.id) if args.full and d.status == "draft" else None
     colour = terminal.colour_wanted()
     value = {**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None}
-    emit(args, value, lambda: terminal.packet(packet, colour) if packet else terminal.action(d, colour))
+    if args.full:
+        value["whole"] = jsonable(whole)
+    if whole is not None:
+        d = d.model_copy(update={"preview": whole.text})
+
+    def text() -> str:
+        shown = terminal.packet(packet, colour) if packet else terminal.action(d, colour)
+        if whole is not None:
+            return _lines(shown, "", whole.footer())
+        if args.full and d.hidden_lines:
+            return _lines(shown, "", f"the whole change of action {d.action_id} is not kept once it is {d.status}")
+        return shown
+
+    emit(args, value, text)
     return 0
 
 
@@ -449,6 +463,8 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     bulk = "bulk" if args.all_from else None  # one decision for a class: rules/provenance.py
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
+    if args.whole and (len(args.ids) != 1 or args.content):
+        raise UsageError("--whole applies to exactly one draft id, approved as drafted (not with --content)")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
     if args.watch:
         if not args.pending or args.ids or args.all_from:
@@ -460,7 +476,8 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         ids = await _drafts_to_review(engine, args, "approve")
 
         async def approve(action_id: int) -> DraftView:
-            return await engine.approve(action_id, content=content, note=args.note, channel=bulk)
+            whole = args.whole or await _read_whole(engine, args, action_id, content)
+            return await engine.approve(action_id, content=content, note=args.note, channel=bulk, whole=whole)
 
         outcomes = await _each(ids, approve, "executed", "approved")
     note = BULK_NOTE.format(cls=args.all_from) if bulk and outcomes else None
@@ -471,6 +488,28 @@ BULK_NOTE = (
     "approved by class: one decision for every draft of {cls}; they ran, but they are not evidence that a "
     "person read each one, so none counts toward promoting {cls} (`ratchet approve ID` one by one does)"
 )
+
+
+async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, content: str | None) -> str | None:
+    """For a draft whose preview was cut (engine/whole.py): on a terminal, its whole diff printed and the
+    question whether to approve exactly that; the digest when the person says yes. Anywhere else None (the
+    approval then says how to read it whole)."""
+    from ratchet.engine.whole import needs_whole
+
+    row = await engine.views.row(action_id)
+    if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
+        return None
+    if args.json or not sys.stdin.isatty():
+        return None
+    whole = await engine.whole_diff(action_id)
+    print(terminal.diff(whole.text.rstrip("\n"), terminal.colour_wanted()), flush=True)
+    question = (
+        f"draft {action_id}'s preview showed only part of this: above is its whole diff, {whole.lines} lines. "
+        "Approve exactly this? [y/N] "
+    )
+    print(question, end="", file=sys.stderr, flush=True)
+    answer = await anyio.to_thread.run_sync(sys.stdin.readline)
+    return whole.digest if answer.strip().lower() in ("y", "yes") else None
 
 
 async def _watch_pending(args: argparse.Namespace) -> int:
@@ -1039,10 +1078,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="cls", metavar="CLASS", help="only the drafts of this class, every one listed")
     p = add("show", cmd_show, json_flag=True, what="the action and its packet")
     p.add_argument("id", type=int, help="action or draft id")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="a queued draft's whole diff, however long (the preview stops at 2,000 lines or 200 KB), and the "
+        "digest that approves exactly it",
+    )
     p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")
     add_batch(p, "approve")
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
+    p.add_argument(
+        "--whole",
+        metavar="DIGEST",
+        help="approve a draft whose preview was cut: the digest `ratchet show ID --full` printed with its whole "
+        "diff (on a terminal, approve shows the whole diff and asks instead)",
+    )
     p.add_argument(
         "--pending",
         action="store_true",

@@ -14,6 +14,7 @@
     │   ├── DraftNotFound             no draft with that id
     │   ├── DraftAlreadyResolved      approved, rejected or expired before
     │   ├── DraftStale                its target changed since it was drafted
+    │   ├── WholeDiffUnseen           its diff is longer than any preview, and was not read whole
     │   └── OtherReviewerRequired     its class needs another person's approval than its drafter's
     └── StoreError                    the trust database is unusable (names the file)
 
@@ -43,6 +44,7 @@ __all__ = [
     "RatchetError",
     "StoreError",
     "UsageError",
+    "WholeDiffUnseen",
 ]
 
 
@@ -134,6 +136,11 @@ class OtherReviewerRequired(DraftError):
 
 class ReviewerRoleRequired(RatchetError):
     """A human's act (an approval, a pin, ...) asked of a process whose database role is the agent's."""
+
+
+class WholeDiffUnseen(DraftError):
+    """A draft whose diff was cut in every preview is approved only by someone who had all of it: the
+    digest of its whole diff (`ratchet show ID --full`, the page's whole diff), or their own --content."""
 
 
 class StoreError(RatchetError):

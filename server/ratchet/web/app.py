@@ -208,6 +208,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 triggers=_triggers(draft.triggers),
                 preview=draft.preview,
                 size=change_size(draft.preview, draft.hidden_lines),
+                hidden_lines=draft.hidden_lines,
             )
             if item.kind == "approved":  # decided already; it waits for its origin to run it (engine/origin.py)
                 entry.update(
@@ -288,11 +289,14 @@ def _view_of(data: dict[str, Any]) -> str | None:
     return view if isinstance(view, str) else None
 
 
-async def approve_one(state: State, item_id: int, view: str | None, note: str | None) -> dict[str, Any]:
+async def approve_one(
+    state: State, item_id: int, view: str | None, note: str | None, whole: str | None = None
+) -> dict[str, Any]:
     """`Engine.approve` through the web channel, timed from when this view was shown the draft. A draft of
-    another origin is not run here: it is `approved` and waits for its origin (engine/origin.py)."""
+    another origin is not run here: it is `approved` and waits for its origin (engine/origin.py). A draft
+    whose preview was cut needs `whole`, the digest of the whole diff this page loaded (engine/whole.py)."""
     seconds = state.shown.seconds(view, item_id)
-    d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note)
+    d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note, whole=whole)
     message = f"draft {item_id}: {d.waiting}" if d.status == Status.APPROVED and d.waiting else None
     return {"id": item_id, "status": d.status, "error": d.error, "message": message or f"draft {item_id}: {d.status}"}
 
@@ -338,7 +342,8 @@ async def withdraw_one(state: State, item_id: int, view: str | None, reason: str
 async def approve(request: Request) -> Response:
     state, data = _state(request), await _body(request)
     try:
-        result = await approve_one(state, int(request.path_params["id"]), _view_of(data), _text(data, "note"))
+        item_id, whole = int(request.path_params["id"]), _text(data, "whole")
+        result = await approve_one(state, item_id, _view_of(data), _text(data, "note"), whole)
     except RatchetError as exc:
         return _error(exc)
     done = result["status"] in (Status.EXECUTED, Status.APPROVED)
@@ -357,6 +362,20 @@ async def _with_reason(
     except RatchetError as exc:
         return _error(exc)
     return JSONResponse(result)
+
+
+async def whole(request: Request) -> Response:
+    """A queued draft's whole diff and its digest (`ratchet show ID --full`): what approving it needs when its
+    preview was cut."""
+    state = _state(request)
+    try:
+        found = await state.engine.whole_diff(int(request.path_params["id"]))
+    except RatchetError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {"id": found.action_id, "diff": found.text, "lines": found.lines, "hidden_lines": found.hidden_lines,
+         "digest": found.digest}
+    )  # fmt: skip
 
 
 async def withdraw(request: Request) -> Response:
@@ -644,6 +663,7 @@ def build_app(config: WebConfig) -> Starlette:
             Route("/api/events", events),
             Route("/api/drafts/{id:int}/approve", approve, methods=["POST"]),
             Route("/api/drafts/{id:int}/reject", reject, methods=["POST"]),
+            Route("/api/drafts/{id:int}/whole", whole),
             Route("/api/drafts/{id:int}/withdraw", withdraw, methods=["POST"]),
             Route("/api/drafts/bulk", bulk, methods=["POST"]),
             Route("/api/classes/{name}/drafts", class_drafts, methods=["POST"]),

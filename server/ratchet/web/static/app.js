@@ -91,10 +91,10 @@
     return el("span", { class: cls, text: line + "\n" });
   }
 
-  function renderDiff(text) {
+  function renderDiff(text, whole) {
     const lines = (text || "").split("\n");
     if (lines.length && lines[lines.length - 1] === "") lines.pop();
-    const pre = el("pre", { class: "diff", tabindex: 0 });
+    const pre = el("pre", { class: whole ? "diff whole" : "diff", tabindex: 0 });
     const shown = lines.length > FOLD_LINES + 10 ? FOLD_LINES : lines.length;
     for (let i = 0; i < shown; i++) pre.append(diffLine(lines[i]));
     const wrap = el("div", { class: "diffwrap" }, pre);
@@ -134,13 +134,30 @@
     if (!entry || entry.data.kind !== "draft" || entry.pending) return;
     entry.pending = true;
     busy(entry.node, true);
-    const res = await post(`/api/drafts/${id}/approve`, {});
+    const res = await post(`/api/drafts/${id}/approve`, entry.whole ? { whole: entry.whole } : {});
     entry.pending = false;
     // A draft of another origin is approved, not run: it comes back as waiting for its origin.
     if (res.ok) { flash(res.body.message); removeItem(id, "approved"); if (res.body.status === "approved") refresh(); return; }
     flash(res.body.message || "approval failed", true);
     if (res.status === 409 || res.status === 404 || res.status === 422) removeItem(id, "decided elsewhere");
     else busy(entry.node, false);
+  }
+
+  async function loadWhole(id) {
+    const entry = items.get(id);
+    if (!entry) return;
+    const res = await fetch(`/api/drafts/${id}/whole`, { credentials: "same-origin" });
+    let body = {};
+    try { body = await res.json(); } catch (e) { body = { message: res.statusText }; }
+    if (!res.ok) { flash(body.message || "could not load the whole diff", true); return; }
+    const shown = entry.node.querySelector(".diffwrap");
+    const full = renderDiff(body.diff, true);
+    if (shown) shown.replaceWith(full); else entry.node.insertBefore(full, entry.node.querySelector(".actions"));
+    entry.whole = body.digest;
+    for (const n of entry.node.querySelectorAll(".whole-note, .whole-load")) n.remove();
+    const approve = entry.node.querySelector("button.approve");
+    if (approve) approve.disabled = false;
+    full.before(el("p", { class: "whole-note", text: `The whole diff: ${body.lines} lines (digest ${body.digest}).` }));
   }
 
   function askReason(id) {
@@ -219,6 +236,13 @@
     );
     const node = el("li", { class: "item", tabindex: -1, "data-id": d.id, "data-kind": d.kind }, head, facts);
     if (d.preview) node.append(renderDiff(d.preview));
+    if (d.kind === "draft" && d.hidden_lines) {
+      // The preview stops at the display limit; approving runs all of it, so the whole diff comes first.
+      const why = el("p", { class: "whole-note", text: `This preview leaves out ${d.hidden_lines} changed lines. Approving runs all of them: load the whole diff to approve.` });
+      const load = el("button", { type: "button", class: "whole-load", text: "Load the whole diff" });
+      load.addEventListener("click", () => loadWhole(d.id));
+      node.append(why, load);
+    }
     const actions = el("div", { class: "actions" });
     if (d.kind === "draft") {
       const reason = el("input", { name: "reason", required: true, placeholder: "why reject (required)", "aria-label": "reason" });
@@ -226,7 +250,7 @@
         reason, el("button", { type: "submit", class: "danger", text: "Reject" }));
       rejectBox.addEventListener("submit", (ev) => { ev.preventDefault(); if (reason.value.trim()) rejectItem(d.id, reason.value.trim()); });
       actions.append(
-        el("button", { type: "button", class: "approve", text: "Approve", onclick: () => approveItem(d.id) }),
+        el("button", { type: "button", class: "approve", text: "Approve", disabled: !!d.hidden_lines, title: d.hidden_lines ? "load the whole diff first" : null, onclick: () => approveItem(d.id) }),
         el("button", { type: "button", class: "reject-open", text: "Reject…", onclick: () => askReason(d.id) }),
         rejectBox,
       );
