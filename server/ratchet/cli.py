@@ -29,11 +29,12 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import BaseModel
 
-from ratchet import repository, terminal
+from ratchet import hook_servers, repository, terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
+from ratchet.hook_socket import IDLE_S
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 from ratchet.record.filters import ActionFilter
@@ -59,7 +60,7 @@ NEEDS_DATABASE = frozenset(
 )  # fmt: skip
 # `ratchet --help` lists the commands in these groups, in this order; a command in none is listed last.
 GROUPS = {
-    "agent setup": ("install", "init", "serve", "hook", "demo"),
+    "agent setup": ("install", "init", "serve", "hook", "hook-server", "demo"),
     "review": ("inbox", "web", "queue", "show", "approve", "reject", "resolve", "complain", "undo"),
     "evidence": ("status", "history", "transitions", "explain", "metrics", "report", "escalations", "verify", "gc"),
     "database": ("db",),
@@ -582,14 +583,47 @@ async def cmd_status(args: argparse.Namespace) -> int:
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
     waiting = sum(1 for d in queue if d.waiting)
+    servers = hook_servers.running(workspace=Path(args.workspace).resolve())
     value = {
         **levels.model_dump(mode="json"),
         "filter": scope,
         "queued": len(queue),
         "waiting_for_origin": waiting,
         **({"recent": recent} if scope.active else {}),
+        "hook_servers": servers,
     }
-    emit(args, value, lambda: terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent))
+
+    def text() -> str:
+        shown = terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent)
+        lines = [s.line() for s in servers] or [NO_HOOK_SERVER]
+        head, _, rest = shown.partition("\n\n")  # after the policy's lines, before the classes
+        return _lines(head, *lines, "", rest) if rest else _lines(shown, *lines)
+
+    emit(args, value, text)
+    return 0
+
+
+NO_HOOK_SERVER = (
+    f"hook server: none running (a Claude Code hook event starts one; it exits after "
+    f"{IDLE_S / 60:g} min without an event)"
+)
+
+
+async def cmd_hook_server(args: argparse.Namespace) -> int:
+    """Show or end the resident hook servers: a Claude Code hook event starts one in the background, which
+    answers later events faster and exits after 10 minutes without one. `status` lists those serving this
+    workspace (--all: every one of yours); `stop` ends them now (the next hook event starts one again)."""
+    workspace = None if args.all else Path(args.workspace).resolve()
+    servers = hook_servers.running(workspace=workspace)
+    if args.task == "status":
+        emit(args, servers, lambda: _lines(*(s.line() for s in servers)) if servers else NO_HOOK_SERVER)
+        return 0
+    stopped = [s for s in servers if await anyio.to_thread.run_sync(hook_servers.stop, s)]
+    emit(
+        args,
+        stopped,
+        lambda: _lines(*(f"hook server {s.pid} stopped" for s in stopped)) if stopped else "no hook server running",
+    )
     return 0
 
 
@@ -1198,6 +1232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
     p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
+    p = add("hook-server", cmd_hook_server, json_flag=True, what="the hook servers")
+    p.add_argument("task", choices=["status", "stop"], help="list the running hook servers, or end them")
+    p.add_argument("--all", action="store_true", help="every hook server of yours, whatever workspace it serves")
     p = add("install", cmd_install, json_flag=True, what="what was (or would be) written")
     p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"], help="the client to set up")
     p.add_argument(
