@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from ratchet.engine import Engine
@@ -541,3 +542,42 @@ async def test_a_cut_diff_is_approved_on_the_page_only_after_loading_it_whole(
             await card.wait_for(state="detached")
             assert problems == []
     assert (workspace / "queue/long.txt").read_text() == long
+
+
+@pytest.mark.asyncio
+async def test_ctrl_c_on_ratchet_web_with_a_page_open_exits_with_one_line(
+    workspace: Path, web_policies: Path, db: Path, ratchet_bin: Path
+) -> None:
+    import re
+    import signal
+    import subprocess
+    import time
+
+    async with agent(workspace, web_policies, db) as client:
+        await draft(client, "queue/a.txt", "a\n")
+    argv = [str(ratchet_bin), "web", "--workspace", str(workspace), "--policies", str(web_policies), "--db", str(db)]
+    proc = await anyio.to_thread.run_sync(
+        lambda: subprocess.Popen([*argv, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
+    try:
+        assert proc.stdout is not None
+        login = re.search(r"(http://\S+/login\?token=\S+)", await anyio.to_thread.run_sync(proc.stdout.readline))
+        assert login is not None
+        async with chromium() as browser:
+            page, problems = await open_page(browser, login[1])
+            await page.wait_for_function("performance.getEntriesByName('ratchet-inbox-ready').length > 0")
+            await page.wait_for_timeout(500)  # the page's event stream is open
+            proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=30))
+            took = time.monotonic() - started
+            assert problems == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 130 and took < 10, (proc.returncode, took, err)
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("ratchet: review page at ") and lines[1] == "ratchet: interrupted", (
+        err
+    )

@@ -133,6 +133,9 @@ class State:
         self.shown = Shown(config.clock)
         self._engine: Engine | None = None
         self._inbox: Inbox | None = None
+        # Set when the server is asked to stop (Ctrl-C): open event streams end, so the page's tabs let go
+        # and the server exits at once, with one line (web/serve.py).
+        self.closing = False
 
     @property
     def engine(self) -> Engine:
@@ -584,7 +587,7 @@ async def events(request: Request) -> Response:
         last: tuple[list[int], list[int]] | None = None
         quiet = 0.0
         yield "retry: 2000\n\n"
-        while True:
+        while not state.closing:
             ids, approved = await state.inbox.current()
             if (ids, approved) != last:
                 last = (list(ids), list(approved))
