@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -69,18 +70,45 @@ GROUPS = {
 
 
 def package_version() -> str:
-    """The installed version of Ratchet, from the package metadata."""
+    """The installed version of Ratchet, from the package metadata; run from a git checkout (an editable
+    install), also the commit it stands at, and whether it has changes not committed."""
     try:
-        return version("ratchet-mcp")
+        found = version("ratchet-mcp")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
+        found = "unknown (not installed)"
+    commit = checkout_commit(Path(__file__).resolve().parent.parent.parent)
+    return f"{found} ({commit})" if commit else found
+
+
+def checkout_commit(root: Path) -> str | None:
+    """`commit 1a2b3c4` (`, modified` with uncommitted changes) when `root` is the top of a git checkout
+    of Ratchet; None for an installed package (no checkout around it) or when git cannot tell."""
+    import subprocess
+
+    if not (root / ".git").exists() or not (root / "server" / "ratchet").is_dir():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return f"commit {head.stdout.strip()}" + (", modified" if dirty.stdout.strip() else "")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"ratchet: error: {message} (see `{self.prog} --help`)\n")
 
 
 def existing_db(args: argparse.Namespace) -> Location:
@@ -390,7 +418,8 @@ class Outcome:
             return f"draft {self.id}: not done: {self.error}"
         if self.draft.waiting:  # approved here, run by its origin
             return f"draft {self.id}: {self.draft.waiting}"
-        return f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
+        ran = f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
+        return _lines(ran, *(f"  {line}" for line in terminal.command_output(self.draft.result)))
 
 
 async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str) -> list[int]:
@@ -458,7 +487,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     one that fails does not stop the rest. --content FILE approves one draft with your edit instead.
 
     A draft queued on another machine or workspace of a shared record is approved here and run by its
-    origin (it stays `approved` until then). Run here, the origin, any approve first carries out the
+    origin (it stays `approved` until then). On a draft's origin, every `ratchet approve` first runs the
     drafts approved elsewhere for this host and workspace; `--pending` does only that."""
     _check_batch(args)
     bulk = "bulk" if args.all_from else None  # one decision for a class: rules/provenance.py
@@ -1030,7 +1059,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             parents=[common] if shared else [],
-            description=textwrap.dedent(doc),
+            description=inspect.cleandoc(doc),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if json_flag:
@@ -1287,6 +1316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ratchet` console script: every error is one line on stderr (EXIT_CODES)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     try:
+        unknown_first_option(sys.argv[1:] if argv is None else list(argv))
         args = build_parser().parse_args(argv)
         if args.command != "hook" and getattr(args, "workspace", None) is not None:
             args.workspace = str(project_workspace(args.workspace))
@@ -1296,6 +1326,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # the one place every error becomes a line and a code
         return _failed(_leaf(exc))
     return code
+
+
+TOP_OPTIONS = ("-h", "--help", "--version")
+
+
+def unknown_first_option(argv: Sequence[str]) -> None:
+    """UsageError naming an option given before any command that `ratchet` itself does not take (argparse
+    would only say a command is required)."""
+    if argv and argv[0].startswith("-") and argv[0].split("=")[0] not in TOP_OPTIONS:
+        hint = " (--version prints the version)" if argv[0] in ("-V", "-v") else ""
+        raise UsageError(
+            f"unknown option {argv[0]!r}{hint}; `ratchet` takes only --help and --version before a command, "
+            "e.g. `ratchet status`"
+        )
 
 
 def _leaf(exc: BaseException) -> BaseException:

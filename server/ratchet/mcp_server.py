@@ -546,8 +546,13 @@ async def git_push(
 
 
 async def trust_levels(ctx: Context) -> TrustLevels:
-    """Each action class: its level, its evidence window, and what a call of it would do now."""
-    return await _engine(ctx).trust_levels()
+    """Each action class: its level, its evidence window, and what a call of it would do now (for this
+    client: one that cannot ask its human gets a draft where a class would confirm)."""
+    levels = await _engine(ctx).trust_levels()
+    if _can_elicit(ctx):
+        return levels
+    drafted = [c.model_copy(update={"would": "draft"}) if c.would == "confirm" else c for c in levels.classes]
+    return levels.model_copy(update={"classes": drafted})
 
 
 async def permission_prompt(

@@ -31,6 +31,20 @@ def colour_wanted(stream: TextIO | None = None) -> bool:
     return not os.environ.get("NO_COLOR") and stream.isatty()
 
 
+def plural(n: int, word: str) -> str:
+    """`1 draft`, `5 drafts`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def age(seconds: float) -> str:
+    """`under a minute`, `3 min`, `2 h`, `4 d`: how long something has waited."""
+    if seconds < 60:
+        return "less than a minute"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h" if seconds < 172800 else f"{seconds / 86400:.0f} d"
+
+
 def when(ts: float) -> str:
     """A recorded time, local, to the second."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
@@ -109,7 +123,8 @@ def packet(p: EscalationPacket, colour: bool) -> str:
         lines.append(f"  {n}. {o.name}{' (recommended)' if o.recommended else ''}: {o.how}")
     cost = p.cost_of_delay
     waited = max(0, int(time.time() - cost.waiting_since))
-    lines.append(f"waiting {waited}s on: {cost.waiting_on}; {cost.queued_behind} drafts queued behind it")
+    also = f"; {plural(cost.queued_behind, 'other draft')} of this session wait too" if cost.queued_behind else ""
+    lines.append(f"waiting {age(waited)}; it holds up: {cost.waiting_on}{also}")
     if p.over_budget:
         lines.append("over this session's escalation budget")
     return "\n".join(line for line in lines if line is not None)
@@ -131,12 +146,35 @@ def action(d: DraftView, colour: bool) -> str:
         lines.append(f"reviewed by {who}{seconds}{edited}{note}")
     lines.append(_field("error", d.error))
     lines.append(_field("undo", d.undone))
+    lines += command_output(d.result)
     for check in d.checks:  # the class's verification checks: not actions, their results on this one
         lines.append(f"check {check.summary}")
         lines += [f"  | {line}" for line in check.tail.splitlines()[-20:]]
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)
+
+
+OUTPUT_LINES = 40  # of a command's stdout and of its stderr, the last lines shown (--json has them all)
+
+
+def command_output(result: dict[str, object] | None) -> list[str]:
+    """A command's exit code and the tail of its stdout and stderr, as lines (none for another result)."""
+    if not result or "exit_code" not in result:
+        return []
+    out = [
+        f"exit code {result['exit_code']} after {result.get('duration_s')}s"
+        + (" (timed out)" if result.get("timed_out") else "")
+    ]
+    for stream in ("stdout", "stderr"):
+        text = str(result.get(stream) or "")
+        if not text.strip():
+            continue
+        tail = text.rstrip("\n").splitlines()
+        cut = f", last {OUTPUT_LINES} lines" if len(tail) > OUTPUT_LINES else ""
+        out.append(f"{stream} ({result.get(stream + '_bytes', len(text))} bytes{cut}):")
+        out += [f"  | {line}" for line in tail[-OUTPUT_LINES:]]
+    return out
 
 
 # -- the CLI's listings ---------------------------------------------------------------------------
@@ -211,7 +249,7 @@ def status(
     if scope.active:
         out.append("filter: class standings below are team-wide, not filtered (every action of a class moved it)")
     matching = " matching the filter" if scope.active else ""
-    out.append(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued{matching}")
+    out.append(f"policy {levels.policy} ({levels.policy_fingerprint}); {plural(queued, 'draft')} queued{matching}")
     if waiting:
         out[-1] += f" ({waiting} approved, waiting for their origin)"
     out.append(f"command sandbox: {levels.sandbox}")
@@ -231,7 +269,8 @@ def status(
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
         pinned = "" if c.pinned is None else c.pinned
         level = c.level + (f" (on probation: {c.probation} left)" if c.probation else "")
-        rows.append([c.action_class, level, pinned, c.would, evidence, c.next_promotion])
+        would = "confirm (a draft where the client cannot ask)" if c.would == "confirm" else c.would
+        rows.append([c.action_class, level, pinned, would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
