@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import anyio
 import pytest
 
-from .helpers import LEVELS_POLICY, agent_results, console, console_env, queue_drafts, write_policy
+from .helpers import (
+    LEVELS_POLICY,
+    agent_results,
+    blocked_and_handoff,
+    console,
+    console_env,
+    queue_drafts,
+    write_policy,
+)
 
 COMMANDS = (
     LEVELS_POLICY
@@ -124,3 +133,21 @@ def test_a_stopped_actions_packet_says_how_long_it_waited_in_words(
     out = console(ratchet_bin, workspace, policies, db, "show", str(stopped["action_id"])).stdout
     assert "waiting less than a minute; it holds up:" in out and "queued behind it" not in out
     assert json.loads(console(ratchet_bin, workspace, policies, db, "show", str(stopped["action_id"]), "--json").stdout)
+
+
+def test_taking_a_handoff_over_says_ratchet_will_not_make_the_change_and_an_old_stop_blocks_nobody(
+    ratchet_bin: Path, workspace: Path, policies: Path, db: Path
+) -> None:
+    (old,) = anyio.run(agent_results, workspace, policies, db, ("write_file", {"path": "stop/x.txt", "content": "x\n"}))
+    stopped = old["action_id"]
+    _, handoff = blocked_and_handoff(workspace, policies, db)  # another session, at work now
+    inbox = console(ratchet_bin, workspace, policies, db, "inbox").stdout
+    assert inbox.count("BLOCKING") == 3  # every session is at work: its agent waits on the answer
+    with sqlite3.connect(db) as conn:  # the first session's only action: two hours ago
+        conn.execute("UPDATE actions SET created_at = created_at - 7200 WHERE id = ?", (stopped,))
+    inbox = console(ratchet_bin, workspace, policies, db, "inbox").stdout
+    stop_line = next(line for line in inbox.splitlines() if line.split()[:1] == [str(stopped)])
+    assert "BLOCKING" not in stop_line
+    done = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "take-over")
+    assert done.returncode == 0, done.stderr
+    assert "you take it over. Ratchet will not make this change: make it yourself" in done.stdout

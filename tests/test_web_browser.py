@@ -581,3 +581,74 @@ async def test_ctrl_c_on_ratchet_web_with_a_page_open_exits_with_one_line(
     assert len(lines) == 2 and lines[0].startswith("ratchet: review page at ") and lines[1] == "ratchet: interrupted", (
         err
     )
+
+
+@pytest.mark.asyncio
+async def test_the_pages_say_what_they_mean_on_the_first_day(
+    workspace: Path, web_policies: Path, db: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with agent(workspace, web_policies, db) as client:
+        ran = (await client.call_tool("write_file", {"path": "auto/a.txt", "content": "one\n"})).structured_content
+        fast = await draft(client, "queue/fast.txt", "fast\n")
+        handoff = await client.call_tool(
+            "request_handoff",
+            {
+                "what_tried": "tried both migrations on a copy",
+                "uncertainty": "which of the two the team wants",
+                "options": ["first", "second"],
+            },
+        )
+        handoff_id = handoff.structured_content["id"]  # type: ignore[index]
+    # An old session's stop: nobody waits on it any more (its last action two hours ago).
+    async with agent(workspace, web_policies, db) as old:
+        stopped = (await old.call_tool("write_file", {"path": "stop/x.txt", "content": "x\n"})).structured_content
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE actions SET created_at = created_at - 7200 WHERE id = ?", (stopped["action_id"],))
+    code, out = await run_cli(capsys, workspace, web_policies, db, "undo", str(ran["action_id"]), "--reason", "no")
+    assert code == 0, out
+    async with running_web(workspace, web_policies, db, clock) as web, chromium() as browser:
+        page, problems = await open_page(browser, web.login)
+        # The first screen: what a live agent waits on, then the drafts, and last what an ended session left,
+        # which blocks nobody.
+        order = [int(x) for x in await page.locator("li.item").evaluate_all("ns => ns.map(n => n.dataset.id)")]
+        assert order == [handoff_id, fast, stopped["action_id"]]
+        assert await item(page, handoff_id).locator(".blocking").count() == 1
+        assert await item(page, stopped["action_id"]).locator(".blocking").count() == 0
+        # Handoff options are words, not command lines with a placeholder.
+        options = await item(page, stopped["action_id"]).locator("label.option").all_inner_texts()
+        assert options and not any("ID" in o or "ratchet resolve" in o for o in options), options
+        # An approval too fast to be read ran, and the page says it did not count, and why.
+        async with page.expect_response(f"**/api/drafts/{fast}/approve") as answered:
+            await item(page, fast).locator("button.approve").click()
+        assert (await answered.value).status == 200
+        flash = await page.locator("#flash").inner_text()
+        assert "executed, but not counted as evidence" in flash and "reading-time rule" in flash, flash
+        # Taking a handoff over says that Ratchet makes no change for it.
+        card = item(page, handoff_id)
+        await card.locator('input[value="take-over"]').check()
+        clock.advance(30)
+        await card.locator("button.resolve-btn").click()
+        await card.wait_for(state="detached")
+        assert "Ratchet will not make this change" in await page.locator("#flash").inner_text()
+
+        # The class page: transitions and actions as lists only when there are some, no Unpin on a class
+        # not pinned, an undone action says so, and the list is a list (not laid out as buttons).
+        await page.goto(f"{web.base}/classes/queue")
+        assert await page.locator("ol.moves").count() == 0 and "none yet" in await page.locator("main").inner_text()
+        assert await page.locator("form[data-post$='/unpin']").count() == 0
+        assert await page.locator("form[data-post$='/pin']").count() == 1
+        await page.goto(f"{web.base}/classes/auto")  # demoted by the undo: a transition listed
+        assert await page.locator("ol.moves li").count() == 1
+        undone_row = page.locator("ul.class-actions li", has_text=f"#{ran['action_id']}")
+        assert "executed, then undone" in await undone_row.inner_text()
+        assert await page.locator("ul.class-actions").evaluate("n => getComputedStyle(n).display") == "block"
+        assert await undone_row.evaluate("n => getComputedStyle(n).display") == "list-item"
+        # The action's page: no complaint on an action undone (its undo was the complaint), a coloured diff.
+        await page.goto(f"{web.base}/explain/{ran['action_id']}")
+        assert await page.locator("form[data-post$='/complain']").count() == 0
+        assert await page.locator("pre.diff .add").count() == 1
+        await page.goto(f"{web.base}/recent")
+        recent_row = page.locator(f'li.recent[data-id="{ran["action_id"]}"]')
+        assert "then undone" in await recent_row.inner_text()
+        assert await recent_row.locator("form").count() == 0
+        assert problems == []

@@ -387,7 +387,7 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
         if option is not None and packet is not None:
             option = choose_option(option, [o.name for o in packet.options])
         view = await handoffs.resolve(engine, args.id, option, args.note)
-    emit(args, view, lambda: f"{view.id}: {view.message}")
+    emit(args, view, lambda: handoffs.answered_line(view))
     return 0
 
 

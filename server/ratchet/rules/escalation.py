@@ -142,7 +142,7 @@ def stopped_options(action_id: int, action_class: str, rule: str, triggers: list
     options = [
         Option(
             name="approach",
-            how="tell the agent what to do instead (`ratchet resolve ID --option approach --note ...`)",
+            how="tell the agent what to do instead, in the note",
             recommended=unsure or bool(scoped),
         ),
         Option(

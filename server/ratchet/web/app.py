@@ -39,7 +39,7 @@ from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import Location, beside
-from ratchet.rules.provenance import BULK, change_size
+from ratchet.rules.provenance import BULK, change_size, describe
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -301,7 +301,19 @@ async def approve_one(
     seconds = state.shown.seconds(view, item_id)
     d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note, whole=whole)
     message = f"draft {item_id}: {d.waiting}" if d.status == Status.APPROVED and d.waiting else None
+    if message is None and d.status == Status.EXECUTED:
+        message = await _not_counted(state, item_id)
     return {"id": item_id, "status": d.status, "error": d.error, "message": message or f"draft {item_id}: {d.status}"}
+
+
+async def _not_counted(state: State, item_id: int) -> str | None:
+    """For an approval that ran but is no evidence (too fast to have been read): that it ran, and why it did
+    not count (rules/provenance.py)."""
+    row = await state.engine.views.row(item_id)
+    if row is None or row["evidence"] != "unverified":
+        return None
+    why = describe(row["evidence"], row["review_channel"], row["review_seconds"], row["preview"], row["hidden_lines"])
+    return f"draft {item_id}: executed, but not counted as evidence for its class: {why}"
 
 
 async def reject_one(state: State, item_id: int, view: str | None, reason: str) -> dict[str, Any]:
@@ -464,7 +476,7 @@ async def resolve(request: Request) -> Response:
         view = await handoffs.resolve(state.engine, item_id, option, note, channel=CHANNEL, seconds=seconds)
     except RatchetError as exc:
         return _error(exc)
-    return JSONResponse({"id": item_id, "status": "resolved", "message": f"{item_id}: {view.message}"})
+    return JSONResponse({"id": item_id, "status": "resolved", "message": handoffs.answered_line(view)})
 
 
 async def complain(request: Request) -> Response:
@@ -631,11 +643,13 @@ async def explain_page(request: Request) -> Response:
     state = _state(request)
     action_id = int(request.path_params["id"])
     try:
-        text = render_explanation(await explain_action(state.engine.store, action_id, state.engine.policy))
+        explained = await explain_action(state.engine.store, action_id, state.engine.policy)
+        text = render_explanation(explained)
         view = await state.engine.view(action_id)
     except DraftNotFound as exc:
         return HTMLResponse(pages.not_found(str(exc)), status_code=404)
-    return HTMLResponse(pages.explain(_session(request).csrf, view, text))
+    complained = bool(explained.complaints)
+    return HTMLResponse(pages.explain(_session(request).csrf, view, text, complained=complained))
 
 
 async def recent_page(request: Request) -> Response:
