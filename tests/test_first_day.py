@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import anyio
@@ -16,10 +18,12 @@ import pytest
 
 from .helpers import (
     LEVELS_POLICY,
+    Stdio,
     agent_results,
     blocked_and_handoff,
     console,
     console_env,
+    free_port,
     queue_drafts,
     write_policy,
 )
@@ -151,3 +155,45 @@ def test_taking_a_handoff_over_says_ratchet_will_not_make_the_change_and_an_old_
     done = console(ratchet_bin, workspace, policies, db, "resolve", str(handoff), "--option", "take-over")
     assert done.returncode == 0, done.stderr
     assert "you take it over. Ratchet will not make this change: make it yourself" in done.stdout
+
+
+def test_serve_tells_the_agent_plainly_and_logs_each_call_once(
+    tmp_path: Path, ratchet_bin: Path, git_workspace: Path, db: Path
+) -> None:
+    reads = '\n[classes.git-read]\ntools = ["git_status"]\nstart = "autonomous"\n'
+    policies = write_policy(tmp_path / "git-policies", LEVELS_POLICY + reads)
+    argv = [str(ratchet_bin), "serve", "--workspace", str(git_workspace), "--policies", str(policies), "--db", str(db)]
+    with Stdio(argv, env=console_env()) as server:
+        server.initialize()
+        server.call(2, "start_task", {"goal": "tidy", "scope_paths": ["docs/**"]})
+        wrong = json.loads(server.line())["result"]
+        server.call(3, "write_file", {"path": "../outside.txt", "content": "x"})
+        refused = json.loads(server.line())["result"]
+        server.call(4, "git_status", {})
+        status = json.loads(server.line())["result"]
+        _, err = server.stop(signal.SIGTERM)
+    text = wrong["content"][0]["text"]
+    assert wrong["isError"] and text.startswith("start_task was called with arguments it does not take")
+    assert "scope: field required" in text and "budget: field required" in text
+    assert "pydantic" not in text and "http" not in text and "validation error" not in text
+    assert refused["isError"]
+    assert status["content"][0]["text"].startswith("git status: done"), status["content"][0]["text"]
+    # Every line on stderr is Ratchet's own; each call is one line, the refused one included once.
+    lines = err.splitlines()
+    assert all(line.startswith("ratchet") for line in lines), err
+    assert sum("write_file" in line for line in lines) == 1 and sum("start_task" in line for line in lines) == 1, err
+    assert "wrong arguments: scope, budget" in err
+
+
+def test_serve_http_prints_only_ratchets_own_lines(
+    ratchet_bin: Path, workspace: Path, policies: Path, db: Path
+) -> None:
+    argv = [str(ratchet_bin), "serve", "--http", "--port", str(free_port()), "--workspace", str(workspace)]
+    with Stdio([*argv, "--policies", str(policies), "--db", str(db)], env=console_env()) as server:
+        assert server.proc.stderr is not None
+        first = server.proc.stderr.readline()
+        assert first.startswith("ratchet: serving http://")
+        time.sleep(2)  # its session manager has started by now
+        _, err = server.stop(signal.SIGINT)
+    lines = [first, *err.splitlines()]
+    assert lines and all(line.startswith("ratchet") for line in lines), lines

@@ -172,7 +172,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
     from ratchet.mcp_server import ServerConfig, build_server
+    from ratchet.tool_errors import quiet_sdk_logs
 
+    quiet_sdk_logs()  # the SDK's own INFO lines would repeat each tool error, unprefixed
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")

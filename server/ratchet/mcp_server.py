@@ -62,6 +62,7 @@ from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, Trus
 from ratchet.rules import contracts, provenance
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
+from ratchet.tool_errors import ArgumentErrors
 
 log = logging.getLogger("ratchet")
 # One line per tool call on stderr (`ratchet serve --quiet` turns it off).
@@ -892,7 +893,7 @@ def build_server(config: ServerConfig) -> MCPServer:
         version=server_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[SessionPerClient()],
+        middleware=[SessionPerClient(), ArgumentErrors()],
     )
     for spec in TOOLS:
         mcp.add_tool(_edge(spec.fn, not config.quiet), title=spec.title, annotations=spec.annotations)

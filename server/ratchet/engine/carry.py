@@ -461,10 +461,12 @@ class Carrier:
     ) -> ToolOutcome:
         """The tool's result: what happened, at what level, and any class move it caused."""
         d, p = ev.decision, ev.prepared
+        # `git status`, not `git_status git status`: a target that already says what the tool is stands alone.
+        what = p.target if p.target.startswith(p.tool.replace("_", " ")) else f"{p.tool} {p.target}"
         message = {
-            Status.EXECUTED: f"{p.tool} {p.target}: done",
-            Status.FAILED: f"{p.tool} {p.target} failed: {error}",
-            Status.DECLINED: f"the human declined {p.tool} {p.target}; nothing was changed",
+            Status.EXECUTED: f"{what}: done",
+            Status.FAILED: f"{what} failed: {error}",
+            Status.DECLINED: f"the human declined {what}; nothing was changed",
             Status.DRAFT: (
                 f"queued as draft {action_id} for human review; nothing was changed yet. Carry on with "
                 f"other work; get_draft({action_id}) shows its state"
