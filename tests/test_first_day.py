@@ -83,7 +83,9 @@ def test_counts_agree_with_their_nouns_and_a_confirm_class_says_what_a_dialogles
     out = console(ratchet_bin, workspace, policies, db, "status").stdout
     assert "; 1 draft queued" in out and "1 drafts" not in out
     ask = next(line for line in out.splitlines() if line.startswith("ask "))
-    assert "confirm (a draft where the client cannot ask)" in ask
+    assert (
+        " confirm* " in ask and "* confirm: asked in the client's dialog; a client that cannot ask gets a draft" in out
+    )
 
 
 def test_explain_rounds_the_evidence_it_prints(ratchet_bin: Path, workspace: Path, policies: Path, db: Path) -> None:
@@ -197,3 +199,26 @@ def test_serve_http_prints_only_ratchets_own_lines(
         _, err = server.stop(signal.SIGINT)
     lines = [first, *err.splitlines()]
     assert lines and all(line.startswith("ratchet") for line in lines), lines
+
+
+def test_the_demo_says_it_leaves_its_directory_behind(ratchet_bin: Path, tmp_path: Path) -> None:
+    code, out, err = bare(ratchet_bin, "demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0, err
+    last = out.rstrip().splitlines()[-1]
+    assert (
+        last
+        == f"The demo's files stay in {tmp_path / 'demo'} for you to look at; remove that directory when you are done."
+    )
+    assert (tmp_path / "demo").is_dir()
+
+
+def test_lint_lists_the_classes_in_aligned_columns(ratchet_bin: Path, tmp_path: Path) -> None:
+    code, out, err = bare(ratchet_bin, "lint", str(Path(__file__).resolve().parent.parent / "policies"))
+    assert code == 0, err
+    header, *rows = [line for line in out.splitlines()[1:] if line.startswith("  ")]
+    assert header.split() == ["CLASS", "START", "FLOOR", "CEILING", "RULE"]
+    for column in ("START", "FLOOR", "CEILING", "RULE"):  # every row's cell starts under its heading
+        at = header.index(column)
+        assert all(row[at - 1] == " " and row[at] != " " for row in rows), (column, rows)
+    starter = (Path(__file__).resolve().parent.parent / "policies" / "files.toml").read_text()
+    assert "lint --explain" not in starter

@@ -269,12 +269,14 @@ def status(
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
         pinned = "" if c.pinned is None else c.pinned
         level = c.level + (f" (on probation: {c.probation} left)" if c.probation else "")
-        would = "confirm (a draft where the client cannot ask)" if c.would == "confirm" else c.would
+        would = "confirm*" if c.would == "confirm" else c.would
         rows.append([c.action_class, level, pinned, would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
     out += ["", *table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
+    if any(c.would == "confirm" for c in levels.classes):
+        out.append("* confirm: asked in the client's dialog; a client that cannot ask gets a draft instead")
     if scope.active:
         shown = drafts(recent, intent=False, who=True) if recent else f"none ({scope.described()})"
         notes += ["", "recent actions matching the filter:", shown]
@@ -285,8 +287,11 @@ def lint(directory: Path, policy: Policy, warnings: Sequence[str]) -> str:
     """`ratchet lint`: what held, one line per class, then the warnings."""
     examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
     out = [f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"]
-    for c in sorted(policy.classes.values(), key=lambda c: c.name):
-        out.append(f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {c.rule}")
+    rows = [
+        [c.name, c.start.label, c.floor.label, c.ceiling.label, c.rule]
+        for c in sorted(policy.classes.values(), key=lambda c: c.name)
+    ]
+    out += [f"  {line}" for line in table(["CLASS", "START", "FLOOR", "CEILING", "RULE"], rows)]
     return "\n".join([*out, *warnings])
 
 
