@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
 from ratchet.errors import PolicyError
 from ratchet.policy.load import load_policy
+from ratchet.record.store import parse_location
 
-from .helpers import connect, console, rows, write_policy
+from .helpers import agent_results, connect, console, db_rows, rows, write_policy
 
 CLASSES = ("docs", "src", "tests")
 
@@ -177,3 +179,41 @@ def test_a_broken_cap_fails_the_policy_at_load(tmp_path: Path, limits: str, expe
 def test_the_caps_default_to_50_per_session_and_200_per_workspace(tmp_path: Path) -> None:
     limits = load_policy(write_policy(tmp_path / "p", flood_policy(tmp_path / "log"))).defaults.limits
     assert (limits.max_drafts_per_session, limits.max_drafts_per_workspace) == (50, 200)
+
+
+def test_a_class_approved_whole_is_not_promoted_by_it_while_approvals_one_by_one_promote(
+    tmp_path: Path, workspace: Path, db: Path, ratchet_bin: Path
+) -> None:
+    """The reading-time rule kept honest: one decision for six drafts is not six readings. The same six
+    approved one by one (each the person's own command) promote the class, as the control."""
+    quick = "[defaults]\nwindow_size = 10\nmin_samples = 3\npromote_at = 0.4\ndemote_below = 0.2\n"
+    policies = write_policy(tmp_path / "policies", flood_policy(tmp_path / "log").replace("[defaults]\n", quick))
+
+    def docs_drafts(tag: str) -> list[int]:
+        calls = [("write_file", {"path": f"docs/{tag}{i}.md", "content": f"{i}\n"}) for i in range(6)]
+        return [r["draft_id"] for r in anyio.run(agent_results, workspace, policies, db, *calls)]
+
+    def docs_standing() -> dict[str, Any]:
+        out = console(ratchet_bin, workspace, policies, db, "status", "--json").stdout
+        return next(c for c in json.loads(out)["classes"] if c["action_class"] == "docs")
+
+    docs_drafts("f")
+    assert console(ratchet_bin, workspace, policies, db, "approve", "--class", "docs", "--yes").returncode == 0
+    whole = docs_standing()
+    assert (whole["level"], whole["samples"], whole["unverified"]) == ("draft", 0, 6)
+    assert rows(db, "SELECT count(*) FROM transitions WHERE class = 'docs'")[0][0] == 0
+    for i in docs_drafts("g"):
+        assert console(ratchet_bin, workspace, policies, db, "approve", str(i)).returncode == 0
+    assert docs_standing()["level"] != "draft"  # promoted (a rung or more) by six readings
+
+
+@pytest.mark.asyncio
+async def test_the_cap_holds_on_both_backends(tmp_path: Path, workspace: Path, backend: str) -> None:
+    policies = write_policy(
+        tmp_path / "policies", flood_policy(tmp_path / "log", "[defaults.limits]\nmax_drafts_per_session = 4")
+    )
+    async with connect(workspace, policies, parse_location(backend)) as client:  # type: ignore[arg-type]
+        drafted, refused = await flood(client, 10)
+    assert (len(drafted), len(refused)) == (4, 6) and "max_drafts_per_session = 4" in refused[-1]
+    assert db_rows(backend, "SELECT count(*) FROM actions WHERE status = 'draft'")[0][0] == 4
+    assert db_rows(backend, "SELECT count(*) FROM actions WHERE route = 'draft-cap' AND status = 'refused'")[0][0] == 6
