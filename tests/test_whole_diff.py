@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import WEB_POLICY, agent, console, draft, rows, write_policy
+from .helpers import WEB_POLICY, Human, agent, connect, console, draft, rows, write_policy
 
 LONG = "".join(f"line {i}\n" for i in range(5000))
 
@@ -97,3 +97,19 @@ async def test_content_approves_the_persons_own_version_and_a_changed_file_is_st
     stale = console(ratchet_bin, workspace, web_policies, db, "approve", str(changed), "--whole", digest[1])
     assert stale.returncode == 1 and "changed since it was drafted" in stale.stderr
     assert (workspace / "queue/other.txt").read_text() == "someone else's\n"
+
+
+@pytest.mark.asyncio
+async def test_the_chat_does_not_offer_a_cut_diff_and_says_where_to_read_it_whole(
+    workspace: Path, web_policies: Path, db: Path
+) -> None:
+    n = await long_draft(workspace, web_policies, db)
+    async with agent(workspace, web_policies, db) as client:
+        short = await draft(client, "queue/short.txt", "short\n")
+    human = Human(approve=True)
+    async with connect(workspace, web_policies, db, human=human) as client:
+        result = await client.call_tool("review_drafts", {})
+    out = result.structured_content
+    assert out is not None and [r["action_id"] for r in out["reviewed"]] == [short] and len(human.seen) == 1
+    assert f"draft {n}: its diff is too long to show whole here: `ratchet show {n} --full`" in out["message"]
+    assert not (workspace / "queue/long.txt").exists()

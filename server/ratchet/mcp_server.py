@@ -663,6 +663,8 @@ def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     runs = draft.tool == "run_command" or "run_command" in cls.tools
     if runs and not cls.chat_approval:
         return "it runs a program (a class that allows it in chat says chat_approval = true)"
+    if draft.hidden_lines:  # engine/whole.py: approving it needs the whole diff, which a dialog cannot show
+        return f"its diff is too long to show whole here: `ratchet show {draft.action_id} --full`, then approve"
     return None
 
 
