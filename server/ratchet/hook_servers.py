@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ratchet.hook_socket import socket_dir
+from ratchet.hook_socket import Untrusted, check_directory, socket_dir
 
 STATE_SUFFIX = ".json"
 STOP_S = 5.0
@@ -103,6 +103,10 @@ def running(environ: Mapping[str, str] | None = None, workspace: Path | None = N
     """The hook servers of this user that are running (serving `workspace`, or any workspace, when given)."""
     directory = socket_dir(environ)
     try:
+        check_directory(directory, create=False)  # a directory the hook would not trust is not read either
+    except (Untrusted, OSError):
+        return []
+    try:
         paths = sorted(str(p) for p in Path(directory).iterdir() if p.name.endswith(STATE_SUFFIX))
     except OSError:
         return []
@@ -137,14 +141,14 @@ def stop(server: HookServer) -> bool:
     """End `server` (SIGTERM, then SIGKILL after STOP_S); whether it was running."""
     if not _is_server(server.pid, server.key):
         return False
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(server.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_S
     while time.monotonic() < deadline:
         if not _is_server(server.pid, server.key):
             return True
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(server.pid, signal.SIGKILL)
     withdraw(server.state)
     return True
