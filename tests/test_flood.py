@@ -6,6 +6,7 @@ and hand off, the person is notified once per flood, and `ratchet queue`, `ratch
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,32 @@ async def test_the_cap_holds_on_both_backends(tmp_path: Path, workspace: Path, b
     assert (len(drafted), len(refused)) == (4, 6) and "max_drafts_per_session = 4" in refused[-1]
     assert db_rows(backend, "SELECT count(*) FROM actions WHERE status = 'draft'")[0][0] == 4
     assert db_rows(backend, "SELECT count(*) FROM actions WHERE route = 'draft-cap' AND status = 'refused'")[0][0] == 6
+
+
+def test_claude_codes_own_writes_are_held_to_the_cap_too(
+    tmp_path: Path, workspace: Path, db: Path, ratchet_bin: Path
+) -> None:
+    policies = write_policy(
+        tmp_path / "policies", flood_policy(tmp_path / "log", "[defaults.limits]\nmax_drafts_per_session = 2")
+    )
+    answers = []
+    for i in range(4):
+        event = {
+            "session_id": "claude-1",
+            "transcript_path": str(tmp_path / "t.jsonl"),
+            "cwd": str(workspace),
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Write",
+            "tool_input": {"file_path": str(workspace / "docs" / f"n{i}.md"), "content": "x\n"},
+            "tool_use_id": f"toolu_{i}",
+        }
+        argv = [str(ratchet_bin), "hook", "claude-code", "--workspace", str(workspace), "--policies", str(policies)]
+        done = subprocess.run(
+            [*argv, "--db", str(db)], input=json.dumps(event), capture_output=True, text=True, timeout=60, check=True
+        )
+        answers.append(json.loads(done.stdout)["hookSpecificOutput"])
+    assert [a["permissionDecision"] for a in answers] == ["deny"] * 4  # a draft is a deny naming it, too
+    assert "queued this as draft" in answers[1]["permissionDecisionReason"]
+    assert "draft cap reached: 2 drafts of this session" in answers[2]["permissionDecisionReason"]
+    assert "request_handoff" in answers[3]["permissionDecisionReason"]
+    assert rows(db, "SELECT count(*) FROM actions WHERE status = 'draft'")[0][0] == 2
