@@ -436,8 +436,8 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
         whole = " (one decision: they run, but are not evidence of reading each)" if verb == "approve" else ""
-        listed = ", ".join(map(str, ids))
-        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({listed}){whole}? [y/N] "
+        named = ", ".join(map(str, ids))
+        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({named}){whole}? [y/N] "
         print(prompt, end="", file=sys.stderr, flush=True)
         answer = await anyio.to_thread.run_sync(sys.stdin.readline)
         if answer.strip().lower() not in ("y", "yes"):
