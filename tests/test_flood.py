@@ -104,6 +104,9 @@ async def test_1500_drafts_from_one_session_the_cap_holds_the_agent_is_told_and_
         assert f"{name}: {n} drafts waiting" in shown.stdout
         assert f"ratchet approve --class {name}" in shown.stdout and f"ratchet reject --class {name}" in shown.stdout
     assert len(shown.stdout.splitlines()) < 40, shown.stdout  # not fifty rows: a screen
+    inbox = console(ratchet_bin, workspace, policies, db, "inbox")
+    assert len(inbox.stdout.splitlines()) < 20, inbox.stdout
+    assert "... and 14 more drafts of docs (`ratchet queue --class docs` lists them" in inbox.stdout
 
     # One decision per class clears it: approve one class, reject another (the reason kept with each).
     approved = console(ratchet_bin, workspace, policies, db, "approve", "--class", "docs", "--yes")

@@ -9,6 +9,7 @@ exit code (see EXIT_CODES): never a traceback.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import inspect
@@ -347,11 +348,24 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         if tampers:
             out.append(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
             out += [f"  {line}" for line in found]
-        rows = [
-            [str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", ("BLOCKING " if i.blocking else "") + i.summary]
-            for i in items
-        ]
+        # A flood of one class's drafts: its first few rows, then one line on how to answer it whole.
+        counts = collections.Counter(i.action_class for i in items if i.kind == "draft")
+        flooded = {name: n for name, n in counts.items() if n >= terminal.GROUP_AT}
+        listed_of: collections.Counter[str] = collections.Counter()
+        rows = []
+        for i in items:
+            if i.kind == "draft" and i.action_class in flooded:
+                listed_of[i.action_class] += 1
+                if listed_of[i.action_class] > terminal.GROUP_ROWS:
+                    continue
+            blocking = "BLOCKING " if i.blocking else ""
+            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary])
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
+        out += [
+            f"... and {n - terminal.GROUP_ROWS} more drafts of {name} (`ratchet queue --class {name}` lists them; "
+            f"`ratchet approve --class {name}` or `ratchet reject --class {name} --reason TEXT` answers them all)"
+            for name, n in flooded.items()
+        ]
         return filtered_text(scope, _lines(*out), "inbox empty", "items of actions")
 
     emit(args, listed(scope, "items", items), text)
