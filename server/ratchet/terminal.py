@@ -278,7 +278,7 @@ def status(
         ]
     out += ["", *table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
     if any(c.would == "confirm" for c in levels.classes):
-        out.append("* confirm: asked in the client's dialog; a client that cannot ask gets a draft instead")
+        out += ["", "* confirm: asked in the client's dialog; a client that cannot ask gets a draft instead"]
     if scope.active:
         shown = drafts(recent, intent=False, who=True) if recent else f"none ({scope.described()})"
         notes += ["", "recent actions matching the filter:", shown]
