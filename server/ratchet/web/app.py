@@ -475,8 +475,11 @@ async def class_drafts(request: Request) -> Response:
             current = await state.engine.view(item_id)
             if current.action_class != name or current.status != Status.DRAFT:
                 raise DraftAlreadyResolved(f"draft {item_id} is not a queued draft of class {name}; left as it is")
-            if verb == "approve":
-                d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=BULK, note=_text(data, "note"))
+            if verb == "approve":  # bound, as every page approval, to the change this view was sent
+                expect = state.shown.digest(_view_of(data), item_id)
+                d = await state.engine.approve(
+                    item_id, reviewer=CHANNEL, channel=BULK, note=_text(data, "note"), expect=expect
+                )
             else:
                 assert reason is not None
                 d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=BULK)
