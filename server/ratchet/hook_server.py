@@ -121,6 +121,10 @@ class HookServer:
         if self.stale or self.changed():
             self.stale = True
             return {"stale": True}
+        if meta.get("client") == "codex":
+            from ratchet.codex_hooks import codex
+
+            return {"answer": await codex(event, self.options)}
         return {"answer": await claude_code(event, self.options, attended=meta["attended"])}
 
     async def serve(self, listener: anyio.abc.SocketListener) -> None:

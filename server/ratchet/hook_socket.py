@@ -193,12 +193,16 @@ def read_all(sock: socket.socket, deadline: float) -> bytes:
         chunks.append(chunk)
 
 
-def exchange(sock: socket.socket, raw: bytes, attended: bool, ep_setup: str) -> str:
+def exchange(sock: socket.socket, raw: bytes, attended: bool, ep_setup: str, client: str = "claude-code") -> str:
     """Send one event of set-up `ep_setup`, return the server's answer ('' for none). Stale if the
     server declined it unread (its code changed, or it serves another set-up); any other failure
-    raises (the caller fails closed)."""
+    raises (the caller fails closed). `client`: whose event it is (`codex` events are decided by
+    codex_hooks; the header names only that one)."""
     deadline = time.monotonic() + HARD_DEADLINE_S
-    header = json.dumps({"v": PROTOCOL, "attended": attended, "setup": ep_setup}).encode() + b"\n"
+    meta: dict[str, object] = {"v": PROTOCOL, "attended": attended, "setup": ep_setup}
+    if client != "claude-code":
+        meta["client"] = client
+    header = json.dumps(meta).encode() + b"\n"
     sock.sendall(header + raw)
     sock.shutdown(socket.SHUT_WR)
     reply = json.loads(read_all(sock, deadline))
