@@ -310,6 +310,9 @@ class FakeServer:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         path.chmod(0o600)
+        secret = path.with_suffix(".secret")  # beside it, as the real server writes its secret
+        secret.write_text("0" * 64)
+        secret.chmod(0o600)
         self.sock.listen()
         self.reply = reply
         threading.Thread(target=self.run, daemon=True).start()

@@ -216,8 +216,8 @@ def test_lint_lists_the_classes_in_aligned_columns(ratchet_bin: Path, tmp_path: 
     code, out, err = bare(ratchet_bin, "lint", str(Path(__file__).resolve().parent.parent / "policies"))
     assert code == 0, err
     header, *rows = [line for line in out.splitlines()[1:] if line.startswith("  ")]
-    assert header.split() == ["CLASS", "START", "FLOOR", "CEILING", "RULE"]
-    for column in ("START", "FLOOR", "CEILING", "RULE"):  # every row's cell starts under its heading
+    assert header.split() == ["CLASS", "START", "FLOOR", "CEILING", "SANDBOX", "RULE"]
+    for column in ("START", "FLOOR", "CEILING", "SANDBOX", "RULE"):  # every row's cell starts under its heading
         at = header.index(column)
         assert all(row[at - 1] == " " and row[at] != " " for row in rows), (column, rows)
     starter = (Path(__file__).resolve().parent.parent / "policies" / "files.toml").read_text()

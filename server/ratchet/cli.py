@@ -37,6 +37,7 @@ from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.hook_socket import IDLE_S
+from ratchet.inert import inert_line, inert_output
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 from ratchet.record.filters import ActionFilter
@@ -157,7 +158,7 @@ def emit(args: argparse.Namespace, value: Any, text: Callable[[], str]) -> None:
     if getattr(args, "json", False):
         print(json.dumps(jsonable(value), indent=2, default=str))
     else:
-        print(text())
+        print(inert_output(text()))  # agent text never reaches the terminal as control characters
 
 
 def _lines(*lines: str) -> str:
@@ -197,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
-        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts)
+        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts, db)
         serve_http(server, options, db, pages)
         return 0
     from ratchet.executors.notify import watch_address
@@ -233,7 +234,15 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         "directory": str(directory),
         "ok": True,
         "classes": [
-            {"name": c.name, "start": c.start.label, "floor": c.floor.label, "ceiling": c.ceiling.label, "rule": c.rule}
+            {
+                "name": c.name,
+                "start": c.start.label,
+                "floor": c.floor.label,
+                "ceiling": c.ceiling.label,
+                "sandbox": c.profile,
+                "network": c.network,
+                "rule": c.rule,
+            }
             for c in sorted(policy.classes.values(), key=lambda c: c.name)
         ],
         "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),
@@ -817,9 +826,9 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     if args.head:
         print(result.head)
         return 0 if result.ok and not doubts else 1
-    print(result.line())
+    print(inert_output(result.line()))
     for doubt in doubts:
-        print(f"cannot vouch for: {doubt}")
+        print(inert_output(f"cannot vouch for: {doubt}"))
     return 0 if result.ok and not doubts else 1
 
 
@@ -1485,7 +1494,7 @@ def _failed(exc: BaseException) -> int:
 def _say(line: str) -> None:
     """Write one line to stderr, whatever it contains."""
     with contextlib.suppress(OSError, ValueError):
-        print(" ".join(line.split()), file=sys.stderr, flush=True)
+        print(inert_line(" ".join(line.split())), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

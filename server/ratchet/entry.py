@@ -119,7 +119,13 @@ def resident_answer(options: dict[str, str], raw: bytes, client: str = "claude-c
         return None
     with sock:
         try:
-            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ), client)
+            secret = hook_socket.read_secret(ep)
+        except (hook_socket.Untrusted, OSError) as exc:
+            print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+            return None
+        try:
+            setup = hook_socket.setup(ep.argv, os.environ)
+            return hook_socket.exchange(sock, raw, not unattended(), setup, client, secret=secret)
         except hook_socket.Stale:
             return None
         except Exception as exc:

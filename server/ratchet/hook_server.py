@@ -10,7 +10,8 @@ One server per set-up: it holds an exclusive lock on `<key>.lock` (and writes it
 its whole life, so a second one started at the same moment exits at once. It exits after IDLE_S
 without an event, and as soon as any of its own modules changed on disk since it started (an upgrade
 or an edit): that event is declined as `stale`, the hook decides it itself, and the next event
-starts a fresh server. A client that is not this uid (SO_PEERCRED) is hung up on unanswered.
+starts a fresh server. A client that is not this uid (SO_PEERCRED), or that does not present the
+secret this server wrote at start (hook_socket.read_secret), is hung up on unanswered.
 SIGTERM (`ratchet hook-server stop`) ends it once the events in hand are answered. While it runs it
 says so in `<key>.json` (hook_servers.py), which `ratchet status` reads.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -35,7 +37,16 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 
 from ratchet import hook_servers
-from ratchet.hook_socket import IDLE_S, MAX_MESSAGE, PROTOCOL, check_directory, endpoint, peer_uid, setup
+from ratchet.hook_socket import (
+    IDLE_S,
+    MAX_MESSAGE,
+    PROTOCOL,
+    check_directory,
+    endpoint,
+    peer_uid,
+    setup,
+    write_secret,
+)
 from ratchet.hooks import HookOptions, claude_code
 from ratchet.policy.load import PolicyCache
 from ratchet.record.store import parse_location
@@ -70,9 +81,10 @@ def _module_stamps_of(stamps: dict[str, int]) -> dict[str, int]:
 class HookServer:
     """Serves one set-up's events until idle or stale."""
 
-    def __init__(self, options: HookOptions, setup: str, idle_s: float) -> None:
+    def __init__(self, options: HookOptions, setup: str, idle_s: float, secret: str = "") -> None:
         self.options = options
         self.setup = setup
+        self.secret = secret  # what every client must present (hook_socket.read_secret)
         self.idle_s = idle_s
         self.last = time.monotonic()
         self.busy = 0
@@ -116,6 +128,9 @@ class HookServer:
         meta = json.loads(header)
         if not isinstance(meta, dict) or meta.get("v") != PROTOCOL or not isinstance(meta.get("attended"), bool):
             raise ValueError("not a hook request of this protocol")
+        given = meta.get("secret")
+        if not self.secret or not isinstance(given, str) or not hmac.compare_digest(given, self.secret):
+            raise PermissionError("the caller does not hold this server's secret; no answer")
         if meta.get("setup") != self.setup:
             return {"stale": True}  # another set-up whose name collides with this one's: its hook decides
         if self.stale or self.changed():
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         db=parse_location(args.db) if args.db else None,
         policies_cache=PolicyCache(),
     )
-    server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s)
+    server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s, write_secret(ep))
     served = {k: str(Path(v).resolve()) for k, v in options.items() if k != "db" or "://" not in v}
     served.update({k: v for k, v in options.items() if k == "db" and "://" in v})
     server.state = hook_servers.publish(ep.directory, ep.key, args.idle_s, served)

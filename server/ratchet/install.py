@@ -438,7 +438,11 @@ def plan_claude_code(
         "and denies writes to " + ", ".join(p for p, _ in protected) + " (sandbox.filesystem.denyWrite and Edit "
         "rules in permissions.deny): a command the hook allows still cannot change Ratchet's state, the policy, "
         "or git's config and hooks. On Linux and WSL2 the sandbox needs bubblewrap and socat; where it cannot "
-        "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true."
+        "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true. "
+        "The hook runs every Bash call it allows in Ratchet's own sandbox under its class's profile, nested "
+        "inside Claude Code's: Claude Code permits that only with "
+        '{"sandbox": {"allowNestedUserNamespaces": true}} in your user settings (~/.claude/settings.json); '
+        'without it Bash calls fail with "Creating new namespace failed" and nothing runs.'
     )
     if scope == "user":
         notes.append(f"User scope: the sandbox's write denials name this workspace ({ws}) only.")
