@@ -41,6 +41,11 @@ POLICY = """
 [defaults]
 unmatched = "draft"
 
+# A long inbox on purpose: the draft caps (engine/flood.py) would hold one session at 50.
+[defaults.limits]
+max_drafts_per_session = 100000
+max_drafts_per_workspace = 100000
+
 [classes.queue]
 tools = ["write_file", "edit_file"]
 paths = ["queue/**"]

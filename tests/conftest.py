@@ -5,8 +5,12 @@ file, and servers connected to the MCP SDK's real `Client` on them. What the fix
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -18,10 +22,12 @@ from .helpers import (
     HOOK_POLICY,
     LEVELS_POLICY,
     PG_APT,
+    RUN_ENV,
     Clock,
     Elicitor,
     PgCluster,
     connect,
+    left_behind,
     make_repo,
     postgres_bindir,
     write_policy,
@@ -31,6 +37,23 @@ MakeServer = Callable[..., Client]
 
 # Hook processes decide in their own process unless a test starts the resident hook server itself.
 os.environ.setdefault("RATCHET_HOOK_SERVER", "off")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_ratchet_process_left_behind() -> Iterator[None]:
+    """After the last test, no Ratchet process this run started may still run: a test that leaves one
+    (a resident hook server, a `ratchet serve`, a `ratchet web`) fails the run, naming it; it is ended
+    then, so the next run starts clean."""
+    marker, since = uuid.uuid4().hex, time.time()
+    os.environ[RUN_ENV] = marker
+    yield
+    left = left_behind(marker, since, sys.executable)
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        named = "; ".join(f"pid {pid}: {argv}" for pid, argv in left)
+        pytest.fail(f"the test suite left {len(left)} Ratchet process(es) running: {named}", pytrace=False)
 
 
 @pytest.fixture

@@ -761,6 +761,66 @@ def intent_row(status: Status, target: str = "a.txt", **fields: Any) -> actions.
     return actions.Intent(**{**base, **fields})
 
 
+# -- processes the suite leaves behind -------------------------------------------------------------
+
+# Set by conftest.py for the whole run: every process the suite starts inherits it, unless a test gives a
+# process an environment of its own (then its command line names this interpreter or console script).
+RUN_ENV = "RATCHET_TEST_RUN"
+
+
+def _boot_time() -> float:
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise RuntimeError("no btime in /proc/stat")
+
+
+def ratchet_processes(marker: str, since: float, interpreter: str) -> list[tuple[int, str]]:
+    """Live Ratchet processes this run started: (pid, command line). A Ratchet process runs the `ratchet`
+    console script or a `ratchet` module; it is this run's when its environment carries `marker` in
+    RUN_ENV, or when it started after `since` from this checkout's `interpreter` (or its console script)."""
+    me = os.getpid()
+    ticks = os.sysconf("SC_CLK_TCK")
+    boot = _boot_time()
+    console_script = str(Path(interpreter).parent / "ratchet")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or stat[0] == "Z":  # gone, or a zombie waiting to be reaped: not running
+            continue
+        ratchet = (
+            Path(argv[0]).name == "ratchet"
+            or any(a == "ratchet" or a.startswith("ratchet.") for a in argv[1:3])
+            or (len(argv) > 1 and Path(argv[1]).name == "ratchet")
+        )
+        if not ratchet:
+            continue
+        ours = f"{RUN_ENV}={marker}".encode() in environ
+        started = boot + int(stat[19]) / ticks
+        mine = started >= since and (argv[0] in (interpreter, console_script) or console_script in argv[:2])
+        if ours or mine:
+            found.append((int(entry.name), " ".join(argv)))
+    return found
+
+
+def left_behind(marker: str, since: float, interpreter: str, grace_s: float = 10.0) -> list[tuple[int, str]]:
+    """The Ratchet processes this run started that are still running after `grace_s` (time for those
+    already on their way out to exit)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        found = ratchet_processes(marker, since, interpreter)
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 # -- the real Codex --------------------------------------------------------------------------------
 # Driven headless against a scripted model on loopback (tests/clients/fake_openai.py).
 # `RATCHET_TEST_CODEX` names the Codex binary (`.ci/run` installs the pinned version from npm into

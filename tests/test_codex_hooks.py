@@ -104,6 +104,64 @@ def codex(ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path) -> Codex
     return Codex(ratchet_bin, workspace, write_policy(tmp_path / "codex-policies", POLICY), db)
 
 
+SANDBOX_POLICY = """
+[defaults]
+unmatched = "draft"
+
+[classes.reads]
+tools = ["run_command"]
+argv = [["echo"], ["cat"], ["python3"]]
+start = "autonomous"
+sandbox = "read-only"
+allow_shell = true
+
+[classes.touches]
+tools = ["run_command"]
+argv = [["touch"]]
+start = "autonomous"
+allow_shell = true
+"""
+
+
+@pytest.fixture
+def boxed(codex: Codex, tmp_path: Path) -> Codex:
+    """Codex's hook with read-classed echo, cat and python3 (profile read-only) and a write-classed touch."""
+    return Codex(codex.bin, codex.workspace, write_policy(tmp_path / "boxed-policies", SANDBOX_POLICY), codex.db)
+
+
+def _run_as_codex(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The allowed input run as Codex runs a shell command: `bash -lc LINE` in the call's directory."""
+    return subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_an_allowed_shell_command_runs_under_its_class_sandbox_profile(boxed: Codex) -> None:
+    ws = boxed.workspace
+    # Classed as a read, the script it runs writes: the read-only profile stops it.
+    (ws / "w.py").write_text("open('by-reads', 'w').write('x')\n")
+    reason, _ = boxed.pre("Bash", "python3 w.py")
+    assert reason == "" and boxed.rewritten is not None
+    done = _run_as_codex(boxed.rewritten, ws)
+    assert done.returncode != 0 and "Read-only file system" in done.stderr, done.stderr
+    assert not (ws / "by-reads").exists()  # the read class's profile held, though Codex would let it write
+    reason, _ = boxed.pre("Bash", "touch by-touches")
+    assert reason == "" and boxed.rewritten is not None
+    done = _run_as_codex(boxed.rewritten, ws)
+    assert done.returncode == 0, done.stderr
+    assert (ws / "by-touches").exists()  # the write class's profile: the workspace is writable
+    # Guarded paths stay out of reach of a write class too: git's hooks are read-only in its sandbox.
+    reason, _ = boxed.pre("Bash", "touch .git/hooks/pre-commit")
+    assert reason == "" and boxed.rewritten is not None
+    assert _run_as_codex(boxed.rewritten, ws).returncode != 0
+    assert not (ws / ".git/hooks/pre-commit").exists()
+    # Standard input stays closed inside the sandbox as before.
+    reason, _ = boxed.pre("Bash", "cat; echo end")
+    assert reason == "" and boxed.rewritten is not None, reason
+    done = subprocess.run(
+        ["bash", "-c", boxed.rewritten], cwd=ws, input="typed\n", capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout == "end\n", (done.stdout, done.stderr)
+
+
 def _draft(reason: str) -> int:
     assert "queued this as draft" in reason, reason
     return int(reason.split("as draft ")[1].split()[0])
@@ -112,7 +170,10 @@ def _draft(reason: str) -> int:
 def test_shell_autonomous_runs_and_is_recorded_with_its_outcome(codex: Codex) -> None:
     reason, ok_id = codex.pre("Bash", "ls  # list")
     assert reason == ""  # Codex runs it under its own sandbox and approval policy, its input closed
-    assert codex.rewritten == "( ls  # list\n) </dev/null"
+    # Under its class's sandbox profile (as Claude Code's Bash), its standard input closed.
+    rewritten = codex.rewritten
+    assert rewritten is not None and rewritten.startswith("( ") and rewritten.endswith("\n) </dev/null")
+    assert "bash -c 'ls  # list'" in rewritten and "--args 3" in rewritten
     reason, fail_id = codex.pre("Bash", "ls missing-dir")
     assert reason == ""
     codex.post("Bash", "ls  # list", ok_id, status="completed", exit_code=0)

@@ -236,3 +236,34 @@ def test_a_command_allowed_at_autonomous_cannot_be_typed_into_later(
     assert not (project / "docs/typed.md").exists()
     [started] = tool_outputs(outputs, "exec_command")
     assert "Process exited with code 0" in started  # it read an empty input and ended
+
+
+def test_codex_shell_runs_in_ratchets_sandbox_only_outside_codexs_own(
+    ratchet_bin: Path, codex_run: CodexRun, project: Path, tmp_path: Path, db: Path
+) -> None:
+    """Under `--sandbox danger-full-access` an allowed command runs under its class's profile: a
+    read-classed one that writes fails, a write-classed one writes. Inside Codex's own sandbox
+    (`workspace-write`) Ratchet's cannot start (no new namespaces there): nothing runs, and the
+    output names the Codex setting that makes it work."""
+    from .test_codex_hooks import SANDBOX_POLICY
+
+    policies = write_policy(tmp_path / "policies", SANDBOX_POLICY)
+    _install(ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply")
+    (project / "w.py").write_text("open('by-reads', 'w').write('x')\n")
+    script = [
+        {"name": "exec_command", "arguments": {"cmd": "python3 w.py"}},
+        {"name": "exec_command", "arguments": {"cmd": "touch by-touches"}},
+        {"text": "done"},
+    ]
+    flags = ("--trust", "--dangerously-bypass-hook-trust", "-s")
+    outputs, done = codex_run.exec(project, script, *flags, "workspace-write")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for out in tool_outputs(outputs, "exec_command"):
+        assert "Ratchet's sandbox could not start inside Codex's own sandbox" in out, out
+        assert "--sandbox danger-full-access" in out
+    assert not (project / "by-reads").exists() and not (project / "by-touches").exists()
+    outputs, done = codex_run.exec(project, script, *flags, "danger-full-access")
+    assert done.returncode == 0, done.stderr[-2000:]
+    reads, touches = tool_outputs(outputs, "exec_command")
+    assert "Read-only file system" in reads and not (project / "by-reads").exists(), reads
+    assert "Process exited with code 0" in touches and (project / "by-touches").exists(), touches

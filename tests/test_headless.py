@@ -46,6 +46,7 @@ class Session:
         argv = [str(self.bin), "hook", "claude-code", "--workspace", str(self.workspace)]
         argv += ["--policies", str(self.policies), "--db", str(self.db)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE_CODE_", "RATCHET_HOOK"))}
+        env["RATCHET_HOOK_SERVER"] = "off"  # decided in the hook's own process: no resident server outlives it
         env.update(self.env)
         done = subprocess.run(
             argv, input=json.dumps(event), capture_output=True, text=True, timeout=60, check=False, env=env

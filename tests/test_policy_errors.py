@@ -361,8 +361,9 @@ def test_lint_valid_directory_lists_the_classes(tmp_path: Path, capsys: pytest.C
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0] == f"{directory}: ok: 2 classes, 2 examples hold"
-    assert lines[1].split()[:2] == ["docs-write", "confirm"]
-    assert lines[2].split()[:2] == ["secrets", "blocked"]
+    assert lines[1].split() == ["CLASS", "START", "FLOOR", "CEILING", "SANDBOX", "RULE"]  # the columns' headings
+    assert lines[2].split()[:2] == ["docs-write", "confirm"]
+    assert lines[3].split()[:2] == ["secrets", "blocked"]
     assert "ratchet: error" not in captured.err
 
 

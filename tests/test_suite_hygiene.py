@@ -1,17 +1,22 @@
 """The test suite's own shape: every test file stands on its own. What tests share lives in
 `helpers.py` (and the fixtures in `conftest.py`); a test file that imports from another test file ties
-the two together, so that editing one silently changes, or breaks, the other."""
+the two together, so that editing one silently changes, or breaks, the other. And the suite leaves no
+Ratchet process running behind it (conftest.py checks at the end of the run)."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from mcp import Client
 
 from .conftest import MakeServer
-from .helpers import Clock, Human, git, rows, write, write_policy
+from .helpers import RUN_ENV, Clock, Human, git, left_behind, ratchet_processes, rows, write, write_policy
 
 TESTS = Path(__file__).parent
 SHARED = {"conftest", "helpers"}  # the modules every test file may import from
@@ -85,3 +90,31 @@ async def test_make_server_takes_a_policy_a_human_and_a_clock(
         out = await write(client, "anything.txt")
     assert (out["status"], out["action_class"]) == ("declined", "ask") and len(human.seen) == 1
     assert not (workspace / "anything.txt").exists()
+
+
+def test_the_leftover_check_finds_a_ratchet_process_this_run_started_and_no_other(
+    tmp_path: Path, workspace: Path, policies: Path, db: Path, ratchet_bin: Path
+) -> None:
+    """The session's finaliser (conftest.py `no_ratchet_process_left_behind`) fails the run on a Ratchet
+    process left running: here one detached `ratchet serve` with the run's environment, and one given an
+    environment of its own, are both found; once ended, neither is."""
+    marker, since = os.environ[RUN_ENV], time.time() - 1
+    argv = [str(ratchet_bin), "serve", "--workspace", str(workspace), "--policies", str(policies), "--db", str(db)]
+    stripped = {"PATH": os.environ["PATH"]}
+    started = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, env=env)
+        for env in (None, stripped)
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while {p.pid for p in started} - {pid for pid, _ in ratchet_processes(marker, since, sys.executable)}:
+            assert time.monotonic() < deadline, ratchet_processes(marker, since, sys.executable)
+            time.sleep(0.1)
+        # Another run's processes (another marker, started before it) are not this run's.
+        assert not {p.pid for p in started} & {pid for pid, _ in ratchet_processes("other", time.time() + 60, "x")}
+    finally:
+        for p in started:
+            p.kill()
+            p.wait(timeout=30)
+    assert not {p.pid for p in started} & {pid for pid, _ in left_behind(marker, since, sys.executable, grace_s=0)}

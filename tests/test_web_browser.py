@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from ratchet.engine import Engine
@@ -456,6 +457,202 @@ async def test_an_approval_waiting_for_its_origin_names_the_host_offers_withdraw
     assert kept.status == "approved" and kept.origin_host == "laptop-a"
     assert approve_again is not None
     assert not (workspace / "queue/far.txt").exists() and not (workspace / "queue/near.txt").exists()
+
+
+FLOOD_POLICY = """
+[defaults]
+unmatched = "draft"
+""" + "".join(
+    f'\n[classes.{name}]\ntools = ["write_file"]\npaths = ["{name}/**"]\nstart = "draft"\n' for name in ("docs", "src")
+)
+
+
+@pytest.mark.asyncio
+async def test_a_flood_is_cleared_from_the_page_with_one_click_per_class(
+    tmp_path: Path, workspace: Path, db: Path, clock: Clock
+) -> None:
+    policies = write_policy(tmp_path / "flood-policies", FLOOD_POLICY)
+    async with agent(workspace, policies, db) as client:
+        told = []
+        for i in range(300):  # an agent that does not stop: the cap holds at 50 waiting
+            result = await client.call_tool(
+                "write_file", {"path": f"{('docs', 'src')[i % 2]}/f{i}.txt", "content": "x\n"}
+            )
+            if result.is_error:
+                told.append(result.content[0].text)  # type: ignore[union-attr]
+        assert len(told) == 250 and "draft cap reached" in told[0]
+        async with running_web(workspace, policies, db, clock) as web, chromium() as browser:
+            page, problems = await open_page(browser, web.login)
+            groups = page.locator("#groups .group")
+            await groups.first.wait_for()
+            # The first screen says what waits, per class, with one decision for each.
+            assert await groups.count() == 2
+            docs, src = page.locator('.group[data-class="docs"]'), page.locator('.group[data-class="src"]')
+            assert "25 drafts waiting" in await docs.inner_text() and "not count as evidence" in await docs.inner_text()
+            assert await docs.is_visible() and (await docs.bounding_box() or {"y": 9999})["y"] < 400
+            async with page.expect_response("**/api/classes/docs/drafts") as approved:
+                await docs.locator("button.group-approve").click()
+            assert (await approved.value).status == 200
+            await docs.wait_for(state="detached")
+            assert "25 of 25 drafts of docs approved in one decision" in await page.locator("#flash").inner_text()
+            await src.locator("input[name=reason]").fill("a flood, not a change")
+            async with page.expect_response("**/api/classes/src/drafts") as rejected:
+                await src.locator("form.group-reject button").click()
+            assert (await rejected.value).status == 200
+            await page.wait_for_selector("#empty:not([hidden])")
+            assert await page.locator("#groups").is_hidden()
+            assert problems == []
+    assert len(list((workspace / "docs").iterdir())) == 25 and not (workspace / "src").exists()
+    con = sqlite3.connect(db)
+    try:
+        found = con.execute(
+            "SELECT class, status, reviewer, review_channel, evidence, count(*) FROM actions WHERE route = 'draft' "
+            "GROUP BY class, status, reviewer, review_channel, evidence ORDER BY class"
+        ).fetchall()
+    finally:
+        con.close()
+    assert found == [
+        ("docs", "executed", "web", "bulk", "unverified", 25),
+        ("src", "rejected", "web", "bulk", "counted", 25),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_cut_diff_is_approved_on_the_page_only_after_loading_it_whole(
+    workspace: Path, web_policies: Path, db: Path, clock: Clock
+) -> None:
+    long = "".join(f"line {i}\n" for i in range(5000))
+    async with agent(workspace, web_policies, db) as client:
+        n = await draft(client, "queue/long.txt", long)
+        async with running_web(workspace, web_policies, db, clock) as web, chromium() as browser:
+            page, problems = await open_page(browser, web.login)
+            card = item(page, n)
+            assert "leaves out" in await card.locator(".whole-note").inner_text()
+            assert await card.locator("button.approve").is_disabled()
+            async with page.expect_response(f"**/api/drafts/{n}/whole") as loaded:
+                await card.locator("button.whole-load").click()
+            assert (await loaded.value).status == 200
+            await card.locator("pre.diff.whole").wait_for()
+            await card.locator("button.fold").click()  # every line is on the page, not only the first screen
+            assert await card.locator("pre.diff.whole .add").count() == 5000
+            assert "The whole diff: 5003 lines" in await card.inner_text()
+            clock.advance(3600)  # an hour to read five thousand lines
+            async with page.expect_response(f"**/api/drafts/{n}/approve") as answered:
+                await card.locator("button.approve").click()
+            assert (await answered.value).status == 200
+            await card.wait_for(state="detached")
+            assert problems == []
+    assert (workspace / "queue/long.txt").read_text() == long
+
+
+@pytest.mark.asyncio
+async def test_ctrl_c_on_ratchet_web_with_a_page_open_exits_with_one_line(
+    workspace: Path, web_policies: Path, db: Path, ratchet_bin: Path
+) -> None:
+    import re
+    import signal
+    import subprocess
+    import time
+
+    async with agent(workspace, web_policies, db) as client:
+        await draft(client, "queue/a.txt", "a\n")
+    argv = [str(ratchet_bin), "web", "--workspace", str(workspace), "--policies", str(web_policies), "--db", str(db)]
+    proc = await anyio.to_thread.run_sync(
+        lambda: subprocess.Popen([*argv, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )
+    try:
+        assert proc.stdout is not None
+        login = re.search(r"(http://\S+/login\?token=\S+)", await anyio.to_thread.run_sync(proc.stdout.readline))
+        assert login is not None
+        async with chromium() as browser:
+            page, problems = await open_page(browser, login[1])
+            await page.wait_for_function("performance.getEntriesByName('ratchet-inbox-ready').length > 0")
+            await page.wait_for_timeout(500)  # the page's event stream is open
+            proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            _, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=30))
+            took = time.monotonic() - started
+            assert problems == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 130 and took < 10, (proc.returncode, took, err)
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("ratchet: review page at ") and lines[1] == "ratchet: interrupted", (
+        err
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_pages_say_what_they_mean_on_the_first_day(
+    workspace: Path, web_policies: Path, db: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with agent(workspace, web_policies, db) as client:
+        ran = (await client.call_tool("write_file", {"path": "auto/a.txt", "content": "one\n"})).structured_content
+        fast = await draft(client, "queue/fast.txt", "fast\n")
+        handoff = await client.call_tool(
+            "request_handoff",
+            {
+                "what_tried": "tried both migrations on a copy",
+                "uncertainty": "which of the two the team wants",
+                "options": ["first", "second"],
+            },
+        )
+        handoff_id = handoff.structured_content["id"]  # type: ignore[index]
+    # An old session's stop: nobody waits on it any more (its last action two hours ago).
+    async with agent(workspace, web_policies, db) as old:
+        stopped = (await old.call_tool("write_file", {"path": "stop/x.txt", "content": "x\n"})).structured_content
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE actions SET created_at = created_at - 7200 WHERE id = ?", (stopped["action_id"],))
+    code, out = await run_cli(capsys, workspace, web_policies, db, "undo", str(ran["action_id"]), "--reason", "no")
+    assert code == 0, out
+    async with running_web(workspace, web_policies, db, clock) as web, chromium() as browser:
+        page, problems = await open_page(browser, web.login)
+        # The first screen: what a live agent waits on, then the drafts, and last what an ended session left,
+        # which blocks nobody.
+        order = [int(x) for x in await page.locator("li.item").evaluate_all("ns => ns.map(n => n.dataset.id)")]
+        assert order == [handoff_id, fast, stopped["action_id"]]
+        assert await item(page, handoff_id).locator(".blocking").count() == 1
+        assert await item(page, stopped["action_id"]).locator(".blocking").count() == 0
+        # Handoff options are words, not command lines with a placeholder.
+        options = await item(page, stopped["action_id"]).locator("label.option").all_inner_texts()
+        assert options and not any("ID" in o or "ratchet resolve" in o for o in options), options
+        # An approval too fast to be read ran, and the page says it did not count, and why.
+        async with page.expect_response(f"**/api/drafts/{fast}/approve") as answered:
+            await item(page, fast).locator("button.approve").click()
+        assert (await answered.value).status == 200
+        flash = await page.locator("#flash").inner_text()
+        assert "executed, but not counted as evidence" in flash and "reading-time rule" in flash, flash
+        # Taking a handoff over says that Ratchet makes no change for it.
+        card = item(page, handoff_id)
+        await card.locator('input[value="take-over"]').check()
+        clock.advance(30)
+        await card.locator("button.resolve-btn").click()
+        await card.wait_for(state="detached")
+        assert "Ratchet will not make this change" in await page.locator("#flash").inner_text()
+
+        # The class page: transitions and actions as lists only when there are some, no Unpin on a class
+        # not pinned, an undone action says so, and the list is a list (not laid out as buttons).
+        await page.goto(f"{web.base}/classes/queue")
+        assert await page.locator("ol.moves").count() == 0 and "none yet" in await page.locator("main").inner_text()
+        assert await page.locator("form[data-post$='/unpin']").count() == 0
+        assert await page.locator("form[data-post$='/pin']").count() == 1
+        await page.goto(f"{web.base}/classes/auto")  # demoted by the undo: a transition listed
+        assert await page.locator("ol.moves li").count() == 1
+        undone_row = page.locator("ul.class-actions li", has_text=f"#{ran['action_id']}")
+        assert "executed, then undone" in await undone_row.inner_text()
+        assert await page.locator("ul.class-actions").evaluate("n => getComputedStyle(n).display") == "block"
+        assert await undone_row.evaluate("n => getComputedStyle(n).display") == "list-item"
+        # The action's page: no complaint on an action undone (its undo was the complaint), a coloured diff.
+        await page.goto(f"{web.base}/explain/{ran['action_id']}")
+        assert await page.locator("form[data-post$='/complain']").count() == 0
+        assert await page.locator("pre.diff .add").count() == 1
+        await page.goto(f"{web.base}/recent")
+        recent_row = page.locator(f'li.recent[data-id="{ran["action_id"]}"]')
+        assert "then undone" in await recent_row.inner_text()
+        assert await recent_row.locator("form").count() == 0
+        assert problems == []
 
 
 @pytest.mark.asyncio

@@ -9,8 +9,10 @@ exit code (see EXIT_CODES): never a traceback.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -29,11 +31,12 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import BaseModel
 
-from ratchet import repository, terminal
+from ratchet import hook_servers, repository, terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
+from ratchet.hook_socket import IDLE_S
 from ratchet.inert import inert_line, inert_output
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
@@ -60,7 +63,7 @@ NEEDS_DATABASE = frozenset(
 )  # fmt: skip
 # `ratchet --help` lists the commands in these groups, in this order; a command in none is listed last.
 GROUPS = {
-    "agent setup": ("install", "init", "serve", "hook", "demo"),
+    "agent setup": ("install", "init", "serve", "hook", "hook-server", "demo"),
     "review": ("inbox", "web", "queue", "show", "approve", "reject", "resolve", "complain", "undo"),
     "evidence": ("status", "history", "transitions", "explain", "metrics", "report", "escalations", "verify", "gc"),
     "database": ("db",),
@@ -69,18 +72,45 @@ GROUPS = {
 
 
 def package_version() -> str:
-    """The installed version of Ratchet, from the package metadata."""
+    """The installed version of Ratchet, from the package metadata; run from a git checkout (an editable
+    install), also the commit it stands at, and whether it has changes not committed."""
     try:
-        return version("ratchet-mcp")
+        found = version("ratchet-mcp")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
+        found = "unknown (not installed)"
+    commit = checkout_commit(Path(__file__).resolve().parent.parent.parent)
+    return f"{found} ({commit})" if commit else found
+
+
+def checkout_commit(root: Path) -> str | None:
+    """`commit 1a2b3c4` (`, modified` with uncommitted changes) when `root` is the top of a git checkout
+    of Ratchet; None for an installed package (no checkout around it) or when git cannot tell."""
+    import subprocess
+
+    if not (root / ".git").exists() or not (root / "server" / "ratchet").is_dir():
+        return None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return f"commit {head.stdout.strip()}" + (", modified" if dirty.stdout.strip() else "")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"ratchet: error: {message} (see `{self.prog} --help`)\n")
 
 
 def existing_db(args: argparse.Namespace) -> Location:
@@ -144,7 +174,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
     from ratchet.mcp_server import ServerConfig, build_server
+    from ratchet.tool_errors import quiet_sdk_logs
 
+    quiet_sdk_logs()  # the SDK's own INFO lines would repeat each tool error, unprefixed
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")
@@ -275,12 +307,17 @@ def filtered_text(scope: ActionFilter, body: str, empty: str, what: str = "actio
 
 
 async def cmd_queue(args: argparse.Namespace) -> int:
-    """List the drafts waiting for a human, oldest first (--by, --origin-workspace, --repo: only theirs)."""
+    """List the drafts waiting for a human, oldest first (--by, --origin-workspace, --repo: only theirs;
+    --class: only that class's). A class with many drafts waiting is shown as one group, with the one
+    command that answers all of it."""
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
+        if args.cls is not None:
+            engine.setting.named(args.cls)  # an unknown class is an error naming the known ones
+            drafts = [d for d in drafts if d.action_class == args.cls]
         _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
-    body = terminal.drafts(drafts, intent=True) if drafts else ""
+    body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
@@ -291,11 +328,25 @@ async def cmd_show(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         d = await engine.view(args.id)
         packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
+        whole = await engine.whole_diff(args.id) if args.full and d.status == "draft" else None
         if d.digest:
             _remember_shown(engine, {d.action_id: d.digest})
     colour = terminal.colour_wanted()
     value = {**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None}
-    emit(args, value, lambda: terminal.packet(packet, colour) if packet else terminal.action(d, colour))
+    if args.full:
+        value["whole"] = jsonable(whole)
+    if whole is not None:
+        d = d.model_copy(update={"preview": whole.text})
+
+    def text() -> str:
+        shown = terminal.packet(packet, colour) if packet else terminal.action(d, colour)
+        if whole is not None:
+            return _lines(shown, "", whole.footer())
+        if args.full and d.hidden_lines:
+            return _lines(shown, "", f"the whole change of action {d.action_id} is not kept once it is {d.status}")
+        return shown
+
+    emit(args, value, text)
     return 0
 
 
@@ -321,11 +372,24 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         if tampers:
             out.append(f"TAMPERING: {tampers} record(s) of standings changed outside Ratchet, not honoured; newest:")
             out += [f"  {line}" for line in found]
-        rows = [
-            [str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", ("BLOCKING " if i.blocking else "") + i.summary]
-            for i in items
-        ]
+        # A flood of one class's drafts: its first few rows, then one line on how to answer it whole.
+        counts = collections.Counter(i.action_class for i in items if i.kind == "draft")
+        flooded = {name: n for name, n in counts.items() if n >= terminal.GROUP_AT}
+        listed_of: collections.Counter[str] = collections.Counter()
+        rows = []
+        for i in items:
+            if i.kind == "draft" and i.action_class in flooded:
+                listed_of[i.action_class] += 1
+                if listed_of[i.action_class] > terminal.GROUP_ROWS:
+                    continue
+            blocking = "BLOCKING " if i.blocking else ""
+            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary])
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
+        out += [
+            f"... and {n - terminal.GROUP_ROWS} more drafts of {name} (`ratchet queue --class {name}` lists them; "
+            f"`ratchet approve --class {name}` or `ratchet reject --class {name} --reason TEXT` answers them all)"
+            for name, n in flooded.items()
+        ]
         return filtered_text(scope, _lines(*out), "inbox empty", "items of actions")
 
     emit(args, listed(scope, "items", items), text)
@@ -363,7 +427,7 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
         if option is not None and packet is not None:
             option = choose_option(option, [o.name for o in packet.options])
         view = await handoffs.resolve(engine, args.id, option, args.note)
-    emit(args, view, lambda: f"{view.id}: {view.message}")
+    emit(args, view, lambda: handoffs.answered_line(view))
     return 0
 
 
@@ -394,7 +458,8 @@ class Outcome:
             return f"draft {self.id}: not done: {self.error}"
         if self.draft.waiting:  # approved here, run by its origin
             return f"draft {self.id}: {self.draft.waiting}"
-        return f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
+        ran = f"draft {self.id}: {self.status}" + (f" ({self.error})" if self.error else "")
+        return _lines(ran, *(f"  {line}" for line in terminal.command_output(self.draft.result)))
 
 
 async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str) -> list[int]:
@@ -408,7 +473,9 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
-        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({', '.join(map(str, ids))})? [y/N] "
+        whole = " (one decision: they run, but are not evidence of reading each)" if verb == "approve" else ""
+        named = ", ".join(map(str, ids))
+        prompt = f"{verb} {len(ids)} queued draft(s) of class {args.all_from} ({named}){whole}? [y/N] "
         print(prompt, end="", file=sys.stderr, flush=True)
         answer = await anyio.to_thread.run_sync(sys.stdin.readline)
         if answer.strip().lower() not in ("y", "yes"):
@@ -420,9 +487,9 @@ def _check_batch(args: argparse.Namespace) -> None:
     """Ids or --all-from, not both and not neither (`approve --pending` alone is enough); --all-from off a
     terminal only with --yes."""
     if bool(args.ids) == bool(args.all_from) and not (getattr(args, "pending", False) and not args.ids):
-        raise UsageError("give draft ids, or --all-from CLASS (not both)")
+        raise UsageError("give draft ids, or --class CLASS (not both)")
     if args.all_from and not args.yes and not sys.stdin.isatty():
-        raise UsageError("--all-from asks for confirmation on a terminal; from a script pass --yes")
+        raise UsageError("--class asks for confirmation on a terminal; from a script pass --yes")
 
 
 async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], done: str, *also: str) -> list[Outcome]:
@@ -441,9 +508,14 @@ async def _each(ids: Sequence[int], act: Callable[[int], Awaitable[DraftView]], 
     return outcomes
 
 
-def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str) -> int:
-    """Report every outcome; exit 1 (with one line on stderr) when any id was not `done`."""
-    emit(args, outcomes, lambda: _lines(*(o.line() for o in outcomes)) if outcomes else f"no drafts {done}")
+def _batch_result(args: argparse.Namespace, outcomes: Sequence[Outcome], done: str, note: str | None = None) -> int:
+    """Report every outcome (and `note` after them, for a person); exit 1 (with one line on stderr) when any
+    id was not `done`."""
+    emit(
+        args,
+        outcomes,
+        lambda: _lines(*(o.line() for o in outcomes), *([note] if note else [])) if outcomes else f"no drafts {done}",
+    )
     failed = [o.id for o in outcomes if not o.ok]
     if failed and len(outcomes) > 1:
         raise RatchetError(f"{len(failed)} of {len(outcomes)} drafts not {done}: {', '.join(map(str, failed))}")
@@ -455,11 +527,14 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     one that fails does not stop the rest. --content FILE approves one draft with your edit instead.
 
     A draft queued on another machine or workspace of a shared record is approved here and run by its
-    origin (it stays `approved` until then). Run here, the origin, any approve first carries out the
+    origin (it stays `approved` until then). On a draft's origin, every `ratchet approve` first runs the
     drafts approved elsewhere for this host and workspace; `--pending` does only that."""
     _check_batch(args)
+    bulk = "bulk" if args.all_from else None  # one decision for a class: rules/provenance.py
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
+    if args.whole and (len(args.ids) != 1 or args.content):
+        raise UsageError("--whole applies to exactly one draft id, approved as drafted (not with --content)")
     if args.expect and (len(args.ids) != 1 or args.all_from):
         raise UsageError("--expect applies to exactly one draft id: ratchet approve ID --expect DIGEST")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
@@ -479,10 +554,42 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         async def approve(action_id: int) -> DraftView:
             # The change the person was shown: --expect, else what `show` or `queue` displayed here.
             expect = args.expect or shown_here.recall(seen, action_id)
-            return await engine.approve(action_id, content=content, note=args.note, expect=expect)
+            whole = args.whole or await _read_whole(engine, args, action_id, content)
+            return await engine.approve(
+                action_id, content=content, note=args.note, channel=bulk, expect=expect, whole=whole
+            )
 
         outcomes = await _each(ids, approve, "executed", "approved")
-    return _batch_result(args, [*carried, *outcomes], "approved")
+    note = BULK_NOTE.format(cls=args.all_from) if bulk and outcomes else None
+    return _batch_result(args, [*carried, *outcomes], "approved", note)
+
+
+BULK_NOTE = (
+    "approved by class: one decision for every draft of {cls}; they ran, but they are not evidence that a "
+    "person read each one, so none counts toward promoting {cls} (`ratchet approve ID` one by one does)"
+)
+
+
+async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, content: str | None) -> str | None:
+    """For a draft whose preview was cut (engine/whole.py): on a terminal, its whole diff printed and the
+    question whether to approve exactly that; the digest when the person says yes. Anywhere else None (the
+    approval then says how to read it whole)."""
+    from ratchet.engine.whole import needs_whole
+
+    row = await engine.views.row(action_id)
+    if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
+        return None
+    if args.json or not sys.stdin.isatty():
+        return None
+    whole = await engine.whole_diff(action_id)
+    print(terminal.diff(whole.text.rstrip("\n"), terminal.colour_wanted()), flush=True)
+    question = (
+        f"draft {action_id}'s preview showed only part of this: above is its whole diff, {whole.lines} lines. "
+        "Approve exactly this? [y/N] "
+    )
+    print(question, end="", file=sys.stderr, flush=True)
+    answer = await anyio.to_thread.run_sync(sys.stdin.readline)
+    return whole.digest if answer.strip().lower() in ("y", "yes") else None
 
 
 async def _watch_pending(args: argparse.Namespace) -> int:
@@ -504,7 +611,8 @@ async def cmd_reject(args: argparse.Namespace) -> int:
     _check_batch(args)
     async with opened(args) as engine:
         ids = await _drafts_to_review(engine, args, "reject")
-        outcomes = await _each(ids, lambda i: engine.reject(i, args.reason), "rejected")
+        bulk = "bulk" if args.all_from else None  # counted: a rejection can only lower a class
+        outcomes = await _each(ids, lambda i: engine.reject(i, args.reason, channel=bulk), "rejected")
     return _batch_result(args, outcomes, "rejected")
 
 
@@ -554,14 +662,47 @@ async def cmd_status(args: argparse.Namespace) -> int:
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
     waiting = sum(1 for d in queue if d.waiting)
+    servers = hook_servers.running(workspace=Path(args.workspace).resolve())
     value = {
         **levels.model_dump(mode="json"),
         "filter": scope,
         "queued": len(queue),
         "waiting_for_origin": waiting,
         **({"recent": recent} if scope.active else {}),
+        "hook_servers": servers,
     }
-    emit(args, value, lambda: terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent))
+
+    def text() -> str:
+        shown = terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent)
+        lines = [s.line() for s in servers] or [NO_HOOK_SERVER]
+        head, _, rest = shown.partition("\n\n")  # after the policy's lines, before the classes
+        return _lines(head, *lines, "", rest) if rest else _lines(shown, *lines)
+
+    emit(args, value, text)
+    return 0
+
+
+NO_HOOK_SERVER = (
+    f"hook server: none running (a Claude Code hook event starts one; it exits after "
+    f"{IDLE_S / 60:g} min without an event)"
+)
+
+
+async def cmd_hook_server(args: argparse.Namespace) -> int:
+    """Show or end the resident hook servers: a Claude Code hook event starts one in the background, which
+    answers later events faster and exits after 10 minutes without one. `status` lists those serving this
+    workspace (--all: every one of yours); `stop` ends them now (the next hook event starts one again)."""
+    workspace = None if args.all else Path(args.workspace).resolve()
+    servers = hook_servers.running(workspace=workspace)
+    if args.task == "status":
+        emit(args, servers, lambda: _lines(*(s.line() for s in servers)) if servers else NO_HOOK_SERVER)
+        return 0
+    stopped = [s for s in servers if await anyio.to_thread.run_sync(hook_servers.stop, s)]
+    emit(
+        args,
+        stopped,
+        lambda: _lines(*(f"hook server {s.pid} stopped" for s in stopped)) if stopped else "no hook server running",
+    )
     return 0
 
 
@@ -1009,7 +1150,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             parents=[common] if shared else [],
-            description=textwrap.dedent(doc),
+            description=inspect.cleandoc(doc),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if json_flag:
@@ -1020,7 +1161,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add_batch(p: argparse.ArgumentParser, verb: str) -> None:
         p.add_argument("ids", nargs="*", type=int, metavar="ID", help=f"the draft ids to {verb} (see `ratchet queue`)")
         p.add_argument(
-            "--all-from", metavar="CLASS", help=f"{verb} every queued draft of this class (asks first on a terminal)"
+            "--class",
+            "--all-from",
+            dest="all_from",
+            metavar="CLASS",
+            help=f"{verb} every queued draft of this class in one decision (asks first on a terminal)"
+            + ("; approvals so given run but are not evidence of reading" if verb == "approve" else ""),
         )
         p.add_argument("--yes", action="store_true", help="do not ask before --all-from (needed off a terminal)")
 
@@ -1090,8 +1236,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("init", cmd_init)
     p = add("queue", cmd_queue, json_flag=True, what="the drafts")
     add_filters(p)
+    p.add_argument("--class", dest="cls", metavar="CLASS", help="only the drafts of this class, every one listed")
     p = add("show", cmd_show, json_flag=True, what="the action and its packet")
     p.add_argument("id", type=int, help="action or draft id")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="a queued draft's whole diff, however long (the preview stops at 2,000 lines or 200 KB), and the "
+        "digest that approves exactly it",
+    )
     p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")
     add_batch(p, "approve")
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
@@ -1101,6 +1254,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIGEST",
         help="the digest `ratchet show` displayed (one id): refused if the draft changed since (default: the "
         "digest show or queue last displayed here, if any)",
+    )
+    p.add_argument(
+        "--whole",
+        metavar="DIGEST",
+        help="approve a draft whose preview was cut: the digest `ratchet show ID --full` printed with its whole "
+        "diff (on a terminal, approve shows the whole diff and asks instead)",
     )
     p.add_argument(
         "--pending",
@@ -1206,6 +1365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
     p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
+    p = add("hook-server", cmd_hook_server, json_flag=True, what="the hook servers")
+    p.add_argument("task", choices=["status", "stop"], help="list the running hook servers, or end them")
+    p.add_argument("--all", action="store_true", help="every hook server of yours, whatever workspace it serves")
     p = add("install", cmd_install, json_flag=True, what="what was (or would be) written")
     p.add_argument("client", choices=["claude-code", "codex", "claude-desktop"], help="the client to set up")
     p.add_argument(
@@ -1279,6 +1441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ratchet` console script: every error is one line on stderr (EXIT_CODES)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     try:
+        unknown_first_option(sys.argv[1:] if argv is None else list(argv))
         args = build_parser().parse_args(argv)
         if args.command != "hook" and getattr(args, "workspace", None) is not None:
             args.workspace = str(project_workspace(args.workspace))
@@ -1288,6 +1451,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # the one place every error becomes a line and a code
         return _failed(_leaf(exc))
     return code
+
+
+TOP_OPTIONS = ("-h", "--help", "--version")
+
+
+def unknown_first_option(argv: Sequence[str]) -> None:
+    """UsageError naming an option given before any command that `ratchet` itself does not take (argparse
+    would only say a command is required)."""
+    if argv and argv[0].startswith("-") and argv[0].split("=")[0] not in TOP_OPTIONS:
+        hint = " (--version prints the version)" if argv[0] in ("-V", "-v") else ""
+        raise UsageError(
+            f"unknown option {argv[0]!r}{hint}; `ratchet` takes only --help and --version before a command, "
+            "e.g. `ratchet status`"
+        )
 
 
 def _leaf(exc: BaseException) -> BaseException:

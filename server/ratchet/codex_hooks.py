@@ -32,8 +32,13 @@ Decisions, per class level of the call (Codex's hooks cannot ask, so nobody can 
 
     autonomous -> no answer  Codex runs it under its own sandbox and approval policy; the call is
                              recorded and PostToolUse reports how it went. A shell command is
-                             allowed with its input rewritten to `( COMMAND\n) </dev/null`: Codex's
-                             `write_stdin` (which fires no hook) cannot type into it later
+                             allowed with its input rewritten to run under its class's sandbox
+                             profile, as Claude Code's Bash (hook_sandbox.py), inside
+                             `( ...\n) </dev/null`: Codex's `write_stdin` (which fires no hook)
+                             cannot type into it later. Ratchet's sandbox cannot start inside
+                             Codex's own (`workspace-write`, `read-only`: its seccomp filter
+                             refuses new namespaces); there the command fails without running,
+                             saying so. Under `--sandbox danger-full-access` it runs confined.
     confirm    -> deny       queued as a draft, exactly as when an MCP client cannot ask
     draft      -> deny       queued as a draft for the person (`ratchet approve N`)
     blocked    -> deny       with the escalation packet
@@ -275,6 +280,29 @@ def no_stdin(command: str) -> str:
     )
 
 
+NO_NESTED_SANDBOX = (
+    "Ratchet's sandbox could not start inside Codex's own sandbox (Codex's `workspace-write` and `read-only` "
+    "sandboxes forbid the namespaces it needs), so this command did not run. Run Codex with `--sandbox "
+    'danger-full-access` (sandbox_mode = "danger-full-access"): Ratchet\'s sandbox then confines each command '
+    "by its class. Or use Ratchet's run_command tool."
+)
+
+
+async def _confined(engine: Engine, event: dict[str, Any], ev: Evaluation) -> str:
+    """An allowed shell command as it is to run: under its class's sandbox profile (the same
+    rewrite as Claude Code's Bash, hooks._sandboxed_input), or as written when the class opts out.
+    Where bubblewrap cannot start (inside Codex's own sandbox, whose seccomp filter refuses new
+    namespaces) the command does not run: it fails, saying which Codex setting makes it work."""
+    import shlex
+
+    updated = await hooks._sandboxed_input(engine, event, ev, approved=False)
+    if updated is None:
+        return _command(event)
+    bwrap = shlex.split(str(updated["command"]))[0]
+    probe = f"{shlex.quote(bwrap)} --ro-bind / / -- /bin/true 2>/dev/null"
+    return f"if ! {probe}; then echo {shlex.quote(NO_NESTED_SANDBOX)} >&2; exit 125; fi\n{updated['command']}"
+
+
 def _session(event: dict[str, Any]) -> str:
     sid = event.get("session_id")
     return f"codex-{sid if isinstance(sid, str) and sid else 'unknown'}"
@@ -375,9 +403,10 @@ async def _decide(engine: Engine, event: dict[str, Any], calls: list[hooks._Call
     ids = [tool_use_id] if len(calls) == 1 else [f"{tool_use_id}#{n}" for n in range(1, len(calls) + 1)]
     if all(ev.decision.route is Route.EXECUTE for ev in evs):
         # Autonomous: Codex runs it under its own sandbox and approval policy; PostToolUse reports it.
+        command = await _confined(engine, event, evs[0]) if event["tool_name"] == SHELL else None
         for call, ev, external_id in zip(calls, evs, ids, strict=True):
             await engine.record_external(ev, external_id, intent=call.intent, external_tool=event["tool_name"])
-        return no_stdin(_command(event)) if event["tool_name"] == SHELL else ""
+        return "" if command is None else no_stdin(command)
     reasons: list[str] = []
     held: list[str] = []
     for call, ev, external_id in zip(calls, evs, ids, strict=True):

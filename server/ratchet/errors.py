@@ -7,12 +7,14 @@
     │   ├── EditNotFound              an edit's old_text does not occur in the file
     │   ├── EditAmbiguous             an edit's old_text occurs more times than the edit allows
     │   ├── LimitExceeded             a call is over a policy limit (names it, the value, how to raise it)
+    │   │   └── DraftCapReached       too many drafts wait for a human: stop and hand off
     │   └── UsageError                a command line that cannot be right whatever the state (CLI exit 2)
     ├── ExecutionFailed               an executor ran and the action did not succeed
     ├── DraftError                    a draft cannot be acted on
     │   ├── DraftNotFound             no draft with that id
     │   ├── DraftAlreadyResolved      approved, rejected or expired before
     │   ├── DraftStale                its target changed since it was drafted
+    │   ├── WholeDiffUnseen           its diff is longer than any preview, and was not read whole
     │   └── OtherReviewerRequired     its class needs another person's approval than its drafter's
     └── StoreError                    the trust database is unusable (names the file)
 
@@ -27,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "DraftAlreadyResolved",
+    "DraftCapReached",
     "DraftError",
     "DraftNotFound",
     "DraftStale",
@@ -41,6 +44,7 @@ __all__ = [
     "RatchetError",
     "StoreError",
     "UsageError",
+    "WholeDiffUnseen",
 ]
 
 
@@ -90,6 +94,11 @@ class LimitExceeded(InvalidRequest):
         super().__init__(message)
 
 
+class DraftCapReached(LimitExceeded):
+    """A call would queue a draft past `max_drafts_per_session` or `max_drafts_per_workspace`: nothing is
+    queued, and the agent is told to stop and hand off (engine/flood.py)."""
+
+
 class UsageError(InvalidRequest):
     """A command line that cannot be right whatever the state (the CLI exits 2, like argparse)."""
 
@@ -132,6 +141,11 @@ class OtherReviewerRequired(DraftError):
 
 class ReviewerRoleRequired(RatchetError):
     """A human's act (an approval, a pin, ...) asked of a process whose database role is the agent's."""
+
+
+class WholeDiffUnseen(DraftError):
+    """A draft whose diff was cut in every preview is approved only by someone who had all of it: the
+    digest of its whole diff (`ratchet show ID --full`, the page's whole diff), or their own --content."""
 
 
 class StoreError(RatchetError):

@@ -12,6 +12,8 @@ without an event, and as soon as any of its own modules changed on disk since it
 or an edit): that event is declined as `stale`, the hook decides it itself, and the next event
 starts a fresh server. A client that is not this uid (SO_PEERCRED), or that does not present the
 secret this server wrote at start (hook_socket.read_secret), is hung up on unanswered.
+SIGTERM (`ratchet hook-server stop`) ends it once the events in hand are answered. While it runs it
+says so in `<key>.json` (hook_servers.py), which `ratchet status` reads.
 
     python -m ratchet.hook_server --key KEY [--workspace W] [--policies P] [--db D] [--idle-s S]
 """
@@ -24,6 +26,7 @@ import hmac
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,6 +36,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from ratchet import hook_servers
 from ratchet.hook_socket import (
     IDLE_S,
     MAX_MESSAGE,
@@ -86,6 +90,8 @@ class HookServer:
         self.busy = 0
         self.stamps: dict[str, int] = {}
         self.stale = False
+        self.stopped = False
+        self.state: str | None = None  # the state file `ratchet status` reads (hook_servers.py)
 
     def changed(self) -> bool:
         """Whether any module loaded at start changed on disk since (then this server is stale)."""
@@ -105,6 +111,8 @@ class HookServer:
             finally:
                 self.busy -= 1
                 self.last = time.monotonic()
+                if self.state is not None:
+                    hook_servers.touch(self.state)
 
     async def answer(self, stream: anyio.abc.SocketStream) -> dict[str, Any]:
         data = bytearray()
@@ -145,7 +153,17 @@ class HookServer:
                         tg.cancel_scope.cancel()
                         return
 
+            async def stop() -> None:  # `ratchet hook-server stop`: finish what is in hand, then exit
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        self.stopped = True
+                        while self.busy:  # noqa: ASYNC110 - a counter, not an event
+                            await anyio.sleep(0.05)
+                        tg.cancel_scope.cancel()
+                        return
+
             tg.start_soon(watch)
+            tg.start_soon(stop)
             await listener.serve(self.handle, task_group=tg)
 
 
@@ -180,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         policies_cache=PolicyCache(),
     )
     server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s, write_secret(ep))
+    served = {k: str(Path(v).resolve()) for k, v in options.items() if k != "db" or "://" not in v}
+    served.update({k: v for k, v in options.items() if k == "db" and "://" in v})
+    server.state = hook_servers.publish(ep.directory, ep.key, args.idle_s, served)
 
     async def run() -> None:
         Path(ep.socket).unlink(missing_ok=True)  # a dead server's; the lock says none is alive
@@ -194,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         anyio.run(run)
     finally:
+        hook_servers.withdraw(server.state)
         os.close(lock)
-    log.info("ratchet hook server %s: exiting (%s)", ep.key, "code changed" if server.stale else "idle")
+    why = "stopped" if server.stopped else "code changed" if server.stale else "idle"
+    log.info("ratchet hook server %s: exiting (%s)", ep.key, why)
     return 0
 
 

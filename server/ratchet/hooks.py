@@ -214,8 +214,9 @@ def _decision(decision: str, reason: str, updated: dict[str, Any] | None = None)
 async def _sandboxed_input(
     engine: Engine, event: dict[str, Any], ev: Evaluation, approved: bool
 ) -> dict[str, Any] | None:
-    """An allowed or asked Bash call's input, rewritten to run under its class's sandbox profile
-    (hook_sandbox.py); None when it runs as written (no sandbox on this host, or the class opts out)."""
+    """An allowed or asked Bash call's input (Claude Code's, or Codex's shell, which its hook events
+    also name Bash), rewritten to run under its class's sandbox profile (hook_sandbox.py); None when it runs as
+    written (no sandbox on this host, or the class opts out)."""
     from ratchet.hook_sandbox import sandboxed_bash
     from ratchet.operations import sandbox_status_async
     from ratchet.operations.confine import confinement

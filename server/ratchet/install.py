@@ -1162,8 +1162,9 @@ def render(plan: Plan, written: list[tuple[Path, Path | None]] | None) -> str:
             backup = backups.get(change.path)
             out.append(f"wrote {change.path}" + (f" (backup: {backup})" if backup else " (new file)"))
     if not plan.changed:
-        out.append(f"Ratchet is already installed for {plan.client}: nothing to change.")
-    elif written is None:
+        # The explanation was read when it was installed: `--apply` again says only that nothing changed.
+        return "\n".join([*out, f"Ratchet is already installed for {plan.client}: nothing to change."])
+    if written is None:
         out.append("Nothing was written: run again with --apply to make these changes (each file is backed up first).")
     out += ["", *plan.notes]
     return "\n".join(out)

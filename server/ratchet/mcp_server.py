@@ -65,6 +65,7 @@ from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, Trus
 from ratchet.rules import provenance, shown
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
+from ratchet.tool_errors import ArgumentErrors
 
 log = logging.getLogger("ratchet")
 # One line per tool call on stderr (`ratchet serve --quiet` turns it off).
@@ -633,8 +634,13 @@ async def git_push(
 
 
 async def trust_levels(ctx: Context) -> TrustLevels:
-    """Each action class: its level, its evidence window, and what a call of it would do now."""
-    return await _engine(ctx).trust_levels()
+    """Each action class: its level, its evidence window, and what a call of it would do now (for this
+    client: one that cannot ask its human gets a draft where a class would confirm)."""
+    levels = await _engine(ctx).trust_levels()
+    if _can_elicit(ctx):
+        return levels
+    drafted = [c.model_copy(update={"would": "draft"}) if c.would == "confirm" else c for c in levels.classes]
+    return levels.model_copy(update={"classes": drafted})
 
 
 async def permission_prompt(
@@ -829,6 +835,8 @@ def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     runs = draft.tool == "run_command" or "run_command" in cls.tools
     if runs and not cls.chat_approval:
         return "it runs a program (a class that allows it in chat says chat_approval = true)"
+    if draft.hidden_lines:  # engine/whole.py: approving it needs the whole diff, which a dialog cannot show
+        return f"its diff is too long to show whole here: `ratchet show {draft.action_id} --full`, then approve"
     return None
 
 
@@ -1084,7 +1092,7 @@ def build_server(config: ServerConfig) -> MCPServer:
         version=server_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[sessions],
+        middleware=[sessions, ArgumentErrors()],
     )
     for spec in TOOLS:
         mcp.add_tool(_edge(spec.fn, not config.quiet), title=spec.title, annotations=spec.annotations)

@@ -32,6 +32,20 @@ def colour_wanted(stream: TextIO | None = None) -> bool:
     return not os.environ.get("NO_COLOR") and stream.isatty()
 
 
+def plural(n: int, word: str) -> str:
+    """`1 draft`, `5 drafts`."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def age(seconds: float) -> str:
+    """`under a minute`, `3 min`, `2 h`, `4 d`: how long something has waited."""
+    if seconds < 60:
+        return "less than a minute"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h" if seconds < 172800 else f"{seconds / 86400:.0f} d"
+
+
 def when(ts: float) -> str:
     """A recorded time, local, to the second."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
@@ -119,7 +133,8 @@ def packet(p: EscalationPacket, colour: bool) -> str:
         lines.append(f"  {n}. {o.name}{' (recommended)' if o.recommended else ''}: {o.how}")
     cost = p.cost_of_delay
     waited = max(0, int(time.time() - cost.waiting_since))
-    lines.append(f"waiting {waited}s on: {cost.waiting_on}; {cost.queued_behind} drafts queued behind it")
+    also = f"; {plural(cost.queued_behind, 'other draft')} of this session wait too" if cost.queued_behind else ""
+    lines.append(f"waiting {age(waited)}; it holds up: {cost.waiting_on}{also}")
     if p.over_budget:
         lines.append("over this session's escalation budget")
     return "\n".join(line for line in lines if line is not None)
@@ -144,12 +159,35 @@ def action(d: DraftView, colour: bool) -> str:
         lines.append(inert_line(f"reviewed by {who}{seconds}{edited}{note}"))
     lines.append(inert(f"error: {d.error}") if d.error else None)
     lines.append(_field("undo", d.undone))
+    lines += command_output(d.result)
     for check in d.checks:  # the class's verification checks: not actions, their results on this one
         lines.append(f"check {check.summary}")
         lines += [f"  | {inert_line(line)}" for line in check.tail.splitlines()[-20:]]
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)
+
+
+OUTPUT_LINES = 40  # of a command's stdout and of its stderr, the last lines shown (--json has them all)
+
+
+def command_output(result: dict[str, object] | None) -> list[str]:
+    """A command's exit code and the tail of its stdout and stderr, as lines (none for another result)."""
+    if not result or "exit_code" not in result:
+        return []
+    out = [
+        f"exit code {result['exit_code']} after {result.get('duration_s')}s"
+        + (" (timed out)" if result.get("timed_out") else "")
+    ]
+    for stream in ("stdout", "stderr"):
+        text = str(result.get(stream) or "")
+        if not text.strip():
+            continue
+        tail = text.rstrip("\n").splitlines()
+        cut = f", last {OUTPUT_LINES} lines" if len(tail) > OUTPUT_LINES else ""
+        out.append(f"{stream} ({result.get(stream + '_bytes', len(text))} bytes{cut}):")
+        out += [f"  | {line}" for line in tail[-OUTPUT_LINES:]]
+    return out
 
 
 # -- the CLI's listings ---------------------------------------------------------------------------
@@ -177,6 +215,39 @@ def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> st
     return "\n".join(table(headers, rows, numeric=[0]))
 
 
+# A class with this many drafts waiting is shown as one group in `ratchet queue`, with its first few rows.
+GROUP_AT = 5
+GROUP_ROWS = 3
+
+
+def queue(views: Sequence[DraftView], *, grouped: bool = True) -> str:
+    """`ratchet queue`: the drafts as one table; or, once a class has GROUP_AT drafts waiting (a flood), one
+    group per class, oldest class first, each with the command that answers all of it and its first rows."""
+    by_class: dict[str, list[DraftView]] = {}
+    for d in views:
+        by_class.setdefault(d.action_class, []).append(d)
+    if not grouped or max(len(ds) for ds in by_class.values()) < GROUP_AT:
+        return drafts(views, intent=True)
+    out: list[str] = []
+    for name, ds in by_class.items():
+        waiting = [d for d in ds if not d.waiting]
+        if out:
+            out.append("")
+        head = f"{name}: {len(waiting)} drafts waiting" if waiting else f"{name}: {len(ds)} approved drafts"
+        if len(ds) >= GROUP_AT and waiting:
+            head += (
+                f" (#{ds[0].action_id} to #{ds[-1].action_id}); one decision for all of them: "
+                f"`ratchet approve --class {name}` or `ratchet reject --class {name} --reason TEXT`"
+            )
+            shown = ds[:GROUP_ROWS]
+        else:
+            shown = ds
+        out += [head, *(f"  {line}" for line in drafts(shown, intent=True).splitlines())]
+        if len(shown) < len(ds):
+            out.append(f"  ... {len(ds) - len(shown)} more (`ratchet queue --class {name}` lists every one)")
+    return "\n".join(out)
+
+
 def status(
     levels: TrustLevels,
     queued: int,
@@ -191,7 +262,7 @@ def status(
     if scope.active:
         out.append("filter: class standings below are team-wide, not filtered (every action of a class moved it)")
     matching = " matching the filter" if scope.active else ""
-    out.append(f"policy {levels.policy} ({levels.policy_fingerprint}); {queued} drafts queued{matching}")
+    out.append(f"policy {levels.policy} ({levels.policy_fingerprint}); {plural(queued, 'draft')} queued{matching}")
     if waiting:
         out[-1] += f" ({waiting} approved, waiting for their origin)"
     out.append(f"command sandbox: {levels.sandbox}")
@@ -211,11 +282,14 @@ def status(
             evidence += f"; not evidence: {c.unverified} unverified, {c.unanswered} unanswered"
         pinned = "" if c.pinned is None else c.pinned
         level = c.level + (f" (on probation: {c.probation} left)" if c.probation else "")
-        rows.append([c.action_class, level, pinned, c.would, evidence, c.next_promotion])
+        would = "confirm*" if c.would == "confirm" else c.would
+        rows.append([c.action_class, level, pinned, would, evidence, c.next_promotion])
         notes += [
             f"{c.action_class} capped at {t.cap} by {t.name}: {t.detail}" for t in c.capped_by if t.name != "pinned"
         ]
     out += ["", *table(["CLASS", "LEVEL", "PINNED", "A CALL WOULD", "EVIDENCE", "NEXT PROMOTION"], rows)]
+    if any(c.would == "confirm" for c in levels.classes):
+        out += ["", "* confirm: asked in the client's dialog; a client that cannot ask gets a draft instead"]
     if scope.active:
         shown = drafts(recent, intent=False, who=True) if recent else f"none ({scope.described()})"
         notes += ["", "recent actions matching the filter:", shown]
@@ -226,11 +300,18 @@ def lint(directory: Path, policy: Policy, warnings: Sequence[str]) -> str:
     """`ratchet lint`: what held, one line per class, then the warnings."""
     examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
     out = [f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"]
-    for c in sorted(policy.classes.values(), key=lambda c: c.name):
-        box = f"sandbox {c.profile}" + (" +network" if c.network else "")
-        out.append(
-            f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {box}  {c.rule}"
-        )
+    rows = [
+        [
+            c.name,
+            c.start.label,
+            c.floor.label,
+            c.ceiling.label,
+            f"sandbox {c.profile}" + (" +network" if c.network else ""),
+            c.rule,
+        ]
+        for c in sorted(policy.classes.values(), key=lambda c: c.name)
+    ]
+    out += [f"  {line}" for line in table(["CLASS", "START", "FLOOR", "CEILING", "SANDBOX", "RULE"], rows)]
     return "\n".join([*out, *warnings])
 
 

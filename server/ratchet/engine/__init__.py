@@ -35,6 +35,7 @@ from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
+from ratchet.engine.whole import WholeDiff, check_whole, whole_diff
 from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
 from ratchet.executors import notify as notify_guard
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
@@ -331,13 +332,17 @@ class Engine:
         seconds: float | None = None,
         channel: str | None = None,
         expect: str | None = None,
+        whole: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
         A draft queued on another machine or workspace of a shared record is not run here: the approval is
         recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py). `expect` is the
-        digest of the change the person was shown (rules/shown.py); a draft that changed since is refused."""
+        digest of the change the person was shown (rules/shown.py); a draft that changed since is refused. A
+        draft whose preview was cut needs `whole`, the digest of its whole diff as the person read it
+        (engine/whole.py)."""
         self.reviewer_side("approve a draft")
+        await check_whole(self.setting, self.origins.here, action_id, whole, content)
         waiting = await self.origins.defer(
             action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
@@ -346,6 +351,10 @@ class Engine:
         return await self.human.approve(
             action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
+
+    async def whole_diff(self, action_id: int) -> WholeDiff:
+        """A queued draft's whole diff and its digest, for a person to read before approving (engine/whole.py)."""
+        return await whole_diff(self.setting, action_id)
 
     async def carry_approved(self) -> list[DraftView]:
         """Run the drafts approved on other machines whose origin is this host and workspace, each once.

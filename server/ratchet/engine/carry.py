@@ -16,10 +16,11 @@ from typing import Any, cast
 
 import anyio
 
+from ratchet.engine import flood
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import Origin
 from ratchet.engine.verify import Verifier, failure_text, view
-from ratchet.errors import DraftStale, ExecutionFailed, RatchetError
+from ratchet.errors import DraftCapReached, DraftStale, ExecutionFailed, RatchetError
 from ratchet.operations import Leftover, Prepared, ProgressCallback, kept_args, notify, operation, process_alive
 from ratchet.operations import recover as recover_leftover
 from ratchet.operations.checks import CheckResult
@@ -97,6 +98,8 @@ class Carrier:
             packet_fields = self._stopped_fields(ev, intent, confidence, uncertainty)
 
         def record(conn: sqlite3.Connection) -> tuple[int, standing.Transition | None, EscalationPacket | None]:
+            if status is Status.DRAFT:
+                flood.check(conn, s, row)  # past a draft cap nothing is queued (engine/flood.py)
             context = actions.session_context(conn, s.session_id) if packet_fields is not None else None
             action_id = actions.insert_intent(conn, row)
             if unanswered is not None:
@@ -111,7 +114,11 @@ class Carrier:
                 actions.set_packet(conn, action_id, packet.model_dump_json())
             return action_id, moved, packet
 
-        action_id, moved, packet = await s.store.run(record)
+        try:
+            action_id, moved, packet = await s.store.run(record)
+        except DraftCapReached as cap:
+            await flood.refused(s, row, cap)
+            raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
@@ -470,10 +477,12 @@ class Carrier:
     ) -> ToolOutcome:
         """The tool's result: what happened, at what level, and any class move it caused."""
         d, p = ev.decision, ev.prepared
+        # `git status`, not `git_status git status`: a target that already says what the tool is stands alone.
+        what = p.target if p.target.startswith(p.tool.replace("_", " ")) else f"{p.tool} {p.target}"
         message = {
-            Status.EXECUTED: f"{p.tool} {p.target}: done",
-            Status.FAILED: f"{p.tool} {p.target} failed: {error}",
-            Status.DECLINED: f"the human declined {p.tool} {p.target}; nothing was changed",
+            Status.EXECUTED: f"{what}: done",
+            Status.FAILED: f"{what} failed: {error}",
+            Status.DECLINED: f"the human declined {what}; nothing was changed",
             Status.DRAFT: (
                 f"queued as draft {action_id} for human review ({_why(ev)}); nothing was changed yet. Do not "
                 f"retry it or make the change another way. Carry on with other work; get_draft({action_id}) "

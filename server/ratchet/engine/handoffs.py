@@ -40,6 +40,8 @@ _KINDS = {
     Status.INTERRUPTED: "interrupted",
 }
 MAX_WAIT_S = 600.0
+# A stopped action or a handoff blocks its agent while its session is live: it recorded something this recently.
+LIVE_S = 30 * 60.0
 # `[defaults.limits] handoffs_per_minute` counts a session's handoffs over this sliding window.
 HANDOFF_WINDOW_S = 60.0
 # The seam tests own: the clock that stamps a handoff and reads the window.
@@ -241,6 +243,18 @@ async def resolve(
     return await get_handoff(engine, item_id)
 
 
+def answered_line(view: HandoffView) -> str:
+    """What the person reads once they answered: the answer, and for `take-over` that nothing is changed
+    for them (the CLI and the review page say the same)."""
+    line = f"{view.id}: {view.message}"
+    if view.resolution == "take-over":
+        line += (
+            "; recorded: you take it over. Ratchet will not make this change: make it yourself (the agent reads "
+            "that you took it over)"
+        )
+    return line
+
+
 async def _checked(engine: Engine, row: Any, option: str | None, note: str | None) -> HandoffView:
     """The human has looked at what an interrupted action left behind: it leaves the inbox."""
     if option not in (None, "checked"):
@@ -264,12 +278,19 @@ async def _checked(engine: Engine, row: Any, option: str | None, note: str | Non
 async def inbox(engine: Engine, scope: ActionFilter = EVERYTHING) -> list[InboxItem]:
     """Drafts and open escalations together (those `scope` keeps), most urgent first: what stops the agent,
     then the oldest."""
-    rows = await engine.store.call(lambda conn: actions.inbox(conn, scope))
     now = time.time()
+
+    def read(conn: Any) -> tuple[list[dict[str, Any]], set[str]]:
+        found = actions.inbox(conn, scope)
+        asked = {str(r["session_id"]) for r in found if r["status"] in (Status.BLOCKED, Status.ESCALATED)}
+        return found, actions.sessions_active_since(conn, asked, now - LIVE_S)
+
+    rows, live = await engine.store.call(read)
     items = []
     for r in rows:
         kind = _KINDS[Status(r["status"])]
-        blocking = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
+        stops = kind == "stopped" or (kind == "handoff" and json.loads(r["args_json"]).get("blocking", True))
+        blocking = stops and r["session_id"] in live  # an ended session's agent waits for nothing
         summary = f"{r['tool']} {r['target']}" if kind != "handoff" else f"agent asks: {r['target']}"
         if kind == "approved":
             summary += f": {waiting_line(r)}; `ratchet reject {r['id']}` withdraws it"
@@ -287,8 +308,9 @@ async def inbox(engine: Engine, scope: ActionFilter = EVERYTHING) -> list[InboxI
                 blocking=blocking,
             )
         )
-    # What stops an agent costs more per minute than a draft it already moved past; then oldest first.
-    return sorted(items, key=lambda i: (not i.blocking, i.created_at))
+    # What stops a live agent costs more per minute than a draft it already moved past; then the drafts; then
+    # what an ended session left (nobody waits on it); oldest first in each.
+    return sorted(items, key=lambda i: (0 if i.blocking else 1 if i.kind in ("draft", "approved") else 2, i.created_at))
 
 
 async def escalation_stats(engine: Engine) -> list[EscalationStats]:

@@ -251,6 +251,11 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _figure(value: object) -> str:
+    """A recorded statistic as a person reads it: three decimals, not a float's every digit."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def render_explanation(e: Explanation) -> str:
     """The explanation as a few lines a reviewer can read."""
     out = [f"action {e.action_id}: {e.tool} {e.target} ({_when(e.created_at)}, session {e.session_id})"]
@@ -268,8 +273,8 @@ def render_explanation(e: Explanation) -> str:
         if "n" in ev:
             ids = ", ".join(str(i) for i in ev.get("action_ids", []))
             out.append(
-                f"          evidence: {ev['successes']}/{ev['n']} ok, lower bound {ev.get('lower')}, drift "
-                f"{ev.get('drift')}; window actions [{ids}]"
+                f"          evidence: {ev['successes']}/{ev['n']} ok, lower bound {_figure(ev.get('lower'))}, drift "
+                f"{_figure(ev.get('drift'))}; window actions [{ids}]"
             )
         elif ev:
             out.append(f"          evidence: {json.dumps(ev)}")

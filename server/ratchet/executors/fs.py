@@ -45,6 +45,7 @@ __all__ = [
     "plan_write",
     "read_state",
     "temp_path_for",
+    "whole_diff",
 ]
 
 HOLD_ENV = "RATCHET_TEST_HOLD_WRITE"
@@ -350,9 +351,14 @@ def _excerpt(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _diff(rel: str, before: str | None, after: str) -> tuple[str, int]:
-    """Unified diff with git-style headers, capped at a line and size budget with a marker; and how many
-    lines the marker stands for (0 when nothing was cut)."""
+def whole_diff(plan: WritePlan) -> str:
+    """The plan's whole diff, however long: what a person reads before approving one whose preview was cut."""
+    return _diff(plan.rel, plan.before.text, plan.new_text, capped=False)[0]
+
+
+def _diff(rel: str, before: str | None, after: str, *, capped: bool = True) -> tuple[str, int]:
+    """Unified diff with git-style headers, capped at a line and size budget with a marker (unless not
+    `capped`); and how many lines the marker stands for (0 when nothing was cut)."""
     lines = difflib.unified_diff(
         _lines(before or ""), _lines(after), "/dev/null" if before is None else f"a/{rel}", f"b/{rel}"
     )
@@ -364,7 +370,7 @@ def _diff(rel: str, before: str | None, after: str) -> tuple[str, int]:
     for count, line in enumerate(lines):
         if not line.endswith("\n"):
             line += "\n\\ No newline at end of file\n"
-        if count >= _MAX_DIFF_LINES or size + len(line) > _MAX_DIFF_CHARS:
+        if capped and (count >= _MAX_DIFF_LINES or size + len(line) > _MAX_DIFF_CHARS):
             hidden = sum(1 for _ in lines) + 1
             out.append(f"[diff truncated: {hidden} more lines not shown]\n")
             break

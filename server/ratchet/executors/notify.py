@@ -203,13 +203,16 @@ _notifiers: dict[tuple[tuple[str, ...], int], Notifier] = {}
 _registry_lock = threading.Lock()
 
 
-def notify(argv: Sequence[str] | None, per_minute: int, payload: dict[str, Any]) -> bool:
-    """Notify about one event (rate limited, coalesced); False (and a log line) if it could not start."""
+def notify(argv: Sequence[str] | None, per_minute: int, payload: dict[str, Any], *, now: bool = False) -> bool:
+    """Notify about one event (rate limited, coalesced); False (and a log line) if it could not start.
+    `now`: run at once, outside the rate window (a notice sent once per flood, engine/flood.py)."""
     if not argv:
         return False
     url = item_url(payload.get("id"))
     if url is not None:
         payload = {**payload, "url": url}
+    if now:
+        return _spawn(argv, payload)
     key = (tuple(argv), per_minute)
     with _registry_lock:
         notifier = _notifiers.get(key)

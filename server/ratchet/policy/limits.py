@@ -10,16 +10,16 @@ means lexing it, so a call is checked twice:
 2. Right after classification, against the limits of the class (or classes) it fell into.
 
 Either refusal is a `LimitExceeded` naming the limit, the call's value, and where to raise it.
-The rate limits (handoffs and notifications per minute) are not per class: they live in
-`[defaults.limits]` only.
+The rate limits (handoffs and notifications per minute) and the draft caps (drafts waiting per
+session and per workspace, engine/flood.py) are not per class: they live in `[defaults.limits]` only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ratchet.errors import LimitExceeded
 
@@ -54,6 +54,21 @@ class Limits(SizeLimits):
     notifications_per_minute: int = Field(
         10, ge=1, description="notify runs per minute; events past it are coalesced into one run with a count"
     )
+    max_drafts_per_session: int = Field(
+        50, ge=1, description="drafts one session may have waiting for a human; past it a call is refused, not queued"
+    )
+    max_drafts_per_workspace: int = Field(
+        200, ge=1, description="drafts waiting for a human from every session of one workspace (host and path)"
+    )
+
+    @model_validator(mode="after")
+    def _caps_nest(self) -> Self:
+        if self.max_drafts_per_session > self.max_drafts_per_workspace:
+            raise ValueError(
+                f"max_drafts_per_session ({self.max_drafts_per_session}) exceeds max_drafts_per_workspace "
+                f"({self.max_drafts_per_workspace}); expected the session's cap at most the workspace's"
+            )
+        return self
 
 
 class ClassLimits(BaseModel):

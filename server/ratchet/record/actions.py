@@ -532,6 +532,18 @@ def inbox(conn: sqlite3.Connection, scope: ActionFilter = EVERYTHING) -> list[Ro
     return [dict(r) for r in rows]
 
 
+def sessions_active_since(conn: sqlite3.Connection, sessions: Iterable[str], since: float) -> set[str]:
+    """Those of `sessions` that recorded an action at or after `since` (their agent is still at work)."""
+    live = set()
+    for session_id in sessions:
+        row = conn.execute(  # its newest action, by the (session_id, id) index
+            "SELECT created_at FROM actions WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
+        ).fetchone()
+        if row is not None and float(row[0]) >= since:
+            live.add(session_id)
+    return live
+
+
 def escalation_stats(conn: sqlite3.Connection, cli_session: str) -> list[Row]:
     """Per agent session and class: actions, and how many stopped or handed off."""
     rows = conn.execute(

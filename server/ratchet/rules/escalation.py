@@ -126,8 +126,10 @@ class EscalationPacket(BaseModel):
         lines += [f"- **{o.name}**{' (recommended)' if o.recommended else ''}: {o.how}" for o in self.options]
         cost = self.cost_of_delay
         waited = max(0, int(time.time() - cost.waiting_since))
+        queued = cost.queued_behind
+        also = f"; {queued} other draft{'' if queued == 1 else 's'} of this session wait too" if queued else ""
         lines.append(
-            f"_Waiting {waited}s on: {cost.waiting_on}; {cost.queued_behind} drafts queued behind it. "
+            f"_Waiting {waited}s; it holds up: {cost.waiting_on}{also}. "
             f"Answer with `ratchet resolve {self.action_id}`._"
         )
         if self.over_budget:
@@ -143,7 +145,7 @@ def stopped_options(action_id: int, action_class: str, rule: str, triggers: list
     options = [
         Option(
             name="approach",
-            how="tell the agent what to do instead (`ratchet resolve ID --option approach --note ...`)",
+            how="tell the agent what to do instead, in the note",
             recommended=unsure or bool(scoped),
         ),
         Option(

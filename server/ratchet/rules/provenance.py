@@ -7,7 +7,9 @@ Every approval or decline of a confirmation or a draft records its *channel*:
   client answered, not that a human did: a client may answer by itself (Codex headless declines
   within a millisecond) or accept everything it is asked;
 - `hook-dialog`: a client's own permission dialog, seen through its hook (Claude Code's `ask`);
-- `web`: reserved for a review page;
+- `web`: the review page;
+- `bulk`: one decision for a whole class of drafts at once (`ratchet approve --class`, `reject --class`,
+  the review page's per-class buttons), whatever screen it came from (the reviewer names it);
 - `auto-mode`: Claude Code's dialog while the session was in auto mode, where the client's own
   classifier model may answer permission prompts: it runs what was approved, but Ratchet cannot
   tell a person's answer from the classifier's, so an approval is `unverified` and a decline is
@@ -39,6 +41,11 @@ and its *review time* in seconds:
   there is recognised by the hook from the client's own signals). It is still subject to
   `promotion_evidence = "cli"`.
 
+A `bulk` approval runs every draft but is `unverified`: one decision for many drafts is not a
+reading of each, and counting it would let one click promote a class (a flood approved whole would
+be fifty samples). A `bulk` rejection is `counted`: it runs nothing and can only lower a class, and a
+person refusing a flood with a reason is the strongest signal there is.
+
 and its *evidence*, judged by the reading-time rule already used for rubber stamps (a human needs
 at least `READ_BASE_SECONDS + READ_SECONDS_PER_LINE x changed lines` to read a change):
 
@@ -64,7 +71,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "auto-mode")
+CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "bulk", "auto-mode")
+BULK = "bulk"
 AUTO_MODE = "auto-mode"  # a client classifier may have answered: never a person's evidence
 COUNTED, UNVERIFIED, UNANSWERED = "counted", "unverified", "unanswered"
 EVIDENCE = (COUNTED, UNVERIFIED, UNANSWERED)
@@ -127,6 +135,8 @@ def assess(
     """The evidence an answer gives: `counted`, `unverified` or `unanswered` (see the module docstring)."""
     if dismissed:
         return UNANSWERED
+    if channel == BULK:  # one decision for a class of drafts: see the module docstring
+        return UNVERIFIED if accepted else COUNTED
     if channel == AUTO_MODE:
         return UNVERIFIED if accepted else UNANSWERED
     if channel == "cli":
@@ -154,6 +164,8 @@ def describe(evidence: str | None, channel: str | None, seconds: float | None, p
     if evidence == UNANSWERED:
         return f"no human answered{via}: {took}, faster than the reading-time rule ({rule}) or dismissed; not counted"
     if evidence == UNVERIFIED:
+        if channel == BULK:
+            return "approved with its whole class in one decision (bulk): it ran, but not counted as evidence"
         if seconds is not None and seconds >= needed:
             return f"{took}{via}, but the class takes promotion evidence only from the CLI; not counted"
         return f"{took}{via}: faster than the reading-time rule ({rule}), not counted"

@@ -39,7 +39,7 @@ from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import Location, beside
-from ratchet.rules.provenance import change_size
+from ratchet.rules.provenance import BULK, change_size, describe
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -49,6 +49,7 @@ POLL_S = 0.5
 MAX_VIEWS = 256
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4000
+MAX_CLASS = 5000  # drafts one class decision may answer
 
 
 @dataclass
@@ -142,6 +143,9 @@ class State:
         self.shown = Shown(config.clock)
         self._engine: Engine | None = None
         self._inbox: Inbox | None = None
+        # Set when the server is asked to stop (Ctrl-C): open event streams end, so the page's tabs let go
+        # and the server exits at once, with one line (web/serve.py).
+        self.closing = False
 
     @property
     def engine(self) -> Engine:
@@ -217,6 +221,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 triggers=_triggers(draft.triggers),
                 preview=draft.preview,
                 size=change_size(draft.preview, draft.hidden_lines),
+                hidden_lines=draft.hidden_lines,
                 digest=draft.digest,
             )
             if item.kind == "approved":  # decided already; it waits for its origin to run it (engine/origin.py)
@@ -304,18 +309,36 @@ def _view_of(data: dict[str, Any]) -> str | None:
 
 
 async def approve_one(
-    state: State, item_id: int, view: str | None, note: str | None, digest: str | None = None
+    state: State,
+    item_id: int,
+    view: str | None,
+    note: str | None,
+    digest: str | None = None,
+    whole: str | None = None,
 ) -> dict[str, Any]:
     """`Engine.approve` through the web channel, timed from when this view was shown the draft, and of the
     change it was shown (its digest: the one the page sends, else the one this view was last sent). A draft of
-    another origin is not run here: it is `approved` and waits for its origin (engine/origin.py)."""
+    another origin is not run here: it is `approved` and waits for its origin (engine/origin.py). A draft
+    whose preview was cut needs `whole`, the digest of the whole diff this page loaded (engine/whole.py)."""
     seconds = state.shown.seconds(view, item_id)
     expect = digest or state.shown.digest(view, item_id)
     d = await state.engine.approve(
-        item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note, expect=expect
+        item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note, expect=expect, whole=whole
     )
     message = f"draft {item_id}: {d.waiting}" if d.status == Status.APPROVED and d.waiting else None
+    if message is None and d.status == Status.EXECUTED:
+        message = await _not_counted(state, item_id)
     return {"id": item_id, "status": d.status, "error": d.error, "message": message or f"draft {item_id}: {d.status}"}
+
+
+async def _not_counted(state: State, item_id: int) -> str | None:
+    """For an approval that ran but is no evidence (too fast to have been read): that it ran, and why it did
+    not count (rules/provenance.py)."""
+    row = await state.engine.views.row(item_id)
+    if row is None or row["evidence"] != "unverified":
+        return None
+    why = describe(row["evidence"], row["review_channel"], row["review_seconds"], row["preview"], row["hidden_lines"])
+    return f"draft {item_id}: executed, but not counted as evidence for its class: {why}"
 
 
 async def reject_one(state: State, item_id: int, view: str | None, reason: str) -> dict[str, Any]:
@@ -359,9 +382,8 @@ async def withdraw_one(state: State, item_id: int, view: str | None, reason: str
 async def approve(request: Request) -> Response:
     state, data = _state(request), await _body(request)
     try:
-        result = await approve_one(
-            state, int(request.path_params["id"]), _view_of(data), _text(data, "note"), _digest_of(data)
-        )
+        item_id, whole = int(request.path_params["id"]), _text(data, "whole")
+        result = await approve_one(state, item_id, _view_of(data), _text(data, "note"), _digest_of(data), whole)
     except RatchetError as exc:
         return _error(exc)
     done = result["status"] in (Status.EXECUTED, Status.APPROVED)
@@ -380,6 +402,20 @@ async def _with_reason(
     except RatchetError as exc:
         return _error(exc)
     return JSONResponse(result)
+
+
+async def whole(request: Request) -> Response:
+    """A queued draft's whole diff and its digest (`ratchet show ID --full`): what approving it needs when its
+    preview was cut."""
+    state = _state(request)
+    try:
+        found = await state.engine.whole_diff(int(request.path_params["id"]))
+    except RatchetError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {"id": found.action_id, "diff": found.text, "lines": found.lines, "hidden_lines": found.hidden_lines,
+         "digest": found.digest}
+    )  # fmt: skip
 
 
 async def withdraw(request: Request) -> Response:
@@ -416,6 +452,48 @@ async def bulk(request: Request) -> Response:
     return JSONResponse({"results": results})
 
 
+async def class_drafts(request: Request) -> Response:
+    """A class's drafts answered in one decision (a flood cleared by class): the ids this page shows for it,
+    each still a queued draft of that class, approved or rejected through the channel `bulk`: approvals run
+    but are not evidence of reading each (rules/provenance.py); rejections count, as any rejection."""
+    state, data = _state(request), await _body(request)
+    name = request.path_params["name"]
+    try:
+        verb = data.get("action")
+        if verb not in ("approve", "reject"):
+            raise BadInput("action must be approve or reject")
+        ids = data.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > MAX_CLASS:
+            raise BadInput(f"ids must be a list of 1 to {MAX_CLASS} draft ids")
+        reason = _text(data, "reason", required=verb == "reject")
+        state.engine.setting.named(name)
+    except RatchetError as exc:
+        return _error(exc)
+    results = []
+    for item_id in ids:
+        try:
+            current = await state.engine.view(item_id)
+            if current.action_class != name or current.status != Status.DRAFT:
+                raise DraftAlreadyResolved(f"draft {item_id} is not a queued draft of class {name}; left as it is")
+            if verb == "approve":  # bound, as every page approval, to the change this view was sent
+                expect = state.shown.digest(_view_of(data), item_id)
+                d = await state.engine.approve(
+                    item_id, reviewer=CHANNEL, channel=BULK, note=_text(data, "note"), expect=expect
+                )
+            else:
+                assert reason is not None
+                d = await state.engine.reject(item_id, reason, reviewer=CHANNEL, channel=BULK)
+            results.append({"id": item_id, "status": d.status, "message": f"draft {item_id}: {d.status}"})
+        except RatchetError as exc:
+            results.append({"id": item_id, "status": "error", "message": str(exc)})
+    done = sum(1 for r in results if r["status"] in (Status.EXECUTED, Status.APPROVED, Status.REJECTED))
+    word = "approved" if verb == "approve" else "rejected"
+    message = f"{done} of {len(ids)} drafts of {name} {word} in one decision"
+    if verb == "approve":
+        message += "; they ran, but a decision for a whole class is not evidence of reading each"
+    return JSONResponse({"results": results, "message": message})
+
+
 async def resolve(request: Request) -> Response:
     state, data = _state(request), await _body(request)
     item_id = int(request.path_params["id"])
@@ -426,7 +504,7 @@ async def resolve(request: Request) -> Response:
         view = await handoffs.resolve(state.engine, item_id, option, note, channel=CHANNEL, seconds=seconds)
     except RatchetError as exc:
         return _error(exc)
-    return JSONResponse({"id": item_id, "status": "resolved", "message": f"{item_id}: {view.message}"})
+    return JSONResponse({"id": item_id, "status": "resolved", "message": handoffs.answered_line(view)})
 
 
 async def complain(request: Request) -> Response:
@@ -550,7 +628,7 @@ async def events(request: Request) -> Response:
         last: tuple[list[int], list[int]] | None = None
         quiet = 0.0
         yield "retry: 2000\n\n"
-        while True:
+        while not state.closing:
             ids, approved = await state.inbox.current()
             if (ids, approved) != last:
                 last = (list(ids), list(approved))
@@ -594,11 +672,13 @@ async def explain_page(request: Request) -> Response:
     state = _state(request)
     action_id = int(request.path_params["id"])
     try:
-        text = render_explanation(await explain_action(state.engine.store, action_id, state.engine.policy))
+        explained = await explain_action(state.engine.store, action_id, state.engine.policy)
+        text = render_explanation(explained)
         view = await state.engine.view(action_id)
     except DraftNotFound as exc:
         return HTMLResponse(pages.not_found(str(exc)), status_code=404)
-    return HTMLResponse(pages.explain(_session(request).csrf, view, text))
+    complained = bool(explained.complaints)
+    return HTMLResponse(pages.explain(_session(request).csrf, view, text, complained=complained))
 
 
 async def recent_page(request: Request) -> Response:
@@ -629,8 +709,10 @@ def build_app(config: WebConfig) -> Starlette:
             Route("/api/events", events),
             Route("/api/drafts/{id:int}/approve", approve, methods=["POST"]),
             Route("/api/drafts/{id:int}/reject", reject, methods=["POST"]),
+            Route("/api/drafts/{id:int}/whole", whole),
             Route("/api/drafts/{id:int}/withdraw", withdraw, methods=["POST"]),
             Route("/api/drafts/bulk", bulk, methods=["POST"]),
+            Route("/api/classes/{name}/drafts", class_drafts, methods=["POST"]),
             Route("/api/items/{id:int}/resolve", resolve, methods=["POST"]),
             Route("/api/actions/{id:int}/complain", complain, methods=["POST"]),
             Route("/api/actions/{id:int}/undo", undo, methods=["POST"]),

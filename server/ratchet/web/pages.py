@@ -57,6 +57,7 @@ def shell(csrf: str, view: str, focus: object | None) -> str:
         '<section class="toolbar" aria-label="bulk answers"><span id="count">loading…</span>'
         '<span class="bulk"><button type="button" data-bulk="approve">Approve selected</button>'
         '<button type="button" data-bulk="reject">Reject selected</button></span></section>'
+        '<section id="groups" aria-label="drafts by class" hidden></section>'
         f'<ol id="inbox" data-focus="{_e(focus or "")}"></ol>'
         '<p id="empty" hidden>Nothing is waiting for you.</p>'
     )
@@ -138,13 +139,14 @@ def class_detail(csrf: str, c: ClassStatus, plot: str, moves: list[dict[str, Any
         for m in moves
     )
     acts = "".join(
-        f'<li><a href="/explain/{a.action_id}">#{a.action_id}</a> {_e(a.status)} {_e(a.tool)} '
+        f'<li><a href="/explain/{a.action_id}">#{a.action_id}</a> {_e(_status(a))} {_e(a.tool)} '
         f"<code>{_e(a.target)}</code> <time>{_e(_when(a.created_at))}</time></li>"
         for a in actions
     )
+    unpin = _form(f"/api/classes/{name}/unpin", "Unpin") if c.pinned is not None else ""  # only a pinned class
     brakes = (
         _form(f"/api/classes/{name}/pin", "Pin", _levels_select("level", LEVEL_NAMES))
-        + _form(f"/api/classes/{name}/unpin", "Unpin")
+        + unpin
         + _form(f"/api/classes/{name}/demote", "Demote", _levels_select("level", LEVEL_NAMES, "one rung"), danger=True)
     )
     desc = f"<p>{_e(c.description)}</p>" if c.description else ""
@@ -152,10 +154,19 @@ def class_detail(csrf: str, c: ClassStatus, plot: str, moves: list[dict[str, Any
         f"<h1>Class <code>{_e(name)}</code></h1>{desc}<dl class='facts'>{dl}</dl>"
         f"<h2>Brakes</h2><p class='meta'>Nothing here promotes: only evidence does.</p>{brakes}"
         f'<h2>Trust trajectory</h2><div class="plot">{plot}</div>'
-        f"<h2>Transitions</h2><ol class='moves'>{trans or '<li>none yet</li>'}</ol>"
-        f"<h2>Actions (newest first)</h2><ul class='actions'>{acts or '<li>none yet</li>'}</ul>"
+        + (f"<h2>Transitions</h2><ol class='moves'>{trans}</ol>" if trans else "<h2>Transitions</h2><p>none yet</p>")
+        + (
+            f"<h2>Actions (newest first)</h2><ul class='class-actions'>{acts}</ul>"
+            if acts
+            else "<h2>Actions (newest first)</h2><p>none yet</p>"
+        )
     )
     return layout(f"Ratchet class {name}", csrf, body, page="classes")
+
+
+def _status(a: DraftView) -> str:
+    """An action's status as a person needs it: an undone action is not simply `executed`."""
+    return f"{a.status}, then undone" if a.undone else str(a.status)
 
 
 def _num(value: float | None) -> str:
@@ -168,19 +179,35 @@ def _pretty(value: object) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def explain(csrf: str, view: DraftView, text: str) -> str:
-    """`ratchet explain` for one action, and a complaint button when it ran."""
+def explain(csrf: str, view: DraftView, text: str, *, complained: bool = False) -> str:
+    """`ratchet explain` for one action, and a complaint button when it ran (once: not after a complaint or
+    an undo, which was one); its change coloured as in the inbox."""
     complain = (
         _form(f"/api/actions/{view.action_id}/complain", "This was wrong", danger=True)
-        if view.status == "executed"
+        if view.status == "executed" and not complained and not view.undone
         else ""
     )
     body = (
         f"<h1>Action #{view.action_id}</h1><p><a href='/classes/{_e(view.action_class)}'>class "
         f"{_e(view.action_class)}</a></p><pre class='explain'>{_e(text)}</pre>{complain}{_undo(view)}"
-        f"<h2>Preview</h2><pre class='diff-plain'>{_e(view.preview)}</pre>"
+        f"<h2>Preview</h2>{_diff(view.preview)}"
     )
     return layout(f"Ratchet action {view.action_id}", csrf, body, page="recent")
+
+
+def _diff(text: str) -> str:
+    """A unified diff as the inbox shows it (added, removed and hunk lines coloured); other text plain."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("--- "):
+        return f"<pre class='diff-plain'>{_e(text)}</pre>"
+
+    def kind(line: str) -> str:
+        if line.startswith(("+++ ", "--- ")):
+            return "file"
+        return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "ctx")
+
+    spans = "".join(f'<span class="{kind(line)}">{_e(line)}\n</span>' for line in lines)
+    return f"<pre class='diff'>{spans}</pre>"
 
 
 def _complain(action_id: int) -> str:
@@ -207,10 +234,9 @@ def recent(csrf: str, actions: list[DraftView]) -> str:
     """Recent actions, newest first; those that ran can be complained about."""
     rows = "".join(
         f'<li class="recent" data-id="{a.action_id}"><a href="/explain/{a.action_id}">#{a.action_id}</a> '
-        f'<span class="st st-{_e(a.status)}">{_e(a.status)}</span> {_e(a.tool)} <code>{_e(a.target)}</code> '
+        f'<span class="st st-{_e(a.status)}">{_e(_status(a))}</span> {_e(a.tool)} <code>{_e(a.target)}</code> '
         f'<a href="/classes/{_e(a.action_class)}">{_e(a.action_class)}</a> <time>{_e(_when(a.created_at))}</time>'
-        + (_complain(a.action_id) if a.status == "executed" else "")
-        + (" <span class='meta'>undone</span>" if a.undone else "")
+        + (_complain(a.action_id) if a.status == "executed" and not a.undone else "")
         + "</li>"
         for a in actions
     )

@@ -18,7 +18,9 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
+import uvicorn
 from starlette.applications import Starlette
 
 from ratchet.errors import InvalidRequest
@@ -79,8 +81,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve_web(options: WebOptions, db: Path) -> None:
-    """`ratchet web`: serve the review page until Ctrl-C (SIGINT/SIGTERM)."""
-    import uvicorn
+    """`ratchet web`: serve the review page until Ctrl-C (SIGINT/SIGTERM; the CLI says `interrupted`)."""
 
     check_host(options.host, options.token_file)
     token_file = options.token_file or default_page_token_file(db)
@@ -89,8 +90,9 @@ def serve_web(options: WebOptions, db: Path) -> None:
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     base = base_url(options.host, port)
+    pages = build_app(WebConfig(options.workspace, options.policies, options.db, publish=base))
     app = Guard(
-        build_app(WebConfig(options.workspace, options.policies, options.db, publish=base)),
+        pages,
         token,
         host=options.host,
         port=port,
@@ -100,9 +102,22 @@ def serve_web(options: WebOptions, db: Path) -> None:
     print(f"open once to log in: {base}{LOGIN_PATH}?token={token}", flush=True)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config, pages).run(sockets=[sock])
     finally:
         sock.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the page's event streams to end as soon as it is asked to stop: an open tab
+    holds a stream, which would otherwise outlive the graceful shutdown and be cancelled with a traceback."""
+
+    def __init__(self, config: uvicorn.Config, pages: Starlette) -> None:
+        super().__init__(config)
+        self.pages = pages
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.pages.state.web.closing = True
+        super().handle_exit(sig, frame)
 
 
 class Split:

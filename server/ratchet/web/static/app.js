@@ -91,10 +91,10 @@
     return el("span", { class: cls, text: line + "\n" });
   }
 
-  function renderDiff(text) {
+  function renderDiff(text, whole) {
     const lines = (text || "").split("\n");
     if (lines.length && lines[lines.length - 1] === "") lines.pop();
-    const pre = el("pre", { class: "diff", tabindex: 0 });
+    const pre = el("pre", { class: whole ? "diff whole" : "diff", tabindex: 0 });
     const shown = lines.length > FOLD_LINES + 10 ? FOLD_LINES : lines.length;
     for (let i = 0; i < shown; i++) pre.append(diffLine(lines[i]));
     const wrap = el("div", { class: "diffwrap" }, pre);
@@ -134,13 +134,30 @@
     if (!entry || entry.data.kind !== "draft" || entry.pending) return;
     entry.pending = true;
     busy(entry.node, true);
-    const res = await post(`/api/drafts/${id}/approve`, { digest: entry.data.digest });
+    const res = await post(`/api/drafts/${id}/approve`, Object.assign({ digest: entry.data.digest }, entry.whole ? { whole: entry.whole } : {}));
     entry.pending = false;
     // A draft of another origin is approved, not run: it comes back as waiting for its origin.
     if (res.ok) { flash(res.body.message); removeItem(id, "approved"); if (res.body.status === "approved") refresh(); return; }
     flash(res.body.message || "approval failed", true);
     if (res.status === 409 || res.status === 404 || res.status === 422) removeItem(id, "decided elsewhere");
     else busy(entry.node, false);
+  }
+
+  async function loadWhole(id) {
+    const entry = items.get(id);
+    if (!entry) return;
+    const res = await fetch(`/api/drafts/${id}/whole`, { credentials: "same-origin" });
+    let body = {};
+    try { body = await res.json(); } catch (e) { body = { message: res.statusText }; }
+    if (!res.ok) { flash(body.message || "could not load the whole diff", true); return; }
+    const shown = entry.node.querySelector(".diffwrap");
+    const full = renderDiff(body.diff, true);
+    if (shown) shown.replaceWith(full); else entry.node.insertBefore(full, entry.node.querySelector(".actions"));
+    entry.whole = body.digest;
+    for (const n of entry.node.querySelectorAll(".whole-note, .whole-load")) n.remove();
+    const approve = entry.node.querySelector("button.approve");
+    if (approve) approve.disabled = false;
+    full.before(el("p", { class: "whole-note", text: `The whole diff: ${body.lines} lines (digest ${body.digest}).` }));
   }
 
   function askReason(id) {
@@ -220,6 +237,13 @@
     );
     const node = el("li", { class: "item", tabindex: -1, "data-id": d.id, "data-kind": d.kind }, head, facts);
     if (d.preview) node.append(renderDiff(d.preview));
+    if (d.kind === "draft" && d.hidden_lines) {
+      // The preview stops at the display limit; approving runs all of it, so the whole diff comes first.
+      const why = el("p", { class: "whole-note", text: `This preview leaves out ${d.hidden_lines} changed lines. Approving runs all of them: load the whole diff to approve.` });
+      const load = el("button", { type: "button", class: "whole-load", text: "Load the whole diff" });
+      load.addEventListener("click", () => loadWhole(d.id));
+      node.append(why, load);
+    }
     const actions = el("div", { class: "actions" });
     if (d.kind === "draft") {
       const reason = el("input", { name: "reason", required: true, placeholder: "why reject (required)", "aria-label": "reason" });
@@ -227,7 +251,7 @@
         reason, el("button", { type: "submit", class: "danger", text: "Reject" }));
       rejectBox.addEventListener("submit", (ev) => { ev.preventDefault(); if (reason.value.trim()) rejectItem(d.id, reason.value.trim()); });
       actions.append(
-        el("button", { type: "button", class: "approve", text: "Approve", onclick: () => approveItem(d.id) }),
+        el("button", { type: "button", class: "approve", text: "Approve", disabled: !!d.hidden_lines, title: d.hidden_lines ? "load the whole diff first" : null, onclick: () => approveItem(d.id) }),
         el("button", { type: "button", class: "reject-open", text: "Reject…", onclick: () => askReason(d.id) }),
         rejectBox,
       );
@@ -262,7 +286,56 @@
     return node;
   }
 
+  // A class with GROUP_AT drafts waiting or more gets one row at the top: one decision answers all of it.
+  const GROUP_AT = 3;
+  let groupsShown = "";
+
+  function draftsOf(name) {
+    return [...items.values()].filter((e) => e.data.kind === "draft" && e.data.action_class === name).map((e) => e.data.id);
+  }
+
+  function renderGroups() {
+    const box = document.getElementById("groups");
+    if (!box) return;
+    const counts = new Map();
+    for (const e of items.values()) {
+      if (e.data.kind === "draft") counts.set(e.data.action_class, (counts.get(e.data.action_class) || 0) + 1);
+    }
+    const flooded = [...counts].filter(([, n]) => n >= GROUP_AT);
+    const shape = JSON.stringify(flooded);
+    if (shape === groupsShown) return; // unchanged: keep whatever the reviewer typed
+    groupsShown = shape;
+    box.replaceChildren();
+    for (const [name, n] of flooded) {
+      const reason = el("input", { name: "reason", required: true, placeholder: "why reject them all (required)", "aria-label": `reason to reject every ${name} draft` });
+      const rejectForm = el("form", { class: "group-reject" }, reason,
+        el("button", { type: "submit", class: "danger", text: `Reject all ${n}` }));
+      rejectForm.addEventListener("submit", (ev) => { ev.preventDefault(); if (reason.value.trim()) answerClass(name, "reject", reason.value.trim()); });
+      box.append(el("div", { class: "group", "data-class": name },
+        el("div", { class: "group-head" }, el("b", { text: name }), ` · ${n} drafts waiting`),
+        el("div", { class: "actions" },
+          el("button", { type: "button", class: "approve group-approve", text: `Approve all ${n}`, onclick: () => answerClass(name, "approve", null) }),
+          rejectForm),
+        el("small", { class: "meta", text: "One decision for the whole class. Approved this way they run, but do not count as evidence that each was read." })));
+    }
+    box.hidden = flooded.length === 0;
+  }
+
+  async function answerClass(name, verb, reason) {
+    const ids = draftsOf(name);
+    if (!ids.length) return;
+    const row = document.querySelector(`#groups .group[data-class="${CSS.escape(name)}"]`);
+    if (row) busy(row, true);
+    const res = await post(`/api/classes/${encodeURIComponent(name)}/drafts`, { action: verb, ids: ids, reason: reason });
+    if (!res.ok) { flash(res.body.message || "failed", true); if (row) busy(row, false); return; }
+    for (const r of res.body.results) if (r.status !== "error") removeItem(r.id, verb);
+    const errors = res.body.results.filter((r) => r.status === "error");
+    flash(res.body.message + (errors.length ? `; ${errors.map((r) => r.message).join("; ")}` : ""), errors.length > 0);
+    refresh();
+  }
+
   function updateCount() {
+    renderGroups();
     const n = Math.max(items.size, loading ? total : 0);
     const count = document.getElementById("count");
     if (count) count.textContent = n === 1 ? "1 waiting" : `${n} waiting`;
