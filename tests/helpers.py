@@ -984,3 +984,23 @@ def last_outputs(run: Path) -> list[dict[str, Any]]:
 def tool_outputs(outputs: list[dict[str, Any]], name: str) -> list[str]:
     """The outputs of every call of tool `name` (a function's bare name) the model received."""
     return [str(o["output"]) for o in outputs if o.get("name") == name]
+
+
+# Read-classed echo, cat and python3 (profile read-only) and a write-classed touch, for Codex's hook.
+SANDBOX_POLICY = """
+[defaults]
+unmatched = "draft"
+
+[classes.reads]
+tools = ["run_command"]
+argv = [["echo"], ["cat"], ["python3"]]
+start = "autonomous"
+sandbox = "read-only"
+allow_shell = true
+
+[classes.touches]
+tools = ["run_command"]
+argv = [["touch"]]
+start = "autonomous"
+allow_shell = true
+"""
