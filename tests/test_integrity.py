@@ -211,6 +211,26 @@ async def test_verify_names_a_transition_edited_in_place(
 
 
 @pytest.mark.asyncio
+async def test_db_check_says_which_link_broke_not_only_its_exit_code(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _some_history(capsys, workspace, policies, db)
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check")
+    assert code == 0 and "chain: ok: 4 transitions, 5 reviews, chain intact" in text.splitlines(), text
+    refused = _sql(db, "SELECT id FROM reviews WHERE kind = 'refuse'")[0][0]
+    _sql(db, "UPDATE reviews SET kind = 'accept' WHERE id = ?", (refused,))
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check")
+    assert code == 1
+    broken = f"chain: broken: review {refused} does not match its hash: it was edited after it was written"
+    assert broken in text.splitlines(), text
+    assert "intact" not in text
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check", "--json")
+    found = json.loads(text)
+    assert code == 1 and found["ok"] is False
+    assert found["chain"] == f"broken: review {refused} does not match its hash: it was edited after it was written"
+
+
+@pytest.mark.asyncio
 async def test_verify_names_the_row_after_a_deleted_middle_transition(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,6 +27,9 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJ
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"
+PYPI = "pypi-" + "AgEIcHlwaS5vcmcCJGI4YmNlNmMxLTk2YjQtNDFjZC1hNDk5LTRiZjA5ZTI0ZjE4NQACKlszLCJmZjQ"
+SENDGRID = "SG." + "ngeVfQFYQlKU0ufo8x5d1A.TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr"
+DIGITALOCEAN = "dop_v1_" + "3f7a" * 16
 # (text, the secret in it that must not survive)
 CASES: list[tuple[str, str]] = [
     (f"git push https://x:{GH}@github.com/o/r", GH),
@@ -79,6 +82,12 @@ CASES: list[tuple[str, str]] = [
     (f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}", PEM_BODY),
     (json.dumps(f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"), PEM_BODY),
     ("client_secret: cs-998877665544", "cs-998877665544"),
+    # Each of the token families the README names, bare (no NAME= or flag before it): only its own pattern
+    # can catch it.
+    (f"twine upload -u __token__ {PYPI} dist/*", PYPI),
+    (f"echo {SENDGRID} | mail-setup", SENDGRID),
+    (f"doctl auth init --context ci {DIGITALOCEAN}", DIGITALOCEAN),
+    ("restricted rk_live_51H8abcdefghijklmnop here", "rk_live_51H8abcdefghijklmnop"),
 ]
 # Look-alikes that must stay exactly as written.
 KEEP: list[str] = [
