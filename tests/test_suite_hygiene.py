@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from .conftest import MakeServer
-from .helpers import Clock, Human, git, rows, write, write_policy
+from .helpers import Clock, Human, git, require_module, rows, write, write_policy
 
 TESTS = Path(__file__).parent
 SHARED = {"conftest", "helpers"}  # the modules every test file may import from
@@ -85,3 +85,28 @@ async def test_make_server_takes_a_policy_a_human_and_a_clock(
         out = await write(client, "anything.txt")
     assert (out["status"], out["action_class"]) == ("declined", "ask") and len(human.seen) == 1
     assert not (workspace / "anything.txt").exists()
+
+
+# -- nothing is skipped in CI for want of a dependency ------------------------------------------------
+
+
+def test_a_missing_module_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = "ratchet_no_such_module_for_the_test"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"{missing} cannot be imported.*pip install"):
+        require_module(missing, "pip install it")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=f"{missing} cannot be imported"):
+        require_module(missing, "pip install it")
+    assert require_module("json", "-").dumps([1]) == "[1]"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
+def test_no_test_file_skips_a_missing_import_silently(path: Path) -> None:
+    """`pytest.importorskip` would skip in CI too when an install broke; `helpers.require_module` fails there."""
+    calls = [
+        node
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "importorskip"
+    ]
+    assert not calls, f"{path.name} uses pytest.importorskip: use helpers.require_module"
