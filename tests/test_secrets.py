@@ -136,6 +136,40 @@ def test_over_the_cap_is_cut_with_a_marker() -> None:
     assert "hunter22" not in out and out.endswith("characters ...]") and len(out) < MAX_CHARS + 100
 
 
+def test_a_private_key_block_is_cut_exactly_to_its_closing_dashes() -> None:
+    for label in ("PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+        block = f"-----BEGIN {label}-----\n{PEM_BODY}\n-----END {label}-----"
+        assert redact(f"before\n{block}\nafter") == f"before\n{MARK}\nafter"
+        assert redact(f"{block}x") == f"{MARK}x"  # the character right after the block is kept
+    assert redact(f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY") == MARK  # no closing dashes
+
+
+@pytest.mark.asyncio
+async def test_long_texts_are_redacted_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import ratchet.redact as module
+
+    where: list[bool] = []
+    real = module.redact
+
+    def recording(text: str) -> str:
+        where.append(threading.current_thread() is threading.main_thread())
+        return real(text)
+
+    monkeypatch.setattr(module, "redact", recording)
+    limit = module.OFF_LOOP_CHARS
+    assert await module.redact_all("a" * (limit // 2), "b" * (limit - limit // 2)) == [
+        "a" * (limit // 2),
+        "b" * (limit - limit // 2),
+    ]
+    assert where == [True, True]  # at the limit: in the loop's own thread
+    where.clear()
+    secret = f"password={'x' * 8}"
+    assert await module.redact_all("a" * limit, secret) == ["a" * limit, f"password={MARK}"]
+    assert where == [False, False]  # past it: in a worker thread, the loop free to answer
+
+
 # -- linear time -------------------------------------------------------------------------------------
 
 HOSTILE = {
