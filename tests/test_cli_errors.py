@@ -165,14 +165,14 @@ def test_a_file_without_read_permission_is_one_line(ratchet_bin: Path, workspace
             from ratchet.cli import main
 
             with contextlib.redirect_stdout(io.StringIO()):  # the modules lint needs, imported as root
-                assert main(["lint", str(policies)]) == 0
-            readable = _as_nobody(policies, ["lint", str(policies)])
+                assert main(["lint", "--workspace", str(policies), str(policies)]) == 0
+            readable = _as_nobody(policies, ["lint", "--workspace", str(policies), str(policies)])
             assert readable.returncode == 0, readable.stderr  # nobody may read the directory and b.toml
         secret = policies / "a.toml"
         secret.write_text("[defaults]\n")
         secret.chmod(0)
         done = (
-            _as_nobody(policies, ["lint", str(policies)])
+            _as_nobody(policies, ["lint", "--workspace", str(policies), str(policies)])
             if root
             else _run(ratchet_bin, workspace, "lint", str(policies))
         )
