@@ -144,6 +144,24 @@ def test_a_private_key_block_is_cut_exactly_to_its_closing_dashes() -> None:
     assert redact(f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY") == MARK  # no closing dashes
 
 
+def test_a_key_block_after_a_certificate_is_still_cut() -> None:
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    key = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----"
+    assert redact(f"{cert}\n{key}\n{cert}") == f"{cert}\n{MARK}\n{cert}"
+
+
+def test_the_cap_cuts_only_past_it() -> None:
+    assert redact("x" * MAX_CHARS) == "x" * MAX_CHARS
+    cut = redact("x" * (MAX_CHARS + 1))
+    assert cut.startswith("x" * MAX_CHARS) and cut[MAX_CHARS:].startswith("\n[... cut by redaction")
+
+
+def test_a_quoted_value_keeps_its_quotes_and_what_follows() -> None:
+    assert redact('DB_PASSWORD="correct horse battery staple" next') == f'DB_PASSWORD="{MARK}" next'
+    assert redact("db_password: 'yaml-pass-1'") == f"db_password: '{MARK}'"
+    assert redact("--token tkn_abcdef123456 --env prod") == f"--token {MARK} --env prod"
+
+
 @pytest.mark.asyncio
 async def test_long_texts_are_redacted_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
