@@ -74,6 +74,28 @@ EXCLUDED_OPERATORS = (
 )
 
 
+# Survivors judged harmless, by module and the surviving line's code (stripped): why no test can or
+# should tell the mutant from the original. Shown beside each such survivor in mutation.md.
+HARMLESS: dict[tuple[str, str], str] = {
+    ("redact.py", "MAX_CHARS = 4_000_000  # about 4 MB of text: more is cut (with a marker) before it is scanned"): (
+        "the cap's exact size is a tuning figure; the tests read the constant and check the cut happens only past it"
+    ),
+    ("redact.py", "OFF_LOOP_CHARS = 64 * 1024  # longer texts are redacted in a worker thread, off the event loop"): (
+        "a threshold for where the work runs, not what it does: the tests check both sides of the constant"
+    ),
+    (
+        "redact.py",
+        "if end < 0:",
+    ): "`end` is searched from past the BEGIN line, so it is never 0: `< 1` and `<= 0` equal `< 0`",
+    ("redact.py", "stop = len(text) if close < 0 else close + 5"): (
+        "only `close <= 0` / `close < 1` survive: `close` is searched from past the END line, so it is never 0"
+    ),
+    ("redact.py", 'if label is None or "PRIVATE KEY" not in label.group(1):'): (
+        "group(0) is the whole BEGIN line, which holds PRIVATE KEY exactly when its label (group 1) does"
+    ),
+}
+
+
 def _config(module: str, tests: tuple[str, ...], timeout: float) -> str:
     command = shlex.join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests])
     excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
@@ -210,10 +232,15 @@ def render(report: dict[str, Any]) -> str:
             run = entry.get(label)
             if not run or not run.get("survivors"):
                 continue
-            lines += ["", f"## Survivors: `{module}` ({label})", "", "| line | operator | code |", "|---:|---|---|"]
+            lines += ["", f"## Survivors: `{module}` ({label})", "", "| line | operator | code | why harmless |"]
+            lines.append("|---:|---|---|---|")
             for s in run["survivors"]:
                 code = s["code"].replace("|", "\\|")
-                lines.append(f"| {s['line']} | {s['operator'].removeprefix('core/')} | `{code}` |")
+                later = [r for other, r in entry.items() if other != label and r.get("survivors") is not None]
+                killed_later = later and all(s not in r["survivors"] for r in later)
+                pending = "killed by the tests added since" if killed_later else "not yet judged"
+                why = HARMLESS.get((module, s["code"]), pending)
+                lines.append(f"| {s['line']} | {s['operator'].removeprefix('core/')} | `{code}` | {why} |")
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where mutation.json and mutation.md go")
     parser.add_argument("--tests-from", metavar="COMMIT", help="run that commit's tests (for a `before` run)")
+    parser.add_argument("--render-only", action="store_true", help="mutate nothing: rewrite mutation.md from the JSON")
     args = parser.parse_args(argv)
+    if args.render_only:
+        report = json.loads((args.out / "mutation.json").read_text(encoding="utf-8"))
+        (args.out / "mutation.md").write_text(render(report), encoding="utf-8")
+        return 0
     chosen = [SHORT.get(m.strip(), m.strip()) for m in args.modules.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
