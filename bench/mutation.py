@@ -202,7 +202,9 @@ def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     """bench/results/mutation.md from the merged JSON."""
-    labels = sorted({label for entry in report["modules"].values() for label in entry})
+    labels = sorted(
+        {label for entry in report["modules"].values() for label in entry}, key=lambda x: (x != "before", x)
+    )
     lines = [
         "# Mutation testing of the security and trust modules",
         "",
