@@ -264,6 +264,41 @@ async def test_verify_names_an_edited_review_and_an_inserted_transition(
 
 
 @pytest.mark.asyncio
+async def test_a_record_from_before_the_chain_is_chained_once_table_by_table(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The migration that added the chain marked the rows it found `pending`; `backfill` chains each
+    table that starts pending, in order, once, giving the rows the hashes an honest writer would have,
+    and stops at a row that is not pending (one written by hand later stays unchained)."""
+    await _some_history(capsys, workspace, policies, db)
+    original = [tuple(r) for r in _sql(db, "SELECT id, prev_hash, hash FROM reviews ORDER BY id")]
+    # Only the reviews were written before the chain; the transitions are chained already.
+    _sql(db, "UPDATE reviews SET prev_hash = NULL, hash = ?", (chain.PENDING,))
+    con = sqlite3.connect(db)
+    try:
+        assert chain.backfill(con) == len(original)
+        con.commit()
+        assert chain.backfill(con) == 0  # once
+    finally:
+        con.close()
+    assert [tuple(r) for r in _sql(db, "SELECT id, prev_hash, hash FROM reviews ORDER BY id")] == original
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 0 and "chain intact" in text
+    # A pending record whose last review was added by hand, without a hash: that one is never chained.
+    last = original[-1][0]
+    _sql(db, "UPDATE reviews SET prev_hash = NULL, hash = ?", (chain.PENDING,))
+    _sql(db, "UPDATE reviews SET hash = NULL WHERE id = ?", (last,))
+    con = sqlite3.connect(db)
+    try:
+        assert chain.backfill(con) == len(original) - 1
+        con.commit()
+    finally:
+        con.close()
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 1 and f"review {last} has no hash" in text
+
+
+@pytest.mark.asyncio
 async def test_a_recomputed_chain_passes_verify_but_not_a_head_kept_elsewhere(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
