@@ -215,6 +215,10 @@ def render(report: dict[str, Any]) -> str:
         "| module | tests | " + " | ".join(f"{label}: score (killed/judged), commit" for label in labels) + " |",
         "|---|---|" + "---|" * len(labels),
     ]
+    for module in MODULES:
+        if module not in report["modules"]:
+            tests = " ".join(MODULES[module])
+            lines.append(f"| `{module}` | `{tests}` | " + " | ".join("not run" for _ in labels) + " |")
     for module, entry in sorted(report["modules"].items()):
         cells = []
         for label in labels:
