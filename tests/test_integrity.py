@@ -263,6 +263,20 @@ async def test_verify_names_an_edited_review_and_an_inserted_transition(
     assert code == 1 and "has no hash: it was written outside Ratchet" in text
 
 
+def test_the_hash_of_a_row_is_the_documented_formula() -> None:
+    """sha256(previous hash + the row's canonical JSON: sorted keys, no spaces, UTF-8), a later fact
+    (`identity`) left out while it is empty: a record written by an earlier Ratchet keeps verifying."""
+    import hashlib
+
+    facts = {"id": 1, "action_id": 7, "at": 1.5, "kind": "accept", "actor": "hüman", "seconds": None, "note": None}
+    canonical = '{"action_id":7,"actor":"hüman","at":1.5,"id":1,"kind":"accept","note":null,"seconds":null}'
+    expected = hashlib.sha256((chain.GENESIS + canonical).encode("utf-8")).hexdigest()
+    assert chain.link(chain.GENESIS, {**facts, "identity": None}) == expected
+    reordered = canonical.replace('"id":1,', '"id":1,"identity":"dev@host",')  # sorted: between id and kind
+    expected = hashlib.sha256((expected + reordered).encode("utf-8")).hexdigest()
+    assert chain.link(chain.link(chain.GENESIS, facts), {**facts, "identity": "dev@host"}) == expected
+
+
 @pytest.mark.asyncio
 async def test_a_record_from_before_the_chain_is_chained_once_table_by_table(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
@@ -284,18 +298,21 @@ async def test_a_record_from_before_the_chain_is_chained_once_table_by_table(
     assert [tuple(r) for r in _sql(db, "SELECT id, prev_hash, hash FROM reviews ORDER BY id")] == original
     code, text = await _cli(capsys, workspace, policies, db, "verify")
     assert code == 0 and "chain intact" in text
-    # A pending record whose last review was added by hand, without a hash: that one is never chained.
-    last = original[-1][0]
+    # A pending record with a review added by hand, without a hash: chaining stops there, so neither
+    # that row nor any after it is chained.
+    middle = original[2][0]
     _sql(db, "UPDATE reviews SET prev_hash = NULL, hash = ?", (chain.PENDING,))
-    _sql(db, "UPDATE reviews SET hash = NULL WHERE id = ?", (last,))
+    _sql(db, "UPDATE reviews SET hash = NULL WHERE id = ?", (middle,))
     con = sqlite3.connect(db)
     try:
-        assert chain.backfill(con) == len(original) - 1
+        assert chain.backfill(con) == 2
         con.commit()
     finally:
         con.close()
+    after = [r[0] for r in _sql(db, "SELECT hash FROM reviews WHERE id > ? ORDER BY id", (middle,))]
+    assert after and set(after) == {chain.PENDING}
     code, text = await _cli(capsys, workspace, policies, db, "verify")
-    assert code == 1 and f"review {last} has no hash" in text
+    assert code == 1 and f"review {middle} has no hash" in text
 
 
 @pytest.mark.asyncio
