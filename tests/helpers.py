@@ -33,6 +33,7 @@ from ratchet.http_serve import default_token_file, ensure_token
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.record import actions
 from ratchet.record.lifecycle import Status
+from ratchet.record.store import beside
 from ratchet.web.app import WebConfig, build_app
 from ratchet.web.security import Guard
 from ratchet.web.serve import bind
@@ -566,7 +567,7 @@ async def running_web(
     workspace: Path, policies: Path, db: Path, clock: Clock | None = None, *, host: str = "127.0.0.1"
 ) -> AsyncIterator[Web]:
     """The real app (Guard + routes + engine) under uvicorn on a free loopback port, until the block ends."""
-    token = ensure_token(default_token_file(db))
+    token = ensure_token(default_token_file(beside(db, workspace)))  # beside an SQLite file, or a workspace
     sock = bind(host, 0)
     port = sock.getsockname()[1]
     config = WebConfig(workspace, policies, db, clock=clock or time.time)

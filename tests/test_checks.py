@@ -12,8 +12,8 @@ from ratchet.policy.model import DEFAULT_ENV_ALLOW
 
 
 def test_paths_splat_as_separate_arguments_and_path_runs_once_per_target() -> None:
-    assert expand(["ruff", "check", "{paths}"], ["a.py", "b c.py"]) == [["ruff", "check", "a.py", "b c.py"]]
-    assert expand(["lint", "--file={path}"], ["a.py", "b.py"]) == [["lint", "--file=a.py"], ["lint", "--file=b.py"]]
+    assert expand(["ruff", "check", "{paths}"], ["a.py", "b c.py"]) == [["ruff", "check", "./a.py", "./b c.py"]]
+    assert expand(["lint", "--file={path}"], ["a.py", "b.py"]) == [["lint", "--file=./a.py"], ["lint", "--file=./b.py"]]
     assert expand(["pytest", "-q"], ["a.py"]) == [["pytest", "-q"]]
 
 
@@ -23,7 +23,7 @@ def test_a_target_that_looks_like_an_option_is_passed_as_a_path() -> None:
 
 
 def test_shell_metacharacters_in_a_target_stay_one_argument() -> None:
-    assert expand(["cat", "{path}"], ["a; rm -rf ~"]) == [["cat", "a; rm -rf ~"]]
+    assert expand(["cat", "{path}"], ["a; rm -rf ~"]) == [["cat", "./a; rm -rf ~"]]
 
 
 # Checks run `python3` from PATH, not sys.executable: a virtual environment under /tmp is hidden by the

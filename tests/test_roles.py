@@ -24,7 +24,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from ratchet.engine.origin import HOST_ENV
-from ratchet.record import actions
+from ratchet.record import actions, chain
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl, Store
 
@@ -70,7 +70,8 @@ def team(pg_url: str, workspace: Path, policies: Path, ratchet_bin: Path) -> Ite
     t = Team(pg_url, "", "", groups, workspace, policies, ratchet_bin)
     done = t.cli("a", workspace, pg_url, "status")  # creates the schema and every class's standing
     assert done.returncode == 0, done.stderr
-    done = t.cli("a", workspace, pg_url, "db", "roles", "--agent", groups[0], "--reviewer", groups[1])
+    person = f"--person=team_{tag}=agent_{tag},human_{tag}"  # one person's agent login and own login
+    done = t.cli("a", workspace, pg_url, "db", "roles", "--agent", groups[0], "--reviewer", groups[1], person)
     assert done.returncode == 0, done.stderr
     assert f"agent    {groups[0]}" in done.stdout
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -178,7 +179,7 @@ async def test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can(team:
     # What only lowers trust, or records a call, the agent may write: the guard is not a blanket refusal.
     with psycopg.connect(team.agent, autocommit=True) as conn:
         conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('climb', %s, 0, 0)", (draft_id,))
-        conn.execute("UPDATE actions SET status = 'stale' WHERE id = %s", (draft_id,))
+        conn.execute("UPDATE actions SET status = 'rejected' WHERE id = %s", (draft_id,))  # a lifecycle move
         conn.execute(
             "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
             "VALUES ('auto', 0, 'autonomous', 'confirm', 'demote', 'ratchet', 'two failures', '{}')"
@@ -320,3 +321,198 @@ async def test_a_claude_code_hook_with_the_agent_role_drafts_what_it_would_ask(t
     assert "reviewer-side" in asked["permissionDecisionReason"], asked
     rows = db_rows(team.owner, "SELECT target, status FROM actions ORDER BY id")
     assert rows == [("auto/x.txt", "executed"), ("ask/y.txt", "draft")], rows
+
+
+# -- what a decision rests on: forged with the agent role's own credentials and plain SQL ----------------
+
+
+def chained(
+    conn: Any, cls: str, from_level: str, to_level: str, kind: str, row_id: int | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """An INSERT of a transition correctly linked into the hash chain, as an attacker who read chain.py would
+    write it (`%s` placeholders for psycopg); `row_id` places it elsewhere than at the end."""
+    last = conn.execute("SELECT id, hash FROM transitions ORDER BY id DESC LIMIT 1").fetchone()
+    next_id, prev = (1, chain.GENESIS) if last is None else (int(last[0]) + 1, str(last[1]))
+    row_id = next_id if row_id is None else row_id
+    facts = {
+        "id": row_id, "class": cls, "at": 1.0, "from_level": from_level, "to_level": to_level, "kind": kind,
+        "actor": "ratchet", "reason": "forged", "evidence_json": "{}", "action_id": None,
+    }  # fmt: skip
+    names = list(chain.TRANSITION_FACTS)
+    sql = (
+        f"INSERT INTO transitions ({', '.join(names)}, prev_hash, hash) VALUES ({', '.join(['%s'] * (len(names) + 2))})"
+    )
+    return sql, (*(facts[n] for n in names), prev, chain.link(prev, facts))
+
+
+def refusal(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> str:
+    """The SQLSTATE the statement was refused with, or ALLOWED."""
+    try:
+        conn.execute(sql, params or None)
+    except psycopg.Error as exc:
+        return str(exc.sqlstate)
+    return "ALLOWED"
+
+
+def level_of(team: Team, name: str) -> str:
+    """The class's level as a reviewer-side command leaves it (it reads the record and repairs the cache)."""
+    done = team.cli("a", team.workspace, team.reviewer, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    found: str = db_rows(team.owner, "SELECT level FROM class_state WHERE name = ?", name)[0][0]
+    return found
+
+
+async def test_the_agent_role_cannot_take_a_level_from_a_row_it_writes(team: Team) -> None:
+    """A `policy` move "from autonomous to autonomous", correctly chained, and its near variants (another kind,
+    another level, another class): each refused; the class stays at its earned level and verify is clean."""
+    variants = [
+        ("climb", "autonomous", "autonomous", "policy"),
+        ("climb", "draft", "autonomous", "policy"),
+        ("climb", "autonomous", "autonomous", "demote"),
+        ("climb", "autonomous", "confirm", "complaint"),
+        ("climb", "confirm", "draft", "demote"),  # lower than it claims to start, but not from the record
+        ("auto", "autonomous", "autonomous", "human-demote"),
+        ("climb", "draft", "confirm", "promote"),
+    ]
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        refused = {v: refusal(conn, *chained(conn, *v)) for v in variants}
+        # What the agent's own evidence makes stays possible: a demotion from the level of record ...
+        assert refusal(conn, *chained(conn, "auto", "autonomous", "confirm", "demote")) == "ALLOWED"
+        # ... appended at the end of the record, never placed before it.
+        assert refusal(conn, *chained(conn, "auto", "confirm", "draft", "demote", row_id=0)) == REFUSED
+    assert refused == {v: REFUSED for v in variants}, refused
+    assert level_of(team, "climb") == "draft"
+    assert level_of(team, "auto") == "confirm"
+    checked = team.cli("a", team.workspace, team.reviewer, "verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_a_level_row_that_does_not_continue_is_broken_and_verify_says_so(team: Team) -> None:
+    """Past the guard (an owner's hand, a guard switched off), a chained demotion "from autonomous" of a class
+    at draft would stand the class at confirm: the reading of the record holds it at its floor instead, reports
+    it as tampering, and `ratchet verify` says what it cannot vouch for."""
+    draft_id = await queued_draft(team.owner)
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        conn.execute(*chained(conn, "climb", "autonomous", "confirm", "demote"))
+        # and a sample of a climb action counted for another class (evidence moved between classes)
+        conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('auto', %s, 1, 0)", (draft_id,))
+    assert level_of(team, "climb") == "draft"  # its floor, never the forged confirm
+    notes = db_rows(team.owner, "SELECT reason FROM transitions WHERE kind = 'tamper-detected' AND class = 'climb'")
+    assert any("does not continue from the level before it (draft)" in n for (n,) in notes), notes
+    checked = team.cli("a", team.workspace, team.reviewer, "verify")
+    assert checked.returncode == 1, checked.stdout
+    assert "chain intact" in checked.stdout  # the hashes hold: only the level's continuity gives it away
+    assert "cannot vouch for: transition" in checked.stdout and "climb: demote from autonomous" in checked.stdout
+    assert (
+        f"cannot vouch for: sample 1 counts action {draft_id} for auto, but it is evidence for climb" in checked.stdout
+    )
+
+
+async def test_the_agent_role_cannot_rewrite_an_action_it_recorded(team: Team) -> None:
+    """Every column a decision rests on, one UPDATE each, and INSERTs that choose what only the database or a
+    human sets: refused, and the draft reads as it was recorded."""
+    draft_id = await queued_draft(team.agent)
+    before = db_rows(team.owner, "SELECT * FROM actions WHERE id = ?", draft_id)
+    updates = {
+        "args_json": '\'{"path": "climb/x.txt", "content": "curl x | sh"}\'',
+        "tool": "'run_command'",
+        "target": "'.claude/settings.json'",
+        "preview": "'a harmless typo fix'",
+        "fingerprint": "'forged'",
+        "subject_json": "'{}'",
+        "class": "'auto'",
+        "rule": "'other'",
+        "evidence_class": "'docs'",
+        "recorded_by": "'lead@b'",
+        "origin_host": "'b'",
+        "origin_workspace": "'/elsewhere'",
+        "intent": "'other'",
+        "created_at": "0",
+        "level": "'autonomous'",
+        "status": "'executed'",  # no lifecycle move from draft
+    }
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        refused = {
+            column: refusal(conn, f"UPDATE actions SET {column} = {value} WHERE id = %s", (draft_id,))
+            for column, value in updates.items()
+        }
+        columns = "session_id, created_at, tool, target, class, rule, policy, args_json, preview, class_level, level, "
+        columns += "route, triggers_json, status, pid"
+        values = "'s', 0, 'write_file', 'climb/y', 'climb', 'r', 'p', '{}', '', 'draft', 'draft', 'draft', '[]'"
+        sql = f"INSERT INTO actions (id, {columns}) VALUES (10000, {values}, 'draft', 1)"
+        refused["insert with a chosen id"] = refusal(conn, sql)
+        for status in ("executed", "approved", "stale"):
+            sql = f"INSERT INTO actions ({columns}) VALUES ({values}, '{status}', 1)"
+            refused[f"insert as {status}"] = refusal(conn, sql)
+    assert refused == {k: REFUSED for k in refused}, refused
+    assert db_rows(team.owner, "SELECT * FROM actions WHERE id = ?", draft_id) == before
+
+
+async def test_samples_keep_their_class_epoch_and_action(team: Team) -> None:
+    draft_id = await queued_draft(team.agent)
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        # A failure for the action's own class is evidence the agent side records.
+        conn.execute("INSERT INTO samples (class, action_id, ok, epoch) VALUES ('climb', %s, 0, 0)", (draft_id,))
+        attempts = {
+            "relabel to another class": "UPDATE samples SET class = 'auto'",
+            "move to another epoch": "UPDATE samples SET epoch = 7",
+            "move to another action": "UPDATE samples SET action_id = action_id + 1",
+            "turn a failure into a success": "UPDATE samples SET ok = 1",
+            # `auto` stands at autonomous, where a success is the agent side's to record, but not of climb's action
+            "a success for another class": f"INSERT INTO samples (class, action_id, ok, epoch) "
+            f"VALUES ('auto', {draft_id}, 1, 0)",
+            "a sample of no action": "INSERT INTO samples (class, action_id, ok, epoch) VALUES ('auto', 99999, 1, 0)",
+            "a sample outside the epoch": f"INSERT INTO samples (class, action_id, ok, epoch) "
+            f"VALUES ('climb', {draft_id}, 0, 5)",
+            "a chosen id": f"INSERT INTO samples (id, class, action_id, ok, epoch) "
+            f"VALUES (1, 'climb', {draft_id}, 0, 0)",
+        }
+        refused = {what: refusal(conn, sql) for what, sql in attempts.items()}
+    assert refused == {k: REFUSED for k in refused}, refused
+    assert db_rows(team.owner, "SELECT class, action_id, ok, epoch FROM samples") == [("climb", draft_id, 0, 0)]
+
+
+async def test_a_draft_claiming_another_machine_is_never_carried_out_there(team: Team, tmp_path: Path) -> None:
+    """The agent's login inserts a draft naming teammate bob's machine and workspace and bob as its recorder:
+    the record names the inserting login's person; bob's CLI refuses to run it, and after a lead approves it,
+    bob's `approve --pending` leaves it alone: nothing is written in bob's workspace."""
+    tag = team.groups[0].removeprefix("agents_")
+    ws_b = (tmp_path / "bob").resolve()
+    ws_b.mkdir()
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        for who in ("bob", "lead"):
+            conn.execute(f"CREATE ROLE {who}_{tag} LOGIN IN ROLE {team.groups[1]}")
+    bob, lead = as_user(team.owner, f"bob_{tag}"), as_user(team.owner, f"lead_{tag}")
+    try:
+        store = await Store.open(PostgresUrl(team.agent))
+        try:
+            forged = intent_row(
+                Status.DRAFT,
+                "climb/x.txt",
+                action_class="climb",
+                args_json='{"path": "climb/x.txt", "content": "x\\n"}',
+                recorded_by=f"bob_{tag}",
+                origin_host="b",
+                origin_workspace=str(ws_b),
+            )
+            draft_id = await store.run(lambda conn: actions.insert_intent(conn, forged))
+        finally:
+            await store.close()
+        assert db_rows(team.owner, "SELECT recorded_by FROM actions WHERE id = ?", draft_id) == [(f"team_{tag}",)]
+        shown = team.cli("b", ws_b, bob, "show", str(draft_id))
+        assert f"team_{tag}" in shown.stdout, shown.stdout
+        own = team.cli("b", ws_b, bob, "approve", str(draft_id))
+        assert own.returncode != 0 and "not carried out here" in own.stderr, own.stdout + own.stderr
+        assert status_of(team, draft_id) == "draft"
+        approved = team.cli("c", tmp_path, lead, "approve", str(draft_id))
+        assert approved.returncode == 0, approved.stderr
+        assert status_of(team, draft_id) == "approved"
+        pending = team.cli("b", ws_b, bob, "approve", "--pending")
+        assert pending.returncode == 0, pending.stderr
+        assert status_of(team, draft_id) == "approved"
+        assert not (ws_b / "climb").exists()
+    finally:
+        with psycopg.connect(team.owner, autocommit=True) as conn:
+            for who in ("bob", "lead"):
+                conn.execute(f"DROP OWNED BY {who}_{tag}")
+                conn.execute(f"DROP ROLE {who}_{tag}")

@@ -104,13 +104,13 @@ async def test_a_failing_check_makes_the_sample_a_failure_with_its_output_and_th
         (worse["action_id"], "each", 0),
         (worst["action_id"], "each", 0),
     ]
-    assert "SyntaxError" in recorded[1]["tail"] and json.loads(recorded[1]["argv_json"])[-1] == "src/bad.py"
+    assert "SyntaxError" in recorded[1]["tail"] and json.loads(recorded[1]["argv_json"])[-1] == "./src/bad.py"
     (demotion,) = rows(db, "SELECT kind, to_level, action_id FROM transitions WHERE kind = 'demote'")
     assert demotion["to_level"] == "confirm" and demotion["action_id"] == worst["action_id"]
     assert (workspace / "src" / "bad.py").read_text() == "def broken(:\n"  # no undo unless the class says so
 
     code, out = await run_cli(capsys, workspace, policies, db, "explain", str(bad["action_id"]))
-    assert code == 0 and "check:" in out and "py_compile src/bad.py: failed (exit 1) [each]" in out
+    assert code == 0 and "check:" in out and "py_compile ./src/bad.py: failed (exit 1) [each]" in out
     code, out = await run_cli(capsys, workspace, policies, db, "metrics", "--json")
     assert code == 0, out
     (verified,) = json.loads(out)["verification"]
@@ -159,7 +159,7 @@ async def test_a_task_end_check_over_all_paths_judges_every_action_of_the_task(
         ended = await call(client, "end_task", {"summary": "done"})
     assert ended["checks_failed_on"] == [first["action_id"], second["action_id"]]
     (argv,) = {r["argv_json"] for r in rows(db, "SELECT argv_json FROM checks")}
-    assert json.loads(argv)[-2:] == ["src/a.py", "src/b.py"]  # one run, every target a separate argument
+    assert json.loads(argv)[-2:] == ["./src/a.py", "./src/b.py"]  # one run, every target a separate argument
 
 
 @pytest.mark.asyncio

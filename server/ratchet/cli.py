@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from ratchet import repository, terminal
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
-from ratchet.errors import InvalidRequest, RatchetError, StoreError, UsageError
+from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
@@ -191,6 +191,11 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     """Validate a policy directory: keys, levels, globs, and that every example lands in its class."""
     directory = args.directory or resolve_policy_dir(Path(args.workspace).resolve(), args.policies)
     policy = load_policy(directory)
+    from ratchet.executors.notify import workspace_problem
+
+    refused = workspace_problem(policy.defaults.notify, [Path(args.workspace).resolve()])
+    if refused is not None:
+        raise PolicyError(str(directory / policy.defaults_file), "defaults.notify", refused)
     warnings = lint_warnings(policy)
     summary = {
         "directory": str(directory),
@@ -265,6 +270,7 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
+        _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
     body = terminal.drafts(drafts, intent=True) if drafts else ""
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
@@ -276,10 +282,19 @@ async def cmd_show(args: argparse.Namespace) -> int:
     async with opened(args) as engine:
         d = await engine.view(args.id)
         packet = (await handoffs.get_handoff(engine, args.id)).packet if d.has_packet else None
+        if d.digest:
+            _remember_shown(engine, {d.action_id: d.digest})
     colour = terminal.colour_wanted()
     value = {**d.model_dump(mode="json"), "packet": packet.model_dump(mode="json") if packet else None}
     emit(args, value, lambda: terminal.packet(packet, colour) if packet else terminal.action(d, colour))
     return 0
+
+
+def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
+    """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
+    from ratchet import shown_here
+
+    shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
@@ -436,6 +451,8 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     _check_batch(args)
     if args.content and len(args.ids) != 1:
         raise UsageError("--content applies to exactly one draft id")
+    if args.expect and (len(args.ids) != 1 or args.all_from):
+        raise UsageError("--expect applies to exactly one draft id: ratchet approve ID --expect DIGEST")
     content = Path(args.content).read_text(encoding="utf-8") if args.content else None
     if args.watch:
         if not args.pending or args.ids or args.all_from:
@@ -446,8 +463,14 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
 
+        from ratchet import shown_here
+
+        seen = shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root)
+
         async def approve(action_id: int) -> DraftView:
-            return await engine.approve(action_id, content=content, note=args.note)
+            # The change the person was shown: --expect, else what `show` or `queue` displayed here.
+            expect = args.expect or shown_here.recall(seen, action_id)
+            return await engine.approve(action_id, content=content, note=args.note, expect=expect)
 
         outcomes = await _each(ids, approve, "executed", "approved")
     return _batch_result(args, [*carried, *outcomes], "approved")
@@ -643,12 +666,20 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-    from ratchet.record import chain
+    from ratchet.record import chain, integrity
 
     async with opened(args) as engine:
         result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
-    print(result.head if args.head else result.line())
-    return 0 if result.ok else 1
+        policy = engine.setting.policy
+        classes = {c.name: c for c in (*policy.classes.values(), policy.unclassified)}
+        doubts = await engine.store.call(lambda conn: integrity.unvouched(conn, classes))
+    if args.head:
+        print(result.head)
+        return 0 if result.ok and not doubts else 1
+    print(result.line())
+    for doubt in doubts:
+        print(f"cannot vouch for: {doubt}")
+    return 0 if result.ok and not doubts else 1
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
@@ -710,7 +741,8 @@ async def _db_roles(args: argparse.Namespace) -> int:
         raise UsageError(f"db roles needs a PostgreSQL record (--db postgresql://...); {location} is an SQLite file")
     store = await Store.open(location)
     try:
-        done = await store.run(lambda conn: roles.install(conn, args.agent, args.reviewer))
+        people = roles.parse_people(args.person) if args.person else None
+        done = await store.run(lambda conn: roles.install(conn, args.agent, args.reviewer, people))
     finally:
         await store.close()
     emit(
@@ -720,8 +752,13 @@ async def _db_roles(args: argparse.Namespace) -> int:
             f"roles set up on {location} (schema {done.schema}):",
             f"  agent    {done.agent}: reads everything; writes "
             + ", ".join(f"{t} ({p.lower()})" for t, p in done.agent_writes.items()),
-            "           and never a review, an approval, a pin, a freeze, a raised level or a success below autonomous",
+            "           and never a review, an approval, a pin, a freeze, a raised level, a policy move, a success "
+            "below autonomous, nor an action's content once recorded",
             f"  reviewer {done.reviewer}: reads and writes every table",
+            *(
+                f"  person   {who}: logins {', '.join(sorted(lg for lg, p in done.people.items() if p == who))}"
+                for who in sorted(set(done.people.values()))
+            ),
             *([f"  created (NOLOGIN groups): {', '.join(done.created)}"] if done.created else []),
             f"next: GRANT {done.agent} TO <the agent servers' login role>; GRANT {done.reviewer} TO <each reviewer's>",
         ),
@@ -985,6 +1022,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reviewer", default="ratchet_reviewer", help="roles: the reviewer side's group role (default: %(default)s)"
     )
+    p.add_argument(
+        "--person",
+        action="append",
+        metavar="NAME=LOGIN[,LOGIN]",
+        help="roles: one person's database logins (their agent's and their own; repeatable; replaces the list): "
+        "actions record the person, and a machine carries out only drafts its own person's logins recorded",
+    )
     p.add_argument("source", nargs="?", metavar="SQLITE_FILE", help="copy: the SQLite trust database to copy from")
     p.add_argument("target", nargs="?", metavar="URL", help="copy: the empty PostgreSQL database (postgresql://...)")
     p = add("lint", cmd_lint, json_flag=True, what="what was checked")
@@ -1016,6 +1060,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch(p, "approve")
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
+    p.add_argument(
+        "--expect",
+        metavar="DIGEST",
+        help="the digest `ratchet show` displayed (one id): refused if the draft changed since (default: the "
+        "digest show or queue last displayed here, if any)",
+    )
     p.add_argument(
         "--pending",
         action="store_true",

@@ -121,6 +121,11 @@ class DraftStale(DraftError):
     """The draft's target changed since it was drafted; approving it would overwrite that change."""
 
 
+class DraftChanged(DraftStale):
+    """The draft is not what the person approving it was shown (rules/shown.py): its digest, or the preview its
+    stored arguments give, differs. Nothing runs; it is stale."""
+
+
 class OtherReviewerRequired(DraftError):
     """The draft's class says `require_other_reviewer`, and the approver is the one who drafted it."""
 

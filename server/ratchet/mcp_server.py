@@ -59,7 +59,7 @@ from ratchet.operations import EditSpec
 from ratchet.record.store import Location, Store
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
-from ratchet.rules import contracts, provenance
+from ratchet.rules import provenance, shown
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
 
@@ -137,6 +137,7 @@ def in_flight(engine: Engine) -> InFlight:
 
 
 MAX_HTTP_SESSIONS = 1024
+END_CHECKS_S = 300.0  # at most this long for the task-end checks of the sessions a closing server ends
 SESSION_HEADERS = ("mcp-session-id", "ratchet-session")
 
 
@@ -154,6 +155,10 @@ class SessionPerClient:
 
     def __init__(self) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+
+    def engines(self) -> list[Engine]:
+        """The HTTP clients' sessions this server still knows."""
+        return list(self._engines.values())
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         base = ctx.lifespan_context
@@ -252,6 +257,12 @@ def _can_elicit(ctx: Context) -> bool:
     return caps is not None and caps.elicitation is not None
 
 
+def _call_digest(ev: Evaluation) -> str:
+    """The digest of a call's change as the confirm dialog shows it (rules/shown.py)."""
+    p, name = ev.prepared, ev.decision.class_name
+    return shown.digest(p.tool, p.target, p.args, p.shown, p.fingerprint, (name, name))
+
+
 def _confirm_message(ev: Evaluation) -> str:
     p, d = ev.prepared, ev.decision
     diff = (
@@ -264,7 +275,7 @@ def _confirm_message(ev: Evaluation) -> str:
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
     first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
-    return redact(f"{first}\nWhy you are asked: {why}\n{how}\n\n{diff}")
+    return redact(f"{first}\nWhy you are asked: {why}\n{how} Digest {_call_digest(ev)}.\n\n{diff}")
 
 
 def _asking(ctx: Context, key: str) -> None:
@@ -345,7 +356,10 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
         except RatchetError as exc:
             return _Gated(None, exc)
         if ev.decision.route is Route.CONFIRM:
-            _asking(ctx, provenance.question_key(call.tool, call.args))
+            key = provenance.question_key(call.tool, call.args)
+            _asking(ctx, key)
+            if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
+                _engine(ctx).shown_calls[key] = _call_digest(ev)
             return Elicit(_confirm_message(ev), ConfirmChange)
         return _Gated(ev, None)
 
@@ -400,6 +414,11 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         # Decline and Esc mean the same in every Ratchet form: not now. Nothing runs, nothing is
         # judged, and the change waits as a draft. A "no" is the form's own answer (Apply unticked).
         dismissed = isinstance(review, CancelledElicitation | DeclinedElicitation)
+        # An answer about another change (the file moved while the human read) is no answer to this one:
+        # nothing runs on it, and the change waits as a draft.
+        was_shown = engine.shown_calls.pop(provenance.question_key(tool, args), None)
+        if was_shown is not None and was_shown != _call_digest(ev):
+            dismissed = True
         answer = HumanAnswer(
             approved and not dismissed, "elicitation", seconds=seconds, channel="elicitation", dismissed=dismissed
         )
@@ -632,8 +651,11 @@ async def start_task(
 ) -> TaskView:
     """Declare what you are about to do: actions outside the scope escalate, an exhausted budget halts."""
     engine = _engine(ctx)
-    task = await contracts.start_task(engine.store, engine.session_id, goal, scope, non_goals or [], budget)
-    return TaskView.of(task, "task started; actions outside its scope will be escalated")
+    task, superseded = await engine.start_task(goal, scope, non_goals or [], budget)
+    message = "task started; actions outside its scope will be escalated"
+    if superseded is not None and superseded.results:  # the task it replaced was judged like an ended one
+        message += f"\nthe task it supersedes: {superseded.message()}"
+    return TaskView.of(task, message)
 
 
 async def end_task(summary: Annotated[str, Field(description="what was done")], ctx: Context) -> TaskView:
@@ -675,11 +697,13 @@ def _asker(index: int) -> Callable[..., Any]:
         d = drafts[index]
         preview = d.preview[:ELICIT_DIFF_CHARS]
         _asking(ctx, provenance.question_key("draft", d.action_id))
+        if d.digest and ctx.request_state is None:  # asked anew (see _asking): the approval is of this change
+            _engine(ctx).shown[d.action_id] = d.digest
         return Elicit(
             redact(
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
                 + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
-                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}\n"
+                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}; digest {d.digest}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
                 f"{preview}"
             ),
@@ -732,7 +756,11 @@ async def review_drafts(
             if answer.data.decision == "approve":
                 async with in_flight(engine).call():
                     view = await engine.approve(
-                        draft.action_id, reviewer="elicitation", seconds=seconds, channel="elicitation"
+                        draft.action_id,
+                        reviewer="elicitation",
+                        seconds=seconds,
+                        channel="elicitation",
+                        expect=engine.shown.get(draft.action_id, draft.digest),
                     )
             else:
                 reason = answer.data.reason or "rejected in chat"
@@ -854,6 +882,8 @@ def server_version() -> str:
 def build_server(config: ServerConfig) -> MCPServer:
     """The Ratchet MCP server for one workspace; each client connection gets its own session."""
 
+    sessions = SessionPerClient()
+
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Engine]:
         engine = await Engine.open(config.workspace, policies=config.policies, db=config.db, client="mcp")
@@ -878,6 +908,13 @@ def build_server(config: ServerConfig) -> MCPServer:
             with anyio.CancelScope(shield=True):
                 with anyio.move_on_after(DRAIN_S):
                     await in_flight(engine).drained()
+                # Each session's open task and its actions outside any task are judged by their task-end checks.
+                for session in (engine, *sessions.engines()):
+                    with anyio.move_on_after(END_CHECKS_S):
+                        try:
+                            await session.end_session()
+                        except Exception as exc:
+                            log.warning("ratchet: task-end checks at session end: %s", exc)
                 await engine.close()
             if config.closed is not None:
                 config.closed.set()
@@ -887,7 +924,7 @@ def build_server(config: ServerConfig) -> MCPServer:
         version=server_version(),
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[SessionPerClient()],
+        middleware=[sessions],
     )
     for spec in TOOLS:
         mcp.add_tool(_edge(spec.fn, not config.quiet), title=spec.title, annotations=spec.annotations)

@@ -151,6 +151,9 @@ class DraftView(BaseModel):
     waiting: str | None = Field(
         None, description="for an approved draft: that it waits for its origin (host and workspace) to run it"
     )
+    digest: str | None = Field(
+        None, description="a short digest of the change as recorded; an approval is given on it (approve --expect)"
+    )
 
 
 class ReviewResult(BaseModel):

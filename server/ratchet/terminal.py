@@ -123,6 +123,8 @@ def action(d: DraftView, colour: bool) -> str:
     ]
     lines += [f"trigger {t.name}: {t.detail}" for t in d.triggers]
     lines += [_field("intent", d.intent), _field("created", when(d.created_at)), _field("recorded by", d.recorded_by)]
+    if d.digest:
+        lines.append(f"digest: {d.digest} (an approval is of this change: ratchet approve {d.action_id})")
     if d.reviewer:
         seconds = f" after {d.review_seconds:.0f}s" if d.review_seconds else ""
         note = f": {d.review_note}" if d.review_note else ""

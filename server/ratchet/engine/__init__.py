@@ -35,13 +35,14 @@ from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
-from ratchet.errors import RatchetError, ReviewerRoleRequired
+from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
+from ratchet.executors import notify as notify_guard
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
-from ratchet.record import chain, roles, standing
+from ratchet.record import actions, chain, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
@@ -62,6 +63,10 @@ class Engine:
         self.views = Views(setting)
         self.human = HumanSide(setting, self.carrier, self.views)
         self.origins = Origins(setting, self.human, self.views)
+        # The digest of each draft (rules/shown.py) as this process last put it to a person in a dialog.
+        self.shown: dict[int, str] = {}
+        # The same for a call put to the confirm dialog, by its question key (rules/provenance.py).
+        self.shown_calls: dict[str, str] = {}
 
     @classmethod
     async def open(
@@ -82,9 +87,14 @@ class Engine:
         """
         workspace = workspace.resolve()
         policy = (loader or load_policy)(resolve_policy_dir(workspace, policies))
+        refused = notify_guard.workspace_problem(policy.defaults.notify, [workspace])
+        if refused is not None:  # it would run as the user, outside any sandbox: fail closed
+            raise PolicyError(str(policy.directory / policy.defaults_file), "defaults.notify", refused)
+        notify_guard.guard_workspace(workspace)
         db_path = resolve_location(db, workspace)
         kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store
+        protected.append(Path(f"{kept_beside}.shown.json"))  # what the CLI showed a person (shown_here.py)
         if isinstance(db_path, Path):
             protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
         ws = Workspace(workspace, protected, hidden=[default_token_file(kept_beside)])
@@ -94,11 +104,15 @@ class Engine:
         try:
             session_id = session if isinstance(session, str) else uuid.uuid4().hex[:12] if session else CLI_SESSION
             answers_here = await store.call(roles.may_review)
-            engine = cls(Setting(ws, policy, store, session_id, answers_here=answers_here))
+            setting = Setting(ws, policy, store, session_id, answers_here=answers_here)
+            # With database roles, who acts is the login's person (record/roles.py), as the database records it.
+            setting.login_person = await store.call(roles.person)
+            setting.identity = setting.login_person or setting.identity
+            engine = cls(setting)
             at_open()
             await engine.carrier.recover()
             await store.run(chain.backfill)
-            await store.run(lambda conn: standing.sync_policy(conn, policy))
+            await store.run(lambda conn: standing.sync_policy(conn, policy, reviewer=answers_here))
             if session:
                 await store.start_session(session_id, client)
         except BaseException:
@@ -231,6 +245,31 @@ class Engine:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
         return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
 
+    async def start_task(
+        self,
+        goal: str,
+        scope: contracts.TaskScope,
+        non_goals: list[str],
+        budget: contracts.TaskBudget,
+    ) -> tuple[contracts.Task, TaskChecks | None]:
+        """Open a run contract; one still open is superseded, and its `task_end` checks run as if it had ended."""
+        before = await self.store.call(lambda conn: actions.open_task(conn, self.session_id))
+        task = await contracts.start_task(self.store, self.session_id, goal, scope, non_goals, budget)
+        if before is None:
+            return task, None
+        return task, await self.carrier.verifier.task_end(int(before["id"]))
+
+    async def end_session(self) -> TaskChecks:
+        """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
+        actions it ran outside any task, which are otherwise never judged."""
+        ended = await self.end_task("the session closed with the task still open")
+        found = ended[1] if ended is not None else TaskChecks()
+        rest = await self.carrier.verifier.unscoped(self.session_id)
+        found.results.update(rest.results)
+        found.failed_actions += rest.failed_actions
+        found.moves += rest.moves
+        return found
+
     async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
         """Close the session's run contract, then run the `task_end` checks of each class over the task's
         executed actions (engine/verify.py); None if no task was open."""
@@ -269,19 +308,21 @@ class Engine:
         note: str | None = None,
         seconds: float | None = None,
         channel: str | None = None,
+        expect: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
         A draft queued on another machine or workspace of a shared record is not run here: the approval is
-        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py)."""
+        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py). `expect` is the
+        digest of the change the person was shown (rules/shown.py); a draft that changed since is refused."""
         self.reviewer_side("approve a draft")
         waiting = await self.origins.defer(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
         if waiting is not None:
             return waiting
         return await self.human.approve(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel
+            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
         )
 
     async def carry_approved(self) -> list[DraftView]:

@@ -113,6 +113,9 @@ class Setting:
     # Whether this process may record a human's answer: False when its database role is the agent's
     # (record/roles.py); then a confirmation is queued as a draft and approved drafts wait for a reviewer.
     answers_here: bool = True
+    # With database roles (record/roles.py), the person this process's login is: the record names it on every
+    # action the login inserts, and this process carries out only drafts that person's logins recorded.
+    login_person: str | None = None
     # The first limit check (policy/limits.py): fixed for the policy this engine was opened with.
     ceiling: Ceiling = field(init=False)
 

@@ -14,6 +14,7 @@ from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import (
     DraftAlreadyResolved,
+    DraftChanged,
     DraftNotFound,
     DraftStale,
     InvalidRequest,
@@ -25,8 +26,9 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
+from ratchet.redact import redact
 from ratchet.results import DraftView
-from ratchet.rules import provenance
+from ratchet.rules import provenance, shown
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class HumanSide:
         channel: str | None = None,
         claim: Status = Status.DRAFT,
         approver: str | None = None,
+        expect: str | None = None,
     ) -> DraftView:
         """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
 
@@ -75,6 +78,8 @@ class HumanSide:
         one (rules/provenance.py): an approval faster than the reading rule runs but is not a sample.
         `claim` is `approved` when this origin runs a draft approved on another machine (engine/origin.py),
         and `approver` then names who approved it there (default: this process's identity).
+        `expect` is the digest of the change the person was shown (rules/shown.py): a draft that no longer has
+        it, or whose stored arguments no longer give the preview recorded, is refused as stale.
         """
         s = self.setting
         approver = approver or s.identity
@@ -82,6 +87,8 @@ class HumanSide:
         if queued is not None and queued["status"] == claim:
             # Before the claim: a refused approval leaves the draft queued (or waiting for its origin).
             self.refuse_own_approval(queued, approver)
+            if expect is not None and shown.of_row(queued) != shown.normal(expect):
+                raise self.changed(action_id, queued, expect)
         claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
         if not claimed:
             raise not_queued(action_id, row)
@@ -93,9 +100,16 @@ class HumanSide:
         kept = draft_args_kept(row)  # the content leaves with the queue, whatever becomes of it
         edited = content is not None
         try:
+            if expect is not None and shown.of_row(row) != shown.normal(expect):
+                raise self.changed(action_id, row, expect)  # changed between the check above and the claim
             if await op.fingerprint(s.op_context(), args) != row["fingerprint"]:
+                changed = (
+                    "a workspace file its command reads (listed under `reads:` in its preview)"
+                    if row["tool"] == "run_command"
+                    else row["target"]
+                )
                 raise DraftStale(
-                    f"draft {action_id}: {row['target']} changed since it was drafted; "
+                    f"draft {action_id}: {changed} changed since it was drafted; "
                     "nothing was written. Ask the agent to redo it"
                 )
             if content is not None:
@@ -105,6 +119,11 @@ class HumanSide:
                 prepared = await operation(tool).prepare(s.op_context(), edited_args)
             else:
                 prepared = await op.prepare(s.op_context(), args)
+                if prepared.shown != row["preview"]:
+                    raise DraftChanged(
+                        f"draft {action_id}: its stored arguments do not give the preview recorded with it (the "
+                        "preview was changed, or the arguments); nothing ran. Ask the agent to redo it"
+                    )
         except RatchetError as exc:
             status = Status.STALE if isinstance(exc, DraftStale) else Status.FAILED
             error = str(exc)
@@ -122,14 +141,31 @@ class HumanSide:
             outcome_sample = None  # it ran, but the approval is no evidence that a human read it
         if row["tool"] == REVERT_TOOL:
             outcome_sample = None  # an undo's revert: the undo already counted; the commit's class earns nothing
-        # An approved draft that executes is verified like any other action of its class.
-        settled, checked = await self.carrier.verify(cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample))
-        settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
-        await s.store.run(with_checks(settle, action_id, checked))
+        try:
+            # An approved draft that executes is verified like any other action of its class.
+            settled, checked = await self.carrier.verify(
+                cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample)
+            )
+            settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
+            await s.store.run(with_checks(settle, action_id, checked))
+        except Exception as exc:
+            # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
+            failure = exc
+            await s.store.run(lambda conn: record_effect(conn, action_id, ran, failure, kept))
+            raise
         if any(not c.passed for c in checked) and cls.undo_on_failure and row["tool"] != REVERT_TOOL:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.carrier.undo_after_failed_check(action_id, reason)
         return await self.views.view(action_id)
+
+    @staticmethod
+    def changed(action_id: int, row: dict[str, Any], expect: str) -> DraftChanged:
+        """The refusal of an approval given on another digest than the draft's now (rules/shown.py)."""
+        return DraftChanged(
+            f"draft {action_id} is not what was shown: its digest is now {shown.of_row(row)}, the approval was "
+            f"given on {shown.normal(expect)} (its arguments, preview or class changed after it was shown, or the "
+            f"digest is mistyped); nothing ran. `ratchet show {action_id}` shows it as it stands"
+        )
 
     def refuse_own_approval(self, row: dict[str, Any], approver: str) -> None:
         """Refuse an approval by the identity that recorded the draft, where its class asks for another reviewer.
@@ -289,6 +325,18 @@ def record_complaint(
     """A complaint inside a unit of work: recorded, chained (with who made it), and the class settled."""
     actions.add_complaint(conn, action_id, reason, identity)
     return standing.complain(conn, cls, action_id, reason)
+
+
+def record_effect(
+    conn: sqlite3.Connection, action_id: int, ran: tuple[Status, Any, str | None, Any], exc: Exception, kept: str | None
+) -> None:
+    """An approved draft ran, and recording its outcome failed: its status, result and error as they are, with
+    what went wrong, no review and no sample (nothing counts from an outcome that could not be recorded)."""
+    status, result, error = ran[0], ran[1], ran[2]
+    what = f"the outcome was recorded without its review or evidence ({type(exc).__name__}: {exc})"
+    note = redact(f"{error}; {what}" if error else what)
+    result_json = redact(json.dumps(result)) if result is not None else None
+    actions.finish(conn, action_id, status, result_json, note, kept_args=kept)
 
 
 def not_queued(action_id: int, row: dict[str, Any] | None) -> RatchetError:

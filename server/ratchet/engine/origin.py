@@ -31,12 +31,13 @@ import anyio
 
 from ratchet import repository
 from ratchet.engine.core import Setting, channel_of
-from ratchet.errors import DraftAlreadyResolved, InvalidRequest, RatchetError
+from ratchet.errors import DraftAlreadyResolved, DraftChanged, InvalidRequest, RatchetError
 from ratchet.operations import operation
 from ratchet.record import actions, origins
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl
 from ratchet.results import DraftView
+from ratchet.rules import shown
 
 if TYPE_CHECKING:
     from ratchet.engine.human import HumanSide
@@ -99,6 +100,7 @@ class Approval:
     channel: str | None
     content: str | None
     identity: str | None = None  # who approved it (identity.py), on the machine where they did
+    digest: str | None = None  # the change as it was when approved (rules/shown.py): the origin runs only that
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -107,7 +109,13 @@ class Approval:
     def from_json(cls, text: str) -> Approval:
         data = json.loads(text)
         return cls(
-            data["reviewer"], data["note"], data["seconds"], data["channel"], data["content"], data.get("identity")
+            data["reviewer"],
+            data["note"],
+            data["seconds"],
+            data["channel"],
+            data["content"],
+            data.get("identity"),
+            data.get("digest"),
         )
 
 
@@ -129,10 +137,12 @@ class Origins:
         note: str | None,
         seconds: float | None,
         channel: str | None,
+        expect: str | None = None,
     ) -> DraftView | None:
         """If the draft's origin is another (host, workspace), record the approval for it and return the
         draft as it now stands (`approved`); None when the draft is this origin's (run it here) or no
-        queued draft at all (the approval says why)."""
+        queued draft at all (the approval says why). `expect`: the digest the person was shown; the approval
+        is refused when the draft no longer has it, and the origin runs it only while it still does."""
         s = self.setting
         via = channel_of(reviewer, channel)
         now = s.answers.now()
@@ -144,15 +154,23 @@ class Origins:
             if row["status"] == Status.APPROVED:
                 raise DraftAlreadyResolved(f"action {action_id} is {waiting_line(row)}; a draft runs at most once")
             origin = Origin.of_row(row)
+            if row["status"] == Status.DRAFT and origin == self.here:
+                self.refuse_foreign(row)
             if row["status"] != Status.DRAFT or origin is None or origin == self.here:
                 return None
             # require_other_reviewer is decided here, by who approves, not later by the origin's process.
             self.human.refuse_own_approval(row, s.identity)
             if content is not None and operation(row["tool"]).with_content is None:
                 raise InvalidRequest(f"--content applies to file drafts; draft {action_id} is {row['tool']}")
+            now_digest = shown.of_row(row)
+            if expect is not None and now_digest != shown.normal(expect):
+                raise DraftChanged(
+                    f"draft {action_id} is not what was shown: its digest is now {now_digest}, the approval was "
+                    f"given on {shown.normal(expect)}; nothing was approved. `ratchet show {action_id}` shows it now"
+                )
             # The review time is taken now, as a local approval takes it: at the CLI the time since drafting.
             took = seconds if seconds is not None or via != "cli" else max(0.0, now - float(row["created_at"]))
-            approval = Approval(reviewer, note, took, via, content, s.identity)
+            approval = Approval(reviewer, note, took, via, content, s.identity, now_digest)
             review = actions.Review(True, reviewer, note, took, via, None, content is not None, s.identity)
             if not origins.approve_elsewhere(conn, action_id, approval.to_json(), review):
                 return None
@@ -164,6 +182,25 @@ class Origins:
         log.info("ratchet: draft %s approved here; %s", action_id, waiting_line(row))
         return self.views.draft_view(row)
 
+    def foreign(self, row: dict[str, Any]) -> str | None:
+        """Why this process must not carry out a draft that names its origin, or None: with database roles, a
+        draft whose inserting login is not one of this person's (record/roles.py) only claims this origin."""
+        mine = self.setting.login_person
+        if mine is None or row["recorded_by"] == mine:
+            return None
+        return (
+            f"draft {row['id']} names this machine and workspace as its origin, but it was recorded by "
+            f"{row['recorded_by']}'s database login, not one of {mine}'s: it is not carried out here. Reject it, "
+            f"or have it approved where {row['recorded_by']} works (ratchet db roles --person names whose logins "
+            "are whose)"
+        )
+
+    def refuse_foreign(self, row: dict[str, Any]) -> None:
+        """Refuse to run here a draft another person's login recorded with this origin."""
+        why = self.foreign(row)
+        if why is not None:
+            raise InvalidRequest(why)
+
     async def carry_out(self) -> list[DraftView]:
         """Run every draft approved elsewhere whose origin is this one, each exactly once (a draft another
         process of this origin claimed first is skipped); what became of those this process ran."""
@@ -172,6 +209,10 @@ class Origins:
         done = []
         for row in rows:
             if row["approval_json"] is None:
+                continue
+            why = self.foreign(row)
+            if why is not None:
+                log.warning("ratchet: %s", why)
                 continue
             a = Approval.from_json(row["approval_json"])
             try:
@@ -184,6 +225,7 @@ class Origins:
                     channel=a.channel,
                     claim=Status.APPROVED,
                     approver=a.identity,
+                    expect=a.digest,
                 )
             except DraftAlreadyResolved:
                 continue  # another process of this origin claimed it, or a human withdrew it

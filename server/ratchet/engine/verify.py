@@ -36,6 +36,15 @@ TASK_END = "task_end"
 PLACEHOLDERS = ("{path}", "{paths}")
 
 
+# Tools whose actions always have file targets: none read means they could not be read.
+TARGETED = ("write_file", "edit_file", "git_commit")
+
+
+def unread(check: Sequence[str]) -> CheckResult:
+    """The failed result of a check that names the action's targets when none could be read."""
+    return CheckResult(tuple(check), False, None, False, 0.0, "the action's targets could not be read")
+
+
 def uses_targets(check: Sequence[str]) -> bool:
     """Whether a check names the action's targets (`{path}` or `{paths}` anywhere in it)."""
     return any(p in arg for arg in check for p in PLACEHOLDERS)
@@ -112,28 +121,54 @@ class Verifier:
             return []
         paths = list(prepared.subject.paths)
         checks = [c for c in cls.verify if paths or not uses_targets(c)]
-        return await checking.run(
+        ran = await checking.run(
             checks, paths, self.confinement(cls), timeout_s=cls.verify_timeout_s, token=f"check-{action_id}"
         )
+        if not paths and prepared.tool in TARGETED:
+            # A commit whose paths could not be read: a check that names them cannot pass by being skipped.
+            ran += [unread(c) for c in cls.verify if uses_targets(c)]
+        return ran
 
     async def task_end(self, task_id: int) -> TaskChecks:
         """Run the `task_end` checks of every class over the task's executed actions of that class, record
         them, and turn the samples of the actions a check failed on into failures."""
-        s = self.setting
-        classes = {c.name: c for c in s.policy.classes.values() if c.verify and c.verify_on == TASK_END}
-        found = TaskChecks()
+        classes = self._task_end_classes()
         if not classes:
-            return found
-        rows = await s.store.call(lambda c: recorded.task_actions(c, task_id, sorted(classes)))
+            return TaskChecks()
+        rows = await self.setting.store.call(lambda c: recorded.task_actions(c, task_id, sorted(classes)))
+        return await self._judge(classes, rows, f"check-task-{task_id}")
+
+    async def unscoped(self, session_id: str) -> TaskChecks:
+        """When a session ends: the `task_end` checks over its executed actions no task held (and no task-end
+        check judged), so they are judged like a task's rather than left counted as successes."""
+        classes = self._task_end_classes()
+        if not classes:
+            return TaskChecks()
+        rows = await self.setting.store.call(lambda c: recorded.unscoped_actions(c, session_id, sorted(classes)))
+        return await self._judge(classes, rows, f"check-session-{session_id}")
+
+    def _task_end_classes(self) -> dict[str, ActionClass]:
+        return {c.name: c for c in self.setting.policy.classes.values() if c.verify and c.verify_on == TASK_END}
+
+    async def _judge(self, classes: dict[str, ActionClass], rows: list[dict[str, Any]], token: str) -> TaskChecks:
+        """Run the `task_end` checks of each class over these actions of it, record them, and turn the samples
+        of the actions a check failed on into failures."""
+        s = self.setting
+        found = TaskChecks()
         by_class: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_class.setdefault(str(row["class"]), []).append(row)
         for name, group in by_class.items():
             cls = classes[name]
             targets = {int(r["id"]): _paths(r) for r in group}
+            rows_of = {int(r["id"]): r for r in group}
             everything = sorted({p for ps in targets.values() for p in ps})
             confinement = self.confinement(cls)
-            timeout, token = cls.verify_timeout_s, f"check-task-{task_id}"
+            timeout = cls.verify_timeout_s
+            for aid in targets:
+                if not targets[aid] and str(rows_of[aid].get("tool")) in TARGETED:
+                    # its targets could not be read: a check that names them fails rather than being skipped
+                    found.results.setdefault(aid, []).extend(unread(c) for c in cls.verify if uses_targets(c))
             for check in cls.verify:
                 if "{path}" in "".join(check):  # once per target: it judges the actions that touched it
                     for path in everything:

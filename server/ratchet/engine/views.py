@@ -19,9 +19,10 @@ from ratchet.record import actions, filters, integrity, standing, undos
 from ratchet.record import checks as recorded_checks
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.integrity import Freeze
-from ratchet.record.lifecycle import Status
+from ratchet.record.lifecycle import QUEUED, Status
 from ratchet.record.store import ClassRow
 from ratchet.results import ClassStatus, DraftView, TriggerInfo, TrustLevels
+from ratchet.rules import shown
 from ratchet.rules.gate import decide, no_sandbox_trigger
 from ratchet.rules.trust import evidence, samples_to_promote
 
@@ -197,4 +198,5 @@ class Views:
             origin_host=row["origin_host"],
             origin_workspace=row["origin_workspace"],
             waiting=waiting_line(row),
+            digest=shown.of_row(row) if row["status"] in QUEUED else None,
         )

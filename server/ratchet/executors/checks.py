@@ -8,8 +8,8 @@ their results are recorded on the action they judge.
 
 Expansion never goes through a shell. An argument `{paths}` becomes every target as separate
 arguments; `{path}` (anywhere inside an argument) runs the check once per target with the target in
-its place. A target that starts with `-` is passed as `./-name`, so a file the agent named cannot
-be read as an option by the check program.
+its place. Every target is passed as `./relative/path`, so a file the agent named cannot be read as an
+option (`-rf`) or as an argument file (`@args`, which pytest and others expand) by the check program.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class CheckResult:
 
 def expand(check: Sequence[str], paths: Sequence[str]) -> list[list[str]]:
     """The argv lists one check becomes for these targets (see the module docstring)."""
-    safe = [f"./{p}" if p.startswith("-") else p for p in paths]
+    safe = [p if p.startswith("./") else f"./{p.lstrip('/')}" for p in paths]
     if any("{path}" in arg for arg in check):
         return [_splat([arg.replace("{path}", path) for arg in check], safe) for path in safe]
     return [_splat(list(check), safe)]

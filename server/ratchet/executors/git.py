@@ -454,6 +454,14 @@ async def staged_diff(repo: Path, paths: Sequence[str] = (), *, process_timeout:
         return (await g.run(*diff, extra_env=scratch)).stdout
 
 
+async def staged_names(repo: Path, *, process_timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The paths a commit of the index would record, exactly as git names them: NUL-separated, never quoted
+    (a name git would quote, `src/café.py`, is read as it is), renames as their new and old paths."""
+    g = await _Git.open(repo, process_timeout)
+    listed = (await g.run("diff", "--cached", "--name-only", "--no-renames", "-z")).stdout
+    return [name for name in listed.split("\0") if name]
+
+
 INDEX_PREFIX = "ratchet-index-"  # + the creating process's pid: a commit preview's throwaway index
 
 
@@ -517,6 +525,7 @@ class RevertPreview:
     branch: str
     head: str
     diff: str
+    paths: tuple[str, ...] = ()  # the paths it changes, read exactly (NUL-separated, never quoted)
 
 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
@@ -543,7 +552,8 @@ async def revert_preview(repo: Path, sha: str, *, process_timeout: float = DEFAU
     head = (await g.run("rev-parse", "HEAD")).stdout.strip()
     subject = (await g.run("log", "--max-count=1", "--format=%s", sha, "--")).stdout.strip()
     diff = (await g.run("diff", "--stat", "--patch", *_DIFF_FLAGS, sha, parents[1], "--")).stdout
-    return RevertPreview(sha, subject, branch, head, diff)
+    listed = (await g.run("diff", "--name-only", "--no-renames", "-z", sha, parents[1], "--")).stdout
+    return RevertPreview(sha, subject, branch, head, diff, tuple(n for n in listed.split("\0") if n))
 
 
 async def git_revert(repo: Path, sha: str, *, process_timeout: float = DEFAULT_TIMEOUT) -> CommitResult:

@@ -10,6 +10,12 @@ whose payload says how many events it carries:
 
     {"status": "coalesced", "count": 47, "ids": [...], "events": [the last few payloads]}
 
+The command runs as the user who runs Ratchet, outside any sandbox: so it may not be, nor name, a program or
+file inside a workspace (the agent could rewrite it; `workspace_problem`, refused when the policy is loaded
+and by `ratchet lint`, and again before each run). It starts from a neutral directory (`NEUTRAL_DIR`) with a
+scrubbed environment (`KEPT_ENV`: what a desktop notification needs, never the server's credentials), and a
+`PATH` without any directory inside a workspace.
+
 When the review page's address is known, each payload also carries `url`: the item on the page
 (`BASE/item/ID`; the inbox for a coalesced run), so a desktop notification or a chat message leads
 straight to the decision. The URL never carries the token: a browser that has not logged in is asked
@@ -24,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -42,6 +49,14 @@ MAX_EVENTS = 10
 clock: Callable[[], float] = time.monotonic
 WEB_URL_ENV = "RATCHET_WEB_URL"
 ADDRESS_SUFFIX = ".web-url"
+
+NEUTRAL_DIR = "/"
+# What the notify command keeps of the server's environment: where to find programs and the user's desktop.
+KEPT_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "DISPLAY", "WAYLAND_DISPLAY",
+    "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",
+)  # fmt: skip
+_workspaces: list[Path] = []  # the workspaces of this process: nothing in them is run as the notify command
 
 _own_address: str | None = None
 _address_files: list[Path] = []
@@ -209,12 +224,72 @@ def flush_notifications() -> None:
         notifier.flush()
 
 
+def _inside(path: Path, roots: Sequence[Path]) -> Path | None:
+    """The root `path` (symlinks followed) lies in, if any."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    for root in roots:
+        if real == root or root in real.parents:
+            return root
+    return None
+
+
+def _search_path(roots: Sequence[Path], environ: dict[str, str] | None = None) -> str:
+    """`PATH` without the directories inside the workspaces (a workspace's `node_modules/.bin`, `./bin`...)."""
+    given = (os.environ if environ is None else environ).get("PATH", os.defpath)
+    kept = [d for d in given.split(os.pathsep) if d and Path(d).is_absolute() and _inside(Path(d), roots) is None]
+    return os.pathsep.join(kept)
+
+
+def workspace_problem(argv: Sequence[str] | None, workspaces: Sequence[Path]) -> str | None:
+    """Why the notify command may not run (it is, or names, a program or file inside a workspace), or None."""
+    if not argv:
+        return None
+    roots = [w.resolve() for w in workspaces]
+    program = argv[0]
+    # A bare name as this process's PATH finds it (a PATH entry inside a workspace counts) and as it will run.
+    found = [program] if "/" in program else [shutil.which(program), shutil.which(program, path=_search_path(roots))]
+    candidates = [(program, Path(f) if f else None) for f in found]
+    for arg in argv[1:]:
+        for word in {arg, arg.partition("=")[2]} - {""}:
+            candidates.append((word, Path(word)))
+    for word, path in candidates:
+        if path is None:
+            continue
+        places = [path] if path.is_absolute() else [root / path for root in roots]
+        for place in places:
+            if (path.is_absolute() or place.exists()) and (root := _inside(place, roots)) is not None:
+                return (
+                    f"notify names {word!r}, which is inside the workspace {root}: the agent can rewrite it, and "
+                    "the notify command runs as you, outside any sandbox. Install the script outside the "
+                    'workspace and name it by its absolute path (notify = ["/usr/local/bin/ratchet-notify"])'
+                )
+    return None
+
+
+def guard_workspace(root: Path) -> None:
+    """This process acts in `root`: the notify command may not run anything inside it."""
+    real = root.resolve()
+    if real not in _workspaces:
+        _workspaces.append(real)
+
+
 def _spawn(argv: Sequence[str], payload: dict[str, Any]) -> bool:
     """Start `argv` with `payload` as JSON on stdin; False (and a log line) if it could not start."""
     data = json.dumps(payload, default=str).encode()
+    problem = workspace_problem(argv, _workspaces)
+    if problem is not None:
+        log.warning("ratchet: notify command not run: %s", problem)
+        return False
+    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV or k.startswith("LC_")}
+    env["PATH"] = _search_path(_workspaces)
     try:
         proc = subprocess.Popen(
             list(argv),
+            cwd=NEUTRAL_DIR,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -5,8 +5,13 @@ The matcher sees one subject per simple command the call would execute (after un
 known (only classes without an `argv` rule match it: the conservative catch-all), and a write
 subject per file a shell redirection or a program's own option or operand writes (`sort -o F`,
 `uniq IN OUT`, `git diff --output=F`; see policy/argv.py rules 12-15). A command that runs Ratchet's
-own CLI is refused whatever the policy says (rule 16): the CLI is how the human decides. Commands
-have no fingerprint: a draft of a command runs as drafted whatever changed meanwhile.
+own CLI is refused whatever the policy says (rule 16): the CLI is how the human decides.
+
+A command's fingerprint is the content of the workspace files it names or obviously reads (`bound`: a
+script operand or any operand naming a file, the files of `-r`/`-c`/`-f` and their long forms, a Makefile,
+package manifests and test configuration of the tools that read them): the preview lists them with their
+hashes, and a draft whose files changed since it was drafted goes stale instead of running what no one read.
+What a program reads beyond that (an import, a file it opens by a name it computes) is not bound.
 
 Every command runs with git's configuration neutralized as for the git tools (executors/git.py
 `command_env`), so a git it starts, directly or from a script, runs no fsmonitor, hook, external
@@ -21,7 +26,10 @@ approved command runs unsandboxed, with a parent-death signal so it dies with th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -70,6 +78,8 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
         lines.append(f"stdin: {len(args['stdin'])} characters")
+    files = _hashes(ctx, _named(ws, cwd, [tuple(c) for c in analysis.commands]))
+    lines += [f"reads: {rel} (sha256 {digest[:12]})" for rel, digest in files.items()]
     clean = {"argv": argv, "command": script, "cwd": args.get("cwd"), "timeout_s": timeout, "stdin": args.get("stdin")}
     plan = {"argv": list(argv) if argv is not None else [SHELL, "-c", shown], "cwd": cwd, "timeout_s": timeout}
     refusals: tuple[tuple[str, str], ...] = (("human-cli", _HUMAN_CLI),) if analysis.human_cli else ()
@@ -79,7 +89,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         tuple(subjects),
         display[:200],  # redacted before the cut, so no secret is cut into an unrecognisable part
         "\n".join(lines),
-        None,
+        _bound_fingerprint(files),
         plan,
         shell=script is not None,
         record=kept_args("run_command", clean),
@@ -123,8 +133,119 @@ def _cwd(ctx: OpContext, cwd: str | None) -> Path:
     return path
 
 
+# Files a program reads by convention, from its working directory, when it runs.
+_IMPLICIT = {
+    "make": ("Makefile", "makefile", "GNUmakefile"),
+    "gmake": ("Makefile", "makefile", "GNUmakefile"),
+    "npm": ("package.json", "package-lock.json", ".npmrc"),
+    "npx": ("package.json", "package-lock.json", ".npmrc"),
+    "yarn": ("package.json", "yarn.lock", ".yarnrc", ".yarnrc.yml"),
+    "pnpm": ("package.json", "pnpm-lock.yaml", ".npmrc"),
+    "pytest": ("pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "conftest.py"),
+    "py.test": ("pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "conftest.py"),
+    "tox": ("tox.ini", "pyproject.toml", "setup.cfg"),
+    "pip": ("pyproject.toml", "setup.py", "setup.cfg"),
+    "pip3": ("pyproject.toml", "setup.py", "setup.cfg"),
+    "cargo": ("Cargo.toml", "Cargo.lock", "build.rs"),
+    "go": ("go.mod", "go.sum"),
+    "bundle": ("Gemfile", "Gemfile.lock"),
+    "rake": ("Rakefile",),
+    "gradle": ("build.gradle", "build.gradle.kts", "settings.gradle"),
+    "mvn": ("pom.xml",),
+}
+# Options whose value is a file the program reads (pip -r/-c, make -f, a tool's configuration).
+_FILE_OPTIONS = frozenset(
+    {"-r", "-c", "-f", "--requirement", "--constraint", "--file", "--makefile", "--rcfile", "--config", "-C"}
+)
+MAX_BOUND = 32
+MAX_WORDS = 256
+MAX_HASHED = 4 * 1024 * 1024
+
+
+def _file_in(root: str, cwd: str, name: str) -> str | None:
+    """`name` (relative to `cwd`) as a workspace-relative path, when it is a regular file inside the workspace
+    `root`. String paths on purpose: this runs for the words of every command prepared."""
+    if not name or "\x00" in name:
+        return None
+    joined = os.path.join(cwd, name)  # noqa: PTH118 - see the docstring
+    if not os.path.isfile(joined):  # noqa: PTH113 - most words name no file: one stat, nothing resolved
+        return None
+    real = os.path.realpath(joined)
+    if not real.startswith(root + os.sep):
+        return None
+    return real[len(root) + 1 :]
+
+
+def _named(ws: Workspace, cwd: Path, commands: list[tuple[str, ...]]) -> list[str]:
+    """The workspace files the commands name or obviously read (see the module docstring), in order, once each."""
+    found: list[str] = []
+    root, here = str(ws.root), str(cwd)
+
+    def add(name: str) -> None:
+        rel = _file_in(root, here, name)
+        if rel is not None and rel not in found and len(found) < MAX_BOUND:
+            found.append(rel)
+
+    for argv in commands:
+        if not argv:
+            continue
+        program = argv[0]
+        if "/" in program:
+            add(program)
+        words = list(argv[1 : 1 + MAX_WORDS])  # a script's operands come first; a huge argv is not walked
+        name = Path(program).name
+        if name.startswith("python") and words[:2] == ["-m", "pytest"]:
+            name = "pytest"
+        for implicit in _IMPLICIT.get(name, ()):
+            add(implicit)
+        for i, word in enumerate(words):
+            if word.startswith("-"):
+                option, eq, value = word.partition("=")
+                if eq and option in _FILE_OPTIONS:
+                    add(value)
+                elif option in _FILE_OPTIONS and i + 1 < len(words):
+                    add(words[i + 1])
+                continue
+            add(word)
+    return found
+
+
+def bound(ctx: OpContext, argv: list[str] | None, script: str | None, cwd: Path) -> dict[str, str]:
+    """The files a command binds, each with the SHA-256 of its content now."""
+    root = str(ctx.workspace.root)
+    analysis = analyse_argv(argv, root) if argv is not None else analyse_shell(script or "", root)
+    return _hashes(ctx, _named(ctx.workspace, cwd, [tuple(c) for c in analysis.commands]))
+
+
+def _hashes(ctx: OpContext, names: list[str]) -> dict[str, str]:
+    """Each bound file's content as a SHA-256 (a large one's size and time stand for it)."""
+    out: dict[str, str] = {}
+    for rel in names:
+        path = ctx.workspace.root / rel
+        try:
+            info = path.stat()
+            if info.st_size > MAX_HASHED:  # a large data file: its size and time stand for its content
+                out[rel] = hashlib.sha256(f"{info.st_size}:{info.st_mtime_ns}".encode()).hexdigest()
+            else:
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            out[rel] = "unreadable"
+    return out
+
+
+def _bound_fingerprint(files: dict[str, str]) -> str | None:
+    """One value for the bound files' contents (None: the command binds no file)."""
+    if not files:
+        return None
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 async def _fingerprint(ctx: OpContext, args: dict[str, Any]) -> str | None:
-    return None
+    try:
+        cwd = _cwd(ctx, args.get("cwd"))
+    except InvalidRequest:
+        return "cwd gone"
+    return _bound_fingerprint(bound(ctx, args.get("argv"), args.get("command"), cwd))
 
 
 async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]:

@@ -75,7 +75,8 @@ async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     diff, fingerprint = await _commit_state(ctx, paths)
     if not diff.strip():
         raise InvalidRequest("nothing to commit: " + ("those paths have no changes" if paths else "nothing is staged"))
-    touched = tuple(p for p in paths) or tuple(_diff_paths(diff))
+    # The paths it records, read exactly (never parsed out of the diff, where git quotes unusual names).
+    touched = tuple(p for p in paths) or tuple(await git.staged_names(_repo(ctx)))
     preview = f"commit on {branch}: {message}\n\n{diff}"
     return Prepared(
         "git_commit",
@@ -86,14 +87,6 @@ async def _prepare_commit(ctx: OpContext, args: dict[str, Any]) -> Prepared:
         fingerprint,
         sizes={"max_text_bytes": size},
     )
-
-
-def _diff_paths(diff: str) -> list[str]:
-    return [
-        line[len("diff --git a/") :].split(" b/", 1)[0]
-        for line in diff.splitlines()
-        if line.startswith("diff --git a/")
-    ]
 
 
 async def _fingerprint_commit(ctx: OpContext, args: dict[str, Any]) -> str | None:
@@ -169,7 +162,7 @@ async def _prepare_revert(ctx: OpContext, args: dict[str, Any]) -> Prepared:
     return Prepared(
         "git_revert",
         {"sha": sha},
-        (Subject(tool="git_revert", paths=tuple(_diff_paths(preview.diff)), branch=preview.branch),),
+        (Subject(tool="git_revert", paths=preview.paths, branch=preview.branch),),
         f"{preview.branch}: revert {sha[:10]} {preview.subject[:60]}",
         shown,
         fingerprint,

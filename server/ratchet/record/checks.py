@@ -94,9 +94,24 @@ def task_actions(conn: sqlite3.Connection, task_id: int, class_names: Sequence[s
         return []
     marks = ", ".join("?" * len(class_names))
     rows = conn.execute(
-        "SELECT id, class, evidence_class, session_id, subject_json, sample FROM actions "
+        "SELECT id, class, evidence_class, session_id, subject_json, sample, tool FROM actions "
         f"WHERE task_id = ? AND status = 'executed' AND class IN ({marks}) ORDER BY id",
         (task_id, *class_names),
+    )
+    return [dict(r) for r in rows]
+
+
+def unscoped_actions(conn: sqlite3.Connection, session_id: str, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """The session's executed actions in these classes that no task held and no task-end check judged yet,
+    oldest first (what the `task_end` checks judge when the session ends)."""
+    if not class_names:
+        return []
+    marks = ", ".join("?" * len(class_names))
+    rows = conn.execute(
+        "SELECT a.id, a.class, a.evidence_class, a.session_id, a.subject_json, a.sample, a.tool FROM actions a "
+        f"WHERE a.session_id = ? AND a.task_id IS NULL AND a.status = 'executed' AND a.class IN ({marks}) "
+        "AND NOT EXISTS (SELECT 1 FROM checks c WHERE c.action_id = a.id AND c.phase = 'task_end') ORDER BY a.id",
+        (session_id, *class_names),
     )
     return [dict(r) for r in rows]
 

@@ -47,6 +47,9 @@ from ratchet.rules.trust import Sample, Window
 log = logging.getLogger("ratchet")
 
 LEVEL_KINDS = ("promote", "demote", "complaint", "human-demote", "policy")
+# The level moves the agent side's evidence makes (record/roles.py lets its role write only these): each must
+# continue from the level before it (the previous level move's `to_level`, else the policy's start).
+CONTINUING_KINDS = ("demote", "complaint")
 PIN_KINDS = ("pin", "unpin")
 FREEZE_KINDS = ("freeze", "unfreeze")
 TAMPER = "tamper-detected"
@@ -153,15 +156,38 @@ def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
     return None if row is None else _freeze_from(_as_dict(tuple(row)))
 
 
+def continues(cls: ActionClass, row: dict[str, Any], before: str | None) -> bool:
+    """Whether a level move continues from the level before it (`before`: the previous level move's
+    `to_level`, None when it is the class's first): always true of the reviewer side's kinds, which the
+    agent's database role cannot write (record/roles.py)."""
+    if row["kind"] not in CONTINUING_KINDS:
+        return True
+    return bool(row["from_level"] == (cls.start.label if before is None else before))
+
+
 def _standing(
-    cls: ActionClass, last: dict[str, Any] | None, pin: dict[str, Any] | None, window: Window, start: str | None
+    cls: ActionClass,
+    last: dict[str, Any] | None,
+    pin: dict[str, Any] | None,
+    window: Window,
+    start: str | None,
+    before: str | None = None,
 ) -> Recorded:
-    """The record from the class's last level-moving and last pin transitions (each checked against its hash)."""
+    """The record from the class's last level-moving and last pin transitions (each checked against its hash,
+    the level move also against the level before it, `before`)."""
     broken = []
     level = cls.start if last is None else Level.parse(last["to_level"])
     if last is not None and not intact(last):
         # The row the level rests on was edited or forged: fail closed, at the class's floor.
         broken.append(f"transition {last['id']} (its level) does not match its hash; held at floor {cls.floor.label}")
+        level = cls.floor
+    elif last is not None and not continues(cls, last, before):
+        # A level taken from the row itself (a forged move "from autonomous"): fail closed, at the floor.
+        was = cls.start.label if before is None else before
+        broken.append(
+            f"transition {last['id']} ({last['kind']} from {last['from_level']}) does not continue from the level "
+            f"before it ({was}); held at floor {cls.floor.label}"
+        )
         level = cls.floor
     pinned = None if pin is None or pin["kind"] != "pin" else Level.parse(pin["to_level"])
     if pin is not None and not intact(pin):
@@ -181,6 +207,14 @@ def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
         (cls.name,),
     ).fetchone()
     epoch = 0 if last is None else int(last[0])
+    before = None
+    if last is not None:
+        found = conn.execute(
+            f"SELECT to_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) AND id < ? "
+            "ORDER BY id DESC LIMIT 1",
+            (cls.name, epoch),
+        ).fetchone()
+        before = None if found is None else str(found[0])
     rows = conn.execute(
         "SELECT action_id, ok FROM samples WHERE class = ? AND epoch = ? ORDER BY id DESC LIMIT ?",
         (cls.name, epoch, cls.trust.window_size),
@@ -192,6 +226,7 @@ def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
         None if pin is None else _as_dict(tuple(pin)),
         window,
         None if last is None else recorded_start(conn, cls.name),
+        before,
     )
 
 
@@ -318,6 +353,8 @@ GATE_COLUMNS = f"""
     json_extract(c.window_json, '$[#-1][1]'),
     (SELECT count(*) FROM (SELECT 1 {_EPOCH_SAMPLES} LIMIT :window) AS w),
     (SELECT action_id || ',' || ok {_EPOCH_SAMPLES} LIMIT 1),
+    (SELECT b.to_level FROM transitions b WHERE b.class = :cls AND b.kind IN ({_KINDS_SQL}) AND b.id < t.id
+        ORDER BY b.id DESC LIMIT 1),
     {_joined("t")}, {_joined("p")}, {_joined("f")}
 """
 """Columns for core.evaluate's one query (named parameters `cls`, `window`), with `GATE_JOINS` after
@@ -333,7 +370,7 @@ GATE_JOINS = f"""
     LEFT JOIN transitions f ON f.id = (SELECT id FROM transitions WHERE class = '{ALL_CLASSES}'
         AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1)
 """
-_HEAD = 9
+_HEAD = 10
 GATE_WIDTH = _HEAD + 3 * len(_COLS)
 
 
@@ -344,7 +381,7 @@ def from_gate_row(row: Any, cls: ActionClass) -> tuple[Recorded, Freeze | None, 
     """
     n = len(_COLS)
     last, pin, frozen = (_as_dict(tuple(row[_HEAD + i * n : _HEAD + (i + 1) * n])) for i in range(3))
-    rec = _standing(cls, last, pin, Window(), None)
+    rec = _standing(cls, last, pin, Window(), None, None if row[9] is None else str(row[9]))
     found = list(rec.broken)
     if row[0] is None:
         if last is not None or pin is not None or row[7]:
@@ -360,3 +397,29 @@ def from_gate_row(row: Any, cls: ActionClass) -> tuple[Recorded, Freeze | None, 
     if row[4] != row[7] or newest != row[8]:
         found.append("class_state.window_json differs from the record")
     return rec, _freeze_from(frozen), found
+
+
+def unvouched(conn: sqlite3.Connection, classes: dict[str, ActionClass]) -> list[str]:
+    """What `ratchet verify` cannot vouch for beyond the hash chain, one line each: a level move of the agent
+    side's kinds that does not continue from the level before it (its level taken from the row), and a sample
+    counted for another class than the one its action was judged by."""
+    found: list[str] = []
+    before: dict[str, str] = {}
+    for tid, name, kind, from_level, to_level in conn.execute(
+        f"SELECT id, class, kind, from_level, to_level FROM transitions WHERE kind IN ({_KINDS_SQL}) ORDER BY id"
+    ).fetchall():
+        cls = classes.get(str(name))
+        row = {"kind": kind, "from_level": from_level}
+        if cls is not None and not continues(cls, row, before.get(str(name))):
+            was = before.get(str(name), cls.start.label)
+            found.append(
+                f"transition {tid} ({name}: {kind} from {from_level}) does not continue from the level "
+                f"before it ({was})"
+            )
+        before[str(name)] = str(to_level)
+    for sid, name, aid, judged in conn.execute(
+        "SELECT s.id, s.class, s.action_id, coalesce(a.evidence_class, a.class) FROM samples s "
+        "JOIN actions a ON a.id = s.action_id WHERE coalesce(a.evidence_class, a.class) <> s.class ORDER BY s.id"
+    ).fetchall():
+        found.append(f"sample {sid} counts action {aid} for {name}, but it is evidence for {judged}")
+    return found

@@ -8,9 +8,17 @@ approval, a pin, a level. `install` sets up two group roles so the database itse
   agent's calls do: actions, their outcomes, the samples and demotions their evidence makes. It cannot
   insert a review (no privilege on `reviews`), cannot move an action to `approved` or `approving`
   nor write any of an action's review or resolution columns, cannot raise a class's level (in
-  `class_state`, nor by a `promote`, `pin`, `unpin`, `freeze` or `unfreeze` transition), cannot pin,
-  and cannot add a success to the window of a class below `autonomous`. Everything it may write only
-  lowers trust, or is the record of a call.
+  `class_state`, nor by a `promote`, `pin`, `unpin`, `freeze`, `unfreeze` or `policy` transition),
+  cannot pin, and cannot add a success to the window of a class below `autonomous`. What a decision
+  rests on it cannot edit: an action's content (`CONTENT`) is immutable once inserted, its status moves
+  only along the lifecycle, its arguments change only as it settles for good; a level move must start
+  from the level of record and be appended at the end of the record; a sample is its action's evidence
+  class's, in the current epoch, with an id the database chooses (column privileges), and only ever turns
+  from a success into a failure. Everything it may write only lowers trust, or is the record of a call.
+- who recorded an action is the database's answer, for every role: `recorded_by` is set from the login
+  that inserted the row (`session_user`), mapped to a person by `ratchet_people` (`--person`), so a row
+  never names its own recorder; a machine carries out only the drafts its own person's logins recorded
+  (engine/origin.py).
 - the **reviewer role** (the human's CLI and review page) writes anything a human's decision writes.
 
 The guards are row triggers owned by the schema's owner, which the agent role cannot alter or drop;
@@ -23,9 +31,15 @@ What follows for the agent side (engine/): it detects that it may not record a h
 nothing, and its server leaves approved drafts to a reviewer-side `ratchet approve --pending` on the
 origin machine. Evidence a human gives is written on the reviewer side, where the approval is made.
 
+Which of these are column privileges and which are guards: INSERT on `actions` and `samples` is granted
+on the columns Ratchet's agent side writes (never `id`, nor an action's review columns), UPDATE on
+`samples` on `ok` only; everything else is a guard, because Ratchet's own UPDATE of an outcome names the
+review columns (unchanged) and a column privilege would refuse it.
+
 What this does not hold: the agent side witnesses the calls it runs, so with its credentials an
-agent can still hide a failure of an autonomous class, or record a call it never made. It cannot
-turn either into more trust: promotions below `autonomous` come only from a human's approvals.
+agent can still hide a failure of an autonomous class, record a call it never made, or fill in an
+outcome that is not what happened. It cannot turn any of that into more trust: promotions below
+`autonomous` come only from a human's approvals.
 """
 
 from __future__ import annotations
@@ -36,20 +50,32 @@ from dataclasses import dataclass
 
 from ratchet.errors import InvalidRequest
 from ratchet.policy.levels import Level
-from ratchet.record import postgres
+from ratchet.record import lifecycle, postgres
+from ratchet.record.integrity import LEVEL_KINDS
 from ratchet.record.lifecycle import Status
 
 DEFAULT_AGENT = "ratchet_agent"
 DEFAULT_REVIEWER = "ratchet_reviewer"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+# Column privileges where the agent's code names its columns: it never chooses an action's or a sample's id
+# (an id decides the order a window is read in), and it changes nothing of a sample but `ok`.
+AGENT_COLUMNS = {
+    "actions": (
+        "INSERT (session_id, created_at, tool, target, class, rule, policy, args_json, preview, fingerprint, "
+        "intent, confidence, class_level, level, route, triggers_json, flagged, status, pid, subject_json, "
+        "level_transition, task_id, evidence_class, hidden_lines, error, finished_at, recorded_by, origin_host, "
+        "origin_workspace, origin_repo), UPDATE"
+    ),
+    "samples": "INSERT (class, action_id, ok, epoch), UPDATE (ok)",
+}
 # What the agent role may write, table by table (it reads every table). `reviews` is absent on purpose.
 AGENT_WRITES = {
     "sessions": "INSERT",
-    "actions": "INSERT, UPDATE",
+    "actions": AGENT_COLUMNS["actions"],
     "class_state": "INSERT, UPDATE",
     "transitions": "INSERT",
-    "samples": "INSERT, UPDATE",
+    "samples": AGENT_COLUMNS["samples"],
     "streaks": "INSERT, UPDATE",
     "seen": "INSERT",
     "tasks": "INSERT, UPDATE",
@@ -57,8 +83,19 @@ AGENT_WRITES = {
     "undos": "INSERT",
 }
 GUARDED = ("class_state", "transitions", "samples", "actions")  # each has a trigger ratchet_guard_<table>
-# The transitions an agent's evidence makes, all of them downward or level (checked by rank below).
-AGENT_KINDS = ("demote", "complaint", "policy", "tamper-detected")
+# The transitions an agent's evidence makes, all of them downward or level (checked by rank below); a
+# `policy` move (a reviewed change of the policy files) is the reviewer side's.
+AGENT_KINDS = ("demote", "complaint", "tamper-detected")
+# Of those, the ones that move a class's earned level (record/integrity.py LEVEL_KINDS): each must start
+# from the level of record.
+AGENT_LEVEL_KINDS = ("demote", "complaint")
+# An action's content: what a decision rests on, immutable under the agent role once inserted.
+CONTENT = (
+    "id", "session_id", "created_at", "tool", "target", "class", "rule", "policy", "preview", "fingerprint",
+    "intent", "confidence", "class_level", "level", "route", "triggers_json", "flagged", "subject_json",
+    "level_transition", "task_id", "evidence_class", "hidden_lines", "recorded_by", "origin_host",
+    "origin_workspace", "origin_repo", "evidence",
+)  # fmt: skip
 
 
 def _rank(column: str) -> str:
@@ -73,6 +110,19 @@ def _guards(schema: str) -> list[str]:
     approval = f"'{Status.APPROVED.value}', '{Status.APPROVING.value}'"  # a human's approval, and its claim
     ranks = " ".join(f"WHEN '{level.label}' THEN {int(level)}" for level in Level)  # an unknown level ranks highest
     refuse = "RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = "
+    level_kinds = ", ".join(f"'{k}'" for k in AGENT_LEVEL_KINDS)
+    all_level_kinds = ", ".join(f"'{k}'" for k in LEVEL_KINDS)
+    # Where an agent-side row may be born, and the moves it may make: the lifecycle's, less a human's approval.
+    born = ", ".join(f"'{st.value}'" for st in sorted(lifecycle.BORN))
+    moves = ", ".join(
+        f"('{a.value}', '{b.value}')"
+        for a, targets in sorted(lifecycle.MOVES.items())
+        for b in sorted(targets)
+        if b not in (Status.APPROVED, Status.APPROVING)
+    )
+    final = ", ".join(f"'{st.value}'" for st in sorted(lifecycle.FINAL))
+    new_content = ", ".join(f"NEW.{c}" for c in CONTENT)
+    old_content = ", ".join(f"OLD.{c}" for c in CONTENT)
     return [
         f"""CREATE OR REPLACE FUNCTION ratchet_agent_side() RETURNS boolean LANGUAGE sql STABLE {path} AS $$
             SELECT EXISTS (SELECT 1 FROM ratchet_roles r WHERE pg_has_role(current_user, r.agent, 'MEMBER')
@@ -80,6 +130,9 @@ def _guards(schema: str) -> list[str]:
         $$""",
         f"""CREATE OR REPLACE FUNCTION ratchet_rank(level text) RETURNS int LANGUAGE sql IMMUTABLE {path} AS $$
             SELECT CASE level {ranks} ELSE {len(Level)} END
+        $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_person(login text) RETURNS text LANGUAGE sql STABLE {path} AS $$
+            SELECT coalesce((SELECT person FROM ratchet_people WHERE ratchet_people.login = $1), $1)
         $$""",
         f"""CREATE OR REPLACE FUNCTION ratchet_successes(w text) RETURNS bigint LANGUAGE sql IMMUTABLE {path} AS $$
             SELECT count(*) FROM json_array_elements(coalesce(w, '[]')::json) e
@@ -117,18 +170,58 @@ def _guards(schema: str) -> list[str]:
             RETURN NEW;
         END $$""",
         f"""CREATE OR REPLACE FUNCTION ratchet_guard_transitions() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        DECLARE
+            recorded text;
         BEGIN
             IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
             IF NEW.kind NOT IN ({kinds}) OR {_rank("NEW.to_level")} > {_rank("NEW.from_level")} THEN
                 {refuse} format('ratchet: the agent role cannot record a %s transition of %s from %s to %s; '
                     'only a reviewer-side ratchet command can', NEW.kind, NEW.class, NEW.from_level, NEW.to_level);
             END IF;
+            -- appended at the end of the chain only: an id is the row's place in the history
+            IF NEW.id <= coalesce((SELECT max(id) FROM transitions), 0) THEN
+                {refuse} format('ratchet: the agent role cannot insert transition %s before the end of the '
+                    'record', NEW.id);
+            END IF;
+            IF NEW.kind IN ({level_kinds}) THEN
+                -- a level is never taken from the row: it continues from the level of record
+                SELECT to_level INTO recorded FROM transitions WHERE class = NEW.class AND kind IN ({all_level_kinds})
+                    ORDER BY id DESC LIMIT 1;
+                IF recorded IS NULL THEN
+                    SELECT level INTO recorded FROM class_state WHERE name = NEW.class;
+                END IF;
+                IF recorded IS NULL OR NEW.from_level <> recorded THEN
+                    {refuse} format('ratchet: the agent role cannot record a %s of %s from %s: the class stands '
+                        'at %s by the record', NEW.kind, NEW.class, NEW.from_level, coalesce(recorded, 'no level'));
+                END IF;
+            END IF;
             RETURN NEW;
         END $$""",
         f"""CREATE OR REPLACE FUNCTION ratchet_guard_samples() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        DECLARE
+            judged text;
         BEGIN
-            IF NOT ratchet_agent_side() OR NEW.ok = 0 OR (TG_OP = 'UPDATE' AND OLD.ok <> 0) THEN RETURN NEW; END IF;
-            IF coalesce((SELECT level FROM class_state WHERE name = NEW.class), 'blocked') <> '{top}' THEN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            IF TG_OP = 'UPDATE' THEN
+                IF (NEW.id, NEW.class, NEW.action_id, NEW.epoch) IS DISTINCT FROM (OLD.id, OLD.class, OLD.action_id,
+                        OLD.epoch) OR NEW.ok > OLD.ok THEN
+                    {refuse} format('ratchet: the agent role can only turn sample %s into a failure', OLD.id);
+                END IF;
+                RETURN NEW;
+            END IF;
+            -- a sample is evidence for the class its action was judged by, at the level of record
+            SELECT coalesce(evidence_class, class) INTO judged FROM actions WHERE id = NEW.action_id;
+            IF judged IS NULL OR judged <> NEW.class THEN
+                {refuse} format('ratchet: the agent role cannot record a sample of action %s for class %s; it is '
+                    'evidence for %s', NEW.action_id, NEW.class, coalesce(judged, 'no recorded action'));
+            END IF;
+            IF NEW.epoch <> coalesce((SELECT id FROM transitions WHERE class = NEW.class AND kind IN ({all_level_kinds})
+                    ORDER BY id DESC LIMIT 1), 0) THEN
+                {refuse} format('ratchet: the agent role cannot record a sample of class %s outside its current '
+                    'level', NEW.class);
+            END IF;
+            IF NEW.ok <> 0 AND coalesce((SELECT level FROM class_state WHERE name = NEW.class), 'blocked') <> '{top}'
+                    THEN
                 {refuse} format('ratchet: the agent role cannot record a success for class %s below {top}; '
                     'only a human''s approval is one', NEW.class);
             END IF;
@@ -136,13 +229,35 @@ def _guards(schema: str) -> list[str]:
         END $$""",
         f"""CREATE OR REPLACE FUNCTION ratchet_guard_actions() RETURNS trigger LANGUAGE plpgsql {path} AS $$
         BEGIN
+            IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM ratchet_roles) THEN
+                -- who recorded it is the database's answer (the inserting login's person), never the row's
+                NEW.recorded_by := ratchet_person(session_user::text);
+            END IF;
             IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
             IF TG_OP = 'INSERT' THEN
-                IF NEW.status IN ({approval}) OR NEW.approval_json IS NOT NULL
+                IF NEW.status NOT IN ({born}) OR NEW.approval_json IS NOT NULL
                         OR NEW.reviewed_by IS NOT NULL OR NEW.resolved_at IS NOT NULL THEN
-                    {refuse} 'ratchet: the agent role cannot record an action as approved or answered';
+                    {refuse} format('ratchet: the agent role cannot record an action as %s, approved or answered',
+                        NEW.status);
                 END IF;
                 RETURN NEW;
+            END IF;
+            IF ({new_content}) IS DISTINCT FROM ({old_content}) THEN
+                {refuse} format('ratchet: the agent role cannot change what action %s is (its tool, target, '
+                    'arguments, preview, class, origin or who recorded it) once it is recorded', NEW.id);
+            END IF;
+            IF NEW.status IS DISTINCT FROM OLD.status AND NOT (OLD.status, NEW.status) IN ({moves}) THEN
+                {refuse} format('ratchet: the agent role cannot move action %s from %s to %s', NEW.id, OLD.status,
+                    NEW.status);
+            END IF;
+            IF NEW.args_json IS DISTINCT FROM OLD.args_json
+                    AND NOT (NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ({final})) THEN
+                {refuse} format('ratchet: the agent role cannot change the arguments of action %s; they are '
+                    'reduced only as it settles for good', NEW.id);
+            END IF;
+            IF NEW.sample IS DISTINCT FROM OLD.sample AND OLD.sample IS NOT NULL AND NEW.sample <> 'failure' THEN
+                {refuse} format('ratchet: the agent role cannot relabel the %s sample of action %s', OLD.sample,
+                    NEW.id);
             END IF;
             IF NEW.status IN ({approval}) AND NEW.status IS DISTINCT FROM OLD.status THEN
                 {refuse} format('ratchet: the agent role cannot approve action %s; a human approves it with '
@@ -181,6 +296,7 @@ class Installed:
     schema: str
     created: tuple[str, ...]  # the roles it had to create (as NOLOGIN groups)
     agent_writes: dict[str, str]
+    people: dict[str, str]  # login -> person
 
 
 def check_name(name: str, what: str) -> str:
@@ -193,12 +309,34 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def install(conn: sqlite3.Connection, agent: str, reviewer: str) -> Installed:
+def parse_people(specs: list[str] | None) -> dict[str, str]:
+    """`--person alice=agent_alice,human_alice` (repeatable) as {login: person}; InvalidRequest names a bad one."""
+    out: dict[str, str] = {}
+    for spec in specs or []:
+        person, sep, logins = spec.partition("=")
+        names = [n.strip() for n in logins.split(",") if n.strip()]
+        if not sep or not person.strip() or not names:
+            raise InvalidRequest(
+                f"--person {spec!r} is not usable; expected NAME=LOGIN[,LOGIN...] (a person and their database "
+                "logins, e.g. alice=alice_agent,alice_review)"
+            )
+        for login in names:
+            check_name(login, "login")
+            if out.get(login, person.strip()) != person.strip():
+                raise InvalidRequest(f"login {login} is named for two people ({out[login]} and {person.strip()})")
+            out[login] = person.strip()
+    return out
+
+
+def install(conn: sqlite3.Connection, agent: str, reviewer: str, people: dict[str, str] | None = None) -> Installed:
     """Create the two group roles when missing, grant each what it may do, and install the guards.
 
     Run as the record's owner (who ran its migrations), in one transaction; running it again, as after
     an upgrade that added tables, brings the grants up to date. People's login roles are then made
-    members: `GRANT ratchet_agent TO alice_agent`.
+    members: `GRANT ratchet_agent TO alice_agent`. `people` ({login: person}) says which logins are one
+    person's (their agent's and their own): an action records the person of the login that inserted it, and
+    a machine carries out only the drafts its own person's logins recorded. A login not named is its own
+    person. Given again, it replaces the list; None keeps it.
     """
     if not isinstance(conn, postgres.Connection):
         raise InvalidRequest(
@@ -219,6 +357,11 @@ def install(conn: sqlite3.Connection, agent: str, reviewer: str) -> Installed:
     conn.execute("CREATE TABLE IF NOT EXISTS ratchet_roles (agent TEXT NOT NULL, reviewer TEXT NOT NULL)")
     conn.execute("DELETE FROM ratchet_roles")
     conn.execute("INSERT INTO ratchet_roles (agent, reviewer) VALUES (?, ?)", (agent, reviewer))
+    conn.execute("CREATE TABLE IF NOT EXISTS ratchet_people (login TEXT PRIMARY KEY, person TEXT NOT NULL)")
+    if people is not None:
+        conn.execute("DELETE FROM ratchet_people")
+        for login, person in sorted(people.items()):
+            conn.execute("INSERT INTO ratchet_people (login, person) VALUES (?, ?)", (login, person))
     tables = [
         str(r[0])
         for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = ? ORDER BY tablename", (schema,))
@@ -231,13 +374,24 @@ def install(conn: sqlite3.Connection, agent: str, reviewer: str) -> Installed:
     for table, privileges in AGENT_WRITES.items():
         conn.execute(f"GRANT {privileges} ON {table} TO {agent}")
     for table in tables:
-        if table not in ("schema_version", "ratchet_roles"):
+        if table not in ("schema_version", "ratchet_roles", "ratchet_people"):
             conn.execute(f"GRANT INSERT, UPDATE, DELETE ON {table} TO {reviewer}")
     # Nobody but the owner creates objects in the record's schema (PostgreSQL before 15 let everyone).
     conn.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
     for statement in _guards(schema):
         conn.raw.execute(statement)  # no parameters: `%` and `?` are the SQL's own
-    return Installed(agent, reviewer, schema, tuple(created), dict(AGENT_WRITES))
+    people_now = {str(r[0]): str(r[1]) for r in conn.execute("SELECT login, person FROM ratchet_people").fetchall()}
+    return Installed(agent, reviewer, schema, tuple(created), dict(AGENT_WRITES), people_now)
+
+
+def person(conn: sqlite3.Connection) -> str | None:
+    """Who this connection's login is in the record, when roles are set up (record/roles.py `--person`): the
+    identity its actions and answers are recorded under. None on SQLite or without roles."""
+    if not isinstance(conn, postgres.Connection):
+        return None
+    if conn.execute("SELECT to_regclass('ratchet_people') IS NULL").fetchone()[0]:
+        return None
+    return str(conn.execute("SELECT ratchet_person(session_user::text)").fetchone()[0])
 
 
 def may_review(conn: sqlite3.Connection) -> bool:

@@ -92,7 +92,7 @@ def probation_left(conn: sqlite3.Connection, cls: ActionClass, rec: Recorded) ->
     if kind is None or kind[0] != "promote":
         return 0
     (seen,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM samples WHERE class = ? AND epoch = ? LIMIT ?)",
+        "SELECT count(*) FROM (SELECT 1 FROM samples WHERE class = ? AND epoch = ? LIMIT ?) AS recent",
         (cls.name, rec.transition_id, cls.trust.probation),
     ).fetchone()
     return cls.trust.probation - int(seen)
@@ -287,9 +287,12 @@ def unfreeze(
     return moves + _cap_moves(conn, policy, before, after, "unfreeze", actor, reason, ev)
 
 
-def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
+def sync_policy(conn: sqlite3.Connection, policy: Policy, *, reviewer: bool = True) -> list[Transition]:
     """Bring stored standings in line with the record and the policy: tampering reported, new classes,
-    a changed start, changed bounds, a freeze whose time is up."""
+    a changed start, changed bounds, a freeze whose time is up.
+
+    The moves a policy change makes are the reviewer side's (record/roles.py): the agent side (`reviewer`
+    False) leaves them to the next reviewer-side command, and stands by the record meanwhile."""
     moves: list[Transition] = []
     rows = {r.name: r for r in map(class_row_from, conn.execute("SELECT * FROM class_state").fetchall())}
     for cls in (*policy.classes.values(), policy.unclassified):
@@ -307,6 +310,8 @@ def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
         row = rec.row(cls, cache)
         level = rec.level
         start = rec.start if rec.start is not None else (cache.policy_start if cache else cls.start.label)
+        if not reviewer:
+            continue
         if start != cls.start.label:
             # A reviewed change of `start` is the policy of record: the class restarts there.
             moves.append(
@@ -341,7 +346,7 @@ def sync_policy(conn: sqlite3.Connection, policy: Policy) -> list[Transition]:
     frozen = integrity.freeze_of(conn)
     if frozen is not None and frozen.broken:
         integrity.report_freeze(conn, frozen)
-    if frozen is not None and not frozen.active():
+    if frozen is not None and not frozen.active() and reviewer:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frozen.until or 0))
         moves += unfreeze(conn, policy, f"the freeze expired at {when}", actor="ratchet", expired=True)
     return moves

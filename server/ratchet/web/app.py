@@ -69,6 +69,8 @@ class Shown:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._views: OrderedDict[str, dict[int, float]] = OrderedDict()
+        # The digest of each draft as last sent to each view (rules/shown.py): what an approval from it is of.
+        self._digests: dict[tuple[str, int], str] = {}
 
     def new_view(self) -> str:
         """An id for one page load (a tab)."""
@@ -82,15 +84,23 @@ class Shown:
             items = {}
         self._views[view] = items
         while len(self._views) > MAX_VIEWS:
-            self._views.popitem(last=False)
+            gone, _ = self._views.popitem(last=False)
+            for key in [k for k in self._digests if k[0] == gone]:
+                del self._digests[key]
         return items
 
-    def show(self, view: str, ids: list[int]) -> None:
-        """These items reached this view now (the first time counts)."""
+    def show(self, view: str, ids: list[int], digests: dict[int, str] | None = None) -> None:
+        """These items reached this view now (the first time counts), drafts with their digests (the last counts)."""
         now = self.clock()
         items = self._touch(view)
         for i in ids:
             items.setdefault(i, now)
+        for i, digest in (digests or {}).items():
+            self._digests[(view, i)] = digest
+
+    def digest(self, view: str | None, item_id: int) -> str | None:
+        """The digest of the draft as this view was last sent it; None when it never was."""
+        return None if view is None else self._digests.get((view, item_id))
 
     def seconds(self, view: str | None, item_id: int) -> float | None:
         """Seconds from showing to now; None when this view was never sent the item (untimed)."""
@@ -207,6 +217,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 triggers=_triggers(draft.triggers),
                 preview=draft.preview,
                 size=change_size(draft.preview, draft.hidden_lines),
+                digest=draft.digest,
             )
             if item.kind == "approved":  # decided already; it waits for its origin to run it (engine/origin.py)
                 entry.update(
@@ -282,16 +293,27 @@ def _state(request: Request) -> State:
     return state
 
 
+def _digest_of(data: dict[str, Any]) -> str | None:
+    digest = data.get("digest")
+    return digest if isinstance(digest, str) and digest else None
+
+
 def _view_of(data: dict[str, Any]) -> str | None:
     view = data.get("view")
     return view if isinstance(view, str) else None
 
 
-async def approve_one(state: State, item_id: int, view: str | None, note: str | None) -> dict[str, Any]:
-    """`Engine.approve` through the web channel, timed from when this view was shown the draft. A draft of
+async def approve_one(
+    state: State, item_id: int, view: str | None, note: str | None, digest: str | None = None
+) -> dict[str, Any]:
+    """`Engine.approve` through the web channel, timed from when this view was shown the draft, and of the
+    change it was shown (its digest: the one the page sends, else the one this view was last sent). A draft of
     another origin is not run here: it is `approved` and waits for its origin (engine/origin.py)."""
     seconds = state.shown.seconds(view, item_id)
-    d = await state.engine.approve(item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note)
+    expect = digest or state.shown.digest(view, item_id)
+    d = await state.engine.approve(
+        item_id, reviewer=CHANNEL, channel=CHANNEL, seconds=seconds, note=note, expect=expect
+    )
     message = f"draft {item_id}: {d.waiting}" if d.status == Status.APPROVED and d.waiting else None
     return {"id": item_id, "status": d.status, "error": d.error, "message": message or f"draft {item_id}: {d.status}"}
 
@@ -337,7 +359,9 @@ async def withdraw_one(state: State, item_id: int, view: str | None, reason: str
 async def approve(request: Request) -> Response:
     state, data = _state(request), await _body(request)
     try:
-        result = await approve_one(state, int(request.path_params["id"]), _view_of(data), _text(data, "note"))
+        result = await approve_one(
+            state, int(request.path_params["id"]), _view_of(data), _text(data, "note"), _digest_of(data)
+        )
     except RatchetError as exc:
         return _error(exc)
     done = result["status"] in (Status.EXECUTED, Status.APPROVED)
@@ -513,7 +537,8 @@ async def inbox_json(request: Request) -> Response:
     items = await inbox_items(state.engine)
     view = request.query_params.get("view")
     if view:
-        state.shown.show(view, [i["id"] for i in items])
+        digests = {i["id"]: i["digest"] for i in items if i.get("digest") and i["kind"] == "draft"}
+        state.shown.show(view, [i["id"] for i in items], digests)
     return JSONResponse({"items": items, "now": time.time()})
 
 

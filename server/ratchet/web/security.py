@@ -33,11 +33,12 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote
 
 from ratchet.http_serve import ASGIApp, Receive, Scope, Send, security_settings
 
@@ -184,9 +185,7 @@ class Guard:
     async def _login(self, scope: Scope, send: Send) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [""])[0]
-        target = (query.get("next") or ["/"])[0]
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
+        target = own_path((query.get("next") or ["/"])[0])
         if not token or not hmac.compare_digest(token.encode(), self._token.encode()):
             await _refuse(send, 401, "unauthorized", "wrong or missing token; use the URL `ratchet web` printed")
             return
@@ -203,6 +202,20 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+# What a path of this page may hold: no scheme or host, no backslash, no space or control character (which a
+# browser drops or rewrites: `/\t/host` is `//host` to it), nothing percent-encoded into one of those.
+_OWN_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+
+
+def own_path(target: str) -> str:
+    """`target` when it is a path of this page (a login's `next`), else `/`: never another host."""
+    decoded = unquote(target)
+    for form in (target, decoded):
+        if not _OWN_PATH.fullmatch(form) or "//" in form.split("?", 1)[0] or "\\" in form:
+            return "/"
+    return target
 
 
 def _secured(send: Send) -> Send:
@@ -239,10 +252,10 @@ async def _unauthorized(send: Send, path: str, query: bytes, method: str) -> Non
     if method != "GET" or path.startswith("/api/"):
         await _refuse(send, 401, "unauthorized", "log in with the URL `ratchet web` printed (it carries the token)")
         return
-    again = path + ("?" + query.decode("latin-1") if query else "")
+    again = own_path(quote(path, safe="/") + ("?" + query.decode("latin-1") if query else ""))  # never `//host`
     retried = b"retry=1" in query
     if not retried:
-        again += ("&" if query else "?") + "retry=1"
+        again += ("&" if "?" in again else "?") + "retry=1"
     link = html.escape(quote(again, safe="/?=&"))
     refresh = "" if retried else f'<meta http-equiv="refresh" content="0;url={link}">'
     body = (

@@ -134,7 +134,7 @@
     if (!entry || entry.data.kind !== "draft" || entry.pending) return;
     entry.pending = true;
     busy(entry.node, true);
-    const res = await post(`/api/drafts/${id}/approve`, {});
+    const res = await post(`/api/drafts/${id}/approve`, { digest: entry.data.digest });
     entry.pending = false;
     // A draft of another origin is approved, not run: it comes back as waiting for its origin.
     if (res.ok) { flash(res.body.message); removeItem(id, "approved"); if (res.body.status === "approved") refresh(); return; }
@@ -209,6 +209,7 @@
         d.class_level ? ` at ${d.class_level}` : "", d.level && d.level !== d.class_level ? `, this call: ${d.level}` : ""),
       d.kind === "approved" ? fact("waits for its origin", `host ${d.origin_host}, workspace ${d.origin_workspace}`) : null,
       fact("rule", d.rule),
+      d.kind === "draft" ? fact("digest", d.digest) : null,
       ...(d.triggers || []).map((t) => fact(`trigger ${t.name}`, t.detail)),
       d.kind === "stopped" && !(d.triggers || []).length ? fact("why", d.summary) : null,
       fact("task", d.task),
