@@ -270,11 +270,13 @@ def test_the_hash_of_a_row_is_the_documented_formula() -> None:
 
     facts = {"id": 1, "action_id": 7, "at": 1.5, "kind": "accept", "actor": "hüman", "seconds": None, "note": None}
     canonical = '{"action_id":7,"actor":"hüman","at":1.5,"id":1,"kind":"accept","note":null,"seconds":null}'
-    expected = hashlib.sha256((chain.GENESIS + canonical).encode("utf-8")).hexdigest()
-    assert chain.link(chain.GENESIS, {**facts, "identity": None}) == expected
+    genesis = "0" * 64  # the first row's previous hash, as documented
+    assert genesis == chain.GENESIS
+    expected = hashlib.sha256((genesis + canonical).encode("utf-8")).hexdigest()
+    assert chain.link(genesis, {**facts, "identity": None}) == expected
     reordered = canonical.replace('"id":1,', '"id":1,"identity":"dev@host",')  # sorted: between id and kind
     expected = hashlib.sha256((expected + reordered).encode("utf-8")).hexdigest()
-    assert chain.link(chain.link(chain.GENESIS, facts), {**facts, "identity": "dev@host"}) == expected
+    assert chain.link(chain.link(genesis, facts), {**facts, "identity": "dev@host"}) == expected
 
 
 @pytest.mark.asyncio
@@ -360,6 +362,21 @@ async def test_rows_removed_from_the_end_are_caught_by_the_kept_head(
     _sql(db, "DELETE FROM transitions WHERE id = ?", (last,))  # e.g. drop the freeze's last row
     code, text = await _cli(capsys, workspace, policies, db, "verify")
     assert code == 0
+    code, text = await _cli(capsys, workspace, policies, db, "verify", "--expect", head.strip())
+    assert code == 1 and "rows were removed from the end" in text
+
+
+@pytest.mark.asyncio
+async def test_reviews_removed_from_the_end_are_caught_by_the_kept_head(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The head names both chains: dropping the last review alone (the transitions untouched) is caught."""
+    await _some_history(capsys, workspace, policies, db)
+    code, head = await _cli(capsys, workspace, policies, db, "verify", "--head")
+    last = _sql(db, "SELECT max(id) FROM reviews")[0][0]
+    _sql(db, "DELETE FROM reviews WHERE id = ?", (last,))
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 0  # the rest of the chain still links
     code, text = await _cli(capsys, workspace, policies, db, "verify", "--expect", head.strip())
     assert code == 1 and "rows were removed from the end" in text
 
