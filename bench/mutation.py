@@ -276,10 +276,14 @@ def render(report: dict[str, Any]) -> str:
             for s in run["survivors"]:
                 code = s["code"].replace("|", "\\|")
                 later = [r for other, r in entry.items() if other != label and r.get("survivors") is not None]
-                killed_later = later and all(s not in r["survivors"] for r in later)
-                pending = "killed by the tests added since" if killed_later else "not yet judged"
-                since = KILLED_SINCE.get((module, s["code"]))
-                why = HARMLESS.get((module, s["code"]), f"killed since by {since}" if since else pending)
+                if later and all(s not in r["survivors"] for r in later):
+                    why = "killed by the tests added since"
+                elif (module, s["code"]) in HARMLESS:
+                    why = HARMLESS[(module, s["code"])]
+                elif (module, s["code"]) in KILLED_SINCE:
+                    why = f"killed since by {KILLED_SINCE[(module, s['code'])]}"
+                else:
+                    why = "not yet judged"
                 lines.append(f"| {s['line']} | {s['operator'].removeprefix('core/')} | `{code}` | {why} |")
     return "\n".join(lines) + "\n"
 
