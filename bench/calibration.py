@@ -62,6 +62,7 @@ except ImportError:  # pragma: no cover - the script's own directory is on sys.p
 
 from ratchet.policy.levels import Level
 from ratchet.policy.model import TrustParams
+from ratchet.rules.settle import is_padding
 from ratchet.rules.trust import Sample, Window, add_sample, drift_steps, judge, wilson_bounds
 
 Rule = Literal["ratchet", "naive", "cusum"]
@@ -220,14 +221,20 @@ def ratchet_trial(
 ) -> int | None:
     """One trial of the real rule: the action number of the scenario's move, or None within the horizon.
 
-    Each action calls `add_sample` then `judge` on the module's own Window, exactly as the gate does.
+    Each action calls `add_sample` then `judge` on the module's own Window, exactly as the gate does,
+    after the padding rule (`ratchet.rules.settle.is_padding`): a success whose work is already counted
+    in the window is no sample. An honest class's actions are each new work (its own key), so the rule
+    must leave every figure as it was without it.
     """
     level, floor, ceiling = LADDER[scenario]
     wanted = "promote" if scenario == "climb" else "demote"
     probation = params.probation if scenario == "held" else 0  # held: just promoted, so on probation
     window = Window()
     for action in range(1, horizon + 1):
-        window = add_sample(window, Sample(action, outcomes.random() < p_true), params)
+        ok = outcomes.random() < p_true
+        if is_padding(ok, f"work-{action}", (f"work-{s.action_id}" for s in window.samples if s.ok)):
+            continue
+        window = add_sample(window, Sample(action, ok), params)
         verdict = judge(window, level, floor, ceiling, params, probation=action <= probation)
         if verdict.move == wanted:
             return action

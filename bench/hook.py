@@ -1,4 +1,4 @@
-"""What `ratchet hook claude-code` costs per tool call: the whole process (start, decide, answer).
+"""What `ratchet hook claude-code` (and `hook codex`) costs per tool call: the whole process (start, decide, answer).
 
 Claude Code starts the hook command once per tool call and waits for its answer, so the figure that
 matters is wall time from spawn to exit. Each case runs the real console script with a hook event on
@@ -97,6 +97,12 @@ def cases(workspace: Path, baseline: Path) -> dict[str, tuple[list[str], Any, di
         table[f"hook {way}: PostToolUse (outcome -> window)"] = (
             hook,
             lambda n: event(workspace, "PostToolUse", "Bash", {"command": "ls -la"}, n),
+            env,
+        )
+        # Codex's shell, in Codex's shape (`ratchet hook codex`): allowed with its input closed, recorded.
+        table[f"hook codex {way}: Bash `ls -la` -> allow (recorded)"] = (
+            [str(ratchet_bin()), "hook", "codex"],
+            lambda n: event(workspace, "PreToolUse", "Bash", {"command": "ls -la"}, n),
             env,
         )
     return table

@@ -162,7 +162,7 @@ CASES: list[tuple[str, CommandAnalysis, list[list[str]], bool, str]] = [
     ("variable program", S("$CMD args"), [["$CMD", "args"]], True, "computed"),
     ("glob program", S("./script* x"), [["./script*", "x"]], True, "computed"),
     ("brace program", S("{rm,-rf,x}"), [["{rm,-rf,x}"]], True, "computed"),
-    ("ansi-c program", S("$'\\x72m' x"), [["$\\x72m", "x"]], True, "computed"),
+    ("ansi-c program", S("$'\\x72m' x"), [], True, "$'...'"),
     ("redirect without target", S("pytest >"), [], True, "no target"),
     # 11. bounded recursion
     ("depth", A(["env"] * (MAX_DEPTH + 3) + ["pytest"]), [], True, "deeper than"),

@@ -75,13 +75,16 @@ class Judge:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.reading = anyio.Lock()
 
     async def __call__(self, ctx: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
         self.seen.append(params.message)
         # A human reads the change (longer than the reading-time rule, or the answer would be no
-        # evidence); the other calls go on meanwhile, so the dialogs overlap.
-        await anyio.sleep(3.0)
-        return types.ElicitResult(action="accept", content={"approve": "ask/yes-" in params.message})
+        # evidence), one dialog at a time: an answer is timed from the session's previous answer when
+        # that came after its question. The other calls go on meanwhile, so the dialogs overlap.
+        async with self.reading:
+            await anyio.sleep(3.0)
+            return types.ElicitResult(action="accept", content={"approve": "ask/yes-" in params.message})
 
 
 def _calls() -> list[tuple[str, dict[str, Any], str]]:

@@ -232,15 +232,16 @@ model = "gpt-5.2-mini\""""  # no newline at the end, on purpose
 
 
 def test_codex_appends_a_managed_block_and_keeps_the_rest_byte_for_byte(
-    capsys: pytest.CaptureFixture[str], home: Path
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(workspace)  # the default install also writes the project's .codex/hooks.json
     config = home / ".codex" / "config.toml"
     config.parent.mkdir()
     config.write_text(CODEX_CONFIG)
 
     code, out = _install(capsys, "codex")
     assert code == 0 and "+[mcp_servers.ratchet]" in out and config.read_text() == CODEX_CONFIG
-    assert "does not route through Ratchet" in out and "built-in shell" in out
+    assert "Codex's own shell and apply_patch go through Ratchet's gate" in out
 
     code, out = _install(capsys, "codex", "--apply")
     assert code == 0 and f"wrote {config}" in out
@@ -290,6 +291,58 @@ def test_codex_refuses_what_it_cannot_merge_safely(
         assert code == 1 and why in out, out
         assert config.read_text() == text and not _backups(config)
     assert not (home / ".codex").exists()
+
+
+def test_codex_hooks_are_written_beside_the_scope_and_keep_other_hooks(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    hooks_file = workspace / ".codex" / "hooks.json"
+    other = {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./lint.sh"}]}]}
+    _write_json(hooks_file, {"description": "team hooks", "hooks": other})
+
+    code, out = _install(capsys, "codex", "--workspace", str(workspace), "--apply")
+    assert code == 0, out
+    data = json.loads(hooks_file.read_text())
+    assert data["description"] == "team hooks"
+    pre, post = data["hooks"]["PreToolUse"], data["hooks"]["PostToolUse"]
+    assert pre[0] == other["PreToolUse"][0]  # the team's hook stays, first
+    [ours] = pre[1]["hooks"]
+    assert pre[1]["matcher"] == "^(Bash|apply_patch)$" and ours["timeout"] == 60
+    assert " hook codex" in ours["command"] and ours["command"].endswith("exit 2; }")  # blocks when it cannot run
+    assert " hook codex" in post[0]["hooks"][0]["command"] and "exit 2" not in post[0]["hooks"][0]["command"]
+    assert "open /hooks and trust" in out and "project you trust" in out
+    # Default scope: the MCP entry in the user's config, the hooks in the project.
+    assert (tmp_path / "codex-home" / "config.toml").exists()
+
+    code, out = _install(capsys, "codex", "--workspace", str(workspace), "--apply")
+    assert code == 0 and "already installed" in out  # a second run changes nothing
+
+    # User scope: both beside the user's config; a new command replaces Ratchet's hooks, never adds twice.
+    code, out = _install(capsys, "codex", "--scope", "user", "--command", "/x/ratchet", "--apply")
+    user_hooks = json.loads((tmp_path / "codex-home" / "hooks.json").read_text())["hooks"]
+    assert [g["hooks"][0]["command"].split()[0] for g in user_hooks["PreToolUse"]] == ["/x/ratchet"]
+    code, out = _install(capsys, "codex", "--scope", "user", "--command", "/y/ratchet", "--apply")
+    user_hooks = json.loads((tmp_path / "codex-home" / "hooks.json").read_text())["hooks"]
+    assert [g["hooks"][0]["command"].split()[0] for g in user_hooks["PreToolUse"]] == ["/y/ratchet"]
+
+    # Codex refuses a hooks.json with other top-level keys; so does the installer, and writes nothing.
+    _write_json(hooks_file, {"$schema": "x", "hooks": {}})
+    code, out = _install(capsys, "codex", "--workspace", str(workspace), "--apply")
+    assert code == 1 and "other top-level keys" in out
+
+
+def test_codex_check_without_codex_says_so_and_fails(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(workspace))  # no codex there
+    code, out = _install(capsys, "codex", "--check", "--workspace", str(workspace))
+    assert code == 1 and "No `codex` found on PATH" in out
+    code, out = _install(capsys, "claude-desktop", "--check")
+    assert code == 2 and "--check applies to codex" in out
+    code, out = _install(capsys, "codex", "--trust-hooks", "--workspace", str(workspace))  # not without --apply
+    assert code == 2 and "--trust-hooks applies to codex, with --apply" in out
+    assert not (workspace / ".codex").exists()
 
 
 # -- Claude Desktop -------------------------------------------------------------------------------

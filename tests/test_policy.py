@@ -538,7 +538,7 @@ def test_starter_classifies_real_paths(starter: Policy, path: str, expected: str
 
 
 def test_starter_secrets_guard_reports_what_it_beat(starter: Policy) -> None:
-    c = starter.classify(write("docs/.env"))
+    c = starter.classify(write("docs/.env.md"))  # docs-write names file types now, not the docs/ directory
     assert c.cls.name == "secrets-write"
     assert c.also_matched == ("docs-write",)
 

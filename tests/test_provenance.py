@@ -453,8 +453,8 @@ async def test_review_drafts_times_each_answer(
     times, evidence = [r["review_seconds"] for r in rows], [r["evidence"] for r in rows]
     if mode == "legacy":  # one question after another: each answer timed on its own
         assert times == [pytest.approx(0.01), pytest.approx(6.0)] and evidence == ["unverified", "counted"]
-    else:  # 2026-07-28 asks both in one round and gets both answers together: the batch's time
-        assert times == [pytest.approx(6.01)] * 2 and evidence == ["counted", "counted"]
+    else:  # 2026-07-28 asks both in one round and gets both answers together: the batch's time, shared
+        assert times == [pytest.approx(6.01 / 2)] * 2 and evidence == ["counted", "counted"]
 
 
 FAILING_POLICY = """

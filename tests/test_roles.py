@@ -9,7 +9,9 @@ role must be able to do the same things. Then the whole team flow runs with the 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -516,3 +518,237 @@ async def test_a_draft_claiming_another_machine_is_never_carried_out_there(team:
             for who in ("bob", "lead"):
                 conn.execute(f"DROP OWNED BY {who}_{tag}")
                 conn.execute(f"DROP ROLE {who}_{tag}")
+
+
+# -- checks, tasks and undos: what the agent side witnessed, appended; what a decision rests on, never rewritten --
+
+
+async def agent_action(team: Team, status: Status, target: str, url: str | None = None, **fields: Any) -> int:
+    """An action recorded through Ratchet's own record layer with the agent's login (or `url`'s)."""
+    store = await Store.open(PostgresUrl(url or team.agent))
+    try:
+        row = intent_row(status, target, action_class="climb", **fields)
+        return await store.run(lambda conn: actions.insert_intent(conn, row))
+    finally:
+        await store.close()
+
+
+async def agent_task(team: Team, session_id: str) -> int:
+    """A task started with the agent's login, as `start_task` starts one."""
+    store = await Store.open(PostgresUrl(team.agent))
+    try:
+        row = await store.run(
+            lambda conn: actions.start_task(conn, session_id, "fix the typo", '["docs/"]', "[]", "{}")
+        )
+        return int(row["id"])
+    finally:
+        await store.close()
+
+
+CHECK = "INSERT INTO checks ({id}action_id, at, phase, argv_json, passed, exit_code, timed_out, duration_s, tail) "
+
+
+def check_sql(action_id: int, phase: str = "each", passed: int = 1, exit_code: int | None = 0, timed_out: int = 0,
+              row_id: int | None = None) -> str:  # fmt: skip
+    """A check's result as code holding the agent's credentials would insert it."""
+    code = "NULL" if exit_code is None else str(exit_code)
+    chosen = "" if row_id is None else f"{row_id}, "
+    return CHECK.format(id="" if row_id is None else "id, ") + (
+        f"VALUES ({chosen}{action_id}, 1, '{phase}', '[\"pytest\"]', {passed}, {code}, {timed_out}, 0.1, '')"
+    )
+
+
+async def test_the_agent_role_appends_the_checks_it_ran_and_forges_no_verdict(team: Team) -> None:
+    """A check's result is recorded as its action settles (or after its task ended), for the inserting person's
+    own actions, consistent with its exit: a pass added later, before the task ended, for another person's
+    action, contradicting its exit code, in an unknown phase or with a chosen id is refused, and no recorded
+    verdict can be rewritten or deleted."""
+    task = await agent_task(team, "s")
+    held = await agent_action(team, Status.RUNNING, "climb/a.txt", task_id=task)
+    loose = await agent_action(team, Status.RUNNING, "climb/b.txt")  # no task held it
+    other = await agent_action(team, Status.RUNNING, "climb/c.txt", url=team.owner)  # another login's person's
+    running = await agent_action(team, Status.RUNNING, "climb/d.txt", task_id=task)  # still settling
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        # what the agent side witnessed, as it settles the action: a failure, and a pass
+        assert refusal(conn, check_sql(held, passed=0, exit_code=1)) == "ALLOWED"
+        assert refusal(conn, check_sql(held)) == "ALLOWED"
+        conn.execute("UPDATE actions SET status = 'executed' WHERE id IN (%s, %s)", (held, loose))
+        before = conn.execute("SELECT * FROM checks ORDER BY id").fetchall()
+        attempts = {
+            "a pass added after the action settled": check_sql(held),
+            "a task-end pass before its task ended": check_sql(held, phase="task_end"),
+            "a task-end pass for an action no task held, with the session's task open": check_sql(
+                loose, phase="task_end"
+            ),
+            "a pass for another person's action": check_sql(other),
+            "a task-end pass for another person's action": check_sql(other, phase="task_end"),
+            "a pass with a failing exit code": check_sql(running, exit_code=1),
+            "a pass with no exit code": check_sql(running, exit_code=None),
+            "a pass after a timeout": check_sql(running, timed_out=1),
+            "a check of no recorded action": check_sql(99999, passed=0, exit_code=1),
+            "a check in an unknown phase": check_sql(running, phase="manual"),
+            "a chosen id": check_sql(running, passed=0, exit_code=1, row_id=1000),
+            "rewrite a verdict": "UPDATE checks SET passed = 1, exit_code = 0",
+            "rewrite another column": "UPDATE checks SET tail = '', phase = 'task_end'",
+            "move a check to another action": f"UPDATE checks SET action_id = {loose}",
+            "delete a failing check": "DELETE FROM checks WHERE passed = 0",
+        }
+        refused = {what: refusal(conn, sql) for what, sql in attempts.items()}
+        assert refused == {k: REFUSED for k in refused}, refused
+        assert conn.execute("SELECT * FROM checks ORDER BY id").fetchall() == before
+        # once the task ended (by the agent side, as end_task does), its task-end checks are the agent side's
+        conn.execute("UPDATE tasks SET ended_at = 2, summary = 'done' WHERE id = %s", (task,))
+        assert refusal(conn, check_sql(held, phase="task_end")) == "ALLOWED"
+        assert refusal(conn, check_sql(loose, phase="task_end", passed=0, exit_code=1)) == "ALLOWED"
+    assert db_rows(team.owner, "SELECT action_id, phase, passed FROM checks ORDER BY id") == [
+        (held, "each", 0),
+        (held, "each", 1),
+        (held, "task_end", 1),
+        (loose, "task_end", 0),
+    ]
+
+
+async def test_the_agent_role_cannot_rewrite_a_task_once_started(team: Team) -> None:
+    """A task's goal, scope, non-goals, budget and start are fixed; its count of actions only grows; it ends once,
+    and an ended task is neither reopened nor rewritten. Each forgery refused, the row unchanged."""
+    task = await agent_task(team, "s")
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        conn.execute("UPDATE tasks SET actions_used = actions_used + 1 WHERE id = %s", (task,))  # as an action does
+        before = conn.execute("SELECT * FROM tasks ORDER BY id").fetchall()
+        open_attempts = {
+            "widen its scope": "UPDATE tasks SET scope_json = '[\"\"]'",
+            "change its goal": "UPDATE tasks SET goal = 'anything'",
+            "drop its non-goals": "UPDATE tasks SET non_goals_json = '[]'",
+            "raise its budget": "UPDATE tasks SET budget_json = '{\"actions\": 1000}'",
+            "move its start": "UPDATE tasks SET started_at = 0",
+            "move it to another session": "UPDATE tasks SET session_id = 'x'",
+            "lower the actions it used": "UPDATE tasks SET actions_used = 0",
+            "a summary while it is open": "UPDATE tasks SET summary = 'checks passed'",
+            "a second open task in the session": "INSERT INTO tasks (session_id, goal, scope_json, non_goals_json, "
+            "budget_json, started_at) VALUES ('s', 'g', '[]', '[]', '{}', 1)",
+            "a task born ended": "INSERT INTO tasks (session_id, goal, scope_json, non_goals_json, budget_json, "
+            "started_at, ended_at, summary) VALUES ('t', 'g', '[]', '[]', '{}', 1, 1, 'checks passed')",
+            "a task with a chosen id": "INSERT INTO tasks (id, session_id, goal, scope_json, non_goals_json, "
+            "budget_json, started_at) VALUES (1000, 't', 'g', '[]', '[]', '{}', 1)",
+            "delete it": "DELETE FROM tasks",
+        }
+        refused = {what: refusal(conn, sql) for what, sql in open_attempts.items()}
+        assert conn.execute("SELECT * FROM tasks ORDER BY id").fetchall() == before
+        conn.execute("UPDATE tasks SET ended_at = 2, summary = 'done' WHERE id = %s", (task,))  # as end_task does
+        ended = conn.execute("SELECT * FROM tasks ORDER BY id").fetchall()
+        ended_attempts = {
+            "reopen it": "UPDATE tasks SET ended_at = NULL",
+            "move its end": "UPDATE tasks SET ended_at = 3",
+            "rewrite its summary": "UPDATE tasks SET summary = 'all checks passed'",
+        }
+        refused |= {what: refusal(conn, sql) for what, sql in ended_attempts.items()}
+        assert conn.execute("SELECT * FROM tasks ORDER BY id").fetchall() == ended
+    assert refused == {k: REFUSED for k in refused}, refused
+    assert db_rows(team.owner, "SELECT goal, ended_at, summary, actions_used FROM tasks") == [
+        ("fix the typo", 2.0, "done", 1)
+    ]
+
+
+async def test_the_agent_role_cannot_record_delete_or_rewrite_an_undo(team: Team) -> None:
+    """An undo decides what was put back and that a person's later undo is refused as "already undone": the
+    agent role inserts none (of an executed action, of its own, in a check's name), and rewrites or deletes none."""
+    done = await agent_action(team, Status.RUNNING, "climb/a.txt")
+    undone = await agent_action(team, Status.RUNNING, "climb/b.txt")
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        conn.execute("UPDATE actions SET status = 'executed' WHERE id IN (%s, %s)", (done, undone))
+    with psycopg.connect(team.reviewer, autocommit=True) as conn:  # a person's undo
+        conn.execute(
+            "INSERT INTO undos (action_id, at, reason, actor, forced, complaint, detail) "
+            "VALUES (%s, 1, 'wrong file', 'human', 0, 1, '{}')",
+            (undone,),
+        )
+    before = db_rows(team.owner, "SELECT * FROM undos")
+    undo = "INSERT INTO undos (action_id, at, reason, actor, forced, complaint, detail) "
+    undo += "VALUES ({}, 1, 'r', '{}', 0, {}, '{{}}')"
+    attempts = {
+        "an undo in a person's name": undo.format(done, "human", 0),
+        "an undo in a check's name": undo.format(done, "check", 0),
+        "an undo counted as a complaint": undo.format(done, "check", 1),
+        "rewrite a person's undo": "UPDATE undos SET complaint = 0, actor = 'check'",
+        "point an undo at another action": f"UPDATE undos SET action_id = {done}",
+        "delete a person's undo": "DELETE FROM undos",
+    }
+    with psycopg.connect(team.agent, autocommit=True) as conn:
+        refused = {what: refusal(conn, sql) for what, sql in attempts.items()}
+    assert refused == {k: REFUSED for k in refused}, refused
+    assert db_rows(team.owner, "SELECT * FROM undos") == before
+
+
+async def test_db_check_names_a_guard_an_older_ratchet_installed(team: Team) -> None:
+    """A guard function whose body is not this Ratchet's (an older one's, or replaced by the owner's hand) and a
+    trigger pointing at another function are found by `ratchet db check`, which says to run `db roles` again."""
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION ratchet_guard_checks() RETURNS trigger LANGUAGE plpgsql "
+            "SET search_path = public, pg_temp AS $$ BEGIN RETURN NEW; END $$"
+        )
+        conn.execute("DROP TRIGGER ratchet_guard ON tasks")
+        conn.execute(
+            "CREATE TRIGGER ratchet_guard BEFORE INSERT OR UPDATE ON tasks FOR EACH ROW "
+            "EXECUTE FUNCTION ratchet_guard_checks()"
+        )
+    checked = team.cli("a", team.workspace, team.owner, "db", "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "no guard on tasks; guard ratchet_guard_checks out of date; run ratchet db roles again" in checked.stdout
+    with psycopg.connect(team.owner, autocommit=True) as conn:  # the body alone, with its setting kept
+        conn.execute("DROP FUNCTION ratchet_successes(text)")
+    checked = team.cli("a", team.workspace, team.owner, "db", "check")
+    assert checked.returncode == 1 and "guard ratchet_successes missing" in checked.stdout, checked.stdout
+    again = team.cli(
+        "a", team.workspace, team.owner, "db", "roles", "--agent", team.groups[0], "--reviewer", team.groups[1]
+    )
+    assert again.returncode == 0, again.stderr
+    checked = team.cli("a", team.workspace, team.owner, "db", "check")
+    assert checked.returncode == 0, checked.stdout
+    assert "guards on class_state, transitions, samples, actions, checks, tasks" in checked.stdout
+
+
+async def test_with_roles_the_agent_side_records_its_checks_and_leaves_undos_to_a_reviewer(team: Team) -> None:
+    """The real agent-side server under the agent role: the checks it runs as each write settles and at its
+    task's end are recorded (so the guards refuse nothing Ratchet itself writes), and `undo_on_failure` says
+    the undo is the reviewer side's instead of putting a file back that the record could not keep."""
+    py = json.dumps(sys.executable)
+    policy = (team.policies / "policy.toml").read_text()
+    policy = policy.replace(
+        'paths = ["auto/**"]\nstart = "autonomous"\n',
+        f'paths = ["auto/**"]\nstart = "autonomous"\nverify = [[{py}, "-m", "py_compile", "{{path}}"]]\n'
+        "undo_on_failure = true\n",
+    )
+    policy += f"""
+[classes.later]
+tools = ["write_file", "edit_file"]
+paths = ["later/**"]
+start = "autonomous"
+verify = [[{py}, "-m", "py_compile", "{{path}}"]]
+verify_on = "task_end"
+"""
+    (team.policies / "policy.toml").write_text(policy)
+    async with agent_serve(team, "a", team.workspace) as agent:
+        started = await agent.call_tool(
+            "start_task", {"goal": "g", "scope": {"paths": ["auto/**", "later/**"]}, "budget": {"actions": 10}}
+        )
+        assert not started.is_error, started.content
+        good = await agent.call_tool("write_file", {"path": "auto/good.py", "content": "x = 1\n"})
+        assert good.structured_content is not None and good.structured_content["status"] == "executed"
+        bad = await agent.call_tool("write_file", {"path": "auto/bad.py", "content": "def broken(:\n"})
+        assert bad.structured_content is not None, bad.content
+        assert "not undone" in str(bad.structured_content["undone"]), bad.structured_content
+        assert "reviewer side" in str(bad.structured_content["undone"])
+        late = await agent.call_tool("write_file", {"path": "later/x.py", "content": "class (\n"})
+        assert late.structured_content is not None and late.structured_content["status"] == "executed"
+        ended = await agent.call_tool("end_task", {"summary": "done"})
+        assert not ended.is_error, ended.content
+        assert ended.structured_content is not None and ended.structured_content["checks_failed_on"], ended
+    assert (team.workspace / "auto" / "bad.py").exists()  # nothing put back that the record does not say
+    assert db_rows(team.owner, "SELECT count(*) FROM undos") == [(0,)]
+    rows = db_rows(
+        team.owner,
+        "SELECT a.target, c.phase, c.passed FROM checks c JOIN actions a ON a.id = c.action_id ORDER BY c.id",
+    )
+    assert rows == [("auto/good.py", "each", 1), ("auto/bad.py", "each", 0), ("later/x.py", "task_end", 0)], rows
+    assert db_rows(team.owner, "SELECT ended_at IS NOT NULL, summary, actions_used FROM tasks") == [(True, "done", 3)]

@@ -18,9 +18,10 @@ from mcp.client.session import ClientRequestContext
 
 from ratchet.mcp_server import ServerConfig, build_server
 from ratchet.policy.argv import analyse_shell
-from ratchet.redact import MARK, MAX_CHARS, redact
+from ratchet.record.store import parse_location
+from ratchet.redact import MARK, MAX_CHARS, redact, redact_argv
 
-from .helpers import Clock, run_cli, write_policy
+from .helpers import Clock, PgCluster, run_cli, write_policy
 
 GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
@@ -88,6 +89,14 @@ CASES: list[tuple[str, str]] = [
     (f"echo {SENDGRID} | mail-setup", SENDGRID),
     (f"doctl auth init --context ci {DIGITALOCEAN}", DIGITALOCEAN),
     ("restricted rk_live_51H8abcdefghijklmnop here", "rk_live_51H8abcdefghijklmnop"),
+    # An argv as records, subjects and results keep it: a JSON or Python list, the value its own word.
+    (json.dumps(["mysql", "--password", "ListPass01"]), "ListPass01"),
+    (json.dumps({"argv": ["deploy", "--token", "ListTok02", "--env", "prod"]}), "ListTok02"),
+    (json.dumps(json.dumps(["cli", "--api-key", "ListKey03"])), "ListKey03"),
+    (repr(["mysqldump", "-p", "ListPass04", "shop"]), "ListPass04"),
+    (json.dumps(["sshpass", "-p", "ListPass05", "ssh", "host"]), "ListPass05"),
+    (json.dumps(["curl", "-u", "bob:ListPass06", "https://x"]), "ListPass06"),
+    (json.dumps(["vault", "login", "--client-secret", "ListSec07"]), "ListSec07"),
 ]
 # Look-alikes that must stay exactly as written.
 KEEP: list[str] = [
@@ -107,6 +116,10 @@ KEEP: list[str] = [
     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
     "tokenizer=bert-base",
+    json.dumps(["docker", "run", "-p", "8080:80", "nginx"]),
+    json.dumps(["ssh", "-p", "2222", "host"]),
+    json.dumps(["tool", "--password", "--verbose"]),
+    json.dumps(["docker", "login", "--password-stdin", "-u", "deploy"]),
 ]
 
 
@@ -123,6 +136,95 @@ def test_look_alikes_stay_readable(text: str) -> None:
 
 def test_the_corpus_is_large_enough() -> None:
     assert len({text for text, _ in CASES}) >= 30 and len(KEEP) >= 10
+
+
+# Secrets given as their own argv word: (argv, the secret that must not survive).
+ARGV_CASES: list[tuple[list[str], str]] = [
+    (["mysql", "--password", "WordPass01", "shop"], "WordPass01"),
+    (["deploy", "--token", "WordTok02", "--env", "prod"], "WordTok02"),
+    (["cli", "--api-key", "WordKey03"], "WordKey03"),
+    (["cli", "--API-KEY", "WordKey04"], "WordKey04"),
+    (["/usr/bin/mysql", "-u", "root", "-p", "WordPass05", "shop"], "WordPass05"),
+    (["mariadb-dump", "-p", "WordPass06"], "WordPass06"),
+    (["sshpass", "-p", "WordPass07", "ssh", "host"], "WordPass07"),
+    (["curl", "-u", "bob:WordPass08", "https://x"], "WordPass08"),
+    (["sudo", "mysql", "--passwd", "WordPass09"], "WordPass09"),
+    (["vault", "write", "--client-secret", "WordSec10"], "WordSec10"),
+    (["gh", "--access-token", "WordTok11"], "WordTok11"),
+    (["x", "--db-password", "WordPass12"], "WordPass12"),
+]
+ARGV_KEEP: list[list[str]] = [
+    ["docker", "run", "-p", "8080:80", "nginx"],
+    ["ssh", "-p", "2222", "host"],
+    ["pytest", "-p", "no:cacheprovider"],
+    ["tool", "--password", "--verbose"],
+    ["docker", "login", "--password-stdin", "-u", "deploy"],
+    ["git", "log", "--format=%H"],
+]
+
+
+@pytest.mark.parametrize(("argv", "secret"), ARGV_CASES, ids=[f"argv{i}" for i in range(len(ARGV_CASES))])
+def test_a_secret_as_its_own_argv_word_is_redacted(argv: list[str], secret: str) -> None:
+    forms = (redact_argv(argv), redact(json.dumps(argv)), redact(repr(argv)), redact(json.dumps(json.dumps(argv))))
+    for shown in forms:
+        assert secret not in str(shown) and MARK in str(shown), shown
+    assert len(redact_argv(argv)) == len(argv)  # word for word: the flag stays, only the value goes
+
+
+@pytest.mark.parametrize("argv", ARGV_KEEP, ids=[f"argvkeep{i}" for i in range(len(ARGV_KEEP))])
+def test_argv_look_alikes_stay_readable(argv: list[str]) -> None:
+    assert redact_argv(argv) == argv
+    assert redact(json.dumps(argv)) == json.dumps(argv)
+
+
+ARGV_POLICY = """
+[defaults]
+unmatched = "blocked"
+max_consecutive_failures = 100
+
+[classes.echo]
+tools = ["run_command"]
+argv = [["echo"]]
+start = "autonomous"
+
+[classes.other]
+tools = ["run_command"]
+argv = [["mysql"], ["mariadb-dump"], ["sshpass"], ["curl"], ["deploy"], ["cli"], ["sudo"], ["vault"], ["gh"], ["x"]]
+start = "autonomous"
+floor = "autonomous"
+count_execution_failures = false
+"""
+
+
+def _pg_bytes(cluster: PgCluster, url: str) -> bytes:
+    """Every byte the PostgreSQL cluster keeps on disk (tables and the write-ahead log), after a checkpoint."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    return b"".join(p.read_bytes() for p in cluster.data.rglob("*") if p.is_file())
+
+
+@pytest.mark.asyncio
+async def test_a_secret_as_its_own_argv_word_never_reaches_the_database_bytes(
+    workspace: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    policies = write_policy(tmp_path / "policies", ARGV_POLICY)
+    async with Client(build_server(ServerConfig(workspace, policies, parse_location(backend)))) as client:
+        for argv, _ in ARGV_CASES:
+            ran = await client.call_tool("run_command", {"argv": ["echo", *argv]})  # runs: output holds it
+            assert ran.structured_content is not None and ran.structured_content["status"] == "executed"
+            assert MARK in ran.structured_content["preview"]  # the human's view of the call
+            direct = await client.call_tool("run_command", {"argv": argv})  # the program itself (mostly absent)
+            assert direct.structured_content is not None, direct
+            assert direct.structured_content["status"] in ("executed", "failed", "blocked"), direct.structured_content
+    if backend.startswith("postgresql://"):
+        stored = _pg_bytes(request.getfixturevalue("pg_cluster"), backend)
+    else:
+        stored = _db_bytes(Path(backend))
+    assert stored
+    for _, secret in ARGV_CASES:
+        assert secret.encode() not in stored, f"{secret!r} reached the database bytes"
 
 
 def test_redaction_is_idempotent_and_keeps_the_name() -> None:

@@ -27,6 +27,7 @@ import pytest
 
 from ratchet.executors import notify
 from ratchet.http_serve import default_token_file, ensure_token
+from ratchet.record.store import default_page_token_file
 from ratchet.web.serve import bind
 
 from .helpers import WEB_POLICY, Clock, Web, agent, draft, running_web, write_policy
@@ -304,7 +305,7 @@ async def test_ratchet_web_prints_a_login_url_once_and_keeps_the_token_private(
     try:
         line = _read_line(proc, r"/login\?token=")
         url = line.split()[-1]
-        token_file = default_token_file(db)
+        token_file = default_page_token_file(db)  # the page's own secret, not the MCP bearer
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         assert url.endswith(token_file.read_text().strip())
         base = url.split("/login")[0]
@@ -327,7 +328,7 @@ async def test_ratchet_web_prints_a_login_url_once_and_keeps_the_token_private(
 
 
 @pytest.mark.asyncio
-async def test_serve_http_serves_the_pages_beside_mcp_behind_the_same_token(
+async def test_serve_http_serves_the_pages_beside_mcp_behind_their_own_token_not_the_bearer(
     workspace: Path, web_policies: Path, db: Path, ratchet_bin: Path
 ) -> None:
     async with agent(workspace, web_policies, db) as client:
@@ -354,17 +355,21 @@ async def test_serve_http_serves_the_pages_beside_mcp_behind_the_same_token(
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.2)
-                token = default_token_file(db).read_text().strip()
+                bearer = default_token_file(db).read_text().strip()
                 mcp = http.post(base + "/mcp", json={}, headers={"Accept": "application/json"})
-                login = http.get(f"{base}/login?token={token}")
+                # The MCP bearer, which every HTTP client holds in its configuration, is no page login.
+                with_bearer = http.get(f"{base}/login?token={bearer}")
+                after_bearer = http.get(base + "/api/inbox")
+                login = http.get(f"{base}/login?token={default_page_token_file(db).read_text().strip()}")
                 inbox = http.get(base + "/api/inbox")
-                return first.status_code, mcp.status_code, login.status_code, [i["id"] for i in inbox.json()["items"]]
+                codes = (first.status_code, mcp.status_code, with_bearer.status_code, after_bearer.status_code)
+                return (*codes, login.status_code, [i["id"] for i in inbox.json()["items"]])
 
-        first, mcp, login, ids = await anyio.to_thread.run_sync(probe)
+        outcome = await anyio.to_thread.run_sync(probe)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert (first, mcp, login, ids) == (401, 401, 303, [draft_id])
+    assert outcome == (401, 401, 401, 401, 303, [draft_id])
 
 
 # -- notify links ----------------------------------------------------------------------------------------

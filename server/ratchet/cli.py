@@ -34,6 +34,7 @@ from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
+from ratchet.inert import inert_line, inert_output
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 from ratchet.record.filters import ActionFilter
@@ -127,7 +128,7 @@ def emit(args: argparse.Namespace, value: Any, text: Callable[[], str]) -> None:
     if getattr(args, "json", False):
         print(json.dumps(jsonable(value), indent=2, default=str))
     else:
-        print(text())
+        print(inert_output(text()))  # agent text never reaches the terminal as control characters
 
 
 def _lines(*lines: str) -> str:
@@ -165,7 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
-        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts)
+        pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts, db)
         serve_http(server, options, db, pages)
         return 0
     from ratchet.executors.notify import watch_address
@@ -201,7 +202,15 @@ async def cmd_lint(args: argparse.Namespace) -> int:
         "directory": str(directory),
         "ok": True,
         "classes": [
-            {"name": c.name, "start": c.start.label, "floor": c.floor.label, "ceiling": c.ceiling.label, "rule": c.rule}
+            {
+                "name": c.name,
+                "start": c.start.label,
+                "floor": c.floor.label,
+                "ceiling": c.ceiling.label,
+                "sandbox": c.profile,
+                "network": c.network,
+                "rule": c.rule,
+            }
             for c in sorted(policy.classes.values(), key=lambda c: c.name)
         ],
         "examples": sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values()),
@@ -676,9 +685,9 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     if args.head:
         print(result.head)
         return 0 if result.ok and not doubts else 1
-    print(result.line())
+    print(inert_output(result.line()))
     for doubt in doubts:
-        print(f"cannot vouch for: {doubt}")
+        print(inert_output(f"cannot vouch for: {doubt}"))
     return 0 if result.ok and not doubts else 1
 
 
@@ -846,7 +855,12 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )
-    answer = await claude_code_process(sys.stdin.buffer.read(), options)
+    if args.client == "codex":  # Codex's shell and apply_patch (codex_hooks); `ratchet install codex`
+        from ratchet.codex_hooks import codex_process
+
+        answer = await codex_process(sys.stdin.buffer.read(), options)
+    else:
+        answer = await claude_code_process(sys.stdin.buffer.read(), options)
     if answer:
         print(answer, flush=True)
     return 0
@@ -858,6 +872,12 @@ async def cmd_install(args: argparse.Namespace) -> int:
     --apply writes it, keeping everything already there and backing each file up first."""
     from ratchet import install
 
+    if args.check:
+        if args.client != "codex":
+            raise UsageError("--check applies to codex here")
+        check = await anyio.to_thread.run_sync(install.check_codex, Path(args.workspace))
+        emit(args, {"client": "codex", "ok": check.ok, **check.facts}, lambda: "\n".join(check.lines))
+        return 0 if check.ok else 1
     if args.client != "claude-code" and args.deny_builtins:
         raise UsageError("--deny-builtins applies to claude-code only")
     if args.client == "claude-desktop" and args.scope:
@@ -882,12 +902,22 @@ async def cmd_install(args: argparse.Namespace) -> int:
         )
     elif args.client == "codex":
         project = workspace / ".codex" / "config.toml" if args.scope == "project" else None
-        plan = await install.plan_codex(command=args.ratchet_command, policies=args.policies, db=args.db, path=project)
+        # Codex's own shell and apply_patch: hooks in the project's .codex/ unless --scope user.
+        hooks = install.codex_home() / "hooks.json" if args.scope == "user" else workspace / ".codex" / "hooks.json"
+        plan = await install.plan_codex(
+            command=args.ratchet_command, policies=args.policies, db=args.db, path=project, hooks=hooks
+        )
     else:
         plan = install.plan_claude_desktop(workspace, command=args.ratchet_command, policies=args.policies, db=args.db)
     for warning in warnings:
         print(f"ratchet: warning: {warning}", file=sys.stderr)
     written = install.apply(plan) if args.apply else None
+    if args.trust_hooks:
+        if args.client != "codex" or not args.apply:
+            raise UsageError("--trust-hooks applies to codex, with --apply")
+        wanted = install.codex_hook_commands(plan.command, args.policies, args.db)
+        _, said = await anyio.to_thread.run_sync(install.trust_codex_hooks, workspace, set(wanted.values()))
+        plan.notes.append(said)
     backups = dict(written or [])
     summary = {
         "client": plan.client,
@@ -1166,7 +1196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_filters(p)
     # hook: the workspace defaults to the event's cwd, so it does not share the common --workspace default.
     p = add("hook", cmd_hook, shared=False)
-    p.add_argument("client", choices=["claude-code"], help="whose hook event arrives on stdin")
+    p.add_argument("client", choices=["claude-code", "codex"], help="whose hook event arrives on stdin")
     p.add_argument("--workspace", default=None, help="the workspace directory (default: the event's cwd)")
     p.add_argument("--policies", type=Path, default=None, help="policy directory (default: as for serve)")
     p.add_argument("--db", type=parse_location, default=None, help="trust database (default: as for serve)")
@@ -1181,6 +1211,18 @@ def build_parser() -> argparse.ArgumentParser:
         "codex: user (~/.codex/config.toml; the default) or project (the project's .codex/config.toml)",
     )
     p.add_argument("--apply", action="store_true", help="write the changes (default: only show the diff)")
+    p.add_argument(
+        "--trust-hooks",
+        action="store_true",
+        help="codex, with --apply: trust exactly Ratchet's hooks in Codex (as its /hooks review does), "
+        "after you have read the diff",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="codex: ask Codex whether Ratchet's hooks are present and trusted, which sandbox and approval policy "
+        "apply, and what is governed; exit 1 when its shell and apply_patch are not governed",
+    )
     p.add_argument(
         "--deny-builtins",
         action="store_true",
@@ -1275,7 +1317,7 @@ def _failed(exc: BaseException) -> int:
 def _say(line: str) -> None:
     """Write one line to stderr, whatever it contains."""
     with contextlib.suppress(OSError, ValueError):
-        print(" ".join(line.split()), file=sys.stderr, flush=True)
+        print(inert_line(" ".join(line.split())), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

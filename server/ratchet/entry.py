@@ -69,7 +69,37 @@ def is_governed_pre_tool_use(raw: bytes) -> bool:
     )
 
 
-def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
+# Codex's tools that Ratchet governs, as its hook events name them, and the events its hook answers.
+CODEX_TOOLS = ("Bash", "apply_patch")
+CODEX_EVENTS = ("PreToolUse", "PostToolUse", "Stop")
+
+
+def codex_event_is_silent(raw: bytes) -> bool:
+    """`hook_event_is_silent` for Codex: an event Ratchet does not listen to, or a tool it does not govern."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return False
+    if not isinstance(event, dict) or not isinstance(event.get("hook_event_name"), str):
+        return False
+    name = event["hook_event_name"]
+    return name not in CODEX_EVENTS or (name != "Stop" and event.get("tool_name") not in CODEX_TOOLS)
+
+
+def is_codex_pre_tool_use(raw: bytes) -> bool:
+    """Whether this is a Codex PreToolUse of a governed tool (its failure to decide is a deny)."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return False
+    return (
+        isinstance(event, dict)
+        and event.get("hook_event_name") == "PreToolUse"
+        and event.get("tool_name") in CODEX_TOOLS
+    )
+
+
+def resident_answer(options: dict[str, str], raw: bytes, client: str = "claude-code") -> str | None:
     """The resident hook server's answer to this event; None when this process should decide it (no
     server, or one that is not trusted or declined it unread). Fails closed once the event was sent."""
     from ratchet import hook_socket
@@ -89,12 +119,18 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
         return None
     with sock:
         try:
-            return hook_socket.exchange(sock, raw, not unattended(), hook_socket.setup(ep.argv, os.environ))
+            secret = hook_socket.read_secret(ep)
+        except (hook_socket.Untrusted, OSError) as exc:
+            print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+            return None
+        try:
+            setup = hook_socket.setup(ep.argv, os.environ)
+            return hook_socket.exchange(sock, raw, not unattended(), setup, client, secret=secret)
         except hook_socket.Stale:
             return None
         except Exception as exc:
             why = f"Ratchet's hook server failed ({type(exc).__name__}: {exc})"
-    if is_governed_pre_tool_use(raw):
+    if is_codex_pre_tool_use(raw) if client == "codex" else is_governed_pre_tool_use(raw):
         return json.dumps(
             {
                 "hookSpecificOutput": {
@@ -109,8 +145,8 @@ def resident_answer(options: dict[str, str], raw: bytes) -> str | None:
 
 
 def hook_options(argv: Sequence[str]) -> dict[str, str] | None:
-    """The options of `hook claude-code [--workspace W] [--policies P] [--db D]`; None for anything else."""
-    if list(argv[:2]) != ["hook", "claude-code"]:
+    """The options of `hook claude-code|codex [--workspace W] [--policies P] [--db D]`; None for anything else."""
+    if list(argv[:1]) != ["hook"] or list(argv[1:2]) not in (["claude-code"], ["codex"]):
         return None
     found: dict[str, str] = {}
     rest = list(argv[2:])
@@ -129,10 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = hook_options(args)
     if options is not None:
         raw = sys.stdin.buffer.read()
-        if hook_event_is_silent(raw):
+        client = args[1]
+        if codex_event_is_silent(raw) if client == "codex" else hook_event_is_silent(raw):
             return 0
         if os.environ.get("RATCHET_HOOK_SERVER", "").strip().lower() != "off":
-            answer = resident_answer(options, raw)
+            answer = resident_answer(options, raw, client)
             if answer is not None:
                 if answer:
                     print(answer, flush=True)
@@ -143,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ratchet.record.store import parse_location
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
+        if client == "codex":
+            from ratchet.codex_hooks import answer_event as codex_answer_event
+
+            return codex_answer_event(options, raw)
         return answer_event(
             HookOptions(
                 workspace=Path(workspace) if workspace else None,

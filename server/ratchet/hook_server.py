@@ -10,7 +10,8 @@ One server per set-up: it holds an exclusive lock on `<key>.lock` (and writes it
 its whole life, so a second one started at the same moment exits at once. It exits after IDLE_S
 without an event, and as soon as any of its own modules changed on disk since it started (an upgrade
 or an edit): that event is declined as `stale`, the hook decides it itself, and the next event
-starts a fresh server. A client that is not this uid (SO_PEERCRED) is hung up on unanswered.
+starts a fresh server. A client that is not this uid (SO_PEERCRED), or that does not present the
+secret this server wrote at start (hook_socket.read_secret), is hung up on unanswered.
 
     python -m ratchet.hook_server --key KEY [--workspace W] [--policies P] [--db D] [--idle-s S]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -31,7 +33,16 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from ratchet.hook_socket import IDLE_S, MAX_MESSAGE, PROTOCOL, check_directory, endpoint, peer_uid, setup
+from ratchet.hook_socket import (
+    IDLE_S,
+    MAX_MESSAGE,
+    PROTOCOL,
+    check_directory,
+    endpoint,
+    peer_uid,
+    setup,
+    write_secret,
+)
 from ratchet.hooks import HookOptions, claude_code
 from ratchet.policy.load import PolicyCache
 from ratchet.record.store import parse_location
@@ -66,9 +77,10 @@ def _module_stamps_of(stamps: dict[str, int]) -> dict[str, int]:
 class HookServer:
     """Serves one set-up's events until idle or stale."""
 
-    def __init__(self, options: HookOptions, setup: str, idle_s: float) -> None:
+    def __init__(self, options: HookOptions, setup: str, idle_s: float, secret: str = "") -> None:
         self.options = options
         self.setup = setup
+        self.secret = secret  # what every client must present (hook_socket.read_secret)
         self.idle_s = idle_s
         self.last = time.monotonic()
         self.busy = 0
@@ -108,11 +120,18 @@ class HookServer:
         meta = json.loads(header)
         if not isinstance(meta, dict) or meta.get("v") != PROTOCOL or not isinstance(meta.get("attended"), bool):
             raise ValueError("not a hook request of this protocol")
+        given = meta.get("secret")
+        if not self.secret or not isinstance(given, str) or not hmac.compare_digest(given, self.secret):
+            raise PermissionError("the caller does not hold this server's secret; no answer")
         if meta.get("setup") != self.setup:
             return {"stale": True}  # another set-up whose name collides with this one's: its hook decides
         if self.stale or self.changed():
             self.stale = True
             return {"stale": True}
+        if meta.get("client") == "codex":
+            from ratchet.codex_hooks import codex
+
+            return {"answer": await codex(event, self.options)}
         return {"answer": await claude_code(event, self.options, attended=meta["attended"])}
 
     async def serve(self, listener: anyio.abc.SocketListener) -> None:
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         db=parse_location(args.db) if args.db else None,
         policies_cache=PolicyCache(),
     )
-    server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s)
+    server = HookServer(hook_options, setup(ep.argv, os.environ), args.idle_s, write_secret(ep))
 
     async def run() -> None:
         Path(ep.socket).unlink(missing_ok=True)  # a dead server's; the lock says none is alive

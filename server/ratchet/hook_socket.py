@@ -14,7 +14,11 @@ The socket is trusted only when (this module checks every one on every event):
   `<tmp>/ratchet-<uid>`; it is a real directory (not a link), owned by this uid, mode 0700;
 - the socket file is a socket owned by this uid that nobody else may open (no group/other bits);
 - the process that accepted the connection runs as this uid (SO_PEERCRED); the server checks the
-  same of every client.
+  same of every client;
+- every client presents the server's secret (`<key>.secret` beside the socket, mode 0600, written
+  fresh by each server at start). The directory is hidden in every sandbox Ratchet starts (the
+  runtime directory and this one are replaced by empty ones there), so nothing the agent runs can
+  read the secret or reach the socket; a client without it gets no answer (its hook fails closed).
 
 Its name is a checksum of what the decision depends on outside the event: the interpreter, the hook's
 --workspace/--policies/--db and the environment variables Ratchet reads. Any other set-up gets its
@@ -37,7 +41,7 @@ What happens when (`ask`):
 """
 
 # On the hook's import path pathlib costs milliseconds a process: plain os.path here.
-# ruff: noqa: PTH100, PTH102, PTH112, PTH117, PTH118
+# ruff: noqa: PTH100, PTH102, PTH105, PTH112, PTH117, PTH118
 
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ class Endpoint:
     """Where the resident server for one set-up listens, and what it is started with. Plain strings
     and no dataclass: this module is on the hook's import path, where every millisecond counts."""
 
-    __slots__ = ("argv", "directory", "key", "lock", "log", "socket")
+    __slots__ = ("argv", "directory", "key", "lock", "log", "secret", "socket")
 
     def __init__(self, directory: str, key: str, argv: tuple[str, ...]) -> None:
         self.directory = directory
@@ -83,6 +87,36 @@ class Endpoint:
         self.socket = os.path.join(directory, f"{key}.sock")
         self.lock = os.path.join(directory, f"{key}.lock")
         self.log = os.path.join(directory, f"{key}.log")
+        self.secret = os.path.join(directory, f"{key}.secret")  # what every caller must present
+
+
+SECRET_BYTES = 32
+
+
+def write_secret(ep: Endpoint) -> str:
+    """A fresh secret for a starting server, in a file only this uid can read (written atomically)."""
+    import secrets
+
+    value = secrets.token_hex(SECRET_BYTES)
+    temporary = f"{ep.secret}.{os.getpid()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
+    os.replace(temporary, ep.secret)
+    return value
+
+
+def read_secret(ep: Endpoint) -> str:
+    """The running server's secret. FileNotFoundError when there is none (no server started yet);
+    Untrusted when the file is not this uid's own private regular file."""
+    fd = os.open(ep.secret, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise Untrusted(f"{ep.secret} is not a private file of uid {os.getuid()}")
+        return os.read(fd, 4 * SECRET_BYTES).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -193,12 +227,18 @@ def read_all(sock: socket.socket, deadline: float) -> bytes:
         chunks.append(chunk)
 
 
-def exchange(sock: socket.socket, raw: bytes, attended: bool, ep_setup: str) -> str:
-    """Send one event of set-up `ep_setup`, return the server's answer ('' for none). Stale if the
-    server declined it unread (its code changed, or it serves another set-up); any other failure
-    raises (the caller fails closed)."""
+def exchange(
+    sock: socket.socket, raw: bytes, attended: bool, ep_setup: str, client: str = "claude-code", *, secret: str = ""
+) -> str:
+    """Send one event of set-up `ep_setup` with the server's `secret`, return the server's answer ('' for
+    none). Stale if the server declined it unread (its code changed, or it serves another set-up); any
+    other failure raises (the caller fails closed; a wrong secret gets no reply). `client`: whose event
+    it is (`codex` events are decided by codex_hooks; the header names only that one)."""
     deadline = time.monotonic() + HARD_DEADLINE_S
-    header = json.dumps({"v": PROTOCOL, "attended": attended, "setup": ep_setup}).encode() + b"\n"
+    meta: dict[str, object] = {"v": PROTOCOL, "attended": attended, "setup": ep_setup, "secret": secret}
+    if client != "claude-code":
+        meta["client"] = client
+    header = json.dumps(meta).encode() + b"\n"
     sock.sendall(header + raw)
     sock.shutdown(socket.SHUT_WR)
     reply = json.loads(read_all(sock, deadline))

@@ -5,7 +5,9 @@ Its built-in Bash, Write, Edit, MultiEdit and NotebookEdit are translated into t
 amount to (run_command, write_file, edit_file), classified by the team's policy and decided by the
 class's level, in the client's own session (`claude-<session_id>`):
 
-    autonomous -> allow   the client runs it; PostToolUse / PostToolUseFailure report how it went
+    autonomous -> allow   the client runs it (Bash: under its class's sandbox profile, through the
+                          input rewrite of hook_sandbox.py); PostToolUse / PostToolUseFailure report
+                          how it went
     confirm    -> ask     Claude Code's own dialog is the human's answer, recorded as evidence
     draft      -> deny    the change is queued in Ratchet's inbox; approving it from the CLI makes it
                           through Ratchet's executor; the agent is told where it went, not to retry
@@ -178,18 +180,43 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RatchetError) else f"{type(exc).__name__}: {exc}"
 
 
-def _decision(decision: str, reason: str) -> str:
+def _decision(decision: str, reason: str, updated: dict[str, Any] | None = None) -> str:
+    from ratchet.inert import inert
     from ratchet.redact import redact
 
-    return json.dumps(
-        {
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": decision,
-                "permissionDecisionReason": redact(reason),
-            }
-        }
+    answer: dict[str, Any] = {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": decision,
+        "permissionDecisionReason": inert(redact(reason)),  # shown by the client's dialog
+    }
+    if updated is not None:
+        answer["updatedInput"] = updated
+    return json.dumps({"hookSpecificOutput": answer})
+
+
+async def _sandboxed_input(
+    engine: Engine, event: dict[str, Any], ev: Evaluation, approved: bool
+) -> dict[str, Any] | None:
+    """An allowed or asked Bash call's input, rewritten to run under its class's sandbox profile
+    (hook_sandbox.py); None when it runs as written (no sandbox on this host, or the class opts out)."""
+    from ratchet.hook_sandbox import sandboxed_bash
+    from ratchet.operations import sandbox_status_async
+    from ratchet.operations.confine import confinement
+
+    tool_input = event.get("tool_input")
+    if event["tool_name"] != "Bash" or not isinstance(tool_input, dict) or not ev.cls.sandbox:
+        return None
+    if not (await sandbox_status_async()).available:
+        return None  # the gate held the call to a human's confirmation (trigger no-sandbox)
+    confined = confinement(
+        engine.workspace,
+        engine.policy.defaults.commands,
+        sandbox=True,
+        profile=ev.cls.profile,
+        network=ev.cls.network,
+        approved=approved,
     )
+    return {**tool_input, "command": sandboxed_bash(_str(tool_input, "command"), confined)}
 
 
 # -- opening the engine ------------------------------------------------------------------------
@@ -275,11 +302,17 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
         ev = dataclasses.replace(ev, prepared=dataclasses.replace(ev.prepared, args=call.notebook, preview=preview))
     tool_use_id = event.get("tool_use_id")
     external_id = tool_use_id if isinstance(tool_use_id, str) and tool_use_id else f"missing-{uuid.uuid4().hex}"
+    # Before anything is recorded: a sandbox that cannot be planned is a deny (fail closed), never a bare run.
+    updated = None
+    if route in (Route.EXECUTE, Route.CONFIRM):
+        updated = await _sandboxed_input(engine, event, ev, approved=route is Route.CONFIRM)
     outcome = await engine.record_external(ev, external_id, intent=call.intent, external_tool=event["tool_name"])
     if route is Route.EXECUTE:
-        return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.")
+        return _decision("allow", f"Ratchet: {what}: {why}; it runs and is recorded.", updated)
     if route is Route.CONFIRM:
-        return _decision("ask", f"{ASK_PREFIX}{what}. Why: {why}. Your answer is recorded as evidence for the class.")
+        return _decision(
+            "ask", f"{ASK_PREFIX}{what}. Why: {why}. Your answer is recorded as evidence for the class.", updated
+        )
     if route is Route.DRAFT:
         n = outcome.draft_id
         return _decision(
@@ -562,7 +595,7 @@ async def permission_prompt(engine: Engine, tool_name: str, tool_input: Any, too
     }
     answer = json.loads(await _decide_event(engine, event, attended=False))["hookSpecificOutput"]
     if answer["permissionDecision"] == "allow":
-        return {"behavior": "allow", "updatedInput": tool_input}
+        return {"behavior": "allow", "updatedInput": answer.get("updatedInput", tool_input)}
     return {"behavior": "deny", "message": answer["permissionDecisionReason"]}
 
 

@@ -17,7 +17,8 @@ changes nothing (and says so).
   `~/.codex/config.toml`), with a per-tool `approval_mode` (`mcp_servers.<id>.tools.<tool>.approval_mode`,
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
   byte; the result is validated with tomllib before anything is written. Codex's own shell and
-  apply_patch are not routed through Ratchet (see CODEX_NOTE).
+  apply_patch go through Ratchet's gate by a PreToolUse/PostToolUse hook in a `hooks.json` beside
+  the config layer (`codex_hooks_file`; see CODEX_NOTE and codex_hooks.py).
 - Claude Desktop: the entry of claude_desktop_config.example.json in its config file.
 """
 
@@ -44,6 +45,7 @@ SCOPES = ("project", "user", "local")
 BUILTINS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
 MATCHER = "|".join(BUILTINS)
 HOOK_MARK = " hook claude-code"  # how a hook entry is recognised as Ratchet's own
+CODEX_HOOK_MARK = " hook codex"  # the same, in Codex's hooks.json
 HOOK_TIMEOUT_S = 60  # Claude Code's timeout for the hook command; the hook itself answers within 20 s
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied")
 SETTLE_EVENTS = ("Stop", "UserPromptSubmit", "SessionEnd")
@@ -52,15 +54,16 @@ BLOCK_BEGIN = "# >>> ratchet: managed by `ratchet install codex`; this block is 
 BLOCK_END = "# <<< ratchet <<<"
 
 CODEX_NOTE = """\
-What Codex does not route through Ratchet: its own tools. Codex's built-in shell and its apply_patch
-edits run under Codex's sandbox and approval policy, not Ratchet's classes, and they earn or lose no
-trust here. Codex has experimental hooks (`[features] codex_hooks = true`, hooks.json), but in the
-versions checked (0.153 to 0.283) a PreToolUse hook may only deny: it cannot ask the human or allow
-(openai/codex#21753, #28437), and a deny of apply_patch was not always enforced (#27833). So
-Ratchet installs no Codex hook.
-To keep the agent on Ratchet's tools, run Codex with a read-only sandbox (`codex --sandbox read-only`,
-or sandbox_mode = "read-only"), and decline its requests to escalate: file changes and commands then
-go through write_file, edit_file and run_command, which Ratchet governs."""
+Codex's own shell and apply_patch go through Ratchet's gate: a PreToolUse hook classifies each shell
+command and each file a patch writes by the same policy as Ratchet's tools. Autonomous runs (under
+Codex's own sandbox and approval policy) and is recorded with its outcome (PostToolUse); confirm,
+draft and blocked are refused with the draft's id or the escalation packet, and the agent is told to
+use Ratchet's tools or wait for you. Codex's hooks cannot ask you, so a confirm-level call made with
+Codex's own tools is queued as a draft (`ratchet queue`, `ratchet approve ID`).
+Where Codex fails open, and how the hook narrows it: a hook that crashes, exits with a code other than
+0 or 2, or prints no decision lets the call through. The installed command blocks (exit 2, with the
+reason on stderr) when Ratchet cannot start or fails, and Ratchet itself answers a deny within 30 s;
+only a hook Codex stops at its own timeout (60 s here) lets the call through unjudged."""
 
 
 @dataclass
@@ -435,7 +438,11 @@ def plan_claude_code(
         "and denies writes to " + ", ".join(p for p, _ in protected) + " (sandbox.filesystem.denyWrite and Edit "
         "rules in permissions.deny): a command the hook allows still cannot change Ratchet's state, the policy, "
         "or git's config and hooks. On Linux and WSL2 the sandbox needs bubblewrap and socat; where it cannot "
-        "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true."
+        "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true. "
+        "The hook runs every Bash call it allows in Ratchet's own sandbox under its class's profile, nested "
+        "inside Claude Code's: Claude Code permits that only with "
+        '{"sandbox": {"allowNestedUserNamespaces": true}} in your user settings (~/.claude/settings.json); '
+        'without it Bash calls fail with "Creating new namespace failed" and nothing runs.'
     )
     if scope == "user":
         notes.append(f"User scope: the sandbox's write denials name this workspace ({ws}) only.")
@@ -524,8 +531,120 @@ def _split_block(text: str, path: Path) -> tuple[str, str, str] | None:
     return text[:begin], text[begin:stop], text[stop:]
 
 
+CODEX_HOOK_TIMEOUT_S = 60  # Codex stops the hook at this point and lets the call go ahead (fails open)
+CODEX_HOOK_EVENTS = ("PreToolUse", "PostToolUse", "Stop")
+
+
+def codex_home() -> Path:
+    """Codex's home: `$CODEX_HOME`, else `~/.codex`."""
+    home = os.environ.get("CODEX_HOME")
+    return Path(home) if home else Path.home() / ".codex"
+
+
+def codex_hook_command(command: str, policies: Path | None, db: Path | None) -> str:
+    """The shell line Codex runs for each hook event. No --workspace: the hook takes the project root
+    at or above the session's directory, as the MCP server does."""
+    line = f"{shlex.quote(command)} hook codex"
+    if policies is not None:
+        line += f" --policies {shlex.quote(str(policies.resolve()))}"
+    if db is not None:
+        line += f" --db {shlex.quote(str(db.absolute()))}"
+    return line
+
+
+def codex_fail_closed(line: str) -> str:
+    """`line` for PreToolUse: when Ratchet cannot start or fails, exit 2 with a reason on stderr,
+    which Codex takes as a block (any other exit code lets the call through; exit 2 without a
+    reason on stderr does too)."""
+    why = (
+        "Ratchet's hook could not run (exit $?), so this call was not checked and did not run. Tell the person: "
+        "Ratchet may be missing or broken (ratchet install codex --check)."
+    )
+    return f'{line} || {{ echo "{why}" >&2; exit 2; }}'
+
+
+def codex_hook_commands(command: str, policies: Path | None, db: Path | None) -> dict[str, str]:
+    """The exact command of each of Ratchet's Codex hooks, by event."""
+    base = codex_hook_command(command, policies, db)
+    # Stop settles calls Codex's own approval turned down (they report no outcome).
+    return {"PreToolUse": codex_fail_closed(base), "PostToolUse": base, "Stop": base}
+
+
+def trust_codex_hooks(workspace: Path, commands: set[str], binary: str | None = None) -> tuple[int, str]:
+    """Trust exactly Ratchet's hooks (their commands equal to `commands`) in Codex, through Codex's
+    app-server as its /hooks review does; (how many were trusted, what to tell the person)."""
+    from ratchet import codex_app
+
+    exe = binary or shutil.which("codex")
+    if exe is None:
+        return 0, "No `codex` found on PATH: trust Ratchet's hooks in Codex's /hooks instead."
+    n = codex_app.trust_hooks(exe, workspace.resolve(), lambda c: c in commands)
+    if n:
+        return n, f"Trusted {n} of Ratchet's hooks in Codex (as /hooks would); other hooks were left as they were."
+    return 0, (
+        "No untrusted hook of Ratchet's was listed by Codex: they are trusted already, or Codex does not load "
+        "them here (a project Codex does not trust: trust it, then run this again). See --check."
+    )
+
+
+def _is_codex_hook(hook: Any) -> bool:
+    return isinstance(hook, dict) and CODEX_HOOK_MARK in str(hook.get("command", ""))
+
+
+def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path | None) -> Change:
+    """Ratchet's PreToolUse and PostToolUse entries in Codex's `hooks.json` at `path`, in place of
+    any earlier ones of Ratchet's; every other hook there is kept."""
+    from ratchet.codex_hooks import MATCHER
+
+    wanted = codex_hook_commands(command, policies, db)
+
+    def mutate(data: dict[str, Any]) -> None:
+        unknown = sorted(set(data) - {"description", "hooks"})
+        if unknown:
+            raise InvalidRequest(
+                f"{path}: Codex refuses a hooks.json with other top-level keys than description and hooks "
+                f"(found {', '.join(unknown)}); fix it first, nothing was changed"
+            )
+        hooks = _table(data, "hooks", path)
+        for event in CODEX_HOOK_EVENTS:
+            groups = hooks.get(event, [])
+            if not isinstance(groups, list):
+                raise InvalidRequest(f"{path}: hooks.{event} is not a list; nothing was changed")
+            kept: list[Any] = []
+            first: int | None = None
+            for group in groups:
+                handlers = group.get("hooks") if isinstance(group, dict) else None
+                if not isinstance(handlers, list) or not any(_is_codex_hook(h) for h in handlers):
+                    kept.append(group)
+                    continue
+                first = len(kept) if first is None else first
+                rest = [h for h in handlers if not _is_codex_hook(h)]
+                if rest:
+                    kept.append({**group, "hooks": rest})
+            ours: dict[str, Any] = {} if event == "Stop" else {"matcher": MATCHER}
+            ours["hooks"] = [
+                {
+                    "type": "command",
+                    "command": wanted[event],
+                    "timeout": CODEX_HOOK_TIMEOUT_S,
+                    "statusMessage": "Ratchet: recording the turn's calls"
+                    if event == "Stop"
+                    else "Ratchet: checking the call against the policy",
+                }
+            ]
+            kept.insert(len(kept) if first is None else first, ours)
+            hooks[event] = kept
+
+    return _json_change(path, mutate)
+
+
 async def plan_codex(
-    *, command: str | None = None, policies: Path | None = None, db: Path | None = None, path: Path | None = None
+    *,
+    command: str | None = None,
+    policies: Path | None = None,
+    db: Path | None = None,
+    path: Path | None = None,
+    hooks: Path | None = None,
 ) -> Plan:
     """The managed `[mcp_servers.ratchet]` block in Codex's config.toml (`path`: a project's
     `.codex/config.toml`; default: the user's). The server's `--workspace .` is the project root at or
@@ -567,7 +686,23 @@ async def plan_codex(
             f"{path}: Ratchet's block does not read back as written (is mcp_servers defined inline?); "
             "nothing was changed"
         )
+    changes = [Change(path, before, after)]
     notes = [CODEX_NOTE]
+    if hooks is not None:
+        changes.append(plan_codex_hooks(hooks, exe, policies, db))
+        project = hooks.parent.name == ".codex" and hooks.parent != codex_home()
+        notes.append(
+            f"Codex runs a hook only once you trust it: add --trust-hooks (with --apply), or start `codex` in "
+            f"the project, open /hooks and trust "
+            f"Ratchet's three hooks ({hooks}); a changed hook needs trusting again. "
+            + (
+                "Project hooks (and a project's config.toml) load only in a project you trust in Codex "
+                "(the folder prompt, or `codex exec --trust` once). "
+                if project
+                else ""
+            )
+            + "`ratchet install codex --check` says whether they are trusted."
+        )
     version = _codex_version()
     notes.append(f"Installed Codex: {version}." if version else "No `codex` found on PATH.")
     notes.append(
@@ -579,7 +714,137 @@ async def plan_codex(
         "counts no answer that fast as a human's: a confirm-level call it declines is queued as a draft for "
         "`ratchet queue` / `ratchet approve ID`. Restart Codex to load the server (`/mcp` lists it)."
     )
-    return Plan("codex", [Change(path, before, after)], [command_note(exe, command), *notes], exe)
+    return Plan("codex", changes, [command_note(exe, command), *notes], exe)
+
+
+@dataclass
+class CodexCheck:
+    """`ratchet install codex --check`: what Codex itself reports, and whether Ratchet governs it."""
+
+    ok: bool
+    lines: list[str]
+    facts: dict[str, Any]
+
+
+def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
+    """Ask the installed Codex (its app-server) whether Ratchet's hooks are present, enabled and
+    trusted for `workspace`, whether Ratchet's MCP server is configured, and which sandbox mode,
+    approval policy and approvals reviewer apply there. `ok` only when Codex's shell and apply_patch
+    are governed (both hooks present, enabled, trusted, the PreToolUse one failing closed)."""
+    from ratchet import codex_app
+
+    exe = binary or shutil.which("codex")
+    if exe is None:
+        return CodexCheck(False, ["No `codex` found on PATH: nothing to check."], {"codex": None})
+    state = codex_app.read_state(exe, workspace.resolve())
+    ours = {h.get("eventName"): h for h in state.hooks if CODEX_HOOK_MARK in str(h.get("command", ""))}
+    project_file = workspace.resolve() / ".codex" / "hooks.json"
+    in_project_file = CODEX_HOOK_MARK in (_read(project_file) or "")
+    config = state.config
+    projects = config.get("projects") if isinstance(config.get("projects"), dict) else {}
+    trusted_project = any(
+        isinstance(v, dict) and v.get("trust_level") == "trusted" and Path(k) in (workspace, workspace.resolve())
+        for k, v in (projects or {}).items()
+    )
+    lines = [f"Codex: {_codex_version_of(exe)} ({exe}), seen from {workspace.resolve()}"]
+    governed = True
+    facts: dict[str, Any] = {"codex": exe, "hooks": {}}
+    for event, key in (("PreToolUse", "preToolUse"), ("PostToolUse", "postToolUse"), ("Stop", "stop")):
+        hook = ours.get(key)
+        if hook is None:
+            lines.append(
+                f"- {event} hook: in {project_file}, but NOT LOADED: Codex loads a project's hooks only in a project "
+                "it trusts"
+                if in_project_file and not trusted_project
+                else f"- {event} hook: MISSING (run `ratchet install codex --apply`)"
+            )
+            facts["hooks"][event] = None
+            governed = False
+            continue
+        trust, enabled = hook.get("trustStatus"), hook.get("enabled") is True
+        fail_closed = event != "PreToolUse" or "exit 2" in str(hook.get("command", ""))
+        facts["hooks"][event] = {
+            "source": hook.get("sourcePath"),
+            "trust": trust,
+            "enabled": enabled,
+            "fail_closed": fail_closed,
+        }
+        state_words = [f"trust {trust}", "enabled" if enabled else "DISABLED"]
+        if event == "PreToolUse":
+            state_words.append(("blocks" if fail_closed else "FAILS OPEN") + " when Ratchet cannot run")
+        lines.append(f"- {event} hook: {hook.get('sourcePath')} ({', '.join(state_words)})")
+        if trust not in ("trusted", "managed") or not enabled or not fail_closed:
+            governed = False
+    if any(h is not None and h["trust"] not in ("trusted", "managed") for h in facts["hooks"].values()):
+        lines.append(
+            "  Codex skips an untrusted or modified hook without a word: start `codex` here, open /hooks and trust "
+            "Ratchet's hooks (each is trusted by its exact text; a reinstall that changes it needs trusting again)."
+        )
+    project_hooks = in_project_file or any(
+        h is not None and str(h["source"]).startswith(str(workspace.resolve()) + "/") for h in facts["hooks"].values()
+    )
+    if project_hooks:
+        lines.append(
+            "- project: "
+            + (
+                "trusted in Codex (its .codex/ layer loads)"
+                if trusted_project
+                else "NOT trusted in Codex: its .codex/hooks.json and config.toml do not load (trust the folder "
+                "when Codex asks, or run `codex exec --trust` once here)"
+            )
+        )
+        governed = governed and trusted_project
+    servers = config.get("mcp_servers") if isinstance(config.get("mcp_servers"), dict) else {}
+    mcp = SERVER_NAME in (servers or {})
+    lines.append(f"- Ratchet's MCP server: {'configured' if mcp else 'NOT configured'} (mcp_servers.{SERVER_NAME})")
+    sandbox, approval = config.get("sandbox_mode"), config.get("approval_policy")
+    reviewer = config.get("approvals_reviewer")
+    lines.append(
+        f"- sandbox mode: {sandbox or 'not set (Codex default)'}; approval policy: "
+        f"{json.dumps(approval) if isinstance(approval, dict) else approval or 'not set (Codex default)'}; "
+        f"approvals reviewer: {reviewer or 'not set (user)'}"
+    )
+    for error in state.hook_errors:
+        lines.append(f"- Codex reports: {error}")
+    facts.update(
+        {
+            "project_trusted": trusted_project,
+            "mcp_server": mcp,
+            "sandbox_mode": sandbox,
+            "approval_policy": approval,
+            "approvals_reviewer": reviewer,
+        }
+    )
+    lines.append("Governed by Ratchet here:")
+    lines.append(
+        "- Codex's shell and apply_patch: "
+        + (
+            "yes, through the hooks (autonomous runs under Codex's sandbox and is recorded; the rest is refused "
+            "with a draft or a packet)"
+            if governed
+            else "NO: they run under Codex's sandbox and approval policy alone"
+        )
+    )
+    lines.append(
+        "- Ratchet's own tools (write_file, edit_file, run_command, git): "
+        + ("yes, inside Ratchet's server" if mcp else "not available (no MCP server entry)")
+    )
+    lines.append("- not governed: Codex's other tools (web search, images, other MCP servers' tools)")
+    if reviewer in ("auto_review", "guardian_subagent"):
+        lines.append(
+            "- auto-review is on: Codex's reviewer, not you, answers Codex's own approval prompts; Ratchet never "
+            "records its answers as yours"
+        )
+    facts["governed"] = governed
+    return CodexCheck(governed and mcp, lines, facts)
+
+
+def _codex_version_of(exe: str) -> str:
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "version unknown"
+    return (done.stdout or done.stderr).strip() or "version unknown"
 
 
 def _codex_version() -> str | None:

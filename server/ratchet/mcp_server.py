@@ -55,6 +55,7 @@ from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
+from ratchet.inert import inert, inert_line
 from ratchet.operations import EditSpec
 from ratchet.record.store import Location, Store
 from ratchet.redact import redact
@@ -273,9 +274,13 @@ def _confirm_message(ev: Evaluation) -> str:
     why = "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
     size = provenance.change_size(p.preview, p.hidden_lines)
     # The first lines are what every client shows (some fold the rest): what changes, how much, why.
-    first = f"Ratchet: {p.tool} {p.target}: {size}" if size else f"Ratchet: {p.tool} {p.target}"
+    # They are built from structured fields (tool, counts, class) and the target on one escaped line,
+    # so no newline or escape in agent text can put a header of its own above the real change.
+    target = inert_line(p.target if len(p.target) <= 160 else p.target[:160] + "…")
+    first = f"Ratchet: {p.tool} {target}" + (f": {size}" if size else "")
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
-    return redact(f"{first}\nWhy you are asked: {why}\n{how} Digest {_call_digest(ev)}.\n\n{diff}")
+    body = f"{first}\nWhy you are asked: {inert_line(why)}\n{how} Digest {_call_digest(ev)}.\n\n"
+    return redact(body + inert(diff))
 
 
 def _asking(ctx: Context, key: str) -> None:
@@ -409,7 +414,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             raise
         # Timed from the question to this answer; the engine judges whether it is evidence (a
         # dismissed dialog, or a decline too fast to have been read, leaves the change queued as a draft).
-        seconds = engine.answers.answered(provenance.question_key(tool, args))
+        seconds = engine.answers.answered(provenance.question_key(tool, args), engine.session_id)
         approved = isinstance(gated, ConfirmChange) and gated.approve
         # Decline and Esc mean the same in every Ratchet form: not now. Nothing runs, nothing is
         # judged, and the change waits as a draft. A "no" is the form's own answer (Apply unticked).
@@ -440,7 +445,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
 
 def _result(outcome: ToolOutcome) -> CallToolResult:
     return CallToolResult(
-        content=[TextContent(type="text", text=outcome.message)],
+        content=[TextContent(type="text", text=inert(outcome.message))],  # the client shows it to its human
         structured_content=outcome.model_dump(mode="json"),
         is_error=outcome.status == "failed",
     )
@@ -701,11 +706,11 @@ def _asker(index: int) -> Callable[..., Any]:
             _engine(ctx).shown[d.action_id] = d.digest
         return Elicit(
             redact(
-                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {d.target}"
+                f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {inert_line(d.target)}"
                 + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
-                + f"\nClass {d.action_class}; intent: {d.intent or '(none given)'}; digest {d.digest}\n"
+                + f"\nClass {d.action_class}; intent: {inert_line(d.intent or '(none given)')}; digest {d.digest}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
-                f"{preview}"
+                f"{inert(preview)}"
             ),
             ReviewDraft,
         )
@@ -740,14 +745,22 @@ async def review_drafts(
     unanswered = 0
     keys = [provenance.question_key("draft", d.action_id) for d in drafts]
     asked = [engine.answers.asked_at(k) for k in keys]
+    if asked:  # reading the first cannot have started before the session's previous answer
+        asked[0] = engine.answers.since(engine.session_id, asked[0])
     # Before 2026-07-28 each question is put once the previous one is answered: its answer came
-    # when the next question went out. On 2026-07-28 they are asked and answered in one batch.
+    # when the next question went out. On 2026-07-28 they are asked and answered in one batch,
+    # whose time the drafts share.
     one_by_one = ctx.request_state is None
     for i, (draft, answer) in enumerate(zip(drafts, (a0, a1, a2, a3, a4), strict=False)):
         seconds = engine.answers.answered(keys[i])
         after, this = (asked[i + 1] if i + 1 < len(asked) else None), asked[i]
         if one_by_one and seconds is not None and after is not None and this is not None:
             seconds = max(0.0, after - this)
+        elif seconds is not None and asked[0] is not None:
+            start = this if one_by_one and this is not None else asked[0]
+            seconds = max(0.0, engine.answers.now() - start) / (1 if one_by_one else len(drafts))
+        if i == len(drafts) - 1:
+            engine.answers.answer_given(engine.session_id)
         if not isinstance(answer, AcceptedElicitation) or not isinstance(answer.data, ReviewDraft):
             continue
         try:

@@ -17,9 +17,12 @@ What is recognised (each has a case in tests/test_secrets.py):
 - Command-line flags: `--password VALUE`, `--password=VALUE`, `--token VALUE`, `--secret`,
   `--api-key`, `--access-token`... (a value starting with `-` is the next option, not a secret);
   `-u`/`--user user:PASSWORD` (curl and friends: the part after the colon).
-- `-pPASSWORD` only in the MySQL/MariaDB family (`mysql`, `mysqldump`, `mysqladmin`, `mariadb`...;
-  attached to the flag, as those tools read it) and `sshpass -p PASSWORD` / `-pPASSWORD`:
-  elsewhere `-p` is a port or a plugin (`docker run -p 8080:80`, `ssh -p 2222`, `pytest -p no:x`).
+- `-pPASSWORD` and `-p VALUE` only in the MySQL/MariaDB family (`mysql`, `mysqldump`, `mysqladmin`,
+  `mariadb`...; a separate word is the database there, redacted all the same, as the argv form must
+  be) and `sshpass -p PASSWORD` / `-pPASSWORD`: elsewhere `-p` is a port or a plugin
+  (`docker run -p 8080:80`, `ssh -p 2222`, `pytest -p no:x`).
+- Secrets as their own argv word: the flags above followed by a separate value, in an argv kept as
+  a JSON or Python list (`"--password", "VALUE"`), and `redact_argv` for a list of words.
 - `Authorization: <scheme> VALUE` headers and `Bearer VALUE`.
 - `scheme://user:PASSWORD@host` URLs.
 
@@ -101,17 +104,29 @@ _ASSIGNMENT = re.compile(
     + _VALUE
     + r")"
 )
-_FLAG = re.compile(
-    r"(?i)(-(?<![\w-]-)-?(?:[a-z0-9]{1,20}+-)?(?:password|passwd|passphrase|secret|token|api-?key|"
-    r"access-?key|access-token|auth-token|client-secret)(?:=|[ \t]{1,8}+))(?!-)(" + _VALUE + r")"
+# Between a flag and its value: `=`, blanks, or the separator of two words of an argv written as a
+# JSON or Python list (`"--password", "VALUE"`), as records, subjects and results store it.
+_WORDS = r"""(?:\\{0,7}+["'][ \t]{0,8}+,[ \t]{0,8}+)"""
+_FLAG_NAME = (
+    r"-(?<![\w-]-)-?(?:[a-z0-9]{1,20}+-)?(?:password|passwd|passphrase|secret|token|api-?key|"
+    r"access-?key|access-token|auth-token|client-secret)"
 )
-_USER = re.compile(r"(-(?<![\w-]-)(?:u|-user|-proxy-user)(?:=|[ \t]{0,8}+)[\"']{0,5}+[^\s:\"'@]{1,256}+:)([^\s\"']++)")
+_FLAG = re.compile(
+    r"(" + _FLAG_NAME + r"(?:=|[ \t]{1,8}+|" + _WORDS + r"))(?!-|\\{0,7}+[\"']-)(" + _VALUE + r")", re.IGNORECASE
+)
+_FLAG_WORD = re.compile(_FLAG_NAME, re.IGNORECASE)
+_USER = re.compile(
+    r"(-(?<![\w-]-)(?:u|-user|-proxy-user)(?:=|[ \t]{0,8}+|" + _WORDS + r")"
+    r"(?:\\{0,7}+[\"']){0,5}+[^\s:\"'@\\]{1,256}+:)"
+    r"((?:[^\s\"'\\]|\\(?![\\\"']))++)"
+)
 _MYSQL = re.compile(
-    r"(?=[ms])(?<![\w/.-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mariadb|"
+    r"(?=[ms])(?<![\w.-])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mariadb|"
     r"mariadb-dump|mariadb-admin|sshpass)(?![\w.-])[^\n;&|]*+"
 )
 _DASH_P = re.compile(r"((?<=\s)-p)(?!\s)(\S++)")
-_SSHPASS_P = re.compile(r"((?<=\s)-p[ \t]{1,8}+)(\S++)")
+_DASH_P_WORD = re.compile(r"""((?<=["'])-p""" + _WORDS + r"""\\{0,7}+["'])(?!-)([^\s"'\\,]++)""")  # `"-p", "VALUE"`
+_SSHPASS_P = re.compile(r"((?<=\s)-p[ \t]{1,8}+)(?!-)(\S++)")
 _AUTHORIZATION = re.compile(
     r"(?i)(?=[aApP])((?<![\w-])(?:proxy-)?authorization\\?[\"']?[ \t]{0,8}+[:=][ \t]{0,8}+\\?[\"']?"
     r"(?:(?:bearer|basic|token|digest|bot)[ \t]{1,8}+)?)([^\s\"'\\,;]++)"
@@ -144,6 +159,27 @@ def redact(text: str) -> str:
 
 
 _OPENING_QUOTE = re.compile(r"\\{0,7}[\"']")
+_PASSWORD_P = frozenset(
+    {"mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow", "mysqlpump", "mariadb"}
+    | {"mariadb-dump", "mariadb-admin", "sshpass"}
+)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """`redact` each word of an argv, and the word after a secret flag given on its own: `--password
+    VALUE`, `--token VALUE`, `--api-key VALUE`, `-u USER:VALUE`, and `-p VALUE` where the program means a
+    password by it (the MySQL family, sshpass). A value starting with `-` is the next option."""
+    out = [redact(word) for word in argv]
+    password_p = any(word.rsplit("/", 1)[-1] in _PASSWORD_P for word in argv)
+    for i in range(1, len(argv)):
+        flag, value = argv[i - 1], argv[i]
+        if value.startswith("-") or not value:
+            continue
+        if _FLAG_WORD.fullmatch(flag) or (password_p and flag == "-p"):
+            out[i] = MARK
+        elif flag in ("-u", "--user", "--proxy-user") and ":" in value:
+            out[i] = value.split(":", 1)[0] + ":" + MARK
+    return out
 
 
 def _keep_key(m: re.Match[str]) -> str:
@@ -154,10 +190,10 @@ def _keep_key(m: re.Match[str]) -> str:
 
 
 def _client_flags(m: re.Match[str]) -> str:
-    """`-pPASSWORD` in a MySQL-family command, and `-p PASSWORD` after sshpass."""
+    """`-pPASSWORD` and `-p VALUE` in a MySQL-family or sshpass command (as text or as argv words)."""
     segment = m.group(0)
-    if segment.startswith("sshpass"):
-        segment = _SSHPASS_P.sub(_keep_key, segment)
+    segment = _SSHPASS_P.sub(_keep_key, segment)  # `-p VALUE`: sshpass's password; mysql's database, kept out too
+    segment = _DASH_P_WORD.sub(_keep_key, segment)  # a separate word after -p: a password to these programs
     return _DASH_P.sub(_keep_key, segment)
 
 

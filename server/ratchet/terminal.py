@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from ratchet.inert import inert, inert_line
 from ratchet.policy.model import Policy
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.standing import Transition
@@ -38,8 +39,9 @@ def when(ts: float) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Sequence[int] = ()) -> list[str]:
     """Rows under a header line, each column as wide as its widest cell; `numeric` columns align right.
-    The last column is not padded, so a long target or summary does not push trailing spaces."""
-    body = [list(r) for r in rows]
+    The last column is not padded, so a long target or summary does not push trailing spaces. Every cell
+    is one line: a newline or control character in it is escaped (ratchet/inert.py), so no cell forges a row."""
+    body = [[inert_line(str(cell)) for cell in r] for r in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *body, strict=True)]
     lines = []
     for row in [list(headers), *body]:
@@ -55,7 +57,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Seq
 
 
 def diff(text: str, colour: bool) -> str:
-    """A unified diff, its added, removed and hunk lines coloured when `colour`."""
+    """A unified diff, its added, removed and hunk lines coloured when `colour`; agent text is made
+    inert (ratchet/inert.py) before any colour is added."""
+    text = inert(text)
     if not colour:
         return text
     out = []
@@ -86,14 +90,20 @@ def packet(p: EscalationPacket, colour: bool) -> str:
     """An escalation packet as plain lines: what was stopped and why, the change, and every option
     with its number (`ratchet resolve ID --option N` takes the number, or a prefix of the name)."""
     a = p.action
-    head = f"Stopped: {a.tool} {a.target} (action {p.action_id})" if a else f"Handoff from the agent (id {p.action_id})"
+    head = (
+        f"Stopped: {a.tool} {inert_line(a.target)} (action {p.action_id})"
+        if a
+        else f"Handoff from the agent (id {p.action_id})"
+    )
     lines: list[str | None] = [head, _field("why", p.summary), _field("task", p.task), _field("intent", p.intent)]
+    lines = [None if line is None else inert(line) for line in lines]
     if a is not None:
         lines.append(class_line(a.action_class, a.rule, a.class_level, a.level))
     if p.confidence is not None:
         lines.append(f"agent confidence: {p.confidence:.2f}")
-    lines += [f"trigger {flag.name}: {flag.detail}" for flag in p.flags]
+    lines += [f"trigger {flag.name}: {inert_line(flag.detail)}" for flag in p.flags]
     lines += [_field("tried", p.what_tried), _field("unsure about", p.uncertainty)]
+    lines = [None if line is None else inert(line) for line in lines]
     if p.draft:
         shown = p.draft.splitlines()
         hidden = len(shown) - PREVIEW_LINES
@@ -102,7 +112,7 @@ def packet(p: EscalationPacket, colour: bool) -> str:
             lines.append(f"... {hidden} more lines")
         lines.append("")
     if p.history:
-        recent = ", ".join(f"#{h.action_id} {h.tool} {h.target} -> {h.status}" for h in p.history[-5:])
+        recent = ", ".join(f"#{h.action_id} {h.tool} {inert_line(h.target)} -> {h.status}" for h in p.history[-5:])
         lines.append(f"this session so far: {recent}")
     lines.append(f"options (answer with `ratchet resolve {p.action_id} --option NAME or NUMBER`):")
     for n, o in enumerate(p.options, 1):
@@ -118,11 +128,12 @@ def packet(p: EscalationPacket, colour: bool) -> str:
 def action(d: DraftView, colour: bool) -> str:
     """One recorded action or draft as plain lines, with its preview (coloured as a diff when it is one)."""
     lines: list[str | None] = [
-        f"action {d.action_id}: {d.tool} {d.target} [{d.status}]",
+        f"action {d.action_id}: {d.tool} {inert_line(d.target)} [{d.status}]",
         class_line(d.action_class, d.rule, d.class_level, d.level),
     ]
-    lines += [f"trigger {t.name}: {t.detail}" for t in d.triggers]
+    lines += [f"trigger {t.name}: {inert_line(t.detail)}" for t in d.triggers]
     lines += [_field("intent", d.intent), _field("created", when(d.created_at)), _field("recorded by", d.recorded_by)]
+    lines = [None if line is None else inert_line(line) for line in lines]
     if d.digest:
         lines.append(f"digest: {d.digest} (an approval is of this change: ratchet approve {d.action_id})")
     if d.reviewer:
@@ -130,12 +141,12 @@ def action(d: DraftView, colour: bool) -> str:
         note = f": {d.review_note}" if d.review_note else ""
         edited = " (approved with the reviewer's edit)" if d.edited else ""
         who = f"{d.reviewed_by} ({d.reviewer})" if d.reviewed_by else d.reviewer
-        lines.append(f"reviewed by {who}{seconds}{edited}{note}")
-    lines.append(_field("error", d.error))
+        lines.append(inert_line(f"reviewed by {who}{seconds}{edited}{note}"))
+    lines.append(inert(f"error: {d.error}") if d.error else None)
     lines.append(_field("undo", d.undone))
     for check in d.checks:  # the class's verification checks: not actions, their results on this one
         lines.append(f"check {check.summary}")
-        lines += [f"  | {line}" for line in check.tail.splitlines()[-20:]]
+        lines += [f"  | {inert_line(line)}" for line in check.tail.splitlines()[-20:]]
     if d.preview:
         lines += ["", diff(d.preview.rstrip("\n"), colour)]
     return "\n".join(line for line in lines if line is not None)
@@ -156,11 +167,11 @@ def drafts(views: Sequence[DraftView], *, intent: bool, who: bool = False) -> st
             d.tool,
             when(d.created_at),
         ]
-        + ([d.recorded_by or "-", d.reviewed_by or "-"] if who else [])
+        + ([inert_line(d.recorded_by or "-"), inert_line(d.reviewed_by or "-")] if who else [])
         + [
-            d.target,
+            inert_line(d.target),
         ]
-        + ([d.intent or ""] if intent else [])
+        + ([inert_line(d.intent or "")] if intent else [])
         for d in views
     ]
     return "\n".join(table(headers, rows, numeric=[0]))
@@ -216,7 +227,10 @@ def lint(directory: Path, policy: Policy, warnings: Sequence[str]) -> str:
     examples = sum(len(c.examples.match) + len(c.examples.not_match) for c in policy.classes.values())
     out = [f"{directory}: ok: {len(policy.classes)} classes, {examples} examples hold"]
     for c in sorted(policy.classes.values(), key=lambda c: c.name):
-        out.append(f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {c.rule}")
+        box = f"sandbox {c.profile}" + (" +network" if c.network else "")
+        out.append(
+            f"  {c.name:<22} {c.start.label:>10} (floor {c.floor.label}, ceiling {c.ceiling.label})  {box}  {c.rule}"
+        )
     return "\n".join([*out, *warnings])
 
 

@@ -38,6 +38,7 @@ from ratchet.engine.views import Views
 from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
 from ratchet.executors import notify as notify_guard
 from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
+from ratchet.policy.guarded import guarded_paths
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
@@ -45,7 +46,14 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import actions, chain, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.filters import EVERYTHING, ActionFilter
-from ratchet.record.store import Location, Store, beside, default_token_file, resolve_location
+from ratchet.record.store import (
+    Location,
+    Store,
+    beside,
+    default_page_token_file,
+    default_token_file,
+    resolve_location,
+)
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
 from ratchet.rules.escalation import EscalationPacket
@@ -97,7 +105,14 @@ class Engine:
         protected.append(Path(f"{kept_beside}.shown.json"))  # what the CLI showed a person (shown_here.py)
         if isinstance(db_path, Path):
             protected += [db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-journal"))]
-        ws = Workspace(workspace, protected, hidden=[default_token_file(kept_beside)])
+        guarded = guarded_paths(policy, workspace)
+        ws = Workspace(
+            workspace,
+            protected,
+            hidden=[default_token_file(kept_beside), default_page_token_file(kept_beside)],
+            read_only=guarded.always,
+            reviewed=guarded.reviewed,
+        )
         store = await Store.open(db_path)
         if isinstance(db_path, Path):
             keep_database_out_of_git(db_path)

@@ -40,6 +40,7 @@ from ratchet.rules.escalation import (
     stopped_options,
 )
 from ratchet.rules.gate import Route
+from ratchet.rules.settle import REPEAT
 
 # What became of a call (its status) by the route it took when it did not run.
 _NOT_RUN = {Route.CONFIRM: Status.DECLINED, Route.DRAFT: Status.DRAFT, Route.BLOCK: Status.BLOCKED}
@@ -280,7 +281,8 @@ class Carrier:
         row = await self._intent(ev, intent, confidence, Status.RUNNING, ev.decision.route)
         # The intent is committed before the effect: a crash from here on leaves a `running` row.
         action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row))
-        status, result, error, ok = await self.run(ev.prepared, action_id, ev.cls, progress)
+        approved = answer is not None and answer.accepted
+        status, result, error, ok = await self.run(ev.prepared, action_id, ev.cls, progress, approved=approved)
         if ok and answer is not None and not answer.counts:
             ok = None  # ran on an answer that is no evidence of a human's reading: not a sample
         ran, checked = await self.verify(ev.cls, ev.prepared, action_id, (status, result, error, ok))
@@ -342,10 +344,12 @@ class Carrier:
         progress: ProgressCallback | None = None,
         *,
         kept: str | None = None,
+        approved: bool = False,
     ) -> Ran:
         """Execute; return (status, result, error, sample) where sample None means 'no evidence'.
 
-        `kept` is what the record keeps of a draft's arguments should the call be cut short."""
+        `kept` is what the record keeps of a draft's arguments should the call be cut short; `approved`
+        says a person approved this very call (a command may then write what only a review allows)."""
         store = self.setting.store
 
         async def spawned(pid: int) -> None:
@@ -354,7 +358,7 @@ class Carrier:
             await store.run(lambda conn: actions.child_started(conn, action_id, pid))
 
         try:
-            context = self.setting.op_context(progress, cls, spawned)
+            context = self.setting.op_context(progress, cls, spawned, approved=approved)
             result = await operation(prepared.tool).execute(context, prepared, str(action_id))
         except DraftStale as exc:
             return Status.FAILED, None, str(exc), None  # the target moved under us: nobody's mistake to count
@@ -584,7 +588,12 @@ def sample(
     *,
     mark: bool,
 ) -> standing.Transition | None:
-    """One piece of evidence: the sample label, the session's failure streak, the window and any move."""
+    """One piece of evidence: the sample label, the session's failure streak, the window and any move.
+    A success that is padding (its work already counted in the window, rules/settle.py) is none of
+    these: it is labelled `repeat`, joins no window and leaves the failure streak as it was."""
+    if standing.padding(conn, cls, action_id, ok):
+        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (REPEAT, action_id))
+        return None
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
     left = 0 if ok else standing.on_probation(conn, cls)
     moved = standing.apply_sample(conn, cls, action_id, ok)

@@ -127,6 +127,8 @@ class Setting:
         progress: ProgressCallback | None = None,
         cls: ActionClass | None = None,
         on_spawn: SpawnCallback | None = None,
+        *,
+        approved: bool = False,
     ) -> OpContext:
         """What operations get: the confined workspace, the policy's command settings, a progress sink,
         the loosest limits any class allows (a call over them is refused before any work), and the
@@ -135,7 +137,15 @@ class Setting:
         if cls is None:
             return base
         keep = None if cls.secret else self.keeper()
-        return dataclasses.replace(base, sandbox=cls.sandbox, network=cls.network, on_spawn=on_spawn, keep=keep)
+        return dataclasses.replace(
+            base,
+            sandbox=cls.sandbox,
+            network=cls.network,
+            profile=cls.profile,
+            approved=approved,
+            on_spawn=on_spawn,
+            keep=keep,
+        )
 
     @cached_property
     def content(self) -> ContentStore:
@@ -175,11 +185,23 @@ class Setting:
 
 
 def keep_database_out_of_git(db_path: Path) -> None:
-    """Keep the per-machine database out of the team's repository (the policies in .ratchet/ are shared)."""
+    """Keep the per-machine database and the undo content store (prior versions of files, which may hold
+    what a later change removed) out of the team's repository (the policies in .ratchet/ are shared).
+    An ignore file written before the content store existed gets the missing line."""
     ignore = db_path.parent / ".gitignore"
-    if db_path.parent.name == ".ratchet" and not ignore.exists():
-        with contextlib.suppress(OSError):
-            ignore.write_text("# the trust database is per machine; policies/ here is shared\nratchet.db*\n")
+    if db_path.parent.name != ".ratchet":
+        return
+    wanted = [f"{db_path.name}*", "content/"]
+    with contextlib.suppress(OSError):
+        if not ignore.exists():
+            ignore.write_text("# the trust database and undo content are per machine; policies/ here is shared\n")
+        have = ignore.read_text().splitlines()
+        missing = [
+            line for line in wanted if line not in have and not (line == "ratchet.db*" and "ratchet.db*" in have)
+        ]
+        if missing:
+            text = ignore.read_text()
+            ignore.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "\n".join(missing) + "\n")
 
 
 def channel_of(reviewer: str, channel: str | None) -> str | None:

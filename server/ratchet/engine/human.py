@@ -129,7 +129,7 @@ class HumanSide:
             error = str(exc)
             await s.store.run(lambda conn: actions.finish(conn, action_id, status, None, error, kept_args=kept))
             raise
-        ran = await self.carrier.run(prepared, action_id, cls, kept=kept)
+        ran = await self.carrier.run(prepared, action_id, cls, kept=kept, approved=True)
         via = channel_of(reviewer, channel)
         answer = HumanAnswer(
             True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited, identity=approver
@@ -292,6 +292,10 @@ class HumanSide:
     async def undo_failed(self, action_id: int, reason: str) -> str:
         """Undo an action because one of its class's checks failed: the human's undo, with the check as its
         actor and no complaint (the failure is counted already). The line the agent reads."""
+        if not self.setting.answers_here:  # the agent role records no undo (record/roles.py): a reviewer's is
+            return (
+                f"not undone: action {action_id}: an undo is recorded on the reviewer side (ratchet undo {action_id})"
+            )
         try:
             done = await self.undoer.undo(action_id, reason, complaint=False, reviewer=undos.CHECK_ACTOR)
         except RatchetError as exc:

@@ -14,6 +14,7 @@ from ratchet.engine.origin import waiting_line
 from ratchet.engine.verify import view as check_view
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
+from ratchet.policy.guarded import installation_inside
 from ratchet.policy.levels import Level
 from ratchet.record import actions, filters, integrity, standing, undos
 from ratchet.record import checks as recorded_checks
@@ -100,6 +101,10 @@ class Views:
                 )
             )
         shown = f"on ({sandbox.detail})" if sandbox.available else f"unavailable: {sandbox.detail}"
+        inside = installation_inside(self.setting.workspace.root)
+        if inside and sandbox.available:
+            where = ", ".join(p.relative_to(self.setting.workspace.root).as_posix() for p in inside)
+            shown += f"; Ratchet's own installation lies in the workspace ({where}): read-only to commands"
         return TrustLevels(
             classes=out,
             policy=str(policy.directory),

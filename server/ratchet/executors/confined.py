@@ -1,9 +1,11 @@
 """Run a program the way every agent command runs: scrubbed environment, git neutralized, sandboxed.
 
-`run_command` (operations/commands.py) and a class's verification checks (executors/checks.py) both
-run through here, so a check is held to exactly what an agent's command is: only the workspace and a
-private `/tmp` writable (minus `.ratchet/`, git's config and hooks), no network unless allowed, a
-timeout that kills the process group, capped output.
+`run_command` (operations/commands.py), approved command drafts and a class's verification checks
+(executors/checks.py) all run through here, with a `Confinement` built by the one helper
+(operations/confine.py `confinement`), so a check is held to exactly what an agent's command is: the
+class's sandbox profile (read-only, or only the workspace and a private `/tmp` writable minus the
+protected set), the review token hidden, no network unless allowed, a timeout that kills the
+process group, capped output.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class Confinement:
     sandbox: bool = True
     network: bool = False
     hidden: Sequence[Path] = ()  # files the program must not read (shown empty in the sandbox)
+    profile: str = "workspace"  # executors/sandbox.py: "read-only" or "workspace"
+    read_only: Sequence[Path] = ()  # workspace paths kept read-only (policy/guarded.py)
+    never_create: Sequence[Path] = ()  # those of read_only that must not appear when missing
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ async def run_confined(
             network=confinement.network,
             env=env,
             hidden=confinement.hidden,
+            profile=confinement.profile,
+            read_only=confinement.read_only,
+            never_create=confinement.never_create,
         )
         spawned, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
     try:

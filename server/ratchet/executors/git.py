@@ -132,6 +132,7 @@ _FIXED_CONFIG: tuple[tuple[str, str], ...] = (
     ("maintenance.auto", "false"),
     ("gc.auto", "0"),
     ("color.ui", "false"),
+    ("core.attributesFile", os.devnull),  # not the user's global attributes (read even without a config)
 )
 # The receive side of a local-path push runs with the *target* repository's config.
 _LOCAL_RECEIVE_PACK = (
@@ -442,16 +443,49 @@ async def staged_diff(repo: Path, paths: Sequence[str] = (), *, process_timeout:
     """
     paths = _check_paths(paths)
     g = await _Git.open(repo, process_timeout)
-    diff = ("diff", "--cached", "--stat", "--patch", *_DIFF_FLAGS, "--", *paths)
     if not paths:
-        return (await g.run(*diff)).stdout
+        return await _text_diff(g, paths, {})
     index = g.repo / (await g.run("rev-parse", "--git-path", "index")).stdout.strip()
     with tempfile.TemporaryDirectory(prefix=f"{INDEX_PREFIX}{os.getpid()}-") as tmp:
         scratch = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if index.is_file():
             await asyncio.to_thread(shutil.copyfile, index, scratch["GIT_INDEX_FILE"])
         await g.run("add", "--", *paths, extra_env=scratch)
-        return (await g.run(*diff, extra_env=scratch)).stdout
+        return await _text_diff(g, paths, scratch)
+
+
+BINARY_NOTE = "note: {path} is text, but the repository's attributes make git call it binary: shown as text"
+
+
+async def _text_diff(g: _Git, paths: Sequence[str], env: Mapping[str, str]) -> str:
+    """The staged diffstat and patch with every text file shown as text, whatever the repository's
+    attributes say (`-diff`, `binary` or a diff driver in .gitattributes or .git/info/attributes, which
+    no configuration switches off): a file git would show as "Binary files differ" is looked at
+    itself, by git's own rule (a NUL in its first 8000 bytes), and a text one is diffed with --text
+    and named in a note at the top. Only real binary content is left to git's binary line."""
+    numstat = await g.run(
+        "diff", "--cached", "--numstat", "-z", "--no-renames", *_DIFF_FLAGS, "--", *paths, extra_env=env
+    )
+    changed = [rec.split("\t", 2) for rec in numstat.stdout.split("\0") if rec.count("\t") >= 2]
+    marked = [path for added, _, path in changed if added == "-"]
+    binary = {path for path in marked if await _binary_content(g, path, env)}
+    notes = "".join(BINARY_NOTE.format(path=path) + "\n" for path in marked if path not in binary)
+    patch = ("diff", "--cached", "--stat", "--patch", *_DIFF_FLAGS)
+    if not binary:
+        return notes + (await g.run(*patch, "--text", "--", *paths, extra_env=env)).stdout
+    text = [path for _, _, path in changed if path not in binary]
+    shown = (await g.run(*patch, "--no-renames", "--text", "--", *text, extra_env=env)).stdout if text else ""
+    rest = (await g.run(*patch, "--no-renames", "--", *sorted(binary), extra_env=env)).stdout
+    return notes + shown + rest
+
+
+async def _binary_content(g: _Git, path: str, env: Mapping[str, str]) -> bool:
+    """Whether the staged (or, for a deletion, the committed) content of `path` is binary by git's rule."""
+    for rev in (f":{path}", f"HEAD:{path}"):
+        blob = await g.run("cat-file", "blob", rev, ok=(0, 128), extra_env=env)
+        if blob.exit_code == 0:
+            return "\0" in blob.stdout[:8000]
+    return True
 
 
 async def staged_names(repo: Path, *, process_timeout: float = DEFAULT_TIMEOUT) -> list[str]:

@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ratchet.inert import inert_values
+
 log = logging.getLogger("ratchet.executors.notify")
 
 WINDOW_S = 60.0
@@ -278,7 +280,7 @@ def guard_workspace(root: Path) -> None:
 
 def _spawn(argv: Sequence[str], payload: dict[str, Any]) -> bool:
     """Start `argv` with `payload` as JSON on stdin; False (and a log line) if it could not start."""
-    data = json.dumps(payload, default=str).encode()
+    data = json.dumps(inert_values(payload), default=str).encode()  # a notifier shows it to a person
     problem = workspace_problem(argv, _workspaces)
     if problem is not None:
         log.warning("ratchet: notify command not run: %s", problem)

@@ -18,8 +18,16 @@ every major distribution (`apt-get install bubblewrap`), and needs no daemon. Ru
 every capability unless told otherwise, so the sandbox always drops them all (`--cap-drop ALL`);
 with them, a command could simply remount the read-only binds writable.
 
-What the command sees
----------------------
+Profiles
+--------
+Every class names one (policy `sandbox = "read-only" | "workspace"`; "off" never reaches here).
+`read-only`, for a class that claims to read: nothing of the host is writable, only the private
+`/tmp` below; the workspace is bound read-only (visible even under the host's `/tmp`), nothing is
+created in it and nothing must-not-appear is needed. `workspace`, for a class that writes: what
+follows. Both hide the runtime directory and the hidden files.
+
+What the command sees (profile `workspace`)
+-------------------------------------------
 Writable (the only places):
   - the workspace root, recursively, except the holes below;
   - `/tmp`: a private tmpfs per call (also `$TMPDIR`, and `$XDG_CACHE_HOME` unless the environment
@@ -43,8 +51,16 @@ Read-only:
     `include.path`, hooks, and `commondir`, which moves where the config is read from). Objects,
     refs, logs, the index and `HEAD` stay writable, so `git add` and `git commit` work. The git
     directory is also bound onto itself, so it cannot be renamed away and replaced by a forged one.
-    `.git/info/attributes` stays writable: attributes only select filter and diff drivers, which are
-    defined in the (read-only) config.
+    `.git/info/` is read-only too (attributes decide how a diff is shown: `* -diff` would turn a commit
+    preview into "Binary files differ"), and so are the directory `core.hooksPath` names and the
+    files `include.path` / `includeIf.*.path` name inside the workspace (those that do not exist
+    must not appear);
+  - `read_only`: what the policy keeps from commands (policy/guarded.py: client configurations,
+    paths of classes that need a human, the Ratchet installation inside the workspace), bound
+    read-only where they exist; those of `never_create` that do not exist must not appear;
+  - a program under the host's `/tmp` (outside the workspace) and every `PATH` entry there: its tree
+    bound read-only into the private `/tmp`, so a tool or virtual environment unpacked there still
+    runs.
 Hidden or separate:
   - the host's `/tmp`, replaced by the private one: a file there outside the workspace is not seen,
     and writing one creates it in the private copy only;
@@ -53,6 +69,9 @@ Hidden or separate:
   - the network, unless the class says `network = true`: a new network namespace with only its own
     loopback, so neither the host's listeners (loopback included) nor abstract Unix sockets are
     reachable;
+  - the user's runtime directory (`$XDG_RUNTIME_DIR`, else `/run/user/UID`) and the hook server's
+    socket directory: replaced by empty ones, so no session bus, ssh or gpg agent, hook server socket
+    or hook secret is reachable;
   - System V IPC and the hostname (IPC and UTS namespaces);
   - every capability: the command runs with none, even when Ratchet runs as root, so it cannot
     remount or unmount anything (a capability-less root can still write sysctls, hence the
@@ -72,8 +91,9 @@ What the sandbox does not protect against
     configuration of a submodule under `.git/modules/`. Those are ordinary workspace files.
   - Reading: the command can read whatever the user can (`$HOME`, keys, the trust database). With
     the network off it cannot send them anywhere except into the workspace or its output.
-  - Unix sockets in the filesystem (a container daemon's, a session bus) remain connectable, with or
-    without the network; a socket that grants root on the host (Docker's) is the user's own risk.
+  - Unix sockets in the filesystem outside the runtime directory (a container daemon's) remain
+    connectable, with or without the network; a socket that grants root on the host (Docker's) is
+    the user's own risk.
   - Resource use: CPU, memory and disk within the workspace and the tmpfs are not limited here (the
     call's timeout bounds time).
   - A hard link to a protected file made outside the sandbox beforehand: the binds protect paths,
@@ -105,18 +125,24 @@ import anyio
 
 from ratchet.errors import ExecutionFailed
 from ratchet.executors.shell import check_program
+from ratchet.hook_socket import socket_dir
 
 __all__ = [
+    "READ_ONLY",
     "SANDBOX_ENV",
+    "WORKSPACE",
     "SandboxPlan",
     "SandboxStatus",
     "plan",
     "remove_planted",
+    "runtime_dirs",
     "sandbox_status",
     "sandbox_status_async",
 ]
 
 SANDBOX_ENV = "RATCHET_SANDBOX"
+# The profiles a class names (policy `sandbox = ...`; "off" never reaches this module).
+READ_ONLY, WORKSPACE = "read-only", "workspace"
 BWRAP = "bwrap"
 # Files beside the database that SQLite creates and trusts.
 DB_SIBLINGS = ("-wal", "-shm", "-journal")
@@ -218,28 +244,53 @@ def plan(
     argv: Sequence[str],
     *,
     workspace: Path,
-    cwd: Path,
+    cwd: Path | None,
     protected: Sequence[Path],
     network: bool,
     env: Mapping[str, str],
     hidden: Sequence[Path] = (),
+    profile: str = WORKSPACE,
+    read_only: Sequence[Path] = (),
+    never_create: Sequence[Path] = (),
+    check: bool = True,
 ) -> SandboxPlan:
-    """The bubblewrap argv that runs `argv` in `cwd` with only the workspace (minus its holes) writable.
+    """The bubblewrap argv that runs `argv` in `cwd` under `profile`.
+
+    `workspace`: only the workspace, minus its holes, is writable. The holes are the `protected`
+    paths (Ratchet's own state), `.ratchet/`, git's control files, and `read_only`: paths inside the
+    workspace that gate the agent or run outside the sandbox later (bound read-only where they exist;
+    those of `never_create` that do not exist must not appear). `read-only`: nothing of the host is
+    writable, only the private `/tmp`. Either way the runtime directory (and every socket in it) is
+    hidden and `hidden` files are shown empty. `cwd` None keeps the caller's working directory.
 
     Creates `.ratchet/` and the git directory's `hooks/` when they are missing (empty directories) so
     they can be bound read-only. Raises ExecutionFailed when the layout cannot be protected (a
     `.ratchet` or `.git` that is a symbolic link, a database directly in the workspace root) or the
-    program does not exist.
+    program does not exist (unless `check` is false: a shell string checked by its shell).
     """
+    if profile not in (READ_ONLY, WORKSPACE):
+        raise ExecutionFailed(f"unknown sandbox profile {profile!r}; expected {READ_ONLY!r} or {WORKSPACE!r}")
     bwrap = shutil.which(BWRAP)
     if bwrap is None:
         raise ExecutionFailed("bubblewrap (bwrap) is not installed, so the command cannot be sandboxed")
     root = Path(os.path.realpath(workspace))
-    check_program(argv[0], cwd, env)  # bubblewrap would only say so in its stderr
+    if check:
+        check_program(argv[0], cwd or root, env)  # bubblewrap would only say so in its stderr
+    if profile == READ_ONLY:
+        return _read_only_plan(bwrap, argv, root, cwd, protected, network, env, hidden)
     outside: dict[Path, None] = {}
     inside: dict[Path, None] = {}
     writable: dict[Path, None] = {}
     must_not_appear: list[Path] = []
+    absent = {Path(os.path.realpath(p)) for p in never_create}
+    for item in read_only:
+        path = Path(os.path.realpath(item))
+        if not path.is_relative_to(root) or path == root:
+            continue  # outside the workspace it is read-only already
+        if path.exists():
+            inside[path] = None
+        elif path in absent:
+            must_not_appear.append(path)
 
     for item in protected:
         path = Path(os.path.realpath(item))
@@ -277,6 +328,13 @@ def plan(
                 continue
             writable[gitdir] = None
             inside[_own_dir(gitdir / "hooks")] = None
+            inside[_own_dir(gitdir / "info")] = None  # attributes and excludes: what previews show
+            for target in _git_config_targets(root, gitdir):
+                if target.is_relative_to(root) and target != root:
+                    if target.exists():
+                        inside[target] = None
+                    else:
+                        must_not_appear.append(target)
             for name in _GIT_CONTROL_FILES:
                 control = gitdir / name
                 if control.is_symlink():
@@ -291,19 +349,112 @@ def plan(
     options = [bwrap, *_base_options(network=network)]
     for path in outside:
         options += ["--ro-bind", str(path), str(path)]
+    options += _tmp_tools(argv, env, cwd or root, root)
     options += ["--bind", str(root), str(root)]
     for path in sorted(writable, key=lambda p: len(p.parts)):
         options += ["--bind", str(path), str(path)]
     for path in sorted(inside, key=lambda p: len(p.parts)):
         options += ["--ro-bind", str(path), str(path)]
+    return _finish(options, argv, cwd, env, hidden, tuple(must_not_appear))
+
+
+def _read_only_plan(
+    bwrap: str,
+    argv: Sequence[str],
+    root: Path,
+    cwd: Path | None,
+    protected: Sequence[Path],
+    network: bool,
+    env: Mapping[str, str],
+    hidden: Sequence[Path],
+) -> SandboxPlan:
+    """Everything read-only but the private `/tmp`: what a class that claims to read is trusted with."""
+    options = [bwrap, *_base_options(network=network)]
+    folders: dict[Path, None] = {}
+    for item in protected:  # visible (read-only) even when they lie under the host's /tmp
+        path = Path(os.path.realpath(item))
+        folder = path if path.is_dir() else path.parent
+        if not folder.is_relative_to(root) and folder not in _NEVER_WHOLE and folder.exists():
+            folders[folder] = None
+    for folder in folders:
+        options += ["--ro-bind", str(folder), str(folder)]
+    options += _tmp_tools(argv, env, cwd or root, root)
+    options += ["--ro-bind", str(root), str(root)]  # visible when it lies under the host's /tmp
+    return _finish(options, argv, cwd, env, hidden, ())
+
+
+def _finish(
+    options: list[str],
+    argv: Sequence[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    hidden: Sequence[Path],
+    must_not_appear: tuple[Path, ...],
+) -> SandboxPlan:
+    """Hide the secrets and the runtime directory (after every bind, so nothing lies over them)."""
     for path in hidden:  # after the binds above, so the empty file is what the command sees
         if path.is_file():
             options += ["--ro-bind", os.devnull, str(path)]
-    options += ["--chdir", str(cwd), "--", *argv]
+    for folder in runtime_dirs():
+        options += ["--tmpfs", str(folder)]
+    if cwd is not None:
+        options += ["--chdir", str(cwd)]
+    options += ["--", *argv]
     inner = dict(env)
     inner["TMPDIR"] = "/tmp"
     inner.setdefault("XDG_CACHE_HOME", "/tmp/.cache")
-    return SandboxPlan(options, inner, tuple(must_not_appear))
+    return SandboxPlan(options, inner, must_not_appear)
+
+
+def runtime_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The directories that hold the user's sockets and the human's channels, hidden in the sandbox.
+
+    The user's runtime directory (`$XDG_RUNTIME_DIR`, else `/run/user/UID`: a session bus, ssh and
+    gpg agents, the resident hook server) and the hook server's own directory wherever it is put.
+    """
+    env = os.environ if environ is None else environ
+    found: dict[Path, None] = {}
+    candidates = [env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}", socket_dir(env)]
+    for text in candidates:
+        path = Path(text)
+        if path.is_absolute() and path.is_dir():
+            path = Path(os.path.realpath(path))
+            if path not in _NEVER_WHOLE and path != Path("/run"):
+                found[path] = None
+    return list(found)
+
+
+def _tmp_tools(argv: Sequence[str], env: Mapping[str, str], cwd: Path, root: Path) -> list[str]:
+    """Read-only binds that keep a program living under the host's `/tmp` runnable in the sandbox.
+
+    The private `/tmp` hides the host's, so a virtual environment or tool there (a clone under `/tmp`,
+    a tool a CI job unpacked there) would not be found. The program's own directory tree is bound
+    read-only: for `/tmp/x/.venv/bin/python`, `/tmp/x/.venv`; the same for every `PATH` entry under
+    `/tmp`, and for the real file a link there points to.
+    """
+    tmp = Path("/tmp")
+    found: dict[Path, None] = {}
+
+    def add(program: Path) -> None:
+        for candidate in (program, Path(os.path.realpath(program))):
+            folder = candidate.parent
+            folder = folder.parent if folder.name == "bin" else folder
+            if folder.is_relative_to(tmp) and folder != tmp and not folder.is_relative_to(root) and folder.is_dir():
+                found[folder] = None
+
+    program = argv[0] if argv else ""
+    if "/" in program:
+        add(cwd / program)
+    elif program and (where := shutil.which(program, path=env.get("PATH", os.defpath))) is not None:
+        add(Path(where))
+    for entry in env.get("PATH", "").split(os.pathsep):
+        if entry.startswith("/tmp/"):
+            add(Path(entry) / "_")
+    options: list[str] = []
+    for folder in sorted(found, key=lambda p: len(p.parts)):
+        if not any(folder.is_relative_to(other) and folder != other for other in found):
+            options += ["--ro-bind", str(folder), str(folder)]
+    return options
 
 
 def remove_planted(paths: Sequence[Path]) -> list[Path]:
@@ -329,6 +480,51 @@ def _own_dir(path: Path) -> Path:
         )
     path.mkdir(exist_ok=True)
     return path
+
+
+def _git_config_targets(root: Path, gitdir: Path) -> list[Path]:
+    """What the repository's config names that decides which programs git runs or which config it
+    reads: the directory `core.hooksPath` names and the files `include.path` / `includeIf.*.path` name."""
+    git = shutil.which("git")
+    if git is None:
+        return []
+    try:
+        done = subprocess.run(
+            [
+                git,
+                "config",
+                "-z",
+                "--show-origin",
+                "--get-regexp",
+                r"^(core\.hookspath|include\.path|includeif\..*\.path)$",
+            ],
+            cwd=root,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={
+                "PATH": os.environ.get("PATH", os.defpath),
+                "GIT_DIR": str(gitdir),
+                "HOME": os.environ.get("HOME", "/"),
+            },
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found: list[Path] = []
+    fields = done.stdout.decode("utf-8", "replace").split("\0")
+    for origin, entry in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = entry.partition("\n")
+        if not value:
+            continue
+        named = Path(value).expanduser()
+        if key.lower() == "core.hookspath":
+            base = root
+        else:
+            source = Path(origin.removeprefix("file:"))
+            base = source.parent if source.is_absolute() else gitdir
+        found.append(Path(os.path.realpath(base / named)))
+    return found
 
 
 def _git_dirs(root: Path) -> list[tuple[Path, Path | None]]:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from ratchet.errors import InvalidRequest, PathRefused
+from ratchet.inert import controls
 
 __all__ = ["PROJECT_MARKERS", "Workspace", "find_project_root"]
 
@@ -72,15 +73,28 @@ def find_project_root(start: Path) -> Path:
 class Workspace:
     """The directory tree an agent may write in, minus the paths it may never touch."""
 
-    def __init__(self, root: Path, protected: Sequence[Path] = (), hidden: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        protected: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        *,
+        read_only: Sequence[Path] = (),
+        reviewed: Sequence[Path] = (),
+    ) -> None:
         """Resolve ``root`` (must be an existing directory) and the ``protected`` paths.
 
         Relative protected paths are taken relative to the root. Protected paths need not exist
         (a ``-wal`` file appears and disappears with the database) and may lie outside the root.
         ``hidden`` files are secrets an agent's command must not even read (the review token): the
-        sandbox shows them empty.
+        sandbox shows them empty. ``read_only`` and ``reviewed`` are what the sandbox keeps read-only
+        (always, or unless a person approved the command; see policy/guarded.py).
         """
         self.hidden: tuple[Path, ...] = tuple(Path(os.path.realpath(p)) for p in hidden)
+        # Paths a sandboxed process may not write (policy/guarded.py): always, or unless a person
+        # approved the command. The tools' own writes are governed by the classes, not by these.
+        self.read_only: tuple[Path, ...] = tuple(read_only)
+        self.reviewed: tuple[Path, ...] = tuple(reviewed)
         given = Path(os.path.normpath(Path(root).absolute()))
         self.root: Path = Path(os.path.realpath(given))
         if not self.root.is_dir():
@@ -108,6 +122,14 @@ class Workspace:
         """
         if not path or "\0" in path:
             raise PathRefused(path, "invalid-path", "the path is empty or contains a NUL byte")
+        if found := controls(path):
+            raise PathRefused(
+                path,
+                "invalid-path",
+                f"the path contains control characters ({', '.join(dict.fromkeys(found))}): a file name a person "
+                "reads in a listing or a dialog must be printable text; expected no newline, tab, escape, C1 "
+                "or bidirectional control",
+            )
         given = PurePosixPath(path)
         # PurePosixPath drops a trailing "/", but the caller meant a directory, which is not writable.
         if not given.parts or given.name in ("", "..") or path.endswith("/"):

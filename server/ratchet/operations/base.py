@@ -16,7 +16,7 @@ from typing import Any
 from ratchet.executors.workspace import Workspace
 from ratchet.policy.limits import Ceiling, Limits
 from ratchet.policy.model import CommandSettings, Subject
-from ratchet.redact import redact
+from ratchet.redact import redact, redact_argv
 
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 SpawnCallback = Callable[[int], Awaitable[None]]
@@ -42,6 +42,9 @@ class OpContext:
     ceiling: Ceiling = field(default_factory=lambda: Ceiling(Limits(), (), "00-defaults.toml"))
     sandbox: bool = True
     network: bool = False
+    # The deciding class's sandbox profile, and whether a person approved this very call.
+    profile: str = "workspace"
+    approved: bool = False
     on_spawn: SpawnCallback | None = None
     keep: KeepCallback | None = None
 
@@ -126,6 +129,8 @@ def kept_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
             "edits_sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
         }
+    if tool == "run_command" and isinstance(args.get("argv"), list) and all(isinstance(a, str) for a in args["argv"]):
+        args = {**args, "argv": redact_argv(args["argv"])}  # `--password VALUE` as two words, too
     if tool == "run_command" and isinstance(args.get("stdin"), str):
         data = args["stdin"].encode("utf-8", "surrogatepass")
         return {**args, "stdin": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}

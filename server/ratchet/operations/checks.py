@@ -10,12 +10,16 @@ from collections.abc import Sequence
 from ratchet.executors.checks import CheckResult, run_checks
 from ratchet.executors.confined import Confinement
 from ratchet.executors.workspace import Workspace
+from ratchet.operations import confine
 from ratchet.policy.model import ActionClass, CommandSettings
 
 
 def confinement(ws: Workspace, commands: CommandSettings, cls: ActionClass) -> Confinement:
-    """Where a check of `cls` may write and what it may reach: what an agent's command of the class gets."""
-    return Confinement(ws.root, ws.protected, commands.env_allow, commands.output_cap, cls.sandbox, cls.network)
+    """Where a check of `cls` may write and what it may reach: what an agent's command of the class gets
+    (the one helper, operations/confine.py: the review token hidden like every other process's)."""
+    return confine.confinement(
+        ws, commands, sandbox=cls.sandbox, profile=cls.profile, network=cls.network, approved=False
+    )
 
 
 async def run(

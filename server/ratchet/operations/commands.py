@@ -17,9 +17,11 @@ Every command runs with git's configuration neutralized as for the git tools (ex
 `command_env`), so a git it starts, directly or from a script, runs no fsmonitor, hook, external
 diff, textconv, filter, pager, editor or alias planted in the repository's config.
 
-Every command runs in the OS sandbox (executors/sandbox.py: only the workspace, minus `.ratchet/`,
-`.git/config`, `.git/hooks/` and the other protected paths, and a private `/tmp` are writable; no
-network unless the class says `network = true`) unless its class says `sandbox = false`. Where no
+Every command runs in the OS sandbox under its class's profile (executors/sandbox.py; built by
+operations/confine.py): `read-only` (nothing but a private `/tmp` writable) or `workspace` (only the
+workspace, minus `.ratchet/`, git's control files, the client configurations and the other protected
+paths, and a private `/tmp`); no network unless the class says `network = true`; none at all only
+where the class says `sandbox = "off"`. Where no
 sandbox can be had the gate holds command classes to `confirm` (trigger `no-sandbox`) and the
 approved command runs unsandboxed, with a parent-death signal so it dies with the server.
 """
@@ -35,14 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from ratchet.errors import ExecutionFailed, InvalidRequest
-from ratchet.executors.confined import Confinement, run_confined
+from ratchet.executors.confined import run_confined
 from ratchet.executors.shell import kill_leftovers
 from ratchet.executors.workspace import Workspace
 from ratchet.operations.base import Leftover, OpContext, Operation, Prepared, kept_args
+from ratchet.operations.confine import confinement
 from ratchet.policy.argv import analyse_argv, analyse_shell
 from ratchet.policy.limits import argv_bytes, utf8_len
 from ratchet.policy.model import Subject
-from ratchet.redact import redact
+from ratchet.redact import redact, redact_argv
 
 SHELL = "/bin/sh"
 
@@ -73,7 +76,7 @@ async def _prepare(ctx: OpContext, args: dict[str, Any]) -> Prepared:
             subjects.append(Subject(tool="write_file", paths=(ws.relpath(str(Path(cwd, target))),)))
     shown = shlex.join(argv) if argv is not None else script or ""
     # Each word is redacted before quoting: shell quoting (`'"'"'`) would hide a secret's shape.
-    display = shlex.join([redact(a) for a in argv]) if argv is not None else redact(shown)
+    display = shlex.join(redact_argv(argv)) if argv is not None else redact(shown)
     lines = [f"$ {display}", f"cwd: {ws.relpath(str(cwd)) if cwd != ws.root else '.'}  timeout: {timeout:g}s"]
     lines += [f"note: {reason}" for reason in analysis.reasons]
     if args.get("stdin"):
@@ -252,18 +255,12 @@ async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]
     plan, settings = prepared.plan, ctx.commands
     # Sandboxed where the class wants it and the host can; otherwise the gate has already held the
     # call to a human's confirmation (trigger no-sandbox) or the policy opted the class out.
-    confinement = Confinement(
-        ctx.workspace.root,
-        ctx.workspace.protected,
-        settings.env_allow,
-        settings.output_cap,
-        ctx.sandbox,
-        ctx.network,
-        ctx.workspace.hidden,
+    confined = confinement(
+        ctx.workspace, settings, sandbox=ctx.sandbox, profile=ctx.profile, network=ctx.network, approved=ctx.approved
     )
     run = await run_confined(
         plan["argv"],
-        confinement,
+        confined,
         cwd=plan["cwd"],
         timeout_s=plan["timeout_s"],
         extra_env={"RATCHET_ACTION": token},
@@ -285,8 +282,8 @@ async def _run(ctx: OpContext, prepared: Prepared, token: str) -> dict[str, Any]
     if planted:
         names = ", ".join(p.relative_to(ctx.workspace.root).as_posix() for p in planted)
         raise ExecutionFailed(
-            f"the command created {names}, which would decide what programs git runs; Ratchet removed it. "
-            "Create repositories and their configuration outside run_command",
+            f"the command created {names}, which would decide what programs git runs, configure a coding client "
+            "or gate the agent; Ratchet removed it. Create repositories and these configurations outside run_command",
             result,
         )
     if done.timed_out:

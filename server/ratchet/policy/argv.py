@@ -71,6 +71,19 @@
    `ratchet` or `.../ratchet/cli.py`/`__main__.py` run by python, `python -c` code naming ratchet, or
    `ratchet` as the command of a package runner (`uv run`, `pipx run`, `npx`, ...) sets `human_cli`,
    whatever wraps it (`env`, `sh -c`, `xargs`, `nohup`, ...). The caller refuses such calls outright.
+17. Shell strings are analysed as bash would run them (bash is the shell behind a hook's Bash calls;
+   what is opaque under bash is also opaque under sh, zsh and ksh), and bash-only expansion fails
+   closed: bash evaluates a variable's *value* in arithmetic, subscripts, indirection and prompt
+   expansion, so `x='a[$(cmd)]'; echo $[x]` runs `cmd`. Opaque: `$[...]`, `$((...))`, `${v:offset}`,
+   `${v[subscript]}`, `${!name}`, `${v/p/s}`, `${v^}`, `${v,}`, `${v@op}`, zsh's `${(flags)v}` and
+   `$=v`/`$~v`, `$'...'` and `$"..."` quoting (not decoded), `[[ ]]`, `let`, `declare`/`typeset`/
+   `local` with attributes other than `-x -r -g -p` or a name that is not plain, `read`/`unset`/
+   `mapfile`/`getopts`/`wait` naming a subscript, `printf -v`, `test -v`, an assignment whose value
+   holds `$(`, a backquote, `$[` or `${` as quoted text, and a word the shell expands (`$X`, `"$X"`,
+   globs, braces) given to a program whose options or operand count matter (wrappers, shells,
+   interpreters, git, programs with options or operands that write or run; after a literal `--`
+   only operands follow). Understood: `$name`, `${name}`, special parameters, and the POSIX
+   operators `${v:-w}` `${v-w}` (`=`, `?`, `+`), `${#v}`, `${v#p}` `${v%p}` (`##`, `%%`).
 
 Not peeled (classified by their own name, which fails closed for allow rules): package runners
 (`npx`, `uv run`, `poetry run`), tracers (`strace`), `watch`, `ssh`. Programs that run commands
@@ -291,7 +304,70 @@ def _assignment(acc: _Acc, word: str) -> bool:
     name = match.group(1)
     if name in _RISKY_VARS or name.startswith(_RISKY_PREFIXES):
         acc.dark(f"assignment to {name} changes which program or code runs")
+    if _HELD_SUBSTITUTION.search(word[match.end() :]):
+        acc.dark(
+            f"assignment to {name} holds a substitution as text: bash, zsh and ksh run it wherever the value "
+            "is evaluated (arithmetic, subscripts, prompt expansion)"
+        )
     return True
+
+
+_HELD_SUBSTITUTION = re.compile(r"\$[(\[{]|`")  # only quoted text can still hold these after the lexer (rule 17)
+_SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_DECLARE = re.compile(r"[-+][xrgp]+")  # export/readonly/global/print: no arithmetic, array or nameref
+_BASH_EVALUATES = {
+    "[[": "bash's [[ ]] evaluates its operands' values as arithmetic (-eq, -lt, ...)",
+    "let": "let evaluates arithmetic, running any $(...) held in a variable's value",
+}
+_NAME_BUILTINS = _set("read unset mapfile readarray getopts wait")  # operands name variables (subscripts too)
+
+
+def _bash_builtin(acc: _Acc, prog: str, args: list[str]) -> None:
+    """Builtins that evaluate their words as arithmetic or as variable names are opaque (rule 17)."""
+    if prog in _BASH_EVALUATES:
+        acc.dark(_BASH_EVALUATES[prog])
+    elif prog in _DECLARES:
+        for arg in args:
+            if arg.startswith(("-", "+")) and arg not in ("-", "--"):
+                if not _PLAIN_DECLARE.fullmatch(arg):
+                    acc.dark(f"{prog} {arg}: integer, array or nameref attributes evaluate values (not analysed)")
+            elif not _SIMPLE_NAME.fullmatch(arg.partition("=")[0]) or arg.partition("=")[0] in acc.expanding:
+                acc.dark(f"{prog} {arg!r}: not a plain variable name (subscripts are evaluated as arithmetic)")
+            else:
+                _assignment(acc, arg)
+    elif prog in _NAME_BUILTINS and any("[" in a or a in acc.expanding for a in args):
+        acc.dark(f"{prog} names a variable with a subscript or an expansion: bash evaluates it as arithmetic")
+    elif prog == "printf" and any(a.startswith("-v") for a in args):
+        acc.dark("printf -v assigns to a variable it names: a subscript is evaluated as arithmetic")
+    elif prog in ("test", "[") and "-v" in args:
+        acc.dark(f"{prog} -v names a variable: bash evaluates a subscript in it as arithmetic")
+
+
+def _options_matter(prog: str) -> bool:
+    """Whether a word the shell expands into unknown words (or options) can change what `prog` runs or
+    writes: wrappers, shells, interpreters, git, and programs with options or operands that write or run."""
+    if prog in _HANDLERS or prog in _RUNS_CODE or prog in _DECLARES or prog in _RUNNERS or prog in ("git", "dd"):
+        return True
+    if _PYTHON.fullmatch(prog) or prog in _CODE_FLAGS or prog in _AWKS or prog == "deno":
+        return True
+    spec = PROGRAMS.get(prog)
+    return spec is not None and bool(
+        spec.risky or spec.output_operand is not None or spec.operands_written or spec.last_operand_written
+    )
+
+
+def _expanded_arguments(acc: _Acc, prog: str, args: list[str]) -> None:
+    """A word the shell expands (`$X`, `"$X"`, `*`, `{a,b}`) may become several words or an option
+    (`X='-o out'`, a file named `--pre=x.sh`): opaque where options or operand counts matter (rule 17).
+    After a literal `--` only operands follow, which matters only where an operand is written."""
+    spec = PROGRAMS.get(prog)
+    written = spec is not None and (
+        spec.output_operand is not None or spec.operands_written or spec.last_operand_written
+    )
+    end = args.index("--") if "--" in args and not written and (prog in PROGRAMS or prog == "git") else len(args)
+    expanded = [a for a in args[:end] if a in acc.expanding]
+    if expanded and _options_matter(prog):
+        acc.dark(f"{prog}: argument {expanded[0]!r} is expanded by the shell and may become options or several words")
 
 
 def _agent_writable(raw: str, workspace: str | None) -> bool:
@@ -310,13 +386,15 @@ def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
         return
     raw, args = argv[0], argv[1:]
     prog = raw if raw == "." or _agent_writable(raw, acc.workspace) else PurePosixPath(raw).name
-    if not prog or (_COMPUTED.search(raw) and raw not in ("[", "[[")):
+    if not prog or ((_COMPUTED.search(raw) or raw in acc.expanding) and raw not in ("[", "[[")):
         acc.dark(f"program {raw!r} is computed at run time (expansion, glob or placeholder)")
         acc.commands.append(argv)
         return
     if prog != raw:
         acc.reasons.append(f"program path {raw!r} classified as {prog!r}")
     cmd = [prog, *args]
+    _bash_builtin(acc, prog, args)
+    _expanded_arguments(acc, prog, args)
     handler = _HANDLERS.get(prog)
     if handler is None and _PYTHON.fullmatch(prog):
         handler = _python
@@ -328,9 +406,6 @@ def _argv(acc: _Acc, argv: list[str], depth: int) -> None:
         acc.dark(f"{prog} runs or rebinds code we cannot see")
         acc.commands.append(cmd)
     else:
-        if prog in _DECLARES:
-            for arg in args:
-                _assignment(acc, arg)
         _program(acc, cmd)
 
 
@@ -661,7 +736,13 @@ def _lex(script: str) -> list[_Word | str]:
             i, dollar = _double_quoted(script, i + 1, buf)
             expands |= dollar
         elif c == "`" or script.startswith("$(", i):
-            raise _Dark("command substitution")
+            raise _Dark(_substitution(script, i))
+        elif c == "$":
+            _dollar(script, i, in_double=False)  # bash-only expansions raise _Dark (rule 17)
+            expands = True
+            buf.append(c)
+            started = True
+            i += 1
         elif c == "#" and not started:  # a comment only at the start of a word
             end = script.find("\n", i)
             i = n if end < 0 else end
@@ -676,8 +757,9 @@ def _lex(script: str) -> list[_Word | str]:
             tokens.append(op)
             i += len(op)
         else:
-            # `~` expands at the start of a word and after `=` or `:` (assignments); `$'..'` is `$`.
-            expands |= c in "$*?[{" or (c == "~" and (not buf or buf[-1] in "=:"))
+            # `~` expands at the start of a word and after `=` or `:` (assignments); zsh expands a
+            # leading `=` (`=rm` is rm's path).
+            expands |= c in "*?[{" or (c == "~" and (not buf or buf[-1] in "=:")) or (c == "=" and not started)
             buf.append(c)
             started = True
             i += 1
@@ -695,7 +777,9 @@ def _double_quoted(script: str, i: int, buf: list[str]) -> tuple[int, bool]:
             return i + 1, dollar
         dollar |= c == "$"
         if c == "`" or script.startswith("$(", i):
-            raise _Dark("command substitution")
+            raise _Dark(_substitution(script, i))
+        if c == "$":
+            _dollar(script, i, in_double=True)
         if c == "\\" and i + 1 < len(script):
             nxt = script[i + 1]
             if nxt != "\n":
@@ -705,6 +789,65 @@ def _double_quoted(script: str, i: int, buf: list[str]) -> tuple[int, bool]:
         buf.append(c)
         i += 1
     raise _Dark("an unterminated quote")
+
+
+def _substitution(script: str, i: int) -> str:
+    if script.startswith("$((", i):
+        return "arithmetic expansion $((...)) (bash evaluates variables' values in it) or command substitution"
+    return "command substitution"
+
+
+_PARAM = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!0-])")
+_LITERAL_AFTER_DOLLAR = frozenset(" \t\n/.,:;&|<>)}%\\")  # `$` before these is a literal dollar sign
+_BASH_OPERATORS = {
+    "[": "an array subscript (bash evaluates it as arithmetic, running any $(...) in a variable's value)",
+    ":": "a substring offset ${name:offset} (arithmetic: bash evaluates variables' values in it)",
+    "/": "a pattern substitution ${name/pattern/string}",
+    "^": "a case modification ${name^}",
+    ",": "a case modification ${name,}",
+    "@": "a transformation ${name@...} (@P runs prompt expansion, which runs command substitutions)",
+}
+
+
+def _dollar(script: str, i: int, in_double: bool) -> None:
+    """Check the expansion starting at the `$` at `i`; raise _Dark for any form we do not fully
+    understand (rule 17). Understood: `$name`, `$1`, the special parameters, `${name}`, and the POSIX
+    operators `${name:-w}` `${name-w}` (`=`, `?`, `+` likewise), `${#name}`, `${name#p}` `${name%p}`
+    (and `##`, `%%`); their words are lexed on, so an expansion nested in them is checked too."""
+    nxt = script[i + 1 : i + 2]
+    if nxt == "[":
+        raise _Dark("arithmetic expansion $[...] (bash evaluates variables' values in it)")
+    if nxt in ("'", '"'):
+        if in_double:
+            return  # `"$"` or `"$'"`: a literal dollar sign inside double quotes
+        raise _Dark("$'...' or $\"...\" quoting (bash rewrites the quoted text: it is not the literal word)")
+    if nxt == "{":
+        _brace(script, i + 2)
+        return
+    if not nxt or nxt in _LITERAL_AFTER_DOLLAR or (in_double and nxt == '"'):
+        return
+    if not _PARAM.match(nxt):
+        raise _Dark(f"the expansion ${nxt}... (not a plain parameter: zsh and bash give it other meanings)")
+
+
+def _brace(script: str, j: int) -> None:
+    """`${` ends at `j`: the parameter expansion must be one of the POSIX forms (see _dollar)."""
+    rest = script[j : j + 200]
+    if rest.startswith(("!}", "#}")):
+        return  # ${!} (last background pid) and ${#} (number of arguments)
+    if rest.startswith("!"):
+        raise _Dark("indirect expansion ${!name} (bash evaluates the named variable, subscripts included)")
+    match = _PARAM.match(rest)
+    if match is None:
+        raise _Dark("a parameter expansion ${...} we do not understand")
+    after = rest[match.end() :]
+    if after.startswith("}"):
+        return
+    if match.group(1):
+        raise _Dark("a length expansion ${#...} of an array or with an operator")
+    if after[:1] in ("-", "=", "?", "+", "#", "%") or (after[:1] == ":" and after[1:2] in ("-", "=", "?", "+")):
+        return
+    raise _Dark(_BASH_OPERATORS.get(after[:1], "a parameter expansion ${...} we do not understand"))
 
 
 def _shell(acc: _Acc, script: str, depth: int) -> None:

@@ -82,14 +82,54 @@ def load_policy(directory: Path) -> Policy:
     return policy
 
 
+# Files some program runs when it meets them: a build (Makefile), a doc builder (Sphinx's conf.py), a
+# test runner (conftest.py), the interpreter (sitecustomize.py, .pth), direnv (.envrc), and scripts.
+EXECUTED_FILES = (
+    "conf.py", "conftest.py", "setup.py", "noxfile.py", "sitecustomize.py", "usercustomize.py", "startup.pth",
+    "Makefile", "GNUmakefile", "rules.mk", "justfile", "Rakefile", "Dockerfile", "package.json", ".envrc",
+    "build.sh", "run.bash", "tool.py", "tool.js", "tool.ps1", "tool.bat",
+)  # fmt: skip
+CODE_SUFFIXES = (".py", ".sh", ".bash", ".zsh", ".js", ".ts", ".go", ".rs", ".rb", ".pl", ".php", ".ps1", ".java")
+_WRITES = ("write_file", "edit_file")
+
+
+def executed_files(policy: Policy, cls: ActionClass) -> list[str]:
+    """Files that get executed which the class takes although none of its patterns names code: a class
+    for documentation (or any other non-code content) by directory, catching `docs/conf.py`. Code
+    outranks directories: such a file should fall to a code or build class. Only classes that may
+    reach autonomous: a class held to a human (CI or agent configuration) guards what it takes."""
+    if not cls.paths or not any(tool in cls.tools for tool in _WRITES) or cls.ceiling < Level.AUTONOMOUS:
+        return []
+    patterns = [glob.pattern for glob in cls.paths]
+    if any(p.endswith(CODE_SUFFIXES) or p.rsplit("/", 1)[-1] in EXECUTED_FILES for p in patterns):
+        return []  # the class names code itself: it is a code class, and says so
+    tool = next(t for t in _WRITES if t in cls.tools)
+    roots = {p.split("*", 1)[0].rstrip("/") for p in patterns if "*" in p}
+    found = []
+    for root in sorted(roots):
+        for name in EXECUTED_FILES:
+            path = f"{root}/{name}" if root else name
+            if policy.classify(Subject(tool=tool, paths=(path,))).cls.name == cls.name:
+                found.append(path)
+    return found
+
+
 def lint_warnings(policy: Policy) -> list[str]:
     """What `ratchet lint` flags without failing: settings a reviewer should see, each naming class and file."""
     warnings = []
     for cls in sorted(policy.classes.values(), key=lambda c: c.name):
+        if found := executed_files(policy, cls):
+            warnings.append(
+                f"warning: class {cls.name} ({cls.rule}) takes files that get executed ({', '.join(found[:6])}"
+                f"{', ...' if len(found) > 6 else ''}) though none of its patterns names code: a build, a doc "
+                "builder or a test runner runs them, so they are code, not content. Name the content's file "
+                "types instead of its directory (code outranks directories), or let a code class take them"
+            )
         if "run_command" in cls.tools and not cls.sandbox:
             warnings.append(
-                f"warning: class {cls.name} ({cls.rule}) sets sandbox = false: its commands run outside the "
-                "sandbox and can write the policy, the trust database, .git/hooks and anything outside the workspace"
+                f"warning: class {cls.name} ({cls.rule}) sets sandbox = false (profile 'off'): its commands run "
+                "outside the sandbox and can write the policy, the trust database, .git/hooks and anything "
+                "outside the workspace"
             )
         if "run_command" in cls.tools and cls.network and cls.ceiling >= Level.AUTONOMOUS:
             warnings.append(
@@ -246,7 +286,8 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         file=file,
         line=line,
         examples=spec.examples,
-        sandbox=spec.sandbox,
+        sandbox=spec.sandbox != "off",
+        profile=str(spec.sandbox),
         network=spec.network,
         limits=(spec.limits or ClassLimits()).over(defaults.limits),
         promotion_evidence=spec.promotion_evidence,

@@ -35,6 +35,8 @@ from ratchet.policy.limits import ClassLimits, Limits, SizeLimits
 from ratchet.rules.provenance import PROMOTION_EVIDENCE
 
 UNCLASSIFIED = "unclassified"
+# Sandbox profiles a class may name (executors/sandbox.py): what the processes it causes may write.
+SANDBOX_PROFILES = ("read-only", "workspace", "off")
 CLASS_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -203,8 +205,10 @@ class ClassSpec(_Strict):
     require_cli_approval: bool = False
     allow_shell: bool = False
     novelty: bool = False
-    # run_command: run inside the OS sandbox (see executors/sandbox.py); `false` is an opt-out lint flags.
-    sandbox: bool = True
+    # The sandbox profile every process of the class runs under (executors/sandbox.py): "read-only" (the
+    # whole filesystem read-only, a private /tmp), "workspace" (the workspace writable minus the protected
+    # set), or "off" (no sandbox: an opt-out lint flags). `true` means "workspace", `false` "off".
+    sandbox: bool | str = "workspace"
     # run_command: may the sandboxed command reach the network?
     network: bool = False
     promotion_evidence: str = "any"
@@ -235,6 +239,20 @@ class ClassSpec(_Strict):
     @classmethod
     def _level(cls, value: str | None) -> str | None:
         return None if value is None else Level.parse(value).label
+
+    @field_validator("sandbox")
+    @classmethod
+    def _profile(cls, value: bool | str) -> str:
+        if value is True:
+            return "workspace"
+        if value is False:
+            return "off"
+        if value not in SANDBOX_PROFILES:
+            raise ValueError(
+                f"unknown sandbox profile {value!r}; expected one of {', '.join(map(repr, SANDBOX_PROFILES))} "
+                "(or true for 'workspace', false for 'off')"
+            )
+        return value
 
     @field_validator("promotion_evidence")
     @classmethod
@@ -350,6 +368,8 @@ class ActionClass:
     examples: Examples = field(default_factory=Examples)
     sandbox: bool = True
     network: bool = False
+    # The sandbox profile (SANDBOX_PROFILES); `sandbox` is False exactly when it is "off".
+    profile: str = "workspace"
     limits: SizeLimits = field(default_factory=SizeLimits)
     # Which answers count toward promotion (rules/provenance.py): "any" channel, or only the "cli".
     promotion_evidence: str = "any"

@@ -14,7 +14,13 @@ approval, a pin, a level. `install` sets up two group roles so the database itse
   only along the lifecycle, its arguments change only as it settles for good; a level move must start
   from the level of record and be appended at the end of the record; a sample is its action's evidence
   class's, in the current epoch, with an id the database chooses (column privileges), and only ever turns
-  from a success into a failure. Everything it may write only lowers trust, or is the record of a call.
+  from a success into a failure. A verification check's result is appended only (no UPDATE, no DELETE, no
+  chosen id), for an action its own person's logins recorded, `each` while that action settles and
+  `task_end` once its task (or its session's open task) has ended, a pass only with exit code 0 and no
+  timeout. A task's goal, scope, non-goals, budget and start are fixed once it starts (column privileges),
+  its count of actions only grows, it gets a summary only as it ends and an ended task is never reopened
+  or rewritten, and a session has one open task. An undo (chained as a review) it never writes.
+  Everything it may write only lowers trust, or is the record of a call.
 - who recorded an action is the database's answer, for every role: `recorded_by` is set from the login
   that inserted the row (`session_user`), mapped to a person by `ratchet_people` (`--person`), so a row
   never names its own recorder; a machine carries out only the drafts its own person's logins recorded
@@ -33,13 +39,20 @@ origin machine. Evidence a human gives is written on the reviewer side, where th
 
 Which of these are column privileges and which are guards: INSERT on `actions` and `samples` is granted
 on the columns Ratchet's agent side writes (never `id`, nor an action's review columns), UPDATE on
-`samples` on `ok` only; everything else is a guard, because Ratchet's own UPDATE of an outcome names the
-review columns (unchanged) and a column privilege would refuse it.
+`samples` on `ok` only, INSERT on `checks` and `tasks` without their ids (and a task without its end or
+count), UPDATE on `tasks` on `ended_at`, `summary` and `actions_used` only, nothing on `undos`; everything
+else is a guard, because Ratchet's own UPDATE of an outcome names the review columns (unchanged) and a
+column privilege would refuse it.
 
 What this does not hold: the agent side witnesses the calls it runs, so with its credentials an
 agent can still hide a failure of an autonomous class, record a call it never made, or fill in an
-outcome that is not what happened. It cannot turn any of that into more trust: promotions below
-`autonomous` come only from a human's approvals.
+outcome that is not what happened; it runs the verification checks, so it can record, for its own actions
+at the right moment, a verdict it never witnessed, or end a task without running its checks. It cannot
+turn any of that into more trust: promotions below `autonomous` come only from a human's approvals.
+
+`ratchet db check` (`state`) compares the guard functions installed with this Ratchet's (their bodies and
+search path, `stale_functions`) and each trigger with its function, so guards an older Ratchet installed
+are reported until `ratchet db roles` is run again.
 """
 
 from __future__ import annotations
@@ -57,6 +70,8 @@ from ratchet.record.lifecycle import Status
 DEFAULT_AGENT = "ratchet_agent"
 DEFAULT_REVIEWER = "ratchet_reviewer"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+EACH, TASK_END = "each", "task_end"  # the phases a check runs in (record/checks.py)
+_FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(.*? AS \$\$(.*)\$\$\Z", re.S)
 
 # Column privileges where the agent's code names its columns: it never chooses an action's or a sample's id
 # (an id decides the order a window is read in), and it changes nothing of a sample but `ok`.
@@ -68,6 +83,11 @@ AGENT_COLUMNS = {
         "origin_workspace, origin_repo), UPDATE"
     ),
     "samples": "INSERT (class, action_id, ok, epoch), UPDATE (ok)",
+    # A check's result is appended, never rewritten: no UPDATE, no chosen id.
+    "checks": "INSERT (action_id, at, phase, argv_json, passed, exit_code, timed_out, duration_s, tail)",
+    # A task's goal, scope, non-goals and budget are fixed once it starts; it is ended, and counts its actions.
+    "tasks": "INSERT (session_id, goal, scope_json, non_goals_json, budget_json, started_at), "
+    "UPDATE (ended_at, summary, actions_used)",
 }
 # What the agent role may write, table by table (it reads every table). `reviews` is absent on purpose.
 AGENT_WRITES = {
@@ -78,11 +98,11 @@ AGENT_WRITES = {
     "samples": AGENT_COLUMNS["samples"],
     "streaks": "INSERT, UPDATE",
     "seen": "INSERT",
-    "tasks": "INSERT, UPDATE",
-    "checks": "INSERT",
-    "undos": "INSERT",
+    "tasks": AGENT_COLUMNS["tasks"],
+    "checks": AGENT_COLUMNS["checks"],
 }
-GUARDED = ("class_state", "transitions", "samples", "actions")  # each has a trigger ratchet_guard_<table>
+# `undos` is absent too: an undo is a person's (or a check's, made on the reviewer side), chained as a review.
+GUARDED = ("class_state", "transitions", "samples", "actions", "checks", "tasks")  # trigger ratchet_guard_<table>
 # The transitions an agent's evidence makes, all of them downward or level (checked by rank below); a
 # `policy` move (a reviewed change of the policy files) is the reviewer side's.
 AGENT_KINDS = ("demote", "complaint", "tamper-detected")
@@ -121,6 +141,7 @@ def _guards(schema: str) -> list[str]:
         if b not in (Status.APPROVED, Status.APPROVING)
     )
     final = ", ".join(f"'{st.value}'" for st in sorted(lifecycle.FINAL))
+    in_flight = ", ".join(f"'{st.value}'" for st in lifecycle.IN_FLIGHT)
     new_content = ", ".join(f"NEW.{c}" for c in CONTENT)
     old_content = ", ".join(f"OLD.{c}" for c in CONTENT)
     return [
@@ -275,6 +296,62 @@ def _guards(schema: str) -> list[str]:
             END IF;
             RETURN NEW;
         END $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_checks() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        DECLARE
+            act record;
+        BEGIN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            SELECT status, recorded_by, task_id, session_id INTO act FROM actions WHERE id = NEW.action_id;
+            IF NOT FOUND OR act.recorded_by IS DISTINCT FROM ratchet_person(session_user::text) THEN
+                {refuse} format('ratchet: the agent role cannot record a check of action %s: its own person''s '
+                    'logins did not record that action', NEW.action_id);
+            END IF;
+            IF NEW.passed <> 0 AND (NEW.exit_code IS DISTINCT FROM 0 OR NEW.timed_out <> 0) THEN
+                {refuse} format('ratchet: the agent role cannot record a check of action %s as passed with exit '
+                    'code %s%s', NEW.action_id, coalesce(NEW.exit_code::text, 'none'),
+                    CASE WHEN NEW.timed_out <> 0 THEN ' after a timeout' ELSE '' END);
+            END IF;
+            IF NEW.phase = '{EACH}' THEN
+                -- right after the action ran, in the unit of work that settles it: never added later
+                IF act.status NOT IN ({in_flight}) THEN
+                    {refuse} format('ratchet: the agent role cannot add a check to action %s once it is %s; '
+                        'checks are recorded as it settles', NEW.action_id, act.status);
+                END IF;
+            ELSIF NEW.phase = '{TASK_END}' THEN
+                -- at its task's end (or its session's, for an action no task held): never before it
+                IF act.status <> '{Status.EXECUTED.value}' OR (act.task_id IS NOT NULL AND EXISTS (SELECT 1 FROM tasks
+                        WHERE id = act.task_id AND ended_at IS NULL)) OR (act.task_id IS NULL AND EXISTS (
+                        SELECT 1 FROM tasks WHERE session_id = act.session_id AND ended_at IS NULL)) THEN
+                    {refuse} format('ratchet: the agent role cannot record a task-end check of action %s before '
+                        'its task has ended', NEW.action_id);
+                END IF;
+            ELSE
+                {refuse} format('ratchet: the agent role cannot record a check in phase %s', NEW.phase);
+            END IF;
+            RETURN NEW;
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION ratchet_guard_tasks() RETURNS trigger LANGUAGE plpgsql {path} AS $$
+        BEGIN
+            IF NOT ratchet_agent_side() THEN RETURN NEW; END IF;
+            IF TG_OP = 'INSERT' THEN
+                IF EXISTS (SELECT 1 FROM tasks WHERE session_id = NEW.session_id AND ended_at IS NULL) THEN
+                    {refuse} format('ratchet: the agent role cannot start a second open task in session %s',
+                        NEW.session_id);
+                END IF;
+                RETURN NEW;
+            END IF;
+            IF NEW.actions_used < OLD.actions_used THEN
+                {refuse} format('ratchet: the agent role cannot lower the actions task %s used', OLD.id);
+            END IF;
+            IF OLD.ended_at IS NOT NULL AND (NEW.ended_at IS DISTINCT FROM OLD.ended_at
+                    OR NEW.summary IS DISTINCT FROM OLD.summary) THEN
+                {refuse} format('ratchet: the agent role cannot reopen or rewrite task %s once it ended', OLD.id);
+            END IF;
+            IF OLD.ended_at IS NULL AND NEW.ended_at IS NULL AND NEW.summary IS DISTINCT FROM OLD.summary THEN
+                {refuse} format('ratchet: the agent role writes the summary of task %s only as it ends', OLD.id);
+            END IF;
+            RETURN NEW;
+        END $$""",
         *(
             statement
             for table in GUARDED
@@ -384,6 +461,37 @@ def install(conn: sqlite3.Connection, agent: str, reviewer: str, people: dict[st
     return Installed(agent, reviewer, schema, tuple(created), dict(AGENT_WRITES), people_now)
 
 
+def functions(schema: str) -> dict[str, str]:
+    """The guard functions this Ratchet installs: {name: body}, as PostgreSQL keeps a body (`prosrc`)."""
+    out = {}
+    for statement in _guards(schema):
+        found = _FUNCTION.match(statement)
+        if found:
+            out[found[1]] = found[2]
+    return out
+
+
+def stale_functions(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """The guard functions in the record's schema that are not this Ratchet's (an older Ratchet's, or changed by
+    hand), or missing: (name, "missing" or "out of date")."""
+    schema = str(conn.execute("SELECT current_schema()").fetchone()[0])
+    setting = f"search_path={schema}, pg_temp"
+    installed = {
+        str(r[0]): (str(r[1]), list(r[2] or []))
+        for r in conn.execute(
+            "SELECT proname, prosrc, proconfig FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
+            "AND left(proname, 8) = 'ratchet_'"
+        ).fetchall()
+    }
+    out = []
+    for name, body in functions(schema).items():
+        if name not in installed:
+            out.append((name, "missing"))
+        elif installed[name] != (body, [setting]):
+            out.append((name, "out of date"))
+    return out
+
+
 def person(conn: sqlite3.Connection) -> str | None:
     """Who this connection's login is in the record, when roles are set up (record/roles.py `--person`): the
     identity its actions and answers are recorded under. None on SQLite or without roles."""
@@ -414,11 +522,13 @@ def state(conn: sqlite3.Connection) -> tuple[str, bool] | None:
     guarded = {
         str(r[0])
         for r in conn.execute(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = "
-            "'ratchet_guard' AND t.tgenabled <> 'D' AND c.relnamespace = current_schema()::regnamespace"
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = "
+            "t.tgfoid WHERE t.tgname = 'ratchet_guard' AND t.tgenabled <> 'D' AND c.relnamespace = "
+            "current_schema()::regnamespace AND p.proname = 'ratchet_guard_' || c.relname"
         ).fetchall()
     }
     problems = [f"no guard on {table}" for table in GUARDED if table not in guarded]
+    problems += [f"guard {name} {how}" for name, how in stale_functions(conn)]
     ungranted = conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
         "AND NOT has_table_privilege(?, format('%I.%I', schemaname, tablename), 'SELECT') ORDER BY tablename",

@@ -24,7 +24,16 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import integrity
 from ratchet.record.integrity import ALL_CLASSES, Freeze, Recorded
 from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, put_class
-from ratchet.rules.settle import Complained, Disproved, HumanDemoted, Observed, Standing, settle
+from ratchet.rules.settle import (
+    Complained,
+    Disproved,
+    HumanDemoted,
+    Observed,
+    Standing,
+    is_padding,
+    settle,
+    work_key,
+)
 from ratchet.rules.trust import Sample, Window
 
 
@@ -132,6 +141,47 @@ def probation_notice(cls: ActionClass, action_id: int, left: int, moved: Transit
         "demoted": moved is not None,
         "message": f"class {cls.name} failed on action {action_id} while on probation after a promotion{then}",
     }
+
+
+CHANGES = ("write_file", "edit_file", "git_commit", "git_push", "git_revert")  # tools whose success changes files
+
+
+def _work(conn: sqlite3.Connection, action_ids: list[int]) -> dict[int, str]:
+    """Each action's work key (rules/settle.py `work_key`), read from the record."""
+    if not action_ids:
+        return {}
+    marks = ", ".join("?" for _ in action_ids)
+    tools = ", ".join("?" for _ in CHANGES)
+    rows = conn.execute(
+        f"SELECT a.id, a.tool, a.args_json, a.fingerprint, (SELECT max(c.id) FROM actions c WHERE "
+        f"c.session_id = a.session_id AND c.id < a.id AND c.status = 'executed' AND c.tool IN ({tools})) "
+        f"FROM actions a WHERE a.id IN ({marks})",
+        (*CHANGES, *action_ids),
+    ).fetchall()
+    return {int(r[0]): work_key(r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> bool:
+    """Whether the action's success is padding: it ran with no person's answer, and its work is that
+    of a success already in the class's window (rules/settle.py `is_padding`). Failures never are, nor
+    is a success a person approved: only a person's answer is a person's evidence, each time."""
+    if not ok:
+        return False
+    reviewed = conn.execute("SELECT reviewer FROM actions WHERE id = ?", (action_id,)).fetchone()
+    if reviewed is None or reviewed[0] is not None:
+        return False
+    epoch = current(conn, cls)[0].transition_id or 0  # the samples of a level are those since its move
+    counted = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT action_id FROM (SELECT action_id, ok, id FROM samples WHERE class = ? AND epoch = ? "
+            "ORDER BY id DESC LIMIT ?) w WHERE ok = 1",
+            (cls.name, epoch, cls.trust.window_size),
+        ).fetchall()
+    ]
+    keys = _work(conn, [action_id, *counted])
+    mine = keys.get(action_id)
+    return mine is not None and is_padding(ok, mine, (keys[a] for a in counted if a in keys and a != action_id))
 
 
 def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:

@@ -142,6 +142,15 @@ def default_token_file(db: Path) -> Path:
     return db.with_name(db.name + TOKEN_SUFFIX)
 
 
+# The review page's own secret: never the MCP bearer, which every HTTP client holds in its configuration.
+PAGE_TOKEN_SUFFIX = ".page-token"
+
+
+def default_page_token_file(db: Path) -> Path:
+    """Where the review page's own generated secret lives: beside the trust database."""
+    return db.with_name(db.name + PAGE_TOKEN_SUFFIX)
+
+
 class Store:
     """The trust database, one connection. Open with `await Store.open(path)`; close with `await store.close()`."""
 

@@ -11,6 +11,7 @@ import time
 
 from pydantic import BaseModel
 
+from ratchet.inert import inert, inert_line
 from ratchet.redact import redact
 
 PREVIEW_LINES = 40
@@ -91,7 +92,7 @@ class EscalationPacket(BaseModel):
         """A short Markdown rendering for the chat or a terminal."""
         a = self.action
         if a is not None:
-            head = f"### Stopped: {a.tool} `{a.target}` (action {self.action_id})"
+            head = f"### Stopped: {a.tool} `{inert_line(a.target)}` (action {self.action_id})"
         else:
             head = f"### Handoff from the agent (id {self.action_id})"
         lines = [head, f"**Why:** {self.summary}"]
@@ -114,7 +115,9 @@ class EscalationPacket(BaseModel):
             hidden = len(draft_lines) - PREVIEW_LINES
             lines += ["", "```diff", shown + (f"\n… {hidden} more lines" if hidden > 0 else ""), "```"]
         if self.history:
-            recent = ", ".join(f"#{h.action_id} {h.tool} {h.target} → {h.status}" for h in self.history[-5:])
+            recent = ", ".join(
+                f"#{h.action_id} {h.tool} {inert_line(h.target)} → {h.status}" for h in self.history[-5:]
+            )
             lines.append(f"**This session so far:** {recent}")
         if self.failed_checks:
             lines.append("**Checks that failed:**")
@@ -129,7 +132,7 @@ class EscalationPacket(BaseModel):
         )
         if self.over_budget:
             lines.append("_Over this session's escalation budget._")
-        return "\n".join(lines)
+        return inert("\n".join(lines))
 
 
 def stopped_options(action_id: int, action_class: str, rule: str, triggers: list[PacketTrigger]) -> list[Option]:

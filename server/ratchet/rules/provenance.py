@@ -11,15 +11,17 @@ Every approval or decline of a confirmation or a draft records its *channel*:
 
 and its *review time* in seconds:
 
-- elicitation: from the moment the question was put to the client to the moment its answer reached
-  the tool. On protocol 2025-11-25 the question and the answer are one request; on 2026-07-28 they
+- elicitation: from the moment the question was put to the client, or the session's previous answer
+  if that came later (parallel questions are read one at a time: a burst answered one after another
+  earns each answer only the time since the one before), to the moment its answer reached the tool.
+  On protocol 2025-11-25 the question and the answer are one request; on 2026-07-28 they
   arrive in different rounds of the same call, so the moment of asking is kept by the engine, keyed
   by the call's tool and arguments (or the draft's id), and is reset whenever the call starts anew
   (a round that carries no answers); see `AnswerClock`. An answer round that reaches an engine
   which did not ask (another server process) is untimed, and an untimed answer is never evidence.
   `review_drafts` asks up to five drafts: on 2025-11-25 one after another (each timed from its
-  question to the next question, which follows its answer), on 2026-07-28 in one batch (each timed
-  from the batch's question to the answers);
+  question to the next question, which follows its answer), on 2026-07-28 in one batch (the batch's
+  time, from its question to the answers, shared equally among the drafts answered in it);
 - cli: from drafting to the approval (the queue time included: the human reads `ratchet show`).
   That is not reading time, so the rule below does not judge it: an answer at the CLI is the
   human's own command, which the agent cannot run, and always counts (`ratchet metrics` still shows
@@ -168,6 +170,7 @@ class AnswerClock:
     def __init__(self, now: Callable[[], float] = time.time) -> None:
         self.now = now
         self._asked: dict[str, float] = {}
+        self._last_answer: dict[str, float] = {}  # per session: when its previous answer came
 
     def asked(self, key: str, *, fresh: bool) -> None:
         """Record that a question was (or is about to be) put to the client."""
@@ -181,7 +184,29 @@ class AnswerClock:
         """When the question was put to the client (None if it was not), without forgetting it."""
         return self._asked.get(key)
 
-    def answered(self, key: str) -> float | None:
-        """Seconds from asking to now, forgetting the question; None if it was never asked here."""
+    def answered(self, key: str, session: str | None = None) -> float | None:
+        """Seconds from asking to now, forgetting the question; None if it was never asked here.
+
+        Given the `session`, the time runs from the later of the question and the session's previous
+        answer (`since`), and this answer becomes the session's previous one."""
         at = self._asked.pop(key, None)
+        if session is not None:
+            at = self.since(session, at)
+            self.answer_given(session)
         return None if at is None else max(0.0, self.now() - at)
+
+    def since(self, session: str, asked_at: float | None) -> float | None:
+        """When reading an answer to a question asked at `asked_at` can have started: not before the
+        session's previous answer. A person reads one question at a time, so a burst of parallel
+        questions answered one after another earns each answer only the time since the one before."""
+        previous = self._last_answer.get(session)
+        if asked_at is None or previous is None:
+            return asked_at
+        return max(asked_at, previous)
+
+    def answer_given(self, session: str) -> None:
+        """Note that the session's human answered now."""
+        self._last_answer.pop(session, None)
+        self._last_answer[session] = self.now()
+        while len(self._last_answer) > _MAX_WAITING:
+            del self._last_answer[next(iter(self._last_answer))]

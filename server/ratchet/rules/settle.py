@@ -27,10 +27,23 @@ record (record/standing.py) can store exactly what the window now holds.
 Every place that turns evidence into levels uses this: the live record, `ratchet simulate` (a
 candidate policy over recorded history) and `ratchet report` (each class's trajectory, replayed).
 The session's failure streak, a trigger of the gate, is kept beside it (`streak_after`).
+
+Padding: a success no person answered is evidence only when it stands for work not already counted.
+Its *work* is what it did and to what: the tool, its arguments and fingerprint, and the session's
+last change before it (`work_key`). Such a success whose work equals that of a success already in
+the class's window is a repeat (`is_padding`): it joins no window and does not reset the session's
+failure streak (a person's approval always counts: it is the person's evidence each time), and its
+action is labelled `repeat` (no sample in any replay). So a failing build padded with no-op
+successes (`make -q`, the same passing command re-run on unchanged files) between its failures
+demotes, and halts the session, as the failures alone would; re-running a command after a change,
+or running it on other arguments, is new work and counts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -199,6 +212,25 @@ def settle(cls: ActionClass, standing: Standing, event: Event, freeze: Level | N
     ev = evidence(standing.window, cls.trust)
     move = _moved(standing, event.to, "policy", "policy", event.reason, ev, None)
     return Settled(Standing(event.to, Window(), standing.pinned), move)
+
+
+REPEAT = "repeat"  # the sample label of a success that was padding: no sample, no streak reset
+
+
+def work_key(tool: str, args_json: str, fingerprint: str | None, last_change: int | None) -> str:
+    """What an action did and to what: its tool, arguments and fingerprint, and the id of its
+    session's last change before it (a command re-run after an edit is new work; without one it is not)."""
+    try:
+        args = json.dumps(json.loads(args_json), sort_keys=True)
+    except ValueError:
+        args = args_json
+    text = "\0".join([tool, args, fingerprint or "", "" if last_change is None else str(last_change)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_padding(ok: bool, key: str, counted: Iterable[str]) -> bool:
+    """Whether a sample is padding: a success whose work is that of a success already in the window."""
+    return ok and key in set(counted)
 
 
 def streak_after(session_id: str, failures: int, ok: bool) -> int | None:

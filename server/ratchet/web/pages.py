@@ -12,12 +12,14 @@ import html
 import time
 from typing import Any
 
+from ratchet.inert import inert
 from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.results import ClassStatus, DraftView, TrustLevels
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # Control characters and bidirectional overrides are shown, not obeyed, here too (ratchet/inert.py).
+    return html.escape(inert("" if value is None else str(value)), quote=True)
 
 
 def _when(ts: float | None) -> str:

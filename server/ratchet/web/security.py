@@ -3,8 +3,10 @@
 The page can approve drafts and lift pins, so it is a trust root like the human's CLI. Everything
 here exists so that nothing but the human's own browser, holding the token, can act through it:
 
-- **Token.** The same bearer token as `serve --http` (`http_serve.ensure_token`/`read_token`: a file
-  only its owner can read). `ratchet web` prints a URL carrying it once (`/login?token=...`); the
+- **Token.** The page's own secret (`<database>.page-token`, web/serve.py; read with
+  `http_serve.ensure_token`/`read_token`: a file only its owner can read), never the MCP bearer that
+  HTTP clients hold in their configuration (the bearer is refused at the login). `ratchet web`
+  prints a URL carrying it once (`/login?token=...`); the
   login answer sets a cookie and redirects to a URL without it. The cookie is `HttpOnly` (no script
   reads it) and `SameSite=Strict` (no other site's page sends it), its name carries the port (cookies
   are not kept apart by port), and its value is a random nonce with an HMAC of the nonce under the

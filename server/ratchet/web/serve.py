@@ -1,15 +1,18 @@
 """Running the review page: on its own (`ratchet web`), or beside `/mcp` under `ratchet serve --http`.
 
-Both take the token and the host rules of `serve --http` (http_serve.py): loopback unless a token
-file is named, the token file private to its owner, Host and Origin checked. `ratchet web` binds its
-socket before printing, so `--port 0` prints the port it really got, and prints the login URL that
-carries the token once; while it runs, it publishes its address (no token in it) beside the trust
-database, where the notify command's packets find it (executors/notify.py).
+Both take the host rules of `serve --http` (http_serve.py): loopback unless a token file is named, the
+token file private to its owner, Host and Origin checked. The page's token is its own (`<database>.page-
+token`, created on first use), never the MCP bearer: every HTTP MCP client holds the bearer in its
+configuration, where the agent can read it, and whoever logs into the page answers for the human.
+`ratchet web` binds its socket before printing, so `--port 0` prints the port it really got, and
+prints the login URL that carries the token once; while it runs, it publishes its address (no token
+in it) beside the trust database, where the notify command's packets find it (executors/notify.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from ratchet.errors import InvalidRequest
 from ratchet.executors import notify
 from ratchet.http_serve import (
     ASGIApp,
@@ -29,7 +33,7 @@ from ratchet.http_serve import (
     ensure_token,
     read_token,
 )
-from ratchet.record.store import Location
+from ratchet.record.store import Location, default_page_token_file
 from ratchet.web.app import WebConfig, build_app
 from ratchet.web.security import LOGIN_PATH, Guard
 
@@ -79,8 +83,9 @@ def serve_web(options: WebOptions, db: Path) -> None:
     import uvicorn
 
     check_host(options.host, options.token_file)
-    token_file = options.token_file or default_token_file(db)
+    token_file = options.token_file or default_page_token_file(db)
     token = read_token(token_file) if options.token_file is not None else ensure_token(token_file)
+    refuse_the_bearer(token, db)
     sock = bind(options.host, options.port)
     port = sock.getsockname()[1]
     base = base_url(options.host, port)
@@ -125,19 +130,41 @@ class Split:
             await self.pages(scope, receive, send)
 
 
+def refuse_the_bearer(token: str, db: Path) -> None:
+    """InvalidRequest when the page's token is the MCP bearer (`--token-file` naming the bearer's file)."""
+    bearer = default_token_file(db)
+    if bearer.exists() and hmac.compare_digest(bearer.read_text(encoding="utf-8").strip().encode(), token.encode()):
+        raise InvalidRequest(
+            f"the review page's token is the MCP bearer in {bearer}, which every HTTP client holds; give the page "
+            f"a secret of its own (omit --token-file: {default_page_token_file(db)} is created)"
+        )
+
+
 def pages_for_serve(
-    workspace: Path, policies: Path | None, db: Path | None, host: str, port: int, allowed_hosts: tuple[str, ...]
+    workspace: Path,
+    policies: Path | None,
+    db: Path | None,
+    host: str,
+    port: int,
+    allowed_hosts: tuple[str, ...],
+    beside_db: Path,
 ) -> Callable[[ASGIApp, Starlette, str, Path], ASGIApp]:
     """For `serve --http`: wrap its gated MCP app so the review pages are served beside `/mcp`, with the same token."""
 
     def wrap(mcp: ASGIApp, mcp_app: Starlette, token: str, token_file: Path) -> ASGIApp:
+        # The page has a secret of its own: the MCP bearer (`token`) sits in every HTTP client's
+        # configuration, where the agent can read it, and must never log into the human's page.
+        page_file = default_page_token_file(beside_db)
+        page_token = ensure_token(page_file)
+        if hmac.compare_digest(page_token.encode(), token.encode()):
+            raise InvalidRequest(f"{page_file} holds the MCP bearer token; the review page needs a secret of its own")
         pages_app = build_app(WebConfig(workspace, policies, db))
-        guarded = Guard(pages_app, token, host=host, port=port, allowed_hosts=allowed_hosts)
+        guarded = Guard(pages_app, page_token, host=host, port=port, allowed_hosts=allowed_hosts)
         base = base_url(host, port)
         notify.set_web_address(base)
         print(
-            f"ratchet: review page at {base}/; log in once at {base}{LOGIN_PATH}?token=TOKEN with the token in "
-            f"{token_file}",
+            f"ratchet: review page at {base}/; log in once at {base}{LOGIN_PATH}?token=TOKEN with the page's own "
+            f"token in {page_file} (the MCP bearer in {token_file} is not a page login)",
             file=sys.stderr,
             flush=True,
         )
