@@ -55,6 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+try:  # run as `python bench/calibration.py` or imported as `bench.calibration`
+    from bench.provenance import stamp
+except ImportError:  # pragma: no cover - the script's own directory is on sys.path instead
+    from provenance import stamp  # type: ignore[no-redef]
+
 from ratchet.policy.levels import Level
 from ratchet.policy.model import TrustParams
 from ratchet.rules.settle import is_padding
@@ -847,8 +852,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = Config.scaled(trials, seed=args.seed, workers=max(args.workers, 1))
     shown = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join([".venv/bin/python", "bench/calibration.py", *shown])
+    provenance = stamp(command)  # the checkout as it is when the run starts: what gets measured
     report = run(config)
     report["command"] = command
+    report["provenance"] = provenance
     markdown = render_markdown(report, command)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

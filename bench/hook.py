@@ -10,9 +10,10 @@ prints an allow. Each governed case runs twice: `direct` decides in the hook pro
 interleaved (one of each case per round, the order rotating) so a noisy neighbour slows every case
 alike; two discarded warm-up rounds first.
 
-    .venv/bin/python -m bench.hook [--runs 30] [--importtime]
+    .venv/bin/python -m bench.hook [--runs 30] [--importtime] [--out FILE]
 
-Prints median and p90 per case and each as a ratio of the baseline's median. `--importtime` adds
+Prints median and p90 per case and each as a ratio of the baseline's median, and writes them with the
+command and the commit measured to bench/results/hook.json (or FILE). `--importtime` adds
 where `import ratchet.cli` spends its time (`python -X importtime`), the floor under every case.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import statistics
 import subprocess
@@ -30,6 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench.provenance import stamp
+
+RESULTS = Path(__file__).parent / "results" / "hook.json"
 
 BASELINE = """\
 import json, sys
@@ -162,6 +168,17 @@ def render(times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def summary(times: dict[str, list[float]], runs: int, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The JSON written beside the table: per case its median and p90 (ms) and its median's ratio to
+    the baseline's (the first case)."""
+    base = statistics.median(next(iter(times.values())))
+    cases_out = {
+        name: {"median_ms": statistics.median(values), "p90_ms": p90(values), "ratio": statistics.median(values) / base}
+        for name, values in times.items()
+    }
+    return {"runs": runs, "cases": cases_out, "provenance": provenance}
+
+
 def importtime(top: int = 12) -> str:
     """The slowest imports under `import ratchet.cli` (cumulative microseconds), from -X importtime."""
     done = subprocess.run(
@@ -185,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=30, help="measured runs per case (default 30)")
     parser.add_argument("--importtime", action="store_true", help="also show where import time goes")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the JSON goes (default {RESULTS})")
     args = parser.parse_args(argv)
+    shown = sys.argv[1:] if argv is None else argv
+    provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.hook", *shown]))
     with tempfile.TemporaryDirectory(prefix="ratchet-hook-bench-") as tmp:
         times = measure(args.runs, Path(tmp))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary(times, args.runs, provenance), indent=2) + "\n", encoding="utf-8")
     print(
         f"ratchet hook claude-code, whole process per call, {args.runs} runs each, interleaved "
         f"(Python {sys.version.split()[0]})"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from bench.provenance import stamp
 from ratchet.engine import Engine
 
 POLICY = """
@@ -92,10 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
-    result = anyio.run(measure, args.calls)
+    provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.run_command", *sys.argv[1:]]))
+    result = {**anyio.run(measure, args.calls), "provenance": provenance}
     out = Path(__file__).parent / "results" / "run_command.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"| run of `true` ({result['calls']} calls each) | median ms | p90 ms |")
     print("|---|---:|---:|")
     print(f"| directly (anyio.run_process) | {result['direct_ms']['median']:.2f} | {result['direct_ms']['p90']:.2f} |")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from bench.provenance import stamp
 from ratchet.engine import Engine
 from ratchet.executors.checks import run_checks
 
@@ -110,10 +112,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
-    result = anyio.run(measure, args.calls)
+    provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.verify", *sys.argv[1:]]))
+    result = {**anyio.run(measure, args.calls), "provenance": provenance}
     out = Path(__file__).parent / "results" / "verify.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"| side ({result['calls']} calls each) | median ms | p90 ms |")
     print("|---|---:|---:|")
     for key, label in (

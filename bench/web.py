@@ -1,6 +1,7 @@
 """The review page in a real browser: an inbox of 500 waiting drafts against an empty one, same run.
 
-`.venv/bin/python -m bench.web [--items 500] [--runs 5] [--out FILE]` needs Chromium at
+`.venv/bin/python -m bench.web [--items 500] [--runs 5] [--out FILE]` (default bench/results/web.json, with the
+command and the commit measured) needs Chromium at
 /usr/bin/chromium (Playwright drives it; no browser is downloaded). For each inbox the page is
 loaded `runs` times, alternating between the two, each in a fresh browser context (no cache):
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from typing import Any
 import anyio
 import uvicorn
 
+from bench.provenance import stamp
 from ratchet.engine import Engine
 from ratchet.http_serve import default_token_file, ensure_token
 from ratchet.web.app import WebConfig, build_app
@@ -36,6 +39,7 @@ from ratchet.web.security import Guard
 from ratchet.web.serve import bind
 
 CHROMIUM = "/usr/bin/chromium"
+RESULTS = Path(__file__).parent / "results" / "web.json"
 KEYS = ("first_paint_ms", "inbox_json_ms", "interactive_ms", "complete_ms", "requests")
 POLICY = """
 [defaults]
@@ -175,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where the JSON goes (default {RESULTS})")
     args = parser.parse_args(argv)
-    result = anyio.run(run, args.items, args.runs)
+    shown = sys.argv[1:] if argv is None else argv
+    provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.web", *shown]))
+    result = {**anyio.run(run, args.items, args.runs), "provenance": provenance}
     for name in ("empty", "full"):
         f = result[name]
         label = f"{result['items'] if name == 'full' else 0} items"
@@ -188,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     r = result["ratio"]
     print("     ratio: " + ", ".join(f"{k.removesuffix('_ms')} x{r[k]}" for k in KEYS))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -7,6 +7,7 @@ here (never from another test file), so each test file can be read and run on it
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 import anyio
@@ -107,6 +108,19 @@ argv = [["rm"]]
 start = "blocked"
 """
 )
+
+
+def require_module(name: str, install: str) -> ModuleType:
+    """Import `name` for the tests of a module that needs it. Missing, those tests are skipped on a
+    developer's machine and fail in CI (`$CI` set), where every dependency is installed: an install that
+    broke must not turn into a quietly skipped suite. `install` says how to get it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} cannot be imported ({exc}); {install}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
 
 
 def write_policy(directory: Path, text: str, name: str = "policy.toml") -> Path:
@@ -984,3 +998,23 @@ def last_outputs(run: Path) -> list[dict[str, Any]]:
 def tool_outputs(outputs: list[dict[str, Any]], name: str) -> list[str]:
     """The outputs of every call of tool `name` (a function's bare name) the model received."""
     return [str(o["output"]) for o in outputs if o.get("name") == name]
+
+
+# Read-classed echo, cat and python3 (profile read-only) and a write-classed touch, for Codex's hook.
+SANDBOX_POLICY = """
+[defaults]
+unmatched = "draft"
+
+[classes.reads]
+tools = ["run_command"]
+argv = [["echo"], ["cat"], ["python3"]]
+start = "autonomous"
+sandbox = "read-only"
+allow_shell = true
+
+[classes.touches]
+tools = ["run_command"]
+argv = [["touch"]]
+start = "autonomous"
+allow_shell = true
+"""

@@ -4,10 +4,15 @@ read the record never create a database."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import anyio
@@ -109,14 +114,72 @@ def test_unreadable_files_are_one_line(ratchet_bin: Path, workspace: Path, tmp_p
     assert _databases(workspace) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not hold for root")
+NOBODY = 65534
+
+
+def _as_nobody(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`ratchet ARGV` (the CLI's `main`) in a forked child that dropped root for nobody before it ran:
+    how a test that needs a user without root's powers runs where the suite runs as root (as CI does).
+    The caller runs the command once in its own process first, so that the modules it needs are
+    imported before the fork and nobody need not read the source tree (wherever CI cloned it)."""
+    from ratchet.cli import main
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the test
+        code = 70
+        try:
+            os.close(read)
+            os.dup2(write, 2)
+            sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - closed by _exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            os.chdir(cwd)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            code = 71 if os.geteuid() == 0 else main(argv)
+        except BaseException as exc:
+            os.write(2, f"the child failed: {exc!r}\n".encode())
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, encoding="utf-8") as out:
+        err = out.read()
+    _, status = os.waitpid(pid, 0)
+    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), "", err)
+
+
 def test_a_file_without_read_permission_is_one_line(ratchet_bin: Path, workspace: Path, tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    secret = policies / "a.toml"
-    secret.write_text("[defaults]\n")
-    secret.chmod(0)
-    _one_line(_run(ratchet_bin, workspace, "lint", str(policies)), 1, "a.toml", "ermission denied")
+    # Root reads any file, so as root (CI) the CLI runs as nobody, on a directory nobody may list.
+    root = os.geteuid() == 0
+    policies = Path(tempfile.mkdtemp(prefix="ratchet-unreadable-")) if root else tmp_path / "policies"
+    try:
+        policies.mkdir(exist_ok=True)
+        policies.chmod(0o755)
+        (policies / "b.toml").write_text('[classes.b]\ntools = ["write_file"]\npaths = ["b/**"]\nstart = "confirm"\n')
+        if root:
+            from ratchet.cli import main
+
+            with contextlib.redirect_stdout(io.StringIO()):  # the modules lint needs, imported as root
+                assert main(["lint", "--workspace", str(policies), str(policies)]) == 0
+            readable = _as_nobody(policies, ["lint", "--workspace", str(policies), str(policies)])
+            assert readable.returncode == 0, readable.stderr  # nobody may read the directory and b.toml
+        secret = policies / "a.toml"
+        secret.write_text("[defaults]\n")
+        secret.chmod(0)
+        done = (
+            _as_nobody(policies, ["lint", "--workspace", str(policies), str(policies)])
+            if root
+            else _run(ratchet_bin, workspace, "lint", str(policies))
+        )
+        _one_line(done, 1, "a.toml", "ermission denied")
+    finally:
+        if root:
+            shutil.rmtree(policies)
 
 
 def test_a_database_directory_that_cannot_be_made_is_one_line(

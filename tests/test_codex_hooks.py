@@ -23,7 +23,7 @@ from ratchet import codex_hooks, hook_socket, install
 from ratchet.errors import InvalidRequest
 
 from .helpers import CODEX_POLICY as POLICY
-from .helpers import rows, write_policy
+from .helpers import SANDBOX_POLICY, rows, write_policy
 
 
 class Codex:
@@ -102,25 +102,6 @@ def codex(ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path) -> Codex
         (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
         (workspace / rel).write_text(text)
     return Codex(ratchet_bin, workspace, write_policy(tmp_path / "codex-policies", POLICY), db)
-
-
-SANDBOX_POLICY = """
-[defaults]
-unmatched = "draft"
-
-[classes.reads]
-tools = ["run_command"]
-argv = [["echo"], ["cat"], ["python3"]]
-start = "autonomous"
-sandbox = "read-only"
-allow_shell = true
-
-[classes.touches]
-tools = ["run_command"]
-argv = [["touch"]]
-start = "autonomous"
-allow_shell = true
-"""
 
 
 @pytest.fixture

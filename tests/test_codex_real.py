@@ -15,7 +15,7 @@ import pytest
 from ratchet import codex_app
 
 from .helpers import CODEX_POLICY as POLICY
-from .helpers import CodexRun, codex_binary, rows, tool_outputs, write_policy
+from .helpers import SANDBOX_POLICY, CodexRun, codex_binary, rows, tool_outputs, write_policy
 
 PATCH = (
     "*** Begin Patch\n*** Update File: src/app.py\n@@\n-x = 1\n+x = 2\n"
@@ -245,8 +245,6 @@ def test_codex_shell_runs_in_ratchets_sandbox_only_outside_codexs_own(
     read-classed one that writes fails, a write-classed one writes. Inside Codex's own sandbox
     (`workspace-write`) Ratchet's cannot start (no new namespaces there): nothing runs, and the
     output names the Codex setting that makes it work."""
-    from .test_codex_hooks import SANDBOX_POLICY
-
     policies = write_policy(tmp_path / "policies", SANDBOX_POLICY)
     _install(ratchet_bin, codex_run, project, "--policies", str(policies), "--db", str(db), "--apply")
     (project / "w.py").write_text("open('by-reads', 'w').write('x')\n")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -85,3 +87,276 @@ def test_every_test_docs_security_names_exists() -> None:
         if not path.exists() or (name is not None and f"def {name}(" not in path.read_text()):
             missing.append(f"{file}::{name}" if name else file)
     assert missing == [], f"docs/security.md names tests that do not exist: {missing}"
+
+
+# -- every figure has its run ----------------------------------------------------------------------
+#
+# Each figure the README and docs/trust.md quote from a benchmark is read here from the committed
+# results file that the benchmark's command wrote, formatted as the docs give it, and found in the doc
+# at its place (a pattern whose first group is the figure). A figure edited by hand, or a results file
+# replaced without updating the docs, fails the test; so does a doc that names another command or
+# commit than the file records.
+
+RESULTS = ROOT / "bench" / "results"
+DOCS = {"README.md": ROOT / "README.md", "docs/trust.md": ROOT / "docs" / "trust.md"}
+
+
+def _results(name: str) -> Any:
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def _pct(rate: float, digits: int = 2) -> str:
+    return f"{rate * 100:.{digits}f}%"
+
+
+def _calibration_figures() -> list[tuple[str, str, str]]:
+    cal = _results("calibration.json")
+    ours = {(t["figure"], t["statistic"]): t for t in cal["targets"]["ratchet"]}
+    naive = {(t["figure"], t["statistic"]): t for t in cal["targets"]["naive"]}
+    exact = cal["exact_check"]
+    command = cal.get("provenance", {}).get("command", cal["command"])
+    # A results file written before files recorded their commit: the docs name the commit that committed it.
+    committed = "measured at" if "provenance" in cal else "committed in"
+    commit = cal["provenance"]["commit"] if "provenance" in cal else _last_commit_of(RESULTS / "calibration.json")
+    commit = commit or ANY_COMMIT  # without the history, any commit named is taken
+    fp85, fp90, fd99 = (ours[(f, "rate")] for f in ("false_promotion_085", "false_promotion_090", "false_demotion_099"))
+    earn, d_med, d_p90 = (
+        ours[("time_to_earn_099", "median")],
+        ours[("time_to_demote_070", "median")],
+        ours[("time_to_demote_070", "p90")],
+    )
+
+    def count(t: dict[str, Any]) -> str:
+        row = next(r for r in _calibration_rows() if r[0] == t["figure"])
+        return f"{row[1]} of {row[2]:,}"
+
+    readme = "README.md"
+    lead = r"\| a class truly 85% good is promoted within 1,000 actions \| ≤ 0\.5% \| "
+    return [
+        (readme, r"`bench/results/calibration\.json`, (committed in|measured at) `", committed),
+        (readme, r"`bench/results/calibration\.json`, (?:committed in|measured at) `([0-9a-f]+)`", commit),
+        (readme, r"simulated classes of known quality \(`([^`]+)`", command),
+        (readme, lead + r"([^|]+?) \|", f"{_pct(fp85['value'])} ({count(fp85)})"),
+        (
+            readme,
+            r"promoted within 1,000 actions \| ≤ 0\.5% \| [^|]+\| ([^|]+?) \|",
+            _pct(naive[("false_promotion_085", "rate")]["value"], 1),
+        ),
+        (
+            readme,
+            r"90% good is promoted within 1,000 actions \| ≤ 5% \| ([^|]+?) \|",
+            f"{_pct(fp90['value'])} ({count(fp90)})",
+        ),
+        (
+            readme,
+            r"90% good is promoted within 1,000 actions \| ≤ 5% \| [^|]+\| ([^|]+?) \|",
+            _pct(naive[("false_promotion_090", "rate")]["value"], 1),
+        ),
+        (readme, r"to earn a rung \(median\) \| ≤ (\d+) \|", str(earn["target"])),
+        (readme, r"to earn a rung \(median\) \| ≤ \d+ \| (\d+) \|", str(earn["value"])),
+        (readme, r"is demoted \(median / p90\) \| (≤ \d+ / ≤ \d+) \|", f"≤ {d_med['target']} / ≤ {d_p90['target']}"),
+        (readme, r"is demoted \(median / p90\) \| [^|]+ \| (\d+ / \d+) \|", f"{d_med['value']} / {d_p90['value']}"),
+        (readme, r"demoted within 1,000 actions \| (≤ \d+%) \|", f"≤ {fd99['target'] * 100:.0f}%"),
+        (readme, r"demoted within 1,000 actions \| ≤ \d+% \| ([^|]+?) \|", f"{_pct(fd99['value'])} ({count(fd99)})"),
+        (
+            readme,
+            r"demoted within 1,000 actions \| ≤ \d+% \| [^|]+\| ([^|]+?) \|",
+            _pct(naive[("false_demotion_099", "rate")]["value"], 1),
+        ),
+        ("docs/trust.md", r"Command: `([^`]+)` \(seed", command),
+        ("docs/trust.md", r"\(seed \d+\), (?:results committed in|measured at commit) `([0-9a-f]+)`", commit),
+        (
+            "docs/trust.md",
+            r"alone demotes more slowly \(exact (\d+ / \d+);",
+            f"{exact['promote_at 0.90']['median']} / {exact['promote_at 0.90']['p90']}",
+        ),
+        (
+            "docs/trust.md",
+            r"demotion is slower \(\d+ / \d+; exact (\d+ / \d+) for",
+            f"{exact['drift_threshold 2.5']['median']} / {exact['drift_threshold 2.5']['p90']}",
+        ),
+        (
+            "docs/trust.md",
+            r"cost such a class its rung in ([\d.]+%) of 1,000-action",
+            _detector_rate("before: CUSUM alone, threshold 2.0"),
+        ),
+    ]
+
+
+def _last_commit_of(path: Path) -> str | None:
+    """The commit that last changed `path` (7 hex digits), from git; None where the history cannot say
+    (not a git checkout, or a shallow clone)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    if git("rev-parse", "--is-shallow-repository") != "false":
+        return None
+    return git("log", "-1", "--format=%h", "--abbrev=7", "--", str(path)) or None
+
+
+def _calibration_rows() -> list[tuple[str, int, int]]:
+    """(figure, events, trials) of the defaults' rates, from calibration.md's main table."""
+    import re
+
+    names = {
+        "False promotion, true rate 0.85": "false_promotion_085",
+        "False promotion, true rate 0.90": "false_promotion_090",
+        "False demotion, steady 0.99": "false_demotion_099",
+    }
+    found = []
+    for line in (RESULTS / "calibration.md").read_text(encoding="utf-8").splitlines():
+        for label, figure in names.items():
+            if line.startswith(f"| {label}"):
+                events, trials = re.search(r"\((\d+)/(\d+)\)", line).groups()  # type: ignore[union-attr]
+                found.append((figure, int(events), int(trials)))
+    return found
+
+
+def _detector_rate(name: str) -> str:
+    for line in (RESULTS / "calibration.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"| {name} |"):
+            return line.split("|")[2].strip().split(" ")[0]
+    raise AssertionError(f"calibration.md has no detector row {name!r}")
+
+
+def _bench_figures() -> list[tuple[str, str, str]]:
+    bench = _results("bench.json")
+    gate, trip = bench["gate"], bench["roundtrip"]["ratios"]
+    sizes = [gate["sizes"][n]["full"]["median"] for n in ("1000", "100000", "1000000")]
+    start = bench["startup"]["servers"]
+    hook = _results("hook.json")
+    cases = hook["cases"]
+    resident = [c["ratio"] for name, c in cases.items() if name.startswith("hook resident")]
+    direct = [c["ratio"] for name, c in cases.items() if name.startswith("hook direct")]
+    ungoverned = next(c["ratio"] for name, c in cases.items() if "not governed" in name)
+    verify, run, durable, web = (
+        _results(f) for f in ("verify.json", "run_command.json", "durability.json", "web.json")
+    )
+    r = "README.md"
+    return [
+        (r, r"`bench/results/bench\.json`, measured at commit `([0-9a-f]+)`", bench["machine"]["ratchet"]["repo_head"]),
+        (r, r"\| ([\d.]+ / [\d.]+ / [\d.]+) ms \| < 1 ms, flat", " / ".join(f"{m:.2f}" for m in sizes)),
+        (r, r"\| flat yes \(×([\d.]+)\)", f"{gate['growth']['median_ratio']:.2f}"),
+        (
+            r,
+            r"the pure decision \(classify \+ decide\) \| (\d+) µs",
+            f"{gate['pure_decision']['classify_and_decide']['median']:.0f}",
+        ),
+        (r, r"the prepare and the write itself \| ([\d.]+) ms", f"{gate['split']['gate_without_write']['median']:.2f}"),
+        (r, r"doing the same write \| ×([\d.]+) \(", f"{trip['ratchet/bare']['median']:.2f}"),
+        (r, r"doing the same write \| ×[\d.]+ \(\+([\d.]+) ms", f"{trip['ratchet/bare']['added_ms_median']:.1f}"),
+        (r, r"server CPU ×([\d.]+)\)", f"{trip['ratchet/bare']['server_cpu']:.2f}"),
+        (r, r"\(Node, no fsync\) \| ×([\d.]+)", f"{trip['ratchet/official-fs']['median']:.1f}"),
+        (r, r"the bare Python server alone is ×([\d.]+)\)", f"{trip['bare/official-fs']['median']:.1f}"),
+        (r, r"10,000 writes \| (\d+) actions/s", f"{bench['sessions']['throughput_per_s']:.0f}"),
+        (r, r"first `tools/list` \| ([\d.]+) s;", f"{start['ratchet']['median'] / 1000:.2f}"),
+        (r, r"×([\d.]+) the bare server \(", f"{bench['startup']['ratios']['ratchet/bare']:.2f}"),
+        (r, r"the bare server \(([\d.]+) s\)", f"{start['bare']['median'] / 1000:.2f}"),
+        (r, r"×([\d.]+) the official git server", f"{bench['startup']['ratios']['ratchet/official-git']:.2f}"),
+        (
+            r,
+            r"×([\d.]+) at 10\^6 recorded actions \|",
+            f"{start['ratchet@1,000,000']['median'] / start['ratchet']['median']:.2f}",
+        ),
+        (r, r"\| (\d+) MiB \(×[\d.]+\), no growth", f"{bench['memory']['servers']['ratchet']['peak_rss_mib']:.0f}"),
+        (r, r"MiB \(×([\d.]+)\), no growth", f"{bench['memory']['ratios']['ratchet/bare peak']:.2f}"),
+        (r, r"\(`([^`]+)`, `bench/results/hook\.json`", hook["provenance"]["command"]),
+        (r, r"`bench/results/hook\.json`, commit `([0-9a-f]+)`", hook["provenance"]["commit"]),
+        (r, r"through the resident hook server ×([\d.]+–[\d.]+);", f"{min(resident):.1f}–{max(resident):.1f}"),
+        (r, r"decided in the hook process ×(\d+–\d+);", f"{min(direct):.0f}–{max(direct):.0f}"),
+        (r, r"an ungoverned event ×([\d.]+) \|", f"{ungoverned:.1f}"),
+        (r, r"\(`([^`]+)`, `bench/results/verify\.json`", verify["provenance"]["command"]),
+        (r, r"`bench/results/verify\.json`, commit `([0-9a-f]+)`", verify["provenance"]["commit"]),
+        (r, r"adds (\d+) ms to a write", f"{verify['added_by_check_ms_median']:.0f}"),
+        (r, r"to a write, ×([\d.]+) the same check", f"{verify['added_to_check_ratio_median']:.2f}"),
+        (r, r"the same check run directly \((\d+) ms\)", f"{verify['check_direct_ms']['median']:.0f}"),
+        (r, r"\(`([^`]+)`, `bench/results/run_command\.json`", run["provenance"]["command"]),
+        (r, r"`bench/results/run_command\.json`, commit `([0-9a-f]+)`", run["provenance"]["commit"]),
+        (
+            r,
+            r"directly \(`[^`]+`, `bench/results/run_command\.json`, commit `[0-9a-f]+`\) \| ×([\d.]+)",
+            f"{run['ratio_median']:.1f}",
+        ),
+        (r, r"\| ×[\d.]+ \(\+([\d.]+) ms\); the same call in a class", f"{run['overhead_ms_median']:.1f}"),
+        (
+            r,
+            r"`sandbox = false` took ([\d.]+ ms (?:less|more))",
+            f"{abs(run['sandbox_ms_median']):.1f} ms {'less' if run['sandbox_ms_median'] > 0 else 'more'}",
+        ),
+        (r, r"\(`([^`]+)`, `bench/results/durability\.json`", durable["provenance"]["command"]),
+        (r, r"`bench/results/durability\.json`, commit `([0-9a-f]+)`", durable["provenance"]["commit"]),
+        (r, r"durability\.json`, commit `[0-9a-f]+`\) \| ×([\d.]+) \(", f"{durable['ratio_median']:.2f}"),
+        (r, r"\| ×[\d.]+ \(\+([\d.]+) ms a call\)", f"{durable['added_ms_median']:.1f}"),
+        (r, r"\(`([^`]+)`, `bench/results/web\.json`", web["provenance"]["command"]),
+        (r, r"`bench/results/web\.json`, commit `([0-9a-f]+)`", web["provenance"]["commit"]),
+        (r, r"first paint (\d+) ms \(×", f"{web['full']['first_paint_ms']:.0f}"),
+        (r, r"first paint \d+ ms \(×([\d.]+)\)", f"{web['ratio']['first_paint_ms']:.2f}"),
+        (r, r"interactive (\d+) ms \(×", f"{web['full']['interactive_ms']:.0f}"),
+        (r, r"interactive \d+ ms \(×([\d.]+)\)", f"{web['ratio']['interactive_ms']:.2f}"),
+        (r, r"all 500 rendered ([\d.]+) s \(×", f"{web['full']['complete_ms'] / 1000:.2f}"),
+        (r, r"all 500 rendered [\d.]+ s \(×([\d.]+)\)", f"{web['ratio']['complete_ms']:.2f}"),
+        (r, r"(\d+) requests either way", f"{web['full']['requests']:.0f}"),
+    ]
+
+
+ANY_COMMIT = r"[0-9a-f]{7}"
+TRUST_TABLE_ROWS = (
+    "| False ",
+    "| Time to ",
+    "| spans,",
+    "| before:",
+    "| CUSUM ",
+    "| defaults |",
+    "| promote_at 0",
+    "| drift_threshold ",
+)
+
+
+def figure_mismatches(texts: dict[str, str]) -> list[str]:
+    """Every figure of the docs (`texts`: doc name -> text) that is missing or differs from its results
+    file, as a line naming the doc, the place, what the doc says and what the file says."""
+    import re
+
+    problems = []
+    for doc, pattern, expected in _calibration_figures() + _bench_figures():
+        found = re.search(pattern, texts[doc])
+        if found is None:
+            problems.append(f"{doc}: no figure at /{pattern}/ (expected {expected!r})")
+        elif not (re.fullmatch(expected, found[1]) if expected == ANY_COMMIT else found[1] == expected):
+            problems.append(f"{doc}: /{pattern}/ says {found[1]!r}, its results file {expected!r}")
+    # docs/trust.md's calibration tables are calibration.md's rows, verbatim.
+    rows = set((RESULTS / "calibration.md").read_text(encoding="utf-8").splitlines())
+    for line in texts["docs/trust.md"].splitlines():
+        table_row = line.startswith(TRUST_TABLE_ROWS)
+        if table_row and line not in rows:
+            problems.append(f"docs/trust.md: table row not in bench/results/calibration.md: {line}")
+    return problems
+
+
+def _texts() -> dict[str, str]:
+    return {name: path.read_text(encoding="utf-8") for name, path in DOCS.items()}
+
+
+def test_every_figure_in_the_docs_matches_its_results_file() -> None:
+    assert figure_mismatches(_texts()) == []
+
+
+@pytest.mark.parametrize(
+    ("doc", "old", "new"),
+    [
+        ("README.md", "| 2.83% (34 of 1,200) |", "| 2.38% (34 of 1,200) |"),  # a rate typed wrong
+        ("README.md", "| ≤ 9 / ≤ 20 |", "| ≤ 8 / ≤ 20 |"),  # a target the bench does not use
+        ("README.md", "0.00% (0 of 400)", "0.00% (0 of 2,000)"),  # a run size it did not have
+        ("README.md", "| 5.12 / 5.35 / 5.44 ms |", "| 5.12 / 5.35 / 4.44 ms |"),
+        ("docs/trust.md", "| 52 / 121 | 8 / 18 |", "| 52 / 112 | 8 / 18 |"),  # a trade-off table cell
+    ],
+)
+def test_a_planted_mismatch_is_caught(doc: str, old: str, new: str) -> None:
+    texts = _texts()
+    assert old in texts[doc]
+    texts[doc] = texts[doc].replace(old, new, 1)
+    problems = figure_mismatches(texts)
+    assert len(problems) == 1 and problems[0].startswith(doc), problems

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ratchet.errors import DraftStale, EditAmbiguous, EditNotFound, ExecutionFailed, InvalidRequest, PathRefused
+from ratchet.executors import fs
 from ratchet.executors.fs import (
-    HOLD_ENV,
     Edit,
     apply_plan,
     fingerprint,
@@ -230,14 +232,23 @@ def test_temp_file_removed_on_failure(ws: Workspace, monkeypatch: pytest.MonkeyP
     target = ws.root / "f.txt"
     target.write_text("old\n")
     plan = plan_write(ws, "f.txt", "new\n")
-    # A real failure after the temp file is written and before the rename: the hold seam
-    # cannot create "<not a directory>/held".
-    (ws.root.parent / "plain").write_text("")
-    monkeypatch.setenv(HOLD_ENV, str(ws.root.parent / "plain"))
+    # A failure after the temp file is written and before the rename: the rename itself fails.
+    staged: list[Path] = []
+
+    class FailingRename:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        def replace(self, src: str, dst: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
+            staged.append(Path(f"/proc/self/fd/{src_dir_fd}").readlink() / src)
+            assert staged[0].read_text() == "new\n"  # fully written before the rename
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fs, "os", FailingRename())
     with pytest.raises(ExecutionFailed, match=r"writing f\.txt failed"):
         apply_plan(ws, plan, token="t10")
     assert target.read_text() == "old\n"
-    assert stray_temps(ws) == []
+    assert staged == [temp_path_for(ws, "f.txt", "t10")] and stray_temps(ws) == []
 
 
 def test_existing_temp_file_is_neither_reused_nor_removed(ws: Workspace) -> None:
@@ -257,12 +268,14 @@ def test_crash_before_rename_leaves_target_intact(ws: Workspace, tmp_path: Path)
     hold.mkdir()
     script = (
         "import sys\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from hold_write import hold_before_rename\n"
         "from ratchet.executors.workspace import Workspace\nfrom ratchet.executors.fs import apply_plan, plan_write\n"
+        "hold_before_rename(Path(sys.argv[2]))\n"
         "ws = Workspace(Path(sys.argv[1]))\n"
         "apply_plan(ws, plan_write(ws, 'f.txt', 'new\\n'), token='crash')\n"
     )
-    env = {**os.environ, HOLD_ENV: str(hold)}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(ws.root)], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(ws.root), str(hold)])
     try:
         deadline = time.monotonic() + 30
         while not (hold / "held").exists():

@@ -81,6 +81,23 @@ def test_an_outcome_for_another_tool_settles_nothing(alice: Claude) -> None:
     assert _row(alice, allowed)["status"] == "executed"
 
 
+def test_two_waiting_calls_of_one_session_are_each_settled_by_their_own_id(alice: Claude) -> None:
+    # Two calls of the same session and tool wait at once; the outcome of the older one must settle
+    # that one, not the newest waiting call (the id is what binds an outcome to its call).
+    d, first = alice.write("climb/one.txt", "1\n")
+    assert _decided(d) == "ask"
+    d, second = alice.write("climb/two.txt", "2\n")
+    assert _decided(d) == "ask" and first != second
+    before = _window(alice, "climb")
+    alice.post("Write", first, name="PermissionDenied", reason="the human said no")
+    assert (_row(alice, first)["status"], _row(alice, first)["sample"]) == ("declined", "failure")
+    assert _row(alice, second)["status"] == "asked"  # the newer call still waits for its own outcome
+    alice.post("Write", second)
+    assert (_row(alice, second)["status"], _row(alice, second)["sample"]) == ("executed", "success")
+    assert (_row(alice, first)["status"], _row(alice, first)["target"]) == ("declined", "climb/one.txt")
+    assert _window(alice, "climb")[1:] == (before[1] + 2, before[2] + 1)
+
+
 def test_an_outcome_settles_once(alice: Claude) -> None:
     d, asked = alice.write("climb/c.txt", "c\n")
     assert _decided(d) == "ask"

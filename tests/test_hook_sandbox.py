@@ -58,7 +58,11 @@ ceiling = "confirm"
 allow_shell = true
 """
 
-TRICK = "x='a[$(touch pwned)]'; echo $[x]"
+# A command this policy trusts as a read that writes all the same: a misclassification, which the read-only
+# profile holds. (Shell tricks such as `x='a[$(touch pwned)]'; echo $[x]` no longer pass as a read at all:
+# test_bash_expansions.py.)
+TRICK = "python3 w.py"
+WRITER = "open('pwned', 'w').write('x')\n"
 CLAUDE_ENV = "RATCHET_TEST_CLAUDE"  # the Claude Code executable for the headless tests (.ci/run sets it)
 CLIENTS = Path(__file__).resolve().parent / "clients"
 
@@ -137,6 +141,7 @@ def hook(tmp_path: Path, workspace: Path, db: Path, ratchet_bin: Path, sockets: 
 
 
 def test_an_allowed_read_runs_read_only_and_an_allowed_write_writes(hook: Hook, workspace: Path) -> None:
+    (workspace / "w.py").write_text(WRITER)
     trick = hook.pre(TRICK)
     assert trick["permissionDecision"] == "allow" and "class reads" in trick["permissionDecisionReason"]
     ran = hook.run(trick, TRICK)
@@ -228,7 +233,9 @@ def test_in_the_real_claude_code_a_read_cannot_write_and_a_write_can(
     if own_sandbox and shutil.which("socat") is None:
         raise AssertionError("Claude Code's sandbox needs socat (apt-get install socat; .ci/run installs it)")
     make_repo(workspace, identity=("Dev", "dev@example.com"))
-    git(workspace, "commit", "-q", "--allow-empty", "-m", "init")
+    (workspace / "w.py").write_text(WRITER)
+    git(workspace, "add", "w.py")
+    git(workspace, "commit", "-q", "-m", "init")
     policies = write_policy(tmp_path / "policies", POLICY)
     hook = f"{ratchet_bin} hook claude-code --workspace {workspace} --policies {policies} --db {db}"
     events = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "Stop")
@@ -254,7 +261,7 @@ def test_in_the_real_claude_code_a_read_cannot_write_and_a_write_can(
     script.write_text(
         json.dumps(
             [
-                {"name": "Bash", "input": {"command": TRICK, "description": "echo"}},
+                {"name": "Bash", "input": {"command": TRICK, "description": "run a script"}},
                 {"name": "Bash", "input": {"command": "touch made.txt", "description": "make a file"}},
                 {"text": "done"},
             ]

@@ -3,6 +3,7 @@ request, refused hosts and token files, the SDK's Host/Origin checks, one Ratche
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import subprocess
@@ -373,10 +374,57 @@ async def test_the_gate_passes_lifespan_and_refuses_websockets_and_duplicate_hea
     assert sent[1]["status"] == 401 and b"more than one Authorization header" in sent[2]["body"]
 
 
-def test_the_token_is_compared_in_constant_time() -> None:
-    # The comparison is hmac.compare_digest (no early exit); checked in the source, as timing is not tested.
-    source = Path(__file__).parents[1].joinpath("server/ratchet/http_serve.py").read_text()
-    assert "hmac.compare_digest(" in source and "== self._token" not in source
+class _Comparisons:
+    """Stands in for the `hmac` module as the gate sees it (a seam we own: its module's global): records
+    every comparison and answers with the real `hmac.compare_digest`, or with a forced answer."""
+
+    def __init__(self, forced: bool | None = None) -> None:
+        self.calls: list[tuple[bytes | str, bytes | str]] = []
+        self.forced = forced
+
+    def compare_digest(self, a: bytes | str, b: bytes | str) -> bool:
+        self.calls.append((a, b))
+        return hmac.compare_digest(a, b) if self.forced is None else self.forced  # type: ignore[arg-type]
+
+
+async def _gate_status(gate: BearerGate, authorization: bytes) -> int:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    await gate({"type": "http", "headers": [(b"authorization", authorization)]}, receive, send)
+    return 200 if not sent else int(sent[0]["status"])  # the app below sends nothing: it was reached
+
+
+@pytest.mark.asyncio
+async def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bearer token, right or wrong, long or short, is judged by one `hmac.compare_digest` call and
+    by nothing else: no `==` first (which would exit at the first differing byte), no length check that
+    answers before it."""
+    import ratchet.http_serve as http_serve
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    gate = BearerGate(app, TOKEN, Path("/token"))
+    recorded = _Comparisons()
+    monkeypatch.setattr(http_serve, "hmac", recorded)
+    tried = {TOKEN: 200, "x" + TOKEN[1:]: 401, TOKEN[:-1] + "x": 401, TOKEN[:5]: 401, TOKEN + "extra": 401}
+    for given, status in tried.items():
+        assert await _gate_status(gate, f"Bearer {given}".encode()) == status, given
+    assert [bytes(a) for a, _ in recorded.calls] == [given.encode() for given in tried]
+    assert {bytes(b) for _, b in recorded.calls} == {TOKEN.encode()}
+    # The comparison's answer alone decides: forced to say "equal", a wrong token passes; forced to say
+    # "different", the right one does not.
+    monkeypatch.setattr(http_serve, "hmac", _Comparisons(forced=True))
+    assert await _gate_status(gate, b"Bearer " + b"w" * len(TOKEN)) == 200
+    assert await _gate_status(gate, b"Bearer short") == 200
+    monkeypatch.setattr(http_serve, "hmac", _Comparisons(forced=False))
+    assert await _gate_status(gate, f"Bearer {TOKEN}".encode()) == 401
 
 
 class _Request:

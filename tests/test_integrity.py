@@ -211,6 +211,26 @@ async def test_verify_names_a_transition_edited_in_place(
 
 
 @pytest.mark.asyncio
+async def test_db_check_says_which_link_broke_not_only_its_exit_code(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _some_history(capsys, workspace, policies, db)
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check")
+    assert code == 0 and "chain: ok: 4 transitions, 5 reviews, chain intact" in text.splitlines(), text
+    refused = _sql(db, "SELECT id FROM reviews WHERE kind = 'refuse'")[0][0]
+    _sql(db, "UPDATE reviews SET kind = 'accept' WHERE id = ?", (refused,))
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check")
+    assert code == 1
+    broken = f"chain: broken: review {refused} does not match its hash: it was edited after it was written"
+    assert broken in text.splitlines(), text
+    assert "intact" not in text
+    code, text = await _cli(capsys, workspace, policies, db, "db", "check", "--json")
+    found = json.loads(text)
+    assert code == 1 and found["ok"] is False
+    assert found["chain"] == f"broken: review {refused} does not match its hash: it was edited after it was written"
+
+
+@pytest.mark.asyncio
 async def test_verify_names_the_row_after_a_deleted_middle_transition(
     workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,6 +261,60 @@ async def test_verify_names_an_edited_review_and_an_inserted_transition(
     )
     code, text = await _cli(capsys, workspace, policies, db, "verify")
     assert code == 1 and "has no hash: it was written outside Ratchet" in text
+
+
+def test_the_hash_of_a_row_is_the_documented_formula() -> None:
+    """sha256(previous hash + the row's canonical JSON: sorted keys, no spaces, UTF-8), a later fact
+    (`identity`) left out while it is empty: a record written by an earlier Ratchet keeps verifying."""
+    import hashlib
+
+    facts = {"id": 1, "action_id": 7, "at": 1.5, "kind": "accept", "actor": "hüman", "seconds": None, "note": None}
+    canonical = '{"action_id":7,"actor":"hüman","at":1.5,"id":1,"kind":"accept","note":null,"seconds":null}'
+    genesis = "0" * 64  # the first row's previous hash, as documented
+    assert genesis == chain.GENESIS
+    expected = hashlib.sha256((genesis + canonical).encode("utf-8")).hexdigest()
+    assert chain.link(genesis, {**facts, "identity": None}) == expected
+    reordered = canonical.replace('"id":1,', '"id":1,"identity":"dev@host",')  # sorted: between id and kind
+    expected = hashlib.sha256((expected + reordered).encode("utf-8")).hexdigest()
+    assert chain.link(chain.link(genesis, facts), {**facts, "identity": "dev@host"}) == expected
+
+
+@pytest.mark.asyncio
+async def test_a_record_from_before_the_chain_is_chained_once_table_by_table(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The migration that added the chain marked the rows it found `pending`; `backfill` chains each
+    table that starts pending, in order, once, giving the rows the hashes an honest writer would have,
+    and stops at a row that is not pending (one written by hand later stays unchained)."""
+    await _some_history(capsys, workspace, policies, db)
+    original = [tuple(r) for r in _sql(db, "SELECT id, prev_hash, hash FROM reviews ORDER BY id")]
+    # Only the reviews were written before the chain; the transitions are chained already.
+    _sql(db, "UPDATE reviews SET prev_hash = NULL, hash = ?", (chain.PENDING,))
+    con = sqlite3.connect(db)
+    try:
+        assert chain.backfill(con) == len(original)
+        con.commit()
+        assert chain.backfill(con) == 0  # once
+    finally:
+        con.close()
+    assert [tuple(r) for r in _sql(db, "SELECT id, prev_hash, hash FROM reviews ORDER BY id")] == original
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 0 and "chain intact" in text
+    # A pending record with a review added by hand, without a hash: chaining stops there, so neither
+    # that row nor any after it is chained.
+    middle = original[2][0]
+    _sql(db, "UPDATE reviews SET prev_hash = NULL, hash = ?", (chain.PENDING,))
+    _sql(db, "UPDATE reviews SET hash = NULL WHERE id = ?", (middle,))
+    con = sqlite3.connect(db)
+    try:
+        assert chain.backfill(con) == 2
+        con.commit()
+    finally:
+        con.close()
+    after = [r[0] for r in _sql(db, "SELECT hash FROM reviews WHERE id > ? ORDER BY id", (middle,))]
+    assert after and set(after) == {chain.PENDING}
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 1 and f"review {middle} has no hash" in text
 
 
 @pytest.mark.asyncio
@@ -288,6 +362,21 @@ async def test_rows_removed_from_the_end_are_caught_by_the_kept_head(
     _sql(db, "DELETE FROM transitions WHERE id = ?", (last,))  # e.g. drop the freeze's last row
     code, text = await _cli(capsys, workspace, policies, db, "verify")
     assert code == 0
+    code, text = await _cli(capsys, workspace, policies, db, "verify", "--expect", head.strip())
+    assert code == 1 and "rows were removed from the end" in text
+
+
+@pytest.mark.asyncio
+async def test_reviews_removed_from_the_end_are_caught_by_the_kept_head(
+    workspace: Path, policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The head names both chains: dropping the last review alone (the transitions untouched) is caught."""
+    await _some_history(capsys, workspace, policies, db)
+    code, head = await _cli(capsys, workspace, policies, db, "verify", "--head")
+    last = _sql(db, "SELECT max(id) FROM reviews")[0][0]
+    _sql(db, "DELETE FROM reviews WHERE id = ?", (last,))
+    code, text = await _cli(capsys, workspace, policies, db, "verify")
+    assert code == 0  # the rest of the chain still links
     code, text = await _cli(capsys, workspace, policies, db, "verify", "--expect", head.strip())
     assert code == 1 and "rows were removed from the end" in text
 

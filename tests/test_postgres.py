@@ -325,7 +325,9 @@ async def test_a_copied_history_gives_the_same_figures_and_verifies(
 
 
 @pytest.mark.asyncio
-async def test_db_check_names_a_broken_chain(tmp_path: Path, workspace: Path, pg_url: str, policies: Path) -> None:
+async def test_db_check_names_a_broken_chain(
+    tmp_path: Path, workspace: Path, pg_url: str, policies: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     location = PostgresUrl(pg_url)
     async with connect(workspace, policies, location, human=Human()) as client:  # type: ignore[arg-type]
         await write(client, "ask/k.txt")  # a confirmed call: one chained review
@@ -338,6 +340,11 @@ async def test_db_check_names_a_broken_chain(tmp_path: Path, workspace: Path, pg
 
     code = await anyio.to_thread.run_sync(main, ["db", "check", "--workspace", str(workspace), "--db", pg_url])
     assert code == 1
+    (review,) = db_rows(pg_url, "SELECT id FROM reviews")
+    text = capsys.readouterr().out
+    broken = f"chain: broken: review {review[0]} does not match its hash: it was edited after it was written"
+    assert broken in text.splitlines(), text
+    assert "intact" not in text
 
 
 def test_a_sqlite_file_is_not_a_copy_target(tmp_path: Path) -> None:

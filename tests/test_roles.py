@@ -30,9 +30,9 @@ from ratchet.record import actions, chain
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl, Store
 
-from .helpers import Claude, console_env, db_rows, draft, intent_row, ratchet_argv, stdio_params
+from .helpers import Claude, console_env, db_rows, draft, intent_row, ratchet_argv, require_module, stdio_params
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = require_module("psycopg", "pip install -e '.[dev]'")
 
 pytestmark = pytest.mark.asyncio
 

@@ -116,7 +116,7 @@ def home_probe() -> Iterator[Path]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("layout", ["state-in-workspace", "state-outside"])
+@pytest.mark.parametrize("layout", ["state-in-workspace", "state-elsewhere-in-workspace", "state-outside"])
 async def test_a_command_at_autonomous_cannot_write_what_ratchet_protects(
     layout: str, tmp_path: Path, workspace: Path, home_probe: Path
 ) -> None:
@@ -124,6 +124,9 @@ async def test_a_command_at_autonomous_cannot_write_what_ratchet_protects(
     if layout == "state-in-workspace":  # the default layout: .ratchet/policies and .ratchet/ratchet.db
         policies = write_policy(workspace / ".ratchet" / "policies", ANYTHING)
         db = workspace / ".ratchet" / "ratchet.db"
+    elif layout == "state-elsewhere-in-workspace":  # --policies and --db naming directories of the workspace
+        policies = write_policy(workspace / "team-policies", ANYTHING)
+        db = workspace / "var" / "ratchet.db"
     else:
         policies = write_policy(tmp_path / "policies", ANYTHING)
         db = tmp_path / "state" / "ratchet.db"

@@ -28,6 +28,9 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJ
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"
+PYPI = "pypi-" + "AgEIcHlwaS5vcmcCJGI4YmNlNmMxLTk2YjQtNDFjZC1hNDk5LTRiZjA5ZTI0ZjE4NQACKlszLCJmZjQ"
+SENDGRID = "SG." + "ngeVfQFYQlKU0ufo8x5d1A.TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr"
+DIGITALOCEAN = "dop_v1_" + "3f7a" * 16
 # (text, the secret in it that must not survive)
 CASES: list[tuple[str, str]] = [
     (f"git push https://x:{GH}@github.com/o/r", GH),
@@ -80,6 +83,12 @@ CASES: list[tuple[str, str]] = [
     (f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}", PEM_BODY),
     (json.dumps(f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"), PEM_BODY),
     ("client_secret: cs-998877665544", "cs-998877665544"),
+    # Each of the token families the README names, bare (no NAME= or flag before it): only its own pattern
+    # can catch it.
+    (f"twine upload -u __token__ {PYPI} dist/*", PYPI),
+    (f"echo {SENDGRID} | mail-setup", SENDGRID),
+    (f"doctl auth init --context ci {DIGITALOCEAN}", DIGITALOCEAN),
+    ("restricted rk_live_51H8abcdefghijklmnop here", "rk_live_51H8abcdefghijklmnop"),
     # An argv as records, subjects and results keep it: a JSON or Python list, the value its own word.
     (json.dumps(["mysql", "--password", "ListPass01"]), "ListPass01"),
     (json.dumps({"argv": ["deploy", "--token", "ListTok02", "--env", "prod"]}), "ListTok02"),
@@ -227,6 +236,58 @@ def test_redaction_is_idempotent_and_keeps_the_name() -> None:
 def test_over_the_cap_is_cut_with_a_marker() -> None:
     out = redact("x" * (MAX_CHARS + 10) + "password=hunter22")
     assert "hunter22" not in out and out.endswith("characters ...]") and len(out) < MAX_CHARS + 100
+
+
+def test_a_private_key_block_is_cut_exactly_to_its_closing_dashes() -> None:
+    for label in ("PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+        block = f"-----BEGIN {label}-----\n{PEM_BODY}\n-----END {label}-----"
+        assert redact(f"before\n{block}\nafter") == f"before\n{MARK}\nafter"
+        assert redact(f"{block}x") == f"{MARK}x"  # the character right after the block is kept
+    assert redact(f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY") == MARK  # no closing dashes
+
+
+def test_a_key_block_after_a_certificate_is_still_cut() -> None:
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    key = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----"
+    assert redact(f"{cert}\n{key}\n{cert}") == f"{cert}\n{MARK}\n{cert}"
+
+
+def test_the_cap_cuts_only_past_it() -> None:
+    assert redact("x" * MAX_CHARS) == "x" * MAX_CHARS
+    cut = redact("x" * (MAX_CHARS + 1))
+    assert cut.startswith("x" * MAX_CHARS) and cut[MAX_CHARS:].startswith("\n[... cut by redaction")
+
+
+def test_a_quoted_value_keeps_its_quotes_and_what_follows() -> None:
+    assert redact('DB_PASSWORD="correct horse battery staple" next') == f'DB_PASSWORD="{MARK}" next'
+    assert redact("db_password: 'yaml-pass-1'") == f"db_password: '{MARK}'"
+    assert redact("--token tkn_abcdef123456 --env prod") == f"--token {MARK} --env prod"
+
+
+@pytest.mark.asyncio
+async def test_long_texts_are_redacted_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import ratchet.redact as module
+
+    where: list[bool] = []
+    real = module.redact
+
+    def recording(text: str) -> str:
+        where.append(threading.current_thread() is threading.main_thread())
+        return real(text)
+
+    monkeypatch.setattr(module, "redact", recording)
+    limit = module.OFF_LOOP_CHARS
+    assert await module.redact_all("a" * (limit // 2), "b" * (limit - limit // 2)) == [
+        "a" * (limit // 2),
+        "b" * (limit - limit // 2),
+    ]
+    assert where == [True, True]  # at the limit: in the loop's own thread
+    where.clear()
+    secret = f"password={'x' * 8}"
+    assert await module.redact_all("a" * limit, secret) == ["a" * limit, f"password={MARK}"]
+    assert where == [False, False]  # past it: in a worker thread, the loop free to answer
 
 
 # -- linear time -------------------------------------------------------------------------------------

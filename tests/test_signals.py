@@ -63,6 +63,13 @@ def _sleepers() -> list[int]:
     return found
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or `exc` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_running_command_is_recorded_as_interrupted_and_the_database_closed(
     ratchet_bin: Path, workspace: Path, tmp_path: Path, db: Path, signum: int, code: int
@@ -138,6 +145,7 @@ async def test_over_http_sigterm_records_the_running_call_and_closes_the_databas
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
 
     policies = write_policy(tmp_path / "signal-policies", POLICY)
     port = free_port()
@@ -148,6 +156,7 @@ async def test_over_http_sigterm_records_the_running_call_and_closes_the_databas
             [*argv, "--policies", str(policies), "--db", str(db)], stdin=subprocess.DEVNULL, stderr=err
         )
     failures: list[BaseException] = []
+    finished = anyio.Event()
 
     async def call() -> None:
         token_file = db.parent / (db.name + ".http-token")
@@ -156,20 +165,26 @@ async def test_over_http_sigterm_records_the_running_call_and_closes_the_databas
             assert time.monotonic() < deadline, log.read_text()
             await anyio.sleep(0.1)
         headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-        while True:
-            try:
-                async with (
-                    httpx2.AsyncClient(headers=headers, timeout=120) as http,
-                    Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
-                ):
-                    await client.call_tool("run_command", {"argv": ["sleep", SLEEP], "timeout_s": 120})
-                return
-            except Exception as exc:
-                if db.exists() and _rows(db):
-                    failures.append(exc)  # the server went away mid-call, as it should
-                    return
-                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
-                await anyio.sleep(0.2)
+        try:
+            while True:
+                try:
+                    async with (
+                        httpx2.AsyncClient(headers=headers, timeout=120) as http,
+                        Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client,
+                    ):
+                        await client.call_tool("run_command", {"argv": ["sleep", SLEEP], "timeout_s": 120})
+                    return  # an answer to a call the server was stopped in the middle of: the asserts below fail
+                except Exception as exc:
+                    if db.exists() and _rows(db):
+                        failures.append(exc)  # the server went away mid-call: checked below, not swallowed
+                        return
+                    # Before the call was recorded, only a server not yet listening is waited for.
+                    if not all(isinstance(leaf, httpx2.TransportError) for leaf in _leaves(exc)):
+                        raise
+                    assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+                    await anyio.sleep(0.2)
+        finally:
+            finished.set()
 
     try:
         async with anyio.create_task_group() as tg:
@@ -180,11 +195,17 @@ async def test_over_http_sigterm_records_the_running_call_and_closes_the_databas
                 await anyio.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
             code = await anyio.to_thread.run_sync(lambda: proc.wait(timeout=20))
-            tg.cancel_scope.cancel()
+            with anyio.fail_after(20):  # the client hears that its call ended with the server
+                await finished.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # The call failed, and for the reason expected: the server's error for the interrupted call or the
+    # connection it closed, never an assertion or any other error of the client's own.
+    assert len(failures) == 1, failures
+    leaves = _leaves(failures[0])
+    assert leaves and all(isinstance(leaf, (MCPError, httpx2.TransportError)) for leaf in leaves), leaves
     assert code in (-signal.SIGTERM, 128 + signal.SIGTERM), log.read_text()  # uvicorn re-raises the signal
     (row,) = _rows(db)
     assert (row["tool"], row["status"]) == ("run_command", "interrupted"), log.read_text()

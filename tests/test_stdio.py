@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,10 @@ def test_killed_mid_write_leaves_an_interrupted_record_and_no_partial_file(
     target.write_text("the old content\n")
     hold = tmp_path / "hold"
     hold.mkdir()
-    env = {**os.environ, "RATCHET_TEST_HOLD_WRITE": str(hold)}
-    with Stdio(
-        ratchet_argv(ratchet_bin, workspace, policies, db, "serve"), env=env, stderr=subprocess.DEVNULL
-    ) as server:
+    # The server, with its writes holding before the rename (a seam of the tests alone: tests/hold_write.py).
+    argv = ratchet_argv(ratchet_bin, workspace, policies, db, "serve")[1:]
+    held = [sys.executable, str(Path(__file__).parent / "hold_write.py"), str(hold), *argv]
+    with Stdio(held, stderr=subprocess.DEVNULL) as server:
         server.initialize(client="crash")
         server.call(2, "write_file", {"path": "auto/big.txt", "content": "new " * 100_000})
         deadline = time.monotonic() + 30

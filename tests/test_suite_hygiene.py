@@ -16,7 +16,18 @@ import pytest
 from mcp import Client
 
 from .conftest import MakeServer
-from .helpers import RUN_ENV, Clock, Human, git, left_behind, ratchet_processes, rows, write, write_policy
+from .helpers import (
+    RUN_ENV,
+    Clock,
+    Human,
+    git,
+    left_behind,
+    ratchet_processes,
+    require_module,
+    rows,
+    write,
+    write_policy,
+)
 
 TESTS = Path(__file__).parent
 SHARED = {"conftest", "helpers"}  # the modules every test file may import from
@@ -118,3 +129,28 @@ def test_the_leftover_check_finds_a_ratchet_process_this_run_started_and_no_othe
             p.kill()
             p.wait(timeout=30)
     assert not {p.pid for p in started} & {pid for pid, _ in left_behind(marker, since, sys.executable, grace_s=0)}
+
+
+# -- nothing is skipped in CI for want of a dependency ------------------------------------------------
+
+
+def test_a_missing_module_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = "ratchet_no_such_module_for_the_test"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=f"{missing} cannot be imported.*pip install"):
+        require_module(missing, "pip install it")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=f"{missing} cannot be imported"):
+        require_module(missing, "pip install it")
+    assert require_module("json", "-").dumps([1]) == "[1]"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
+def test_no_test_file_skips_a_missing_import_silently(path: Path) -> None:
+    """`pytest.importorskip` would skip in CI too when an install broke; `helpers.require_module` fails there."""
+    calls = [
+        node
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "importorskip"
+    ]
+    assert not calls, f"{path.name} uses pytest.importorskip: use helpers.require_module"

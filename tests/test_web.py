@@ -7,6 +7,7 @@ uvicorn on a real loopback socket, in the test's event loop, with a hand-moved c
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import select
@@ -440,3 +441,64 @@ def test_the_token_file_is_private_to_its_owner(db: Path) -> None:
     token = ensure_token(default_token_file(db))
     assert len(token) >= 32
     assert stat.S_IMODE(default_token_file(db).stat().st_mode) == 0o600
+
+
+class _Comparisons:
+    """Stands in for the `hmac` module as the page's guard sees it (its module's global, a seam we own):
+    records the comparisons of the login token and answers with the real one, or a forced answer."""
+
+    def __init__(self, forced: bool | None = None) -> None:
+        self.calls: list[tuple[bytes, bytes]] = []
+        self.forced = forced
+
+    def compare_digest(self, a: bytes, b: bytes) -> bool:
+        self.calls.append((a, b))
+        return hmac.compare_digest(a, b) if self.forced is None else self.forced
+
+    def new(self, *args: Any, **kwargs: Any) -> Any:  # the cookie's MAC is made with the real module
+        return hmac.new(*args, **kwargs)
+
+
+@pytest.mark.asyncio
+async def test_the_login_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The login token is judged by one `hmac.compare_digest` call and nothing else (no `==` first, no
+    length check answering before it), tried through the guard itself."""
+    import ratchet.web.security as security
+
+    token = "k" * 20 + "0123456789abcdefghij"
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    guard = security.Guard(app, token, host="127.0.0.1", port=8766)
+
+    async def login(given: str) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request"}
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/login",
+            "query_string": f"token={given}".encode(),
+            "headers": [(b"host", b"127.0.0.1:8766")],
+        }
+        await guard(scope, receive, send)
+        return int(sent[0]["status"])
+
+    recorded = _Comparisons()
+    monkeypatch.setattr(security, "hmac", recorded)
+    tried = {token: 303, "x" + token[1:]: 401, token[:-1] + "x": 401, token[:5]: 401, token + "extra": 401}
+    for given, status in tried.items():
+        assert await login(given) == status, given
+    assert [a for a, _ in recorded.calls] == [given.encode() for given in tried]
+    assert {b for _, b in recorded.calls} == {token.encode()}
+    monkeypatch.setattr(security, "hmac", _Comparisons(forced=True))
+    assert await login("w" * 3) == 303  # the comparison's answer alone decides
+    monkeypatch.setattr(security, "hmac", _Comparisons(forced=False))
+    assert await login(token) == 401

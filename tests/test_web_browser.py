@@ -22,14 +22,14 @@ from ratchet.engine import Engine
 from ratchet.engine.origin import HOST_ENV
 from ratchet.errors import DraftAlreadyResolved
 
-from .helpers import WEB_POLICY, Clock, agent, draft, run_cli, running_web, write_policy
+from .helpers import WEB_POLICY, Clock, agent, draft, require_module, run_cli, running_web, write_policy
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 if not CHROMIUM.exists() and not os.environ.get("CI"):
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.async_api")
+playwright_api = require_module("playwright.async_api", "pip install -e '.[dev]'")
 TIMEOUT_MS = 15_000
 
 if TYPE_CHECKING:

@@ -9,11 +9,6 @@ Every open below the workspace root goes through directory descriptors opened wi
 ``O_DIRECTORY | O_NOFOLLOW``, walked one component at a time from the root: a parent swapped for a
 symlink after ``Workspace.relpath`` checked it cannot redirect the write. Because the target is
 replaced by rename, a hard link to a file outside the workspace is unlinked, never written through.
-
-Test seam: if the environment variable ``RATCHET_TEST_HOLD_WRITE`` names a directory when
-``apply_plan`` runs, then after the temp file is fully written and fsynced and before the rename it
-creates ``<dir>/held`` (containing the temp file's path) and sleeps for up to 120 s, so a crash test
-can SIGKILL the process mid-write. It is read at call time and costs one dict lookup when unset.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ import hashlib
 import os
 import re
 import stat
-import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -34,7 +28,6 @@ from ratchet.errors import DraftStale, EditAmbiguous, EditNotFound, ExecutionFai
 from ratchet.executors.workspace import Workspace
 
 __all__ = [
-    "HOLD_ENV",
     "Edit",
     "FileState",
     "WritePlan",
@@ -48,8 +41,6 @@ __all__ = [
     "whole_diff",
 ]
 
-HOLD_ENV = "RATCHET_TEST_HOLD_WRITE"
-_HOLD_SECONDS = 120.0
 _MAX_DIFF_LINES = 2000
 _MAX_DIFF_CHARS = 200_000
 _NAME_MAX = 255  # bytes per path component on every filesystem we care about
@@ -232,7 +223,7 @@ def apply_plan(ws: Workspace, plan: WritePlan, *, token: str) -> WriteResult:
                 with suppress(FileExistsError):  # a concurrent creator; the open below re-checks it
                     os.mkdir(name, 0o777, dir_fd=parent)
                 parent = _open_dir(name, parent, plan.rel, stack)
-            _stage_and_rename(parent, tmp_name, leaf, data, mode, temp_path_for(ws, plan.rel, token))
+            _stage_and_rename(parent, tmp_name, leaf, data, mode)
     except OSError as exc:
         raise ExecutionFailed(f"writing {plan.rel} failed: {exc.strerror or exc}") from exc
     return WriteResult(plan.rel, created=current is None, bytes_written=len(data), fingerprint=fingerprint(data))
@@ -247,7 +238,7 @@ def _plan(rel: str, before: FileState, new_text: str) -> WritePlan:
     return WritePlan(rel=rel, before=before, new_text=new_text, diff=diff, hidden_lines=hidden)
 
 
-def _stage_and_rename(parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None, shown: Path) -> None:
+def _stage_and_rename(parent: int, tmp_name: str, leaf: str, data: bytes, mode: int | None) -> None:
     """Write ``data`` to a fresh temp file in ``parent``, fsync it, rename it over ``leaf``."""
     # O_EXCL|O_NOFOLLOW: never reuse or follow something already sitting at the temp name.
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
@@ -261,23 +252,12 @@ def _stage_and_rename(parent: int, tmp_name: str, leaf: str, data: bytes, mode: 
             os.fsync(fd)
         finally:
             os.close(fd)
-        _hold_for_crash_test(shown)
         os.replace(tmp_name, leaf, src_dir_fd=parent, dst_dir_fd=parent)
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp_name, dir_fd=parent)
         raise
     os.fsync(parent)  # make the rename itself durable
-
-
-def _hold_for_crash_test(tmp: Path) -> None:
-    hold_dir = os.environ.get(HOLD_ENV)
-    if not hold_dir:
-        return
-    Path(hold_dir, "held").write_text(str(tmp), encoding="utf-8")
-    deadline = time.monotonic() + _HOLD_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _walk(ws: Workspace, rel: str, stack: ExitStack) -> tuple[int, list[str], str]:
@@ -424,7 +404,7 @@ def restore(
                 with suppress(FileExistsError):
                     os.mkdir(name, 0o777, dir_fd=parent)
                 parent = _open_dir(name, parent, rel, stack)
-            _stage_and_rename(parent, _temp_name(leaf, token), leaf, prior, mode, temp_path_for(ws, rel, token))
+            _stage_and_rename(parent, _temp_name(leaf, token), leaf, prior, mode)
     except OSError as exc:
         raise ExecutionFailed(f"restoring {rel} failed: {exc.strerror or exc}") from exc
     return RestoreResult(rel, removed=False, bytes_written=len(prior))

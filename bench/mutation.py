@@ -1,0 +1,331 @@
+"""Mutation testing of the modules Ratchet's security and trust claims rest on (cosmic-ray).
+
+    .venv/bin/pip install -e '.[mutation]'
+    nice -n 19 .venv/bin/python -m bench.mutation [--modules redact,chain,...] [--label after] [--timeout 180]
+    nice -n 19 .venv/bin/python -m bench.mutation --modules redact --label before --tests-from COMMIT
+
+Each module is mutated one small change at a time (a comparison flipped or moved by one, `and` for
+`or`, a `not` added or removed, a number changed, a loop made to run zero times, `break` for
+`continue`, an exception type replaced, a decorator removed, `+` for `-` and `*` for `/`), and after
+each change only the test files that cover the module are run (`MODULES` below, one worker). A mutant is
+*killed* when a test fails (or the run times out), *survives* when every test passes: a survivor is a
+change to the code that no test notices.
+
+Why cosmic-ray: it writes each mutant into the source file on disk and runs an arbitrary test command,
+so the tests that drive Ratchet as a real subprocess (`ratchet serve`, `ratchet hook`, the sandbox's
+bubblewrap) run the mutant too. mutmut 3 instead switches mutants inside the test process through its
+own copy of the sources (`mutants/`), which a console script started by a test does not import. The
+working tree is never touched: the sources and tests are copied to a scratch directory and the copy is
+put first on `PYTHONPATH`, so the installed `ratchet` console script imports the mutated copy.
+
+Results go to `bench/results/mutation.json` (merged: one entry per module and label, so a `before`
+run and an `after` run sit side by side) and `bench/results/mutation.md` (the score per module, before
+and after, and every survivor with its place). It is not part of CI: a module takes minutes to an hour
+on 2 cores. Run it after changing one of these modules or its tests, and before a release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.provenance import REPO, stamp
+
+RESULTS = Path(__file__).parent / "results"
+
+# module (under server/ratchet) -> the test files (and an optional -k selection) that cover it.
+MODULES: dict[str, tuple[str, ...]] = {
+    "redact.py": ("tests/test_secrets.py", "-k", "not linearly and not never_reach"),
+    "record/chain.py": ("tests/test_integrity.py",),
+    "record/integrity.py": ("tests/test_integrity.py",),
+    "rules/provenance.py": ("tests/test_provenance.py",),
+    "rules/gate.py": ("tests/test_gate.py",),
+    "rules/settle.py": ("tests/test_settle_replay.py", "tests/test_probation.py", "tests/test_trust.py"),
+    "policy/options.py": ("tests/test_hostile_argv.py",),
+    "policy/argv.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
+    "executors/confined.py": ("tests/test_checks.py", "tests/test_verify.py"),
+    "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
+    "executors/sandbox.py": ("tests/test_sandbox.py",),
+    "record/roles.py": ("tests/test_roles.py",),
+    "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
+}
+SHORT = {Path(m).stem: m for m in MODULES}
+
+# One mutant per kind of mistake, not every operator against every other: the comparisons negated or
+# moved across their boundary, + and -, * and /, `not` removed, a unary minus dropped; the rest of
+# cosmic-ray's operators as they are, except the random variable replacer and inserter.
+KEEP_COMPARISONS = (
+    "Eq_NotEq|NotEq_Eq|Lt_GtE|LtE_Gt|Gt_LtE|GtE_Lt|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In"
+)
+EXCLUDED_OPERATORS = (
+    r"core/ReplaceBinaryOperator_(?!(Add_Sub|Sub_Add|Mul_Div|Div_Mul)$)",
+    rf"core/ReplaceComparisonOperator_(?!({KEEP_COMPARISONS})$)",
+    r"core/ReplaceUnaryOperator_(?!(Delete_Not|USub_UAdd)$)",
+    r"core/Variable",
+)
+
+
+# Survivors judged harmless, by module and the surviving line's code (stripped): why no test can or
+# should tell the mutant from the original. Shown beside each such survivor in mutation.md.
+HARMLESS: dict[tuple[str, str], str] = {
+    ("redact.py", "MAX_CHARS = 4_000_000  # about 4 MB of text: more is cut (with a marker) before it is scanned"): (
+        "the cap's exact size is a tuning figure; the tests read the constant and check the cut happens only past it"
+    ),
+    ("redact.py", "OFF_LOOP_CHARS = 64 * 1024  # longer texts are redacted in a worker thread, off the event loop"): (
+        "a threshold for where the work runs, not what it does: the tests check both sides of the constant"
+    ),
+    (
+        "redact.py",
+        "if end < 0:",
+    ): "`end` is searched from past the BEGIN line, so it is never 0: `< 1` and `<= 0` equal `< 0`",
+    ("redact.py", "stop = len(text) if close < 0 else close + 5"): (
+        "only `close <= 0` / `close < 1` survive: `close` is searched from past the END line, so it is never 0"
+    ),
+    ("redact.py", 'if label is None or "PRIVATE KEY" not in label.group(1):'): (
+        "group(0) is the whole BEGIN line, which holds PRIVATE KEY exactly when its label (group 1) does"
+    ),
+    ("record/chain.py", "facts = dict(zip(names, row[: len(names)], strict=True))"): (
+        "the row is sliced to exactly len(names) values, so zip's strict check can never fire"
+    ),
+    (
+        "record/chain.py",
+        "@dataclass(frozen=True)",
+    ): "whether the verification result is frozen changes no figure it holds",
+    (
+        "record/chain.py",
+        "if first is None or first[0] != PENDING:",
+    ): "`first` is a one-column row: first[-1] is first[0]",
+    ("record/chain.py", "row_id = 1 if last is None else int(last[0]) + 1"): (
+        "only the first row's id moves (0 or 2): the chain links rows by order, and ids stay unique"
+    ),
+}
+# Survivors of the committed run killed by a test written after it (each checked by applying the one
+# mutant by hand and seeing the test fail): the next run counts them as killed.
+KILLED_SINCE: dict[tuple[str, str], str] = {
+    (
+        "record/chain.py",
+        "kept = {name: value for name, value in facts.items() if value is not None or name not in LATER_FACTS}",
+    ): ("test_integrity.py::test_the_hash_of_a_row_is_the_documented_formula"),
+    (
+        "record/chain.py",
+        "break",
+    ): "test_integrity.py::test_a_record_from_before_the_chain_is_chained_once_table_by_table",
+    ("record/chain.py", 'GENESIS = "0" * 64'): "test_integrity.py::test_the_hash_of_a_row_is_the_documented_formula",
+    ("record/chain.py", 'text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)'): (
+        "test_integrity.py::test_the_hash_of_a_row_is_the_documented_formula"
+    ),
+    ("record/chain.py", "found_r = any(h[:32] == want_r for h in (GENESIS, *hashes_r))"): (
+        "test_integrity.py::test_reviews_removed_from_the_end_are_caught_by_the_kept_head"
+    ),
+}
+
+
+def _config(module: str, tests: tuple[str, ...], timeout: float) -> str:
+    command = shlex.join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests])
+    excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
+    return (
+        "[cosmic-ray]\n"
+        f'module-path = "server/ratchet/{module}"\n'
+        f"timeout = {timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n\n"
+        '[cosmic-ray.distributor]\nname = "local"\n\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = [{excluded}]\n"
+    )
+
+
+def _scratch(root: Path, tests_from: str | None) -> Path:
+    """The sources and tests, copied; the working tree stays as it is. With `tests_from` (a commit) the
+    tests are that commit's, against today's sources: how a `before` run scores the tests as they were."""
+    for part in ("server", "policies", *(() if tests_from else ("tests",))):
+        shutil.copytree(REPO / part, root / part, ignore=shutil.ignore_patterns("__pycache__", "artifacts"))
+    if tests_from:
+        archive = subprocess.run(["git", "archive", tests_from, "tests"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _tool(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    if not found.exists():
+        raise SystemExit(f"{name} is not installed: .venv/bin/pip install -e '.[mutation]'")
+    return str(found)
+
+
+def _survivors(dump: str, root: Path) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Counts per outcome and the surviving mutants (place, operator, the changed line), from the lines
+    of `cosmic-ray dump` (each `[work_item, result or null]`)."""
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "skipped": 0, "not_run": 0}
+    survivors = []
+    for line in dump.splitlines():
+        if not line.strip():
+            continue
+        item, result = json.loads(line)
+        if result is None:
+            counts["not_run"] += 1
+            continue
+        worker, test = result["worker_outcome"], result["test_outcome"]
+        if worker == "skipped":
+            counts["skipped"] += 1
+        elif test == "killed" or worker == "abnormal":  # a failing test, or a run past the timeout
+            counts["killed"] += 1
+        elif test == "survived" and worker == "normal":
+            counts["survived"] += 1
+            for mutation in item["mutations"]:
+                row = mutation["start_pos"][0]
+                text = (root / mutation["module_path"]).read_text(encoding="utf-8").splitlines()[row - 1].strip()
+                survivors.append({"line": row, "operator": mutation["operator_name"], "code": text})
+        else:
+            counts["incompetent"] += 1  # the mutant cannot be imported or run at all
+    survivors.sort(key=lambda s: (s["line"], s["operator"]))
+    return counts, survivors
+
+
+def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
+    """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors."""
+    tests = MODULES[module]
+    env = {**os.environ, "PYTHONPATH": str(root / "server")}
+    env.pop("RATCHET_DB", None)
+    env.pop("RATCHET_POLICIES", None)
+    name = module.replace("/", "_").removesuffix(".py")
+    config, session = root / f"{name}.toml", root / f"{name}.sqlite"
+    config.write_text(_config(module, tests, timeout), encoding="utf-8")
+    started = time.monotonic()
+    baseline = _run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], root, env)
+    if baseline.returncode != 0:
+        tail = (baseline.stdout + baseline.stderr).strip().splitlines()[-5:]
+        return {"module": module, "tests": list(tests), "error": "the tests fail unmutated", "tail": tail}
+    for step in (
+        [_tool("cosmic-ray"), "init", str(config), str(session)],
+        [_tool("cr-filter-operators"), str(session), str(config)],
+        [_tool("cosmic-ray"), "exec", str(config), str(session)],
+    ):
+        done = _run(step, root, env)
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+            return {"module": module, "tests": list(tests), "error": f"{Path(step[0]).name} failed", "tail": tail}
+    dumped = _run([_tool("cosmic-ray"), "dump", str(session)], root, env)
+    counts, survivors = _survivors(dumped.stdout, root)
+    judged = counts["killed"] + counts["survived"]
+    return {
+        "module": module,
+        "tests": list(tests),
+        "mutants": sum(counts.values()) - counts["skipped"],
+        **counts,
+        "score": round(counts["killed"] / judged, 4) if judged else None,
+        "seconds": round(time.monotonic() - started, 1),
+        "survivors": survivors,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """bench/results/mutation.md from the merged JSON."""
+    labels = sorted(
+        {label for entry in report["modules"].values() for label in entry}, key=lambda x: (x != "before", x)
+    )
+    lines = [
+        "# Mutation testing of the security and trust modules",
+        "",
+        "Written by `python -m bench.mutation` (cosmic-ray; see bench/mutation.py for the operators and the",
+        "tests run per module). Score = killed / (killed + survived); a timeout counts as killed, a mutant",
+        "that cannot be imported is left out. Each run names the commit it mutated.",
+        "",
+        "| module | tests | " + " | ".join(f"{label}: score (killed/judged), commit" for label in labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for module in MODULES:
+        if module not in report["modules"]:
+            tests = " ".join(MODULES[module])
+            lines.append(f"| `{module}` | `{tests}` | " + " | ".join("not run" for _ in labels) + " |")
+    for module, entry in sorted(report["modules"].items()):
+        cells = []
+        for label in labels:
+            run = entry.get(label)
+            if run is None:
+                cells.append("not run")
+            elif "error" in run:
+                cells.append(f"error: {run['error']}")
+            else:
+                judged = run["killed"] + run["survived"]
+                score = f"{run['score'] * 100:.1f}%" if run["score"] is not None else "-"
+                cells.append(f"{score} ({run['killed']}/{judged}), `{run['provenance']['commit']}`")
+        tests = " ".join(next(iter(entry.values()))["tests"])
+        lines.append(f"| `{module}` | `{tests}` | " + " | ".join(cells) + " |")
+    for module, entry in sorted(report["modules"].items()):
+        for label in labels:
+            run = entry.get(label)
+            if not run or not run.get("survivors"):
+                continue
+            lines += ["", f"## Survivors: `{module}` ({label})", "", "| line | operator | code | why harmless |"]
+            lines.append("|---:|---|---|---|")
+            for s in run["survivors"]:
+                code = s["code"].replace("|", "\\|")
+                later = [r for other, r in entry.items() if other != label and r.get("survivors") is not None]
+                if later and all(s not in r["survivors"] for r in later):
+                    why = "killed by the tests added since"
+                elif (module, s["code"]) in HARMLESS:
+                    why = HARMLESS[(module, s["code"])]
+                elif (module, s["code"]) in KILLED_SINCE:
+                    why = f"killed since by {KILLED_SINCE[(module, s['code'])]}"
+                else:
+                    why = "not yet judged"
+                lines.append(f"| {s['line']} | {s['operator'].removeprefix('core/')} | `{code}` | {why} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Mutate the chosen modules, merge the results into bench/results/mutation.json, render the Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--modules", default=",".join(SHORT), help=f"comma-separated, of: {', '.join(SHORT)}")
+    parser.add_argument("--label", default="after", help="the run's name in the report (e.g. before, after)")
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds per test run before a mutant counts as killed"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where mutation.json and mutation.md go")
+    parser.add_argument("--tests-from", metavar="COMMIT", help="run that commit's tests (for a `before` run)")
+    parser.add_argument("--render-only", action="store_true", help="mutate nothing: rewrite mutation.md from the JSON")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        report = json.loads((args.out / "mutation.json").read_text(encoding="utf-8"))
+        (args.out / "mutation.md").write_text(render(report), encoding="utf-8")
+        return 0
+    chosen = [SHORT.get(m.strip(), m.strip()) for m in args.modules.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown modules {unknown}; known: {', '.join(SHORT)}")
+    shown = sys.argv[1:] if argv is None else argv
+    provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.mutation", *shown]))
+    out_json = args.out / "mutation.json"
+    report: dict[str, Any] = json.loads(out_json.read_text()) if out_json.exists() else {"modules": {}}
+    for module in chosen:
+        with tempfile.TemporaryDirectory(prefix="ratchet-mutation-") as tmp:
+            result = mutate(module, _scratch(Path(tmp), args.tests_from), args.timeout)
+        result["provenance"] = provenance
+        if args.tests_from:
+            result["tests_from"] = args.tests_from
+        report["modules"].setdefault(module, {})[args.label] = result
+        args.out.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (args.out / "mutation.md").write_text(render(report), encoding="utf-8")
+        summary = {k: result.get(k) for k in ("killed", "survived", "incompetent", "score", "seconds", "error")}
+        print(f"{module}: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
