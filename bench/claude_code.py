@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import stamp
+
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_anthropic.py"
 POLICY = """
@@ -186,7 +188,9 @@ def run(turns: int, runs: int, sandbox: bool = True) -> dict[str, Any]:
             stop_servers(sockets)
     medians = {s: statistics.median(t) for s, t in times.items()}
     per_call = {s: (medians[s] - medians["none"]) / turns * 1000 for s in SETUPS}
+    command = f"python -m bench.claude_code --turns {turns} --runs {runs} --sandbox {'on' if sandbox else 'off'}"
     return {
+        "provenance": stamp(command),
         "client": "Claude Code 2.1.337",
         "turns": turns,
         "runs": runs,
