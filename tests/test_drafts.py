@@ -113,6 +113,7 @@ async def test_the_agent_cannot_approve_its_own_draft(workspace: Path, policies:
         answer = await client.call_tool("permission_prompt", {"tool_name": "Write", "input": prompt})
     # No tool approves, rejects, resolves or changes policy: review_drafts only relays the human's answer.
     assert tools == {
+        "claude_code_hook",  # answers Claude Code's own hooks only; refuses the agent (test_claude_code_real.py)
         "write_file",
         "edit_file",
         "run_command",

@@ -76,7 +76,8 @@ def test_an_outcome_for_another_tool_settles_nothing(alice: Claude) -> None:
     # The right tool settles each.
     alice.post("Write", asked, name="PermissionDenied", reason="auto mode denied it")
     alice.post("Bash", allowed)
-    assert (_row(alice, asked)["status"], _row(alice, asked)["sample"]) == ("declined", "failure")
+    # Auto mode's classifier denied it: settled, as no person's answer (`unanswered`, no sample).
+    assert (_row(alice, asked)["status"], _row(alice, asked)["sample"]) == ("unanswered", None)
     assert _row(alice, allowed)["status"] == "executed"
 
 
@@ -88,13 +89,14 @@ def test_two_waiting_calls_of_one_session_are_each_settled_by_their_own_id(alice
     d, second = alice.write("climb/two.txt", "2\n")
     assert _decided(d) == "ask" and first != second
     before = _window(alice, "climb")
-    alice.post("Write", first, name="PermissionDenied", reason="the human said no")
-    assert (_row(alice, first)["status"], _row(alice, first)["sample"]) == ("declined", "failure")
+    # PermissionDenied is auto mode's classifier: it settles the call it names, as no person's answer.
+    alice.post("Write", first, name="PermissionDenied", reason="the classifier said no")
+    assert (_row(alice, first)["status"], _row(alice, first)["sample"]) == ("unanswered", None)
     assert _row(alice, second)["status"] == "asked"  # the newer call still waits for its own outcome
     alice.post("Write", second)
     assert (_row(alice, second)["status"], _row(alice, second)["sample"]) == ("executed", "success")
-    assert (_row(alice, first)["status"], _row(alice, first)["target"]) == ("declined", "climb/one.txt")
-    assert _window(alice, "climb")[1:] == (before[1] + 2, before[2] + 1)
+    assert (_row(alice, first)["status"], _row(alice, first)["target"]) == ("unanswered", "climb/one.txt")
+    assert _window(alice, "climb")[1:] == (before[1] + 1, before[2] + 1)
 
 
 def test_an_outcome_settles_once(alice: Claude) -> None:
@@ -121,11 +123,11 @@ def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, 
         assert _decided(claude.send(ev)) == "ask"
     mallory.post("Write", same, name="PermissionDenied", reason="denied")
     rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
-    assert (rows["climb/m.txt"]["status"], rows["climb/m.txt"]["session_id"]) == ("declined", "claude-mallory")
+    assert (rows["climb/m.txt"]["status"], rows["climb/m.txt"]["session_id"]) == ("unanswered", "claude-mallory")
     assert rows["climb/a.txt"]["status"] == "asked"  # alice's newer call with that id is untouched
     alice.post("Write", same)
     rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
-    assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "declined"
+    assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "unanswered"
 
 
 def _rejection(tool_use_id: str) -> str:

@@ -198,21 +198,38 @@ def test_approved_asks_promote_the_class_exactly_like_mcp_confirmations(
     assert [r["status"] for r in asked[3:]] == ["allowed", "allowed"]  # their PostToolUse has not come yet
 
 
-def test_a_permission_denied_counts_against_the_class(claude: Claude) -> None:
+def test_a_permission_denied_is_the_classifiers_answer_not_a_persons(claude: Claude) -> None:
+    """PermissionDenied fires only when auto mode's classifier denied a call: no person answered, so it is
+    `unanswered` and no sample (it used to count as a person's decline)."""
     d, tool_use_id = claude.write("climb/f0.txt", "0\n")
     assert _decided(d) == "ask"
-    claude.post("Write", tool_use_id, name="PermissionDenied", reason="auto mode denied it")
+    claude.post("Write", tool_use_id, name="PermissionDenied", reason="auto mode denied it", permission_mode="auto")
     climb = claude.status("climb")
-    assert (climb["samples"], climb["successes"]) == (1, 0)
-    row = _rows(claude.db, "SELECT status, sample FROM actions WHERE external_id = ?", tool_use_id)[0]
-    assert (row["status"], row["sample"]) == ("declined", "failure")
-    # Three approvals that would promote a clean window (see above) do not promote this one: 3/4 is not enough.
-    for i in range(1, 4):
-        d, tool_use_id = claude.write(f"climb/f{i}.txt", f"{i}\n")
+    assert (climb["samples"], climb["successes"]) == (0, 0)
+    row = _rows(claude.db, "SELECT status, sample, error FROM actions WHERE external_id = ?", tool_use_id)[0]
+    assert (row["status"], row["sample"]) == ("unanswered", None)
+    assert "classifier" in row["error"]
+
+
+def test_answers_given_in_auto_mode_run_but_never_promote(claude: Claude) -> None:
+    """In auto mode Claude Code's classifier may answer permission prompts: an approval there runs, is
+    recorded under the `auto-mode` channel as unverified, and never promotes; the same approvals in
+    default mode do (see test_asked_calls_that_ran_promote...)."""
+    for i in range(4):
+        d, tool_use_id = claude.write(f"climb/a{i}.txt", f"{i}\n")
         assert _decided(d) == "ask"
-        claude.post("Write", tool_use_id)
-    assert _decided(claude.write("climb/f9.txt", "9\n")[0]) == "ask"
-    assert claude.status("climb")["level"] == "confirm"
+        claude.post("Write", tool_use_id, permission_mode="auto")
+        row = _rows(
+            claude.db, "SELECT status, sample, review_channel, evidence FROM actions WHERE external_id = ?", tool_use_id
+        )[0]
+        assert (row["status"], row["sample"], row["review_channel"], row["evidence"]) == (
+            "executed",
+            None,
+            "auto-mode",
+            "unverified",
+        )
+    climb = claude.status("climb")
+    assert (climb["level"], climb["samples"]) == ("confirm", 0)
 
 
 def test_a_failed_run_and_a_declined_dialog_are_evidence(claude: Claude) -> None:

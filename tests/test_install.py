@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from ratchet import install
 from ratchet.cli import main
+from ratchet.errors import InvalidRequest
 
 from .helpers import HOOK_POLICY, write_policy
 
@@ -40,6 +42,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _install(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    if args[:1] == ("claude-code",) and "--hook-path" not in args and "--check" not in args:
+        # These tests hold the command-hook path; the mcp_tool path has its own (test_claude_code_real.py).
+        args = (*args, "--hook-path", "command")
     code = main(["install", *args])
     out = capsys.readouterr()
     return code, out.out + out.err
@@ -466,7 +471,9 @@ def _console(ratchet_bin: Path, home: Path, cwd: Path, *argv: str) -> subprocess
 def test_the_client_gets_an_absolute_command_even_with_ratchet_on_path(
     ratchet_bin: Path, home: Path, workspace: Path
 ) -> None:
-    done = _console(ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply")
+    done = _console(
+        ratchet_bin, home, workspace, "claude-code", "--workspace", str(workspace), "--apply", "--hook-path", "command"
+    )
     assert done.returncode == 0, done.stderr
     server = json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["ratchet"]
     assert server["command"] == str(ratchet_bin) and Path(server["command"]).is_absolute()
@@ -505,3 +512,67 @@ def test_backups_inside_a_git_repository_are_ignored_by_git(ratchet_bin: Path, h
     )
     assert again.returncode == 0 and (workspace / ".git" / "info" / "exclude").read_text() == exclude
     assert exclude.count("*.ratchet-backup-*") == 1
+
+
+# -- what each Claude Code version gets, and the check ----------------------------------------------
+
+CURRENT, OLD = install.ClaudeVersion((2, 1, 337), "Claude Code 2.1.337"), install.ClaudeVersion((2, 1, 200), "old")
+
+
+def test_the_installed_claude_code_version_decides_what_is_written(home: Path, workspace: Path) -> None:
+    assert install.parse_claude_version("2.1.337 (Claude Code)") == (2, 1, 337)
+    current = install.plan_claude_code(workspace, client=CURRENT)
+    settings = json.loads(current.changes[1].after)
+    for event in ("PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionDenied"):
+        hook = settings["hooks"][event][0]["hooks"][0]
+        assert (hook["type"], hook["server"], hook["tool"], hook["onFailure"]) == (
+            "mcp_tool",
+            "ratchet",
+            "claude_code_hook",
+            "block",
+        )
+        assert hook["input"]["tool_input"] == "${tool_input}"
+    assert "mcp__ratchet__claude_code_hook" in settings["permissions"]["deny"]  # out of the model's reach
+    assert any("mcp_tool" in n and "onFailure" in n for n in current.notes)
+    # Command hooks, where asked for: failing closed on a timeout too.
+    command = json.loads(install.plan_claude_code(workspace, client=CURRENT, hook_path="command").changes[1].after)
+    assert all(g["hooks"][0]["onFailure"] == "block" for e in install.TOOL_EVENTS for g in command["hooks"][e])
+    assert "mcp__ratchet__claude_code_hook" not in command["permissions"]["deny"]
+    # A version without onFailure gets command hooks without it, and is told what stays open.
+    old = install.plan_claude_code(workspace, client=OLD)
+    hooks = json.loads(old.changes[1].after)["hooks"]
+    assert all("onFailure" not in g["hooks"][0] and g["hooks"][0]["type"] == "command" for g in hooks["PreToolUse"])
+    assert any("times out" in n and "lets the call through" in n for n in old.notes)
+    with pytest.raises(InvalidRequest, match="cannot fail closed"):
+        install.plan_claude_code(workspace, client=OLD, hook_path="mcp")
+
+
+def test_the_check_reports_what_holds_and_what_fails_open(
+    capsys: pytest.CaptureFixture[str], home: Path, workspace: Path
+) -> None:
+    # Nothing installed: the check fails and says so.
+    code, out = _install(capsys, "claude-code", "--workspace", str(workspace), "--check")
+    assert code == 1 and "FAIL PreToolUse: no Ratchet hook" in out and "check(s) failed" in out
+    install.apply(install.plan_claude_code(workspace, client=CURRENT))
+    found = {f.what: f.ok for f in install.check_claude_code(workspace, client=CURRENT)}
+    assert found["the project's ratchet server not switched off in Claude Code"]
+    projects = {str(workspace.resolve()): {"disabledMcpjsonServers": ["ratchet"]}}
+    (home / ".claude.json").write_text(json.dumps({"projects": projects}))
+    bad = [f.what for f in install.check_claude_code(workspace, client=CURRENT) if not f.ok]
+    assert "the project's ratchet server is switched off in Claude Code (/mcp to enable it)" in bad
+    (home / ".claude.json").unlink()
+    assert found["PreToolUse: Ratchet's mcp_tool hook, failing closed (onFailure block)"]
+    assert found["hook path in use: mcp_tool"] and found["Claude Code's sandbox on, without unsandboxed retries"]
+    assert found["Ratchet's MCP tools allowed (mcp__ratchet in permissions.allow)"]
+    # The same files under a Claude Code without onFailure: every tool hook fails open on a timeout.
+    old = install.check_claude_code(workspace, client=OLD)
+    assert not next(f for f in old if f.what.startswith("PreToolUse")).ok
+    # Someone switched the sandbox off and dropped the allow rule: both reported.
+    settings_file = workspace / ".claude" / "settings.json"
+    settings = json.loads(settings_file.read_text())
+    settings["sandbox"]["enabled"] = False
+    settings["permissions"]["allow"].remove("mcp__ratchet")
+    settings_file.write_text(json.dumps(settings))
+    bad = [f.what for f in install.check_claude_code(workspace, client=CURRENT) if not f.ok]
+    assert "Claude Code's sandbox on, without unsandboxed retries" in bad
+    assert "Ratchet's MCP tools allowed (mcp__ratchet in permissions.allow)" in bad

@@ -1013,9 +1013,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
     --apply writes it, keeping everything already there and backing each file up first."""
     from ratchet import install
 
-    if args.check:
-        if args.client != "codex":
-            raise UsageError("--check applies to codex here")
+    if args.check and args.client == "codex":
         check = await anyio.to_thread.run_sync(install.check_codex, Path(args.workspace))
         emit(args, {"client": "codex", "ok": check.ok, **check.facts}, lambda: "\n".join(check.lines))
         return 0 if check.ok else 1
@@ -1032,6 +1030,13 @@ async def cmd_install(args: argparse.Namespace) -> int:
             f"workspace {workspace} does not exist: the client would serve a directory that is not there; "
             "create it, or pass your project's directory as --workspace"
         )
+    if args.check:
+        if args.client != "claude-code" or args.apply:
+            raise UsageError("--check applies to codex and claude-code (without --apply)")
+        findings = install.check_claude_code(workspace, scope=args.scope or "project")
+        report = {"checks": [{"ok": f.ok, "what": f.what} for f in findings], "ok": all(f.ok for f in findings)}
+        emit(args, report, lambda: install.render_check(findings))
+        return 0 if report["ok"] else 1
     if args.client == "claude-code":
         plan = install.plan_claude_code(
             workspace,
@@ -1040,6 +1045,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
             policies=args.policies,
             db=args.db,
             deny_builtins=args.deny_builtins,
+            hook_path=args.hook_path,
         )
     elif args.client == "codex":
         project = workspace / ".codex" / "config.toml" if args.scope == "project" else None
@@ -1383,12 +1389,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="codex: ask Codex whether Ratchet's hooks are present and trusted, which sandbox and approval policy "
-        "apply, and what is governed; exit 1 when its shell and apply_patch are not governed",
+        "apply, and what is governed; exit 1 when its shell and apply_patch are not governed. claude-code: report "
+        "whether this project's hooks are present and fail closed, the sandbox is on and can start, Ratchet's "
+        "tools are allowed, and which hook path is in use (exit 1 when a check fails)",
     )
     p.add_argument(
         "--deny-builtins",
         action="store_true",
         help="claude-code: deny Bash/Write/Edit/MultiEdit/NotebookEdit in permissions instead of hooking them",
+    )
+    p.add_argument(
+        "--hook-path",
+        choices=["auto", "mcp", "command"],
+        default="auto",
+        help="claude-code: mcp (hooks answered by the running Ratchet server), command (a `ratchet hook` process "
+        "per event), or auto (the default: mcp where the installed Claude Code can fail closed)",
     )
     p.add_argument(
         "--command",

@@ -37,8 +37,13 @@ source (services/tools/toolExecution.ts, toolHooks.ts, hooks/useCanUseTool.tsx):
   is_interrupt) one that failed; both run before the tool's result enters the transcript.
 - PermissionDenied (adds reason) fires only after auto mode's classifier denied a call.
 - A command hook that exits 0 is read from stdout; exit 2 blocks (stderr is the reason); any other
-  exit, or a timeout, is a non-blocking error and the call goes ahead. That is why `ratchet install`
-  runs the PreToolUse command as `... || exit 2`, and why this module answers within a deadline.
+  exit, or a timeout, is a non-blocking error and the call goes ahead, unless the hook entry says
+  `onFailure: "block"` (Claude Code 2.1.295 and later; `ratchet install` writes it wherever the
+  version has it). That is why `ratchet install` also runs the PreToolUse command as `... || exit 2`,
+  and why this module answers within a deadline.
+- The same events reach `claude_code` through Ratchet's MCP server when the hooks are of type
+  `mcp_tool` (mcp_server.claude_code_hook): the event's fields as the tool's arguments, the answer
+  as the tool's text (`{}` for none), decided with the server's open engine (`HookOptions.shared`).
 
 An outcome event is bound to its call: it settles only the waiting call of the same session, the same
 tool and the same tool_use_id; one that names another session's call or another tool settles nothing
@@ -59,6 +64,15 @@ every version seen). `RATCHET_HOOK_ATTENDED=1` overrides both, for an SDK host t
 question to a person (its `canUseTool` callback); `=0` forces unattended. If an ask is denied anyway
 and the transcript's tool_result is this module's own `ask` reason (which no human decline produces:
 Claude Code's decline text is its own), the call is settled as `unanswered`: no sample, no streak.
+
+Auto mode (`permission_mode: "auto"` in the event): Claude Code's classifier model decides the
+permission prompts nobody else decides. Found in Claude Code 2.1.337, interactive: a hook's `ask` is
+still put to the person at the terminal and the classifier is not consulted; `claude -p` denies it.
+Claude Code's documentation does not promise that for every version, so an answer to an `ask` given
+while the session is in auto mode is recorded under its own channel, `auto-mode`: the call runs when
+approved, but its success is never a sample, and a decline is no person's evidence. PermissionDenied
+(the classifier denied a call) is `unanswered`. Switch the session to default mode (Shift+Tab) for
+answers that count.
 
 No MCP import here, and the engine is imported only once a governed event needs it.
 """
@@ -90,8 +104,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DEADLINE_S = 20.0
 # The hook process's own hard limit: at this point it prints a deny and exits, whatever it is doing.
-# Claude Code lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S, 60 s), so both
-# limits sit well inside it.
+# A Claude Code without onFailure lets a call go ahead when a hook times out (install.HOOK_TIMEOUT_S,
+# 60 s), so both limits sit well inside it.
 HARD_DEADLINE_S = 30.0
 # Longest Bash command decided; longer is denied before anything else is read. Linux refuses a
 # single argument over 128 KiB (MAX_ARG_STRLEN), so `bash -c` could not run one much longer anyway.
@@ -110,6 +124,9 @@ class HookOptions:
     deadline_s: float = DEFAULT_DEADLINE_S
     # A long-lived process (the resident hook server) keeps loaded policies while their files are unchanged.
     policies_cache: PolicyCache | None = None
+    # An engine already open on the workspace (Ratchet's MCP server answering `mcp_tool` hooks): each event
+    # acts in the client's session over its database and policy, which are not closed after the event.
+    shared: Engine | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,10 @@ def _session(event: dict[str, Any]) -> str:
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     from ratchet.engine import Engine
 
+    if options.shared is not None:
+        engine = options.shared.for_session(_session(event))
+        await engine.store.start_session(engine.session_id, CLIENT)
+        return engine
     cache = options.policies_cache
     return await Engine.open(
         _workspace(event, options),
@@ -251,6 +272,11 @@ async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     )
 
 
+async def _close(engine: Engine, options: HookOptions) -> None:
+    if options.shared is None:
+        await engine.close()
+
+
 # -- PreToolUse --------------------------------------------------------------------------------
 
 
@@ -259,7 +285,7 @@ async def _pre_tool_use(event: dict[str, Any], options: HookOptions, attended: b
     try:
         return await _decide_event(engine, event, attended=attended)
     finally:
-        await engine.close()
+        await _close(engine, options)
 
 
 async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
@@ -323,7 +349,11 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
             f"{n}` and approves it with `ratchet approve {n}` (or review_drafts in the chat), which makes "
             f"exactly this change. Carry on with other work; get_draft({n}) shows its state.",
         )
-    return _decision("deny", f"Ratchet stopped this call; nothing was run. Do not retry it.\n\n{outcome.message}")
+    return _decision(
+        "deny",
+        f"Ratchet stopped this call ({why}); nothing was run. Do not retry it or do the same another way: call "
+        f"get_handoff({outcome.action_id}, wait_s=...) for the human's answer.\n\n{outcome.message}",
+    )
 
 
 def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
@@ -458,6 +488,8 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
     interrupted = isinstance(response, dict) and response.get("interrupted") is True
     ran = name != "PermissionDenied"
     ok = name == "PostToolUse" and not interrupted
+    # PermissionDenied fires only when auto mode's classifier denied the call: nobody's answer.
+    answered = name != "PermissionDenied"
     engine = await _open(event, options)
     try:
         # Bound to its call: only this session's waiting call of the same tool with this id is settled.
@@ -470,9 +502,11 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
                 file=sys.stderr,
             )
             return
-        await engine.record_external_outcome(tool_use_id, ran=ran, ok=ok, external_tool=tool)
+        await engine.record_external_outcome(
+            tool_use_id, ran=ran, ok=ok, answered=answered, external_tool=tool, channel=answer_channel(event)
+        )
     finally:
-        await engine.close()
+        await _close(engine, options)
 
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
@@ -481,7 +515,7 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
 
     workspace = _workspace(event, options)
     db = resolve_location(options.db, workspace.resolve())
-    if isinstance(db, Path) and not db.exists():
+    if options.shared is None and isinstance(db, Path) and not db.exists():
         return  # nothing was ever recorded here; do not create a database for a Stop
     engine = await _open(event, options)
     try:
@@ -492,10 +526,24 @@ async def _settle(event: dict[str, Any], options: HookOptions) -> None:
         for external_id, found in sorted(transcript_answers(Path(path), waiting).items()):
             # Timed to the result's own moment in the transcript, not to this later event.
             await engine.record_external_outcome(
-                external_id, ran=False, ok=False, answered=found.answered, answered_at=found.at
+                external_id,
+                ran=False,
+                ok=False,
+                answered=found.answered,
+                answered_at=found.at,
+                channel=answer_channel(event),
             )
     finally:
-        await engine.close()
+        await _close(engine, options)
+
+
+def answer_channel(event: dict[str, Any]) -> str:
+    """Where an asked call's answer came from: Claude Code's dialog (`hook-dialog`), or, when the session
+    is in auto mode, `auto-mode`: the client's classifier may answer permission prompts there, so the
+    answer is recorded as what it may be and never as a person's evidence."""
+    from ratchet.rules.provenance import AUTO_MODE
+
+    return AUTO_MODE if event.get("permission_mode") == "auto" else "hook-dialog"
 
 
 def answered_in_transcript(path: Path, ids: set[str]) -> set[str]:

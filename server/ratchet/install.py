@@ -12,7 +12,10 @@ changes nothing (and says so).
   `permissions.deny` of those tools instead. Scopes and files as in the Claude Code settings and MCP
   documentation (code.claude.com/docs/en/settings, /mcp, /hooks), checked November 2026. In the same
   settings file, Claude Code's own sandbox is turned on with write denials for Ratchet's protected
-  paths (see `sandbox_settings`), so a Bash call the hook allowed still cannot write them.
+  paths (see `sandbox_settings`), so a Bash call the hook allowed still cannot write them. What the
+  hooks are depends on the installed Claude Code (`claude --version`): `mcp_tool` hooks answered by
+  Ratchet's running server where hooks can fail closed (`onFailure: "block"`), command hooks
+  otherwise; `check_claude_code` reports on an existing project.
 - Codex: a well-delimited `[mcp_servers.ratchet]` block in `$CODEX_HOME/config.toml` (default
   `~/.codex/config.toml`), with a per-tool `approval_mode` (`mcp_servers.<id>.tools.<tool>.approval_mode`,
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
@@ -275,7 +278,97 @@ def hook_command(command: str, policies: Path | None, db: Path | None) -> str:
 
 
 def _is_ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and HOOK_MARK in str(hook.get("command", ""))
+    if not isinstance(hook, dict):
+        return False
+    if hook.get("type") == "mcp_tool":
+        return hook.get("server") == SERVER_NAME and hook.get("tool") == HOOK_TOOL
+    return HOOK_MARK in str(hook.get("command", ""))
+
+
+# What each Claude Code version supports, from its hook schema (code.claude.com/docs/en/hooks, checked
+# December 2026, and the schema inside the 2.1.337 client): `onFailure: "block"` on a hook entry makes a
+# hook that fails (times out, crashes, cannot reach its MCP server, answers what is not a hook's output)
+# block the call instead of letting it through (first in 2.1.295); hooks of type `mcp_tool` call a tool
+# of an already connected MCP server, with `${path}` taken from the event in the input's string values
+# (2.1.118). Ratchet uses `mcp_tool` only where it can also fail closed.
+ON_FAILURE_SINCE = (2, 1, 295)
+MCP_TOOL_SINCE = (2, 1, 118)
+HOOK_PATHS = ("auto", "mcp", "command")
+
+
+@dataclass(frozen=True)
+class ClaudeVersion:
+    """The installed Claude Code: its version (None when none was found or it could not be read)."""
+
+    version: tuple[int, int, int] | None
+    text: str
+
+    @property
+    def fails_closed(self) -> bool:
+        """Whether its hook entries can say `onFailure: "block"` (unknown version: assumed current)."""
+        return self.version is None or self.version >= ON_FAILURE_SINCE
+
+    @property
+    def label(self) -> str:
+        return self.text
+
+
+def parse_claude_version(text: str) -> tuple[int, int, int] | None:
+    """`2.1.337 (Claude Code)` -> (2, 1, 337); None when the text holds no version."""
+    import re
+
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
+
+
+def claude_code_version(executable: str | None = None) -> ClaudeVersion:
+    """The Claude Code on PATH (or `executable`), from `claude --version`."""
+    exe = executable or shutil.which("claude")
+    if exe is None:
+        return ClaudeVersion(None, "no `claude` found on PATH")
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return ClaudeVersion(None, f"{exe}: its version could not be read ({exc})")
+    out = (done.stdout or done.stderr).strip()
+    version = parse_claude_version(out)
+    return ClaudeVersion(version, f"Claude Code {'.'.join(map(str, version))}" if version else f"{exe}: {out!r}")
+
+
+HOOK_TOOL = "claude_code_hook"  # Ratchet's MCP tool that answers `mcp_tool` hooks (mcp_server.py)
+HOOK_TOOL_RULE = f"mcp__{SERVER_NAME}__{HOOK_TOOL}"
+# The event's fields, as the `mcp_tool` hook hands them to the tool (a missing one arrives as its placeholder).
+HOOK_TOOL_FIELDS = (
+    "hook_event_name",
+    "session_id",
+    "transcript_path",
+    "cwd",
+    "permission_mode",
+    "tool_name",
+    "tool_input",
+    "tool_use_id",
+)
+OUTCOME_FIELDS = {
+    "PostToolUse": ("tool_response",),
+    "PostToolUseFailure": ("error", "is_interrupt"),
+    "PermissionDenied": ("reason",),
+}
+
+
+def mcp_tool_hook(event: str) -> dict[str, Any]:
+    """The `mcp_tool` hook entry that sends `event` to Ratchet's running server."""
+    fields = HOOK_TOOL_FIELDS if event in TOOL_EVENTS else HOOK_TOOL_FIELDS[:5]
+    fields = (*fields, *OUTCOME_FIELDS.get(event, ()))
+    hook: dict[str, Any] = {
+        "type": "mcp_tool",
+        "server": SERVER_NAME,
+        "tool": HOOK_TOOL,
+        "input": {f: "${" + f + "}" for f in fields},
+        "timeout": HOOK_TIMEOUT_S,
+    }
+    if event in TOOL_EVENTS:
+        hook["onFailure"] = "block"  # settling events block nothing (and SessionEnd races the server's exit)
+    return hook
 
 
 def _without_ours(groups: list[Any]) -> tuple[list[Any], int | None]:
@@ -377,8 +470,22 @@ def plan_claude_code(
     policies: Path | None = None,
     db: Path | None = None,
     deny_builtins: bool = False,
+    client: ClaudeVersion | None = None,
+    hook_path: str = "auto",
 ) -> Plan:
-    """The MCP entry and the hooks (or the deny rules) for Claude Code at `scope`."""
+    """The MCP entry and the hooks (or the deny rules) for Claude Code at `scope`, as the installed
+    Claude Code (`client`, default: the one on PATH) supports them: `mcp_tool` hooks answered by the
+    running server where hooks can fail closed (`hook_path` "auto" or "mcp"), command hooks otherwise
+    (or with "command")."""
+    if hook_path not in HOOK_PATHS:
+        raise InvalidRequest(f"unknown hook path {hook_path!r}; expected one of: {', '.join(HOOK_PATHS)}")
+    client = client or claude_code_version()
+    use_mcp = hook_path == "mcp" or (hook_path == "auto" and client.fails_closed)
+    if use_mcp and not client.fails_closed:
+        raise InvalidRequest(
+            f"{client.label} cannot fail closed on an mcp_tool hook (onFailure needs "
+            f"{'.'.join(map(str, ON_FAILURE_SINCE))} or later); use --hook-path command, or update Claude Code"
+        )
     ws = workspace.resolve()
     mcp_file, settings_file = claude_code_paths(scope, ws)
     exe = ratchet_command(command)
@@ -393,15 +500,16 @@ def plan_claude_code(
     base = hook_command(exe, policies, db)
     wanted: dict[str, dict[str, Any]] = {}
     if not deny_builtins:
-        for event in TOOL_EVENTS:
-            # A PreToolUse hook that cannot start (not found, crashed) must block, not let the call through.
-            line = f"{base} || exit 2" if event == "PreToolUse" else base
-            wanted[event] = {
-                "matcher": MATCHER,
-                "hooks": [{"type": "command", "command": line, "timeout": HOOK_TIMEOUT_S}],
-            }
-        for event in SETTLE_EVENTS:
-            wanted[event] = {"hooks": [{"type": "command", "command": base, "timeout": HOOK_TIMEOUT_S}]}
+        for event in (*TOOL_EVENTS, *SETTLE_EVENTS):
+            if use_mcp:
+                hook = mcp_tool_hook(event)
+            else:
+                # A PreToolUse hook that cannot start (not found, crashed) must block, not let the call through.
+                line = f"{base} || exit 2" if event == "PreToolUse" else base
+                hook = {"type": "command", "command": line, "timeout": HOOK_TIMEOUT_S}
+                if client.fails_closed:
+                    hook["onFailure"] = "block"  # a timeout, too, blocks the call
+            wanted[event] = {"matcher": MATCHER, "hooks": [hook]} if event in TOOL_EVENTS else {"hooks": [hook]}
 
     protected = protected_paths(ws, scope, policies, db)
 
@@ -412,6 +520,11 @@ def plan_claude_code(
         allow = _list(_table(data, "permissions", settings_file), "allow", settings_file)
         if OWN_TOOLS_RULE not in allow:
             allow.append(OWN_TOOLS_RULE)
+        # The hook tool is Claude Code's, not the model's: denied, it leaves the model's tool list while the
+        # hook still calls it (and the server answers only the hook's calls anyway).
+        deny_rules = _list(_table(data, "permissions", settings_file), "deny", settings_file)
+        if use_mcp and not deny_builtins and HOOK_TOOL_RULE not in deny_rules:
+            deny_rules.append(HOOK_TOOL_RULE)
         if deny_builtins:
             deny = _list(_table(data, "permissions", settings_file), "deny", settings_file)
             deny.extend(t for t in BUILTINS if t not in deny)
@@ -433,6 +546,8 @@ def plan_claude_code(
             "Other tools (Read, Grep, WebFetch, Task, mcp__*, ...) get no answer from the hook: Claude Code's own "
             "permission rules apply to them."
         )
+    if not deny_builtins:
+        notes.append(hook_path_note(client, use_mcp))
     notes.append(
         f"Claude Code's sandbox is turned on in {settings_file} (sandbox.enabled, allowUnsandboxedCommands false) "
         "and denies writes to " + ", ".join(p for p, _ in protected) + " (sandbox.filesystem.denyWrite and Edit "
@@ -459,6 +574,150 @@ def plan_claude_code(
     )
     notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")
     return Plan("claude-code", changes, [command_note(exe, command), *notes], exe)
+
+
+def hook_path_note(client: ClaudeVersion, use_mcp: bool) -> str:
+    """What the installed Claude Code gets, and what stays open."""
+    if use_mcp:
+        return (
+            f"{client.label}: Ratchet's hooks are `mcp_tool` hooks, answered inside the Ratchet server the session "
+            'already runs (no process per event), with onFailure "block": a hook that fails or times out, or a '
+            "session where the ratchet server is not connected, blocks Bash/Write/Edit instead of letting them "
+            "through. For sessions without the server use --hook-path command."
+            + (
+                " (No `claude` was found: this is what current versions get; run again once it is installed.)"
+                if client.version is None
+                else ""
+            )
+        )
+    if client.fails_closed:
+        return (
+            f"{client.label}: Ratchet's hooks are command hooks (`ratchet hook claude-code`) with onFailure "
+            '"block": a hook that fails or times out blocks the call.'
+        )
+    return (
+        f"{client.label} has no onFailure in its hook schema: a PreToolUse hook that crashes or cannot start "
+        "blocks (`|| exit 2`), but one that times out (60 s) lets the call through, and outcome events that fail "
+        "are lost. Update Claude Code to 2.1.295 or later and run install again for hooks that fail closed."
+    )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of `ratchet install claude-code --check`: what was checked, and whether it holds."""
+
+    ok: bool
+    what: str
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    text = _read(path)
+    if not text or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{path} is not valid JSON ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def sandbox_can_start() -> tuple[bool, str]:
+    """Whether Claude Code's sandbox can start here: bubblewrap and socat on Linux, and bwrap runs."""
+    if sys.platform != "linux":
+        return True, f"{sys.platform}: Claude Code uses the platform's own sandbox"
+    missing = [t for t in ("bwrap", "socat") if shutil.which(t) is None]
+    if missing:
+        return False, f"missing {' and '.join(missing)} (apt-get install bubblewrap socat)"
+    try:
+        done = subprocess.run(
+            ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"bwrap could not run ({exc})"
+    if done.returncode != 0:
+        return False, f"bwrap cannot start a sandbox here: {done.stderr.strip()[:200]}"
+    return True, "bubblewrap and socat are installed and bwrap starts"
+
+
+def check_claude_code(workspace: Path, *, scope: str = "project", client: ClaudeVersion | None = None) -> list[Finding]:
+    """What `ratchet install claude-code --check` reports for an existing project (see the README)."""
+    ws = workspace.resolve()
+    client = client or claude_code_version()
+    mcp_file, settings_file = claude_code_paths(scope, ws)
+    found: list[Finding] = []
+    found.append(Finding(client.version is not None, f"installed: {client.label}"))
+    mcp = _load_json(mcp_file)
+    holder = mcp.get("projects", {}).get(str(ws), {}) if scope == "local" else mcp
+    servers = holder.get("mcpServers", {}) if isinstance(holder, dict) else {}
+    found.append(
+        Finding(
+            isinstance(servers, dict) and SERVER_NAME in servers,
+            f"Ratchet's MCP server entry ({SERVER_NAME}) in {mcp_file}",
+        )
+    )
+    settings = _load_json(settings_file)
+    if scope == "project":
+        # A project's .mcp.json server runs only once approved (Claude Code asks the first time; `mcp_tool`
+        # hooks block until it runs). Claude Code rewrites its own record of approvals, so only a server
+        # switched off there (disabledMcpjsonServers) is reported as a failure.
+        state = _load_json(Path.home() / ".claude.json").get("projects", {})
+        mine = state.get(str(ws), {}) if isinstance(state, dict) else {}
+        disabled = mine.get("disabledMcpjsonServers", []) if isinstance(mine, dict) else []
+        off = isinstance(disabled, list) and SERVER_NAME in disabled
+        found.append(
+            Finding(
+                not off,
+                f"the project's {SERVER_NAME} server "
+                + ("is switched off in Claude Code (/mcp to enable it)" if off else "not switched off in Claude Code"),
+            )
+        )
+    hooks = settings.get("hooks", {}) if isinstance(settings.get("hooks"), dict) else {}
+    paths: set[str] = set()
+    for event in (*TOOL_EVENTS, *SETTLE_EVENTS):
+        ours = [h for g in hooks.get(event, []) if isinstance(g, dict) for h in g.get("hooks", []) if _is_ours(h)]
+        if not ours:
+            found.append(Finding(False, f"{event}: no Ratchet hook in {settings_file}"))
+            continue
+        hook = ours[0]
+        path = "mcp_tool" if hook.get("type") == "mcp_tool" else "command"
+        paths.add(path)
+        closed = hook.get("onFailure") == "block" and client.fails_closed
+        if event in SETTLE_EVENTS:
+            found.append(Finding(True, f"{event}: Ratchet's {path} hook"))
+        elif closed:
+            found.append(Finding(True, f"{event}: Ratchet's {path} hook, failing closed (onFailure block)"))
+        else:
+            why = "the installed Claude Code has no onFailure" if not client.fails_closed else "no onFailure block"
+            found.append(Finding(False, f"{event}: Ratchet's {path} hook fails OPEN on a timeout ({why})"))
+    if paths:
+        found.append(Finding(len(paths) == 1, "hook path in use: " + " and ".join(sorted(paths))))
+        if "mcp_tool" in paths and client.version is not None and client.version < MCP_TOOL_SINCE:
+            found.append(Finding(False, f"{client.label} has no mcp_tool hooks: run install again"))
+    perms = settings.get("permissions", {}) if isinstance(settings.get("permissions"), dict) else {}
+    allow, deny = perms.get("allow", []), perms.get("deny", [])
+    found.append(
+        Finding(OWN_TOOLS_RULE in allow, f"Ratchet's MCP tools allowed ({OWN_TOOLS_RULE} in permissions.allow)")
+    )
+    if "mcp_tool" in paths:
+        found.append(Finding(HOOK_TOOL_RULE in deny, f"the hook tool kept from the model ({HOOK_TOOL_RULE} denied)"))
+    sandbox = settings.get("sandbox", {}) if isinstance(settings.get("sandbox"), dict) else {}
+    on = sandbox.get("enabled") is True and sandbox.get("allowUnsandboxedCommands") is False
+    found.append(Finding(on, "Claude Code's sandbox on, without unsandboxed retries"))
+    can, why = sandbox_can_start()
+    found.append(Finding(can, f"the sandbox can start: {why}"))
+    return found
+
+
+def render_check(findings: list[Finding]) -> str:
+    """The check's report: one line per finding, then a verdict."""
+    lines = [f"{'ok  ' if f.ok else 'FAIL'} {f.what}" for f in findings]
+    bad = sum(not f.ok for f in findings)
+    lines.append("all checks passed" if not bad else f"{bad} check(s) failed: `ratchet install claude-code` fixes most")
+    return "\n".join(lines)
 
 
 # -- Codex -------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ carries over both protocol styles: a standalone `elicitation/create` request on 
 earlier, and an `input_required` round trip on 2026-07-28. A resolver may run again on every
 round, so the gate's evaluation in a resolver only reads; everything is recorded in the tool body.
 No tool here approves, rejects or changes policy on the agent's word: approval comes from the
-human's answer to an elicitation, shown by the client's own UI, or from the CLI.
+human's answer to an elicitation, shown by the client's own UI, or from the CLI. One tool is not
+the agent's: `claude_code_hook` answers Claude Code's own `mcp_tool` hooks and refuses every other
+caller, deciding and recording nothing for it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from mcp.server.mcpserver import (
 )
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ratchet import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
@@ -224,6 +226,65 @@ class ReviewDraft(_FlatForm):
     reason: str = Field("", title="Reason (optional)", description="Why, if you reject it.")
 
 
+# Claude Code (2.1.337) shows a form's message only to its third line, then "… (+N more lines)", but
+# every field's title and description in full: the change goes there.
+FORM_CHANGE_LINES = 20
+FORM_LINE_CHARS = 160
+
+
+def change_lines(preview: str, where: str) -> str:
+    """The change on one line, as Claude Code shows a form's line: a diff's changed lines joined with ⏎ (a
+    command's or commit's preview as it is), up to FORM_CHANGE_LINES; a change that will not fit on one
+    screen line starts with where the whole of it is (`where`)."""
+    lines = preview.splitlines()
+    if lines and lines[0].startswith("--- "):
+        lines = [ln for ln in lines if ln.startswith(("+", "-")) and not ln.startswith(("+++ ", "--- "))]
+    lines = [ln if len(ln) <= FORM_LINE_CHARS else ln[: FORM_LINE_CHARS - 1] + "…" for ln in lines]
+    if len(lines) > FORM_CHANGE_LINES:
+        lines = [*lines[:FORM_CHANGE_LINES], f"… {len(lines) - FORM_CHANGE_LINES} more lines"]
+    joined = " ⏎ ".join(lines) or "(no change)"
+    if len(joined) > FORM_LINE_CHARS:
+        joined = f"(all of it: {where}) {joined}"
+    return redact(inert_line(joined))  # agent text on one line: no newline or escape of its own
+
+
+def confirm_form(preview: str) -> type[ConfirmChange]:
+    """ConfirmChange whose field shows the change itself."""
+    change = change_lines(preview, "below, or Decline and `ratchet show ID`")
+    return create_model(
+        "ConfirmChange",
+        __base__=ConfirmChange,
+        approve=(
+            bool,
+            Field(
+                title="Apply this change?",
+                description=f"{change} ⏎ Ticked: apply exactly this. Unticked: no (counts against the class). "
+                "Decline or Esc: not now, it waits as a draft.",
+            ),
+        ),
+    )
+
+
+REVIEW_CHOICES: Any = Literal["approve", "reject", "leave queued"]
+
+
+def review_form(preview: str, action_id: int) -> type[ReviewDraft]:
+    """ReviewDraft whose decision field shows the draft's change itself."""
+    change = change_lines(preview, f"`ratchet show {action_id}`")
+    return create_model(
+        "ReviewDraft",
+        __base__=ReviewDraft,
+        decision=(
+            REVIEW_CHOICES,
+            Field(
+                title="Your decision",
+                description=f"{change} ⏎ approve runs exactly this now; reject drops it and counts against its "
+                "class; leave queued decides later (as Decline or Esc do).",
+            ),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Call:
     """One governed call as the gate sees it.
@@ -280,7 +341,9 @@ def _confirm_message(ev: Evaluation) -> str:
     target = inert_line(p.target if len(p.target) <= 160 else p.target[:160] + "…")
     first = f"Ratchet: {p.tool} {target}" + (f": {size}" if size else "")
     how = "Apply ticked: it runs; unticked: no; Decline or Esc: later, as a draft."
-    body = f"{first}\nWhy you are asked: {inert_line(why)}\n{how} Digest {_call_digest(ev)}.\n\n"
+    change = change_lines(p.preview, "further below, or Decline and `ratchet show ID`")
+    # Claude Code shows three lines of a form's message: what, why (and how to answer), the change itself.
+    body = f"{first}\nWhy you are asked: {inert_line(why)}. Digest {_call_digest(ev)}. {how}\nChange: {change}\n\n"
     return redact(body + inert(diff))
 
 
@@ -366,7 +429,7 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
             _asking(ctx, key)
             if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
                 _engine(ctx).shown_calls[key] = _call_digest(ev)
-            return Elicit(_confirm_message(ev), ConfirmChange)
+            return Elicit(_confirm_message(ev), confirm_form(ev.prepared.preview))
         return _Gated(ev, None)
 
     # The SDK reads the dependency from the annotation; the name is the question's stable wire key.
@@ -599,6 +662,88 @@ async def permission_prompt(
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(answer))])
 
 
+HOOK_TOOL = "claude_code_hook"
+# Where Claude Code marks a tools/call its model made (a hook's own call carries no tool-use id).
+MODEL_CALL_META = "claudecode/toolUseId"
+
+
+def _hook_caller_refusal(ctx: Context) -> str | None:
+    """Why this call of the hook tool is not Claude Code's hook (None when it is).
+
+    Only Claude Code's own `mcp_tool` hook may use it: a call its model made carries the tool-use id
+    in `_meta` (which the model cannot leave out or set), and any other client is not Claude Code.
+    The installer also denies the tool in Claude Code's permissions, which takes it out of the model's
+    tool list while the hook still calls it."""
+    meta = ctx.request_context.meta
+    fields = meta.model_dump(by_alias=True) if isinstance(meta, BaseModel) else dict(meta or {})
+    if any(fields.get(k) is not None for k in (MODEL_CALL_META, "progressToken", "progress_token")):
+        return "it was called by the agent, not by Claude Code's hook"
+    params = ctx.session.client_params
+    name = params.client_info.name if params is not None else None
+    if name != hooks.CLIENT:
+        return f"the client is {name or 'unnamed'}, not Claude Code"
+    return None
+
+
+async def claude_code_hook(
+    ctx: Context,
+    hook_event_name: str,
+    session_id: str | None = None,
+    transcript_path: str | None = None,
+    cwd: str | None = None,
+    permission_mode: str | None = None,
+    tool_name: str | None = None,
+    tool_input: Any = None,
+    tool_use_id: str | None = None,
+    tool_response: Any = None,
+    error: Any = None,
+    is_interrupt: Any = None,
+    reason: Any = None,
+    stop_hook_active: Any = None,
+) -> CallToolResult:
+    """Not for agents: Claude Code's own hooks call it with the event's fields. Called by anyone else it
+    decides and records nothing."""
+    refused = _hook_caller_refusal(ctx)
+    if refused is not None:
+        calls_log.warning("ratchet: %s refused: %s", HOOK_TOOL, refused)
+        return CallToolResult(
+            content=[
+                TextContent(
+                    type="text",
+                    text=f"{HOOK_TOOL} answers Claude Code's hooks only ({refused}); nothing was decided or "
+                    "recorded. Use write_file, edit_file and run_command, or Claude Code's own tools.",
+                )
+            ],
+            is_error=True,
+        )
+    engine = _engine(ctx)
+    # Fields Claude Code had nothing for arrive as their own placeholder text.
+    given = {
+        "hook_event_name": hook_event_name,
+        "session_id": session_id,
+        "transcript_path": transcript_path,
+        "cwd": cwd,
+        "permission_mode": permission_mode,
+        "tool_name": tool_name,
+        "tool_input": tool_input,
+        "tool_use_id": tool_use_id,
+        "tool_response": tool_response,
+        "error": error,
+        "is_interrupt": is_interrupt,
+        "reason": reason,
+        "stop_hook_active": stop_hook_active,
+    }
+    raw = {
+        k: v
+        for k, v in given.items()
+        if v is not None and not (isinstance(v, str) and v.startswith("${") and v.endswith("}"))
+    }
+    options = hooks.HookOptions(workspace=engine.workspace.root, shared=engine)
+    answer = await hooks.claude_code(json.dumps(raw), options)
+    # A hook's JSON output, or {} for no decision: with onFailure "block" plain text would block.
+    return CallToolResult(content=[TextContent(type="text", text=answer or "{}")])
+
+
 async def class_metrics(
     ctx: Context,
     since: Annotated[str | None, Field(description="ISO date, or a duration back from now such as 7d")] = None,
@@ -717,10 +862,11 @@ def _asker(index: int) -> Callable[..., Any]:
                 f"Ratchet draft {d.action_id} ({index + 1} of {len(drafts)}): {d.tool} {inert_line(d.target)}"
                 + (f": {size}" if (size := provenance.change_size(d.preview, d.hidden_lines)) else "")
                 + f"\nClass {d.action_class}; intent: {inert_line(d.intent or '(none given)')}; digest {d.digest}\n"
+                f"Change: {change_lines(d.preview, f'`ratchet show {d.action_id}`')}\n"
                 "Choose approve, reject or leave queued; Decline or Esc leaves it queued.\n\n"
                 f"{inert(preview)}"
             ),
-            ReviewDraft,
+            review_form(d.preview, d.action_id),
         )
 
     ask.__name__ = f"ask_review_{index}"
@@ -839,6 +985,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(git_push, "git push (governed)", PUSHES),
     ToolSpec(trust_levels, "Trust levels", READS),
     ToolSpec(permission_prompt, "Permission prompt for headless Claude Code", HANDS_OFF),
+    ToolSpec(claude_code_hook, "Claude Code's hooks (not for agents)", HANDS_OFF),
     ToolSpec(class_metrics, "Autonomy metrics", READS),
     ToolSpec(get_draft, "Get a draft", READS),
     ToolSpec(request_handoff, "Hand a decision to the human", HANDS_OFF),

@@ -243,10 +243,17 @@ class Engine:
         answered: bool = True,
         answered_at: float | None = None,
         external_tool: str | None = None,
+        channel: str = "hook-dialog",
     ) -> standing.Transition | None:
         """The client reports what became of a call it ran itself (see Carrier.record_external_outcome)."""
         return await self.carrier.record_external_outcome(
-            external_id, ran=ran, ok=ok, answered=answered, answered_at=answered_at, external_tool=external_tool
+            external_id,
+            ran=ran,
+            ok=ok,
+            answered=answered,
+            answered_at=answered_at,
+            external_tool=external_tool,
+            channel=channel,
         )
 
     async def refuse(

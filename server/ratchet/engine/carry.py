@@ -49,6 +49,12 @@ _NOT_RUN = {Route.CONFIRM: Status.DECLINED, Route.DRAFT: Status.DRAFT, Route.BLO
 Ran = tuple[Status, dict[str, Any] | None, str | None, bool | None]
 
 
+def _why(ev: Evaluation) -> str:
+    """Why a call was queued, in words: the triggers that lowered it, else its class's level."""
+    d = ev.decision
+    return "; ".join(t.detail for t in d.triggers) or f"class {d.class_name} is at {d.class_level.label}"
+
+
 class Carrier:
     """Carries out decided calls for one session and records everything about them."""
 
@@ -182,13 +188,15 @@ class Carrier:
         answered: bool = True,
         answered_at: float | None = None,
         external_tool: str | None = None,
+        channel: str = "hook-dialog",
     ) -> standing.Transition | None:
         """The client reports what became of a call it was allowed or asked to run.
 
         An asked call that ran was approved by the human in the client's dialog (a success, unless it
         failed where the class counts failures); one that never ran was declined, unless nobody could
         have answered (`answered=False`: the client denied it unasked), which is `unanswered` and no
-        evidence at all. None if nothing waits.
+        evidence at all. None if nothing waits. `channel`: where an asked call was answered
+        (`auto-mode` when the client's classifier may have answered: never a person's evidence).
         `answered_at` (Unix time) is when the human answered, when the caller knows it (a transcript's
         timestamp); otherwise the answer is timed to now, an upper bound.
         Only a call of this session, with this id (and, given `external_tool`, of that client tool) is
@@ -218,7 +226,7 @@ class Carrier:
         if asked and answered:
             # Timed from the PreToolUse to this report: an approved call's time includes its run.
             seconds = max(0.0, (s.answers.now() if answered_at is None else answered_at) - row["created_at"])
-            answer = HumanAnswer(ran, "client", None, seconds, channel="hook-dialog").judged(
+            answer = HumanAnswer(ran, "client", None, seconds, channel=channel).judged(
                 cls, row["preview"], row["hidden_lines"]
             )
             if answer.evidence == provenance.UNANSWERED or (outcome_sample is True and not answer.counts):
@@ -226,8 +234,12 @@ class Carrier:
         error = (
             None
             if ran
+            else "not run: denied in auto mode, by the person or by Claude Code's classifier (no evidence)"
+            if answered and channel == provenance.AUTO_MODE
             else "not run (the client reported it denied)"
             if answered
+            else "not answered: Claude Code's auto-mode classifier denied it; no person answered"
+            if channel == provenance.AUTO_MODE
             else "not answered: the client denied it without asking anyone (unattended session)"
         )
         review = answer.review(s.identity) if answer is not None else None
@@ -472,10 +484,12 @@ class Carrier:
             Status.FAILED: f"{what} failed: {error}",
             Status.DECLINED: f"the human declined {what}; nothing was changed",
             Status.DRAFT: (
-                f"queued as draft {action_id} for human review; nothing was changed yet. Carry on with "
-                f"other work; get_draft({action_id}) shows its state"
+                f"queued as draft {action_id} for human review ({_why(ev)}); nothing was changed yet. Do not "
+                f"retry it or make the change another way. Carry on with other work; get_draft({action_id}) "
+                "shows its state"
             ),
-            Status.BLOCKED: packet.markdown() if packet else "blocked",
+            Status.BLOCKED: (packet.markdown() if packet else "blocked")
+            + f"\nNext step: do not retry this call; get_handoff({action_id}, wait_s=...) returns the human's answer.",
         }[status]
         message = f"{message} [class {d.class_name} at {d.class_level.label}]" + _result_text(result)
         if d.flagged:

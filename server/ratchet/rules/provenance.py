@@ -9,7 +9,11 @@ Every approval or decline of a confirmation or a draft records its *channel*:
 - `hook-dialog`: a client's own permission dialog, seen through its hook (Claude Code's `ask`);
 - `web`: the review page;
 - `bulk`: one decision for a whole class of drafts at once (`ratchet approve --class`, `reject --class`,
-  the review page's per-class buttons), whatever screen it came from (the reviewer names it).
+  the review page's per-class buttons), whatever screen it came from (the reviewer names it);
+- `auto-mode`: Claude Code's dialog while the session was in auto mode, where the client's own
+  classifier model may answer permission prompts: it runs what was approved, but Ratchet cannot
+  tell a person's answer from the classifier's, so an approval is `unverified` and a decline is
+  `unanswered` (never a person's evidence, never a promotion).
 
 and its *review time* in seconds:
 
@@ -67,8 +71,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "bulk")
+CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "bulk", "auto-mode")
 BULK = "bulk"
+AUTO_MODE = "auto-mode"  # a client classifier may have answered: never a person's evidence
 COUNTED, UNVERIFIED, UNANSWERED = "counted", "unverified", "unanswered"
 EVIDENCE = (COUNTED, UNVERIFIED, UNANSWERED)
 PROMOTION_EVIDENCE = ("any", "cli")
@@ -132,6 +137,8 @@ def assess(
         return UNANSWERED
     if channel == BULK:  # one decision for a class of drafts: see the module docstring
         return UNVERIFIED if accepted else COUNTED
+    if channel == AUTO_MODE:
+        return UNVERIFIED if accepted else UNANSWERED
     if channel == "cli":
         return COUNTED  # the human's own terminal, which the agent cannot reach; its time is queue time
     if channel == "hook-dialog":
