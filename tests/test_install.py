@@ -564,6 +564,20 @@ def test_the_check_reports_what_holds_and_what_fails_open(
     assert found["PreToolUse: Ratchet's mcp_tool hook, failing closed (onFailure block)"]
     assert found["hook path in use: mcp_tool"] and found["Claude Code's sandbox on, without unsandboxed retries"]
     assert found["Ratchet's MCP tools allowed (mcp__ratchet in permissions.allow)"]
+    # Ratchet's sandbox nests in Claude Code's only by the user's own setting, which the install wrote there.
+    nesting = (
+        "Ratchet's sandbox may nest in Claude Code's (sandbox.allowNestedUserNamespaces in ~/.claude/settings.json)"
+    )
+    user_settings = home / ".claude" / "settings.json"
+    assert json.loads(user_settings.read_text())["sandbox"]["allowNestedUserNamespaces"] is True
+    assert found[nesting]
+    user_settings.write_text(json.dumps({"sandbox": {}}))
+    bad = [f.what for f in install.check_claude_code(workspace, client=CURRENT) if not f.ok]
+    assert nesting + ": without it every Bash call the hook allows fails" in bad
+    install.apply(install.plan_claude_code(workspace, client=CURRENT))
+    assert all(
+        f.ok for f in install.check_claude_code(workspace, client=CURRENT) if f.what.startswith("Ratchet's sandbox")
+    )
     # The same files under a Claude Code without onFailure: every tool hook fails open on a timeout.
     old = install.check_claude_code(workspace, client=OLD)
     assert not next(f for f in old if f.what.startswith("PreToolUse")).ok

@@ -255,6 +255,9 @@ def apply(plan: Plan) -> list[tuple[Path, Path | None]]:
 # -- Claude Code -------------------------------------------------------------------------------
 
 
+NESTING_KEY = "allowNestedUserNamespaces"  # a user setting only: Claude Code ignores it in a project's
+
+
 def claude_code_paths(scope: str, workspace: Path) -> tuple[Path, Path]:
     """(the file holding the MCP entry, the settings file holding the hooks) for a scope."""
     home = Path.home()
@@ -530,7 +533,25 @@ def plan_claude_code(
             deny.extend(t for t in BUILTINS if t not in deny)
         sandbox_settings(data, settings_file, protected)
 
+    # Every Bash call the hook allows runs in Ratchet's sandbox, nested inside Claude Code's, which Claude Code
+    # permits only where the user's own settings say so (it ignores the key in a project's): without it every
+    # Bash call would fail with "Creating new namespace failed".
+    user_settings = Path.home() / ".claude" / "settings.json"
+
+    def allow_nesting(data: dict[str, Any]) -> None:
+        _table(data, "sandbox", user_settings)[NESTING_KEY] = True
+
     changes = [_json_change(mcp_file, add_server), _json_change(settings_file, add_settings)]
+    if not deny_builtins:
+        if user_settings == settings_file:
+
+            def add_both(data: dict[str, Any]) -> None:
+                add_settings(data)
+                allow_nesting(data)
+
+            changes[1] = _json_change(settings_file, add_both)
+        else:
+            changes.append(_json_change(user_settings, allow_nesting))
     notes = []
     if deny_builtins:
         notes.append(
@@ -556,8 +577,9 @@ def plan_claude_code(
         "start, Claude Code warns and runs commands unsandboxed unless you set sandbox.failIfUnavailable to true. "
         "The hook runs every Bash call it allows in Ratchet's own sandbox under its class's profile, nested "
         "inside Claude Code's: Claude Code permits that only with "
-        '{"sandbox": {"allowNestedUserNamespaces": true}} in your user settings (~/.claude/settings.json); '
-        'without it Bash calls fail with "Creating new namespace failed" and nothing runs.'
+        '{"sandbox": {"allowNestedUserNamespaces": true}} in your user settings (~/.claude/settings.json), '
+        'which this install sets; without it Bash calls fail with "Creating new namespace failed" and nothing '
+        "runs."
     )
     if scope == "user":
         notes.append(f"User scope: the sandbox's write denials name this workspace ({ws}) only.")
@@ -709,6 +731,20 @@ def check_claude_code(workspace: Path, *, scope: str = "project", client: Claude
     found.append(Finding(on, "Claude Code's sandbox on, without unsandboxed retries"))
     can, why = sandbox_can_start()
     found.append(Finding(can, f"the sandbox can start: {why}"))
+    if on and paths:
+        user = _read(Path.home() / ".claude" / "settings.json")
+        try:
+            user_sandbox = json.loads(user).get("sandbox", {}) if user and user.strip() else {}
+        except (ValueError, AttributeError):
+            user_sandbox = {}
+        nests = isinstance(user_sandbox, dict) and user_sandbox.get(NESTING_KEY) is True
+        found.append(
+            Finding(
+                nests,
+                f"Ratchet's sandbox may nest in Claude Code's (sandbox.{NESTING_KEY} in ~/.claude/settings.json)"
+                + ("" if nests else ": without it every Bash call the hook allows fails"),
+            )
+        )
     return found
 
 
