@@ -63,9 +63,10 @@ def test_codex_shell_and_patches_go_through_the_gate(
         {"namespace": "mcp__ratchet", "name": "write_file", "arguments": {"path": "docs/a.md", "content": "x\n"}},
         {"text": "done"},
     ]
-    # --trust: the project's .codex/ layer loads; the hooks are trusted for this run only.
+    # --trust: the project's .codex/ layer loads; the hooks are trusted for this run only. Codex's own sandbox
+    # is off: an allowed command runs in Ratchet's, under its class's profile, which cannot start inside Codex's.
     outputs, done = codex_run.exec(
-        project, script, "--trust", "--dangerously-bypass-hook-trust", "-s", "workspace-write"
+        project, script, "--trust", "--dangerously-bypass-hook-trust", "-s", "danger-full-access"
     )
     assert done.returncode == 0, done.stderr[-2000:]
     shell = tool_outputs(outputs, "exec_command")
@@ -230,7 +231,7 @@ def test_a_command_allowed_at_autonomous_cannot_be_typed_into_later(
         {"text": "done"},
     ]
     outputs, done = codex_run.exec(
-        project, script, "--trust", "--dangerously-bypass-hook-trust", "-s", "workspace-write"
+        project, script, "--trust", "--dangerously-bypass-hook-trust", "-s", "danger-full-access"
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (project / "docs/typed.md").exists()

@@ -1059,12 +1059,13 @@ async def cmd_install(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"ratchet: warning: {warning}", file=sys.stderr)
     written = install.apply(plan) if args.apply else None
+    trusted = ""  # what trusting the hooks did now: said even when no file changed
     if args.trust_hooks:
         if args.client != "codex" or not args.apply:
             raise UsageError("--trust-hooks applies to codex, with --apply")
         wanted = install.codex_hook_commands(plan.command, args.policies, args.db)
-        _, said = await anyio.to_thread.run_sync(install.trust_codex_hooks, workspace, set(wanted.values()))
-        plan.notes.append(said)
+        _, trusted = await anyio.to_thread.run_sync(install.trust_codex_hooks, workspace, set(wanted.values()))
+        plan.notes.append(trusted)
     backups = dict(written or [])
     summary = {
         "client": plan.client,
@@ -1077,7 +1078,8 @@ async def cmd_install(args: argparse.Namespace) -> int:
         "warnings": warnings,
         "notes": plan.notes,
     }
-    emit(args, summary, lambda: install.render(plan, written))
+    after = f"\n{trusted}" if trusted and not plan.changed else ""  # render keeps notes only for a change
+    emit(args, summary, lambda: install.render(plan, written) + after)
     return 0
 
 
