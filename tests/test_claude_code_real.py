@@ -113,7 +113,8 @@ def install(ratchet_bin: Path, ws: Path, policies: Path, db: Path, *extra: str) 
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "PATH": f"{_claude().parent}:{os.environ['PATH']}"},
+        # The project's HOME (the fixture's): the installer also writes the user's ~/.claude/settings.json.
+        env={**os.environ, "HOME": str(ws.parent / "home"), "PATH": f"{_claude().parent}:{os.environ['PATH']}"},
     )
     assert done.returncode == 0, done.stderr
     settings: dict[str, Any] = json.loads((ws / ".claude" / "settings.json").read_text())

@@ -40,9 +40,9 @@ ceiling = "draft"
 )
 
 
-def bare(ratchet_bin: Path, *argv: str) -> tuple[int, str, str]:
+def bare(ratchet_bin: Path, *argv: str, **env: str) -> tuple[int, str, str]:
     done = subprocess.run(
-        [str(ratchet_bin), *argv], env=console_env(), capture_output=True, text=True, timeout=60, check=False
+        [str(ratchet_bin), *argv], env=console_env(**env), capture_output=True, text=True, timeout=60, check=False
     )
     return done.returncode, done.stdout, done.stderr
 
@@ -120,13 +120,19 @@ async def test_show_and_approve_print_a_commands_output(
     )
 
 
-def test_a_second_install_apply_says_only_that_nothing_changed(ratchet_bin: Path, workspace: Path) -> None:
+def test_a_second_install_apply_says_only_that_nothing_changed(
+    ratchet_bin: Path, workspace: Path, tmp_path: Path
+) -> None:
     argv = ["install", "claude-code", "--workspace", str(workspace), "--apply", "--command", "ratchet"]
-    code, first, err = bare(ratchet_bin, *argv)
+    home = tmp_path / "home"  # the installer also writes the user's ~/.claude/settings.json
+    home.mkdir()
+    code, first, err = bare(ratchet_bin, *argv, HOME=str(home))
     assert code == 0, err
-    code, second, err = bare(ratchet_bin, *argv)
+    code, second, err = bare(ratchet_bin, *argv, HOME=str(home))
     assert code == 0, err
-    assert second.rstrip().endswith("nothing to change.") and len(second.splitlines()) <= 4, second
+    head, *files, last = second.rstrip().splitlines()
+    assert head == "ratchet install claude-code:" and last.endswith("nothing to change."), second
+    assert len(files) == 3 and all(line.endswith(": unchanged") for line in files), second
     assert len(first.splitlines()) > len(second.splitlines())
 
 
