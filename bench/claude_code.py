@@ -1,7 +1,7 @@
 """What Ratchet's hooks cost per tool call in the real Claude Code, with and without them, in one run.
 
 Drives the real `claude -p` (RATCHET_TEST_CLAUDE names its executable; `.ci/run` installs it)
-against the scripted model server (tests/fake_anthropic.py, loopback), for a session of TURNS
+against the scripted model server (tests/clients/fake_anthropic.py, loopback), for a session of TURNS
 sequential `ls` calls (Bash; its class is autonomous, so every call is allowed and runs). Set-ups of
 one project, identical but for the hooks:
 
@@ -37,7 +37,7 @@ from typing import Any
 from bench.provenance import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE = ROOT / "tests" / "fake_anthropic.py"
+FAKE = ROOT / "tests" / "clients" / "fake_anthropic.py"
 POLICY = """
 [defaults]
 unmatched = "draft"

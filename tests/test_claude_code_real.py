@@ -53,7 +53,7 @@ class FakeModel:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                str(Path(__file__).with_name("fake_anthropic.py")),
+                str(Path(__file__).parent / "clients" / "fake_anthropic.py"),
                 *("--script", str(where / "script.json"), "--log", str(self.log)),
                 *("--port", "0", "--port-file", str(port_file)),
             ],
