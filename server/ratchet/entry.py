@@ -56,17 +56,17 @@ def unattended(environ: dict[str, str] | None = None) -> bool:
     return env.get("CLAUDE_CODE_SESSION_ATTENDED") == "0" or env.get("CLAUDE_CODE_ENTRYPOINT") == "sdk-cli"
 
 
-def is_governed_pre_tool_use(raw: bytes) -> bool:
-    """Whether this is a PreToolUse of a governed tool: the event whose failure to decide is a deny."""
+def _pre_tool_use_of(raw: bytes, tools: tuple[str, ...]) -> bool:
     try:
         event = json.loads(raw)
     except ValueError:
         return False
-    return (
-        isinstance(event, dict)
-        and event.get("hook_event_name") == "PreToolUse"
-        and event.get("tool_name") in GOVERNED_TOOLS
-    )
+    return isinstance(event, dict) and event.get("hook_event_name") == "PreToolUse" and event.get("tool_name") in tools
+
+
+def is_governed_pre_tool_use(raw: bytes) -> bool:
+    """Whether this is a PreToolUse of a governed tool: the event whose failure to decide is a deny."""
+    return _pre_tool_use_of(raw, GOVERNED_TOOLS)
 
 
 # Codex's tools that Ratchet governs, as its hook events name them, and the events its hook answers.
@@ -88,15 +88,7 @@ def codex_event_is_silent(raw: bytes) -> bool:
 
 def is_codex_pre_tool_use(raw: bytes) -> bool:
     """Whether this is a Codex PreToolUse of a governed tool (its failure to decide is a deny)."""
-    try:
-        event = json.loads(raw)
-    except ValueError:
-        return False
-    return (
-        isinstance(event, dict)
-        and event.get("hook_event_name") == "PreToolUse"
-        and event.get("tool_name") in CODEX_TOOLS
-    )
+    return _pre_tool_use_of(raw, CODEX_TOOLS)
 
 
 def resident_answer(options: dict[str, str], raw: bytes, client: str = "claude-code") -> str | None:
