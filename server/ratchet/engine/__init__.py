@@ -37,8 +37,14 @@ from ratchet.engine.verify import TaskChecks
 from ratchet.engine.views import Views
 from ratchet.engine.whole import WholeDiff, check_whole, whole_diff
 from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
-from ratchet.executors import notify as notify_guard
-from ratchet.operations import ProgressCallback, Workspace, at_open, flush_notifications
+from ratchet.operations import (
+    ProgressCallback,
+    Workspace,
+    at_open,
+    flush_notifications,
+    guard_workspace,
+    workspace_problem,
+)
 from ratchet.policy.guarded import guarded_paths
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import Ceiling
@@ -96,10 +102,10 @@ class Engine:
         """
         workspace = workspace.resolve()
         policy = (loader or load_policy)(resolve_policy_dir(workspace, policies))
-        refused = notify_guard.workspace_problem(policy.defaults.notify, [workspace])
+        refused = workspace_problem(policy.defaults.notify, [workspace])
         if refused is not None:  # it would run as the user, outside any sandbox: fail closed
             raise PolicyError(str(policy.directory / policy.defaults_file), "defaults.notify", refused)
-        notify_guard.guard_workspace(workspace)
+        guard_workspace(workspace)
         db_path = resolve_location(db, workspace)
         kept_beside = beside(db_path, workspace)  # the files kept beside the database on this machine
         protected = [policy.directory, kept_beside.parent / "content"]  # and the undo content store

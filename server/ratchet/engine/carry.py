@@ -615,7 +615,7 @@ def sample(
     A success that is padding (its work already counted in the window, rules/settle.py) is none of
     these: it is labelled `repeat`, joins no window and leaves the failure streak as it was."""
     if standing.padding(conn, cls, action_id, ok):
-        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (REPEAT, action_id))
+        actions.label_sample(conn, action_id, REPEAT)
         return None
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
     left = 0 if ok else standing.on_probation(conn, cls)

@@ -21,8 +21,8 @@ from typing import Any
 from ratchet.engine.core import Setting
 from ratchet.engine.origin import Origin
 from ratchet.errors import DraftNotFound, DraftStale, WholeDiffUnseen
-from ratchet.executors import fs
 from ratchet.operations import operation
+from ratchet.operations import whole_diff as write_diff
 from ratchet.record import actions
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact
@@ -75,7 +75,8 @@ async def whole_diff(setting: Setting, action_id: int) -> WholeDiff:
             f"draft {action_id}: {row['target']} changed since it was drafted; approving it would be refused as "
             "stale. Reject it, or ask the agent to redo it"
         )
-    text = redact(fs.whole_diff(prepared.plan)) if isinstance(prepared.plan, fs.WritePlan) else prepared.shown
+    whole = write_diff(prepared.plan)
+    text = redact(whole) if whole is not None else prepared.shown
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:DIGEST_CHARS]
     return WholeDiff(action_id, text, len(text.splitlines()), int(row["hidden_lines"] or 0), digest)
 

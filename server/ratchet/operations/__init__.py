@@ -16,7 +16,7 @@ is there, whether a recorded process still lives, and the human's notification c
 from __future__ import annotations
 
 from ratchet.errors import InvalidRequest
-from ratchet.executors.notify import flush_notifications, notify
+from ratchet.executors.notify import flush_notifications, guard_workspace, notify, workspace_problem
 from ratchet.executors.sandbox import sandbox_status_async
 from ratchet.executors.shell import process_alive
 from ratchet.executors.workspace import Workspace
@@ -31,7 +31,7 @@ from ratchet.operations.base import (
     SpawnCallback,
     kept_args,
 )
-from ratchet.operations.files import EditSpec, restore_file
+from ratchet.operations.files import EditSpec, restore_file, whole_diff
 
 OPERATIONS: dict[str, Operation] = {op.tool: op for module in (files, commands, git) for op in module.OPERATIONS}
 
@@ -73,6 +73,7 @@ __all__ = [
     "Workspace",
     "at_open",
     "flush_notifications",
+    "guard_workspace",
     "kept_args",
     "notify",
     "operation",
@@ -80,4 +81,6 @@ __all__ = [
     "recover",
     "restore_file",
     "sandbox_status_async",
+    "whole_diff",
+    "workspace_problem",
 ]

@@ -121,3 +121,8 @@ OPERATIONS = (
     Operation("write_file", _prepare_write, _fingerprint, _apply, _recover, _with_content),
     Operation("edit_file", _prepare_edit, _fingerprint, _apply, _recover, _with_content),
 )
+
+
+def whole_diff(plan: object) -> str | None:
+    """A file write's whole diff, however long (None for a plan that is not a file write)."""
+    return fs.whole_diff(plan) if isinstance(plan, fs.WritePlan) else None

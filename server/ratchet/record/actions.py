@@ -239,6 +239,11 @@ def child_started(conn: sqlite3.Connection, action_id: int, pid: int) -> None:
     conn.execute("UPDATE actions SET child_pid = ?, child_started_at = ? WHERE id = ?", (pid, time.time(), action_id))
 
 
+def label_sample(conn: sqlite3.Connection, action_id: int, label: str) -> None:
+    """Label an action's sample without adding one to any window (a success that was padding: `repeat`)."""
+    conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (label, action_id))
+
+
 def sample(
     conn: sqlite3.Connection, action_id: int, class_name: str, ok: bool, session_id: str | None, *, mark: bool
 ) -> None:
