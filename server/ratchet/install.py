@@ -374,17 +374,19 @@ def mcp_tool_hook(event: str) -> dict[str, Any]:
     return hook
 
 
-def _without_ours(groups: list[Any]) -> tuple[list[Any], int | None]:
-    """The event's matcher groups minus Ratchet's hooks, and where the first of them stood."""
+def _without_ours(groups: list[Any], ours: Callable[[Any], bool] | None = None) -> tuple[list[Any], int | None]:
+    """The event's matcher groups minus Ratchet's hooks (`ours` tells them; Claude Code's by default), and
+    where the first of them stood."""
+    is_ours = _is_ours if ours is None else ours
     kept: list[Any] = []
     first: int | None = None
     for group in groups:
         hooks = group.get("hooks") if isinstance(group, dict) else None
-        if not isinstance(hooks, list) or not any(_is_ours(h) for h in hooks):
+        if not isinstance(hooks, list) or not any(is_ours(h) for h in hooks):
             kept.append(group)
             continue
         first = len(kept) if first is None else first
-        rest = [h for h in hooks if not _is_ours(h)]
+        rest = [h for h in hooks if not is_ours(h)]
         if rest:
             kept.append({**group, "hooks": rest})
     return kept, first
@@ -905,17 +907,7 @@ def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path |
             groups = hooks.get(event, [])
             if not isinstance(groups, list):
                 raise InvalidRequest(f"{path}: hooks.{event} is not a list; nothing was changed")
-            kept: list[Any] = []
-            first: int | None = None
-            for group in groups:
-                handlers = group.get("hooks") if isinstance(group, dict) else None
-                if not isinstance(handlers, list) or not any(_is_codex_hook(h) for h in handlers):
-                    kept.append(group)
-                    continue
-                first = len(kept) if first is None else first
-                rest = [h for h in handlers if not _is_codex_hook(h)]
-                if rest:
-                    kept.append({**group, "hooks": rest})
+            kept, first = _without_ours(groups, _is_codex_hook)
             ours: dict[str, Any] = {} if event == "Stop" else {"matcher": MATCHER}
             ours["hooks"] = [
                 {
