@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from ratchet.cli import build_parser
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from ratchet.cli import build_parser
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import LEVELS_POLICY, connect, write_policy
 from .helpers import run_cli as _cli

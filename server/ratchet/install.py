@@ -21,7 +21,7 @@ changes nothing (and says so).
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
   byte; the result is validated with tomllib before anything is written. Codex's own shell and
   apply_patch go through Ratchet's gate by a PreToolUse/PostToolUse hook in a `hooks.json` beside
-  the config layer (`codex_hooks_file`; see CODEX_NOTE and codex_hooks.py).
+  the config layer (`codex_hooks_file`; see CODEX_NOTE and codex/hooks.py).
 - Claude Desktop: the entry of claude_desktop_config.example.json in its config file.
 """
 
@@ -338,7 +338,7 @@ def claude_code_version(executable: str | None = None) -> ClaudeVersion:
     return ClaudeVersion(version, f"Claude Code {'.'.join(map(str, version))}" if version else f"{exe}: {out!r}")
 
 
-HOOK_TOOL = "claude_code_hook"  # Ratchet's MCP tool that answers `mcp_tool` hooks (mcp_server.py)
+HOOK_TOOL = "claude_code_hook"  # Ratchet's MCP tool that answers `mcp_tool` hooks (mcp/server.py)
 HOOK_TOOL_RULE = f"mcp__{SERVER_NAME}__{HOOK_TOOL}"
 # The event's fields, as the `mcp_tool` hook hands them to the tool (a missing one arrives as its placeholder).
 HOOK_TOOL_FIELDS = (
@@ -769,7 +769,7 @@ def codex_config_path() -> Path:
 
 async def tool_approvals() -> list[tuple[str, str, str]]:
     """(tool, Codex approval_mode, why) for each of Ratchet's MCP tools, from their annotations."""
-    from ratchet.mcp_server import ServerConfig, build_server
+    from ratchet.mcp.server import ServerConfig, build_server
     from ratchet.operations import OPERATIONS, operation
 
     operation("write_file")  # fills the registry of governed operations
@@ -870,7 +870,7 @@ def codex_hook_commands(command: str, policies: Path | None, db: Path | None) ->
 def trust_codex_hooks(workspace: Path, commands: set[str], binary: str | None = None) -> tuple[int, str]:
     """Trust exactly Ratchet's hooks (their commands equal to `commands`) in Codex, through Codex's
     app-server as its /hooks review does; (how many were trusted, what to tell the person)."""
-    from ratchet import codex_app
+    from ratchet.codex import app as codex_app
 
     exe = binary or shutil.which("codex")
     if exe is None:
@@ -891,7 +891,7 @@ def _is_codex_hook(hook: Any) -> bool:
 def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path | None) -> Change:
     """Ratchet's PreToolUse and PostToolUse entries in Codex's `hooks.json` at `path`, in place of
     any earlier ones of Ratchet's; every other hook there is kept."""
-    from ratchet.codex_hooks import MATCHER
+    from ratchet.codex.hooks import MATCHER
 
     wanted = codex_hook_commands(command, policies, db)
 
@@ -1018,7 +1018,7 @@ def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
     trusted for `workspace`, whether Ratchet's MCP server is configured, and which sandbox mode,
     approval policy and approvals reviewer apply there. `ok` only when Codex's shell and apply_patch
     are governed (both hooks present, enabled, trusted, the PreToolUse one failing closed)."""
-    from ratchet import codex_app
+    from ratchet.codex import app as codex_app
 
     exe = binary or shutil.which("codex")
     if exe is None:

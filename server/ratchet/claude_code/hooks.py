@@ -94,7 +94,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ratchet.entry import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
+from ratchet.claude_code.events import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
 from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ async def _sandboxed_input(
     """An allowed or asked Bash call's input (Claude Code's, or Codex's shell, which its hook events
     also name Bash), rewritten to run under its class's sandbox profile (hook_sandbox.py); None when it runs as
     written (no sandbox on this host, or the class opts out)."""
-    from ratchet.hook_sandbox import sandboxed_bash
+    from ratchet.claude_code.hook_sandbox import sandboxed_bash
     from ratchet.operations import sandbox_status_async
     from ratchet.operations.confine import confinement
 

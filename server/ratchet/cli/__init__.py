@@ -31,12 +31,13 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import BaseModel
 
-from ratchet import hook_servers, repository, terminal
+from ratchet import repository, terminal
+from ratchet.claude_code import hook_servers
+from ratchet.claude_code.hook_socket import IDLE_S
 from ratchet.engine import Engine, handoffs
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
-from ratchet.hook_socket import IDLE_S
 from ratchet.inert import inert_line, inert_output
 from ratchet.policy.levels import LEVEL_NAMES, Level
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
@@ -173,15 +174,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database."""
     import threading
 
-    from ratchet.mcp_server import ServerConfig, build_server
-    from ratchet.tool_errors import quiet_sdk_logs
+    from ratchet.mcp.server import ServerConfig, build_server
+    from ratchet.mcp.tool_errors import quiet_sdk_logs
 
     quiet_sdk_logs()  # the SDK's own INFO lines would repeat each tool error, unprefixed
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")
     if args.http:
-        from ratchet.http_serve import check_host
+        from ratchet.mcp.http import check_host
 
         check_host(args.host, args.token_file)  # before anything is opened or created
 
@@ -194,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     closed = threading.Event()
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
-        from ratchet.http_serve import HttpOptions, serve_http
+        from ratchet.mcp.http import HttpOptions, serve_http
         from ratchet.web import pages_for_serve
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
@@ -204,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ratchet.executors.notify import watch_address
 
     watch_address(db)  # a `ratchet web` on this database: notifications link to it
-    from ratchet.stdio_serve import serve_stdio
+    from ratchet.mcp.stdio import serve_stdio
 
     return serve_stdio(server, closed)
 
@@ -990,14 +991,14 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     class's level (deny queues a draft, or carries the escalation packet); outcome events feed the trust
     window. Other tools get no answer, so the client's own rules apply. Anything that goes wrong
     while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
-    from ratchet.hooks import HookOptions, claude_code_process
+    from ratchet.claude_code.hooks import HookOptions, claude_code_process
 
     # The console script usually answers hook events before this module is imported (entry.py).
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )
     if args.client == "codex":  # Codex's shell and apply_patch (codex_hooks); `ratchet install codex`
-        from ratchet.codex_hooks import codex_process
+        from ratchet.codex.hooks import codex_process
 
         answer = await codex_process(sys.stdin.buffer.read(), options)
     else:

@@ -33,7 +33,7 @@ Decisions, per class level of the call (Codex's hooks cannot ask, so nobody can 
     autonomous -> no answer  Codex runs it under its own sandbox and approval policy; the call is
                              recorded and PostToolUse reports how it went. A shell command is
                              allowed with its input rewritten to run under its class's sandbox
-                             profile, as Claude Code's Bash (hook_sandbox.py), inside
+                             profile, as Claude Code's Bash (claude_code/hook_sandbox.py), inside
                              `( ...\n) </dev/null`: Codex's `write_stdin` (which fires no hook)
                              cannot type into it later. Ratchet's sandbox cannot start inside
                              Codex's own (`workspace-write`, `read-only`: its seccomp filter
@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ratchet import hooks
+from ratchet.claude_code import hooks
 from ratchet.errors import InvalidRequest
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ names on loopback, and the bound host (for a wildcard bind, this machine's name)
 and any `--allowed-host` otherwise.
 
 Sessions: the MCP server gives each MCP session (the transport's `Mcp-Session-Id`) its own Ratchet
-session; see `mcp_server.SessionPerClient`.
+session; see `server.SessionPerClient`.
 """
 
 from __future__ import annotations
