@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.cli import build_parser
+from ratchet.cli.parser import build_parser
 from ratchet.mcp.server import ServerConfig, build_server
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.cli import build_parser
+from ratchet.cli.parser import build_parser
 from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import LEVELS_POLICY, connect, write_policy

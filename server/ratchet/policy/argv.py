@@ -68,9 +68,10 @@
    literal targets (`> 'a*b'`) stay literal. Backquotes and `$(...)` are opaque anyway (rule 10).
 16. Ratchet's own CLI is the human's: a program named `ratchet` (any path, any case: case-insensitive
    filesystems find `RATCHET` too), a module `ratchet`/`ratchet.*` run with `python -m`, a script
-   `ratchet` or `.../ratchet/cli.py`/`__main__.py` run by python, `python -c` code naming ratchet, or
-   `ratchet` as the command of a package runner (`uv run`, `pipx run`, `npx`, ...) sets `human_cli`,
-   whatever wraps it (`env`, `sh -c`, `xargs`, `nohup`, ...). The caller refuses such calls outright.
+   `ratchet` or `.../ratchet/cli/*.py`/`cli.py`/`__main__.py`/`entry.py` run by python, `python -c`
+   code naming ratchet, or `ratchet` as the command of a package runner (`uv run`, `pipx run`, `npx`,
+   ...) sets `human_cli`, whatever wraps it (`env`, `sh -c`, `xargs`, `nohup`, ...). The caller refuses
+   such calls outright.
 17. Shell strings are analysed as bash would run them (bash is the shell behind a hook's Bash calls;
    what is opaque under bash is also opaque under sh, zsh and ksh), and bash-only expansion fails
    closed: bash evaluates a variable's *value* in arithmetic, subscripts, indirection and prompt
@@ -629,11 +630,17 @@ def _python(acc: _Acc, cmd: list[str], depth: int) -> None:
         acc.dark(f"{cmd[0]} reads code from stdin")
     else:
         script = PurePosixPath(cmd[1 + parsed[0]])
-        if _is_ratchet(str(script)) or (
-            script.parent.name.casefold() == "ratchet" and script.name in ("cli.py", "__main__.py")
-        ):
+        if _is_ratchet(str(script)) or _is_ratchet_script(script):
             _human_cli(acc, cmd)
     acc.commands.append(cmd)
+
+
+def _is_ratchet_script(script: PurePosixPath) -> bool:
+    """A file of Ratchet's that runs its CLI as a script: `.../ratchet/cli.py` (as it once was),
+    `.../ratchet/__main__.py`, `.../ratchet/entry.py`, or any module of the `.../ratchet/cli/` package."""
+    parent, grand = script.parent.name.casefold(), script.parent.parent.name.casefold()
+    in_cli = parent == "cli" and grand == "ratchet" and script.suffix.casefold() == ".py"
+    return in_cli or (parent == "ratchet" and script.name.casefold() in ("cli.py", "__main__.py", "entry.py"))
 
 
 def _interpreter(acc: _Acc, cmd: list[str]) -> None:

@@ -40,6 +40,7 @@ from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import Location, beside
 from ratchet.rules.provenance import BULK, change_size, describe
+from ratchet.until import parse_until
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -585,8 +586,6 @@ async def _freeze(request: Request, verb: str) -> Response:
             until_text = _text(data, "until")
             until = None
             if until_text is not None:
-                from ratchet.cli import parse_until
-
                 until = parse_until(until_text)
             moves = await state.engine.freeze(Level.parse(level), reason, until)
         else:
