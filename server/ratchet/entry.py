@@ -53,21 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if codex_event_is_silent(raw) if client == "codex" else hook_event_is_silent(raw):
             return 0
         if os.environ.get("RATCHET_HOOK_SERVER", "").strip().lower() != "off":
-            from ratchet.claude_code.hook_socket import resident_answer  # stdlib only; not on a silent event
+            from ratchet.claude_code.hook_socket import resident_answer  # start-up: not for a silent event
 
             answer = resident_answer(options, raw, client)
             if answer is not None:
                 if answer:
                     print(answer, flush=True)
                 return 0
-        from pathlib import Path
+        from pathlib import Path  # start-up: only for an event decided in this process
 
-        from ratchet.claude_code.hooks import HookOptions, answer_event
-        from ratchet.record.store import parse_location
+        from ratchet.claude_code.hooks import HookOptions, answer_event  # start-up: the engine, only here
+        from ratchet.record.store import parse_location  # start-up: only for an event decided here
 
         workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
         if client == "codex":
-            from ratchet.codex.hooks import answer_event as codex_answer_event
+            from ratchet.codex.hooks import answer_event as codex_answer_event  # start-up: as above
 
             return codex_answer_event(options, raw)
         return answer_event(
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             raw,
         )
-    from ratchet.cli import main as cli_main
+    from ratchet.cli import main as cli_main  # start-up: the whole CLI, never for a hook event
 
     return cli_main(args)
 

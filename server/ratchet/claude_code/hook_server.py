@@ -48,6 +48,7 @@ from ratchet.claude_code.hook_socket import (
     write_secret,
 )
 from ratchet.claude_code.hooks import HookOptions, claude_code
+from ratchet.codex.hooks import codex
 from ratchet.policy.load import PolicyCache
 from ratchet.record.store import parse_location
 
@@ -137,8 +138,6 @@ class HookServer:
             self.stale = True
             return {"stale": True}
         if meta.get("client") == "codex":
-            from ratchet.codex.hooks import codex
-
             return {"answer": await codex(event, self.options)}
         return {"answer": await claude_code(event, self.options, attended=meta["attended"])}
 

@@ -98,7 +98,7 @@ SECRET_BYTES = 32
 
 def write_secret(ep: Endpoint) -> str:
     """A fresh secret for a starting server, in a file only this uid can read (written atomically)."""
-    import secrets
+    import secrets  # start-up: only a starting server writes a secret, never a hook process
 
     value = secrets.token_hex(SECRET_BYTES)
     temporary = f"{ep.secret}.{os.getpid()}"
@@ -258,7 +258,7 @@ def exchange(
 def start_server(ep: Endpoint) -> None:
     """Start the resident server for `ep` in the background, detached; it outlives this process.
     Two hooks starting one at once is harmless: the second server finds the lock held and exits."""
-    import subprocess
+    import subprocess  # start-up: a hook process spawns a server only when none is running
 
     with open(ep.log, "ab") as log:
         subprocess.Popen(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from ratchet import terminal
+from ratchet import shown_here, terminal
 from ratchet.cli.common import (
     Add,
     emit,
@@ -18,6 +18,8 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.engine import Engine
+from ratchet.engine.origin import carrying_out
+from ratchet.engine.whole import needs_whole
 from ratchet.errors import InvalidRequest, RatchetError, UsageError
 from ratchet.results import DraftView
 
@@ -127,8 +129,6 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
 
-        from ratchet import shown_here
-
         seen = shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root)
 
         async def approve(action_id: int) -> DraftView:
@@ -154,7 +154,6 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
     """For a draft whose preview was cut (engine/whole.py): on a terminal, its whole diff printed and the
     question whether to approve exactly that; the digest when the person says yes. Anywhere else None (the
     approval then says how to read it whole)."""
-    from ratchet.engine.whole import needs_whole
 
     row = await engine.views.row(action_id)
     if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
@@ -175,7 +174,6 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
 async def _watch_pending(args: argparse.Namespace) -> int:
     """Carry out this origin's approvals as they arrive, until interrupted: what a running `ratchet serve`
     does, for an agent-side server whose database role may not (record/roles.py)."""
-    from ratchet.engine.origin import carrying_out
 
     async with opened(args) as engine:
         engine.reviewer_side("carry out approved drafts")

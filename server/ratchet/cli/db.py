@@ -15,6 +15,7 @@ from ratchet.cli.common import (
 )
 from ratchet.errors import UsageError
 from ratchet.record.postgres import is_url as is_postgres
+from ratchet.record.store import Store
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
@@ -22,8 +23,7 @@ async def cmd_db(args: argparse.Namespace) -> int:
     copies a history (every table, ids kept) into an empty database and verifies the copy; `db check`
     reports the schema version, the rows of each table and whether the hash chain verifies (exit 1 if not);
     `db roles` (as the database's owner) sets up the agent and reviewer roles (record/roles.py)."""
-    from ratchet.record import transfer
-    from ratchet.record.store import Store
+    from ratchet.record import transfer  # start-up: PostgreSQL's schema and roles, only for db
 
     if args.task == "copy":
         if args.source is None or args.target is None or not is_postgres(args.target):
@@ -66,8 +66,7 @@ async def cmd_db(args: argparse.Namespace) -> int:
 
 async def _db_roles(args: argparse.Namespace) -> int:
     """`db roles`: set up the agent and reviewer roles on the PostgreSQL record --db names (run as its owner)."""
-    from ratchet.record import roles
-    from ratchet.record.store import Store
+    from ratchet.record import roles  # start-up: PostgreSQL's schema and roles, only for db
 
     if args.source is not None:
         raise UsageError("db roles takes no positional arguments; name the database with --db")

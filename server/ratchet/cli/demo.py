@@ -14,7 +14,7 @@ from ratchet.entry import main
 async def cmd_demo(args: argparse.Namespace) -> int:
     """Watch a scripted agent session in a scratch workspace: every level, a CLI approval, a promotion
     and a demotion, with a toy policy that moves after a few actions."""
-    from ratchet.demo import run_demo
+    from ratchet.demo import run_demo  # start-up: the MCP SDK's server and client, only for the demo
 
     await run_demo(Path(args.dir) if args.dir else None, main)
     return 0

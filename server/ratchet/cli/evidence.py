@@ -23,7 +23,7 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
     time, time between human interventions, rubber stamps (docs/evidence.md defines each). With --by,
     --origin-workspace or --repo every figure is over those actions only."""
-    from ratchet.evidence.metrics import class_metrics, render_metrics
+    from ratchet.evidence.metrics import class_metrics, render_metrics  # start-up: only for this command
 
     scope = action_filter(args)
     async with opened(args) as engine:
@@ -35,7 +35,7 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
 async def cmd_simulate(args: argparse.Namespace) -> int:
     """Replay the recorded history against a candidate policy (--policies CANDIDATE_DIR) before merging
     it: route changes, the moves it would make, interventions added or saved. It writes nothing."""
-    from ratchet.evidence.simulate import render_simulation, simulate_candidate
+    from ratchet.evidence.simulate import render_simulation, simulate_candidate  # start-up: as metrics
 
     workspace = Path(args.workspace).resolve()
     report = await simulate_candidate(
@@ -53,7 +53,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
     """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
     self-contained page with a plot per class, to open offline or attach to a review). With --by,
     --origin-workspace or --repo the metrics are over those actions only; the trajectories stay team-wide."""
-    from ratchet.evidence.report import evidence_report, render_report, write_html
+    from ratchet.evidence.report import evidence_report, render_report, write_html  # start-up: as metrics
 
     if args.html and args.json:
         raise UsageError("--json and --html are two outputs; choose one")

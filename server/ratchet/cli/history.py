@@ -17,6 +17,7 @@ from ratchet.cli.common import (
 )
 from ratchet.engine import handoffs
 from ratchet.inert import inert_output
+from ratchet.record import chain, integrity
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ async def cmd_escalations(args: argparse.Namespace) -> int:
 async def cmd_explain(args: argparse.Namespace) -> int:
     """Explain why one action went as it did: class and rule, the level and the transition behind it,
     triggers, who answered and how fast, the outcome and any complaint."""
-    from ratchet.evidence.explain import explain_action, render_explanation
+    from ratchet.evidence.explain import explain_action, render_explanation  # start-up: only for explain
 
     async with opened(args) as engine:
         explanation = await explain_action(engine.store, args.id, engine.policy)
@@ -77,7 +78,6 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-    from ratchet.record import chain, integrity
 
     async with opened(args) as engine:
         result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))

@@ -24,15 +24,14 @@ async def cmd_hook(args: argparse.Namespace) -> int:
     class's level (deny queues a draft, or carries the escalation packet); outcome events feed the trust
     window. Other tools get no answer, so the client's own rules apply. Anything that goes wrong
     while deciding is a deny, never an allow. `ratchet install claude-code` sets this up."""
-    from ratchet.claude_code.hooks import HookOptions, claude_code_process
+    from ratchet.claude_code.hooks import HookOptions, claude_code_process  # start-up: only for hook
+    from ratchet.codex.hooks import codex_process  # start-up: only for hook
 
     # The console script usually answers hook events before this module is imported (entry.py).
     options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None, policies=args.policies, db=args.db
     )
     if args.client == "codex":  # Codex's shell and apply_patch (codex_hooks); `ratchet install codex`
-        from ratchet.codex.hooks import codex_process
-
         answer = await codex_process(sys.stdin.buffer.read(), options)
     else:
         answer = await claude_code_process(sys.stdin.buffer.read(), options)

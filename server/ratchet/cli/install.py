@@ -19,7 +19,7 @@ async def cmd_install(args: argparse.Namespace) -> int:
     """Set Ratchet up in a client in one command: its MCP server entry and, for Claude Code, the hooks
     that put its built-in Bash/Write/Edit behind the same gate. Shows a diff of what would change; with
     --apply writes it, keeping everything already there and backing each file up first."""
-    from ratchet import install
+    from ratchet import install  # start-up: the clients' configuration, only for install
 
     if args.check and args.client == "codex":
         check = await anyio.to_thread.run_sync(install.check_codex, Path(args.workspace))

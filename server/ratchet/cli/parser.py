@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import subprocess
 import textwrap
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -97,7 +98,6 @@ def package_version() -> str:
 def checkout_commit(root: Path) -> str | None:
     """`commit 1a2b3c4` (`, modified` with uncommitted changes) when `root` is the top of a git checkout
     of Ratchet; None for an installed package (no checkout around it) or when git cannot tell."""
-    import subprocess
 
     if not (root / ".git").exists() or not (root / "server" / "ratchet").is_dir():
         return None

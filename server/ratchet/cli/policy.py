@@ -14,6 +14,7 @@ from ratchet.cli.common import (
 )
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError
+from ratchet.executors.notify import workspace_problem
 from ratchet.policy.load import lint_warnings, load_policy, resolve_policy_dir, starter_policy_dir
 
 
@@ -21,7 +22,6 @@ async def cmd_lint(args: argparse.Namespace) -> int:
     """Validate a policy directory: keys, levels, globs, and that every example lands in its class."""
     directory = args.directory or resolve_policy_dir(Path(args.workspace).resolve(), args.policies)
     policy = load_policy(directory)
-    from ratchet.executors.notify import workspace_problem
 
     refused = workspace_problem(policy.defaults.notify, [Path(args.workspace).resolve()])
     if refused is not None:

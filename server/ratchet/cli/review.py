@@ -7,7 +7,7 @@ import collections
 import contextlib
 from collections.abc import Sequence
 
-from ratchet import terminal
+from ratchet import shown_here, terminal
 from ratchet.cli.common import (
     Add,
     action_filter,
@@ -21,6 +21,7 @@ from ratchet.cli.common import (
 )
 from ratchet.engine import Engine, handoffs
 from ratchet.errors import InvalidRequest, RatchetError
+from ratchet.record import integrity
 
 
 async def cmd_queue(args: argparse.Namespace) -> int:
@@ -69,7 +70,6 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
     """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
-    from ratchet import shown_here
 
     shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
 
@@ -77,7 +77,6 @@ def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first
     (--by, --origin-workspace, --repo: only what those actions are)."""
-    from ratchet.record import integrity
 
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from pathlib import Path
 
 import anyio
@@ -13,23 +14,23 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.errors import UsageError
+from ratchet.executors.notify import watch_address
 from ratchet.record.store import Location, beside
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the governed tools over stdio (or streamable HTTP with --http: bearer token required, loopback
     unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database."""
-    import threading
 
-    from ratchet.mcp.server import ServerConfig, build_server
-    from ratchet.mcp.tool_errors import quiet_sdk_logs
+    from ratchet.mcp.server import ServerConfig, build_server  # start-up: the MCP SDK, only for serve
+    from ratchet.mcp.tool_errors import quiet_sdk_logs  # start-up: the MCP SDK, only for serve
 
     quiet_sdk_logs()  # the SDK's own INFO lines would repeat each tool error, unprefixed
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")
     if args.http:
-        from ratchet.mcp.http import check_host
+        from ratchet.mcp.http import check_host  # start-up: the HTTP transport, only for --http
 
         check_host(args.host, args.token_file)  # before anything is opened or created
 
@@ -42,17 +43,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     closed = threading.Event()
     server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
     if args.http:
-        from ratchet.mcp.http import HttpOptions, serve_http
-        from ratchet.web import pages_for_serve
+        from ratchet.mcp.http import HttpOptions, serve_http  # start-up: uvicorn, only for --http
+        from ratchet.web import pages_for_serve  # start-up: starlette, only for --http
 
         options = HttpOptions(args.host, args.port, args.token_file, tuple(args.allowed_host or ()))
         pages = pages_for_serve(workspace, args.policies, args.db, args.host, args.port, options.allowed_hosts, db)
         serve_http(server, options, db, pages)
         return 0
-    from ratchet.executors.notify import watch_address
 
     watch_address(db)  # a `ratchet web` on this database: notifications link to it
-    from ratchet.mcp.stdio import serve_stdio
+    from ratchet.mcp.stdio import serve_stdio  # start-up: the MCP SDK's stdio transport, only for serve
 
     return serve_stdio(server, closed)
 
@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the review page in a browser: the inbox (approve, reject, resolve in one click), the classes and
     their brakes. Loopback only unless --token-file is given; prints a login URL carrying the token once."""
-    from ratchet.web import WebOptions, serve_web
+    from ratchet.web import WebOptions, serve_web  # start-up: starlette and uvicorn, only for web
 
     ws, hosts = Path(args.workspace).resolve(), tuple(args.allowed_host or ())
     options = WebOptions(ws, args.policies, args.db, args.host, args.port, args.token_file, hosts)

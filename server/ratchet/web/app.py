@@ -35,6 +35,8 @@ from starlette.staticfiles import StaticFiles
 
 from ratchet.engine import Engine, handoffs
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
+from ratchet.evidence.explain import explain_action, render_explanation
+from ratchet.evidence.report import evidence_report, svg_plot
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
@@ -649,7 +651,6 @@ async def classes_page(request: Request) -> Response:
 
 
 async def class_page(request: Request) -> Response:
-    from ratchet.evidence.report import evidence_report, svg_plot
 
     state = _state(request)
     name = request.path_params["name"]
@@ -666,7 +667,6 @@ async def class_page(request: Request) -> Response:
 
 
 async def explain_page(request: Request) -> Response:
-    from ratchet.evidence.explain import explain_action, render_explanation
 
     state = _state(request)
     action_id = int(request.path_params["id"])
