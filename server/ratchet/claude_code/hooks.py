@@ -96,7 +96,7 @@ import anyio
 
 from ratchet.claude_code.events import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
 from ratchet.claude_code.hook_sandbox import sandboxed_bash
-from ratchet.engine import Engine
+from ratchet.engine import Engine, Evaluation
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.executors import fs
 from ratchet.inert import inert
@@ -108,7 +108,6 @@ from ratchet.rules.gate import Route
 from ratchet.rules.provenance import AUTO_MODE
 
 if TYPE_CHECKING:
-    from ratchet.engine import Engine, Evaluation
     from ratchet.policy.load import PolicyCache
     from ratchet.record.store import Location
 

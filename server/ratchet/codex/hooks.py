@@ -62,21 +62,18 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from ratchet.claude_code import hooks
-from ratchet.engine import Engine
+from ratchet.engine import Engine, Evaluation
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.executors import fs
 from ratchet.executors.workspace import find_project_root
 from ratchet.record.store import parse_location, resolve_location
 from ratchet.redact import redact
 from ratchet.rules.gate import Route
-
-if TYPE_CHECKING:
-    from ratchet.engine import Engine, Evaluation
 
 CLIENT = "codex"
 SHELL = "Bash"  # Codex's name, in hook events, for its shell tools
