@@ -322,7 +322,6 @@ class ClaudeVersion:
 
 def parse_claude_version(text: str) -> tuple[int, int, int] | None:
     """`2.1.337 (Claude Code)` -> (2, 1, 337); None when the text holds no version."""
-
     found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
     return (int(found[1]), int(found[2]), int(found[3])) if found else None
 
@@ -888,7 +887,6 @@ def codex_hook_commands(command: str, policies: Path | None, db: Path | None) ->
 def trust_codex_hooks(workspace: Path, commands: set[str], binary: str | None = None) -> tuple[int, str]:
     """Trust exactly Ratchet's hooks (their commands equal to `commands`) in Codex, through Codex's
     app-server as its /hooks review does; (how many were trusted, what to tell the person)."""
-
     exe = binary or shutil.which("codex")
     if exe is None:
         return 0, "No `codex` found on PATH: trust Ratchet's hooks in Codex's /hooks instead."
@@ -1033,7 +1031,6 @@ def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
     trusted for `workspace`, whether Ratchet's MCP server is configured, and which sandbox mode,
     approval policy and approvals reviewer apply there. `ok` only when Codex's shell and apply_patch
     are governed (both hooks present, enabled, trusted, the PreToolUse one failing closed)."""
-
     exe = binary or shutil.which("codex")
     if exe is None:
         return CodexCheck(False, ["No `codex` found on PATH: nothing to check."], {"codex": None})

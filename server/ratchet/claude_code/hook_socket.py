@@ -274,7 +274,6 @@ def start_server(ep: Endpoint) -> None:
 def resident_answer(options: dict[str, str], raw: bytes, client: str = "claude-code") -> str | None:
     """The resident hook server's answer to this event; None when this process should decide it (no
     server, or one that is not trusted or declined it unread). Fails closed once the event was sent."""
-
     ep = endpoint(options)
     try:
         sock = connect(ep)

@@ -201,12 +201,10 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
-
     return str(exc) if isinstance(exc, RatchetError) else f"{type(exc).__name__}: {exc}"
 
 
 def _decision(decision: str, reason: str, updated: dict[str, Any] | None = None) -> str:
-
     answer: dict[str, Any] = {
         "hookEventName": "PreToolUse",
         "permissionDecision": decision,
@@ -223,7 +221,6 @@ async def _sandboxed_input(
     """An allowed or asked Bash call's input (Claude Code's, or Codex's shell, which its hook events
     also name Bash), rewritten to run under its class's sandbox profile (hook_sandbox.py); None when it runs as
     written (no sandbox on this host, or the class opts out)."""
-
     tool_input = event.get("tool_input")
     if event["tool_name"] != "Bash" or not isinstance(tool_input, dict) or not ev.cls.sandbox:
         return None
@@ -258,7 +255,6 @@ def _session(event: dict[str, Any]) -> str:
 
 
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
-
     if options.shared is not None:
         engine = options.shared.for_session(_session(event))
         await engine.store.start_session(engine.session_id, CLIENT)
@@ -292,7 +288,6 @@ async def _pre_tool_use(event: dict[str, Any], options: HookOptions, attended: b
 
 async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
     """Classify and decide one governed PreToolUse; with nobody to answer, a confirm becomes a draft."""
-
     call: _Call | None = None
     try:
         call = _translate(engine, event)
@@ -305,7 +300,6 @@ async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool
 
 
 async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evaluation) -> str:
-
     d, route = ev.decision, ev.decision.route
     why = f"class {d.class_name} ({d.rule}) is at {d.class_level.label}" + "".join(
         f"; {t.name}: {t.detail}" for t in d.triggers
@@ -358,7 +352,6 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
 
 def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
     """What to record for a call refused before it could be classified."""
-
     raw = event.get("tool_input")
     tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name = event["tool_name"]
@@ -434,7 +427,6 @@ def _bash(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
 
 def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Call:
     """Edit/MultiEdit as edit_file; `replace_all` becomes the number of occurrences at that point."""
-
     state = fs.read_state(engine.workspace, path)
     if edits[0][0] == "" and not state.text:
         # Claude Code creates a file from an empty old_string (when the file is missing or empty).
@@ -460,7 +452,6 @@ def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Ca
 
 def _notebook(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
     """NotebookEdit is judged as an edit of the notebook: its class is edit_file's class of that path."""
-
     path = _path(tool_input, "notebook_path", cwd)
     state = fs.read_state(engine.workspace, path)
     if not state.text:
@@ -508,7 +499,6 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
     """Calls with a result in the transcript but no reported outcome did not run (asked: declined)."""
-
     workspace = _workspace(event, options)
     db = resolve_location(options.db, workspace.resolve())
     if options.shared is None and isinstance(db, Path) and not db.exists():
@@ -537,7 +527,6 @@ def answer_channel(event: dict[str, Any]) -> str:
     """Where an asked call's answer came from: Claude Code's dialog (`hook-dialog`), or, when the session
     is in auto mode, `auto-mode`: the client's classifier may answer permission prompts there, so the
     answer is recorded as what it may be and never as a person's evidence."""
-
     return AUTO_MODE if event.get("permission_mode") == "auto" else "hook-dialog"
 
 

@@ -154,7 +154,6 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
     """For a draft whose preview was cut (engine/whole.py): on a terminal, its whole diff printed and the
     question whether to approve exactly that; the digest when the person says yes. Anywhere else None (the
     approval then says how to read it whole)."""
-
     row = await engine.views.row(action_id)
     if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
         return None
@@ -174,7 +173,6 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
 async def _watch_pending(args: argparse.Namespace) -> int:
     """Carry out this origin's approvals as they arrive, until interrupted: what a running `ratchet serve`
     does, for an agent-side server whose database role may not (record/roles.py)."""
-
     async with opened(args) as engine:
         engine.reviewer_side("carry out approved drafts")
         print(f"carrying out the drafts approved for {engine.origins.here}; Ctrl-C stops", file=sys.stderr, flush=True)

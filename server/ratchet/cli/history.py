@@ -78,7 +78,6 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-
     async with opened(args) as engine:
         result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
         policy = engine.setting.policy

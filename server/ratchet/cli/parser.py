@@ -98,7 +98,6 @@ def package_version() -> str:
 def checkout_commit(root: Path) -> str | None:
     """`commit 1a2b3c4` (`, modified` with uncommitted changes) when `root` is the top of a git checkout
     of Ratchet; None for an installed package (no checkout around it) or when git cannot tell."""
-
     if not (root / ".git").exists() or not (root / "server" / "ratchet").is_dir():
         return None
     try:

@@ -70,14 +70,12 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
     """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
-
     shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first
     (--by, --origin-workspace, --repo: only what those actions are)."""
-
     async with opened(args) as engine:
         scope = await engine.views.checked_filter(action_filter(args))
         items = await handoffs.inbox(engine, scope)

@@ -217,7 +217,6 @@ def _not_codex_config(engine: Engine, path: str) -> None:
 
 def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call]:
     """The Ratchet calls a patch amounts to, one or two per file, in the patch's order."""
-
     if len(patch) > MAX_PATCH_CHARS:
         raise InvalidRequest(f"the patch is {len(patch)} characters, over Ratchet's hook limit of {MAX_PATCH_CHARS}")
     calls: list[hooks._Call] = []
@@ -253,7 +252,6 @@ def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call
 
 def deny(reason: str) -> str:
     """Codex's PreToolUse deny: the call does not run and the model reads `reason`."""
-
     return json.dumps(
         {
             "hookSpecificOutput": {
@@ -295,7 +293,6 @@ async def _confined(engine: Engine, event: dict[str, Any], ev: Evaluation) -> st
     rewrite as Claude Code's Bash, hooks._sandboxed_input), or as written when the class opts out.
     Where bubblewrap cannot start (inside Codex's own sandbox, whose seccomp filter refuses new
     namespaces) the command does not run: it fails, saying which Codex setting makes it work."""
-
     updated = await hooks._sandboxed_input(engine, event, ev, approved=False)
     if updated is None:
         return _command(event)
@@ -310,7 +307,6 @@ def _session(event: dict[str, Any]) -> str:
 
 
 async def _open(event: dict[str, Any], options: hooks.HookOptions) -> Engine:
-
     cache = options.policies_cache
     # Codex starts hooks in the session's directory, which may be below the project's root.
     workspace = options.workspace or find_project_root(hooks._workspace(event, options).resolve())
@@ -375,7 +371,6 @@ def _command(event: dict[str, Any]) -> str:
 
 
 async def _pre_tool_use(engine: Engine, event: dict[str, Any]) -> str:
-
     cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
     tool = event["tool_name"]
     try:
@@ -395,7 +390,6 @@ async def _pre_tool_use(engine: Engine, event: dict[str, Any]) -> str:
 
 
 async def _decide(engine: Engine, event: dict[str, Any], calls: list[hooks._Call], evs: list[Evaluation]) -> str:
-
     tool_use_id = _tool_use_id(event)
     ids = [tool_use_id] if len(calls) == 1 else [f"{tool_use_id}#{n}" for n in range(1, len(calls) + 1)]
     if all(ev.decision.route is Route.EXECUTE for ev in evs):
@@ -481,7 +475,6 @@ async def _post_tool_use(engine: Engine, event: dict[str, Any]) -> None:
 
 async def _recorded_here(event: dict[str, Any], options: hooks.HookOptions) -> bool:
     """Whether a Stop has anything to settle: never create a database for it."""
-
     workspace = options.workspace or find_project_root(hooks._workspace(event, options).resolve())
     db = resolve_location(options.db, workspace.resolve())
     return not (isinstance(db, Path) and not db.exists())
@@ -555,7 +548,6 @@ async def codex_process(raw: bytes, options: hooks.HookOptions, hard_deadline_s:
 def answer_event(options: dict[str, str], raw: bytes) -> int:
     """The whole hook process for one Codex event (`hook codex [--workspace] [--policies] [--db]`,
     already read from stdin): the answer, if any, on stdout; exit 0."""
-
     workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
     hook_options = hooks.HookOptions(
         workspace=Path(workspace) if workspace else None,

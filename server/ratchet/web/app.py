@@ -651,7 +651,6 @@ async def classes_page(request: Request) -> Response:
 
 
 async def class_page(request: Request) -> Response:
-
     state = _state(request)
     name = request.path_params["name"]
     levels = await state.engine.trust_levels()
@@ -667,7 +666,6 @@ async def class_page(request: Request) -> Response:
 
 
 async def explain_page(request: Request) -> Response:
-
     state = _state(request)
     action_id = int(request.path_params["id"])
     try:

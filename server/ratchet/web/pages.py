@@ -175,7 +175,6 @@ def _num(value: float | None) -> str:
 
 
 def _pretty(value: object) -> str:
-
     return json.dumps(value, indent=2, default=str)
 
 
