@@ -90,7 +90,7 @@ SHADOWED, LET_RUN = 1, 2  # the reviewer's part in an action someone may complai
 
 HORIZON = 10_000
 CHUNK = 10  # trials per task, fixed so results do not depend on --workers
-DEFAULT_TRIALS = 30
+DEFAULT_TRIALS = 24
 QUICK_TRIALS = 6
 DEFAULT_SEED = 29
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -503,11 +503,10 @@ RULES: dict[str, AuthorityRule] = {
     "guarded, pooled alone": AuthorityRule(agreement_at=0.85, span=(3, 20), pooled_only=True),
 }
 PERSONAS: dict[str, Reviewer] = {"vendor": VENDOR, "stress": STRESS, "seventy": SEVENTY}
-# Drifts: from the vendor-reported reviewer to one at 70% agreement, or to a rubber stamp that accepts
-# 90% of bad calls (and still rejects 0.4% of good ones).
+# Drifts, halfway through a trial: from the vendor-reported reviewer to one at 70% agreement, or to a rubber
+# stamp that accepts 90% of bad calls (and still rejects 0.4% of good ones).
 RUBBER = Reviewer("rubber stamp (accepts 90% of bad, rejects 0.4% of good)", 0.90, 0.004)
 DRIFTS: dict[str, Reviewer] = {"to 70% agreement": SEVENTY, "to a rubber stamp": RUBBER}
-DRIFT_AT = 5_000
 
 # The main experiment's rows: (key, arm, persona, rule).
 ROWS: tuple[tuple[str, Arm, str, str], ...] = (
@@ -643,7 +642,7 @@ def run_task(task: Task) -> tuple[str, int, list[dict[str, Any]]]:
         else:
             for name, after in DRIFTS.items():
                 for rule in ("issue", "guarded"):
-                    drift = (DRIFT_AT, [after] * k)
+                    drift = (cfg.horizon // 2, [after] * k)
                     done = run_arm("c", stream, classes, cfg.person, [VENDOR] * k, RULES[rule], drift=drift)
                     row[f"{name}|{rule}"] = done.drift
         out.append(row)
@@ -1137,7 +1136,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             class_table(report),
             "",
-            f"## A reviewer that drifts at action {DRIFT_AT:,}",
+            f"## A reviewer that drifts at action {cfg['horizon'] // 2:,}",
             "",
             "Per class that held authority when the vendor-reported reviewer drifted; an audited approval is one "
             "of its approvals sent to the person anyway; checked verdicts add its denials, which go to the person.",
