@@ -1119,6 +1119,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             "actions later on average.  ",
             f"Mix (share of actions, share a careful person would reject): {mix}.",
             "",
+            "Rules: *issue*, the issue's (authority while the upper 95% bound of false accepts among the "
+            "reviewer's approvals beside a person's answer, since its last revocation, is below 0.10 over at "
+            "least 40 approvals; 1 in 10 of its approvals audited; lost at once by a complaint about a call it "
+            "let run, or by a false accept that lifts the bound to 0.10); *pooled*, the same with up to 40 "
+            "approvals borrowed at the other classes' false-accept rate once the class has 10 of its own; "
+            "*guarded*, the issue's plus an agreement bar for gaining (lower bound of agreement on the class's "
+            "own shadow answers at least 0.85) and a span for losing (3 disagreements among the last 20 verdicts "
+            "a person checked). The reviewer decides confirm calls only, never a CLI-only, secret or blocked "
+            "class; its denials and `unsure` go to the person.",
+            "",
             "Per 1,000 actions: mean over trials [95% interval]; ratios: (a)'s mean ÷ the row's "
             "[paired bootstrap 95%]. Every arm sees the same actions.",
             "",
