@@ -1018,7 +1018,8 @@ def _value(check: dict[str, Any]) -> str:
     if "rate" in value:
         return _pct(value)
     if "median" in value:
-        return f"median {value['median']} [{value['ci95'][0]}–{value['ci95'][1]}] over {value['cases']} classes"
+        low, mid, high = (("never" if x is None else x) for x in (value["ci95"][0], value["median"], value["ci95"][1]))
+        return f"median {mid} [{low}–{high}] over {value['cases']} classes"
     return f"pooled {_pct(value['pooled'])}; own record alone {_pct(value['own_record'])}"
 
 
