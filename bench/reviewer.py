@@ -34,7 +34,8 @@ states it: authority while the upper 95% Wilson bound of the false-accept rate (
 reviewer's approvals set beside a person's counted answer, since the class's last revocation) is below
 `threshold` over at least `min_samples` approvals; lost at once by a complaint about an action it let run,
 or by disagreement that lifts that bound to the threshold. It mirrors `ratchet.rules.reviewer.authority`
-and `revoked_by_audit`; swap `holds` and `revoked` for those when comparing. Two options, off in the
+and `revoked_by_audit`: `--product-rule` decides the issue's rule with those instead, where the product has
+them (tests/test_bench_reviewer.py checks both decide alike). Two options, off in the
 issue's rule, are measured as variants: an agreement bar (the lower bound of agreement on the class's own
 shadow answers) and a span rule on the verdicts a person checks while the reviewer holds authority.
 
@@ -213,6 +214,9 @@ class AuthorityRule:
     pool_weight: int = 0
     own_min: int = 20
     pooled_only: bool = False
+    # The product's own rule (`ratchet.rules.reviewer.authority` and `revoked_by_audit`) in place of this
+    # bench's restatement, for the issue's rule only (no variant): `--product-rule`.
+    product: bool = False
 
 
 @dataclass
@@ -235,6 +239,9 @@ def holds(own: Tally, others: Tally | None, rule: AuthorityRule) -> bool:
     """Whether the class's reviewer gains authority: enough approvals and the false-accept bound below the
     threshold (with the variants' conditions where the rule turns them on). `others`: every other class's
     record, all time (used only by the pooling options)."""
+    if rule.product:
+        module = product_rules()
+        return bool(module.authority(product_tally(own), rule.threshold, rule.min_samples).holds)
     k: float = own.false_accepts
     n: float = own.approvals
     agree, shadow = own.shadow_agree, own.shadow
@@ -256,12 +263,39 @@ def holds(own: Tally, others: Tally | None, rule: AuthorityRule) -> bool:
 def revoked(own: Tally, rule: AuthorityRule) -> bool:
     """Whether disagreement takes a held authority away: the false-accept bound lifted to the threshold by
     a false accept (the issue's rule), or the span variant's disagreements among checked verdicts."""
+    if rule.product:
+        return bool(product_rules().revoked_by_audit(product_tally(own), rule.threshold))
     if own.false_accepts > 0 and upper(own.false_accepts, own.approvals) >= rule.threshold:
         return True
     if rule.span is not None:
         k, m = rule.span
         return sum(own.checked[-m:]) >= k
     return False
+
+
+def product_rules() -> Any:
+    """The product's reviewer rules module; a clear exit when the product has none yet."""
+    try:
+        from ratchet.rules import reviewer  # type: ignore[attr-defined,unused-ignore]  # not in every checkout
+    except ImportError:
+        raise SystemExit(
+            "--product-rule: this checkout has no ratchet.rules.reviewer (the product's authority rule); "
+            "run without it to use the bench's restatement of the issue's rule"
+        ) from None
+    missing = [name for name in ("Tally", "authority", "revoked_by_audit") if not hasattr(reviewer, name)]
+    if missing:
+        raise SystemExit(f"--product-rule: ratchet.rules.reviewer has no {', '.join(missing)}")
+    return reviewer
+
+
+def product_tally(own: Tally) -> Any:
+    """The bench's tally as the product counts it: approvals beside a person's answer, false accepts among them."""
+    return product_rules().Tally(
+        n=own.approvals,
+        agree=own.approvals - own.false_accepts,
+        approvals=own.approvals,
+        false_accepts=own.false_accepts,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -555,12 +589,18 @@ class Config:
     pool_trials: int = DEFAULT_TRIALS
     sensitivity_trials: int = DEFAULT_TRIALS // 2
     person: Person = field(default_factory=Person)
+    product_rule: bool = False  # the issue's rule as the product implements it (`AuthorityRule.product`)
+
+    def rules(self) -> dict[str, AuthorityRule]:
+        """The rules compared, with the product's own for "issue" when asked."""
+        return {**RULES, "issue": AuthorityRule(product=True)} if self.product_rule else RULES
 
     @classmethod
-    def scaled(cls, trials: int, seed: int = DEFAULT_SEED, workers: int = 2) -> Config:
+    def scaled(cls, trials: int, seed: int = DEFAULT_SEED, workers: int = 2, product_rule: bool = False) -> Config:
         """A configuration whose counts derive from `trials`."""
         trials = max(trials, 1)
-        return cls(trials, seed, workers, HORIZON, 10 * trials, trials, trials, max(trials // 2, 2))
+        sensitivity = max(trials // 2, 2)
+        return cls(trials, seed, workers, HORIZON, 10 * trials, trials, trials, sensitivity, Person(), product_rule)
 
 
 @dataclass(frozen=True)
@@ -599,6 +639,7 @@ def pool_classes() -> list[ActionClass]:
 def run_task(task: Task) -> tuple[str, int, list[dict[str, Any]]]:
     """Run one chunk (in a worker process or inline)."""
     cfg = task.config
+    rules = cfg.rules()
     out: list[dict[str, Any]] = []
     if task.experiment == "pool":
         classes = pool_classes()
@@ -606,8 +647,8 @@ def run_task(task: Task) -> tuple[str, int, list[dict[str, Any]]]:
             stream = make_stream(cfg.seed + 1, trial, POOL_SHARES, [0.01, 0.01], POOL_HORIZON, cfg.person.notice_lag)
             row: dict[str, Any] = {}
             for rule in POOL_RULES:
-                split = run_arm("c", stream, classes, cfg.person, [GOOD_DOCS, SEVENTY], RULES[rule])
-                even = run_arm("c", stream, classes, cfg.person, [VENDOR, VENDOR], RULES[rule])
+                split = run_arm("c", stream, classes, cfg.person, [GOOD_DOCS, SEVENTY], rules[rule])
+                even = run_arm("c", stream, classes, cfg.person, [VENDOR, VENDOR], rules[rule])
                 row[rule] = {"split": split.gains.get("source-write"), "even": even.gains.get("source-write")}
             out.append(row)
         return task.experiment, task.first, out
@@ -618,10 +659,10 @@ def run_task(task: Task) -> tuple[str, int, list[dict[str, Any]]]:
         row = {}
         if task.experiment == "main":
             for key, arm, persona, rule in ROWS:
-                row[key] = run_arm(arm, stream, classes, cfg.person, [PERSONAS[persona]] * k, RULES[rule]).as_dict()
+                row[key] = run_arm(arm, stream, classes, cfg.person, [PERSONAS[persona]] * k, rules[rule]).as_dict()
         elif task.experiment == "sensitivity":
             for name, _ in SENSITIVITY:
-                person, assumed, group, run_on = cfg.person, RULES["issue"], classes, stream
+                person, assumed, group, run_on = cfg.person, rules["issue"], classes, stream
                 if name == "complaints rarer":
                     person = replace(person, notice=0.2)
                 elif name == "classes at their ceiling":
@@ -637,13 +678,13 @@ def run_task(task: Task) -> tuple[str, int, list[dict[str, Any]]]:
                     row[f"{name}|{arm}"] = run_arm(arm, run_on, group, person, [VENDOR] * k, assumed).as_dict()
         elif task.experiment == "seventy":
             for rule in ("issue", "guarded"):
-                done = run_arm("c", stream, classes, cfg.person, [SEVENTY] * k, RULES[rule], stop_at_gain=True)
+                done = run_arm("c", stream, classes, cfg.person, [SEVENTY] * k, rules[rule], stop_at_gain=True)
                 row[rule] = min(done.gains.values()) if done.gains else None
         else:
             for name, after in DRIFTS.items():
                 for rule in ("issue", "guarded"):
                     drift = (cfg.horizon // 2, [after] * k)
-                    done = run_arm("c", stream, classes, cfg.person, [VENDOR] * k, RULES[rule], drift=drift)
+                    done = run_arm("c", stream, classes, cfg.person, [VENDOR] * k, rules[rule], drift=drift)
                     row[f"{name}|{rule}"] = done.drift
         out.append(row)
     return task.experiment, task.first, out
@@ -880,6 +921,7 @@ def run(config: Config) -> dict[str, Any]:
             "workers": config.workers,
             "horizon": config.horizon,
             "chunk": CHUNK,
+            "authority_rule": "ratchet.rules.reviewer (the product's)" if config.product_rule else "bench/reviewer.py",
         },
         "runtime_s": round(elapsed, 1),
         "python": platform.python_version(),
@@ -1113,7 +1155,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Runtime: {report['runtime_s']:.0f} s on {cfg['workers']} worker(s), Python {report['python']}, "
             f"seed {cfg['seed']}; {cfg['trials']} trials of {cfg['horizon']:,} actions per arm "
             f"({cfg['seventy_trials']} for the 70% reviewer, {cfg['drift_trials']} for drift, "
-            f"{cfg['pool_trials']} for pooling).  ",
+            f"{cfg['pool_trials']} for pooling). The issue's rule decided by "
+            f"{cfg.get('authority_rule', 'bench/reviewer.py')}.  ",
             f"Person: right {100 * person['accuracy']:.0f}% of the time when reading, reads "
             f"{100 * person['reading']:.0f}% of prompts (an unread approval runs but is no sample), complains "
             f"about {100 * person['notice']:.0f}% of the bad actions that ran, {person['notice_lag']:.0f} "
@@ -1183,6 +1226,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"base seed (default {DEFAULT_SEED})")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     parser.add_argument("--out", type=Path, default=None, help="where reviewer.json/.md go (default bench/results)")
+    parser.add_argument(
+        "--product-rule",
+        action="store_true",
+        help="decide the issue's rule with the product's ratchet.rules.reviewer instead of the bench's restatement",
+    )
     return parser.parse_args(argv)
 
 
@@ -1190,7 +1238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the report, write the JSON and Markdown; the last line states the figures."""
     args = parse_args(argv)
     trials = args.trials if args.trials is not None else (QUICK_TRIALS if args.quick else DEFAULT_TRIALS)
-    config = Config.scaled(trials, seed=args.seed, workers=max(args.workers, 1))
+    config = Config.scaled(trials, seed=args.seed, workers=max(args.workers, 1), product_rule=args.product_rule)
+    if config.product_rule:
+        product_rules()  # fail before simulating when the product has no such rule
     shown = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join([".venv/bin/python", "-m", "bench.reviewer", *shown])
     provenance = stamp(command)

@@ -142,3 +142,23 @@ def test_a_small_run_reports_every_figure_and_ends_with_the_ratio() -> None:
     last = markdown.rstrip().splitlines()[-1]
     assert re.match(r"^\d+\.\d× fewer human prompts", last), last
     assert "## What these figures prove, and what they do not" in markdown
+
+
+def test_the_bench_rule_decides_as_the_products_where_the_product_has_one(
+    mix: tuple[list[Any], list[float], list[float]],
+) -> None:
+    """`--product-rule` swaps in ratchet.rules.reviewer's authority rule; until the product has it, skipped.
+    Where it has it, the bench's restatement must decide every tally, and a whole arm, exactly as it does."""
+    product = pytest.importorskip("ratchet.rules.reviewer")
+    if not all(hasattr(product, name) for name in ("Tally", "authority", "revoked_by_audit")):
+        pytest.skip("ratchet.rules.reviewer has no authority rule yet")
+    mine, theirs = rb.AuthorityRule(), rb.AuthorityRule(product=True)
+    for approvals in range(0, 161):
+        for false_accepts in range(0, min(approvals, 25) + 1):
+            tally = rb.Tally(approvals=approvals, false_accepts=false_accepts)
+            assert rb.holds(tally, None, mine) == rb.holds(tally, None, theirs), (approvals, false_accepts)
+            assert rb.revoked(tally, mine) == rb.revoked(tally, theirs), (approvals, false_accepts)
+    classes, _, _ = mix
+    stream, k = _stream(mix, 0), len(classes)
+    ours = rb.run_arm("c", stream, classes, rb.Person(), [rb.VENDOR] * k, mine)
+    assert ours == rb.run_arm("c", stream, classes, rb.Person(), [rb.VENDOR] * k, theirs)
