@@ -1122,9 +1122,10 @@ def note(report: dict[str, Any]) -> list[str]:
         "climb back. The audit share and the calls the reviewer denies keep about 1 prompt in 8 even where it "
         "holds authority; the CLI-only classes and classes too rare to reach 40 approvals keep all of theirs"
         f"{best_text}.",
-        "- A false-accept rate counted among the reviewer's approvals can never exceed the share of bad calls: "
-        "a reviewer that approves everything, on a class where a person rejects 2 calls in 100, has a "
-        "false-accept rate near 2%. A threshold of 0.10 therefore admits any reviewer on such a class, the "
+        "- A false-accept rate counted among the reviewer's approvals never exceeds the share of bad calls "
+        "unless the reviewer approves bad calls more readily than good ones: a reviewer that approves "
+        "everything, on a class where a person rejects 2 calls in 100, has a false-accept rate near 2%. "
+        "A threshold of 0.10 therefore admits any reviewer on such a class, the "
         "70%-agreement one and the stress-tested one included; the bound alone cannot keep them out, and a "
         "threshold low enough to would need hundreds of approvals per class. An agreement bar on the class's "
         "own shadow answers (the guarded rule) does keep the 70% reviewer out.",
