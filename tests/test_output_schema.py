@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from pydantic import ConfigDict, TypeAdapter
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.results import ToolOutcome
 
 
