@@ -619,7 +619,7 @@ def _startup_section(r: dict[str, Any]) -> list[str]:
         "",
         f"This run: `ratchet serve` {ratchet:.0f} ms, the bare `MCPServer` {bare:.0f} ms (×{ratchet / bare:.2f}, "
         f"{ratchet - bare:+.0f} ms). Both import the MCP SDK (its `mcp/__init__` imports the client side "
-        "too, with its pydantic models; that alone is about half of either start). On top of it Ratchet "
+        "too, with its pydantic models), which is most of either start. On top of it Ratchet "
         "does what serving needs and the bare server does not: its own modules (policy, record, engine, "
         "operations; `python -X importtime` puts them at about 0.2 s of self time on this loaded host, and "
         "every one is on the serving path, so a lazy import would only move the cost to the first call), "
