@@ -41,6 +41,7 @@ from typing import Any
 
 from bench.provenance import stamp
 from ratchet.executors.sandbox import plan, sandbox_status
+from ratchet.executors.shell import _group_alive
 
 SIDES = ("direct", "per-call", "per-call+wait", "reused")
 TARGET_RATIO = 3.0
@@ -60,8 +61,6 @@ def _repo(root: Path) -> Path:
 
 def _group_gone(pgid: int, limit_s: float = 0.5) -> None:
     """Wait, as `run_command` does, until no live process is left in the group (zombies do not count)."""
-    from ratchet.executors.shell import _group_alive
-
     deadline = time.perf_counter() + limit_s
     pause = 0.0005
     while _group_alive(pgid) and time.perf_counter() < deadline:
