@@ -53,7 +53,14 @@ from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.record import evidence as recorded
 from ratchet.record import undos as recorded_undos
 from ratchet.record.checks import verified_shares
-from ratchet.record.evidence import ROUTE_EXECUTE, ActionRecord, ComplaintRecord, PeriodFigures, PeriodRecord
+from ratchet.record.evidence import (
+    ROUTE_EXECUTE,
+    ActionRecord,
+    ComplaintRecord,
+    PeriodFigures,
+    PeriodRecord,
+    TouchedAction,
+)
 from ratchet.record.filters import EVERYTHING, ActionFilter, checked
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
@@ -352,7 +359,7 @@ def summarize(facts: Iterable[ActionFacts], since: float | None, until: float | 
     return MetricsReport(since=since, until=until, generated_at=time.time(), total=figures(items), classes=classes)
 
 
-def fact_of(r: ActionRecord, complaints: dict[int, list[ComplaintRecord]]) -> ActionFacts:
+def fact_of(r: ActionRecord | TouchedAction, complaints: dict[int, list[ComplaintRecord]]) -> ActionFacts:
     """The figures' view of one recorded action (see `disposition`)."""
     kind = disposition(r.status, r.route, r.reviewer, r.edited)
     return ActionFacts(

@@ -586,6 +586,51 @@ class OutcomeCount:
 
 
 @dataclass(frozen=True)
+class TouchedAction:
+    """An action a human touched, with what the figures of human work read of it (its preview only when an
+    unchanged approval, the one disposition the reading rule judges)."""
+
+    id: int
+    action_class: str
+    class_level: str
+    created_at: float
+    status: str
+    route: str
+    reviewer: str | None
+    edited: bool
+    finished_at: float | None
+    review_seconds: float | None
+    preview: str
+    hidden_lines: int
+    resolved_at: float | None
+    evidence: str | None
+
+    @property
+    def settled_at(self) -> float:
+        """When its outcome was recorded: finished, else created."""
+        return self.finished_at if self.finished_at is not None else self.created_at
+
+
+def _touched(r: sqlite3.Row) -> TouchedAction:
+    return TouchedAction(
+        id=int(r[0]),
+        action_class=str(r[1]),
+        class_level=str(r[2]),
+        created_at=float(r[3]),
+        status=str(r[4]),
+        route=str(r[5]),
+        reviewer=r[6],
+        edited=bool(r[7]),
+        finished_at=r[8],
+        review_seconds=r[9],
+        preview=str(r[10]),
+        hidden_lines=int(r[11]),
+        resolved_at=r[12],
+        evidence=r[13],
+    )
+
+
+@dataclass(frozen=True)
 class UnattendedRun:
     """The longest successful unattended run of a period (see `unattended_run`)."""
 
@@ -601,7 +646,7 @@ class PeriodFigures:
     (each with its complaints), the handoffs asked for and the longest successful unattended run."""
 
     counts: list[OutcomeCount]
-    touched: list[ActionRecord]
+    touched: list[TouchedAction]
     complaints: dict[int, list[ComplaintRecord]]
     handoffs: int
     longest_run: UnattendedRun | None
@@ -636,8 +681,8 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
                     OVER (PARTITION BY a.session_id ORDER BY a.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
                     AS grp,
                 CASE WHEN a.route = ? AND (a.status = 'failed'
-                    OR EXISTS (SELECT 1 FROM complaints c WHERE c.action_id = a.id)
-                    OR EXISTS (SELECT 1 FROM undos u WHERE u.action_id = a.id)) THEN 1 ELSE 0 END AS bad
+                    OR a.id IN (SELECT action_id FROM complaints)
+                    OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad
             FROM actions a WHERE {sql}
         ), runs AS (
             SELECT session_id, grp, count(*) AS n, sum(bad) AS bad, min(id) AS first_id, max(id) AS last_id
@@ -669,7 +714,7 @@ async def period_figures(
     handoff_params[0] = ROUTE_HANDOFF
     touched_sql = (
         f"{sql} AND (a.reviewer IS NOT NULL OR a.status IN ('declined', 'rejected') OR a.resolved_at IS NOT NULL "
-        "OR EXISTS (SELECT 1 FROM complaints c WHERE c.action_id = a.id))"
+        "OR a.id IN (SELECT action_id FROM complaints))"
     )
 
     def read(conn: sqlite3.Connection) -> PeriodFigures:
@@ -685,12 +730,14 @@ async def period_figures(
                 (ROUTE_EXECUTE, COMMAND_TOOL, *RAN, *params),
             )
         ]
+        approval = f"a.route != ? AND a.reviewer IS NOT NULL AND a.edited = 0 AND a.status NOT IN ({_marks(SAID_NO)})"
         touched = [
-            _action(r)
+            _touched(r)
             for r in conn.execute(
-                f"SELECT {_ACTION_COLUMNS} FROM actions WHERE id IN (SELECT a.id FROM actions a WHERE {touched_sql}) "
-                "ORDER BY id",
-                params,
+                "SELECT a.id, a.class, a.class_level, a.created_at, a.status, a.route, a.reviewer, a.edited, "
+                f"a.finished_at, a.review_seconds, CASE WHEN {approval} THEN a.preview ELSE '' END, a.hidden_lines, "
+                f"a.resolved_at, a.evidence FROM actions a WHERE {touched_sql} ORDER BY a.id",
+                (ROUTE_EXECUTE, *SAID_NO, *params),
             )
         ]
         complaints: dict[int, list[ComplaintRecord]] = {}
