@@ -26,6 +26,7 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
+from ratchet.record.locks import Scope
 from ratchet.redact import redact
 from ratchet.results import DraftView
 from ratchet.rules import provenance, shown
@@ -89,7 +90,7 @@ class HumanSide:
             self.refuse_own_approval(queued, approver)
             if expect is not None and shown.of_row(queued) != shown.normal(expect):
                 raise self.changed(action_id, queued, expect)
-        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
+        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim), scope=Scope.of())
         if not claimed:
             raise not_queued(action_id, row)
         assert row is not None
@@ -147,7 +148,7 @@ class HumanSide:
                 cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample)
             )
             settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
-            await s.store.run(with_checks(settle, action_id, checked))
+            await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of(cls.name, evidence.name))
         except Exception as exc:
             # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
             failure = exc
