@@ -62,6 +62,11 @@ asyncio.run(main(*sys.argv[1:5], int(sys.argv[5]), json.loads(sys.argv[6])))
 """
 
 
+def _drafted(n: int) -> str:
+    """The path (without its suffix) of the n-th draft: `climb/` and `queue/` in turn."""
+    return f"climb/c{n}" if n % 2 else f"queue/q{n}"
+
+
 def _ratchet(ratchet_bin: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ratchet_bin), *argv], capture_output=True, text=True, timeout=120, check=False)
 
@@ -99,8 +104,10 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
     try:
         drafts = []
         for n in range(DRAFTS):
+            # Two classes of drafts: approvals of each settle under their own class's lock at the same time,
+            # and both append their reviews to the one chain of reviews.
             out = await engine.carry_out(
-                await engine.evaluate("write_file", {"path": f"climb/c{n}.txt", "content": f"{n}\n"})
+                await engine.evaluate("write_file", {"path": f"{_drafted(n)}.txt", "content": f"{n}\n"})
             )
             assert out.status == "draft", out.status
             drafts.append(out.action_id)
@@ -116,7 +123,7 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
     assert did[0]["won"] and did[1]["won"], "both writers approved some: they really contended"
     accepts = db_rows(backend, "SELECT action_id, count(*) FROM reviews WHERE kind = 'accept' GROUP BY action_id")
     assert sorted(accepts) == [(d, 1) for d in sorted(drafts)]
-    assert [(workspace / f"climb/c{n}.txt").read_text() for n in range(DRAFTS)] == [f"{n}\n" for n in range(DRAFTS)]
+    assert [(workspace / f"{_drafted(n)}.txt").read_text() for n in range(DRAFTS)] == [f"{n}\n" for n in range(DRAFTS)]
     statuses = db_rows(backend, "SELECT status, count(*) FROM actions GROUP BY status ORDER BY status")
     assert statuses == [("executed", DRAFTS + 2 * WRITES)], statuses
 
@@ -124,9 +131,15 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
     wrote = sorted(a for w in did for a in w["wrote"])
     sampled = db_rows(backend, "SELECT action_id FROM samples WHERE class = 'auto' ORDER BY action_id")
     assert [r[0] for r in sampled] == wrote
-    assert sorted(r[0] for r in db_rows(backend, "SELECT action_id FROM samples WHERE class = 'climb'")) == sorted(
-        drafts
-    )
+    # Each class's window is the last of its samples, in the order they were recorded: no writer's update of
+    # the window was overwritten by another's read before it.
+    for name, size in (("auto", 10), ("queue", 10)):
+        window = json.loads(db_rows(backend, "SELECT window_json FROM class_state WHERE name = ?", name)[0][0])
+        last = db_rows(backend, "SELECT action_id, ok FROM samples WHERE class = ? ORDER BY id", name)[-size:]
+        assert [tuple(w) for w in window] == [(a, int(ok)) for a, ok in last], name
+    for name in ("climb", "queue"):
+        found = sorted(r[0] for r in db_rows(backend, "SELECT action_id FROM samples WHERE class = ?", name))
+        assert found == [d for n, d in enumerate(drafts) if _drafted(n).startswith(name)], name
 
     # The chain: one line, verified link by link, and the moves it holds are the ones the settle rule makes
     # replaying the record (no window read stale by a writer that raced another).
