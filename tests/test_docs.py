@@ -299,6 +299,32 @@ def _bench_figures() -> list[tuple[str, str, str]]:
         (r, r"all 500 rendered ([\d.]+) s \(×", f"{web['full']['complete_ms'] / 1000:.2f}"),
         (r, r"all 500 rendered [\d.]+ s \(×([\d.]+)\)", f"{web['ratio']['complete_ms']:.2f}"),
         (r, r"(\d+) requests either way", f"{web['full']['requests']:.0f}"),
+        *_writer_figures(),
+    ]
+
+
+def _writer_figures() -> list[tuple[str, str, str]]:
+    writers = _results("writers.json")
+
+    def runs(which: str) -> dict[int, dict[str, Any]]:
+        found = writers[which]["throughput"]
+        return {t["processes"]: t for t in found if t["backend"] == "postgresql"}
+
+    own, one = runs("own_class"), runs("one_class")
+    r = "README.md"
+    return [
+        (r, r"`bench/results/writers\.json`, commit `([0-9a-f]+)`", writers["provenance"]["commit"]),
+        (
+            r,
+            r"PostgreSQL, a class each: lock wait ([\d.]+% / [\d.]+% / [\d.]+% / [\d.]+%) of",
+            " / ".join(f"{own[n]['lock_wait_share']:.1%}" for n in (1, 2, 4, 8)),
+        ),
+        (r, r"all in one class: ([\d.]+%) at 8", f"{one[8]['lock_wait_share']:.1%}"),
+        (
+            r,
+            r"(0) lost, 0 duplicated in every run \|",
+            str(sum(t["lost"] + t["duplicated"] for w in (own, one) for t in w.values())),
+        ),
     ]
 
 
