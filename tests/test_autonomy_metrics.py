@@ -18,7 +18,7 @@ from .helpers import run_cli as cli
 
 @pytest.mark.asyncio
 async def test_the_longest_unattended_run_counts_only_runs_ended_by_accepted_work(
-    workspace: Path, hook_policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, workspace: Path, hook_policies: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (workspace / "auto").mkdir()
     ids: dict[str, list[int]] = {}
@@ -57,6 +57,14 @@ async def test_the_longest_unattended_run_counts_only_runs_ended_by_accepted_wor
     assert a["escalated"] == 3 and a["escalated_share"] == pytest.approx(3 / gated)
     code, text = await cli(capsys, workspace, hook_policies, db, "metrics")
     assert code == 0 and "longest successful unattended run: 3 actions; handoffs: 1 (" in text, text
+
+    # The report shows the same figures: its JSON, its terminal summary and its page.
+    code, text = await cli(capsys, workspace, hook_policies, db, "report", "--json")
+    assert code == 0 and json.loads(text)["metrics"]["autonomy"] == a
+    page = tmp_path / "report.html"
+    code, text = await cli(capsys, workspace, hook_policies, db, "report", "--html", str(page))
+    assert code == 0, text
+    assert "longest successful unattended run: 3 actions; handoffs: 1 (" in page.read_text()
 
     code, text = await cli(capsys, workspace, hook_policies, db, "metrics", "--json", "--class", "auto")
     assert code == 0, text
