@@ -671,29 +671,31 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
     gated actions and its handoffs) that no action needing a human interrupted, none of whose actions failed,
     drew a complaint or was undone, and that the session's next action, if any, ended with work a human
     accepted (approved, unchanged or edited). Ties: the earliest."""
-    # Gaps and islands: each action that is not autonomous (or is a handoff) starts a new group; a run is
-    # the autonomous actions of one group, and the action that ends it is the next group's first.
+    # Gaps and islands: counting, in each session, the actions that need a human up to each action (`grp`),
+    # an autonomous action's run is `grp` and a human's action ends run `grp - 1`, so one GROUP BY gives
+    # each run with the action that ended it, without a join.
     query = f"""
         WITH seq AS (
-            SELECT a.id, a.session_id, a.status, a.reviewer,
+            SELECT a.session_id, a.id,
                 CASE WHEN a.route = ? THEN 0 ELSE 1 END AS breaks,
                 sum(CASE WHEN a.route = ? THEN 0 ELSE 1 END)
                     OVER (PARTITION BY a.session_id ORDER BY a.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
                     AS grp,
                 CASE WHEN a.route = ? AND (a.status = 'failed'
                     OR a.id IN (SELECT action_id FROM complaints)
-                    OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad
+                    OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad,
+                CASE WHEN a.route != ? AND a.reviewer IS NOT NULL AND a.status NOT IN ({_marks(SAID_NO)})
+                    THEN 1 ELSE 0 END AS accepted
             FROM actions a WHERE {sql}
-        ), runs AS (
-            SELECT session_id, grp, count(*) AS n, sum(bad) AS bad, min(id) AS first_id, max(id) AS last_id
-            FROM seq WHERE breaks = 0 GROUP BY session_id, grp
         )
-        SELECT r.session_id, r.n, r.first_id, r.last_id FROM runs r
-        LEFT JOIN seq b ON b.session_id = r.session_id AND b.grp = r.grp + 1 AND b.breaks = 1
-        WHERE r.bad = 0 AND (b.id IS NULL OR (b.reviewer IS NOT NULL AND b.status NOT IN ({_marks(SAID_NO)})))
-        ORDER BY r.n DESC, r.first_id LIMIT 1
+        SELECT session_id, sum(1 - breaks) AS n, min(CASE WHEN breaks = 0 THEN id END) AS first_id,
+            max(CASE WHEN breaks = 0 THEN id END) AS last_id
+        FROM seq GROUP BY session_id, grp - breaks
+        HAVING sum(1 - breaks) > 0 AND sum(bad) = 0 AND (max(breaks) = 0 OR max(accepted) = 1)
+        ORDER BY n DESC, first_id LIMIT 1
     """
-    row = conn.execute(query, (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *params, *SAID_NO)).fetchone()
+    marks = (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO, *params)
+    row = conn.execute(query, marks).fetchone()
     return None if row is None else UnattendedRun(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
