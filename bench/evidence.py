@@ -226,7 +226,7 @@ def busy_table(rows: list[dict[str, Any]]) -> str:
         f"Targets at {small['size']:,} in the period: metrics ≤ ×{METRICS_X_STATUS:g} status, report --html ≤ "
         f"×{REPORT_X_STATUS:g}: " + ("met" if met_ratio else "**not met**"),
         f"Growth to {large['size']:,}: metrics and report --html ≤ ×{GROWTH_TARGET:g}: "
-        + ("met" if met_growth or len(rows) < 2 else "**not met**"),
+        + ("not measured (one size)" if len(rows) < 2 else "met" if met_growth else "**not met**"),
     ]
     return "\n".join(lines)
 

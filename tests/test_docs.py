@@ -300,6 +300,24 @@ def _bench_figures() -> list[tuple[str, str, str]]:
         (r, r"all 500 rendered [\d.]+ s \(×([\d.]+)\)", f"{web['ratio']['complete_ms']:.2f}"),
         (r, r"(\d+) requests either way", f"{web['full']['requests']:.0f}"),
         *_writer_figures(),
+        *_busy_figures(),
+    ]
+
+
+def _busy_figures() -> list[tuple[str, str, str]]:
+    evidence = _results("evidence.json")
+    rows = {r["backend"]: r for r in evidence["rows"]}
+    r = "README.md"
+    return [
+        (r, r"`bench/results/evidence\.json`, commit `([0-9a-f]+)`", evidence["provenance"]["commit"]),
+        *(
+            (r, rf"{name}: metrics ×([\d.]+)", f"{rows[backend]['metrics_x_status']:.2f}")
+            for name, backend in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql"))
+        ),
+        *(
+            (r, rf"{name}: metrics ×[\d.]+, report --html ×([\d.]+)", f"{rows[backend]['report_html_x_status']:.2f}")
+            for name, backend in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql"))
+        ),
     ]
 
 

@@ -98,7 +98,8 @@ def _race(workspace: Path, policies: Path, db: str, drafts: list[int]) -> list[d
 async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_unbroken_chain(
     tmp_path: Path, workspace: Path, ratchet_bin: Path, backend: str
 ) -> None:
-    policies = write_policy(tmp_path / "policies", LEVELS_POLICY)
+    # A window that holds every sample of the race: a sample lost to a stale read-modify-write shows.
+    policies = write_policy(tmp_path / "policies", LEVELS_POLICY.replace("window_size = 10", "window_size = 100"))
     location = parse_location(backend)
     engine = await Engine.open(workspace, policies=policies, db=location, client="setup")
     try:
@@ -133,7 +134,7 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
     assert [r[0] for r in sampled] == wrote
     # Each class's window is the last of its samples, in the order they were recorded: no writer's update of
     # the window was overwritten by another's read before it.
-    for name, size in (("auto", 10), ("queue", 10)):
+    for name, size in (("auto", 100), ("queue", 100)):
         window = json.loads(db_rows(backend, "SELECT window_json FROM class_state WHERE name = ?", name)[0][0])
         last = db_rows(backend, "SELECT action_id, ok FROM samples WHERE class = ? ORDER BY id", name)[-size:]
         assert [tuple(w) for w in window] == [(a, int(ok)) for a, ok in last], name
@@ -149,6 +150,8 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
         assert done.returncode == 0, done.stdout + done.stderr
     moves = db_rows(backend, "SELECT class, kind FROM transitions WHERE class = 'climb' ORDER BY id")
     assert ("climb", "promote") in moves, moves
+    # No class's cached standing disagreed with its record at any decision (integrity.py records that as tampering).
+    assert db_rows(backend, "SELECT count(*) FROM transitions WHERE kind = 'tamper-detected'") == [(0,)]
     sim = json.loads(done.stdout)
     assert sim["changes"] == [] and sim["moves_not_simulated"] == [], sim
     assert sim["moves"] and all(m["recorded"] for m in sim["moves"]), sim["moves"]
