@@ -12,7 +12,10 @@ import json
 import random
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -159,3 +162,45 @@ async def test_two_writers_on_one_class_and_the_same_drafts_settle_once_on_an_un
 
 def test_a_scope_names_each_class_once_in_order() -> None:
     assert Scope.of("b", "a", "b").classes == ("a", "b") and Scope.of().classes == ()
+
+
+def test_on_postgresql_a_unit_waits_only_for_its_classes_and_the_whole_record_waits_for_every_unit(
+    pg_url: str,
+) -> None:
+    """Four connections: one holds class `x` in a unit of work; a unit of `y` runs at once, a unit of `x` and a
+    whole-record unit wait until it commits."""
+    from ratchet.record import postgres
+
+    conns = [postgres.connect(pg_url) for _ in range(4)]
+    held, release = threading.Event(), threading.Event()
+    done: dict[str, float] = {}
+
+    def holding(conn: postgres.Connection) -> None:
+        held.set()
+        release.wait(60)
+
+    def unit(name: str) -> Any:
+        return lambda conn: done.setdefault(name, time.monotonic())
+
+    def start(fn: Any, conn: postgres.Connection, scope: Scope | None) -> threading.Thread:
+        thread = threading.Thread(target=postgres.transaction, args=(fn, conn), kwargs={"scope": scope})
+        thread.start()
+        return thread
+
+    try:
+        holder = start(holding, conns[0], Scope.of("x"))
+        assert held.wait(30)
+        other = start(unit("y"), conns[1], Scope.of("y"))
+        other.join(30)
+        assert "y" in done  # another class: not held up
+        same, whole = start(unit("x"), conns[2], Scope.of("x")), start(unit("whole"), conns[3], None)
+        time.sleep(1.5)
+        assert "x" not in done and "whole" not in done  # the same class, and the whole record, wait
+        release.set()
+        for thread in (holder, same, whole):
+            thread.join(30)
+        assert {"x", "whole"} <= set(done)
+    finally:
+        release.set()
+        for conn in conns:
+            conn.close()
