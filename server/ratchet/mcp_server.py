@@ -50,7 +50,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ratchet import hooks
+from ratchet import hooks, telemetry
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
 from ratchet.engine.origin import carrying_out
@@ -452,7 +452,14 @@ _gate_push = _gate_on(_push_call, "_gate_push")
 
 
 async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -> CallToolResult:
-    """Record and carry out a gated call. A RatchetError is recorded as refused and raised for the edge."""
+    """Record and carry out a gated call. A RatchetError is recorded as refused and raised for the edge.
+    Its decisions join the client's trace (a W3C `traceparent` in the request's `_meta`) and name this
+    request as the tool call they guard (ratchet/telemetry)."""
+    with telemetry.joined(ctx.request_context.meta, ctx.request_context.request_id):
+        return await _carry_out_joined(ctx, call, review)
+
+
+async def _carry_out_joined(ctx: Context, call: Call, review: ElicitationResult[Any]) -> CallToolResult:
     engine = _engine(ctx)
     tool, args, intent, confidence = call.tool, call.args, call.intent, call.confidence
     try:
