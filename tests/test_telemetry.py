@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from ratchet import telemetry
+from ratchet.engine import Engine
+from ratchet.errors import InvalidRequest
 
 from .conftest import MakeServer
 from .helpers import Claude, Clock, Human, draft, require_module, rows, run_cli, write
@@ -280,6 +282,29 @@ async def test_a_traceparent_in_the_requests_meta_joins_the_clients_trace(
 
 
 @pytest.mark.asyncio
+async def test_decisions_outside_a_traced_request_join_the_trace_and_call_they_are_given(
+    receiver: Receiver, workspace: Path, policies: Path, db: Path
+) -> None:
+    # No MCP request here (the MCP SDK's own middleware makes the client's context current in a server):
+    # Ratchet reads the traceparent it was handed itself, and a refusal is a decision too.
+    trace_id, parent_id = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
+    async with await Engine.open(workspace, policies=policies, db=db) as engine:
+        with telemetry.joined({"traceparent": f"00-{trace_id}-{parent_id}-01"}, 7):
+            ev = await engine.evaluate("write_file", {"path": "auto/x.txt", "content": SECRET})
+            out = await engine.carry_out(ev)
+            refused = await engine.refuse(
+                "write_file", {"path": "../x"}, InvalidRequest("outside"), intent=None, confidence=None
+            )
+    telemetry.flush()
+    spans = receiver.spans()
+    ran = _one(spans, ratchet__action__id=out.action_id)
+    assert (ran["trace_id"], ran["parent"], ran["attrs"]["gen_ai.guardrail.target.id"]) == (trace_id, parent_id, "7")
+    no = _one(spans, ratchet__action__id=refused)["attrs"]
+    assert (no["ratchet.route"], no["ratchet.outcome"], no["ratchet.class"]) == ("refuse", "refused", "unclassified")
+    assert (no["gen_ai.guardrail.verdict.type"], no["gen_ai.guardrail.action.type"]) == ("deny", "block")
+
+
+@pytest.mark.asyncio
 async def test_the_target_is_exported_only_when_opted_in(
     receiver: Receiver, make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,6 +351,8 @@ import asyncio, json, os, sys
 from pathlib import Path
 from mcp import Client
 from ratchet import telemetry
+from ratchet.engine import Engine
+from ratchet.errors import InvalidRequest
 from ratchet.mcp_server import ServerConfig, build_server
 
 async def governed(workspace, policies, db, name):
