@@ -346,6 +346,33 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     assert answer["ratchet.answer.channel"] == "hook-dialog" and "ratchet.answer.wait_s" in answer
 
 
+def test_codex_hook_decisions_are_spans_too(
+    receiver: Receiver, ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path
+) -> None:
+    event = {
+        "session_id": "01a2-codex",
+        "turn_id": "t1",
+        "transcript_path": str(workspace.parent / "rollout.jsonl"),
+        "cwd": str(workspace),
+        "hook_event_name": "PreToolUse",
+        "model": "gpt-5.5",
+        "permission_mode": "default",
+        "tool_name": "Bash",
+        "tool_input": {"command": "rm -rf build"},
+        "tool_use_id": "call_rm_1",
+    }
+    argv = [str(ratchet_bin), "hook", "codex", "--policies", str(hook_policies), "--db", str(db)]
+    done = subprocess.run(argv, input=json.dumps(event), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    a = _one(receiver.spans(), gen_ai__guardrail__target__id="call_rm_1")["attrs"]
+    assert (a["gen_ai.tool.name"], a["ratchet.tool"], a["ratchet.class"]) == ("Bash", "run_command", "rm-run")
+    assert (a["gen_ai.guardrail.verdict.type"], a["gen_ai.guardrail.action.type"]) == ("deny", "block")
+    assert a["ratchet.outcome"] == "blocked"
+    with receiver.lock:
+        assert b"rm -rf build" not in b"".join(receiver.bodies)  # the command is agent content
+
+
 NO_CONFIG_SCRIPT = """
 import asyncio, json, os, sys
 from pathlib import Path
