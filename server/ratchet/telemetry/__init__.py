@@ -171,24 +171,27 @@ def wanted(env: Mapping[str, str] = os.environ) -> bool:
 def _sink() -> Sink | None:
     """The sink for the environment as it is now; None when telemetry is off (nothing imported)."""
     global _state
+    if not wanted():  # the common case, and the cheapest: six variables read, nothing imported
+        if _state is not None:
+            shutdown()
+        return None
     key = tuple(os.environ.get(k) for k in _KEYS)
     if _state is not None and _state[0] == key:
         return _state[1]
     sink: Sink | None = None
-    if wanted():
+    try:
+        from ratchet.telemetry import otel
+    except ImportError as exc:
+        log.warning(
+            "ratchet: OTEL_* variables ask for telemetry but OpenTelemetry's SDK is not installed (%s); "
+            "nothing is exported. Install it with: pip install 'ratchet-mcp[otel]'",
+            exc,
+        )
+    else:
         try:
-            from ratchet.telemetry import otel
-        except ImportError as exc:
-            log.warning(
-                "ratchet: OTEL_* variables ask for telemetry but OpenTelemetry's SDK is not installed (%s); "
-                "nothing is exported. Install it with: pip install 'ratchet-mcp[otel]'",
-                exc,
-            )
-        else:
-            try:
-                sink = otel.OtelSink.from_environment(os.environ)
-            except Exception as exc:
-                log.warning("ratchet: OpenTelemetry could not be set up from OTEL_* (%s); nothing is exported", exc)
+            sink = otel.OtelSink.from_environment(os.environ)
+        except Exception as exc:
+            log.warning("ratchet: OpenTelemetry could not be set up from OTEL_* (%s); nothing is exported", exc)
     previous, _state = _state, (key, sink)
     if previous is not None and previous[1] is not None:
         previous[1].shutdown()
