@@ -452,14 +452,7 @@ _gate_push = _gate_on(_push_call, "_gate_push")
 
 
 async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -> CallToolResult:
-    """Record and carry out a gated call. A RatchetError is recorded as refused and raised for the edge.
-    Its decisions join the client's trace (a W3C `traceparent` in the request's `_meta`) and name this
-    request as the tool call they guard (ratchet/telemetry)."""
-    with telemetry.joined(ctx.request_context.meta, ctx.request_context.request_id):
-        return await _carry_out_joined(ctx, call, review)
-
-
-async def _carry_out_joined(ctx: Context, call: Call, review: ElicitationResult[Any]) -> CallToolResult:
+    """Record and carry out a gated call. A RatchetError is recorded as refused and raised for the edge."""
     engine = _engine(ctx)
     tool, args, intent, confidence = call.tool, call.args, call.intent, call.confidence
     try:
@@ -1015,7 +1008,8 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
     async def tool(**kwargs: Any) -> Any:
         started = time.monotonic()
         try:
-            result = await fn(**kwargs)
+            with _traced(kwargs.get("ctx")):
+                result = await fn(**kwargs)
         except RatchetError as exc:
             if log_calls:
                 _log_call(name, started, None, f"error: {exc}")
@@ -1025,6 +1019,14 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
         return result
 
     return tool
+
+
+def _traced(ctx: Any) -> contextlib.AbstractContextManager[None]:
+    """The call's decisions join the client's trace (a W3C `traceparent` in the request's `_meta`) and name
+    the request's id as the tool call they guard (ratchet/telemetry)."""
+    if not isinstance(ctx, Context):
+        return contextlib.nullcontext()
+    return telemetry.joined(ctx.request_context.meta, ctx.request_context.request_id)
 
 
 def _log_call(tool: str, started: float, result: Any, error: str | None) -> None:
