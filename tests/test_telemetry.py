@@ -346,6 +346,24 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     assert answer["ratchet.answer.channel"] == "hook-dialog" and "ratchet.answer.wait_s" in answer
 
 
+@pytest.mark.asyncio
+async def test_without_the_extra_installed_a_warning_and_the_call_goes_on(
+    receiver: Receiver,
+    make_server: MakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    telemetry.shutdown()
+    monkeypatch.setitem(sys.modules, "ratchet.telemetry.otel", None)  # as if opentelemetry-sdk were missing
+    monkeypatch.delattr(telemetry, "otel", raising=False)  # left by an earlier import in this process
+    async with make_server() as client:
+        wrote = await write(client, "auto/plain.txt", SECRET)
+    assert wrote["status"] == "executed" and not telemetry.active()
+    assert "pip install 'ratchet-mcp[otel]'" in caplog.text
+    telemetry.flush()
+    assert receiver.traces == [] and receiver.metrics == []
+
+
 def test_codex_hook_decisions_are_spans_too(
     receiver: Receiver, ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path
 ) -> None:
