@@ -29,6 +29,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ratchet.redact import redact
+from ratchet.rules import provenance
+
 if TYPE_CHECKING:  # names for the signatures only: this module imports nothing of the engine at run time
     from ratchet.engine.core import Evaluation, HumanAnswer, Setting
     from ratchet.record.standing import Transition
@@ -180,6 +183,8 @@ def _sink() -> Sink | None:
         return _state[1]
     sink: Sink | None = None
     try:
+        # Only here, when OTEL_* asks for it: OpenTelemetry's SDK, exporters and protobuf cost the start-up of
+        # every process (hooks, the CLI) that never exports, and are an optional extra.
         from ratchet.telemetry import otel
     except ImportError as exc:
         log.warning(
@@ -231,8 +236,6 @@ def joined(meta: Mapping[str, Any] | None, call_id: object = None) -> Iterator[N
 def _content(text: str) -> str | None:
     if os.environ.get(CONTENT_VARIABLE, "").strip().lower() not in ("1", "true", "yes"):
         return None
-    from ratchet.redact import redact
-
     return redact(text)[:1000]
 
 
@@ -245,8 +248,6 @@ def grade(answer: HumanAnswer | None, checks_failed: int = 0) -> str:
         return "check"
     if answer is None:
         return "rule"
-    from ratchet.rules import provenance
-
     if answer.channel == provenance.AUTO_MODE:
         return "classifier"
     if answer.channel in PERSON_CHANNELS or answer.evidence == provenance.COUNTED:

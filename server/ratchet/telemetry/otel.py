@@ -20,6 +20,8 @@ from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -52,7 +54,7 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
 
 def _grpc(module: str, name: str) -> object | None:
     """The OTLP/gRPC exporter, when its package (not a dependency of the `otel` extra) is installed."""
-    try:
+    try:  # an optional package, not a dependency of the extra: looked up only when OTLP/gRPC is asked for
         found = importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{module}")
     except ImportError:
         log.warning("ratchet: OTLP over gRPC needs opentelemetry-exporter-otlp-proto-grpc; nothing is exported")
@@ -73,8 +75,6 @@ def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
     if protocol != "http/protobuf":
         log.warning("ratchet: OTLP protocol %s is not supported (http/protobuf or grpc); no spans", protocol)
         return None
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
     return OTLPSpanExporter()  # endpoint, headers, timeout, compression: from OTEL_EXPORTER_OTLP_*
 
 
@@ -90,8 +90,6 @@ def _metric_exporter(name: str, env: Mapping[str, str]) -> MetricExporter | None
     if protocol != "http/protobuf":
         log.warning("ratchet: OTLP protocol %s is not supported (http/protobuf or grpc); no metrics", protocol)
         return None
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
     return OTLPMetricExporter()
 
 
