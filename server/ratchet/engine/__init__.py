@@ -419,9 +419,11 @@ class Engine:
         A failed verification check undoes its action with `complaint=False` and its own reviewer and
         channel (the check's failure is the evidence already)."""
         self.reviewer_side("undo an action")
-        return await self.human.undo(
+        undone = await self.human.undo(
             action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
         )
+        telemetry.moved(self.setting, [undone.moved])
+        return undone
 
     async def gc(self) -> GcReport:
         """Drop prior versions past the content store's bounds (`[defaults.undo]`), oldest first."""
