@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ratchet import telemetry
+from ratchet import hook_socket, telemetry
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
 
@@ -364,6 +364,16 @@ async def test_without_the_extra_installed_a_warning_and_the_call_goes_on(
     assert receiver.traces == [] and receiver.metrics == []
 
 
+def test_a_resident_hook_server_serves_only_hooks_with_its_own_telemetry_set_up() -> None:
+    # The resident server exports as the hook that started it was configured: another set-up gets its own.
+    argv = ["hook", "claude-code"]
+    plain = hook_socket.setup(argv, {})
+    assert hook_socket.setup(argv, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) != plain
+    assert hook_socket.setup(argv, {"OTEL_SDK_DISABLED": "true"}) != plain
+    assert hook_socket.setup(argv, {telemetry.CONTENT_VARIABLE: "true"}) != plain
+    assert set(telemetry.ENDPOINTS + telemetry.EXPORTERS) <= set(hook_socket.KEYED_ENV)
+
+
 def test_codex_hook_decisions_are_spans_too(
     receiver: Receiver, ratchet_bin: Path, workspace: Path, hook_policies: Path, db: Path
 ) -> None:
@@ -395,7 +405,7 @@ NO_CONFIG_SCRIPT = """
 import asyncio, json, os, sys
 from pathlib import Path
 from mcp import Client
-from ratchet import telemetry
+from ratchet import hook_socket, telemetry
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
 from ratchet.mcp_server import ServerConfig, build_server
