@@ -252,6 +252,7 @@ async def test_a_write_a_draft_an_approval_and_a_block_are_exported_as_guardrail
     waits = receiver.points("ratchet.human.wait")
     dialog = [p for a, p in waits if a["ratchet.answer.channel"] == "elicitation"]
     assert len(dialog) == 1 and dialog[0].count == 1 and dialog[0].sum == pytest.approx(30.0)
+    assert (dialog[0].explicit_bounds[0], dialog[0].explicit_bounds[-1]) == (1.0, 86400.0)  # seconds to a day
     assert sum(p.count for a, p in waits if a["ratchet.answer.channel"] == "cli") == 4
     ups = receiver.points("ratchet.class.promotions")
     assert _sum(ups, ratchet__class="climb", ratchet__level__from="draft", ratchet__level__to="confirm") == 1
