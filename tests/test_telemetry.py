@@ -25,7 +25,7 @@ from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
 
 from .conftest import MakeServer
-from .helpers import Claude, Clock, Human, draft, require_module, rows, run_cli, write
+from .helpers import Claude, Clock, Human, draft, require_module, rows, run_cli, write, write_policy
 
 INSTALL = "it comes with the dev extra: pip install -e '.[dev]'"
 trace_pb = require_module("opentelemetry.proto.collector.trace.v1.trace_service_pb2", INSTALL)
@@ -363,6 +363,23 @@ async def test_without_the_extra_installed_a_warning_and_the_call_goes_on(
     assert "pip install 'ratchet-mcp[otel]'" in caplog.text
     telemetry.flush()
     assert receiver.traces == [] and receiver.metrics == []
+
+
+@pytest.mark.asyncio
+async def test_the_collectors_credentials_never_reach_a_command(
+    receiver: Receiver, make_server: MakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer collector-key-5d1e")
+    env_policy = write_policy(
+        tmp_path / "env-policies",
+        '[classes.env-run]\ntools = ["run_command"]\nargv = [["env"]]\nstart = "autonomous"\n',
+    )
+    async with make_server(env_policy) as client:
+        ran = (await client.call_tool("run_command", {"argv": ["env"]})).structured_content
+    telemetry.flush()
+    assert ran is not None and ran["status"] == "executed" and "PATH=" in ran["result"]["stdout"]
+    assert "collector-key-5d1e" not in ran["result"]["stdout"] and "OTEL_" not in ran["result"]["stdout"]
+    assert _one(receiver.spans(), ratchet__action__id=ran["action_id"])["attrs"]["ratchet.class"] == "env-run"
 
 
 def test_a_resident_hook_server_serves_only_hooks_with_its_own_telemetry_set_up() -> None:
