@@ -183,9 +183,9 @@ def _sink() -> Sink | None:
         return _state[1]
     sink: Sink | None = None
     try:
-        # Only here, when OTEL_* asks for it: OpenTelemetry's SDK, exporters and protobuf cost the start-up of
-        # every process (hooks, the CLI) that never exports, and are an optional extra.
-        from ratchet.telemetry import otel
+        # Only here, when OTEL_* asks for it: OpenTelemetry's SDK, exporters and protobuf would cost the start-up
+        # of every process (hooks, the CLI) that never exports.
+        from ratchet.telemetry import otel  # optional: the otel extra; start-up: loaded only when asked for
     except ImportError as exc:
         log.warning(
             "ratchet: OTEL_* variables ask for telemetry but OpenTelemetry's SDK is not installed (%s); "
