@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from ratchet import hook_socket, telemetry
+from ratchet import telemetry
+from ratchet.claude_code import hook_socket
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
 
@@ -423,10 +424,8 @@ NO_CONFIG_SCRIPT = """
 import asyncio, json, os, sys
 from pathlib import Path
 from mcp import Client
-from ratchet import hook_socket, telemetry
-from ratchet.engine import Engine
-from ratchet.errors import InvalidRequest
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet import telemetry
+from ratchet.mcp.server import ServerConfig, build_server
 
 async def governed(workspace, policies, db, name):
     async with Client(build_server(ServerConfig(workspace, policies, db))) as client:
