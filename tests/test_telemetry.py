@@ -18,7 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from ratchet import telemetry
 from ratchet.claude_code import hook_socket
@@ -26,7 +30,7 @@ from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest
 
 from .conftest import MakeServer
-from .helpers import Claude, Clock, Human, draft, require_module, rows, run_cli, write, write_policy
+from .helpers import Claude, Clock, Human, draft, free_port, require_module, rows, run_cli, write, write_policy
 
 INSTALL = "it comes with the dev extra: pip install -e '.[dev]'"
 trace_pb = require_module("opentelemetry.proto.collector.trace.v1.trace_service_pb2", INSTALL)
@@ -281,6 +285,55 @@ async def test_a_traceparent_in_the_requests_meta_joins_the_clients_trace(
     root = _one(spans, ratchet__action__id=alone["action_id"])
     assert root["trace_id"] != trace_id and root["parent"] == ""
     assert "gen_ai.guardrail.security.content.input.value" not in child["attrs"]
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as err:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.asyncio
+async def test_over_http_a_traceparent_header_joins_the_clients_trace(
+    receiver: Receiver, ratchet_bin: Path, workspace: Path, policies: Path, db: Path, tmp_path: Path
+) -> None:
+    # `ratchet serve --http` in its own process; the client sends the W3C header, not `_meta`.
+    trace_id, parent_id = "6bf92f3577b34da6a3ce929d0e0e4738", "20f067aa0ba902b9"
+    port = free_port()
+    argv = [str(ratchet_bin), "serve", "--http", "--port", str(port), "--workspace", str(workspace)]
+    argv += ["--policies", str(policies), "--db", str(db)]
+    proc = _spawn(argv, tmp_path / "serve.log")
+    try:
+        token_file = db.parent / (db.name + ".http-token")
+        url = f"http://127.0.0.1:{port}/mcp"
+        for _ in range(600):
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            if token_file.exists():
+                try:
+                    httpx2.get(url, timeout=5)
+                    break
+                except httpx2.TransportError:
+                    pass
+            await anyio.sleep(0.1)
+        headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        headers["traceparent"] = f"00-{trace_id}-{parent_id}-01"
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,  # type: ignore[arg-type]
+        ):
+            wrote = await write(client, "auto/http.txt", SECRET)
+    finally:
+        _stop(proc)  # the server closes its record: its spans are handed over before it exits
+    span = _one(receiver.spans(), ratchet__action__id=wrote["action_id"])
+    assert (span["trace_id"], span["parent"]) == (trace_id, parent_id)
 
 
 @pytest.mark.asyncio

@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1023,11 +1023,16 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
 
 
 def _traced(ctx: Any) -> contextlib.AbstractContextManager[None]:
-    """The call's decisions join the client's trace (a W3C `traceparent` in the request's `_meta`) and name
-    the request's id as the tool call they guard (ratchet/telemetry)."""
+    """The call's decisions join the client's trace (a W3C `traceparent` in the request's `_meta`, or in its
+    HTTP headers) and name the request's id as the tool call they guard (ratchet/telemetry)."""
     if not isinstance(ctx, Context):
         return contextlib.nullcontext()
-    return telemetry.joined(ctx.request_context.meta, ctx.request_context.request_id)
+    request = ctx.request_context
+    meta: Mapping[str, Any] = request.meta or {}
+    headers = getattr(request.request, "headers", None)  # over HTTP: a client may send the W3C headers instead
+    if "traceparent" not in meta and headers is not None and headers.get("traceparent"):
+        meta = {k: headers.get(k) for k in ("traceparent", "tracestate") if headers.get(k)}
+    return telemetry.joined(meta, request.request_id)
 
 
 def _log_call(tool: str, started: float, result: Any, error: str | None) -> None:
