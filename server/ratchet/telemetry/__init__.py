@@ -14,7 +14,7 @@ a decision: a failure to build or export a span is logged and the call goes on.
 
 What is never sent: the agent's content (file contents, diffs, commands, paths, intents, messages).
 `RATCHET_OTEL_CAPTURE_CONTENT=true` opts in to one thing more, the call's target as the record keeps it
-(redacted: `write_file src/a.py`, a command line), as `gen_ai.guardrail.security.content.input.value`.
+(redacted: a file's path, a command line), as `gen_ai.guardrail.security.content.input.value`.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _of_answer(
         answered_by=(answer.identity or setting.identity) if answer else None,
         wait_s=answer.seconds if answer else None,
         checks_failed=checks_failed,
-        content=_content(f"{row['tool']} {row['target']}"),
+        content=_content(str(row.get("target") or "")),
         moved=_move(moved),
         started_ns=call.started_ns if call else None,
         carrier=call.carrier if call else None,
