@@ -399,6 +399,8 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     answer = _one(spans, gen_ai__guardrail__target__id=asked_id, ratchet__decision__stage="answer")["attrs"]
     assert (answer["gen_ai.guardrail.action.type"], answer["ratchet.outcome"]) == ("allow", "executed")
     assert answer["ratchet.answer.channel"] == "hook-dialog" and "ratchet.answer.wait_s" in answer
+    # The hook processes handed over their metrics too: the last one counted the answer it settled.
+    assert _sum(receiver.points("ratchet.decisions"), ratchet__decision__stage="answer", ratchet__class="climb") == 1
 
 
 @pytest.mark.asyncio
