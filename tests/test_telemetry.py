@@ -185,11 +185,14 @@ async def test_a_write_a_draft_an_approval_and_a_block_are_exported_as_guardrail
     async with make_server(human=Human(delay=30.0, clock=clock), clock=clock) as client:
         wrote = await write(client, "auto/a.txt", SECRET)
         drafted = await draft(client, "queue/b.txt", SECRET)
+        # The approval through the server: review_drafts puts the draft to the person, who reads it 30 s.
+        reviewed = (await client.call_tool("review_drafts", {})).structured_content
         blocked = await write(client, "stop/c.txt", SECRET)
         asked = await write(client, "ask/d.txt", SECRET)  # confirm: the person reads it for 30 s and applies it
         climbing = [await draft(client, f"climb/e{i}.txt", SECRET) for i in range(3)]
     assert (wrote["status"], blocked["status"], asked["status"]) == ("executed", "blocked", "executed")
-    for action_id in (drafted, *climbing):  # a person approves each at the CLI; the third promotes climb
+    assert reviewed is not None and [d["status"] for d in reviewed["reviewed"]] == ["executed"]
+    for action_id in climbing:  # a person approves each at the CLI; the third promotes climb
         code, out = await run_cli(capsys, workspace, policies, db, "approve", str(action_id))
         assert code == 0, out
     code, out = await run_cli(capsys, workspace, policies, db, "demote", "climb", "--reason", "too fast")
@@ -224,8 +227,12 @@ async def test_a_write_a_draft_an_approval_and_a_block_are_exported_as_guardrail
         "allow",
     )
     assert (approved["ratchet.outcome"], approved["ratchet.evidence.grade"]) == ("executed", "person")
-    assert approved["ratchet.answer.channel"] == "cli" and approved["ratchet.answered_by"]
-    assert approved["ratchet.answer.wait_s"] >= 0
+    assert (approved["ratchet.answer.channel"], approved["ratchet.evidence"]) == ("elicitation", "counted")
+    assert approved["ratchet.answer.wait_s"] == pytest.approx(30.0) and approved["ratchet.answered_by"]
+    assert approved["gen_ai.guardrail.target.id"]  # the review_drafts request that carried the answer
+    at_cli = _one(spans, ratchet__action__id=climbing[0], ratchet__decision__stage="answer")["attrs"]
+    assert (at_cli["ratchet.answer.channel"], at_cli["ratchet.evidence.grade"]) == ("cli", "person")
+    assert "gen_ai.guardrail.target.id" not in at_cli  # a person's own command carries no tool call
 
     stopped = _one(spans, ratchet__action__id=blocked["action_id"])["attrs"]
     assert (stopped["gen_ai.guardrail.verdict.type"], stopped["gen_ai.guardrail.action.type"]) == ("deny", "block")
@@ -256,9 +263,9 @@ async def test_a_write_a_draft_an_approval_and_a_block_are_exported_as_guardrail
     assert _sum(decisions, ratchet__route="block") == 1
     waits = receiver.points("ratchet.human.wait")
     dialog = [p for a, p in waits if a["ratchet.answer.channel"] == "elicitation"]
-    assert len(dialog) == 1 and dialog[0].count == 1 and dialog[0].sum == pytest.approx(30.0)
+    assert sum(p.count for p in dialog) == 2 and sum(p.sum for p in dialog) == pytest.approx(60.0)
     assert (dialog[0].explicit_bounds[0], dialog[0].explicit_bounds[-1]) == (1.0, 86400.0)  # seconds to a day
-    assert sum(p.count for a, p in waits if a["ratchet.answer.channel"] == "cli") == 4
+    assert sum(p.count for a, p in waits if a["ratchet.answer.channel"] == "cli") == 3
     ups = receiver.points("ratchet.class.promotions")
     assert _sum(ups, ratchet__class="climb", ratchet__level__from="draft", ratchet__level__to="confirm") == 1
     downs = receiver.points("ratchet.class.demotions")
