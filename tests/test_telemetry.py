@@ -445,6 +445,26 @@ async def test_the_collectors_credentials_never_reach_a_command(
     assert _one(receiver.spans(), ratchet__action__id=ran["action_id"])["attrs"]["ratchet.class"] == "env-run"
 
 
+@pytest.mark.parametrize(
+    ("env", "spans", "metrics"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, True, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces"}, True, False),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:9/v1/metrics"}, False, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRICS_EXPORTER": "none"}, True, False),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True, False),
+    ],
+)
+def test_each_signal_is_exported_only_where_it_is_configured(env: dict[str, str], spans: bool, metrics: bool) -> None:
+    from ratchet.telemetry.otel import OtelSink
+
+    sink = OtelSink.from_environment(env)
+    try:
+        assert (sink.tracer_provider is not None, sink.meter_provider is not None) == (spans, metrics)
+    finally:
+        sink.shutdown()
+
+
 def test_a_resident_hook_server_serves_only_hooks_with_its_own_telemetry_set_up() -> None:
     # The resident server exports as the hook that started it was configured: another set-up gets its own.
     argv = ["hook", "claude-code"]

@@ -42,9 +42,15 @@ WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 36
 _W3C = TraceContextTextMapPropagator()
 
 
-def _names(env: Mapping[str, str], variable: str) -> list[str]:
-    """The exporters a `OTEL_*_EXPORTER` variable names (default `otlp`); none for `none`."""
-    names = [n.strip().lower() for n in env.get(variable, "otlp").split(",") if n.strip()] or ["otlp"]
+def _names(env: Mapping[str, str], signal: str) -> list[str]:
+    """The exporters for one signal (`TRACES`, `METRICS`): those `OTEL_<signal>_EXPORTER` names, else OTLP
+    when an endpoint for it (or the generic one) is set, else none: setting only the traces' endpoint does
+    not send metrics to the default one (nor the reverse)."""
+    named = env.get(f"OTEL_{signal}_EXPORTER", "").strip()
+    if not named:
+        endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        named = "otlp" if any(env.get(k, "").strip() for k in endpoints) else "none"
+    names = [n.strip().lower() for n in named.split(",") if n.strip()]
     return [] if "none" in names else names
 
 
@@ -154,12 +160,12 @@ class OtelSink:
         """Exporters as the `OTEL_*` variables configure them (OTLP over HTTP/protobuf by default)."""
         resource = _resource()
         tracer_provider = meter_provider = None
-        spans = [e for e in (_span_exporter(n, env) for n in _names(env, "OTEL_TRACES_EXPORTER")) if e is not None]
+        spans = [e for e in (_span_exporter(n, env) for n in _names(env, "TRACES")) if e is not None]
         if spans:
             tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
             for exporter in spans:
                 tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-        metrics = [e for e in (_metric_exporter(n, env) for n in _names(env, "OTEL_METRICS_EXPORTER")) if e is not None]
+        metrics = [e for e in (_metric_exporter(n, env) for n in _names(env, "METRICS")) if e is not None]
         if metrics:
             readers = [PeriodicExportingMetricReader(e) for e in metrics]  # OTEL_METRIC_EXPORT_INTERVAL
             meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
