@@ -394,6 +394,8 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     asked, asked_id = claude.write("climb/b.txt", SECRET)
     assert claude.post("Write", asked_id, tool_response={"filePath": "x", "success": True}) is None
     assert asked is not None and asked["permissionDecision"] == "ask"
+    _, denied_id = claude.write("climb/c.txt", SECRET)  # auto mode's classifier denies it: no person answered
+    claude.post("Write", denied_id, name="PermissionDenied", reason="auto mode denied it", permission_mode="auto")
 
     spans = receiver.spans()  # each hook process handed its spans over before it exited
     gate = _one(spans, gen_ai__guardrail__target__id=asked_id, ratchet__decision__stage="gate")
@@ -406,8 +408,11 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     answer = _one(spans, gen_ai__guardrail__target__id=asked_id, ratchet__decision__stage="answer")["attrs"]
     assert (answer["gen_ai.guardrail.action.type"], answer["ratchet.outcome"]) == ("allow", "executed")
     assert answer["ratchet.answer.channel"] == "hook-dialog" and "ratchet.answer.wait_s" in answer
+    denied = _one(spans, gen_ai__guardrail__target__id=denied_id, ratchet__decision__stage="answer")["attrs"]
+    assert (denied["ratchet.outcome"], denied["gen_ai.guardrail.action.type"]) == ("unanswered", "block")
     # The hook processes handed over their metrics too: the last one counted the answer it settled.
-    assert _sum(receiver.points("ratchet.decisions"), ratchet__decision__stage="answer", ratchet__class="climb") == 1
+    decisions = receiver.points("ratchet.decisions")
+    assert _sum(decisions, ratchet__decision__stage="answer", ratchet__outcome="unanswered") == 1
 
 
 @pytest.mark.asyncio

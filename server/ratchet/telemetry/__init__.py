@@ -71,7 +71,7 @@ ENFORCED = {
     "blocked": "block",
     "refused": "block",
     "draft": "escalate",
-    "unanswered": "escalate",
+    "unanswered": "escalate",  # a draft's answer no person gave: it stays queued
     "stale": "block",
 }
 PERSON_CHANNELS = ("cli", "web", "bulk")  # a person's own command or page: the agent cannot answer there
@@ -125,6 +125,8 @@ class Decision:
     @property
     def enforced(self) -> str:
         """What was done: allow, escalate (asked or queued for a person) or block."""
+        if self.outcome == "unanswered" and self.client_tool is not None:
+            return "block"  # the client denied its own call unasked: it did not run, and nothing waits
         return ENFORCED.get(self.outcome, "escalate")
 
     @property
