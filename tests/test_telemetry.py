@@ -410,6 +410,7 @@ def test_claude_code_hook_decisions_are_spans_in_the_clients_trace(
     assert answer["ratchet.answer.channel"] == "hook-dialog" and "ratchet.answer.wait_s" in answer
     denied = _one(spans, gen_ai__guardrail__target__id=denied_id, ratchet__decision__stage="answer")["attrs"]
     assert (denied["ratchet.outcome"], denied["gen_ai.guardrail.action.type"]) == ("unanswered", "block")
+    assert (denied["ratchet.evidence.grade"], denied["ratchet.answer.channel"]) == ("classifier", "auto-mode")
     # The hook processes handed over their metrics too: the last one counted the answer it settled.
     decisions = receiver.points("ratchet.decisions")
     assert _sum(decisions, ratchet__decision__stage="answer", ratchet__outcome="unanswered") == 1

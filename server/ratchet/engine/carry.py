@@ -253,7 +253,7 @@ class Carrier:
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
         moved = await s.store.run(settle)
-        telemetry.settled_external(s, row, answer, status, moved, external_id, asked)
+        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
         return moved
 
     async def refuse(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import os
 import time
@@ -330,8 +331,16 @@ def _of_answer(
     moved: Transition | None,
     external_id: str | None,
     checks_failed: int,
+    by_classifier: bool = False,
 ) -> Decision:
     call = _CALL.get()
+    if by_classifier:  # a client's classifier denied it: no person's answer, and no evidence
+        return dataclasses.replace(
+            _of_answer(setting, row, None, status, moved, external_id, checks_failed),
+            grade="classifier",
+            channel=provenance.AUTO_MODE,
+            evidence=provenance.UNANSWERED,
+        )
     return Decision(
         stage="answer",
         tool=str(row["tool"]),
@@ -369,10 +378,11 @@ def answered(
     *,
     external_id: str | None = None,
     checks_failed: int = 0,
+    by_classifier: bool = False,
 ) -> None:
     """A person or a client answered a call the gate put to them (a draft approved or rejected, a client's
     dialog reported through its hook): `row` is the action as recorded, `status` what became of it."""
-    _emit(_of_answer, setting, row, answer, status, moved, external_id, checks_failed)
+    _emit(_of_answer, setting, row, answer, status, moved, external_id, checks_failed, by_classifier)
 
 
 def settled_external(
@@ -383,11 +393,14 @@ def settled_external(
     move: Transition | None,
     external_id: str,
     asked: bool,
+    channel: str | None = None,
 ) -> None:
     """A client reported what became of a call it ran itself: an asked call's answer is a decision (the
-    person's in the client's dialog); an allowed call's outcome only counts any class move it made."""
+    person's in the client's dialog, or its auto mode's classifier's: `channel`); an allowed call's outcome
+    only counts any class move it made."""
     if asked:
-        answered(setting, row, answer, status, move, external_id=external_id)
+        classifier = answer is None and channel == provenance.AUTO_MODE  # denied by it; no person was asked
+        answered(setting, row, answer, status, move, external_id=external_id, by_classifier=classifier)
     elif move is not None:
         moved(setting, [move])
 
