@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import anyio
 
+from ratchet import telemetry
 from ratchet.engine import flood
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import Origin
@@ -252,7 +253,9 @@ class Carrier:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
-        return await s.store.run(settle)
+        moved = await s.store.run(settle)
+        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        return moved
 
     async def refuse(
         self,
