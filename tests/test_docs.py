@@ -299,6 +299,50 @@ def _bench_figures() -> list[tuple[str, str, str]]:
         (r, r"all 500 rendered ([\d.]+) s \(×", f"{web['full']['complete_ms'] / 1000:.2f}"),
         (r, r"all 500 rendered [\d.]+ s \(×([\d.]+)\)", f"{web['ratio']['complete_ms']:.2f}"),
         (r, r"(\d+) requests either way", f"{web['full']['requests']:.0f}"),
+        *_writer_figures(),
+        *_busy_figures(),
+    ]
+
+
+def _busy_figures() -> list[tuple[str, str, str]]:
+    evidence = _results("evidence.json")
+    rows = {r["backend"]: r for r in evidence["rows"]}
+    r = "README.md"
+    return [
+        (r, r"`bench/results/evidence\.json`, commit `([0-9a-f]+)`", evidence["provenance"]["commit"]),
+        *(
+            (r, rf"{name}: metrics ×([\d.]+)", f"{rows[backend]['metrics_x_status']:.2f}")
+            for name, backend in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql"))
+        ),
+        *(
+            (r, rf"{name}: metrics ×[\d.]+, report --html ×([\d.]+)", f"{rows[backend]['report_html_x_status']:.2f}")
+            for name, backend in (("SQLite", "sqlite"), ("PostgreSQL", "postgresql"))
+        ),
+    ]
+
+
+def _writer_figures() -> list[tuple[str, str, str]]:
+    writers = _results("writers.json")
+
+    def runs(which: str) -> dict[int, dict[str, Any]]:
+        found = writers[which]["throughput"]
+        return {t["processes"]: t for t in found if t["backend"] == "postgresql"}
+
+    own, one = runs("own_class"), runs("one_class")
+    r = "README.md"
+    return [
+        (r, r"`bench/results/writers\.json`, commit `([0-9a-f]+)`", writers["provenance"]["commit"]),
+        (
+            r,
+            r"PostgreSQL, a class each: lock wait ([\d.]+% / [\d.]+% / [\d.]+% / [\d.]+%) of",
+            " / ".join(f"{own[n]['lock_wait_share']:.1%}" for n in (1, 2, 4, 8)),
+        ),
+        (r, r"all in one class: ([\d.]+%) at 8", f"{one[8]['lock_wait_share']:.1%}"),
+        (
+            r,
+            r"(0) lost, 0 duplicated in every run \|",
+            str(sum(t["lost"] + t["duplicated"] for w in (own, one) for t in w.values())),
+        ),
     ]
 
 
