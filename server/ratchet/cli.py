@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from ratchet import hook_servers, repository, terminal
 from ratchet.engine import Engine, handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.engine.core import keep_database_out_of_git
 from ratchet.errors import InvalidRequest, PolicyError, RatchetError, StoreError, UsageError
 from ratchet.executors.workspace import find_project_root
@@ -317,7 +318,10 @@ async def cmd_queue(args: argparse.Namespace) -> int:
             engine.setting.named(args.cls)  # an unknown class is an error naming the known ones
             drafts = [d for d in drafts if d.action_class == args.cls]
         _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
+        said = await delegated.verdicts(engine.setting, [d.action_id for d in drafts])
     body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
+    if said or (drafts and engine.policy.reviewer is not None):  # each draft's pre-review (engine/reviewer.py)
+        body += "\n" + "\n".join(f"#{d.action_id} {delegated.verdict_line(said.get(d.action_id))}" for d in drafts)
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
@@ -471,6 +475,9 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
     if args.all_from not in known:
         raise InvalidRequest(f"unknown class {args.all_from!r}; expected one of: {', '.join(sorted(known))}")
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
+    if getattr(args, "reviewer_approved", False):  # only what the reviewer approved (engine/reviewer.py)
+        said = await delegated.verdicts(engine.setting, ids)
+        ids = [i for i in ids if said.get(i, {}).get("verdict") == "approve"]
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
         whole = " (one decision: they run, but are not evidence of reading each)" if verb == "approve" else ""
@@ -661,6 +668,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         levels = await engine.trust_levels()
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
+        reviewing = await delegated.standing(engine.setting)
     waiting = sum(1 for d in queue if d.waiting)
     servers = hook_servers.running(workspace=Path(args.workspace).resolve())
     value = {
@@ -670,11 +678,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
         "waiting_for_origin": waiting,
         **({"recent": recent} if scope.active else {}),
         "hook_servers": servers,
+        "reviewer": reviewing,
     }
 
     def text() -> str:
         shown = terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent)
         lines = [s.line() for s in servers] or [NO_HOOK_SERVER]
+        lines += [delegated.render(reviewing)] if reviewing["configured"] else []
         head, _, rest = shown.partition("\n\n")  # after the policy's lines, before the classes
         return _lines(head, *lines, "", rest) if rest else _lines(shown, *lines)
 
@@ -932,7 +942,9 @@ async def cmd_explain(args: argparse.Namespace) -> int:
 
     async with opened(args) as engine:
         explanation = await explain_action(engine.store, args.id, engine.policy)
-    emit(args, explanation, lambda: render_explanation(explanation))
+        said = await engine.store.call(lambda c: delegated.about(c, args.id))
+    value = {**explanation.model_dump(mode="json"), "reviewer": said}
+    emit(args, value, lambda: _lines(render_explanation(explanation), *delegated.about_lines(said)))
     return 0
 
 
@@ -945,7 +957,12 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     scope = action_filter(args)
     async with opened(args) as engine:
         report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls, scope=scope)
-    emit(args, report, lambda: render_metrics(report))
+        reviewing = await delegated.standing(engine.setting)
+    if not reviewing["configured"]:
+        emit(args, report, lambda: render_metrics(report))
+        return 0
+    value = {**report.model_dump(mode="json"), "reviewer": reviewing}
+    emit(args, value, lambda: _lines(render_metrics(report), "", delegated.render(reviewing)))
     return 0
 
 
@@ -977,8 +994,12 @@ async def cmd_report(args: argparse.Namespace) -> int:
     scope = action_filter(args)
     async with opened(args) as engine:
         report = await evidence_report(engine, since=args.since, until=args.until, scope=scope)
+        reviewing = await delegated.standing(engine.setting)
     if args.html:
-        print(f"wrote {write_html(report, Path(args.html))}")
+        print(f"wrote {write_html(report, Path(args.html), delegated.render(reviewing))}")
+    elif reviewing["configured"]:
+        value = {**report.model_dump(mode="json"), "reviewer": reviewing}
+        emit(args, value, lambda: _lines(render_report(report), "", delegated.render(reviewing)))
     else:
         emit(args, report, lambda: render_report(report))
     return 0
@@ -1171,6 +1192,12 @@ def build_parser() -> argparse.ArgumentParser:
             + ("; approvals so given run but are not evidence of reading" if verb == "approve" else ""),
         )
         p.add_argument("--yes", action="store_true", help="do not ask before --all-from (needed off a terminal)")
+        if verb == "approve":
+            p.add_argument(
+                "--reviewer-approved",
+                action="store_true",
+                help="with --class: only the drafts the policy's reviewer approved (see `ratchet queue`)",
+            )
 
     p = add("serve", cmd_serve)
     p.add_argument("--quiet", action="store_true", help="no line on stderr per tool call")

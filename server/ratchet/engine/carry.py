@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import anyio
 
-from ratchet.engine import flood
+from ratchet.engine import flood, reviewer
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import Origin
 from ratchet.engine.verify import Verifier, failure_text, view
@@ -121,6 +121,8 @@ class Carrier:
             raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        if status is Status.DRAFT:
+            reviewer.shadow(s, action_id)  # a queued draft is pre-reviewed, off the call's path (engine/reviewer.py)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
         if unanswered is not None:
             why = provenance.describe(
@@ -251,7 +253,10 @@ class Carrier:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
-        return await s.store.run(settle)
+        moved = await s.store.run(settle)
+        if answer is not None:
+            reviewer.shadow(s, action_id)  # judged beside the person's answer in the client's dialog
+        return moved
 
     async def refuse(
         self,

@@ -17,6 +17,7 @@ an output past the cap or an unreadable verdict is `unsure` (rules/reviewer.py),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,14 +128,10 @@ def review_sync(spec: ReviewerSpec, request: dict[str, Any]) -> Reviewed:
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """End the reviewer's whole process group (it may have started children) and reap it."""
     if proc.poll() is None or proc.returncode is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 async def review(spec: ReviewerSpec, request: dict[str, Any]) -> Reviewed:

@@ -17,7 +17,6 @@ from ratchet.errors import PolicyError
 from ratchet.policy.globs import GlobError, PathGlob, compile_glob
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import ClassLimits
-from ratchet.policy.reviewer import ReviewerSpec
 from ratchet.policy.model import (
     CLASS_NAME,
     UNCLASSIFIED,
@@ -31,6 +30,7 @@ from ratchet.policy.model import (
     TrustParams,
     trust_fields,
 )
+from ratchet.policy.reviewer import ReviewerSpec
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,7 +88,13 @@ def load_policy(directory: Path) -> Policy:
         spec = _validate(ClassSpec, spec_data, file, f"classes.{name}")
         compiled[name] = _compile(name, spec, defaults, file, _line_of(text, name))
     policy = Policy(
-        directory, defaults, compiled, digest.hexdigest()[:16], defaults_file or "00-defaults.toml", reviewer, reviewer_file
+        directory,
+        defaults,
+        compiled,
+        digest.hexdigest()[:16],
+        defaults_file or "00-defaults.toml",
+        reviewer,
+        reviewer_file,
     )
     check_examples(policy)
     return policy

@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ratchet.policy.levels import Level
+from ratchet.rules.gate import Trigger
 from ratchet.rules.trust import wilson_bounds
 
 APPROVE, DENY, UNSURE = "approve", "deny", "unsure"
@@ -147,6 +149,18 @@ def steering(text: str) -> str | None:
 
 
 STEERING_TRIGGER = "addresses-reviewer"
+
+
+def steering_triggers(judged: bool, *texts: str | None) -> list[Trigger]:
+    """The flag a change that addresses its reviewer carries, where a reviewer judges the class: at most
+    `confirm` (a person sees it, flagged; the reviewer never decides it)."""
+    if not judged:
+        return []
+    for text in texts:
+        found = steering(text or "")
+        if found is not None:
+            return [Trigger(STEERING_TRIGGER, f"the change addresses its reviewer: {found!r}", Level.CONFIRM)]
+    return []
 
 
 @dataclass(frozen=True)
