@@ -1,0 +1,95 @@
+"""The real Claude Code, headless (`claude -p`), as the delegated reviewer, its model played by the scripted
+model server on loopback: shadow verdicts beside a person's answers, agreement shown, authority gained, a
+reviewer-approved confirm run without a prompt, an audit put to the person, a denial put to the person, and a
+complaint taking the authority away. One test, so Claude Code starts only a few times.
+
+Claude Code is found through RATCHET_TEST_CLAUDE (see tests/test_claude_code_real.py): skipped without it,
+except in CI. The model server is ended before the test returns; each Claude Code run is ended by the
+reviewer's runner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import LEVELS_POLICY, Clock, Human, connect, rows, run_cli, write_policy
+from .test_claude_code_real import FakeModel, _claude
+from .test_reviewer import _verdicts, _wait_verdicts, _write
+
+
+def _verdict(word: str) -> list[dict[str, Any]]:
+    return [{"text": json.dumps({"verdict": word, "risk": "low", "reason": f"the model says {word}"})}]
+
+
+@pytest.mark.asyncio
+async def test_claude_code_headless_as_the_reviewer(
+    tmp_path: Path, workspace: Path, db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claude = _claude()
+    model = FakeModel(tmp_path / "model", _verdict("approve"))
+    home = tmp_path / "home"
+    home.mkdir()
+    for key, value in {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{model.port}",
+        "ANTHROPIC_API_KEY": "sk-ant-dummy",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    policies = write_policy(tmp_path / "policies", LEVELS_POLICY)
+
+    def reviewer(audit_share: float) -> None:
+        (policies / "reviewer.toml").write_text(
+            f'[reviewer]\nadapter = "claude"\ncommand = [{json.dumps(str(claude))}]\nmodel = "claude-sonnet-4-5"\n'
+            f"timeout_s = 60\nthreshold = 0.6\nmin_samples = 3\naudit_share = {audit_share}\n"
+        )
+
+    clock = Clock()
+    human = Human(delay=30, clock=clock)
+    try:
+        reviewer(0.0)
+        async with connect(workspace, policies, db, human=human, clock=clock) as client:
+            for i in range(3):  # a person approves; Claude Code judges each beside them, off the path
+                assert (await _write(client, f"ask/{i}.txt", f"{i}\n"))["status"] == "executed"
+            assert len(human.seen) == 3
+            found = _wait_verdicts(db, 3, timeout=120)
+            assert [(r["role"], r["verdict"], r["reviewer"]) for r in found] == [
+                ("shadow", "approve", "claude:claude")
+            ] * 3
+            code, text = await run_cli(capsys, workspace, policies, db, "status")
+            assert "agreement 3/3" in text and "ask: AUTHORITY" in text, text
+            free = await _write(client, "ask/free.txt", "free\n")  # Claude Code approves in the person's place
+            assert free["status"] == "executed" and len(human.seen) == 3
+        asked = [json.loads(line) for line in Path(model.log).read_text().splitlines()]
+        assert sum(1 for entry in asked if entry.get("tool_names") == ["Read"]) == 4  # read-only tools, nothing else
+        reviewer(1.0)  # every reviewer-approved call is audited
+        async with connect(workspace, policies, db, human=human, clock=clock) as client:
+            audited = await _write(client, "ask/audited.txt", "audited\n")
+            assert audited["status"] == "executed" and len(human.seen) == 4
+        reviewer(0.0)
+        (model.where / "script.json").write_text(json.dumps(_verdict("deny")))
+        async with connect(workspace, policies, db, human=human, clock=clock) as client:
+            denied = await _write(client, "ask/denied.txt", "denied\n")  # the denial goes to the person
+            assert denied["status"] == "executed" and len(human.seen) == 5
+        roles = {
+            r["action_id"]: (r["role"], r["verdict"])
+            for r in rows(db, "SELECT action_id, role, verdict FROM reviewer_verdicts")
+        }
+        assert roles[free["action_id"]] == ("authority", "approve")
+        assert roles[audited["action_id"]] == ("audit", "approve")
+        assert roles[denied["action_id"]] == ("shadow", "deny")
+        code, text = await run_cli(
+            capsys, workspace, policies, db, "complain", str(free["action_id"]), "--reason", "no"
+        )
+        assert code == 0, text
+        code, text = await run_cli(capsys, workspace, policies, db, "status")
+        assert "ask: AUTHORITY" not in text and "lost authority on ask" in text, text
+        assert len(_verdicts(db)) == 6
+    finally:
+        model.stop()
