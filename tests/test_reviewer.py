@@ -97,13 +97,13 @@ def _verdicts(db: Path) -> list[sqlite3.Row]:
     return rows(db, "SELECT * FROM reviewer_verdicts ORDER BY id") if db.exists() else []
 
 
-def _wait_verdicts(db: Path, n: int, timeout: float = 60.0) -> list[sqlite3.Row]:
-    deadline = time.monotonic() + timeout
+async def _wait_verdicts(db: Path, n: int, within: float = 60.0) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         found = _verdicts(db)
         if len(found) >= n:
             return found
-        time.sleep(0.1)
+        await anyio.sleep(0.1)
     raise AssertionError(f"expected {n} verdicts, found {len(_verdicts(db))}")
 
 
@@ -193,7 +193,7 @@ async def test_shadow_verdicts_beside_a_persons_cli_answers(
     policies = _policies(tmp_path, reviewer)
     async with connect(workspace, policies, db, human=Human()) as client:
         ids = [(await _write(client, f"queue/{n}.txt", f"{n}\n"))["draft_id"] for n in range(3)]
-    found = _wait_verdicts(db, 3)  # drafts are pre-reviewed as they are queued
+    found = await _wait_verdicts(db, 3)  # drafts are pre-reviewed as they are queued
     assert {r["role"] for r in found} == {"draft"} and {r["verdict"] for r in found} == {"approve"}
     code, out = await run_cli(capsys, workspace, policies, db, "queue")
     assert code == 0 and "reviewer: approve" in out, out
@@ -220,7 +220,7 @@ async def _earn(client: Any, human: Human, db: Path, n: int = 3) -> None:
     for i in range(n):
         out = await _write(client, f"ask/earn{i}.txt", f"earn {i}\n")
         assert out["status"] == "executed", out
-    _wait_verdicts(db, before + n)
+    await _wait_verdicts(db, before + n)
 
 
 @pytest.mark.asyncio
@@ -325,7 +325,7 @@ async def test_never_decides_opted_out_blocked_or_cli_only_classes(
         stopped = await _write(client, "stop/x.txt")
         assert stopped["status"] == "blocked"
         cli_ids = [(await _write(client, f"cli/{i}.txt"))["draft_id"] for i in range(2)]
-        _wait_verdicts(db, 2)
+        await _wait_verdicts(db, 2)
         for draft_id in cli_ids:
             code, _ = await run_cli(capsys, workspace, policies, db, "approve", str(draft_id))
             assert code == 0
@@ -383,3 +383,32 @@ def test_review_in_a_thread_does_not_block(tmp_path: Path) -> None:
         return (await review(spec, {"kind": "x"})).verdict
 
     assert anyio.run(main).approved
+
+
+# -- both backends -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_shadow_verdicts_and_the_score_on_both_backends(
+    tmp_path: Path, workspace: Path, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ratchet.record.store import parse_location
+
+    from .helpers import db_rows
+
+    reviewer = Reviewer(tmp_path / "reviewer", "approve")
+    policies = _policies(tmp_path, reviewer)
+    db = parse_location(backend)
+    async with connect(workspace, policies, db, human=Human()) as client:  # type: ignore[arg-type]
+        ids = [(await _write(client, f"queue/{n}.txt", f"{n}\n"))["draft_id"] for n in range(2)]
+    for _ in range(600):  # the drafts are pre-reviewed off the path, within a minute
+        if len(db_rows(backend, "SELECT id FROM reviewer_verdicts")) >= 2:
+            break
+        await anyio.sleep(0.1)
+    code, _ = await run_cli(capsys, workspace, policies, db, "approve", str(ids[0]))  # type: ignore[arg-type]
+    assert code == 0
+    code, _ = await run_cli(capsys, workspace, policies, db, "reject", str(ids[1]), "--reason", "no")  # type: ignore[arg-type]
+    assert code == 0
+    code, out = await run_cli(capsys, workspace, policies, db, "status", "--json")  # type: ignore[arg-type]
+    score = json.loads(out)["reviewer"]["classes"]["queue"]["total"]
+    assert (score["n"], score["agree"], score["false_accepts"]) == (2, 1, 1), score

@@ -58,7 +58,7 @@ async def test_claude_code_headless_as_the_reviewer(
             for i in range(3):  # a person approves; Claude Code judges each beside them, off the path
                 assert (await _write(client, f"ask/{i}.txt", f"{i}\n"))["status"] == "executed"
             assert len(human.seen) == 3
-            found = _wait_verdicts(db, 3, timeout=120)
+            found = await _wait_verdicts(db, 3, within=120)
             assert [(r["role"], r["verdict"], r["reviewer"]) for r in found] == [
                 ("shadow", "approve", "claude:claude")
             ] * 3
