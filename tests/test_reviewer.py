@@ -412,3 +412,53 @@ async def test_shadow_verdicts_and_the_score_on_both_backends(
     code, out = await run_cli(capsys, workspace, policies, db, "status", "--json")  # type: ignore[arg-type]
     score = json.loads(out)["reviewer"]["classes"]["queue"]["total"]
     assert (score["n"], score["agree"], score["false_accepts"]) == (2, 1, 1), score
+
+
+# -- the review page -----------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_review_page_shows_each_drafts_pre_review_and_the_score(
+    tmp_path: Path, workspace: Path, db: Path
+) -> None:
+    import httpx2
+
+    from .helpers import running_web
+
+    reviewer = Reviewer(tmp_path / "reviewer", "deny")
+    policies = _policies(tmp_path, reviewer)
+    async with connect(workspace, policies, db, human=Human()) as client:
+        draft_id = (await _write(client, "queue/page.txt", "<b>page</b>\n"))["draft_id"]
+    await _wait_verdicts(db, 1)
+    async with running_web(workspace, policies, db) as web:
+
+        def look() -> tuple[list[dict[str, Any]], str]:
+            with httpx2.Client(base_url=web.base, timeout=30) as http:
+                assert http.get(f"/login?token={web.token}").status_code == 303
+                return http.get("/api/inbox").json()["items"], http.get("/classes").text
+
+        items, classes = await anyio.to_thread.run_sync(look)
+    entry = next(i for i in items if i["id"] == draft_id)
+    assert entry["reviewer"] == {"verdict": "deny", "risk": "low", "reason": "looks deny"}
+    assert "<h2>Reviewer</h2>" in classes and "command:python" in classes
+
+
+@pytest.mark.asyncio
+async def test_a_persons_one_decision_approves_only_a_class_drafts_the_reviewer_approved(
+    tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reviewer = Reviewer(tmp_path / "reviewer", "approve")
+    policies = _policies(tmp_path, reviewer)
+    async with connect(workspace, policies, db, human=Human()) as client:
+        good = [(await _write(client, f"queue/good{n}.txt"))["draft_id"] for n in range(2)]
+        await _wait_verdicts(db, 2)
+        reviewer.set("deny")
+        bad = (await _write(client, "queue/bad.txt"))["draft_id"]
+        await _wait_verdicts(db, 3)
+    argv = ("approve", "--class", "queue", "--reviewer-approved", "--yes")
+    code, out = await run_cli(capsys, workspace, policies, db, *argv)
+    assert code == 0, out
+    status = {r["id"]: r["status"] for r in rows(db, "SELECT id, status FROM actions")}
+    assert [status[i] for i in good] == ["executed", "executed"] and status[bad] == "draft"
+    # One decision for many drafts is no person's reading of each: they ran, and none is a sample.
+    assert rows(db, "SELECT count(*) AS n FROM samples WHERE class = 'queue'")[0]["n"] == 0
