@@ -462,3 +462,19 @@ async def test_a_persons_one_decision_approves_only_a_class_drafts_the_reviewer_
     assert [status[i] for i in good] == ["executed", "executed"] and status[bad] == "draft"
     # One decision for many drafts is no person's reading of each: they ran, and none is a sample.
     assert rows(db, "SELECT count(*) AS n FROM samples WHERE class = 'queue'")[0]["n"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_reviewer_inside_the_workspace_never_runs(
+    tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reviewer = Reviewer(workspace / "tools", "approve")  # the agent can rewrite it
+    policies = _policies(tmp_path, reviewer)
+    async with connect(workspace, policies, db, human=Human()) as client:
+        draft_id = (await _write(client, "queue/a.txt"))["draft_id"]
+    code, out = await run_cli(capsys, workspace, policies, db, "reject", str(draft_id), "--reason", "no")
+    assert code == 0
+    code, out = await run_cli(capsys, workspace, policies, db, "status")
+    assert "NOT RUN: the reviewer command names" in out and "inside the workspace" in out, out
+    await anyio.sleep(3)  # a shadow verdict, had one been started, lands within this
+    assert reviewer.requests() == [] and _verdicts(db) == []

@@ -385,10 +385,12 @@ def render(found: dict[str, Any]) -> str:
     if not found.get("configured"):
         return "reviewer: none configured ([reviewer] in the policy directory)"
     ran = sum(n for k, n in found["roles"].items() if k == "authority:approve")
+    refused = [f"  NOT RUN: {found['refused']}"] if found.get("refused") else []
     lines = [
         f"reviewer: {found['reviewer']} (authority when the false-accept upper bound < {found['threshold']:.0%} "
         f"over >= {found['min_samples']} approvals; audit share {found['audit_share']:.0%}); "
         f"{ran} calls ran on its approval",
+        *refused,
         f"  overall: {found['overall_line']}",
     ]
     for name, c in found["classes"].items():
@@ -439,9 +441,12 @@ def verdict_line(v: dict[str, Any] | None) -> str:
 
 
 async def standing(setting: Setting) -> dict[str, Any]:
-    """`summary` for this engine's record and policy."""
+    """`summary` for this engine's record and policy, and why the reviewer may not run here, if so."""
     policy = setting.policy
-    return await setting.store.call(lambda c: summary(c, policy))
+    found = await setting.store.call(lambda c: summary(c, policy))
+    if found["configured"]:
+        found["refused"] = command_problem(policy.reviewer, setting.workspace.root)
+    return found
 
 
 __all__ = [
