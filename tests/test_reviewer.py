@@ -478,3 +478,38 @@ async def test_a_reviewer_inside_the_workspace_never_runs(
     assert "NOT RUN: the reviewer command names" in out and "inside the workspace" in out, out
     await anyio.sleep(3)  # a shadow verdict, had one been started, lands within this
     assert reviewer.requests() == [] and _verdicts(db) == []
+
+
+# -- the dry run ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_simulate_replays_recorded_verdicts_as_if_the_reviewer_had_held_authority(
+    tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reviewer = Reviewer(tmp_path / "reviewer", "approve")
+    # Shadow only while recording: every call goes to the person, the reviewer only judges.
+    policies = _policies(tmp_path, reviewer, authority=False)
+    clock = Clock()
+    human = Human(delay=30, clock=clock)
+    async with connect(workspace, policies, db, human=human, clock=clock) as client:
+        for i in range(5):
+            assert (await _write(client, f"ask/{i}.txt", f"{i}\n"))["status"] == "executed"
+            await _wait_verdicts(db, i + 1)
+        human.approve = False
+        assert (await _write(client, "ask/refused.txt"))["status"] == "declined"
+        await _wait_verdicts(db, 6)
+    assert (
+        len(human.seen) == 6
+        and rows(db, "SELECT count(*) AS n FROM actions WHERE review_channel = 'reviewer'")[0]["n"] == 0
+    )
+    candidate = _policies(tmp_path / "candidate", reviewer)  # the same, with authority
+    code, out = await run_cli(capsys, workspace, candidate, db, "simulate", "--reviewer", "--json")
+    assert code == 0, out
+    ask = json.loads(out)["classes"]["ask"]
+    # Authority after 3 agreeing approvals: the 4th and 5th would have run unasked, and the refused 6th too,
+    # a bad run that takes authority away at once.
+    assert (ask["judged"], ask["prompts_saved"], ask["bad_runs"]) == (6, 3, 1), ask
+    assert ask["gained_at"] and ask["lost_at"]
+    code, text = await run_cli(capsys, workspace, candidate, db, "simulate", "--reviewer")
+    assert "3 would have run without asking a person; 1 of those the person refused" in text, text

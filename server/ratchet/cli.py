@@ -972,6 +972,12 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     from ratchet.evidence.simulate import render_simulation, simulate_candidate
 
     workspace = Path(args.workspace).resolve()
+    if args.reviewer:  # the reviewer's dry run (evidence/reviewer_replay.py)
+        from ratchet.evidence.reviewer_replay import replay_candidate
+
+        dry = await replay_candidate(resolve_location(args.db, workspace), resolve_policy_dir(workspace, args.policies))
+        emit(args, dry.as_dict(), dry.render)
+        return 0
     report = await simulate_candidate(
         resolve_location(args.db, workspace),
         resolve_policy_dir(workspace, args.policies),
@@ -1383,6 +1389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="replay from this ISO date/time or this long ago (default 30d; 'all': everything)")
     p.add_argument(
         "--against", metavar="DIR", help="the policy in force: replay only the classes the candidate changes"
+    )
+    p.add_argument(
+        "--reviewer",
+        action="store_true",
+        help="replay the reviewer's recorded verdicts as if it had held the authority the candidate gives it",
     )
     p = add("report", cmd_report, json_flag=True, what="the report")
     add_period(p)

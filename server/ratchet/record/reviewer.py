@@ -192,3 +192,14 @@ def counts_by_role(conn: sqlite3.Connection) -> dict[str, int]:
     for r in rows:
         out[f"{r['role']}:{r['verdict']}"] = int(r["n"])
     return out
+
+
+def replay_rows(conn: sqlite3.Connection, since: float | None = None) -> list[dict[str, Any]]:
+    """Every judged action with what a person made of it, in the order the actions were recorded (for
+    `ratchet simulate --reviewer`, evidence/reviewer_replay.py)."""
+    sql = _PAIRS.replace("SELECT v.class", "SELECT v.action_id AS action_id, a.level AS level, v.class", 1)
+    params: tuple[Any, ...] = ()
+    if since is not None:
+        sql += " WHERE a.created_at >= ?"
+        params = (since,)
+    return [dict(r) for r in conn.execute(sql + " ORDER BY v.action_id", params)]
