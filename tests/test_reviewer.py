@@ -39,6 +39,9 @@ elif mode == "crash":
     sys.exit(3)
 elif mode == "hang":
     time.sleep(60)
+elif mode == "slow-approve":  # slower than a person's reading rule for a short change
+    time.sleep(3.5)
+    print(json.dumps({"verdict": "approve", "risk": "low", "reason": "looks fine, slowly"}))
 else:
     print(json.dumps({"verdict": mode, "risk": "low", "reason": "looks " + mode}))
 """
@@ -235,6 +238,7 @@ async def test_authority_gained_used_and_lost_on_complaint(
         await _earn(client, human, db)
         assert len(human.seen) == 3
         samples_before = rows(db, "SELECT count(*) AS n FROM samples WHERE class = 'ask'")[0]["n"]
+        reviewer.set("slow-approve")  # as slow as a person reading: still no person's evidence
         out = await _write(client, "ask/free.txt", "free\n")
         assert out["status"] == "executed" and len(human.seen) == 3  # no prompt: the reviewer approved it
         free = out["action_id"]
