@@ -200,6 +200,8 @@ async def test_shadow_verdicts_beside_a_persons_cli_answers(
     assert {r["role"] for r in found} == {"draft"} and {r["verdict"] for r in found} == {"approve"}
     code, out = await run_cli(capsys, workspace, policies, db, "queue")
     assert code == 0 and "reviewer: approve" in out, out
+    code, out = await run_cli(capsys, workspace, policies, db, "inbox")
+    assert code == 0 and "[reviewer: approve]" in out, out
     code, _ = await run_cli(capsys, workspace, policies, db, "approve", str(ids[0]), str(ids[1]))
     assert code == 0
     code, _ = await run_cli(capsys, workspace, policies, db, "reject", str(ids[2]), "--reason", "not wanted")

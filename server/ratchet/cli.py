@@ -370,6 +370,7 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         scope = await engine.views.checked_filter(action_filter(args))
         items = await handoffs.inbox(engine, scope)
         tampers, found = await engine.store.call(integrity.tamper_records)
+        said = await delegated.verdicts(engine.setting, [i.id for i in items if i.kind == "draft"])
 
     def text() -> str:
         out = []
@@ -387,7 +388,9 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
                 if listed_of[i.action_class] > terminal.GROUP_ROWS:
                     continue
             blocking = "BLOCKING " if i.blocking else ""
-            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary])
+            verdict = said.get(i.id)  # a draft's pre-review (engine/reviewer.py)
+            judged = f" [reviewer: {verdict['verdict']}]" if verdict is not None else ""
+            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary + judged])
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
         out += [
             f"... and {n - terminal.GROUP_ROWS} more drafts of {name} (`ratchet queue --class {name}` lists them; "
