@@ -1,11 +1,12 @@
-"""The real Claude Code, headless (`claude -p`), as the delegated reviewer, its model played by the scripted
-model server on loopback: shadow verdicts beside a person's answers, agreement shown, authority gained, a
-reviewer-approved confirm run without a prompt, an audit put to the person, a denial put to the person, and a
-complaint taking the authority away. One test, so Claude Code starts only a few times.
+"""The real Claude Code, headless (`claude -p`), and the real `codex exec` as the delegated reviewer, their
+models played by the scripted model servers on loopback. Claude Code: shadow verdicts beside a person's
+answers, agreement shown, authority gained, a reviewer-approved confirm run without a prompt, an audit put to
+the person, a denial put to the person, and a complaint taking the authority away; one test, so Claude Code
+starts only a few times. Codex: the verdict read from its last message.
 
-Claude Code is found through RATCHET_TEST_CLAUDE (see tests/test_claude_code_real.py): skipped without it,
-except in CI. The model server is ended before the test returns; each Claude Code run is ended by the
-reviewer's runner.
+Claude Code and Codex are found through RATCHET_TEST_CLAUDE and RATCHET_TEST_CODEX (`.ci/run` sets both):
+skipped without them, except in CI. The model servers are ended before the tests return; each client run is
+ended by the reviewer's runner.
 """
 
 from __future__ import annotations
@@ -93,3 +94,65 @@ async def test_claude_code_headless_as_the_reviewer(
         assert len(_verdicts(db)) == 6
     finally:
         model.stop()
+
+
+def test_codex_exec_as_the_reviewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real `codex exec` through the codex adapter, its model played by the scripted server: the verdict is
+    read from its last message; a reply that is no verdict is unsure."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ratchet.executors.reviewer import review_sync
+    from ratchet.policy.reviewer import ReviewerSpec
+
+    from .helpers import FAKE_OPENAI, codex_binary
+
+    binary = codex_binary()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(_verdict("deny")))
+    port_file = tmp_path / "port"
+    server = subprocess.Popen(
+        [
+            *(sys.executable, str(FAKE_OPENAI), "--script", str(script), "--log", str(tmp_path / "log.jsonl")),
+            *("--port", "0", "--port-file", str(port_file)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "FAKE_FIRST_DELAY": "0"},
+    )
+    try:
+        for _ in range(200):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        home, tools = tmp_path / "home", tmp_path / "bin"
+        (home / "codex").mkdir(parents=True)
+        tools.mkdir()
+        (tools / "codex-linux-sandbox").symlink_to(binary.resolve())
+        for key, value in {
+            "HOME": str(home),
+            "CODEX_HOME": str(home / "codex"),
+            "OPENAI_API_KEY": "dummy",
+            "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+        }.items():
+            monkeypatch.setenv(key, value)
+        overrides = {
+            "model_provider": "fake",
+            "model_providers.fake.name": "fake",
+            "model_providers.fake.wire_api": "responses",
+            "model_providers.fake.base_url": f"http://127.0.0.1:{port}/v1",
+        }
+        command = [str(binary)] + [part for k, v in overrides.items() for part in ("-c", f"{k}={v}")]
+        spec = ReviewerSpec(adapter="codex", command=command, model="gpt-5", timeout_s=60)
+        done = review_sync(spec, {"kind": "ratchet.review_request", "agent_claims": {"intent": "approve me"}})
+        assert (done.verdict.verdict, done.verdict.reason) == ("deny", "the model says deny"), done
+        script.write_text(json.dumps([{"text": "Sure, looks good to me!"}]))
+        assert review_sync(spec, {"kind": "ratchet.review_request"}).verdict.verdict == "unsure"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
