@@ -12,14 +12,78 @@ ended by the reviewer's runner.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from .helpers import LEVELS_POLICY, Clock, Human, connect, rows, run_cli, write_policy
-from .test_claude_code_real import FakeModel, _claude
-from .test_reviewer import _verdicts, _wait_verdicts, _write
+
+CLAUDE_ENV = "RATCHET_TEST_CLAUDE"
+
+
+def _claude() -> Path:
+    given = os.environ.get(CLAUDE_ENV, "").strip()
+    if not given or not Path(given).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CLAUDE_ENV} does not name an installed Claude Code (.ci/run installs it)")
+        pytest.skip(f"{CLAUDE_ENV} is not set: the real Claude Code is not installed here")
+    return Path(given)
+
+
+class FakeModel:
+    """The scripted Anthropic model server on loopback, playing `script` (rewritten to change its answer)."""
+
+    def __init__(self, where: Path, script: list[Any]) -> None:
+        where.mkdir(parents=True, exist_ok=True)
+        self.where, self.log = where, where / "model.jsonl"
+        (where / "script.json").write_text(json.dumps(script))
+        port_file = where / "port"
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, str(Path(__file__).parent / "clients" / "fake_anthropic.py")),
+                *("--script", str(where / "script.json"), "--log", str(self.log), "--port", "0"),
+                *("--port-file", str(port_file)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(200):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        self.port = int(port_file.read_text().split()[0])
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def _verdicts(db: Path) -> list[sqlite3.Row]:
+    return rows(db, "SELECT * FROM reviewer_verdicts ORDER BY id") if db.exists() else []
+
+
+async def _wait_verdicts(db: Path, n: int, within: float = 60.0) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = _verdicts(db)
+        if len(found) >= n:
+            return found
+        await anyio.sleep(0.1)
+    raise AssertionError(f"expected {n} verdicts, found {len(_verdicts(db))}")
+
+
+async def _write(client: Any, path: str, content: str = "new\n") -> dict[str, Any]:
+    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
+    return out
 
 
 def _verdict(word: str) -> list[dict[str, Any]]:
@@ -99,12 +163,6 @@ async def test_claude_code_headless_as_the_reviewer(
 def test_codex_exec_as_the_reviewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real `codex exec` through the codex adapter, its model played by the scripted server: the verdict is
     read from its last message; a reply that is no verdict is unsure."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from ratchet.executors.reviewer import review_sync
     from ratchet.policy.reviewer import ReviewerSpec
 
