@@ -28,6 +28,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,10 +189,13 @@ class Consulted:
     seconds: float
     role: str
     reviewer: str
+    at: float = 0.0  # when it was given (monotonic)
 
 
-# Verdicts given on calls not yet recorded, by question key (rules/provenance.py), per engine process.
+# Verdicts given on calls not yet recorded, by session and question key (rules/provenance.py), per engine
+# process; one is reused only by the rounds of the same call, within REUSE_S seconds.
 _pending: dict[str, Consulted] = {}
+REUSE_S = 600.0
 
 
 def holds(conn: sqlite3.Connection, spec: ReviewerSpec, cls: ActionClass) -> rules.Authority:
@@ -227,12 +231,15 @@ async def consult(setting: Setting, ev: Evaluation, key: str, intent: str | None
     if command_problem(spec, setting.workspace.root) is not None:
         return None
     key = f"{setting.session_id}:{key}"
+    cls = ev.evidence
+    standing = await setting.store.call(lambda c: holds(c, spec, cls))
+    if not standing.holds:  # judged anew on every round: a verdict never outlives the authority it was given on
+        _pending.pop(key, None)
+        return None
     earlier = _pending.get(key)
+    if earlier is not None and time.monotonic() - earlier.at > REUSE_S:
+        earlier = None  # a call that never settled: its verdict is not reused for a later one
     if earlier is None:
-        cls = ev.evidence
-        standing = await setting.store.call(lambda c: holds(c, spec, cls))
-        if not standing.holds:
-            return None
         request = rules.build_request(change_of(ev, intent, None))
         if request["flags"]:
             return None  # the change addresses its reviewer: the person sees it, flagged
@@ -244,7 +251,7 @@ async def consult(setting: Setting, ev: Evaluation, key: str, intent: str | None
                 if rules.audit_due(secrets.randbelow(1_000_000) / 1_000_000, spec.audit_share)
                 else (rules.AUTHORITY)
             )
-        earlier = _pending[key] = Consulted(done.verdict, done.seconds, role, name_of(spec))
+        earlier = _pending[key] = Consulted(done.verdict, done.seconds, role, name_of(spec), time.monotonic())
     if earlier.role != rules.AUTHORITY:
         return None
     return HumanAnswer(
