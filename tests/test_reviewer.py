@@ -90,8 +90,12 @@ require_cli_approval = true
 )
 
 
-def _policies(tmp_path: Path, reviewer: Reviewer, **extra: Any) -> Path:
-    directory = write_policy(tmp_path / "policies", POLICY)
+def _policies(tmp_path: Path, reviewer: Reviewer, *, notify: Path | None = None, **extra: Any) -> Path:
+    policy = POLICY
+    if notify is not None:  # each notification's JSON appended to a file outside the workspace
+        line = f'notify = ["sh", "-c", "cat >> \\"$0\\"; echo >> \\"$0\\"", "{notify}"]'
+        policy = policy.replace('unmatched = "draft"', f'unmatched = "draft"\n{line}', 1)
+    directory = write_policy(tmp_path / "policies", policy)
     (directory / "reviewer.toml").write_text(reviewer.table(**extra))
     return directory
 
@@ -233,7 +237,8 @@ async def test_authority_gained_used_and_lost_on_complaint(
     tmp_path: Path, workspace: Path, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reviewer = Reviewer(tmp_path / "reviewer", "approve")
-    policies = _policies(tmp_path, reviewer)
+    notified = tmp_path / "notified.jsonl"
+    policies = _policies(tmp_path, reviewer, notify=notified)
     clock = Clock()
     human = Human(delay=30, clock=clock)
     async with connect(workspace, policies, db, human=human, clock=clock) as client:
@@ -255,6 +260,12 @@ async def test_authority_gained_used_and_lost_on_complaint(
         assert code == 0, out_text
         lost = rows(db, "SELECT kind, reason FROM reviewer_authority WHERE class = 'ask' ORDER BY id")
         assert [r["kind"] for r in lost] == ["gained", "lost"] and str(free) in lost[-1]["reason"]
+        for _ in range(100):  # the notify command runs detached
+            if notified.exists() and "reviewer-authority-lost" in notified.read_text():
+                break
+            await anyio.sleep(0.1)
+        events = [json.loads(line)["event"] for line in notified.read_text().splitlines() if line.strip()]
+        assert "reviewer-authority-gained" in events and "reviewer-authority-lost" in events, events
         code, out_text = await run_cli(capsys, workspace, policies, db, "status")
         assert "ask: AUTHORITY" not in out_text and "lost authority on ask" in out_text, out_text
         # The complaint also demoted the class (demote_on_complaint): its next call waits for a person.
