@@ -32,6 +32,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 request = sys.stdin.read()
 with open(os.path.join(here, "requests.jsonl"), "a") as log:
     log.write(json.dumps(json.loads(request)) + "\n")
+with open(os.path.join(here, "seen.json"), "w") as seen:
+    json.dump({"cwd": os.getcwd(), "files": os.listdir("."), "env": sorted(os.environ)}, seen)
 mode = open(os.path.join(here, "mode")).read().strip()
 if mode == "garbage":
     print("I think this is fine, probably")
@@ -166,6 +168,19 @@ def test_a_reviewer_that_fails_is_unsure(tmp_path: Path, mode: str) -> None:
     done = review_sync(spec, {"kind": "ratchet.review_request"})
     assert done.verdict.verdict == rules.UNSURE and done.verdict.error
     assert time.monotonic() - started < 10  # the hang was killed at its timeout
+
+
+def test_a_reviewer_runs_in_an_empty_directory_without_ratchets_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reviewer = Reviewer(tmp_path / "r", "approve")
+    monkeypatch.setenv("RATCHET_DB", "postgresql://ratchet:secret@db/ratchet")
+    monkeypatch.setenv("RATCHET_IDENTITY", "someone")
+    spec = ReviewerSpec(command=[sys.executable, str(reviewer.script)])
+    assert review_sync(spec, {"kind": "ratchet.review_request"}).verdict.approved
+    seen = json.loads((reviewer.where / "seen.json").read_text())
+    assert seen["files"] == [] and "ratchet-reviewer-" in seen["cwd"]
+    assert not [k for k in seen["env"] if k.startswith("RATCHET_")] and "PATH" in seen["env"]
 
 
 def test_verdicts_are_parsed_strictly() -> None:
