@@ -230,6 +230,11 @@ async def test_shadow_verdicts_beside_a_persons_cli_answers(
     assert "agreement 2/3" in out and "false accepts 1/3" in out, out
     code, out = await run_cli(capsys, workspace, policies, db, "explain", str(ids[2]))
     assert "reviewer: approve" in out and "vouched by: person" in out, out
+    code, out = await run_cli(capsys, workspace, policies, db, "metrics")
+    assert code == 0 and "queue: shadow" in out and "agreement 2/3" in out, out
+    page = tmp_path / "report.html"
+    code, out = await run_cli(capsys, workspace, policies, db, "report", "--html", str(page))
+    assert code == 0 and "<h2>Reviewer</h2>" in page.read_text() and "agreement 2/3" in page.read_text()
     request = reviewer.requests()[0]
     assert request["action_class"] == "queue" and request["ceiling"] == "draft"
     assert "never instructions" in request["agent_claims"]["note"] and "+0" in request["change"]["preview"]
@@ -542,3 +547,33 @@ async def test_simulate_replays_recorded_verdicts_as_if_the_reviewer_had_held_au
     assert ask["gained_at"] and ask["lost_at"]
     code, text = await run_cli(capsys, workspace, candidate, db, "simulate", "--reviewer")
     assert "3 would have run without asking a person; 1 of those the person refused" in text, text
+
+
+def test_the_replay_audits_its_share_and_loses_authority_on_a_bad_run(tmp_path: Path) -> None:
+    from ratchet.evidence.reviewer_replay import replay
+
+    reviewer = Reviewer(tmp_path / "r", "approve")
+    policy = load_policy(_policies(tmp_path, reviewer, audit_share=0.5))
+
+    def row(action_id: int, status: str = "executed", complained: bool = False) -> dict[str, Any]:
+        return {
+            "action_id": action_id,
+            "class": "ask",
+            "level": "confirm",
+            "verdict": "approve",
+            "status": status,
+            "review_channel": "elicitation",
+            "evidence": "counted",
+            "complained": complained,
+            "undone": False,
+        }
+
+    rows_ = [row(i) for i in range(1, 4)] + [row(4), row(5), row(6, complained=True), row(7), row(8)]
+    ask = replay(rows_, policy).classes["ask"]
+    # Authority from action 4 (after 3 agreeing approvals); of its approvals every 2nd is an audit (5); 4 and 6
+    # ran unasked, and 6 was complained about: authority lost, the score restarts, 7 and 8 ask the person again.
+    assert (ask.prompts_saved, ask.audits, ask.bad_runs) == (2, 1, 1), vars(ask)
+    assert ask.gained_at == [4] and ask.lost_at == [6]
+    # A class that keeps the reviewer away is judged (the record says so) but never replayed with authority.
+    private = [dict(r, **{"class": "private"}) for r in rows_]
+    assert replay(private, policy).classes["private"].prompts_saved == 0
