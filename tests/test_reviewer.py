@@ -313,6 +313,25 @@ async def test_an_audit_reaches_the_person_and_disagreement_removes_authority(
 
 
 @pytest.mark.asyncio
+async def test_the_reviewer_never_reads_a_secret_the_agent_wrote_in_its_intent_or_change(
+    tmp_path: Path, workspace: Path, db: Path
+) -> None:
+    reviewer = Reviewer(tmp_path / "reviewer", "approve")
+    policies = _policies(tmp_path, reviewer)
+    clock = Clock()
+    human = Human(delay=30, clock=clock)
+    secret = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    async with connect(workspace, policies, db, human=human, clock=clock) as client:
+        await _earn(client, human, db)
+        result = await client.call_tool(
+            "write_file", {"path": "ask/token.txt", "content": f"token = {secret}\n", "intent": f"use {secret}"}
+        )
+        assert result.structured_content is not None and result.structured_content["status"] == "executed"
+    sent = json.dumps(reviewer.requests())
+    assert "ask/token.txt" in sent and secret not in sent
+
+
+@pytest.mark.asyncio
 async def test_a_denial_goes_to_the_person_as_today(tmp_path: Path, workspace: Path, db: Path) -> None:
     reviewer = Reviewer(tmp_path / "reviewer", "approve")
     policies = _policies(tmp_path, reviewer)

@@ -40,6 +40,7 @@ from ratchet.policy.model import ActionClass, Policy
 from ratchet.policy.reviewer import ReviewerSpec
 from ratchet.record import actions
 from ratchet.record import reviewer as recorded
+from ratchet.redact import redact
 from ratchet.rules import provenance
 from ratchet.rules import reviewer as rules
 
@@ -162,10 +163,7 @@ async def judge_recorded(setting: Setting, action_id: int) -> rules.Verdict | No
     if await setting.store.call(lambda c: recorded.verdict_of(c, action_id)) is not None:
         return None
     task = row["task_id"]
-    goal = None
-    if task is not None:
-        found = await setting.store.call(lambda c: c.execute("SELECT goal FROM tasks WHERE id = ?", (task,)).fetchone())
-        goal = str(found["goal"]) if found is not None else None
+    goal = None if task is None else await setting.store.call(lambda c: recorded.task_goal(c, int(task)))
     request = rules.build_request(change_of_row(setting.policy, row, goal))
     done = await review(spec, request)
     role = rules.DRAFT if row["status"] == "draft" else rules.SHADOW
@@ -240,7 +238,9 @@ async def consult(setting: Setting, ev: Evaluation, key: str, intent: str | None
     if earlier is not None and time.monotonic() - earlier.at > REUSE_S:
         earlier = None  # a call that never settled: its verdict is not reused for a later one
     if earlier is None:
-        request = rules.build_request(change_of(ev, intent, None))
+        task = ev.task_id
+        goal = None if task is None else await setting.store.call(lambda c: recorded.task_goal(c, task))
+        request = rules.build_request(change_of(ev, intent and redact(intent), goal and redact(goal)))
         if request["flags"]:
             return None  # the change addresses its reviewer: the person sees it, flagged
         done = await review(spec, request)
@@ -415,9 +415,11 @@ def about(conn: sqlite3.Connection, action_id: int) -> dict[str, Any] | None:
     row = actions.action(conn, action_id)
     if row is None:
         return None
-    failed = conn.execute("SELECT 1 FROM checks WHERE action_id = ? AND passed = 0", (action_id,)).fetchone()
     grade = rules.vouched_by(
-        route=row["route"], channel=row["review_channel"], evidence=row["evidence"], checked_failure=failed is not None
+        route=row["route"],
+        channel=row["review_channel"],
+        evidence=row["evidence"],
+        checked_failure=recorded.check_failed(conn, action_id),
     )
     return {"verdict": recorded.verdict_of(conn, action_id), "vouched_by": grade}
 

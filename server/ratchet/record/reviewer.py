@@ -203,3 +203,14 @@ def replay_rows(conn: sqlite3.Connection, since: float | None = None) -> list[di
         sql += " WHERE a.created_at >= ?"
         params = (since,)
     return [dict(r) for r in conn.execute(sql + " ORDER BY v.action_id", params)]
+
+
+def task_goal(conn: sqlite3.Connection, task_id: int) -> str | None:
+    """The stated goal of a run contract (the agent's claim, for a review request)."""
+    row = conn.execute("SELECT goal FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return str(row["goal"]) if row is not None else None
+
+
+def check_failed(conn: sqlite3.Connection, action_id: int) -> bool:
+    """Whether a verification check failed an action."""
+    return conn.execute("SELECT 1 FROM checks WHERE action_id = ? AND passed = 0", (action_id,)).fetchone() is not None
