@@ -122,7 +122,9 @@ class Carrier:
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
         if status is Status.DRAFT:
-            reviewer.shadow(s, action_id)  # a queued draft is pre-reviewed, off the call's path (engine/reviewer.py)
+            reviewer.shadow(
+                s, action_id, ev.evidence
+            )  # a queued draft is pre-reviewed, off the path (engine/reviewer.py)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
         if unanswered is not None:
             why = provenance.describe(
@@ -255,7 +257,7 @@ class Carrier:
 
         moved = await s.store.run(settle)
         if answer is not None:
-            reviewer.shadow(s, action_id)  # judged beside the person's answer in the client's dialog
+            reviewer.shadow(s, action_id, cls)  # judged beside the person's answer in the client's dialog
         return moved
 
     async def refuse(

@@ -165,7 +165,7 @@ class HumanSide:
         if any(not c.passed for c in checked) and cls.undo_on_failure and row["tool"] != REVERT_TOOL:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.carrier.undo_after_failed_check(action_id, reason)
-        delegated.shadow(s, action_id)  # the reviewer's verdict beside the person's, off the path
+        delegated.shadow(s, action_id, evidence)  # the reviewer's verdict beside the person's, off the path
         return await self.views.view(action_id)
 
     @staticmethod

@@ -122,9 +122,12 @@ def change_of(ev: Evaluation, intent: str | None, goal: str | None) -> rules.Cha
 # -- shadow ------------------------------------------------------------------------------------------------
 
 
-def shadow(setting: Setting, action_id: int) -> None:
-    """Start the reviewer on a decided (or queued) action, off the call's path. Never raises."""
+def shadow(setting: Setting, action_id: int, cls: ActionClass | None = None) -> None:
+    """Start the reviewer on a decided (or queued) action of `cls` (when known), off the call's path. Never
+    raises. Nothing starts for a class the reviewer never sees."""
     if setting.policy.reviewer is None or os.environ.get(WORKER_ENV):
+        return
+    if cls is not None and not judges(setting.policy, cls):
         return
     if command_problem(setting.policy.reviewer, setting.workspace.root) is not None:
         return
