@@ -275,7 +275,7 @@ async def test_authority_gained_used_and_lost_on_complaint(
         assert rows(db, "SELECT count(*) AS n FROM samples WHERE class = 'ask'")[0]["n"] == samples_before
         assert rows(db, "SELECT role FROM reviewer_verdicts WHERE action_id = ?", free)[0]["role"] == "authority"
         code, out_text = await run_cli(capsys, workspace, policies, db, "status")
-        assert "ask: AUTHORITY" in out_text, out_text
+        assert "ask: AUTHORITY" in out_text and "vouched by 3 person, 1 reviewer" in out_text, out_text
         code, out_text = await run_cli(capsys, workspace, policies, db, "complain", str(free), "--reason", "wrong")
         assert code == 0, out_text
         lost = rows(db, "SELECT kind, reason FROM reviewer_authority WHERE class = 'ask' ORDER BY id")

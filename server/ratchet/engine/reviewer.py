@@ -376,6 +376,14 @@ def summary(conn: sqlite3.Connection, policy: Policy) -> dict[str, Any]:
             "line": total.line(),
         }
     overall = found.overall()
+    grades: dict[str, dict[str, int]] = {}
+    for g in recorded.grade_rows(conn):
+        who = rules.vouched_by(route=g["route"], channel=g["review_channel"], evidence=g["evidence"])
+        per = grades.setdefault(str(g["class"]), {})
+        per[who] = per.get(who, 0) + int(g["n"])
+    for name, per in grades.items():
+        if name in classes:
+            classes[name]["vouched_by"] = per
     return {
         "configured": True,
         "reviewer": name_of(spec),
@@ -407,7 +415,8 @@ def render(found: dict[str, Any]) -> str:
         if c.get("n") == 0:
             continue
         mark = "AUTHORITY" if c["authority"] else "shadow"
-        lines.append(f"  {name}: {mark} ({c['why']}); {c['line']}")
+        vouched = ", ".join(f"{n} {who}" for who, n in sorted(c.get("vouched_by", {}).items()))
+        lines.append(f"  {name}: {mark} ({c['why']}); {c['line']}" + (f"; vouched by {vouched}" if vouched else ""))
     for e in found["events"][:3]:
         lines.append(f"  {e['kind']} authority on {e['class']}: {e['reason']}")
     return "\n".join(lines)

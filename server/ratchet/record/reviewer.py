@@ -214,3 +214,14 @@ def task_goal(conn: sqlite3.Connection, task_id: int) -> str | None:
 def check_failed(conn: sqlite3.Connection, action_id: int) -> bool:
     """Whether a verification check failed an action."""
     return conn.execute("SELECT 1 FROM checks WHERE action_id = ? AND passed = 0", (action_id,)).fetchone() is not None
+
+
+def grade_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Outcomes that carry evidence (ran, refused or declined), counted by class, route, answer channel and
+    evidence: who vouched for them is rules/reviewer.py `vouched_by` of each group."""
+    sql = (
+        "SELECT coalesce(evidence_class, class) AS class, route, review_channel, evidence, count(*) AS n "
+        "FROM actions WHERE status IN ('executed', 'failed', 'rejected', 'declined') "
+        "GROUP BY coalesce(evidence_class, class), route, review_channel, evidence"
+    )
+    return [dict(r) for r in conn.execute(sql)]

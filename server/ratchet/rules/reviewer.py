@@ -408,18 +408,19 @@ def audit_due(draw: float, share: float) -> bool:
 
 # -- who vouched for a sample ------------------------------------------------------------------------------
 
-PERSON, REVIEWER, RULE, CHECK = "person", "reviewer", "rule", "check"
-GRADES = (PERSON, REVIEWER, RULE, CHECK)
+PERSON, REVIEWER, RULE, CHECK, UNVERIFIED = "person", "reviewer", "rule", "check", "unverified"
+GRADES = (PERSON, REVIEWER, RULE, CHECK, UNVERIFIED)
 
 
 def vouched_by(*, route: str, channel: str | None, evidence: str | None, checked_failure: bool = False) -> str:
     """Who vouched for an action's outcome: a person (a counted human answer, an audited one included),
-    the reviewer (it approved in the person's place), a rule (it ran autonomously) or a check (a
-    verification check judged it). Only a person's answers move a class's level."""
+    the reviewer (it approved in the person's place), a rule (it ran autonomously), a check (a verification
+    check failed it), or `unverified` (an answer that was no person's evidence: too fast to have been read,
+    one decision for a whole class, a client's classifier). Only a person's answers move a class's level."""
     if channel == REVIEWER:
         return REVIEWER
     if checked_failure:
         return CHECK
     if channel is not None and evidence is not None:
-        return PERSON
+        return PERSON if evidence == "counted" else UNVERIFIED
     return RULE if route == "execute" else PERSON
