@@ -596,3 +596,25 @@ def test_the_replay_audits_its_share_and_loses_authority_on_a_bad_run(tmp_path: 
     # A class that keeps the reviewer away is judged (the record says so) but never replayed with authority.
     private = [dict(r, **{"class": "private"}) for r in rows_]
     assert replay(private, policy).classes["private"].prompts_saved == 0
+
+
+@pytest.mark.asyncio
+async def test_a_persons_answer_in_the_clients_own_dialog_is_shadowed_too(
+    tmp_path: Path, workspace: Path, db: Path
+) -> None:
+    from ratchet.engine import Engine
+
+    reviewer = Reviewer(tmp_path / "reviewer", "deny")
+    policies = _policies(tmp_path, reviewer)
+    engine = await Engine.open(workspace, policies=policies, db=db, session="client-session")
+    try:
+        ev = await engine.evaluate("write_file", {"path": "ask/hook.txt", "content": "x\n"}, shell_rule=False)
+        asked = await engine.record_external(ev, "toolu_1", external_tool="Write")
+        assert asked.status == "declined"  # an `ask`: the client's dialog decides, the outcome comes later
+        await engine.record_external_outcome("toolu_1", ran=True, ok=True, external_tool="Write")
+    finally:
+        await engine.close()
+    found = await _wait_verdicts(db, 1)
+    assert (found[0]["action_id"], found[0]["role"], found[0]["verdict"]) == (asked.action_id, "shadow", "deny")
+    channel = rows(db, "SELECT review_channel FROM actions WHERE id = ?", asked.action_id)[0]["review_channel"]
+    assert channel == "hook-dialog"
