@@ -67,7 +67,14 @@ class Reviewer:
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     def table(self, **extra: Any) -> str:
-        settings = {"threshold": 0.6, "min_samples": 3, "audit_share": 0.0, "timeout_s": 10, **extra}
+        settings = {
+            "threshold": 0.6,
+            "min_samples": 3,
+            "min_agreement": 0.0,
+            "audit_share": 0.0,
+            "timeout_s": 10,
+            **extra,
+        }
         body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
         return f'[reviewer]\nadapter = "command"\ncommand = {json.dumps([sys.executable, str(self.script)])}\n{body}\n'
 
@@ -202,6 +209,14 @@ def test_authority_needs_samples_and_a_low_false_accept_bound() -> None:
     sloppy = rules.Tally.of([rules.Pair("approve", True)] * 700 + [rules.Pair("approve", False)] * 300)
     assert not rules.authority(sloppy, 0.10, 40).holds
     assert rules.revoked_by_audit(good + rules.Tally.of([rules.Pair("approve", False)] * 2), 0.10)
+    # Where bad calls are rare, a 70% reviewer errs mostly by denying good calls: its false accepts among
+    # its approvals stay under the threshold, and only the agreement bar keeps it out.
+    rare = rules.Tally.of(
+        [rules.Pair("approve", True)] * 690 + [rules.Pair("approve", False)] * 5 + [rules.Pair("deny", True)] * 300
+    )
+    assert rules.authority(rare, 0.10, 40).holds  # the false-accept bound alone lets it in
+    assert not rules.authority(rare, 0.10, 40, 0.85).holds  # the product's default bar does not
+    assert rules.authority(good, 0.10, 40, 0.85).holds  # a reviewer that agrees every time keeps it
 
 
 # -- shadow: beside every person's answer, nobody waits -------------------------------------------------

@@ -112,7 +112,7 @@ async def test_claude_code_headless_as_the_reviewer(
     def reviewer(audit_share: float) -> None:
         (policies / "reviewer.toml").write_text(
             f'[reviewer]\nadapter = "claude"\ncommand = [{json.dumps(str(claude))}]\nmodel = "claude-sonnet-4-5"\n'
-            f"timeout_s = 60\nthreshold = 0.6\nmin_samples = 3\naudit_share = {audit_share}\n"
+            f"timeout_s = 60\nthreshold = 0.6\nmin_samples = 3\nmin_agreement = 0\naudit_share = {audit_share}\n"
         )
 
     clock = Clock()

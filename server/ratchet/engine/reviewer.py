@@ -204,7 +204,7 @@ def holds(conn: sqlite3.Connection, spec: ReviewerSpec, cls: ActionClass) -> rul
     if not spec.authority:
         return rules.Authority(False, "the policy's reviewer has authority = false (shadow only)")
     tally = recorded.class_tally(conn, cls.name)
-    return rules.authority(tally, spec.threshold, spec.min_samples)
+    return rules.authority(tally, spec.threshold, spec.min_samples, spec.min_agreement)
 
 
 def why_not(setting: Setting, ev: Evaluation) -> str | None:
@@ -363,7 +363,7 @@ def summary(conn: sqlite3.Connection, policy: Policy) -> dict[str, Any]:
         elif not spec.authority:
             standing = rules.Authority(False, "shadow only (authority = false)")
         else:
-            standing = rules.authority(current, spec.threshold, spec.min_samples)
+            standing = rules.authority(current, spec.threshold, spec.min_samples, spec.min_agreement)
         total = found.total.get(name, rules.Tally())
         if total.n == 0 and not standing.holds and name not in found.lost_at:
             classes[name] = {"authority": False, "why": standing.why, "n": 0}

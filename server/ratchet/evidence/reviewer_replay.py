@@ -85,7 +85,9 @@ def replay(rows: list[dict[str, Any]], policy: Policy) -> ReviewerReplay:
         c = out.classes.setdefault(name, ClassReplay())
         c.judged += 1
         ok = recorded.person_ok(row)
-        standing = rules.authority(rules.Tally.of(pairs.get(name, [])), spec.threshold, spec.min_samples)
+        standing = rules.authority(
+            rules.Tally.of(pairs.get(name, [])), spec.threshold, spec.min_samples, spec.min_agreement
+        )
         may = rules.eligible(
             reviewer_allowed=cls.reviewer and not cls.secret,
             cli_only=cls.require_cli_approval,

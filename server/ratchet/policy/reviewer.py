@@ -7,6 +7,7 @@ command = ["claude"]        # the argv; for "claude" and "codex" the executable 
 timeout_s = 60              # past this the reviewer is killed and its verdict is "unsure"
 threshold = 0.10            # authority: the false-accept rate's upper 95% bound must be below this...
 min_samples = 40            # ...over at least this many approvals beside a person's answer
+min_agreement = 0.85        # ...and the lower 95% bound of its agreement with the person at least this
 audit_share = 0.1           # of the calls it approves with authority, this share still goes to the person
 authority = true            # false: shadow only (verdicts recorded beside people's, never deciding)
 ```
@@ -36,6 +37,7 @@ class ReviewerSpec(BaseModel):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     threshold: float = Field(0.10, gt=0, lt=1)
     min_samples: int = Field(40, ge=1, le=100_000)
+    min_agreement: float = Field(0.85, ge=0, le=1)
     audit_share: float = Field(0.1, ge=0, le=1)
     authority: bool = True
 

@@ -374,10 +374,13 @@ class Authority:
     upper: float | None = None
 
 
-def authority(tally: Tally, threshold: float, min_samples: int) -> Authority:
+def authority(tally: Tally, threshold: float, min_samples: int, min_agreement: float = 0.0) -> Authority:
     """Whether a reviewer with this tally (on one class, since its last revocation) holds authority there:
-    at least `min_samples` approvals beside a person's answer, and the upper 95% Wilson bound of its
-    false-accept rate below `threshold`."""
+    at least `min_samples` approvals beside a person's answer, the upper 95% Wilson bound of its
+    false-accept rate below `threshold`, and the lower 95% bound of its agreement with the person (every
+    verdict beside a person's answer) at least `min_agreement`. The agreement bar is what keeps out a
+    reviewer that rarely approves a bad call only because bad calls are rare: at 1-2% bad calls a 70%
+    reviewer's false accepts among its approvals stay under any useful threshold (bench/reviewer.py)."""
     if tally.approvals < min_samples:
         return Authority(
             False,
@@ -388,6 +391,13 @@ def authority(tally: Tally, threshold: float, min_samples: int) -> Authority:
     if upper >= threshold:
         return Authority(
             False, f"false-accept upper bound {upper:.1%} is not below the threshold {threshold:.1%}", upper
+        )
+    low = tally.agreement()[1]
+    if low < min_agreement:
+        return Authority(
+            False,
+            f"agreement with people's answers is at least {low:.1%} (95% bound), below the bar {min_agreement:.1%}",
+            upper,
         )
     return Authority(
         True, f"false-accept upper bound {upper:.1%} < {threshold:.1%} over {tally.approvals} approvals", upper
