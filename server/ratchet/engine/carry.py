@@ -17,7 +17,7 @@ from typing import Any, cast
 import anyio
 
 from ratchet import telemetry
-from ratchet.engine import flood
+from ratchet.engine import flood, reviewer
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.origin import Origin
 from ratchet.engine.verify import Verifier, failure_text, view
@@ -123,6 +123,10 @@ class Carrier:
             raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        if status is Status.DRAFT:
+            reviewer.shadow(
+                s, action_id, ev.evidence
+            )  # a queued draft is pre-reviewed, off the path (engine/reviewer.py)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
         if unanswered is not None:
             why = provenance.describe(
@@ -255,6 +259,8 @@ class Carrier:
 
         moved = await s.store.run(settle)
         telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        if answer is not None:
+            reviewer.shadow(s, action_id, cls)  # judged beside the person's answer in the client's dialog
         return moved
 
     async def refuse(
