@@ -264,6 +264,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE actions ADD COLUMN origin_repo TEXT
     """,
+    # answer moments: when the human answered a client's own dialog (a hook's `ask`), so the next answer of
+    # the session is timed from it even when another process records it (rules/provenance.py).
+    """
+    ALTER TABLE actions ADD COLUMN answered_at REAL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
