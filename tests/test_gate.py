@@ -10,7 +10,7 @@ import pytest
 from ratchet.policy.levels import Level
 from ratchet.policy.load import load_policy
 from ratchet.policy.model import ActionClass, ConfidenceThresholds, Policy, TrustParams
-from ratchet.rules.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide
+from ratchet.rules.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide, no_sandbox_trigger
 
 POLICY = """
 [defaults]
@@ -273,3 +273,30 @@ def test_trigger_as_dict() -> None:
 def test_blocked_class_stays_blocked(docs: ActionClass) -> None:
     d = decide(docs, Level.BLOCKED, confidence=1.0, pinned=Level.AUTONOMOUS)
     assert (d.level, d.route, d.triggers) == (Level.BLOCKED, Route.BLOCK, ())
+
+
+def test_a_command_class_without_a_sandbox_here_is_capped_at_confirm(docs: ActionClass) -> None:
+    """Where no OS sandbox can be had, a command class that wants one is confirmed by a human, command by
+    command; a class that runs no commands, one that opted out of the sandbox, or a host that has one is
+    not capped."""
+    commands = dataclasses.replace(docs, name="tests-run", tools=("run_command",))
+    capped = no_sandbox_trigger(commands, False, "bubblewrap is missing")
+    assert capped is not None and (capped.name, capped.cap) == ("no-sandbox", Level.CONFIRM)
+    assert "bubblewrap is missing" in capped.detail
+    assert decide(commands, Level.AUTONOMOUS, extra=(capped,)).route is Route.CONFIRM
+    assert no_sandbox_trigger(commands, True, "ok") is None  # the sandbox is there
+    assert no_sandbox_trigger(dataclasses.replace(commands, sandbox=False), False, "missing") is None  # "off"
+    assert no_sandbox_trigger(docs, False, "missing") is None  # writes files only: no command to sandbox
+    mixed = dataclasses.replace(commands, tools=("write_file", "run_command"))
+    assert no_sandbox_trigger(mixed, False, "missing") is not None
+
+
+def test_a_decision_cannot_be_changed_once_made(docs: ActionClass) -> None:
+    """What the gate decided (and each reason) is frozen: code after the gate cannot raise a call's level
+    or drop a trigger by assigning to the decision."""
+    decision = decide(docs, Level.AUTONOMOUS, confidence=0.6)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.level = Level.AUTONOMOUS  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.triggers[0].cap = Level.AUTONOMOUS  # type: ignore[misc]
+    assert decision.level is Level.CONFIRM
