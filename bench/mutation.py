@@ -47,7 +47,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "redact.py": ("tests/test_secrets.py", "-k", "not linearly and not never_reach"),
     "record/chain.py": ("tests/test_integrity.py",),
     "record/integrity.py": ("tests/test_integrity.py",),
-    "rules/provenance.py": ("tests/test_provenance.py",),
+    # The rule case by case (milliseconds) and the clock's own tests; test_provenance.py drives the same rule
+    # through servers (80 s a run) and adds nothing these do not check.
+    "rules/provenance.py": (
+        "tests/test_provenance_rule.py",
+        "tests/test_parallel_reading.py::test_an_answer_is_timed_from_the_later_of_its_question_and_the_sessions_previous_answer",
+        "tests/test_provenance.py::test_a_question_asked_anew_is_timed_anew",
+    ),
     "rules/gate.py": ("tests/test_gate.py",),
     # The rule's own unit tests first (seconds), then the record's replay and padding through a real database:
     # with -x a mutant killed early costs only the first file.
@@ -64,6 +70,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "executors/sandbox.py": ("tests/test_sandbox.py",),
     "record/roles.py": ("tests/test_roles.py",),
     "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
+    # A hook dialog's answer timed across hook processes (the previous answer kept in the record).
+    "engine/dialog.py": ("tests/test_hook_reading.py",),
+    "record/answers.py": ("tests/test_hook_reading.py",),
 }
 SHORT = {Path(m).stem: m for m in MODULES}
 

@@ -300,3 +300,20 @@ def test_a_decision_cannot_be_changed_once_made(docs: ActionClass) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         decision.triggers[0].cap = Level.AUTONOMOUS  # type: ignore[misc]
     assert decision.level is Level.CONFIRM
+
+
+def test_a_server_that_cannot_record_answers_drafts_what_it_would_ask(docs: ActionClass) -> None:
+    """Under the agent's database role nobody's answer can be recorded here: a confirm becomes a draft for
+    the reviewer side; a call that runs without asking is not touched."""
+    asked = decide(docs, Level.CONFIRM, answers_here=False)
+    assert (asked.level, asked.route, names(asked)) == (Level.DRAFT, Route.DRAFT, ["reviewer-side"])
+    runs = decide(docs, Level.AUTONOMOUS, answers_here=False)
+    assert (runs.level, runs.route, runs.triggers) == (Level.AUTONOMOUS, Route.EXECUTE, ())
+
+
+def test_a_call_with_no_failures_reported_is_not_halted(docs: ActionClass) -> None:
+    """A caller that gives no failure count (a session with none) never trips the halt, even for a class
+    that halts at its first failure."""
+    touchy = dataclasses.replace(docs, trust=TrustParams(max_consecutive_failures=1))
+    assert decide(touchy, Level.AUTONOMOUS).route is Route.EXECUTE
+    assert decide(touchy, Level.AUTONOMOUS, session_failures=1).route is Route.BLOCK

@@ -37,9 +37,11 @@ from ratchet.rules.settle import (
     PolicyMoved,
     Settled,
     Standing,
+    is_padding,
     recorded_sample,
     settle,
     streak_after,
+    work_key,
 )
 from ratchet.rules.trust import (
     Z_95,
@@ -567,3 +569,27 @@ def test_the_streak_and_the_recorded_sample() -> None:
     assert given("complained", edited=True) is False  # an edited approval was already a failure
     assert given("complained", answer="unverified") is None  # an approval that was no evidence gave no sample
     assert given("failure", failed=True) is None  # a failed run, in a class that does not count those
+
+
+def test_work_is_its_tool_arguments_target_and_the_change_before_it() -> None:
+    """A padding success is one whose work (tool, arguments in any key order, fingerprint, and the session's
+    last change before it) is that of a success already in the window; a failure is never padding."""
+    key = work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", 7)
+    assert key == work_key("run_command", '{"cwd": ".", "argv": ["make"]}', "f1", 7)  # key order is not work
+    assert len(key) == 64
+    others = [
+        work_key("write_file", '{"argv": ["make"], "cwd": "."}', "f1", 7),
+        work_key("run_command", '{"argv": ["make", "-j"], "cwd": "."}', "f1", 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f2", 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', None, 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", 8),  # re-run after an edit: new work
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", None),
+    ]
+    assert len({key, *others}) == 7
+    assert work_key("t", "not json", None, None) == work_key("t", "not json", None, None)
+    assert work_key("t", "not json", None, None) != work_key("t", "not json!", None, None)
+    assert work_key("t", "", "", 0) != work_key("t", "", "", None)  # change 0 is a change
+    assert is_padding(True, key, iter([others[0], key]))
+    assert not is_padding(True, key, others)
+    assert not is_padding(False, key, [key])  # a failure always counts
+    assert not is_padding(True, key, [])
