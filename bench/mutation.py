@@ -123,6 +123,19 @@ HARMLESS: dict[tuple[str, str], str] = {
     ("record/chain.py", "row_id = 1 if last is None else int(last[0]) + 1"): (
         "only the first row's id moves (0 or 2): the chain links rows by order, and ids stay unique"
     ),
+    ("rules/gate.py", "*,"): (
+        "cosmic-ray reads the `*` that makes the later parameters keyword-only as a product: as `/` the first two "
+        "become positional-only, and every caller passes those by position and the rest by name"
+    ),
+    ("rules/gate.py", "session_failures: int = 0,"): (
+        "only the default of -1 survives: a policy's limit is at least 1 (validated at load), so -1 trips nothing "
+        "that 0 does not; the default of 1 is killed by "
+        "test_gate.py::test_a_call_with_no_failures_reported_is_not_halted"
+    ),
+    ("rules/gate.py", "if pinned is not None and pinned < class_level:"): (
+        "a pin at the class's own level lowers nothing: its trigger would cap at the class level, and only "
+        "triggers that lowered the call are kept"
+    ),
 }
 # Survivors of the committed run killed by a test written after it (each checked by applying the one
 # mutant by hand and seeing the test fail): the next run counts them as killed.
