@@ -15,9 +15,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from ratchet import hooks
-from ratchet.hooks import HookOptions
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.claude_code import hooks
+from ratchet.claude_code.hooks import HookOptions
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.rules.provenance import reading_seconds
 
 from .helpers import Claude, Clock, Decision, Human, write_policy
