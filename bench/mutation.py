@@ -21,7 +21,14 @@ put first on `PYTHONPATH`, so the installed `ratchet` console script imports the
 Results go to `bench/results/mutation.json` (merged: one entry per module and label, so a `before`
 run and an `after` run sit side by side) and `bench/results/mutation.md` (the score per module, before
 and after, and every survivor with its place). It is not part of CI: a module takes minutes to an hour
-on 2 cores. Run it after changing one of these modules or its tests, and before a release.
+on 2 cores. How often: one module's run whenever that module or its tests change (in the same change,
+with the report committed), every module once a week on a scheduled job and before each release; a
+score that drops, or a survivor nobody has judged, is a finding like a failing test.
+
+Test selection (`MODULES`): the narrowest set of test files that still exercises the module, the fastest
+first (pytest runs with `-x`, so a mutant killed by the first file costs only that file). A module with
+only slow end-to-end tests gets unit tests of its own rule (as rules/provenance.py has) rather than a
+run of hours.
 """
 
 from __future__ import annotations
