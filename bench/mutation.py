@@ -133,6 +133,14 @@ HARMLESS: dict[tuple[str, str], str] = {
     ("record/chain.py", "row_id = 1 if last is None else int(last[0]) + 1"): (
         "only the first row's id moves (0 or 2): the chain links rows by order, and ids stay unique"
     ),
+    ("rules/provenance.py", "_MAX_WAITING = 512"): (
+        "a memory bound on questions never answered; the test reads the constant and checks the oldest is "
+        "forgotten just past it, whatever its value"
+    ),
+    ("rules/provenance.py", "def asked(self, key: str, *, fresh: bool) -> None:"): (
+        "the `*` before `fresh` read as a product: as `/`, `key` becomes positional-only and `fresh` may be "
+        "positional; every caller passes `key` by position and `fresh` by name"
+    ),
     ("rules/gate.py", "*,"): (
         "cosmic-ray reads the `*` that makes the later parameters keyword-only as a product: as `/` the first two "
         "become positional-only, and every caller passes those by position and the rest by name"
@@ -164,6 +172,9 @@ KILLED_SINCE: dict[tuple[str, str], str] = {
     ),
     ("record/chain.py", "found_r = any(h[:32] == want_r for h in (GENESIS, *hashes_r))"): (
         "test_integrity.py::test_reviews_removed_from_the_end_are_caught_by_the_kept_head"
+    ),
+    ("rules/provenance.py", 'elif len(lines) > 1 and lines[1] == "+++ /dev/null":'): (
+        "test_provenance_rule.py::test_the_size_line_counts_additions_and_removals (an empty file deleted)"
     ),
 }
 

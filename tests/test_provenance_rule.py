@@ -59,6 +59,7 @@ def test_the_size_line_counts_additions_and_removals() -> None:
     assert change_size("$ make\n", 0) is None  # not a diff
     assert change_size("", 0) is None
     assert change_size("--- a/x\n", 0) == "+0 −0 lines"  # a header alone: nothing past it
+    assert change_size("--- a/e.txt\n+++ /dev/null\n", 0) == "+0 −0 lines, file deleted"  # an empty file
 
 
 @pytest.mark.parametrize("channel", ["elicitation", "hook-dialog", "web"])
