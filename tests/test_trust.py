@@ -18,6 +18,7 @@ With the default TrustParams (window 100, min 40, promote_at 0.93, demote_below 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterable
@@ -593,3 +594,15 @@ def test_work_is_its_tool_arguments_target_and_the_change_before_it() -> None:
     assert not is_padding(True, key, others)
     assert not is_padding(False, key, [key])  # a failure always counts
     assert not is_padding(True, key, [])
+
+
+def test_what_the_rule_returns_cannot_be_changed_after_the_fact() -> None:
+    """The rule is pure: the standing it returns, the move it records and the event it was given are values;
+    code after it cannot raise a level or rewrite a recorded move by assigning to them."""
+    event = PolicyMoved(Level.CONFIRM, "start")
+    step = settle(klass(), Standing(Level.DRAFT), event)
+    assert step.move is not None and step.standing.level is Level.CONFIRM
+    for value, name in ((step.standing, "level"), (step.move, "to_level"), (event, "to"), (step, "move")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, Level.AUTONOMOUS)
+    assert (step.standing.level, step.move.to_level, event.to) == (Level.CONFIRM,) * 3
