@@ -174,7 +174,18 @@ KILLED_SINCE: dict[tuple[str, str], str] = {
         "test_integrity.py::test_reviews_removed_from_the_end_are_caught_by_the_kept_head"
     ),
     ("rules/settle.py", "@dataclass(frozen=True)"): (
-        "test_trust.py::test_what_the_rule_returns_cannot_be_changed_after_the_fact"
+        "test_trust.py::test_what_the_rule_returns_cannot_be_changed_after_the_fact and "
+        "::test_every_event_and_cap_is_a_value (removed: ::test_a_disproved_success_becomes_a_failure_and_never_"
+        "demotes_at_once)"
+    ),
+    ("rules/settle.py", "return self.level if self.until is None or when < self.until else None"): (
+        "test_trust.py::test_a_freeze_holds_until_its_end_and_not_past_it"
+    ),
+    ("rules/settle.py", "return None if failed and not counts_failures else False"): (
+        "test_trust.py::test_a_failure_that_is_not_a_failed_run_counts_wherever_it_was_recorded"
+    ),
+    ("rules/settle.py", "on_probation = standing.probation > 0"): (
+        "test_trust.py::test_the_last_sample_on_probation_is_judged_on_probation"
     ),
     ("rules/provenance.py", 'elif len(lines) > 1 and lines[1] == "+++ /dev/null":'): (
         "test_provenance_rule.py::test_the_size_line_counts_additions_and_removals (an empty file deleted)"

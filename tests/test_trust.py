@@ -31,7 +31,9 @@ from ratchet.policy.model import ActionClass, ConfidenceThresholds, TrustParams
 from ratchet.rules.settle import (
     CLI_SESSION,
     Complained,
+    Disproved,
     Event,
+    FreezeCap,
     HumanDemoted,
     Observed,
     Pinned,
@@ -606,3 +608,63 @@ def test_what_the_rule_returns_cannot_be_changed_after_the_fact() -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(value, name, Level.AUTONOMOUS)
     assert (step.standing.level, step.move.to_level, event.to) == (Level.CONFIRM,) * 3
+
+
+def test_a_disproved_success_becomes_a_failure_and_never_demotes_at_once() -> None:
+    """A task-end check failed on an action already counted: its success in the window becomes a failure;
+    one no longer in the window adds a failure; neither is a demotion by itself (unlike a complaint)."""
+    at = Standing(Level.CONFIRM)
+    steps = run(klass(), at, [Observed(1, S), Observed(2, S), Disproved(1, "tests fail at the task's end")])
+    assert steps[-1].move is None and steps[-1].sample == "flipped"
+    assert [(s.action_id, s.ok) for s in steps[-1].standing.window.samples] == [(1, F), (2, S)]
+    added = settle(klass(), at, Disproved(9))
+    assert added.move is None and added.sample == "added"
+    assert [(s.action_id, s.ok) for s in added.standing.window.samples] == [(9, F)]
+
+
+def test_the_last_sample_on_probation_is_judged_on_probation() -> None:
+    """Probation counts down one per sample: the last one left is still judged by the probation rule."""
+    cls = klass(trust=DEFAULT)
+    on = run(cls, Standing(Level.CONFIRM, probation=5), [Observed(i, S) for i in range(1, 4)] + [Observed(4, F)])
+    assert on[-1].standing.probation == 1 and on[-1].move is None
+    last = settle(cls, on[-1].standing, Observed(5, F))
+    assert last.move is not None and last.move.kind == "demote" and "on probation" in last.move.reason
+    served = settle(cls, replace(on[-1].standing, probation=0), Observed(5, F))
+    assert served.move is None
+
+
+def test_a_freeze_holds_until_its_end_and_not_past_it() -> None:
+    assert FreezeCap(Level.DRAFT, 100.0).at(99.9) is Level.DRAFT
+    assert FreezeCap(Level.DRAFT, 100.0).at(100.0) is None  # lifted at its end
+    assert FreezeCap(Level.DRAFT, 100.0).at(150.0) is None
+    assert FreezeCap(Level.BLOCKED, None).at(1e12) is Level.BLOCKED  # until lifted by hand
+
+
+def test_a_failure_that_is_not_a_failed_run_counts_wherever_it_was_recorded() -> None:
+    """A `failure` label from a decline or a failed check counts even in a class that does not count failed
+    runs; only a failed run is left out there."""
+
+    def given(failed: bool, counts_failures: bool) -> bool | None:
+        return recorded_sample(
+            "failure", edited=False, answer="counted", failed=failed, counts_failures=counts_failures
+        )
+
+    assert given(False, False) is False  # a decline or a failed check, in a class that does not count runs
+    assert given(True, False) is None
+    assert given(True, True) is False
+
+
+def test_every_event_and_cap_is_a_value() -> None:
+    events: list[object] = [
+        Observed(1, S),
+        Complained(1),
+        Disproved(1),
+        Pinned(None),
+        HumanDemoted(Level.DRAFT, "x"),
+        PolicyMoved(Level.DRAFT, "x"),
+        FreezeCap(Level.DRAFT, None),
+    ]
+    for value in events:
+        first = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, first, 2)
