@@ -141,6 +141,13 @@ HARMLESS: dict[tuple[str, str], str] = {
         "the `*` before `fresh` read as a product: as `/`, `key` becomes positional-only and `fresh` may be "
         "positional; every caller passes `key` by position and `fresh` by name"
     ),
+    (
+        "rules/settle.py",
+        "sample: str | None, *, edited: bool, answer: str | None, failed: bool, counts_failures: bool",
+    ): (
+        "the `*` before the keyword-only parameters read as a product: as `/`, `sample` becomes positional-only "
+        "and the rest may be positional; every caller passes `sample` by position and the rest by name"
+    ),
     ("rules/gate.py", "*,"): (
         "cosmic-ray reads the `*` that makes the later parameters keyword-only as a product: as `/` the first two "
         "become positional-only, and every caller passes those by position and the rest by name"
