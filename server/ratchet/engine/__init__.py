@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import anyio
 
+from ratchet import telemetry
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
 from ratchet.engine.decide import Decider
@@ -145,6 +146,7 @@ class Engine:
     async def close(self) -> None:
         """Close the database, and deliver any notifications held back by the rate limit."""
         flush_notifications()
+        telemetry.flush()  # a short-lived process (a hook, the CLI) hands its decisions over before it exits
         await self.setting.store.close()
 
     async def __aenter__(self) -> Self:
@@ -226,15 +228,19 @@ class Engine:
         progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
         """Do what the decision says and record it all (engine/carry.py)."""
-        return await self.carrier.carry_out(
+        outcome = await self.carrier.carry_out(
             ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
         )
+        telemetry.decided(self.setting, ev, outcome, answer)
+        return outcome
 
     async def record_external(
         self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
     ) -> ToolOutcome:
         """Record the decision on a call a client runs itself (see Carrier.record_external)."""
-        return await self.carrier.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+        outcome = await self.carrier.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+        telemetry.decided(self.setting, ev, outcome, external_id=external_id, client_tool=external_tool)
+        return outcome
 
     async def waiting_external(self, external_tool: str | None = None) -> set[str]:
         """The external ids of this session's calls still waiting for their client's report."""
@@ -272,7 +278,9 @@ class Engine:
         confidence: float | None,
     ) -> int:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
-        return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+        action_id = await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+        telemetry.refused(self.setting, tool, action_id)
+        return action_id
 
     async def start_task(
         self,
@@ -286,7 +294,9 @@ class Engine:
         task = await contracts.start_task(self.store, self.session_id, goal, scope, non_goals, budget)
         if before is None:
             return task, None
-        return task, await self.carrier.verifier.task_end(int(before["id"]))
+        checks = await self.carrier.verifier.task_end(int(before["id"]))
+        telemetry.moved(self.setting, checks.moves)
+        return task, checks
 
     async def end_session(self) -> TaskChecks:
         """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
@@ -297,6 +307,7 @@ class Engine:
         found.results.update(rest.results)
         found.failed_actions += rest.failed_actions
         found.moves += rest.moves
+        telemetry.moved(self.setting, rest.moves)
         return found
 
     async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
@@ -305,7 +316,9 @@ class Engine:
         task = await contracts.end_task(self.store, self.session_id, summary)
         if task is None:
             return None
-        return task, await self.carrier.verifier.task_end(task.id)
+        checks = await self.carrier.verifier.task_end(task.id)
+        telemetry.moved(self.setting, checks.moves)
+        return task, checks
 
     async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
         """A packet with this session's context: history, task, cost of delay, escalation budget."""
@@ -385,7 +398,9 @@ class Engine:
     async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
         """Record that an action that ran was wrong; the class pays for it (once per action)."""
         self.reviewer_side("record a complaint")
-        return await self.human.complain(action_id, reason)
+        complained = await self.human.complain(action_id, reason)
+        telemetry.moved(self.setting, [complained.moved])
+        return complained
 
     async def undo(
         self,
@@ -404,9 +419,11 @@ class Engine:
         A failed verification check undoes its action with `complaint=False` and its own reviewer and
         channel (the check's failure is the evidence already)."""
         self.reviewer_side("undo an action")
-        return await self.human.undo(
+        undone = await self.human.undo(
             action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
         )
+        telemetry.moved(self.setting, [undone.moved])
+        return undone
 
     async def gc(self) -> GcReport:
         """Drop prior versions past the content store's bounds (`[defaults.undo]`), oldest first."""
@@ -415,22 +432,30 @@ class Engine:
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once."""
         self.reviewer_side("freeze")
-        return await self.human.freeze(level, reason, until)
+        moves = await self.human.freeze(level, reason, until)
+        telemetry.moved(self.setting, moves)
+        return moves
 
     async def unfreeze(self, reason: str) -> list[standing.Transition]:
         """A human lifts the freeze."""
         self.reviewer_side("unfreeze")
-        return await self.human.unfreeze(reason)
+        moves = await self.human.unfreeze(reason)
+        telemetry.moved(self.setting, moves)
+        return moves
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""
         self.reviewer_side("demote a class")
-        return await self.human.demote(name, reason, to)
+        moved = await self.human.demote(name, reason, to)
+        telemetry.moved(self.setting, [moved])
+        return moved
 
     async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
         """A human caps a class (or lifts the cap with None)."""
         self.reviewer_side("pin a class")
-        return await self.human.pin(name, level, reason)
+        moved = await self.human.pin(name, level, reason)
+        telemetry.moved(self.setting, [moved])
+        return moved
 
     # -- views -------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import anyio
 
+from ratchet import telemetry
 from ratchet.engine import flood
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.dialog import dialog_answer
@@ -30,6 +31,7 @@ from ratchet.record import actions, standing
 from ratchet.record import checks as recorded_checks
 from ratchet.record.actions import Intent, Review
 from ratchet.record.lifecycle import Status
+from ratchet.record.locks import Scope
 from ratchet.redact import redact, redact_all
 from ratchet.results import ClassMove, Outcome, ToolOutcome, TriggerInfo
 from ratchet.rules import contracts, provenance
@@ -259,7 +261,9 @@ class Carrier:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
-        return await s.store.run(settle)
+        moved = await s.store.run(settle)
+        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        return moved
 
     async def refuse(
         self,
@@ -307,7 +311,7 @@ class Carrier:
         s = self.setting
         row = await self._intent(ev, intent, confidence, Status.RUNNING, ev.decision.route)
         # The intent is committed before the effect: a crash from here on leaves a `running` row.
-        action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row))
+        action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row), scope=Scope.of())
         approved = answer is not None and answer.accepted
         status, result, error, ok = await self.run(ev.prepared, action_id, ev.cls, progress, approved=approved)
         if ok and answer is not None and not answer.counts:
@@ -316,7 +320,8 @@ class Carrier:
         moved = await s.store.run(
             with_checks(
                 settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, answer, s.session_id), action_id, checked
-            )
+            ),
+            scope=Scope.of(ev.cls.name, ev.evidence.name),
         )
         outcome = self.outcome(ev, action_id, status, result=result, error=error, moved=moved)
         return await self.after_checks(outcome, ev.cls, action_id, checked)
