@@ -239,9 +239,11 @@ class Carrier:
             else "not answered: the client denied it without asking anyone (unattended session)"
         )
         action_id = int(row["id"])
+        answers: list[HumanAnswer] = []  # the answer as judged inside the unit of work, for telemetry
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
             ok_sample, review = outcome_sample, None
+            answers.clear()
             if asked and answered:
                 # Timed from its question or the session's previous answer to the answer (engine/dialog.py).
                 answer = dialog_answer(
@@ -256,13 +258,14 @@ class Carrier:
                 if answer.evidence == provenance.UNANSWERED or (ok_sample is True and not answer.counts):
                     ok_sample = None  # an answer no human could have read is no evidence (a failed run still is)
                 review = answer.review(s.identity)
+                answers.append(answer)
             actions.finish(conn, action_id, status, None, error, review=review, sample=ok_sample)
             if ok_sample is None:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
         moved = await s.store.run(settle)
-        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        telemetry.settled_external(s, row, answers[0] if answers else None, status, moved, external_id, asked, channel)
         return moved
 
     async def refuse(
