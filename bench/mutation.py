@@ -80,9 +80,16 @@ MODULES: dict[str, tuple[str, ...]] = {
     "executors/sandbox.py": ("tests/test_sandbox.py",),
     "record/roles.py": ("tests/test_roles.py",),
     "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
-    # A hook dialog's answer timed across hook processes (the previous answer kept in the record).
-    "engine/dialog.py": ("tests/test_hook_reading.py",),
-    "record/answers.py": ("tests/test_hook_reading.py",),
+    # A hook dialog's answer timed across hook processes (the previous answer kept in the record): the
+    # in-process case with exact moments first, then the real hook processes.
+    "engine/dialog.py": (
+        "tests/test_provenance.py::test_hook_answers_given_at_one_moment_are_one_reading",
+        "tests/test_hook_reading.py",
+    ),
+    "record/answers.py": (
+        "tests/test_provenance.py::test_hook_answers_given_at_one_moment_are_one_reading",
+        "tests/test_hook_reading.py",
+    ),
 }
 SHORT = {Path(m).stem: m for m in MODULES}
 
@@ -147,6 +154,11 @@ HARMLESS: dict[tuple[str, str], str] = {
     ): (
         "the `*` before the keyword-only parameters read as a product: as `/`, `sample` becomes positional-only "
         "and the rest may be positional; every caller passes `sample` by position and the rest by name"
+    ),
+    ("engine/dialog.py", "seconds = max(0.0, moment - (asked if start is None else start))"): (
+        "only the floor of -1 survives: the previous answer is one from before this answer's moment and the moment "
+        "is never before the question, so the difference is never negative; the floor of 1 is killed by "
+        "test_provenance.py::test_hook_answers_given_at_one_moment_are_one_reading"
     ),
     ("rules/gate.py", "*,"): (
         "cosmic-ray reads the `*` that makes the later parameters keyword-only as a product: as `/` the first two "

@@ -426,6 +426,32 @@ async def test_a_hook_answer_is_timed_to_the_moment_the_caller_knows(workspace: 
     assert tuple(row) == ("declined", 4.0, "hook-dialog", "counted", "failure")
 
 
+@pytest.mark.asyncio
+async def test_hook_answers_given_at_one_moment_are_one_reading(workspace: Path, policies: Path, db: Path) -> None:
+    """Two dialogs declined at the same moment (as a transcript stamps a burst): the first recorded is timed
+    from its question, the second from that answer, 0 s; a moment claimed past the recording is cut to it."""
+    engine = await Engine.open(workspace, policies=policies, db=db, session="claude-s8")
+    try:
+        ids = []
+        for name in ("a", "b", "c"):
+            ev = await engine.evaluate("write_file", {"path": f"ask/{name}.txt", "content": "x\n"}, shell_rule=False)
+            ids.append((await engine.record_external(ev, f"toolu_{name}")).action_id)
+        created = _rows(db, "SELECT created_at FROM actions WHERE id = ?", ids[0])[0][0]
+        engine.answers.now = lambda: created + 30.0
+        for name in ("a", "b"):
+            await engine.record_external_outcome(f"toolu_{name}", ran=False, ok=False, answered_at=created + 10.0)
+        engine.answers.now = lambda: created + 50.0
+        await engine.record_external_outcome("toolu_c", ran=False, ok=False, answered_at=created + 90.0)
+    finally:
+        await engine.close()
+    rows = _rows(db, "SELECT review_seconds, evidence, sample, answered_at - ? FROM actions ORDER BY id", created)
+    assert [tuple(r) for r in rows] == [
+        (10.0, "counted", "failure", 10.0),
+        (0.0, "unanswered", None, 10.0),
+        (40.0, "counted", "failure", 50.0),  # from the previous answer (+10 s) to the recording (+50 s)
+    ]
+
+
 class Reader(Human):
     """A human who takes a different time over each question, in order."""
 
