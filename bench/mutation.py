@@ -155,6 +155,10 @@ HARMLESS: dict[tuple[str, str], str] = {
         "the `*` before the keyword-only parameters read as a product: as `/`, `sample` becomes positional-only "
         "and the rest may be positional; every caller passes `sample` by position and the rest by name"
     ),
+    ("engine/dialog.py", "*,"): (
+        "the `*` that makes the later parameters keyword-only read as a product: as `/` the first three become "
+        "positional-only, and the one caller passes those by position and the rest by name"
+    ),
     ("engine/dialog.py", "seconds = max(0.0, moment - (asked if start is None else start))"): (
         "only the floor of -1 survives: the previous answer is one from before this answer's moment and the moment "
         "is never before the question, so the difference is never negative; the floor of 1 is killed by "
