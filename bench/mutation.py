@@ -155,6 +155,9 @@ HARMLESS: dict[tuple[str, str], str] = {
         "the `*` before the keyword-only parameters read as a product: as `/`, `sample` becomes positional-only "
         "and the rest may be positional; every caller passes `sample` by position and the rest by name"
     ),
+    ("record/answers.py", "return None if row is None or row[0] is None else float(row[0])"): (
+        "`row` is a one-column row (max(answered_at)): row[-1] is row[0]"
+    ),
     ("engine/dialog.py", "*,"): (
         "the `*` that makes the later parameters keyword-only read as a product: as `/` the first three become "
         "positional-only, and the one caller passes those by position and the rest by name"
