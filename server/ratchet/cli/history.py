@@ -16,6 +16,7 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.engine import handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.inert import inert_output
 from ratchet.record import chain, integrity
 
@@ -69,7 +70,9 @@ async def cmd_explain(args: argparse.Namespace) -> int:
 
     async with opened(args) as engine:
         explanation = await explain_action(engine.store, args.id, engine.policy)
-    emit(args, explanation, lambda: render_explanation(explanation))
+        said = await engine.store.call(lambda c: delegated.about(c, args.id))
+    value = {**explanation.model_dump(mode="json"), "reviewer": said}
+    emit(args, value, lambda: joined(render_explanation(explanation), *delegated.about_lines(said)))
     return 0
 
 

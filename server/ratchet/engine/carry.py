@@ -17,7 +17,7 @@ from typing import Any, cast
 import anyio
 
 from ratchet import telemetry
-from ratchet.engine import flood
+from ratchet.engine import flood, reviewer
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.dialog import dialog_answer
 from ratchet.engine.origin import Origin
@@ -124,6 +124,10 @@ class Carrier:
             raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        if status is Status.DRAFT:
+            reviewer.shadow(
+                s, action_id, ev.evidence
+            )  # a queued draft is pre-reviewed, off the path (engine/reviewer.py)
         outcome = self.outcome(ev, action_id, status, moved=moved, packet=packet)
         if unanswered is not None:
             why = provenance.describe(
@@ -265,7 +269,10 @@ class Carrier:
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
         moved = await s.store.run(settle)
-        telemetry.settled_external(s, row, answers[0] if answers else None, status, moved, external_id, asked, channel)
+        answer = answers[0] if answers else None
+        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        if answer is not None:
+            reviewer.shadow(s, action_id, cls)  # judged beside the person's answer in the client's dialog
         return moved
 
     async def refuse(

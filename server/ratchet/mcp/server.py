@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ratchet import telemetry
 from ratchet.claude_code import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
 from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
@@ -427,6 +428,8 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
             return _Gated(None, exc)
         if ev.decision.route is Route.CONFIRM:
             key = provenance.question_key(call.tool, call.args)
+            if await delegated.consult(_engine(ctx).setting, ev, key, call.intent) is not None:
+                return _Gated(ev, None)  # the reviewer approved on its authority (engine/reviewer.py)
             _asking(ctx, key)
             if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
                 _engine(ctx).shown_calls[key] = _call_digest(ev)
@@ -469,6 +472,8 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             raise gated.error
         assert gated.evaluation is not None
         ev = gated.evaluation
+        if ev.decision.route is Route.CONFIRM:  # approved by the reviewer on its authority, or None
+            answer = delegated.granted(engine.setting, provenance.question_key(tool, args))
     else:
         # The human answered: re-evaluate now (the class may have moved while they read) and carry
         # out the fresh decision; the answer counts only if the call still needs a confirmation.
@@ -505,6 +510,8 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         outcome = await engine.carry_out(
             ev, intent=intent, confidence=confidence, answer=answer, uncertainty=call.uncertainty, progress=progress
         )
+    asked = answer is not None and answer.channel == "elicitation" and not answer.dismissed
+    await delegated.settled(engine.setting, provenance.question_key(tool, args), outcome.action_id, asked)
     return _result(outcome)
 
 
