@@ -83,6 +83,8 @@ def test_the_cli_bulk_and_auto_mode_are_judged_by_what_they_are() -> None:
     assert _assess("bulk", 0.0, accepted=False) == COUNTED  # refusing a flood only lowers a class
     assert _assess("auto-mode", 600.0) == UNVERIFIED  # a classifier may have answered
     assert _assess("auto-mode", 600.0, accepted=False) == UNANSWERED
+    assert _assess("reviewer", 600.0) == UNVERIFIED  # a delegated reviewer is never a person's evidence
+    assert _assess("reviewer", 600.0, accepted=False) == UNANSWERED
     assert _assess(None, NEEDED) == COUNTED and _assess(None, NEEDED, promotion_evidence="cli") == UNVERIFIED
     assert _assess("bulk", 600.0, dismissed=True) == UNANSWERED  # dismissed before anything else
 
