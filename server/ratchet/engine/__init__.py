@@ -30,10 +30,11 @@ import anyio
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
 from ratchet.engine.decide import Decider
+from ratchet.engine.external import External
 from ratchet.engine.human import ComplaintOutcome, HumanSide
 from ratchet.engine.origin import Origins
 from ratchet.engine.undo import UndoOutcome
-from ratchet.engine.verify import TaskChecks
+from ratchet.engine.verify import TaskChecks, Verifier
 from ratchet.engine.views import Views
 from ratchet.engine.whole import WholeDiff, check_whole, whole_diff
 from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
@@ -74,7 +75,9 @@ class Engine:
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
         self.decider = Decider(setting)
-        self.carrier = Carrier(setting)
+        self.verifier = Verifier(setting)
+        self.carrier = Carrier(setting, self.verifier)
+        self.external = External(setting, self.carrier)
         self.views = Views(setting)
         self.human = HumanSide(setting, self.carrier, self.views)
         self.origins = Origins(setting, self.human, self.views)
@@ -132,7 +135,7 @@ class Engine:
             setting.identity = setting.login_person or setting.identity
             engine = cls(setting)
             at_open()
-            await engine.carrier.recover()
+            await engine.carrier.runner.recover()
             await store.run(chain.backfill)
             await store.run(lambda conn: standing.sync_policy(conn, policy, reviewer=answers_here))
             if session:
@@ -233,12 +236,12 @@ class Engine:
     async def record_external(
         self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
     ) -> ToolOutcome:
-        """Record the decision on a call a client runs itself (see Carrier.record_external)."""
-        return await self.carrier.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+        """Record the decision on a call a client runs itself (engine/external.py)."""
+        return await self.external.record_external(ev, external_id, intent=intent, external_tool=external_tool)
 
     async def waiting_external(self, external_tool: str | None = None) -> set[str]:
         """The external ids of this session's calls still waiting for their client's report."""
-        return await self.carrier.waiting_external(external_tool)
+        return await self.external.waiting_external(external_tool)
 
     async def record_external_outcome(
         self,
@@ -251,8 +254,8 @@ class Engine:
         external_tool: str | None = None,
         channel: str = "hook-dialog",
     ) -> standing.Transition | None:
-        """The client reports what became of a call it ran itself (see Carrier.record_external_outcome)."""
-        return await self.carrier.record_external_outcome(
+        """The client reports what became of a call it ran itself (engine/external.py)."""
+        return await self.external.record_external_outcome(
             external_id,
             ran=ran,
             ok=ok,
@@ -286,14 +289,14 @@ class Engine:
         task = await contracts.start_task(self.store, self.session_id, goal, scope, non_goals, budget)
         if before is None:
             return task, None
-        return task, await self.carrier.verifier.task_end(int(before["id"]))
+        return task, await self.verifier.task_end(int(before["id"]))
 
     async def end_session(self) -> TaskChecks:
         """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
         actions it ran outside any task, which are otherwise never judged."""
         ended = await self.end_task("the session closed with the task still open")
         found = ended[1] if ended is not None else TaskChecks()
-        rest = await self.carrier.verifier.unscoped(self.session_id)
+        rest = await self.verifier.unscoped(self.session_id)
         found.results.update(rest.results)
         found.failed_actions += rest.failed_actions
         found.moves += rest.moves
@@ -305,17 +308,17 @@ class Engine:
         task = await contracts.end_task(self.store, self.session_id, summary)
         if task is None:
             return None
-        return task, await self.carrier.verifier.task_end(task.id)
+        return task, await self.verifier.task_end(task.id)
 
     async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
         """A packet with this session's context: history, task, cost of delay, escalation budget."""
-        return await self.carrier.packet_for(action_id, **fields)
+        return await self.carrier.packets.packet_for(action_id, **fields)
 
     def notify_inbox(
         self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
     ) -> None:
         """Run the policy's notify command (if any) for something that just landed in the inbox."""
-        self.carrier.notify_inbox(action_id, status, tool, target, packet)
+        self.carrier.packets.notify_inbox(action_id, status, tool, target, packet)
 
     # -- the human's side --------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from ratchet.engine.core import CLI_SESSION
-from ratchet.engine.origin import waiting_line
+from ratchet.engine.where import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
 from ratchet.record import actions
@@ -158,7 +158,7 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
             engine.setting.identity,
             (engine.origins.here.host, engine.origins.here.workspace, engine.origins.here.repo),
         )
-        packet = engine.carrier.packet_in(
+        packet = engine.carrier.packets.packet_in(
             conn,
             handoff_id,
             kind="handoff",

@@ -34,6 +34,7 @@ from ratchet.policy.model import ActionClass
 from ratchet.record.evidence import ClassPeriod, TransitionRecord, class_names, class_periods
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS, LEVEL_KINDS
+from ratchet.rules.outcome import counts_as, recorded
 from ratchet.rules.settle import (
     EVIDENCE_KINDS,
     Complained,
@@ -44,7 +45,6 @@ from ratchet.rules.settle import (
     Pinned,
     PolicyMoved,
     Standing,
-    recorded_sample,
     settle,
 )
 from ratchet.rules.trust import Evidence, evidence
@@ -113,11 +113,8 @@ def _events(cls: ActionClass, record: ClassPeriod) -> list[tuple[float, int, int
     time order."""
     events: list[tuple[float, int, int, str, Any]] = []
     for a in record.actions:
-        ok = recorded_sample(
-            a.sample,
-            edited=a.edited,
-            answer=a.evidence,
-            failed=a.status == "failed",
+        ok = counts_as(
+            recorded(a.sample, status=a.status, edited=a.edited, answer=a.evidence),
             counts_failures=cls.count_execution_failures,
         )
         if ok is not None:
