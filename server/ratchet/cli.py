@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def check() -> Location:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
         async with opened(args) as engine:
-            return engine.store.path
+            return engine.location
 
     db = beside(anyio.run(check), workspace)
     closed = threading.Event()
@@ -267,7 +267,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     shutil.copytree(starter_policy_dir(), target)
     keep_database_out_of_git(target.parent / "ratchet.db")
     async with opened(args, policies=args.policies or target) as engine:
-        path = engine.store.path
+        path = engine.location
     print(f"wrote {target}; commit it and review changes to it like code")
     print(f"trust database: {path}")
     return 0
@@ -311,10 +311,10 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     --class: only that class's). A class with many drafts waiting is shown as one group, with the one
     command that answers all of it."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
         if args.cls is not None:
-            engine.setting.named(args.cls)  # an unknown class is an error naming the known ones
+            engine.named(args.cls)  # an unknown class is an error naming the known ones
             drafts = [d for d in drafts if d.action_class == args.cls]
         _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
     body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
@@ -354,18 +354,16 @@ def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
     """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
     from ratchet import shown_here
 
-    shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
+    shown_here.remember(shown_here.path_for(engine.location, engine.workspace.root), digests)
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first
     (--by, --origin-workspace, --repo: only what those actions are)."""
-    from ratchet.record import integrity
-
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         items = await handoffs.inbox(engine, scope)
-        tampers, found = await engine.store.call(integrity.tamper_records)
+        tampers, found = await engine.tamper_records()
 
     def text() -> str:
         out = []
@@ -549,7 +547,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
 
         from ratchet import shown_here
 
-        seen = shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root)
+        seen = shown_here.path_for(engine.location, engine.workspace.root)
 
         async def approve(action_id: int) -> DraftView:
             # The change the person was shown: --expect, else what `show` or `queue` displayed here.
@@ -576,8 +574,8 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
     approval then says how to read it whole)."""
     from ratchet.engine.whole import needs_whole
 
-    row = await engine.views.row(action_id)
-    if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
+    row = await engine.row(action_id)
+    if content is not None or args.all_from or row is None or not needs_whole(row, engine.here):
         return None
     if args.json or not sys.stdin.isatty():
         return None
@@ -595,12 +593,10 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
 async def _watch_pending(args: argparse.Namespace) -> int:
     """Carry out this origin's approvals as they arrive, until interrupted: what a running `ratchet serve`
     does, for an agent-side server whose database role may not (record/roles.py)."""
-    from ratchet.engine.origin import carrying_out
-
     async with opened(args) as engine:
         engine.reviewer_side("carry out approved drafts")
-        print(f"carrying out the drafts approved for {engine.origins.here}; Ctrl-C stops", file=sys.stderr, flush=True)
-        async with carrying_out(engine.origins):
+        print(f"carrying out the drafts approved for {engine.here}; Ctrl-C stops", file=sys.stderr, flush=True)
+        async with engine.carrying_out():
             await anyio.sleep_forever()
     return 0
 
@@ -657,7 +653,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     promotion needs. With --by, --origin-workspace or --repo the drafts queued and the recent actions are
     theirs; the standings stay team-wide (every action of a class moved it)."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         levels = await engine.trust_levels()
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
@@ -713,7 +709,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     """List recent actions, newest first, with their outcome (--by: recorded or reviewed by that identity;
     --origin-workspace, --repo: made there)."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args, by=False))
+        scope = await engine.checked_filter(action_filter(args, by=False))
         rows = await engine.history(args.limit, args.cls, args.by, scope)
     body = terminal.drafts(rows, intent=False, who=True) if rows else ""
     emit(args, listed(scope, "actions", rows), lambda: filtered_text(scope, body, "no actions recorded"))
@@ -816,13 +812,9 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     It proves no chained row was edited or deleted in the middle by someone who did not recompute the
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
-    from ratchet.record import chain, integrity
-
     async with opened(args) as engine:
-        result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
-        policy = engine.setting.policy
-        classes = {c.name: c for c in (*policy.classes.values(), policy.unclassified)}
-        doubts = await engine.store.call(lambda conn: integrity.unvouched(conn, classes))
+        result = await engine.verify_chain(args.expect)
+        doubts = await engine.unvouched()
     if args.head:
         print(result.head)
         return 0 if result.ok and not doubts else 1
@@ -928,10 +920,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_explain(args: argparse.Namespace) -> int:
     """Explain why one action went as it did: class and rule, the level and the transition behind it,
     triggers, who answered and how fast, the outcome and any complaint."""
-    from ratchet.evidence.explain import explain_action, render_explanation
+    from ratchet.evidence.explain import render_explanation
 
     async with opened(args) as engine:
-        explanation = await explain_action(engine.store, args.id, engine.policy)
+        explanation = await engine.explain(args.id)
     emit(args, explanation, lambda: render_explanation(explanation))
     return 0
 
@@ -940,11 +932,11 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
     time, time between human interventions, rubber stamps (docs/evidence.md defines each). With --by,
     --origin-workspace or --repo every figure is over those actions only."""
-    from ratchet.evidence.metrics import class_metrics, render_metrics
+    from ratchet.evidence.metrics import render_metrics
 
     scope = action_filter(args)
     async with opened(args) as engine:
-        report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls, scope=scope)
+        report = await engine.metrics(since=args.since, until=args.until, action_class=args.cls, scope=scope)
     emit(args, report, lambda: render_metrics(report))
     return 0
 
@@ -970,13 +962,13 @@ async def cmd_report(args: argparse.Namespace) -> int:
     """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
     self-contained page with a plot per class, to open offline or attach to a review). With --by,
     --origin-workspace or --repo the metrics are over those actions only; the trajectories stay team-wide."""
-    from ratchet.evidence.report import evidence_report, render_report, write_html
+    from ratchet.evidence.report import render_report, write_html
 
     if args.html and args.json:
         raise UsageError("--json and --html are two outputs; choose one")
     scope = action_filter(args)
     async with opened(args) as engine:
-        report = await evidence_report(engine, since=args.since, until=args.until, scope=scope)
+        report = await engine.report(since=args.since, until=args.until, scope=scope)
     if args.html:
         print(f"wrote {write_html(report, Path(args.html))}")
     else:

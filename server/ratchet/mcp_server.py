@@ -17,7 +17,6 @@ caller, deciding and recording nothing for it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -53,13 +52,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ratchet import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
-from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
-from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
 from ratchet.inert import inert, inert_line
 from ratchet.operations import EditSpec
-from ratchet.record.store import Location, Store
+from ratchet.record.store import Location
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
 from ratchet.rules import provenance, shown
@@ -132,12 +129,12 @@ class InFlight:
             await self._idle.wait()
 
 
-_IN_FLIGHT: weakref.WeakKeyDictionary[Store, InFlight] = weakref.WeakKeyDictionary()
+_IN_FLIGHT: weakref.WeakKeyDictionary[object, InFlight] = weakref.WeakKeyDictionary()
 
 
 def in_flight(engine: Engine) -> InFlight:
     """The in-flight calls on this engine's database (shared by every session over it)."""
-    return _IN_FLIGHT.setdefault(engine.store, InFlight())
+    return _IN_FLIGHT.setdefault(engine.shared_key(), InFlight())
 
 
 MAX_HTTP_SESSIONS = 1024
@@ -172,7 +169,7 @@ class SessionPerClient:
         engine = self._engines.get(key)
         if engine is None:
             engine = base.for_session("http-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12])
-            await engine.store.start_session(engine.session_id, "mcp-http")
+            await engine.start_session("mcp-http")
             log.info("ratchet: new HTTP client, session %s", engine.session_id)
             self._engines[key] = engine
             while len(self._engines) > MAX_HTTP_SESSIONS:
@@ -751,7 +748,7 @@ async def class_metrics(
 ) -> MetricsReport:
     """How each class is doing, per level: autonomy share, approvals, edits, rejections, escalations,
     complaints on unreviewed actions, review times and rubber-stamp approvals. Read-only."""
-    return await metrics.class_metrics(_engine(ctx), since=since, action_class=action_class)
+    return await _engine(ctx).metrics(since=since, action_class=action_class)
 
 
 async def get_draft(
@@ -827,7 +824,7 @@ async def end_task(summary: Annotated[str, Field(description="what was done")], 
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     """Why a draft is not offered in the chat (it needs `ratchet approve`), or None if it may be."""
-    if not engine.setting.answers_here:
+    if not engine.answers_here:
         return "this server's database role is the agent's: a human approves it with the reviewer role"
     cls = engine.class_of(draft.action_class)
     if cls.require_cli_approval:
@@ -1061,14 +1058,13 @@ def build_server(config: ServerConfig) -> MCPServer:
             "ratchet: workspace %s, policy %s, database %s, session %s",
             engine.workspace.root,
             engine.policy.directory,
-            engine.store.path,
+            engine.location,
             engine.session_id,
         )
         try:
             # Drafts approved on other machines whose origin is this workspace run here (engine/origin.py).
             # Under the agent's database role a reviewer-side `ratchet approve --pending` runs them instead.
-            carrying = carrying_out(engine.origins) if engine.setting.answers_here else contextlib.nullcontext()
-            async with carrying:
+            async with engine.carrying_out():
                 yield engine
         finally:
             # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,

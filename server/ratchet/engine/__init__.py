@@ -18,12 +18,13 @@ Open it as an async context manager (`async with await Engine.open(...) as engin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
@@ -32,10 +33,11 @@ from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, k
 from ratchet.engine.decide import Decider
 from ratchet.engine.external import External
 from ratchet.engine.human import ComplaintOutcome, HumanSide
-from ratchet.engine.origin import Origins
+from ratchet.engine.origin import Origins, carrying_out
 from ratchet.engine.undo import UndoOutcome
 from ratchet.engine.verify import TaskChecks, Verifier
 from ratchet.engine.views import Views
+from ratchet.engine.where import Origin
 from ratchet.engine.whole import WholeDiff, check_whole, whole_diff
 from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
 from ratchet.operations import (
@@ -48,10 +50,9 @@ from ratchet.operations import (
 )
 from ratchet.policy.guarded import guarded_paths
 from ratchet.policy.levels import Level
-from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
-from ratchet.record import actions, chain, roles, standing
+from ratchet.record import actions, chain, integrity, roles, standing
 from ratchet.record.content import GcReport
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.store import (
@@ -64,7 +65,11 @@ from ratchet.record.store import (
 )
 from ratchet.results import DraftView, ToolOutcome, TrustLevels
 from ratchet.rules import contracts, provenance
-from ratchet.rules.escalation import EscalationPacket
+
+if TYPE_CHECKING:  # start-up: the evidence modules load only when a report is asked for
+    from ratchet.evidence.explain import Explanation
+    from ratchet.evidence.metrics import MetricsReport
+    from ratchet.evidence.report import EvidenceReport
 
 __all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer", "UndoOutcome"]
 
@@ -185,18 +190,42 @@ class Engine:
         return self.setting.session_id
 
     @property
+    def location(self) -> Location:
+        """Where the trust database is: a file, or a team's PostgreSQL URL."""
+        return self.setting.store.path
+
+    @property
+    def answers_here(self) -> bool:
+        """Whether this process may record a person's answer (False under the agent's database role)."""
+        return self.setting.answers_here
+
+    @property
+    def here(self) -> Origin:
+        """Where this process records its calls as made: its host and workspace (engine/where.py)."""
+        return self.origins.here
+
+    def shared_key(self) -> object:
+        """One object for this engine and every `for_session` of it (they share one database handle): the
+        key of what an edge keeps once per database, such as the calls in flight on it."""
+        return self.setting.store
+
+    async def start_session(self, client: str | None) -> None:
+        """Record this engine's agent session (once: a client's session id may come back in every hook call)."""
+        await self.setting.store.start_session(self.session_id, client)
+
+    @property
     def answers(self) -> provenance.AnswerClock:
         """When each question was put to a client, and the clock that times human answers."""
         return self.setting.answers
-
-    def ceiling(self) -> Ceiling:
-        """The first limit check (policy/limits.py): the loosest size limits the policy allows per tool."""
-        return self.setting.ceiling
 
     def check_texts(self, tool: str, **texts: str | None) -> None:
         """Hold the call's free-text arguments (intent, uncertainty) to max_text_bytes."""
         for name, value in texts.items():
             self.setting.ceiling.text(tool, name, value)
+
+    def named(self, name: str) -> ActionClass:
+        """A class of the policy by name; InvalidRequest lists the classes."""
+        return self.setting.named(name)
 
     def class_of(self, name: str) -> ActionClass:
         """A recorded class by name; one removed from the policy since is judged as unclassified."""
@@ -309,16 +338,6 @@ class Engine:
         if task is None:
             return None
         return task, await self.verifier.task_end(task.id)
-
-    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
-        """A packet with this session's context: history, task, cost of delay, escalation budget."""
-        return await self.carrier.packets.packet_for(action_id, **fields)
-
-    def notify_inbox(
-        self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
-    ) -> None:
-        """Run the policy's notify command (if any) for something that just landed in the inbox."""
-        self.carrier.packets.notify_inbox(action_id, status, tool, target, packet)
 
     # -- the human's side --------------------------------------------------------------------------
 
@@ -458,3 +477,64 @@ class Engine:
     async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
         """One recorded action; with `wait_s`, wait up to that long for a draft to be decided."""
         return await self.views.view(action_id, wait_s)
+
+    async def row(self, action_id: int) -> dict[str, Any] | None:
+        """One recorded action's row as the record keeps it, or None."""
+        return await self.views.row(action_id)
+
+    async def checked_filter(self, scope: ActionFilter) -> ActionFilter:
+        """`scope` with the parts no recorded action matches named (record/filters.py `checked`)."""
+        return await self.views.checked_filter(scope)
+
+    async def tamper_records(self) -> tuple[int, list[str]]:
+        """How many tamper records the record holds, and the newest few as lines (record/integrity.py)."""
+        return await self.setting.store.call(integrity.tamper_records)
+
+    async def verify_chain(self, expect: str | None = None) -> chain.Verification:
+        """Walk the hash chains over transitions and reviews; with `expect`, also require that head
+        (record/chain.py)."""
+        return await self.setting.store.call(lambda conn: chain.verify(conn, expect))
+
+    async def unvouched(self) -> list[str]:
+        """What `ratchet verify` cannot vouch for beyond the hash chain, one line each (record/integrity.py)."""
+        policy = self.setting.policy
+        classes = {c.name: c for c in (*policy.classes.values(), policy.unclassified)}
+        return await self.setting.store.call(lambda conn: integrity.unvouched(conn, classes))
+
+    def carrying_out(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """While the block runs, carry out the drafts approved elsewhere whose origin is this one (engine/origin.py);
+        under the agent's database role nothing is (a reviewer-side `ratchet approve --pending` runs them)."""
+        if not self.setting.answers_here:
+            return contextlib.nullcontext()
+        return carrying_out(self.origins)
+
+    # -- the evidence read from the record ---------------------------------------------------------
+    # Start-up: the evidence modules are imported only when a report is asked for, not by serving.
+
+    async def metrics(
+        self,
+        *,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        action_class: str | None = None,
+        scope: ActionFilter = EVERYTHING,
+    ) -> MetricsReport:
+        """Read-only figures per class and per level over a period (evidence/metrics.py)."""
+        from ratchet.evidence.metrics import class_metrics  # start-up: not needed to serve
+
+        store = self.setting.store
+        return await class_metrics(store, since=since, until=until, action_class=action_class, scope=scope)
+
+    async def report(
+        self, *, since: str | float | None = None, until: str | float | None = None, scope: ActionFilter = EVERYTHING
+    ) -> EvidenceReport:
+        """The metrics over a period and every class's trajectory, replayed (evidence/report.py)."""
+        from ratchet.evidence.report import evidence_report  # start-up: not needed to serve
+
+        return await evidence_report(self.setting.store, self.setting.policy, since=since, until=until, scope=scope)
+
+    async def explain(self, action_id: int) -> Explanation:
+        """Why one recorded action went as it did (evidence/explain.py); DraftNotFound if there is none."""
+        from ratchet.evidence.explain import explain_action  # start-up: not needed to serve
+
+        return await explain_action(self.setting.store, action_id, self.setting.policy)

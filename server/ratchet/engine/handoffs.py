@@ -112,7 +112,7 @@ class EscalationStats(BaseModel):
 async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffView:
     """Record the agent's handoff in the inbox; InvalidRequest names what context is missing, and
     LimitExceeded refuses a handoff past the session's `handoffs_per_minute`."""
-    ceiling = engine.ceiling()
+    ceiling = engine.setting.ceiling
     for name in ("what_tried", "uncertainty", "recommended", "task"):
         ceiling.text("request_handoff", name, getattr(request, name))
     ceiling.text("request_handoff", "options", "\n".join(request.options))
@@ -177,7 +177,7 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
         return handoff_id, packet
 
     handoff_id, packet = await store.run(record)
-    engine.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
+    engine.carrier.packets.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
     note = " (over this session's escalation budget: flagged)" if packet.over_budget else ""
     return HandoffView(
         id=handoff_id,

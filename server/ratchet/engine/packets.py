@@ -71,19 +71,9 @@ class Packets:
         task_row = actions.open_task(conn, self.setting.session_id)
         return self._packet(action_id, context, task_row, {**fields, "failed_checks": failed_checks(conn, context)})
 
-    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
-        """A packet with this session's context: history, task, cost of delay, escalation budget."""
-        session = self.setting.session_id
-
-        def read(conn: sqlite3.Connection) -> tuple[actions.SessionContext, dict[str, Any] | None]:
-            return actions.session_context(conn, session, action_id), actions.open_task(conn, session)
-
-        context, task_row = await self.setting.store.call(read)
-        failed = await self.setting.store.call(lambda conn: failed_checks(conn, context))
-        return self._packet(action_id, context, task_row, {"failed_checks": failed, **fields})
-
     def packet_in(self, conn: sqlite3.Connection, action_id: int, **fields: Any) -> EscalationPacket:
-        """`packet_for` inside a unit of work already running on the connection."""
+        """A packet with this session's context (history, task, cost of delay, escalation budget), inside a
+        unit of work already running on the connection."""
         session = self.setting.session_id
         context = actions.session_context(conn, session, action_id)
         fields = {"failed_checks": failed_checks(conn, context), **fields}
