@@ -1,16 +1,24 @@
 """The engine every edge shares: evaluate a call, carry it out at its level, record everything.
 
-The MCP server and the CLI are thin edges over an `Engine`. A call goes:
+The MCP server, the CLI, the hooks and the review page are thin edges over an `Engine`, and speak to
+it through its methods alone (tests/test_engine_surface.py holds that). A call goes down these modules
+in the order it lives, never back up:
 
-    evaluate:  operation.prepare (confine, validate, preview) -> policy.classify -> gate.decide
-    carry_out: record intent -> execute / ask / queue / refuse -> record outcome -> trust sample
+    evaluate   engine/decide.py   operation.prepare (confine, validate, preview) -> classify -> gate.decide
+    carry_out  engine/carry.py    the person's answer judged; then the call runs or is held
+      runs     engine/run.py      intent recorded (engine/intent.py) -> effect -> the class's checks
+      settled  engine/settle.py   outcome, review, and what it counts as (rules/outcome.py) -> sample, moves
+      held     engine/carry.py    declined, queued as a draft (engine/flood.py) or blocked with a packet
+                                  (engine/packets.py)
+      reply    engine/reply.py    what the agent reads
+    a client's own call, and the outcome its hooks report: engine/external.py
 
-An `Engine` is composed of four parts that share one `Setting` (workspace, policy, trust database,
-session) and know nothing of each other's insides: the decision (`Decider`, engine/decide.py), the
-carrying out (`Carrier`, engine/carry.py), the human's side (`HumanSide`, engine/human.py) and the
-read-only views (`Views`, engine/views.py). The engine writes no SQL: every read and write of the
-trust database is a named operation of record/, run as one unit of work; the gate and the trust
-rules are pure.
+Beside the call: the human's side (`HumanSide`, engine/human.py: approve, reject, complain, undo,
+pin, freeze), drafts approved on another machine (engine/origin.py; where a call was made is
+engine/where.py), the task-end checks (engine/verify.py) and the read-only views (engine/views.py).
+The parts share one `Setting` (workspace, policy, trust database, session). The engine writes no SQL:
+every read and write of the trust database is a named operation of record/, run as one unit of work;
+the gate, the outcome rule and the trust rules are pure.
 
 Open it as an async context manager (`async with await Engine.open(...) as engine:`), or with
 `engine = await Engine.open(...)` and `await engine.close()`.
