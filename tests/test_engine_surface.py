@@ -122,17 +122,17 @@ class Holder:
 
 
 def _public(cls: type) -> set[str]:
-    """The public names of an engine: its methods and properties, and what `__init__` sets."""
+    """The public names of an engine: its methods and properties (its own and its sides'), and what
+    `__init__` sets."""
     tree = ast.parse(Path(PACKAGE / "engine" / "__init__.py").read_text())
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__).body
-    names = {n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     init = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-    names |= {
+    names = {
         n.attr
         for n in ast.walk(init)
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
     }
-    return {n for n in names if not n.startswith("_")}
+    return {n for n in {*dir(cls), *names} if not n.startswith("_")}
 
 
 def test_the_engines_public_surface_is_what_the_edges_use() -> None:
