@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from tests.test_concurrency import POLICY, _calls
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from . import Config
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import anyio
 
+from ratchet.claude_code.hook_sandbox import sandboxed_bash
 from ratchet.engine import Engine
-from ratchet.hook_sandbox import sandboxed_bash
 from ratchet.operations.confine import confinement
 from ratchet.policy.load import starter_policy_dir
 

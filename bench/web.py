@@ -33,7 +33,7 @@ import uvicorn
 
 from bench.provenance import stamp
 from ratchet.engine import Engine
-from ratchet.http_serve import default_token_file, ensure_token
+from ratchet.mcp.http import default_token_file, ensure_token
 from ratchet.web.app import WebConfig, build_app
 from ratchet.web.security import Guard
 from ratchet.web.serve import bind

@@ -30,8 +30,8 @@ import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
 
-from ratchet.http_serve import default_token_file, ensure_token
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.http import default_token_file, ensure_token
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record import actions
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import beside

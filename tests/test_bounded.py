@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ratchet.hooks import MAX_BASH_CHARS
+from ratchet.claude_code.hooks import MAX_BASH_CHARS
 
 from .helpers import connect, write_policy
 
@@ -84,7 +84,7 @@ def test_hook_process_answers_deny_when_its_hard_deadline_passes(
     holder.execute("BEGIN EXCLUSIVE")
     try:
         code = (
-            "import asyncio, sys; from pathlib import Path; from ratchet.hooks import HookOptions, "
+            "import asyncio, sys; from pathlib import Path; from ratchet.claude_code.hooks import HookOptions, "
             "claude_code_process; o = HookOptions(policies=Path(sys.argv[1]), db=Path(sys.argv[2])); "
             "print(asyncio.run(claude_code_process(sys.stdin.buffer.read(), o, hard_deadline_s=2.0)))"
         )

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 
 from ratchet.cli import _failed
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import Stdio
 
@@ -247,7 +247,7 @@ def test_ctrl_c_is_one_line_and_exit_130(ratchet_bin: Path, workspace: Path, pol
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr and proc.returncode == 130, stderr
-    # The one line after serve's own start-up line: what it does on the way out (stdio_serve.py).
+    # The one line after serve's own start-up line: what it does on the way out (mcp/stdio.py).
     assert stderr.splitlines()[1:] == ["ratchet: SIGINT received; recording running calls and closing the database"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ratchet.cli import build_parser, first_sentence
+from ratchet.cli.parser import build_parser, first_sentence
 
 from .helpers import agent_results, blocked_and_handoff, console, console_env, queue_drafts
 

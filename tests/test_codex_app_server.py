@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ratchet import codex_app
+from ratchet.codex import app as codex_app
 
 from .helpers import CODEX_POLICY as POLICY
 from .helpers import MODEL, CodexRun, codex_binary, last_outputs, rows, tool_outputs, write_policy

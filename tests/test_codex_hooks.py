@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from ratchet import codex_hooks, hook_socket, install
+from ratchet import install
+from ratchet.claude_code import hook_socket
+from ratchet.codex import hooks as codex_hooks
 from ratchet.errors import InvalidRequest
 
 from .helpers import CODEX_POLICY as POLICY
@@ -379,7 +381,7 @@ PROBE = """
 import sys
 from ratchet.entry import main
 code = main(sys.argv[1:])
-print("DIRECT" if "ratchet.codex_hooks" in sys.modules else "NOT-IN-PROCESS", file=sys.stderr)
+print("DIRECT" if "ratchet.codex.hooks" in sys.modules else "NOT-IN-PROCESS", file=sys.stderr)
 sys.exit(code)
 """
 

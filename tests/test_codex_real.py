@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ratchet import codex_app
+from ratchet.codex import app as codex_app
 
 from .helpers import CODEX_POLICY as POLICY
 from .helpers import SANDBOX_POLICY, CodexRun, codex_binary, rows, tool_outputs, write_policy

@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record.store import parse_location
 
 from .helpers import db_rows, ratchet_argv, stdio_params, write_policy

@@ -17,7 +17,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import run_ratchet, write_policy
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.cli import build_parser
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.cli.parser import build_parser
+from ratchet.mcp.server import ServerConfig, build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -13,7 +13,7 @@ from mcp.client.session import ClientRequestContext
 
 from ratchet.engine import Engine
 from ratchet.errors import DraftAlreadyResolved, DraftStale
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import Clock, Human
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ratchet.entry import hook_event_is_silent, hook_options
-from ratchet.hooks import HookOptions, claude_code
+from ratchet.claude_code.events import hook_event_is_silent
+from ratchet.claude_code.hooks import HookOptions, claude_code
+from ratchet.entry import hook_options
 
 PROBE = """
 import sys
@@ -65,7 +66,7 @@ SILENT_PROBE = """
 import sys
 from ratchet.entry import main
 code = main(sys.argv[1:])
-heavy = [m for m in ("ratchet.hooks", "asyncio", "ratchet.engine", "sqlite3") if m in sys.modules]
+heavy = [m for m in ("ratchet.claude_code.hooks", "asyncio", "ratchet.engine", "sqlite3") if m in sys.modules]
 print("IMPORTED " + ",".join(heavy) if heavy else "NOTHING-HEAVY", file=sys.stderr)
 sys.exit(code)
 """

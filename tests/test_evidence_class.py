@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import Clock, Human, write_policy
 

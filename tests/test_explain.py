@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.load import load_policy
 
 from .helpers import LEVELS_POLICY, write

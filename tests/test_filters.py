@@ -19,7 +19,7 @@ import pytest_asyncio
 from mcp import Client
 
 from ratchet import identity, repository
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record.store import parse_location
 
 from .helpers import LEVELS_POLICY, console_env, db_rows, git, make_repo, write, write_policy

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.hooks import unattended
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.claude_code.events import unattended
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import LEVELS_POLICY, write_policy
 

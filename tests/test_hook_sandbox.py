@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ratchet import hook_socket
+from ratchet.claude_code import hook_socket
 from ratchet.executors.sandbox import sandbox_status
 
 from .helpers import git, make_repo, write_policy

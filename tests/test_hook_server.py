@@ -1,7 +1,7 @@
 """The resident hook server: the same decisions as the hook process, and nothing trusted that should not be.
 
 Every hook event here is its own `ratchet` process, as Claude Code runs it; the resident server is
-the real one the hook starts (`python -m ratchet.hook_server`), in a socket directory of the test's
+the real one the hook starts (`python -m ratchet.claude_code.hook_server`), in a socket directory of the test's
 own. The fake servers below play the misbehaving or untrusted socket the hook must not believe.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ratchet import hook_socket
+from ratchet.claude_code import hook_socket
 from ratchet.errors import PolicyError
 from ratchet.policy.load import PolicyCache
 
@@ -33,7 +33,7 @@ PROBE = """
 import sys
 from ratchet.entry import main
 code = main(sys.argv[1:])
-print("DIRECT" if "ratchet.hooks" in sys.modules else "NOT-IN-PROCESS", file=sys.stderr)
+print("DIRECT" if "ratchet.claude_code.hooks" in sys.modules else "NOT-IN-PROCESS", file=sys.stderr)
 sys.exit(code)
 """
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ratchet import hook_socket
+from ratchet.claude_code import hook_socket
 
 from .helpers import HOOK_POLICY, write_policy
 

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.types import Implementation
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import HOOK_POLICY, write_policy
 

@@ -13,9 +13,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from ratchet import hooks
-from ratchet.hooks import HookOptions
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.claude_code import hooks
+from ratchet.claude_code.hooks import HookOptions
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import Claude, Clock, Decision, Human, write_policy
 from .helpers import decided as _decided

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 
 from ratchet.cli import main
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.load import starter_policy_dir
 
 from .helpers import Claude, git

@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from ratchet.http_serve import BearerGate, is_loopback
+from ratchet.mcp.http import BearerGate, is_loopback
 
 from .helpers import free_port
 
@@ -405,7 +405,7 @@ async def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.Monkey
     """Every bearer token, right or wrong, long or short, is judged by one `hmac.compare_digest` call and
     by nothing else: no `==` first (which would exit at the first differing byte), no length check that
     answers before it."""
-    import ratchet.http_serve as http_serve
+    import ratchet.mcp.http as http_serve
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         return None
@@ -433,7 +433,7 @@ class _Request:
 
 
 def test_session_keys_cannot_be_confused_across_kinds() -> None:
-    from ratchet.mcp_server import _session_key
+    from ratchet.mcp.server import _session_key
 
     # A Ratchet-Session header naming another client's MCP session id does not join that session.
     assert _session_key(_Request(**{"ratchet-session": "abc"})) != _session_key(_Request(**{"mcp-session-id": "abc"}))

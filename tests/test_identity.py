@@ -22,7 +22,7 @@ from mcp import Client
 from ratchet import identity
 from ratchet.engine import Engine
 from ratchet.errors import InvalidRequest, OtherReviewerRequired
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record.store import Location, parse_location
 
 from .helpers import LEVELS_POLICY, Human, console_env, db_rows, write, write_policy

@@ -22,7 +22,7 @@ from mcp import Client
 from ratchet.executors import git as gitx
 from ratchet.executors.notify import _spawn
 from ratchet.inert import inert, inert_line, inert_output
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.load import starter_policy_dir
 from ratchet.web.pages import _e
 

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 
 from ratchet.engine import Engine
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record import chain
 from ratchet.record.store import MIGRATIONS
 

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from ratchet.evidence.metrics import ActionFacts, diff_lines, figures, parse_when, reading_seconds
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import drive_history, write
 from .helpers import rows as _rows

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.rules.settle import REPEAT, is_padding, work_key
 
 from .helpers import write_policy

@@ -17,7 +17,7 @@ from mcp import Client
 
 from ratchet.engine import Engine
 from ratchet.errors import PolicyError
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.load import load_policy, starter_policy_dir
 from ratchet.rules.provenance import AnswerClock
 
@@ -346,7 +346,7 @@ def test_promotion_evidence_must_be_any_or_cli(tmp_path: Path) -> None:
 async def test_a_hook_dialog_answer_records_its_channel(
     tmp_path: Path, workspace: Path, db: Path, evidence: str, expected: tuple[str, str | None]
 ) -> None:
-    from ratchet.hooks import HookOptions, claude_code
+    from ratchet.claude_code.hooks import HookOptions, claude_code
 
     policies = write_policy(tmp_path / "p", PROMOTION_CLI_POLICY.replace('"cli"', f'"{evidence}"'))
     options = HookOptions(policies=policies, db=db)

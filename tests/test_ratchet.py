@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.cli import build_parser
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.cli.parser import build_parser
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import LEVELS_POLICY, connect, write_policy
 from .helpers import run_cli as _cli

@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from ratchet.cli import main
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import Clock, Human, write_policy
 

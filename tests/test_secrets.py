@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.argv import analyse_shell
 from ratchet.record.store import parse_location
 from ratchet.redact import MARK, MAX_CHARS, redact, redact_argv

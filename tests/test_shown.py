@@ -27,7 +27,7 @@ import pytest
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.record.store import parse_location
 
 from .helpers import LEVELS_POLICY, console_env, db_rows, running_web, write_policy

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 
 from .helpers import LEVELS_POLICY, write, write_policy
 from .helpers import climb_history as _history

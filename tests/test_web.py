@@ -26,7 +26,7 @@ import httpx2
 import pytest
 
 from ratchet.executors import notify
-from ratchet.http_serve import default_token_file, ensure_token
+from ratchet.mcp.http import default_token_file, ensure_token
 from ratchet.record.store import default_page_token_file
 from ratchet.web.serve import bind
 

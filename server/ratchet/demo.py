@@ -22,7 +22,7 @@ from mcp.client.session import ClientRequestContext
 
 from ratchet import terminal
 from ratchet.errors import InvalidRequest
-from ratchet.mcp_server import ServerConfig, build_server
+from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.model import TrustParams
 from ratchet.rules.escalation import EscalationPacket
 from ratchet.rules.trust import Window, samples_to_promote

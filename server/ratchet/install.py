@@ -21,7 +21,7 @@ changes nothing (and says so).
   openai/codex#17843) derived from Ratchet's tool annotations. The rest of the file is kept byte for
   byte; the result is validated with tomllib before anything is written. Codex's own shell and
   apply_patch go through Ratchet's gate by a PreToolUse/PostToolUse hook in a `hooks.json` beside
-  the config layer (`codex_hooks_file`; see CODEX_NOTE and codex_hooks.py).
+  the config layer (`codex_hooks_file`; see CODEX_NOTE and codex/hooks.py).
 - Claude Desktop: the entry of claude_desktop_config.example.json in its config file.
 """
 
@@ -31,6 +31,7 @@ import copy
 import difflib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -42,7 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ratchet.codex import app as codex_app
+from ratchet.codex.hooks import MATCHER as CODEX_MATCHER
 from ratchet.errors import InvalidRequest
+from ratchet.operations import OPERATIONS, operation
 
 SCOPES = ("project", "user", "local")
 BUILTINS = ("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit")
@@ -318,7 +322,6 @@ class ClaudeVersion:
 
 def parse_claude_version(text: str) -> tuple[int, int, int] | None:
     """`2.1.337 (Claude Code)` -> (2, 1, 337); None when the text holds no version."""
-    import re
 
     found = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
     return (int(found[1]), int(found[2]), int(found[3])) if found else None
@@ -338,7 +341,7 @@ def claude_code_version(executable: str | None = None) -> ClaudeVersion:
     return ClaudeVersion(version, f"Claude Code {'.'.join(map(str, version))}" if version else f"{exe}: {out!r}")
 
 
-HOOK_TOOL = "claude_code_hook"  # Ratchet's MCP tool that answers `mcp_tool` hooks (mcp_server.py)
+HOOK_TOOL = "claude_code_hook"  # Ratchet's MCP tool that answers `mcp_tool` hooks (mcp/server.py)
 HOOK_TOOL_RULE = f"mcp__{SERVER_NAME}__{HOOK_TOOL}"
 # The event's fields, as the `mcp_tool` hook hands them to the tool (a missing one arrives as its placeholder).
 HOOK_TOOL_FIELDS = (
@@ -554,6 +557,22 @@ def plan_claude_code(
             changes[1] = _json_change(settings_file, add_both)
         else:
             changes.append(_json_change(user_settings, allow_nesting))
+    notes = _claude_code_notes(ws, scope, mcp_file, settings_file, deny_builtins, client, use_mcp, protected)
+    return Plan("claude-code", changes, [command_note(exe, command), *notes], exe)
+
+
+def _claude_code_notes(
+    ws: Path,
+    scope: str,
+    mcp_file: Path,
+    settings_file: Path,
+    deny_builtins: bool,
+    client: ClaudeVersion,
+    use_mcp: bool,
+    protected: list[tuple[str, bool]],
+) -> list[str]:
+    """What `install claude-code` tells the person about the plan: what goes through the gate, the
+    sandbox, the scope's caveats, headless runs and the restart."""
     notes = []
     if deny_builtins:
         notes.append(
@@ -597,7 +616,7 @@ def plan_claude_code(
         "anything else needing permission is answered from its class's level."
     )
     notes.append("Restart Claude Code to load the server and hooks (`/mcp` and `/hooks` show them).")
-    return Plan("claude-code", changes, [command_note(exe, command), *notes], exe)
+    return notes
 
 
 def hook_path_note(client: ClaudeVersion, use_mcp: bool) -> str:
@@ -769,8 +788,7 @@ def codex_config_path() -> Path:
 
 async def tool_approvals() -> list[tuple[str, str, str]]:
     """(tool, Codex approval_mode, why) for each of Ratchet's MCP tools, from their annotations."""
-    from ratchet.mcp_server import ServerConfig, build_server
-    from ratchet.operations import OPERATIONS, operation
+    from ratchet.mcp.server import ServerConfig, build_server  # start-up: the MCP SDK, only for this check
 
     operation("write_file")  # fills the registry of governed operations
     # Building the server reads no policy and opens no database; only the tool list is wanted.
@@ -870,7 +888,6 @@ def codex_hook_commands(command: str, policies: Path | None, db: Path | None) ->
 def trust_codex_hooks(workspace: Path, commands: set[str], binary: str | None = None) -> tuple[int, str]:
     """Trust exactly Ratchet's hooks (their commands equal to `commands`) in Codex, through Codex's
     app-server as its /hooks review does; (how many were trusted, what to tell the person)."""
-    from ratchet import codex_app
 
     exe = binary or shutil.which("codex")
     if exe is None:
@@ -891,8 +908,6 @@ def _is_codex_hook(hook: Any) -> bool:
 def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path | None) -> Change:
     """Ratchet's PreToolUse and PostToolUse entries in Codex's `hooks.json` at `path`, in place of
     any earlier ones of Ratchet's; every other hook there is kept."""
-    from ratchet.codex_hooks import MATCHER
-
     wanted = codex_hook_commands(command, policies, db)
 
     def mutate(data: dict[str, Any]) -> None:
@@ -908,7 +923,7 @@ def plan_codex_hooks(path: Path, command: str, policies: Path | None, db: Path |
             if not isinstance(groups, list):
                 raise InvalidRequest(f"{path}: hooks.{event} is not a list; nothing was changed")
             kept, first = _without_ours(groups, _is_codex_hook)
-            ours: dict[str, Any] = {} if event == "Stop" else {"matcher": MATCHER}
+            ours: dict[str, Any] = {} if event == "Stop" else {"matcher": CODEX_MATCHER}
             ours["hooks"] = [
                 {
                     "type": "command",
@@ -1018,7 +1033,6 @@ def check_codex(workspace: Path, binary: str | None = None) -> CodexCheck:
     trusted for `workspace`, whether Ratchet's MCP server is configured, and which sandbox mode,
     approval policy and approvals reviewer apply there. `ok` only when Codex's shell and apply_patch
     are governed (both hooks present, enabled, trusted, the PreToolUse one failing closed)."""
-    from ratchet import codex_app
 
     exe = binary or shutil.which("codex")
     if exe is None:

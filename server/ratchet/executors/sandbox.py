@@ -123,9 +123,9 @@ from pathlib import Path
 
 import anyio
 
+from ratchet.claude_code.hook_socket import socket_dir
 from ratchet.errors import ExecutionFailed
 from ratchet.executors.shell import check_program
-from ratchet.hook_socket import socket_dir
 
 __all__ = [
     "READ_ONLY",

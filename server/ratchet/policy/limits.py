@@ -17,14 +17,11 @@ session and per workspace, engine/flood.py) are not per class: they live in `[de
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ratchet.errors import LimitExceeded
-
-if TYPE_CHECKING:
-    from ratchet.policy.model import ActionClass
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -123,10 +120,24 @@ def where_to_raise(key: str, defaults_file: str, cls: str | None = None) -> str:
     return f"raise it with [defaults.limits] {key} in {defaults_file}"
 
 
+class LimitedClass(Protocol):
+    """What the checks read of an action class (policy/model.py's `ActionClass`): its name, the tools it
+    governs and its size limits."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tools(self) -> frozenset[str]: ...
+
+    @property
+    def limits(self) -> SizeLimits: ...
+
+
 class Ceiling:
     """The first check: the loosest size limits any class governing a tool (or the defaults) allows."""
 
-    def __init__(self, defaults: Limits, classes: Iterable[ActionClass], defaults_file: str) -> None:
+    def __init__(self, defaults: Limits, classes: Iterable[LimitedClass], defaults_file: str) -> None:
         self.defaults = defaults
         self.defaults_file = defaults_file
         self._classes = list(classes)
@@ -157,7 +168,7 @@ class Ceiling:
         return self.check(tool, "max_text_bytes", utf8_len(value), name)
 
 
-def check_class(tool: str, sizes: dict[str, int], classes: Iterable[ActionClass], defaults_file: str) -> None:
+def check_class(tool: str, sizes: dict[str, int], classes: Iterable[LimitedClass], defaults_file: str) -> None:
     """The second check: the call's measured sizes against each class it fell into."""
     for cls in classes:
         for key, value in sizes.items():

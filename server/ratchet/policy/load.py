@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ratchet.errors import PolicyError
+from ratchet.policy.argv import analyse_argv
 from ratchet.policy.globs import GlobError, PathGlob, compile_glob
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import ClassLimits
@@ -166,7 +167,6 @@ def example_subjects(example: ExampleAction) -> list[Subject]:
     )
     if not example.argv:
         return [base]
-    from ratchet.policy.argv import analyse_argv  # policy/argv.py knows nothing of policies; imported where needed
 
     analysis = analyse_argv(example.argv)
     subjects = [replace(base, commands=(tuple(cmd),)) for cmd in analysis.commands]

@@ -98,7 +98,7 @@ class Listener:
         self._thread.join(timeout=5)
 
     def _serve(self) -> None:
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         while not self._stop.is_set():
             try:

@@ -186,7 +186,7 @@ class Connection:
     @property
     def in_transaction(self) -> bool:
         """A transaction is open on the connection (as `sqlite3.Connection.in_transaction`)."""
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         return bool(self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
@@ -208,7 +208,7 @@ def as_sqlite(conn: Connection) -> sqlite3.Connection:
 
 def connect(url: str) -> Connection:
     """Open a connection in autocommit mode (units of work say BEGIN themselves); StoreError on failure."""
-    import psycopg
+    import psycopg  # optional: the postgres extra
 
     try:
         raw = psycopg.connect(
@@ -255,7 +255,7 @@ class Link:
 
     def run(self, fn: Callable[[Connection], T]) -> T:
         """`fn(connection)` (on the store's thread); a lost connection becomes a StoreError naming the database."""
-        import psycopg
+        import psycopg  # optional: the postgres extra
 
         for attempt in (1, 2):
             conn = self._current()

@@ -58,7 +58,7 @@ from typing import Any, TypeVar, cast
 import anyio
 
 from ratchet.errors import StoreError
-from ratchet.record import chain, postgres, schema
+from ratchet.record import chain, pg_schema, postgres, schema
 from ratchet.record.schema import MIGRATIONS, SCHEMA_VERSION
 from ratchet.redact import redact
 
@@ -307,14 +307,12 @@ def connect(path: Path) -> sqlite3.Connection:
 def connect_postgres(location: PostgresUrl) -> postgres.Link:
     """Connect to and migrate a PostgreSQL database (on a worker thread); StoreError names it on failure."""
     try:
-        import psycopg
+        import psycopg  # optional: the postgres extra
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"trust database {location} is a PostgreSQL URL, but its driver is not installed: "
             "pip install 'ratchet-mcp[postgres]' (psycopg 3)"
         ) from exc
-
-    from ratchet.record import pg_schema
 
     conn = postgres.connect(location.url)
     try:

@@ -35,11 +35,14 @@ from starlette.staticfiles import StaticFiles
 
 from ratchet.engine import Engine, handoffs
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
+from ratchet.evidence.explain import render_explanation
+from ratchet.evidence.report import svg_plot
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import Location, beside
 from ratchet.rules.provenance import BULK, change_size, describe
+from ratchet.until import parse_until
 from ratchet.web import pages
 from ratchet.web.security import Session
 
@@ -585,8 +588,6 @@ async def _freeze(request: Request, verb: str) -> Response:
             until_text = _text(data, "until")
             until = None
             if until_text is not None:
-                from ratchet.cli import parse_until
-
                 until = parse_until(until_text)
             moves = await state.engine.freeze(Level.parse(level), reason, until)
         else:
@@ -650,8 +651,6 @@ async def classes_page(request: Request) -> Response:
 
 
 async def class_page(request: Request) -> Response:
-    from ratchet.evidence.report import svg_plot
-
     state = _state(request)
     name = request.path_params["name"]
     levels = await state.engine.trust_levels()
@@ -667,8 +666,6 @@ async def class_page(request: Request) -> Response:
 
 
 async def explain_page(request: Request) -> Response:
-    from ratchet.evidence.explain import render_explanation
-
     state = _state(request)
     action_id = int(request.path_params["id"])
     try:

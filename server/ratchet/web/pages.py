@@ -9,6 +9,7 @@ is static/app.js, driven by `data-*` attributes.
 from __future__ import annotations
 
 import html
+import json
 import time
 from typing import Any
 
@@ -174,7 +175,6 @@ def _num(value: float | None) -> str:
 
 
 def _pretty(value: object) -> str:
-    import json
 
     return json.dumps(value, indent=2, default=str)
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, unquote
 
-from ratchet.http_serve import ASGIApp, Receive, Scope, Send, security_settings
+from ratchet.mcp.http import ASGIApp, Receive, Scope, Send, security_settings
 
 CSRF_HEADER = "x-ratchet-csrf"
 STATIC_PREFIX = "/static/"

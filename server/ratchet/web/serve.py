@@ -1,6 +1,6 @@
 """Running the review page: on its own (`ratchet web`), or beside `/mcp` under `ratchet serve --http`.
 
-Both take the host rules of `serve --http` (http_serve.py): loopback unless a token file is named, the
+Both take the host rules of `serve --http` (mcp/http.py): loopback unless a token file is named, the
 token file private to its owner, Host and Origin checked. The page's token is its own (`<database>.page-
 token`, created on first use), never the MCP bearer: every HTTP MCP client holds the bearer in its
 configuration, where the agent can read it, and whoever logs into the page answers for the human.
@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 
 from ratchet.errors import InvalidRequest
 from ratchet.executors import notify
-from ratchet.http_serve import (
+from ratchet.mcp.http import (
     ASGIApp,
     Receive,
     Scope,

@@ -49,12 +49,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ratchet import hooks
+from ratchet.claude_code import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
 from ratchet.errors import InvalidRequest, RatchetError
 from ratchet.evidence.metrics import MetricsReport
 from ratchet.inert import inert, inert_line
+from ratchet.mcp.tool_errors import ArgumentErrors
 from ratchet.operations import EditSpec
 from ratchet.record.store import Location
 from ratchet.redact import redact
@@ -62,7 +63,6 @@ from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, Trus
 from ratchet.rules import provenance, shown
 from ratchet.rules.contracts import TaskBudget, TaskScope
 from ratchet.rules.gate import Route
-from ratchet.tool_errors import ArgumentErrors
 
 log = logging.getLogger("ratchet")
 # One line per tool call on stderr (`ratchet serve --quiet` turns it off).

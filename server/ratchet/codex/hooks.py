@@ -33,7 +33,7 @@ Decisions, per class level of the call (Codex's hooks cannot ask, so nobody can 
     autonomous -> no answer  Codex runs it under its own sandbox and approval policy; the call is
                              recorded and PostToolUse reports how it went. A shell command is
                              allowed with its input rewritten to run under its class's sandbox
-                             profile, as Claude Code's Bash (hook_sandbox.py), inside
+                             profile, as Claude Code's Bash (claude_code/hook_sandbox.py), inside
                              `( ...\n) </dev/null`: Codex's `write_stdin` (which fires no hook)
                              cannot type into it later. Ratchet's sandbox cannot start inside
                              Codex's own (`workspace-write`, `read-only`: its seccomp filter
@@ -57,6 +57,7 @@ recorded as `codex-<session_id>` under client `codex`.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import uuid
 from dataclasses import dataclass
@@ -65,8 +66,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ratchet import hooks
-from ratchet.errors import InvalidRequest
+from ratchet.claude_code import hooks
+from ratchet.engine import Engine
+from ratchet.errors import InvalidRequest, RatchetError
+from ratchet.executors import fs
+from ratchet.executors.workspace import find_project_root
+from ratchet.record.store import parse_location, resolve_location
+from ratchet.redact import redact
+from ratchet.rules.gate import Route
 
 if TYPE_CHECKING:
     from ratchet.engine import Engine, Evaluation
@@ -213,7 +220,6 @@ def _not_codex_config(engine: Engine, path: str) -> None:
 
 def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call]:
     """The Ratchet calls a patch amounts to, one or two per file, in the patch's order."""
-    from ratchet.executors import fs
 
     if len(patch) > MAX_PATCH_CHARS:
         raise InvalidRequest(f"the patch is {len(patch)} characters, over Ratchet's hook limit of {MAX_PATCH_CHARS}")
@@ -250,7 +256,6 @@ def patch_calls(engine: Engine, patch: str, cwd: str | None) -> list[hooks._Call
 
 def deny(reason: str) -> str:
     """Codex's PreToolUse deny: the call does not run and the model reads `reason`."""
-    from ratchet.redact import redact
 
     return json.dumps(
         {
@@ -293,7 +298,6 @@ async def _confined(engine: Engine, event: dict[str, Any], ev: Evaluation) -> st
     rewrite as Claude Code's Bash, hooks._sandboxed_input), or as written when the class opts out.
     Where bubblewrap cannot start (inside Codex's own sandbox, whose seccomp filter refuses new
     namespaces) the command does not run: it fails, saying which Codex setting makes it work."""
-    import shlex
 
     updated = await hooks._sandboxed_input(engine, event, ev, approved=False)
     if updated is None:
@@ -309,8 +313,6 @@ def _session(event: dict[str, Any]) -> str:
 
 
 async def _open(event: dict[str, Any], options: hooks.HookOptions) -> Engine:
-    from ratchet.engine import Engine
-    from ratchet.executors.workspace import find_project_root
 
     cache = options.policies_cache
     # Codex starts hooks in the session's directory, which may be below the project's root.
@@ -376,7 +378,6 @@ def _command(event: dict[str, Any]) -> str:
 
 
 async def _pre_tool_use(engine: Engine, event: dict[str, Any]) -> str:
-    from ratchet.errors import RatchetError
 
     cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
     tool = event["tool_name"]
@@ -397,7 +398,6 @@ async def _pre_tool_use(engine: Engine, event: dict[str, Any]) -> str:
 
 
 async def _decide(engine: Engine, event: dict[str, Any], calls: list[hooks._Call], evs: list[Evaluation]) -> str:
-    from ratchet.rules.gate import Route
 
     tool_use_id = _tool_use_id(event)
     ids = [tool_use_id] if len(calls) == 1 else [f"{tool_use_id}#{n}" for n in range(1, len(calls) + 1)]
@@ -484,8 +484,6 @@ async def _post_tool_use(engine: Engine, event: dict[str, Any]) -> None:
 
 async def _recorded_here(event: dict[str, Any], options: hooks.HookOptions) -> bool:
     """Whether a Stop has anything to settle: never create a database for it."""
-    from ratchet.executors.workspace import find_project_root
-    from ratchet.record.store import resolve_location
 
     workspace = options.workspace or find_project_root(hooks._workspace(event, options).resolve())
     db = resolve_location(options.db, workspace.resolve())
@@ -560,7 +558,6 @@ async def codex_process(raw: bytes, options: hooks.HookOptions, hard_deadline_s:
 def answer_event(options: dict[str, str], raw: bytes) -> int:
     """The whole hook process for one Codex event (`hook codex [--workspace] [--policies] [--db]`,
     already read from stdin): the answer, if any, on stdout; exit 0."""
-    from ratchet.record.store import parse_location
 
     workspace, policies, db = (options.get(k) for k in ("workspace", "policies", "db"))
     hook_options = hooks.HookOptions(

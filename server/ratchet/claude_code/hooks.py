@@ -94,8 +94,18 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ratchet.entry import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
-from ratchet.errors import InvalidRequest
+from ratchet.claude_code.events import GOVERNED_TOOLS, OUTCOME_EVENTS, SETTLE_EVENTS, unattended
+from ratchet.claude_code.hook_sandbox import sandboxed_bash
+from ratchet.engine import Engine
+from ratchet.errors import InvalidRequest, RatchetError
+from ratchet.executors import fs
+from ratchet.inert import inert
+from ratchet.operations import sandbox_status_async
+from ratchet.operations.confine import confinement
+from ratchet.record.store import resolve_location
+from ratchet.redact import redact
+from ratchet.rules.gate import Route
+from ratchet.rules.provenance import AUTO_MODE
 
 if TYPE_CHECKING:
     from ratchet.engine import Engine, Evaluation
@@ -192,14 +202,11 @@ def _parse(raw: bytes | str) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
-    from ratchet.errors import RatchetError
 
     return str(exc) if isinstance(exc, RatchetError) else f"{type(exc).__name__}: {exc}"
 
 
 def _decision(decision: str, reason: str, updated: dict[str, Any] | None = None) -> str:
-    from ratchet.inert import inert
-    from ratchet.redact import redact
 
     answer: dict[str, Any] = {
         "hookEventName": "PreToolUse",
@@ -217,9 +224,6 @@ async def _sandboxed_input(
     """An allowed or asked Bash call's input (Claude Code's, or Codex's shell, which its hook events
     also name Bash), rewritten to run under its class's sandbox profile (hook_sandbox.py); None when it runs as
     written (no sandbox on this host, or the class opts out)."""
-    from ratchet.hook_sandbox import sandboxed_bash
-    from ratchet.operations import sandbox_status_async
-    from ratchet.operations.confine import confinement
 
     tool_input = event.get("tool_input")
     if event["tool_name"] != "Bash" or not isinstance(tool_input, dict) or not ev.cls.sandbox:
@@ -255,7 +259,6 @@ def _session(event: dict[str, Any]) -> str:
 
 
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
-    from ratchet.engine import Engine
 
     if options.shared is not None:
         engine = options.shared.for_session(_session(event))
@@ -290,7 +293,6 @@ async def _pre_tool_use(event: dict[str, Any], options: HookOptions, attended: b
 
 async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool) -> str:
     """Classify and decide one governed PreToolUse; with nobody to answer, a confirm becomes a draft."""
-    from ratchet.errors import RatchetError
 
     call: _Call | None = None
     try:
@@ -304,7 +306,6 @@ async def _decide_event(engine: Engine, event: dict[str, Any], *, attended: bool
 
 
 async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evaluation) -> str:
-    from ratchet.rules.gate import Route
 
     d, route = ev.decision, ev.decision.route
     why = f"class {d.class_name} ({d.rule}) is at {d.class_level.label}" + "".join(
@@ -358,7 +359,6 @@ async def _decide(engine: Engine, event: dict[str, Any], call: _Call, ev: Evalua
 
 def _refusal(event: dict[str, Any], call: _Call | None) -> tuple[str, dict[str, Any]]:
     """What to record for a call refused before it could be classified."""
-    from ratchet.redact import redact
 
     raw = event.get("tool_input")
     tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -435,7 +435,6 @@ def _bash(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
 
 def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Call:
     """Edit/MultiEdit as edit_file; `replace_all` becomes the number of occurrences at that point."""
-    from ratchet.executors import fs
 
     state = fs.read_state(engine.workspace, path)
     if edits[0][0] == "" and not state.text:
@@ -462,7 +461,6 @@ def _edits(engine: Engine, path: str, edits: list[tuple[str, str, bool]]) -> _Ca
 
 def _notebook(engine: Engine, tool_input: dict[str, Any], cwd: str | None) -> _Call:
     """NotebookEdit is judged as an edit of the notebook: its class is edit_file's class of that path."""
-    from ratchet.executors import fs
 
     path = _path(tool_input, "notebook_path", cwd)
     state = fs.read_state(engine.workspace, path)
@@ -511,7 +509,6 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:
     """Calls with a result in the transcript but no reported outcome did not run (asked: declined)."""
-    from ratchet.record.store import resolve_location
 
     workspace = _workspace(event, options)
     db = resolve_location(options.db, workspace.resolve())
@@ -541,7 +538,6 @@ def answer_channel(event: dict[str, Any]) -> str:
     """Where an asked call's answer came from: Claude Code's dialog (`hook-dialog`), or, when the session
     is in auto mode, `auto-mode`: the client's classifier may answer permission prompts there, so the
     answer is recorded as what it may be and never as a person's evidence."""
-    from ratchet.rules.provenance import AUTO_MODE
 
     return AUTO_MODE if event.get("permission_mode") == "auto" else "hook-dialog"
 

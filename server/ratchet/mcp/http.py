@@ -20,7 +20,7 @@ names on loopback, and the bound host (for a wildcard bind, this machine's name)
 and any `--allowed-host` otherwise.
 
 Sessions: the MCP server gives each MCP session (the transport's `Mcp-Session-Id`) its own Ratchet
-session; see `mcp_server.SessionPerClient`.
+session; see `server.SessionPerClient`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from ratchet.record.store import default_token_file as default_token_file
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.transport_security import TransportSecuritySettings
+    from mcp.server.transport_security import TransportSecuritySettings  # start-up: the SDK; web needs tokens only
 
 log = logging.getLogger("ratchet")
 
@@ -126,7 +126,7 @@ def ensure_token(path: Path) -> str:
 
 def security_settings(host: str, allowed_hosts: Sequence[str]) -> TransportSecuritySettings:
     """The SDK's Host/Origin (DNS-rebinding) checks, on for every host."""
-    from mcp.server.transport_security import TransportSecuritySettings
+    from mcp.server.transport_security import TransportSecuritySettings  # start-up: the SDK; web needs tokens only
 
     names = ["127.0.0.1", "localhost", "[::1]"]
     if not is_loopback(host):
@@ -214,7 +214,7 @@ def serve_http(server: MCPServer, options: HttpOptions, db: Path, pages: Pages |
     the app's lifespan down: running calls are cancelled (and recorded as interrupted) and the
     database is closed before the process exits.
     """
-    import uvicorn
+    import uvicorn  # start-up: only when serving HTTP
 
     check_host(options.host, options.token_file)
     token_file = options.token_file or default_token_file(db)

@@ -39,9 +39,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ratchet.claude_code.hook_socket import check_directory, socket_dir
 from ratchet.executors.confined import Confinement
 from ratchet.executors.sandbox import plan as sandbox_plan
-from ratchet.hook_socket import check_directory, socket_dir
 
 __all__ = ["sandboxed_bash"]
 

@@ -15,7 +15,7 @@ secret this server wrote at start (hook_socket.read_secret), is hung up on unans
 SIGTERM (`ratchet hook-server stop`) ends it once the events in hand are answered. While it runs it
 says so in `<key>.json` (hook_servers.py), which `ratchet status` reads.
 
-    python -m ratchet.hook_server --key KEY [--workspace W] [--policies P] [--db D] [--idle-s S]
+    python -m ratchet.claude_code.hook_server --key KEY [--workspace W] [--policies P] [--db D] [--idle-s S]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
-from ratchet import hook_servers
-from ratchet.hook_socket import (
+from ratchet.claude_code import hook_servers
+from ratchet.claude_code.hook_socket import (
     IDLE_S,
     MAX_MESSAGE,
     PROTOCOL,
@@ -47,11 +47,12 @@ from ratchet.hook_socket import (
     setup,
     write_secret,
 )
-from ratchet.hooks import HookOptions, claude_code
+from ratchet.claude_code.hooks import HookOptions, claude_code
+from ratchet.codex.hooks import codex
 from ratchet.policy.load import PolicyCache
 from ratchet.record.store import parse_location
 
-log = logging.getLogger("ratchet.hook_server")
+log = logging.getLogger("ratchet.claude_code.hook_server")
 
 
 def _module_stamps() -> dict[str, int]:
@@ -137,8 +138,6 @@ class HookServer:
             self.stale = True
             return {"stale": True}
         if meta.get("client") == "codex":
-            from ratchet.codex_hooks import codex
-
             return {"answer": await codex(event, self.options)}
         return {"answer": await claude_code(event, self.options, attended=meta["attended"])}
 
@@ -168,7 +167,9 @@ class HookServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ratchet.hook_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ratchet.claude_code.hook_server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--key", required=True)
     parser.add_argument("--workspace")
     parser.add_argument("--policies")

@@ -2,7 +2,7 @@
 
 A hook process that imports the engine, loads the policy and opens SQLite for every event costs
 about twenty times a trivial Python process; Claude Code pays it twice per tool call. So the first
-governed event of a workspace also starts `python -m ratchet.hook_server` in the background (it
+governed event of a workspace also starts `python -m ratchet.claude_code.hook_server` in the background (it
 outlives the hook, serves every later event of the same set-up, and exits after IDLE_S without
 one), and every later event is sent to it over a socket and answered from there. The resident
 server decides with exactly the code the hook process would run (`hooks.claude_code`, the engine
@@ -55,6 +55,9 @@ import time
 import zlib
 from collections.abc import Mapping
 
+from ratchet.claude_code.events import is_governed_pre_tool_use, unattended
+from ratchet.codex.events import is_codex_pre_tool_use
+
 SERVER_ENV = "RATCHET_HOOK_SERVER"  # "off": no resident server
 SOCKET_DIR_ENV = "RATCHET_HOOK_SOCKET_DIR"
 # What the decision reads from the environment besides the event; part of the server's name.
@@ -95,7 +98,7 @@ SECRET_BYTES = 32
 
 def write_secret(ep: Endpoint) -> str:
     """A fresh secret for a starting server, in a file only this uid can read (written atomically)."""
-    import secrets
+    import secrets  # start-up: only a starting server writes a secret, never a hook process
 
     value = secrets.token_hex(SECRET_BYTES)
     temporary = f"{ep.secret}.{os.getpid()}"
@@ -255,14 +258,58 @@ def exchange(
 def start_server(ep: Endpoint) -> None:
     """Start the resident server for `ep` in the background, detached; it outlives this process.
     Two hooks starting one at once is harmless: the second server finds the lock held and exits."""
-    import subprocess
+    import subprocess  # start-up: a hook process spawns a server only when none is running
 
     with open(ep.log, "ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "ratchet.hook_server", "--key", ep.key, *ep.argv],
+            [sys.executable, "-m", "ratchet.claude_code.hook_server", "--key", ep.key, *ep.argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             cwd="/",
             start_new_session=True,
         )
+
+
+def resident_answer(options: dict[str, str], raw: bytes, client: str = "claude-code") -> str | None:
+    """The resident hook server's answer to this event; None when this process should decide it (no
+    server, or one that is not trusted or declined it unread). Fails closed once the event was sent."""
+
+    ep = endpoint(options)
+    try:
+        sock = connect(ep)
+    except (FileNotFoundError, ConnectionRefusedError):
+        try:  # nobody listens: decide here, and start one for the next event
+            check_directory(ep.directory, create=True)
+            start_server(ep)
+        except (Untrusted, OSError) as exc:
+            print(f"ratchet hook: no resident hook server ({exc}); deciding in this process", file=sys.stderr)
+        return None
+    except (Untrusted, OSError) as exc:
+        print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+        return None
+    with sock:
+        try:
+            secret = read_secret(ep)
+        except (Untrusted, OSError) as exc:
+            print(f"ratchet hook: not using the hook server: {exc}; deciding in this process", file=sys.stderr)
+            return None
+        try:
+            wanted = setup(ep.argv, os.environ)
+            return exchange(sock, raw, not unattended(), wanted, client, secret=secret)
+        except Stale:
+            return None
+        except Exception as exc:
+            why = f"Ratchet's hook server failed ({type(exc).__name__}: {exc})"
+    if is_codex_pre_tool_use(raw) if client == "codex" else is_governed_pre_tool_use(raw):
+        return json.dumps(
+            {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": f"{why}. Nothing was run; tell the human (fail closed).",
+                }
+            }
+        )
+    print(f"ratchet hook: {why}; this event was not recorded", file=sys.stderr)
+    return ""

@@ -4,7 +4,7 @@ The MCP SDK checks a call's arguments against the tool's schema before Ratchet s
 call gets pydantic's raw report (`2 validation errors for start_taskArguments ... For further
 information visit https://errors.pydantic.dev/...`). `ArgumentErrors`, a server middleware, rewrites it
 into one sentence naming each argument and what was wrong, without the third-party link, and logs one
-call line as every other call gets (mcp_server.py's call log).
+call line as every other call gets (server.py's call log).
 
 The SDK also logs every tool error a second time, and `serve --http`'s session manager announces itself,
 without the `ratchet:` prefix; `quiet_sdk_logs` drops those INFO lines (warnings and crashes stay).

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ratchet.hook_socket import Untrusted, check_directory, socket_dir
+from ratchet.claude_code.hook_socket import Untrusted, check_directory, socket_dir
 
 STATE_SUFFIX = ".json"
 STOP_S = 5.0
@@ -96,7 +96,7 @@ def _is_server(pid: int, key: str) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"ratchet.hook_server" in argv and key.encode() in argv
+    return b"ratchet.claude_code.hook_server" in argv and key.encode() in argv
 
 
 def running(environ: Mapping[str, str] | None = None, workspace: Path | None = None) -> list[HookServer]:
