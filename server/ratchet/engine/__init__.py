@@ -179,7 +179,8 @@ class Engine(CallSide, PersonSide, Reads):
 
     @property
     def store(self) -> Store:
-        """The trust database."""
+        """The trust database: the engine's own, for its parts (and tests and benchmarks that look inside);
+        no edge uses it (tests/test_engine_surface.py): what they need of the record is a method here."""
         return self.setting.store
 
     @property
