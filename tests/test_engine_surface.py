@@ -148,3 +148,37 @@ def test_the_engines_public_surface_is_what_the_edges_use() -> None:
         if isinstance(n, ast.Attribute)
     }
     assert sorted(SURFACE - used) == [], "on the surface, but no edge uses it"
+
+
+# A call's life through the engine, top to bottom: each module may import only those below it, so following
+# a call never climbs back up (the person's side, undo, origins and views sit beside it and are not listed).
+CALL_ORDER = ("external", "carry", "packets", "run", "verify", "settle", "reply", "intent", "where", "flood", "core")
+
+
+def _engine_imports(source: str) -> set[str]:
+    """The engine modules a module imports (type-only imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ratchet.engine."):
+            found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.ImportFrom) and node.module == "ratchet.engine":
+            found |= {a.name for a in node.names if a.name in CALL_ORDER}
+    return found
+
+
+def climbs(sources: dict[str, str]) -> list[str]:
+    """Every import of a module of a call's life from one above it."""
+    found = []
+    for i, name in enumerate(CALL_ORDER):
+        for imported in sorted(_engine_imports(sources[name])):
+            if imported not in CALL_ORDER[i + 1 :]:
+                found.append(f"engine/{name}.py imports engine/{imported}.py")
+    return found
+
+
+def test_a_call_goes_down_the_engine_and_never_climbs_back() -> None:
+    sources = {name: (PACKAGE / "engine" / f"{name}.py").read_text() for name in CALL_ORDER}
+    assert climbs(sources) == []
+    # The check sees a climb when one is planted: the settling importing the carrying out.
+    planted = dict(sources, settle="from ratchet.engine.carry import Carrier\n" + sources["settle"])
+    assert climbs(planted) == ["engine/settle.py imports engine/carry.py"]
