@@ -302,6 +302,68 @@ def _bench_figures() -> list[tuple[str, str, str]]:
     ]
 
 
+def _reviewer_figures() -> list[tuple[str, str, str]]:
+    """The README's table of the delegated reviewer's simulation, from bench/results/reviewer.json."""
+    rev = _results("reviewer.json")
+    fig, main = rev["figures"], rev["figures"]["main"]
+    a, c = main["a"], main["c"]
+    seventy = fig["seventy"]
+    drift = {key: value["audits"]["median"] for key, value in fig["drift"].items()}
+    pooled = fig["pooling"]
+
+    def median(key: str) -> str:
+        return "never" if drift[key] is None else str(drift[key])
+
+    r = "README.md"
+    lead = r"actions 5,001–10,000, \(a\) → \(c\) \| "
+    return [
+        (
+            r,
+            r"simulated people and reviewers \(`([^`]+)`, `bench/results/reviewer\.json`",
+            rev["provenance"]["command"],
+        ),
+        (r, r"`bench/results/reviewer\.json`, measured at commit `([0-9a-f]+)`", rev["provenance"]["commit"]),
+        (
+            r,
+            r"human prompts per 1,000 " + lead + r"5× fewer \| ([^|]+?) \|",
+            f"{a['second']['prompts']['mean']:.0f} → {c['second']['prompts']['mean']:.0f} "
+            f"({c['second']['prompt_ratio']['ratio']:.2f}× fewer)",
+        ),
+        (
+            r,
+            r"the same, actions 1–5,000 \| reported \| ([^|]+?) \|",
+            f"{c['first']['prompt_ratio']['ratio']:.2f}× fewer",
+        ),
+        (
+            r,
+            r"bad actions run per 1,000 " + lead + r"≤ \(a\) \+ 1 \| ([^|]+?) \|",
+            f"{a['second']['bad_runs']['mean']:.2f} → {c['second']['bad_runs']['mean']:.2f}",
+        ),
+        (
+            r,
+            r"a 70%-agreement reviewer gains authority[^|]*\| ≤ 1% \| ([^|]+?) \|",
+            f"{100 * seventy['issue']['rate']:.1f}% / {100 * seventy['guarded']['rate']:.1f}% "
+            f"of {seventy['guarded']['trials']}",
+        ),
+        (
+            r,
+            r"drifts to 70% agreement[^|]*\| ≤ 20 \| ([^|]+?) \|",
+            f"{median('to 70% agreement|issue')} / {median('to 70% agreement|guarded')}",
+        ),
+        (
+            r,
+            r"drifts to a rubber stamp[^|]*\| ≤ 20 \| ([^|]+?) \|",
+            f"{median('to a rubber stamp|issue')} / {median('to a rubber stamp|guarded')}",
+        ),
+        (
+            r,
+            r"approves source on docs' record[^|]*\| never \| ([^|]+?) \|",
+            f"{100 * pooled['guarded, pooled']['split_gains']['rate']:.1f}% / "
+            f"{100 * pooled['guarded, pooled alone']['split_gains']['rate']:.1f}%",
+        ),
+    ]
+
+
 ANY_COMMIT = r"[0-9a-f]{7}"
 TRUST_TABLE_ROWS = (
     "| False ",
@@ -321,7 +383,7 @@ def figure_mismatches(texts: dict[str, str]) -> list[str]:
     import re
 
     problems = []
-    for doc, pattern, expected in _calibration_figures() + _bench_figures():
+    for doc, pattern, expected in _calibration_figures() + _bench_figures() + _reviewer_figures():
         found = re.search(pattern, texts[doc])
         if found is None:
             problems.append(f"{doc}: no figure at /{pattern}/ (expected {expected!r})")
@@ -352,6 +414,7 @@ def test_every_figure_in_the_docs_matches_its_results_file() -> None:
         ("README.md", "0.00% (0 of 400)", "0.00% (0 of 2,000)"),  # a run size it did not have
         ("README.md", "| 5.12 / 5.35 / 5.44 ms |", "| 5.12 / 5.35 / 4.44 ms |"),
         ("docs/trust.md", "| 52 / 121 | 8 / 18 |", "| 52 / 112 | 8 / 18 |"),  # a trade-off table cell
+        ("README.md", "| 100.0% / 0.0% of 240 |", "| 10.0% / 0.0% of 240 |"),  # the reviewer's simulation
     ],
 )
 def test_a_planted_mismatch_is_caught(doc: str, old: str, new: str) -> None:
