@@ -82,11 +82,6 @@ class HumanAnswer:
         )
         return dataclasses.replace(self, evidence=evidence)
 
-    @property
-    def counts(self) -> bool:
-        """Whether this answer's success may be a sample for the class (failures always may)."""
-        return self.evidence in (None, provenance.COUNTED)
-
     def review(self, identity: str) -> Review:
         """The answer as the record keeps it, given by `identity` (the answering process's, identity.py)
         unless the answer names who gave it."""
