@@ -195,7 +195,7 @@ def _render(out: Path, results: dict[str, Any]) -> int:
     _write(out / "bench.md", report.bench_md(results))
     written = ["bench.json", "bench.md"]
     if "gate" in results:
-        _write(out / "profile.md", report.profile_md(results))
+        _write(out / "profile.md", report.profile_md(results, out))
         written.append("profile.md")
     print(report.targets_md(results), file=sys.stderr)
     print(f"wrote {', '.join(written)} in {out} ({results['seconds']['total']} s of measuring)", file=sys.stderr)

@@ -144,12 +144,14 @@ _WORKER = """
 import asyncio, json, sys, time
 from pathlib import Path
 from ratchet.engine import Engine
+from ratchet.record.locks import WAITS
 from ratchet.record.store import parse_location
 
 async def main(ws, policies, db, n, tag):
     engine = await Engine.open(Path(ws), policies=Path(policies), db=parse_location(db), client="bench")
     print("ready", flush=True)
     sys.stdin.readline()
+    WAITS.reset()
     times = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -158,16 +160,28 @@ async def main(ws, policies, db, n, tag):
         times.append(time.perf_counter() - t0)
         assert out.status == "executed", out.status
     await engine.close()
-    print(json.dumps(times))
+    print(json.dumps({"times": times, "lock_wait_s": WAITS.seconds, "units": WAITS.units}))
 
 asyncio.run(main(*sys.argv[1:4], int(sys.argv[4]), sys.argv[5]))
 """
 
 
-def throughput(root: Path, db: str, procs: int, actions: int, name: str) -> dict[str, Any]:
+def own_classes(policies: Path, procs: int) -> None:
+    """A class of its own for each writer's files (`bench-area/pK/**`, more specific than the bench class)."""
+    text = "".join(
+        f'[classes.bench-p{k}]\ntools = ["write_file", "edit_file"]\npaths = ["{BENCH_AREA}/p{k}/**"]\n'
+        'start = "autonomous"\nfloor = "draft"\nceiling = "autonomous"\n\n'
+        for k in range(procs)
+    )
+    (policies / "zz-bench-own.toml").write_text(text, encoding="utf-8")
+
+
+def throughput(root: Path, db: str, procs: int, actions: int, name: str, classes: str = "one") -> dict[str, Any]:
     from ratchet.record.store import parse_location
 
     policies = policies_dir(root / name)
+    if classes == "own":
+        own_classes(policies, procs)
     ws = root / name / "ws"
     ws.mkdir(parents=True)
     seed_files(ws)
@@ -190,20 +204,26 @@ def throughput(root: Path, db: str, procs: int, actions: int, name: str) -> dict
         w.stdin.write("go\n")
         w.stdin.flush()
     times: list[float] = []
+    waited = 0.0
     for w in workers:
         out, _ = w.communicate(timeout=3600)
         if w.returncode != 0:
             raise RuntimeError(f"a bench process failed ({w.returncode})")
-        times += json.loads(out.strip().splitlines()[-1])
+        figures = json.loads(out.strip().splitlines()[-1])
+        times += figures["times"]
+        waited += figures["lock_wait_s"]
     wall = time.perf_counter() - started
     recorded = asyncio.run(_count(parse_location(db)))
     expected = procs * actions
     return {
         "processes": procs,
+        "classes": classes,
         "actions_each": actions,
         "actions_per_s": expected / wall,
         "p99_ms": p99(times) * 1e3,
         "median_ms": statistics.median(times) * 1e3,
+        # The share of a call's time spent waiting for write locks (record/locks.py), over all calls.
+        "lock_wait_share": waited / sum(times),
         "recorded": recorded["rows"],
         "lost": expected - recorded["distinct"],
         "duplicated": recorded["rows"] - recorded["distinct"],
@@ -327,10 +347,14 @@ def _print_runs(title: str, runs: list[dict[str, Any]]) -> None:
     print(title)
     for t in runs:
         line = (
-            f"  {t['backend']:<11} {t['processes']} x {t['actions_each']}: {t['actions_per_s']:.0f} actions/s  "
+            f"  {t['backend']:<11} {t['processes']} x {t['actions_each']}"
+            + (" (a class each)" if t.get("classes") == "own" else "")
+            + f": {t['actions_per_s']:.0f} actions/s  "
             f"median {t['median_ms']:.1f} ms  p99 {t['p99_ms']:.1f} ms  recorded {t['recorded']}  lost {t['lost']}  "
             f"duplicated {t['duplicated']}  left running {t['left_running']}"
         )
+        if "lock_wait_share" in t:
+            line += f"  waiting for locks {t['lock_wait_share']:.1%} of a call's time"
         if "servers_left_running" in t:
             line += (
                 f"  servers left {t['servers_left_running']}  failed calls {t['call_failures']}  "
@@ -360,6 +384,12 @@ def main() -> int:
     parser.add_argument(
         "--serve", action="store_true", help="each writer a real `ratchet serve` over stdio, driven by an MCP client"
     )
+    parser.add_argument(
+        "--classes",
+        choices=("one", "own"),
+        default="one",
+        help="one: every writer writes into the bench class (default); own: each writer into a class of its own",
+    )
     parser.add_argument("--no-round-trip", action="store_true", help="skip the in-process round trip")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -383,7 +413,7 @@ def main() -> int:
                 if args.serve:
                     run = asyncio.run(serve_throughput(root, db, procs, args.actions, tag))
                 else:
-                    run = throughput(root, db, procs, args.actions, tag)
+                    run = throughput(root, db, procs, args.actions, tag, args.classes)
                 run["backend"] = backend
                 runs.append(run)
                 if not args.json:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 
@@ -227,14 +229,18 @@ def _profile_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
     return lines
 
 
-def profile_md(r: dict[str, Any]) -> str:
-    """bench/results/profile.md: where the time goes, and what would take it away."""
+def profile_md(r: dict[str, Any], results_dir: Path | None = None) -> str:
+    """bench/results/profile.md: where the time goes, and what would take it away. `results_dir` holds
+    the other benches' results files (run_command, sandbox_reuse, hook_bash) for the sections on
+    start-up and on the ways into the sandbox."""
     g = r["gate"]
     out = _header(r, "Where the gate's time goes")
     missed = [t for t in r.get("targets", []) if not t["met"]]
     out += ["## Targets missed", ""]
     out += [f"- {t['name']}: goal {t['goal']}, measured {t['measured']}" for t in missed] or ["- none"]
     out.append("")
+    out += _startup_section(r)
+    out += _sandbox_section(results_dir)
     if "split" not in g:
         return "\n".join(out)
     sp, db, hop = g["split"], g["split"]["db"], g["hop"]
@@ -600,3 +606,117 @@ def _findings(r: dict[str, Any]) -> list[str]:
         lines.append(f"{number}. {head}")
         lines += [f"   - {sub}" for sub in subs]
     return lines
+
+
+def _startup_section(r: dict[str, Any]) -> list[str]:
+    """Start-up against the bare server: what this run measured, and why importing less cannot close it."""
+    start = r.get("startup")
+    if not start or "ratchet" not in start.get("servers", {}) or "bare" not in start["servers"]:
+        return []
+    ratchet, bare = start["servers"]["ratchet"]["median"], start["servers"]["bare"]["median"]
+    return [
+        "## Start-up to the first `tools/list`",
+        "",
+        f"This run: `ratchet serve` {ratchet:.0f} ms, the bare `MCPServer` {bare:.0f} ms (×{ratchet / bare:.2f}, "
+        f"{ratchet - bare:+.0f} ms). Both import the MCP SDK (its `mcp/__init__` imports the client side "
+        "too, with its pydantic models), which is most of either start. On top of it Ratchet "
+        "does what serving needs and the bare server does not: its own modules (policy, record, engine, "
+        "operations; `python -X importtime` puts them at about 0.2 s of self time on this loaded host, and "
+        "every one is on the serving path, so a lazy import would only move the cost to the first call), "
+        "building 17 tools' argument and output models (the SDK's `func_metadata`; about 0.15 s), and "
+        "opening the engine twice (the check that fails closed before speaking MCP, then the server's "
+        "lifespan: 30-70 ms each).",
+        "",
+        "So importing less cannot bring Ratchet under the bare server: the bare server's whole start is "
+        "the SDK, which Ratchet pays as well. What would: **a thin stdio front to a resident server**, as "
+        "the hook server does for hooks: `ratchet serve` would import nothing but the standard library, "
+        "connect to a per-workspace server over a socket in the runtime directory (hidden from the "
+        "sandbox), and pipe bytes (an interpreter start, about 20-40 ms). Not built here, because three "
+        "things need deciding first: the environment a command inherits (today the serving process's; a "
+        "resident server would need the front's passed per session, and `scrub_env` to take it from "
+        "there), what SIGTERM to the front means for calls in flight (today: recorded as interrupted), and "
+        "who may connect (the hook server's peer checks and secret, reused).",
+        "",
+    ]
+
+
+def _sandbox_section(results_dir: Path | None) -> list[str]:
+    """`run_command` of `true` and Claude Code's Bash: where the time goes, per way into the sandbox."""
+    if results_dir is None:
+        return []
+    found = {}
+    for name in ("run_command", "sandbox_reuse", "hook_bash"):
+        path = results_dir / f"{name}.json"
+        if path.is_file():
+            found[name] = json.loads(path.read_text(encoding="utf-8"))
+    if not found:
+        return []
+    out = ["## The ways into the sandbox: `run_command` of `true`, and Claude Code's Bash", ""]
+    run = found.get("run_command")
+    if run:
+        prov = run.get("provenance", {})
+        out += [
+            f"`{prov.get('command', 'python -m bench.run_command')}` (commit `{prov.get('commit', '?')}`): "
+            f"`true` spawned directly {run['direct_ms']['median']:.2f} ms; through the gate in the sandbox "
+            f"{run['gated_ms']['median']:.2f} ms (×{run['ratio_median']:.1f}, target ×3); in a class with "
+            f"`sandbox = false` {run['gated_unsandboxed_ms']['median']:.2f} ms (that side pays for the "
+            "parent-death trampoline, a Python interpreter start, instead of bubblewrap).",
+            "",
+        ]
+    reuse = found.get("sandbox_reuse")
+    if reuse:
+        prov = reuse.get("provenance", {})
+        sides = reuse["sides"]
+        out += [
+            f"`{prov.get('command', 'python -m bench.sandbox_reuse')}` (commit `{prov.get('commit', '?')}`), "
+            "the sandbox alone, without the gate:",
+            "",
+            "| way in | median ms | p90 ms | ×direct |",
+            "|---|---:|---:|---:|",
+        ]
+        for side, f in sides.items():
+            out.append(f"| {side} | {f['median']:.2f} | {f['p90']:.2f} | ×{f['ratio_to_direct']:.1f} |")
+        out += [
+            "",
+            f"Building the plan (binds, git's config targets) once: {reuse['plan_ms']:.1f} ms.",
+            "",
+        ]
+    hook = found.get("hook_bash")
+    if hook:
+        true = hook["commands"]["true"]
+        out += [
+            f"Claude Code's Bash under the sandbox (`python -m bench.hook_bash --runs {hook['runs']}`): `true` "
+            f"{true['bare']['median']:.2f} ms bare, bubblewrap's floor {true['bwrap-floor']['added_median']:+.2f} ms, "
+            f"read-only {true['read-only']['added_median']:+.2f} ms, "
+            f"workspace {true['workspace']['added_median']:+.2f} ms; the worst added "
+            f"{hook['worst_added_ms']:+.2f} ms per command (target +{hook['target_added_ms']:.0f} ms: "
+            f"{'met' if hook['target_met'] else 'missed'}).",
+            "",
+        ]
+    out += [
+        "Where the time goes, per governed `true`: one bubblewrap per command (a user, mount, PID, network, "
+        "IPC and UTS namespace, a private `/dev`, `/proc` and `/tmp`, a dozen binds), then waiting for the "
+        "PID namespace to be torn down after bubblewrap has exited (its first process lingers in the "
+        "process group for a few milliseconds; `run_command` waits for it, because until it is gone a "
+        "process of the command may still be running). That wait was polled every 20 ms with a /proc scan "
+        "through pathlib; it is now polled from half a millisecond up, reading /proc as bytes "
+        "(executors/shell.py `_kill_group`, `_group_alive`). Around the spawn the gate itself: classify, "
+        "decide, the intent and the outcome in the record, the child's pid recorded before it runs "
+        "(a write transaction), and `git config --list` run once per command to neutralise the repository's "
+        "config for any git the command starts (executors/git.py `command_env`).",
+        "",
+        "What would close it: the `reused` row is the floor of a sandbox prepared once per session. It is "
+        "not built, because reusing one sandbox gives up what a sandbox per command guarantees by "
+        "construction: a private `/tmp` and a PID namespace per command, so that nothing one command "
+        "leaves (a file in `/tmp`, a background process) reaches the next. Inside a sandbox without "
+        "capabilities a resident runner cannot make a new mount or PID namespace per command, so it would "
+        "have to empty `/tmp` and kill every other process in its namespace between commands, and carry "
+        "`run_argv`'s guarantees (process-group kill on timeout, capped output of both streams, progress, "
+        "stdin) over its own protocol; each of those needs a test that tries to leak across commands. "
+        "Claude Code's Bash would reach the same runner through a small client in the rewritten line. "
+        "Cheaper steps short of that: cache `command_env`'s config listing on the stat of the repository's "
+        "config files (a few ms per command), and record the child's pid in the intent's transaction "
+        "instead of one of its own.",
+        "",
+    ]
+    return out

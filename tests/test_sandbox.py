@@ -515,3 +515,26 @@ async def test_a_command_cannot_approve_its_own_draft_or_edit_the_record(
     assert code == 0 and f"\n{draft['draft_id']:>2}  draft" in text
     code, text = await run_cli(capsys, workspace, policies, db, "status")
     assert re.search(r"\nqueued +draft ", text)
+
+
+@pytest.mark.asyncio
+async def test_nothing_of_a_sandboxed_command_runs_once_its_call_has_returned(tmp_path: Path) -> None:
+    """`run_command` waits until the sandbox's process group is gone (the PID namespace's first process
+    lingers while the kernel tears the namespace down), now polled from half a millisecond up: when
+    the call returns, no process the command started still runs, even one that ignores SIGTERM or
+    left the command's process group."""
+    from ratchet.executors.confined import Confinement, run_confined
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    marker = f"{400 + os.getpid() % 97}.{os.getpid()}"  # an argv no other process has
+    # One in the command's process group, one in a session of its own (beyond a group kill: only the
+    # namespace's end takes it), both ignoring SIGTERM.
+    script = f"trap '' TERM; sleep {marker} & setsid sleep {marker} & echo started"
+    confinement = Confinement(workspace, [state / "r.db"], ["PATH", "HOME"], 64_000)
+    for _ in range(5):
+        ran = await run_confined(["sh", "-c", script], confinement, cwd=workspace, timeout_s=30, extra_env={})
+        assert ran.sandboxed and ran.result.exit_code == 0 and ran.result.stdout == "started\n"
+        assert _running_with(marker) == [], "a process of the sandboxed command outlived its call"

@@ -302,3 +302,33 @@ async def test_invalid_requests(tmp_path: Path, argv: list[str], kwargs: dict[st
 async def test_missing_cwd_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="working directory"):
         await _run(["echo"], tmp_path / "nope", timeout_s=5)
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter, None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+@pytest.mark.asyncio
+async def test_a_child_that_ignores_term_gets_the_whole_grace_and_is_dead_when_the_call_returns(
+    tmp_path: Path,
+) -> None:
+    """The group is polled from half a millisecond up, not every 20 ms: still, a background child that
+    ignores SIGTERM keeps its full grace before SIGKILL, and nothing of it runs once the call returns."""
+    script = "trap '' TERM; sleep 100 & echo $! > bg.pid; echo done"
+    result = await _run(["sh", "-c", script], tmp_path, timeout_s=5)
+    (bg,) = _pids(tmp_path, "bg.pid")
+    assert _state(bg) in (None, "Z", "X"), "a child of the command still ran when the call returned"
+    assert result.exit_code == 0 and result.stdout == "done\n"
+    assert result.duration_s >= 0.45  # _TERM_GRACE_S (0.5 s), less the clock's rounding
+
+
+@pytest.mark.asyncio
+async def test_a_group_that_empties_at_once_is_not_waited_for(tmp_path: Path) -> None:
+    """A command whose children all exit with it: no grace is spent (the call takes well under 0.5 s)."""
+    result = await _run(["sh", "-c", "sleep 0.01 & wait; echo done"], tmp_path, timeout_s=5)
+    assert result.exit_code == 0 and result.stdout == "done\n"
+    assert result.duration_s < 0.4

@@ -172,3 +172,50 @@ def test_root_must_be_a_directory(tmp_path: Path) -> None:
         Workspace(tmp_path / "file")
     with pytest.raises(InvalidRequest):
         Workspace(tmp_path / "missing")
+
+
+def test_confinement_on_strings_resolves_as_the_path_walk_does(tmp_path: Path) -> None:
+    """`relpath` resolves on strings (it runs on every call); over a tree of relative, absolute, chained,
+    looping and dangling links, spelled with `.`, `..`, doubled and leading `//` slashes, it lands
+    exactly where the Path walk (`_resolve`, still used for the protected paths) lands, or refuses the same."""
+    import itertools
+    import random
+
+    from ratchet.executors.workspace import _resolve, _resolve_text
+
+    root = tmp_path / "t"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "d").mkdir()
+    links = {
+        "a/up": "..",
+        "a/b/abs": str(root / "d"),
+        "a/b/c/chain": "../../up/d",
+        "d/back": "../a/b",
+        "loop": "loop",
+        "dangling": "nowhere/x",
+        "d/slashes": f"/{root}//a/./b",
+        "a/dot": ".",
+    }
+    for rel, target in links.items():
+        (root / rel).symlink_to(target)
+    names = ["a", "b", "c", "d", "up", "abs", "chain", "back", "loop", "dangling", "slashes", "dot", "..", ".", "", "x"]
+    rng = random.Random(28)
+    spellings = [str(root), f"/{root}", f"{root}/"]
+    checked = 0
+    for start, count in itertools.product(spellings, range(1, 6)):
+        for _ in range(60):
+            path = start + "/" + "/".join(rng.choice(names) for _ in range(count))
+            try:
+                expected: str | tuple[str, str] = str(_resolve(Path(path), path))
+            except PathRefused as exc:
+                expected = ("refused", exc.rule)
+            try:
+                got: str | tuple[str, str] = _resolve_text(path, path)
+            except PathRefused as exc:
+                got = ("refused", exc.rule)
+            assert got == expected, path
+            checked += 1
+    for path in ("//x/../y", "//..", "//x/y/../../z", "/..", "///x/../y", "/x/../..", f"/{root}/a/up/up/../../.."):
+        assert _resolve_text(path, path) == str(_resolve(Path(path), path)), path
+        checked += 1
+    assert checked == 907

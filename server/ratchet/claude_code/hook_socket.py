@@ -61,7 +61,21 @@ from ratchet.codex.events import is_codex_pre_tool_use
 SERVER_ENV = "RATCHET_HOOK_SERVER"  # "off": no resident server
 SOCKET_DIR_ENV = "RATCHET_HOOK_SOCKET_DIR"
 # What the decision reads from the environment besides the event; part of the server's name.
-KEYED_ENV = ("RATCHET_POLICIES", "RATCHET_DB", "RATCHET_SANDBOX", "RATCHET_WEB_URL")
+KEYED_ENV: tuple[str, ...] = ("RATCHET_POLICIES", "RATCHET_DB", "RATCHET_SANDBOX", "RATCHET_WEB_URL")
+# Where a decision's telemetry goes (ratchet/telemetry, read here without importing it: this path is stdlib only).
+KEYED_ENV += (
+    "OTEL_SDK_DISABLED",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "RATCHET_OTEL_CAPTURE_CONTENT",
+)
 IDLE_S = 600.0  # the server exits after this long without an event
 HARD_DEADLINE_S = 30.0  # as hooks.HARD_DEADLINE_S: the client's limit for the whole exchange
 MAX_MESSAGE = 64 * 1024 * 1024  # a Write's content travels in the event

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ratchet import telemetry
 from ratchet.engine.acts import PersonSide
 from ratchet.engine.calls import CallSide
 from ratchet.engine.carry import Carrier
@@ -151,6 +152,7 @@ class Engine(CallSide, PersonSide, Reads):
     async def close(self) -> None:
         """Close the database, and deliver any notifications held back by the rate limit."""
         flush_notifications()
+        telemetry.flush()  # a short-lived process (a hook, the CLI) hands its decisions over before it exits
         await self.setting.store.close()
 
     async def __aenter__(self) -> Self:

@@ -7,6 +7,7 @@ import contextlib
 
 import anyio
 
+from ratchet import telemetry
 from ratchet.engine.core import Setting
 from ratchet.engine.human import ComplaintOutcome, HumanSide
 from ratchet.engine.origin import Origins, carrying_out
@@ -92,7 +93,9 @@ class PersonSide:
     async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
         """Record that an action that ran was wrong; the class pays for it (once per action)."""
         self.reviewer_side("record a complaint")
-        return await self.human.complain(action_id, reason)
+        complained = await self.human.complain(action_id, reason)
+        telemetry.moved(self.setting, [complained.moved])
+        return complained
 
     async def undo(
         self,
@@ -111,9 +114,11 @@ class PersonSide:
         A failed verification check undoes its action with `complaint=False` and its own reviewer and
         channel (the check's failure is the evidence already)."""
         self.reviewer_side("undo an action")
-        return await self.human.undo(
+        undone = await self.human.undo(
             action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
         )
+        telemetry.moved(self.setting, [undone.moved])
+        return undone
 
     async def gc(self) -> GcReport:
         """Drop prior versions past the content store's bounds (`[defaults.undo]`), oldest first."""
@@ -122,22 +127,30 @@ class PersonSide:
     async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
         """A human caps every class at `level` at once."""
         self.reviewer_side("freeze")
-        return await self.human.freeze(level, reason, until)
+        moves = await self.human.freeze(level, reason, until)
+        telemetry.moved(self.setting, moves)
+        return moves
 
     async def unfreeze(self, reason: str) -> list[standing.Transition]:
         """A human lifts the freeze."""
         self.reviewer_side("unfreeze")
-        return await self.human.unfreeze(reason)
+        moves = await self.human.unfreeze(reason)
+        telemetry.moved(self.setting, moves)
+        return moves
 
     async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
         """A human lowers a class."""
         self.reviewer_side("demote a class")
-        return await self.human.demote(name, reason, to)
+        moved = await self.human.demote(name, reason, to)
+        telemetry.moved(self.setting, [moved])
+        return moved
 
     async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
         """A human caps a class (or lifts the cap with None)."""
         self.reviewer_side("pin a class")
-        return await self.human.pin(name, level, reason)
+        moved = await self.human.pin(name, level, reason)
+        telemetry.moved(self.setting, [moved])
+        return moved
 
     def carrying_out(self) -> contextlib.AbstractAsyncContextManager[None]:
         """While the block runs, carry out the drafts approved elsewhere whose origin is this one (engine/origin.py);

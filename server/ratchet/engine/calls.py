@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ratchet import telemetry
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.decide import Decider
@@ -52,15 +53,19 @@ class CallSide:
         progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
         """Do what the decision says and record it all (engine/carry.py)."""
-        return await self.carrier.carry_out(
+        outcome = await self.carrier.carry_out(
             ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
         )
+        telemetry.decided(self.setting, ev, outcome, answer)
+        return outcome
 
     async def record_external(
         self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
     ) -> ToolOutcome:
         """Record the decision on a call a client runs itself (engine/external.py)."""
-        return await self.external.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+        outcome = await self.external.record_external(ev, external_id, intent=intent, external_tool=external_tool)
+        telemetry.decided(self.setting, ev, outcome, external_id=external_id, client_tool=external_tool)
+        return outcome
 
     async def waiting_external(self, external_tool: str | None = None) -> set[str]:
         """The external ids of this session's calls still waiting for their client's report."""
@@ -98,7 +103,9 @@ class CallSide:
         confidence: float | None,
     ) -> int:
         """Record a call refused before it could be classified (bad path, bad arguments)."""
-        return await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+        action_id = await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
+        telemetry.refused(self.setting, tool, action_id)
+        return action_id
 
     async def start_task(
         self,
@@ -112,7 +119,9 @@ class CallSide:
         task = await contracts.start_task(self.setting.store, self.setting.session_id, goal, scope, non_goals, budget)
         if before is None:
             return task, None
-        return task, await self.verifier.task_end(int(before["id"]))
+        checks = await self.verifier.task_end(int(before["id"]))
+        telemetry.moved(self.setting, checks.moves)
+        return task, checks
 
     async def end_session(self) -> TaskChecks:
         """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
@@ -123,6 +132,7 @@ class CallSide:
         found.results.update(rest.results)
         found.failed_actions += rest.failed_actions
         found.moves += rest.moves
+        telemetry.moved(self.setting, rest.moves)
         return found
 
     async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
@@ -131,4 +141,6 @@ class CallSide:
         task = await contracts.end_task(self.setting.store, self.setting.session_id, summary)
         if task is None:
             return None
-        return task, await self.verifier.task_end(task.id)
+        checks = await self.verifier.task_end(task.id)
+        telemetry.moved(self.setting, checks.moves)
+        return task, checks

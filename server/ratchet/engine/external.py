@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from ratchet import telemetry
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.intent import intent_row
@@ -129,7 +130,9 @@ class External:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
-        return await s.store.run(settle)
+        moved = await s.store.run(settle)
+        telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        return moved
 
 
 __all__ = ["External"]

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ratchet import telemetry
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
 from ratchet.engine.intent import draft_args_kept
@@ -29,6 +30,7 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions, standing, undos
 from ratchet.record.lifecycle import Status
+from ratchet.record.locks import Scope
 from ratchet.redact import redact
 from ratchet.results import DraftView
 from ratchet.rules import provenance, shown
@@ -93,7 +95,7 @@ class HumanSide:
             self.refuse_own_approval(queued, approver)
             if expect is not None and shown.of_row(queued) != shown.normal(expect):
                 raise self.changed(action_id, queued, expect)
-        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim))
+        claimed, row = await s.store.run(lambda conn: actions.claim_draft(conn, action_id, claim), scope=Scope.of())
         if not claimed:
             raise not_queued(action_id, row)
         assert row is not None
@@ -148,12 +150,13 @@ class HumanSide:
             )
             ok = counts_as(outcome, counts_failures=cls.count_execution_failures)
             settle = settler(s, evidence, cls, prepared, action_id, ran, ok, answer, row["session_id"], kept=kept)
-            await s.store.run(with_checks(settle, action_id, checked))
+            moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of(cls.name, evidence.name))
         except Exception as exc:
             # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
             failure = exc
             await s.store.run(lambda conn: record_effect(conn, action_id, ran, failure, kept))
             raise
+        telemetry.answered(s, row, answer, ran.status, moved, checks_failed=sum(1 for c in checked if not c.passed))
         if failed(checked) and cls.undo_on_failure and not revert:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.runner.undo_after_failed_check(action_id, reason)
@@ -210,6 +213,7 @@ class HumanSide:
         s = self.setting
         via = channel_of(reviewer, channel)
         now = s.answers.now()
+        judged: list[Any] = []  # the draft, the answer and any class move, for telemetry once committed
 
         def record(conn: sqlite3.Connection) -> dict[str, Any] | None:
             row = actions.action(conn, action_id)
@@ -220,6 +224,7 @@ class HumanSide:
             answer = HumanAnswer(False, reviewer, reason, took, channel=via).judged(
                 evidence, row["preview"], row["hidden_lines"]
             )
+            judged[:] = [row, answer, None]
             if answer.evidence == provenance.UNANSWERED:
                 actions.mark_unanswered(conn, action_id, answer.channel, answer.seconds, answer.evidence)
                 return row
@@ -233,10 +238,11 @@ class HumanSide:
             outcome = CallOutcome(ended, answer=answer.evidence, revert=row["tool"] == REVERT_TOOL)
             ok = counts_as(outcome, counts_failures=evidence.count_execution_failures)
             if ok is not None:
-                sample(conn, s, evidence, action_id, ok, row["session_id"], mark=True)
+                judged[2] = sample(conn, s, evidence, action_id, ok, row["session_id"], mark=True)
             return None
 
         unanswered = await s.store.run(record)
+        telemetry.answered(s, judged[0], judged[1], "unanswered" if unanswered else "rejected", judged[2])
         if unanswered is not None:
             return self.views.draft_view(unanswered)
         return await self.views.view(action_id)

@@ -28,6 +28,7 @@ from ratchet.operations.checks import CheckResult
 from ratchet.policy.model import ActionClass
 from ratchet.record import actions
 from ratchet.record.lifecycle import Status
+from ratchet.record.locks import Scope
 from ratchet.results import ToolOutcome
 from ratchet.rules.outcome import CallOutcome, Ended, counts_as
 
@@ -55,7 +56,7 @@ class Runner:
         s = self.setting
         row = await intent_row(s, self.origin, ev, intent, confidence, Status.RUNNING, ev.decision.route)
         # The intent is committed before the effect: a crash from here on leaves a `running` row.
-        action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row))
+        action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row), scope=Scope.of())
         approved = answer is not None and answer.accepted
         ran = await self.run(ev.prepared, action_id, ev.cls, progress, approved=approved)
         checked = await self.verify(ev.cls, ev.prepared, action_id, ran)
@@ -64,7 +65,9 @@ class Runner:
         )
         ok = counts_as(outcome, counts_failures=ev.cls.count_execution_failures)
         settle = settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, ok, answer, s.session_id)
-        moved = await s.store.run(with_checks(settle, action_id, checked))
+        moved = await s.store.run(
+            with_checks(settle, action_id, checked), scope=Scope.of(ev.cls.name, ev.evidence.name)
+        )
         reply = tool_outcome(ev, action_id, ran.status, result=ran.result, error=ran.error, moved=moved)
         return await self.after_checks(reply, ev.cls, action_id, checked)
 

@@ -52,7 +52,14 @@ from ratchet.policy.levels import LEVEL_NAMES
 from ratchet.record import evidence as recorded
 from ratchet.record import undos as recorded_undos
 from ratchet.record.checks import verified_shares
-from ratchet.record.evidence import PeriodRecord
+from ratchet.record.evidence import (
+    ROUTE_EXECUTE,
+    ActionRecord,
+    ComplaintRecord,
+    PeriodFigures,
+    PeriodRecord,
+    TouchedAction,
+)
 from ratchet.record.filters import EVERYTHING, ActionFilter, checked
 from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
@@ -211,6 +218,27 @@ class Verification(BaseModel):
     failure_rate: float | None = Field(description="check_failures / verified: the verification failure rate")
 
 
+class AutonomyFigures(BaseModel):
+    """The autonomy figures over all classes of the period (docs/evidence.md defines each exactly)."""
+
+    longest_unattended_run: int = Field(
+        0,
+        description="the most consecutive autonomous actions of one session with no action needing a human among "
+        "them, none failed, complained about or undone, and ended by work a human accepted (the session's next "
+        "action approved, unchanged or edited) or by the end of the session's actions in the period",
+    )
+    longest_unattended_run_session: str | None = Field(None, description="the session of that run")
+    longest_unattended_run_ids: tuple[int, int] | None = Field(None, description="its first and last action ids")
+    handoffs: int = Field(0, description="handoffs (clarification requests, `request_handoff`) asked in the period")
+    handoffs_per_100_actions: float | None = Field(None, description="100 x handoffs / actions")
+    sandboxed: int = Field(
+        0, description="shell commands that ran, each in Ratchet's sandbox under its class's profile"
+    )
+    sandboxed_share: float | None = Field(None, description="sandboxed / actions")
+    escalated: int = Field(0, description="actions the gate sent to a human: confirm, draft or block")
+    escalated_share: float | None = Field(None, description="escalated / actions")
+
+
 class MetricsReport(BaseModel):
     """Figures per class and per level over a period, and for all classes together."""
 
@@ -228,6 +256,11 @@ class MetricsReport(BaseModel):
     undos: list[UndoRate] = Field(default_factory=list, description="undo rate and time to undo, per class")
     verification: list[Verification] = Field(
         default_factory=list, description="per class and level: the verified share and the verification failure rate"
+    )
+    autonomy: AutonomyFigures = Field(
+        default_factory=AutonomyFigures,
+        description="over all classes: the longest successful unattended run, handoffs per 100 actions, and the "
+        "shares run in the sandbox and escalated to a human",
     )
 
 
@@ -259,6 +292,16 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
     counts = dict.fromkeys(DISPOSITIONS, 0)
     for f in items:
         counts[f.disposition] += 1
+    unverified = sum(1 for f in items if f.evidence == UNVERIFIED)
+    unanswered = sum(1 for f in items if f.evidence == UNANSWERED)
+    return tally(counts, unverified, unanswered, items)
+
+
+def tally(counts: dict[str, int], unverified: int, unanswered: int, touched: list[ActionFacts]) -> Figures:
+    """`figures` from a group's counts per disposition, its unverified and unanswered answers, and the facts of
+    (at least) every action of it a human touched: an answer, a complaint, a resolution. An action no human
+    touched adds only to the counts, so the database counts those (record/evidence.py's `period_figures`)."""
+    items = touched
     moments = sorted(
         [f.decided_at for f in items if f.disposition in HUMAN_DECISIONS and f.decided_at is not None]
         + [t for f in items for t in f.complaint_times]
@@ -271,7 +314,7 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
     ]
     stamps = [f.rubber_stamp for f in items if f.rubber_stamp is not None]
     escaped = sum(1 for f in items if f.disposition == "autonomous" and f.complaint_times)
-    n = len(items)
+    n = sum(counts.values())
     return Figures(
         actions=n,
         counts=counts,
@@ -289,8 +332,8 @@ def figures(facts: Iterable[ActionFacts]) -> Figures:
         actions_per_decision=n / interventions if interventions else None,
         rubber_stamp_share=_share(sum(stamps), len(stamps)),
         rubber_stamp_checked=len(stamps),
-        unverified=sum(1 for f in items if f.evidence == UNVERIFIED),
-        unanswered=sum(1 for f in items if f.evidence == UNANSWERED),
+        unverified=unverified,
+        unanswered=unanswered,
     )
 
 
@@ -312,28 +355,103 @@ def summarize(facts: Iterable[ActionFacts], since: float | None, until: float | 
     return MetricsReport(since=since, until=until, generated_at=time.time(), total=figures(items), classes=classes)
 
 
+def fact_of(r: ActionRecord | TouchedAction, complaints: dict[int, list[ComplaintRecord]]) -> ActionFacts:
+    """The figures' view of one recorded action (see `disposition`)."""
+    kind = disposition(r.status, r.route, r.reviewer, r.edited)
+    return ActionFacts(
+        action_id=r.id,
+        action_class=r.action_class,
+        class_level=r.class_level,
+        disposition=kind,
+        created_at=r.created_at,
+        decided_at=r.settled_at if kind in HUMAN_DECISIONS else None,
+        review_seconds=r.review_seconds,
+        # Only an approval is judged by the reading rule: the others' previews need not be read.
+        diff_lines=diff_lines(r.preview, r.hidden_lines) if kind == "approved" else 0,
+        complaint_times=tuple(c.at for c in complaints.get(r.id, ())),
+        resolved_at=r.resolved_at if kind == "blocked" else None,
+        evidence=r.evidence,
+    )
+
+
 def facts_of(record: PeriodRecord) -> list[ActionFacts]:
     """The figures' view of each recorded action of a period (see `disposition`)."""
-    facts = []
-    for r in record.actions:
-        kind = disposition(r.status, r.route, r.reviewer, r.edited)
-        facts.append(
-            ActionFacts(
-                action_id=r.id,
-                action_class=r.action_class,
-                class_level=r.class_level,
-                disposition=kind,
-                created_at=r.created_at,
-                decided_at=r.settled_at if kind in HUMAN_DECISIONS else None,
-                review_seconds=r.review_seconds,
-                # Only an approval is judged by the reading rule: the others' previews need not be read.
-                diff_lines=diff_lines(r.preview, r.hidden_lines) if kind == "approved" else 0,
-                complaint_times=tuple(c.at for c in record.complaints.get(r.id, ())),
-                resolved_at=r.resolved_at if kind == "blocked" else None,
-                evidence=r.evidence,
-            )
-        )
-    return facts
+    return [fact_of(r, record.complaints) for r in record.actions]
+
+
+@dataclass
+class _Group:
+    """A group's counts, as the database gave them."""
+
+    counts: dict[str, int]
+    unverified: int = 0
+    unanswered: int = 0
+    sandboxed: int = 0
+
+    def add(self, kind: str, n: int, evidence: str | None, sandboxed: bool) -> None:
+        self.counts[kind] += n
+        self.unverified += n if evidence == UNVERIFIED else 0
+        self.unanswered += n if evidence == UNANSWERED else 0
+        self.sandboxed += n if sandboxed else 0
+
+    def figures(self, touched: list[ActionFacts]) -> Figures:
+        return tally(self.counts, self.unverified, self.unanswered, touched)
+
+
+def _new_group() -> _Group:
+    return _Group(dict.fromkeys(DISPOSITIONS, 0))
+
+
+def autonomy_of(total: _Group, period: PeriodFigures) -> AutonomyFigures:
+    """The seed's figures of a period (see `AutonomyFigures`)."""
+    n = sum(total.counts.values())
+    escalated = n - total.counts["autonomous"]
+    run = period.longest_run
+    return AutonomyFigures(
+        longest_unattended_run=0 if run is None else run.actions,
+        longest_unattended_run_session=None if run is None else run.session_id,
+        longest_unattended_run_ids=None if run is None else (run.first_id, run.last_id),
+        handoffs=period.handoffs,
+        handoffs_per_100_actions=None if not n else 100 * period.handoffs / n,
+        sandboxed=total.sandboxed,
+        sandboxed_share=_share(total.sandboxed, n),
+        escalated=escalated,
+        escalated_share=_share(escalated, n),
+    )
+
+
+def summarize_period(period: PeriodFigures, since: float | None, until: float | None) -> MetricsReport:
+    """The report of a period the database counted: groups' counts from its aggregates, human figures from the
+    actions a human touched. The same figures `summarize` computes from every action's facts."""
+    total = _new_group()
+    by_class: dict[str, _Group] = {}
+    by_level: dict[tuple[str, str], _Group] = {}
+    for c in period.counts:
+        kind = disposition(c.status, ROUTE_EXECUTE if c.executed else "", "" if c.reviewed else None, c.edited)
+        for group in (
+            total,
+            by_class.setdefault(c.action_class, _new_group()),
+            by_level.setdefault((c.action_class, c.class_level), _new_group()),
+        ):
+            group.add(kind, c.count, c.evidence, c.sandboxed)
+    touched = [fact_of(r, period.complaints) for r in period.touched]
+    classes = []
+    for name in sorted(by_class):
+        mine = [f for f in touched if f.action_class == name]
+        levels = {
+            level: by_level[(name, level)].figures([f for f in mine if f.class_level == level])
+            for level in LEVEL_NAMES
+            if (name, level) in by_level
+        }
+        classes.append(ClassMetrics(action_class=name, overall=by_class[name].figures(mine), levels=levels))
+    return MetricsReport(
+        since=since,
+        until=until,
+        generated_at=time.time(),
+        total=total.figures(touched),
+        classes=classes,
+        autonomy=autonomy_of(total, period),
+    )
 
 
 async def load_facts(
@@ -370,7 +488,7 @@ async def class_metrics(
     for every rate. InvalidRequest on a bound it cannot read.
     """
     start, end = period_bounds(since, until, now)
-    report = summarize(await load_facts(store, start, end, action_class, scope), start, end)
+    report = summarize_period(await recorded.period_figures(store, start, end, action_class, scope), start, end)
     if scope.active:
         report.filter = await store.call(lambda conn: checked(conn, scope))
     found = await store.call(lambda conn: recorded_undos.figures(conn, start, end, scope))
@@ -451,6 +569,16 @@ def legend(reading_rule: str) -> str:
     )
 
 
+def autonomy_line(a: AutonomyFigures) -> str:
+    """The autonomy figures in one line."""
+    per = "-" if a.handoffs_per_100_actions is None else f"{a.handoffs_per_100_actions:.1f}"
+    return (
+        f"longest successful unattended run: {a.longest_unattended_run} actions; handoffs: {a.handoffs} "
+        f"({per} per 100 actions); run in the sandbox: {a.sandboxed} ({_pct(a.sandboxed_share)}); "
+        f"escalated to a human: {a.escalated} ({_pct(a.escalated_share)})"
+    )
+
+
 def render_metrics(report: MetricsReport) -> str:
     """The report as a terminal table, one row per class and per level, with a legend."""
     lines = [
@@ -474,6 +602,7 @@ def render_metrics(report: MetricsReport) -> str:
             f"verified {v.action_class} at {v.level}: {v.verified}/{v.executed} executed actions checked "
             f"({_pct(v.verified_share)}), {v.check_failures} failed a check ({_pct(v.failure_rate)})"
         )
+    lines.append(autonomy_line(report.autonomy))
     lines += textwrap.wrap(legend(report.reading_rule), len(HEADER))
     lines += [
         f"undone: {u.action_class} {u.undone}/{u.executed} ({_pct(u.undo_rate)}), "

@@ -22,6 +22,7 @@ from ratchet.evidence.checkpoint import freeze_cap, standing_at, tail_size
 from ratchet.evidence.metrics import (
     HEADER,
     MetricsReport,
+    autonomy_line,
     class_metrics,
     figures_line,
     fmt_seconds,
@@ -624,6 +625,7 @@ def render_html(r: EvidenceReport) -> str:
         + f"<h2>Figures per class and level</h2><table><tr>{head}</tr>{body}</table><p class='note'>{esc(defs)}. "
         f"Median review time and MTBI: {esc(fmt_seconds(m.total.median_review_seconds))} and "
         f"{esc(fmt_seconds(m.total.mean_seconds_between_interventions))} over all classes.</p>"
+        f"<p class='note autonomy'>{esc(autonomy_line(m.autonomy))} (docs/evidence.md defines each).</p>"
         "<h2>Trust trajectories</h2><p class='note'>Each plot: the class level (blue steps, left axis); the "
         "success rate of its window (orange) and the window's 95% Wilson lower bound (dashed orange; promotion "
         "needs it at or above promote_at, the dotted green line), right axis; <span style='color:#15803d'>▲</span> "

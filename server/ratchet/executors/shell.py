@@ -70,6 +70,7 @@ _TERM_GRACE_S = 0.5
 # After the group is gone, how long we keep reading for a process outside it that holds our pipes.
 _DRAIN_GRACE_S = 1.0
 _POLL_S = 0.02
+_FIRST_POLL_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -353,11 +354,15 @@ async def _kill_group(proc: Process) -> None:
     """SIGTERM the child's process group, SIGKILL it after a grace, and reap the child."""
     pgid = proc.pid  # start_new_session made the child its group leader
     if _signal_group(pgid, signal.SIGTERM):
-        # Polling: there is no event for "a process group emptied".
-        for _ in range(round(_TERM_GRACE_S / _POLL_S)):
-            if not _group_alive(pgid):
-                break
-            await anyio.sleep(_POLL_S)
+        # Polling: there is no event for "a process group emptied". A sandboxed command leaves its
+        # PID namespace's first process in the group for the few milliseconds the kernel takes to
+        # tear the namespace down after bubblewrap has exited, so the first waits are short and
+        # grow to _POLL_S; the grace is still _TERM_GRACE_S.
+        deadline = anyio.current_time() + _TERM_GRACE_S
+        pause = _FIRST_POLL_S
+        while _group_alive(pgid) and (left := deadline - anyio.current_time()) > 0:
+            await anyio.sleep(min(pause, left))
+            pause = min(pause * 2, _POLL_S)
         _signal_group(pgid, signal.SIGKILL)  # harmless if all are gone; decisive if one ignored TERM
     await proc.wait()
 
@@ -383,18 +388,20 @@ def _group_alive(pgid: int) -> bool:
     """
     if not _signal_group(pgid, 0):
         return False
-    proc_root = Path("/proc")
-    if not (proc_root / "self" / "stat").exists():
+    if not os.path.exists("/proc/self/stat"):  # noqa: PTH110 - strings: see the loop below
         return True
-    for entry in proc_root.iterdir():
-        if not entry.name.isdigit():
+    group = str(pgid).encode()
+    # Plain strings and bytes, no pathlib: this runs after every command, often more than once.
+    for name in os.listdir("/proc"):  # noqa: PTH208 - names as strings, no Path per process
+        if not name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            with open(f"/proc/{name}/stat", "rb") as file:
+                stat = file.read()
         except OSError:
             continue  # exited while we looked
         # Fields after the parenthesised command name: state, ppid, pgrp, ...
-        fields = stat.rpartition(")")[2].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+        fields = stat.rpartition(b")")[2].split()
+        if len(fields) > 2 and fields[2] == group and fields[0] not in (b"Z", b"X"):
             return True
     return False

@@ -111,7 +111,8 @@ class Workspace:
             guarded[spelled] = None
         self.protected: tuple[Path, ...] = tuple(guarded)
         # Folded once here, not on every check: relpath runs on every call of every tool.
-        self._folded_protected = tuple((guarded, _casefold_parts(guarded)) for guarded in self.protected)
+        self._folded_protected = tuple((guarded, str(guarded).casefold()) for guarded in self.protected)
+        self._root_text = str(self.root)
 
     def relpath(self, path: str) -> str:
         """Return ``path`` as a normalized workspace-relative POSIX path, or raise ``PathRefused``.
@@ -135,28 +136,32 @@ class Workspace:
         if not given.parts or given.name in ("", "..") or path.endswith("/"):
             raise PathRefused(path, "invalid-path", "the path must end in a file name")
 
-        base = given if given.is_absolute() else PurePosixPath(self.root) / given
+        # From here on plain strings (one lstat per component, no Path objects): this runs several
+        # times on every call of every tool. `given.parent` is already normalized ("." and "//" gone).
+        parent = str(given.parent)
+        if not given.is_absolute():
+            parent = self._root_text if parent == "." else f"{self._root_text}/{parent}"
         # Resolve the parent fully but not the leaf: the leaf is what gets replaced, so a link there
         # is refused rather than followed.
-        location = _resolve(Path(base.parent), path) / given.name
+        location = _join(_resolve_text(parent, path), given.name)
 
-        folded = _casefold_parts(location)
+        folded = location.casefold()
         for guarded, folded_guard in self._folded_protected:
-            if folded[: len(folded_guard)] == folded_guard:
+            if _within(folded, folded_guard):
                 raise PathRefused(path, "protected", f"{guarded} is managed by Ratchet itself")
-        if location == self.root:
+        if location == self._root_text:
             raise PathRefused(path, "invalid-path", "the path names the workspace root itself")
-        if not location.is_relative_to(self.root):  # component-wise, so /ws-evil is not inside /ws
+        if not _within(location, self._root_text):  # component-wise, so /ws-evil is not inside /ws
             raise PathRefused(path, "outside-workspace", f"it resolves to {location}, outside {self.root}")
         if _is_symlink(location, path):
             raise PathRefused(path, "symlink-leaf", "it is a symbolic link; writes never follow links")
 
-        rel = location.relative_to(self.root)
-        for part in (*self._lexical_parts(given), *rel.parts):
+        rel = location[len(self._root_text) :].lstrip("/")
+        for part in (*self._lexical_parts(given), *rel.split("/")):
             rule = _FORBIDDEN_COMPONENTS.get(part.casefold())
             if rule is not None:
                 raise PathRefused(path, rule, f"{part!r} holds state that only its owner may change")
-        return rel.as_posix()
+        return rel
 
     def resolve(self, path: str) -> Path:
         """Return the absolute location of ``path`` inside the workspace (see ``relpath``)."""
@@ -205,7 +210,54 @@ def _resolve(path: Path, original: str) -> Path:
     return resolved
 
 
-def _is_symlink(path: Path, original: str) -> bool:
+def _resolve_text(path: str, original: str) -> str:
+    """`_resolve` on strings: every existing component of absolute `path` resolved, the rest verbatim.
+
+    The same walk, the same anchor (POSIX keeps a leading "//" apart from "/", as pathlib does) and the
+    same refusals; only without a Path object per component.
+    """
+    anchor = "//" if path.startswith("//") and not path.startswith("///") else "/"
+    pending = [name for name in reversed(path.split("/")) if name not in ("", ".")]
+    resolved = anchor
+    hops = 0
+    while pending:
+        name = pending.pop()
+        if name == "..":
+            resolved = _parent(resolved)
+            continue
+        candidate = _join(resolved, name)
+        if not _is_symlink(candidate, original):
+            # A missing component (or one under a file) is appended as is; the write creates it
+            # or fails, and the executor's O_NOFOLLOW walk re-checks it either way.
+            resolved = candidate
+            continue
+        hops += 1
+        if hops > _MAX_SYMLINK_HOPS:
+            raise PathRefused(original, "invalid-path", "too many levels of symbolic links")
+        target = os.readlink(candidate)  # noqa: PTH115 - strings throughout, see the docstring
+        if target.startswith("/"):
+            resolved = "//" if target.startswith("//") and not target.startswith("///") else "/"
+        pending.extend(name for name in reversed(target.split("/")) if name not in ("", "."))
+    return resolved
+
+
+def _join(folder: str, name: str) -> str:
+    return folder + name if folder.endswith("/") else f"{folder}/{name}"
+
+
+def _parent(path: str) -> str:
+    """The parent of a normalized absolute path; an anchor ("/" or "//") is its own parent."""
+    anchor = "//" if path.startswith("//") else "/"
+    head = path.rpartition("/")[0]
+    return head if len(head) > len(anchor) else anchor
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether normalized absolute `path` is `folder` or lies below it, component-wise."""
+    return path == folder or path.startswith(folder if folder.endswith("/") else folder + "/")
+
+
+def _is_symlink(path: Path | str, original: str) -> bool:
     """``lstat`` one component; a missing one is not a link, an unreadable one is refused."""
     try:
         return stat.S_ISLNK(os.lstat(path).st_mode)
@@ -214,9 +266,3 @@ def _is_symlink(path: Path, original: str) -> bool:
             return False
         # Not knowing whether a component is a link means not knowing where the write lands.
         raise PathRefused(original, "invalid-path", f"cannot inspect {path}: {exc.strerror}") from exc
-
-
-def _casefold_parts(path: Path) -> tuple[str, ...]:
-    # Protected paths are compared casefolded: over-refusing "RATCHET.DB" on a case-sensitive
-    # filesystem is harmless, letting it through on a case-insensitive one would overwrite the db.
-    return tuple(part.casefold() for part in path.parts)

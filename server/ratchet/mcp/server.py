@@ -17,6 +17,7 @@ caller, deciding and recording nothing for it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -27,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ratchet import telemetry
 from ratchet.claude_code import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
@@ -1005,7 +1007,8 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
     async def tool(**kwargs: Any) -> Any:
         started = time.monotonic()
         try:
-            result = await fn(**kwargs)
+            with _traced(kwargs.get("ctx")):
+                result = await fn(**kwargs)
         except RatchetError as exc:
             if log_calls:
                 _log_call(name, started, None, f"error: {exc}")
@@ -1015,6 +1018,19 @@ def _edge(fn: Callable[..., Awaitable[Any]], log_calls: bool) -> Callable[..., A
         return result
 
     return tool
+
+
+def _traced(ctx: Any) -> contextlib.AbstractContextManager[None]:
+    """The call's decisions join the client's trace (a W3C `traceparent` in the request's `_meta`, or in its
+    HTTP headers) and name the request's id as the tool call they guard (ratchet/telemetry)."""
+    if not isinstance(ctx, Context):
+        return contextlib.nullcontext()
+    request = ctx.request_context
+    meta: Mapping[str, Any] = request.meta or {}
+    headers = getattr(request.request, "headers", None)  # over HTTP: a client may send the W3C headers instead
+    if "traceparent" not in meta and headers is not None and headers.get("traceparent"):
+        meta = {k: headers.get(k) for k in ("traceparent", "tracestate") if headers.get(k)}
+    return telemetry.joined(meta, request.request_id)
 
 
 def _log_call(tool: str, started: float, result: Any, error: str | None) -> None:

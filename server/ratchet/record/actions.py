@@ -283,11 +283,17 @@ def claim_draft(conn: sqlite3.Connection, action_id: int, source: Status = Statu
 
     `source` is `approved` when the draft's origin takes a draft a human approved elsewhere."""
     lifecycle.check(source, Status.APPROVING)
-    claimed = conn.execute(
-        # The approval kept for the origin (its content included) is read before the claim and goes now.
-        "UPDATE actions SET status = ?, pid = ?, approval_json = NULL WHERE id = ? AND status = ?",
-        (Status.APPROVING.value, os.getpid(), action_id, source.value),
-    ).rowcount
+    # The approval kept for the origin (its content included) is read before the claim and goes now.
+    claim = "UPDATE actions SET status = ?, pid = ?, approval_json = NULL WHERE id = ? AND status = ?"
+    if not isinstance(conn, sqlite3.Connection):
+        # PostgreSQL: the row is taken FOR UPDATE SKIP LOCKED, so a second claimer of a draft being claimed
+        # skips it at once instead of queueing behind the first (record/locks.py); SQLite's one writer
+        # makes the conditional UPDATE exclusive on its own.
+        claim += " AND id IN (SELECT id FROM actions WHERE id = ? FOR UPDATE SKIP LOCKED)"
+        params: tuple[object, ...] = (Status.APPROVING.value, os.getpid(), action_id, source.value, action_id)
+    else:
+        params = (Status.APPROVING.value, os.getpid(), action_id, source.value)
+    claimed = conn.execute(claim, params).rowcount
     return bool(claimed), action(conn, action_id)
 
 

@@ -4,7 +4,8 @@ Each row of `transitions` and of `reviews` stores `prev_hash` (the hash of the r
 the same table, `GENESIS` for the first) and `hash = sha256(prev_hash + canonical JSON of the
 row's facts)`, where the facts are every column but the two hashes (`TRANSITION_FACTS`,
 `REVIEW_FACTS`) and canonical JSON is sorted keys, no spaces, UTF-8. Rows are appended inside the
-writer's transaction (BEGIN IMMEDIATE), so two writers cannot fork the chain.
+writer's transaction, under SQLite's one write lock (BEGIN IMMEDIATE) or, on PostgreSQL, under the
+chain's own lock held to the commit (record/locks.py), so two writers cannot fork the chain.
 
 What `verify` proves, and what it does not:
 
@@ -31,6 +32,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ratchet.record.locks import CHAIN_KEYS, CHAIN_SPACE, Timer
+
 GENESIS = "0" * 64
 TRANSITION_FACTS = (
     "id", "class", "at", "from_level", "to_level", "kind", "actor", "reason", "evidence_json", "action_id"
@@ -51,6 +54,11 @@ def link(prev_hash: str, facts: dict[str, Any]) -> str:
 def append(conn: sqlite3.Connection, table: str, facts: dict[str, Any]) -> int:
     """Insert a row at the end of `table`'s chain (inside the caller's transaction); its id."""
     names = CHAINS[table]
+    if not isinstance(conn, sqlite3.Connection):
+        # PostgreSQL: writers of different classes run at once; the chain's own lock orders its appends, and
+        # the head read after it is the one the previous appender committed (record/locks.py).
+        with Timer():
+            conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (CHAIN_SPACE, CHAIN_KEYS[table]))
     last = conn.execute(f"SELECT id, hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
     row_id = 1 if last is None else int(last[0]) + 1
     prev = GENESIS if last is None else (last[1] or GENESIS)

@@ -556,3 +556,206 @@ async def replay_record(
 async def class_befores(store: Store, names: list[str], since: float, *, tail: dict[str, int]) -> dict[str, Before]:
     """`Before` of each class at `since`, on one snapshot (what a replay of the period starts from)."""
     return await _read(store, lambda conn: {n: _before(conn, n, since, tail[n]) for n in names})
+
+
+# -- a period's figures, aggregated by the database ---------------------------------------------------
+#
+# `ratchet metrics` reads a period's counts as aggregates (one row per class, level and what became of
+# the action), and row by row only the actions a human touched (an answer, a complaint, a resolution):
+# the rows a human's figures need, as many as there were human interventions, whatever the agents did.
+
+ROUTE_EXECUTE = "execute"  # the gate let the call run with no human (rules/gate.py's Route.EXECUTE)
+COMMAND_TOOL = "run_command"  # a shell command (Ratchet's tool, and a client's shell seen through its hook)
+RAN = ("executed", "failed")  # statuses of an action whose effect ran
+SAID_NO = ("blocked", "declined", "rejected")  # statuses of an action a human (or the gate) refused
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    """How many actions of one class, at one class level, share what became of them."""
+
+    action_class: str
+    class_level: str
+    executed: bool  # routed `execute` (autonomous)
+    status: str
+    reviewed: bool  # a reviewer is recorded
+    edited: bool
+    evidence: str | None
+    sandboxed: bool  # a shell command that ran (under its class's sandbox profile)
+    count: int
+
+
+@dataclass(frozen=True)
+class TouchedAction:
+    """An action a human touched, with what the figures of human work read of it (its preview only when an
+    unchanged approval, the one disposition the reading rule judges)."""
+
+    id: int
+    action_class: str
+    class_level: str
+    created_at: float
+    status: str
+    route: str
+    reviewer: str | None
+    edited: bool
+    finished_at: float | None
+    review_seconds: float | None
+    preview: str
+    hidden_lines: int
+    resolved_at: float | None
+    evidence: str | None
+
+    @property
+    def settled_at(self) -> float:
+        """When its outcome was recorded: finished, else created."""
+        return self.finished_at if self.finished_at is not None else self.created_at
+
+
+def _touched(r: sqlite3.Row) -> TouchedAction:
+    return TouchedAction(
+        id=int(r[0]),
+        action_class=str(r[1]),
+        class_level=str(r[2]),
+        created_at=float(r[3]),
+        status=str(r[4]),
+        route=str(r[5]),
+        reviewer=r[6],
+        edited=bool(r[7]),
+        finished_at=r[8],
+        review_seconds=r[9],
+        preview=str(r[10]),
+        hidden_lines=int(r[11]),
+        resolved_at=r[12],
+        evidence=r[13],
+    )
+
+
+@dataclass(frozen=True)
+class UnattendedRun:
+    """The longest successful unattended run of a period (see `unattended_run`)."""
+
+    session_id: str
+    actions: int
+    first_id: int
+    last_id: int
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """A period's actions as `ratchet metrics` reads them: counts by group, the actions a human touched
+    (each with its complaints), the handoffs asked for and the longest successful unattended run."""
+
+    counts: list[OutcomeCount]
+    touched: list[TouchedAction]
+    complaints: dict[int, list[ComplaintRecord]]
+    handoffs: int
+    longest_run: UnattendedRun | None
+
+
+def _period_where(
+    since: float | None, until: float | None, action_class: str | None, scope: ActionFilter, alias: str = ""
+) -> tuple[str, list[object]]:
+    prefix = f"{alias}." if alias else ""
+    where = [f"{prefix}rule != ?"]
+    params: list[object] = [NO_RULE]
+    for clause, value in (("created_at >= ?", since), ("created_at < ?", until), ("class = ?", action_class)):
+        if value is not None:
+            where.append(prefix + clause)
+            params.append(value)
+    narrow, narrowed = scope.where(alias)
+    return " AND ".join(where) + narrow, params + narrowed
+
+
+def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) -> UnattendedRun | None:
+    """The longest run of consecutive autonomous actions of one session (in id order, among the period's
+    gated actions and its handoffs) that no action needing a human interrupted, none of whose actions failed,
+    drew a complaint or was undone, and that the session's next action, if any, ended with work a human
+    accepted (approved, unchanged or edited). Ties: the earliest."""
+    # Gaps and islands: counting, in each session, the actions that need a human up to each action (`grp`),
+    # an autonomous action's run is `grp` and a human's action ends run `grp - 1`, so one GROUP BY gives
+    # each run with the action that ended it, without a join.
+    query = f"""
+        WITH seq AS (
+            SELECT a.session_id, a.id,
+                CASE WHEN a.route = ? THEN 0 ELSE 1 END AS breaks,
+                sum(CASE WHEN a.route = ? THEN 0 ELSE 1 END)
+                    OVER (PARTITION BY a.session_id ORDER BY a.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                    AS grp,
+                CASE WHEN a.route = ? AND (a.status = 'failed'
+                    OR a.id IN (SELECT action_id FROM complaints)
+                    OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad,
+                CASE WHEN a.route != ? AND a.reviewer IS NOT NULL AND a.status NOT IN ({_marks(SAID_NO)})
+                    THEN 1 ELSE 0 END AS accepted
+            FROM actions a WHERE {sql}
+        )
+        SELECT session_id, sum(1 - breaks) AS n, min(CASE WHEN breaks = 0 THEN id END) AS first_id,
+            max(CASE WHEN breaks = 0 THEN id END) AS last_id
+        FROM seq GROUP BY session_id, grp - breaks
+        HAVING sum(1 - breaks) > 0 AND sum(bad) = 0 AND (max(breaks) = 0 OR max(accepted) = 1)
+        ORDER BY n DESC, first_id LIMIT 1
+    """
+    marks = (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO, *params)
+    row = conn.execute(query, marks).fetchone()
+    return None if row is None else UnattendedRun(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+async def period_figures(
+    store: Store,
+    since: float | None = None,
+    until: float | None = None,
+    action_class: str | None = None,
+    scope: ActionFilter = EVERYTHING,
+) -> PeriodFigures:
+    """The gated actions created in [since, until) (of one class, if given; those `scope` keeps), in one round
+    trip on one snapshot: their counts grouped by class, class level and outcome; the actions a human touched
+    (reviewed, refused, resolved, or complained about) with their complaints; the handoffs the agents asked for
+    in the period (of the scope; none with a class); the longest successful unattended run."""
+    sql, params = _period_where(since, until, action_class, scope, "a")
+    handoff_sql, handoff_params = _period_where(since, until, None, scope, "a")
+    handoff_sql = handoff_sql.replace("a.rule != ?", "a.route = ?", 1)
+    handoff_params[0] = ROUTE_HANDOFF
+    touched_sql = (
+        f"{sql} AND (a.reviewer IS NOT NULL OR a.status IN ('declined', 'rejected') OR a.resolved_at IS NOT NULL "
+        "OR a.id IN (SELECT action_id FROM complaints))"
+    )
+
+    def read(conn: sqlite3.Connection) -> PeriodFigures:
+        counts = [
+            OutcomeCount(
+                str(r[0]), str(r[1]), bool(r[2]), str(r[3]), bool(r[4]), bool(r[5]), r[6], bool(r[7]), int(r[8])
+            )
+            for r in conn.execute(
+                "SELECT a.class, a.class_level, CASE WHEN a.route = ? THEN 1 ELSE 0 END AS executed, a.status, "
+                "CASE WHEN a.reviewer IS NULL THEN 0 ELSE 1 END AS reviewed, a.edited, a.evidence, "
+                f"CASE WHEN a.tool = ? AND a.status IN ({_marks(RAN)}) THEN 1 ELSE 0 END AS sandboxed, count(*) "
+                f"FROM actions a WHERE {sql} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+                (ROUTE_EXECUTE, COMMAND_TOOL, *RAN, *params),
+            )
+        ]
+        approval = f"a.route != ? AND a.reviewer IS NOT NULL AND a.edited = 0 AND a.status NOT IN ({_marks(SAID_NO)})"
+        touched = [
+            _touched(r)
+            for r in conn.execute(
+                "SELECT a.id, a.class, a.class_level, a.created_at, a.status, a.route, a.reviewer, a.edited, "
+                f"a.finished_at, a.review_seconds, CASE WHEN {approval} THEN a.preview ELSE '' END, a.hidden_lines, "
+                f"a.resolved_at, a.evidence FROM actions a WHERE {touched_sql} ORDER BY a.id",
+                (ROUTE_EXECUTE, *SAID_NO, *params),
+            )
+        ]
+        complaints: dict[int, list[ComplaintRecord]] = {}
+        for r in conn.execute(
+            f"SELECT c.* FROM complaints c JOIN actions a ON a.id = c.action_id WHERE {sql} ORDER BY c.id", params
+        ):
+            complaints.setdefault(int(r["action_id"]), []).append(_complaint(r))
+        handoffs = conn.execute(f"SELECT count(*) FROM actions a WHERE {handoff_sql}", handoff_params).fetchone()
+        run_sql = sql if action_class is not None else f"(({sql}) OR ({handoff_sql}))"
+        run_params = params if action_class is not None else [*params, *handoff_params]
+        return PeriodFigures(
+            counts,
+            touched,
+            complaints,
+            0 if action_class else int(handoffs[0]),
+            _unattended_run(conn, run_sql, run_params),
+        )
+
+    return await _read(store, read)

@@ -21,11 +21,13 @@ pool would only hold idle connections.
 
 Guarantees, as with SQLite:
 
-- A write unit of work (`transaction`) takes one advisory lock for the whole database before its
-  first statement, the counterpart of SQLite's `BEGIN IMMEDIATE`: writers of every process and machine
-  run one after another, so the hash chain (record/chain.py) cannot fork and a check-then-write
-  (a class's standing, a draft's claim) sees what the writer before it committed. The claim itself is
-  `UPDATE ... WHERE status = 'draft'`, atomic on its own.
+- A write unit of work (`transaction`) takes its advisory locks before its first statement, the
+  counterpart of SQLite's `BEGIN IMMEDIATE`: by default one lock for the whole database, so writers of
+  every process and machine run one after another; the units on a call's hot path name a narrower scope
+  (record/locks.py: the classes whose standing they read and write), so calls of different classes
+  settle at once while a check-then-write of one class still sees what the writer before it committed.
+  The hash chain (record/chain.py) is appended under a lock of its own and cannot fork; a draft's claim
+  is `UPDATE ... WHERE status = 'draft'` on a row taken `FOR UPDATE SKIP LOCKED`, atomic on its own.
 - A broken connection (the server restarted, the network went away) fails the unit of work with a
   StoreError that names the database; the next unit of work opens a new connection. A unit whose
   FIRST statement found the connection dead is run again once on a new one: nothing of it reached the
@@ -42,6 +44,7 @@ from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ratchet.errors import StoreError
+from ratchet.record.locks import CLASS_SPACE, WAITS, Scope, Timer
 
 T = TypeVar("T")
 
@@ -228,15 +231,23 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def transaction(fn: Callable[[Connection], T], conn: Connection) -> T:
-    """`fn(conn)` inside BEGIN ... COMMIT, holding the database's write lock; an exception rolls back.
+def transaction(fn: Callable[[Connection], T], conn: Connection, scope: Scope | None = None) -> T:
+    """`fn(conn)` inside BEGIN ... COMMIT, holding the write locks of `scope` (record/locks.py: the whole
+    record when None); an exception rolls back.
 
-    READ COMMITTED: each statement sees what was committed before it, so after the lock is taken the
+    READ COMMITTED: each statement sees what was committed before it, so after the locks are taken the
     unit sees every earlier writer's work (a snapshot taken before the wait would not).
     """
     conn.execute(WRITE_BEGIN)
     try:
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        with Timer():
+            if scope is None:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            else:
+                conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (WRITE_LOCK,))
+                for name in scope.classes:
+                    conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (CLASS_SPACE, name))
+        WAITS.add(0.0, 1)
         value = fn(conn)
     except BaseException:
         if not conn.broken:

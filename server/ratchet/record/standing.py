@@ -170,15 +170,9 @@ def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool
     reviewed = conn.execute("SELECT reviewer FROM actions WHERE id = ?", (action_id,)).fetchone()
     if reviewed is None or reviewed[0] is not None:
         return False
-    epoch = current(conn, cls)[0].transition_id or 0  # the samples of a level are those since its move
-    counted = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT action_id FROM (SELECT action_id, ok, id FROM samples WHERE class = ? AND epoch = ? "
-            "ORDER BY id DESC LIMIT ?) w WHERE ok = 1",
-            (cls.name, epoch, cls.trust.window_size),
-        ).fetchall()
-    ]
+    # The window of record: the class's last `window_size` samples since the move that set its level
+    # (a cache that disagrees is reported by the sample's own settling, right after, in this transaction).
+    counted = [s.action_id for s in integrity.recorded(conn, cls).window.samples if s.ok]
     keys = _work(conn, [action_id, *counted])
     mine = keys.get(action_id)
     return mine is not None and is_padding(ok, mine, (keys[a] for a in counted if a in keys and a != action_id))

@@ -7,7 +7,8 @@ worker thread in one round trip: `Store.run(fn)` as one write transaction (`BEGI
 `COMMIT`), `Store.call(fn)` without one (reads). Within one process the store's lock serializes the
 units, so concurrent tool calls never interleave statements inside each other's transactions, and
 nothing slow (an executor, a human's answer) is ever awaited while it is held. Several server
-processes may share one file: SQLite's write lock and a busy timeout queue their transactions.
+processes may share one file: SQLite's write lock and a busy timeout queue their transactions. On
+PostgreSQL a unit locks the whole record, or only the classes it names (record/locks.py).
 
 What the functions see is the DB-API: `conn.execute(sql, params)` returns a cursor with
 `fetchone()`/`fetchall()`, rows indexable by position and by column name. Operations hand rows
@@ -59,6 +60,7 @@ import anyio
 
 from ratchet.errors import StoreError
 from ratchet.record import chain, pg_schema, postgres, schema
+from ratchet.record.locks import WAITS, Scope, Timer
 from ratchet.record.schema import MIGRATIONS, SCHEMA_VERSION
 from ratchet.redact import redact
 
@@ -199,15 +201,17 @@ class Store:
                 return await self._worker.run(functools.partial(db.run, cast(Callable[[postgres.Connection], T], fn)))
             return await self._worker.run(functools.partial(fn, db))
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, scope: Scope | None = None) -> T:
         """Run `fn(connection)` as one write transaction (BEGIN IMMEDIATE ... COMMIT) in one round trip.
 
         BEGIN IMMEDIATE takes SQLite's write lock up front, so writers of other processes queue (busy
         timeout) instead of failing midway; an exception rolls everything back and is raised here.
+        `scope` names the classes the unit reads and writes the standing of (record/locks.py): on
+        PostgreSQL only those are locked, beside the chains it appends to; None locks the whole record.
         """
         if isinstance(self._db, postgres.Link):
-            # The same unit of work as one PostgreSQL transaction under the database's write lock.
-            unit = functools.partial(postgres.transaction, cast(Callable[[postgres.Connection], T], fn))
+            # The same unit of work as one PostgreSQL transaction under its write locks.
+            unit = functools.partial(postgres.transaction, cast(Callable[[postgres.Connection], T], fn), scope=scope)
             return await self.call(cast(Callable[[sqlite3.Connection], T], unit))
         return await self.call(functools.partial(transaction, fn))
 
@@ -332,8 +336,11 @@ PRAGMAS = ("PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL", "PRAGMA s
 
 
 def transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-    """`fn(conn)` inside BEGIN IMMEDIATE ... COMMIT; any exception rolls back and propagates."""
-    conn.execute("BEGIN IMMEDIATE")
+    """`fn(conn)` inside BEGIN IMMEDIATE ... COMMIT; any exception rolls back and propagates. The wait for
+    the file's write lock (another process's transaction) is counted in `locks.WAITS`."""
+    with Timer():
+        conn.execute("BEGIN IMMEDIATE")
+    WAITS.add(0.0, 1)
     try:
         value = fn(conn)
     except BaseException:
