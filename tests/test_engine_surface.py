@@ -33,6 +33,9 @@ SURFACE = frozenset(
         # what it shows, and the evidence read from the record
         "trust_levels", "queue", "history", "transitions", "view", "row", "checked_filter",
         "tamper_records", "verify_chain", "unvouched", "metrics", "report", "explain",
+        # the delegated reviewer: consulted on a call, and what it said
+        "reviewer_consult", "reviewer_granted", "reviewer_settled", "reviewer_standing", "reviewer_verdicts",
+        "reviewer_about",
     }
 )  # fmt: skip
 
@@ -152,7 +155,20 @@ def test_the_engines_public_surface_is_what_the_edges_use() -> None:
 
 # A call's life through the engine, top to bottom: each module may import only those below it, so following
 # a call never climbs back up (the person's side, undo, origins and views sit beside it and are not listed).
-CALL_ORDER = ("external", "carry", "packets", "run", "verify", "settle", "reply", "intent", "where", "flood", "core")
+CALL_ORDER = (
+    "external",
+    "carry",
+    "packets",
+    "reviewer",
+    "run",
+    "verify",
+    "settle",
+    "reply",
+    "intent",
+    "where",
+    "flood",
+    "core",
+)
 
 
 def _engine_imports(source: str) -> set[str]:

@@ -82,7 +82,7 @@ CASES = [
         {"p.toml": "version = 2\n" + DOCS},
         "p.toml",
         "version",
-        "unknown top-level key; expected 'defaults' or 'classes'",
+        "unknown top-level key; expected 'defaults', 'classes' or 'reviewer'",
     ),
     Case(
         "bad-glob-empty-segment",

@@ -52,6 +52,9 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
     if args.all_from not in known:
         raise InvalidRequest(f"unknown class {args.all_from!r}; expected one of: {', '.join(sorted(known))}")
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
+    if getattr(args, "reviewer_approved", False):  # only what the reviewer approved (engine/reviewer.py)
+        said = await engine.reviewer_verdicts(ids)
+        ids = [i for i in ids if said.get(i, {}).get("verdict") == "approve"]
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
         whole = " (one decision: they run, but are not evidence of reading each)" if verb == "approve" else ""
@@ -210,6 +213,11 @@ def add_batch(p: argparse.ArgumentParser, verb: str) -> None:
 def add_approve(add: Add) -> None:
     p = add("approve", cmd_approve, json_flag=True, what="each draft's outcome")
     add_batch(p, "approve")
+    p.add_argument(
+        "--reviewer-approved",
+        action="store_true",
+        help="with --class: only the drafts the policy's reviewer approved (see `ratchet queue`)",
+    )
     p.add_argument("--content", metavar="FILE", help="approve with this file's text instead (one id; counts as rework)")
     p.add_argument("--note", help="a note kept with the review")
     p.add_argument(

@@ -12,8 +12,10 @@ from ratchet.cli.common import (
     add_filters,
     add_period,
     emit,
+    joined,
     opened,
 )
+from ratchet.engine import reviewer as delegated
 from ratchet.errors import UsageError
 from ratchet.policy.load import resolve_policy_dir
 from ratchet.record.store import resolve_location
@@ -28,7 +30,12 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     scope = action_filter(args)
     async with opened(args) as engine:
         report = await engine.metrics(since=args.since, until=args.until, action_class=args.cls, scope=scope)
-    emit(args, report, lambda: render_metrics(report))
+        reviewing = await engine.reviewer_standing()
+    if not reviewing["configured"]:
+        emit(args, report, lambda: render_metrics(report))
+        return 0
+    value = {**report.model_dump(mode="json"), "reviewer": reviewing}
+    emit(args, value, lambda: joined(render_metrics(report), "", delegated.render(reviewing)))
     return 0
 
 
@@ -38,6 +45,12 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     from ratchet.evidence.simulate import render_simulation, simulate_candidate  # start-up: as metrics
 
     workspace = Path(args.workspace).resolve()
+    if args.reviewer:  # the reviewer's dry run (evidence/reviewer_replay.py)
+        from ratchet.evidence.reviewer_replay import replay_candidate  # start-up: only for --reviewer
+
+        dry = await replay_candidate(resolve_location(args.db, workspace), resolve_policy_dir(workspace, args.policies))
+        emit(args, dry.as_dict(), dry.render)
+        return 0
     report = await simulate_candidate(
         resolve_location(args.db, workspace),
         resolve_policy_dir(workspace, args.policies),
@@ -60,8 +73,12 @@ async def cmd_report(args: argparse.Namespace) -> int:
     scope = action_filter(args)
     async with opened(args) as engine:
         report = await engine.report(since=args.since, until=args.until, scope=scope)
+        reviewing = await engine.reviewer_standing()
     if args.html:
-        print(f"wrote {write_html(report, Path(args.html))}")
+        print(f"wrote {write_html(report, Path(args.html), delegated.render(reviewing))}")
+    elif reviewing["configured"]:
+        value = {**report.model_dump(mode="json"), "reviewer": reviewing}
+        emit(args, value, lambda: joined(render_report(report), "", delegated.render(reviewing)))
     else:
         emit(args, report, lambda: render_report(report))
     return 0
@@ -83,6 +100,11 @@ def add_simulate(add: Add) -> None:
     p.add_argument("--since", help="replay from this ISO date/time or this long ago (default 30d; 'all': everything)")
     p.add_argument(
         "--against", metavar="DIR", help="the policy in force: replay only the classes the candidate changes"
+    )
+    p.add_argument(
+        "--reviewer",
+        action="store_true",
+        help="replay the reviewer's recorded verdicts as if it had held the authority the candidate gives it",
     )
 
 

@@ -16,6 +16,7 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.engine import handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.inert import inert_output
 
 
@@ -68,7 +69,9 @@ async def cmd_explain(args: argparse.Namespace) -> int:
 
     async with opened(args) as engine:
         explanation = await engine.explain(args.id)
-    emit(args, explanation, lambda: render_explanation(explanation))
+        said = await engine.reviewer_about(args.id)
+    value = {**explanation.model_dump(mode="json"), "reviewer": said}
+    emit(args, value, lambda: joined(render_explanation(explanation), *delegated.about_lines(said)))
     return 0
 
 

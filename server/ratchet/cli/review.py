@@ -20,6 +20,7 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.engine import Engine, handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.errors import InvalidRequest, RatchetError
 
 
@@ -34,7 +35,10 @@ async def cmd_queue(args: argparse.Namespace) -> int:
             engine.named(args.cls)  # an unknown class is an error naming the known ones
             drafts = [d for d in drafts if d.action_class == args.cls]
         _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
+        said = await engine.reviewer_verdicts([d.action_id for d in drafts])
     body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
+    if said or (drafts and engine.policy.reviewer is not None):  # each draft's pre-review (engine/reviewer.py)
+        body += "\n" + "\n".join(f"#{d.action_id} {delegated.verdict_line(said.get(d.action_id))}" for d in drafts)
     emit(args, listed(scope, "drafts", drafts), lambda: filtered_text(scope, body, "no drafts waiting", "drafts"))
     return 0
 
@@ -81,6 +85,7 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         scope = await engine.checked_filter(action_filter(args))
         items = await handoffs.inbox(engine, scope)
         tampers, found = await engine.tamper_records()
+        said = await engine.reviewer_verdicts([i.id for i in items if i.kind == "draft"])
 
     def text() -> str:
         out = []
@@ -98,7 +103,9 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
                 if listed_of[i.action_class] > terminal.GROUP_ROWS:
                     continue
             blocking = "BLOCKING " if i.blocking else ""
-            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary])
+            verdict = said.get(i.id)  # a draft's pre-review (engine/reviewer.py)
+            judged = f" [reviewer: {verdict['verdict']}]" if verdict is not None else ""
+            rows.append([str(i.id), i.kind, i.action_class, f"{i.age_s:.0f}s", blocking + i.summary + judged])
         out += terminal.table(["ID", "KIND", "CLASS", "WAITING", "SUMMARY"], rows, numeric=[0, 3]) if items else []
         out += [
             f"... and {n - terminal.GROUP_ROWS} more drafts of {name} (`ratchet queue --class {name}` lists them; "

@@ -16,6 +16,7 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.cli.hook import NO_HOOK_SERVER
+from ratchet.engine import reviewer as delegated
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -27,6 +28,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         levels = await engine.trust_levels()
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
+        reviewing = await engine.reviewer_standing()
     waiting = sum(1 for d in queue if d.waiting)
     servers = hook_servers.running(workspace=Path(args.workspace).resolve())
     value = {
@@ -36,11 +38,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
         "waiting_for_origin": waiting,
         **({"recent": recent} if scope.active else {}),
         "hook_servers": servers,
+        "reviewer": reviewing,
     }
 
     def text() -> str:
         shown = terminal.status(levels, len(queue), scope=scope, waiting=waiting, recent=recent)
         lines = [s.line() for s in servers] or [NO_HOOK_SERVER]
+        lines += [delegated.render(reviewing)] if reviewing["configured"] else []
         head, _, rest = shown.partition("\n\n")  # after the policy's lines, before the classes
         return joined(head, *lines, "", rest) if rest else joined(shown, *lines)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ratchet import telemetry
+from ratchet.engine import reviewer as delegated
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.decide import Decider
@@ -144,3 +145,17 @@ class CallSide:
         checks = await self.verifier.task_end(task.id)
         telemetry.moved(self.setting, checks.moves)
         return task, checks
+
+    # -- the delegated reviewer on a call (engine/reviewer.py) ---------------------------------------------
+
+    async def reviewer_consult(self, ev: Evaluation, key: str, intent: str | None) -> HumanAnswer | None:
+        """On a `confirm` call: the reviewer's approval in the person's place, or None (ask the person)."""
+        return await delegated.consult(self.setting, ev, key, intent)
+
+    def reviewer_granted(self, key: str) -> HumanAnswer | None:
+        """The approval `reviewer_consult` gave on this call, if it did (the call then runs without asking)."""
+        return delegated.granted(self.setting, key)
+
+    async def reviewer_settled(self, key: str, action_id: int, asked: bool) -> None:
+        """After a call is recorded: keep the reviewer's verdict on it, or start a shadow verdict."""
+        await delegated.settled(self.setting, key, action_id, asked)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ratchet.engine import flood
+from ratchet.engine import flood, reviewer
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.intent import intent_row, refused_row
 from ratchet.engine.packets import Packets, stopped_fields
@@ -123,6 +123,10 @@ class Carrier:
             raise
         if status in (Status.BLOCKED, Status.DRAFT):
             self.packets.notify_inbox(action_id, status, ev.prepared.tool, ev.prepared.target, packet)
+        if status is Status.DRAFT:
+            reviewer.shadow(
+                s, action_id, ev.evidence
+            )  # a queued draft is pre-reviewed, off the path (engine/reviewer.py)
         outcome = tool_outcome(ev, action_id, status, moved=moved, packet=packet)
         if unanswered is not None:
             why = provenance.describe(

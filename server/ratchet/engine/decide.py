@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from ratchet.engine.core import Evaluation, Setting
+from ratchet.engine.reviewer import judges
 from ratchet.errors import InvalidRequest
 from ratchet.operations import operation, sandbox_status_async
 from ratchet.policy.levels import Level
@@ -21,6 +22,7 @@ from ratchet.record import actions, integrity
 from ratchet.record.store import class_row
 from ratchet.rules import contracts
 from ratchet.rules.gate import Trigger, decide, no_sandbox_trigger
+from ratchet.rules.reviewer import steering_triggers
 
 
 class Decider:
@@ -86,6 +88,7 @@ class Decider:
             capped = no_sandbox_trigger(cls, sandbox.available, sandbox.detail)
             extra += [capped] if capped is not None else []
         extra += [Trigger(name, detail, Level.BLOCKED) for name, detail in prepared.refusals]
+        extra += steering_triggers(judges(s.policy, cls), prepared.shown)  # a change addressing the reviewer
         decision = decide(
             cls,
             level,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 from ratchet import telemetry
+from ratchet.engine import reviewer
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
 from ratchet.engine.intent import intent_row
@@ -132,6 +133,8 @@ class External:
 
         moved = await s.store.run(settle)
         telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
+        if answer is not None:
+            reviewer.shadow(s, action_id, cls)  # judged beside the person's answer in the client's dialog
         return moved
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ratchet import telemetry
+from ratchet.engine import reviewer as delegated
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
 from ratchet.engine.intent import draft_args_kept
@@ -61,8 +62,16 @@ class HumanSide:
         self.setting = setting
         self.runner = carrier.runner
         self.views = views
-        self.undoer = Undoer(setting, carrier, record_complaint)
+        self.undoer = Undoer(setting, carrier, self.record_complaint)
         self.runner.undo_failed = self.undo_failed
+
+    def record_complaint(
+        self, conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str, identity: str | None = None
+    ) -> standing.Transition | None:
+        """`record_complaint`, and the reviewer's authority judged again (engine/reviewer.py)."""
+        moved = record_complaint(conn, cls, action_id, reason, identity)
+        delegated.complained(conn, self.setting, cls, action_id)
+        return moved
 
     async def approve(
         self,
@@ -160,6 +169,7 @@ class HumanSide:
         if failed(checked) and cls.undo_on_failure and not revert:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
             await self.runner.undo_after_failed_check(action_id, reason)
+        delegated.shadow(s, action_id, evidence)  # the reviewer's verdict beside the person's, off the path
         return await self.views.view(action_id)
 
     @staticmethod
@@ -245,6 +255,7 @@ class HumanSide:
         telemetry.answered(s, judged[0], judged[1], "unanswered" if unanswered else "rejected", judged[2])
         if unanswered is not None:
             return self.views.draft_view(unanswered)
+        delegated.shadow(s, action_id)  # the reviewer's verdict beside the person's, off the path
         return await self.views.view(action_id)
 
     def _review_time(
@@ -277,7 +288,7 @@ class HumanSide:
                     f"action {action_id} already has a complaint (recorded {when}); an action is complained "
                     "about once. `ratchet explain` shows it"
                 )
-            moved = record_complaint(conn, cls, action_id, reason, s.identity)
+            moved = self.record_complaint(conn, cls, action_id, reason, s.identity)
             demoted = moved is not None and moved.kind == "complaint"
             return ComplaintOutcome(action_id, cls.name, moved, failure=not demoted)
 

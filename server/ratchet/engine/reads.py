@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ratchet.engine import reviewer as delegated
 from ratchet.engine.core import Setting
 from ratchet.engine.views import Views
 from ratchet.record import chain, integrity
@@ -98,3 +99,17 @@ class Reads:
         from ratchet.evidence.explain import explain_action  # start-up: not needed to serve
 
         return await explain_action(self.setting.store, action_id, self.setting.policy)
+
+    # -- the delegated reviewer's record (engine/reviewer.py) ----------------------------------------------
+
+    async def reviewer_standing(self) -> dict[str, Any]:
+        """The reviewer's score per class for this record and policy, and why it may not run here, if so."""
+        return await delegated.standing(self.setting)
+
+    async def reviewer_verdicts(self, action_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The reviewer's verdicts on these actions (drafts in a queue), by id."""
+        return await delegated.verdicts(self.setting, action_ids)
+
+    async def reviewer_about(self, action_id: int) -> dict[str, Any] | None:
+        """What the reviewer said on one action and who vouched for its outcome (None: no action)."""
+        return await self.setting.store.call(lambda c: delegated.about(c, action_id))

@@ -640,8 +640,13 @@ def render_html(r: EvidenceReport) -> str:
     )
 
 
-def write_html(r: EvidenceReport, path: Path) -> Path:
-    """Write the HTML page to `path` (parents created) and return it."""
+def write_html(r: EvidenceReport, path: Path, reviewer: str | None = None) -> Path:
+    """Write the HTML page to `path` (parents created) and return it; `reviewer`: the delegated reviewer's
+    standing as text (engine/reviewer.py `render`), shown in its own section."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(r), encoding="utf-8")
+    page = render_html(r)
+    if reviewer:
+        section = f"<h2>Reviewer</h2><pre>{html.escape(reviewer)}</pre>"
+        page = page.replace("</body></html>", section + "</body></html>", 1)
+    path.write_text(page, encoding="utf-8")
     return path

@@ -425,6 +425,8 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
             return _Gated(None, exc)
         if ev.decision.route is Route.CONFIRM:
             key = provenance.question_key(call.tool, call.args)
+            if await _engine(ctx).reviewer_consult(ev, key, call.intent) is not None:
+                return _Gated(ev, None)  # the reviewer approved on its authority (engine/reviewer.py)
             _asking(ctx, key)
             if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
                 _engine(ctx).shown_calls[key] = _call_digest(ev)
@@ -467,6 +469,8 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             raise gated.error
         assert gated.evaluation is not None
         ev = gated.evaluation
+        if ev.decision.route is Route.CONFIRM:  # approved by the reviewer on its authority, or None
+            answer = engine.reviewer_granted(provenance.question_key(tool, args))
     else:
         # The human answered: re-evaluate now (the class may have moved while they read) and carry
         # out the fresh decision; the answer counts only if the call still needs a confirmation.
@@ -503,6 +507,8 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         outcome = await engine.carry_out(
             ev, intent=intent, confidence=confidence, answer=answer, uncertainty=call.uncertainty, progress=progress
         )
+    asked = answer is not None and answer.channel == "elicitation" and not answer.dismissed
+    await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, asked)
     return _result(outcome)
 
 

@@ -31,6 +31,7 @@ from ratchet.policy.model import (
     TrustParams,
     trust_fields,
 )
+from ratchet.policy.reviewer import ReviewerSpec
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +46,8 @@ def load_policy(directory: Path) -> Policy:
     defaults: Defaults | None = None
     defaults_file = ""
     raw_classes: list[tuple[str, str, Any, str]] = []
+    reviewer: ReviewerSpec | None = None
+    reviewer_file = ""
     digest = hashlib.sha256()
     for path in files:
         text = _read(path)
@@ -53,9 +56,16 @@ def load_policy(directory: Path) -> Policy:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(path.name, "", f"TOML syntax error: {exc}") from exc
-        unknown = set(data) - {"defaults", "classes"}
+        unknown = set(data) - {"defaults", "classes", "reviewer"}
         if unknown:
-            raise PolicyError(path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults' or 'classes'")
+            raise PolicyError(
+                path.name, sorted(unknown)[0], "unknown top-level key; expected 'defaults', 'classes' or 'reviewer'"
+            )
+        if "reviewer" in data:
+            if reviewer_file:
+                raise PolicyError(path.name, "reviewer", f"the reviewer is already set in {reviewer_file}")
+            reviewer = _validate(ReviewerSpec, data["reviewer"], path.name, "reviewer")
+            reviewer_file = path.name
         if "defaults" in data:
             if defaults is not None:
                 raise PolicyError(path.name, "defaults", f"defaults are already set in {defaults_file}")
@@ -78,7 +88,15 @@ def load_policy(directory: Path) -> Policy:
             raise PolicyError(file, f"classes.{name}", f"class already declared in {compiled[name].file}")
         spec = _validate(ClassSpec, spec_data, file, f"classes.{name}")
         compiled[name] = _compile(name, spec, defaults, file, _line_of(text, name))
-    policy = Policy(directory, defaults, compiled, digest.hexdigest()[:16], defaults_file or "00-defaults.toml")
+    policy = Policy(
+        directory,
+        defaults,
+        compiled,
+        digest.hexdigest()[:16],
+        defaults_file or "00-defaults.toml",
+        reviewer,
+        reviewer_file,
+    )
     check_examples(policy)
     return policy
 
@@ -293,6 +311,7 @@ def _compile(name: str, spec: ClassSpec, defaults: Defaults, file: str, line: in
         promotion_evidence=spec.promotion_evidence,
         chat_approval=spec.chat_approval,
         require_other_reviewer=spec.require_other_reviewer,
+        reviewer=spec.reviewer,
         verify=tuple(tuple(check) for check in spec.verify or ()),
         verify_on=spec.verify_on,
         verify_timeout_s=spec.verify_timeout_s,

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ratchet.policy.globs import PathGlob
 from ratchet.policy.levels import Level
 from ratchet.policy.limits import ClassLimits, Limits, SizeLimits
+from ratchet.policy.reviewer import ReviewerSpec
 from ratchet.rules.provenance import PROMOTION_EVIDENCE
 
 UNCLASSIFIED = "unclassified"
@@ -224,6 +225,8 @@ class ClassSpec(_Strict):
     secret: bool = False
     # A draft of the class is approved by another identity than the one that recorded it (identity.py).
     require_other_reviewer: bool = False
+    # Whether the policy's delegated reviewer (policy/reviewer.py) may judge and decide the class's calls.
+    reviewer: bool = True
     window_size: int | None = Field(None, ge=5, le=10_000)
     min_samples: int | None = Field(None, ge=1)
     promote_at: float | None = Field(None, gt=0, lt=1)
@@ -383,6 +386,8 @@ class ActionClass:
     secret: bool = False
     # Approving a draft of the class needs another identity than the one that recorded the draft.
     require_other_reviewer: bool = False
+    # Whether the delegated reviewer may judge and decide the class's calls (`reviewer = false`: never).
+    reviewer: bool = True
 
     @property
     def rule(self) -> str:
@@ -448,6 +453,9 @@ class Policy:
     fingerprint: str
     # The file holding [defaults] (named in limit refusals: where to raise a limit).
     defaults_file: str = "00-defaults.toml"
+    # The delegated reviewer (`[reviewer]`, policy/reviewer.py) and the file declaring it; None: none.
+    reviewer: ReviewerSpec | None = None
+    reviewer_file: str = ""
 
     def classify(self, subject: Subject) -> Classification:
         """Find the class for an action; see the module docstring for how overlaps resolve."""

@@ -264,6 +264,35 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE actions ADD COLUMN origin_repo TEXT
     """,
+    # reviewer: the delegated reviewer's verdict on an action (record/reviewer.py), one per action, in the role
+    # it played (beside a person's answer, in the person's place, or an audit), and each time a class's
+    # reviewer gained or lost authority (a loss restarts its score).
+    """
+    CREATE TABLE reviewer_verdicts (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER NOT NULL,
+        class TEXT NOT NULL,
+        at REAL NOT NULL,
+        role TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        error TEXT,
+        seconds REAL,
+        reviewer TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX reviewer_verdicts_action ON reviewer_verdicts (action_id);
+    CREATE INDEX reviewer_verdicts_by_class ON reviewer_verdicts (class, at);
+    CREATE TABLE reviewer_authority (
+        id INTEGER PRIMARY KEY,
+        class TEXT NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        action_id INTEGER
+    );
+    CREATE INDEX reviewer_authority_by_class ON reviewer_authority (class, id)
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

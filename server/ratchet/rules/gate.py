@@ -160,5 +160,10 @@ def decide(
         level = Level.DRAFT
     flagged = flagged and level is Level.AUTONOMOUS
     # Only what changed this call is reported: a trigger that lowered it, or the flag on a call that runs.
-    kept = tuple(t for t in triggers if t.cap < class_level or (flagged and t.cap is Level.AUTONOMOUS))
+    # A change that addresses its reviewer is shown flagged whatever it did to the level (rules/reviewer.py).
+    kept = tuple(
+        t
+        for t in triggers
+        if t.cap < class_level or (flagged and t.cap is Level.AUTONOMOUS) or t.name == "addresses-reviewer"
+    )
     return Decision(cls.name, cls.rule, class_level, level, ROUTE_OF_LEVEL[level], kept, flagged)

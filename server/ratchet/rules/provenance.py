@@ -10,6 +10,9 @@ Every approval or decline of a confirmation or a draft records its *channel*:
 - `web`: the review page;
 - `bulk`: one decision for a whole class of drafts at once (`ratchet approve --class`, `reject --class`,
   the review page's per-class buttons), whatever screen it came from (the reviewer names it);
+- `reviewer`: the policy's delegated reviewer (engine/reviewer.py) approved a `confirm` call in the person's
+  place, on the authority its agreement with people earned: the call runs, and an approval is `unverified`
+  (never a person's evidence, never a promotion);
 - `auto-mode`: Claude Code's dialog while the session was in auto mode, where the client's own
   classifier model may answer permission prompts: it runs what was approved, but Ratchet cannot
   tell a person's answer from the classifier's, so an approval is `unverified` and a decline is
@@ -71,9 +74,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "bulk", "auto-mode")
+CHANNELS = ("cli", "elicitation", "hook-dialog", "web", "bulk", "auto-mode", "reviewer")
 BULK = "bulk"
 AUTO_MODE = "auto-mode"  # a client classifier may have answered: never a person's evidence
+REVIEWER = "reviewer"  # the policy's delegated reviewer approved in the person's place: never a person's evidence
 COUNTED, UNVERIFIED, UNANSWERED = "counted", "unverified", "unanswered"
 EVIDENCE = (COUNTED, UNVERIFIED, UNANSWERED)
 PROMOTION_EVIDENCE = ("any", "cli")
@@ -137,7 +141,7 @@ def assess(
         return UNANSWERED
     if channel == BULK:  # one decision for a class of drafts: see the module docstring
         return UNVERIFIED if accepted else COUNTED
-    if channel == AUTO_MODE:
+    if channel in (AUTO_MODE, REVIEWER):
         return UNVERIFIED if accepted else UNANSWERED
     if channel == "cli":
         return COUNTED  # the human's own terminal, which the agent cannot reach; its time is queue time

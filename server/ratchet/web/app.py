@@ -16,6 +16,7 @@ with `textContent` by static/app.js, or, on the server-rendered pages, through `
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import secrets
 import time
@@ -34,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ratchet.engine import Engine, handoffs
+from ratchet.engine import reviewer as delegated
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
 from ratchet.evidence.explain import render_explanation
 from ratchet.evidence.report import svg_plot
@@ -183,10 +185,18 @@ def _triggers(items: list[Any]) -> list[dict[str, str]]:
     return [{"name": t.name, "detail": t.detail} for t in items]
 
 
+def _verdict(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A draft's pre-review as the page shows it (the reviewer's own words are text, never markup)."""
+    if v is None:
+        return None
+    return {"verdict": v["verdict"], "risk": v["risk"], "reason": v["reason"] or v["error"] or ""}
+
+
 async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
     """Everything waiting, in `handoffs.inbox` order, with what a reviewer needs to decide each."""
     listed = await handoffs.inbox(engine)
     drafts = {d.action_id: d for d in await engine.queue()}
+    said = await engine.reviewer_verdicts(list(drafts))  # each draft's pre-review (engine/reviewer.py)
     out: list[dict[str, Any]] = []
     for item in listed:
         entry: dict[str, Any] = {
@@ -226,6 +236,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
                 size=change_size(draft.preview, draft.hidden_lines),
                 hidden_lines=draft.hidden_lines,
                 digest=draft.digest,
+                reviewer=_verdict(said.get(item.id)),
             )
             if item.kind == "approved":  # decided already; it waits for its origin to run it (engine/origin.py)
                 entry.update(
@@ -647,7 +658,13 @@ async def events(request: Request) -> Response:
 async def classes_page(request: Request) -> Response:
     state = _state(request)
     levels = await state.engine.trust_levels()
-    return HTMLResponse(pages.classes(_session(request).csrf, levels))
+    page = pages.classes(_session(request).csrf, levels)
+    reviewing = await state.engine.reviewer_standing()  # the reviewer's score per class (engine/reviewer.py)
+    if reviewing["configured"]:
+        text = html.escape(delegated.render(reviewing))
+        section = f"<section class='reviewer'><h2>Reviewer</h2><pre>{text}</pre></section>"
+        page = page.replace("</body>", section + "</body>", 1)
+    return HTMLResponse(page)
 
 
 async def class_page(request: Request) -> Response:

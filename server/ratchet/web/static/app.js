@@ -234,6 +234,7 @@
       fact("confidence", d.confidence === null || d.confidence === undefined ? null : Number(d.confidence).toFixed(2)),
       fact("tried", d.what_tried),
       fact("unsure about", d.uncertainty),
+      d.reviewer ? fact("reviewer", `${d.reviewer.verdict} (risk ${d.reviewer.risk})${d.reviewer.reason ? ": " + d.reviewer.reason : ""}`) : null,
     );
     const node = el("li", { class: "item", tabindex: -1, "data-id": d.id, "data-kind": d.kind }, head, facts);
     if (d.preview) node.append(renderDiff(d.preview));
@@ -290,8 +291,11 @@
   const GROUP_AT = 3;
   let groupsShown = "";
 
-  function draftsOf(name) {
-    return [...items.values()].filter((e) => e.data.kind === "draft" && e.data.action_class === name).map((e) => e.data.id);
+  function draftsOf(name, reviewerApproved) {
+    return [...items.values()]
+      .filter((e) => e.data.kind === "draft" && e.data.action_class === name)
+      .filter((e) => !reviewerApproved || (e.data.reviewer && e.data.reviewer.verdict === "approve"))
+      .map((e) => e.data.id);
   }
 
   function renderGroups() {
@@ -302,7 +306,7 @@
       if (e.data.kind === "draft") counts.set(e.data.action_class, (counts.get(e.data.action_class) || 0) + 1);
     }
     const flooded = [...counts].filter(([, n]) => n >= GROUP_AT);
-    const shape = JSON.stringify(flooded);
+    const shape = JSON.stringify(flooded.map(([name, n]) => [name, n, draftsOf(name, true).length]));
     if (shape === groupsShown) return; // unchanged: keep whatever the reviewer typed
     groupsShown = shape;
     box.replaceChildren();
@@ -315,14 +319,15 @@
         el("div", { class: "group-head" }, el("b", { text: name }), ` · ${n} drafts waiting`),
         el("div", { class: "actions" },
           el("button", { type: "button", class: "approve group-approve", text: `Approve all ${n}`, onclick: () => answerClass(name, "approve", null) }),
+          draftsOf(name, true).length ? el("button", { type: "button", class: "approve group-approve-reviewed", text: `Approve the ${draftsOf(name, true).length} the reviewer approved`, onclick: () => answerClass(name, "approve", null, true) }) : null,
           rejectForm),
         el("small", { class: "meta", text: "One decision for the whole class. Approved this way they run, but do not count as evidence that each was read." })));
     }
     box.hidden = flooded.length === 0;
   }
 
-  async function answerClass(name, verb, reason) {
-    const ids = draftsOf(name);
+  async function answerClass(name, verb, reason, reviewerApproved) {
+    const ids = draftsOf(name, reviewerApproved);
     if (!ids.length) return;
     const row = document.querySelector(`#groups .group[data-class="${CSS.escape(name)}"]`);
     if (row) busy(row, true);
