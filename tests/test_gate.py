@@ -10,7 +10,7 @@ import pytest
 from ratchet.policy.levels import Level
 from ratchet.policy.load import load_policy
 from ratchet.policy.model import ActionClass, ConfidenceThresholds, Policy, TrustParams
-from ratchet.rules.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide
+from ratchet.rules.gate import ROUTE_OF_LEVEL, Decision, Route, Trigger, decide, no_sandbox_trigger
 
 POLICY = """
 [defaults]
@@ -273,3 +273,47 @@ def test_trigger_as_dict() -> None:
 def test_blocked_class_stays_blocked(docs: ActionClass) -> None:
     d = decide(docs, Level.BLOCKED, confidence=1.0, pinned=Level.AUTONOMOUS)
     assert (d.level, d.route, d.triggers) == (Level.BLOCKED, Route.BLOCK, ())
+
+
+def test_a_command_class_without_a_sandbox_here_is_capped_at_confirm(docs: ActionClass) -> None:
+    """Where no OS sandbox can be had, a command class that wants one is confirmed by a human, command by
+    command; a class that runs no commands, one that opted out of the sandbox, or a host that has one is
+    not capped."""
+    commands = dataclasses.replace(docs, name="tests-run", tools=("run_command",))
+    capped = no_sandbox_trigger(commands, False, "bubblewrap is missing")
+    assert capped is not None and (capped.name, capped.cap) == ("no-sandbox", Level.CONFIRM)
+    assert "bubblewrap is missing" in capped.detail
+    assert decide(commands, Level.AUTONOMOUS, extra=(capped,)).route is Route.CONFIRM
+    assert no_sandbox_trigger(commands, True, "ok") is None  # the sandbox is there
+    assert no_sandbox_trigger(dataclasses.replace(commands, sandbox=False), False, "missing") is None  # "off"
+    assert no_sandbox_trigger(docs, False, "missing") is None  # writes files only: no command to sandbox
+    mixed = dataclasses.replace(commands, tools=("write_file", "run_command"))
+    assert no_sandbox_trigger(mixed, False, "missing") is not None
+
+
+def test_a_decision_cannot_be_changed_once_made(docs: ActionClass) -> None:
+    """What the gate decided (and each reason) is frozen: code after the gate cannot raise a call's level
+    or drop a trigger by assigning to the decision."""
+    decision = decide(docs, Level.AUTONOMOUS, confidence=0.6)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.level = Level.AUTONOMOUS  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.triggers[0].cap = Level.AUTONOMOUS  # type: ignore[misc]
+    assert decision.level is Level.CONFIRM
+
+
+def test_a_server_that_cannot_record_answers_drafts_what_it_would_ask(docs: ActionClass) -> None:
+    """Under the agent's database role nobody's answer can be recorded here: a confirm becomes a draft for
+    the reviewer side; a call that runs without asking is not touched."""
+    asked = decide(docs, Level.CONFIRM, answers_here=False)
+    assert (asked.level, asked.route, names(asked)) == (Level.DRAFT, Route.DRAFT, ["reviewer-side"])
+    runs = decide(docs, Level.AUTONOMOUS, answers_here=False)
+    assert (runs.level, runs.route, runs.triggers) == (Level.AUTONOMOUS, Route.EXECUTE, ())
+
+
+def test_a_call_with_no_failures_reported_is_not_halted(docs: ActionClass) -> None:
+    """A caller that gives no failure count (a session with none) never trips the halt, even for a class
+    that halts at its first failure."""
+    touchy = dataclasses.replace(docs, trust=TrustParams(max_consecutive_failures=1))
+    assert decide(touchy, Level.AUTONOMOUS).route is Route.EXECUTE
+    assert decide(touchy, Level.AUTONOMOUS, session_failures=1).route is Route.BLOCK

@@ -6,10 +6,14 @@ tool_use_id, and a transcript settles only its own session's calls. Driven throu
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ratchet.rules.provenance import reading_seconds
 
 from .helpers import Claude
 from .helpers import decided as _decided
@@ -93,7 +97,8 @@ def test_two_waiting_calls_of_one_session_are_each_settled_by_their_own_id(alice
     alice.post("Write", first, name="PermissionDenied", reason="the classifier said no")
     assert (_row(alice, first)["status"], _row(alice, first)["sample"]) == ("unanswered", None)
     assert _row(alice, second)["status"] == "asked"  # the newer call still waits for its own outcome
-    alice.post("Write", second)
+    time.sleep(reading_seconds(1) + 0.3)  # the person reads the one-line change before approving it
+    alice.post("Write", second, duration_ms=3)
     assert (_row(alice, second)["status"], _row(alice, second)["sample"]) == ("executed", "success")
     assert (_row(alice, first)["status"], _row(alice, first)["target"]) == ("unanswered", "climb/one.txt")
     assert _window(alice, "climb")[1:] == (before[1] + 1, before[2] + 1)
@@ -133,6 +138,7 @@ def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, 
 def _rejection(tool_use_id: str) -> str:
     entry = {
         "type": "user",
+        "timestamp": datetime.now(UTC).isoformat(),  # Claude Code stamps every transcript entry
         "message": {
             "role": "user",
             "content": [
@@ -154,6 +160,7 @@ def test_a_transcript_settles_only_its_own_sessions_calls(alice: Claude, mallory
     d, own = mallory.write("climb/f.txt", "f\n")
     assert _decided(d) == "ask"
     before = _window(alice, "climb")
+    time.sleep(reading_seconds(1) + 0.3)  # the dialogs were read before they were declined
     # Mallory's transcript claims alice's call (and its own) was declined; its Stop settles only its own.
     mallory.transcript.write_text(_rejection(asked) + _rejection(own))
     assert mallory.send(mallory.event("Stop", stop_hook_active=False)) is None

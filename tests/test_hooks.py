@@ -6,6 +6,8 @@ anything broken is a deny, never an allow."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from mcp import Client
 from ratchet.claude_code import hooks
 from ratchet.claude_code.hooks import HookOptions
 from ratchet.mcp.server import ServerConfig, build_server
+from ratchet.rules.provenance import reading_seconds
 
 from .helpers import Claude, Clock, Decision, Human, write_policy
 from .helpers import decided as _decided
@@ -166,13 +169,16 @@ def _moves(db: Path, cls: str) -> list[tuple[str, str, str, int, int]]:
 def test_approved_asks_promote_the_class_exactly_like_mcp_confirmations(
     claude: Claude, tmp_path: Path, hook_policies: Path
 ) -> None:
-    # Claude Code's dialog: ask, the human accepts, the tool runs, PostToolUse reports it.
+    # Claude Code's dialog: ask, the human reads and accepts, the tool runs, PostToolUse reports it (with the
+    # tool's own run time, which is not reading time).
     seen = []
     for i in range(5):
         d, tool_use_id = claude.write(f"climb/f{i}.txt", f"{i}\n")
         seen.append(_decided(d))
         if seen[-1] == "ask":
-            assert claude.post("Write", tool_use_id, tool_response={"filePath": "x", "success": True}) is None
+            time.sleep(reading_seconds(1) + 0.3)  # the one-line change read (the reading-time rule)
+            response = {"filePath": "x", "success": True}
+            assert claude.post("Write", tool_use_id, tool_response=response, duration_ms=12) is None
     assert seen == ["ask", "ask", "ask", "allow", "allow"]
 
     # The same calls over MCP, answered in the elicitation dialog.
@@ -255,6 +261,8 @@ def test_a_failed_run_and_a_declined_dialog_are_evidence(claude: Claude) -> None
             ],
         },
     }
+    time.sleep(reading_seconds(0) + 0.3)  # the person read the command before declining it
+    rejection["timestamp"] = datetime.now(UTC).isoformat()  # Claude Code stamps every transcript entry
     claude.transcript.write_text(json.dumps({"type": "summary"}) + "\n" + json.dumps(rejection) + "\n")
     assert claude.send(claude.event("Stop", stop_hook_active=False)) is None
     rows = {r["external_id"]: r for r in _rows(claude.db, "SELECT * FROM actions WHERE class = 'ls-run'")}

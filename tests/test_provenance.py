@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -19,7 +20,7 @@ from ratchet.engine import Engine
 from ratchet.errors import PolicyError
 from ratchet.mcp.server import ServerConfig, build_server
 from ratchet.policy.load import load_policy, starter_policy_dir
-from ratchet.rules.provenance import AnswerClock
+from ratchet.rules.provenance import AnswerClock, reading_seconds
 
 from .helpers import Clock, Human, connect, run_cli, write_policy
 
@@ -361,6 +362,7 @@ async def test_a_hook_dialog_answer_records_its_channel(
     answer = json.loads(await claude_code(json.dumps(pre), options))
     assert answer["hookSpecificOutput"]["permissionDecision"] == "ask"
     post = {**common, "hook_event_name": "PostToolUse", "tool_name": "Write", "tool_use_id": "toolu_1"}
+    await anyio.sleep(reading_seconds(1) + 0.2)  # the person reads the one-line change, then answers
     assert await claude_code(json.dumps({**post, "tool_input": {}, "tool_response": {"success": True}}), options) == ""
     row = _rows(db, "SELECT reviewer, review_channel, evidence, sample, review_seconds FROM actions")[0]
     assert (row["reviewer"], row["review_channel"]) == ("client", "hook-dialog")
@@ -415,12 +417,39 @@ async def test_a_hook_answer_is_timed_to_the_moment_the_caller_knows(workspace: 
         ev = await engine.evaluate("write_file", {"path": "ask/h.txt", "content": "x\n"}, shell_rule=False)
         asked = await engine.record_external(ev, "toolu_9")
         created = _rows(db, "SELECT created_at FROM actions WHERE id = ?", asked.action_id)[0][0]
+        engine.answers.now = lambda: created + 30.0  # recorded 30 s after the PreToolUse
         # Declined in the client's dialog 4 s after the PreToolUse (the transcript's timestamp), settled later.
         await engine.record_external_outcome("toolu_9", ran=False, ok=False, answered_at=created + 4.0)
     finally:
         await engine.close()
     row = _rows(db, "SELECT status, review_seconds, review_channel, evidence, sample FROM actions")[0]
     assert tuple(row) == ("declined", 4.0, "hook-dialog", "counted", "failure")
+
+
+@pytest.mark.asyncio
+async def test_hook_answers_given_at_one_moment_are_one_reading(workspace: Path, policies: Path, db: Path) -> None:
+    """Two dialogs declined at the same moment (as a transcript stamps a burst): the first recorded is timed
+    from its question, the second from that answer, 0 s; a moment claimed past the recording is cut to it."""
+    engine = await Engine.open(workspace, policies=policies, db=db, session="claude-s8")
+    try:
+        ids = []
+        for name in ("a", "b", "c"):
+            ev = await engine.evaluate("write_file", {"path": f"ask/{name}.txt", "content": "x\n"}, shell_rule=False)
+            ids.append((await engine.record_external(ev, f"toolu_{name}")).action_id)
+        created = _rows(db, "SELECT created_at FROM actions WHERE id = ?", ids[0])[0][0]
+        engine.answers.now = lambda: created + 30.0
+        for name in ("a", "b"):
+            await engine.record_external_outcome(f"toolu_{name}", ran=False, ok=False, answered_at=created + 10.0)
+        engine.answers.now = lambda: created + 50.0
+        await engine.record_external_outcome("toolu_c", ran=False, ok=False, answered_at=created + 90.0)
+    finally:
+        await engine.close()
+    rows = _rows(db, "SELECT review_seconds, evidence, sample, answered_at - ? FROM actions ORDER BY id", created)
+    assert [tuple(r) for r in rows] == [
+        (10.0, "counted", "failure", 10.0),
+        (0.0, "unanswered", None, 10.0),
+        (40.0, "counted", "failure", 50.0),  # from the previous answer (+10 s) to the recording (+50 s)
+    ]
 
 
 class Reader(Human):

@@ -18,6 +18,7 @@ With the default TrustParams (window 100, min 40, promote_at 0.93, demote_below 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterable
@@ -30,16 +31,20 @@ from ratchet.policy.model import ActionClass, ConfidenceThresholds, TrustParams
 from ratchet.rules.settle import (
     CLI_SESSION,
     Complained,
+    Disproved,
     Event,
+    FreezeCap,
     HumanDemoted,
     Observed,
     Pinned,
     PolicyMoved,
     Settled,
     Standing,
+    is_padding,
     recorded_sample,
     settle,
     streak_after,
+    work_key,
 )
 from ratchet.rules.trust import (
     Z_95,
@@ -567,3 +572,99 @@ def test_the_streak_and_the_recorded_sample() -> None:
     assert given("complained", edited=True) is False  # an edited approval was already a failure
     assert given("complained", answer="unverified") is None  # an approval that was no evidence gave no sample
     assert given("failure", failed=True) is None  # a failed run, in a class that does not count those
+
+
+def test_work_is_its_tool_arguments_target_and_the_change_before_it() -> None:
+    """A padding success is one whose work (tool, arguments in any key order, fingerprint, and the session's
+    last change before it) is that of a success already in the window; a failure is never padding."""
+    key = work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", 7)
+    assert key == work_key("run_command", '{"cwd": ".", "argv": ["make"]}', "f1", 7)  # key order is not work
+    assert len(key) == 64
+    others = [
+        work_key("write_file", '{"argv": ["make"], "cwd": "."}', "f1", 7),
+        work_key("run_command", '{"argv": ["make", "-j"], "cwd": "."}', "f1", 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f2", 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', None, 7),
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", 8),  # re-run after an edit: new work
+        work_key("run_command", '{"argv": ["make"], "cwd": "."}', "f1", None),
+    ]
+    assert len({key, *others}) == 7
+    assert work_key("t", "not json", None, None) == work_key("t", "not json", None, None)
+    assert work_key("t", "not json", None, None) != work_key("t", "not json!", None, None)
+    assert work_key("t", "", "", 0) != work_key("t", "", "", None)  # change 0 is a change
+    assert is_padding(True, key, iter([others[0], key]))
+    assert not is_padding(True, key, others)
+    assert not is_padding(False, key, [key])  # a failure always counts
+    assert not is_padding(True, key, [])
+
+
+def test_what_the_rule_returns_cannot_be_changed_after_the_fact() -> None:
+    """The rule is pure: the standing it returns, the move it records and the event it was given are values;
+    code after it cannot raise a level or rewrite a recorded move by assigning to them."""
+    event = PolicyMoved(Level.CONFIRM, "start")
+    step = settle(klass(), Standing(Level.DRAFT), event)
+    assert step.move is not None and step.standing.level is Level.CONFIRM
+    for value, name in ((step.standing, "level"), (step.move, "to_level"), (event, "to"), (step, "move")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, Level.AUTONOMOUS)
+    assert (step.standing.level, step.move.to_level, event.to) == (Level.CONFIRM,) * 3
+
+
+def test_a_disproved_success_becomes_a_failure_and_never_demotes_at_once() -> None:
+    """A task-end check failed on an action already counted: its success in the window becomes a failure;
+    one no longer in the window adds a failure; neither is a demotion by itself (unlike a complaint)."""
+    at = Standing(Level.CONFIRM)
+    steps = run(klass(), at, [Observed(1, S), Observed(2, S), Disproved(1, "tests fail at the task's end")])
+    assert steps[-1].move is None and steps[-1].sample == "flipped"
+    assert [(s.action_id, s.ok) for s in steps[-1].standing.window.samples] == [(1, F), (2, S)]
+    added = settle(klass(), at, Disproved(9))
+    assert added.move is None and added.sample == "added"
+    assert [(s.action_id, s.ok) for s in added.standing.window.samples] == [(9, F)]
+
+
+def test_the_last_sample_on_probation_is_judged_on_probation() -> None:
+    """Probation counts down one per sample: the last one left is still judged by the probation rule."""
+    cls = klass(trust=DEFAULT)
+    on = run(cls, Standing(Level.CONFIRM, probation=5), [Observed(i, S) for i in range(1, 4)] + [Observed(4, F)])
+    assert on[-1].standing.probation == 1 and on[-1].move is None
+    last = settle(cls, on[-1].standing, Observed(5, F))
+    assert last.move is not None and last.move.kind == "demote" and "on probation" in last.move.reason
+    served = settle(cls, replace(on[-1].standing, probation=0), Observed(5, F))
+    assert served.move is None
+
+
+def test_a_freeze_holds_until_its_end_and_not_past_it() -> None:
+    assert FreezeCap(Level.DRAFT, 100.0).at(99.9) is Level.DRAFT
+    assert FreezeCap(Level.DRAFT, 100.0).at(100.0) is None  # lifted at its end
+    assert FreezeCap(Level.DRAFT, 100.0).at(150.0) is None
+    assert FreezeCap(Level.BLOCKED, None).at(1e12) is Level.BLOCKED  # until lifted by hand
+
+
+def test_a_failure_that_is_not_a_failed_run_counts_wherever_it_was_recorded() -> None:
+    """A `failure` label from a decline or a failed check counts even in a class that does not count failed
+    runs; only a failed run is left out there."""
+
+    def given(failed: bool, counts_failures: bool) -> bool | None:
+        return recorded_sample(
+            "failure", edited=False, answer="counted", failed=failed, counts_failures=counts_failures
+        )
+
+    assert given(False, False) is False  # a decline or a failed check, in a class that does not count runs
+    assert given(True, False) is None
+    assert given(True, True) is False
+
+
+def test_every_event_and_cap_is_a_value() -> None:
+    events: list[object] = [
+        Observed(1, S),
+        Complained(1),
+        Disproved(1),
+        Pinned(None),
+        HumanDemoted(Level.DRAFT, "x"),
+        PolicyMoved(Level.DRAFT, "x"),
+        FreezeCap(Level.DRAFT, None),
+    ]
+    for value in events:
+        first = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, first, 2)

@@ -33,7 +33,7 @@ source (services/tools/toolExecution.ts, toolHooks.ts, hooks/useCanUseTool.tsx):
   content}; Edit {file_path, old_string, new_string, replace_all}; MultiEdit {file_path, edits:
   [{old_string, new_string, replace_all}]}; NotebookEdit {notebook_path, cell_id, new_source,
   cell_type, edit_mode}. File paths are absolute (relative ones are taken from `cwd`).
-- PostToolUse (adds tool_response) follows a call that ran; PostToolUseFailure (adds error,
+- PostToolUse (adds tool_response, duration_ms) follows a call that ran; PostToolUseFailure (adds error,
   is_interrupt) one that failed; both run before the tool's result enters the transcript.
 - PermissionDenied (adds reason) fires only after auto mode's classifier denied a call.
 - A command hook that exits 0 is read from stdout; exit 2 blocks (stderr is the reason); any other
@@ -501,10 +501,26 @@ async def _outcome(event: dict[str, Any], options: HookOptions) -> None:
             )
             return
         await engine.record_external_outcome(
-            tool_use_id, ran=ran, ok=ok, answered=answered, external_tool=tool, channel=answer_channel(event)
+            tool_use_id,
+            ran=ran,
+            ok=ok,
+            answered=answered,
+            answered_at=answer_moment(event, engine.answers.now()),
+            external_tool=tool,
+            channel=answer_channel(event),
         )
     finally:
         await _close(engine, options)
+
+
+def answer_moment(event: dict[str, Any], now: float) -> float | None:
+    """When the dialog of a call that ran was answered: the outcome's arrival (`now`) less the tool's own
+    run, `duration_ms`, which Claude Code's PostToolUse and PostToolUseFailure carry (its clock starts once
+    the permission was given); None, timed to the arrival, when the event has no usable `duration_ms`."""
+    ms = event.get("duration_ms")
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms < 1e10:
+        return None
+    return now - ms / 1000.0
 
 
 async def _settle(event: dict[str, Any], options: HookOptions) -> None:

@@ -14,6 +14,7 @@ from ratchet import telemetry
 from ratchet.engine import reviewer
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
+from ratchet.engine.dialog import dialog_answer
 from ratchet.engine.intent import intent_row
 from ratchet.engine.reply import tool_outcome
 from ratchet.engine.settle import sample
@@ -84,7 +85,8 @@ class External:
         evidence at all. None if nothing waits. `channel`: where an asked call was answered
         (`auto-mode` when the client's classifier may have answered: never a person's evidence).
         `answered_at` (Unix time) is when the human answered, when the caller knows it (a transcript's
-        timestamp); otherwise the answer is timed to now, an upper bound.
+        timestamp, or the outcome's arrival less the tool's run); otherwise the answer is timed to now, an
+        upper bound. It is timed from its question or the session's previous answer (engine/dialog.py).
         Only a call of this session, with this id (and, given `external_tool`, of that client tool) is
         settled: an outcome that names another session's call or another tool settles nothing.
         """
@@ -102,15 +104,7 @@ class External:
         else:
             # Declined in the client's dialog; a call Ratchet allowed that the client denied was asked of no one.
             status, ended = Status.DECLINED, Ended.DECLINED if asked else Ended.NOT_ASKED
-        answer = None
-        if asked and answered:
-            # Timed from the PreToolUse to this report: an approved call's time includes its run.
-            seconds = max(0.0, (s.answers.now() if answered_at is None else answered_at) - row["created_at"])
-            answer = HumanAnswer(ran, "client", None, seconds, channel=channel).judged(
-                cls, row["preview"], row["hidden_lines"]
-            )
-        outcome = CallOutcome(ended, answer=answer.evidence if answer is not None else None, client_asked=asked)
-        ok_sample = counts_as(outcome, counts_failures=cls.count_execution_failures)
+        now = s.answers.now()
         error = (
             None
             if ran
@@ -122,16 +116,34 @@ class External:
             if channel == provenance.AUTO_MODE
             else "not answered: the client denied it without asking anyone (unattended session)"
         )
-        review = answer.review(s.identity) if answer is not None else None
         action_id = int(row["id"])
+        answers: list[HumanAnswer] = []  # the answer as judged inside the unit of work, for telemetry
 
         def settle(conn: sqlite3.Connection) -> standing.Transition | None:
+            answer, review = None, None
+            answers.clear()
+            if asked and answered:
+                # Timed from its question or the session's previous answer to the answer (engine/dialog.py).
+                answer = dialog_answer(
+                    conn,
+                    row,
+                    cls,
+                    accepted=ran,
+                    at=now if answered_at is None else answered_at,
+                    now=now,
+                    channel=channel,
+                )
+                review = answer.review(s.identity)
+                answers.append(answer)
+            outcome = CallOutcome(ended, answer=answer.evidence if answer is not None else None, client_asked=asked)
+            ok_sample = counts_as(outcome, counts_failures=cls.count_execution_failures)
             actions.finish(conn, action_id, status, None, error, review=review, sample=ok_sample)
             if ok_sample is None:
                 return None
             return sample(conn, s, cls, action_id, ok_sample, row["session_id"], mark=False)
 
         moved = await s.store.run(settle)
+        answer = answers[0] if answers else None
         telemetry.settled_external(s, row, answer, status, moved, external_id, asked, channel)
         if answer is not None:
             reviewer.shadow(s, action_id, cls)  # judged beside the person's answer in the client's dialog

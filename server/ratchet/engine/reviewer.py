@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
-from ratchet.executors.notify import notify, workspace_problem
-from ratchet.executors.reviewer import review
+from ratchet.operations import notify, workspace_problem
+from ratchet.operations.review import review
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.policy.reviewer import ReviewerSpec
 from ratchet.record import actions

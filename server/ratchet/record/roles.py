@@ -290,7 +290,8 @@ def _guards(schema: str) -> list[str]:
                     OR NEW.review_channel IS DISTINCT FROM OLD.review_channel OR NEW.edited IS DISTINCT FROM OLD.edited
                     OR NEW.resolution IS DISTINCT FROM OLD.resolution
                     OR NEW.resolution_note IS DISTINCT FROM OLD.resolution_note
-                    OR NEW.resolved_at IS DISTINCT FROM OLD.resolved_at THEN
+                    OR NEW.resolved_at IS DISTINCT FROM OLD.resolved_at
+                    OR NEW.answered_at IS DISTINCT FROM OLD.answered_at THEN
                 {refuse} format('ratchet: the agent role cannot write a human''s review or answer of action %s',
                     NEW.id);
             END IF;

@@ -293,6 +293,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reviewer_authority_by_class ON reviewer_authority (class, id)
     """,
+    # answer moments: when the human answered a client's own dialog (a hook's `ask`), so the next answer of
+    # the session is timed from it even when another process records it (rules/provenance.py).
+    """
+    ALTER TABLE actions ADD COLUMN answered_at REAL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

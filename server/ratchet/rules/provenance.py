@@ -35,14 +35,15 @@ and its *review time* in seconds:
   That is not reading time, so the rule below does not judge it: an answer at the CLI is the
   human's own command, which the agent cannot run, and always counts (`ratchet metrics` still shows
   a fast one as a possible rubber stamp);
-- hook-dialog: from the PreToolUse to the event that reports the outcome (PostToolUse,
-  PostToolUseFailure, PermissionDenied, or the settling event that finds the call's result in the
-  transcript), or to the moment of the answer when the hook can read it (`answered_at`, e.g. a
-  transcript timestamp). An approved call's time includes the tool's run and a declined one runs to
-  the settling event, so the figure is an upper bound and the rule below does not judge it: Claude
-  Code's `ask` is answered by the person at its terminal, not by the client (a session with nobody
-  there is recognised by the hook from the client's own signals). It is still subject to
-  `promotion_evidence = "cli"`.
+- hook-dialog: from the PreToolUse, or the session's previous answer if that came later (as for
+  elicitation; the previous answer is read from the record, `actions.answered_at`, since every hook
+  event is answered by a process of its own), to the moment of the answer: the moment the outcome
+  event arrived less the tool's own run time (`duration_ms`, which Claude Code's PostToolUse and
+  PostToolUseFailure carry: the clock starts once the dialog was answered), or for a declined call
+  the timestamp of its result in the transcript; never later than the moment it is recorded. An
+  outcome without `duration_ms` (an older client) is timed to its arrival, an upper bound. Judged
+  by the rule below like an elicitation: Claude Code's subagents and read-only tools can put
+  several dialogs up at once, and a burst of them clicked through earns one reading, not many.
 
 A `bulk` approval runs every draft but is `unverified`: one decision for many drafts is not a
 reading of each, and counting it would let one click promote a class (a flood approved whole would
@@ -145,9 +146,6 @@ def assess(
         return UNVERIFIED if accepted else UNANSWERED
     if channel == "cli":
         return COUNTED  # the human's own terminal, which the agent cannot reach; its time is queue time
-    if channel == "hook-dialog":
-        # The client's own dialog, put to the person at its terminal; the hook times it only loosely.
-        return UNVERIFIED if accepted and promotion_evidence == "cli" else COUNTED
     if not accepted:
         return UNANSWERED if too_fast(seconds, preview, hidden) else COUNTED
     if too_fast(seconds, preview, hidden):
@@ -174,6 +172,14 @@ def describe(evidence: str | None, channel: str | None, seconds: float | None, p
             return f"{took}{via}, but the class takes promotion evidence only from the CLI; not counted"
         return f"{took}{via}: faster than the reading-time rule ({rule}), not counted"
     return f"{took}{via}; counted as evidence"
+
+
+def reading_start(asked_at: float | None, previous: float | None) -> float | None:
+    """When reading the answer to a question asked at `asked_at` can have started, given the session's
+    previous answer at `previous`: the later of the two (None when the question's moment is unknown)."""
+    if asked_at is None or previous is None:
+        return asked_at
+    return max(asked_at, previous)
 
 
 def question_key(kind: str, payload: Any) -> str:
@@ -222,10 +228,7 @@ class AnswerClock:
         """When reading an answer to a question asked at `asked_at` can have started: not before the
         session's previous answer. A person reads one question at a time, so a burst of parallel
         questions answered one after another earns each answer only the time since the one before."""
-        previous = self._last_answer.get(session)
-        if asked_at is None or previous is None:
-            return asked_at
-        return max(asked_at, previous)
+        return reading_start(asked_at, self._last_answer.get(session))
 
     def answer_given(self, session: str) -> None:
         """Note that the session's human answered now."""
