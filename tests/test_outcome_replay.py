@@ -11,11 +11,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ratchet.engine import Engine, HumanAnswer
 from ratchet.policy.load import load_policy
 from ratchet.rules.outcome import CallOutcome, Ended, counts_as, recorded
+from ratchet.rules.provenance import reading_seconds
 from ratchet.rules.settle import Observed, Standing, settle
 
 from .helpers import Claude, write_policy
@@ -171,7 +173,8 @@ async def test_a_history_replayed_through_the_one_outcome_rule_makes_the_live_mo
     for i in range(3):
         d, tool_use_id = claude.write(f"asks/a{i}.txt", f"{i}\n")
         assert _decided(d) == "ask"
-        claude.post("Write", tool_use_id, tool_response={"filePath": "x", "success": True})
+        await anyio.sleep(reading_seconds(1) + 0.3)  # the person reads the one-line change (the reading-time rule)
+        claude.post("Write", tool_use_id, tool_response={"filePath": "x", "success": True}, duration_ms=12)
     d, denied = claude.write("asks/denied.txt", "no\n")
     assert _decided(d) == "allow"
     claude.post("Write", denied, name="PermissionDenied", reason="auto mode denied it", permission_mode="auto")
