@@ -157,6 +157,7 @@ def test_the_engines_public_surface_is_what_the_edges_use() -> None:
 # a call never climbs back up (the person's side, undo, origins and views sit beside it and are not listed).
 CALL_ORDER = (
     "external",
+    "dialog",
     "carry",
     "packets",
     "reviewer",
