@@ -2,8 +2,8 @@
 
 Nothing here changes Ratchet's source. The split wraps, on one open engine and only for the
 instrumented calls, public seams: the operation's prepare/execute (the operations registry), the
-result builder (`engine.carrier.outcome`) and the store's one way to the database (`Store.call`, which
-`Store.run` goes through too), so each call's wall time is divided into phases that do not overlap,
+result builder (`tool_outcome`, as engine/run.py calls it) and the store's one way to the database
+(`Store.call`, which `Store.run` goes through too), so each call's wall time is divided into phases that do not overlap,
 and each database round trip into time spent inside SQLite (measured on the worker thread) and time
 spent getting there and back (the hop).
 
@@ -55,6 +55,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
     after it (less building the result) is recording the outcome.
     """
     from ratchet import operations
+    from ratchet.engine import run as run_module
 
     rec = _Recorder()
     original_op = operations.operation("write_file")
@@ -79,8 +80,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
             marks["exec_end"] = clock()
             rec.phase = "record_outcome"
 
-    carrier = getattr(engine, "carrier", None)
-    original_outcome = getattr(carrier, "outcome", None)
+    original_outcome = getattr(run_module, "tool_outcome", None)
 
     def outcome(*args: Any, **kwargs: Any) -> Any:
         previous, rec.phase = rec.phase, "result"
@@ -117,7 +117,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
 
     operations.OPERATIONS["write_file"] = dataclasses.replace(original_op, prepare=prepare, execute=execute)
     if original_outcome is not None:
-        carrier.outcome = outcome
+        run_module.tool_outcome = outcome
     store.call = hop
     try:
         for i in range(start, start + calls):
@@ -142,7 +142,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
     finally:
         operations.OPERATIONS["write_file"] = original_op
         if original_outcome is not None:
-            del carrier.outcome
+            run_module.tool_outcome = original_outcome
         del store.call
 
     def med_us(key: str) -> float:

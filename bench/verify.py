@@ -62,7 +62,7 @@ async def measure(calls: int) -> dict[str, Any]:
         (root / "policies" / "p.toml").write_text(POLICY)
         engine = await Engine.open(root / "ws", policies=root / "policies", db=root / "r.db")
         cls = engine.policy.classes["checked"]
-        confinement = engine.carrier.verifier.confinement(cls)
+        confinement = engine.verifier.confinement(cls)
         plain: list[float] = []
         checked: list[float] = []
         direct: list[float] = []

@@ -14,8 +14,10 @@
     │   ├── DraftNotFound             no draft with that id
     │   ├── DraftAlreadyResolved      approved, rejected or expired before
     │   ├── DraftStale                its target changed since it was drafted
-    │   ├── WholeDiffUnseen           its diff is longer than any preview, and was not read whole
-    │   └── OtherReviewerRequired     its class needs another person's approval than its drafter's
+    │   │   └── DraftChanged          it is not what the person approving it was shown
+    │   ├── OtherReviewerRequired     its class needs another person's approval than its drafter's
+    │   └── WholeDiffUnseen           its diff is longer than any preview, and was not read whole
+    ├── ReviewerRoleRequired          a human's act asked under the agent's database role
     └── StoreError                    the trust database is unusable (names the file)
 
 Edges translate once: the CLI turns a RatchetError into a one-line message and exit code 1 (a
@@ -30,6 +32,7 @@ from typing import Any
 __all__ = [
     "DraftAlreadyResolved",
     "DraftCapReached",
+    "DraftChanged",
     "DraftError",
     "DraftNotFound",
     "DraftStale",
@@ -42,6 +45,7 @@ __all__ = [
     "PathRefused",
     "PolicyError",
     "RatchetError",
+    "ReviewerRoleRequired",
     "StoreError",
     "UsageError",
     "WholeDiffUnseen",

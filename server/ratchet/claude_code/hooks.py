@@ -257,7 +257,7 @@ def _session(event: dict[str, Any]) -> str:
 async def _open(event: dict[str, Any], options: HookOptions) -> Engine:
     if options.shared is not None:
         engine = options.shared.for_session(_session(event))
-        await engine.store.start_session(engine.session_id, CLIENT)
+        await engine.start_session(CLIENT)
         return engine
     cache = options.policies_cache
     return await Engine.open(

@@ -18,8 +18,6 @@ from ratchet.cli.common import (
     opened,
 )
 from ratchet.engine import Engine
-from ratchet.engine import reviewer as delegated
-from ratchet.engine.origin import carrying_out
 from ratchet.engine.whole import needs_whole
 from ratchet.errors import InvalidRequest, RatchetError, UsageError
 from ratchet.results import DraftView
@@ -55,7 +53,7 @@ async def _drafts_to_review(engine: Engine, args: argparse.Namespace, verb: str)
         raise InvalidRequest(f"unknown class {args.all_from!r}; expected one of: {', '.join(sorted(known))}")
     ids = [d.action_id for d in await engine.queue() if d.action_class == args.all_from]
     if getattr(args, "reviewer_approved", False):  # only what the reviewer approved (engine/reviewer.py)
-        said = await delegated.verdicts(engine.setting, ids)
+        said = await engine.reviewer_verdicts(ids)
         ids = [i for i in ids if said.get(i, {}).get("verdict") == "approve"]
     if ids and not args.yes:
         # The question goes to stderr, so stdout stays the outcomes (JSON with --json).
@@ -133,7 +131,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         carried = [Outcome(d.action_id, True, d.status, d.error, d) for d in await engine.carry_approved()]
         ids = await _drafts_to_review(engine, args, "approve")
 
-        seen = shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root)
+        seen = shown_here.path_for(engine.location, engine.workspace.root)
 
         async def approve(action_id: int) -> DraftView:
             # The change the person was shown: --expect, else what `show` or `queue` displayed here.
@@ -158,8 +156,8 @@ async def _read_whole(engine: Engine, args: argparse.Namespace, action_id: int, 
     """For a draft whose preview was cut (engine/whole.py): on a terminal, its whole diff printed and the
     question whether to approve exactly that; the digest when the person says yes. Anywhere else None (the
     approval then says how to read it whole)."""
-    row = await engine.views.row(action_id)
-    if content is not None or args.all_from or row is None or not needs_whole(row, engine.origins.here):
+    row = await engine.row(action_id)
+    if content is not None or args.all_from or row is None or not needs_whole(row, engine.here):
         return None
     if args.json or not sys.stdin.isatty():
         return None
@@ -179,8 +177,8 @@ async def _watch_pending(args: argparse.Namespace) -> int:
     does, for an agent-side server whose database role may not (record/roles.py)."""
     async with opened(args) as engine:
         engine.reviewer_side("carry out approved drafts")
-        print(f"carrying out the drafts approved for {engine.origins.here}; Ctrl-C stops", file=sys.stderr, flush=True)
-        async with carrying_out(engine.origins):
+        print(f"carrying out the drafts approved for {engine.here}; Ctrl-C stops", file=sys.stderr, flush=True)
+        async with engine.carrying_out():
             await anyio.sleep_forever()
     return 0
 

@@ -25,12 +25,12 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
     """Figures per class and per level over a period: shares, escalation, rework, defect escape, review
     time, time between human interventions, rubber stamps (docs/evidence.md defines each). With --by,
     --origin-workspace or --repo every figure is over those actions only."""
-    from ratchet.evidence.metrics import class_metrics, render_metrics  # start-up: only for this command
+    from ratchet.evidence.metrics import render_metrics  # start-up: only for this command
 
     scope = action_filter(args)
     async with opened(args) as engine:
-        report = await class_metrics(engine, since=args.since, until=args.until, action_class=args.cls, scope=scope)
-        reviewing = await delegated.standing(engine.setting)
+        report = await engine.metrics(since=args.since, until=args.until, action_class=args.cls, scope=scope)
+        reviewing = await engine.reviewer_standing()
     if not reviewing["configured"]:
         emit(args, report, lambda: render_metrics(report))
         return 0
@@ -66,14 +66,14 @@ async def cmd_report(args: argparse.Namespace) -> int:
     """The metrics and every class's trust trajectory: a terminal summary, --json, or --html FILE (one
     self-contained page with a plot per class, to open offline or attach to a review). With --by,
     --origin-workspace or --repo the metrics are over those actions only; the trajectories stay team-wide."""
-    from ratchet.evidence.report import evidence_report, render_report, write_html  # start-up: as metrics
+    from ratchet.evidence.report import render_report, write_html  # start-up: as metrics
 
     if args.html and args.json:
         raise UsageError("--json and --html are two outputs; choose one")
     scope = action_filter(args)
     async with opened(args) as engine:
-        report = await evidence_report(engine, since=args.since, until=args.until, scope=scope)
-        reviewing = await delegated.standing(engine.setting)
+        report = await engine.report(since=args.since, until=args.until, scope=scope)
+        reviewing = await engine.reviewer_standing()
     if args.html:
         print(f"wrote {write_html(report, Path(args.html), delegated.render(reviewing))}")
     elif reviewing["configured"]:

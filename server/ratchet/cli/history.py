@@ -18,14 +18,13 @@ from ratchet.cli.common import (
 from ratchet.engine import handoffs
 from ratchet.engine import reviewer as delegated
 from ratchet.inert import inert_output
-from ratchet.record import chain, integrity
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
     """List recent actions, newest first, with their outcome (--by: recorded or reviewed by that identity;
     --origin-workspace, --repo: made there)."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args, by=False))
+        scope = await engine.checked_filter(action_filter(args, by=False))
         rows = await engine.history(args.limit, args.cls, args.by, scope)
     body = terminal.drafts(rows, intent=False, who=True) if rows else ""
     emit(args, listed(scope, "actions", rows), lambda: filtered_text(scope, body, "no actions recorded"))
@@ -66,11 +65,11 @@ async def cmd_escalations(args: argparse.Namespace) -> int:
 async def cmd_explain(args: argparse.Namespace) -> int:
     """Explain why one action went as it did: class and rule, the level and the transition behind it,
     triggers, who answered and how fast, the outcome and any complaint."""
-    from ratchet.evidence.explain import explain_action, render_explanation  # start-up: only for explain
+    from ratchet.evidence.explain import render_explanation  # start-up: only for explain
 
     async with opened(args) as engine:
-        explanation = await explain_action(engine.store, args.id, engine.policy)
-        said = await engine.store.call(lambda c: delegated.about(c, args.id))
+        explanation = await engine.explain(args.id)
+        said = await engine.reviewer_about(args.id)
     value = {**explanation.model_dump(mode="json"), "reviewer": said}
     emit(args, value, lambda: joined(render_explanation(explanation), *delegated.about_lines(said)))
     return 0
@@ -82,10 +81,8 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     chain; against someone who can rewrite the file and recompute, keep the --head value elsewhere and
     check it later with --expect."""
     async with opened(args) as engine:
-        result = await engine.store.call(lambda conn: chain.verify(conn, args.expect))
-        policy = engine.setting.policy
-        classes = {c.name: c for c in (*policy.classes.values(), policy.unclassified)}
-        doubts = await engine.store.call(lambda conn: integrity.unvouched(conn, classes))
+        result = await engine.verify_chain(args.expect)
+        doubts = await engine.unvouched()
     if args.head:
         print(result.head)
         return 0 if result.ok and not doubts else 1

@@ -64,7 +64,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     shutil.copytree(starter_policy_dir(), target)
     keep_database_out_of_git(target.parent / "ratchet.db")
     async with opened(args, policies=args.policies or target) as engine:
-        path = engine.store.path
+        path = engine.location
     print(f"wrote {target}; commit it and review changes to it like code")
     print(f"trust database: {path}")
     return 0

@@ -22,7 +22,6 @@ from ratchet.cli.common import (
 from ratchet.engine import Engine, handoffs
 from ratchet.engine import reviewer as delegated
 from ratchet.errors import InvalidRequest, RatchetError
-from ratchet.record import integrity
 
 
 async def cmd_queue(args: argparse.Namespace) -> int:
@@ -30,13 +29,13 @@ async def cmd_queue(args: argparse.Namespace) -> int:
     --class: only that class's). A class with many drafts waiting is shown as one group, with the one
     command that answers all of it."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         drafts = await engine.queue(scope)
         if args.cls is not None:
-            engine.setting.named(args.cls)  # an unknown class is an error naming the known ones
+            engine.named(args.cls)  # an unknown class is an error naming the known ones
             drafts = [d for d in drafts if d.action_class == args.cls]
         _remember_shown(engine, {d.action_id: d.digest for d in drafts if d.digest})
-        said = await delegated.verdicts(engine.setting, [d.action_id for d in drafts])
+        said = await engine.reviewer_verdicts([d.action_id for d in drafts])
     body = terminal.queue(drafts, grouped=args.cls is None) if drafts else ""
     if said or (drafts and engine.policy.reviewer is not None):  # each draft's pre-review (engine/reviewer.py)
         body += "\n" + "\n".join(f"#{d.action_id} {delegated.verdict_line(said.get(d.action_id))}" for d in drafts)
@@ -74,17 +73,17 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 def _remember_shown(engine: Engine, digests: dict[int, str]) -> None:
     """Note what this CLI displayed, so `approve ID` approves that change (shown_here.py)."""
-    shown_here.remember(shown_here.path_for(engine.setting.store.path, engine.setting.workspace.root), digests)
+    shown_here.remember(shown_here.path_for(engine.location, engine.workspace.root), digests)
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """List everything waiting for a human: stopped actions and handoffs first, then drafts; oldest first
     (--by, --origin-workspace, --repo: only what those actions are)."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         items = await handoffs.inbox(engine, scope)
-        tampers, found = await engine.store.call(integrity.tamper_records)
-        said = await delegated.verdicts(engine.setting, [i.id for i in items if i.kind == "draft"])
+        tampers, found = await engine.tamper_records()
+        said = await engine.reviewer_verdicts([i.id for i in items if i.kind == "draft"])
 
     def text() -> str:
         out = []

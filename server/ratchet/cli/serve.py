@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def check() -> Location:
         # Fail closed before speaking MCP: a broken policy or database never serves half-configured.
         async with opened(args) as engine:
-            return engine.store.path
+            return engine.location
 
     db = beside(anyio.run(check), workspace)
     closed = threading.Event()

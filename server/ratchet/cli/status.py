@@ -24,11 +24,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
     promotion needs. With --by, --origin-workspace or --repo the drafts queued and the recent actions are
     theirs; the standings stay team-wide (every action of a class moved it)."""
     async with opened(args) as engine:
-        scope = await engine.views.checked_filter(action_filter(args))
+        scope = await engine.checked_filter(action_filter(args))
         levels = await engine.trust_levels()
         queue = await engine.queue(scope)
         recent = await engine.history(STATUS_RECENT, scope=scope) if scope.active else []
-        reviewing = await delegated.standing(engine.setting)
+        reviewing = await engine.reviewer_standing()
     waiting = sum(1 for d in queue if d.waiting)
     servers = hook_servers.running(workspace=Path(args.workspace).resolve())
     value = {

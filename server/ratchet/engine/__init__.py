@@ -1,16 +1,25 @@
 """The engine every edge shares: evaluate a call, carry it out at its level, record everything.
 
-The MCP server and the CLI are thin edges over an `Engine`. A call goes:
+The MCP server, the CLI, the hooks and the review page are thin edges over an `Engine`, and speak to
+it through its methods alone (tests/test_engine_surface.py holds that): an agent's calls
+(engine/calls.py), a person's acts (engine/acts.py) and what it shows (engine/reads.py). A call goes down these modules
+in the order it lives, never back up:
 
-    evaluate:  operation.prepare (confine, validate, preview) -> policy.classify -> gate.decide
-    carry_out: record intent -> execute / ask / queue / refuse -> record outcome -> trust sample
+    evaluate   engine/decide.py   operation.prepare (confine, validate, preview) -> classify -> gate.decide
+    carry_out  engine/carry.py    the person's answer judged; then the call runs or is held
+      runs     engine/run.py      intent recorded (engine/intent.py) -> effect -> the class's checks
+      settled  engine/settle.py   outcome, review, and what it counts as (rules/outcome.py) -> sample, moves
+      held     engine/carry.py    declined, queued as a draft (engine/flood.py) or blocked with a packet
+                                  (engine/packets.py)
+      reply    engine/reply.py    what the agent reads
+    a client's own call, and the outcome its hooks report: engine/external.py
 
-An `Engine` is composed of four parts that share one `Setting` (workspace, policy, trust database,
-session) and know nothing of each other's insides: the decision (`Decider`, engine/decide.py), the
-carrying out (`Carrier`, engine/carry.py), the human's side (`HumanSide`, engine/human.py) and the
-read-only views (`Views`, engine/views.py). The engine writes no SQL: every read and write of the
-trust database is a named operation of record/, run as one unit of work; the gate and the trust
-rules are pure.
+Beside the call: the human's side (`HumanSide`, engine/human.py: approve, reject, complain, undo,
+pin, freeze), drafts approved on another machine (engine/origin.py; where a call was made is
+engine/where.py), the task-end checks (engine/verify.py) and the read-only views (engine/views.py).
+The parts share one `Setting` (workspace, policy, trust database, session). The engine writes no SQL:
+every read and write of the trust database is a named operation of record/, run as one unit of work;
+the gate, the outcome rule and the trust rules are pure.
 
 Open it as an async context manager (`async with await Engine.open(...) as engine:`), or with
 `engine = await Engine.open(...)` and `await engine.close()`.
@@ -23,23 +32,24 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
-
-import anyio
+from typing import Self
 
 from ratchet import telemetry
+from ratchet.engine.acts import PersonSide
+from ratchet.engine.calls import CallSide
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import CLI_SESSION, Evaluation, HumanAnswer, Setting, keep_database_out_of_git
 from ratchet.engine.decide import Decider
+from ratchet.engine.external import External
 from ratchet.engine.human import ComplaintOutcome, HumanSide
 from ratchet.engine.origin import Origins
+from ratchet.engine.reads import Reads
 from ratchet.engine.undo import UndoOutcome
-from ratchet.engine.verify import TaskChecks
+from ratchet.engine.verify import Verifier
 from ratchet.engine.views import Views
-from ratchet.engine.whole import WholeDiff, check_whole, whole_diff
-from ratchet.errors import PolicyError, RatchetError, ReviewerRoleRequired
+from ratchet.engine.where import Origin
+from ratchet.errors import PolicyError
 from ratchet.operations import (
-    ProgressCallback,
     Workspace,
     at_open,
     flush_notifications,
@@ -47,13 +57,9 @@ from ratchet.operations import (
     workspace_problem,
 )
 from ratchet.policy.guarded import guarded_paths
-from ratchet.policy.levels import Level
-from ratchet.policy.limits import Ceiling
 from ratchet.policy.load import load_policy, resolve_policy_dir
 from ratchet.policy.model import ActionClass, Policy
-from ratchet.record import actions, chain, roles, standing
-from ratchet.record.content import GcReport
-from ratchet.record.filters import EVERYTHING, ActionFilter
+from ratchet.record import chain, roles, standing
 from ratchet.record.store import (
     Location,
     Store,
@@ -62,20 +68,20 @@ from ratchet.record.store import (
     default_token_file,
     resolve_location,
 )
-from ratchet.results import DraftView, ToolOutcome, TrustLevels
-from ratchet.rules import contracts, provenance
-from ratchet.rules.escalation import EscalationPacket
+from ratchet.rules import provenance
 
 __all__ = ["CLI_SESSION", "ComplaintOutcome", "Engine", "Evaluation", "HumanAnswer", "UndoOutcome"]
 
 
-class Engine:
+class Engine(CallSide, PersonSide, Reads):
     """One workspace, one policy, one trust database, one session."""
 
     def __init__(self, setting: Setting) -> None:
         self.setting = setting
         self.decider = Decider(setting)
-        self.carrier = Carrier(setting)
+        self.verifier = Verifier(setting)
+        self.carrier = Carrier(setting, self.verifier)
+        self.external = External(setting, self.carrier)
         self.views = Views(setting)
         self.human = HumanSide(setting, self.carrier, self.views)
         self.origins = Origins(setting, self.human, self.views)
@@ -133,7 +139,7 @@ class Engine:
             setting.identity = setting.login_person or setting.identity
             engine = cls(setting)
             at_open()
-            await engine.carrier.recover()
+            await engine.carrier.runner.recover()
             await store.run(chain.backfill)
             await store.run(lambda conn: standing.sync_policy(conn, policy, reviewer=answers_here))
             if session:
@@ -175,7 +181,8 @@ class Engine:
 
     @property
     def store(self) -> Store:
-        """The trust database."""
+        """The trust database: the engine's own, for its parts (and tests and benchmarks that look inside);
+        no edge uses it (tests/test_engine_surface.py): what they need of the record is a method here."""
         return self.setting.store
 
     @property
@@ -184,299 +191,43 @@ class Engine:
         return self.setting.session_id
 
     @property
+    def location(self) -> Location:
+        """Where the trust database is: a file, or a team's PostgreSQL URL."""
+        return self.setting.store.path
+
+    @property
+    def answers_here(self) -> bool:
+        """Whether this process may record a person's answer (False under the agent's database role)."""
+        return self.setting.answers_here
+
+    @property
+    def here(self) -> Origin:
+        """Where this process records its calls as made: its host and workspace (engine/where.py)."""
+        return self.origins.here
+
+    def shared_key(self) -> object:
+        """One object for this engine and every `for_session` of it (they share one database handle): the
+        key of what an edge keeps once per database, such as the calls in flight on it."""
+        return self.setting.store
+
+    async def start_session(self, client: str | None) -> None:
+        """Record this engine's agent session (once: a client's session id may come back in every hook call)."""
+        await self.setting.store.start_session(self.session_id, client)
+
+    @property
     def answers(self) -> provenance.AnswerClock:
         """When each question was put to a client, and the clock that times human answers."""
         return self.setting.answers
-
-    def ceiling(self) -> Ceiling:
-        """The first limit check (policy/limits.py): the loosest size limits the policy allows per tool."""
-        return self.setting.ceiling
 
     def check_texts(self, tool: str, **texts: str | None) -> None:
         """Hold the call's free-text arguments (intent, uncertainty) to max_text_bytes."""
         for name, value in texts.items():
             self.setting.ceiling.text(tool, name, value)
 
+    def named(self, name: str) -> ActionClass:
+        """A class of the policy by name; InvalidRequest lists the classes."""
+        return self.setting.named(name)
+
     def class_of(self, name: str) -> ActionClass:
         """A recorded class by name; one removed from the policy since is judged as unclassified."""
         return self.setting.class_of(name)
-
-    # -- the decision and carrying it out ------------------------------------------------------------
-
-    async def evaluate(
-        self,
-        tool: str,
-        args: dict[str, Any],
-        *,
-        confidence: float | None = None,
-        can_elicit: bool = True,
-        shell_rule: bool = True,
-    ) -> Evaluation:
-        """Prepare and classify a call and let the gate decide (engine/decide.py)."""
-        return await self.decider.evaluate(
-            tool, args, confidence=confidence, can_elicit=can_elicit, shell_rule=shell_rule
-        )
-
-    async def carry_out(
-        self,
-        ev: Evaluation,
-        *,
-        intent: str | None = None,
-        confidence: float | None = None,
-        answer: HumanAnswer | None = None,
-        uncertainty: str | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> ToolOutcome:
-        """Do what the decision says and record it all (engine/carry.py)."""
-        outcome = await self.carrier.carry_out(
-            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=uncertainty, progress=progress
-        )
-        telemetry.decided(self.setting, ev, outcome, answer)
-        return outcome
-
-    async def record_external(
-        self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None
-    ) -> ToolOutcome:
-        """Record the decision on a call a client runs itself (see Carrier.record_external)."""
-        outcome = await self.carrier.record_external(ev, external_id, intent=intent, external_tool=external_tool)
-        telemetry.decided(self.setting, ev, outcome, external_id=external_id, client_tool=external_tool)
-        return outcome
-
-    async def waiting_external(self, external_tool: str | None = None) -> set[str]:
-        """The external ids of this session's calls still waiting for their client's report."""
-        return await self.carrier.waiting_external(external_tool)
-
-    async def record_external_outcome(
-        self,
-        external_id: str,
-        *,
-        ran: bool,
-        ok: bool,
-        answered: bool = True,
-        answered_at: float | None = None,
-        external_tool: str | None = None,
-        channel: str = "hook-dialog",
-    ) -> standing.Transition | None:
-        """The client reports what became of a call it ran itself (see Carrier.record_external_outcome)."""
-        return await self.carrier.record_external_outcome(
-            external_id,
-            ran=ran,
-            ok=ok,
-            answered=answered,
-            answered_at=answered_at,
-            external_tool=external_tool,
-            channel=channel,
-        )
-
-    async def refuse(
-        self,
-        tool: str,
-        args: dict[str, Any],
-        error: RatchetError,
-        *,
-        intent: str | None,
-        confidence: float | None,
-    ) -> int:
-        """Record a call refused before it could be classified (bad path, bad arguments)."""
-        action_id = await self.carrier.refuse(tool, args, error, intent=intent, confidence=confidence)
-        telemetry.refused(self.setting, tool, action_id)
-        return action_id
-
-    async def start_task(
-        self,
-        goal: str,
-        scope: contracts.TaskScope,
-        non_goals: list[str],
-        budget: contracts.TaskBudget,
-    ) -> tuple[contracts.Task, TaskChecks | None]:
-        """Open a run contract; one still open is superseded, and its `task_end` checks run as if it had ended."""
-        before = await self.store.call(lambda conn: actions.open_task(conn, self.session_id))
-        task = await contracts.start_task(self.store, self.session_id, goal, scope, non_goals, budget)
-        if before is None:
-            return task, None
-        checks = await self.carrier.verifier.task_end(int(before["id"]))
-        telemetry.moved(self.setting, checks.moves)
-        return task, checks
-
-    async def end_session(self) -> TaskChecks:
-        """The session is closing: its open task ends (its `task_end` checks run), and so do the checks over the
-        actions it ran outside any task, which are otherwise never judged."""
-        ended = await self.end_task("the session closed with the task still open")
-        found = ended[1] if ended is not None else TaskChecks()
-        rest = await self.carrier.verifier.unscoped(self.session_id)
-        found.results.update(rest.results)
-        found.failed_actions += rest.failed_actions
-        found.moves += rest.moves
-        telemetry.moved(self.setting, rest.moves)
-        return found
-
-    async def end_task(self, summary: str) -> tuple[contracts.Task, TaskChecks] | None:
-        """Close the session's run contract, then run the `task_end` checks of each class over the task's
-        executed actions (engine/verify.py); None if no task was open."""
-        task = await contracts.end_task(self.store, self.session_id, summary)
-        if task is None:
-            return None
-        checks = await self.carrier.verifier.task_end(task.id)
-        telemetry.moved(self.setting, checks.moves)
-        return task, checks
-
-    async def packet_for(self, action_id: int, **fields: Any) -> EscalationPacket:
-        """A packet with this session's context: history, task, cost of delay, escalation budget."""
-        return await self.carrier.packet_for(action_id, **fields)
-
-    def notify_inbox(
-        self, action_id: int, status: str, tool: str, target: str, packet: EscalationPacket | None
-    ) -> None:
-        """Run the policy's notify command (if any) for something that just landed in the inbox."""
-        self.carrier.notify_inbox(action_id, status, tool, target, packet)
-
-    # -- the human's side --------------------------------------------------------------------------
-
-    def reviewer_side(self, what: str) -> None:
-        """Refuse a human's act here when this process's database role is the agent's (record/roles.py):
-        the database would refuse it anyway; this says where it is done instead."""
-        if not self.setting.answers_here:
-            raise ReviewerRoleRequired(
-                f"cannot {what} here: this record is opened with the agent's database role, which may not "
-                "record a human's decision. Run it with the reviewer role's --db (ratchet db roles)"
-            )
-
-    async def approve(
-        self,
-        action_id: int,
-        *,
-        reviewer: str = "cli",
-        content: str | None = None,
-        note: str | None = None,
-        seconds: float | None = None,
-        channel: str | None = None,
-        expect: str | None = None,
-        whole: str | None = None,
-    ) -> DraftView:
-        """Run a queued draft exactly once, exactly as drafted (or with the human's `content`).
-
-        A draft queued on another machine or workspace of a shared record is not run here: the approval is
-        recorded and the draft waits, `approved`, for its origin to run it (engine/origin.py). `expect` is the
-        digest of the change the person was shown (rules/shown.py); a draft that changed since is refused. A
-        draft whose preview was cut needs `whole`, the digest of its whole diff as the person read it
-        (engine/whole.py)."""
-        self.reviewer_side("approve a draft")
-        await check_whole(self.setting, self.origins.here, action_id, whole, content)
-        waiting = await self.origins.defer(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
-        )
-        if waiting is not None:
-            return waiting
-        return await self.human.approve(
-            action_id, reviewer=reviewer, content=content, note=note, seconds=seconds, channel=channel, expect=expect
-        )
-
-    async def whole_diff(self, action_id: int) -> WholeDiff:
-        """A queued draft's whole diff and its digest, for a person to read before approving (engine/whole.py)."""
-        return await whole_diff(self.setting, action_id)
-
-    async def carry_approved(self) -> list[DraftView]:
-        """Run the drafts approved on other machines whose origin is this host and workspace, each once.
-        None under the agent's database role: a reviewer-side `ratchet approve --pending` runs them."""
-        if not self.setting.answers_here:
-            return []
-        return await self.origins.carry_out()
-
-    async def reject(
-        self,
-        action_id: int,
-        reason: str,
-        *,
-        reviewer: str = "cli",
-        seconds: float | None = None,
-        channel: str | None = None,
-    ) -> DraftView:
-        """Reject a queued draft: nothing runs, and the class's window records a failure."""
-        self.reviewer_side("reject a draft")
-        return await self.human.reject(action_id, reason, reviewer=reviewer, seconds=seconds, channel=channel)
-
-    async def complain(self, action_id: int, reason: str) -> ComplaintOutcome:
-        """Record that an action that ran was wrong; the class pays for it (once per action)."""
-        self.reviewer_side("record a complaint")
-        complained = await self.human.complain(action_id, reason)
-        telemetry.moved(self.setting, [complained.moved])
-        return complained
-
-    async def undo(
-        self,
-        action_id: int,
-        reason: str | None = None,
-        *,
-        force: bool = False,
-        complaint: bool = True,
-        reviewer: str = "cli",
-        channel: str | None = None,
-    ) -> UndoOutcome:
-        """Undo an action that ran: a file write or edit put back from the content store (refused when
-        the file changed since, unless `force`), a commit reverted by a new commit queued as a draft;
-        a command is refused. Counts as a complaint unless `complaint` is False (engine/undo.py).
-
-        A failed verification check undoes its action with `complaint=False` and its own reviewer and
-        channel (the check's failure is the evidence already)."""
-        self.reviewer_side("undo an action")
-        undone = await self.human.undo(
-            action_id, reason, force=force, complaint=complaint, reviewer=reviewer, channel=channel
-        )
-        telemetry.moved(self.setting, [undone.moved])
-        return undone
-
-    async def gc(self) -> GcReport:
-        """Drop prior versions past the content store's bounds (`[defaults.undo]`), oldest first."""
-        return await anyio.to_thread.run_sync(self.setting.content.gc)
-
-    async def freeze(self, level: Level, reason: str, until: float | None) -> list[standing.Transition]:
-        """A human caps every class at `level` at once."""
-        self.reviewer_side("freeze")
-        moves = await self.human.freeze(level, reason, until)
-        telemetry.moved(self.setting, moves)
-        return moves
-
-    async def unfreeze(self, reason: str) -> list[standing.Transition]:
-        """A human lifts the freeze."""
-        self.reviewer_side("unfreeze")
-        moves = await self.human.unfreeze(reason)
-        telemetry.moved(self.setting, moves)
-        return moves
-
-    async def demote(self, name: str, reason: str, to: Level | None = None) -> standing.Transition:
-        """A human lowers a class."""
-        self.reviewer_side("demote a class")
-        moved = await self.human.demote(name, reason, to)
-        telemetry.moved(self.setting, [moved])
-        return moved
-
-    async def pin(self, name: str, level: Level | None, reason: str) -> standing.Transition:
-        """A human caps a class (or lifts the cap with None)."""
-        self.reviewer_side("pin a class")
-        moved = await self.human.pin(name, level, reason)
-        telemetry.moved(self.setting, [moved])
-        return moved
-
-    # -- views -------------------------------------------------------------------------------------
-
-    async def trust_levels(self) -> TrustLevels:
-        """Every class, where it stands, its window, and what a call of it would do now."""
-        return await self.views.trust_levels()
-
-    async def queue(self, scope: ActionFilter = EVERYTHING) -> list[DraftView]:
-        """Drafts waiting for a human (those `scope` keeps: record/filters.py), oldest first."""
-        return await self.views.queue(scope)
-
-    async def history(
-        self, limit: int = 50, action_class: str | None = None, by: str | None = None, scope: ActionFilter = EVERYTHING
-    ) -> list[DraftView]:
-        """Recent actions (recorded or reviewed by the identity `by`, when given; those `scope` keeps), newest first."""
-        return await self.views.history(limit, action_class, by, scope)
-
-    async def transitions(self, action_class: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Recorded transitions with their evidence, newest first."""
-        return await self.views.transitions(action_class, limit)
-
-    async def view(self, action_id: int, wait_s: float = 0.0) -> DraftView:
-        """One recorded action; with `wait_s`, wait up to that long for a draft to be decided."""
-        return await self.views.view(action_id, wait_s)

@@ -1,7 +1,7 @@
 """What the engine's parts share: the setting they act in, a decided call, and a human's answer.
 
-See engine/__init__.py for the whole picture. The parts (engine/decide.py, engine/carry.py,
-engine/human.py, engine/views.py) each hold the same `Setting`; none knows another's insides.
+See engine/__init__.py for the whole picture. The parts (engine/decide.py, engine/carry.py and the
+modules a call goes through after it, engine/human.py, engine/views.py) each hold the same `Setting`.
 """
 
 from __future__ import annotations
@@ -81,11 +81,6 @@ class HumanAnswer:
             hidden=hidden,
         )
         return dataclasses.replace(self, evidence=evidence)
-
-    @property
-    def counts(self) -> bool:
-        """Whether this answer's success may be a sample for the class (failures always may)."""
-        return self.evidence in (None, provenance.COUNTED)
 
     def review(self, identity: str) -> Review:
         """The answer as the record keeps it, given by `identity` (the answering process's, identity.py)

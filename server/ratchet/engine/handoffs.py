@@ -18,7 +18,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from ratchet.engine.core import CLI_SESSION
-from ratchet.engine.origin import waiting_line
+from ratchet.engine.where import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.policy.limits import rate_refusal
 from ratchet.record import actions
@@ -112,7 +112,7 @@ class EscalationStats(BaseModel):
 async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffView:
     """Record the agent's handoff in the inbox; InvalidRequest names what context is missing, and
     LimitExceeded refuses a handoff past the session's `handoffs_per_minute`."""
-    ceiling = engine.ceiling()
+    ceiling = engine.setting.ceiling
     for name in ("what_tried", "uncertainty", "recommended", "task"):
         ceiling.text("request_handoff", name, getattr(request, name))
     ceiling.text("request_handoff", "options", "\n".join(request.options))
@@ -158,7 +158,7 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
             engine.setting.identity,
             (engine.origins.here.host, engine.origins.here.workspace, engine.origins.here.repo),
         )
-        packet = engine.carrier.packet_in(
+        packet = engine.carrier.packets.packet_in(
             conn,
             handoff_id,
             kind="handoff",
@@ -177,7 +177,7 @@ async def request_handoff(engine: Engine, request: HandoffRequest) -> HandoffVie
         return handoff_id, packet
 
     handoff_id, packet = await store.run(record)
-    engine.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
+    engine.carrier.packets.notify_inbox(handoff_id, "escalated", "request_handoff", packet.summary, packet)
     note = " (over this session's escalation budget: flagged)" if packet.over_budget else ""
     return HandoffView(
         id=handoff_id,

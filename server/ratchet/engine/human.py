@@ -10,8 +10,11 @@ from typing import Any
 
 from ratchet import telemetry
 from ratchet.engine import reviewer as delegated
-from ratchet.engine.carry import Carrier, draft_args_kept, sample, settler, with_checks
+from ratchet.engine.carry import Carrier
 from ratchet.engine.core import HumanAnswer, Setting, channel_of
+from ratchet.engine.intent import draft_args_kept
+from ratchet.engine.run import failed
+from ratchet.engine.settle import Ran, sample, settler, with_checks
 from ratchet.engine.undo import REVERT_TOOL, Undoer, UndoOutcome
 from ratchet.engine.views import Views
 from ratchet.errors import (
@@ -32,6 +35,7 @@ from ratchet.record.locks import Scope
 from ratchet.redact import redact
 from ratchet.results import DraftView
 from ratchet.rules import provenance, shown
+from ratchet.rules.outcome import CallOutcome, Ended, counts_as
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,10 @@ class HumanSide:
 
     def __init__(self, setting: Setting, carrier: Carrier, views: Views) -> None:
         self.setting = setting
-        self.carrier = carrier
+        self.runner = carrier.runner
         self.views = views
         self.undoer = Undoer(setting, carrier, self.record_complaint)
-        carrier.undo_failed = self.undo_failed
+        self.runner.undo_failed = self.undo_failed
 
     def record_complaint(
         self, conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str, identity: str | None = None
@@ -140,34 +144,31 @@ class HumanSide:
             error = str(exc)
             await s.store.run(lambda conn: actions.finish(conn, action_id, status, None, error, kept_args=kept))
             raise
-        ran = await self.carrier.run(prepared, action_id, cls, kept=kept, approved=True)
+        ran = await self.runner.run(prepared, action_id, cls, kept=kept, approved=True)
         via = channel_of(reviewer, channel)
         answer = HumanAnswer(
             True, reviewer, note, self._review_time(row, seconds, via), channel=via, edited=edited, identity=approver
         ).judged(evidence, row["preview"], row["hidden_lines"])
-        # Approval with edits is rework: the draft was not good enough as it stood.
-        ok = ran[3]
-        outcome_sample = None if ok is None else ok and not edited
-        if outcome_sample is True and not answer.counts:
-            outcome_sample = None  # it ran, but the approval is no evidence that a human read it
-        if row["tool"] == REVERT_TOOL:
-            outcome_sample = None  # an undo's revert: the undo already counted; the commit's class earns nothing
+        # An undo's revert earns the commit's class nothing: the undo already counted.
+        revert = row["tool"] == REVERT_TOOL
         try:
             # An approved draft that executes is verified like any other action of its class.
-            settled, checked = await self.carrier.verify(
-                cls, prepared, action_id, (ran[0], ran[1], ran[2], outcome_sample)
+            checked = await self.runner.verify(cls, prepared, action_id, ran)
+            outcome = CallOutcome(
+                ran.ended, answer=answer.evidence, edited=edited, check_failed=failed(checked), revert=revert
             )
-            settle = settler(s, evidence, cls, prepared, action_id, settled, answer, row["session_id"], kept=kept)
+            ok = counts_as(outcome, counts_failures=cls.count_execution_failures)
+            settle = settler(s, evidence, cls, prepared, action_id, ran, ok, answer, row["session_id"], kept=kept)
             moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of(cls.name, evidence.name))
         except Exception as exc:
             # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
             failure = exc
             await s.store.run(lambda conn: record_effect(conn, action_id, ran, failure, kept))
             raise
-        telemetry.answered(s, row, answer, ran[0], moved, checks_failed=sum(1 for c in checked if not c.passed))
-        if any(not c.passed for c in checked) and cls.undo_on_failure and row["tool"] != REVERT_TOOL:
+        telemetry.answered(s, row, answer, ran.status, moved, checks_failed=sum(1 for c in checked if not c.passed))
+        if failed(checked) and cls.undo_on_failure and not revert:
             reason = "undo_on_failure: " + "; ".join(c.summary() for c in checked if not c.passed)
-            await self.carrier.undo_after_failed_check(action_id, reason)
+            await self.runner.undo_after_failed_check(action_id, reason)
         delegated.shadow(s, action_id, evidence)  # the reviewer's verdict beside the person's, off the path
         return await self.views.view(action_id)
 
@@ -242,9 +243,12 @@ class HumanSide:
                 raise not_queued(action_id, actions.action(conn, action_id))
             actions.record_review(conn, action_id, answer.review(s.identity))
             # A rejected undo's revert is no failure of the commit's class; an approved draft withdrawn while it
-            # waits for its origin was judged good: neither is a sample.
-            if row["tool"] != REVERT_TOOL and row["status"] == Status.DRAFT:
-                judged[2] = sample(conn, s, evidence, action_id, False, row["session_id"], mark=True)
+            # waits for its origin was judged good: neither is a sample (rules/outcome.py).
+            ended = Ended.DECLINED if row["status"] == Status.DRAFT else Ended.WITHDRAWN
+            outcome = CallOutcome(ended, answer=answer.evidence, revert=row["tool"] == REVERT_TOOL)
+            ok = counts_as(outcome, counts_failures=evidence.count_execution_failures)
+            if ok is not None:
+                judged[2] = sample(conn, s, evidence, action_id, ok, row["session_id"], mark=True)
             return None
 
         unanswered = await s.store.run(record)
@@ -348,12 +352,10 @@ def record_complaint(
     return standing.complain(conn, cls, action_id, reason)
 
 
-def record_effect(
-    conn: sqlite3.Connection, action_id: int, ran: tuple[Status, Any, str | None, Any], exc: Exception, kept: str | None
-) -> None:
+def record_effect(conn: sqlite3.Connection, action_id: int, ran: Ran, exc: Exception, kept: str | None) -> None:
     """An approved draft ran, and recording its outcome failed: its status, result and error as they are, with
     what went wrong, no review and no sample (nothing counts from an outcome that could not be recorded)."""
-    status, result, error = ran[0], ran[1], ran[2]
+    status, result, error = ran.status, ran.result, ran.error
     what = f"the outcome was recorded without its review or evidence ({type(exc).__name__}: {exc})"
     note = redact(f"{error}; {what}" if error else what)
     result_json = redact(json.dumps(result)) if result is not None else None

@@ -21,16 +21,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import anyio
 
-from ratchet import repository
 from ratchet.engine.core import Setting, channel_of
+from ratchet.engine.human import HumanSide
+from ratchet.engine.views import Views
+from ratchet.engine.where import HOST_ENV, Origin, this_host, waiting_line
 from ratchet.errors import DraftAlreadyResolved, DraftChanged, InvalidRequest, RatchetError
 from ratchet.operations import operation
 from ratchet.record import actions, origins
@@ -39,55 +39,11 @@ from ratchet.record.store import PostgresUrl
 from ratchet.results import DraftView
 from ratchet.rules import shown
 
-if TYPE_CHECKING:
-    from ratchet.engine.human import HumanSide
-    from ratchet.engine.views import Views
-
 log = logging.getLogger("ratchet")
 
-HOST_ENV = "RATCHET_HOST"
 # How often a running server looks for approvals of its origin when nothing woke it (SQLite has no
 # notifications; on PostgreSQL this covers a notification lost while the listener reconnected).
 POLL_S = 2.0
-
-
-def this_host() -> str:
-    """This machine's name in the record: `$RATCHET_HOST` if set (a container, a test), else the host name."""
-    return os.environ.get(HOST_ENV) or socket.gethostname()
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an action was made: a host and a workspace's absolute path (and, not part of where it runs,
-    the repository the workspace is a clone of: ratchet/repository.py)."""
-
-    host: str
-    workspace: str
-    repo: str | None = field(default=None, compare=False)
-
-    @classmethod
-    def of(cls, setting: Setting) -> Origin:
-        """This process's origin."""
-        root = setting.workspace.root
-        return cls(this_host(), str(root), repository.of_workspace(root))
-
-    @classmethod
-    def of_row(cls, row: dict[str, Any]) -> Origin | None:
-        """A recorded action's origin; None for one recorded before origins were."""
-        if row["origin_host"] is None or row["origin_workspace"] is None:
-            return None
-        return cls(str(row["origin_host"]), str(row["origin_workspace"]))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.workspace}"
-
-
-def waiting_line(row: dict[str, Any]) -> str | None:
-    """What an approved draft waits for, naming its origin; None for any other action."""
-    origin = Origin.of_row(row)
-    if row["status"] != Status.APPROVED or origin is None:
-        return None
-    return f"approved; waits for its origin to run it: host {origin.host}, workspace {origin.workspace}"
 
 
 @dataclass(frozen=True)
@@ -274,3 +230,6 @@ async def carrying_out(origins_: Origins) -> AsyncIterator[None]:
     finally:
         if listener is not None:
             await anyio.to_thread.run_sync(origins.stop_quietly, listener)
+
+
+__all__ = ["HOST_ENV", "POLL_S", "Approval", "Origin", "Origins", "carrying_out", "this_host", "waiting_line"]

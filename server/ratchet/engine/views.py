@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 
 from ratchet.engine.core import Setting
-from ratchet.engine.origin import waiting_line
 from ratchet.engine.verify import view as check_view
+from ratchet.engine.where import waiting_line
 from ratchet.errors import DraftNotFound, InvalidRequest
 from ratchet.operations import sandbox_status_async
 from ratchet.policy.guarded import installation_inside

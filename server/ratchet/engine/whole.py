@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ratchet.engine.core import Setting
-from ratchet.engine.origin import Origin
+from ratchet.engine.where import Origin
 from ratchet.errors import DraftNotFound, DraftStale, WholeDiffUnseen
 from ratchet.operations import operation
 from ratchet.operations import whole_diff as write_diff

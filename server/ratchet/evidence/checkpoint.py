@@ -18,7 +18,8 @@ from __future__ import annotations
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record.evidence import Before, TransitionRecord
-from ratchet.rules.settle import FreezeCap, Standing, recorded_sample
+from ratchet.rules.outcome import counts_as, recorded
+from ratchet.rules.settle import FreezeCap, Standing
 from ratchet.rules.trust import Sample, Window, add_sample, flip_sample
 
 TAIL_WINDOWS = 2  # how many windows' worth of samples before a period rebuild its window (see the docstring)
@@ -43,11 +44,8 @@ def standing_at(cls: ActionClass, before: Before, initial: str) -> tuple[Standin
     pinned = Level.parse(before.pin.to_level) if before.pin is not None and before.pin.kind == "pin" else None
     events: list[tuple[float, int, int, bool | None]] = []
     for a in before.tail:
-        ok = recorded_sample(
-            a.sample,
-            edited=a.edited,
-            answer=a.evidence,
-            failed=a.status == "failed",
+        ok = counts_as(
+            recorded(a.sample, status=a.status, edited=a.edited, answer=a.evidence),
             counts_failures=cls.count_execution_failures,
         )
         if ok is not None:

@@ -44,7 +44,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -66,9 +65,6 @@ from ratchet.record.store import Store
 from ratchet.rules.provenance import READING_RULE, UNANSWERED, UNVERIFIED
 from ratchet.rules.provenance import diff_lines as diff_lines  # re-exported: the rule's one home is rules/provenance.py
 from ratchet.rules.provenance import reading_seconds as reading_seconds
-
-if TYPE_CHECKING:
-    from ratchet.engine import Engine
 
 DISPOSITIONS = ("autonomous", "approved", "edited", "rejected", "declined", "blocked", "pending", "unresolved")
 HUMAN_DECISIONS = frozenset({"approved", "edited", "rejected", "declined"})
@@ -471,7 +467,7 @@ async def load_facts(
 
 
 async def class_metrics(
-    source: Engine | Store,
+    store: Store,
     *,
     since: str | float | None = None,
     until: str | float | None = None,
@@ -481,7 +477,7 @@ async def class_metrics(
 ) -> MetricsReport:
     """Read-only figures per class and per level over a period: what a team reads to judge its classes.
 
-    `source` is an `Engine` or a `Store`; nothing is written. `since`/`until` take an ISO date or
+    `store` is the trust database, read only: nothing is written. `since`/`until` take an ISO date or
     date-time (local time unless zoned), a duration back from now (`7d`, `12h`) or a Unix time; the
     period includes `since` and excludes `until`. No `since` is the last `DEFAULT_PERIOD` (30 days),
     so the work grows with the period, not with the history; `all` widens it to the whole history.
@@ -491,7 +487,6 @@ async def class_metrics(
     field descriptions (which an MCP client sees as the output schema); an empty group gives None
     for every rate. InvalidRequest on a bound it cannot read.
     """
-    store = source if isinstance(source, Store) else source.store
     start, end = period_bounds(since, until, now)
     report = summarize_period(await recorded.period_figures(store, start, end, action_class, scope), start, end)
     if scope.active:

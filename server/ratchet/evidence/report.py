@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ratchet.engine import Engine
 from ratchet.evidence.checkpoint import freeze_cap, standing_at, tail_size
 from ratchet.evidence.metrics import (
     HEADER,
@@ -31,10 +30,12 @@ from ratchet.evidence.metrics import (
     render_metrics,
 )
 from ratchet.policy.levels import Level
-from ratchet.policy.model import ActionClass
+from ratchet.policy.model import ActionClass, Policy
 from ratchet.record.evidence import ClassPeriod, TransitionRecord, class_names, class_periods
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS, LEVEL_KINDS
+from ratchet.record.store import Store
+from ratchet.rules.outcome import counts_as, recorded
 from ratchet.rules.settle import (
     EVIDENCE_KINDS,
     Complained,
@@ -45,7 +46,6 @@ from ratchet.rules.settle import (
     Pinned,
     PolicyMoved,
     Standing,
-    recorded_sample,
     settle,
 )
 from ratchet.rules.trust import Evidence, evidence
@@ -114,11 +114,8 @@ def _events(cls: ActionClass, record: ClassPeriod) -> list[tuple[float, int, int
     time order."""
     events: list[tuple[float, int, int, str, Any]] = []
     for a in record.actions:
-        ok = recorded_sample(
-            a.sample,
-            edited=a.edited,
-            answer=a.evidence,
-            failed=a.status == "failed",
+        ok = counts_as(
+            recorded(a.sample, status=a.status, edited=a.edited, answer=a.evidence),
             counts_failures=cls.count_execution_failures,
         )
         if ok is not None:
@@ -257,7 +254,8 @@ def interest(t: Trajectory) -> int:
 
 
 async def evidence_report(
-    engine: Engine,
+    store: Store,
+    policy: Policy,
     *,
     since: str | float | None = None,
     until: str | float | None = None,
@@ -271,16 +269,16 @@ async def evidence_report(
 
     `scope` (record/filters.py) narrows the metrics to one identity's, workspace's or repository's actions;
     the trajectories stay team-wide, as a class's standing is: every action of the class moved it."""
-    metrics = await class_metrics(engine, since=since, until=until, scope=scope)
-    names = await class_names(engine.store, metrics.since, metrics.until)
-    known = [*sorted(engine.policy.classes.values(), key=lambda c: c.name), engine.policy.unclassified]
+    metrics = await class_metrics(store, since=since, until=until, scope=scope)
+    names = await class_names(store, metrics.since, metrics.until)
+    known = [*sorted(policy.classes.values(), key=lambda c: c.name), policy.unclassified]
     gone = [
-        replace(engine.policy.unclassified, name=n, description="no longer in the policy (shown with the defaults)")
+        replace(policy.unclassified, name=n, description="no longer in the policy (shown with the defaults)")
         for n in sorted((names.acted | set(names.levels)) - {c.name for c in known})
     ]
     classes = [*known, *gone]
     periods = await class_periods(
-        engine.store,
+        store,
         [c.name for c in classes],
         metrics.since,
         metrics.until,
@@ -291,9 +289,9 @@ async def evidence_report(
     ]
     return EvidenceReport(
         generated_at=time.time(),
-        database=str(engine.store.path),
-        policy=str(engine.policy.directory),
-        policy_fingerprint=engine.policy.fingerprint,
+        database=str(store.path),
+        policy=str(policy.directory),
+        policy_fingerprint=policy.fingerprint,
         filter=metrics.filter,
         metrics=metrics,
         trajectories=sorted(trajectories, key=interest),  # stable: alphabetical within each group

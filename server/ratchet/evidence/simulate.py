@@ -40,6 +40,7 @@ from ratchet.record.evidence import (
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
 from ratchet.record.store import Location, Store
 from ratchet.rules.gate import Route, decide
+from ratchet.rules.outcome import counts_as, recorded
 from ratchet.rules.settle import (
     Complained,
     Event,
@@ -48,7 +49,6 @@ from ratchet.rules.settle import (
     Observed,
     Pinned,
     Standing,
-    recorded_sample,
     settle,
     streak_after,
 )
@@ -221,11 +221,8 @@ class _Replay:
 
 
 def _recorded_ok(row: ActionRecord, cls: ActionClass) -> bool | None:
-    return recorded_sample(
-        row.sample,
-        edited=row.edited,
-        answer=row.evidence,
-        failed=row.status == "failed",
+    return counts_as(
+        recorded(row.sample, status=row.status, edited=row.edited, answer=row.evidence),
         counts_failures=cls.count_execution_failures,
     )
 

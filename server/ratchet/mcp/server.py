@@ -53,16 +53,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ratchet import telemetry
 from ratchet.claude_code import hooks
 from ratchet.engine import Engine, Evaluation, HumanAnswer, handoffs
-from ratchet.engine import reviewer as delegated
 from ratchet.engine.handoffs import HandoffRequest, HandoffView
-from ratchet.engine.origin import carrying_out
 from ratchet.errors import InvalidRequest, RatchetError
-from ratchet.evidence import metrics
 from ratchet.evidence.metrics import MetricsReport
 from ratchet.inert import inert, inert_line
 from ratchet.mcp.tool_errors import ArgumentErrors
 from ratchet.operations import EditSpec
-from ratchet.record.store import Location, Store
+from ratchet.record.store import Location
 from ratchet.redact import redact
 from ratchet.results import DraftView, ReviewResult, TaskView, ToolOutcome, TrustLevels
 from ratchet.rules import provenance, shown
@@ -134,12 +131,12 @@ class InFlight:
             await self._idle.wait()
 
 
-_IN_FLIGHT: weakref.WeakKeyDictionary[Store, InFlight] = weakref.WeakKeyDictionary()
+_IN_FLIGHT: weakref.WeakKeyDictionary[object, InFlight] = weakref.WeakKeyDictionary()
 
 
 def in_flight(engine: Engine) -> InFlight:
     """The in-flight calls on this engine's database (shared by every session over it)."""
-    return _IN_FLIGHT.setdefault(engine.store, InFlight())
+    return _IN_FLIGHT.setdefault(engine.shared_key(), InFlight())
 
 
 MAX_HTTP_SESSIONS = 1024
@@ -174,7 +171,7 @@ class SessionPerClient:
         engine = self._engines.get(key)
         if engine is None:
             engine = base.for_session("http-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12])
-            await engine.store.start_session(engine.session_id, "mcp-http")
+            await engine.start_session("mcp-http")
             log.info("ratchet: new HTTP client, session %s", engine.session_id)
             self._engines[key] = engine
             while len(self._engines) > MAX_HTTP_SESSIONS:
@@ -428,7 +425,7 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
             return _Gated(None, exc)
         if ev.decision.route is Route.CONFIRM:
             key = provenance.question_key(call.tool, call.args)
-            if await delegated.consult(_engine(ctx).setting, ev, key, call.intent) is not None:
+            if await _engine(ctx).reviewer_consult(ev, key, call.intent) is not None:
                 return _Gated(ev, None)  # the reviewer approved on its authority (engine/reviewer.py)
             _asking(ctx, key)
             if ctx.request_state is None:  # asked anew (see _asking): the answer is about this change alone
@@ -473,7 +470,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         assert gated.evaluation is not None
         ev = gated.evaluation
         if ev.decision.route is Route.CONFIRM:  # approved by the reviewer on its authority, or None
-            answer = delegated.granted(engine.setting, provenance.question_key(tool, args))
+            answer = engine.reviewer_granted(provenance.question_key(tool, args))
     else:
         # The human answered: re-evaluate now (the class may have moved while they read) and carry
         # out the fresh decision; the answer counts only if the call still needs a confirmation.
@@ -511,7 +508,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             ev, intent=intent, confidence=confidence, answer=answer, uncertainty=call.uncertainty, progress=progress
         )
     asked = answer is not None and answer.channel == "elicitation" and not answer.dismissed
-    await delegated.settled(engine.setting, provenance.question_key(tool, args), outcome.action_id, asked)
+    await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, asked)
     return _result(outcome)
 
 
@@ -759,7 +756,7 @@ async def class_metrics(
 ) -> MetricsReport:
     """How each class is doing, per level: autonomy share, approvals, edits, rejections, escalations,
     complaints on unreviewed actions, review times and rubber-stamp approvals. Read-only."""
-    return await metrics.class_metrics(_engine(ctx), since=since, action_class=action_class)
+    return await _engine(ctx).metrics(since=since, action_class=action_class)
 
 
 async def get_draft(
@@ -835,7 +832,7 @@ async def end_task(summary: Annotated[str, Field(description="what was done")], 
 
 def _cli_only(engine: Engine, draft: DraftView) -> str | None:
     """Why a draft is not offered in the chat (it needs `ratchet approve`), or None if it may be."""
-    if not engine.setting.answers_here:
+    if not engine.answers_here:
         return "this server's database role is the agent's: a human approves it with the reviewer role"
     cls = engine.class_of(draft.action_class)
     if cls.require_cli_approval:
@@ -1083,14 +1080,13 @@ def build_server(config: ServerConfig) -> MCPServer:
             "ratchet: workspace %s, policy %s, database %s, session %s",
             engine.workspace.root,
             engine.policy.directory,
-            engine.store.path,
+            engine.location,
             engine.session_id,
         )
         try:
             # Drafts approved on other machines whose origin is this workspace run here (engine/origin.py).
             # Under the agent's database role a reviewer-side `ratchet approve --pending` runs them instead.
-            carrying = carrying_out(engine.origins) if engine.setting.answers_here else contextlib.nullcontext()
-            async with carrying:
+            async with engine.carrying_out():
                 yield engine
         finally:
             # Shielded: on a signal this runs inside a cancelled scope, and the database must still close,

@@ -49,7 +49,7 @@ from typing import Literal
 
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
-from ratchet.rules.provenance import UNVERIFIED
+from ratchet.rules.outcome import counts_as, recorded
 from ratchet.rules.trust import Evidence, Sample, Window, add_sample, evidence, flip_sample, judge
 
 CLI_SESSION = "cli"  # the human's own session: its samples are evidence, but it has no failure streak
@@ -243,17 +243,7 @@ def streak_after(session_id: str, failures: int, ok: bool) -> int | None:
 def recorded_sample(
     sample: str | None, *, edited: bool, answer: str | None, failed: bool, counts_failures: bool
 ) -> bool | None:
-    """The sample an action's recorded outcome gave its class, for a replay (None: it gave none).
-
-    `sample` is the action's label (success, failure, or complained: a complaint overwrote it),
-    `edited` an approval with the human's own content (a failure), `answer` its provenance (an
-    `unverified` approval let it run without a sample), `failed` a run that failed, which counts only
-    where the class counts execution failures (`counts_failures`).
-    """
-    if sample == "success":
-        return True
-    if sample == "complained":  # its own sample, before the complaint: none if the approval was no evidence
-        return None if answer == UNVERIFIED else not edited
-    if sample == "failure":
-        return None if failed and not counts_failures else False
-    return None
+    """The sample an action's recorded outcome gave its class, for a replay (None: it gave none): its
+    label, edit, provenance and failed run read back through the one outcome rule (rules/outcome.py)."""
+    outcome = recorded(sample, status="failed" if failed else "executed", edited=edited, answer=answer)
+    return counts_as(outcome, counts_failures=counts_failures)

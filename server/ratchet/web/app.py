@@ -37,8 +37,8 @@ from starlette.staticfiles import StaticFiles
 from ratchet.engine import Engine, handoffs
 from ratchet.engine import reviewer as delegated
 from ratchet.errors import DraftAlreadyResolved, DraftNotFound, InvalidRequest, RatchetError
-from ratchet.evidence.explain import explain_action, render_explanation
-from ratchet.evidence.report import evidence_report, svg_plot
+from ratchet.evidence.explain import render_explanation
+from ratchet.evidence.report import svg_plot
 from ratchet.executors import notify
 from ratchet.policy.levels import Level
 from ratchet.record.lifecycle import Status
@@ -167,7 +167,7 @@ class State:
         c = self.config
         self._engine = await Engine.open(c.workspace, policies=c.policies, db=c.db, session=False)
         self._inbox = Inbox(self._engine)
-        db = beside(self._engine.store.path, self._engine.workspace.root)
+        db = beside(self._engine.location, self._engine.workspace.root)
         try:
             if c.publish is not None:
                 notify.publish_address(db, c.publish)
@@ -196,7 +196,7 @@ async def inbox_items(engine: Engine) -> list[dict[str, Any]]:
     """Everything waiting, in `handoffs.inbox` order, with what a reviewer needs to decide each."""
     listed = await handoffs.inbox(engine)
     drafts = {d.action_id: d for d in await engine.queue()}
-    said = await delegated.verdicts(engine.setting, list(drafts))  # each draft's pre-review (engine/reviewer.py)
+    said = await engine.reviewer_verdicts(list(drafts))  # each draft's pre-review (engine/reviewer.py)
     out: list[dict[str, Any]] = []
     for item in listed:
         entry: dict[str, Any] = {
@@ -348,7 +348,7 @@ async def approve_one(
 async def _not_counted(state: State, item_id: int) -> str | None:
     """For an approval that ran but is no evidence (too fast to have been read): that it ran, and why it did
     not count (rules/provenance.py)."""
-    row = await state.engine.views.row(item_id)
+    row = await state.engine.row(item_id)
     if row is None or row["evidence"] != "unverified":
         return None
     why = describe(row["evidence"], row["review_channel"], row["review_seconds"], row["preview"], row["hidden_lines"])
@@ -480,7 +480,7 @@ async def class_drafts(request: Request) -> Response:
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids) or len(ids) > MAX_CLASS:
             raise BadInput(f"ids must be a list of 1 to {MAX_CLASS} draft ids")
         reason = _text(data, "reason", required=verb == "reject")
-        state.engine.setting.named(name)
+        state.engine.named(name)
     except RatchetError as exc:
         return _error(exc)
     results = []
@@ -659,7 +659,7 @@ async def classes_page(request: Request) -> Response:
     state = _state(request)
     levels = await state.engine.trust_levels()
     page = pages.classes(_session(request).csrf, levels)
-    reviewing = await delegated.standing(state.engine.setting)  # the reviewer's score per class (engine/reviewer.py)
+    reviewing = await state.engine.reviewer_standing()  # the reviewer's score per class (engine/reviewer.py)
     if reviewing["configured"]:
         text = html.escape(delegated.render(reviewing))
         section = f"<section class='reviewer'><h2>Reviewer</h2><pre>{text}</pre></section>"
@@ -674,7 +674,7 @@ async def class_page(request: Request) -> Response:
     status = next((c for c in levels.classes if c.action_class == name), None)
     if status is None:
         return HTMLResponse(pages.not_found(f"no class {name!r}"), status_code=404)
-    report = await evidence_report(state.engine)
+    report = await state.engine.report()
     trajectory = next((t for t in report.trajectories if t.action_class == name), None)
     plot = svg_plot(trajectory) if trajectory is not None else ""
     moves = await state.engine.transitions(name)
@@ -686,7 +686,7 @@ async def explain_page(request: Request) -> Response:
     state = _state(request)
     action_id = int(request.path_params["id"])
     try:
-        explained = await explain_action(state.engine.store, action_id, state.engine.policy)
+        explained = await state.engine.explain(action_id)
         text = render_explanation(explained)
         view = await state.engine.view(action_id)
     except DraftNotFound as exc:
