@@ -16,7 +16,7 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -39,7 +39,7 @@ from ratchet.record.evidence import (
 )
 from ratchet.record.integrity import ALL_CLASSES, FREEZE_KINDS
 from ratchet.record.store import Location, Store
-from ratchet.rules.gate import Route, decide
+from ratchet.rules.gate import Route, Trigger, decide
 from ratchet.rules.outcome import counts_as, recorded
 from ratchet.rules.settle import (
     Complained,
@@ -321,43 +321,11 @@ async def simulate(
     everyone = [*candidate.classes.values(), candidate.unclassified]
     replayed = everyone if classes is None else [c for c in everyone if c.name in classes]
     if start is not None and replayed:
-        names = await class_names(store, start)
-        befores = await class_befores(
-            store, [c.name for c in replayed], start, tail={c.name: tail_size(c) for c in replayed}
-        )
-        for cls in replayed:
-            before = befores[cls.name]
-            replay.freeze = freeze_cap(before.freeze)  # the same for every class
-            if not before.seen:
-                continue  # nothing recorded before the period: it starts at the candidate's start
-            initial = before.first_move.from_level if before.first_move is not None else names.levels.get(cls.name)
-            standing, _ = standing_at(cls, before, initial or cls.start.label)
-            level = min(max(standing.level, cls.floor), cls.ceiling)
-            replay.classes[cls.name] = _Class(cls, replace(standing, level=level))
+        await _standings_before(store, replay, replayed, start)
     for t in record.transitions:
         if t.kind in HUMAN_KINDS or (t.action_class == ALL_CLASSES and t.kind in FREEZE_KINDS):
             replay.later(t.at, partial(replay.human, t))
-    report = SimulationReport(
-        candidate=str(candidate.directory),
-        candidate_fingerprint=candidate.fingerprint,
-        replayed=0,
-        skipped=[],
-        reclassified=0,
-        changes=[],
-        stopped=[],
-        held=[],
-        released=[],
-        unreviewed_failures=[],
-        moves=[],
-        moves_not_simulated=[],
-        interventions_recorded=0,
-        interventions_simulated=0,
-        interventions_added=0,
-        interventions_saved=0,
-        since=start,
-        replayed_classes=None if classes is None else sorted(classes),
-        skipped_classes=[] if classes is None else sorted(c.name for c in everyone if c.name not in classes),
-    )
+    report = _empty_report(candidate, start, classes, everyone)
     total = len(record.actions)
     for done, row in enumerate(record.actions, 1):
         if progress is not None and done % PROGRESS_EVERY == 0:
@@ -403,41 +371,108 @@ async def simulate(
                 replay.sample(judged, aid, ok, session, row.settled_at)
             for c in said:
                 replay.later(c.at, partial(replay.apply, judged, Complained(aid, c.reason), c.at))
-        report.replayed += 1
-        report.reclassified += cls.name != row.action_class
-        recorded_n = (row.reviewer is not None) + len(said)
-        simulated_n = _decisions(route, row) + (len(said) if route is not Route.BLOCK else 0)
-        report.interventions_recorded += recorded_n
-        report.interventions_simulated += simulated_n
-        report.interventions_added += max(0, simulated_n - recorded_n)
-        report.interventions_saved += max(0, recorded_n - simulated_n)
-        if route.value == row.route:
-            continue
-        report.changes.append(
-            RouteChange(
-                action_id=aid,
-                tool=row.tool,
-                target=row.target,
-                recorded_class=row.action_class,
-                simulated_class=cls.name,
-                recorded_route=row.route,
-                simulated_route=route.value,
-                simulated_class_level=st.level.label,
-                triggers=[t.name for t in decision.triggers],
-            )
+        _tally(
+            report,
+            row,
+            route,
+            cls,
+            st.level.label,
+            decision.triggers,
+            recorded_n=(row.reviewer is not None) + len(said),
+            complained=len(said),
         )
-        if route is Route.BLOCK:
-            report.stopped.append(aid)
-        elif route is not Route.EXECUTE and row.route == "execute":
-            report.held.append(aid)
-        elif route is Route.EXECUTE:
-            report.released.append(aid)
-            if row.sample in ("failure", "complained") or row.status in ("rejected", "declined"):
-                report.unreviewed_failures.append(aid)
     replay.flush(math.inf)
     report.moves = replay.moves
     report.moves_not_simulated = _match_moves(report.moves, record.transitions)
     return report
+
+
+async def _standings_before(store: Store, replay: _Replay, replayed: list[ActionClass], start: float) -> None:
+    """Each replayed class's standing when the period starts, from what was recorded before it."""
+    names = await class_names(store, start)
+    befores = await class_befores(
+        store, [c.name for c in replayed], start, tail={c.name: tail_size(c) for c in replayed}
+    )
+    for cls in replayed:
+        before = befores[cls.name]
+        replay.freeze = freeze_cap(before.freeze)  # the same for every class
+        if not before.seen:
+            continue  # nothing recorded before the period: it starts at the candidate's start
+        initial = before.first_move.from_level if before.first_move is not None else names.levels.get(cls.name)
+        standing, _ = standing_at(cls, before, initial or cls.start.label)
+        level = min(max(standing.level, cls.floor), cls.ceiling)
+        replay.classes[cls.name] = _Class(cls, replace(standing, level=level))
+
+
+def _empty_report(
+    candidate: Policy, start: float | None, classes: frozenset[str] | None, everyone: list[ActionClass]
+) -> SimulationReport:
+    """The report before any action is replayed."""
+    return SimulationReport(
+        candidate=str(candidate.directory),
+        candidate_fingerprint=candidate.fingerprint,
+        replayed=0,
+        skipped=[],
+        reclassified=0,
+        changes=[],
+        stopped=[],
+        held=[],
+        released=[],
+        unreviewed_failures=[],
+        moves=[],
+        moves_not_simulated=[],
+        interventions_recorded=0,
+        interventions_simulated=0,
+        interventions_added=0,
+        interventions_saved=0,
+        since=start,
+        replayed_classes=None if classes is None else sorted(classes),
+        skipped_classes=[] if classes is None else sorted(c.name for c in everyone if c.name not in classes),
+    )
+
+
+def _tally(
+    report: SimulationReport,
+    row: ActionRecord,
+    route: Route,
+    cls: ActionClass,
+    level: str,
+    triggers: Sequence[Trigger],
+    *,
+    recorded_n: int,
+    complained: int,
+) -> None:
+    """Count one replayed action into the report: interventions, and its route change if it has one."""
+    report.replayed += 1
+    report.reclassified += cls.name != row.action_class
+    simulated_n = _decisions(route, row) + (complained if route is not Route.BLOCK else 0)
+    report.interventions_recorded += recorded_n
+    report.interventions_simulated += simulated_n
+    report.interventions_added += max(0, simulated_n - recorded_n)
+    report.interventions_saved += max(0, recorded_n - simulated_n)
+    if route.value == row.route:
+        return
+    report.changes.append(
+        RouteChange(
+            action_id=row.id,
+            tool=row.tool,
+            target=row.target,
+            recorded_class=row.action_class,
+            simulated_class=cls.name,
+            recorded_route=row.route,
+            simulated_route=route.value,
+            simulated_class_level=level,
+            triggers=[t.name for t in triggers],
+        )
+    )
+    if route is Route.BLOCK:
+        report.stopped.append(row.id)
+    elif route is not Route.EXECUTE and row.route == "execute":
+        report.held.append(row.id)
+    elif route is Route.EXECUTE:
+        report.released.append(row.id)
+        if row.sample in ("failure", "complained") or row.status in ("rejected", "declined"):
+            report.unreviewed_failures.append(row.id)
 
 
 def render_simulation(r: SimulationReport) -> str:
