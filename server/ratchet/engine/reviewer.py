@@ -316,7 +316,7 @@ def restand(conn: sqlite3.Connection, setting: Setting, cls: ActionClass, action
         recorded.add_event(conn, cls.name, recorded.GAINED, now.why, action_id)
         _announce(setting, cls.name, recorded.GAINED, now.why, action_id)
     elif held and not now.holds:
-        why = f"disagreement with people lifted its false-accept bound: {now.why}"
+        why = f"disagreement with people took it below its bars: {now.why}"
         recorded.add_event(conn, cls.name, recorded.LOST, why, action_id)
         _announce(setting, cls.name, recorded.LOST, why, action_id)
 
