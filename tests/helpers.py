@@ -1018,3 +1018,25 @@ argv = [["touch"]]
 start = "autonomous"
 allow_shell = true
 """
+
+
+def reviewer_verdicts(db: Path) -> list[sqlite3.Row]:
+    """The delegated reviewer's recorded verdicts, oldest first (none before the record exists)."""
+    return rows(db, "SELECT * FROM reviewer_verdicts ORDER BY id") if db.exists() else []
+
+
+async def wait_verdicts(db: Path, n: int, within: float = 60.0) -> list[sqlite3.Row]:
+    """Wait until `n` reviewer verdicts are recorded (they are written by detached processes)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = reviewer_verdicts(db)
+        if len(found) >= n:
+            return found
+        await anyio.sleep(0.1)
+    raise AssertionError(f"expected {n} verdicts, found {len(reviewer_verdicts(db))}")
+
+
+async def write_via(client: Any, path: str, content: str = "new\n") -> dict[str, Any]:
+    """Call `write_file` through an MCP client and return its structured result."""
+    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
+    return out

@@ -14,17 +14,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
-from .helpers import LEVELS_POLICY, Clock, Human, connect, rows, run_cli, write_policy
+from .helpers import (
+    LEVELS_POLICY,
+    Clock,
+    Human,
+    connect,
+    reviewer_verdicts,
+    rows,
+    run_cli,
+    wait_verdicts,
+    write_policy,
+    write_via,
+)
 
 CLAUDE_ENV = "RATCHET_TEST_CLAUDE"
 
@@ -67,25 +76,6 @@ class FakeModel:
         self.proc.wait(timeout=10)
 
 
-def _verdicts(db: Path) -> list[sqlite3.Row]:
-    return rows(db, "SELECT * FROM reviewer_verdicts ORDER BY id") if db.exists() else []
-
-
-async def _wait_verdicts(db: Path, n: int, within: float = 60.0) -> list[sqlite3.Row]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = _verdicts(db)
-        if len(found) >= n:
-            return found
-        await anyio.sleep(0.1)
-    raise AssertionError(f"expected {n} verdicts, found {len(_verdicts(db))}")
-
-
-async def _write(client: Any, path: str, content: str = "new\n") -> dict[str, Any]:
-    out: dict[str, Any] = (await client.call_tool("write_file", {"path": path, "content": content})).structured_content
-    return out
-
-
 def _verdict(word: str) -> list[dict[str, Any]]:
     return [{"text": json.dumps({"verdict": word, "risk": "low", "reason": f"the model says {word}"})}]
 
@@ -121,26 +111,26 @@ async def test_claude_code_headless_as_the_reviewer(
         reviewer(0.0)
         async with connect(workspace, policies, db, human=human, clock=clock) as client:
             for i in range(3):  # a person approves; Claude Code judges each beside them, off the path
-                assert (await _write(client, f"ask/{i}.txt", f"{i}\n"))["status"] == "executed"
+                assert (await write_via(client, f"ask/{i}.txt", f"{i}\n"))["status"] == "executed"
             assert len(human.seen) == 3
-            found = await _wait_verdicts(db, 3, within=120)
+            found = await wait_verdicts(db, 3, within=120)
             assert [(r["role"], r["verdict"], r["reviewer"]) for r in found] == [
                 ("shadow", "approve", "claude:claude")
             ] * 3
             code, text = await run_cli(capsys, workspace, policies, db, "status")
             assert "agreement 3/3" in text and "ask: AUTHORITY" in text, text
-            free = await _write(client, "ask/free.txt", "free\n")  # Claude Code approves in the person's place
+            free = await write_via(client, "ask/free.txt", "free\n")  # Claude Code approves in the person's place
             assert free["status"] == "executed" and len(human.seen) == 3
         asked = [json.loads(line) for line in Path(model.log).read_text().splitlines()]
         assert sum(1 for entry in asked if entry.get("tool_names") == ["Read"]) == 4  # read-only tools, nothing else
         reviewer(1.0)  # every reviewer-approved call is audited
         async with connect(workspace, policies, db, human=human, clock=clock) as client:
-            audited = await _write(client, "ask/audited.txt", "audited\n")
+            audited = await write_via(client, "ask/audited.txt", "audited\n")
             assert audited["status"] == "executed" and len(human.seen) == 4
         reviewer(0.0)
         (model.where / "script.json").write_text(json.dumps(_verdict("deny")))
         async with connect(workspace, policies, db, human=human, clock=clock) as client:
-            denied = await _write(client, "ask/denied.txt", "denied\n")  # the denial goes to the person
+            denied = await write_via(client, "ask/denied.txt", "denied\n")  # the denial goes to the person
             assert denied["status"] == "executed" and len(human.seen) == 5
         roles = {
             r["action_id"]: (r["role"], r["verdict"])
@@ -155,7 +145,7 @@ async def test_claude_code_headless_as_the_reviewer(
         assert code == 0, text
         code, text = await run_cli(capsys, workspace, policies, db, "status")
         assert "ask: AUTHORITY" not in text and "lost authority on ask" in text, text
-        assert len(_verdicts(db)) == 6
+        assert len(reviewer_verdicts(db)) == 6
     finally:
         model.stop()
 
