@@ -49,6 +49,12 @@ from bench.provenance import REPO, stamp
 
 RESULTS = Path(__file__).parent / "results"
 
+_EXPANSIONS = (
+    "tests/test_bash_expansions.py",
+    "--deselect",
+    "tests/test_bash_expansions.py::test_a_hook_bash_command_with_arithmetic_is_not_allowed",
+)
+
 # module (under server/ratchet) -> the test files (and an optional -k selection) that cover it.
 MODULES: dict[str, tuple[str, ...]] = {
     "redact.py": ("tests/test_secrets.py", "-k", "not linearly and not never_reach"),
@@ -70,13 +76,17 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_settle_replay.py",
         "tests/test_padding.py",
     ),
-    "policy/options.py": ("tests/test_hostile_argv.py",),
-    "policy/argv.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
-    "policy/unwrap.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
-    "policy/shell_lexer.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
-    "policy/argv_options.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
+    # The command analysis: its unit tests (milliseconds a case) and the expansion forms checked against
+    # real bash; test_shell.py tests the spawner (executors/shell.py), not the analysis, and the hook case
+    # of test_bash_expansions.py (a `ratchet hook` process) checks the same analysis end to end.
+    "policy/argv_analysis.py": ("tests/test_commands.py", "tests/test_hostile_argv.py"),
+    "policy/argv.py": ("tests/test_commands.py", "tests/test_hostile_argv.py"),
+    "policy/argv_options.py": ("tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
+    "policy/shell_lexer.py": ("tests/test_commands.py", *_EXPANSIONS, "tests/test_hostile_argv.py"),
+    "policy/unwrap.py": ("tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
+    "policy/options.py": ("tests/test_hostile_argv.py", "tests/test_commands.py"),
     "executors/confined.py": ("tests/test_checks.py", "tests/test_verify.py"),
-    "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
+    "executors/workspace.py": ("tests/test_workspace.py", "tests/test_fs.py", "tests/test_confinement.py"),
     "executors/sandbox.py": ("tests/test_sandbox.py",),
     "record/roles.py": ("tests/test_roles.py",),
     "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
