@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 
 import pytest
@@ -31,8 +32,13 @@ CASES: list[tuple[str, CommandAnalysis, list[list[str]], bool, str]] = [
     ("env unknown option", A(["env", "--frob", "pytest"]), [["env", "--frob", "pytest"]], True, "unrecognised"),
     ("nice -n", A(["nice", "-n", "10", "pytest"]), [["pytest"]], False, "nice"),
     ("nice -N", A(["nice", "-5", "pytest"]), [["pytest"]], False, ""),
+    ("nice -N only where numeric", A(["env", "-5", "pytest"]), [["env", "-5", "pytest"]], True, "unrecognised"),
+    ("nice long option, nothing run", A(["nice", "--adjustment", "5"]), [["nice", "--adjustment", "5"]], False, ""),
+    ("short option without its value", A(["nice", "-n"]), [["nice", "-n"]], True, "unrecognised"),
     ("nohup", A(["nohup", "pytest"]), [["pytest"]], False, ""),
     ("timeout", A(["timeout", "-k", "5", "--signal=INT", "30s", "pytest"]), [["pytest"]], False, ""),
+    ("timeout long option's value", A(["timeout", "--signal", "INT", "30s", "pytest"]), [["pytest"]], False, ""),
+    ("long option without its value", A(["timeout", "--signal"]), [["timeout", "--signal"]], True, "unrecognised"),
     ("time", A(["time", "-p", "pytest"]), [["pytest"]], False, ""),
     ("stdbuf", A(["stdbuf", "-oL", "-e", "0", "pytest"]), [["pytest"]], False, ""),
     ("command", A(["command", "-p", "pytest"]), [["pytest"]], False, ""),
@@ -203,10 +209,32 @@ def test_nested_shell_depth_is_bounded() -> None:
     assert result.opaque and any("deeper than" in r for r in result.reasons)
 
 
-@pytest.mark.parametrize("argv", [[], [""]])
+def test_nesting_is_followed_to_max_depth_and_one_level_more_is_opaque() -> None:
+    """The bound sits exactly at MAX_DEPTH, for wrappers in an argv and shells in a script alike."""
+    at_bound = A(["env"] * MAX_DEPTH + ["pytest"])
+    assert at_bound.commands == [["pytest"]] and not at_bound.opaque, at_bound.reasons
+    past = A(["env"] * (MAX_DEPTH + 1) + ["pytest"])
+    assert past.opaque and any("deeper than" in r for r in past.reasons), past.reasons
+    script = "pytest"
+    for _ in range(MAX_DEPTH + 1):
+        script = "sh -c " + shlex.quote(script)
+    assert S(script).opaque and any("deeper than" in r for r in S(script).reasons)
+
+
+def test_an_analysis_cannot_be_changed_after_the_fact() -> None:
+    result = A(["pytest"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.opaque = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("argv", [[], [""], ["", "pytest"]])
 def test_empty_argv_is_invalid(argv: list[str]) -> None:
     with pytest.raises(InvalidRequest):
         analyse_argv(argv)
+
+
+def test_an_empty_argument_after_the_program_is_an_argument() -> None:
+    assert analyse_argv(["pytest", ""]).commands == [["pytest", ""]]
 
 
 def test_string_argv_is_invalid() -> None:
