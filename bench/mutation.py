@@ -77,14 +77,22 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_padding.py",
     ),
     # The command analysis: its unit tests (milliseconds a case) and the expansion forms checked against
-    # real bash; test_shell.py tests the spawner (executors/shell.py), not the analysis, and the hook case
-    # of test_bash_expansions.py (a `ratchet hook` process) checks the same analysis end to end.
-    "policy/argv_analysis.py": ("tests/test_commands.py", "tests/test_hostile_argv.py"),
-    "policy/argv.py": ("tests/test_commands.py", "tests/test_hostile_argv.py"),
-    "policy/argv_options.py": ("tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
-    "policy/shell_lexer.py": ("tests/test_commands.py", *_EXPANSIONS, "tests/test_hostile_argv.py"),
-    "policy/unwrap.py": ("tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
-    "policy/options.py": ("tests/test_hostile_argv.py", "tests/test_commands.py"),
+    # real bash, without tests/conftest.py (its server fixtures are three quarters of a run's start-up and
+    # none of these tests use them); test_shell.py tests the spawner (executors/shell.py), not the analysis,
+    # and the hook case of test_bash_expansions.py (a `ratchet hook` process) checks the same analysis end
+    # to end.
+    "policy/argv_analysis.py": ("--noconftest", "tests/test_commands.py", "tests/test_hostile_argv.py"),
+    "policy/argv.py": ("--noconftest", "tests/test_commands.py", "tests/test_hostile_argv.py"),
+    "policy/argv_options.py": ("--noconftest", "tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
+    "policy/shell_lexer.py": (
+        "--noconftest",
+        "tests/test_shell_lexer.py",
+        "tests/test_commands.py",
+        *_EXPANSIONS,
+        "tests/test_hostile_argv.py",
+    ),
+    "policy/unwrap.py": ("--noconftest", "tests/test_commands.py", "tests/test_hostile_argv.py", *_EXPANSIONS),
+    "policy/options.py": ("--noconftest", "tests/test_hostile_argv.py", "tests/test_commands.py"),
     "executors/confined.py": ("tests/test_confined.py", "tests/test_checks.py", "tests/test_verify.py"),
     "executors/workspace.py": ("tests/test_workspace.py", "tests/test_fs.py", "tests/test_confinement.py"),
     "executors/sandbox.py": ("tests/test_sandbox.py",),
