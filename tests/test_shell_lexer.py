@@ -37,6 +37,7 @@ TOKENS: list[tuple[str, list[Word | str]]] = [
     # digits before a redirection name a file descriptor; digits inside a word do not
     ("a 2>f 2>>g 2>&1", [W("a", 1), ">", W("f", 1), ">>", W("g", 1), ">&", W("1", 1)]),
     ("a x2>f", [W("a", 1), W("x2", 2), ">", W("f", 1)]),
+    ('a "2">f 2\\>g', [W("a", 1), W("2", 0), ">", W("f", 1), W("2>g", 1)]),
     # how much of a word is unquoted: counted up to its first quote, once
     ('"a"b"c"', [W("abc", 0)]),
     ('ab"c"d', [W("abcd", 2)]),
@@ -54,6 +55,7 @@ TOKENS: list[tuple[str, list[Word | str]]] = [
     ("a *.py ? [ab] {a,b}", [W("a", 1), W("*.py", 4, True), W("?", 1, True), W("[ab]", 4, True), W("{a,b}", 5, True)]),
     ("a ~ b~ x=~/a y=b:~/c", [W("a", 1), W("~", 1, True), W("b~", 2), W("x=~/a", 5, True), W("y=b:~/c", 7, True)]),
     ("=rm a=b", [W("=rm", 3, True), W("a=b", 3)]),
+    ('a*"x" "$x"y', [W("a*x", 2, True), W("$xy", 0, True)]),
     # a dollar sign the shell leaves as it is
     ("echo $ $/x $.", [W("echo", 4), W("$", 1, True), W("$/x", 3, True), W("$.", 2, True)]),
     ('echo "$" "$ x"', [W("echo", 4), W("$", 0, True), W("$ x", 0, True)]),
@@ -99,6 +101,7 @@ DARK: list[tuple[str, str]] = [
     ("echo ${x", "we do not understand"),
     ("echo $=x", "the expansion \\$="),
     ("echo $~x", "the expansion \\$~"),
+    ('echo "$=x"', "the expansion \\$="),
 ]
 
 
