@@ -311,6 +311,57 @@ KILLED_SINCE: dict[tuple[str, str], str] = {
     ("executors/confined.py", "except BaseException:"): (
         "test_confined.py::test_a_command_cancelled_midway_leaves_no_protected_path_it_created"
     ),
+    (
+        "policy/shell_lexer.py",
+        "continue",
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\"b"]',
+    (
+        "policy/shell_lexer.py",
+        "while i < len(script):",
+    ): 'test_shell_lexer.py::test_a_construct_that_cannot_be_followed_is_dark[echo "oops]',
+    (
+        "policy/shell_lexer.py",
+        "i += 2",
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\"b"] and [a\\\\ b]',
+    (
+        "policy/shell_lexer.py",
+        "plain = sum(map(len, buf)) if plain < 0 else plain  # once per word",
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens["a"b"c"]',
+    (
+        "policy/shell_lexer.py",
+        "if not nxt or nxt in _LITERAL_AFTER_DOLLAR or (in_double and nxt == '\"'):",
+    ): 'test_shell_lexer.py::test_a_construct_that_cannot_be_followed_is_dark[echo "$=x"]',
+    (
+        "policy/shell_lexer.py",
+        'if op[0] in "<>" and plain < 0 and "".join(buf).isdigit():',
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[a "2">f 2\\\\>g]',
+    (
+        "policy/shell_lexer.py",
+        'buf.append(nxt if nxt in \'$`"\\\\\' else c + nxt)  # inside "", \\ escapes only these',
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\xb"]',
+    (
+        "policy/shell_lexer.py",
+        "nxt = script[i + 1]",
+    ): 'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\"b"]',
+    (
+        "policy/shell_lexer.py",
+        'if script.startswith("$((", i):',
+    ): "test_shell_lexer.py::test_a_construct_that_cannot_be_followed_is_dark[echo $((1+2))] and [echo $(x)]",
+    (
+        "policy/shell_lexer.py",
+        'if c == "\\\\" and i + 1 < len(script):',
+    ): (
+        'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\"b"] and '
+        'test_shell_lexer.py::test_a_construct_that_cannot_be_followed_is_dark[echo "a\\\\]'
+    ),
+    (
+        "policy/shell_lexer.py",
+        'expands: bool = False  # the shell would expand it: unquoted $ ~ * ? [ {, or $ inside "..."',
+    ): "test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens (every plain word)",
+    (
+        "policy/shell_lexer.py",
+        'raise Dark(_BASH_OPERATORS.get(after[:1], "a parameter expansion ${...} we do not understand"))',
+    ): "test_shell_lexer.py::test_a_construct_that_cannot_be_followed_is_dark[echo ${x/a/b}]",
 }
 
 
