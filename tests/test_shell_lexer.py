@@ -76,6 +76,7 @@ DARK: list[tuple[str, str]] = [
     ('echo "oops', "unterminated"),
     ("echo 'oops", "unterminated"),
     ('echo "a\\', "unterminated"),
+    ('echo "a\\"', "unterminated"),
     ("echo $((1+2))", "arithmetic expansion \\$\\(\\("),
     ('echo "$((1))"', "arithmetic expansion \\$\\(\\("),
     ("echo $(x)", "^command substitution$"),
