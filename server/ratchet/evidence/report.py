@@ -54,6 +54,7 @@ UP, DOWN = "promote", "down"
 _ORDER = {"sample": 0, "complaint": 1, "transition": 2}
 MOVES = ("promote", "demote", "complaint-demote", "human-demote", "policy")  # point events that move the level
 CAPS = ("pin", "unpin", "freeze", "unfreeze")  # point events that cap the level, or lift the cap
+_LABEL = {level: level.label for level in Level}  # a replay names a level per point: looked up, not computed
 
 
 class TrajectoryPoint(BaseModel):
@@ -140,15 +141,16 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
     state = start
     points: list[TrajectoryPoint] = []
 
-    def point(at: float, name: str, shown: tuple[int, float | None, float | None], **more: Any) -> TrajectoryPoint:
-        frozen = None if freeze is None else freeze.at(at)
+    def point(
+        at: float, name: str, shown: tuple[int, float | None, float | None], frozen: Level | None, **more: Any
+    ) -> TrajectoryPoint:
         n, rate, lower = shown
         return TrajectoryPoint(  # validated in compiled code: faster than an unvalidated construct in Python
             at=at,
             event=name,
-            level=state.level.label,
-            pinned=None if state.pinned is None else state.pinned.label,
-            frozen=None if frozen is None else frozen.label,
+            level=_LABEL[state.level],
+            pinned=None if state.pinned is None else _LABEL[state.pinned],
+            frozen=None if frozen is None else _LABEL[frozen],
             rate=rate,
             lower=lower,
             n=n,
@@ -167,7 +169,8 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
             ok, name, detail = None, t.kind, f"{t.from_level} -> {t.to_level}: {t.reason}"
             if t.action_class == ALL_CLASSES:
                 freeze = freeze_cap(t)
-                points.append(point(at, t.kind, figures(state.window), detail=detail))
+                frozen = None if freeze is None else freeze.at(at)
+                points.append(point(at, t.kind, figures(state.window), frozen, detail=detail))
                 continue
             if t.kind in EVIDENCE_KINDS or t.kind in FREEZE_KINDS:
                 continue  # evidence moves are replayed below; a freeze is the pseudo-class's
@@ -178,7 +181,7 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
             elif t.kind == "policy":
                 event = PolicyMoved(Level.parse(t.to_level), t.reason)
             else:  # a tamper record: shown, it moves nothing
-                points.append(point(at, t.kind, figures(state.window), detail=detail))
+                points.append(point(at, t.kind, figures(state.window), frozen, detail=detail))
                 continue
         out = settle(cls, state, event, frozen)
         if isinstance(event, Observed | Complained):
@@ -187,16 +190,16 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
                 judged = (ev.n, ev.rate, ev.lower)
             else:
                 judged = figures(out.standing.window)
-            points.append(point(at, name, judged, ok=ok, action_id=ident, detail=detail))
+            points.append(point(at, name, judged, frozen, ok=ok, action_id=ident, detail=detail))
         state = out.standing
         if out.move is not None:
             m = out.move
             moved = "complaint-demote" if m.kind == "complaint" else m.kind
             text = f"{m.from_level.label} -> {m.to_level.label}: {m.reason}"
             shown = figures(state.window)
-            points.append(point(at, moved, shown, action_id=m.action_id, detail=text, was=m.from_level.label))
+            points.append(point(at, moved, shown, frozen, action_id=m.action_id, detail=text, was=m.from_level.label))
         elif isinstance(event, Pinned):
-            points.append(point(at, name, figures(state.window), detail=detail))
+            points.append(point(at, name, figures(state.window), frozen, detail=detail))
     return points
 
 

@@ -158,6 +158,19 @@ def wilson_bounds(successes: int, n: int, z: float = Z_95) -> tuple[float, float
     return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
 
 
+_LOWER: dict[tuple[int, int], float] = {}
+
+
+def lower_bound(successes: int, n: int) -> float:
+    """The Wilson lower bound of `successes` in `n` (`wilson_bounds`' first), remembered: a window takes few
+    distinct (successes, n) pairs, and a replay asks for them a hundred thousand times."""
+    key = (successes, n)
+    found = _LOWER.get(key)
+    if found is None:
+        found = _LOWER[key] = wilson_bounds(successes, n)[0]
+    return found
+
+
 _STEPS: dict[tuple[float, float], tuple[float, float]] = {}
 
 
@@ -207,11 +220,23 @@ def spans(params: TrustParams) -> tuple[tuple[int, int], ...]:
 
 def span_failures(window: Window, params: TrustParams) -> tuple[int, int] | None:
     """The first of the class's spans the window's latest samples breach, as (failures, span); None if none does."""
-    fitting = spans(params)
-    for (failures, span), found in zip(SPANS, window.tally.failures_in, strict=True):
-        if (failures, span) in fitting and found >= failures:
+    found = window.tally.failures_in
+    for failures, span, at in _fitting(params):
+        if found[at] >= failures:
             return failures, span
     return None
+
+
+_FITTING: dict[float, tuple[tuple[int, int, int], ...]] = {}
+
+
+def _fitting(params: TrustParams) -> tuple[tuple[int, int, int], ...]:
+    """The class's spans (`spans`), each with its place in `Tally.failures_in`."""
+    found = _FITTING.get(params.demote_below)
+    if found is None:
+        mine = spans(params)
+        found = _FITTING[params.demote_below] = tuple((k, m, i) for i, (k, m) in enumerate(SPANS) if (k, m) in mine)
+    return found
 
 
 def add_sample(window: Window, sample: Sample, params: TrustParams) -> Window:
@@ -287,7 +312,7 @@ def judge(
             )
             return Verdict("demote", level.down(), reason, window, params)
     n = window.n
-    lower = wilson_bounds(window.successes, n)[0] if n else None
+    lower = lower_bound(window.successes, n) if n else None
     if level < ceiling and lower is not None and n >= params.min_samples and lower >= params.promote_at:
         reason = (
             f"Wilson lower bound {lower:.3f} >= promote_at {params.promote_at} "
@@ -311,7 +336,7 @@ def figures(window: Window) -> tuple[int, float | None, float | None]:
     n = window.n
     if n == 0:
         return 0, None, None
-    return n, window.successes / n, wilson_bounds(window.successes, n)[0]
+    return n, window.successes / n, lower_bound(window.successes, n)
 
 
 def samples_to_promote(window: Window, params: TrustParams) -> int | None:
