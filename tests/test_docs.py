@@ -306,7 +306,8 @@ def _bench_figures() -> list[tuple[str, str, str]]:
 
 def _busy_figures() -> list[tuple[str, str, str]]:
     evidence = _results("evidence.json")
-    rows = {r["backend"]: r for r in evidence["rows"]}
+    smallest = min(row["size"] for row in evidence["rows"])
+    rows = {r["backend"]: r for r in evidence["rows"] if r["size"] == smallest}  # the ratios are at 10^5
     r = "README.md"
     return [
         (r, r"`bench/results/evidence\.json`, commit `([0-9a-f]+)`", evidence["provenance"]["commit"]),
