@@ -693,23 +693,24 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
     # Gaps and islands: counting, in each session, the actions that need a human up to each action (`grp`),
     # an autonomous action's run is `grp` and a human's action ends run `grp - 1`, so one GROUP BY gives
     # each run with the action that ended it, without a join.
-    # The period's rows are read first, from the index on the time (`actions_period`, which holds these columns):
-    # a window over sessions read straight from the table would walk every session's whole history.
+    # The period's rows are read first, from the index on the time (`actions_period`, which holds these columns),
+    # each narrowed to three flags (a window over sessions read straight from the table would walk every
+    # session's whole history, and wide rows make the sort by session spill to disk).
     query = f"""
         WITH p AS MATERIALIZED (
-            SELECT a.session_id, a.id, a.route, a.status, a.reviewer FROM actions a WHERE {sql}
-        ), seq AS (
             SELECT a.session_id, a.id,
                 CASE WHEN a.route = ? THEN 0 ELSE 1 END AS breaks,
-                sum(CASE WHEN a.route = ? THEN 0 ELSE 1 END)
-                    OVER (PARTITION BY a.session_id ORDER BY a.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-                    AS grp,
                 CASE WHEN a.route = ? AND (a.status = 'failed'
                     OR a.id IN (SELECT action_id FROM complaints)
                     OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad,
                 CASE WHEN a.route != ? AND a.reviewer IS NOT NULL AND a.status NOT IN ({_marks(SAID_NO)})
                     THEN 1 ELSE 0 END AS accepted
-            FROM p a
+            FROM actions a WHERE {sql}
+        ), seq AS (
+            SELECT session_id, id, breaks, bad, accepted,
+                sum(breaks) OVER (PARTITION BY session_id ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                    AS grp
+            FROM p
         )
         SELECT session_id, sum(1 - breaks) AS n, min(CASE WHEN breaks = 0 THEN id END) AS first_id,
             max(CASE WHEN breaks = 0 THEN id END) AS last_id
@@ -717,7 +718,7 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
         HAVING sum(1 - breaks) > 0 AND sum(bad) = 0 AND (max(breaks) = 0 OR max(accepted) = 1)
         ORDER BY n DESC, first_id LIMIT 1
     """
-    marks = (*params, ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO)
+    marks = (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO, *params)
     row = conn.execute(query, marks).fetchone()
     return None if row is None else UnattendedRun(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
