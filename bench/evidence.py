@@ -24,6 +24,7 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,22 +98,35 @@ def timed(args: list[str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
-def views(size: int, workspace: Path, policies: Path, db: str, root: Path, simulate: bool = True) -> dict[str, Any]:
+def views(
+    size: int, workspace: Path, policies: Path, db: str, root: Path, simulate: bool = True, repeat: int = 1
+) -> dict[str, Any]:
     """Time the views on one database (an SQLite file's path, or a PostgreSQL URL); `simulate` False leaves
-    the two `simulate` runs out (the longest of the run at 10^6, and no target of the busy case)."""
+    the two `simulate` runs out (the longest of the run at 10^6, and no target of the busy case). `repeat`
+    rounds of status, metrics and report --html, interleaved so each round meets the same load: each figure
+    is the median of its rounds (each round's seconds are kept, `*_runs`)."""
     common = ["--workspace", str(workspace), "--db", db]
     ratchet = str(ratchet_bin())
     page = root / "report.html"
     out: dict[str, Any] = {"size": size}
     # One untimed open first: it brings the database to the current schema (index builds included).
     timed([ratchet, "status", *common, "--policies", str(policies), "--json"])
-    # The baseline of the same run: `ratchet status` on the same record (start-up and one read of the standing).
-    out["status_s"], _ = timed([ratchet, "status", *common, "--policies", str(policies), "--json"])
-    out["metrics_s"], text = timed([ratchet, "metrics", *common, "--policies", str(policies), "--json"])
-    out["actions_in_period"] = json.loads(text)["total"]["actions"]
-    out["report_html_s"], _ = timed([ratchet, "report", *common, "--policies", str(policies), "--html", str(page)])
-    out["page_bytes"] = page.stat().st_size
-    page.unlink()
+    runs: dict[str, list[float]] = {"status_s": [], "metrics_s": [], "report_html_s": []}
+    for _ in range(repeat):
+        # The baseline of the same run: `ratchet status` on the same record (start-up and one read of the standing).
+        seconds, _ = timed([ratchet, "status", *common, "--policies", str(policies), "--json"])
+        runs["status_s"].append(seconds)
+        seconds, text = timed([ratchet, "metrics", *common, "--policies", str(policies), "--json"])
+        runs["metrics_s"].append(seconds)
+        out["actions_in_period"] = json.loads(text)["total"]["actions"]
+        seconds, _ = timed([ratchet, "report", *common, "--policies", str(policies), "--html", str(page)])
+        runs["report_html_s"].append(seconds)
+        out["page_bytes"] = page.stat().st_size
+        page.unlink()
+    for key, values in runs.items():
+        out[key] = statistics.median(values)
+        if repeat > 1:
+            out[key.removesuffix("_s") + "_runs"] = values
     out["metrics_x_status"] = out["metrics_s"] / out["status_s"]
     out["report_html_x_status"] = out["report_html_s"] / out["status_s"]
     if not simulate:
@@ -149,7 +163,7 @@ def to_postgres(db: Path, url: str, size: int) -> tuple[str, float, float]:
 
 
 def measure(
-    size: int, tmp: Path, backends: list[str], url: str | None, case: str, simulate: bool = True
+    size: int, tmp: Path, backends: list[str], url: str | None, case: str, simulate: bool = True, repeat: int = 1
 ) -> list[dict[str, Any]]:
     """Build one history of `size` actions and time the views on each backend: the same rows on both."""
     root = tmp / f"evidence-{size}"
@@ -160,11 +174,11 @@ def measure(
     rows = []
     for backend in backends:
         if backend == "sqlite":
-            row = views(size, workspace, policies, str(db), root, simulate)
+            row = views(size, workspace, policies, str(db), root, simulate, repeat)
         else:
             assert url is not None
             target, copy_s, analyze_s = to_postgres(db, url, size)
-            row = views(size, workspace, policies, target, root, simulate)
+            row = views(size, workspace, policies, target, root, simulate, repeat)
             row.update(copy_s=copy_s, analyze_s=analyze_s)
         row.update(backend=backend, case=case, days=round(size / per_day, 1), build_s=built_s)
         rows.append(row)
@@ -263,6 +277,9 @@ def main() -> int:
         metavar="SIZE",
         help="leave the `simulate` runs out at this size and above (they are no target of the busy case)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of status, metrics and report --html; each figure the median"
+    )
     parser.add_argument("--tmp", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -284,6 +301,7 @@ def main() -> int:
                     url,
                     args.case,
                     args.skip_simulate_at is None or int(s) < args.skip_simulate_at,
+                    args.repeat,
                 )
             ]
     finally:
