@@ -18,6 +18,7 @@ from pathlib import Path
 from ratchet.executors.git import command_env
 from ratchet.executors.sandbox import plan as sandbox_plan
 from ratchet.executors.sandbox import remove_planted, sandbox_status_async
+from ratchet.executors.sandbox_reuse import reuse_wanted, run_in_cell
 from ratchet.executors.shell import CommandResult, ProgressCallback, SpawnCallback, run_argv, scrub_env
 
 
@@ -76,7 +77,26 @@ async def run_confined(
             read_only=confinement.read_only,
             never_create=confinement.never_create,
         )
-        spawned, env, guarded = boxed.argv, boxed.env, boxed.must_not_appear
+        guarded = boxed.must_not_appear
+        if reuse_wanted():
+            try:
+                reused = await run_in_cell(
+                    boxed,
+                    spawned,
+                    cwd=cwd,
+                    env=boxed.env,
+                    timeout_s=timeout_s,
+                    stdin=stdin,
+                    output_cap=confinement.output_cap,
+                    on_progress=on_progress,
+                    on_spawn=on_spawn,
+                )
+            except BaseException:
+                remove_planted(guarded)
+                raise
+            if reused is not None:
+                return ConfinedRun(reused, remove_planted(guarded), sandboxed)
+        spawned, env = boxed.argv, boxed.env
     try:
         done = await run_argv(
             spawned,
