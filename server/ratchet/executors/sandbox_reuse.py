@@ -60,7 +60,7 @@ from ratchet.executors.shell import (
     _report,
 )
 
-__all__ = ["REUSE_ENV", "close_runners", "reuse_wanted", "run_in_cell"]
+__all__ = ["REUSE_ENV", "close_runners", "reuse_wanted", "run_in_cell", "runner_pids"]
 
 REUSE_ENV = "RATCHET_SANDBOX_REUSE"
 MAX_RUNNERS = 4
@@ -291,6 +291,12 @@ def _forget(key: tuple[Any, ...], *, broken: bool) -> None:
             _broken.add(key)
     if runner is not None:
         runner.close()
+
+
+def runner_pids() -> list[int]:
+    """The bubblewrap process of every live reused sandbox of this process (for status and tests)."""
+    with _guard:
+        return [runner.proc.pid for runner in _runners.values() if runner.proc.poll() is None]
 
 
 def close_runners() -> None:
