@@ -253,6 +253,21 @@ async def test_a_protected_path_that_appears_between_commands_is_read_only_for_t
 
 
 @pytest.mark.asyncio
+async def test_a_directory_replaced_on_the_host_between_commands_is_seen_anew(layout: tuple[Path, Path]) -> None:
+    workspace, state = layout
+    confinement = _confinement(workspace, state)
+    first = await _sh(confinement, "ls -A .ratchet; echo listed")
+    assert first.result.stdout == "listed\n"
+    shutil.rmtree(workspace / ".ratchet")  # replaced outside the sandbox: another directory, same path
+    (workspace / ".ratchet").mkdir()
+    (workspace / ".ratchet" / "policy.toml").write_text("kept\n")
+    second = await _sh(confinement, "ls -A .ratchet; echo evil > .ratchet/policy.toml || echo denied")
+    assert second.result.stdout == "policy.toml\ndenied\n", second.result.stdout
+    assert (workspace / ".ratchet" / "policy.toml").read_text() == "kept\n"
+    assert len(runner_pids()) == 2, "the replaced directory got a sandbox of its own"
+
+
+@pytest.mark.asyncio
 async def test_a_command_gains_no_user_namespace_it_lacked_in_a_sandbox_of_its_own(
     layout: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

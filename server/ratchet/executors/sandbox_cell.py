@@ -245,6 +245,7 @@ def main() -> None:
                 try:
                     control.close()
                     mine.close()
+                    os.close(own_pid)
                     _cell(theirs, spec)
                 except BaseException as exc:  # told to the server, then gone
                     with contextlib.suppress(OSError):

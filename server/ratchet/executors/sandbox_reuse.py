@@ -264,10 +264,25 @@ _broken: set[tuple[Any, ...]] = set()
 _guard = threading.Lock()
 
 
+def _identities(options: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """What each bind's source is now (device, inode): a bind holds the directory it was given, so a
+    path replaced on the host since (a repository initialised again) needs a sandbox of its own."""
+    found = []
+    for i, name in enumerate(options):
+        if name in _TWO:
+            try:
+                info = Path(options[i + 1]).stat()
+            except OSError:
+                found.append((-1, -1))
+                continue
+            found.append((info.st_dev, info.st_ino))
+    return tuple(found)
+
+
 def _runner(plan: SandboxPlan) -> tuple[tuple[Any, ...], _Runner]:
     options, spec = _cell_spec(plan.argv)
     # Per thread: bubblewrap dies with the thread that started it (its parent-death signal).
-    key = (threading.get_ident(), tuple(options), json.dumps(spec))
+    key = (threading.get_ident(), tuple(options), json.dumps(spec), _identities(options))
     with _guard:
         if key in _broken:
             raise _Unavailable("a cell could not be built for this plan")
