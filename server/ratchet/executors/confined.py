@@ -5,7 +5,8 @@
 (operations/confine.py `confinement`), so a check is held to exactly what an agent's command is: the
 class's sandbox profile (read-only, or only the workspace and a private `/tmp` writable minus the
 protected set), the review token hidden, no network unless allowed, a timeout that kills the
-process group, capped output.
+process group, capped output. A sandboxed program runs in a fresh cell of a sandbox prepared once
+per plan (executors/sandbox_reuse.py), or in a sandbox of its own where none can be had.
 """
 
 from __future__ import annotations

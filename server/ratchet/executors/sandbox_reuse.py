@@ -23,8 +23,11 @@ ends when the server closes its socket). A command cannot reach the runner: it l
 PID namespace, and the cell that started the command (its parent, PID 1 of its namespace) is
 undumpable and ignores every signal sent from inside. Runners are kept per server process, thread
 and plan (at most `MAX_RUNNERS`, the least recently used closed first); a plan that differs in any
-bind (a protected path appeared, another profile, the network) gets a runner of its own, so a
-reused sandbox never shows a layout older than the command's plan.
+bind (a protected path appeared, another profile, the network) gets a runner of its own, and so
+does one whose bound directories were replaced on the host since (a bind holds the directory it
+was given, by inode), so a reused sandbox never shows a layout older than the command's plan.
+Not covered: a bound directory replaced on the host in the moment between that check and the
+command's start (the kernel then detaches the binds on the old one).
 
 `RATCHET_SANDBOX_REUSE=off` in the server's environment turns reuse off (one bubblewrap per
 command). Where a runner cannot be had (no pidfd, an interpreter under `/tmp`, a cell that fails
