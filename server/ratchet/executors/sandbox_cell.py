@@ -1,6 +1,7 @@
 """The runner inside a reused sandbox: it prepares one fresh cell per command, ahead of the command.
 
-This file is run as a program (`python -I -S -c SOURCE SPEC CONTROL_FD`) as the first process of
+This file is run as a program (`python -I -S -c SOURCE SPEC CONTROL_FD`, SPEC in `marshal`'s format,
+as hex; so is each command the server sends) as the first process of
 a bubblewrap sandbox built from the command's plan (executors/sandbox_reuse.py); it imports nothing
 of Ratchet and only the standard library. It holds CAP_SYS_ADMIN, CAP_SETPCAP and CAP_NET_ADMIN in
 the sandbox's own user namespace (never the host's) and uses them only to build cells.
@@ -32,14 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
+import marshal
 import os
 import select
 import signal
 import socket
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -88,10 +88,11 @@ def _under(path: str, top: str) -> bool:
 
 def _mountpoint(target: str, directory: bool) -> None:
     """Create what a bind needs in a fresh tmpfs: the directory, or an empty file in its directory."""
+    # os, not pathlib: importing less keeps the runner's start short (once per sandbox).
     if directory:
-        Path(target).mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.makedirs(target, mode=0o755, exist_ok=True)  # noqa: PTH103
         return
-    Path(target).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)  # noqa: PTH103, PTH120
     if not os.path.lexists(target):
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
 
@@ -123,10 +124,34 @@ def _lay_out(ops: list[list[str]]) -> None:
                 _read_only(target)
         elif kind == "rebind" and target in held:
             fd = held[target]
-            _mountpoint(target, Path(f"/proc/self/fd/{fd}").is_dir())
+            _mountpoint(target, os.path.isdir(f"/proc/self/fd/{fd}"))  # noqa: PTH112
             _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
     for fd in held.values():
         os.close(fd)
+
+
+def _unescape(field: bytes) -> str:
+    """A mount point as /proc/self/mountinfo spells it (space, tab, newline, backslash as octal)."""
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i : i + 1] == b"\\" and field[i + 1 : i + 4].isdigit():
+            out.append(int(field[i + 1 : i + 4], 8))
+            i += 4
+        else:
+            out += field[i : i + 1]
+            i += 1
+    return os.fsdecode(bytes(out))
+
+
+def _missing(expected: list[list[Any]]) -> list[str]:
+    """Those of the plan's mount points ([path, read-only]) not mounted here now, or not as the plan says."""
+    present: dict[str, bool] = {}
+    with open("/proc/self/mountinfo", "rb") as table:
+        for line in table.read().splitlines():
+            fields = line.split(b" ")
+            if len(fields) > 5:  # the last mount on a path is the one seen there
+                present[_unescape(fields[4])] = b"ro" in fields[5].split(b",")
+    return [path for path, read_only in expected if present.get(path) is not read_only]
 
 
 def _loopback_up() -> None:
@@ -148,8 +173,31 @@ def _drop_capabilities() -> None:
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "dumpable")
 
 
+def _char(ch: str) -> str:
+    if ch.isprintable() and ch not in '"\\':
+        return ch
+    code = ord(ch)
+    if code > 0xFFFF:  # a surrogate pair, as JSON spells it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def _json(message: dict[str, Any]) -> bytes:
+    """A flat message as JSON (what the server reads), without importing json (and re) here."""
+
+    def value(item: object) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int):
+            return str(item)
+        return '"' + "".join(_char(ch) for ch in str(item)) + '"'
+
+    return ("{" + ", ".join(f"{value(key)}: {value(item)}" for key, item in message.items()) + "}").encode()
+
+
 def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
+    data = _json(message)
     if fds:
         socket.send_fds(sock, [data], fds)
     else:
@@ -173,9 +221,16 @@ def _cell(sock: socket.socket, spec: dict[str, Any]) -> None:
     data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 3)
     if not data:
         return  # the server let the cell go unused
-    request = json.loads(data)
+    request = marshal.loads(data)  # from the server, which made it with marshal.dumps
     for fd in fds:
         os.set_inheritable(fd, False)
+    # A directory the sandbox binds that is removed on the host takes its binds with it, in every
+    # namespace (the runner's too, before this cell was laid out): then the layout is no longer the
+    # plan's, and the command must not run here.
+    missing = _missing(spec["binds"])
+    if missing:
+        _send(sock, {"error": "layout", "detail": f"no longer bound: {', '.join(missing)}"})
+        return
     path = request["env"].get("PATH")
     if path is None:  # the program is looked up as execvp does: in the command's PATH, else the default
         os.environ.pop("PATH", None)
@@ -218,7 +273,7 @@ def _cell(sock: socket.socket, spec: dict[str, Any]) -> None:
 
 def main() -> None:
     """The runner's loop: a byte on the control socket asks for a cell; end of file ends the runner."""
-    spec = json.loads(sys.argv[1])
+    spec = marshal.loads(bytes.fromhex(sys.argv[1]))
     control = socket.socket(fileno=int(sys.argv[2]))
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     own_pid = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import os
 import signal
 import socket
@@ -87,6 +88,10 @@ class _Unavailable(Exception):
     """No reused sandbox for this command (before anything of it ran): it gets one of its own."""
 
 
+class _LayoutChanged(Exception):
+    """The cell found its layout changed (a bound directory removed on the host) and ran nothing."""
+
+
 def reuse_wanted() -> bool:
     """Whether commands should run in a reused sandbox (`RATCHET_SANDBOX_REUSE=off` says no)."""
     return os.environ.get(REUSE_ENV, "").strip().lower() not in ("off", "0", "false", "no")
@@ -101,6 +106,7 @@ def _cell_spec(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """
     end = list(argv).index("--")
     options, fresh_tmpfs, fresh_proc, ops = [argv[0]], [], [], []
+    binds: dict[str, bool] = {}  # every mount point of the plan: read-only or not (the last op on it)
     network = "--unshare-net" not in argv[1:end]
     i = 1
     while i < end:
@@ -117,6 +123,7 @@ def _cell_spec(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
             if name == "--cap-drop":
                 continue  # the runner keeps what it needs; each cell drops everything
             options += [name, value]
+            binds[value] = False
             if name == "--tmpfs":
                 ops.append(["tmpfs", value])
                 fresh_tmpfs.append(value)
@@ -130,6 +137,9 @@ def _cell_spec(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
             source, dest = argv[i + 1], argv[i + 2]
             i += 3
             options += [name, source, dest]
+            if name != "--ro-bind-try":
+                binds.pop(dest, None)
+                binds[dest] = name == "--ro-bind"
             if any(_under(dest, top) for top in fresh_proc):
                 if name == "--bind":
                     raise _Unavailable(f"a writable bind under /proc ({dest})")
@@ -141,7 +151,9 @@ def _cell_spec(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     options += ["--unshare-user"]
     for cap in _RUNNER_CAPS:
         options += ["--cap-add", cap]
-    return options, {"network": network, "ops": ops}
+    # /dev is checked as the cell leaves it (read-only); the others as the plan lays them.
+    checked = [[path, True if path in ("/dev",) else read_only] for path, read_only in binds.items()]
+    return options, {"network": network, "ops": ops, "binds": checked}
 
 
 def _under(path: str, top: str) -> bool:
@@ -191,10 +203,12 @@ class _Cell:
 class _Runner:
     """One reused sandbox: its bubblewrap process and the control socket to its runner."""
 
-    def __init__(self, options: list[str], spec: dict[str, Any]) -> None:
+    def __init__(self, key: tuple[Any, ...], options: list[str], spec: dict[str, Any]) -> None:
+        self.key = key
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         source = Path(__file__).with_name("sandbox_cell.py").read_text(encoding="utf-8")
-        argv = [*options, "--", _interpreter(), "-I", "-S", "-c", source, json.dumps(spec), str(theirs.fileno())]
+        spec_hex = marshal.dumps(spec).hex()
+        argv = [*options, "--", _interpreter(), "-I", "-S", "-c", source, spec_hex, str(theirs.fileno())]
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -295,7 +309,7 @@ def _runner(plan: SandboxPlan) -> tuple[tuple[Any, ...], _Runner]:
             return key, found
         if found is not None:
             _runners.pop(key).close()
-        runner = _Runner(options, spec)
+        runner = _Runner(key, options, spec)
         _runners[key] = runner
         while len(_runners) > MAX_RUNNERS:
             _runners.popitem(last=False)[1].close()
@@ -368,6 +382,9 @@ async def run_in_cell(
         return await _run(
             cell, args, pipes, cwd, env, timeout_s, stdin, output_cap, on_progress, progress_every_s, on_spawn
         )
+    except _LayoutChanged:
+        _forget(runner.key, broken=False)  # its other cells are stale too; the next command gets a new one
+        return None
     finally:
         for fd in pipes:
             with contextlib.suppress(OSError):
@@ -397,7 +414,7 @@ async def _run(
     else:
         in_r, in_w = os.pipe()
         pipes.append(in_w)
-    request = json.dumps({"argv": args, "env": dict(env), "cwd": str(cwd)}).encode()
+    request = marshal.dumps({"argv": args, "env": dict(env), "cwd": str(cwd)})
     started = anyio.current_time()
     try:
         socket.send_fds(cell.sock, [request], [in_r, out_w, err_w])
@@ -410,6 +427,8 @@ async def _run(
     killed = False
     try:
         reply, fds = await _receive(cell.sock)
+        if reply.get("error") == "layout":
+            raise _LayoutChanged(reply.get("detail"))
         if "spawned" not in reply:
             _raise_spawn_error(args[0], env, reply)
         child = _host_pid(fds[0]) if fds else -1
