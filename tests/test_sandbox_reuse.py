@@ -21,6 +21,7 @@ import anyio
 import pytest
 
 from ratchet.errors import ExecutionFailed
+from ratchet.executors import sandbox_reuse
 from ratchet.executors.confined import ConfinedRun, Confinement, run_confined
 from ratchet.executors.sandbox import runtime_dirs, sandbox_status
 from ratchet.executors.sandbox_reuse import REUSE_ENV, close_runners, runner_pids
@@ -253,8 +254,13 @@ async def test_a_protected_path_that_appears_between_commands_is_read_only_for_t
 
 
 @pytest.mark.asyncio
-async def test_a_directory_replaced_on_the_host_between_commands_is_seen_anew(layout: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("inode", ["as-found", "same-number"])
+async def test_a_directory_replaced_on_the_host_between_commands_is_seen_anew(
+    layout: tuple[Path, Path], inode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     workspace, state = layout
+    if inode == "same-number":  # the new directory often gets the old one's inode number: always, here
+        monkeypatch.setattr(sandbox_reuse, "_identities", lambda options: ())
     confinement = _confinement(workspace, state)
     first = await _sh(confinement, "ls -A .ratchet; echo listed")
     assert first.result.stdout == "listed\n"

@@ -26,8 +26,10 @@ and plan (at most `MAX_RUNNERS`, the least recently used closed first); a plan t
 bind (a protected path appeared, another profile, the network) gets a runner of its own, and so
 does one whose bound directories were replaced on the host since (a bind holds the directory it
 was given, by inode), so a reused sandbox never shows a layout older than the command's plan.
-Not covered: a bound directory replaced on the host in the moment between that check and the
-command's start (the kernel then detaches the binds on the old one).
+A directory removed on the host takes its binds with it in every namespace, even when its
+replacement gets the same inode number: each cell checks, right before it starts the command,
+that every mount point of the plan is there and read-only as planned, and otherwise runs nothing
+(the command gets a sandbox of its own, the stale one is closed).
 
 `RATCHET_SANDBOX_REUSE=off` in the server's environment turns reuse off (one bubblewrap per
 command). Where a runner cannot be had (no pidfd, an interpreter under `/tmp`, a cell that fails
@@ -347,9 +349,10 @@ async def _take(plan: SandboxPlan) -> tuple[_Runner, _Cell]:
         try:
             return runner, await runner.take()
         except _Unavailable:
-            # A runner whose thread ended is gone: start another once; a cell that cannot be built
-            # at all marks the plan, which then gets a sandbox per command.
-            _forget(key, broken=attempt == 1 or runner.proc.poll() is None)
+            # A runner that ended (its thread did) or a cell that failed (its layout changed while it
+            # was laid out): start another once; when a fresh runner's cell fails too, the plan gets
+            # a sandbox per command from then on.
+            _forget(key, broken=attempt == 1)
     raise _Unavailable("no runner")
 
 
