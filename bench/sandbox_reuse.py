@@ -20,7 +20,11 @@ neighbour slows every side alike:
 - `reused`: how `run_command` runs a sandboxed command now (executors/sandbox_reuse.py
   `run_in_cell`): the same plan's sandbox started once, and per command a cell prepared ahead with
   its own PID, mount, IPC, UTS and network namespaces, a fresh `/tmp`, `/proc` and `/dev/shm` and no
-  capability; the command's stdio passed to it, its status back once every process of it is gone.
+  capability; the command's stdio passed to it, its status back once every process of it is gone;
+- `plan` and `command_env`: no command at all, the two steps `run_command` takes per command before
+  the spawn (executors/sandbox.py `plan`, which runs `git config` for the repository's hook and
+  include targets; executors/git.py `command_env`, which runs `git config --list` to neutralise the
+  repository's config for any git the command starts), each against the same baseline.
 
 Reports medians and p90 in milliseconds and each side against `direct`. *Target* (issue 28): a
 governed `run_command` of `true` at most ×3 a direct spawn. Writes bench/results/sandbox_reuse.json.
@@ -44,11 +48,12 @@ from typing import Any
 import anyio
 
 from bench.provenance import stamp
+from ratchet.executors.git import command_env
 from ratchet.executors.sandbox import plan, sandbox_status
 from ratchet.executors.sandbox_reuse import close_runners, run_in_cell
 from ratchet.executors.shell import _group_alive
 
-SIDES = ("direct", "per-call", "per-call+wait", "shared-shell", "reused")
+SIDES = ("direct", "per-call", "per-call+wait", "shared-shell", "reused", "plan", "command_env")
 TARGET_RATIO = 3.0
 
 
@@ -105,6 +110,10 @@ async def measure(runs: int) -> dict[str, Any]:
             elif side == "reused":
                 result = await run_in_cell(boxed, ["true"], cwd=ws, env=boxed.env, timeout_s=30)
                 assert result is not None and result.exit_code == 0, result
+            elif side == "plan":
+                plan(["true"], workspace=ws, cwd=ws, protected=[state / "r.db"], network=False, env=env)
+            elif side == "command_env":
+                await command_env(env, ws, process_timeout=30)
             elif side == "shared-shell":
                 runner_in.write(f"{program}\n")
                 assert runner_out.readline().strip() == "0"
