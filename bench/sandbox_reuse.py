@@ -163,7 +163,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for side, figures in result["sides"].items():
         print(f"| {side} | {figures['median']:.2f} | {figures['p90']:.2f} | ×{figures['ratio_to_direct']:.1f} |")
-    print(f"\nbuilding the plan once: {result['plan_ms']:.1f} ms")
+    print(f"\nbuilding the plan once: {result['plan_ms']:.1f} ms; load average {result['load_average'][0]:.1f}")
 
 
 if __name__ == "__main__":
