@@ -288,7 +288,7 @@ def _bench_figures() -> list[tuple[str, str, str]]:
         ),
         (
             r,
-            r"one bubblewrap per command \(`RATCHET_SANDBOX_REUSE=off`\) ×([\d.]+)",
+            r"one bubblewrap per command \(`RATCHET_SANDBOX_REUSE=off`\) ×(\d+\.\d)",
             f"{run['ratio_per_call_sandbox_median']:.1f}",
         ),
         (r, r"\(`([^`]+)`, `bench/results/durability\.json`", durable["provenance"]["command"]),
