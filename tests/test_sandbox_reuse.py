@@ -379,3 +379,30 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+@pytest.mark.asyncio
+async def test_many_commands_leave_no_descriptor_or_process_behind(layout: tuple[Path, Path]) -> None:
+    workspace, state = layout
+    confinement = _confinement(workspace, state)
+    await _sh(confinement, "true")
+    (runner,) = runner_pids()
+    descriptors = len(list(Path("/proc/self/fd").iterdir()))
+    for n in range(40):
+        ran = await _sh(confinement, f"echo {n}; sleep 0.001 &")
+        assert ran.result.stdout == f"{n}\n"
+    await anyio.sleep(1.5)  # the runner reaps finished cells at least once a second
+    assert len(list(Path("/proc/self/fd").iterdir())) <= descriptors + 1  # + the cell prepared ahead, at most
+    assert runner_pids() == [runner]
+    everything = _descendants(runner)
+    # bubblewrap's init, the runner, and at most the one cell prepared ahead: nothing piles up.
+    assert len(everything) <= 3, [(pid, _comm(pid)) for pid in everything]
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
