@@ -406,3 +406,33 @@ def _descendants(pid: int) -> list[int]:
         found += children
         todo += children
     return found
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("failure", ["no-runner", "cell-cannot-be-built"])
+async def test_where_no_reused_sandbox_can_be_had_the_command_gets_one_of_its_own(
+    layout: tuple[Path, Path], failure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace, state = layout
+    confinement = _confinement(workspace, state)
+    if failure == "no-runner":  # an interpreter the sandbox cannot see, for one
+        monkeypatch.setattr(sandbox_reuse, "_interpreter", _no_interpreter)
+    else:  # a cell whose layout fails (here: a tmpfs where none can be mounted)
+        real = sandbox_reuse._cell_spec
+
+        def broken(argv: Sequence[str]) -> tuple[list[str], dict[str, object]]:
+            options, spec = real(argv)
+            ops = spec["ops"]
+            assert isinstance(ops, list)
+            ops.append(["tmpfs", "/proc/self/no-such-place"])
+            return options, spec
+
+        monkeypatch.setattr(sandbox_reuse, "_cell_spec", broken)
+    for _ in range(2):
+        ran = await _sh(confinement, "echo x > /tmp/t && cat /tmp/t; echo x > .ratchet/p || echo denied")
+        assert ran.sandboxed and ran.result.stdout == "x\ndenied\n", ran.result
+    assert runner_pids() == [], "the plan that cannot be reused runs one sandbox per command"
+
+
+def _no_interpreter() -> str:
+    raise sandbox_reuse._Unavailable("the interpreter lives under /tmp, which the sandbox replaces")
