@@ -286,6 +286,11 @@ def _bench_figures() -> list[tuple[str, str, str]]:
             r"`sandbox = false` took ([\d.]+ ms (?:less|more))",
             f"{abs(run['sandbox_ms_median']):.1f} ms {'less' if run['sandbox_ms_median'] > 0 else 'more'}",
         ),
+        (
+            r,
+            r"one bubblewrap per command \(`RATCHET_SANDBOX_REUSE=off`\) ×(\d+\.\d)",
+            f"{run['ratio_per_call_sandbox_median']:.1f}",
+        ),
         (r, r"\(`([^`]+)`, `bench/results/durability\.json`", durable["provenance"]["command"]),
         (r, r"`bench/results/durability\.json`, commit `([0-9a-f]+)`", durable["provenance"]["commit"]),
         (r, r"durability\.json`, commit `[0-9a-f]+`\) \| ×([\d.]+) \(", f"{durable['ratio_median']:.2f}"),
