@@ -19,6 +19,7 @@ import pytest
 
 from ratchet.executors.confined import ConfinedRun, Confinement, run_confined
 from ratchet.executors.sandbox import sandbox_status
+from ratchet.executors.sandbox_reuse import REUSE_ENV
 from ratchet.policy.model import DEFAULT_ENV_ALLOW
 
 
@@ -63,9 +64,14 @@ async def test_the_sandbox_is_dropped_only_when_the_confinement_says_so(ws: Path
 
 
 @pytest.mark.asyncio
-async def test_a_command_cancelled_midway_leaves_no_protected_path_it_created(ws: Path) -> None:
+@pytest.mark.parametrize("reuse", ["on", "off"])
+async def test_a_command_cancelled_midway_leaves_no_protected_path_it_created(
+    ws: Path, reuse: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A path that must not appear (here a read-only one that is missing) and that the command created
-    is removed even when the run ends by cancellation rather than by the command's exit."""
+    is removed even when the run ends by cancellation rather than by the command's exit, in a reused
+    sandbox's cell and in a sandbox of its own."""
+    monkeypatch.setenv(REUSE_ENV, reuse)
     planted = ws / "guarded.toml"
     confined = confinement(ws, read_only=(planted,), never_create=(planted,))
     script = f"open({str(planted)!r}, 'w').write('x'); import time; time.sleep(60)"
