@@ -241,6 +241,17 @@ HARMLESS: dict[tuple[str, str], str] = {
         "a quick filter before the operator search: the operators' last characters are their first ones plus `-`, "
         "which starts no operator, so the search that follows finds the same operators"
     ),
+    ("executors/confined.py", "env = await command_env(scrubbed, cwd, process_timeout=min(timeout_s, 30.0))"): (
+        "a cap on how long git's own settings are read before the command (29 or 31 s): a tuning figure, "
+        "not what the command may do"
+    ),
+    (
+        "executors/confined.py",
+        "envs.append(await command_env(scrubbed, cwd, process_timeout=min(timeout_s, 30.0)))",
+    ): "a cap on how long git's own settings are read before the command (29 or 31 s): a tuning figure",
+    ("executors/confined.py", "return envs[0], dataclasses.replace(planned[0], env=sandbox_env(envs[0]))"): (
+        "`envs` and `planned` each get exactly one item (one task appends to each, or the function raised): [-1] is [0]"
+    ),
 }
 # Survivors of the committed run killed by a test written after it (each checked by applying the one
 # mutant by hand and seeing the test fail): the next run counts them as killed.
