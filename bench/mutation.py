@@ -384,6 +384,7 @@ KILLED_SINCE: dict[tuple[str, str], str] = {
     ("policy/shell_lexer.py", 'if nxt != "\\n":'): (
         'test_shell_lexer.py::test_a_script_is_split_into_exactly_these_tokens[echo "a\\\\\\nb"] and [echo "a\\\\"b"]'
     ),
+    ("executors/confined.py", "if reused is not None:"): "test_confined.py::test_a_command_runs_exactly_once[on]",
 }
 
 

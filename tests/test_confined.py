@@ -138,3 +138,13 @@ def test_an_unsandboxed_command_dies_with_the_process_that_ran_it(ws: Path) -> N
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("reuse", ["on", "off"])
+async def test_a_command_runs_exactly_once(ws: Path, reuse: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a reused sandbox's cell or in a sandbox of its own, a command runs once, and its result is that run's."""
+    monkeypatch.setenv(REUSE_ENV, reuse)
+    done = await run(["sh", "-c", "echo run >> runs.txt; echo out"], confinement(ws))
+    assert done.sandboxed and done.result.exit_code == 0 and done.result.stdout == "out\n"
+    assert (ws / "runs.txt").read_text() == "run\n"
