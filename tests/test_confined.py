@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from ratchet.errors import InvalidRequest
 from ratchet.executors.confined import ConfinedRun, Confinement, run_confined
 from ratchet.executors.sandbox import sandbox_status
 from ratchet.executors.sandbox_reuse import REUSE_ENV
@@ -100,6 +101,7 @@ async def test_a_run_and_its_confinement_cannot_be_changed_after_the_fact(ws: Pa
 DIES_WITH = """
 import anyio, sys
 from pathlib import Path
+from ratchet.errors import InvalidRequest
 from ratchet.executors.confined import Confinement, run_confined
 
 async def main() -> None:
@@ -148,3 +150,13 @@ async def test_a_command_runs_exactly_once(ws: Path, reuse: str, monkeypatch: py
     done = await run(["sh", "-c", "echo run >> runs.txt; echo out"], confinement(ws))
     assert done.sandboxed and done.result.exit_code == 0 and done.result.stdout == "out\n"
     assert (ws / "runs.txt").read_text() == "run\n"
+
+
+@pytest.mark.asyncio
+async def test_a_repository_that_defines_hooks_is_refused_with_its_own_error(ws: Path) -> None:
+    """The refusal comes as itself (InvalidRequest naming the hook), not wrapped in a task group's error."""
+    await anyio.run_process(["git", "init", "-q", str(ws)])
+    await anyio.run_process(["git", "-C", str(ws), "config", "hook.planted.command", "touch pwned"])
+    with pytest.raises(InvalidRequest, match="hook"):
+        await run(["true"], confinement(ws))
+    assert not (ws / "pwned").exists()
