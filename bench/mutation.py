@@ -79,7 +79,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
     "executors/sandbox.py": ("tests/test_sandbox.py",),
     "record/roles.py": ("tests/test_roles.py",),
-    "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
+    "record/binding.py": ("tests/test_hook_binding.py",),  # the SQL that binds a hook outcome to its call
     # A hook dialog's answer timed across hook processes (the previous answer kept in the record): the
     # in-process case with exact moments first, then the real hook processes.
     "engine/dialog.py": (
