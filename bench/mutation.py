@@ -107,6 +107,36 @@ EXCLUDED_OPERATORS = (
 )
 
 
+# Mutants cosmic-ray cannot make: its operators change Python, never the text of a string, and what the hook
+# binding holds is said in SQL (the audit's surviving break was one: `tool_use_id` ignored in the WHERE). Each
+# is (the text as written, the text mutated); the text occurs exactly once in the module, and the mutated SQL
+# keeps its placeholders, so it runs and answers differently. A condition is dropped by turning it into
+# `? IS NOT NULL` (true for every value bound), which keeps the parameters as they are. Run after cosmic-ray's
+# mutants with the same test command, and counted with them (operator `SqlMutant`).
+SQL_MUTANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "record/binding.py": (
+        ("WHERE external_id = ? AND session_id = ?", "WHERE ? IS NOT NULL AND session_id = ?"),
+        ("WHERE external_id = ? AND session_id = ?", "WHERE external_id = ? AND ? IS NOT NULL"),
+        ("external_tool IS NULL OR external_tool = ?) ORDER", "external_tool IS NULL OR ? IS NOT NULL) ORDER"),
+        ("(? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER", "(? IS NULL OR external_tool = ?) ORDER"),
+        (
+            "(? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER",
+            "(? IS NOT NULL AND external_tool = ?) ORDER",
+        ),
+        ("ORDER BY id DESC LIMIT 1", "ORDER BY id LIMIT 1"),
+        ("AND session_id = ? AND status IN ({_WITH_CLIENT_SQL})", "AND session_id = ? AND status IS NOT NULL"),
+        ("WHERE session_id = ? AND status IN ({_WITH_CLIENT_SQL})", "WHERE session_id = ? AND status IS NOT NULL"),
+        ("WHERE session_id = ? AND status", "WHERE ? IS NOT NULL AND status"),
+        ('external_tool IS NULL OR external_tool = ?)",', 'external_tool IS NULL OR ? IS NOT NULL)",'),
+        ("AND external_id IS NOT NULL AND", "AND"),
+        ("SELECT DISTINCT external_id", "SELECT external_id"),
+        (
+            "SET external_id = ?, external_tool = ? WHERE id = ?",
+            "SET external_id = ?, external_tool = NULL WHERE ? IS NOT NULL AND id = ?",
+        ),
+    ),
+}
+
 # Survivors judged harmless, by module and the surviving line's code (stripped): why no test can or
 # should tell the mutant from the original. Shown beside each such survivor in mutation.md.
 HARMLESS: dict[tuple[str, str], str] = {
@@ -286,6 +316,35 @@ def _survivors(dump: str, root: Path) -> tuple[dict[str, int], list[dict[str, An
     return counts, survivors
 
 
+def _sql_mutants(
+    module: str, root: Path, env: dict[str, str], timeout: float
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """Each of the module's SQL_MUTANTS written into the scratch copy in turn and the tests run against it:
+    ("killed", None) or ("survived", the survivor as _survivors lists one)."""
+    path = root / "server" / "ratchet" / module
+    original = path.read_text(encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *MODULES[module]]
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    try:
+        for written, mutated in SQL_MUTANTS.get(module, ()):
+            if original.count(written) != 1:
+                raise SystemExit(f"{module}: the SQL mutant's text {written!r} must occur exactly once")
+            path.write_text(original.replace(written, mutated), encoding="utf-8")
+            try:
+                done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=timeout, check=False)
+                killed = done.returncode != 0
+            except subprocess.TimeoutExpired:
+                killed = True
+            line = original[: original.index(written)].count("\n") + 1
+            code = " ".join(f"{written} -> {mutated}".replace('"', "").split())
+            out.append(
+                ("killed", None) if killed else ("survived", {"line": line, "operator": "SqlMutant", "code": code})
+            )
+    finally:
+        path.write_text(original, encoding="utf-8")
+    return out
+
+
 def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
     """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors."""
     tests = MODULES[module]
@@ -311,6 +370,11 @@ def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
             return {"module": module, "tests": list(tests), "error": f"{Path(step[0]).name} failed", "tail": tail}
     dumped = _run([_tool("cosmic-ray"), "dump", str(session)], root, env)
     counts, survivors = _survivors(dumped.stdout, root)
+    for outcome, survivor in _sql_mutants(module, root, env, timeout):
+        counts[outcome] += 1
+        if survivor is not None:
+            survivors.append(survivor)
+    survivors.sort(key=lambda s: (s["line"], s["operator"], s["code"]))
     judged = counts["killed"] + counts["survived"]
     return {
         "module": module,
