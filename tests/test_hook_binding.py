@@ -135,6 +135,22 @@ def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, 
     assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "unanswered"
 
 
+def test_an_id_asked_twice_in_one_session_settles_its_newest_call_first(alice: Claude) -> None:
+    # The client asks twice under one tool_use_id in one session (its ids are its own): two calls wait under it.
+    # The outcome is of the call the client decided on last, so it settles the newest; the older one waits on.
+    same = "toolu_twice_001"
+    for name in ("old.txt", "new.txt"):
+        tool_input = {"file_path": str(alice.workspace / "climb" / name), "content": "x\n"}
+        ev = alice.event("PreToolUse", tool_name="Write", tool_input=tool_input, tool_use_id=same)
+        assert _decided(alice.send(ev)) == "ask"
+    alice.post("Write", same, name="PermissionDenied", reason="denied")
+    rows = {r["target"]: r["status"] for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert rows == {"climb/new.txt": "unanswered", "climb/old.txt": "asked"}
+    alice.post("Write", same, name="PermissionDenied", reason="denied")
+    rows = {r["target"]: r["status"] for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert rows == {"climb/new.txt": "unanswered", "climb/old.txt": "unanswered"}
+
+
 def _rejection(tool_use_id: str) -> str:
     entry = {
         "type": "user",
