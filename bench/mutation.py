@@ -3,6 +3,8 @@
     .venv/bin/pip install -e '.[mutation]'
     nice -n 19 .venv/bin/python -m bench.mutation [--modules redact,chain,...] [--label after] [--timeout 180]
     nice -n 19 .venv/bin/python -m bench.mutation --modules redact --label before --tests-from COMMIT
+    nice -n 19 .venv/bin/python -m bench.mutation --modules roles --label before --tests-from COMMIT \
+        --tests "tests/test_roles.py::test_db_roles_needs_postgresql ..."   # a selection of that commit's tests
 
 Each module is mutated one small change at a time (a comparison flipped or moved by one, `and` for
 `or`, a `not` added or removed, a number changed, a loop made to run zero times, `break` for
@@ -147,6 +149,7 @@ SQL_MUTANTS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+ONE_COLUMN = "a one-column row (or a one-column query's rows): [-1] is [0]; the mutant [1] is an IndexError, killed"
 # Survivors judged harmless, by module and the surviving line's code (stripped): why no test can or
 # should tell the mutant from the original. Shown beside each such survivor in mutation.md.
 HARMLESS: dict[tuple[str, str], str] = {
@@ -230,6 +233,16 @@ HARMLESS: dict[tuple[str, str], str] = {
         "a call waits for its client (allowed or asked) only when it was recorded by record_external, which binds "
         "its id in the same unit of work: no waiting row has a NULL id, and an id of 'None' would match none"
     ),
+    ("record/roles.py", 'schema = str(conn.execute("SELECT current_schema()").fetchone()[0])'): ONE_COLUMN,
+    ("record/roles.py", "str(r[0])"): ONE_COLUMN,
+    ("record/roles.py", "if conn.execute(\"SELECT to_regclass('ratchet_people') IS NULL\").fetchone()[0]:"): ONE_COLUMN,
+    (
+        "record/roles.py",
+        'return str(conn.execute("SELECT ratchet_person(session_user::text)").fetchone()[0])',
+    ): ONE_COLUMN,
+    ("record/roles.py", "return bool(row[0])"): ONE_COLUMN,
+    ("record/roles.py", "if conn.execute(\"SELECT to_regclass('ratchet_roles') IS NULL\").fetchone()[0]:"): ONE_COLUMN,
+    ("record/roles.py", 'problems += [f"{r[0]} not granted" for r in ungranted]'): ONE_COLUMN,
 }
 # Survivors of the committed run killed by a test written after it (each checked by applying the one
 # mutant by hand and seeing the test fail): the next run counts them as killed.
@@ -337,13 +350,13 @@ def _survivors(dump: str, root: Path) -> tuple[dict[str, int], list[dict[str, An
 
 
 def _sql_mutants(
-    module: str, root: Path, env: dict[str, str], timeout: float
+    module: str, tests: tuple[str, ...], root: Path, env: dict[str, str], timeout: float
 ) -> list[tuple[str, dict[str, Any] | None]]:
     """Each of the module's SQL_MUTANTS written into the scratch copy in turn and the tests run against it:
     ("killed", None) or ("survived", the survivor as _survivors lists one)."""
     path = root / "server" / "ratchet" / module
     original = path.read_text(encoding="utf-8")
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *MODULES[module]]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     out: list[tuple[str, dict[str, Any] | None]] = []
     try:
         for written, mutated in SQL_MUTANTS.get(module, ()):
@@ -365,9 +378,10 @@ def _sql_mutants(
     return out
 
 
-def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
-    """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors."""
-    tests = MODULES[module]
+def mutate(module: str, root: Path, timeout: float, tests: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors. `tests`: the
+    selection to run instead of MODULES' (a `before` run whose tests did not exist yet)."""
+    tests = tests or MODULES[module]
     env = {**os.environ, "PYTHONPATH": str(root / "server")}
     env.pop("RATCHET_DB", None)
     env.pop("RATCHET_POLICIES", None)
@@ -390,7 +404,7 @@ def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
             return {"module": module, "tests": list(tests), "error": f"{Path(step[0]).name} failed", "tail": tail}
     dumped = _run([_tool("cosmic-ray"), "dump", str(session)], root, env)
     counts, survivors = _survivors(dumped.stdout, root)
-    for outcome, survivor in _sql_mutants(module, root, env, timeout):
+    for outcome, survivor in _sql_mutants(module, tests, root, env, timeout):
         counts[outcome] += 1
         if survivor is not None:
             survivors.append(survivor)
@@ -479,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where mutation.json and mutation.md go")
     parser.add_argument("--tests-from", metavar="COMMIT", help="run that commit's tests (for a `before` run)")
+    parser.add_argument(
+        "--tests", help="the test selection instead of MODULES' (space-separated; one module), e.g. for a before run"
+    )
     parser.add_argument("--render-only", action="store_true", help="mutate nothing: rewrite mutation.md from the JSON")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -489,13 +506,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
         parser.error(f"unknown modules {unknown}; known: {', '.join(SHORT)}")
+    if args.tests and len(chosen) != 1:
+        parser.error("--tests names the tests of one module: give exactly one in --modules")
     shown = sys.argv[1:] if argv is None else argv
     provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.mutation", *shown]))
     out_json = args.out / "mutation.json"
     report: dict[str, Any] = json.loads(out_json.read_text()) if out_json.exists() else {"modules": {}}
     for module in chosen:
         with tempfile.TemporaryDirectory(prefix="ratchet-mutation-") as tmp:
-            result = mutate(module, _scratch(Path(tmp), args.tests_from), args.timeout)
+            chosen_tests = tuple(shlex.split(args.tests)) if args.tests else None
+            result = mutate(module, _scratch(Path(tmp), args.tests_from), args.timeout, chosen_tests)
         result["provenance"] = provenance
         if args.tests_from:
             result["tests_from"] = args.tests_from

@@ -9,6 +9,7 @@ role must be able to do the same things. Then the whole team flow runs with the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -185,6 +186,8 @@ async def test_install_and_state_in_process(in_process: Team) -> None:
     people = {f"agent_{tag}": f"team_{tag}", f"human_{tag}": f"team_{tag}"}
     again = await on(team.owner, lambda c: roles.install(c, agents, reviewers), write=True)  # people kept
     assert again == roles.Installed(agents, reviewers, "public", (), roles.AGENT_WRITES, people)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # what `db roles` reports cannot be changed after
+        again.agent = reviewers  # type: ignore[misc]
     with pytest.raises(InvalidRequest, match="the agent and reviewer roles must differ"):
         await on(team.owner, lambda c: roles.install(c, reviewers, reviewers), write=True)
     with pytest.raises(InvalidRequest, match="agent role name 'Agents' is not usable"):
