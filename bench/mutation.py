@@ -147,6 +147,41 @@ SQL_MUTANTS: dict[str, tuple[tuple[str, str], ...]] = {
             "SET external_id = ?, external_tool = NULL WHERE ? IS NOT NULL AND id = ?",
         ),
     ),
+    # The guards: each refusal's condition made false in turn (`IF false`), the trigger otherwise intact.
+    "record/roles.py": (
+        ('IF {_rank("NEW.level")} > {_rank("OLD.level")} THEN', "IF false THEN"),
+        ("IF NEW.pinned IS DISTINCT FROM OLD.pinned THEN", "IF false THEN"),
+        ('IF {_rank("NEW.policy_start")} > {_rank("OLD.policy_start")} THEN', "IF false THEN"),
+        ("AND ratchet_successes(NEW.window_json) > ratchet_successes(OLD.window_json) THEN", "AND false THEN"),
+        ("IF NEW.kind NOT IN ({kinds}) OR", "IF false OR"),
+        ('OR {_rank("NEW.to_level")} > {_rank("NEW.from_level")} THEN', "OR false THEN"),
+        ("IF NEW.id <= coalesce((SELECT max(id) FROM transitions), 0) THEN", "IF false THEN"),
+        ("IF recorded IS NULL OR NEW.from_level <> recorded THEN", "IF false THEN"),
+        ("OLD.epoch) OR NEW.ok > OLD.ok THEN", "OLD.epoch) OR false THEN"),
+        ("IF judged IS NULL OR judged <> NEW.class THEN", "IF false THEN"),
+        ("IF NEW.epoch <> coalesce(", "IF false AND NEW.epoch <> coalesce("),
+        ("IF NEW.ok <> 0 AND coalesce(", "IF false AND coalesce("),
+        ("IF ({new_content}) IS DISTINCT FROM ({old_content}) THEN", "IF false THEN"),
+        ("NEW.status IS DISTINCT FROM OLD.status AND NOT (OLD.status, NEW.status) IN ({moves}) THEN", "false THEN"),
+        ("AND NOT (NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ({final})) THEN", "AND false THEN"),
+        ("IF NEW.approval_json IS DISTINCT FROM OLD.approval_json OR NEW.reviewed_by", "IF false OR NEW.reviewed_by"),
+        ("IF NEW.status NOT IN ({born}) OR NEW.approval_json IS NOT NULL", "IF false OR NEW.approval_json IS NOT NULL"),
+        ("AND NOT pg_has_role(current_user, r.reviewer, 'MEMBER'))", ")"),
+    ),
+}
+# The tests an SQL mutant is run against when not the module's (MODULES): the guards are tried by the tests
+# that attack them, which the module's Python needs none of.
+SQL_TESTS: dict[str, tuple[str, ...]] = {
+    "record/roles.py": tuple(
+        f"tests/test_roles.py::{name}"
+        for name in (
+            "test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can",
+            "test_the_agent_role_cannot_take_a_level_from_a_row_it_writes",
+            "test_a_level_row_that_does_not_continue_is_broken_and_verify_says_so",
+            "test_the_agent_role_cannot_rewrite_an_action_it_recorded",
+            "test_samples_keep_their_class_epoch_and_action",
+        )
+    ),
 }
 
 ONE_COLUMN = "a one-column row (or a one-column query's rows): [-1] is [0]; the mutant [1] is an IndexError, killed"
@@ -356,7 +391,7 @@ def _sql_mutants(
     ("killed", None) or ("survived", the survivor as _survivors lists one)."""
     path = root / "server" / "ratchet" / module
     original = path.read_text(encoding="utf-8")
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *SQL_TESTS.get(module, tests)]
     out: list[tuple[str, dict[str, Any] | None]] = []
     try:
         for written, mutated in SQL_MUTANTS.get(module, ()):
