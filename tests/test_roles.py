@@ -280,6 +280,15 @@ ATTEMPTS: list[tuple[str, str]] = [
         "CREATE OR REPLACE FUNCTION ratchet_agent_side() RETURNS boolean LANGUAGE sql AS $$ SELECT false $$",
     ),
     ("create a table beside the record", "CREATE TABLE public.shadow (x int)"),
+    # Each alone, so that no other refusal stands in for the one tried.
+    ("write an approval onto a draft", "UPDATE actions SET approval_json = '{{}}' WHERE id = {draft}"),
+    (
+        "insert a copy born approved",
+        "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+        "class_level, level, route, triggers_json, status, pid) SELECT session_id, created_at, tool, target, class, "
+        "rule, policy, args_json, preview, class_level, level, route, triggers_json, 'approved', pid "
+        "FROM actions WHERE id = {draft}",
+    ),
 ]
 
 
