@@ -81,15 +81,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
     "executors/sandbox.py": ("tests/test_sandbox.py",),
     # The roles' own rules without a database (milliseconds), then the functions the engine and `db roles` /
-    # `db check` call, in process against a real PostgreSQL; the guards' SQL is not Python cosmic-ray can
-    # mutate, and the end-to-end tests of test_roles.py (minutes) reach no line of Python these do not.
+    # `db check` call, in process against a real PostgreSQL (seconds). The guards' SQL is no Python cosmic-ray
+    # can mutate (SQL_MUTANTS below tries them against the tests that attack them), and the rest of
+    # test_roles.py (minutes: CLI processes and servers) reaches no line of roles.py's Python these do not.
     "record/roles.py": (
         "tests/test_roles_rules.py",
         "tests/test_roles.py::test_each_login_is_told_whether_it_may_review_and_whose_it_is",
         "tests/test_roles.py::test_install_and_state_in_process",
-        "tests/test_roles.py::test_db_roles_needs_postgresql",
-        "tests/test_roles.py::test_db_check_finds_a_guard_switched_off_and_a_table_never_granted",
-        "tests/test_roles.py::test_db_check_names_a_guard_an_older_ratchet_installed",
     ),
     "record/binding.py": ("tests/test_hook_binding.py",),  # the SQL that binds a hook outcome to its call
     # A hook dialog's answer timed across hook processes (the previous answer kept in the record): the
