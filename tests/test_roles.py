@@ -222,17 +222,18 @@ async def test_install_and_state_in_process(in_process: Team) -> None:
     )
     assert reviewer_grants["reviews"] == "DELETE,INSERT,SELECT,UPDATE", reviewer_grants
     assert reviewer_grants["ratchet_roles"] == "SELECT" and reviewer_grants["schema_version"] == "SELECT"
-    # A guard switched off and a guard function out of date are both named, and the state is unsound.
+    # A guard switched off, a guard function out of date and a table never granted are named: unsound.
     with psycopg.connect(team.owner, autocommit=True) as conn:
         conn.execute("ALTER TABLE checks DISABLE TRIGGER ratchet_guard")
         conn.execute(
             "CREATE OR REPLACE FUNCTION ratchet_rank(level text) RETURNS integer LANGUAGE sql "
             "SET search_path = public, pg_temp AS $$ SELECT 0 $$"
         )
+        conn.execute("CREATE TABLE later_table (x int)")  # as a migration after `db roles` would
     assert await on(team.owner, roles.stale_functions) == [("ratchet_rank", "out of date")]
     assert await on(team.owner, roles.state) == (
         f"agent role {newer}, reviewer role {reviewers}: no guard on checks; guard ratchet_rank out of date; "
-        "run ratchet db roles again as the owner",
+        "later_table not granted; run ratchet db roles again as the owner",
         False,
     )
 
