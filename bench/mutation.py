@@ -79,7 +79,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "policy/argv_options.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
     "executors/confined.py": ("tests/test_checks.py", "tests/test_verify.py"),
     "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
-    "executors/sandbox.py": ("tests/test_sandbox.py",),
+    # The plan read without running it (a second), then bubblewrap run and attacked (minutes).
+    "executors/sandbox.py": ("tests/test_sandbox_plan.py", "tests/test_sandbox.py"),
     # The roles' own rules without a database (milliseconds), then the functions the engine and `db roles` /
     # `db check` call, in process against a real PostgreSQL (seconds). The guards' SQL is no Python cosmic-ray
     # can mutate (SQL_MUTANTS below tries them against the tests that attack them), and the rest of
