@@ -284,6 +284,11 @@ ATTEMPTS: list[tuple[str, str]] = [
     # Each alone, so that no other refusal stands in for the one tried.
     ("write an approval onto a draft", "UPDATE actions SET approval_json = '{{}}' WHERE id = {draft}"),
     (
+        "record a demotion that raises",
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('climb', 0, 'draft', 'autonomous', 'demote', 'ratchet', 'forged', '{{}}')",
+    ),
+    (
         "insert a copy born approved",
         "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
         "class_level, level, route, triggers_json, status, pid) SELECT session_id, created_at, tool, target, class, "
