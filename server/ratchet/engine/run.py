@@ -65,9 +65,7 @@ class Runner:
         )
         ok = counts_as(outcome, counts_failures=ev.cls.count_execution_failures)
         settle = settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, ok, answer, s.session_id)
-        moved = await s.store.run(
-            with_checks(settle, action_id, checked), scope=Scope.of(ev.cls.name, ev.evidence.name)
-        )
+        moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of())
         reply = tool_outcome(ev, action_id, ran.status, result=ran.result, error=ran.error, moved=moved)
         return await self.after_checks(reply, ev.cls, action_id, checked)
 

@@ -28,9 +28,11 @@ as the share of a call's time spent waiting.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 # Advisory lock keys (PostgreSQL): the whole record is a single bigint key (record/postgres.py's WRITE_LOCK);
 # classes and chains are (namespace, key) pairs, a key space apart from the single-key one.
@@ -83,3 +85,11 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         WAITS.add(time.perf_counter() - self._started)
+
+
+def settling(conn: sqlite3.Connection | Any, *names: str) -> None:
+    """Take the locks of these classes now, inside the unit of work, as late as it can: right before it reads
+    the standing it will settle (PostgreSQL; in name order, after any it holds). Nothing on SQLite, whose one
+    writer already excludes every other, nor in a unit that holds the whole record."""
+    if not isinstance(conn, sqlite3.Connection):
+        conn.hold(names)

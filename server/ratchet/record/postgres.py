@@ -164,6 +164,10 @@ class Connection:
         self.raw = raw
         self.url = url
         self.statements = 0  # in the current unit of work: 0 means nothing reached the server yet
+        # The classes whose locks the unit of work in progress holds (record/locks.py); None: the whole record.
+        self.held: tuple[str, ...] | None = None
+        # Writes a unit left to send with its COMMIT, in one round trip (`later`); None outside a unit of work.
+        self.deferred: list[tuple[str, Sequence[Any]]] | None = None
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         """Run one statement; the cursor (`fetchone`, `fetchall`, `rowcount`, iteration) over `Row`s.
@@ -172,6 +176,8 @@ class Connection:
         which reads one snapshot throughout: here, REPEATABLE READ. Write units of work begin with
         `transaction` below instead, in READ COMMITTED under the write lock.
         """
+        if self.deferred:
+            self.flush()
         cursor = self.raw.cursor()
         if sql.strip().upper() == "BEGIN":
             sql = SNAPSHOT
@@ -179,8 +185,59 @@ class Connection:
         self.statements += 1
         return cursor
 
+    def hold(self, names: Sequence[str]) -> None:
+        """Take the locks of these classes now, in the unit of work in progress (record/locks.py `settling`):
+        in name order, after any it holds already; nothing when it holds the whole record."""
+        if self.held is None:
+            return
+        wanted = sorted(set(names) - set(self.held))
+        if not wanted:
+            return
+        if self.held and wanted[0] < self.held[-1]:
+            # Out of order: two units could each hold the class the other waits for.
+            raise StoreError(f"class locks taken out of name order: {wanted} after {list(self.held)}")
+        with Timer():
+            for name in wanted:
+                self.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (CLASS_SPACE, name))
+        self.held = (*self.held, *wanted)
+
+    def later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose result the unit does not read, sent with the next statement or the COMMIT in one round
+        trip (in order: any statement the unit runs before the COMMIT sends the writes kept before it)."""
+        if self.deferred is None:
+            self.execute(sql, params)
+        else:
+            self.deferred.append((sql, params))
+
+    def flush(self, *then: str) -> None:
+        """Send the deferred writes, and the statements `then` (a COMMIT), in one round trip."""
+        pending = self.deferred or []
+        if self.deferred is not None:
+            self.deferred = []
+        if not pending and not then:
+            return
+        cursor = self.raw.cursor()
+        # Bound here (psycopg's ClientCursor.mogrify) and sent as one query string: the simple query protocol
+        # runs its statements in order, and the first that fails fails the rest (the unit then rolls back).
+        cursor.execute("; ".join([*(cursor.mogrify(translate(sql), params) for sql, params in pending), *then]))
+        self.statements += len(pending) + len(then)
+
+    def read_all(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[Row]]:
+        """The rows of each of these reads, sent as one query string: one round trip."""
+        if self.deferred:
+            self.flush()
+        cursor = self.raw.cursor()
+        cursor.execute("; ".join(cursor.mogrify(translate(sql), params) for sql, params in statements))
+        self.statements += len(statements)
+        out = [cursor.fetchall()]
+        while cursor.nextset():
+            out.append(cursor.fetchall())
+        return out
+
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Any:
         """Run one statement for each set of parameters."""
+        if self.deferred:
+            self.flush()
         cursor = self.raw.cursor()
         cursor.executemany(translate(sql), list(seq))
         self.statements += 1
@@ -239,21 +296,27 @@ def transaction(fn: Callable[[Connection], T], conn: Connection, scope: Scope | 
     unit sees every earlier writer's work (a snapshot taken before the wait would not).
     """
     conn.execute(WRITE_BEGIN)
+    conn.deferred = []
     try:
         with Timer():
             if scope is None:
                 conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                conn.held = None
             else:
                 conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (WRITE_LOCK,))
-                for name in scope.classes:
-                    conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (CLASS_SPACE, name))
+                conn.held = ()
+        conn.hold(scope.classes if scope is not None else ())
         WAITS.add(0.0, 1)
         value = fn(conn)
+        conn.held = None
+        conn.flush("COMMIT")  # the writes left for it, and the COMMIT: one round trip
     except BaseException:
+        conn.held, conn.deferred = None, None
         if not conn.broken:
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    finally:
+        conn.held, conn.deferred = None, None
     return value
 
 

@@ -369,10 +369,29 @@ def class_row(conn: sqlite3.Connection, name: str) -> ClassRow | None:
     return class_row_from(row) if row is not None else None
 
 
+def read_all(conn: sqlite3.Connection, statements: list[tuple[str, Any]]) -> list[list[Any]]:
+    """The rows of each of these reads (none needing another's answer): on PostgreSQL sent as one query string,
+    one round trip (record/postgres.py `Connection.read_all`); on SQLite run one after another."""
+    if isinstance(conn, sqlite3.Connection):
+        return [conn.execute(sql, params).fetchall() for sql, params in statements]
+    return cast(postgres.Connection, conn).read_all(statements)
+
+
+def later(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """A write whose result the unit of work never reads: on PostgreSQL sent with the unit's next statement or
+    its COMMIT, in one round trip (record/postgres.py `Connection.later`); on SQLite run now."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute(sql, params)
+    else:
+        cast(postgres.Connection, conn).later(sql, params)
+
+
 def put_class(conn: sqlite3.Connection, row: ClassRow) -> None:
-    """Insert or replace a class's standing (inside the caller's transaction)."""
+    """Insert or replace a class's standing (inside the caller's transaction; sent with the unit's next
+    statement, `later`)."""
     window = json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":"))
-    conn.execute(
+    later(
+        conn,
         "INSERT INTO class_state (name, level, policy_start, pinned, window_json, level_since, transition_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET level = excluded.level, "
         "policy_start = excluded.policy_start, pinned = excluded.pinned, window_json = excluded.window_json, "
