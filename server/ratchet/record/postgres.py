@@ -52,6 +52,8 @@ SCHEMES = ("postgresql://", "postgres://")
 # The key of the advisory lock every write transaction takes (any constant; "ratchet" in ASCII).
 WRITE_LOCK = 0x72617463686574
 WRITE_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+CLASS_LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"  # a class's key (record/locks.py)
+CLOCK = "SELECT clock_timestamp()"  # the server's clock as a statement runs (not the transaction's start)
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails the call instead of hanging it
 
@@ -168,6 +170,8 @@ class Connection:
         self.held: tuple[str, ...] | None = None
         # Writes a unit left to send with its COMMIT, in one round trip (`later`); None outside a unit of work.
         self.deferred: list[tuple[str, Sequence[Any]]] | None = None
+        # Class locks asked for and not yet sent: they go out with the unit's next statement (`hold`).
+        self.locking: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         """Run one statement; the cursor (`fetchone`, `fetchall`, `rowcount`, iteration) over `Row`s.
@@ -178,6 +182,8 @@ class Connection:
         """
         if self.deferred:
             self.flush()
+        if self.locking:
+            self.lock_now()
         cursor = self.raw.cursor()
         if sql.strip().upper() == "BEGIN":
             sql = SNAPSHOT
@@ -186,8 +192,10 @@ class Connection:
         return cursor
 
     def hold(self, names: Sequence[str]) -> None:
-        """Take the locks of these classes now, in the unit of work in progress (record/locks.py `settling`):
-        in name order, after any it holds already; nothing when it holds the whole record."""
+        """Lock these classes in the unit of work in progress (record/locks.py `settling`), in name order, after
+        any it holds already; nothing when it holds the whole record. The locks go out ahead of the unit's next
+        statement, in the same round trip when that is a `read_all`: no statement of the unit after this call
+        runs before they are granted."""
         if self.held is None:
             return
         wanted = sorted(set(names) - set(self.held))
@@ -196,24 +204,35 @@ class Connection:
         if self.held and wanted[0] < self.held[-1]:
             # Out of order: two units could each hold the class the other waits for.
             raise StoreError(f"class locks taken out of name order: {wanted} after {list(self.held)}")
-        with Timer():
-            for name in wanted:
-                self.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (CLASS_SPACE, name))
+        self.locking += wanted
         self.held = (*self.held, *wanted)
+
+    def lock_now(self) -> None:
+        """Send the class locks asked for (`hold`) now, each its own round trip."""
+        names, self.locking = self.locking, []
+        if not names:
+            return
+        with Timer():
+            for name in names:
+                self.execute(CLASS_LOCK, (CLASS_SPACE, name))
 
     def later(self, sql: str, params: Sequence[Any] = ()) -> None:
         """A write whose result the unit does not read, sent with the next statement or the COMMIT in one round
         trip (in order: any statement the unit runs before the COMMIT sends the writes kept before it)."""
         if self.deferred is None:
             self.execute(sql, params)
-        else:
-            self.deferred.append((sql, params))
+            return
+        if self.locking:
+            self.lock_now()  # a write asked for after a lock goes out after it
+        self.deferred.append((sql, params))
 
     def flush(self, *then: str) -> None:
         """Send the deferred writes, and the statements `then` (a COMMIT), in one round trip."""
         pending = self.deferred or []
         if self.deferred is not None:
             self.deferred = []
+        if self.locking:
+            self.lock_now()
         if not pending and not then:
             return
         cursor = self.raw.cursor()
@@ -223,15 +242,26 @@ class Connection:
         self.statements += len(pending) + len(then)
 
     def read_all(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[Row]]:
-        """The rows of each of these reads, sent as one query string: one round trip."""
+        """The rows of each of these reads, sent as one query string: one round trip. Class locks asked for
+        (`hold`) go first in the same string: each read, a statement of its own in READ COMMITTED, sees what was
+        committed before they were granted. Their wait is the server's clock read around them (`WAITS`)."""
         if self.deferred:
             self.flush()
+        locks, self.locking = self.locking, []
         cursor = self.raw.cursor()
-        cursor.execute("; ".join(cursor.mogrify(translate(sql), params) for sql, params in statements))
-        self.statements += len(statements)
+        sent = [cursor.mogrify(CLASS_LOCK.replace("?", "%s"), (CLASS_SPACE, name)) for name in locks]
+        if sent:
+            sent = [CLOCK, *sent, CLOCK]
+        sent += [cursor.mogrify(translate(sql), params) for sql, params in statements]
+        cursor.execute("; ".join(sent))
+        self.statements += len(sent)
         out = [cursor.fetchall()]
         while cursor.nextset():
             out.append(cursor.fetchall())
+        if locks:
+            granted, asked = out[len(locks) + 1][0][0], out[0][0][0]
+            WAITS.add((granted - asked).total_seconds())
+            out = out[len(locks) + 2 :]
         return out
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Any:
@@ -295,28 +325,26 @@ def transaction(fn: Callable[[Connection], T], conn: Connection, scope: Scope | 
     READ COMMITTED: each statement sees what was committed before it, so after the locks are taken the
     unit sees every earlier writer's work (a snapshot taken before the wait would not).
     """
-    conn.execute(WRITE_BEGIN)
-    conn.deferred = []
+    lock = "pg_advisory_xact_lock" if scope is None else "pg_advisory_xact_lock_shared"
     try:
+        # BEGIN and the record's lock in one round trip (one query string); its wait is counted with it.
         with Timer():
-            if scope is None:
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-                conn.held = None
-            else:
-                conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (WRITE_LOCK,))
-                conn.held = ()
+            conn.execute(f"{WRITE_BEGIN}; SELECT {lock}(?)", (WRITE_LOCK,))
+        conn.deferred, conn.locking = [], []
+        conn.held = None if scope is None else ()
         conn.hold(scope.classes if scope is not None else ())
+        conn.lock_now()  # a scope's classes: before the unit's first statement
         WAITS.add(0.0, 1)
         value = fn(conn)
         conn.held = None
         conn.flush("COMMIT")  # the writes left for it, and the COMMIT: one round trip
     except BaseException:
-        conn.held, conn.deferred = None, None
-        if not conn.broken:
+        conn.held, conn.deferred, conn.locking = None, None, []
+        if not conn.broken and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     finally:
-        conn.held, conn.deferred = None, None
+        conn.held, conn.deferred, conn.locking = None, None, []
     return value
 
 
