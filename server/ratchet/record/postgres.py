@@ -44,7 +44,7 @@ from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ratchet.errors import StoreError
-from ratchet.record.locks import CLASS_SPACE, WAITS, Scope, Timer
+from ratchet.record.locks import CLASS_SPACE, CLOCK, WAITS, Scope, between_clocks, take
 
 T = TypeVar("T")
 
@@ -53,7 +53,6 @@ SCHEMES = ("postgresql://", "postgres://")
 WRITE_LOCK = 0x72617463686574
 WRITE_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 CLASS_LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"  # a class's key (record/locks.py)
-CLOCK = "SELECT clock_timestamp()"  # the server's clock as a statement runs (not the transaction's start)
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails the call instead of hanging it
 
@@ -212,9 +211,8 @@ class Connection:
         names, self.locking = self.locking, []
         if not names:
             return
-        with Timer():
-            for name in names:
-                self.execute(CLASS_LOCK, (CLASS_SPACE, name))
+        for name in names:
+            take(self, CLASS_LOCK, (CLASS_SPACE, name))
 
     def later(self, sql: str, params: Sequence[Any] = ()) -> None:
         """A write whose result the unit does not read, sent with the next statement or the COMMIT in one round
@@ -260,7 +258,7 @@ class Connection:
             out.append(cursor.fetchall())
         if locks:
             granted, asked = out[len(locks) + 1][0][0], out[0][0][0]
-            WAITS.add((granted - asked).total_seconds())
+            WAITS.add(float((granted - asked).total_seconds()))
             out = out[len(locks) + 2 :]
         return out
 
@@ -327,9 +325,8 @@ def transaction(fn: Callable[[Connection], T], conn: Connection, scope: Scope | 
     """
     lock = "pg_advisory_xact_lock" if scope is None else "pg_advisory_xact_lock_shared"
     try:
-        # BEGIN and the record's lock in one round trip (one query string); its wait is counted with it.
-        with Timer():
-            conn.execute(f"{WRITE_BEGIN}; SELECT {lock}(?)", (WRITE_LOCK,))
+        # BEGIN and the record's lock in one round trip (one query string); its wait read from the server's clock.
+        WAITS.add(between_clocks(conn.execute(f"{WRITE_BEGIN}; {CLOCK}; SELECT {lock}(?); {CLOCK}", (WRITE_LOCK,))))
         conn.deferred, conn.locking = [], []
         conn.held = None if scope is None else ()
         conn.hold(scope.classes if scope is not None else ())
