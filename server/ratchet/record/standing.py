@@ -155,7 +155,8 @@ def seen(conn: sqlite3.Connection, cls: ActionClass, success: int | None = None)
     after the class's lock: record/locks.py `settling`); with `success`, the action whose success is judged
     padding or not against the window of record (`padding`)."""
     at = {"cls": cls.name, "probation": cls.trust.probation, "window": cls.trust.window_size, "action": success}
-    work = [] if success is None else [(_WORK, {**at, **dict(zip(_CHANGES, CHANGES, strict=True))})]
+    changes = {**at, **dict(zip(_CHANGES, CHANGES, strict=True))}
+    work = [] if success is None else [(_WORK, changes), (_WORK_WINDOW, changes)]
     statements = [("SELECT * FROM class_state WHERE name = :cls", at), *integrity.reads(cls), (_PROBATION, at)]
     cache, *found = read_all(conn, [*statements, (integrity.FREEZE, {}), *work])
     record, probation, frozen = found[:6], found[6], found[7]
@@ -164,7 +165,7 @@ def seen(conn: sqlite3.Connection, cls: ActionClass, success: int | None = None)
     # Samples left on probation (`probation_left`): the last level move was a promotion, fewer samples since.
     promoted = rec.transition_id is not None and cls.trust.probation > 0 and kind == "promote"
     left = cls.trust.probation - int(recent) if promoted else 0
-    padded = success is not None and _padding(rec, success, found[8])
+    padded = success is not None and _padding(rec, success, [*found[8], *found[9]])
     row = class_row_from(cache[0]) if cache else None
     return Seen(row, rec, left, padded, integrity.freeze_from(frozen))
 
@@ -176,15 +177,22 @@ _PROBATION = (
 )
 CHANGES = ("write_file", "edit_file", "git_commit", "git_push", "git_revert")  # tools whose success changes files
 _CHANGES = tuple(f"change{i}" for i in range(len(CHANGES)))
-# The action, whether a person answered it, and what it and each success in the class's window of record did
-# (rules/settle.py `work_key`: the id of its session's last change before it is part of its work).
-_WORK = (
+# What an action did (rules/settle.py `work_key`: the id of its session's last change before it is part of its
+# work), and whether a person answered it: `_WORK` of the action itself, `_WORK_WINDOW` of each success in the
+# class's window of record whose work can be the same (each read by the table's key). Two works are the same
+# only with the same tool and fingerprint (the key's text holds both), so only those successes are read.
+_WORK_COLUMNS = (
     "SELECT a.id, a.tool, a.args_json, a.fingerprint, (SELECT max(c.id) FROM actions c WHERE "
     "c.session_id = a.session_id AND c.id < a.id AND c.status = 'executed' AND c.tool IN ("
     + ", ".join(f":{name}" for name in _CHANGES)
-    + ")), a.reviewer FROM actions a WHERE a.id = :action OR a.id IN (SELECT w.action_id FROM (SELECT action_id, ok "
-    f"FROM samples WHERE class = :cls AND epoch = {integrity.EPOCH} ORDER BY id DESC LIMIT :window) AS w "
-    "WHERE w.ok = 1)"
+    + ")), a.reviewer FROM actions a "
+)
+_WORK = _WORK_COLUMNS + "WHERE a.id = :action"
+_WORK_WINDOW = (
+    _WORK_COLUMNS + "JOIN (SELECT action_id, ok FROM samples WHERE class = :cls AND "
+    f"epoch = {integrity.EPOCH} ORDER BY id DESC LIMIT :window) AS w ON w.action_id = a.id "
+    "JOIN actions m ON m.id = :action WHERE w.ok = 1 AND a.tool = m.tool "
+    "AND coalesce(a.fingerprint, '') = coalesce(m.fingerprint, '')"
 )
 
 
