@@ -21,11 +21,13 @@ pool would only hold idle connections.
 
 Guarantees, as with SQLite:
 
-- A write unit of work (`transaction`) takes its advisory locks before its first statement, the
-  counterpart of SQLite's `BEGIN IMMEDIATE`: by default one lock for the whole database, so writers of
-  every process and machine run one after another; the units on a call's hot path name a narrower scope
-  (record/locks.py: the classes whose standing they read and write), so calls of different classes
-  settle at once while a check-then-write of one class still sees what the writer before it committed.
+- A write unit of work (`transaction`) takes its advisory lock with its BEGIN, the counterpart of SQLite's
+  `BEGIN IMMEDIATE`: by default one lock for the whole database, so writers of every process and machine
+  run one after another; the units on a call's hot path take it shared and lock a class right before they
+  read its standing (record/locks.py), so calls of different classes settle at once while a
+  check-then-write of one class still sees what the writer before it committed. Reads that need no
+  other's answer go out as one query string (`read_all`), and writes whose result is not read go out with
+  the next statement or the COMMIT (`later`).
   The hash chain (record/chain.py) is appended under a lock of its own and cannot fork; a draft's claim
   is `UPDATE ... WHERE status = 'draft'` on a row taken `FOR UPDATE SKIP LOCKED`, atomic on its own.
 - A broken connection (the server restarted, the network went away) fails the unit of work with a
