@@ -17,7 +17,7 @@ from ratchet.engine.core import HumanAnswer, Setting
 from ratchet.operations import Prepared, notify
 from ratchet.operations.checks import CheckResult
 from ratchet.policy.model import ActionClass
-from ratchet.record import actions, standing
+from ratchet.record import actions, integrity, standing
 from ratchet.record import checks as recorded_checks
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact
@@ -52,12 +52,15 @@ def sample(
     """One piece of evidence: the sample label, the session's failure streak, the window and any move.
     A success that is padding (its work already counted in the window, rules/settle.py) is none of
     these: it is labelled `repeat`, joins no window and leaves the failure streak as it was."""
-    if standing.padding(conn, cls, action_id, ok):
+    # The class's record, read once for the whole unit: labelling the sample and the streak change
+    # neither its moves nor its samples, so the padding check, probation and the settle rule share it.
+    rec = integrity.recorded(conn, cls)
+    if standing.padding(conn, cls, action_id, ok, rec):
         actions.label_sample(conn, action_id, REPEAT)
         return None
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
-    left = 0 if ok else standing.on_probation(conn, cls)
-    moved = standing.apply_sample(conn, cls, action_id, ok)
+    left = 0 if ok else standing.on_probation(conn, cls, rec)
+    moved = standing.apply_sample(conn, cls, action_id, ok, rec)
     if left:  # a failure on probation after a promotion: the human hears of it at once
         defaults = setting.policy.defaults
         notify(

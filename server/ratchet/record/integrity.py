@@ -310,9 +310,12 @@ def report_freeze(conn: sqlite3.Connection, frozen: Freeze) -> int | None:
     return tid
 
 
-def checked(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None) -> Recorded:
-    """The record for `cls`, reporting (and repairing) a cache that disagrees with it."""
-    rec = recorded(conn, cls)
+def checked(
+    conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, rec: Recorded | None = None
+) -> Recorded:
+    """The record for `cls`, reporting (and repairing) a cache that disagrees with it. `rec`: the record
+    as this unit of work already read it (`recorded`), when nothing it reads has changed since."""
+    rec = recorded(conn, cls) if rec is None else rec
     found = differences(cache, rec)
     if found:
         report(conn, cls, cache, rec, found)

@@ -65,10 +65,11 @@ def fresh_row(cls: ActionClass) -> ClassRow:
     return ClassRow(cls.name, cls.start.label, cls.start.label, None, [], time.time(), None)
 
 
-def current(conn: sqlite3.Connection, cls: ActionClass) -> tuple[ClassRow, Recorded]:
-    """The class's standing by the record, as a row (tampering with the cache is reported first)."""
+def current(conn: sqlite3.Connection, cls: ActionClass, rec: Recorded | None = None) -> tuple[ClassRow, Recorded]:
+    """The class's standing by the record, as a row (tampering with the cache is reported first). `rec`:
+    the record as this unit of work already read it (`integrity.recorded`), not read again."""
     cache = class_row(conn, cls.name)
-    rec = integrity.checked(conn, cls, cache)
+    rec = integrity.checked(conn, cls, cache, rec)
     return rec.row(cls, cache), rec
 
 
@@ -125,9 +126,9 @@ def probation_at(conn: sqlite3.Connection, name: str, transition_id: int, probat
     return max(probation - int(before), 0)
 
 
-def on_probation(conn: sqlite3.Connection, cls: ActionClass) -> int:
-    """Samples the class has left on probation now (0: not on probation)."""
-    return probation_left(conn, cls, integrity.recorded(conn, cls))
+def on_probation(conn: sqlite3.Connection, cls: ActionClass, rec: Recorded | None = None) -> int:
+    """Samples the class has left on probation now (0: not on probation); `rec` as in `current`."""
+    return probation_left(conn, cls, integrity.recorded(conn, cls) if rec is None else rec)
 
 
 def probation_notice(cls: ActionClass, action_id: int, left: int, moved: Transition | None) -> dict[str, Any]:
@@ -161,26 +162,45 @@ def _work(conn: sqlite3.Connection, action_ids: list[int]) -> dict[int, str]:
     return {int(r[0]): work_key(r[1], r[2], r[3], r[4]) for r in rows}
 
 
-def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> bool:
+def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool, rec: Recorded | None = None) -> bool:
     """Whether the action's success is padding: it ran with no person's answer, and its work is that
     of a success already in the class's window (rules/settle.py `is_padding`). Failures never are, nor
-    is a success a person approved: only a person's answer is a person's evidence, each time."""
+    is a success a person approved: only a person's answer is a person's evidence, each time. `rec` as in
+    `current`."""
     if not ok:
         return False
-    reviewed = conn.execute("SELECT reviewer FROM actions WHERE id = ?", (action_id,)).fetchone()
-    if reviewed is None or reviewed[0] is not None:
+    mine_row = conn.execute("SELECT reviewer, tool, fingerprint FROM actions WHERE id = ?", (action_id,)).fetchone()
+    if mine_row is None or mine_row[0] is not None:
         return False
     # The window of record: the class's last `window_size` samples since the move that set its level
     # (a cache that disagrees is reported by the sample's own settling, right after, in this transaction).
-    counted = [s.action_id for s in integrity.recorded(conn, cls).window.samples if s.ok]
+    window = (integrity.recorded(conn, cls) if rec is None else rec).window
+    counted = [s.action_id for s in window.samples if s.ok and s.action_id != action_id]
+    if counted:
+        # A work key is made of the tool, the arguments, the fingerprint and the session's last change
+        # (rules/settle.py `work_key`): only the window's actions with this tool and fingerprint can share
+        # it, so only theirs are worked out (each needs the session's last change before it).
+        marks = ", ".join("?" for _ in counted)
+        counted = [
+            int(r[0])
+            for r in conn.execute(
+                f"SELECT id FROM actions WHERE id IN ({marks}) AND tool = ? AND coalesce(fingerprint, '') = ?",
+                (*counted, mine_row[1], mine_row[2] or ""),
+            )
+        ]
+    if not counted:
+        return False
     keys = _work(conn, [action_id, *counted])
     mine = keys.get(action_id)
     return mine is not None and is_padding(ok, mine, (keys[a] for a in counted if a in keys and a != action_id))
 
 
-def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
-    """Add one sample to the class's window and promote or demote if the window says so."""
-    return _settle(conn, cls, Observed(action_id, ok))
+def apply_sample(
+    conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool, rec: Recorded | None = None
+) -> Transition | None:
+    """Add one sample to the class's window and promote or demote if the window says so; `rec` as in
+    `current`."""
+    return _settle(conn, cls, Observed(action_id, ok), rec)
 
 
 def complain(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
@@ -196,10 +216,12 @@ def disprove(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason:
     return _settle(conn, cls, Disproved(action_id, reason))
 
 
-def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained | Disproved) -> Transition | None:
+def _settle(
+    conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained | Disproved, rec: Recorded | None = None
+) -> Transition | None:
     """Apply the settle rule to the class's standing of record, and store what it says: the sample
     row (added, or turned into a failure), and the move with a fresh window or the window kept."""
-    row, rec = current(conn, cls)
+    row, rec = current(conn, cls, rec)
     frozen = integrity.freeze_of(conn)
     freeze = frozen.level if frozen is not None and frozen.active() else None
     standing = Standing(rec.level, rec.window, rec.pinned, probation_left(conn, cls, rec))
