@@ -307,12 +307,13 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
 
     sizes: dict[str, Any] = {}
     for s in sized:
+        full, alone = summary(s.full), summary(s.alone)
         sizes[str(s.size)] = {
             **s.info,
-            "full": summary(s.full),
-            "write_alone": summary(s.alone),
+            "full": full,
+            "write_alone": alone,
             "gate": {
-                "median": round((median(s.full) - median(s.alone)) * 1e3, 4),
+                "median": round(full["median"] - alone["median"], 4),
                 "median_of_rounds": round(median(s.round_gates), 4),
                 "unit": "ms",
             },
