@@ -418,13 +418,20 @@ def _findings(r: dict[str, Any]) -> list[str]:
     last = max(g["sizes"].values(), key=lambda s: s["size"])
     gate_only = sp["gate_without_write"]["median"]
 
-    items.append(
-        [
-            f"**The gate's own cost, without the write and the preparation the bare server also does: "
-            f"{gate_only:.3f} ms median** (instrumented, at {last['size']:,} rows); the full recorded path "
-            f"{sp['total']['median']:.3f} ms. Where it goes, largest first, below."
-        ]
+    head = (
+        f"**The gate's own cost, without the write and the preparation the bare server also does: "
+        f"{gate_only:.3f} ms median** (instrumented, at {last['size']:,} rows); the full recorded path "
+        f"{sp['total']['median']:.3f} ms. Where it goes, largest first, below."
     )
+    if "gate" in last and "write_alone" in last:
+        gates = " / ".join(f"{s['gate']['median']:.3f}" for s in g["sizes"].values())
+        counts = " / ".join(f"{s['size']:,}" for s in g["sizes"].values())
+        head += (
+            f" Un-instrumented, as the governed call less the same write timed alone in the same rounds: "
+            f"{gates} ms at {counts} rows (whole call {last['full']['median']:.3f} ms, the write alone "
+            f"{last['write_alone']['median']:.3f} ms at {last['size']:,})."
+        )
+    items.append([head, *_what_would_close(g, by_name, micro)])
     by_phase = ", ".join(f"{k} {v:.0f}" for k, v in db["units_by_phase"].items())
     db_item = [
         f"**The database: {units:.0f} units of work per call** ({by_phase}) for {statements} statements, "
@@ -620,6 +627,49 @@ def _findings(r: dict[str, Any]) -> list[str]:
         lines.append(f"{number}. {head}")
         lines += [f"   - {sub}" for sub in subs]
     return lines
+
+
+def _what_would_close(g: dict[str, Any], by_name: dict[str, float], micro: dict[str, Any]) -> list[str]:
+    """Where the gate's remaining time goes, from this run's figures, and what would take it away."""
+    last = max(g["sizes"].values(), key=lambda s: s["size"])
+    if "write_alone" not in last:
+        return []
+    rows = g["cprofile"]["by_cumtime_ratchet"]
+    keep = next(
+        (
+            row
+            for row in rows
+            if row["function"].startswith("ratchet/record/content.py") and "(keep)" in row["function"]
+        ),
+        None,
+    )
+    db = g["split"]["db"]
+    execute, alone = by_name.get("execute", 0.0), last["write_alone"]["median"] * 1e3
+    subs = [
+        f"The write as the gate runs it ({execute:.0f} µs, instrumented) against the same write alone "
+        f"({alone:.0f} µs, {execute - alone:+.0f} µs): what the gate adds to it is keeping the prior version for "
+        "undo (two files created and renamed in the content store beside the database"
+        + (f"; {keep['cumtime_us_per_op']:.0f} µs per call under cProfile" if keep else "")
+        + "), and the write's two fsyncs waiting for a journal commit that also carries the record's and the "
+        "content store's fresh pages (same file system). What would take it away: keep the prior bytes in the "
+        "intent's own row or one append-only file per session instead of two new files per call, and keep "
+        "the record on another file system than the workspace.",
+        f"The database: {db['units_per_call']:.0f} units of work, their functions "
+        f"{db['inside_sqlite_per_call_us']:.0f} µs (SQLite and the Python around each statement) of the "
+        f"{db['wait_per_call_us']:.0f} µs the loop spends on them. Most of it is the settling: the class's "
+        "window of record (up to `window_size` samples) read, rebuilt, scanned and written back as JSON on "
+        "every outcome. A window kept as running counts "
+        "(successes, drift, the last failures) beside the samples would make the outcome a few indexed "
+        "statements.",
+    ]
+    if micro:
+        subs.append(
+            f"Around them, on the event loop: confining and reading the target ({_micro(micro, 'fs.plan_write')}, "
+            f"the bare server pays it too), redacting the stored arguments ({_micro(micro, 'redact(json.dumps')}), "
+            "classifying against every class's globs, building the result. Each is tens to a few hundred µs; under "
+            "1 ms in all needs the two items above first."
+        )
+    return subs
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:
