@@ -2,9 +2,11 @@
 and a versioned schema.
 
 Every statement Ratchet runs lives under `record/`: the engine calls named operations
-(record/actions.py), never SQL. Each unit of work is one plain function of a connection, run on a
-worker thread in one round trip: `Store.run(fn)` as one write transaction (`BEGIN IMMEDIATE` ...
-`COMMIT`), `Store.call(fn)` without one (reads). Within one process the store's lock serializes the
+(record/actions.py), never SQL. Each unit of work is one plain function of a connection, run on the
+store's thread in one round trip: `Store.run(fn)` as one write transaction (`BEGIN IMMEDIATE` ...
+`COMMIT`), `Store.call(fn)` without one (reads). A short unit on a call's path (`short=True`: the
+gate's decision with the intent, the outcome) runs on SQLite on the caller's thread instead, and goes to
+the store's thread only to wait for another process's write lock. Within one process the store's lock serializes the
 units, so concurrent tool calls never interleave statements inside each other's transactions, and
 nothing slow (an executor, a human's answer) is ever awaited while it is held. Several server
 processes may share one file: SQLite's write lock and a busy timeout queue their transactions. On
