@@ -16,7 +16,12 @@ from ratchet.executors import sandbox
 
 from .helpers import git
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+@pytest.fixture(autouse=True)
+def _needs_bubblewrap() -> None:
+    # Not a skip (as in test_sandbox.py): CI installs bubblewrap; a plan is refused without it.
+    assert shutil.which("bwrap") is not None, "these tests need bubblewrap (bwrap) on PATH"
+
 
 ENV = {"PATH": os.defpath}
 
