@@ -19,7 +19,7 @@ from typing import Any
 from ratchet.record import chain, integrity, lifecycle
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
-from ratchet.record.store import MAY_HAVE_RUN
+from ratchet.record.store import MAY_HAVE_RUN, later
 
 Row = dict[str, Any]
 
@@ -29,7 +29,6 @@ _OPEN_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.OPEN)
 _OPEN_WHERE = f"status IN ({_OPEN_SQL})"
 _QUEUED_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.QUEUED)
 _ESCALATIONS_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.ESCALATIONS)
-_WITH_CLIENT_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.WITH_CLIENT)
 OPEN_ESCALATION = f"status IN ({_ESCALATIONS_SQL}) AND resolved_at IS NULL"
 # An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.
 OPEN_INTERRUPTION = f"status = 'interrupted' AND resolved_at IS NULL AND error LIKE '{MAY_HAVE_RUN}%'"
@@ -158,11 +157,13 @@ def finish(
     review: Review | None = None,
     sample: bool | None = None,
     kept_args: str | None = None,
+    chained: bool = True,
 ) -> None:
     """Settle an action's outcome: its status, result, error, the human's review and its sample label.
 
     `kept_args` replaces the arguments of a draft once it can no longer run (redacted, a file's content
     reduced to its hash and size); other rows' arguments were kept that way when they were inserted.
+    `chained` False leaves the review's place in the chain to the caller (`chain_review`, later in the unit).
     """
     sources = lifecycle.sources(status)
     changed = conn.execute(
@@ -192,7 +193,7 @@ def finish(
     ).rowcount
     if not changed:
         _refuse_move(conn, action_id, status)
-    if review is not None:
+    if review is not None and chained:
         chain_review(conn, action_id, review)
 
 
@@ -227,13 +228,6 @@ def set_packet(conn: sqlite3.Connection, action_id: int, packet_json: str) -> No
     conn.execute("UPDATE actions SET packet_json = ? WHERE id = ?", (packet_json, action_id))
 
 
-def bind_external(conn: sqlite3.Connection, action_id: int, external_id: str, external_tool: str | None) -> None:
-    """The client's own id (and tool name) for a call it runs itself, to match its outcome."""
-    conn.execute(
-        "UPDATE actions SET external_id = ?, external_tool = ? WHERE id = ?", (external_id, external_tool, action_id)
-    )
-
-
 def child_started(conn: sqlite3.Connection, action_id: int, pid: int) -> None:
     """The process a command started (its process group), recorded before it can do anything."""
     conn.execute("UPDATE actions SET child_pid = ?, child_started_at = ? WHERE id = ?", (pid, time.time(), action_id))
@@ -241,7 +235,7 @@ def child_started(conn: sqlite3.Connection, action_id: int, pid: int) -> None:
 
 def label_sample(conn: sqlite3.Connection, action_id: int, label: str) -> None:
     """Label an action's sample without adding one to any window (a success that was padding: `repeat`)."""
-    conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (label, action_id))
+    later(conn, "UPDATE actions SET sample = ? WHERE id = ?", (label, action_id))
 
 
 def sample(
@@ -249,9 +243,10 @@ def sample(
 ) -> None:
     """An action's sample label and the session's failure streak for the class (None: no streak kept)."""
     if mark:
-        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id))
+        later(conn, "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id))
     if session_id is not None:
-        conn.execute(
+        later(
+            conn,
             "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
             "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE streaks.failures + 1 END",
             (session_id, class_name, 0 if ok else 1, ok),
@@ -504,29 +499,6 @@ def session_context(conn: sqlite3.Connection, session_id: str, before: int | Non
         (Status.DRAFT.value, session_id, bound),
     ).fetchone()
     return SessionContext([dict(r) for r in reversed(rows)], counts[0] or 0, counts[1] or 0)
-
-
-def waiting_external(conn: sqlite3.Connection, session_id: str, external_tool: str | None) -> set[str]:
-    """The external ids of the session's calls still waiting for their client's report."""
-    rows = conn.execute(
-        f"SELECT DISTINCT external_id FROM actions WHERE session_id = ? AND status IN ({_WITH_CLIENT_SQL}) "
-        "AND external_id IS NOT NULL AND (? IS NULL OR external_tool IS NULL OR external_tool = ?)",
-        (session_id, external_tool, external_tool),
-    )
-    return {str(r[0]) for r in rows}
-
-
-def external_waiting(
-    conn: sqlite3.Connection, external_id: str, session_id: str, external_tool: str | None
-) -> Row | None:
-    """The newest call of this session with this client id (and tool) still waiting for its outcome."""
-    return _dict(
-        conn.execute(
-            f"SELECT * FROM actions WHERE external_id = ? AND session_id = ? AND status IN ({_WITH_CLIENT_SQL}) "
-            "AND (? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER BY id DESC LIMIT 1",
-            (external_id, session_id, external_tool, external_tool),
-        ).fetchone()
-    )
 
 
 def inbox(conn: sqlite3.Connection, scope: ActionFilter = EVERYTHING) -> list[Row]:
