@@ -44,9 +44,11 @@ def publish(
     path = state_path(directory, key)
     since = time.time() if started_at is None else started_at
     state = {"pid": os.getpid(), "key": key, "started_at": since, "idle_s": idle_s, **options}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    temporary = f"{path}.{os.getpid()}.tmp"  # replaced whole: a reader never sees half a file
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(state, out)
+    Path(temporary).replace(path)
     return path
 
 
