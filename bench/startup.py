@@ -8,9 +8,8 @@ discarded warm-up start each (page cache, .pyc files).
 - `ratchet`: `ratchet serve` on a database that already exists (the everyday case), small history.
 - `ratchet --resident`: the same through the stdio front (mcp/front.py) with its resident serve server
   running (started by a first, uncounted start): the warm start, every start after a set-up's first.
-- `ratchet --resident (cold)`: the front when no resident runs (stopped before each start): the first
-  start of a set-up, which starts the resident and then relays to it. Measured after the alternating
-  starts, `cold_starts` times.
+- `ratchet --resident (cold)`: the front when no resident runs (stopped just before each start): the
+  first start of a set-up, which starts the resident and then relays to it; in the same rotation.
 - `ratchet@10^6`: the same on the gate bench's largest history, when that bench ran in this run.
 - `bare`: `bench/bare_server.py` (the same SDK and imports, no policy, no database).
 - `official-git`: `mcp-server-git --repository REPO`, the official Python git server, pip-installed
@@ -22,7 +21,7 @@ counted start reads them, as a user's installed package does (an environment tha
 PYTHONDONTWRITEBYTECODE and has no `.pyc` files would compile every module on every start, ratchet's
 and the SDK's alike). Nothing is written into the source tree or the virtual environment.
 
-`python -m bench.startup [--starts N] [--cold N] [--no-external]` runs this alone and writes
+`python -m bench.startup [--starts N] [--no-external]` runs this alone and writes
 bench/results/startup.json with the command, the commit and the load average.
 """
 
@@ -153,27 +152,26 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {name: [] for name in candidates}
     tools: dict[str, int] = {}
     names = list(candidates)
-    cold: list[float] = []
+    candidates[COLD] = candidates[RESIDENT]  # the same start, with the resident stopped just before
+    times[COLD] = []
+    names.append(COLD)
     try:
         with (root / "servers.stderr").open("w") as errlog:
-            await _start(candidates[RESIDENT], errlog)  # starts the resident: every later start is warm
+            await _start(candidates[RESIDENT], errlog)  # starts the resident: a warm start finds it running
             for rep in range(cfg.startup_warmup + cfg.startup_reps):
                 order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
+                    if name == COLD:
+                        _stop_residents(env)  # this start starts it again, so the next warm one finds it
                     elapsed, count = await _start(candidates[name], errlog)
                     tools[name] = count
                     if rep >= cfg.startup_warmup:  # the first start(s) of each are a warm-up
                         times[name].append(elapsed)
-            for _ in range(int(cfg.extra.get("cold_starts", 3))):
-                _stop_residents(env)
-                elapsed, tools[COLD] = await _start(candidates[RESIDENT], errlog)
-                cold.append(elapsed)
     finally:
         _stop_residents(env)
         shutil.rmtree(env["RATCHET_HOOK_SOCKET_DIR"], ignore_errors=True)
     servers = {name: {**summary(times[name]), "tools": tools[name]} for name in names}
-    if cold:
-        servers[COLD] = {**summary(cold), "tools": tools[COLD]}
+    cold = times[COLD]
     ratios: dict[str, Any] = {"ratchet/bare": ratio(servers["ratchet"]["median"], servers["bare"]["median"])}
     ratios["resident/bare"] = ratio(servers[RESIDENT]["median"], servers["bare"]["median"])
     ratios["resident/ratchet"] = ratio(servers[RESIDENT]["median"], servers["ratchet"]["median"])
@@ -234,11 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m bench.startup`: this bench alone, written to bench/results/startup.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--starts", type=int, default=10, help="counted starts per server (default 10)")
-    parser.add_argument("--cold", type=int, default=3, help="cold starts of the front (default 3)")
     parser.add_argument("--no-external", action="store_true", help="without the official git server")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    shown = [f"--starts={args.starts}", f"--cold={args.cold}", *(["--no-external"] if args.no_external else [])]
+    shown = [f"--starts={args.starts}", *(["--no-external"] if args.no_external else [])]
     provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.startup", *shown]))
     base = config("full", external=not args.no_external)
     cfg = Config(
@@ -247,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         startup_reps=args.starts,
         startup_warmup=1,
         startup_big_history=False,
-        extra={"cold_starts": args.cold},
     )
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="ratchet-startup-") as tmp:

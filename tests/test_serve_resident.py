@@ -391,6 +391,31 @@ def test_the_resident_exits_when_idle_and_leaves_nothing(
     assert not list(sockets.glob("*.sock")) and not list(sockets.glob("*.json"))
 
 
+def test_a_resident_whose_files_changed_leaves_the_session_to_the_front_and_exits(
+    ratchet_bin: Path, sockets: Path, workspace: Path, policies: Path, db: Path
+) -> None:
+    _start_resident(ratchet_bin, sockets, workspace, policies, db)
+    (server,) = residents(sockets)
+    changed = Path(front.__file__)  # any file of the package: the resident stamps them all
+    before = changed.stat()
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        with Stdio([str(ratchet_bin), *serve_args(workspace, policies, db)], env=env_for(sockets)) as session:
+            session.initialize(0, client="after-upgrade")
+            session.call(1, "write_file", {"path": "auto/x.txt", "content": "x"})
+            assert '"executed"' in session.line()
+            assert rows(db)[-1]["pid"] == session.proc.pid  # served by the front's own process
+            assert session.proc.stdin is not None
+            session.proc.stdin.close()
+            assert session.proc.wait(timeout=60) == 0
+            assert session.proc.stderr is not None
+            assert "(stale: Ratchet changed since it started); serving in this process" in session.proc.stderr.read()
+    finally:
+        os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    wait_until(lambda: not alive(server.pid), "a stale resident kept running", 30)
+    assert "exiting (code changed)" in next(sockets.glob("serve-*.log")).read_text()
+
+
 def test_only_a_stdio_serve_is_relayed() -> None:
     assert front.wanted(["--resident"], {})
     assert front.wanted([], {front.RESIDENT_ENV: "1"})

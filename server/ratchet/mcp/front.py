@@ -182,10 +182,10 @@ def follow(sock: socket.socket, pid: int) -> int:
 def serve_front(argv: Sequence[str]) -> int | None:
     """Serve `serve ARGV` through the resident: the exit code, or None when this process must serve
     (said on stderr)."""
-    cwd = os.getcwd()
-    ep = endpoint(argv, os.environ, cwd)
     why = "stale: Ratchet changed since it started"
     try:
+        cwd = os.getcwd()  # FileNotFoundError: a directory removed since
+        ep = endpoint(argv, os.environ, cwd)
         sock = connect_or_start(ep)
     except (Untrusted, OSError) as exc:
         sock, why = None, str(exc)
