@@ -167,6 +167,10 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
                     tools[name] = count
                     if rep >= cfg.startup_warmup:  # the first start(s) of each are a warm-up
                         times[name].append(elapsed)
+    except Exception:  # say what the servers said before the evidence goes with the temporary directory
+        for log in [root / "servers.stderr", *Path(env["RATCHET_HOOK_SOCKET_DIR"]).glob("*.log")]:
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
+        raise
     finally:
         _stop_residents(env)
         shutil.rmtree(env["RATCHET_HOOK_SOCKET_DIR"], ignore_errors=True)

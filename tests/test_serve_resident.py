@@ -400,7 +400,8 @@ def test_a_resident_whose_files_changed_leaves_the_session_to_the_front_and_exit
     before = changed.stat()
     os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
     try:
-        with Stdio([str(ratchet_bin), *serve_args(workspace, policies, db)], env=env_for(sockets)) as session:
+        argv = [str(ratchet_bin), *serve_args(workspace, policies, db)]
+        with Stdio(argv, env=env_for(sockets), cwd=workspace) as session:  # the set-up of the running resident
             session.initialize(0, client="after-upgrade")
             session.call(1, "write_file", {"path": "auto/x.txt", "content": "x"})
             assert '"executed"' in session.line()
