@@ -133,6 +133,10 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
         RESIDENT: _params(ratchet_bin(), [*serve, "--resident"], env),
         "bare": _params(sys.executable, [str(BENCH_DIR / "bare_server.py"), "--workspace", str(ws)], env),
     }
+    resident = cfg.mode != "tiny"  # the smoke test's mode keeps to seconds: no resident started there
+    if not resident:
+        del candidates[RESIDENT]
+        notes.append("ratchet --resident skipped in this mode")
     big = max(cfg.gate_sizes)
     big_root = tmp / f"gate-{big}"
     if not cfg.startup_big_history:
@@ -152,12 +156,14 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {name: [] for name in candidates}
     tools: dict[str, int] = {}
     names = list(candidates)
-    candidates[COLD] = candidates[RESIDENT]  # the same start, with the resident stopped just before
-    times[COLD] = []
-    names.append(COLD)
+    if resident:
+        candidates[COLD] = candidates[RESIDENT]  # the same start, with the resident stopped just before
+        times[COLD] = []
+        names.append(COLD)
     try:
         with (root / "servers.stderr").open("w") as errlog:
-            await _start(candidates[RESIDENT], errlog)  # starts the resident: a warm start finds it running
+            if resident:
+                await _start(candidates[RESIDENT], errlog)  # starts the resident: a warm start finds it running
             for rep in range(cfg.startup_warmup + cfg.startup_reps):
                 order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
@@ -175,10 +181,11 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
         _stop_residents(env)
         shutil.rmtree(env["RATCHET_HOOK_SOCKET_DIR"], ignore_errors=True)
     servers = {name: {**summary(times[name]), "tools": tools[name]} for name in names}
-    cold = times[COLD]
+    cold = times.get(COLD, [])
     ratios: dict[str, Any] = {"ratchet/bare": ratio(servers["ratchet"]["median"], servers["bare"]["median"])}
-    ratios["resident/bare"] = ratio(servers[RESIDENT]["median"], servers["bare"]["median"])
-    ratios["resident/ratchet"] = ratio(servers[RESIDENT]["median"], servers["ratchet"]["median"])
+    if resident:
+        ratios["resident/bare"] = ratio(servers[RESIDENT]["median"], servers["bare"]["median"])
+        ratios["resident/ratchet"] = ratio(servers[RESIDENT]["median"], servers["ratchet"]["median"])
     if cold:
         ratios["resident cold/bare"] = ratio(servers[COLD]["median"], servers["bare"]["median"])
         ratios["resident cold/ratchet"] = ratio(servers[COLD]["median"], servers["ratchet"]["median"])
