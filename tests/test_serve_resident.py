@@ -268,6 +268,27 @@ def test_a_front_killed_outright_has_its_session_ended(
     wait_until(lambda: not sleepers(), f"sleep {SLEEP} outlived the session", 20)
 
 
+def test_a_resident_killed_outright_leaves_its_sessions_serving_and_their_fronts_waiting(
+    ratchet_bin: Path, sockets: Path, workspace: Path, policies: Path, db: Path
+) -> None:
+    with Stdio([str(ratchet_bin), *serve_args(workspace, policies, db)], env=env_for(sockets)) as server:
+        server.initialize(0, client="orphaned")
+        (resident,) = residents(sockets)
+        os.kill(resident.pid, signal.SIGKILL)
+        wait_until(lambda: not alive(resident.pid), "the resident survived SIGKILL")
+        server.call(1, "write_file", {"path": "auto/after.txt", "content": "after"})
+        assert '"executed"' in server.line()  # the session goes on, and its front stands in for it
+        assert server.proc.poll() is None
+        assert server.proc.stdin is not None
+        server.proc.stdin.close()
+        assert server.proc.wait(timeout=60) == 1  # the session's own code went with the resident
+        assert server.proc.stderr is not None
+        assert "the resident serve server went away; waiting for session" in server.proc.stderr.read()
+    (row,) = rows(db)
+    assert row["status"] == "executed" and not alive(row["pid"])
+    assert (workspace / "auto/after.txt").read_text() == "after"
+
+
 def _start_resident(ratchet_bin: Path, sockets: Path, workspace: Path, policies: Path, db: Path) -> Path:
     """A resident for `serve --resident` here, started by one session; its socket."""
     argv = serve_args(workspace, policies, db)

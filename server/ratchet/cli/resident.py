@@ -102,18 +102,11 @@ class Resident:
         self.selector.register(self.listener, selectors.EVENT_READ)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
         while True:
-            for key, _ in self.selector.select(timeout=min(5.0, max(self.idle_s / 4, 0.05))):
-                if key.fileobj is self.listener:
-                    self.accept()
-                elif key.fileobj == self.wake_r:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self.wake_r, 512)
-                elif isinstance(key.fileobj, socket.socket):
-                    self.front_gone(key.fileobj)
-            while self.signalled:
-                if self.signalled.pop() in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
-                    self.stop()
-            self.reap()
+            try:
+                self.turn()
+            except Exception as exc:  # one connection's trouble never ends the sessions running
+                log.warning("%s: %s", type(exc).__name__, exc)
+                time.sleep(0.05)
             if not self.children:
                 if self.stopping:
                     return "stopped"
@@ -121,6 +114,21 @@ class Resident:
                     return "code changed"
                 if time.monotonic() - self.last > self.idle_s:
                     return "idle"
+
+    def turn(self) -> None:
+        """Wait for the next connection, closed front or signal, and handle it."""
+        for key, _ in self.selector.select(timeout=min(5.0, max(self.idle_s / 4, 0.05))):
+            if key.fileobj is self.listener:
+                self.accept()
+            elif key.fileobj == self.wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 512)
+            elif isinstance(key.fileobj, socket.socket):
+                self.front_gone(key.fileobj)
+        while self.signalled:
+            if self.signalled.pop() in (signal.SIGTERM, signal.SIGINT) and not self.stopping:
+                self.stop()
+        self.reap()
 
     def publish(self) -> None:
         """Say in the state file that this server runs, and how many sessions it serves."""

@@ -174,9 +174,26 @@ def follow(sock: socket.socket, pid: int) -> int:
     except (OSError, ValueError):
         code = None
     if not isinstance(code, int):
-        print(f"ratchet serve: the resident serve server ended session {pid} without its exit code", file=sys.stderr)
+        # The resident went away first: the session's process still holds the client's pipes, so this one
+        # stands in for it until it ends, as the client expects of the process it started.
+        print(f"ratchet serve: the resident serve server went away; waiting for session {pid}", file=sys.stderr)
+        _wait_gone(pid)
         return 1
     return code
+
+
+def _wait_gone(pid: int) -> None:
+    """Return once process `pid` (not a child of this one) has ended."""
+    import select  # start-up: only when the resident went away before its session
+
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:
+        return  # already gone
+    try:
+        select.select([handle], [], [])
+    finally:
+        os.close(handle)
 
 
 def serve_front(argv: Sequence[str]) -> int | None:
