@@ -460,3 +460,22 @@ def test_a_wrong_argument_is_the_sessions_error_and_exit_code(
         env=env_for(sockets), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "unrecognized arguments: --no-such-option" in done.stderr, done.stderr
+
+
+def test_a_server_built_ahead_is_taken_once_and_only_by_its_own_configuration(
+    workspace: Path, policies: Path, db: Path
+) -> None:
+    """What the resident builds before it forks is what the session's `serve` runs, when it is for that
+    configuration; anything else builds its own."""
+    from ratchet.cli import serve
+    from ratchet.mcp.server import ServerConfig
+
+    config = ServerConfig(workspace, policies, db)
+    serve.prepare(config)
+    (prepared, built) = serve._PREPARED[0]
+    quiet, _ = serve._server_for(ServerConfig(workspace, policies, db, quiet=True))
+    assert quiet is not built
+    taken, closed = serve._server_for(config)
+    assert taken is built and closed is prepared.closed and closed is not None
+    again, _ = serve._server_for(config)
+    assert again is not built and serve._PREPARED == []
