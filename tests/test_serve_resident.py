@@ -479,3 +479,16 @@ def test_a_server_built_ahead_is_taken_once_and_only_by_its_own_configuration(
     assert taken is built and closed is prepared.closed and closed is not None
     again, _ = serve._server_for(config)
     assert again is not built and serve._PREPARED == []
+
+
+def test_the_front_imports_nothing_but_the_standard_library_and_its_own_modules() -> None:
+    """What `ratchet serve --resident` loads before it hands over: no MCP SDK, pydantic, anyio or engine."""
+    probe = (
+        "import sys, ratchet.entry, ratchet.mcp.front\n"
+        "site = [m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'pydantic', 'anyio', 'sqlite3')]\n"
+        "print(sorted(site), sorted(m for m in sys.modules if m.startswith('ratchet')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    site, ours = done.stdout.strip().split("] [")
+    assert site == "[", site
+    assert "ratchet.engine" not in ours and "ratchet.mcp.server" not in ours and "ratchet.cli" not in ours, ours
