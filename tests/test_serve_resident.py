@@ -450,6 +450,8 @@ def test_only_a_stdio_serve_is_relayed() -> None:
     assert a.key == b.key and a.key.startswith("serve-")
     assert front.endpoint(["--db", "x"], {"RATCHET_SANDBOX": "off"}, "/w").key != b.key
     assert front.endpoint(["--db", "x"], {}, "/elsewhere").key != b.key
+    assert front.endpoint(["--db", "x"], {"PYTHONPATH": "/other"}, "/w").key != b.key  # other code, maybe
+    assert front.endpoint(["--db", "x"], {"HOME": "/other"}, "/w").key == b.key  # a session's own, handed over
 
 
 def test_a_wrong_argument_is_the_sessions_error_and_exit_code(

@@ -14,8 +14,8 @@ dies without a word (SIGKILL), the resident sends the session SIGTERM, as the cl
 The resident listens where the resident hook server does (claude_code/hook_socket.py: a private
 per-user directory hidden in every sandbox, a socket only this uid may open, the peer's uid checked
 both ways, a secret only this uid can read presented on every connection). Its name is a digest of
-the set-up: the interpreter, Ratchet's version, the working directory, `serve`'s arguments and every
-RATCHET_* and OTEL_* variable. The first `ratchet serve --resident` of a set-up starts it (that start
+the set-up: the interpreter, Ratchet's version and location, the working directory, `serve`'s arguments
+and every RATCHET_*, OTEL_* and PYTHON* variable. The first `ratchet serve --resident` of a set-up starts it (that start
 pays the imports once, plus this relay); it exits after IDLE_S with no session, at once when any of
 Ratchet's files changed since it started (the session that finds it so is served in its own process),
 and on `ratchet hook-server stop`; `ratchet status` names it while it runs.
@@ -25,7 +25,7 @@ stale) this says why on stderr and `ratchet serve` serves in this process, as wi
 """
 
 # On the start-up path pathlib and dataclasses cost milliseconds a process: plain os.path here.
-# ruff: noqa: PTH109
+# ruff: noqa: PTH100, PTH109, PTH120
 
 from __future__ import annotations
 
@@ -72,8 +72,10 @@ def session_argv(argv: Sequence[str]) -> list[str]:
 
 def setup(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> str:
     """What makes serving differ besides the session: a resident serves only sessions of its own set-up."""
-    keyed = sorted((k, v) for k, v in environ.items() if k.startswith(("RATCHET_", "OTEL_")) and k != RESIDENT_ENV)
-    return json.dumps([PROTOCOL, sys.executable, __version__, cwd, session_argv(argv), keyed])
+    prefixes = ("RATCHET_", "OTEL_", "PYTHON")
+    keyed = sorted((k, v) for k, v in environ.items() if k.startswith(prefixes) and k != RESIDENT_ENV)
+    package = os.path.dirname(os.path.abspath(__file__))  # which Ratchet: another checkout is another set-up
+    return json.dumps([PROTOCOL, sys.executable, __version__, package, cwd, session_argv(argv), keyed])
 
 
 def endpoint(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> Endpoint:
