@@ -494,3 +494,12 @@ def test_the_front_imports_nothing_but_the_standard_library_and_its_own_modules(
     site, ours = done.stdout.strip().split("] [")
     assert site == "[", site
     assert "ratchet.engine" not in ours and "ratchet.mcp.server" not in ours and "ratchet.cli" not in ours, ours
+
+
+def test_resident_with_http_is_a_usage_error(ratchet_bin: Path, sockets: Path, workspace: Path) -> None:
+    done = subprocess.run(
+        [str(ratchet_bin), "serve", "--resident", "--http", "--workspace", str(workspace)],
+        env=env_for(sockets), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--resident applies to stdio only, not --http" in done.stderr, done.stderr
+    assert not sockets.exists()  # nothing was started for it
