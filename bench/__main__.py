@@ -51,22 +51,37 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     gate = results.get("gate")
     if gate and "sizes" in gate:
-        worst = max(s["full"]["median"] for s in gate["sizes"].values())
-        worst_size = max(gate["sizes"].values(), key=lambda s: s["full"]["median"])["size"]
-        out.append(
-            {
-                "name": "gate: median under 1 ms at every history size (evaluate + carry_out, real write)",
-                "goal": f"< {GATE_MEDIAN_MS} ms",
-                "measured": f"{worst:.3f} ms (worst median, at {worst_size:,} rows)",
-                "met": worst < GATE_MEDIAN_MS,
-            }
-        )
+        if all("gate" in s for s in gate["sizes"].values()):
+            worst_gate = max(gate["sizes"].values(), key=lambda s: s["gate"]["median"])
+            out.append(
+                {
+                    "name": "gate: Ratchet's own work under 1 ms at every history size "
+                    "(governed call minus the same write alone)",
+                    "goal": f"< {GATE_MEDIAN_MS} ms",
+                    "measured": f"{worst_gate['gate']['median']:.3f} ms (worst, at {worst_gate['size']:,} rows; "
+                    f"whole call {worst_gate['full']['median']:.3f} ms, write alone "
+                    f"{worst_gate['write_alone']['median']:.3f} ms)",
+                    "met": worst_gate["gate"]["median"] < GATE_MEDIAN_MS,
+                }
+            )
+        else:  # a results file from before the write was timed alone
+            worst = max(s["full"]["median"] for s in gate["sizes"].values())
+            worst_size = max(gate["sizes"].values(), key=lambda s: s["full"]["median"])["size"]
+            out.append(
+                {
+                    "name": "gate: median under 1 ms at every history size (whole call, real write)",
+                    "goal": f"< {GATE_MEDIAN_MS} ms",
+                    "measured": f"{worst:.3f} ms (worst median, at {worst_size:,} rows)",
+                    "met": worst < GATE_MEDIAN_MS,
+                }
+            )
         growth = gate["growth"]
         out.append(
             {
                 "name": f"gate: no growth with history ({growth['smallest']:,} -> {growth['largest']:,} rows)",
                 "goal": f"median ratio <= {GATE_FLAT_RATIO}",
-                "measured": f"median x{growth['median_ratio']}, p99 x{growth['p99_ratio']}",
+                "measured": f"median x{growth['median_ratio']}, p99 x{growth['p99_ratio']}"
+                + (f"; the gate alone x{growth['gate_median_ratio']}" if "gate_median_ratio" in growth else ""),
                 "met": growth["median_ratio"] is not None and growth["median_ratio"] <= GATE_FLAT_RATIO,
             }
         )

@@ -1,11 +1,17 @@
 """1. The gate in process, against history size.
 
 One `Engine` per history size (10^3, 10^5, 10^6 recorded actions by default), each with its own
-workspace and database, all open in one process. Each call is `engine.evaluate` + `engine.carry_out`
-of an autonomous `write_file` overwriting a real file: confine and read the target, classify against
-the starter policies plus the bench class, decide, record the intent, write (atomic, fsynced), record
+workspace and database, all open in one process. Each call is `engine.govern` of an autonomous
+`write_file` overwriting a real file (the path a client that cannot ask its human takes over MCP):
+confine and read the target, classify against the starter policies plus the bench class, decide and
+record the intent (one unit of work), keep the prior version for undo, write (atomic, fsynced), record
 the outcome, update the class window. The sizes are measured in interleaved blocks (round-robin,
 rotating the order each round), so a noisy neighbour slows every size alike instead of one.
+
+The gate is Ratchet's own work around the tool, so it is measured as the governed call minus the same
+executor write timed alone (`fs.plan_write` + `fs.apply_plan`, what the bare server's tool does), in
+the same workspace, alternating with the governed calls call by call: `gate` per size is the median of
+the whole call less the median of the write alone, beside the whole call.
 
 Big histories are bulk-inserted with plain sqlite3 (one INSERT ... SELECT over a recursive CTE): rows
 shaped exactly as record/actions.py's `insert_intent`/`finish`/`sample` leave them, sessions and streak rows to go with
@@ -171,9 +177,10 @@ class Sized:
         self.engine: Any = None
         self.calls = 0
         self.full: list[float] = []
-        self.evaluate: list[float] = []
-        self.carry_out: list[float] = []
+        self.alone: list[float] = []
         self.round_medians: list[float] = []
+        self.round_gates: list[float] = []
+        self.writes = 0
         self.info: dict[str, Any] = {"size": size}
 
     async def build(self) -> None:
@@ -194,19 +201,30 @@ class Sized:
         await self.engine.queue()
         self.info["queue_ms"] = round((time.perf_counter() - started) * 1e3, 2)
 
-    async def call(self) -> tuple[float, float]:
-        """One autonomous write through the gate; (evaluate, carry_out) seconds."""
+    async def call(self) -> float:
+        """One autonomous write through the gate; seconds."""
         i = self.calls
         self.calls += 1
         args = {"path": target(i), "content": content(i)}
         t0 = time.perf_counter()
-        ev = await self.engine.evaluate("write_file", args)
+        outcome = await self.engine.govern("write_file", args)
         t1 = time.perf_counter()
-        outcome = await self.engine.carry_out(ev)
-        t2 = time.perf_counter()
         if outcome.status != "executed":
             raise RuntimeError(f"bench write was not executed: {outcome.status}: {outcome.message}")
-        return t1 - t0, t2 - t1
+        return t1 - t0
+
+    async def write_alone(self) -> float:
+        """The same executor write with no gate (the bare server's tool body); seconds."""
+        from ratchet.executors import fs
+        from ratchet.executors.workspace import Workspace
+
+        i = self.writes
+        self.writes += 1
+        ws = Workspace(self.workspace)
+        t0 = time.perf_counter()
+        plan = fs.plan_write(ws, target(i), content(i, "alone "))
+        fs.apply_plan(ws, plan, token=f"alone{i}")
+        return time.perf_counter() - t0
 
     async def close(self) -> None:
         if self.engine is not None:
@@ -259,13 +277,18 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
             order = sized[r % len(sized) :] + sized[: r % len(sized)]
             for s in order:
                 block: list[float] = []
-                for _ in range(cfg.gate_block):
-                    e, c = await s.call()
-                    s.evaluate.append(e)
-                    s.carry_out.append(c)
-                    s.full.append(e + c)
-                    block.append(e + c)
+                alone: list[float] = []
+                for k in range(cfg.gate_block):
+                    # The governed call and the write alone alternate, each going first in turn.
+                    if k % 2:
+                        alone.append(await s.write_alone())
+                    block.append(await s.call())
+                    if not k % 2:
+                        alone.append(await s.write_alone())
+                s.full += block
+                s.alone += alone
                 s.round_medians.append(round(median(block) * 1e3, 4))
+                s.round_gates.append(round((median(block) - median(alone)) * 1e3, 4))
         pure = pure_decision(sized[0].engine.policy, cfg.gate_pure_calls)
         largest = sized[-1]
         split = await profiling.gate_split(largest.engine, cfg.gate_profile_calls, largest.calls)
@@ -284,25 +307,34 @@ async def measure(cfg: Config, tmp: Path) -> dict[str, Any]:
 
     sizes: dict[str, Any] = {}
     for s in sized:
+        full, alone = summary(s.full), summary(s.alone)
         sizes[str(s.size)] = {
             **s.info,
-            "full": summary(s.full),
-            "evaluate": summary(s.evaluate),
-            "carry_out": summary(s.carry_out),
+            "full": full,
+            "write_alone": alone,
+            "gate": {
+                "median": round(full["median"] - alone["median"], 4),
+                "median_of_rounds": round(median(s.round_gates), 4),
+                "unit": "ms",
+            },
             "round_medians_ms": s.round_medians,
+            "round_gates_ms": s.round_gates,
         }
     first, last = sized[0], sized[-1]
     med_first, med_last = median(first.full), median(last.full)
     p99_first = sizes[str(first.size)]["full"]["p99"]
     p99_last = sizes[str(last.size)]["full"]["p99"]
+    gate_first, gate_last = (sizes[str(x.size)]["gate"]["median"] for x in (first, last))
     return {
-        "what": "engine.evaluate + engine.carry_out of an autonomous write_file overwriting a real file",
+        "what": "engine.govern of an autonomous write_file overwriting a real file; the gate is the whole call "
+        "less the same executor write timed alone, alternating with it",
         "sizes": sizes,
         "growth": {
             "smallest": first.size,
             "largest": last.size,
             "median_ratio": ratio(med_last, med_first),
             "p99_ratio": ratio(p99_last, p99_first),
+            "gate_median_ratio": ratio(gate_last, gate_first),
         },
         "pure_decision": pure,
         "split": split,

@@ -48,12 +48,17 @@ class _Recorder:
 
 
 async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
-    """Run `calls` instrumented gate calls; return the median time of each phase and the DB round trips.
+    """Run `calls` instrumented gate calls (`engine.govern`, the path a `write_file` from a client that
+    cannot ask its human takes); return the median time of each phase and the units of work.
 
-    Phases are defined by where they fall, not by how the engine structures its transactions:
-    everything `carry_out` does before the operation executes is recording the intent, everything
-    after it (less building the result) is recording the outcome.
+    Phases are defined by where they fall: everything before the operation executes, less preparing
+    it, is deciding and recording the intent (one unit of work); everything after it, less building
+    the result, is recording the outcome. Each unit of work (`Store.call` or `Store.run`, the outer one
+    when one goes through the other) is timed from the event loop, and its function inside; a unit whose
+    function ran on another thread than the loop's was a round trip to the store's thread (a hop).
     """
+    import threading
+
     from ratchet import operations
     from ratchet.engine import run as run_module
 
@@ -61,6 +66,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
     original_op = operations.operation("write_file")
     store = engine.store
     marks: dict[str, float] = {}
+    loop_thread = threading.get_ident()
 
     async def prepare(*args: Any, **kwargs: Any) -> Any:
         previous, rec.phase = rec.phase, "prepare"
@@ -92,49 +98,56 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
             rec.add("result", clock() - t0)
             rec.phase = previous
 
-    original_call = store.call
+    depth = [0]
 
-    async def hop(fn: Callable[[Any], Any]) -> Any:
-        inside = [0.0]
+    def timed_unit(original: Callable[..., Any]) -> Callable[..., Any]:
+        async def unit(fn: Callable[[Any], Any], **kwargs: Any) -> Any:
+            if depth[0]:
+                return await original(fn, **kwargs)
+            inside = [0.0]
+            hopped = [False]
 
-        def timed(conn: Any) -> Any:
-            t = clock()
+            def timed(conn: Any) -> Any:
+                hopped[0] = threading.get_ident() != loop_thread
+                t = clock()
+                try:
+                    return fn(conn)
+                finally:
+                    inside[0] += clock() - t
+
+            depth[0] += 1
+            t0 = clock()
             try:
-                return fn(conn)
+                return await original(timed, **kwargs)
             finally:
-                inside[0] = clock() - t
+                depth[0] -= 1
+                waited = clock() - t0
+                rec.add(f"db_wait.{rec.phase}", waited)
+                rec.add(f"units.{rec.phase}", 1)
+                rec.add("units", 1)
+                rec.add("hops", 1 if hopped[0] else 0)
+                rec.add("db_wait", waited)
+                rec.add("db_inside", inside[0])
 
-        t0 = clock()
-        try:
-            return await original_call(timed)
-        finally:
-            waited = clock() - t0
-            rec.add(f"db_wait.{rec.phase}", waited)
-            rec.add(f"hops.{rec.phase}", 1)
-            rec.add("hops", 1)
-            rec.add("db_wait", waited)
-            rec.add("db_inside", inside[0])
+        return unit
 
     operations.OPERATIONS["write_file"] = dataclasses.replace(original_op, prepare=prepare, execute=execute)
     if original_outcome is not None:
         run_module.tool_outcome = outcome
-    store.call = hop
+    store.call = timed_unit(store.call)
+    store.run = timed_unit(store.run)
     try:
         for i in range(start, start + calls):
             marks.clear()
             args = {"path": target(i), "content": content(i)}
-            rec.phase = "evaluate"
+            rec.phase = "decide_intent"
             t0 = clock()
-            ev = await engine.evaluate("write_file", args)
-            t1 = clock()
-            rec.phase = "record_intent"
-            await engine.carry_out(ev)
+            await engine.govern("write_file", args)
             t2 = clock()
             rec.phase = "idle"
             if "exec_start" not in marks:
                 raise RuntimeError("the write was not executed through the operation")
-            rec.add("evaluate", t1 - t0)
-            rec.add("record_intent", marks["exec_start"] - t1)
+            rec.add("before_write", marks["exec_start"] - t0)
             rec.add("execute", marks["exec_end"] - marks["exec_start"])
             rec.add("after_write", t2 - marks["exec_end"])
             rec.add("total", t2 - t0)
@@ -144,6 +157,7 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
         if original_outcome is not None:
             run_module.tool_outcome = original_outcome
         del store.call
+        del store.run
 
     def med_us(key: str) -> float:
         return round(median([c.get(key, 0.0) for c in rec.calls]) * 1e6, 1)
@@ -152,18 +166,20 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
         return round(median(values) * 1e6, 1)
 
     phases = {
-        "evaluate.prepare (confine, read target, diff)": med_us("prepare"),
-        "evaluate.db (the reads before deciding)": med_us("db_wait.evaluate"),
-        "evaluate.rest (classify, decide, glue)": med_us_of(
-            [c["evaluate"] - c.get("prepare", 0) - c.get("db_wait.evaluate", 0) for c in rec.calls]
+        "prepare (confine, read target, diff)": med_us("prepare"),
+        "decide + intent: the unit of work (read the standing, decide, insert the intent)": med_us(
+            "db_wait.decide_intent"
         ),
-        "carry_out.record_intent (before the write: the intent row)": med_us("record_intent"),
-        "carry_out.execute (the write: atomic, fsync file + directory)": med_us("execute"),
-        "carry_out.record_outcome (after the write: outcome, sample, streak, class window)": med_us_of(
+        "decide + intent: the rest (classify, redact, glue)": med_us_of(
+            [c["before_write"] - c.get("prepare", 0) - c.get("db_wait.decide_intent", 0) for c in rec.calls]
+        ),
+        "execute (the write: keep the prior version for undo, atomic, fsync file + directory)": med_us("execute"),
+        "record_outcome (after the write: outcome, sample, streak, class window)": med_us_of(
             [c["after_write"] - c.get("result", 0) for c in rec.calls]
         ),
-        "carry_out.result (building the ToolOutcome)": med_us("result"),
+        "result (building the ToolOutcome)": med_us("result"),
     }
+    units = median([c.get("units", 0) for c in rec.calls])
     hops = median([c.get("hops", 0) for c in rec.calls])
     wait = med_us("db_wait")
     inside = med_us("db_inside")
@@ -174,15 +190,15 @@ async def gate_split(engine: Any, calls: int, start: int) -> dict[str, Any]:
         "total": summary([c["total"] for c in rec.calls]),
         "gate_without_write": summary(gate_only),
         "db": {
+            "units_per_call": units,
             "hops_per_call": hops,
-            "hops_by_phase": {
+            "units_by_phase": {
                 k.split(".", 1)[1]: median([c.get(k, 0) for c in rec.calls])
-                for k in sorted({k for c in rec.calls for k in c if k.startswith("hops.")})
+                for k in sorted({k for c in rec.calls for k in c if k.startswith("units.")})
             },
             "wait_per_call_us": wait,
             "inside_sqlite_per_call_us": inside,
-            "hop_overhead_per_call_us": round(wait - inside, 1),
-            "hop_overhead_per_hop_us": round((wait - inside) / hops, 1) if hops else None,
+            "overhead_per_call_us": round(wait - inside, 1),
         },
     }
 
@@ -236,8 +252,7 @@ async def gate_statements(engine: Any, db_path: Path, index: int) -> dict[str, A
     operations.OPERATIONS["write_file"] = dataclasses.replace(original_op, execute=execute)
     await engine.store.call(lambda conn: conn.set_trace_callback(seen.append))
     try:
-        ev = await engine.evaluate("write_file", {"path": target(index), "content": content(index)})
-        await engine.carry_out(ev)
+        await engine.govern("write_file", {"path": target(index), "content": content(index)})
     finally:
         await engine.store.call(lambda conn: conn.set_trace_callback(None))
         operations.OPERATIONS["write_file"] = original_op
@@ -405,15 +420,15 @@ async def gate_cprofile(engine: Any, calls: int, start: int) -> dict[str, Any]:
     prof = cProfile.Profile()
     prof.enable()
     for i in range(start, start + calls):
-        ev = await engine.evaluate("write_file", {"path": target(i), "content": content(i)})
-        await engine.carry_out(ev)
+        await engine.govern("write_file", {"path": target(i), "content": content(i)})
     prof.disable()
     return summarize_profile(_raw(pstats.Stats(prof)), calls)
 
 
 async def hop_cost(db_path: Path, n: int) -> dict[str, Any]:
     """One trivial statement several ways: plain sqlite3 on the loop's thread; one `anyio.to_thread` hop
-    to a plain sqlite3 connection; `Store.call` (that hop under the store's lock); and, where aiosqlite
+    to a plain sqlite3 connection; `Store.call` (that hop under the store's lock); `Store.call(short=True)`
+    (on the loop's thread, busy timeout switched off and on again: no hop); and, where aiosqlite
     is installed, its public API: `execute_fetchall` (one hop) and `execute` + `fetchone` + close (three)."""
     import anyio
 
@@ -433,17 +448,23 @@ async def hop_cost(db_path: Path, n: int) -> dict[str, Any]:
     con.close()
     store = await Store.open(db_path)
     store_call: list[float] = []
+    store_short: list[float] = []
     try:
         for _ in range(n):
             t0 = clock()
             await store.call(lambda conn: conn.execute("SELECT 1").fetchone())
             store_call.append(clock() - t0)
+        for _ in range(n):
+            t0 = clock()
+            await store.call(lambda conn: conn.execute("SELECT 1").fetchone(), short=True)
+            store_short.append(clock() - t0)
     finally:
         await store.close()
     out = {
         "sqlite3_select_1": summary(sync, unit="us"),
         "to_thread_1_hop": summary(threaded, unit="us"),
         "store_call_1_hop": summary(store_call, unit="us"),
+        "store_call_short_no_hop": summary(store_short, unit="us"),
     }
     try:
         import aiosqlite

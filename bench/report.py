@@ -59,16 +59,18 @@ def bench_md(r: dict[str, Any]) -> str:
             "",
             f"{g['what']}; starter policies plus one autonomous class; sizes measured in interleaved blocks.",
             "",
-            "| recorded actions | calls | median | p90 | p99 | evaluate (median) | carry_out (median) "
-            "| per-round medians | Engine.open | DB size |",
+            "| recorded actions | calls | whole call: median | p90 | p99 | the write alone (median) "
+            "| the gate: call − write (median) | per-round medians of the call | Engine.open | DB size |",
             "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         for s in g["sizes"].values():
             f = s["full"]
             rounds = ", ".join(f"{x:.2f}" for x in s["round_medians_ms"])
+            alone = f"{s['write_alone']['median']:.3f}" if "write_alone" in s else "–"
+            gate = f"{s['gate']['median']:.3f}" if "gate" in s else "–"
             out.append(
                 f"| {s['size']:,} | {f['n']} | {f['median']:.3f} | {f['p90']:.3f} | {f['p99']:.3f} "
-                f"| {s['evaluate']['median']:.3f} | {s['carry_out']['median']:.3f} | {rounds} "
+                f"| {alone} | {gate} | {rounds} "
                 f"| {s['engine_open_ms']:.1f} ms | {s['db_bytes'] / 2**20:.0f} MiB |"
             )
         gr = g["growth"]
@@ -251,8 +253,9 @@ def profile_md(r: dict[str, Any], results_dir: Path | None = None) -> str:
         f"## One gate call, phase by phase ({sp['calls']} instrumented calls at {largest:,} recorded actions)",
         "",
         "Wrappers, in the bench process only, on the operation's prepare and execute, the result builder and "
-        "aiosqlite's worker-thread funnel (nothing in `server/` changed). What `carry_out` does before the write "
-        "is recording the intent; after it, recording the outcome. Medians per phase, so the column sums to "
+        "the store's units of work (`Store.call`, `Store.run`; nothing in `server/` changed), around "
+        "`engine.govern`. What it does before the write, less preparing, is deciding and recording the intent "
+        "(one unit of work); after it, recording the outcome. Medians per phase, so the column sums to "
         "about the median call.",
         "",
         "| phase | median µs | share |",
@@ -263,19 +266,27 @@ def profile_md(r: dict[str, Any], results_dir: Path | None = None) -> str:
         f"| **sum of medians** | **{total:.0f}** | |",
         "",
         f"Median instrumented call {sp['total']['median']:.3f} ms against {_plain(g, largest)} ms un-instrumented "
-        "at this size (the wrappers and the per-hop timing add their own cost, so read the shares more than "
+        "at this size (the wrappers and the per-unit timing add their own cost, so read the shares more than "
         f"the absolute figures); without `prepare` and the write itself {sp['gate_without_write']['median']:.3f} ms.",
         "",
-        "## The database: round trips, not SQL",
+        "## The database: units of work and round trips",
         "",
-        f"- aiosqlite worker-thread round trips (hops) per call: **{db['hops_per_call']:.0f}** "
-        f"({', '.join(f'{k} {v:.0f}' for k, v in db['hops_by_phase'].items())}); "
+        f"- Units of work per call: **{db['units_per_call']:.0f}** "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in db['units_by_phase'].items())}), of which went to the "
+        f"store's thread (a round trip, a hop): **{db['hops_per_call']:.0f}**; "
         f"SQL statements per call: **{g['statements']['count']}**.",
-        f"- The event loop waits **{db['wait_per_call_us']:.0f} µs** per call for the database; SQLite itself "
-        f"(timed on the worker thread) works **{db['inside_sqlite_per_call_us']:.0f} µs** of that. The rest, "
-        f"**{db['hop_overhead_per_call_us']:.0f} µs**, is the thread hop: queue put, worker wake-up, "
-        f"`call_soon_threadsafe`, loop wake-up — **{db['hop_overhead_per_hop_us']} µs per hop**.",
-        f"- The same trivial `SELECT 1`: plain sqlite3 {hop['sqlite3_select_1']['median']:.1f} µs; one aiosqlite "
+        f"- The event loop spends **{db['wait_per_call_us']:.0f} µs** per call on the database; the units' "
+        f"functions themselves work **{db['inside_sqlite_per_call_us']:.0f} µs** of that. The rest, "
+        f"**{db['overhead_per_call_us']:.0f} µs**, is the store's lock, the busy-timeout switch, BEGIN and "
+        "COMMIT, and any hop.",
+        f"- The same trivial `SELECT 1`: plain sqlite3 {hop['sqlite3_select_1']['median']:.1f} µs; `Store.call` "
+        f"through the store's thread {hop['store_call_1_hop']['median']:.1f} µs"
+        + (
+            f", `Store.call(short=True)` on the loop's thread {hop['store_call_short_no_hop']['median']:.1f} µs"
+            if "store_call_short_no_hop" in hop
+            else ""
+        )
+        + "; one aiosqlite "
         f"hop (`execute_fetchall`) {hop['aiosqlite_execute_fetchall_1_hop']['median']:.1f} µs; "
         f"`async with db.execute() as c: await c.fetchone()` (three hops: execute, fetchone, cursor close) "
         f"{hop['aiosqlite_execute_fetchone_close_3_hops']['median']:.1f} µs. Hops per statement of Ratchet's "
@@ -385,11 +396,13 @@ def _findings(r: dict[str, Any]) -> list[str]:
     phases = sp["phases_median_us"]
     by_name = {k.split(" ", 1)[0]: v for k, v in phases.items()}
     total = sum(phases.values()) or 1.0
-    execute = by_name.get("carry_out.execute", 0.0)
-    prepare = by_name.get("evaluate.prepare", 0.0)
-    outcome = by_name.get("carry_out.result", 0.0)
-    hop_us = db["hop_overhead_per_hop_us"] or 0.0
+    execute = by_name.get("execute", 0.0)
+    prepare = by_name.get("prepare", 0.0)
+    outcome = by_name.get("result", 0.0)
+    hop = g["hop"]
+    hop_us = hop["store_call_1_hop"]["median"] - hop["sqlite3_select_1"]["median"]
     hops = db["hops_per_call"]
+    units = db["units_per_call"]
     statements = g["statements"]["count"]
     pure = g["pure_decision"]["classify_and_decide"]["median"]
     sqls = [st["sql"] for st in g["statements"]["statements"]]
@@ -405,20 +418,28 @@ def _findings(r: dict[str, Any]) -> list[str]:
     last = max(g["sizes"].values(), key=lambda s: s["size"])
     gate_only = sp["gate_without_write"]["median"]
 
-    items.append(
-        [
-            f"**The gate's own cost, without the write and the preparation the bare server also does: "
-            f"{gate_only:.3f} ms median** (instrumented, at {last['size']:,} rows); the full recorded path "
-            f"{sp['total']['median']:.3f} ms. Where it goes, largest first, below."
-        ]
+    head = (
+        f"**The gate's own cost, without the write and the preparation the bare server also does: "
+        f"{gate_only:.3f} ms median** (instrumented, at {last['size']:,} rows); the full recorded path "
+        f"{sp['total']['median']:.3f} ms. Where it goes, largest first, below."
     )
-    by_phase = ", ".join(f"{k} {v:.0f}" for k, v in db["hops_by_phase"].items())
+    if "gate" in last and "write_alone" in last:
+        gates = " / ".join(f"{s['gate']['median']:.3f}" for s in g["sizes"].values())
+        counts = " / ".join(f"{s['size']:,}" for s in g["sizes"].values())
+        head += (
+            f" Un-instrumented, as the governed call less the same write timed alone in the same rounds: "
+            f"{gates} ms at {counts} rows (whole call {last['full']['median']:.3f} ms, the write alone "
+            f"{last['write_alone']['median']:.3f} ms at {last['size']:,})."
+        )
+    items.append([head, *_what_would_close(g, by_name, micro)])
+    by_phase = ", ".join(f"{k} {v:.0f}" for k, v in db["units_by_phase"].items())
     db_item = [
-        f"**The database: {hops:.0f} worker-thread round trips (hops) per call** ({by_phase}) for {statements} "
-        f"statements. SQLite works {db['inside_sqlite_per_call_us']:.0f} µs of the {db['wait_per_call_us']:.0f} µs "
-        f"the loop waits; the rest, {db['hop_overhead_per_call_us']:.0f} µs, is the hops ({hop_us} µs each: "
-        "queue put, worker wake-up, `call_soon_threadsafe`, loop wake-up, the GIL changing hands twice), and "
-        "the per-hop cost climbs steeply when the two cores are busy."
+        f"**The database: {units:.0f} units of work per call** ({by_phase}) for {statements} statements, "
+        f"{hops:.0f} of them a round trip to the store's thread (a unit runs on the event loop's thread unless "
+        f"another process holds SQLite's write lock). The units' functions work "
+        f"{db['inside_sqlite_per_call_us']:.0f} µs of the {db['wait_per_call_us']:.0f} µs the loop spends on "
+        f"the database. A round trip to the store's thread, were it taken, costs about {hop_us:.0f} µs in this "
+        "run (the trivial `SELECT 1` below), far more when the two cores are busy."
     ]
     if hops > 3:
         db_item.append(
@@ -606,6 +627,49 @@ def _findings(r: dict[str, Any]) -> list[str]:
         lines.append(f"{number}. {head}")
         lines += [f"   - {sub}" for sub in subs]
     return lines
+
+
+def _what_would_close(g: dict[str, Any], by_name: dict[str, float], micro: dict[str, Any]) -> list[str]:
+    """Where the gate's remaining time goes, from this run's figures, and what would take it away."""
+    last = max(g["sizes"].values(), key=lambda s: s["size"])
+    if "write_alone" not in last:
+        return []
+    rows = g["cprofile"]["by_cumtime_ratchet"]
+    keep = next(
+        (
+            row
+            for row in rows
+            if row["function"].startswith("ratchet/record/content.py") and "(keep)" in row["function"]
+        ),
+        None,
+    )
+    db = g["split"]["db"]
+    execute, alone = by_name.get("execute", 0.0), last["write_alone"]["median"] * 1e3
+    subs = [
+        f"The write as the gate runs it ({execute:.0f} µs, instrumented) against the same write alone "
+        f"({alone:.0f} µs, {execute - alone:+.0f} µs): what the gate adds to it is keeping the prior version for "
+        "undo (two files created and renamed in the content store beside the database"
+        + (f"; {keep['cumtime_us_per_op']:.0f} µs per call under cProfile" if keep else "")
+        + "), and the write's two fsyncs waiting for a journal commit that also carries the record's and the "
+        "content store's fresh pages (same file system). What would take it away: keep the prior bytes in the "
+        "intent's own row or one append-only file per session instead of two new files per call, and keep "
+        "the record on another file system than the workspace.",
+        f"The database: {db['units_per_call']:.0f} units of work, their functions "
+        f"{db['inside_sqlite_per_call_us']:.0f} µs (SQLite and the Python around each statement) of the "
+        f"{db['wait_per_call_us']:.0f} µs the loop spends on them. Most of it is the settling: the class's "
+        "window of record (up to `window_size` samples) read, rebuilt, scanned and written back as JSON on "
+        "every outcome. A window kept as running counts "
+        "(successes, drift, the last failures) beside the samples would make the outcome a few indexed "
+        "statements.",
+    ]
+    if micro:
+        subs.append(
+            f"Around them, on the event loop: confining and reading the target ({_micro(micro, 'fs.plan_write')}, "
+            f"the bare server pays it too), redacting the stored arguments ({_micro(micro, 'redact(json.dumps')}), "
+            "classifying against every class's globs, building the result. Each is tens to a few hundred µs; under "
+            "1 ms in all needs the two items above first."
+        )
+    return subs
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:

@@ -54,7 +54,9 @@ def test_report_structure(results: tuple[dict[str, Any], Path]) -> None:
     for size, s in gate["sizes"].items():
         assert s["rows_before"] == int(size)  # the bulk-inserted history is all there
         _summary_ok(s["full"], 20)
-        assert len(s["round_medians_ms"]) == 2
+        _summary_ok(s["write_alone"], 20)  # the same write timed alone, as many times, in the same rounds
+        assert s["gate"]["median"] == round(s["full"]["median"] - s["write_alone"]["median"], 4)
+        assert len(s["round_medians_ms"]) == len(s["round_gates_ms"]) == 2
     # Every gate call is recorded: 5 warm-up + 20 timed, and at the largest size 20 split + 1 traced + 20 profiled.
     assert gate["sizes"]["100"]["rows_after"] >= 100 + 25
     assert gate["sizes"]["1000"]["rows_after"] >= 1000 + 25 + 41
@@ -63,7 +65,10 @@ def test_report_structure(results: tuple[dict[str, Any], Path]) -> None:
     assert gate["statements"]["count"] >= 3 and all(st["sql"] for st in statements)
     assert any(st["sql"].startswith("INSERT INTO actions") for st in statements)  # the intent is recorded
     assert not any(p.startswith("SCAN actions") for st in statements for p in st["plan"])
-    assert gate["split"]["db"]["hops_per_call"] >= 2
+    # Two units of work per autonomous call: decide + intent, then the outcome (on SQLite with no hop to
+    # the store's thread unless another process holds the write lock).
+    assert gate["split"]["db"]["units_per_call"] == 2
+    assert gate["split"]["db"]["hops_per_call"] <= gate["split"]["db"]["units_per_call"]
     assert gate["cprofile"]["by_tottime"]
 
     rt = r["roundtrip"]

@@ -25,7 +25,7 @@ SURFACE = frozenset(
         "workspace", "policy", "session_id", "location", "answers", "answers_here", "here",
         "check_texts", "class_of", "named",
         # a call: decided, carried out, or run by the client itself and reported
-        "evaluate", "carry_out", "refuse", "record_external", "waiting_external", "record_external_outcome",
+        "evaluate", "carry_out", "govern", "refuse", "record_external", "waiting_external", "record_external_outcome",
         "start_task", "end_task",
         # the human's side
         "reviewer_side", "approve", "whole_diff", "carry_approved", "carrying_out", "reject", "complain",

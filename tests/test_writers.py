@@ -21,8 +21,11 @@ import anyio
 import pytest
 
 from ratchet.engine import Engine
+from ratchet.policy.load import load_policy
 from ratchet.record.locks import Scope
 from ratchet.record.store import parse_location
+from ratchet.rules.settle import Observed, Standing, settle
+from ratchet.rules.trust import Window
 
 from .helpers import LEVELS_POLICY, db_rows, write_policy
 
@@ -204,3 +207,143 @@ def test_on_postgresql_a_unit_waits_only_for_its_classes_and_the_whole_record_wa
         release.set()
         for conn in conns:
             conn.close()
+
+
+# One class, `race`: three successes promote it from confirm (Wilson lower bound 0.44 >= 0.4), and two failures
+# in a row on probation demote it (drift 0.58 >= 0.5); a write fails when its check does not find "good".
+RACE_POLICY = """
+[defaults]
+window_size = 10
+min_samples = 3
+promote_at = 0.4
+demote_below = 0.2
+drift_threshold = 0.5
+probation = 4
+unmatched = "draft"
+
+[classes.race]
+tools = ["write_file"]
+paths = ["race/**"]
+start = "autonomous"
+floor = "confirm"
+ceiling = "autonomous"
+verify = [["grep", "-q", "good", "{path}"]]
+verify_on = "each"
+"""
+RACERS = 8  # writers, each its own process and connection, all in the one class
+RACE_CALLS = 10  # writes by each
+
+_RACER = """
+import asyncio, json, sys
+from pathlib import Path
+from ratchet.engine import Engine
+from ratchet.engine.core import HumanAnswer
+from ratchet.record.store import parse_location
+from ratchet.rules.gate import Route
+
+async def main(ws, policies, db, k, n):
+    agent = await Engine.open(Path(ws), policies=Path(policies), db=parse_location(db), client=f"racer-{k}")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    done = []
+    for j in range(n):
+        good = (k + j) % 3 != 2  # never two failures in a row from one writer: its streak never stops it
+        text = "good\\n" if good else "bad\\n"
+        ev = await agent.evaluate("write_file", {"path": f"race/r{k}-{j}.txt", "content": text})
+        # Demoted to confirm, the class asks: a person's timed answer in the client's dialog accepts.
+        asked = ev.decision.route is Route.CONFIRM
+        answer = HumanAnswer(True, "elicitation", None, 30.0, channel="elicitation") if asked else None
+        out = await agent.carry_out(ev, answer=answer)
+        done.append([out.action_id, out.status])
+    await agent.close()
+    print(json.dumps(done))
+
+asyncio.run(main(*sys.argv[1:4], int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+def _racers(workspace: Path, policies: Path, db: str) -> list[list[list[Any]]]:
+    """Every racer started, connected and ready, then told to go at once; each one's (action id, status)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(workspace), str(policies), db, str(k), str(RACE_CALLS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(RACERS)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outs = [proc.communicate(timeout=900) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outs
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def serial_replay(db: str, policies: Path, name: str) -> list[str]:
+    """Where the record of `name` departs from the one settle rule replayed over its samples one after another,
+    in the order they were recorded (empty: nowhere). Checked at each sample: it was counted in the epoch of the
+    level in force (the move before it), and each move the rule makes is the transition recorded for that sample;
+    at the end, the cached level and window are the replay's."""
+    cls = load_policy(policies).classes[name]
+    found: list[str] = []
+    standing = Standing(cls.start, Window(), None, 0)
+    moves = db_rows(
+        db, "SELECT id, action_id, from_level, to_level, kind FROM transitions WHERE class = ? ORDER BY id", name
+    )
+    recorded = iter(moves)
+    epoch = 0
+    for sid, action_id, ok, sample_epoch in db_rows(
+        db, "SELECT id, action_id, ok, epoch FROM samples WHERE class = ? ORDER BY id", name
+    ):
+        if sample_epoch != epoch:
+            found.append(
+                f"sample {sid} (action {action_id}) counted in epoch {sample_epoch}, the serial replay's is {epoch}"
+            )
+        out = settle(cls, standing, Observed(int(action_id), bool(ok)))
+        standing = out.standing
+        if out.move is not None:
+            move = (action_id, out.move.from_level.label, out.move.to_level.label, out.move.kind)
+            tid, *made = next(recorded, (None, None, None, None, None))
+            if tuple(made) != move:
+                found.append(f"after sample {sid} the serial replay makes {move}, the record {tuple(made)}")
+            epoch = tid or epoch
+    found += [f"a move the serial replay does not make: {tuple(extra)}" for extra in recorded]
+    level, window = db_rows(db, "SELECT level, window_json FROM class_state WHERE name = ?", name)[0]
+    if level != standing.level.label:
+        found.append(f"class_state.level is {level}, the serial replay's {standing.level.label}")
+    replayed = [[s.action_id, int(s.ok)] for s in standing.window.samples]
+    if json.loads(window) != replayed:
+        found.append(f"class_state.window_json is {window}, the serial replay's {replayed}")
+    return found
+
+
+@pytest.mark.asyncio
+async def test_eight_writers_on_one_class_settle_as_the_serial_replay_of_their_samples(
+    tmp_path: Path, workspace: Path, ratchet_bin: Path, backend: str
+) -> None:
+    """Eight processes write into one class at once, a third of their writes failing its check, so that it is
+    demoted and promoted again and again while they race: every executed write is one sample, counted once, and
+    the windows, levels and moves are exactly those of the settle rule replayed over the samples in the order
+    the database recorded them; the chain verifies."""
+    policies = write_policy(tmp_path / "policies", RACE_POLICY)
+    engine = await Engine.open(workspace, policies=policies, db=parse_location(backend), client="setup")
+    await engine.close()
+
+    did = await anyio.to_thread.run_sync(_racers, workspace, policies, backend)
+    ran = sorted(int(aid) for calls in did for aid, status in calls if status == "executed")
+    assert len(ran) == RACERS * RACE_CALLS, did  # every write ran (confirmed when the class was demoted)
+    sampled = db_rows(backend, "SELECT action_id, count(*) FROM samples WHERE class = 'race' GROUP BY action_id")
+    assert sorted(sampled) == [(aid, 1) for aid in ran]  # each exactly once: none lost, none twice
+
+    assert serial_replay(backend, policies, "race") == []
+    kinds = [r[0] for r in db_rows(backend, "SELECT kind FROM transitions WHERE class = 'race' ORDER BY id")]
+    assert "promote" in kinds and "demote" in kinds, kinds  # the race crossed moves both ways
+    assert db_rows(backend, "SELECT count(*) FROM transitions WHERE kind = 'tamper-detected'") == [(0,)]
+    where = ["--workspace", str(workspace), "--db", backend, "--policies", str(policies)]
+    done = await anyio.to_thread.run_sync(_ratchet, ratchet_bin, ["verify", *where])
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -10,7 +10,7 @@ from ratchet import telemetry
 from ratchet.engine import reviewer as delegated
 from ratchet.engine.carry import Carrier
 from ratchet.engine.core import Evaluation, HumanAnswer, Setting
-from ratchet.engine.decide import Decider
+from ratchet.engine.decide import Claim, Decider
 from ratchet.engine.external import External
 from ratchet.engine.verify import TaskChecks, Verifier
 from ratchet.errors import RatchetError
@@ -59,6 +59,27 @@ class CallSide:
         )
         telemetry.decided(self.setting, ev, outcome, answer)
         return outcome
+
+    async def govern(
+        self,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        intent: str | None = None,
+        confidence: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ToolOutcome:
+        """Decide a call and carry it out at once, for a client that cannot ask its human (a `confirm` is
+        queued as a draft). A call the gate lets run has its decision and its intent recorded in one unit
+        of work (engine/decide.py's `Claim`). A call refused before it could be decided (a bad path, bad
+        arguments) is recorded as refused, and its error raised; `carry_out`'s errors are raised as they are."""
+        claim = Claim(intent, confidence, self.carrier.origin)
+        try:
+            ev = await self.decider.evaluate(tool, args, confidence=confidence, can_elicit=False, claim=claim)
+        except RatchetError as exc:
+            await self.refuse(tool, args, exc, intent=intent, confidence=confidence)
+            raise
+        return await self.carry_out(ev, intent=intent, confidence=confidence, progress=progress)
 
     async def record_external(
         self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None

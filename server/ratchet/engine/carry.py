@@ -63,6 +63,10 @@ class Carrier:
     ) -> ToolOutcome:
         """Do what the decision says (a `confirm` needs the human's answer) and record it all."""
         route = ev.decision.route
+        if ev.claimed is not None and route is not Route.EXECUTE:
+            raise AssertionError(
+                f"action {ev.claimed}: an intent is recorded with the decision only for a call that runs"
+            )
         unanswered = None
         if route is Route.CONFIRM and answer is not None:
             answer = answer.judged(ev.evidence, ev.prepared.shown, ev.prepared.hidden_lines)

@@ -40,6 +40,8 @@ class Evaluation:
     # The class whose level decided the call, when a side effect (a file the command also writes)
     # stands lower than the call's own class: the human's answer and the outcome are its evidence.
     side_effect_cls: ActionClass | None = None
+    # The action id of the intent recorded with the decision (engine/decide.py's `Claim`), if it was.
+    claimed: int | None = None
 
     @property
     def evidence(self) -> ActionClass:

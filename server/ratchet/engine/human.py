@@ -159,7 +159,7 @@ class HumanSide:
             )
             ok = counts_as(outcome, counts_failures=cls.count_execution_failures)
             settle = settler(s, evidence, cls, prepared, action_id, ran, ok, answer, row["session_id"], kept=kept)
-            moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of(cls.name, evidence.name))
+            moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of())
         except Exception as exc:
             # The effect happened: record it as it is (never "may have run"), without the evidence that failed.
             failure = exc

@@ -9,17 +9,26 @@ the record keeps only a digest of its content (`draft_args_kept`).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from ratchet.engine.core import Evaluation, Setting
 from ratchet.engine.where import Origin
 from ratchet.errors import RatchetError
-from ratchet.operations import kept_args
+from ratchet.operations import Prepared, kept_args
 from ratchet.policy.model import UNCLASSIFIED
 from ratchet.record.actions import Intent
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact, redact_all
 from ratchet.rules.gate import Route
+
+
+class Kept(NamedTuple):
+    """A call's texts as the record keeps them: redacted target, subject, arguments and intent."""
+
+    target: str
+    subject: str
+    args: str
+    intent: str | None
 
 
 async def intent_row(
@@ -32,13 +41,34 @@ async def intent_row(
     route: Route,
 ) -> Intent:
     """The row a call's intent is recorded as, made at `origin` (engine/where.py)."""
-    p, d = ev.prepared, ev.decision
-    drafted = status is Status.DRAFT
+    kept = await kept_texts(ev.prepared, intent, drafted=status is Status.DRAFT)
+    return row_of(setting, origin, ev, kept, confidence, status, route)
+
+
+async def kept_texts(p: Prepared, intent: str | None, *, drafted: bool) -> Kept:
+    """What the record keeps of a call's texts, redacted (off the loop when long): its target, subject,
+    arguments (a draft's in full, to run as drafted) and intent. They do not depend on the decision, so
+    they can be made before it (engine/decide.py decides and records the intent in one unit of work)."""
     target, subject, args_kept, intent_kept = await redact_all(
         p.target, json.dumps(p.subject.as_dict()), "" if drafted else json.dumps(p.record or p.args), intent or ""
     )
     if drafted:
         args_kept = json.dumps(p.args)
+    return Kept(target, subject, args_kept, intent_kept if intent is not None else None)
+
+
+def row_of(
+    setting: Setting,
+    origin: Origin,
+    ev: Evaluation,
+    kept: Kept,
+    confidence: float | None,
+    status: Status,
+    route: Route,
+) -> Intent:
+    """The intent's row from the decision and the texts kept (`kept_texts`)."""
+    p, d = ev.prepared, ev.decision
+    target, subject, args_kept, intent_kept = kept
     return Intent(
         session_id=setting.session_id,
         tool=p.tool,
@@ -49,7 +79,7 @@ async def intent_row(
         args_json=args_kept,
         preview=p.shown,
         fingerprint=p.fingerprint,
-        intent=intent_kept if intent is not None else None,
+        intent=intent_kept,
         confidence=confidence,
         class_level=d.class_level.label,
         level=d.level.label,
@@ -116,4 +146,4 @@ def draft_args_kept(row: dict[str, Any]) -> str | None:
     return redact(json.dumps(kept_args(row["tool"], args))) if isinstance(args, dict) else redact(raw)
 
 
-__all__ = ["draft_args_kept", "intent_row", "refused_row"]
+__all__ = ["Kept", "draft_args_kept", "intent_row", "kept_texts", "refused_row", "row_of"]

@@ -54,9 +54,12 @@ class Runner:
     ) -> ToolOutcome:
         """Record the intent, run the call, run its class's checks, settle the outcome; what the agent reads."""
         s = self.setting
-        row = await intent_row(s, self.origin, ev, intent, confidence, Status.RUNNING, ev.decision.route)
-        # The intent is committed before the effect: a crash from here on leaves a `running` row.
-        action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row), scope=Scope.of())
+        if ev.claimed is not None:  # recorded with the decision, in one unit of work (engine/decide.py)
+            action_id = ev.claimed
+        else:
+            row = await intent_row(s, self.origin, ev, intent, confidence, Status.RUNNING, ev.decision.route)
+            # The intent is committed before the effect: a crash from here on leaves a `running` row.
+            action_id = await s.store.run(lambda conn: actions.insert_intent(conn, row), scope=Scope.of(), short=True)
         approved = answer is not None and answer.accepted
         ran = await self.run(ev.prepared, action_id, ev.cls, progress, approved=approved)
         checked = await self.verify(ev.cls, ev.prepared, action_id, ran)
@@ -65,9 +68,7 @@ class Runner:
         )
         ok = counts_as(outcome, counts_failures=ev.cls.count_execution_failures)
         settle = settler(s, ev.evidence, ev.cls, ev.prepared, action_id, ran, ok, answer, s.session_id)
-        moved = await s.store.run(
-            with_checks(settle, action_id, checked), scope=Scope.of(ev.cls.name, ev.evidence.name)
-        )
+        moved = await s.store.run(with_checks(settle, action_id, checked), scope=Scope.of(), short=True)
         reply = tool_outcome(ev, action_id, ran.status, result=ran.result, error=ran.error, moved=moved)
         return await self.after_checks(reply, ev.cls, action_id, checked)
 

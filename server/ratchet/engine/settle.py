@@ -17,7 +17,7 @@ from ratchet.engine.core import HumanAnswer, Setting
 from ratchet.operations import Prepared, notify
 from ratchet.operations.checks import CheckResult
 from ratchet.policy.model import ActionClass
-from ratchet.record import actions, standing
+from ratchet.record import actions, locks, standing
 from ratchet.record import checks as recorded_checks
 from ratchet.record.lifecycle import Status
 from ratchet.redact import redact
@@ -51,13 +51,18 @@ def sample(
 ) -> standing.Transition | None:
     """One piece of evidence: the sample label, the session's failure streak, the window and any move.
     A success that is padding (its work already counted in the window, rules/settle.py) is none of
-    these: it is labelled `repeat`, joins no window and leaves the failure streak as it was."""
-    if standing.padding(conn, cls, action_id, ok):
+    these: it is labelled `repeat`, joins no window and leaves the failure streak as it was.
+
+    The class's lock is taken here, as late as the unit can (record/locks.py `settling`): the standing is
+    read once, after it, so this sample's window and move follow every earlier sample of the class."""
+    locks.settling(conn, cls.name)
+    known = standing.seen(conn, cls, action_id if ok else None)
+    if standing.padding(known, ok):
         actions.label_sample(conn, action_id, REPEAT)
         return None
     actions.sample(conn, action_id, cls.name, ok, setting.streak_session(session_id), mark=mark)
-    left = 0 if ok else standing.on_probation(conn, cls)
-    moved = standing.apply_sample(conn, cls, action_id, ok)
+    left = 0 if ok else known.probation
+    moved = standing.apply_sample(conn, cls, action_id, ok, known)
     if left:  # a failure on probation after a promotion: the human hears of it at once
         defaults = setting.policy.defaults
         notify(
@@ -90,11 +95,18 @@ def settler(
     keys = contracts.novelty_keys(prepared.subject) if cls.novelty and status is Status.EXECUTED else None
 
     def settle(conn: sqlite3.Connection) -> standing.Transition | None:
-        actions.finish(conn, action_id, status, result_json, error_kept, review=review, sample=ok, kept_args=kept)
-        moved = None if ok is None else sample(conn, setting, evidence, action_id, ok, session_id, mark=False)
+        # First what is this action's own (its row, what its class has seen: no other writer's), then, under
+        # the class's lock taken only now, the review's place in the chain and the sample (record/locks.py).
+        actions.finish(
+            conn, action_id, status, result_json, error_kept, review=review, sample=ok, kept_args=kept, chained=False
+        )
         if keys:
             actions.remember(conn, cls.name, keys)
-        return moved
+        if ok is not None:
+            locks.settling(conn, evidence.name)
+        if review is not None:
+            actions.chain_review(conn, action_id, review)
+        return None if ok is None else sample(conn, setting, evidence, action_id, ok, session_id, mark=False)
 
     return settle
 

@@ -48,12 +48,13 @@ from ratchet.rules.settle import (
     Standing,
     settle,
 )
-from ratchet.rules.trust import Evidence, evidence
+from ratchet.rules.trust import figures
 
 UP, DOWN = "promote", "down"
 _ORDER = {"sample": 0, "complaint": 1, "transition": 2}
 MOVES = ("promote", "demote", "complaint-demote", "human-demote", "policy")  # point events that move the level
 CAPS = ("pin", "unpin", "freeze", "unfreeze")  # point events that cap the level, or lift the cap
+_LABEL = {level: level.label for level in Level}  # a replay names a level per point: looked up, not computed
 
 
 class TrajectoryPoint(BaseModel):
@@ -113,11 +114,15 @@ def _events(cls: ActionClass, record: ClassPeriod) -> list[tuple[float, int, int
     """The class's samples (at the time each was recorded), complaints and transitions in the period, in
     time order."""
     events: list[tuple[float, int, int, str, Any]] = []
+    worth: dict[tuple[str | None, str, bool, str | None], bool | None] = {}  # the rule's answer per outcome
     for a in record.actions:
-        ok = counts_as(
-            recorded(a.sample, status=a.status, edited=a.edited, answer=a.evidence),
-            counts_failures=cls.count_execution_failures,
-        )
+        key = (a.sample, a.status, a.edited, a.evidence)
+        if key not in worth:
+            worth[key] = counts_as(
+                recorded(a.sample, status=a.status, edited=a.edited, answer=a.evidence),
+                counts_failures=cls.count_execution_failures,
+            )
+        ok = worth[key]
         if ok is not None:
             events.append((a.settled_at, _ORDER["sample"], a.id, "sample", ok))
     events += [(c.at, _ORDER["complaint"], c.action_id, "complaint", c) for c in record.complaints]
@@ -136,17 +141,19 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
     state = start
     points: list[TrajectoryPoint] = []
 
-    def point(at: float, name: str, ev: Evidence, **more: Any) -> TrajectoryPoint:
-        frozen = None if freeze is None else freeze.at(at)
-        return TrajectoryPoint.model_construct(  # built from typed values here: no validation per event
+    def point(
+        at: float, name: str, shown: tuple[int, float | None, float | None], frozen: Level | None, **more: Any
+    ) -> TrajectoryPoint:
+        n, rate, lower = shown
+        return TrajectoryPoint(  # validated in compiled code: faster than an unvalidated construct in Python
             at=at,
             event=name,
-            level=state.level.label,
-            pinned=None if state.pinned is None else state.pinned.label,
-            frozen=None if frozen is None else frozen.label,
-            rate=ev.rate,
-            lower=ev.lower,
-            n=ev.n,
+            level=_LABEL[state.level],
+            pinned=None if state.pinned is None else _LABEL[state.pinned],
+            frozen=None if frozen is None else _LABEL[frozen],
+            rate=rate,
+            lower=lower,
+            n=n,
             **more,
         )
 
@@ -162,7 +169,8 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
             ok, name, detail = None, t.kind, f"{t.from_level} -> {t.to_level}: {t.reason}"
             if t.action_class == ALL_CLASSES:
                 freeze = freeze_cap(t)
-                points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
+                frozen = None if freeze is None else freeze.at(at)
+                points.append(point(at, t.kind, figures(state.window), frozen, detail=detail))
                 continue
             if t.kind in EVIDENCE_KINDS or t.kind in FREEZE_KINDS:
                 continue  # evidence moves are replayed below; a freeze is the pseudo-class's
@@ -173,21 +181,25 @@ def _replay(cls: ActionClass, record: ClassPeriod, start: Standing, freeze: Free
             elif t.kind == "policy":
                 event = PolicyMoved(Level.parse(t.to_level), t.reason)
             else:  # a tamper record: shown, it moves nothing
-                points.append(point(at, t.kind, evidence(state.window, cls.trust), detail=detail))
+                points.append(point(at, t.kind, figures(state.window), frozen, detail=detail))
                 continue
         out = settle(cls, state, event, frozen)
         if isinstance(event, Observed | Complained):
-            judged = out.move.evidence if out.move is not None else evidence(out.standing.window, cls.trust)
-            points.append(point(at, name, judged, ok=ok, action_id=ident, detail=detail))
+            if out.move is not None:
+                ev = out.move.evidence
+                judged = (ev.n, ev.rate, ev.lower)
+            else:
+                judged = figures(out.standing.window)
+            points.append(point(at, name, judged, frozen, ok=ok, action_id=ident, detail=detail))
         state = out.standing
         if out.move is not None:
             m = out.move
             moved = "complaint-demote" if m.kind == "complaint" else m.kind
             text = f"{m.from_level.label} -> {m.to_level.label}: {m.reason}"
-            ev = evidence(state.window, cls.trust)
-            points.append(point(at, moved, ev, action_id=m.action_id, detail=text, was=m.from_level.label))
+            shown = figures(state.window)
+            points.append(point(at, moved, shown, frozen, action_id=m.action_id, detail=text, was=m.from_level.label))
         elif isinstance(event, Pinned):
-            points.append(point(at, name, evidence(state.window, cls.trust), detail=detail))
+            points.append(point(at, name, figures(state.window), frozen, detail=detail))
     return points
 
 

@@ -136,6 +136,7 @@ __all__ = [
     "plan",
     "remove_planted",
     "runtime_dirs",
+    "sandbox_env",
     "sandbox_status",
     "sandbox_status_async",
 ]
@@ -400,10 +401,15 @@ def _finish(
     if cwd is not None:
         options += ["--chdir", str(cwd)]
     options += ["--", *argv]
+    return SandboxPlan(options, sandbox_env(env), must_not_appear)
+
+
+def sandbox_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` as a sandboxed command gets it: temporary files (and caches, unless named) in the private `/tmp`."""
     inner = dict(env)
     inner["TMPDIR"] = "/tmp"
     inner.setdefault("XDG_CACHE_HOME", "/tmp/.cache")
-    return SandboxPlan(options, inner, must_not_appear)
+    return inner
 
 
 def runtime_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:

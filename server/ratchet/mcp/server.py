@@ -417,6 +417,10 @@ def _gate_on(build: Callable[..., Awaitable[Call]], name: str) -> GateResolver:
     """
 
     async def gate(call: Call, ctx: Context) -> Elicit[ConfirmChange] | _Gated:
+        if not _can_elicit(ctx):
+            # Nobody can be asked here: the tool body decides, and records the intent of a call that runs
+            # in the same unit of work (Engine.govern).
+            return _Gated(None, None)
         try:
             ev = await _engine(ctx).evaluate(
                 call.tool, call.args, confidence=call.confidence, can_elicit=_can_elicit(ctx)
@@ -463,6 +467,12 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         raise
     gated = review.data if isinstance(review, AcceptedElicitation) else None
     answer: HumanAnswer | None = None
+    if isinstance(gated, _Gated) and gated.evaluation is None and gated.error is None:
+        # Decided here, for a client that cannot ask its human; a refusal is recorded by the engine.
+        async with in_flight(engine).call():
+            outcome = await engine.govern(tool, args, intent=intent, confidence=confidence, progress=_progress(ctx))
+        await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, False)
+        return _result(outcome)
     if isinstance(gated, _Gated):
         if gated.error is not None:
             await engine.refuse(tool, args, gated.error, intent=intent, confidence=confidence)
@@ -495,6 +505,23 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
             approved and not dismissed, "elicitation", seconds=seconds, channel="elicitation", dismissed=dismissed
         )
 
+    async with in_flight(engine).call():
+        outcome = await engine.carry_out(
+            ev,
+            intent=intent,
+            confidence=confidence,
+            answer=answer,
+            uncertainty=call.uncertainty,
+            progress=_progress(ctx),
+        )
+    asked = answer is not None and answer.channel == "elicitation" and not answer.dismissed
+    await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, asked)
+    return _result(outcome)
+
+
+def _progress(ctx: Context) -> Callable[[float, str], Awaitable[None]]:
+    """A call's progress to its client."""
+
     async def progress(elapsed: float, message: str) -> None:
         # Best effort: a client (or response stream) that went away must not abort the call itself;
         # the call finishes, or is cancelled, and is recorded either way.
@@ -503,13 +530,7 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
         except Exception as exc:
             log.info("ratchet: progress not delivered (%s); the call goes on", type(exc).__name__)
 
-    async with in_flight(engine).call():
-        outcome = await engine.carry_out(
-            ev, intent=intent, confidence=confidence, answer=answer, uncertainty=call.uncertainty, progress=progress
-        )
-    asked = answer is not None and answer.channel == "elicitation" and not answer.dismissed
-    await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, asked)
-    return _result(outcome)
+    return progress
 
 
 def _result(outcome: ToolOutcome) -> CallToolResult:

@@ -19,7 +19,7 @@ from typing import Any
 from ratchet.record import chain, integrity, lifecycle
 from ratchet.record.filters import EVERYTHING, ActionFilter
 from ratchet.record.lifecycle import Status
-from ratchet.record.store import MAY_HAVE_RUN
+from ratchet.record.store import MAY_HAVE_RUN, later
 
 Row = dict[str, Any]
 
@@ -158,11 +158,13 @@ def finish(
     review: Review | None = None,
     sample: bool | None = None,
     kept_args: str | None = None,
+    chained: bool = True,
 ) -> None:
     """Settle an action's outcome: its status, result, error, the human's review and its sample label.
 
     `kept_args` replaces the arguments of a draft once it can no longer run (redacted, a file's content
     reduced to its hash and size); other rows' arguments were kept that way when they were inserted.
+    `chained` False leaves the review's place in the chain to the caller (`chain_review`, later in the unit).
     """
     sources = lifecycle.sources(status)
     changed = conn.execute(
@@ -192,7 +194,7 @@ def finish(
     ).rowcount
     if not changed:
         _refuse_move(conn, action_id, status)
-    if review is not None:
+    if review is not None and chained:
         chain_review(conn, action_id, review)
 
 
@@ -241,7 +243,7 @@ def child_started(conn: sqlite3.Connection, action_id: int, pid: int) -> None:
 
 def label_sample(conn: sqlite3.Connection, action_id: int, label: str) -> None:
     """Label an action's sample without adding one to any window (a success that was padding: `repeat`)."""
-    conn.execute("UPDATE actions SET sample = ? WHERE id = ?", (label, action_id))
+    later(conn, "UPDATE actions SET sample = ? WHERE id = ?", (label, action_id))
 
 
 def sample(
@@ -249,9 +251,10 @@ def sample(
 ) -> None:
     """An action's sample label and the session's failure streak for the class (None: no streak kept)."""
     if mark:
-        conn.execute("UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id))
+        later(conn, "UPDATE actions SET sample = ? WHERE id = ?", ("success" if ok else "failure", action_id))
     if session_id is not None:
-        conn.execute(
+        later(
+            conn,
             "INSERT INTO streaks (session_id, class, failures) VALUES (?, ?, ?) ON CONFLICT (session_id, class) "
             "DO UPDATE SET failures = CASE WHEN ? THEN 0 ELSE streaks.failures + 1 END",
             (session_id, class_name, 0 if ok else 1, ok),

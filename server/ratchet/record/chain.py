@@ -32,7 +32,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ratchet.record.locks import CHAIN_KEYS, CHAIN_SPACE, Timer
+from ratchet.record.locks import CHAIN_KEYS, CHAIN_SPACE, take
 
 GENESIS = "0" * 64
 TRANSITION_FACTS = (
@@ -57,8 +57,7 @@ def append(conn: sqlite3.Connection, table: str, facts: dict[str, Any]) -> int:
     if not isinstance(conn, sqlite3.Connection):
         # PostgreSQL: writers of different classes run at once; the chain's own lock orders its appends, and
         # the head read after it is the one the previous appender committed (record/locks.py).
-        with Timer():
-            conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (CHAIN_SPACE, CHAIN_KEYS[table]))
+        take(conn, "SELECT pg_advisory_xact_lock(?, ?)", (CHAIN_SPACE, CHAIN_KEYS[table]))
     last = conn.execute(f"SELECT id, hash FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
     row_id = 1 if last is None else int(last[0]) + 1
     prev = GENESIS if last is None else (last[1] or GENESIS)

@@ -332,6 +332,25 @@ def _marks(values: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
+class SampleRow:
+    """What a replay reads of an action: when its outcome was recorded and what the outcome rule needs."""
+
+    id: int
+    settled_at: float
+    sample: str | None
+    status: str
+    edited: bool
+    evidence: str | None
+
+
+_SAMPLE_COLUMNS = f"id, {_SETTLED}, sample, status, edited, evidence"
+
+
+def _sample_row(r: sqlite3.Row) -> SampleRow:
+    return SampleRow(int(r[0]), float(r[1]), r[2], str(r[3]), bool(r[4]), r[5])
+
+
+@dataclass(frozen=True)
 class Before:
     """What the record says about one class before a moment: enough to rebuild its standing there."""
 
@@ -339,7 +358,7 @@ class Before:
     last_move: TransitionRecord | None  # its last level move before the moment
     pin: TransitionRecord | None  # its last pin or unpin before the moment
     freeze: TransitionRecord | None  # the last freeze or unfreeze (of every class) before the moment
-    tail: list[ActionRecord]  # its last samples after `last_move` and before the moment, oldest first
+    tail: list[SampleRow]  # its last samples after `last_move` and before the moment, oldest first
     complaints: list[ComplaintRecord]  # complaints on its actions from the tail's first sample to the moment
     moves: int  # level moves before the moment
     promotions: int  # of which upward (promote, or a policy move up)
@@ -355,7 +374,7 @@ class ClassPeriod:
     since: float | None
     until: float | None
     before: Before
-    actions: list[ActionRecord]  # judged in this class, settled in the period, in id order
+    actions: list[SampleRow]  # judged in this class, settled in the period, in id order
     complaints: list[ComplaintRecord]  # on actions judged in this class, made in the period
     transitions: list[TransitionRecord]  # its own and the freezes, in the period, in id order
 
@@ -390,11 +409,11 @@ def _before(conn: sqlite3.Connection, name: str, since: float, tail: int) -> Bef
     ).fetchone()
     after = _EARLIEST if last is None else float(last["at"])
     rows = conn.execute(
-        f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} < ? AND {_SETTLED} > ? "
+        f"SELECT {_SAMPLE_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} < ? AND {_SETTLED} > ? "
         f"AND sample IS NOT NULL AND route != ? ORDER BY {_SETTLED} DESC, id DESC LIMIT ?",
         (name, since, after if after != _EARLIEST else -1e300, ROUTE_HANDOFF, tail),
     ).fetchall()
-    samples = [_action(r) for r in reversed(rows)]
+    samples = [_sample_row(r) for r in reversed(rows)]
     start = samples[0].settled_at if samples else since
     complaints = [
         _complaint(c)
@@ -428,9 +447,9 @@ def _read_class(
     high = float("inf") if until is None else until
     low_sql, high_sql = max(low, -1e300), min(high, 1e300)  # finite bounds for the database
     actions = [
-        _action(r)
+        _sample_row(r)
         for r in conn.execute(
-            f"SELECT {_ACTION_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} >= ? AND {_SETTLED} < ? "
+            f"SELECT {_SAMPLE_COLUMNS} FROM actions WHERE {_JUDGED} = ? AND {_SETTLED} >= ? AND {_SETTLED} < ? "
             "AND route != ? ORDER BY id",
             (name, low_sql, high_sql, ROUTE_HANDOFF),
         )
@@ -674,19 +693,24 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
     # Gaps and islands: counting, in each session, the actions that need a human up to each action (`grp`),
     # an autonomous action's run is `grp` and a human's action ends run `grp - 1`, so one GROUP BY gives
     # each run with the action that ended it, without a join.
+    # The period's rows are read first, from the index on the time (`actions_period`, which holds these columns),
+    # each narrowed to three flags (a window over sessions read straight from the table would walk every
+    # session's whole history, and wide rows make the sort by session spill to disk).
     query = f"""
-        WITH seq AS (
+        WITH p AS MATERIALIZED (
             SELECT a.session_id, a.id,
                 CASE WHEN a.route = ? THEN 0 ELSE 1 END AS breaks,
-                sum(CASE WHEN a.route = ? THEN 0 ELSE 1 END)
-                    OVER (PARTITION BY a.session_id ORDER BY a.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-                    AS grp,
                 CASE WHEN a.route = ? AND (a.status = 'failed'
                     OR a.id IN (SELECT action_id FROM complaints)
                     OR a.id IN (SELECT action_id FROM undos)) THEN 1 ELSE 0 END AS bad,
                 CASE WHEN a.route != ? AND a.reviewer IS NOT NULL AND a.status NOT IN ({_marks(SAID_NO)})
                     THEN 1 ELSE 0 END AS accepted
             FROM actions a WHERE {sql}
+        ), seq AS (
+            SELECT session_id, id, breaks, bad, accepted,
+                sum(breaks) OVER (PARTITION BY session_id ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                    AS grp
+            FROM p
         )
         SELECT session_id, sum(1 - breaks) AS n, min(CASE WHEN breaks = 0 THEN id END) AS first_id,
             max(CASE WHEN breaks = 0 THEN id END) AS last_id
@@ -694,7 +718,7 @@ def _unattended_run(conn: sqlite3.Connection, sql: str, params: list[object]) ->
         HAVING sum(1 - breaks) > 0 AND sum(bad) = 0 AND (max(breaks) = 0 OR max(accepted) = 1)
         ORDER BY n DESC, first_id LIMIT 1
     """
-    marks = (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO, *params)
+    marks = (ROUTE_EXECUTE, ROUTE_EXECUTE, ROUTE_EXECUTE, *SAID_NO, *params)
     row = conn.execute(query, marks).fetchone()
     return None if row is None else UnattendedRun(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
@@ -728,7 +752,8 @@ async def period_figures(
                 "SELECT a.class, a.class_level, CASE WHEN a.route = ? THEN 1 ELSE 0 END AS executed, a.status, "
                 "CASE WHEN a.reviewer IS NULL THEN 0 ELSE 1 END AS reviewed, a.edited, a.evidence, "
                 f"CASE WHEN a.tool = ? AND a.status IN ({_marks(RAN)}) THEN 1 ELSE 0 END AS sandboxed, count(*) "
-                f"FROM actions a WHERE {sql} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+                # grouped by level first: an index led by the class would tempt the planner away from the period's range
+                f"FROM actions a WHERE {sql} GROUP BY 2, 1, 3, 4, 5, 6, 7, 8",
                 (ROUTE_EXECUTE, COMMAND_TOOL, *RAN, *params),
             )
         ]
@@ -738,10 +763,11 @@ async def period_figures(
             for r in conn.execute(
                 "SELECT a.id, a.class, a.class_level, a.created_at, a.status, a.route, a.reviewer, a.edited, "
                 f"a.finished_at, a.review_seconds, CASE WHEN {approval} THEN a.preview ELSE '' END, a.hidden_lines, "
-                f"a.resolved_at, a.evidence FROM actions a WHERE {touched_sql} ORDER BY a.id",
+                f"a.resolved_at, a.evidence FROM actions a WHERE {touched_sql}",
                 (ROUTE_EXECUTE, *SAID_NO, *params),
             )
         ]
+        touched.sort(key=lambda t: t.id)  # sorted here: an ORDER BY id would have the database walk all history
         complaints: dict[int, list[ComplaintRecord]] = {}
         for r in conn.execute(
             f"SELECT c.* FROM complaints c JOIN actions a ON a.id = c.action_id WHERE {sql} ORDER BY c.id", params

@@ -40,7 +40,7 @@ from typing import Any
 from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass
 from ratchet.record import chain
-from ratchet.record.store import ClassRow, add_transition, put_class
+from ratchet.record.store import ClassRow, add_transition, put_class, read_all
 from ratchet.rules.gate import Trigger
 from ratchet.rules.trust import Sample, Window
 
@@ -147,13 +147,21 @@ def _freeze_from(row: dict[str, Any] | None) -> Freeze | None:
     return Freeze(int(row["id"]), float(row["at"]), Level.parse(row["to_level"]), str(row["reason"]), until)
 
 
+# The last freeze or unfreeze.
+FREEZE = (
+    f"SELECT {_SELECT} FROM transitions WHERE class = '{ALL_CLASSES}' AND kind IN ({_FREEZES_SQL}) "
+    "ORDER BY id DESC LIMIT 1"
+)
+
+
 def freeze_of(conn: sqlite3.Connection) -> Freeze | None:
     """The last freeze, unless it was lifted (whether or not its `until` has passed)."""
-    row = conn.execute(
-        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_FREEZES_SQL}) ORDER BY id DESC LIMIT 1",
-        (ALL_CLASSES,),
-    ).fetchone()
-    return None if row is None else _freeze_from(_as_dict(tuple(row)))
+    return freeze_from(conn.execute(FREEZE).fetchall())
+
+
+def freeze_from(rows: list[Any]) -> Freeze | None:
+    """The freeze in `FREEZE`'s rows, unless it was lifted."""
+    return _freeze_from(_as_dict(tuple(rows[0]))) if rows else None
 
 
 def continues(cls: ActionClass, row: dict[str, Any], before: str | None) -> bool:
@@ -196,54 +204,57 @@ def _standing(
     return Recorded(level, None if last is None else int(last["id"]), pinned, window, start, tuple(broken))
 
 
-def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
-    """Where the class stands by the record (see the module docstring)."""
-    last = conn.execute(
-        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1",
-        (cls.name,),
-    ).fetchone()
-    pin = conn.execute(
-        f"SELECT {_SELECT} FROM transitions WHERE class = ? AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1",
-        (cls.name,),
-    ).fetchone()
-    epoch = 0 if last is None else int(last[0])
-    before = None
-    if last is not None:
-        found = conn.execute(
-            f"SELECT to_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) AND id < ? "
-            "ORDER BY id DESC LIMIT 1",
-            (cls.name, epoch),
-        ).fetchone()
-        before = None if found is None else str(found[0])
-    rows = conn.execute(
-        "SELECT action_id, ok FROM samples WHERE class = ? AND epoch = ? ORDER BY id DESC LIMIT ?",
-        (cls.name, epoch, cls.trust.window_size),
-    ).fetchall()
+# The id of the class's last level move (named parameter `cls`): a subquery, so that every read of a standing
+# goes out at once, in one round trip on PostgreSQL (`reads`, store.read_all), none waiting for another's answer.
+LAST_MOVE = f"(SELECT id FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL}) ORDER BY id DESC LIMIT 1)"
+EPOCH = f"coalesce({LAST_MOVE}, 0)"
+
+
+def reads(cls: ActionClass) -> list[tuple[str, dict[str, Any]]]:
+    """The reads `recorded` makes (their rows, in order, are what `recorded_from` takes)."""
+    at = {"cls": cls.name, "window": cls.trust.window_size}
+    last = f"SELECT {_SELECT} FROM transitions WHERE id = {LAST_MOVE}"
+    pin = f"SELECT {_SELECT} FROM transitions WHERE class = :cls AND kind IN ({_PINS_SQL}) ORDER BY id DESC LIMIT 1"
+    before = (
+        f"SELECT to_level FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL}) AND id < {LAST_MOVE} "
+        "ORDER BY id DESC LIMIT 1"
+    )
+    window = f"SELECT action_id, ok FROM samples WHERE class = :cls AND epoch = {EPOCH} ORDER BY id DESC LIMIT :window"
+    return [(sql, at) for sql in (last, pin, before, window, *_START)]
+
+
+def recorded_from(cls: ActionClass, found: list[list[Any]]) -> Recorded:
+    """Where the class stands by the record, from the rows of `reads`."""
+    last, pin, before, rows, change, first = found
     window = Window(tuple(Sample(int(aid), bool(ok)) for aid, ok in reversed(rows)))
     return _standing(
         cls,
-        None if last is None else _as_dict(tuple(last)),
-        None if pin is None else _as_dict(tuple(pin)),
+        _as_dict(tuple(last[0])) if last else None,
+        _as_dict(tuple(pin[0])) if pin else None,
         window,
-        None if last is None else recorded_start(conn, cls.name),
-        before,
+        _start_from(change, first) if last else None,
+        str(before[0][0]) if before else None,
     )
 
 
-def recorded_start(conn: sqlite3.Connection, name: str) -> str | None:
-    """The policy start of record: the last reviewed start change, else the level before the first move."""
-    change = conn.execute(
-        "SELECT evidence_json, to_level FROM transitions WHERE class = ? AND kind = 'policy' "
-        "AND reason LIKE 'start changed%' ORDER BY id DESC LIMIT 1",
-        (name,),
-    ).fetchone()
-    if change is not None:
-        return str(json.loads(change[0]).get("policy_start", change[1]))
-    first = conn.execute(
-        f"SELECT from_level FROM transitions WHERE class = ? AND kind IN ({_KINDS_SQL}) ORDER BY id LIMIT 1",
-        (name,),
-    ).fetchone()
-    return None if first is None else str(first[0])
+def recorded(conn: sqlite3.Connection, cls: ActionClass) -> Recorded:
+    """Where the class stands by the record (see the module docstring)."""
+    return recorded_from(cls, read_all(conn, reads(cls)))
+
+
+# The policy start of record (named parameter `cls`): the last reviewed start change, else the level before
+# the first move.
+_START = (
+    "SELECT evidence_json, to_level FROM transitions WHERE class = :cls AND kind = 'policy' "
+    "AND reason LIKE 'start changed%' ORDER BY id DESC LIMIT 1",
+    f"SELECT from_level FROM transitions WHERE class = :cls AND kind IN ({_KINDS_SQL}) ORDER BY id LIMIT 1",
+)
+
+
+def _start_from(change: list[Any], first: list[Any]) -> str | None:
+    if change:
+        return str(json.loads(change[0][0]).get("policy_start", change[0][1]))
+    return None if not first else str(first[0][0])
 
 
 def differences(cache: ClassRow | None, rec: Recorded) -> list[str]:
@@ -312,7 +323,12 @@ def report_freeze(conn: sqlite3.Connection, frozen: Freeze) -> int | None:
 
 def checked(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None) -> Recorded:
     """The record for `cls`, reporting (and repairing) a cache that disagrees with it."""
-    rec = recorded(conn, cls)
+    return checked_against(conn, cls, cache, recorded(conn, cls))
+
+
+def checked_against(conn: sqlite3.Connection, cls: ActionClass, cache: ClassRow | None, rec: Recorded) -> Recorded:
+    """`rec`, the record for `cls` read in this transaction, after reporting (and repairing) a cache that
+    disagrees with it."""
     found = differences(cache, rec)
     if found:
         report(conn, cls, cache, rec, found)

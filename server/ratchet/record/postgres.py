@@ -21,11 +21,13 @@ pool would only hold idle connections.
 
 Guarantees, as with SQLite:
 
-- A write unit of work (`transaction`) takes its advisory locks before its first statement, the
-  counterpart of SQLite's `BEGIN IMMEDIATE`: by default one lock for the whole database, so writers of
-  every process and machine run one after another; the units on a call's hot path name a narrower scope
-  (record/locks.py: the classes whose standing they read and write), so calls of different classes
-  settle at once while a check-then-write of one class still sees what the writer before it committed.
+- A write unit of work (`transaction`) takes its advisory lock with its BEGIN, the counterpart of SQLite's
+  `BEGIN IMMEDIATE`: by default one lock for the whole database, so writers of every process and machine
+  run one after another; the units on a call's hot path take it shared and lock a class right before they
+  read its standing (record/locks.py), so calls of different classes settle at once while a
+  check-then-write of one class still sees what the writer before it committed. Reads that need no
+  other's answer go out as one query string (`read_all`), and writes whose result is not read go out with
+  the next statement or the COMMIT (`later`).
   The hash chain (record/chain.py) is appended under a lock of its own and cannot fork; a draft's claim
   is `UPDATE ... WHERE status = 'draft'` on a row taken `FOR UPDATE SKIP LOCKED`, atomic on its own.
 - A broken connection (the server restarted, the network went away) fails the unit of work with a
@@ -44,7 +46,7 @@ from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from ratchet.errors import StoreError
-from ratchet.record.locks import CLASS_SPACE, WAITS, Scope, Timer
+from ratchet.record.locks import CLASS_SPACE, CLOCK, WAITS, Scope, between_clocks, take
 
 T = TypeVar("T")
 
@@ -52,6 +54,7 @@ SCHEMES = ("postgresql://", "postgres://")
 # The key of the advisory lock every write transaction takes (any constant; "ratchet" in ASCII).
 WRITE_LOCK = 0x72617463686574
 WRITE_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+CLASS_LOCK = "SELECT pg_advisory_xact_lock(?, hashtext(?))"  # a class's key (record/locks.py)
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ"
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails the call instead of hanging it
 
@@ -164,6 +167,12 @@ class Connection:
         self.raw = raw
         self.url = url
         self.statements = 0  # in the current unit of work: 0 means nothing reached the server yet
+        # The classes whose locks the unit of work in progress holds (record/locks.py); None: the whole record.
+        self.held: tuple[str, ...] | None = None
+        # Writes a unit left to send with its COMMIT, in one round trip (`later`); None outside a unit of work.
+        self.deferred: list[tuple[str, Sequence[Any]]] | None = None
+        # Class locks asked for and not yet sent: they go out with the unit's next statement (`hold`).
+        self.locking: list[str] = []
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         """Run one statement; the cursor (`fetchone`, `fetchall`, `rowcount`, iteration) over `Row`s.
@@ -172,6 +181,10 @@ class Connection:
         which reads one snapshot throughout: here, REPEATABLE READ. Write units of work begin with
         `transaction` below instead, in READ COMMITTED under the write lock.
         """
+        if self.deferred:
+            self.flush()
+        if self.locking:
+            self.lock_now()
         cursor = self.raw.cursor()
         if sql.strip().upper() == "BEGIN":
             sql = SNAPSHOT
@@ -179,8 +192,82 @@ class Connection:
         self.statements += 1
         return cursor
 
+    def hold(self, names: Sequence[str]) -> None:
+        """Lock these classes in the unit of work in progress (record/locks.py `settling`), in name order, after
+        any it holds already; nothing when it holds the whole record. The locks go out ahead of the unit's next
+        statement, in the same round trip when that is a `read_all`: no statement of the unit after this call
+        runs before they are granted."""
+        if self.held is None:
+            return
+        wanted = sorted(set(names) - set(self.held))
+        if not wanted:
+            return
+        if self.held and wanted[0] < self.held[-1]:
+            # Out of order: two units could each hold the class the other waits for.
+            raise StoreError(f"class locks taken out of name order: {wanted} after {list(self.held)}")
+        self.locking += wanted
+        self.held = (*self.held, *wanted)
+
+    def lock_now(self) -> None:
+        """Send the class locks asked for (`hold`) now, each its own round trip."""
+        names, self.locking = self.locking, []
+        if not names:
+            return
+        for name in names:
+            take(self, CLASS_LOCK, (CLASS_SPACE, name))
+
+    def later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A write whose result the unit does not read, sent with the next statement or the COMMIT in one round
+        trip (in order: any statement the unit runs before the COMMIT sends the writes kept before it)."""
+        if self.deferred is None:
+            self.execute(sql, params)
+            return
+        if self.locking:
+            self.lock_now()  # a write asked for after a lock goes out after it
+        self.deferred.append((sql, params))
+
+    def flush(self, *then: str) -> None:
+        """Send the deferred writes, and the statements `then` (a COMMIT), in one round trip."""
+        pending = self.deferred or []
+        if self.deferred is not None:
+            self.deferred = []
+        if self.locking:
+            self.lock_now()
+        if not pending and not then:
+            return
+        cursor = self.raw.cursor()
+        # Bound here (psycopg's ClientCursor.mogrify) and sent as one query string: the simple query protocol
+        # runs its statements in order, and the first that fails fails the rest (the unit then rolls back).
+        cursor.execute("; ".join([*(cursor.mogrify(translate(sql), params) for sql, params in pending), *then]))
+        self.statements += len(pending) + len(then)
+
+    def read_all(self, statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[Row]]:
+        """The rows of each of these reads, sent as one query string: one round trip. Class locks asked for
+        (`hold`) go first in the same string: each read, a statement of its own in READ COMMITTED, sees what was
+        committed before they were granted. Their wait is the server's clock read around them (`WAITS`)."""
+        if self.deferred:
+            self.flush()
+        locks, self.locking = self.locking, []
+        cursor = self.raw.cursor()
+        sent = [cursor.mogrify(CLASS_LOCK.replace("?", "%s"), (CLASS_SPACE, name)) for name in locks]
+        if sent:
+            sent = [CLOCK, *sent, CLOCK]
+        sent += [cursor.mogrify(translate(sql), params) for sql, params in statements]
+        cursor.execute("; ".join(sent))
+        self.statements += len(sent)
+        out = [cursor.fetchall()]
+        while cursor.nextset():
+            out.append(cursor.fetchall())
+        if locks:
+            granted, asked = out[len(locks) + 1][0][0], out[0][0][0]
+            WAITS.add(float((granted - asked).total_seconds()))
+            out = out[len(locks) + 2 :]
+        return out
+
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> Any:
         """Run one statement for each set of parameters."""
+        if self.deferred:
+            self.flush()
         cursor = self.raw.cursor()
         cursor.executemany(translate(sql), list(seq))
         self.statements += 1
@@ -238,22 +325,25 @@ def transaction(fn: Callable[[Connection], T], conn: Connection, scope: Scope | 
     READ COMMITTED: each statement sees what was committed before it, so after the locks are taken the
     unit sees every earlier writer's work (a snapshot taken before the wait would not).
     """
-    conn.execute(WRITE_BEGIN)
+    lock = "pg_advisory_xact_lock" if scope is None else "pg_advisory_xact_lock_shared"
     try:
-        with Timer():
-            if scope is None:
-                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-            else:
-                conn.execute("SELECT pg_advisory_xact_lock_shared(?)", (WRITE_LOCK,))
-                for name in scope.classes:
-                    conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (CLASS_SPACE, name))
+        # BEGIN and the record's lock in one round trip (one query string); its wait read from the server's clock.
+        WAITS.add(between_clocks(conn.execute(f"{WRITE_BEGIN}; {CLOCK}; SELECT {lock}(?); {CLOCK}", (WRITE_LOCK,))))
+        conn.deferred, conn.locking = [], []
+        conn.held = None if scope is None else ()
+        conn.hold(scope.classes if scope is not None else ())
+        conn.lock_now()  # a scope's classes: before the unit's first statement
         WAITS.add(0.0, 1)
         value = fn(conn)
+        conn.held = None
+        conn.flush("COMMIT")  # the writes left for it, and the COMMIT: one round trip
     except BaseException:
-        if not conn.broken:
+        conn.held, conn.deferred, conn.locking = None, None, []
+        if not conn.broken and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    finally:
+        conn.held, conn.deferred, conn.locking = None, None, []
     return value
 
 

@@ -23,7 +23,7 @@ from ratchet.policy.levels import Level
 from ratchet.policy.model import ActionClass, Policy
 from ratchet.record import integrity
 from ratchet.record.integrity import ALL_CLASSES, Freeze, Recorded
-from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, put_class
+from ratchet.record.store import ClassRow, add_transition, class_row, class_row_from, later, put_class, read_all
 from ratchet.rules.settle import (
     Complained,
     Disproved,
@@ -125,11 +125,6 @@ def probation_at(conn: sqlite3.Connection, name: str, transition_id: int, probat
     return max(probation - int(before), 0)
 
 
-def on_probation(conn: sqlite3.Connection, cls: ActionClass) -> int:
-    """Samples the class has left on probation now (0: not on probation)."""
-    return probation_left(conn, cls, integrity.recorded(conn, cls))
-
-
 def probation_notice(cls: ActionClass, action_id: int, left: int, moved: Transition | None) -> dict[str, Any]:
     """What the notify command gets for a failure during probation (`left`: samples left before it)."""
     then = f"; {moved.line()}" if moved is not None else f"; {left - 1} samples of probation left"
@@ -143,44 +138,90 @@ def probation_notice(cls: ActionClass, action_id: int, left: int, moved: Transit
     }
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What settling a sample reads, once and in one round trip (`seen`): the class's cache row, its standing
+    of record, its samples left on probation, for a success whether it is padding, and the freeze."""
+
+    cache: ClassRow | None
+    rec: Recorded
+    probation: int
+    padding: bool
+    freeze: Freeze | None
+
+
+def seen(conn: sqlite3.Connection, cls: ActionClass, success: int | None = None) -> Seen:
+    """The class's cache, record and probation and the freeze, read at once (one round trip on PostgreSQL, right
+    after the class's lock: record/locks.py `settling`); with `success`, the action whose success is judged
+    padding or not against the window of record (`padding`)."""
+    at = {"cls": cls.name, "probation": cls.trust.probation, "window": cls.trust.window_size, "action": success}
+    changes = {**at, **dict(zip(_CHANGES, CHANGES, strict=True))}
+    work = [] if success is None else [(_WORK, changes), (_WORK_WINDOW, changes)]
+    statements = [("SELECT * FROM class_state WHERE name = :cls", at), *integrity.reads(cls), (_PROBATION, at)]
+    cache, *found = read_all(conn, [*statements, (integrity.FREEZE, {}), *work])
+    record, probation, frozen = found[:6], found[6], found[7]
+    rec = integrity.recorded_from(cls, record)
+    kind, recent = probation[0]
+    # Samples left on probation (`probation_left`): the last level move was a promotion, fewer samples since.
+    promoted = rec.transition_id is not None and cls.trust.probation > 0 and kind == "promote"
+    left = cls.trust.probation - int(recent) if promoted else 0
+    padded = success is not None and _padding(rec, success, [*found[8], *found[9]])
+    row = class_row_from(cache[0]) if cache else None
+    return Seen(row, rec, left, padded, integrity.freeze_from(frozen))
+
+
+# The kind of the class's last level move, and its samples so far, up to `probation` of them.
+_PROBATION = (
+    f"SELECT (SELECT kind FROM transitions WHERE id = {integrity.LAST_MOVE}), (SELECT count(*) FROM (SELECT 1 "
+    f"FROM samples WHERE class = :cls AND epoch = {integrity.EPOCH} LIMIT :probation) AS recent)"
+)
 CHANGES = ("write_file", "edit_file", "git_commit", "git_push", "git_revert")  # tools whose success changes files
+_CHANGES = tuple(f"change{i}" for i in range(len(CHANGES)))
+# What an action did (rules/settle.py `work_key`: the id of its session's last change before it is part of its
+# work), and whether a person answered it: `_WORK` of the action itself, `_WORK_WINDOW` of each success in the
+# class's window of record whose work can be the same (each read by the table's key). Two works are the same
+# only with the same tool and fingerprint (the key's text holds both), so only those successes are read.
+_WORK_COLUMNS = (
+    "SELECT a.id, a.tool, a.args_json, a.fingerprint, (SELECT max(c.id) FROM actions c WHERE "
+    "c.session_id = a.session_id AND c.id < a.id AND c.status = 'executed' AND c.tool IN ("
+    + ", ".join(f":{name}" for name in _CHANGES)
+    + ")), a.reviewer FROM actions a "
+)
+_WORK = _WORK_COLUMNS + "WHERE a.id = :action"
+_WORK_WINDOW = (
+    _WORK_COLUMNS + "JOIN (SELECT action_id, ok FROM samples WHERE class = :cls AND "
+    f"epoch = {integrity.EPOCH} ORDER BY id DESC LIMIT :window) AS w ON w.action_id = a.id "
+    "JOIN actions m ON m.id = :action WHERE w.ok = 1 AND a.tool = m.tool "
+    "AND coalesce(a.fingerprint, '') = coalesce(m.fingerprint, '')"
+)
 
 
-def _work(conn: sqlite3.Connection, action_ids: list[int]) -> dict[int, str]:
-    """Each action's work key (rules/settle.py `work_key`), read from the record."""
-    if not action_ids:
-        return {}
-    marks = ", ".join("?" for _ in action_ids)
-    tools = ", ".join("?" for _ in CHANGES)
-    rows = conn.execute(
-        f"SELECT a.id, a.tool, a.args_json, a.fingerprint, (SELECT max(c.id) FROM actions c WHERE "
-        f"c.session_id = a.session_id AND c.id < a.id AND c.status = 'executed' AND c.tool IN ({tools})) "
-        f"FROM actions a WHERE a.id IN ({marks})",
-        (*CHANGES, *action_ids),
-    ).fetchall()
-    return {int(r[0]): work_key(r[1], r[2], r[3], r[4]) for r in rows}
+def _padding(rec: Recorded, action_id: int, rows: list[Any]) -> bool:
+    """Whether the success of `action_id` is padding (rules/settle.py `is_padding`), from `_WORK`'s rows: it ran
+    with no person's answer, and its work is that of a success already in the class's window of record."""
+    mine = next((r for r in rows if int(r[0]) == action_id), None)
+    if mine is None or mine[5] is not None:
+        return False  # a person answered it: only a person's answer is a person's evidence, each time
+    keys = {int(r[0]): work_key(r[1], r[2], r[3], r[4]) for r in rows}
+    counted = [s.action_id for s in rec.window.samples if s.ok]
+    return is_padding(True, keys[action_id], (keys[a] for a in counted if a in keys and a != action_id))
 
 
-def padding(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> bool:
+def padding(known: Seen, ok: bool) -> bool:
     """Whether the action's success is padding: it ran with no person's answer, and its work is that
     of a success already in the class's window (rules/settle.py `is_padding`). Failures never are, nor
-    is a success a person approved: only a person's answer is a person's evidence, each time."""
-    if not ok:
-        return False
-    reviewed = conn.execute("SELECT reviewer FROM actions WHERE id = ?", (action_id,)).fetchone()
-    if reviewed is None or reviewed[0] is not None:
-        return False
-    # The window of record: the class's last `window_size` samples since the move that set its level
-    # (a cache that disagrees is reported by the sample's own settling, right after, in this transaction).
-    counted = [s.action_id for s in integrity.recorded(conn, cls).window.samples if s.ok]
-    keys = _work(conn, [action_id, *counted])
-    mine = keys.get(action_id)
-    return mine is not None and is_padding(ok, mine, (keys[a] for a in counted if a in keys and a != action_id))
+    is a success a person approved: only a person's answer is a person's evidence, each time.
+    `known`: the class as `seen` read it for this action's success (a cache that disagrees with the record
+    is reported by the sample's own settling, right after, in this transaction)."""
+    return ok and known.padding
 
 
-def apply_sample(conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool) -> Transition | None:
-    """Add one sample to the class's window and promote or demote if the window says so."""
-    return _settle(conn, cls, Observed(action_id, ok))
+def apply_sample(
+    conn: sqlite3.Connection, cls: ActionClass, action_id: int, ok: bool, known: Seen | None = None
+) -> Transition | None:
+    """Add one sample to the class's window and promote or demote if the window says so (`known`: the class
+    as `seen` read it in this transaction, else read here)."""
+    return _settle(conn, cls, Observed(action_id, ok), known)
 
 
 def complain(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason: str) -> Transition | None:
@@ -196,18 +237,24 @@ def disprove(conn: sqlite3.Connection, cls: ActionClass, action_id: int, reason:
     return _settle(conn, cls, Disproved(action_id, reason))
 
 
-def _settle(conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained | Disproved) -> Transition | None:
+def _settle(
+    conn: sqlite3.Connection, cls: ActionClass, event: Observed | Complained | Disproved, known: Seen | None = None
+) -> Transition | None:
     """Apply the settle rule to the class's standing of record, and store what it says: the sample
     row (added, or turned into a failure), and the move with a fresh window or the window kept."""
-    row, rec = current(conn, cls)
-    frozen = integrity.freeze_of(conn)
+    if known is None:
+        known = seen(conn, cls)
+    rec = integrity.checked_against(conn, cls, known.cache, known.rec)
+    row = rec.row(cls, known.cache)
+    frozen = known.freeze
     freeze = frozen.level if frozen is not None and frozen.active() else None
-    standing = Standing(rec.level, rec.window, rec.pinned, probation_left(conn, cls, rec))
+    standing = Standing(rec.level, rec.window, rec.pinned, known.probation)
     out = settle(cls, standing, event, freeze)
     epoch = row.transition_id or 0  # the samples of a level are those since the move that set it
     if out.sample == "added":
         ok = event.ok if isinstance(event, Observed) else False
-        conn.execute(
+        later(
+            conn,
             "INSERT INTO samples (class, action_id, ok, epoch) VALUES (?, ?, ?, ?)",
             (cls.name, event.action_id, 1 if ok else 0, epoch),
         )

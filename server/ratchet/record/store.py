@@ -2,9 +2,11 @@
 and a versioned schema.
 
 Every statement Ratchet runs lives under `record/`: the engine calls named operations
-(record/actions.py), never SQL. Each unit of work is one plain function of a connection, run on a
-worker thread in one round trip: `Store.run(fn)` as one write transaction (`BEGIN IMMEDIATE` ...
-`COMMIT`), `Store.call(fn)` without one (reads). Within one process the store's lock serializes the
+(record/actions.py), never SQL. Each unit of work is one plain function of a connection, run on the
+store's thread in one round trip: `Store.run(fn)` as one write transaction (`BEGIN IMMEDIATE` ...
+`COMMIT`), `Store.call(fn)` without one (reads). A short unit on a call's path (`short=True`: the
+gate's decision with the intent, the outcome) runs on SQLite on the caller's thread instead, and goes to
+the store's thread only to wait for another process's write lock. Within one process the store's lock serializes the
 units, so concurrent tool calls never interleave statements inside each other's transactions, and
 nothing slow (an executor, a human's answer) is ever awaited while it is held. Several server
 processes may share one file: SQLite's write lock and a busy timeout queue their transactions. On
@@ -189,8 +191,11 @@ class Store:
                 finally:
                     self._worker.stop()
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the store's thread in one round trip, without a transaction (reads)."""
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, short: bool = False) -> T:
+        """Run `fn(connection)` on the store's thread in one round trip, without a transaction (reads).
+
+        `short` is for a few indexed statements on a call's path (the gate's reads): on SQLite they run
+        on the caller's thread unless the file is busy (see `run`)."""
         db = self._db
         async with self._lock:
             if self._closed:
@@ -199,20 +204,47 @@ class Store:
             if isinstance(db, postgres.Link):
                 # record/postgres.py's Connection presents the part of sqlite3.Connection that record/ uses.
                 return await self._worker.run(functools.partial(db.run, cast(Callable[[postgres.Connection], T], fn)))
+            if short:
+                try:
+                    return without_waiting(functools.partial(_reading, fn), db)
+                except Busy:
+                    pass  # another process is writing (or checkpointing): wait for it on the store's thread
             return await self._worker.run(functools.partial(fn, db))
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, scope: Scope | None = None) -> T:
+    async def _write_now(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        """A short SQLite write unit on the caller's thread, or on the store's if the file is locked."""
+        db = self._db
+        assert isinstance(db, sqlite3.Connection)
+        async with self._lock:
+            if self._closed:
+                raise StoreError(f"trust database {self.path} is closed")
+            try:
+                return without_waiting(functools.partial(transaction_now, unit), db)
+            except Busy:
+                pass  # another process holds the write lock: queue for it on the store's thread
+            return await self._worker.run(functools.partial(transaction, unit, db))
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, scope: Scope | None = None, short: bool = False) -> T:
         """Run `fn(connection)` as one write transaction (BEGIN IMMEDIATE ... COMMIT) in one round trip.
 
         BEGIN IMMEDIATE takes SQLite's write lock up front, so writers of other processes queue (busy
         timeout) instead of failing midway; an exception rolls everything back and is raised here.
         `scope` names the classes the unit reads and writes the standing of (record/locks.py): on
         PostgreSQL only those are locked, beside the chains it appends to; None locks the whole record.
+
+        `short` is for a unit of a few indexed statements on a call's path (the gate's intent and
+        outcome). On SQLite it then runs on the caller's thread with no round trip to the store's: its
+        write lock is tried without waiting, and when another process holds it the unit goes to the
+        store's thread and waits there as any other (bench/results/profile.md: a round trip to the thread
+        cost more than SQLite's own work on the gate's units). On PostgreSQL every unit is a network round
+        trip and runs on the store's thread.
         """
         if isinstance(self._db, postgres.Link):
             # The same unit of work as one PostgreSQL transaction under its write locks.
             unit = functools.partial(postgres.transaction, cast(Callable[[postgres.Connection], T], fn), scope=scope)
             return await self.call(cast(Callable[[sqlite3.Connection], T], unit))
+        if short:
+            return await self._write_now(fn)
         return await self.call(functools.partial(transaction, fn))
 
     async def start_session(self, session_id: str, client: str | None) -> None:
@@ -332,7 +364,8 @@ def connect_postgres(location: PostgresUrl) -> postgres.Link:
 
 # The dialect's settings: wait for another process's write lock, write-ahead log, and the
 # durability level the module docstring explains.
-PRAGMAS = ("PRAGMA busy_timeout = 15000", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+BUSY_TIMEOUT_MS = 15000
+PRAGMAS = (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
 
 
 def transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
@@ -340,6 +373,54 @@ def transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection)
     the file's write lock (another process's transaction) is counted in `locks.WAITS`."""
     with Timer():
         conn.execute("BEGIN IMMEDIATE")
+    WAITS.add(0.0, 1)
+    try:
+        value = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return value
+
+
+class Busy(Exception):
+    """SQLite answered SQLITE_BUSY to a unit that was not to wait (`without_waiting`); nothing was done."""
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+def without_waiting(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """`fn(conn)` with SQLite's busy timeout at zero: `Busy` when the file is locked, instead of a wait
+    that would hold up the caller's thread (the event loop), from a read (`_reading`) or from
+    `transaction_now`'s BEGIN IMMEDIATE: either has then done nothing and can be run again."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def _reading(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """A read for `without_waiting`: SQLITE_BUSY becomes `Busy` (a read can be run again)."""
+    try:
+        return fn(conn)
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            raise Busy(str(exc)) from exc
+        raise
+
+
+def transaction_now(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """`transaction` for `without_waiting`: its BEGIN IMMEDIATE raises `Busy` (nothing begun, nothing run)
+    when another process holds the write lock; once it holds the lock, `fn` and COMMIT meet no other."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            raise Busy(str(exc)) from exc
+        raise
     WAITS.add(0.0, 1)
     try:
         value = fn(conn)
@@ -369,10 +450,29 @@ def class_row(conn: sqlite3.Connection, name: str) -> ClassRow | None:
     return class_row_from(row) if row is not None else None
 
 
+def read_all(conn: sqlite3.Connection, statements: list[tuple[str, Any]]) -> list[list[Any]]:
+    """The rows of each of these reads (none needing another's answer): on PostgreSQL sent as one query string,
+    one round trip (record/postgres.py `Connection.read_all`); on SQLite run one after another."""
+    if isinstance(conn, sqlite3.Connection):
+        return [conn.execute(sql, params).fetchall() for sql, params in statements]
+    return cast(postgres.Connection, conn).read_all(statements)
+
+
+def later(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """A write whose result the unit of work never reads: on PostgreSQL sent with the unit's next statement or
+    its COMMIT, in one round trip (record/postgres.py `Connection.later`); on SQLite run now."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute(sql, params)
+    else:
+        cast(postgres.Connection, conn).later(sql, params)
+
+
 def put_class(conn: sqlite3.Connection, row: ClassRow) -> None:
-    """Insert or replace a class's standing (inside the caller's transaction)."""
+    """Insert or replace a class's standing (inside the caller's transaction; sent with the unit's next
+    statement, `later`)."""
     window = json.dumps([[aid, 1 if ok else 0] for aid, ok in row.window], separators=(",", ":"))
-    conn.execute(
+    later(
+        conn,
         "INSERT INTO class_state (name, level, policy_start, pinned, window_json, level_since, transition_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET level = excluded.level, "
         "policy_start = excluded.policy_start, pinned = excluded.pinned, window_json = excluded.window_json, "

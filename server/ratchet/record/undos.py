@@ -124,7 +124,7 @@ def figures(
         str(r[0]): int(r[1])
         for r in conn.execute(
             "SELECT class, count(*) FROM actions WHERE status = 'executed' AND created_at >= ? AND created_at < ?"
-            f"{narrow} GROUP BY class",
+            f"{narrow} GROUP BY status, class",  # status first: an index led by the class is no use here
             (lo, hi, *narrowed),
         )
     }

@@ -172,13 +172,13 @@ def _judged(
     sample: Literal["added", "flipped"],
 ) -> Settled:
     """Judge the window that now holds the event's sample: move one rung, or keep the window."""
-    held = cap(standing, freeze)
+    held = None if standing.pinned is None and freeze is None else cap(standing, freeze)
     ceiling = standing.level if held is not None and held <= standing.level else cls.ceiling
     on_probation = standing.probation > 0
     verdict = judge(window, standing.level, cls.floor, ceiling, cls.trust, probation=on_probation)
     left = max(standing.probation - 1, 0) if sample == "added" else standing.probation
     if verdict.move is None:
-        return Settled(replace(standing, window=window, probation=left), None, sample)
+        return Settled(Standing(standing.level, window, standing.pinned, left), None, sample)
     move = _moved(standing, verdict.to_level, verdict.move, "ratchet", verdict.reason, verdict.evidence, action_id)
     probation = cls.trust.probation if verdict.move == "promote" else 0
     return Settled(Standing(verdict.to_level, Window(), standing.pinned, probation), move, sample)

@@ -34,15 +34,16 @@ the default); a span whose share of failures is below the class's bad rate (`1 -
 not used, and a class left with none (one tuned to tolerate many failures) is judged by the CUSUM
 at every sample, as on probation.
 
-A complaint demotes at once where the class says so. Cost per sample is O(window_size),
-independent of how much history exists.
+A complaint demotes at once where the class says so. Cost per sample is O(1), independent of how
+much history exists: the window keeps its running figures (`Tally`: successes, failures in each span,
+the drift detector) as samples join and leave it, exactly as a pass over its samples gives them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ratchet.policy.levels import Level
 from ratchet.policy.model import TrustParams
@@ -50,6 +51,7 @@ from ratchet.policy.model import TrustParams
 Z_95 = 1.959963984540054
 # (failures, span): demote when the last `span` samples of the window hold at least `failures` failures.
 SPANS: tuple[tuple[int, int], ...] = ((3, 8), (4, 20))
+SPAN_LENGTHS = tuple(span for _, span in SPANS)
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,42 @@ class Sample:
     ok: bool
 
 
+class Tally(NamedTuple):
+    """A window's running figures, kept as samples join and leave it (`add_sample`), so that judging the
+    window after a sample costs O(1) instead of a pass over it. Each figure is exactly what a pass over the
+    samples gives (`recount`, `cusum`): the one rule, kept incrementally.
+
+    The drift detector is kept from the window's first sample: a CUSUM floored at zero. When the oldest
+    sample leaves, the detector started one sample later stands at the same value as soon as the kept one
+    has touched zero at or after the sample that left (floating-point addition and the floor are monotone,
+    so the later start is never above the kept one, and both are at zero there); only when the kept one
+    stayed above zero through the whole window is the detector replayed over the window (`since_zero`)."""
+
+    successes: int
+    failures_in: tuple[int, ...]  # failures among the window's last `span` samples, for each span of SPANS
+    drift: float | None  # the detector's value (None: not kept; replayed over the window when asked)
+    since_zero: int  # samples the detector took since it last stood at zero (the window's start is a zero)
+    steps: tuple[float, float] | None  # the increments `drift` was kept with (None: the empty window's, any)
+
+
+def recount(samples: tuple[Sample, ...]) -> Tally:
+    """A window's figures by a pass over its samples (the detector is left to be replayed when asked)."""
+    successes = sum(1 for s in samples if s.ok)
+    failures_in = tuple(sum(1 for s in samples[-span:] if not s.ok) for _, span in SPANS)
+    return Tally(successes, failures_in, None if samples else 0.0, 0, None)
+
+
 @dataclass(frozen=True)
 class Window:
-    """The evidence gathered at a class's current level, oldest sample first."""
+    """The evidence gathered at a class's current level, oldest sample first, with its running figures
+    (`Tally`: computed from the samples when not given, kept by `add_sample` as samples join and leave)."""
 
     samples: tuple[Sample, ...] = ()
+    tally: Tally = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.tally is None:
+            object.__setattr__(self, "tally", recount(self.samples))
 
     @property
     def n(self) -> int:
@@ -74,7 +107,7 @@ class Window:
     @property
     def successes(self) -> int:
         """How many of them succeeded."""
-        return sum(1 for sample in self.samples if sample.ok)
+        return self.tally.successes
 
 
 @dataclass(frozen=True)
@@ -99,14 +132,19 @@ class Evidence:
         )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Whether the window moves the class, and why."""
+class Verdict(NamedTuple):
+    """Whether the window moves the class, and why (`evidence`: the window's figures, computed when read)."""
 
     move: Literal["promote", "demote"] | None
     to_level: Level
     reason: str
-    evidence: Evidence
+    window: Window
+    params: TrustParams
+
+    @property
+    def evidence(self) -> Evidence:
+        """The figures of the window judged."""
+        return evidence(self.window, self.params)
 
 
 def wilson_bounds(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -120,40 +158,115 @@ def wilson_bounds(successes: int, n: int, z: float = Z_95) -> tuple[float, float
     return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
 
 
+_LOWER: dict[tuple[int, int], float] = {}
+
+
+def lower_bound(successes: int, n: int) -> float:
+    """The Wilson lower bound of `successes` in `n` (`wilson_bounds`' first), remembered: a window takes few
+    distinct (successes, n) pairs, and a replay asks for them a hundred thousand times."""
+    key = (successes, n)
+    found = _LOWER.get(key)
+    if found is None:
+        found = _LOWER[key] = wilson_bounds(successes, n)[0]
+    return found
+
+
+_STEPS: dict[tuple[float, float], tuple[float, float]] = {}
+
+
 def drift_steps(params: TrustParams) -> tuple[float, float]:
     """The CUSUM increments (on success, on failure): the log-likelihood ratio of bad vs good."""
-    fail_good = 1.0 - params.promote_at
-    fail_bad = 1.0 - params.demote_below
-    return math.log((1.0 - fail_bad) / (1.0 - fail_good)), math.log(fail_bad / fail_good)
+    key = (params.promote_at, params.demote_below)
+    found = _STEPS.get(key)
+    if found is None:
+        fail_good = 1.0 - params.promote_at
+        fail_bad = 1.0 - params.demote_below
+        found = _STEPS[key] = math.log((1.0 - fail_bad) / (1.0 - fail_good)), math.log(fail_bad / fail_good)
+    return found
+
+
+def cusum(samples: tuple[Sample, ...], steps: tuple[float, float]) -> tuple[float, int]:
+    """The drift detector replayed over `samples` from zero: its value, and how many samples it took since it
+    last stood at zero."""
+    on_success, on_failure = steps
+    value, since = 0.0, 0
+    for sample in samples:
+        value = max(0.0, value + (on_success if sample.ok else on_failure))
+        since = 0 if value == 0.0 else since + 1
+    return value, since
 
 
 def drift(window: Window, params: TrustParams) -> float:
-    """The drift detector's value over the window (replayed: O(window_size), no hidden state)."""
-    on_success, on_failure = drift_steps(params)
-    value = 0.0
-    for sample in window.samples:
-        value = max(0.0, value + (on_success if sample.ok else on_failure))
-    return value
+    """The drift detector's value over the window: the one kept with it (`Tally`), or replayed over it."""
+    steps = drift_steps(params)
+    kept = window.tally
+    if kept.drift is not None and (kept.steps is None or kept.steps == steps):
+        return kept.drift
+    return cusum(window.samples, steps)[0]
+
+
+_SPANS: dict[float, tuple[tuple[int, int], ...]] = {}
 
 
 def spans(params: TrustParams) -> tuple[tuple[int, int], ...]:
     """The `SPANS` that fit the class: those whose share of failures is at least the failure rate its
     policy calls bad (1 - demote_below). A class tuned to tolerate many failures keeps the CUSUM alone."""
-    bad = 1.0 - params.demote_below
-    return tuple((k, m) for k, m in SPANS if k / m >= bad - 1e-9)
+    found = _SPANS.get(params.demote_below)
+    if found is None:
+        bad = 1.0 - params.demote_below
+        found = _SPANS[params.demote_below] = tuple((k, m) for k, m in SPANS if k / m >= bad - 1e-9)
+    return found
 
 
 def span_failures(window: Window, params: TrustParams) -> tuple[int, int] | None:
     """The first of the class's spans the window's latest samples breach, as (failures, span); None if none does."""
-    for failures, span in spans(params):
-        if sum(1 for sample in window.samples[-span:] if not sample.ok) >= failures:
+    found = window.tally.failures_in
+    for failures, span, at in _fitting(params):
+        if found[at] >= failures:
             return failures, span
     return None
 
 
+_FITTING: dict[float, tuple[tuple[int, int, int], ...]] = {}
+
+
+def _fitting(params: TrustParams) -> tuple[tuple[int, int, int], ...]:
+    """The class's spans (`spans`), each with its place in `Tally.failures_in`."""
+    found = _FITTING.get(params.demote_below)
+    if found is None:
+        mine = spans(params)
+        found = _FITTING[params.demote_below] = tuple((k, m, i) for i, (k, m) in enumerate(SPANS) if (k, m) in mine)
+    return found
+
+
 def add_sample(window: Window, sample: Sample, params: TrustParams) -> Window:
-    """The window after one more sample (the oldest dropped beyond window_size)."""
-    return Window((*window.samples, sample)[-params.window_size :])
+    """The window after one more sample (the oldest dropped beyond window_size), its figures kept in O(1)
+    (`Tally`; recounted when the window loses more than one sample, as when a policy shrank it)."""
+    old = window.samples
+    samples = (*old, sample)[-params.window_size :]
+    gone = len(old) + 1 - len(samples)
+    kept = window.tally
+    steps = drift_steps(params)
+    if gone > 1:
+        return Window(samples)
+    failed = not sample.ok
+    left = old[0] if gone else None
+    successes = kept.successes + sample.ok - (left is not None and left.ok)
+    size = len(samples)
+    failures_in = tuple(
+        [
+            size - successes if size <= span else found + failed - (not old[-span].ok)
+            for span, found in zip(SPAN_LENGTHS, kept.failures_in, strict=True)
+        ]
+    )
+    if kept.drift is None or (kept.steps is not None and kept.steps != steps):
+        value, since = cusum(samples, steps)
+    else:
+        value = max(0.0, kept.drift + (steps[1] if failed else steps[0]))
+        since = 0 if value == 0.0 else kept.since_zero + 1
+        if gone and since > len(old):  # above zero through the whole window: replay from the new start
+            value, since = cusum(samples, steps)
+    return Window(samples, Tally(successes, failures_in, value, since, steps))
 
 
 def flip_sample(window: Window, action_id: int) -> Window | None:
@@ -183,42 +296,47 @@ def evidence(window: Window, params: TrustParams) -> Evidence:
 def judge(
     window: Window, level: Level, floor: Level, ceiling: Level, params: TrustParams, *, probation: bool = False
 ) -> Verdict:
-    """Decide whether the class moves one rung, from its window (and, on probation, the stricter rule)."""
-    ev = evidence(window, params)
+    """Decide whether the class moves one rung, from its window (and, on probation, the stricter rule).
+    O(1): the window's running figures (`Tally`) are read, not recomputed."""
     breached = span_failures(window, params)
     if breached is not None and level > floor:
         failures, span = breached
         reason = f"{failures} failures within the last {span} samples"
-        return Verdict("demote", level.down(), reason, ev)
-    if (probation or not spans(params)) and ev.drift >= params.drift_threshold and level > floor:
-        return Verdict(
-            "demote",
-            level.down(),
-            (
-                f"on probation: drift detector reached {ev.drift:.2f} >= {params.drift_threshold} "
+        return Verdict("demote", level.down(), reason, window, params)
+    if (probation or not spans(params)) and level > floor:
+        value = drift(window, params)
+        if value >= params.drift_threshold:
+            reason = (
+                f"on probation: drift detector reached {value:.2f} >= {params.drift_threshold} "
                 f"(failures are outrunning a {params.demote_below:.0%} class)"
-            ),
-            ev,
+            )
+            return Verdict("demote", level.down(), reason, window, params)
+    n = window.n
+    lower = lower_bound(window.successes, n) if n else None
+    if level < ceiling and lower is not None and n >= params.min_samples and lower >= params.promote_at:
+        reason = (
+            f"Wilson lower bound {lower:.3f} >= promote_at {params.promote_at} "
+            f"over {n} samples (min {params.min_samples})"
         )
-    if level < ceiling and ev.lower is not None and window.n >= params.min_samples and ev.lower >= params.promote_at:
-        return Verdict(
-            "promote",
-            level.up(),
-            (
-                f"Wilson lower bound {ev.lower:.3f} >= promote_at {params.promote_at} "
-                f"over {window.n} samples (min {params.min_samples})"
-            ),
-            ev,
-        )
-    return Verdict(None, level, _standing(window, level, ceiling, params, ev), ev)
+        return Verdict("promote", level.up(), reason, window, params)
+    return Verdict(None, level, _standing(n, lower, level, ceiling, params), window, params)
 
 
-def _standing(window: Window, level: Level, ceiling: Level, params: TrustParams, ev: Evidence) -> str:
+def _standing(n: int, lower: float | None, level: Level, ceiling: Level, params: TrustParams) -> str:
     if level >= ceiling:
         return f"at its ceiling ({ceiling.label})"
-    if window.n < params.min_samples:
-        return f"{params.min_samples - window.n} more samples before promotion can be considered"
-    return f"lower bound {ev.lower:.3f} below promote_at {params.promote_at}"
+    if n < params.min_samples:
+        return f"{params.min_samples - n} more samples before promotion can be considered"
+    return f"lower bound {lower:.3f} below promote_at {params.promote_at}"
+
+
+def figures(window: Window) -> tuple[int, float | None, float | None]:
+    """The window's size, success rate and Wilson lower bound (None, None when empty), in O(1): what a
+    trajectory's point shows (`evidence` has every figure)."""
+    n = window.n
+    if n == 0:
+        return 0, None, None
+    return n, window.successes / n, lower_bound(window.successes, n)
 
 
 def samples_to_promote(window: Window, params: TrustParams) -> int | None:
