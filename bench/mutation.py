@@ -3,6 +3,8 @@
     .venv/bin/pip install -e '.[mutation]'
     nice -n 19 .venv/bin/python -m bench.mutation [--modules redact,chain,...] [--label after] [--timeout 180]
     nice -n 19 .venv/bin/python -m bench.mutation --modules redact --label before --tests-from COMMIT
+    nice -n 19 .venv/bin/python -m bench.mutation --modules roles --label before --tests-from COMMIT \
+        --tests "tests/test_roles.py::test_db_roles_needs_postgresql ..."   # a selection of that commit's tests
 
 Each module is mutated one small change at a time (a comparison flipped or moved by one, `and` for
 `or`, a `not` added or removed, a number changed, a loop made to run zero times, `break` for
@@ -77,9 +79,18 @@ MODULES: dict[str, tuple[str, ...]] = {
     "policy/argv_options.py": ("tests/test_hostile_argv.py", "tests/test_shell.py"),
     "executors/confined.py": ("tests/test_checks.py", "tests/test_verify.py"),
     "executors/workspace.py": ("tests/test_confinement.py", "tests/test_workspace.py"),
-    "executors/sandbox.py": ("tests/test_sandbox.py",),
-    "record/roles.py": ("tests/test_roles.py",),
-    "record/actions.py": ("tests/test_hook_binding.py",),  # the hook binding's SQL lives here
+    # The plan read without running it (a second), then bubblewrap run and attacked (minutes).
+    "executors/sandbox.py": ("tests/test_sandbox_plan.py", "tests/test_sandbox.py"),
+    # The roles' own rules without a database (milliseconds), then the functions the engine and `db roles` /
+    # `db check` call, in process against a real PostgreSQL (seconds). The guards' SQL is no Python cosmic-ray
+    # can mutate (SQL_MUTANTS below tries them against the tests that attack them), and the rest of
+    # test_roles.py (minutes: CLI processes and servers) reaches no line of roles.py's Python these do not.
+    "record/roles.py": (
+        "tests/test_roles_rules.py",
+        "tests/test_roles.py::test_each_login_is_told_whether_it_may_review_and_whose_it_is",
+        "tests/test_roles.py::test_install_and_state_in_process",
+    ),
+    "record/binding.py": ("tests/test_hook_binding.py",),  # the SQL that binds a hook outcome to its call
     # A hook dialog's answer timed across hook processes (the previous answer kept in the record): the
     # in-process case with exact moments first, then the real hook processes.
     "engine/dialog.py": (
@@ -107,6 +118,72 @@ EXCLUDED_OPERATORS = (
 )
 
 
+# Mutants cosmic-ray cannot make: its operators change Python, never the text of a string, and what the hook
+# binding holds is said in SQL (the audit's surviving break was one: `tool_use_id` ignored in the WHERE). Each
+# is (the text as written, the text mutated); the text occurs exactly once in the module, and the mutated SQL
+# keeps its placeholders, so it runs and answers differently. A condition is dropped by turning it into
+# `? IS NOT NULL` (true for every value bound), which keeps the parameters as they are. Run after cosmic-ray's
+# mutants with the same test command, and counted with them (operator `SqlMutant`).
+SQL_MUTANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "record/binding.py": (
+        ("WHERE external_id = ? AND session_id = ?", "WHERE ? IS NOT NULL AND session_id = ?"),
+        ("WHERE external_id = ? AND session_id = ?", "WHERE external_id = ? AND ? IS NOT NULL"),
+        ("external_tool IS NULL OR external_tool = ?) ORDER", "external_tool IS NULL OR ? IS NOT NULL) ORDER"),
+        ("(? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER", "(? IS NULL OR external_tool = ?) ORDER"),
+        (
+            "(? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER",
+            "(? IS NOT NULL AND external_tool = ?) ORDER",
+        ),
+        ("ORDER BY id DESC LIMIT 1", "ORDER BY id LIMIT 1"),
+        ("AND session_id = ? AND status IN ({_WITH_CLIENT_SQL})", "AND session_id = ? AND status IS NOT NULL"),
+        ("WHERE session_id = ? AND status IN ({_WITH_CLIENT_SQL})", "WHERE session_id = ? AND status IS NOT NULL"),
+        ("WHERE session_id = ? AND status", "WHERE ? IS NOT NULL AND status"),
+        ('external_tool IS NULL OR external_tool = ?)",', 'external_tool IS NULL OR ? IS NOT NULL)",'),
+        ("AND external_id IS NOT NULL AND", "AND"),
+        ("SELECT DISTINCT external_id", "SELECT external_id"),
+        (
+            "SET external_id = ?, external_tool = ? WHERE id = ?",
+            "SET external_id = ?, external_tool = NULL WHERE ? IS NOT NULL AND id = ?",
+        ),
+    ),
+    # The guards: each refusal's condition made false in turn (`IF false`), the trigger otherwise intact.
+    "record/roles.py": (
+        ('IF {_rank("NEW.level")} > {_rank("OLD.level")} THEN', "IF false THEN"),
+        ("IF NEW.pinned IS DISTINCT FROM OLD.pinned THEN", "IF false THEN"),
+        ('IF {_rank("NEW.policy_start")} > {_rank("OLD.policy_start")} THEN', "IF false THEN"),
+        ("AND ratchet_successes(NEW.window_json) > ratchet_successes(OLD.window_json) THEN", "AND false THEN"),
+        ("IF NEW.kind NOT IN ({kinds}) OR", "IF false OR"),
+        ('OR {_rank("NEW.to_level")} > {_rank("NEW.from_level")} THEN', "OR false THEN"),
+        ("IF NEW.id <= coalesce((SELECT max(id) FROM transitions), 0) THEN", "IF false THEN"),
+        ("IF recorded IS NULL OR NEW.from_level <> recorded THEN", "IF false THEN"),
+        ("OLD.epoch) OR NEW.ok > OLD.ok THEN", "OLD.epoch) OR false THEN"),
+        ("IF judged IS NULL OR judged <> NEW.class THEN", "IF false THEN"),
+        ("IF NEW.epoch <> coalesce(", "IF false AND NEW.epoch <> coalesce("),
+        ("IF NEW.ok <> 0 AND coalesce(", "IF false AND coalesce("),
+        ("IF ({new_content}) IS DISTINCT FROM ({old_content}) THEN", "IF false THEN"),
+        ("NEW.status IS DISTINCT FROM OLD.status AND NOT (OLD.status, NEW.status) IN ({moves}) THEN", "false THEN"),
+        ("AND NOT (NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ({final})) THEN", "AND false THEN"),
+        ("IF NEW.approval_json IS DISTINCT FROM OLD.approval_json OR NEW.reviewed_by", "IF false OR NEW.reviewed_by"),
+        ("IF NEW.status NOT IN ({born}) OR NEW.approval_json IS NOT NULL", "IF false OR NEW.approval_json IS NOT NULL"),
+        ("AND NOT pg_has_role(current_user, r.reviewer, 'MEMBER'))", ")"),
+    ),
+}
+# The tests an SQL mutant is run against when not the module's (MODULES): the guards are tried by the tests
+# that attack them, which the module's Python needs none of.
+SQL_TESTS: dict[str, tuple[str, ...]] = {
+    "record/roles.py": tuple(
+        f"tests/test_roles.py::{name}"
+        for name in (
+            "test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can",
+            "test_the_agent_role_cannot_take_a_level_from_a_row_it_writes",
+            "test_a_level_row_that_does_not_continue_is_broken_and_verify_says_so",
+            "test_the_agent_role_cannot_rewrite_an_action_it_recorded",
+            "test_samples_keep_their_class_epoch_and_action",
+        )
+    ),
+}
+
+ONE_COLUMN = "a one-column row (or a one-column query's rows): [-1] is [0]; the mutant [1] is an IndexError, killed"
 # Survivors judged harmless, by module and the surviving line's code (stripped): why no test can or
 # should tell the mutant from the original. Shown beside each such survivor in mutation.md.
 HARMLESS: dict[tuple[str, str], str] = {
@@ -180,10 +257,53 @@ HARMLESS: dict[tuple[str, str], str] = {
         "a pin at the class's own level lowers nothing: its trigger would cap at the class level, and only "
         "triggers that lowered the call are kept"
     ),
+    ("record/binding.py", "return {str(r[0]) for r in rows}"): (
+        "only r[-1] survives (r[1] is an IndexError): the query selects one column, so r[-1] is r[0]"
+    ),
+    ("record/binding.py", "SELECT DISTINCT external_id -> SELECT external_id"): (
+        "the ids are gathered into a set, which drops the duplicates DISTINCT would"
+    ),
+    ("record/binding.py", "AND external_id IS NOT NULL AND -> AND"): (
+        "a call waits for its client (allowed or asked) only when it was recorded by record_external, which binds "
+        "its id in the same unit of work: no waiting row has a NULL id, and an id of 'None' would match none"
+    ),
+    ("record/roles.py", 'schema = str(conn.execute("SELECT current_schema()").fetchone()[0])'): ONE_COLUMN,
+    ("record/roles.py", "str(r[0])"): ONE_COLUMN,
+    ("record/roles.py", "if conn.execute(\"SELECT to_regclass('ratchet_people') IS NULL\").fetchone()[0]:"): ONE_COLUMN,
+    (
+        "record/roles.py",
+        'return str(conn.execute("SELECT ratchet_person(session_user::text)").fetchone()[0])',
+    ): ONE_COLUMN,
+    ("record/roles.py", "return bool(row[0])"): ONE_COLUMN,
+    ("record/roles.py", "if conn.execute(\"SELECT to_regclass('ratchet_roles') IS NULL\").fetchone()[0]:"): ONE_COLUMN,
+    ("record/roles.py", 'problems += [f"{r[0]} not granted" for r in ungranted]'): (
+        "two mutants, one place: r[-1] is r[0] (a one-column query), equivalent; r[1] (an IndexError once a table "
+        "is not granted) survived the after-run and is killed since by "
+        "test_roles.py::test_install_and_state_in_process (a table created after `db roles`)"
+    ),
+}
+# What a reader of a run must know that its figures do not say, by module and label.
+NOTES: dict[tuple[str, str], str] = {
+    ("record/binding.py", "after"): (
+        "counted killed, the SQL mutant `AND external_id IS NOT NULL AND -> AND` survives when applied by hand "
+        "(test_hook_binding.py: 8 passed); the run was at a load average of 13 to 14, where its test run failed "
+        "or passed the timeout. It is equivalent (listed with its reason in the `before` survivors), so the score "
+        "among the mutants that are not equivalent stays 14/14"
+    ),
+    ("record/roles.py", "after"): (
+        'of the two survivors at `problems += [f"{r[0]} not granted" ...]` one (r[1]) is not equivalent and is '
+        "killed since (see its row), so the share among the mutants that are not equivalent is one lower than shown "
+        "(88 of 90; both real survivors killed since, each checked by applying it by hand). No `before` run: with "
+        "the tests of before, each of about 25 survivors would have run the test_roles.py tests that reach roles.py's "
+        "Python only through CLI processes, minutes each on this machine"
+    ),
 }
 # Survivors of the committed run killed by a test written after it (each checked by applying the one
 # mutant by hand and seeing the test fail): the next run counts them as killed.
 KILLED_SINCE: dict[tuple[str, str], str] = {
+    ("record/roles.py", "OR {_rank(NEW.to_level)} > {_rank(NEW.from_level)} THEN -> OR false THEN"): (
+        "test_roles.py::test_the_agent_role_cannot_forge_trust_and_the_reviewer_role_can (a demotion that raises)"
+    ),
     (
         "record/chain.py",
         "kept = {name: value for name, value in facts.items() if value is not None or name not in LATER_FACTS}",
@@ -286,9 +406,39 @@ def _survivors(dump: str, root: Path) -> tuple[dict[str, int], list[dict[str, An
     return counts, survivors
 
 
-def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
-    """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors."""
-    tests = MODULES[module]
+def _sql_mutants(
+    module: str, tests: tuple[str, ...], root: Path, env: dict[str, str], timeout: float
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """Each of the module's SQL_MUTANTS written into the scratch copy in turn and the tests run against it:
+    ("killed", None) or ("survived", the survivor as _survivors lists one)."""
+    path = root / "server" / "ratchet" / module
+    original = path.read_text(encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *SQL_TESTS.get(module, tests)]
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    try:
+        for written, mutated in SQL_MUTANTS.get(module, ()):
+            if original.count(written) != 1:
+                raise SystemExit(f"{module}: the SQL mutant's text {written!r} must occur exactly once")
+            path.write_text(original.replace(written, mutated), encoding="utf-8")
+            try:
+                done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=timeout, check=False)
+                killed = done.returncode != 0
+            except subprocess.TimeoutExpired:
+                killed = True
+            line = original[: original.index(written)].count("\n") + 1
+            code = " ".join(f"{written} -> {mutated}".replace('"', "").split())
+            out.append(
+                ("killed", None) if killed else ("survived", {"line": line, "operator": "SqlMutant", "code": code})
+            )
+    finally:
+        path.write_text(original, encoding="utf-8")
+    return out
+
+
+def mutate(module: str, root: Path, timeout: float, tests: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Run cosmic-ray on one module in the scratch copy `root`; its counts, score and survivors. `tests`: the
+    selection to run instead of MODULES' (a `before` run whose tests did not exist yet)."""
+    tests = tests or MODULES[module]
     env = {**os.environ, "PYTHONPATH": str(root / "server")}
     env.pop("RATCHET_DB", None)
     env.pop("RATCHET_POLICIES", None)
@@ -311,6 +461,11 @@ def mutate(module: str, root: Path, timeout: float) -> dict[str, Any]:
             return {"module": module, "tests": list(tests), "error": f"{Path(step[0]).name} failed", "tail": tail}
     dumped = _run([_tool("cosmic-ray"), "dump", str(session)], root, env)
     counts, survivors = _survivors(dumped.stdout, root)
+    for outcome, survivor in _sql_mutants(module, tests, root, env, timeout):
+        counts[outcome] += 1
+        if survivor is not None:
+            survivors.append(survivor)
+    survivors.sort(key=lambda s: (s["line"], s["operator"], s["code"]))
     judged = counts["killed"] + counts["survived"]
     return {
         "module": module,
@@ -363,6 +518,10 @@ def render(report: dict[str, Any]) -> str:
                 cells.append(f"{score} ({run['killed']}/{judged}{besides}), `{run['provenance']['commit']}`")
         tests = " ".join(next(iter(entry.values()))["tests"])
         lines.append(f"| `{module}` | `{tests}` | " + " | ".join(cells) + " |")
+    noted = [(key, note) for key, note in NOTES.items() if key[1] in report["modules"].get(key[0], {})]
+    if noted:
+        lines += ["", "Notes on runs:", ""]
+        lines += [f"- `{module}` ({label}): {note}" for (module, label), note in noted]
     for module, entry in sorted(report["modules"].items()):
         for label in labels:
             run = entry.get(label)
@@ -395,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where mutation.json and mutation.md go")
     parser.add_argument("--tests-from", metavar="COMMIT", help="run that commit's tests (for a `before` run)")
+    parser.add_argument(
+        "--tests", help="the test selection instead of MODULES' (space-separated; one module), e.g. for a before run"
+    )
     parser.add_argument("--render-only", action="store_true", help="mutate nothing: rewrite mutation.md from the JSON")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -405,13 +567,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
         parser.error(f"unknown modules {unknown}; known: {', '.join(SHORT)}")
+    if args.tests and len(chosen) != 1:
+        parser.error("--tests names the tests of one module: give exactly one in --modules")
     shown = sys.argv[1:] if argv is None else argv
     provenance = stamp(shlex.join([".venv/bin/python", "-m", "bench.mutation", *shown]))
     out_json = args.out / "mutation.json"
     report: dict[str, Any] = json.loads(out_json.read_text()) if out_json.exists() else {"modules": {}}
     for module in chosen:
         with tempfile.TemporaryDirectory(prefix="ratchet-mutation-") as tmp:
-            result = mutate(module, _scratch(Path(tmp), args.tests_from), args.timeout)
+            chosen_tests = tuple(shlex.split(args.tests)) if args.tests else None
+            result = mutate(module, _scratch(Path(tmp), args.tests_from), args.timeout, chosen_tests)
         result["provenance"] = provenance
         if args.tests_from:
             result["tests_from"] = args.tests_from

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ratchet.engine import Engine
 from ratchet.rules.provenance import reading_seconds
 
 from .helpers import Claude
@@ -46,6 +47,45 @@ def _stderr_of(claude: Claude, event: dict[str, Any]) -> str:
     return done.stderr
 
 
+def _status(db: Path, external_id: str) -> str:
+    (row,) = _rows(db, "SELECT status FROM actions WHERE external_id = ?", external_id)
+    return str(row["status"])
+
+
+@pytest.mark.asyncio
+async def test_the_engine_binds_an_outcome_by_session_id_and_tool(
+    workspace: Path, hook_policies: Path, db: Path
+) -> None:
+    """The binding itself (record/binding.py), in process: what waits and what an outcome settles, by session,
+    id and tool. Each filter holds alone, whatever a hook checked before asking."""
+    alice = await Engine.open(workspace, policies=hook_policies, db=db, session="claude-alice")
+    mallory = await Engine.open(workspace, policies=hook_policies, db=db, session="claude-mallory")
+    try:
+        for name, tool in (("w", "Write"), ("u", None)):  # a call bound without a tool (recorded before tools were)
+            ev = await alice.evaluate("write_file", {"path": f"climb/{name}.txt", "content": "x\n"}, shell_rule=False)
+            await alice.record_external(ev, f"toolu_{name}", external_tool=tool)
+            assert _status(db, f"toolu_{name}") == "asked"
+        assert await alice.waiting_external() == {"toolu_w", "toolu_u"}
+        assert await alice.waiting_external("Write") == {"toolu_w", "toolu_u"}
+        assert await alice.waiting_external("Bash") == {"toolu_u"}  # only the call that names no tool
+        assert await mallory.waiting_external() == set() and await mallory.waiting_external("Write") == set()
+        # Another tool, another session: nothing is settled.
+        await alice.record_external_outcome("toolu_w", ran=True, ok=True, external_tool="Bash")
+        await mallory.record_external_outcome("toolu_w", ran=True, ok=True, external_tool="Write")
+        await mallory.record_external_outcome("toolu_u", ran=True, ok=True)
+        assert (_status(db, "toolu_w"), _status(db, "toolu_u")) == ("asked", "asked")
+        # The same session, id and tool settle it, once; the call that names no tool is settled by any tool's outcome.
+        await alice.record_external_outcome("toolu_w", ran=False, ok=False, answered=False, external_tool="Write")
+        await alice.record_external_outcome("toolu_u", ran=False, ok=False, answered=False, external_tool="Edit")
+        assert (_status(db, "toolu_w"), _status(db, "toolu_u")) == ("unanswered", "unanswered")
+        assert await alice.waiting_external() == set()
+        await alice.record_external_outcome("toolu_w", ran=True, ok=True, external_tool="Write")
+        assert _status(db, "toolu_w") == "unanswered"
+    finally:
+        await mallory.close()
+        await alice.close()
+
+
 def test_an_outcome_from_another_session_settles_nothing(alice: Claude, mallory: Claude) -> None:
     d, asked = alice.write("climb/a.txt", "a\n")
     assert _decided(d) == "ask"
@@ -71,9 +111,11 @@ def test_an_outcome_for_another_tool_settles_nothing(alice: Claude) -> None:
     before = _window(alice, "climb"), _window(alice, "echo-run")
     # Same session, known ids, but naming another tool (also one Ratchet does not govern).
     for tool in ("Bash", "Edit", "MultiEdit", "NotebookEdit"):
-        _stderr_of(alice, alice.event("PermissionDenied", tool_name=tool, tool_input={}, tool_use_id=asked))
+        note = _stderr_of(alice, alice.event("PermissionDenied", tool_name=tool, tool_input={}, tool_use_id=asked))
+        assert f"no call of session claude-alice and tool {tool} waits for it; ignored" in note
     for tool in ("Write", "Edit"):
-        _stderr_of(alice, alice.event("PostToolUseFailure", tool_name=tool, tool_input={}, tool_use_id=allowed))
+        note = _stderr_of(alice, alice.event("PostToolUseFailure", tool_name=tool, tool_input={}, tool_use_id=allowed))
+        assert f"no call of session claude-alice and tool {tool} waits for it; ignored" in note
     alice.post("Read", asked, name="PostToolUseFailure")  # an ungoverned tool's event is not even read
     assert _row(alice, asked)["status"] == "asked" and _row(alice, allowed)["status"] == "allowed"
     assert (_window(alice, "climb"), _window(alice, "echo-run")) == before
@@ -133,6 +175,22 @@ def test_a_reused_tool_use_id_settles_only_its_own_sessions_call(alice: Claude, 
     alice.post("Write", same)
     rows = {r["target"]: r for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
     assert rows["climb/a.txt"]["status"] == "executed" and rows["climb/m.txt"]["status"] == "unanswered"
+
+
+def test_an_id_asked_twice_in_one_session_settles_its_newest_call_first(alice: Claude) -> None:
+    # The client asks twice under one tool_use_id in one session (its ids are its own): two calls wait under it.
+    # The outcome is of the call the client decided on last, so it settles the newest; the older one waits on.
+    same = "toolu_twice_001"
+    for name in ("old.txt", "new.txt"):
+        tool_input = {"file_path": str(alice.workspace / "climb" / name), "content": "x\n"}
+        ev = alice.event("PreToolUse", tool_name="Write", tool_input=tool_input, tool_use_id=same)
+        assert _decided(alice.send(ev)) == "ask"
+    alice.post("Write", same, name="PermissionDenied", reason="denied")
+    rows = {r["target"]: r["status"] for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert rows == {"climb/new.txt": "unanswered", "climb/old.txt": "asked"}
+    alice.post("Write", same, name="PermissionDenied", reason="denied")
+    rows = {r["target"]: r["status"] for r in _rows(alice.db, "SELECT * FROM actions WHERE external_id = ?", same)}
+    assert rows == {"climb/new.txt": "unanswered", "climb/old.txt": "unanswered"}
 
 
 def _rejection(tool_use_id: str) -> str:

@@ -9,11 +9,12 @@ role must be able to do the same things. Then the whole team flow runs with the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -22,15 +23,27 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import mcp.types as types
 import pytest
+import pytest_asyncio
 from mcp import Client
 from mcp.client.session import ClientRequestContext
 
 from ratchet.engine.origin import HOST_ENV
-from ratchet.record import actions, chain
+from ratchet.errors import InvalidRequest
+from ratchet.record import actions, chain, roles
 from ratchet.record.lifecycle import Status
 from ratchet.record.store import PostgresUrl, Store
 
-from .helpers import Claude, console_env, db_rows, draft, intent_row, ratchet_argv, require_module, stdio_params
+from .helpers import (
+    Claude,
+    PgCluster,
+    console_env,
+    db_rows,
+    draft,
+    intent_row,
+    ratchet_argv,
+    require_module,
+    stdio_params,
+)
 
 psycopg = require_module("psycopg", "pip install -e '.[dev]'")
 
@@ -101,6 +114,130 @@ async def queued_draft(url: str) -> int:
         await store.close()
 
 
+async def on(url: str, fn: Any, write: bool = False) -> Any:
+    """`fn(connection)` through Ratchet's own record layer, connected as `url`'s login."""
+    store = await Store.open(PostgresUrl(url))
+    try:
+        return await (store.run(fn) if write else store.call(fn))
+    finally:
+        await store.close()
+
+
+@pytest_asyncio.fixture
+async def in_process(pg_url: str, workspace: Path, policies: Path, ratchet_bin: Path) -> AsyncIterator[Team]:
+    """The same team as `team`, set up in this process (`roles.install` called as `db roles` calls it): no
+    CLI process, so a test of the roles' own functions starts in a second."""
+    tag = uuid.uuid4().hex[:8]
+    groups = (f"agents_{tag}", f"reviewers_{tag}")
+    people = {f"agent_{tag}": f"team_{tag}", f"human_{tag}": f"team_{tag}"}
+    done = await on(pg_url, lambda c: roles.install(c, *groups, people), write=True)
+    assert (done.agent, done.reviewer, done.created, done.people) == (*groups, groups, people)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE agent_{tag} LOGIN IN ROLE {groups[0]}")
+        conn.execute(f"CREATE ROLE human_{tag} LOGIN IN ROLE {groups[1]}")
+    yield Team(
+        pg_url,
+        as_user(pg_url, f"agent_{tag}"),
+        as_user(pg_url, f"human_{tag}"),
+        groups,
+        workspace,
+        policies,
+        ratchet_bin,
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for role in (f"agent_{tag}", f"human_{tag}"):
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def tag_of(team: Team) -> str:
+    return team.groups[0].removeprefix("agents_")
+
+
+async def test_each_login_is_told_whether_it_may_review_and_whose_it_is(
+    in_process: Team, pg_cluster: PgCluster
+) -> None:
+    team = in_process
+    """What the engine asks of its connection (in process, no server): the agent's login may not record a
+    human's answer and acts for its person; the reviewer's and the owner's may."""
+    tag = tag_of(team)
+    for url, may, who in ((team.agent, False, f"team_{tag}"), (team.reviewer, True, f"team_{tag}")):
+        assert await on(url, roles.may_review) is may, url
+        assert await on(url, roles.person) == who, url
+    owner = urlsplit(team.owner).username
+    assert await on(team.owner, roles.may_review) is True
+    assert await on(team.owner, roles.person) == owner  # a login no person names is its own person
+    # A record without roles: nobody's person, and db check says so (sound: nothing is broken).
+    bare = pg_cluster.create_database()
+    assert await on(bare, roles.person) is None
+    assert await on(bare, roles.state) == (
+        "not set up (ratchet db roles): any login that can connect may write anything",
+        True,
+    )
+
+
+async def test_install_and_state_in_process(in_process: Team) -> None:
+    team = in_process
+    """`roles.install` run again by the owner (as after an upgrade) and `roles.state` as `db check` reads it."""
+    tag, (agents, reviewers) = tag_of(team), team.groups
+    sound = f"agent role {agents}, reviewer role {reviewers}; guards on {', '.join(roles.GUARDED)}"
+    assert await on(team.owner, roles.state) == (sound, True)
+    assert await on(team.owner, roles.stale_functions) == []
+    people = {f"agent_{tag}": f"team_{tag}", f"human_{tag}": f"team_{tag}"}
+    again = await on(team.owner, lambda c: roles.install(c, agents, reviewers), write=True)  # people kept
+    assert again == roles.Installed(agents, reviewers, "public", (), roles.AGENT_WRITES, people)
+    with pytest.raises(dataclasses.FrozenInstanceError):  # what `db roles` reports cannot be changed after
+        again.agent = reviewers  # type: ignore[misc]
+    with pytest.raises(InvalidRequest, match="the agent and reviewer roles must differ"):
+        await on(team.owner, lambda c: roles.install(c, reviewers, reviewers), write=True)
+    with pytest.raises(InvalidRequest, match="agent role name 'Agents' is not usable"):
+        await on(team.owner, lambda c: roles.install(c, "Agents", reviewers), write=True)
+    with pytest.raises(InvalidRequest, match="reviewer role name 'x-y' is not usable"):
+        await on(team.owner, lambda c: roles.install(c, agents, "x-y"), write=True)
+    # A new agent group is created (NOLOGIN) and named; a people list given replaces the old one.
+    newer = f"agents2_{tag}"
+    moved = await on(team.owner, lambda c: roles.install(c, newer, reviewers, {f"agent_{tag}": "x"}), write=True)
+    assert (moved.agent, moved.created, moved.people) == (newer, (newer,), {f"agent_{tag}": "x"})
+    assert db_rows(team.owner, "SELECT rolcanlogin FROM pg_roles WHERE rolname = ?", newer) == [(False,)]
+    state = await on(team.owner, roles.state)
+    assert state == (f"agent role {newer}, reviewer role {reviewers}; guards on {', '.join(roles.GUARDED)}", True)
+    # The new agent group holds the agent's writes and none of the reviewer's; the reviewer group every table's.
+    granted = dict(
+        db_rows(
+            team.owner,
+            "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) FROM "
+            "information_schema.role_table_grants WHERE grantee = ? GROUP BY table_name",
+            newer,
+        )
+    )
+    assert "INSERT" not in granted["reviews"] and "DELETE" not in granted["actions"], granted
+    assert granted["class_state"] == "INSERT,SELECT,UPDATE" and granted["transitions"] == "INSERT,SELECT", granted
+    reviewer_grants = dict(
+        db_rows(
+            team.owner,
+            "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) FROM "
+            "information_schema.role_table_grants WHERE grantee = ? GROUP BY table_name",
+            reviewers,
+        )
+    )
+    assert reviewer_grants["reviews"] == "DELETE,INSERT,SELECT,UPDATE", reviewer_grants
+    assert reviewer_grants["ratchet_roles"] == "SELECT" and reviewer_grants["schema_version"] == "SELECT"
+    # A guard switched off, a guard function out of date and a table never granted are named: unsound.
+    with psycopg.connect(team.owner, autocommit=True) as conn:
+        conn.execute("ALTER TABLE checks DISABLE TRIGGER ratchet_guard")
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION ratchet_rank(level text) RETURNS integer LANGUAGE sql "
+            "SET search_path = public, pg_temp AS $$ SELECT 0 $$"
+        )
+        conn.execute("CREATE TABLE later_table (x int)")  # as a migration after `db roles` would
+    assert await on(team.owner, roles.stale_functions) == [("ratchet_rank", "out of date")]
+    assert await on(team.owner, roles.state) == (
+        f"agent role {newer}, reviewer role {reviewers}: no guard on checks; guard ratchet_rank out of date; "
+        "later_table not granted; run ratchet db roles again as the owner",
+        False,
+    )
+
+
 # What code holding the agent's credentials would try, each on its own: every one must be refused.
 ATTEMPTS: list[tuple[str, str]] = [
     ("insert a review", "INSERT INTO reviews (action_id, at, kind, actor) VALUES ({draft}, 0, 'accept', 'cli')"),
@@ -144,6 +281,20 @@ ATTEMPTS: list[tuple[str, str]] = [
         "CREATE OR REPLACE FUNCTION ratchet_agent_side() RETURNS boolean LANGUAGE sql AS $$ SELECT false $$",
     ),
     ("create a table beside the record", "CREATE TABLE public.shadow (x int)"),
+    # Each alone, so that no other refusal stands in for the one tried.
+    ("write an approval onto a draft", "UPDATE actions SET approval_json = '{{}}' WHERE id = {draft}"),
+    (
+        "record a demotion that raises",
+        "INSERT INTO transitions (class, at, from_level, to_level, kind, actor, reason, evidence_json) "
+        "VALUES ('climb', 0, 'draft', 'autonomous', 'demote', 'ratchet', 'forged', '{{}}')",
+    ),
+    (
+        "insert a copy born approved",
+        "INSERT INTO actions (session_id, created_at, tool, target, class, rule, policy, args_json, preview, "
+        "class_level, level, route, triggers_json, status, pid) SELECT session_id, created_at, tool, target, class, "
+        "rule, policy, args_json, preview, class_level, level, route, triggers_json, 'approved', pid "
+        "FROM actions WHERE id = {draft}",
+    ),
 ]
 
 

@@ -18,7 +18,7 @@ from ratchet.engine.dialog import dialog_answer
 from ratchet.engine.intent import intent_row
 from ratchet.engine.reply import tool_outcome
 from ratchet.engine.settle import sample
-from ratchet.record import actions, standing
+from ratchet.record import actions, binding, standing
 from ratchet.record.lifecycle import Status
 from ratchet.results import ToolOutcome
 from ratchet.rules import provenance
@@ -51,20 +51,20 @@ class External:
 
             def record(conn: sqlite3.Connection) -> int:
                 action_id = actions.insert_intent(conn, row)
-                actions.bind_external(conn, action_id, external_id, external_tool)
+                binding.bind_external(conn, action_id, external_id, external_tool)
                 return action_id
 
             action_id = await store.run(record)
             return tool_outcome(ev, action_id, Status.EXECUTED if route is Route.EXECUTE else Status.DECLINED)
         outcome = await self.carrier.carry_out(ev, intent=intent)
-        await store.run(lambda conn: actions.bind_external(conn, outcome.action_id, external_id, external_tool))
+        await store.run(lambda conn: binding.bind_external(conn, outcome.action_id, external_id, external_tool))
         return outcome
 
     async def waiting_external(self, external_tool: str | None = None) -> set[str]:
         """The external ids of this session's calls still waiting for the client to report their outcome
         (with `external_tool`: only the calls of that client tool)."""
         session = self.setting.session_id
-        return await self.setting.store.call(lambda c: actions.waiting_external(c, session, external_tool))
+        return await self.setting.store.call(lambda c: binding.waiting_external(c, session, external_tool))
 
     async def record_external_outcome(
         self,
@@ -92,7 +92,7 @@ class External:
         """
         s = self.setting
         session = s.session_id
-        row = await s.store.call(lambda c: actions.external_waiting(c, external_id, session, external_tool))
+        row = await s.store.call(lambda c: binding.external_waiting(c, external_id, session, external_tool))
         if row is None:
             return None
         cls = s.class_of(row["evidence_class"] or row["class"])

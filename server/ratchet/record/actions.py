@@ -29,7 +29,6 @@ _OPEN_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.OPEN)
 _OPEN_WHERE = f"status IN ({_OPEN_SQL})"
 _QUEUED_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.QUEUED)
 _ESCALATIONS_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.ESCALATIONS)
-_WITH_CLIENT_SQL = ", ".join(f"'{s.value}'" for s in lifecycle.WITH_CLIENT)
 OPEN_ESCALATION = f"status IN ({_ESCALATIONS_SQL}) AND resolved_at IS NULL"
 # An action cut short by a crash whose effect may have happened: the human checks it, then resolves it.
 OPEN_INTERRUPTION = f"status = 'interrupted' AND resolved_at IS NULL AND error LIKE '{MAY_HAVE_RUN}%'"
@@ -227,13 +226,6 @@ def mark_unanswered(
 def set_packet(conn: sqlite3.Connection, action_id: int, packet_json: str) -> None:
     """The escalation packet of a stopped action or a handoff."""
     conn.execute("UPDATE actions SET packet_json = ? WHERE id = ?", (packet_json, action_id))
-
-
-def bind_external(conn: sqlite3.Connection, action_id: int, external_id: str, external_tool: str | None) -> None:
-    """The client's own id (and tool name) for a call it runs itself, to match its outcome."""
-    conn.execute(
-        "UPDATE actions SET external_id = ?, external_tool = ? WHERE id = ?", (external_id, external_tool, action_id)
-    )
 
 
 def child_started(conn: sqlite3.Connection, action_id: int, pid: int) -> None:
@@ -507,29 +499,6 @@ def session_context(conn: sqlite3.Connection, session_id: str, before: int | Non
         (Status.DRAFT.value, session_id, bound),
     ).fetchone()
     return SessionContext([dict(r) for r in reversed(rows)], counts[0] or 0, counts[1] or 0)
-
-
-def waiting_external(conn: sqlite3.Connection, session_id: str, external_tool: str | None) -> set[str]:
-    """The external ids of the session's calls still waiting for their client's report."""
-    rows = conn.execute(
-        f"SELECT DISTINCT external_id FROM actions WHERE session_id = ? AND status IN ({_WITH_CLIENT_SQL}) "
-        "AND external_id IS NOT NULL AND (? IS NULL OR external_tool IS NULL OR external_tool = ?)",
-        (session_id, external_tool, external_tool),
-    )
-    return {str(r[0]) for r in rows}
-
-
-def external_waiting(
-    conn: sqlite3.Connection, external_id: str, session_id: str, external_tool: str | None
-) -> Row | None:
-    """The newest call of this session with this client id (and tool) still waiting for its outcome."""
-    return _dict(
-        conn.execute(
-            f"SELECT * FROM actions WHERE external_id = ? AND session_id = ? AND status IN ({_WITH_CLIENT_SQL}) "
-            "AND (? IS NULL OR external_tool IS NULL OR external_tool = ?) ORDER BY id DESC LIMIT 1",
-            (external_id, session_id, external_tool, external_tool),
-        ).fetchone()
-    )
 
 
 def inbox(conn: sqlite3.Connection, scope: ActionFilter = EVERYTHING) -> list[Row]:

@@ -69,7 +69,7 @@ from ratchet.record.lifecycle import Status
 
 DEFAULT_AGENT = "ratchet_agent"
 DEFAULT_REVIEWER = "ratchet_reviewer"
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 EACH, TASK_END = "each", "task_end"  # the phases a check runs in (record/checks.py)
 _FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(.*? AS \$\$(.*)\$\$\Z", re.S)
 
@@ -379,7 +379,7 @@ class Installed:
 
 def check_name(name: str, what: str) -> str:
     """A role name Ratchet will put into GRANT statements: lower-case letters, digits and `_` only."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not `match`: its `$` would let a trailing newline through
         raise InvalidRequest(
             f"{what} role name {name!r} is not usable; expected lower-case letters, digits and _ "
             "(starting with a letter or _), at most 63 characters"
