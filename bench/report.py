@@ -673,35 +673,49 @@ def _what_would_close(g: dict[str, Any], by_name: dict[str, float], micro: dict[
 
 
 def _startup_section(r: dict[str, Any]) -> list[str]:
-    """Start-up against the bare server: what this run measured, and why importing less cannot close it."""
+    """Start-up against the bare server: what this run measured, why importing less cannot close it, and
+    what the stdio front to a resident server does."""
     start = r.get("startup")
     if not start or "ratchet" not in start.get("servers", {}) or "bare" not in start["servers"]:
         return []
-    ratchet, bare = start["servers"]["ratchet"]["median"], start["servers"]["bare"]["median"]
-    return [
+    servers = start["servers"]
+    ratchet, bare = servers["ratchet"]["median"], servers["bare"]["median"]
+    out = [
         "## Start-up to the first `tools/list`",
         "",
         f"This run: `ratchet serve` {ratchet:.0f} ms, the bare `MCPServer` {bare:.0f} ms (×{ratchet / bare:.2f}, "
         f"{ratchet - bare:+.0f} ms). Both import the MCP SDK (its `mcp/__init__` imports the client side "
-        "too, with its pydantic models), which is most of either start. On top of it Ratchet "
-        "does what serving needs and the bare server does not: its own modules (policy, record, engine, "
-        "operations; `python -X importtime` puts them at about 0.2 s of self time on this loaded host, and "
-        "every one is on the serving path, so a lazy import would only move the cost to the first call), "
-        "building 17 tools' argument and output models (the SDK's `func_metadata`; about 0.15 s), and "
-        "opening the engine twice (the check that fails closed before speaking MCP, then the server's "
-        "lifespan: 30-70 ms each).",
+        "too, with its pydantic models; the `mcp_types` models alone are most of it), which is most of either "
+        "start. On top of it Ratchet does what serving needs and the bare server does not: its own modules "
+        "(the CLI's parser imports every command's module, and policy, record, engine and operations are on "
+        "the serving path), building 17 tools' argument and output models (the SDK's `func_metadata`; "
+        "0.4-0.8 s on a loaded host), and opening the engine twice (the check that fails closed before "
+        "speaking MCP, then the server's lifespan: 70-180 ms each on a loaded host).",
         "",
-        "So importing less cannot bring Ratchet under the bare server: the bare server's whole start is "
-        "the SDK, which Ratchet pays as well. What would: **a thin stdio front to a resident server**, as "
-        "the hook server does for hooks: `ratchet serve` would import nothing but the standard library, "
-        "connect to a per-workspace server over a socket in the runtime directory (hidden from the "
-        "sandbox), and pipe bytes (an interpreter start, about 20-40 ms). Not built here, because three "
-        "things need deciding first: the environment a command inherits (today the serving process's; a "
-        "resident server would need the front's passed per session, and `scrub_env` to take it from "
-        "there), what SIGTERM to the front means for calls in flight (today: recorded as interrupted), and "
-        "who may connect (the hook server's peer checks and secret, reused).",
+        "So importing less cannot bring Ratchet under the bare server: the bare server's whole start is the "
+        "SDK, which Ratchet pays as well. What does is the thin stdio front to a resident server, "
+        "`ratchet serve --resident` (mcp/front.py, cli/resident.py): the `ratchet` command imports only the "
+        "standard library and hands its stdio, directory, umask and environment over a Unix socket (in the "
+        "hook server's private directory, hidden in every sandbox) to a resident that has everything imported "
+        "and the server built; it forks a process per session that runs the CLI's own `serve` on them. What is "
+        "left of a warm start is an interpreter start, the fork, the fail-closed check and the lifespan "
+        "opening the engine, and the first answers.",
         "",
     ]
+    resident, cold = servers.get("ratchet --resident"), servers.get("ratchet --resident (cold)")
+    if resident:
+        out += [
+            f"Through the front with its resident running: {resident['median']:.0f} ms "
+            f"(×{resident['median'] / bare:.2f} the bare server)"
+            + (
+                f"; its cold start, which starts the resident and then relays to it, {cold['median']:.0f} ms "
+                f"(×{cold['median'] / bare:.2f})."
+                if cold
+                else "."
+            ),
+            "",
+        ]
+    return out
 
 
 def _sandbox_section(results_dir: Path | None) -> list[str]:

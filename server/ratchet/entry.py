@@ -14,6 +14,7 @@ goes to `hooks`, which decides, or denies (fail closed).
 
 A governed event is first offered to the resident hook server (`hook_socket`): the decision without
 the imports. When there is none yet, or it cannot be trusted, the event is decided here as always.
+`ratchet serve --resident` is relayed the same way, to a resident serve server (mcp/front.py).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             raw,
         )
+    if args[:1] == ["serve"]:
+        from ratchet.mcp.front import serve_front, wanted  # start-up: stdlib only, for serve alone
+
+        if wanted(args[1:], os.environ):
+            code = serve_front(args[1:])
+            if code is not None:
+                return code
     from ratchet.cli import main as cli_main  # start-up: the whole CLI, never for a hook event
 
     return cli_main(args)

@@ -1,4 +1,5 @@
-"""The resident hook servers of this user, as `ratchet status` and `ratchet hook-server` see them.
+"""The resident hook servers of this user, as `ratchet status` and `ratchet hook-server` see them; the
+resident serve servers (`ratchet serve --resident`, cli/resident.py) write the same state, with `kind`.
 
 A hook server (hook_server.py) writes `<key>.json` beside its socket when it starts: its pid, when it
 started, how long it idles before it exits and the options it serves (the hook's --workspace, --policies,
@@ -24,6 +25,11 @@ from ratchet.claude_code.hook_socket import Untrusted, check_directory, socket_d
 
 STATE_SUFFIX = ".json"
 STOP_S = 5.0
+SERVE_STOP_S = 20.0  # a serve server's sessions each close their database first (mcp/stdio.py's grace)
+HOOK_KIND = "hook"
+SERVE_KIND = "serve"  # a resident serve server (cli/resident.py), which writes its state here too
+MODULES = {HOOK_KIND: b"ratchet.claude_code.hook_server", SERVE_KIND: b"ratchet.cli.resident"}
+NAMES = {HOOK_KIND: "hook server", SERVE_KIND: "resident serve server"}
 
 
 def state_path(directory: str, key: str) -> str:
@@ -31,13 +37,18 @@ def state_path(directory: str, key: str) -> str:
     return str(Path(directory) / f"{key}{STATE_SUFFIX}")
 
 
-def publish(directory: str, key: str, idle_s: float, options: Mapping[str, str]) -> str:
-    """Write this server's state file (0600); its path."""
+def publish(
+    directory: str, key: str, idle_s: float, options: Mapping[str, str], started_at: float | None = None
+) -> str:
+    """Write this server's state file (0600; again when what it says changed, keeping `started_at`); its path."""
     path = state_path(directory, key)
-    state = {"pid": os.getpid(), "key": key, "started_at": time.time(), "idle_s": idle_s, **options}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    since = time.time() if started_at is None else started_at
+    state = {"pid": os.getpid(), "key": key, "started_at": since, "idle_s": idle_s, **options}
+    temporary = f"{path}.{os.getpid()}.tmp"  # replaced whole: a reader never sees half a file
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(state, out)
+    Path(temporary).replace(path)
     return path
 
 
@@ -66,6 +77,13 @@ class HookServer:
     policies: str | None
     db: str | None
     state: str
+    kind: str = HOOK_KIND
+    sessions: int = 0  # a serve server's sessions running now
+
+    @property
+    def name(self) -> str:
+        """What it is, in words: `hook server` or `resident serve server`."""
+        return NAMES[self.kind]
 
     @property
     def exits_at(self) -> float:
@@ -76,6 +94,12 @@ class HookServer:
         """`ratchet status`'s line for it."""
         now = time.time() if now is None else now
         since = time.strftime("%H:%M:%S", time.localtime(self.started_at))
+        if self.kind == SERVE_KIND:
+            return (
+                f"resident serve server: running (pid {self.pid}, since {since}, {self.sessions} session(s) now, "
+                f"last start or end of one {_span(now - self.last_event)} ago); it exits after {_span(self.idle_s)} "
+                "without a session; `ratchet hook-server stop` ends it and its sessions now"
+            )
         return (
             f"hook server: running (pid {self.pid}, since {since}, last event {_span(now - self.last_event)} ago); "
             f"it exits after {_span(self.idle_s)} without an event (in {_span(self.exits_at - now)} if none "
@@ -90,13 +114,13 @@ def _span(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def _is_server(pid: int, key: str) -> bool:
-    """Whether `pid` is alive and is the hook server of `key` (not a pid reused since)."""
+def _is_server(pid: int, key: str, kind: str = HOOK_KIND) -> bool:
+    """Whether `pid` is alive and is the hook (or serve) server of `key` (not a pid reused since)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"ratchet.claude_code.hook_server" in argv and key.encode() in argv
+    return MODULES.get(kind, MODULES[HOOK_KIND]) in argv and key.encode() in argv
 
 
 def running(environ: Mapping[str, str] | None = None, workspace: Path | None = None) -> list[HookServer]:
@@ -125,10 +149,12 @@ def running(environ: Mapping[str, str] | None = None, workspace: Path | None = N
                 policies=state.get("policies"),
                 db=state.get("db"),
                 state=path,
+                kind=SERVE_KIND if state.get("kind") == SERVE_KIND else HOOK_KIND,
+                sessions=int(state.get("sessions", 0)),
             )
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _is_server(server.pid, server.key):
+        if not _is_server(server.pid, server.key, server.kind):
             withdraw(path)  # killed without a chance to say so
             continue
         if workspace is not None and server.workspace is not None and Path(server.workspace) != workspace:
@@ -139,13 +165,13 @@ def running(environ: Mapping[str, str] | None = None, workspace: Path | None = N
 
 def stop(server: HookServer) -> bool:
     """End `server` (SIGTERM, then SIGKILL after STOP_S); whether it was running."""
-    if not _is_server(server.pid, server.key):
+    if not _is_server(server.pid, server.key, server.kind):
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(server.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_S
+    deadline = time.monotonic() + (SERVE_STOP_S if server.kind == SERVE_KIND else STOP_S)
     while time.monotonic() < deadline:
-        if not _is_server(server.pid, server.key):
+        if not _is_server(server.pid, server.key, server.kind):
             return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):

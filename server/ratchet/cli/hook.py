@@ -48,7 +48,8 @@ NO_HOOK_SERVER = (
 
 async def cmd_hook_server(args: argparse.Namespace) -> int:
     """Show or end the resident hook servers: a Claude Code hook event starts one in the background, which
-    answers later events faster and exits after 10 minutes without one. `status` lists those serving this
+    answers later events faster and exits after 10 minutes without one (`ratchet serve --resident` starts a
+    resident serve server the same way, listed and ended here too). `status` lists those serving this
     workspace (--all: every one of yours); `stop` ends them now (the next hook event starts one again)."""
     workspace = None if args.all else Path(args.workspace).resolve()
     servers = hook_servers.running(workspace=workspace)
@@ -59,7 +60,7 @@ async def cmd_hook_server(args: argparse.Namespace) -> int:
     emit(
         args,
         stopped,
-        lambda: joined(*(f"hook server {s.pid} stopped" for s in stopped)) if stopped else "no hook server running",
+        lambda: joined(*(f"{s.name} {s.pid} stopped" for s in stopped)) if stopped else "no hook server running",
     )
     return 0
 

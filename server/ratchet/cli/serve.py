@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -17,18 +18,63 @@ from ratchet.errors import UsageError
 from ratchet.executors.notify import watch_address
 from ratchet.record.store import Location, beside
 
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from ratchet.mcp.server import ServerConfig
+
+# A server built ahead of a session by the resident serve server (cli/resident.py), taken by the one
+# `cmd_serve` whose configuration it was built for (a forked child of that resident).
+_PREPARED: list[tuple[ServerConfig, MCPServer]] = []
+
+
+def prepare(config: ServerConfig) -> None:
+    """Build the server for `config` now, so that a later `cmd_serve` with the same configuration only
+    runs it (the resident builds it once before it forks a process per session)."""
+    import dataclasses  # start-up: only for serve
+
+    from ratchet.mcp.server import build_server  # start-up: the MCP SDK, only for serve
+
+    config = dataclasses.replace(config, closed=config.closed or threading.Event())
+    _PREPARED[:] = [(config, build_server(config))]
+
+
+def _server_for(config: ServerConfig) -> tuple[MCPServer, threading.Event]:
+    """The prepared server when it was built for exactly `config` (its own `closed` event), else a new one."""
+    import dataclasses  # start-up: only for serve
+
+    from ratchet.mcp.server import build_server  # start-up: the MCP SDK, only for serve
+
+    for prepared, server in _PREPARED:
+        if prepared.closed is not None and dataclasses.replace(prepared, closed=config.closed) == config:
+            _PREPARED.clear()  # one session per build: its lifespan and `closed` event are this session's
+            return server, prepared.closed
+    closed = config.closed or threading.Event()
+    return build_server(dataclasses.replace(config, closed=closed)), closed
+
+
+def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The server's configuration for `ratchet serve`'s arguments (the workspace already found)."""
+    from ratchet.mcp.server import ServerConfig  # start-up: the MCP SDK, only for serve
+
+    return ServerConfig(Path(args.workspace).resolve(), args.policies, args.db, quiet=args.quiet)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the governed tools over stdio (or streamable HTTP with --http: bearer token required, loopback
-    unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database."""
+    unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database.
+    With --resident (or RATCHET_SERVE_RESIDENT=1) the `ratchet` command relays stdio to a resident server
+    that has Ratchet imported already; reaching this function with it set means the relay declined and said
+    why, so this process serves."""
 
-    from ratchet.mcp.server import ServerConfig, build_server  # start-up: the MCP SDK, only for serve
     from ratchet.mcp.tool_errors import quiet_sdk_logs  # start-up: the MCP SDK, only for serve
 
     quiet_sdk_logs()  # the SDK's own INFO lines would repeat each tool error, unprefixed
     workspace = Path(args.workspace).resolve()
     if not args.http and (args.token_file or args.allowed_host):
         raise UsageError("--token-file and --allowed-host apply to --http only")
+    if args.http and args.resident:
+        raise UsageError("--resident applies to stdio only, not --http")
     if args.http:
         from ratchet.mcp.http import check_host  # start-up: the HTTP transport, only for --http
 
@@ -40,8 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return engine.location
 
     db = beside(anyio.run(check), workspace)
-    closed = threading.Event()
-    server = build_server(ServerConfig(workspace, args.policies, args.db, closed=closed, quiet=args.quiet))
+    server, closed = _server_for(serve_config(args))
     if args.http:
         from ratchet.mcp.http import HttpOptions, serve_http  # start-up: uvicorn, only for --http
         from ratchet.web import pages_for_serve  # start-up: starlette, only for --http
@@ -71,6 +116,13 @@ def cmd_web(args: argparse.Namespace) -> int:
 def add_serve(add: Add) -> None:
     p = add("serve", cmd_serve)
     p.add_argument("--quiet", action="store_true", help="no line on stderr per tool call")
+    p.add_argument(
+        "--resident",
+        action="store_true",
+        help="relay stdio to a resident server of this set-up (started on first use, it exits after 10 min "
+        "without a session; `ratchet hook-server status|stop` shows and ends it): start-up without the "
+        "imports; also RATCHET_SERVE_RESIDENT=1",
+    )
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
