@@ -21,7 +21,6 @@ says so in `<key>.json` (hook_servers.py), which `ratchet status` reads.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hmac
 import json
 import logging
@@ -41,8 +40,8 @@ from ratchet.claude_code.hook_socket import (
     IDLE_S,
     MAX_MESSAGE,
     PROTOCOL,
-    check_directory,
     endpoint,
+    hold_lock,
     peer_uid,
     setup,
     write_secret,
@@ -184,14 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             "ratchet hook server: this environment names another server (%s, not %s); exiting", ep.key, args.key
         )
         return 2
-    check_directory(ep.directory, create=True)
-    lock = os.open(ep.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock = hold_lock(ep.directory, ep.lock)
+    if lock is None:
         return 0  # another server holds it
-    os.ftruncate(lock, 0)
-    os.write(lock, f"{os.getpid()}\n".encode())
     hook_options = HookOptions(
         workspace=Path(args.workspace) if args.workspace else None,
         policies=Path(args.policies) if args.policies else None,

@@ -45,6 +45,7 @@ What happens when (`ask`):
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -189,6 +190,21 @@ def check_directory(path: str, *, create: bool) -> None:
         raise Untrusted(f"{path} is owned by uid {info.st_uid}, not {os.getuid()}")
     if stat.S_IMODE(info.st_mode) != 0o700:
         raise Untrusted(f"{path} has mode {stat.S_IMODE(info.st_mode):o}, not 700")
+
+
+def hold_lock(directory: str, lock: str) -> int | None:
+    """The descriptor holding the exclusive lock on `lock` (in the checked `directory`), with this pid
+    written in it: the one resident server of a set-up. None when another process holds it."""
+    check_directory(directory, create=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def check_socket_file(path: str) -> None:

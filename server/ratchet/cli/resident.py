@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hmac
 import json
 import logging
@@ -45,7 +44,7 @@ from typing import Any
 
 import ratchet
 from ratchet.claude_code import hook_servers
-from ratchet.claude_code.hook_socket import IDLE_S, Endpoint, check_directory, peer_uid, write_secret
+from ratchet.claude_code.hook_socket import IDLE_S, Endpoint, hold_lock, peer_uid, write_secret
 from ratchet.cli import main as cli_main
 from ratchet.cli import project_workspace
 from ratchet.cli.parser import build_parser
@@ -318,14 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     if ep.key != args.key:
         log.warning("this environment names another server (%s, not %s); exiting", ep.key, args.key)
         return 2
-    check_directory(ep.directory, create=True)
-    lock = os.open(ep.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock = hold_lock(ep.directory, ep.lock)
+    if lock is None:
         return 0  # another resident of this set-up holds it
-    os.ftruncate(lock, 0)
-    os.write(lock, f"{os.getpid()}\n".encode())
     # The sessions' logging as `ratchet serve` sets it up (cli.main), before the SDK's server sets its own.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     served = _prepare(serve_argv)
