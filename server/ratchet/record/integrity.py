@@ -225,12 +225,12 @@ def reads(cls: ActionClass) -> list[tuple[str, dict[str, Any]]]:
 
 def recorded_from(cls: ActionClass, found: list[list[Any]]) -> Recorded:
     """Where the class stands by the record, from the rows of `reads`."""
-    last, pin, before, rows, change, first = found
+    last, pin_rows, before, rows, change, first = found
     window = Window(tuple(Sample(int(aid), bool(ok)) for aid, ok in reversed(rows)))
     return _standing(
         cls,
         _as_dict(tuple(last[0])) if last else None,
-        _as_dict(tuple(pin[0])) if pin else None,
+        _as_dict(tuple(pin_rows[0])) if pin_rows else None,
         window,
         _start_from(change, first) if last else None,
         str(before[0][0]) if before else None,
