@@ -67,6 +67,7 @@ class CallSide:
         *,
         intent: str | None = None,
         confidence: float | None = None,
+        uncertainty: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> ToolOutcome:
         """Decide a call and carry it out at once, for a client that cannot ask its human (a `confirm` is
@@ -79,7 +80,9 @@ class CallSide:
         except RatchetError as exc:
             await self.refuse(tool, args, exc, intent=intent, confidence=confidence)
             raise
-        return await self.carry_out(ev, intent=intent, confidence=confidence, progress=progress)
+        return await self.carry_out(
+            ev, intent=intent, confidence=confidence, uncertainty=uncertainty, progress=progress
+        )
 
     async def record_external(
         self, ev: Evaluation, external_id: str, *, intent: str | None = None, external_tool: str | None = None

@@ -470,7 +470,9 @@ async def _carry_out(ctx: Context, call: Call, review: ElicitationResult[Any]) -
     if isinstance(gated, _Gated) and gated.evaluation is None and gated.error is None:
         # Decided here, for a client that cannot ask its human; a refusal is recorded by the engine.
         async with in_flight(engine).call():
-            outcome = await engine.govern(tool, args, intent=intent, confidence=confidence, progress=_progress(ctx))
+            outcome = await engine.govern(
+                tool, args, intent=intent, confidence=confidence, uncertainty=call.uncertainty, progress=_progress(ctx)
+            )
         await engine.reviewer_settled(provenance.question_key(tool, args), outcome.action_id, False)
         return _result(outcome)
     if isinstance(gated, _Gated):
