@@ -373,6 +373,11 @@ def transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection)
     the file's write lock (another process's transaction) is counted in `locks.WAITS`."""
     with Timer():
         conn.execute("BEGIN IMMEDIATE")
+    return _begun(fn, conn)
+
+
+def _begun(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """`fn(conn)` in the transaction just begun: COMMIT after it, ROLLBACK if it raises."""
     WAITS.add(0.0, 1)
     try:
         value = fn(conn)
@@ -415,20 +420,8 @@ def _reading(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) ->
 def transaction_now(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     """`transaction` for `without_waiting`: its BEGIN IMMEDIATE raises `Busy` (nothing begun, nothing run)
     when another process holds the write lock; once it holds the lock, `fn` and COMMIT meet no other."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if _busy(exc):
-            raise Busy(str(exc)) from exc
-        raise
-    WAITS.add(0.0, 1)
-    try:
-        value = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return value
+    _reading(lambda c: c.execute("BEGIN IMMEDIATE"), conn)
+    return _begun(fn, conn)
 
 
 def start_session(conn: sqlite3.Connection, session_id: str, client: str | None) -> None:
