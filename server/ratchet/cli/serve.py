@@ -64,8 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the governed tools over stdio (or streamable HTTP with --http: bearer token required, loopback
     unless --token-file is given). SIGINT/SIGTERM record running calls as interrupted and close the database.
     With --resident (or RATCHET_SERVE_RESIDENT=1) the `ratchet` command relays stdio to a resident server
-    that has Ratchet imported already; reaching this function with it set means the relay declined and said
-    why, so this process serves."""
+    that has Ratchet imported already; when the resident cannot be used, a line on stderr says why and this
+    process serves."""
 
     from ratchet.mcp.tool_errors import quiet_sdk_logs  # start-up: the MCP SDK, only for serve
 
